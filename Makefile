@@ -1,0 +1,123 @@
+# dms - one Makefile; each code folder contributes a fragment (<folder>/*.mk) included below.
+#
+#   make                 build everything (library, plugins, binaries) into build/
+#   make check           install missing deps, bring Docker up, make test images, build, run unit tests (plain and
+#                        under ASan+UBSan) and the feature suite against the real engine
+#   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
+#   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
+#   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
+#   make format / lint / valgrind / bench / run / clean
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+PLUGINDIR ?= $(LIBDIR)/dms/plugins
+DESTDIR ?=
+VERSION := 0.1.0
+
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= cc
+TOP := $(abspath .)
+ABS_BUILD := $(abspath $(BUILD))
+PKG_CONFIG ?= pkg-config
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pkg_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+        -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+OPT ?= -O2 -g
+CFLAGS ?=
+LDFLAGS ?=
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -pthread $(OPT) $(WARN) $(SANFLAGS) -Iexecutor/interface $(CFLAGS)
+ALL_LDFLAGS := -pthread $(SANFLAGS) $(LDFLAGS)
+
+# Where the library looks for plugins when DMS_PLUGIN_DIR is unset: the build's dir first, then the installed.
+DEFS := -DDMS_BUILD_PLUGIN_DIR='"$(ABS_BUILD)/plugins"' -DDMS_INSTALL_PLUGIN_DIR='"$(PLUGINDIR)"' \
+        -DDMS_VERSION='"$(VERSION)"'
+
+LIB_DIR := $(BUILD)/lib
+PLUGIN_DIR := $(BUILD)/plugins
+BIN_DIR := $(BUILD)/bin
+TEST_DIR := $(BUILD)/tests
+OBJ_DIR := $(BUILD)/obj
+
+# Filled by the fragments.
+ALL_TARGETS :=
+UNIT_TESTS :=
+INSTALL_BINS :=
+INSTALL_PLUGINS :=
+
+.PHONY: all
+all: build-all
+
+# Object rule shared by all fragments: build/obj/<path>.o from <path>.c, with dependency files.
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
+$(OBJ_DIR)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(DEFS) $(EXTRA_CFLAGS_$(subst /,_,$(dir $<))) -MMD -MP -c $< -o $@
+
+# Fragments: each owner edits only its own (executor/docker/docker.mk, cli/exec.mk, dms/dms.mk, ...).
+include executor/executor.mk
+-include $(sort $(wildcard executor/*/*.mk dms/*.mk cli/*.mk tests/*/*.mk bench/*.mk examples/*.mk))
+
+.PHONY: build-all
+build-all: $(ALL_TARGETS)
+
+-include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
+
+# ---- checks ----
+.PHONY: check check-env check-unit check-features
+check:
+	scripts/install-deps
+	scripts/docker-up
+	scripts/test-images
+	$(MAKE) build-all
+	$(MAKE) check-unit
+	$(MAKE) check-unit SAN=1
+	$(MAKE) check-features
+
+check-unit: $(UNIT_TESTS)
+	@scripts/run-unit-tests $(UNIT_TESTS)
+
+BEHAVE_ARGS ?=
+check-features: build-all
+	scripts/run-features $(BEHAVE_ARGS)
+
+# ---- install ----
+.PHONY: install
+install: build-all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(INCLUDEDIR)/dms $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(LIB_DIR)/libdms-executor.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libdms-executor.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libdms-executor.so.0
+	ln -sf libdms-executor.so.0 $(DESTDIR)$(LIBDIR)/libdms-executor.so
+	$(if $(INSTALL_PLUGINS),install -m 0755 $(INSTALL_PLUGINS) $(DESTDIR)$(PLUGINDIR)/)
+	$(if $(INSTALL_BINS),install -m 0755 $(INSTALL_BINS) $(DESTDIR)$(BINDIR)/)
+	install -m 0644 executor/interface/dms/*.h $(DESTDIR)$(INCLUDEDIR)/dms/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|' executor/dms-executor.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/dms-executor.pc
+
+# ---- housekeeping ----
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+.PHONY: format lint clean valgrind
+format:
+	clang-format -i $(FORMAT_SRCS)
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
+	    --suppress=missingIncludeSystem -Iexecutor/interface -D_GNU_SOURCE $(FORMAT_SRCS)
+valgrind: $(UNIT_TESTS)
+	@for t in $(UNIT_TESTS); do CK_FORK=no valgrind --quiet --error-exitcode=1 --leak-check=full \
+	    --errors-for-leak-kinds=definite $$t || exit 1; done; echo "valgrind: clean"
+clean:
+	rm -rf build build-san

@@ -1,0 +1,210 @@
+/* fsutil.c - state files (atomic writes, capped reads, rm -rf, owner locks), clocks and the host logger hook. */
+#include <dms/backend.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define LOG_LINE_MAX 2048
+
+int64_t dms_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t dms_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void dms_logf(const dms_host_services *host, dms_log_level level, const char *fmt, ...)
+{
+    if (!host || !host->log)
+        return;
+    char line[LOG_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    host->log(host->log_ctx, level, line);
+}
+
+int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
+{
+    char buf[PATH_MAX];
+    if (dms_snprintf_ok(buf, sizeof(buf), "%s", path) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, private_last ? 0700 : 0755) != 0 && errno != EEXIST)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return dms_error_set(err, DMS_E_IO, NULL, "%s exists and is not a directory", buf);
+    return 0;
+}
+
+int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_error *err)
+{
+    char tmp[PATH_MAX];
+    if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int e = errno;
+            unlink(tmp);
+            return dms_error_set_errno(err, DMS_E_IO, e, "write %s", tmp);
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return dms_error_set_errno(err, DMS_E_IO, e, "write %s", path);
+    }
+    return 0;
+}
+
+int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, dms_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s does not exist", path);
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
+    }
+    dms_buf b = {.max = max_bytes};
+    char chunk[8192];
+    for (;;) {
+        ssize_t r = read(fd, chunk, sizeof(chunk));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            dms_buf_free(&b);
+            return dms_error_set_errno(err, DMS_E_IO, e, "read %s", path);
+        }
+        if (r == 0)
+            break;
+        if (dms_buf_append(&b, chunk, (size_t)r) < 0) {
+            dms_buf_free(&b);
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
+        }
+        if (b.overflow) {
+            dms_buf_free(&b);
+            return dms_error_set(err, DMS_E_IO, NULL, "%s is larger than %zu bytes", path, max_bytes);
+        }
+    }
+    if (!b.data && dms_buf_append(&b, "", 0) < 0)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    *out = b.data;
+    if (len)
+        *len = b.len;
+    return 0;
+}
+
+static int rm_rf_at(int parent, const char *name, int depth)
+{
+    if (depth > 64)
+        return -ELOOP;
+    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int r = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int rr = rm_rf_at(dirfd(d), de->d_name, depth + 1);
+        if (rr < 0 && r == 0)
+            r = rr;
+    }
+    closedir(d);
+    if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && r == 0)
+        r = -errno;
+    return r;
+}
+
+int dms_rm_rf(const char *path, dms_error *err)
+{
+    int r = rm_rf_at(AT_FDCWD, path, 0);
+    if (r < 0)
+        return dms_error_set_errno(err, DMS_E_IO, -r, "remove %s", path);
+    return 0;
+}
+
+int dms_state_lock(const char *dir, int *fd_out, dms_error *err)
+{
+    char path[PATH_MAX];
+    if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return 0;
+        return dms_error_set_errno(err, DMS_E_IO, e, "lock %s", path);
+    }
+    *fd_out = fd;
+    return 1;
+}
+
+int dms_state_lock_held(const char *dir)
+{
+    char path[PATH_MAX];
+    if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
+        return 0;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    /* A shared lock is refused while anyone holds the exclusive one. flock locks belong to open file
+     * descriptions, so this probe conflicts with an exclusive lock held through another descriptor, even one of
+     * this process, and releasing the probe leaves that lock alone. */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK ? 1 : 0;
+    flock(fd, LOCK_UN);
+    return 0;
+}

@@ -1,0 +1,227 @@
+/* util.c - string vectors, capped buffers and small parsers used across the library and backends. */
+#include "util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void dms_strv_free(char **v)
+{
+    if (!v)
+        return;
+    for (char **p = v; *p; p++)
+        free(*p);
+    free(v);
+}
+
+size_t dms_strv_len(char *const *v)
+{
+    size_t n = 0;
+    if (v)
+        while (v[n])
+            n++;
+    return n;
+}
+
+char **dms_strv_copy(char *const *v)
+{
+    if (!v)
+        return NULL;
+    size_t n = dms_strv_len(v);
+    char **out = calloc(n + 1, sizeof(char *));
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (!out[i]) {
+            dms_strv_free(out);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    return out;
+}
+
+int dms_strv_push(char ***v, const char *s)
+{
+    size_t n = dms_strv_len(*v);
+    char *copy = strdup(s);
+    if (!copy)
+        return -ENOMEM;
+    char **nv = realloc(*v, (n + 2) * sizeof(char *));
+    if (!nv) {
+        free(copy);
+        return -ENOMEM;
+    }
+    nv[n] = copy;
+    nv[n + 1] = NULL;
+    *v = nv;
+    return 0;
+}
+
+char *dms_strdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int r = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    return r < 0 ? NULL : s;
+}
+
+int dms_snprintf_ok(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return (r < 0 || (size_t)r >= size) ? -1 : 0;
+}
+
+int dms_buf_append(dms_buf *b, const void *data, size_t len)
+{
+    if (b->max && b->len + len > b->max) {
+        b->overflow = true;
+        len = b->max > b->len ? b->max - b->len : 0;
+        if (len == 0)
+            return 0;
+    }
+    if (b->len + len + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < b->len + len + 1)
+            ncap *= 2;
+        char *nd = realloc(b->data, ncap);
+        if (!nd)
+            return -ENOMEM;
+        b->data = nd;
+        b->cap = ncap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int dms_buf_printf(dms_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int r = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        return -ENOMEM;
+    r = dms_buf_append(b, s, (size_t)r);
+    free(s);
+    return r;
+}
+
+void dms_buf_reset(dms_buf *b)
+{
+    b->len = 0;
+    b->overflow = false;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void dms_buf_free(dms_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->overflow = false;
+}
+
+void dms_buf_consume(dms_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        dms_buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
+
+const char *dms_kv_get(char *const *kv, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; kv && kv[i]; i++)
+        if (strncmp(kv[i], key, kl) == 0 && kv[i][kl] == '=')
+            return kv[i] + kl + 1;
+    return NULL;
+}
+
+int64_t dms_parse_i64(const char *s)
+{
+    if (!s || !*s)
+        return -1;
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid/incomplete. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t need;
+    uint32_t cp;
+    if ((s[0] & 0xE0) == 0xC0) {
+        need = 2;
+        cp = s[0] & 0x1F;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        need = 3;
+        cp = s[0] & 0x0F;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        need = 4;
+        cp = s[0] & 0x07;
+    } else
+        return 0;
+    if (n < need)
+        return 0;
+    for (size_t i = 1; i < need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need;
+}
+
+char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len)
+{
+    dms_buf b = {0};
+    const unsigned char *s = (const unsigned char *)data;
+    size_t i = 0;
+    if (dms_buf_append(&b, "", 0) < 0)
+        return NULL;
+    while (i < len) {
+        size_t k = s[i] ? utf8_seq_len(s + i, len - i) : 0;
+        int r;
+        if (k == 0) {
+            r = dms_buf_append(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for invalid bytes and NUL */
+            k = 1;
+        } else {
+            r = dms_buf_append(&b, s + i, k);
+        }
+        if (r < 0) {
+            dms_buf_free(&b);
+            return NULL;
+        }
+        i += k;
+    }
+    if (out_len)
+        *out_len = b.len;
+    return b.data;
+}

@@ -1,0 +1,97 @@
+/* executor/util.h - private helpers shared inside libdms-executor and by the backends that link it.
+ * Not installed. Cleanup attributes after crun/systemd: a variable declared _cleanup_free_ is freed when it goes
+ * out of scope, so early returns do not leak. A function uses these or one `goto done`, never both. */
+#ifndef DMS_UTIL_H
+#define DMS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <dms/error.h>
+
+#pragma GCC visibility push(default)
+
+static inline void dms_freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void dms_closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+static inline void dms_json_decrefp(json_t **j)
+{
+    json_decref(*j);
+}
+void dms_strv_free(char **v);
+static inline void dms_strv_freep(char ***v)
+{
+    dms_strv_free(*v);
+}
+
+#define _cleanup_free_ __attribute__((cleanup(dms_freep)))
+#define _cleanup_close_ __attribute__((cleanup(dms_closep)))
+#define _cleanup_json_ __attribute__((cleanup(dms_json_decrefp)))
+#define _cleanup_strv_ __attribute__((cleanup(dms_strv_freep)))
+
+/* Takes ownership out of a cleanup variable: return steal_pointer(&p). */
+static inline void *dms_steal_ptr(void *pp)
+{
+    void **p = (void **)pp;
+    void *v = *p;
+    *p = NULL;
+    return v;
+}
+#define steal_pointer(pp) dms_steal_ptr(pp)
+static inline int dms_steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+#define DMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* NULL-terminated string vectors. */
+size_t dms_strv_len(char *const *v);
+char **dms_strv_copy(char *const *v); /* NULL in -> NULL out; NULL on OOM sets errno */
+int dms_strv_push(char ***v, const char *s); /* 0 or -ENOMEM */
+
+/* Formatted strdup; NULL on OOM. */
+char *dms_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf that reports truncation: 0 if it fit, -1 if not. */
+int dms_snprintf_ok(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A growable byte buffer with a hard cap (every buffer fed by the network or a workload is capped). */
+typedef struct dms_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;      /* 0 = unlimited */
+    bool overflow;   /* an append hit max; data holds the first max bytes */
+} dms_buf;
+int dms_buf_append(dms_buf *b, const void *data, size_t len); /* 0, or -ENOMEM */
+int dms_buf_printf(dms_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dms_buf_reset(dms_buf *b);
+void dms_buf_free(dms_buf *b);
+/* Drops the first n bytes. */
+void dms_buf_consume(dms_buf *b, size_t n);
+
+/* Environment/option lookup in "key=value" vectors; NULL if absent. Borrowed. */
+const char *dms_kv_get(char *const *kv, const char *key);
+
+/* A copy of data with invalid UTF-8 and NUL bytes replaced by U+FFFD (JSON strings must be UTF-8). Caller frees. */
+char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len);
+
+/* Parses a non-negative decimal int64; -1 on error. */
+int64_t dms_parse_i64(const char *s);
+
+#pragma GCC visibility pop
+
+#endif
