@@ -20,6 +20,8 @@
 #define STOP_GRACE_MAX_MS (3600LL * 1000)
 #define CPU_MILLIS_MAX (1024LL * 1000)
 #define IMAGE_REF_MAX 255
+#define DIGEST_HEX_MIN 32
+#define SHA256_HEX_LEN 64
 
 /* ---- identifiers and references ---- */
 
@@ -72,6 +74,31 @@ static bool domain_valid(const char *s, size_t n)
     return true;
 }
 
+/* A digest as the reference grammar has it (distribution/reference): algorithm ":" hex, where the algorithm is
+ * [A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)* and the hex part is at least 32 digits; a sha256 digest is
+ * exactly 64 lower-case hex digits (the engine refuses anything else as "invalid reference format"). */
+static bool digest_valid(const char *s, const char *end)
+{
+    const char *colon = memchr(s, ':', (size_t)(end - s));
+    if (!colon)
+        return false;
+    for (const char *p = s; p < colon; p++) {
+        bool starts_component = p == s || p[-1] == '-' || p[-1] == '_' || p[-1] == '+' || p[-1] == '.';
+        if (starts_component ? !isalpha((unsigned char)*p) : !isalnum((unsigned char)*p) && !strchr("-_+.", *p))
+            return false;
+    }
+    if (colon == s || !isalnum((unsigned char)colon[-1]))
+        return false;
+    size_t hex = (size_t)(end - colon - 1);
+    bool sha256 = (size_t)(colon - s) == 6 && memcmp(s, "sha256", 6) == 0;
+    if (hex < DIGEST_HEX_MIN || (sha256 && hex != SHA256_HEX_LEN))
+        return false;
+    for (const char *p = colon + 1; p < end; p++)
+        if (!isxdigit((unsigned char)*p) || (sha256 && isupper((unsigned char)*p)))
+            return false;
+    return true;
+}
+
 bool dms_image_ref_valid(const char *ref)
 {
     if (!ref || !*ref || strlen(ref) > IMAGE_REF_MAX)
@@ -79,12 +106,8 @@ bool dms_image_ref_valid(const char *ref)
     const char *end = ref + strlen(ref);
     const char *at = strchr(ref, '@');
     if (at) {
-        const char *colon = strchr(at, ':');
-        if (!colon || colon == at + 1 || colon + 1 >= end)
+        if (!digest_valid(at + 1, end))
             return false;
-        for (const char *p = colon + 1; p < end; p++)
-            if (!isxdigit((unsigned char)*p))
-                return false;
         end = at;
     }
     /* tag: after the last ':' that follows the last '/' */
