@@ -186,6 +186,41 @@ static bool user_valid(const char *s)
     return true;
 }
 
+/* True if s is well-formed UTF-8 (no overlong forms, surrogates or code points beyond U+10FFFF). Every string of
+ * a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops what it cannot encode:
+ * refusing such strings here keeps a command from silently losing an argument later. */
+static bool utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        if (*s < 0x80) {
+            s++;
+            continue;
+        }
+        size_t need = (*s & 0xE0) == 0xC0 ? 2 : (*s & 0xF0) == 0xE0 ? 3 : (*s & 0xF8) == 0xF0 ? 4 : 0;
+        if (!need)
+            return false;
+        uint32_t cp = *s & (0x7F >> need);
+        for (size_t i = 1; i < need; i++) {
+            if ((s[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        s += need;
+    }
+    return true;
+}
+
+static int check_utf8(const char *s, const char *field, dms_error *err)
+{
+    if (s && !utf8_valid(s))
+        return dms_error_set(err, DMS_E_INVALID, field, "%s is not valid UTF-8", field);
+    return 0;
+}
+
 static bool ip_valid(const char *s)
 {
     unsigned char buf[16];
@@ -202,6 +237,13 @@ static int validate_argv(char *const *v, const char *field, dms_error *err)
     if (n > ARGV_MAX_ITEMS)
         return dms_error_set(err, DMS_E_INVALID, field, "%s has %zu items; at most %d are allowed", field, n,
                              ARGV_MAX_ITEMS);
+    char item[DMS_ERROR_FIELD_MAX];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(item, sizeof(item), "%s[%zu]", field, i);
+        int r = check_utf8(v[i], item, err);
+        if (r < 0)
+            return r;
+    }
     return 0;
 }
 
@@ -214,6 +256,9 @@ static int validate_env(char *const *env, dms_error *err)
                              ENV_MAX_ITEMS);
     for (size_t i = 0; i < n; i++) {
         snprintf(field, sizeof(field), "engine.env[%zu]", i);
+        int r = check_utf8(env[i], field, err);
+        if (r < 0)
+            return r;
         const char *eq = strchr(env[i], '=');
         if (!eq)
             return dms_error_set(err, DMS_E_INVALID, field, "%s: \"%.64s\" is not KEY=VALUE", field, env[i]);
@@ -244,10 +289,15 @@ static int validate_mounts(const dms_exec_request *req, dms_error *err)
             return dms_error_set(err, DMS_E_INVALID, field, "%s must be an absolute path other than /", field);
         if (strlen(m->target) > 4096)
             return dms_error_set(err, DMS_E_INVALID, field, "%s is too long", field);
+        int r = check_utf8(m->target, field, err);
+        if (r < 0)
+            return r;
         for (size_t j = 0; j < i; j++)
             if (strcmp(req->mounts[j].target, m->target) == 0)
                 return dms_error_set(err, DMS_E_INVALID, field, "%s: %s is mounted twice", field, m->target);
         snprintf(field, sizeof(field), "mounts[%zu].source", i);
+        if ((r = check_utf8(m->source, field, err)) < 0)
+            return r;
         struct stat st;
         switch (m->type) {
         case DMS_MOUNT_BIND:
@@ -337,6 +387,9 @@ static int validate_labels(char *const *labels, dms_error *err)
                                  field, labels[i]);
         if (strncmp(labels[i], "io.dms.", 7) == 0)
             return dms_error_set(err, DMS_E_INVALID, field, "%s: keys under io.dms. are reserved", field);
+        int r = check_utf8(labels[i], field, err);
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -362,6 +415,8 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
         return r;
     if (req->engine.working_dir && req->engine.working_dir[0] != '/')
         return dms_error_set(err, DMS_E_INVALID, "engine.working_dir", "engine.working_dir must be an absolute path");
+    if ((r = check_utf8(req->engine.working_dir, "engine.working_dir", err)) < 0)
+        return r;
     if (req->engine.user && !user_valid(req->engine.user))
         return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user must be uid[:gid] or a name");
     const dms_resources *rs = &req->resources;
