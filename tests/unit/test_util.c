@@ -1,0 +1,382 @@
+/* test_util.c - the small helpers of libdms-executor: errors, string vectors, capped buffers, UTF-8 sanitising,
+ * integer parsing, and the state-file helpers (atomic write, capped read, rm -rf, owner locks). */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <dms/backend.h>
+
+#include "util.h"
+
+static char tmpdir[PATH_MAX];
+
+static void tmp_setup(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dms-test-util-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void tmp_teardown(void)
+{
+    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
+}
+
+/* ---- errors ---- */
+
+START_TEST(test_error_set_returns_negative_code_and_fills_every_field)
+{
+    dms_error err = {0};
+    int r = dms_error_set(&err, DMS_E_INVALID, "engine.image", "image %s is bad", "x");
+    ck_assert_int_eq(r, -DMS_E_INVALID);
+    ck_assert_int_eq(err.code, DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "engine.image");
+    ck_assert_str_eq(err.message, "image x is bad");
+    ck_assert(!err.retryable);
+    ck_assert_int_eq(err.sys_errno, 0);
+    /* A negative code is taken as its positive form. */
+    ck_assert_int_eq(dms_error_set(&err, -DMS_E_ENGINE, NULL, "daemon"), -DMS_E_ENGINE);
+    ck_assert_int_eq(err.code, DMS_E_ENGINE);
+    ck_assert_str_eq(err.field, "");
+    ck_assert(err.retryable);
+}
+END_TEST
+
+START_TEST(test_error_set_accepts_null_err)
+{
+    ck_assert_int_eq(dms_error_set(NULL, DMS_E_IO, NULL, "x"), -DMS_E_IO);
+    ck_assert_int_eq(dms_error_set_errno(NULL, DMS_E_IO, ENOENT, "x"), -DMS_E_IO);
+    ck_assert_int_eq(dms_error_prefix(NULL, "p"), -DMS_E_INTERNAL);
+    dms_error_clear(NULL);
+}
+END_TEST
+
+START_TEST(test_error_set_errno_appends_strerror_and_records_errno)
+{
+    dms_error err = {0};
+    dms_error_set_errno(&err, DMS_E_IO, ENOENT, "open %s", "/x");
+    ck_assert_int_eq(err.sys_errno, ENOENT);
+    char want[128];
+    snprintf(want, sizeof(want), "open /x: %s", strerror(ENOENT));
+    ck_assert_str_eq(err.message, want);
+}
+END_TEST
+
+START_TEST(test_error_message_is_truncated_not_overflowed)
+{
+    dms_error err = {0};
+    char big[DMS_ERROR_MSG_MAX * 2];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    dms_error_set(&err, DMS_E_INVALID, big, "%s", big);
+    ck_assert_uint_eq(strlen(err.message), DMS_ERROR_MSG_MAX - 1);
+    ck_assert_uint_eq(strlen(err.field), DMS_ERROR_FIELD_MAX - 1);
+    dms_error_set_errno(&err, DMS_E_IO, EIO, "%s", big);
+    ck_assert_uint_eq(strlen(err.message), DMS_ERROR_MSG_MAX - 1);
+    dms_error_prefix(&err, "%s", big);
+    ck_assert_uint_eq(strlen(err.message), DMS_ERROR_MSG_MAX - 1);
+}
+END_TEST
+
+START_TEST(test_error_prefix_keeps_code_and_prepends_context)
+{
+    dms_error err = {0};
+    dms_error_set(&err, DMS_E_NOT_FOUND, "execution_id", "no such execution");
+    ck_assert_int_eq(dms_error_prefix(&err, "wait %s: ", "e1"), -DMS_E_NOT_FOUND);
+    ck_assert_str_eq(err.message, "wait e1: no such execution");
+    ck_assert_str_eq(err.field, "execution_id");
+    dms_error_clear(&err);
+    ck_assert_int_eq(err.code, DMS_OK);
+    ck_assert_str_eq(err.message, "");
+}
+END_TEST
+
+START_TEST(test_error_code_names_are_stable_and_never_null)
+{
+    ck_assert_str_eq(dms_error_code_name(DMS_E_INVALID), "INVALID");
+    ck_assert_str_eq(dms_error_code_name(-DMS_E_NOT_FOUND), "NOT_FOUND");
+    ck_assert_str_eq(dms_error_code_name(DMS_E_INTERNAL), "INTERNAL");
+    ck_assert_str_eq(dms_error_code_name(DMS_E__COUNT), "UNKNOWN");
+    ck_assert_str_eq(dms_error_code_name(12345), "UNKNOWN");
+    for (int c = 0; c < DMS_E__COUNT; c++)
+        ck_assert_str_ne(dms_error_code_name(c), "UNKNOWN");
+    ck_assert(dms_error_code_retryable(DMS_E_UNAVAILABLE));
+    ck_assert(!dms_error_code_retryable(DMS_E_BUILD_FAILED));
+    ck_assert(!dms_error_code_retryable(DMS_E_INVALID));
+}
+END_TEST
+
+/* ---- string vectors, kv ---- */
+
+START_TEST(test_strv_copy_push_len_and_free)
+{
+    char *src[] = {"a", "bb", NULL};
+    char **c = dms_strv_copy(src);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(dms_strv_len(c), 2);
+    ck_assert_ptr_ne(c[0], src[0]);
+    ck_assert_str_eq(c[1], "bb");
+    ck_assert_int_eq(dms_strv_push(&c, "ccc"), 0);
+    ck_assert_uint_eq(dms_strv_len(c), 3);
+    ck_assert_str_eq(c[2], "ccc");
+    ck_assert_ptr_null(c[3]);
+    dms_strv_free(c);
+    ck_assert_ptr_null(dms_strv_copy(NULL));
+    ck_assert_uint_eq(dms_strv_len(NULL), 0);
+    char **v = NULL;
+    ck_assert_int_eq(dms_strv_push(&v, "x"), 0);
+    ck_assert_uint_eq(dms_strv_len(v), 1);
+    dms_strv_free(v);
+    dms_strv_free(NULL);
+}
+END_TEST
+
+START_TEST(test_kv_get_matches_whole_keys_only)
+{
+    char *kv[] = {"host=unix:///x", "hostname=h", "empty=", "noeq", NULL};
+    ck_assert_str_eq(dms_kv_get(kv, "host"), "unix:///x");
+    ck_assert_str_eq(dms_kv_get(kv, "hostname"), "h");
+    ck_assert_str_eq(dms_kv_get(kv, "empty"), "");
+    ck_assert_ptr_null(dms_kv_get(kv, "hos"));
+    ck_assert_ptr_null(dms_kv_get(kv, "noeq"));
+    ck_assert_ptr_null(dms_kv_get(NULL, "host"));
+}
+END_TEST
+
+START_TEST(test_snprintf_ok_reports_truncation)
+{
+    char buf[4];
+    ck_assert_int_eq(dms_snprintf_ok(buf, sizeof(buf), "%s", "abc"), 0);
+    ck_assert_int_eq(dms_snprintf_ok(buf, sizeof(buf), "%s", "abcd"), -1);
+    ck_assert_str_eq(buf, "abc");
+    char *s = dms_strdup_printf("%d-%s", 7, "x");
+    ck_assert_str_eq(s, "7-x");
+    free(s);
+}
+END_TEST
+
+/* ---- buffers ---- */
+
+START_TEST(test_buf_append_grows_and_stays_nul_terminated)
+{
+    dms_buf b = {0};
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(dms_buf_append(&b, "0123456789", 10), 0);
+    ck_assert_uint_eq(b.len, 10000);
+    ck_assert_int_eq(b.data[b.len], '\0');
+    ck_assert(!b.overflow);
+    dms_buf_consume(&b, 9995);
+    ck_assert_str_eq(b.data, "56789");
+    dms_buf_consume(&b, 100);
+    ck_assert_uint_eq(b.len, 0);
+    ck_assert_str_eq(b.data, "");
+    ck_assert_int_eq(dms_buf_printf(&b, "%s=%d", "k", 42), 0);
+    ck_assert_str_eq(b.data, "k=42");
+    dms_buf_reset(&b);
+    ck_assert_uint_eq(b.len, 0);
+    dms_buf_free(&b);
+    ck_assert_ptr_null(b.data);
+}
+END_TEST
+
+START_TEST(test_buf_cap_keeps_first_max_bytes_and_flags_overflow)
+{
+    dms_buf b = {.max = 8};
+    ck_assert_int_eq(dms_buf_append(&b, "12345", 5), 0);
+    ck_assert(!b.overflow);
+    ck_assert_int_eq(dms_buf_append(&b, "67890", 5), 0);
+    ck_assert(b.overflow);
+    ck_assert_uint_eq(b.len, 8);
+    ck_assert_str_eq(b.data, "12345678");
+    ck_assert_int_eq(dms_buf_append(&b, "x", 1), 0);
+    ck_assert_uint_eq(b.len, 8);
+    dms_buf_reset(&b);
+    ck_assert(!b.overflow);
+    dms_buf_free(&b);
+}
+END_TEST
+
+/* ---- UTF-8 ---- */
+
+START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
+{
+    size_t n = 0;
+    const char ok[] = "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80";
+    char *s = dms_utf8_sanitize(ok, strlen(ok), &n);
+    ck_assert_str_eq(s, ok);
+    ck_assert_uint_eq(n, strlen(ok));
+    free(s);
+    /* NUL, a lone continuation byte, a truncated sequence, an overlong form, a surrogate, beyond U+10FFFF. */
+    const char bad[] = "a\0b\x80" "c\xE2\x82" "d\xC0\xAF" "e\xED\xA0\x80" "f\xF4\x90\x80\x80";
+    s = dms_utf8_sanitize(bad, sizeof(bad) - 1, &n);
+    ck_assert_uint_eq(n, strlen(s));
+    ck_assert_ptr_null(memchr(s, '\0', n));
+    /* Every byte that is not part of a valid sequence becomes U+FFFD; the ASCII letters survive in order. */
+    const char *want = "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD" "d\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "e\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "f\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
+    ck_assert_str_eq(s, want);
+    free(s);
+    s = dms_utf8_sanitize("", 0, &n);
+    ck_assert_str_eq(s, "");
+    ck_assert_uint_eq(n, 0);
+    free(s);
+}
+END_TEST
+
+START_TEST(test_parse_i64_refuses_signs_garbage_and_overflow)
+{
+    ck_assert_int_eq(dms_parse_i64("0"), 0);
+    ck_assert_int_eq(dms_parse_i64("9223372036854775807"), INT64_MAX);
+    ck_assert_int_eq(dms_parse_i64("9223372036854775808"), -1);
+    ck_assert_int_eq(dms_parse_i64("-1"), -1);
+    ck_assert_int_eq(dms_parse_i64("+1"), -1);
+    ck_assert_int_eq(dms_parse_i64("12a"), -1);
+    ck_assert_int_eq(dms_parse_i64(""), -1);
+    ck_assert_int_eq(dms_parse_i64(NULL), -1);
+}
+END_TEST
+
+/* ---- state files ---- */
+
+START_TEST(test_mkdir_p_creates_nested_dirs_and_is_idempotent)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/a/b/c/", tmpdir);
+    ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
+    ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/a/b/c", tmpdir);
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    ck_assert_int_eq(st.st_mode & 0777, 0700);
+    /* A file in the way is an error that names it. */
+    snprintf(p, sizeof(p), "%s/f", tmpdir);
+    ck_assert_int_eq(dms_write_file_atomic(p, "x", 1, NULL), 0);
+    dms_error err = {0};
+    ck_assert_int_eq(dms_mkdir_p(p, false, &err), -DMS_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.message, p));
+}
+END_TEST
+
+START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/r.json", tmpdir);
+    ck_assert_int_eq(dms_write_file_atomic(p, "hello\0world", 11, NULL), 0);
+    char *data = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(dms_read_file(p, 11, &data, &len, NULL), 0);
+    ck_assert_uint_eq(len, 11);
+    ck_assert_mem_eq(data, "hello\0world", 11);
+    ck_assert_int_eq(data[11], '\0');
+    free(data);
+    dms_error err = {0};
+    ck_assert_int_eq(dms_read_file(p, 10, &data, &len, &err), -DMS_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.message, "larger than 10"));
+    snprintf(p, sizeof(p), "%s/missing", tmpdir);
+    ck_assert_int_eq(dms_read_file(p, 10, &data, &len, &err), -DMS_E_NOT_FOUND);
+    /* An empty file reads as an empty, NUL-terminated buffer. */
+    snprintf(p, sizeof(p), "%s/empty", tmpdir);
+    ck_assert_int_eq(dms_write_file_atomic(p, "", 0, NULL), 0);
+    ck_assert_int_eq(dms_read_file(p, 10, &data, &len, NULL), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_str_eq(data, "");
+    free(data);
+}
+END_TEST
+
+START_TEST(test_rm_rf_removes_trees_and_accepts_missing)
+{
+    char p[PATH_MAX], f[PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/t/u/v", tmpdir);
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    snprintf(f, sizeof(f), "%s/file", p);
+    ck_assert_int_eq(dms_write_file_atomic(f, "x", 1, NULL), 0);
+    snprintf(f, sizeof(f), "%s/t/link", tmpdir);
+    ck_assert_int_eq(symlink("/etc", f), 0); /* must remove the link, not follow it */
+    snprintf(p, sizeof(p), "%s/t", tmpdir);
+    ck_assert_int_eq(dms_rm_rf(p, NULL), 0);
+    ck_assert_int_eq(access(p, F_OK), -1);
+    ck_assert_int_eq(access("/etc/passwd", F_OK), 0);
+    ck_assert_int_eq(dms_rm_rf(p, NULL), 0);
+}
+END_TEST
+
+START_TEST(test_state_lock_is_exclusive_across_processes)
+{
+    int fd = -1;
+    ck_assert_int_eq(dms_state_lock_held(tmpdir), 0);
+    ck_assert_int_eq(dms_state_lock(tmpdir, &fd, NULL), 1);
+    ck_assert_int_eq(dms_state_lock_held(tmpdir), 1);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int cfd = -1;
+        int r = dms_state_lock(tmpdir, &cfd, NULL);
+        _exit(r == 0 && dms_state_lock_held(tmpdir) == 1 ? 0 : 1);
+    }
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* The probe must not have released the lock. */
+    ck_assert_int_eq(dms_state_lock_held(tmpdir), 1);
+    close(fd);
+    ck_assert_int_eq(dms_state_lock_held(tmpdir), 0);
+}
+END_TEST
+
+START_TEST(test_clocks_move_forward)
+{
+    int64_t a = dms_now_ns(), m = dms_mono_ms();
+    ck_assert_int_gt(a, 1600000000LL * 1000000000LL);
+    usleep(20 * 1000);
+    ck_assert_int_gt(dms_now_ns(), a);
+    ck_assert_int_ge(dms_mono_ms() - m, 19);
+}
+END_TEST
+
+static Suite *util_suite(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("errors");
+    tcase_add_test(tc, test_error_set_returns_negative_code_and_fills_every_field);
+    tcase_add_test(tc, test_error_set_accepts_null_err);
+    tcase_add_test(tc, test_error_set_errno_appends_strerror_and_records_errno);
+    tcase_add_test(tc, test_error_message_is_truncated_not_overflowed);
+    tcase_add_test(tc, test_error_prefix_keeps_code_and_prepends_context);
+    tcase_add_test(tc, test_error_code_names_are_stable_and_never_null);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("strings");
+    tcase_add_test(tc, test_strv_copy_push_len_and_free);
+    tcase_add_test(tc, test_kv_get_matches_whole_keys_only);
+    tcase_add_test(tc, test_snprintf_ok_reports_truncation);
+    tcase_add_test(tc, test_buf_append_grows_and_stays_nul_terminated);
+    tcase_add_test(tc, test_buf_cap_keeps_first_max_bytes_and_flags_overflow);
+    tcase_add_test(tc, test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest);
+    tcase_add_test(tc, test_parse_i64_refuses_signs_garbage_and_overflow);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("files");
+    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_test(tc, test_mkdir_p_creates_nested_dirs_and_is_idempotent);
+    tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
+    tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
+    tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
+    tcase_add_test(tc, test_clocks_move_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(util_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
