@@ -399,13 +399,13 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
     int r;
     if (!req)
         return dms_error_set(err, DMS_E_INVALID, NULL, "request is NULL");
-    if (!dms_id_valid(req->job_id))
-        return dms_error_set(err, DMS_E_INVALID, "job_id",
-                             "job_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
-                             DMS_ID_MAX);
     if (!dms_id_valid(req->execution_id))
         return dms_error_set(err, DMS_E_INVALID, "execution_id",
                              "execution_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
+                             DMS_ID_MAX);
+    if (!dms_id_valid(req->job_id))
+        return dms_error_set(err, DMS_E_INVALID, "job_id",
+                             "job_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
                              DMS_ID_MAX);
     if (req->engine.image && !dms_image_ref_valid(req->engine.image))
         return dms_error_set(err, DMS_E_INVALID, "engine.image", "engine.image \"%.128s\" is not a valid image reference",

@@ -1,0 +1,339 @@
+/* build.c - images: presence, pulls and builds.
+ *
+ * Pull and build answer 200 and then report failure in-band as NDJSON (ENGINE-FACTS §2): every line is parsed and
+ * an `error` key is a failure. For a build, errorDetail.code is the exit code of the user's RUN step: the user's
+ * fault (BUILD_FAILED, not retryable), as is a Dockerfile the engine cannot find or parse, or a base image that is
+ * neither local nor pullable. The engine failing or going away is ours (ENGINE/UNAVAILABLE, retryable). Cancelling
+ * a build closes the connection, which stops it at the engine. */
+#include "docker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tar.h"
+
+#define NDJSON_LINE_MAX (1024 * 1024)
+#define BUILD_DIR "builds"
+
+/* ---- NDJSON lines ---- */
+
+typedef struct ndjson {
+    dms_buf line;
+    int (*on_line)(void *ud, json_t *j);
+    void *ud;
+} ndjson;
+
+static int ndjson_feed(void *ud, const char *data, size_t len)
+{
+    ndjson *n = ud;
+    while (len) {
+        const char *nl = memchr(data, '\n', len);
+        size_t take = nl ? (size_t)(nl - data) : len;
+        if (dms_buf_append(&n->line, data, take) < 0)
+            return -DMS_E_NOMEM;
+        if (!nl)
+            break;
+        if (n->line.len && !n->line.overflow) {
+            json_t *j = json_loadb(n->line.data, n->line.len, 0, NULL);
+            int r = j ? n->on_line(n->ud, j) : 0;
+            json_decref(j);
+            if (r < 0)
+                return r;
+        }
+        dms_buf_reset(&n->line);
+        data += take + 1;
+        len -= take + 1;
+    }
+    return 0;
+}
+
+/* ---- presence and pull ---- */
+
+int docker_image_present(docker_executor *ex, const char *ref, dms_error *err)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "/images/%s/json", ref);
+    docker_response resp;
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    if (r < 0)
+        return r;
+    long st = resp.status;
+    if (st != 200 && st != 404)
+        r = docker_error_from_response(&resp, "inspect image", err);
+    dms_buf_free(&resp.body);
+    return r < 0 ? r : st == 200;
+}
+
+typedef struct pull_ctx {
+    docker_executor *ex;
+    char error[DMS_ERROR_MSG_MAX];
+} pull_ctx;
+
+static int pull_line(void *ud, json_t *j)
+{
+    pull_ctx *pc = ud;
+    const char *e = json_string_value(json_object_get(j, "error"));
+    if (e && !pc->error[0])
+        snprintf(pc->error, sizeof(pc->error), "%s", e);
+    const char *status = json_string_value(json_object_get(j, "status"));
+    if (status)
+        dms_logf(pc->ex->host, DMS_LOG_DEBUG, "op=pull status=\"%s\"", status);
+    return 0;
+}
+
+int docker_pull(docker_executor *ex, const char *ref, const atomic_bool *cancel, dms_error *err)
+{
+    size_t n = strlen(ref) + 1;
+    _cleanup_free_ char *name = malloc(n), *tag = malloc(n);
+    if (!name || !tag)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    docker_split_image_ref(ref, name, tag);
+    _cleanup_free_ char *en = docker_escape(name), *et = docker_escape(tag);
+    char p[1024];
+    snprintf(p, sizeof(p), "/images/create?fromImage=%s%s%s", en ? en : "", tag[0] ? "&tag=" : "", tag[0] && et ? et : "");
+    dms_logf(ex->host, DMS_LOG_INFO, "op=pull image=%s msg=\"not present locally; pulling\"", ref);
+    pull_ctx pc = {.ex = ex};
+    ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = pull_line, .ud = &pc};
+    docker_response resp;
+    int r = docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, cancel, NULL, ndjson_feed, &nj, &resp, err);
+    dms_buf_free(&nj.line);
+    if (r == -DMS_E_CANCELLED) {
+        dms_buf_free(&resp.body);
+        return r;
+    }
+    if (r == 0 && resp.status != 200) {
+        char msg[DMS_ERROR_MSG_MAX];
+        docker_response_message(&resp, msg, sizeof(msg));
+        snprintf(pc.error, sizeof(pc.error), "%s", msg[0] ? msg : "no message");
+    }
+    dms_buf_free(&resp.body);
+    if (r < 0) {
+        char why[DMS_ERROR_MSG_MAX];
+        snprintf(why, sizeof(why), "%s", err ? err->message : "");
+        return dms_error_set(err, r == -DMS_E_UNAVAILABLE ? DMS_E_UNAVAILABLE : DMS_E_IMAGE, "engine.image",
+                             "image %s is not present locally and the pull failed: %s", ref, why);
+    }
+    if (pc.error[0]) {
+        int rr = dms_error_set(err, DMS_E_IMAGE, "engine.image",
+                               "image %s is not present locally and the pull failed: %s", ref, pc.error);
+        /* A registry that cannot be reached may come back; a name it does not know will not. */
+        if (err)
+            err->retryable = strstr(pc.error, "no such host") || strstr(pc.error, "timeout") ||
+                             strstr(pc.error, "connection refused") || strstr(pc.error, "dial tcp");
+        return rr;
+    }
+    return 0;
+}
+
+/* ---- build ---- */
+
+typedef struct build_ctx {
+    docker_executor *ex;
+    dms_build_output_fn out;
+    void *userdata;
+    char image_id[80];
+    char error[DMS_ERROR_MSG_MAX];
+    bool user_fault;
+    dms_buf text; /* partial "stream" line */
+    int fd;
+} build_ctx;
+
+static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
+{
+    dms_buf_append(&bc->text, s, len);
+    for (;;) {
+        char *nl = bc->text.data ? memchr(bc->text.data, '\n', bc->text.len) : NULL;
+        if (!nl)
+            break;
+        size_t l = (size_t)(nl - bc->text.data);
+        if (bc->out)
+            bc->out(bc->userdata, stream, bc->text.data, l);
+        dms_buf_consume(&bc->text, l + 1);
+    }
+    if (flush && bc->text.len) {
+        if (bc->out)
+            bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
+        dms_buf_reset(&bc->text);
+    }
+}
+
+static bool is_base_image_failure(const char *msg)
+{
+    return strstr(msg, "pull access denied") || strstr(msg, "failed to resolve") || strstr(msg, "no such host") ||
+           strstr(msg, "manifest unknown") || strstr(msg, "repository does not exist") || strstr(msg, "not found");
+}
+
+static int build_line(void *ud, json_t *j)
+{
+    build_ctx *bc = ud;
+    const char *s = json_string_value(json_object_get(j, "stream"));
+    if (s)
+        emit_lines(bc, DMS_STREAM_STDOUT, s, strlen(s), false);
+    const char *status = json_string_value(json_object_get(j, "status"));
+    if (status && bc->out) {
+        emit_lines(bc, DMS_STREAM_STDOUT, "", 0, true);
+        bc->out(bc->userdata, DMS_STREAM_STDOUT, status, strlen(status));
+    }
+    const char *id = json_string_value(json_object_get(json_object_get(j, "aux"), "ID"));
+    if (id)
+        snprintf(bc->image_id, sizeof(bc->image_id), "%s", id);
+    const char *e = json_string_value(json_object_get(j, "error"));
+    if (e && !bc->error[0]) {
+        json_t *detail = json_object_get(j, "errorDetail");
+        snprintf(bc->error, sizeof(bc->error), "%s", e);
+        /* errorDetail.code is the exit code of a RUN step: the user's Dockerfile failed. */
+        bc->user_fault = json_integer_value(json_object_get(detail, "code")) != 0 || is_base_image_failure(e) ||
+                         strstr(e, "dockerfile") || strstr(e, "Dockerfile") || strstr(e, "COPY failed") ||
+                         strstr(e, "ADD failed") || strstr(e, "returned a non-zero code");
+        emit_lines(bc, DMS_STREAM_STDOUT, "", 0, true);
+        if (bc->out)
+            bc->out(bc->userdata, DMS_STREAM_STDERR, e, strlen(e));
+    }
+    return 0;
+}
+
+static long tar_source(void *ud, char *buf, size_t len)
+{
+    build_ctx *bc = ud;
+    ssize_t n;
+    do
+        n = read(bc->fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -1 : (long)n;
+}
+
+static json_t *kv_object(char *const *kv)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && kv && kv[i]; i++) {
+        const char *eq = strchr(kv[i], '=');
+        if (!eq)
+            continue;
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv[i]), kv[i]);
+        json_object_set_new(o, key, json_string(eq + 1));
+    }
+    return o;
+}
+
+int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
+                 dms_cancel_token *cancel, dms_build_result *result, dms_error *err)
+{
+    docker_executor *ex = cookie;
+    int r;
+    /* The context goes through a file: a tar of a clone is written once and streamed to the engine. */
+    char dir[PATH_MAX], tar_path[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/../" BUILD_DIR, ex->host->state_dir);
+    if ((r = dms_mkdir_p(dir, false, err)) < 0)
+        return r;
+    snprintf(tar_path, sizeof(tar_path), "%s/%s-%s.tar", dir, ex->id, req->build_id);
+    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .fd = -1};
+    bc.fd = open(tar_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (bc.fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tar_path);
+    unlink(tar_path); /* anonymous from here on: nothing to clean up if we crash */
+    int64_t bytes = 0;
+    const char *dockerfile = req->dockerfile ? req->dockerfile : "Dockerfile";
+    char dfpath[PATH_MAX];
+    snprintf(dfpath, sizeof(dfpath), "%s/%s", req->context_dir, dockerfile);
+    if (access(dfpath, R_OK) != 0) {
+        close(bc.fd);
+        return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "no %s in the build context (%s)", dockerfile,
+                             req->context_dir);
+    }
+    if ((r = docker_tar_dir(req->context_dir, bc.fd, &bytes, err)) < 0 || lseek(bc.fd, 0, SEEK_SET) != 0) {
+        close(bc.fd);
+        return r < 0 ? r : dms_error_set_errno(err, DMS_E_IO, errno, "rewind build context");
+    }
+    _cleanup_json_ json_t *labels = docker_labels(ex->id, req->job_id, req->build_id, "build");
+    json_t *extra = kv_object(req->labels);
+    json_object_update(labels, extra);
+    json_decref(extra);
+    _cleanup_json_ json_t *args = kv_object(req->build_args);
+    _cleanup_free_ char *lj = json_dumps(labels, JSON_COMPACT), *aj = json_dumps(args, JSON_COMPACT);
+    _cleanup_free_ char *el = lj ? docker_escape(lj) : NULL, *ea = aj ? docker_escape(aj) : NULL;
+    _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(dockerfile);
+    _cleanup_free_ char *path = dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s",
+                                                  et ? et : "", ed ? ed : "", el ? el : "", ea ? ea : "",
+                                                  req->no_cache ? "&nocache=1" : "");
+    if (!path || !el || !ea || !et || !ed) {
+        close(bc.fd);
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
+    dms_logf(ex->host, DMS_LOG_INFO, "op=build build=%s tag=%s context_bytes=%lld", req->build_id, req->tag,
+             (long long)bytes);
+    ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = build_line, .ud = &bc};
+    docker_response resp;
+    r = docker_call_stream(&ex->client, "POST", path, "application/x-tar", tar_source, &bc, 0, NULL, cancel,
+                           ndjson_feed, &nj, &resp, err);
+    close(bc.fd);
+    emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
+    dms_buf_free(&nj.line);
+    dms_buf_free(&bc.text);
+    if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
+        dms_buf_free(&resp.body);
+        return dms_error_set(err, DMS_E_CANCELLED, NULL, "build %s cancelled", req->build_id);
+    }
+    if (r == 0 && resp.status != 200) {
+        char msg[DMS_ERROR_MSG_MAX];
+        docker_response_message(&resp, msg, sizeof(msg));
+        bool user = strstr(msg, "ockerfile") || strstr(msg, "parse error") || strstr(msg, "unknown instruction") ||
+                    resp.status == 400;
+        if (out)
+            out(userdata, DMS_STREAM_STDERR, msg, strlen(msg));
+        r = dms_error_set(err, user ? DMS_E_BUILD_FAILED : DMS_E_ENGINE, NULL, "build %s: %s (HTTP %ld)",
+                          req->build_id, msg, resp.status);
+    }
+    dms_buf_free(&resp.body);
+    if (r < 0)
+        return r;
+    if (bc.error[0]) {
+        if (bc.user_fault) {
+            if (is_base_image_failure(bc.error))
+                return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile",
+                                     "build %s: a base image is not present locally and could not be pulled: %s",
+                                     req->build_id, bc.error);
+            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s", req->build_id, bc.error);
+        }
+        return dms_error_set(err, DMS_E_ENGINE, NULL, "build %s: the engine failed: %s", req->build_id, bc.error);
+    }
+    if (!bc.image_id[0])
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "build %s: the engine reported no image id", req->build_id);
+    snprintf(result->image_id, sizeof(result->image_id), "%s", bc.image_id);
+    return 0;
+}
+
+int docker_remove_image(void *cookie, const char *image, dms_error *err)
+{
+    docker_executor *ex = cookie;
+    char p[400];
+    snprintf(p, sizeof(p), "/images/%s/json", image);
+    docker_response resp;
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    if (r < 0)
+        return r;
+    if (resp.status != 200) {
+        r = docker_error_from_response(&resp, "inspect image", err);
+        dms_buf_free(&resp.body);
+        return r;
+    }
+    json_t *j = docker_response_json(&resp, "inspect image", err);
+    dms_buf_free(&resp.body);
+    const char *owner =
+        json_string_value(json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
+    bool ours = owner && strcmp(owner, ex->id) == 0;
+    json_decref(j);
+    if (!ours)
+        return dms_error_set(err, DMS_E_CONFLICT, "image", "image %s does not carry %s=%s; not removing it", image,
+                             DMS_LABEL_EXECUTOR, ex->id);
+    snprintf(p, sizeof(p), "/images/%s", image);
+    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    if (r == 0 && resp.status != 200 && resp.status != 404)
+        r = docker_error_from_response(&resp, "remove image", err);
+    dms_buf_free(&resp.body);
+    return r;
+}

@@ -1,0 +1,149 @@
+/* executor/docker/docker.h - private structures of the Docker backend, shared by executor.c, handler.c, events.c,
+ * adopt.c and build.c. Not installed; nothing outside executor/docker/ includes it (tests compile it in).
+ *
+ * Ownership and threads:
+ *   - docker_executor: one per executor id (the registry enforces it). `lock` guards the handler list.
+ *   - docker_handler: one per execution this process owns (it holds the execution dir's owner.lock and captures
+ *     the output). Refcounted; `lock` guards its state fields; `writer`, `demux` and the capture fields are touched
+ *     only by the thread that currently drives the capture: the starting thread until the attach is queued, the loop
+ *     thread after. No lock is ever held across a call to the engine.
+ *   - Executions owned by another live process are not in the list: operations on them go to files and the engine
+ *     directly ("reader mode"), and take ownership if the owner goes away. */
+#ifndef DOCKER_PRIV_H
+#define DOCKER_PRIV_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <dms/backend.h>
+
+#include "client.h"
+#include "demux.h"
+#include "loop.h"
+#include "types.h"
+
+#define DOCKER_EVENTS_CONNECT_WAIT_MS 3000 /* create waits this long for the events subscription */
+#define DOCKER_EVENTS_RETRY_MIN_MS 500
+#define DOCKER_EVENTS_RETRY_MAX_MS 10000
+#define DOCKER_ATTACH_WAIT_MS 10000        /* start waits this long for the attach to be in place */
+#define DOCKER_ATTACH_GRACE_MS 2000        /* after die, how long the attach may take to end */
+#define DOCKER_PULL_IDLE_MS 120000         /* a pull that sends nothing this long is dead */
+#define DOCKER_CANCEL_WAIT_EXTRA_MS 30000  /* cancel waits grace + this for the end */
+#define DOCKER_FINISHED_KEEP 256           /* finished handlers kept in memory; older ones reload from disk */
+#define DOCKER_RESULT_FILE_MAX (64 * 1024 * 1024)
+#define DOCKER_DRAIN_WAIT_MS 10000       /* destroy waits this long for removals in flight */
+#define DOCKER_SPEC_FILE "spec.json"
+#define DOCKER_RESULT_FILE "result.json"
+#define DOCKER_CANCEL_FILE "cancel"
+
+typedef struct docker_handler docker_handler;
+
+typedef struct docker_executor {
+    char id[DMS_ID_MAX + 1];
+    const dms_host_services *host;
+    docker_client client;
+    docker_loop *loop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* events_state changes */
+    docker_handler *handlers;   /* under lock */
+    size_t n_handlers;
+    /* events subscription (loop thread, except the state) */
+    int events_state;           /* 0 connecting, 1 up, -1 down (under lock) */
+    uint64_t events_xfer;
+    int64_t events_last_ns;     /* timeNano of the last event, for since= on reconnect */
+    int64_t events_retry_ms;
+    dms_buf events_line;
+    atomic_bool shutting_down;
+    atomic_int pending_removals; /* async deletes in flight: destroy lets them finish (bounded) */
+} docker_executor;
+
+struct docker_handler {
+    atomic_int refs;
+    docker_executor *ex;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    char exec_id[DMS_ID_MAX + 1];
+    char job_id[DMS_ID_MAX + 1];
+    char name[DOCKER_NAME_MAX];
+    char container_id[80];
+    char dir[PATH_MAX];
+    int lock_fd;                 /* owner.lock, held while capturing */
+    dms_exec_state state;
+    int64_t started_at_ns, finished_at_ns;
+    /* from the request */
+    int64_t timeout_ms, grace_ms, result_bytes, log_cap;
+    bool keep_container;
+    /* capture */
+    dms_logstore_writer *writer;
+    docker_demux demux;
+    uint64_t capture_xfer;       /* attach (fresh start) or logs (adopted) transfer */
+    bool capture_headers;        /* its headers arrived */
+    long capture_status;
+    bool capture_done;
+    bool capture_is_logs;        /* adopted: frames carry timestamps, skip what we have */
+    uint64_t skip[3];            /* adopted: bytes per stream already captured */
+    dms_buf frame;               /* adopted: one frame being reassembled */
+    /* how it ends (under lock) */
+    bool exited;
+    bool lost;
+    int exit_code;
+    bool oom;
+    int outside_signal;          /* a kill event we did not cause */
+    int cancel_reason;           /* 0, DMS_CANCEL_USER, DMS_CANCEL_TIMEOUT */
+    bool finalizing;
+    atomic_bool abort_prep;      /* cancel during preparation */
+    uint64_t timeout_timer;
+    uint64_t grace_timer;
+    dms_exec_outcome fail_outcome; /* set when preparation/start failed */
+    char fail_msg[DMS_ERROR_MSG_MAX];
+    dms_result_cell *cell;
+    docker_handler *next;
+};
+
+/* ---- executor.c ---- */
+docker_handler *docker_handler_find(docker_executor *ex, const char *exec_id); /* ref'd or NULL */
+void docker_handler_register(docker_executor *ex, docker_handler *h);           /* takes a ref */
+void docker_handler_unregister(docker_executor *ex, docker_handler *h);
+void docker_exec_dir(const docker_executor *ex, const char *exec_id, char out[PATH_MAX]);
+
+/* ---- handler.c ---- */
+docker_handler *docker_handler_new(docker_executor *ex, const char *exec_id, const char *job_id);
+docker_handler *docker_handler_ref(docker_handler *h);
+void docker_handler_unref(docker_handler *h);
+int docker_start(docker_executor *ex, const dms_exec_request *req, dms_error *err);
+/* Starts capturing through an attach (fresh start) or /logs (adopted; follow while it runs). */
+int docker_handler_capture(docker_handler *h, bool from_logs, bool follow, dms_error *err);
+/* Called on the loop thread when something about the end is known; finalizes once everything is in. */
+void docker_handler_maybe_finalize(docker_handler *h);
+/* Ends the execution now with what is known (or with fail_outcome), publishes and persists the result. */
+void docker_handler_finalize(docker_handler *h);
+void docker_handler_arm_timeout(docker_handler *h, int64_t delay_ms);
+/* Async inspect on the loop: learns the exit from State when the events said nothing. */
+void docker_handler_inspect_async(docker_handler *h);
+int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, dms_error *err);
+
+/* ---- events.c ---- */
+int docker_events_start(docker_executor *ex, dms_error *err);
+
+/* ---- adopt.c ---- */
+/* The owner handler of an execution, adopting it from disk and the engine if this process does not track it yet.
+ * Returns 1 with *out (ref'd) when this process owns it, 0 when another live process does (reader mode: *out NULL),
+ * -DMS_E_NOT_FOUND when it does not exist. */
+int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, dms_error *err);
+int docker_recover(void *cookie, size_t *adopted, dms_error *err);
+int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_error *err);
+int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err);
+/* Inspects a container by name or id; NOT_FOUND when absent. New reference. */
+int docker_inspect(docker_executor *ex, const char *name_or_id, json_t **out, dms_error *err);
+
+/* ---- build.c ---- */
+int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
+                 dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
+int docker_remove_image(void *cookie, const char *image, dms_error *err);
+/* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
+int docker_pull(docker_executor *ex, const char *ref, const atomic_bool *cancel, dms_error *err);
+/* 1 if the image is present locally, 0 if not. */
+int docker_image_present(docker_executor *ex, const char *ref, dms_error *err);
+
+#endif

@@ -1,0 +1,186 @@
+/* types.c - request -> container create JSON (Engine API v1.41 ContainerConfig + HostConfig). */
+#include "types.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <dms/backend.h>
+
+#include "util.h"
+
+#define NANO_CPUS_PER_MILLI 1000000LL
+
+void docker_container_name(char out[DOCKER_NAME_MAX], const char *executor_id, const char *execution_id)
+{
+    snprintf(out, DOCKER_NAME_MAX, "dms-%s-%s", executor_id, execution_id);
+}
+
+json_t *docker_labels(const char *executor_id, const char *job_id, const char *execution_id, const char *role)
+{
+    json_t *l = json_pack("{s:s,s:s,s:s}", DMS_LABEL_MANAGED, "true", DMS_LABEL_EXECUTOR, executor_id,
+                          DMS_LABEL_BACKEND, "docker");
+    if (!l)
+        return NULL;
+    if (job_id)
+        json_object_set_new(l, DMS_LABEL_JOB, json_string(job_id));
+    if (execution_id)
+        json_object_set_new(l, DMS_LABEL_EXECUTION, json_string(execution_id));
+    if (role)
+        json_object_set_new(l, DMS_LABEL_ROLE, json_string(role));
+    return l;
+}
+
+long docker_grace_seconds(int64_t grace_ms)
+{
+    if (grace_ms <= 0)
+        grace_ms = DMS_DEFAULT_STOP_GRACE_MS;
+    return (long)((grace_ms + 999) / 1000);
+}
+
+int docker_validate_request(const dms_exec_request *req, dms_error *err)
+{
+    if (!req->engine.image || !*req->engine.image)
+        return dms_error_set(err, DMS_E_INVALID, "engine.image", "engine.image is required by the docker backend");
+    return 0;
+}
+
+static json_t *strv_array(char *const *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && v && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static void port_key(char *buf, size_t n, const dms_port *p)
+{
+    snprintf(buf, n, "%u/%s", p->container_port, p->protocol ? p->protocol : "tcp");
+}
+
+json_t *docker_container_spec(const dms_exec_request *req, const char *executor_id)
+{
+    _cleanup_json_ json_t *spec = json_object();
+    json_t *host = json_object();
+    if (!spec || !host) {
+        json_decref(host);
+        return NULL;
+    }
+    json_object_set_new(spec, "HostConfig", host);
+    json_object_set_new(spec, "Image", json_string(req->engine.image));
+    if (req->engine.entrypoint)
+        json_object_set_new(spec, "Entrypoint", strv_array(req->engine.entrypoint));
+    if (req->engine.cmd)
+        json_object_set_new(spec, "Cmd", strv_array(req->engine.cmd));
+    json_object_set_new(spec, "Env", strv_array(req->engine.env));
+    if (req->engine.working_dir)
+        json_object_set_new(spec, "WorkingDir", json_string(req->engine.working_dir));
+    if (req->engine.user)
+        json_object_set_new(spec, "User", json_string(req->engine.user));
+    /* Jobs never get a TTY: a TTY stream is not framed, and API 1.41 does not say which kind a response is. */
+    json_object_set_new(spec, "Tty", json_false());
+    json_object_set_new(spec, "OpenStdin", json_false());
+    json_object_set_new(spec, "AttachStdout", json_true());
+    json_object_set_new(spec, "AttachStderr", json_true());
+    json_object_set_new(spec, "StopTimeout", json_integer(docker_grace_seconds(req->stop_grace_ms)));
+
+    json_t *labels = docker_labels(executor_id, req->job_id, req->execution_id, req->role ? req->role : "job");
+    for (size_t i = 0; labels && req->labels && req->labels[i]; i++) {
+        const char *eq = strchr(req->labels[i], '=');
+        if (!eq)
+            continue;
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - req->labels[i]), req->labels[i]);
+        json_object_set_new(labels, key, json_string(eq + 1));
+    }
+    json_object_set_new(spec, "Labels", labels);
+
+    const dms_resources *rs = &req->resources;
+    if (rs->cpu_millis > 0)
+        json_object_set_new(host, "NanoCpus", json_integer(rs->cpu_millis * NANO_CPUS_PER_MILLI));
+    if (rs->memory_bytes > 0) {
+        json_object_set_new(host, "Memory", json_integer(rs->memory_bytes));
+        /* No swap beyond the limit, so that exceeding it is an OOM kill and not a slow crawl. */
+        json_object_set_new(host, "MemorySwap", json_integer(rs->memory_bytes));
+    }
+    if (rs->pids_limit > 0)
+        json_object_set_new(host, "PidsLimit", json_integer(rs->pids_limit));
+    if (rs->disk_bytes > 0) {
+        char size[32];
+        snprintf(size, sizeof(size), "%lld", (long long)rs->disk_bytes);
+        json_object_set_new(host, "StorageOpt", json_pack("{s:s}", "size", size));
+    }
+    if (rs->gpus != 0)
+        json_object_set_new(host, "DeviceRequests",
+                            json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count", rs->gpus, "Capabilities", "gpu"));
+
+    json_t *mounts = json_array();
+    for (size_t i = 0; i < req->n_mounts; i++) {
+        const dms_mount *m = &req->mounts[i];
+        json_t *mo = json_pack("{s:s,s:b}", "Target", m->target, "ReadOnly", m->read_only);
+        switch (m->type) {
+        case DMS_MOUNT_BIND:
+            json_object_set_new(mo, "Type", json_string("bind"));
+            json_object_set_new(mo, "Source", json_string(m->source));
+            break;
+        case DMS_MOUNT_VOLUME:
+            json_object_set_new(mo, "Type", json_string("volume"));
+            json_object_set_new(mo, "Source", json_string(m->source));
+            break;
+        case DMS_MOUNT_TMPFS:
+            json_object_set_new(mo, "Type", json_string("tmpfs"));
+            if (m->size_bytes > 0)
+                json_object_set_new(mo, "TmpfsOptions", json_pack("{s:I}", "SizeBytes", (json_int_t)m->size_bytes));
+            break;
+        }
+        json_array_append_new(mounts, mo);
+    }
+    json_object_set_new(host, "Mounts", mounts);
+
+    const char *mode = "bridge";
+    if (req->network_mode == DMS_NET_NONE)
+        mode = "none";
+    else if (req->network_mode == DMS_NET_HOST)
+        mode = "host";
+    else if (req->network_mode == DMS_NET_NAMED)
+        mode = req->network_name;
+    json_object_set_new(host, "NetworkMode", json_string(mode));
+    if (req->n_ports) {
+        json_t *exposed = json_object(), *bindings = json_object();
+        for (size_t i = 0; i < req->n_ports; i++) {
+            const dms_port *p = &req->ports[i];
+            char key[32], hp[8] = "";
+            port_key(key, sizeof(key), p);
+            if (p->host_port)
+                snprintf(hp, sizeof(hp), "%u", p->host_port);
+            json_object_set_new(exposed, key, json_object());
+            json_object_set_new(bindings, key,
+                                json_pack("[{s:s,s:s}]", "HostIp", p->host_ip ? p->host_ip : "127.0.0.1", "HostPort", hp));
+        }
+        json_object_set_new(spec, "ExposedPorts", exposed);
+        json_object_set_new(host, "PortBindings", bindings);
+    }
+    json_object_set_new(host, "LogConfig",
+                        json_pack("{s:s,s:{s:s,s:s}}", "Type", DOCKER_LOG_DRIVER, "Config", "max-size",
+                                  DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));
+    return steal_pointer(&spec);
+}
+
+void docker_split_image_ref(const char *ref, char *name, char *tag)
+{
+    const char *at = strchr(ref, '@');
+    if (at) {
+        strcpy(name, ref);
+        tag[0] = '\0';
+        return;
+    }
+    const char *slash = strrchr(ref, '/');
+    const char *colon = strrchr(slash ? slash : ref, ':');
+    if (colon) {
+        memcpy(name, ref, (size_t)(colon - ref));
+        name[colon - ref] = '\0';
+        strcpy(tag, colon + 1);
+    } else {
+        strcpy(name, ref);
+        strcpy(tag, "latest");
+    }
+}
