@@ -1,0 +1,87 @@
+/* common.c - logging, clocks, random ids (see common.h). */
+#include "common.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+void dmsd_log(dms_log_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    dms_log_stderr(NULL, level, msg);
+}
+
+int64_t dmsd_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+int64_t dmsd_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
+}
+
+void dmsd_format_time(int64_t ns, char *buf, size_t size)
+{
+    time_t sec = (time_t)(ns / NS_PER_SEC);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char when[24];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "%s.%03dZ", when, (int)((ns % NS_PER_SEC) / NS_PER_MS));
+}
+
+int dmsd_random_hex(char *buf, size_t n, dms_error *err)
+{
+    unsigned char raw[64];
+    if (n > sizeof(raw))
+        return dms_error_set(err, DMS_E_INTERNAL, NULL, "random_hex: %zu bytes is too many", n);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(raw + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return dms_error_set_errno(err, DMS_E_IO, errno, "getrandom");
+        }
+        got += (size_t)r;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        buf[2 * i] = hex[raw[i] >> 4];
+        buf[2 * i + 1] = hex[raw[i] & 15];
+    }
+    buf[2 * n] = '\0';
+    return 0;
+}
+
+int dmsd_set_str(char **dst, const char *value)
+{
+    char *copy = NULL;
+    if (value && !(copy = strdup(value)))
+        return -DMS_E_NOMEM;
+    free(*dst);
+    *dst = copy;
+    return 0;
+}
+
+bool dmsd_is_slug(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-'))
+            return false;
+    return true;
+}

@@ -1,0 +1,41 @@
+/* dms/common.h - small helpers every part of dmsd uses: logging, clocks, random ids, JSON error bodies.
+ * Thread-safe unless said otherwise. */
+#ifndef DMSD_COMMON_H
+#define DMSD_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dms/executor.h>
+
+#include "util.h"
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_SEC 1000000000LL
+
+/* One log line of key=value fields on stderr through the executor library's logger (level from DMS_LOG_LEVEL). */
+void dmsd_log(dms_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) dmsd_log(DMS_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) dmsd_log(DMS_LOG_WARN, __VA_ARGS__)
+#define log_info(...) dmsd_log(DMS_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) dmsd_log(DMS_LOG_DEBUG, __VA_ARGS__)
+
+/* Wall clock in ns since the epoch; monotonic clock in ms. */
+int64_t dmsd_now_ns(void);
+int64_t dmsd_mono_ms(void);
+
+/* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z") of a wall-clock ns value. buf >= 32 bytes. */
+void dmsd_format_time(int64_t ns, char *buf, size_t size);
+
+/* n random bytes as 2n lower-case hex characters plus NUL into buf (size >= 2n+1). 0 or -DMS_E_IO. */
+int dmsd_random_hex(char *buf, size_t n, dms_error *err);
+
+/* Frees a string and sets the pointer to the new value (which may be NULL); returns 0 or -DMS_E_NOMEM when
+ * a non-NULL value could not be copied. */
+int dmsd_set_str(char **dst, const char *value);
+
+/* True if every byte of s is in [a-z0-9-] (and s is not empty). */
+bool dmsd_is_slug(const char *s);
+
+#endif
