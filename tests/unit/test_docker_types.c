@@ -1,0 +1,206 @@
+/* test_docker_types.c - a request maps to the Engine API's container create body as documented (v1.41). */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <dms/backend.h>
+
+#include "docker/types.h"
+
+static json_t *spec_of(const char *request_json)
+{
+    dms_exec_request *req = NULL;
+    dms_error err = {0};
+    int r = dms_exec_request_from_json(request_json, strlen(request_json), &req, &err);
+    ck_assert_msg(r == 0, "request: %s", err.message);
+    json_t *spec = docker_container_spec(req, "ex1");
+    dms_exec_request_free(req);
+    ck_assert_ptr_nonnull(spec);
+    return spec;
+}
+
+static const char *str_at(json_t *o, const char *path)
+{
+    /* "HostConfig.NetworkMode" */
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    json_t *cur = o;
+    for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
+        cur = json_object_get(cur, tok);
+    return json_string_value(cur);
+}
+
+START_TEST(test_spec_maps_engine_fields_and_never_a_tty)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"dms-test/busybox:latest\","
+                        "\"entrypoint\":[\"sh\",\"-c\"],\"cmd\":[\"echo hi\"],\"env\":{\"A\":\"1\"},"
+                        "\"working_dir\":\"/tmp\",\"user\":\"1000:1000\"}}");
+    ck_assert_str_eq(str_at(s, "Image"), "dms-test/busybox:latest");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s, "Entrypoint"), 1)), "-c");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s, "Cmd"), 0)), "echo hi");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s, "Env"), 0)), "A=1");
+    ck_assert_str_eq(str_at(s, "WorkingDir"), "/tmp");
+    ck_assert_str_eq(str_at(s, "User"), "1000:1000");
+    ck_assert(json_is_false(json_object_get(s, "Tty")));
+    ck_assert_int_eq(json_integer_value(json_object_get(s, "StopTimeout")), 10);
+    ck_assert_str_eq(str_at(s, "HostConfig.NetworkMode"), "bridge");
+    ck_assert_str_eq(str_at(s, "HostConfig.LogConfig.Type"), DOCKER_LOG_DRIVER);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_leaves_entrypoint_and_cmd_to_the_image_when_unset)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    ck_assert_ptr_null(json_object_get(s, "Entrypoint"));
+    ck_assert_ptr_null(json_object_get(s, "Cmd"));
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_labels_one_per_dimension)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"labels\":{\"team\":\"a\"}}");
+    json_t *l = json_object_get(s, "Labels");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "io.dms.managed")), "true");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "io.dms.executor")), "ex1");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "io.dms.job")), "j1");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "io.dms.execution")), "e1");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "io.dms.role")), "job");
+    ck_assert_str_eq(json_string_value(json_object_get(l, "team")), "a");
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_maps_resources)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"resources\":{\"cpu_millis\":500,\"memory_bytes\":67108864,\"pids_limit\":64}}");
+    json_t *h = json_object_get(s, "HostConfig");
+    ck_assert_int_eq(json_integer_value(json_object_get(h, "NanoCpus")), 500000000LL);
+    ck_assert_int_eq(json_integer_value(json_object_get(h, "Memory")), 67108864LL);
+    /* No swap beyond the limit: exceeding it must be an OOM kill. */
+    ck_assert_int_eq(json_integer_value(json_object_get(h, "MemorySwap")), 67108864LL);
+    ck_assert_int_eq(json_integer_value(json_object_get(h, "PidsLimit")), 64);
+    ck_assert_ptr_null(json_object_get(h, "StorageOpt"));
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_maps_mounts_of_each_kind)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"mounts\":["
+                        "{\"type\":\"bind\",\"source\":\"/tmp\",\"target\":\"/host\",\"read_only\":true},"
+                        "{\"type\":\"volume\",\"source\":\"data\",\"target\":\"/data\"},"
+                        "{\"type\":\"tmpfs\",\"target\":\"/scratch\",\"size_bytes\":1048576}]}");
+    json_t *m = json_object_get(json_object_get(s, "HostConfig"), "Mounts");
+    ck_assert_uint_eq(json_array_size(m), 3);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 0), "Type")), "bind");
+    ck_assert(json_is_true(json_object_get(json_array_get(m, 0), "ReadOnly")));
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 1), "Source")), "data");
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_object_get(json_array_get(m, 2), "TmpfsOptions"), "SizeBytes")),
+        1048576);
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_publishes_ports_on_loopback_by_default)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"network\":{\"mode\":\"named\",\"name\":\"droid-net\",\"ports\":[{\"container\":8080},"
+                        "{\"container\":53,\"host\":5353,\"protocol\":\"udp\",\"host_ip\":\"0.0.0.0\"}]}}");
+    ck_assert_str_eq(str_at(s, "HostConfig.NetworkMode"), "droid-net");
+    ck_assert_ptr_nonnull(json_object_get(json_object_get(s, "ExposedPorts"), "8080/tcp"));
+    json_t *pb = json_object_get(json_object_get(s, "HostConfig"), "PortBindings");
+    json_t *b = json_array_get(json_object_get(pb, "8080/tcp"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "HostIp")), "127.0.0.1");
+    ck_assert_str_eq(json_string_value(json_object_get(b, "HostPort")), "");
+    b = json_array_get(json_object_get(pb, "53/udp"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(b, "HostIp")), "0.0.0.0");
+    ck_assert_str_eq(json_string_value(json_object_get(b, "HostPort")), "5353");
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_spec_network_none_and_host)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"network\":{\"mode\":\"none\"}}");
+    ck_assert_str_eq(str_at(s, "HostConfig.NetworkMode"), "none");
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_docker_requires_an_image)
+{
+    dms_exec_request req = {.job_id = "j", .execution_id = "e"};
+    dms_error err = {0};
+    ck_assert_int_eq(docker_validate_request(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "engine.image");
+}
+END_TEST
+
+START_TEST(test_grace_rounds_up_to_whole_seconds)
+{
+    ck_assert_int_eq(docker_grace_seconds(0), 10);
+    ck_assert_int_eq(docker_grace_seconds(1), 1);
+    ck_assert_int_eq(docker_grace_seconds(1000), 1);
+    ck_assert_int_eq(docker_grace_seconds(1001), 2);
+}
+END_TEST
+
+START_TEST(test_image_ref_splits_for_pull)
+{
+    char name[128], tag[128];
+    docker_split_image_ref("busybox", name, tag);
+    ck_assert_str_eq(name, "busybox");
+    ck_assert_str_eq(tag, "latest");
+    docker_split_image_ref("localhost:5000/a/b:1.2", name, tag);
+    ck_assert_str_eq(name, "localhost:5000/a/b");
+    ck_assert_str_eq(tag, "1.2");
+    docker_split_image_ref("localhost:5000/a", name, tag);
+    ck_assert_str_eq(name, "localhost:5000/a");
+    ck_assert_str_eq(tag, "latest");
+    docker_split_image_ref("a@sha256:abcd", name, tag);
+    ck_assert_str_eq(name, "a@sha256:abcd");
+    ck_assert_str_eq(tag, "");
+}
+END_TEST
+
+START_TEST(test_container_name_is_deterministic)
+{
+    char n[DOCKER_NAME_MAX];
+    docker_container_name(n, "ex1", "e-1");
+    ck_assert_str_eq(n, "dms-ex1-e-1");
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("docker_types");
+    TCase *tc = tcase_create("spec");
+    tcase_add_test(tc, test_spec_maps_engine_fields_and_never_a_tty);
+    tcase_add_test(tc, test_spec_leaves_entrypoint_and_cmd_to_the_image_when_unset);
+    tcase_add_test(tc, test_spec_labels_one_per_dimension);
+    tcase_add_test(tc, test_spec_maps_resources);
+    tcase_add_test(tc, test_spec_maps_mounts_of_each_kind);
+    tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
+    tcase_add_test(tc, test_spec_network_none_and_host);
+    tcase_add_test(tc, test_docker_requires_an_image);
+    tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
+    tcase_add_test(tc, test_image_ref_splits_for_pull);
+    tcase_add_test(tc, test_container_name_is_deterministic);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
