@@ -87,7 +87,7 @@ check:
 	$(MAKE) check-unit SAN=1
 	$(MAKE) check-features
 
-check-unit: $(UNIT_TESTS)
+check-unit: build-all $(UNIT_TESTS)
 	@scripts/run-unit-tests $(UNIT_TESTS)
 
 BEHAVE_ARGS ?=

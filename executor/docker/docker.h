@@ -124,7 +124,8 @@ void docker_handler_inspect_async(docker_handler *h);
 int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, dms_error *err);
 
 /* ---- events.c ---- */
-int docker_events_start(docker_executor *ex, dms_error *err);
+/* Subscribes (on the loop); with wait_for_it, waits a bounded time until the stream is in place. */
+void docker_events_start(docker_executor *ex, bool wait_for_it);
 
 /* ---- adopt.c ---- */
 /* The owner handler of an execution, adopting it from disk and the engine if this process does not track it yet.

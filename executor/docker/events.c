@@ -172,11 +172,13 @@ static void events_connect_on_loop(void *ud, bool cancelled)
         events_connect(ud);
 }
 
-int docker_events_start(docker_executor *ex, dms_error *err)
+void docker_events_start(docker_executor *ex, bool wait_for_it)
 {
     ex->events_line.max = EVENT_LINE_MAX;
     ex->events_retry_ms = DOCKER_EVENTS_RETRY_MIN_MS;
     docker_loop_post(ex->loop, events_connect_on_loop, ex);
+    if (!wait_for_it)
+        return;
     /* Wait (bounded) until it is in place, so that the first job's die event cannot be missed. */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -190,5 +192,4 @@ int docker_events_start(docker_executor *ex, dms_error *err)
     if (st != 1)
         dms_logf(ex->host, DMS_LOG_WARN,
                  "op=events msg=\"no event stream yet; exits will be learned from the engine state until it is up\"");
-    return 0;
 }

@@ -119,9 +119,10 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
     /* The engine may be down now and up later: that is not a reason to refuse the executor (a host must survive a
      * daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it answers. */
     dms_error pe = {0};
-    if (docker_client_ping(&ex->client, &pe) < 0)
+    bool up = docker_client_ping(&ex->client, &pe) == 0;
+    if (!up)
         dms_logf(host, DMS_LOG_WARN, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
-    docker_events_start(ex, err);
+    docker_events_start(ex, up);
     *cookie = ex;
     return 0;
 }

@@ -361,6 +361,9 @@ static void capture_done(void *ud, int rc, long status, const char *body, size_t
     else if (rc == 0 && (status < 200 || status >= 300))
         dms_logf(h->ex->host, DMS_LOG_WARN, "exec=%s op=capture status=%ld body=\"%.*s\"", h->exec_id, status,
                  (int)(len > 200 ? 200 : len), body);
+    if (!docker_demux_at_boundary(&h->demux))
+        dms_logf(h->ex->host, DMS_LOG_WARN, "exec=%s op=capture msg=\"output stream ended inside a frame; the bytes "
+                 "that arrived are kept\"", h->exec_id);
     pthread_mutex_lock(&h->lock);
     h->capture_done = true;
     bool exited = h->exited;
