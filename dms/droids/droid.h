@@ -75,6 +75,10 @@ typedef struct droid {
     int start_failures;    /* consecutive failed starts */
     int64_t retry_at_ns;   /* when the next retry (crash backoff, start retry) is due; 0 = none */
     char *commit_sha;      /* the commit the current release was built from */
+
+    /* deletion: hidden from users at once, removed by the runner, then purged from the store */
+    bool deleting;
+    bool keep_volumes;
 } droid;
 
 /* Newly allocated, zeroed droid (state pending). NULL on OOM. */

@@ -31,7 +31,7 @@ static const char *const migrations[] = {
     "  restart_gen INTEGER NOT NULL, run_id TEXT, run_release INTEGER NOT NULL, run_config_gen INTEGER NOT NULL,"
     "  run_restart_gen INTEGER NOT NULL, host_port INTEGER NOT NULL, run_seq INTEGER NOT NULL,"
     "  release_seq INTEGER NOT NULL, crash_count INTEGER NOT NULL, start_failures INTEGER NOT NULL,"
-    "  retry_at_ns INTEGER NOT NULL, commit_sha TEXT);"
+    "  retry_at_ns INTEGER NOT NULL, commit_sha TEXT, deleting INTEGER NOT NULL, keep_volumes INTEGER NOT NULL);"
     "CREATE UNIQUE INDEX droids_name ON droids(name);"
     "CREATE INDEX droids_user ON droids(user_id);"
     "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, droid_id TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
@@ -235,8 +235,8 @@ void store_rollback(store *s)
 #define DROID_COLS                                                                                               \
     "id, user_id, name, repo, branch, commit_pin, language, port, env, volumes, state, reason, created_ns,"      \
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen,"     \
-    " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, commit_sha"
-#define DROID_NCOLS 29
+    " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, commit_sha,"    \
+    " deleting, keep_volumes"
 
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
 {
@@ -270,6 +270,8 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     sqlite3_bind_int(st, i++, d->start_failures);
     sqlite3_bind_int64(st, i++, d->retry_at_ns);
     bind_text(st, i++, d->commit_sha);
+    sqlite3_bind_int(st, i++, d->deleting);
+    sqlite3_bind_int(st, i++, d->keep_volumes);
     return i;
 }
 
@@ -289,7 +291,7 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
     if (!vols)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if ((r = prepare(s, &st, "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                             "?,?,?,?,?,?,?,?)", err)) < 0)
+                             "?,?,?,?,?,?,?,?,?,?)", err)) < 0)
         return r;
     bind_droid(st, d, vols);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -311,8 +313,8 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
                      " port=?8, env=?9, volumes=?10, state=?11, reason=?12, created_ns=?13, updated_ns=?14,"
                      " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
                      " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
-                     " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29"
-                     " WHERE id=?1",
+                     " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
+                     " deleting=?30, keep_volumes=?31 WHERE id=?1",
                      err)) < 0)
         return r;
     bind_droid(st, d, vols);
@@ -377,6 +379,8 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->start_failures = sqlite3_column_int(st, i++);
     d->retry_at_ns = sqlite3_column_int64(st, i++);
     d->commit_sha = col_text(st, i++);
+    d->deleting = sqlite3_column_int(st, i++) != 0;
+    d->keep_volumes = sqlite3_column_int(st, i++) != 0;
     if (droid_volumes_from_json(d, vols, err) < 0) {
         droid_free(d);
         return NULL;
