@@ -6,7 +6,8 @@
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
-#   make format / lint / valgrind / bench / run / clean
+#   make run             install deps, bring Docker up, build, and run workloads through the executor (scripts/demo)
+#   make format / lint / valgrind / bench / clean
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -93,6 +94,15 @@ check-unit: build-all $(UNIT_TESTS)
 BEHAVE_ARGS ?=
 check-features: build-all
 	scripts/run-features $(BEHAVE_ARGS)
+
+# ---- the main job: a fresh machine to a running workload ----
+.PHONY: run
+run:
+	scripts/install-deps
+	scripts/docker-up
+	scripts/test-images
+	$(MAKE) build-all
+	scripts/demo
 
 # ---- install ----
 .PHONY: install

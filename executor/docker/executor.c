@@ -305,6 +305,8 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
         r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, &e);
         if (r == 0 && (resp.status == 200 || resp.status == 204))
             (*count)++;
+        else if (r == 0 && resp.status == 409 && strstr(resp.body.data ? resp.body.data : "", "already in progress"))
+            (*count)++; /* being removed right now (our own async removal): it is going */
         else if (r == 0 && resp.status != 404)
             r = docker_error_from_response(&resp, p, &e);
         dms_buf_free(&resp.body);

@@ -74,7 +74,8 @@ void docker_handler_unref(docker_handler *h)
 static void delete_done(void *ud, int rc, long status, const char *body, size_t len, const dms_error *err)
 {
     docker_handler *h = ud;
-    if (rc < 0 || (status != 204 && status != 404))
+    /* 404 gone already, 409 "removal already in progress" (someone else's cleanup): both are done. */
+    if (rc < 0 || (status != 204 && status != 404 && status != 409))
         dms_logf(h->ex->host, DMS_LOG_WARN, "exec=%s op=remove container=%s status=%ld msg=\"%s\"", h->exec_id, h->name,
                  status, rc < 0 && err ? err->message : body);
     atomic_fetch_sub(&h->ex->pending_removals, 1);
