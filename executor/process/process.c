@@ -1,0 +1,573 @@
+/* process.c - the process backend: runs a request's argv as a plain host process, supervised by a detached shim
+ * (dms-proc-shim) per execution. This file holds the ops table, create/destroy, and start: turning a request into
+ * a spec the shim executes, claiming the execution directory, and spawning the shim.
+ *
+ * Nothing about an execution is kept in memory: its directory under the state dir is the whole truth, so a second
+ * executor object, another process, or a restarted host sees the same thing (state.c reads it). No thread per
+ * job: waiting is inotify on the directory, cancelling is a FIFO doorbell to the shim. */
+#include "proc.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+extern char **environ;
+
+#define SHIM_HANDSHAKE_TIMEOUT_MS 30000 /* from spawn to "the workload runs" (or why not) */
+#define SHIM_STATUS_MAX_BYTES 4096
+#define PW_BUF_BYTES 16384
+#define GROUPS_MAX 256
+#define FD_SPAWN_MIN 10 /* spawn fds are moved at or above this, so dup2 onto 3 and 4 never is a no-op */
+
+static const char *const known_options[] = {"shim", "cgroups", NULL};
+
+/* ---- create / destroy / is_installed ---- */
+
+static int anchor; /* any address inside this .so, for dladdr */
+
+/* The shim travels with the plugin: <dir of this .so>/dms-proc-shim, unless option shim= or $DMS_PROC_SHIM. */
+static char *find_shim(const dms_host_services *host)
+{
+    const char *s = dms_kv_get(host->options, "shim");
+    if (s && *s)
+        return strdup(s);
+    s = getenv("DMS_PROC_SHIM");
+    if (s && *s)
+        return strdup(s);
+    Dl_info info;
+    if (!dladdr(&anchor, &info) || !info.dli_fname)
+        return NULL;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash)
+        return strdup("./" PROC_SHIM_NAME);
+    return dms_strdup_printf("%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, PROC_SHIM_NAME);
+}
+
+static void proc_destroy(void *cookie)
+{
+    proc_executor *p = cookie;
+    if (!p)
+        return;
+    free(p->id);
+    free(p->state_dir);
+    free(p->shim_path);
+    free(p);
+}
+
+static int proc_create(void **cookie, const char *executor_id, const dms_host_services *host, dms_error *err)
+{
+    for (size_t i = 0; host->options[i]; i++) {
+        const char *o = host->options[i];
+        const char *eq = strchr(o, '=');
+        size_t kl = eq ? (size_t)(eq - o) : strlen(o);
+        bool known = false;
+        for (size_t k = 0; known_options[k]; k++)
+            known = known || (strlen(known_options[k]) == kl && strncmp(o, known_options[k], kl) == 0);
+        if (!eq || !known)
+            return dms_error_set(err, DMS_E_INVALID, "options",
+                                 "process backend: unknown option \"%.64s\" (known: shim=<path>, cgroups=auto|off)", o);
+    }
+    const char *cg = dms_kv_get(host->options, "cgroups");
+    if (cg && strcmp(cg, "auto") != 0 && strcmp(cg, "off") != 0)
+        return dms_error_set(err, DMS_E_INVALID, "options", "process backend: cgroups must be auto or off, not %.32s",
+                             cg);
+    proc_executor *p = calloc(1, sizeof(*p));
+    if (!p)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    p->host = host;
+    /* Absolute, because the shim and the workload's default working dir are handed paths inside it. */
+    p->id = strdup(executor_id);
+    p->state_dir = realpath(host->state_dir, NULL);
+    p->shim_path = find_shim(host);
+    if (!p->id || !p->state_dir || !p->shim_path) {
+        int e = errno;
+        proc_destroy(p);
+        return dms_error_set_errno(err, DMS_E_UNAVAILABLE, e, "process backend: resolve state dir %s",
+                                   host->state_dir);
+    }
+    if (access(p->shim_path, X_OK) != 0) {
+        int e = errno;
+        dms_error_set_errno(err, DMS_E_UNAVAILABLE, e,
+                            "process backend: supervisor %s is not an executable (build it with the plugin, or set "
+                            "option shim= or DMS_PROC_SHIM)",
+                            p->shim_path);
+        proc_destroy(p);
+        return -DMS_E_UNAVAILABLE;
+    }
+    char why[3 * (PATH_MAX + 16)];
+    if (cg && strcmp(cg, "off") == 0)
+        snprintf(why, sizeof(why), "off by option");
+    else
+        proc_cgroup_probe(&p->cg, why, sizeof(why));
+    dms_logf(host, DMS_LOG_INFO, "backend=process executor=%s op=create shim=%s cgroups: %s", executor_id,
+             p->shim_path, why);
+    *cookie = p;
+    return 0;
+}
+
+static bool proc_is_installed(void *cookie, dms_error *why)
+{
+    proc_executor *p = cookie;
+    if (access(p->shim_path, X_OK) != 0) {
+        dms_error_set_errno(why, DMS_E_UNAVAILABLE, errno, "supervisor %s", p->shim_path);
+        return false;
+    }
+    if (access(p->state_dir, W_OK | X_OK) != 0) {
+        dms_error_set_errno(why, DMS_E_UNAVAILABLE, errno, "state dir %s", p->state_dir);
+        return false;
+    }
+    return true;
+}
+
+/* ---- start: from request to spec ---- */
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* "uid[:gid]" or "name[:group]" -> ids and supplementary groups, as Docker resolves it against the image's
+ * passwd (here: the host's). A uid without a passwd entry gets gid 0, as in Docker. */
+static int resolve_user(const char *user, json_t *spec, dms_error *err)
+{
+    const char *colon = strchr(user, ':');
+    size_t ul = colon ? (size_t)(colon - user) : strlen(user);
+    _cleanup_free_ char *uname = strndup(user, ul);
+    _cleanup_free_ char *buf = malloc(PW_BUF_BYTES);
+    if (!uname || !buf)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    struct passwd pw, *pwp = NULL;
+    uid_t uid;
+    gid_t gid = 0;
+    if (all_digits(uname, ul)) {
+        int64_t v = dms_parse_i64(uname);
+        if (v < 0 || v > (int64_t)UINT32_MAX - 1)
+            return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: uid %s is out of range", uname);
+        uid = (uid_t)v;
+        getpwuid_r(uid, &pw, buf, PW_BUF_BYTES, &pwp);
+    } else {
+        getpwnam_r(uname, &pw, buf, PW_BUF_BYTES, &pwp);
+        if (!pwp)
+            return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: no user \"%s\" on this host", uname);
+        uid = pwp->pw_uid;
+    }
+    if (pwp)
+        gid = pwp->pw_gid;
+    if (colon) {
+        const char *g = colon + 1;
+        if (all_digits(g, strlen(g))) {
+            int64_t v = dms_parse_i64(g);
+            if (v < 0 || v > (int64_t)UINT32_MAX - 1)
+                return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: gid %s is out of range", g);
+            gid = (gid_t)v;
+        } else {
+            struct group gr, *grp = NULL;
+            char gbuf[PW_BUF_BYTES];
+            getgrnam_r(g, &gr, gbuf, sizeof(gbuf), &grp);
+            if (!grp)
+                return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: no group \"%s\" on this host", g);
+            gid = grp->gr_gid;
+        }
+    }
+    if (geteuid() != 0) {
+        if (uid != geteuid())
+            return dms_error_set(err, DMS_E_NOT_SUPPORTED, "engine.user",
+                                 "engine.user: running as uid %u needs root; this host runs as uid %u", (unsigned)uid,
+                                 (unsigned)geteuid());
+        return 0; /* already that user: nothing to switch */
+    }
+    gid_t groups[GROUPS_MAX];
+    int ng = 1;
+    groups[0] = gid;
+    if (pwp && !colon) {
+        ng = GROUPS_MAX;
+        if (getgrouplist(pwp->pw_name, gid, groups, &ng) < 0)
+            ng = 1;
+    }
+    json_t *ga = json_array();
+    for (int i = 0; ga && i < ng; i++)
+        json_array_append_new(ga, json_integer(groups[i]));
+    json_object_set_new(spec, "uid", json_integer(uid));
+    json_object_set_new(spec, "gid", json_integer(gid));
+    json_object_set_new(spec, "groups", ga ? ga : json_array());
+    return 0;
+}
+
+static int add_cgroup(json_t *list, const proc_executor *p, proc_cg_ctrl c, const char *exec_id, int64_t value,
+                      dms_error *err)
+{
+    const proc_cg_base *b = &p->cg.base[c];
+    char dir[PATH_MAX];
+    if (dms_snprintf_ok(dir, sizeof(dir), "%s/" PROC_CGROUP_PREFIX "%s@%s", b->dir, p->id, exec_id) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "cgroup path too long under %s", b->dir);
+    json_array_append_new(list, json_pack("{s:s,s:i,s:s,s:I}", "dir", dir, "version", b->version, "controller",
+                                          proc_cg_name(c), "value", (json_int_t)value));
+    return 0;
+}
+
+/* Checks what this backend cannot do and builds spec.json. Creates nothing, so a refused request leaves no
+ * trace. */
+static int build_spec(const proc_executor *p, const dms_exec_request *req, const char *dir, json_t **out,
+                      dms_error *err)
+{
+    const dms_engine_spec *e = &req->engine;
+    if (req->n_mounts)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "mounts",
+                             "mounts: the process backend runs on the host's filesystem and cannot mount");
+    if (req->n_ports)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.ports",
+                             "network.ports: the process backend shares the host's network and cannot publish ports");
+    if (req->network_mode == DMS_NET_NAMED)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.mode",
+                             "network.mode: the process backend cannot attach to a named network");
+    if (req->network_mode == DMS_NET_NONE && geteuid() != 0)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.mode",
+                             "network.mode none needs a network namespace, which needs root");
+    if (req->resources.disk_bytes > 0)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.disk_bytes",
+                             "resources.disk_bytes: the process backend cannot limit disk use");
+    if (req->resources.gpus != 0)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.gpus",
+                             "resources.gpus: the process backend does not assign GPUs");
+    _cleanup_json_ json_t *spec = json_object();
+    json_t *argv = json_array(), *env = json_array(), *cgroups = json_array();
+    if (!spec || !argv || !env || !cgroups) {
+        json_decref(argv);
+        json_decref(env);
+        json_decref(cgroups);
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
+    json_object_set_new(spec, "argv", argv);
+    json_object_set_new(spec, "env", env);
+    json_object_set_new(spec, "cgroups", cgroups);
+    /* Like Docker: the command line is entrypoint followed by cmd. There is no image to default them from. */
+    for (size_t i = 0; e->entrypoint && e->entrypoint[i]; i++)
+        json_array_append_new(argv, json_string(e->entrypoint[i]));
+    for (size_t i = 0; e->cmd && e->cmd[i]; i++)
+        json_array_append_new(argv, json_string(e->cmd[i]));
+    if (json_array_size(argv) == 0 || !*json_string_value(json_array_get(argv, 0)))
+        return dms_error_set(err, DMS_E_INVALID, "engine.cmd",
+                             "engine.cmd: the process backend has no image to take a command from; give "
+                             "engine.entrypoint or engine.cmd");
+    /* A clean environment: the request's variables only, plus a PATH when it brings none. */
+    for (size_t i = 0; e->env && e->env[i]; i++)
+        json_array_append_new(env, json_string(e->env[i]));
+    if (!dms_kv_get(e->env, "PATH"))
+        json_array_append_new(env, json_string(PROC_DEFAULT_PATH));
+    char work[PATH_MAX];
+    if (dms_snprintf_ok(work, sizeof(work), "%s/" PROC_WORK_DIR, dir) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "state dir path too long");
+    json_object_set_new(spec, "working_dir", json_string(e->working_dir ? e->working_dir : work));
+    json_object_set_new(spec, "program_field",
+                        json_string(e->entrypoint && e->entrypoint[0] ? "engine.entrypoint" : "engine.cmd"));
+    json_object_set_new(spec, "uid", json_integer(-1));
+    json_object_set_new(spec, "gid", json_integer(-1));
+    json_object_set_new(spec, "groups", json_array());
+    int r;
+    if (e->user && (r = resolve_user(e->user, spec, err)) < 0)
+        return r;
+    /* Limits: a cgroup where we can write one; otherwise the nearest rlimit, or a refusal naming the field. */
+    const dms_resources *rs = &req->resources;
+    int64_t rlimit_as = 0, rlimit_nproc = 0;
+    if (rs->memory_bytes > 0) {
+        if (p->cg.base[PROC_CG_MEMORY].version) {
+            if ((r = add_cgroup(cgroups, p, PROC_CG_MEMORY, req->execution_id, rs->memory_bytes, err)) < 0)
+                return r;
+        } else {
+            rlimit_as = rs->memory_bytes;
+            dms_logf(p->host, DMS_LOG_WARN,
+                     "exec=%s op=start memory limit through RLIMIT_AS (address space, not resident memory): no "
+                     "writable memory cgroup",
+                     req->execution_id);
+        }
+    }
+    if (rs->pids_limit > 0) {
+        int64_t uid = json_integer_value(json_object_get(spec, "uid"));
+        uid_t target = uid >= 0 ? (uid_t)uid : geteuid();
+        if (p->cg.base[PROC_CG_PIDS].version) {
+            if ((r = add_cgroup(cgroups, p, PROC_CG_PIDS, req->execution_id, rs->pids_limit, err)) < 0)
+                return r;
+        } else if (target != 0) {
+            rlimit_nproc = rs->pids_limit;
+            dms_logf(p->host, DMS_LOG_WARN,
+                     "exec=%s op=start pids limit through RLIMIT_NPROC, which counts every process of uid %u: no "
+                     "writable pids cgroup",
+                     req->execution_id, (unsigned)target);
+        } else {
+            return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.pids_limit",
+                                 "resources.pids_limit: no writable pids cgroup here, and RLIMIT_NPROC does not "
+                                 "bind root (set engine.user to run it as another user)");
+        }
+    }
+    if (rs->cpu_millis > 0) {
+        if (!p->cg.base[PROC_CG_CPU].version)
+            return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.cpu_millis",
+                                 "resources.cpu_millis: no writable cpu cgroup here to enforce it");
+        if ((r = add_cgroup(cgroups, p, PROC_CG_CPU, req->execution_id, rs->cpu_millis, err)) < 0)
+            return r;
+    }
+    json_object_set_new(spec, "rlimit_as", json_integer(rlimit_as));
+    json_object_set_new(spec, "rlimit_nproc", json_integer(rlimit_nproc));
+    json_object_set_new(spec, "netns", json_boolean(req->network_mode == DMS_NET_NONE));
+    json_object_set_new(spec, "executor_id", json_string(p->id));
+    json_object_set_new(spec, "execution_id", json_string(req->execution_id));
+    json_object_set_new(spec, "job_id", json_string(req->job_id));
+    json_object_set_new(spec, "timeout_ms", json_integer(req->timeout_ms));
+    json_object_set_new(spec, "stop_grace_ms", json_integer(req->stop_grace_ms));
+    json_object_set_new(spec, "result_output_bytes", json_integer(req->limits.result_output_bytes));
+    json_object_set_new(spec, "log_file_bytes", json_integer(req->limits.log_file_bytes));
+    *out = steal_pointer(&spec);
+    return 0;
+}
+
+/* ---- start: claim, prepare, spawn ---- */
+
+static int write_json_file(const char *dir, const char *name, const char *json, dms_error *err)
+{
+    char path[PATH_MAX];
+    if (!json)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "path too long in %s", dir);
+    return dms_write_file_atomic(path, json, strlen(json), err);
+}
+
+static int prepare_dir(const char *dir, const dms_exec_request *req, json_t *spec, dms_error *err)
+{
+    _cleanup_free_ char *rj = dms_exec_request_to_json(req);
+    _cleanup_free_ char *sj = json_dumps(spec, JSON_COMPACT);
+    int r;
+    if ((r = write_json_file(dir, PROC_REQUEST_FILE, rj, err)) < 0 ||
+        (r = write_json_file(dir, PROC_SPEC_FILE, sj, err)) < 0)
+        return r;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" PROC_CTL_FIFO, dir);
+    if (mkfifo(path, 0600) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
+    if (!req->engine.working_dir) {
+        snprintf(path, sizeof(path), "%s/" PROC_WORK_DIR, dir);
+        if (mkdir(path, 0755) != 0)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
+        int64_t uid = json_integer_value(json_object_get(spec, "uid"));
+        if (uid >= 0 && chown(path, (uid_t)uid, (gid_t)json_integer_value(json_object_get(spec, "gid"))) != 0)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "chown %s", path);
+    }
+    return 0;
+}
+
+/* The shim's verdict, read line by line from the status pipe: "SHIM <pid> <start>", then "OK <pid>" or
+ * "ERR <code> <field>\t<message>". */
+typedef struct handshake {
+    pid_t shim_pid;
+    uint64_t shim_start;
+    bool ok;
+    bool failed;
+} handshake;
+
+static void parse_status_line(char *line, handshake *h, dms_error *err)
+{
+    if (strncmp(line, "SHIM ", 5) == 0) {
+        unsigned long long st = 0;
+        int pid = 0;
+        if (sscanf(line + 5, "%d %llu", &pid, &st) == 2) {
+            h->shim_pid = pid;
+            h->shim_start = st;
+        }
+    } else if (strncmp(line, "OK ", 3) == 0) {
+        h->ok = true;
+    } else if (strncmp(line, "ERR ", 4) == 0) {
+        int code = DMS_E_START_FAILED;
+        char field[DMS_ERROR_FIELD_MAX] = "";
+        char *tab = strchr(line, '\t');
+        sscanf(line + 4, "%d %63s", &code, field);
+        if (code <= 0 || code >= DMS_E__COUNT)
+            code = DMS_E_START_FAILED;
+        h->failed = true;
+        dms_error_set(err, code, strcmp(field, "-") == 0 ? NULL : field, "%s", tab ? tab + 1 : line);
+    }
+}
+
+static int read_handshake(int fd, handshake *h, dms_error *err)
+{
+    char buf[SHIM_STATUS_MAX_BYTES];
+    size_t len = 0;
+    int64_t deadline = dms_mono_ms() + SHIM_HANDSHAKE_TIMEOUT_MS;
+    while (!h->ok && !h->failed) {
+        int64_t left = deadline - dms_mono_ms();
+        if (left <= 0)
+            return dms_error_set(err, DMS_E_START_FAILED, NULL, "the supervisor did not report within %d ms",
+                                 SHIM_HANDSHAKE_TIMEOUT_MS);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            continue;
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return dms_error_set(err, DMS_E_START_FAILED, NULL, "the supervisor exited without reporting");
+        len += (size_t)n;
+        buf[len] = '\0';
+        char *nl;
+        while ((nl = strchr(buf, '\n'))) {
+            *nl = '\0';
+            parse_status_line(buf, h, err);
+            size_t used = (size_t)(nl - buf) + 1;
+            memmove(buf, nl + 1, len - used + 1);
+            len -= used;
+        }
+        if (len == sizeof(buf) - 1)
+            return dms_error_set(err, DMS_E_PROTOCOL, NULL, "the supervisor sent a line too long");
+    }
+    return h->failed ? -err->code : 0;
+}
+
+/* posix_spawn, not fork: the host has threads, and posix_spawn (vfork-like in glibc) runs nothing of ours
+ * between fork and exec. The shim gets: stdin /dev/null, stdout+stderr shim.log, fd 3 the status pipe, fd 4 the
+ * owner lock (the same open file description as lock_fd: the lock is shared, never free in between). */
+static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, handshake *h, dms_error *err)
+{
+    int sp[2];
+    if (pipe2(sp, O_CLOEXEC) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "pipe");
+    _cleanup_close_ int status_r = sp[0];
+    _cleanup_close_ int status_w = fcntl(sp[1], F_DUPFD_CLOEXEC, FD_SPAWN_MIN);
+    _cleanup_close_ int lock_w = fcntl(lock_fd, F_DUPFD_CLOEXEC, FD_SPAWN_MIN);
+    close(sp[1]);
+    if (status_w < 0 || lock_w < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "dup");
+    char log_path[PATH_MAX];
+    snprintf(log_path, sizeof(log_path), "%s/" PROC_SHIM_LOG, dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawn_file_actions_adddup2(&fa, status_w, PROC_SHIM_STATUS_FD);
+    posix_spawn_file_actions_adddup2(&fa, lock_w, PROC_SHIM_LOCK_FD);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char *argv[] = {p->shim_path, "run", (char *)dir, NULL};
+    pid_t pid;
+    int r = posix_spawn(&pid, p->shim_path, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (r != 0)
+        return dms_error_set_errno(err, DMS_E_START_FAILED, r, "spawn the supervisor %s", p->shim_path);
+    /* Only the shim may hold the write end now, so its exit is our EOF. */
+    close(dms_steal_fd(&status_w));
+    close(dms_steal_fd(&lock_w));
+    /* Stage 1 of the shim exits as soon as it has forked the supervisor: reap it (ECHILD if the host ignores
+     * SIGCHLD, which is fine). */
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return read_handshake(status_r, h, err);
+}
+
+/* A start that failed after the claim still ends the execution with a result, so that it is never run twice and
+ * waiters learn why. We hold the owner lock. */
+static void fail_claimed(const proc_executor *p, const char *dir, const handshake *h, const dms_error *why)
+{
+    if (proc_file_exists(dir, PROC_RESULT_FILE))
+        return; /* the shim wrote it */
+    if (h && h->shim_pid > 0 && proc_alive(h->shim_pid, h->shim_start))
+        kill(h->shim_pid, SIGKILL); /* stuck: it will not get to run the workload now */
+    dms_exec_result res = {.outcome = DMS_OUTCOME_FAILED, .exit_code = -1};
+    snprintf(res.error, sizeof(res.error), "%s", why->message);
+    dms_error e;
+    if (proc_write_result(dir, &res, &e) < 0)
+        dms_logf(p->host, DMS_LOG_ERROR, "exec=%s op=start write the failed result: %s", dir, e.message);
+    dms_exec_result_clear(&res);
+}
+
+static int proc_start(void *cookie, const dms_exec_request *req, dms_error *err)
+{
+    proc_executor *p = cookie;
+    char dir[PATH_MAX];
+    int r = proc_exec_dir(p, req->execution_id, dir, sizeof(dir), err);
+    if (r < 0)
+        return r;
+    _cleanup_json_ json_t *spec = NULL;
+    if ((r = build_spec(p, req, dir, &spec, err)) < 0)
+        return r;
+    /* The claim: mkdir is atomic across threads and processes, so one id never runs twice. */
+    if (mkdir(dir, 0700) != 0) {
+        if (errno != EEXIST)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", dir);
+        if (proc_file_exists(dir, PROC_RESULT_FILE))
+            return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id", "execution %s has already finished",
+                                 req->execution_id);
+        return dms_error_set(err, DMS_E_ALREADY_STARTED, "execution_id", "execution %s is already running",
+                             req->execution_id);
+    }
+    _cleanup_close_ int lock_fd = -1;
+    r = dms_state_lock(dir, &lock_fd, err);
+    if (r <= 0) {
+        /* Fresh directory, so nobody else can hold it; report rather than guess. */
+        if (r == 0)
+            r = dms_error_set(err, DMS_E_INTERNAL, NULL, "owner lock of the new %s is taken", dir);
+        return r;
+    }
+    handshake h = {0};
+    if ((r = prepare_dir(dir, req, spec, err)) < 0 || (r = spawn_shim(p, dir, lock_fd, &h, err)) < 0) {
+        dms_error_prefix(err, "start %s: ", req->execution_id);
+        fail_claimed(p, dir, &h, err);
+        dms_logf(p->host, DMS_LOG_INFO, "exec=%s job=%s op=start error=%s msg=\"%s\"", req->execution_id, req->job_id,
+                 dms_error_code_name(r), err ? err->message : "");
+        return r;
+    }
+    dms_logf(p->host, DMS_LOG_INFO, "exec=%s job=%s op=start shim=%d", req->execution_id, req->job_id,
+             (int)h.shim_pid);
+    return 0;
+}
+
+static const dms_executor_ops proc_ops = {
+    .abi_version = DMS_EXECUTOR_ABI_VERSION,
+    .size = sizeof(dms_executor_ops),
+    .name = "process",
+    .description = "host processes under a detached supervisor; process groups, cgroups where writable",
+    .create = proc_create,
+    .destroy = proc_destroy,
+    .is_installed = proc_is_installed,
+    .start = proc_start,
+    .subscribe = proc_op_subscribe,
+    .cancel = proc_op_cancel,
+    .log_stream = proc_op_log_stream,
+    .cleanup = proc_op_cleanup,
+    .status = proc_op_status,
+    .list = proc_op_list,
+    .remove = proc_op_remove,
+    .recover = proc_op_recover,
+};
+
+DMS_PLUGIN_EXPORT const dms_executor_ops *dms_executor_plugin_entry(void);
+DMS_PLUGIN_EXPORT const dms_executor_ops *dms_executor_plugin_entry(void)
+{
+    return &proc_ops;
+}

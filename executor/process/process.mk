@@ -1,0 +1,29 @@
+# executor/process/: the process backend. Two artefacts, installed side by side in the plugin directory:
+#   libdms-executor-process.so  the plugin (ops table; start, wait, cancel, logs, cleanup, recover)
+#   dms-proc-shim               the per-execution supervisor the plugin spawns (see README.md for why a binary)
+PROC_COMMON_SRCS := executor/process/cgroup.c
+PROC_PLUGIN_SRCS := executor/process/process.c executor/process/state.c $(PROC_COMMON_SRCS)
+PROC_SHIM_SRCS := executor/process/shim.c $(PROC_COMMON_SRCS)
+EXTRA_CFLAGS_executor_process_ := $(call pkg_cflags,jansson) -Iexecutor -fvisibility=hidden
+
+PROC_PLUGIN := $(PLUGIN_DIR)/libdms-executor-process.so
+PROC_SHIM := $(PLUGIN_DIR)/dms-proc-shim
+
+$(PROC_PLUGIN): $(PROC_PLUGIN_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,--no-undefined -o $@ $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBDMS_LINK) \
+	    $(call pkg_libs,jansson)
+
+# rpath: build/plugins/../lib in the build tree; PREFIX/lib/dms/plugins/../.. = PREFIX/lib once installed.
+$(PROC_SHIM): $(PROC_SHIM_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(filter %.o,$^) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
+	    -Wl,-rpath,'$$ORIGIN/../lib:$$ORIGIN/../..' $(call pkg_libs,jansson)
+
+ALL_TARGETS += $(PROC_PLUGIN) $(PROC_SHIM)
+INSTALL_PLUGINS += $(PROC_PLUGIN) $(PROC_SHIM)
+
+# The suite drives the real plugin through the registry: it needs both built (not linked in).
+$(TEST_DIR)/test_process: $(PROC_PLUGIN) $(PROC_SHIM)

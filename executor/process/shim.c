@@ -1,0 +1,819 @@
+/* shim.c - dms-proc-shim, the per-execution supervisor of the process backend (conmon's role for podman).
+ *
+ * Why a separate program: the plugin lives inside its host (dmsd, dms-exec, a test runner, Python), which has
+ * threads. After fork() in a threaded process only async-signal-safe calls are allowed until exec, and a job must
+ * outlive the process that started it. So the plugin posix_spawn()s this binary, which is single-threaded: it may
+ * fork, read JSON, write logs and results freely, and nothing it does depends on its starter staying alive.
+ *
+ *   dms-proc-shim run <execution dir>       (fd 3: status pipe to the starter, fd 4: the dir's owner lock)
+ *
+ * Stage 1 (spawned as a session leader) forks stage 2 and exits at once, so the supervisor is nobody's child to
+ * reap (the starter only waits for stage 1) and can never get a controlling terminal. Stage 2 reads spec.json,
+ * prepares cgroups, forks the workload (its own session and process group), tells the starter over fd 3 whether
+ * exec succeeded (a CLOEXEC pipe from the workload: EOF means exec worked), then captures stdout/stderr into the
+ * log store, enforces the run timeout, serves cancel requests from the ctl FIFO, and writes result.json when the
+ * workload ends. It holds the owner lock until it exits: a free lock without a result means it died. */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sched.h>
+
+#include "util.h"
+
+#define READ_CHUNK_BYTES (64 * 1024)
+#define DRAIN_AFTER_EXIT_MS 1000   /* after the workload's main process ends: read what is left in the pipes */
+#define REAP_LEFTOVERS_MS 2000     /* how long to wait for killed leftovers (adopted orphans) to be reaped */
+#define EXIT_CODE_SIGNAL_BASE 128  /* a signal death reports exit code 128+N, as shells and Docker do */
+
+enum child_stage { STAGE_SETUP = 1, STAGE_RLIMIT, STAGE_NETNS, STAGE_CHDIR, STAGE_USER, STAGE_EXEC };
+
+typedef struct exec_failure {
+    int stage;
+    int err;
+} exec_failure;
+
+typedef struct cg_item {
+    char *dir;
+    int version;
+    proc_cg_ctrl ctrl;
+    int64_t value;
+} cg_item;
+
+typedef struct spec {
+    char *execution_id;
+    char **argv;
+    char **env;
+    char *working_dir;
+    char *program_field;
+    int64_t uid, gid; /* uid < 0: keep ours */
+    gid_t *groups;
+    size_t n_groups;
+    int64_t rlimit_as, rlimit_nproc;
+    bool netns;
+    cg_item *cgroups;
+    size_t n_cgroups;
+    int64_t timeout_ms, stop_grace_ms, result_output_bytes, log_file_bytes;
+} spec;
+
+typedef struct shim {
+    const char *dir;
+    spec sp;
+    dms_logstore_writer *log;
+    int status_fd;
+    pid_t child;
+    uint64_t child_start;
+    int out_fd, err_fd, sfd, ctl_fd;
+    bool child_done;
+    int wstatus;
+    int64_t started_ns, finished_ns;
+    int stop_reason;     /* 0, DMS_CANCEL_USER or DMS_CANCEL_TIMEOUT */
+    bool killed;         /* SIGKILL sent */
+    int64_t run_deadline, kill_deadline, drain_deadline; /* monotonic ms, -1: none */
+} shim;
+
+/* ---- diagnostics: shim.log (our stderr) ---- */
+
+static const char *log_exec = "?";
+
+static void shim_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void shim_log(const char *level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level, (int)getpid(),
+            log_exec, msg);
+}
+
+/* ---- spec.json ---- */
+
+static char **strv_from_json(json_t *a)
+{
+    char **v = calloc(json_array_size(a) + 1, sizeof(char *));
+    size_t i;
+    json_t *s;
+    if (!v)
+        return NULL;
+    json_array_foreach(a, i, s)
+    {
+        if (!json_is_string(s) || !(v[i] = strdup(json_string_value(s)))) {
+            dms_strv_free(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+static void spec_free(spec *sp)
+{
+    free(sp->execution_id);
+    dms_strv_free(sp->argv);
+    dms_strv_free(sp->env);
+    free(sp->working_dir);
+    free(sp->program_field);
+    free(sp->groups);
+    for (size_t i = 0; i < sp->n_cgroups; i++)
+        free(sp->cgroups[i].dir);
+    free(sp->cgroups);
+    memset(sp, 0, sizeof(*sp));
+}
+
+static int spec_load(const char *dir, spec *sp, dms_error *err)
+{
+    char path[PATH_MAX];
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/" PROC_SPEC_FILE, dir);
+    int r = dms_read_file(path, PROC_STATE_FILE_MAX_BYTES, &data, &len, err);
+    if (r < 0)
+        return r;
+    json_error_t jerr;
+    _cleanup_json_ json_t *o = json_loadb(data, len, 0, &jerr);
+    if (!o)
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
+    const char *id = NULL, *wd = NULL, *field = NULL;
+    json_t *argv = NULL, *env = NULL, *groups = NULL, *cgroups = NULL;
+    json_int_t uid = -1, gid = -1, ras = 0, rnp = 0, tmo = 0, grace = 0, rob = 0, lfb = 0;
+    int netns = 0;
+    memset(sp, 0, sizeof(*sp));
+    if (json_unpack_ex(o, &jerr, 0, "{s:s,s:o,s:o,s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:b,s:o,s:I,s:I,s:I,s:I}",
+                       "execution_id", &id, "argv", &argv, "env", &env, "working_dir", &wd, "program_field", &field,
+                       "uid", &uid, "gid", &gid, "groups", &groups, "rlimit_as", &ras, "rlimit_nproc", &rnp, "netns",
+                       &netns, "cgroups", &cgroups, "timeout_ms", &tmo, "stop_grace_ms", &grace,
+                       "result_output_bytes", &rob, "log_file_bytes", &lfb) < 0)
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
+    sp->uid = uid;
+    sp->gid = gid;
+    sp->rlimit_as = ras;
+    sp->rlimit_nproc = rnp;
+    sp->netns = netns;
+    sp->timeout_ms = tmo;
+    sp->stop_grace_ms = grace > 0 ? grace : DMS_DEFAULT_STOP_GRACE_MS;
+    sp->result_output_bytes = rob > 0 ? rob : DMS_DEFAULT_RESULT_OUTPUT_BYTES;
+    sp->log_file_bytes = lfb;
+    sp->n_groups = json_array_size(groups);
+    sp->n_cgroups = json_array_size(cgroups);
+    if (!(sp->execution_id = strdup(id)) || !(sp->working_dir = strdup(wd)) || !(sp->program_field = strdup(field)) ||
+        !(sp->argv = strv_from_json(argv)) || !(sp->env = strv_from_json(env)) ||
+        !(sp->groups = calloc(sp->n_groups + 1, sizeof(gid_t))) ||
+        !(sp->cgroups = calloc(sp->n_cgroups + 1, sizeof(cg_item))))
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
+    if (!sp->argv[0])
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: empty argv", path);
+    for (size_t i = 0; i < sp->n_groups; i++)
+        sp->groups[i] = (gid_t)json_integer_value(json_array_get(groups, i));
+    for (size_t i = 0; i < sp->n_cgroups; i++) {
+        const char *cdir = NULL, *ctrl = NULL;
+        int version = 0;
+        json_int_t value = 0;
+        if (json_unpack_ex(json_array_get(cgroups, i), &jerr, 0, "{s:s,s:i,s:s,s:I}", "dir", &cdir, "version",
+                           &version, "controller", &ctrl, "value", &value) < 0)
+            return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: cgroups[%zu]: %s", path, i, jerr.text);
+        cg_item *ci = &sp->cgroups[i];
+        ci->version = version;
+        ci->value = value;
+        ci->ctrl = PROC_CG__COUNT;
+        for (int c = 0; c < PROC_CG__COUNT; c++)
+            if (strcmp(ctrl, proc_cg_name((proc_cg_ctrl)c)) == 0)
+                ci->ctrl = (proc_cg_ctrl)c;
+        if (ci->ctrl == PROC_CG__COUNT)
+            return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: unknown controller %s", path, ctrl);
+        if (!(ci->dir = strdup(cdir)))
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
+    }
+    return 0;
+}
+
+/* ---- talking to the starter (fd 3) ---- */
+
+static void status_send(shim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status_send(shim *s, const char *fmt, ...)
+{
+    if (s->status_fd < 0)
+        return;
+    char line[DMS_ERROR_MSG_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
+    /* One write below PIPE_BUF: the starter reads whole lines. */
+    ssize_t w;
+    do
+        w = write(s->status_fd, line, (size_t)n);
+    while (w < 0 && errno == EINTR);
+}
+
+static void status_close(shim *s)
+{
+    if (s->status_fd >= 0)
+        close(s->status_fd);
+    s->status_fd = -1;
+}
+
+/* ---- the result ---- */
+
+static void finish_and_write_result(shim *s, dms_exec_result *res)
+{
+    dms_error e = {0};
+    char path[PATH_MAX];
+    /* Capture first, result second: whoever sees the result and then reads the logs gets all of them, and
+     * followers end before waiters wake. */
+    if (s->log && dms_logstore_finish(s->log, &e) < 0)
+        shim_log("error", "finish the capture: %s", e.message);
+    for (int st = DMS_STREAM_STDOUT; st <= DMS_STREAM_STDERR; st++) {
+        char *data = NULL;
+        size_t len = 0;
+        bool trunc = false;
+        if (dms_logstore_excerpt(s->dir, (dms_stream_type)st, (size_t)s->sp.result_output_bytes, &data, &len, &trunc,
+                                 &e) == 0) {
+            dms_exec_result_set_output(res, st, data, len, trunc);
+            free(data);
+        }
+    }
+    _cleanup_free_ char *json = dms_exec_result_to_json(res);
+    snprintf(path, sizeof(path), "%s/" PROC_RESULT_FILE, s->dir);
+    if (!json || dms_write_file_atomic(path, json, strlen(json), &e) < 0)
+        shim_log("error", "write %s: %s", path, json ? e.message : "out of memory");
+    else
+        shim_log("info", "result outcome=%s exit_code=%d signal=%d", dms_outcome_name(res->outcome), res->exit_code,
+                 res->signal);
+}
+
+static void remove_cgroups(shim *s)
+{
+    for (size_t i = 0; i < s->sp.n_cgroups; i++) {
+        int r = proc_cgroup_remove(s->sp.cgroups[i].dir);
+        if (r < 0)
+            shim_log("warn", "remove cgroup %s: %s", s->sp.cgroups[i].dir, strerror(-r));
+    }
+}
+
+/* The workload never ran: the result says why, and the starter hears the same. */
+static int fail_start_as(shim *s, const dms_error *e, dms_exec_outcome outcome)
+{
+    shim_log("error", "start failed: %s", e->message);
+    dms_exec_result res = {.outcome = outcome, .exit_code = -1};
+    if (outcome == DMS_OUTCOME_FAILED)
+        snprintf(res.error, sizeof(res.error), "%s", e->message);
+    finish_and_write_result(s, &res);
+    dms_exec_result_clear(&res);
+    remove_cgroups(s);
+    status_send(s, "ERR %d %s\t%s\n", e->code, e->field[0] ? e->field : "-", e->message);
+    status_close(s);
+    return 1;
+}
+
+static int fail_start(shim *s, const dms_error *e)
+{
+    return fail_start_as(s, e, DMS_OUTCOME_FAILED);
+}
+
+/* ---- the workload's side of the fork ---- */
+
+static void loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    close(fd);
+}
+
+/* execvpe searches the caller's PATH, not the workload's: search the workload's own PATH like a shell would. */
+static void exec_in_path(const spec *sp)
+{
+    const char *file = sp->argv[0];
+    if (strchr(file, '/')) {
+        execve(file, sp->argv, sp->env);
+        return;
+    }
+    const char *path = dms_kv_get(sp->env, "PATH");
+    if (!path)
+        path = PROC_DEFAULT_PATH + 5;
+    int saved = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *colon = strchr(p, ':');
+        size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+        char buf[PATH_MAX];
+        if (dms_snprintf_ok(buf, sizeof(buf), "%.*s%s%s", (int)dl, p, dl ? "/" : "", file) == 0) {
+            execve(buf, sp->argv, sp->env);
+            if (errno == EACCES)
+                saved = EACCES;
+            else if (errno != ENOENT && errno != ENOTDIR) {
+                saved = errno;
+                break;
+            }
+        }
+        if (!colon)
+            break;
+        p = colon;
+    }
+    errno = saved;
+}
+
+static __attribute__((noreturn)) void child_fail(int fd, int stage)
+{
+    exec_failure f = {.stage = stage, .err = errno};
+    ssize_t w = write(fd, &f, sizeof(f));
+    (void)w;
+    _exit(127);
+}
+
+/* Runs in the forked workload. The shim is single-threaded, so everything is allowed here. */
+static __attribute__((noreturn)) void child_run(const spec *sp, int go_r, int go_w, int fail_w, int out_w,
+                                                int err_w)
+{
+    setsid(); /* its own session and process group: cancel signals the whole group */
+    close(go_w); /* so that the read below sees EOF if the shim dies first */
+    char go;
+    if (read(go_r, &go, 1) != 1)
+        _exit(127); /* the shim gave up before letting us run */
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+        child_fail(fail_w, STAGE_SETUP);
+    /* Everything else the shim holds is CLOEXEC; make sure of it for anything inherited. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    if (sp->rlimit_as > 0) {
+        struct rlimit rl = {(rlim_t)sp->rlimit_as, (rlim_t)sp->rlimit_as};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            child_fail(fail_w, STAGE_RLIMIT);
+    }
+    if (sp->rlimit_nproc > 0) {
+        struct rlimit rl = {(rlim_t)sp->rlimit_nproc, (rlim_t)sp->rlimit_nproc};
+        if (setrlimit(RLIMIT_NPROC, &rl) != 0)
+            child_fail(fail_w, STAGE_RLIMIT);
+    }
+    if (sp->netns) {
+        if (unshare(CLONE_NEWNET) != 0)
+            child_fail(fail_w, STAGE_NETNS);
+        loopback_up();
+    }
+    if (chdir(sp->working_dir) != 0)
+        child_fail(fail_w, STAGE_CHDIR);
+    if (sp->uid >= 0) {
+        if (setgroups(sp->n_groups, sp->groups) != 0 || setgid((gid_t)sp->gid) != 0 || setuid((uid_t)sp->uid) != 0)
+            child_fail(fail_w, STAGE_USER);
+    }
+    exec_in_path(sp);
+    child_fail(fail_w, STAGE_EXEC);
+}
+
+static void describe_failure(const spec *sp, const exec_failure *f, dms_error *e)
+{
+    switch (f->stage) {
+    case STAGE_NETNS:
+        dms_error_set(e, DMS_E_NOT_SUPPORTED, "network.mode",
+                      "network mode none needs a network namespace, which could not be made: %s", strerror(f->err));
+        break;
+    case STAGE_CHDIR:
+        dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s", sp->working_dir,
+                      strerror(f->err));
+        break;
+    case STAGE_USER:
+        dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s", (long long)sp->uid,
+                      (long long)sp->gid, strerror(f->err));
+        break;
+    case STAGE_EXEC:
+        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0], strerror(f->err),
+                      f->err == ENOENT && !strchr(sp->argv[0], '/') ? " (searched the workload's PATH)" : "");
+        break;
+    case STAGE_RLIMIT:
+        dms_error_set(e, DMS_E_START_FAILED, "resources", "setrlimit: %s", strerror(f->err));
+        break;
+    default:
+        dms_error_set(e, DMS_E_START_FAILED, NULL, "prepare the workload's stdio: %s", strerror(f->err));
+    }
+}
+
+/* ---- stopping ---- */
+
+static void signal_all(shim *s, int sig)
+{
+    /* The process group first (the workload and what it forked), then the cgroups for whatever left the group. */
+    if (!s->child_done)
+        kill(-s->child, sig);
+    for (size_t i = 0; i < s->sp.n_cgroups; i++)
+        proc_cgroup_signal(s->sp.cgroups[i].dir, sig);
+}
+
+static void request_stop(shim *s, int reason)
+{
+    if (s->stop_reason || s->child_done)
+        return;
+    s->stop_reason = reason;
+    shim_log("info", "stop reason=%s grace_ms=%lld", reason == DMS_CANCEL_TIMEOUT ? "timeout" : "user",
+             (long long)s->sp.stop_grace_ms);
+    signal_all(s, SIGTERM);
+    s->kill_deadline = dms_mono_ms() + s->sp.stop_grace_ms;
+}
+
+static void force_kill(shim *s)
+{
+    if (s->killed)
+        return;
+    s->killed = true;
+    shim_log("info", "kill");
+    signal_all(s, SIGKILL);
+    s->kill_deadline = -1;
+}
+
+/* The ctl FIFO rang: "cancel" (graceful, reason from the cancel file) or "kill" (at once). */
+static void handle_ctl(shim *s)
+{
+    char buf[512];
+    bool kill_now = false, cancel = false;
+    ssize_t n;
+    while ((n = read(s->ctl_fd, buf, sizeof(buf) - 1)) > 0) {
+        buf[n] = '\0';
+        if (strstr(buf, "kill"))
+            kill_now = true;
+        if (strstr(buf, "cancel"))
+            cancel = true;
+    }
+    char path[PATH_MAX];
+    _cleanup_free_ char *why = NULL;
+    snprintf(path, sizeof(path), "%s/" PROC_CANCEL_FILE, s->dir);
+    bool have_file = dms_read_file(path, 64, &why, NULL, NULL) == 0;
+    if (cancel || kill_now || have_file)
+        request_stop(s, have_file && strncmp(why, "timeout", 7) == 0 ? DMS_CANCEL_TIMEOUT : DMS_CANCEL_USER);
+    if (kill_now)
+        force_kill(s);
+}
+
+/* ---- reaping ---- */
+
+static void kill_adopted_children(void)
+{
+    /* We are a subreaper: orphans of the workload that left its process group (and cgroup) end up as our
+     * children. The job is over, so they go too. */
+    char path[64];
+    _cleanup_free_ char *data = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+    if (dms_read_file(path, 64 * 1024, &data, NULL, NULL) < 0)
+        return;
+    for (char *p = data; *p;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        if (pid > 0)
+            kill((pid_t)pid, SIGKILL);
+        p = end;
+        while (*p == ' ' || *p == '\n')
+            p++;
+    }
+}
+
+static void reap(shim *s)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        /* Peek without reaping, so that the workload's status is never taken by a reap of some leftover, and
+         * while the workload is a zombie its pid (= its process group id) cannot be reused: killing the group
+         * here cannot hit anybody else. */
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+            return;
+        if (si.si_pid != s->child || s->child_done) {
+            waitpid(si.si_pid, NULL, 0); /* an orphan we adopted as subreaper */
+            continue;
+        }
+        kill(-s->child, SIGKILL); /* the job ends when its main process does (like a container) */
+        for (size_t i = 0; i < s->sp.n_cgroups; i++)
+            proc_cgroup_signal(s->sp.cgroups[i].dir, SIGKILL);
+        waitpid(s->child, &s->wstatus, 0);
+        s->child_done = true;
+        s->finished_ns = dms_now_ns();
+        s->drain_deadline = dms_mono_ms() + DRAIN_AFTER_EXIT_MS;
+        s->kill_deadline = -1;
+    }
+}
+
+/* ---- the supervision loop ---- */
+
+static void pump(shim *s, int *fd, dms_stream_type stream)
+{
+    char buf[READ_CHUNK_BYTES];
+    ssize_t n = read(*fd, buf, sizeof(buf));
+    if (n > 0) {
+        dms_error e;
+        if (dms_logstore_write(s->log, stream, 0, buf, (size_t)n, &e) < 0)
+            shim_log("error", "capture: %s", e.message);
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static void supervise(shim *s)
+{
+    for (;;) {
+        if (s->child_done && (s->out_fd < 0 && s->err_fd < 0))
+            break;
+        int64_t now = dms_mono_ms();
+        if (s->run_deadline >= 0 && now >= s->run_deadline && !s->child_done) {
+            s->run_deadline = -1;
+            request_stop(s, DMS_CANCEL_TIMEOUT);
+        }
+        if (s->kill_deadline >= 0 && now >= s->kill_deadline)
+            force_kill(s);
+        if (s->child_done && now >= s->drain_deadline) {
+            /* Something outside the job's group still holds the pipes open: stop reading. */
+            break;
+        }
+        int64_t next = -1;
+        int64_t deadlines[3] = {s->run_deadline, s->kill_deadline, s->child_done ? s->drain_deadline : -1};
+        for (int i = 0; i < 3; i++)
+            if (deadlines[i] >= 0 && (next < 0 || deadlines[i] < next))
+                next = deadlines[i];
+        int timeout = next < 0 ? -1 : (int)(next - now > 0 ? next - now : 0);
+        struct pollfd p[4] = {
+            {.fd = s->out_fd, .events = POLLIN},
+            {.fd = s->err_fd, .events = POLLIN},
+            {.fd = s->sfd, .events = POLLIN},
+            {.fd = s->ctl_fd, .events = POLLIN},
+        };
+        int r = poll(p, 4, timeout);
+        if (r < 0 && errno != EINTR) {
+            shim_log("error", "poll: %s", strerror(errno));
+            break;
+        }
+        if (p[0].revents)
+            pump(s, &s->out_fd, DMS_STREAM_STDOUT);
+        if (p[1].revents)
+            pump(s, &s->err_fd, DMS_STREAM_STDERR);
+        if (p[2].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGCHLD)
+                    reap(s);
+                else
+                    request_stop(s, DMS_CANCEL_USER); /* SIGTERM/SIGINT/SIGHUP to the shim: stop the job */
+            }
+            reap(s); /* signals coalesce: reap whatever is there */
+        }
+        if (p[3].revents & POLLIN)
+            handle_ctl(s);
+        dms_error e;
+        if (dms_logstore_flush(s->log, &e) < 0)
+            shim_log("error", "capture: %s", e.message);
+    }
+}
+
+static void build_result(shim *s, dms_exec_result *res)
+{
+    res->started_at_ns = s->started_ns;
+    res->finished_at_ns = s->finished_ns ? s->finished_ns : dms_now_ns();
+    for (size_t i = 0; i < s->sp.n_cgroups; i++)
+        if (s->sp.cgroups[i].ctrl == PROC_CG_MEMORY && proc_cgroup_oom_killed(s->sp.cgroups[i].dir, s->sp.cgroups[i].version))
+            res->oom_killed = true;
+    int st = s->wstatus;
+    if (WIFEXITED(st)) {
+        res->exit_code = WEXITSTATUS(st);
+        res->outcome = DMS_OUTCOME_EXITED;
+    } else if (WIFSIGNALED(st)) {
+        res->signal = WTERMSIG(st);
+        res->exit_code = EXIT_CODE_SIGNAL_BASE + res->signal;
+        res->outcome = DMS_OUTCOME_SIGNALED;
+    } else {
+        res->exit_code = -1;
+        res->outcome = DMS_OUTCOME_LOST;
+        snprintf(res->error, sizeof(res->error), "unexpected wait status %d", st);
+    }
+    /* Like Docker's State.OOMKilled: the cgroup's OOM killer hit something of the job (here a shell's child that
+     * took the shell down with "Killed", exit 137), so the memory limit is why it ended. */
+    if (res->oom_killed)
+        res->outcome = DMS_OUTCOME_OOM_KILLED;
+    /* Stopped by us: whatever the exit looked like, the outcome is the reason we stopped it. */
+    if (s->stop_reason == DMS_CANCEL_USER)
+        res->outcome = DMS_OUTCOME_CANCELLED;
+    else if (s->stop_reason == DMS_CANCEL_TIMEOUT)
+        res->outcome = DMS_OUTCOME_TIMED_OUT;
+}
+
+/* ---- setup ---- */
+
+static int write_shim_state(shim *s, dms_error *err)
+{
+    uint64_t my_start = 0;
+    proc_stat_read(getpid(), &my_start, NULL);
+    _cleanup_json_ json_t *o = json_pack("{s:i,s:I,s:i,s:I,s:I}", "shim_pid", (int)getpid(), "shim_start",
+                                         (json_int_t)my_start, "pid", (int)s->child, "start_time",
+                                         (json_int_t)s->child_start, "started_at_ns", (json_int_t)s->started_ns);
+    _cleanup_free_ char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" PROC_SHIM_FILE, s->dir);
+    if (!json)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    return dms_write_file_atomic(path, json, strlen(json), err);
+}
+
+static int setup_signals(shim *s, dms_error *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (s->sfd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "signalfd");
+    return 0;
+}
+
+static int run(shim *s)
+{
+    dms_error e = {0};
+    char path[PATH_MAX];
+    int r;
+    if ((r = spec_load(s->dir, &s->sp, &e)) < 0) {
+        /* Without a spec we cannot even open the capture with its limits; report and leave a result. */
+        s->sp.result_output_bytes = DMS_DEFAULT_RESULT_OUTPUT_BYTES;
+        dms_error e2;
+        if (dms_logstore_writer_open(&s->log, s->dir, 0, &e2) < 0)
+            s->log = NULL;
+        return fail_start(s, &e);
+    }
+    log_exec = s->sp.execution_id;
+    if ((r = dms_logstore_writer_open(&s->log, s->dir, s->sp.log_file_bytes, &e)) < 0)
+        return fail_start(s, &e);
+    if ((r = setup_signals(s, &e)) < 0)
+        return fail_start(s, &e);
+    snprintf(path, sizeof(path), "%s/" PROC_CTL_FIFO, s->dir);
+    /* O_RDWR: we are a writer too, so the FIFO never reports EOF when a canceller closes it. */
+    s->ctl_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (s->ctl_fd < 0) {
+        dms_error_set_errno(&e, DMS_E_IO, errno, "open %s", path);
+        return fail_start(s, &e);
+    }
+    for (size_t i = 0; i < s->sp.n_cgroups; i++) {
+        cg_item *ci = &s->sp.cgroups[i];
+        if ((r = proc_cgroup_setup(ci->dir, ci->version, ci->ctrl, ci->value, &e)) < 0)
+            return fail_start(s, &e);
+    }
+    /* Cancelled while we were being started: do not run it at all. */
+    snprintf(path, sizeof(path), "%s/" PROC_CANCEL_FILE, s->dir);
+    if (access(path, F_OK) == 0) {
+        dms_error_set(&e, DMS_E_CANCELLED, NULL, "cancelled before the workload started");
+        return fail_start_as(s, &e, DMS_OUTCOME_CANCELLED);
+    }
+    int out[2], errp[2], fail[2], go[2];
+    if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC) || pipe2(go, O_CLOEXEC)) {
+        dms_error_set_errno(&e, DMS_E_IO, errno, "pipe");
+        return fail_start(s, &e);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        dms_error_set_errno(&e, DMS_E_START_FAILED, errno, "fork");
+        return fail_start(s, &e);
+    }
+    if (pid == 0)
+        child_run(&s->sp, go[0], go[1], fail[1], out[1], errp[1]);
+    s->child = pid;
+    close(out[1]);
+    close(errp[1]);
+    close(fail[1]);
+    close(go[0]);
+    s->out_fd = out[0];
+    s->err_fd = errp[0];
+    fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
+    /* Into the cgroups before it runs a single instruction of the workload. */
+    for (size_t i = 0; i < s->sp.n_cgroups && r == 0; i++)
+        r = proc_cgroup_attach(s->sp.cgroups[i].dir, pid, &e);
+    if (r < 0) {
+        close(go[1]);
+        close(fail[0]);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return fail_start(s, &e);
+    }
+    proc_stat_read(pid, &s->child_start, NULL);
+    ssize_t w = write(go[1], "g", 1);
+    close(go[1]);
+    exec_failure f = {0};
+    ssize_t n;
+    do
+        n = read(fail[0], &f, sizeof(f));
+    while (n < 0 && errno == EINTR);
+    close(fail[0]);
+    if (w != 1 || n != 0) {
+        if (n != (ssize_t)sizeof(f))
+            f = (exec_failure){.stage = STAGE_SETUP, .err = w != 1 ? errno : EIO};
+        waitpid(pid, NULL, 0);
+        /* Output the failed child wrote (none normally) still goes to the capture. */
+        describe_failure(&s->sp, &f, &e);
+        return fail_start(s, &e);
+    }
+    /* exec worked. */
+    s->started_ns = dms_now_ns();
+    if (s->sp.timeout_ms > 0)
+        s->run_deadline = dms_mono_ms() + s->sp.timeout_ms;
+    if (write_shim_state(s, &e) < 0)
+        shim_log("error", "%s", e.message);
+    shim_log("info", "started pid=%d argv0=%s", (int)pid, s->sp.argv[0]);
+    status_send(s, "OK %d\n", (int)pid);
+    status_close(s);
+    /* A cancel that arrived while we were starting rang a FIFO nobody read yet: look once. */
+    handle_ctl(s);
+    supervise(s);
+    reap(s);
+    kill_adopted_children();
+    int64_t until = dms_mono_ms() + REAP_LEFTOVERS_MS;
+    while (waitpid(-1, NULL, WNOHANG) >= 0 && dms_mono_ms() < until) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    dms_exec_result res = {0};
+    build_result(s, &res);
+    finish_and_write_result(s, &res);
+    dms_exec_result_clear(&res);
+    remove_cgroups(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "run") != 0) {
+        fprintf(stderr, "usage: %s run <execution dir>\n(started by the process backend of dms, not by hand)\n",
+                argv[0]);
+        return 2;
+    }
+    shim s = {.dir = argv[2], .status_fd = PROC_SHIM_STATUS_FD, .child = -1, .out_fd = -1, .err_fd = -1,
+              .sfd = -1, .ctl_fd = -1, .run_deadline = -1, .kill_deadline = -1, .drain_deadline = -1};
+    if (fcntl(PROC_SHIM_STATUS_FD, F_GETFD) < 0 || fcntl(PROC_SHIM_LOCK_FD, F_GETFD) < 0) {
+        fprintf(stderr, "%s: fds 3 (status) and 4 (owner lock) must be open\n", argv[0]);
+        return 2;
+    }
+    /* Stage 1: leave a stage 2 behind and exit, so our starter reaps us at once and the supervisor is adopted by
+     * init (or the nearest subreaper). */
+    pid_t pid = fork();
+    if (pid < 0) {
+        dprintf(PROC_SHIM_STATUS_FD, "ERR %d -\tfork the supervisor: %s\n", DMS_E_START_FAILED, strerror(errno));
+        return 1;
+    }
+    if (pid > 0)
+        _exit(0);
+    /* Stage 2. Keep nothing we did not ask for, and no fd may reach the workload. */
+    close_range(PROC_SHIM_LOCK_FD + 1, ~0U, 0);
+    fcntl(PROC_SHIM_STATUS_FD, F_SETFD, FD_CLOEXEC);
+    fcntl(PROC_SHIM_LOCK_FD, F_SETFD, FD_CLOEXEC);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    uint64_t my_start = 0;
+    proc_stat_read(getpid(), &my_start, NULL);
+    dprintf(PROC_SHIM_STATUS_FD, "SHIM %d %llu\n", (int)getpid(), (unsigned long long)my_start);
+    int rc = run(&s);
+    if (s.log)
+        dms_logstore_writer_free(s.log);
+    int fds[] = {s.out_fd, s.err_fd, s.sfd, s.ctl_fd};
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    spec_free(&s.sp);
+    status_close(&s);
+    /* Exiting releases the owner lock (fd 4): only now is the execution not "live". */
+    return rc;
+}

@@ -1,0 +1,888 @@
+/* test_process.c - the process backend, driven for real through the public API: the registry loads
+ * <build>/plugins/libdms-executor-process.so, which spawns <build>/plugins/dms-proc-shim per execution.
+ *
+ * Every test gets its own executor id (its pid: Check forks each test) under one temporary state root, and every
+ * workload carries DMS_PROC_TEST_TAG=<root> in its environment, so the last test can prove the suite left no
+ * process (workload or shim) and no cgroup behind. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dms/backend.h>
+#include <dms/executor.h>
+
+#include "util.h"
+
+#define CASE_TIMEOUT_S 60
+#define SHORT_GRACE_MS 1000
+#define TAG_VAR "DMS_PROC_TEST_TAG"
+
+static char root[PATH_MAX];       /* the suite's state root */
+static char tag_env[PATH_MAX + 32];
+static dms_registry *reg;
+static dms_executor *ex;
+static char exec_id[32];          /* this test's executor id */
+
+/* ---- helpers ---- */
+
+static void setup(void)
+{
+    dms_error err = {0};
+    snprintf(exec_id, sizeof(exec_id), "t%d", (int)getpid());
+    ck_assert_msg(dms_registry_open(&reg, DMS_BUILD_PLUGIN_DIR, &err) == 0, "%s", err.message);
+    dms_executor_config cfg = {.state_dir = root};
+    ck_assert_msg(dms_executor_open(&ex, reg, "process", exec_id, &cfg, &err) == 0, "%s", err.message);
+}
+
+static void teardown(void)
+{
+    dms_error err = {0};
+    if (ex)
+        dms_executor_cleanup(ex, NULL, &err);
+    dms_executor_close(ex);
+    dms_registry_close(reg);
+    ex = NULL;
+    reg = NULL;
+}
+
+typedef struct job {
+    char *cmd[8];
+    char *env[8];
+    dms_exec_request req;
+} job;
+
+/* A request running `sh -c script` with the tag in its environment (plus extra, a "K=V" or NULL). */
+static dms_exec_request *job_sh(job *j, const char *id, const char *script, const char *extra_env)
+{
+    memset(j, 0, sizeof(*j));
+    j->cmd[0] = "sh";
+    j->cmd[1] = "-c";
+    j->cmd[2] = (char *)script;
+    j->env[0] = tag_env;
+    j->env[1] = (char *)extra_env;
+    j->req.job_id = "job1";
+    j->req.execution_id = id;
+    j->req.engine.cmd = j->cmd;
+    j->req.engine.env = j->env;
+    j->req.stop_grace_ms = SHORT_GRACE_MS;
+    return &j->req;
+}
+
+static char *exec_dir(const char *id)
+{
+    return dms_strdup_printf("%s/process/%s/%s", root, exec_id, id);
+}
+
+static bool path_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void start_ok(const dms_exec_request *req)
+{
+    dms_error err = {0};
+    int r = dms_executor_start(ex, req, &err);
+    ck_assert_msg(r == 0, "start %s: %s %s", req->execution_id, dms_error_code_name(r), err.message);
+}
+
+static void wait_ok(const char *id, int64_t timeout_ms, dms_exec_result *res)
+{
+    dms_error err = {0};
+    int r = dms_executor_wait(ex, id, timeout_ms, res, &err);
+    ck_assert_msg(r == 0, "wait %s: %s %s", id, dms_error_code_name(r), err.message);
+}
+
+static void run_ok(const dms_exec_request *req, dms_exec_result *res)
+{
+    start_ok(req);
+    wait_ok(req->execution_id, 30000, res);
+}
+
+/* The workload's pid, from status (its handle). */
+static pid_t workload_pid(const char *id)
+{
+    dms_exec_status st;
+    dms_error err = {0};
+    ck_assert_msg(dms_executor_status(ex, id, &st, &err) == 0, "%s", err.message);
+    return (pid_t)atoi(st.handle);
+}
+
+static bool pid_running(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+static void wait_pid_gone(pid_t pid, int64_t ms)
+{
+    for (int64_t until = dms_mono_ms() + ms; pid_running(pid) && dms_mono_ms() < until;)
+        usleep(10000);
+}
+
+/* Reads a log stream to its end: "1:<data>" / "2:<data>" per frame, concatenated. */
+static char *read_stream(const char *id, const dms_log_options *opts, int64_t frame_timeout_ms)
+{
+    dms_error err = {0};
+    dms_log_stream *s = NULL;
+    ck_assert_msg(dms_executor_log_stream(ex, id, opts, &s, &err) == 0, "%s", err.message);
+    dms_buf b = {0};
+    dms_buf_append(&b, "", 0);
+    dms_log_frame f;
+    int r;
+    int64_t last_ts = 0;
+    while ((r = dms_log_stream_next(s, frame_timeout_ms, &f, &err)) == 1) {
+        ck_assert(f.ts_ns > last_ts);
+        last_ts = f.ts_ns;
+        dms_buf_printf(&b, "%d:%.*s", (int)f.stream, (int)f.len, f.data);
+    }
+    ck_assert_msg(r == 0, "log stream: %s %s", dms_error_code_name(r), err.message);
+    dms_log_stream_free(s);
+    return b.data;
+}
+
+/* Blocks until the execution's first line has been captured (so the workload runs its script by now). */
+static void wait_first_line(const char *id)
+{
+    dms_error err = {0};
+    dms_log_options follow = DMS_LOG_OPTIONS_INIT;
+    follow.follow = true;
+    dms_log_stream *s;
+    dms_log_frame f;
+    ck_assert_int_eq(dms_executor_log_stream(ex, id, &follow, &s, &err), 0);
+    ck_assert_msg(dms_log_stream_next(s, 5000, &f, &err) == 1, "no first line: %s", err.message);
+    dms_log_stream_free(s);
+}
+
+static double ms_since(int64_t t0)
+{
+    return (double)(dms_mono_ms() - t0);
+}
+
+/* Processes whose environment holds our tag, or whose command line names our root (shims): "pid cmd" lines. */
+static char *tagged_processes(void)
+{
+    dms_buf b = {0};
+    dms_buf_append(&b, "", 0);
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid <= 0 || pid == getpid() || !pid_running(pid))
+            continue;
+        char path[64];
+        bool hit = false;
+        const char *files[] = {"environ", "cmdline"};
+        for (int i = 0; i < 2 && !hit; i++) {
+            snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
+            char *data = NULL;
+            size_t len = 0;
+            if (dms_read_file(path, 1 << 20, &data, &len, NULL) == 0) {
+                for (size_t k = 0; k + 1 < len; k++)
+                    if (data[k] == '\0')
+                        data[k] = ' ';
+                hit = strstr(data, root) != NULL;
+                free(data);
+            }
+        }
+        if (hit)
+            dms_buf_printf(&b, "%d ", (int)pid);
+    }
+    if (d)
+        closedir(d);
+    return b.data;
+}
+
+/* ---- exit codes, signals, environment, working dir ---- */
+
+START_TEST(test_process_exit_zero_is_exited_with_code_zero_and_output)
+{
+    job j;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "echo hello; echo oops >&2", NULL), &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_int_eq(res.exit_code, 0);
+    ck_assert_int_eq(res.signal, 0);
+    ck_assert_str_eq(res.stdout_data, "hello\n");
+    ck_assert_str_eq(res.stderr_data, "oops\n");
+    ck_assert(res.started_at_ns > 0 && res.finished_at_ns >= res.started_at_ns);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_nonzero_exit_code_is_reported)
+{
+    job j;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "exit 7", NULL), &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_int_eq(res.exit_code, 7);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_signal_we_did_not_send_is_signaled)
+{
+    job j;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "kill -SEGV $$", NULL), &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_SIGNALED);
+    ck_assert_int_eq(res.signal, SIGSEGV);
+    ck_assert_int_eq(res.exit_code, 128 + SIGSEGV);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_environment_is_only_the_requests_plus_default_path)
+{
+    /* Something in our own environment that must not leak into the workload's. */
+    setenv("DMS_PROC_TEST_HOST_ONLY", "leak", 1);
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", NULL, "FOO=bar baz");
+    j.cmd[0] = "env"; /* not a shell: it prints exactly what it got */
+    j.cmd[1] = NULL;
+    run_ok(req, &res);
+    char *want = dms_strdup_printf("%s\nFOO=bar baz\n"
+                                   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                                   tag_env);
+    ck_assert_int_eq(res.exit_code, 0);
+    ck_assert_str_eq(res.stdout_data, want);
+    free(want);
+    dms_exec_result_clear(&res);
+
+    /* A PATH of its own replaces the default, and is the one used to find the program. */
+    job k;
+    req = job_sh(&k, "e2", NULL, "PATH=/usr/bin");
+    k.cmd[0] = "env";
+    k.cmd[1] = NULL;
+    run_ok(req, &res);
+    want = dms_strdup_printf("%s\nPATH=/usr/bin\n", tag_env);
+    ck_assert_str_eq(res.stdout_data, want);
+    free(want);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_working_dir_is_the_requested_one_or_a_private_work_dir)
+{
+    char wd[] = "/tmp/dms-proc-wd.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(wd));
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "pwd; echo x > here", NULL);
+    req->engine.working_dir = wd;
+    run_ok(req, &res);
+    char *want = dms_strdup_printf("%s\n", wd);
+    ck_assert_str_eq(res.stdout_data, want);
+    free(want);
+    char *file = dms_strdup_printf("%s/here", wd);
+    ck_assert(path_exists(file));
+    unlink(file);
+    free(file);
+    rmdir(wd);
+    dms_exec_result_clear(&res);
+
+    job k;
+    run_ok(job_sh(&k, "e2", "pwd", NULL), &res);
+    char *dir = exec_dir("e2");
+    want = dms_strdup_printf("%s/work\n", dir);
+    ck_assert_str_eq(res.stdout_data, want);
+    free(want);
+    free(dir);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_missing_working_dir_fails_the_start_naming_it)
+{
+    job j;
+    dms_error err = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "true", NULL);
+    req->engine.working_dir = "/nonexistent/dms/wd";
+    int r = dms_executor_start(ex, req, &err);
+    ck_assert_int_eq(r, -DMS_E_START_FAILED);
+    ck_assert_str_eq(err.field, "engine.working_dir");
+    ck_assert_ptr_nonnull(strstr(err.message, "/nonexistent/dms/wd"));
+}
+END_TEST
+
+/* ---- start errors ---- */
+
+START_TEST(test_process_missing_program_is_start_failed_and_result_failed)
+{
+    job j;
+    dms_error err = {0};
+    dms_exec_request *req = job_sh(&j, "e1", NULL, NULL);
+    j.cmd[0] = "dms-no-such-program";
+    j.cmd[1] = NULL;
+    int r = dms_executor_start(ex, req, &err);
+    ck_assert_int_eq(r, -DMS_E_START_FAILED);
+    ck_assert_str_eq(err.field, "engine.cmd");
+    ck_assert_ptr_nonnull(strstr(err.message, "\"dms-no-such-program\""));
+    ck_assert_ptr_nonnull(strstr(err.message, "No such file"));
+    dms_exec_result res = {0};
+    wait_ok("e1", 0, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_FAILED);
+    ck_assert_int_eq(res.exit_code, -1);
+    ck_assert_ptr_nonnull(strstr(res.error, "\"dms-no-such-program\": No such file"));
+    dms_exec_result_clear(&res);
+    /* Failed is finished: the id is not run again. */
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_ALREADY_COMPLETE);
+}
+END_TEST
+
+START_TEST(test_process_empty_command_is_invalid_and_creates_nothing)
+{
+    dms_error err = {0};
+    char *env[] = {tag_env, NULL};
+    dms_exec_request req = {.job_id = "j", .execution_id = "e1", .engine = {.image = "ignored:latest", .env = env}};
+    ck_assert_int_eq(dms_executor_start(ex, &req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "engine.cmd");
+    char *dir = exec_dir("e1");
+    ck_assert(!path_exists(dir));
+    free(dir);
+    ck_assert_int_eq(dms_executor_wait(ex, "e1", 0, &(dms_exec_result){0}, &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_process_refuses_what_it_cannot_do_naming_the_field)
+{
+    job j;
+    dms_error err = {0};
+    dms_mount m = {.type = DMS_MOUNT_TMPFS, .target = "/data"};
+    dms_exec_request *req = job_sh(&j, "e1", "true", NULL);
+    req->mounts = &m;
+    req->n_mounts = 1;
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "mounts");
+
+    req = job_sh(&j, "e1", "true", NULL);
+    dms_port port = {.container_port = 8080};
+    req->ports = &port;
+    req->n_ports = 1;
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "network.ports");
+
+    req = job_sh(&j, "e1", "true", NULL);
+    req->network_mode = DMS_NET_NAMED;
+    req->network_name = "droid-net";
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "network.mode");
+
+    req = job_sh(&j, "e1", "true", NULL);
+    req->resources.disk_bytes = 1 << 30;
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "resources.disk_bytes");
+
+    char *dir = exec_dir("e1");
+    ck_assert(!path_exists(dir));
+    free(dir);
+
+    /* host and default networks are fine. */
+    dms_exec_result res = {0};
+    req = job_sh(&j, "e2", "echo ok", NULL);
+    req->network_mode = DMS_NET_HOST;
+    run_ok(req, &res);
+    ck_assert_str_eq(res.stdout_data, "ok\n");
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_network_none_has_only_loopback)
+{
+    if (geteuid() != 0)
+        return; /* needs a network namespace: NOT_SUPPORTED as non-root, tested by the refusal above */
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '", NULL);
+    req->network_mode = DMS_NET_NONE;
+    run_ok(req, &res);
+    ck_assert_int_eq(res.exit_code, 0);
+    ck_assert_str_eq(res.stdout_data, "lo\n");
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+/* ---- ids are claimed once ---- */
+
+START_TEST(test_process_same_id_is_already_started_then_already_complete)
+{
+    char marker[] = "/tmp/dms-proc-runs.XXXXXX";
+    int fd = mkstemp(marker);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char *script = dms_strdup_printf("echo ran >> %s; sleep 1", marker);
+    job j;
+    dms_error err = {0};
+    dms_exec_request *req = job_sh(&j, "e1", script, NULL);
+    start_ok(req);
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_ALREADY_STARTED);
+    ck_assert_str_eq(err.field, "execution_id");
+    dms_exec_result res = {0};
+    wait_ok("e1", 10000, &res);
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_ALREADY_COMPLETE);
+    /* From another executor object (new registry), too: the claim lives in the state dir. */
+    dms_registry *reg2;
+    dms_executor *ex2;
+    dms_executor_config cfg = {.state_dir = root};
+    ck_assert_int_eq(dms_registry_open(&reg2, DMS_BUILD_PLUGIN_DIR, &err), 0);
+    ck_assert_int_eq(dms_executor_open(&ex2, reg2, "process", exec_id, &cfg, &err), 0);
+    ck_assert_int_eq(dms_executor_start(ex2, req, &err), -DMS_E_ALREADY_COMPLETE);
+    dms_executor_close(ex2);
+    dms_registry_close(reg2);
+    char *data = NULL;
+    ck_assert_int_eq(dms_read_file(marker, 4096, &data, NULL, &err), 0);
+    ck_assert_str_eq(data, "ran\n");
+    free(data);
+    unlink(marker);
+    free(script);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+/* ---- cancel and timeouts ---- */
+
+START_TEST(test_process_cancel_stops_the_job_as_cancelled)
+{
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "echo started; exec sleep 30", NULL));
+    pid_t pid = workload_pid("e1");
+    ck_assert(pid > 0 && pid_running(pid));
+    int64_t t0 = dms_mono_ms();
+    ck_assert_msg(dms_executor_cancel(ex, "e1", &err) == 0, "%s", err.message);
+    ck_assert_msg(ms_since(t0) < SHORT_GRACE_MS, "sleep dies of SIGTERM at once, took %.0f ms", ms_since(t0));
+    ck_assert(!pid_running(pid));
+    dms_exec_result res = {0};
+    wait_ok("e1", 0, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_CANCELLED);
+    ck_assert_int_eq(res.signal, SIGTERM);
+    ck_assert_str_eq(res.stdout_data, "started\n");
+    dms_exec_result_clear(&res);
+    ck_assert_int_eq(dms_executor_cancel(ex, "e1", &err), -DMS_E_ALREADY_COMPLETE);
+    ck_assert_int_eq(dms_executor_cancel(ex, "nope", &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_process_cancel_kills_a_job_that_ignores_sigterm_after_the_grace)
+{
+    job j;
+    dms_error err = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "trap '' TERM; echo ready; while :; do sleep 0.1; done", NULL);
+    start_ok(req);
+    wait_first_line("e1"); /* the shell has installed its trap */
+    int64_t t0 = dms_mono_ms();
+    ck_assert_msg(dms_executor_cancel(ex, "e1", &err) == 0, "%s", err.message);
+    double took = ms_since(t0);
+    ck_assert_msg(took >= SHORT_GRACE_MS - 50 && took < SHORT_GRACE_MS + 3000, "cancel took %.0f ms", took);
+    dms_exec_result res = {0};
+    wait_ok("e1", 0, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_CANCELLED);
+    ck_assert_int_eq(res.signal, SIGKILL);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_run_timeout_ends_as_timed_out)
+{
+    job j;
+    dms_exec_result res = {0};
+    dms_error err = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "exec sleep 30", NULL);
+    req->timeout_ms = 300;
+    int64_t t0 = dms_mono_ms();
+    ck_assert_msg(dms_executor_run(ex, req, &res, &err) == 0, "%s", err.message);
+    ck_assert_msg(ms_since(t0) >= 300 && ms_since(t0) < 3000, "run took %.0f ms", ms_since(t0));
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_TIMED_OUT);
+    ck_assert_int_eq(res.signal, SIGTERM);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_wait_timeout_leaves_it_running)
+{
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "sleep 1; echo done", NULL));
+    dms_exec_result res = {0};
+    ck_assert_int_eq(dms_executor_wait(ex, "e1", 200, &res, &err), -DMS_E_TIMEOUT);
+    dms_exec_status st;
+    ck_assert_int_eq(dms_executor_status(ex, "e1", &st, &err), 0);
+    ck_assert_int_eq(st.state, DMS_STATE_RUNNING);
+    ck_assert_str_eq(st.job_id, "job1");
+    ck_assert(pid_running((pid_t)atoi(st.handle)));
+    wait_ok("e1", 10000, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_str_eq(res.stdout_data, "done\n");
+    ck_assert_int_eq(dms_executor_status(ex, "e1", &st, &err), 0);
+    ck_assert_int_eq(st.state, DMS_STATE_FINISHED);
+    ck_assert_int_eq(st.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_int_eq(st.exit_code, 0);
+    dms_exec_result_clear(&res);
+    ck_assert_int_eq(dms_executor_wait(ex, "unknown", 0, &res, &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_process_waiter_fd_becomes_readable_when_it_ends)
+{
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "sleep 0.3; exit 4", NULL));
+    dms_waiter *w;
+    ck_assert_int_eq(dms_executor_waiter(ex, "e1", &w, &err), 0);
+    dms_exec_result res = {0};
+    ck_assert_int_eq(dms_waiter_result(w, 0, &res, &err), -DMS_E_TIMEOUT);
+    ck_assert_int_eq(dms_waiter_result(w, 10000, &res, &err), 0);
+    ck_assert_int_eq(res.exit_code, 4);
+    dms_exec_result_clear(&res);
+    dms_waiter_free(w);
+}
+END_TEST
+
+/* ---- logs ---- */
+
+START_TEST(test_process_logs_keep_stdout_and_stderr_apart_with_tail)
+{
+    job j;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "echo o1; echo e1 >&2; echo o2; echo e2 >&2; printf o3", NULL), &res);
+    dms_exec_result_clear(&res);
+    dms_log_options opts = DMS_LOG_OPTIONS_INIT;
+    opts.no_stderr = true;
+    char *got = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(got, "1:o1\n1:o2\n1:o3");
+    free(got);
+    opts = (dms_log_options)DMS_LOG_OPTIONS_INIT;
+    opts.no_stdout = true;
+    got = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(got, "2:e1\n2:e2\n");
+    free(got);
+    opts = (dms_log_options)DMS_LOG_OPTIONS_INIT;
+    opts.no_stderr = true;
+    opts.tail_lines = 2;
+    got = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(got, "1:o2\n1:o3");
+    free(got);
+    opts.tail_lines = 0;
+    got = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(got, "");
+    free(got);
+}
+END_TEST
+
+START_TEST(test_process_log_follow_gets_live_lines_and_ends_with_the_job)
+{
+    job j;
+    start_ok(job_sh(&j, "e1", "echo first; sleep 0.5; echo second >&2; sleep 0.3; echo third", NULL));
+    dms_log_options opts = DMS_LOG_OPTIONS_INIT;
+    opts.follow = true;
+    int64_t t0 = dms_mono_ms();
+    char *got = read_stream("e1", &opts, 10000);
+    ck_assert_str_eq(got, "1:first\n2:second\n1:third\n");
+    ck_assert_msg(ms_since(t0) >= 700, "the follow ended with the job, not before (%.0f ms)", ms_since(t0));
+    free(got);
+    /* since: only what came at or after a timestamp. */
+    dms_error err = {0};
+    dms_log_stream *s;
+    dms_log_frame f;
+    dms_log_options all = DMS_LOG_OPTIONS_INIT;
+    ck_assert_int_eq(dms_executor_log_stream(ex, "e1", &all, &s, &err), 0);
+    ck_assert_int_eq(dms_log_stream_next(s, 0, &f, &err), 1);
+    ck_assert_int_eq(dms_log_stream_next(s, 0, &f, &err), 1);
+    int64_t second_ts = f.ts_ns;
+    dms_log_stream_free(s);
+    opts = (dms_log_options)DMS_LOG_OPTIONS_INIT;
+    opts.since_ns = second_ts;
+    got = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(got, "2:second\n1:third\n");
+    free(got);
+    ck_assert_int_eq(dms_executor_log_stream(ex, "unknown", &all, &s, &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+/* ---- recover, a dead shim, cleanup ---- */
+
+START_TEST(test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result)
+{
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "sleep 1; echo done", NULL));
+    job k;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&k, "e2", "exit 3", NULL), &res);
+    dms_exec_result_clear(&res);
+
+    dms_registry *reg2;
+    dms_executor *ex2;
+    dms_executor_config cfg = {.state_dir = root};
+    ck_assert_int_eq(dms_registry_open(&reg2, DMS_BUILD_PLUGIN_DIR, &err), 0);
+    ck_assert_int_eq(dms_executor_open(&ex2, reg2, "process", exec_id, &cfg, &err), 0);
+    ck_assert_ptr_ne(ex2, ex);
+    size_t adopted = 0;
+    ck_assert_msg(dms_executor_recover(ex2, &adopted, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(adopted, 2);
+    dms_exec_status st;
+    ck_assert_int_eq(dms_executor_status(ex2, "e1", &st, &err), 0);
+    ck_assert_int_eq(st.state, DMS_STATE_RUNNING);
+    ck_assert(pid_running((pid_t)atoi(st.handle)));
+    dms_exec_status *all = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(dms_executor_list(ex2, &all, &n, &err), 0);
+    ck_assert_int_eq(n, 2);
+    free(all);
+    ck_assert_int_eq(dms_executor_wait(ex2, "e1", 10000, &res, &err), 0);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_str_eq(res.stdout_data, "done\n");
+    dms_exec_result_clear(&res);
+    ck_assert_int_eq(dms_executor_wait(ex2, "e2", 0, &res, &err), 0);
+    ck_assert_int_eq(res.exit_code, 3);
+    dms_exec_result_clear(&res);
+    dms_executor_close(ex2);
+    dms_registry_close(reg2);
+}
+END_TEST
+
+START_TEST(test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed)
+{
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "echo before; exec sleep 30", NULL));
+    wait_first_line("e1");
+    pid_t pid = workload_pid("e1");
+    char *dir = exec_dir("e1");
+    char *path = dms_strdup_printf("%s/shim.json", dir);
+    char *data = NULL;
+    ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
+    const char *sp = strstr(data, "\"shim_pid\":");
+    ck_assert_ptr_nonnull(sp);
+    pid_t shim = (pid_t)atoi(sp + strlen("\"shim_pid\":"));
+    ck_assert(shim > 0 && kill(shim, SIGKILL) == 0);
+    wait_pid_gone(shim, 5000);
+    dms_exec_result res = {0};
+    wait_ok("e1", 10000, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_LOST);
+    ck_assert_ptr_nonnull(strstr(res.error, "supervisor"));
+    ck_assert_str_eq(res.stdout_data, "before\n");
+    wait_pid_gone(pid, 3000);
+    ck_assert(!pid_running(pid));
+    dms_exec_result_clear(&res);
+    free(data);
+    free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_process_remove_forgets_a_finished_job_and_refuses_a_running_one)
+{
+    job j, k;
+    dms_error err = {0};
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "true", NULL), &res);
+    dms_exec_result_clear(&res);
+    start_ok(job_sh(&k, "e2", "exec sleep 30", NULL));
+    ck_assert_int_eq(dms_executor_remove(ex, "e2", &err), -DMS_E_CONFLICT);
+    ck_assert_int_eq(dms_executor_remove(ex, "e1", &err), 0);
+    char *dir = exec_dir("e1");
+    ck_assert(!path_exists(dir));
+    free(dir);
+    ck_assert_int_eq(dms_executor_status(ex, "e1", &(dms_exec_status){0}, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(dms_executor_remove(ex, "e1", &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_process_cleanup_kills_and_removes_everything_and_is_idempotent)
+{
+    job a, b, c;
+    dms_error err = {0};
+    dms_exec_result res = {0};
+    run_ok(job_sh(&a, "done1", "true", NULL), &res);
+    dms_exec_result_clear(&res);
+    start_ok(job_sh(&b, "live1", "exec sleep 30", NULL));
+    /* One that ignores SIGTERM: cleanup must not wait for its grace. */
+    start_ok(job_sh(&c, "live2", "trap '' TERM; sleep 30 & wait", NULL));
+    pid_t p1 = workload_pid("live1"), p2 = workload_pid("live2");
+    /* From a second executor object: cleanup finds the work through the state dir, not memory. */
+    dms_registry *reg2;
+    dms_executor *ex2;
+    dms_executor_config cfg = {.state_dir = root};
+    ck_assert_int_eq(dms_registry_open(&reg2, DMS_BUILD_PLUGIN_DIR, &err), 0);
+    ck_assert_int_eq(dms_executor_open(&ex2, reg2, "process", exec_id, &cfg, &err), 0);
+    dms_cleanup_report rep;
+    int64_t t0 = dms_mono_ms();
+    ck_assert_msg(dms_executor_cleanup(ex2, &rep, &err) == 0, "%s", err.message);
+    ck_assert_msg(ms_since(t0) < 5000, "cleanup took %.0f ms", ms_since(t0));
+    ck_assert_int_eq(rep.containers, 2);
+    ck_assert_int_eq(rep.state_dirs, 3);
+    ck_assert_int_eq(rep.errors, 0);
+    ck_assert(!pid_running(p1));
+    ck_assert(!pid_running(p2));
+    char *dir = dms_strdup_printf("%s/process/%s", root, exec_id);
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    int entries = 0;
+    while ((de = readdir(d)))
+        entries += de->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(entries, 0);
+    free(dir);
+    ck_assert_int_eq(dms_executor_cleanup(ex2, &rep, &err), 0);
+    ck_assert_int_eq(rep.containers, 0);
+    ck_assert_int_eq(rep.state_dirs, 0);
+    ck_assert_int_eq(dms_executor_wait(ex, "live1", 0, &res, &err), -DMS_E_NOT_FOUND);
+    dms_executor_close(ex2);
+    dms_registry_close(reg2);
+}
+END_TEST
+
+/* ---- limits ---- */
+
+/* Whether this machine gives us a writable cgroup for a controller (what the backend probes, done by hand). */
+static bool cgroup_controller_usable(const char *ctrl)
+{
+    char *data = NULL;
+    bool ok = false;
+    if (dms_read_file("/proc/self/cgroup", 1 << 16, &data, NULL, NULL) < 0)
+        return false;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        if (strcmp(c1 + 1, ctrl) == 0) {
+            char *probe = dms_strdup_printf("/sys/fs/cgroup/%s%s/dms-test-probe.%d", ctrl, c2 + 1, (int)getpid());
+            ok = mkdir(probe, 0755) == 0 && rmdir(probe) == 0;
+            free(probe);
+        }
+    }
+    free(data);
+    return ok;
+}
+
+START_TEST(test_process_memory_limit_in_a_cgroup_ends_as_oom_killed)
+{
+    if (!cgroup_controller_usable("memory")) {
+        fprintf(stderr, "skip: no writable v1 memory cgroup here\n");
+        return;
+    }
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req =
+        job_sh(&j, "e1", "grep memory /proc/self/cgroup; head -c 200000000 /dev/zero | tail > /dev/null", NULL);
+    req->resources.memory_bytes = 32LL * 1024 * 1024;
+    run_ok(req, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_OOM_KILLED);
+    ck_assert(res.oom_killed);
+    char *cg = dms_strdup_printf("dms-proc@%s@e1\n", exec_id);
+    ck_assert_msg(strstr(res.stdout_data, cg), "the job ran in its cgroup: %s", res.stdout_data);
+    free(cg);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_pids_limit_in_a_cgroup_stops_forks)
+{
+    if (!cgroup_controller_usable("pids")) {
+        fprintf(stderr, "skip: no writable v1 pids cgroup here\n");
+        return;
+    }
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all", NULL);
+    req->resources.pids_limit = 4;
+    run_ok(req, &res);
+    ck_assert_ptr_null(strstr(res.stdout_data, "all"));
+    ck_assert_ptr_nonnull(strstr(res.stderr_data, "fork"));
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+/* ---- the last test: nothing left behind ---- */
+
+START_TEST(test_process_suite_leaves_no_processes_and_no_cgroups)
+{
+    char *left = tagged_processes();
+    ck_assert_msg(left[0] == '\0', "processes left behind: %s", left);
+    free(left);
+    const char *bases[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"};
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(bases); i++) {
+        char *cmd = dms_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@t*' 2>/dev/null | grep -q .", bases[i]);
+        ck_assert_msg(system(cmd) != 0, "cgroups left under %s", bases[i]);
+        free(cmd);
+    }
+}
+END_TEST
+
+static Suite *process_suite(void)
+{
+    Suite *s = suite_create("process");
+    TCase *tc = tcase_create("jobs");
+    tcase_set_timeout(tc, CASE_TIMEOUT_S);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_process_exit_zero_is_exited_with_code_zero_and_output);
+    tcase_add_test(tc, test_process_nonzero_exit_code_is_reported);
+    tcase_add_test(tc, test_process_signal_we_did_not_send_is_signaled);
+    tcase_add_test(tc, test_process_environment_is_only_the_requests_plus_default_path);
+    tcase_add_test(tc, test_process_working_dir_is_the_requested_one_or_a_private_work_dir);
+    tcase_add_test(tc, test_process_missing_working_dir_fails_the_start_naming_it);
+    tcase_add_test(tc, test_process_missing_program_is_start_failed_and_result_failed);
+    tcase_add_test(tc, test_process_empty_command_is_invalid_and_creates_nothing);
+    tcase_add_test(tc, test_process_refuses_what_it_cannot_do_naming_the_field);
+    tcase_add_test(tc, test_process_network_none_has_only_loopback);
+    tcase_add_test(tc, test_process_same_id_is_already_started_then_already_complete);
+    tcase_add_test(tc, test_process_cancel_stops_the_job_as_cancelled);
+    tcase_add_test(tc, test_process_cancel_kills_a_job_that_ignores_sigterm_after_the_grace);
+    tcase_add_test(tc, test_process_run_timeout_ends_as_timed_out);
+    tcase_add_test(tc, test_process_wait_timeout_leaves_it_running);
+    tcase_add_test(tc, test_process_waiter_fd_becomes_readable_when_it_ends);
+    tcase_add_test(tc, test_process_logs_keep_stdout_and_stderr_apart_with_tail);
+    tcase_add_test(tc, test_process_log_follow_gets_live_lines_and_ends_with_the_job);
+    tcase_add_test(tc, test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result);
+    tcase_add_test(tc, test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed);
+    tcase_add_test(tc, test_process_remove_forgets_a_finished_job_and_refuses_a_running_one);
+    tcase_add_test(tc, test_process_cleanup_kills_and_removes_everything_and_is_idempotent);
+    tcase_add_test(tc, test_process_memory_limit_in_a_cgroup_ends_as_oom_killed);
+    tcase_add_test(tc, test_process_pids_limit_in_a_cgroup_stops_forks);
+    suite_add_tcase(s, tc);
+    /* Runs after every other case (Check runs cases in order), in a fresh child. */
+    TCase *last = tcase_create("leaks");
+    tcase_add_test(last, test_process_suite_leaves_no_processes_and_no_cgroups);
+    suite_add_tcase(s, last);
+    return s;
+}
+
+int main(void)
+{
+    snprintf(root, sizeof(root), "/tmp/dms-test-process.XXXXXX");
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    snprintf(tag_env, sizeof(tag_env), TAG_VAR "=%s", root);
+    SRunner *sr = srunner_create(process_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    dms_rm_rf(root, NULL);
+    return failed ? 1 : 0;
+}
