@@ -16,7 +16,7 @@ int docker_inspect(docker_executor *ex, const char *name_or_id, json_t **out, dm
     char p[200];
     snprintf(p, sizeof(p), "/containers/%s/json", name_or_id);
     docker_response resp;
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 200) {
@@ -277,7 +277,7 @@ static int all_ids(docker_executor *ex, idset *s, dms_error *err)
     char path[512];
     snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", ef ? ef : "");
     docker_response resp;
-    int r = docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 200) {

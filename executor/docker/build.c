@@ -58,7 +58,7 @@ int docker_image_present(docker_executor *ex, const char *ref, dms_error *err)
     char p[400];
     snprintf(p, sizeof(p), "/images/%s/json", ref);
     docker_response resp;
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     long st = resp.status;
@@ -85,7 +85,7 @@ static int pull_line(void *ud, json_t *j)
     return 0;
 }
 
-int docker_pull(docker_executor *ex, const char *ref, const atomic_bool *cancel, dms_error *err)
+int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err)
 {
     size_t n = strlen(ref) + 1;
     _cleanup_free_ char *name = malloc(n), *tag = malloc(n);
@@ -99,7 +99,7 @@ int docker_pull(docker_executor *ex, const char *ref, const atomic_bool *cancel,
     pull_ctx pc = {.ex = ex};
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = pull_line, .ud = &pc};
     docker_response resp;
-    int r = docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, cancel, NULL, ndjson_feed, &nj, &resp, err);
+    int r = docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, abort, ndjson_feed, &nj, &resp, err);
     dms_buf_free(&nj.line);
     if (r == -DMS_E_CANCELLED) {
         dms_buf_free(&resp.body);
@@ -268,8 +268,9 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
              (long long)bytes);
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = build_line, .ud = &bc};
     docker_response resp;
-    r = docker_call_stream(&ex->client, "POST", path, "application/x-tar", tar_source, &bc, 0, NULL, cancel,
-                           ndjson_feed, &nj, &resp, err);
+    docker_abort ab = {.token = cancel};
+    r = docker_call_stream(&ex->client, "POST", path, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
+                           &resp, err);
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
     dms_buf_free(&nj.line);
@@ -313,7 +314,7 @@ int docker_remove_image(void *cookie, const char *image, dms_error *err)
     char p[400];
     snprintf(p, sizeof(p), "/images/%s/json", image);
     docker_response resp;
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 200) {
@@ -331,7 +332,7 @@ int docker_remove_image(void *cookie, const char *image, dms_error *err)
         return dms_error_set(err, DMS_E_CONFLICT, "image", "image %s does not carry %s=%s; not removing it", image,
                              DMS_LABEL_EXECUTOR, ex->id);
     snprintf(p, sizeof(p), "/images/%s", image);
-    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 200 && resp.status != 404)
         r = docker_error_from_response(&resp, "remove image", err);
     dms_buf_free(&resp.body);

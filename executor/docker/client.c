@@ -109,8 +109,7 @@ typedef struct call_ctx {
     void *sink_ud;
     docker_source_fn source;
     void *source_ud;
-    const atomic_bool *cancel;
-    const dms_cancel_token *token;
+    const docker_abort *abort;
     int sink_error;
     bool headers_done;
     CURL *h;
@@ -159,15 +158,23 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
     return (size_t)r;
 }
 
+bool docker_abort_requested(const docker_abort *a)
+{
+    if (!a)
+        return false;
+    return (a->flag && atomic_load(a->flag)) || dms_cancel_token_cancelled(a->token) ||
+           (a->marker_path && access(a->marker_path, F_OK) == 0);
+}
+
 static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     call_ctx *cc = ud;
-    return (cc->cancel && atomic_load(cc->cancel)) || dms_cancel_token_cancelled(cc->token) ? 1 : 0;
+    return docker_abort_requested(cc->abort) ? 1 : 0;
 }
 
 static int perform(docker_client *c, const char *method, const char *url, const char *body, const char *content_type,
-                   docker_source_fn source, void *source_ud, long timeout_ms, const atomic_bool *cancel,
-                   const dms_cancel_token *token, docker_sink_fn sink, void *sink_ud, docker_response *resp, struct curl_slist *extra_headers,
+                   docker_source_fn source, void *source_ud, long timeout_ms, const docker_abort *abort,
+                   docker_sink_fn sink, void *sink_ud, docker_response *resp, struct curl_slist *extra_headers,
                    dms_error *err)
 {
     memset(resp, 0, sizeof(*resp));
@@ -178,7 +185,7 @@ static int perform(docker_client *c, const char *method, const char *url, const 
     char errbuf[CURL_ERROR_SIZE];
     docker_easy_setup(h, c, errbuf);
     call_ctx cc = {.resp = resp, .sink = sink, .sink_ud = sink_ud, .source = source, .source_ud = source_ud,
-                   .cancel = cancel, .token = token, .h = h};
+                   .abort = abort, .h = h};
     struct curl_slist *headers = extra_headers;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
@@ -187,7 +194,7 @@ static int perform(docker_client *c, const char *method, const char *url, const 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &cc);
     if (timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    if (cancel || token) {
+    if (abort) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
         curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cc);
@@ -378,28 +385,27 @@ int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_erro
 #define URL_MAX 4096
 
 int docker_call(docker_client *c, const char *method, const char *path, const char *body, long timeout_ms,
-                const atomic_bool *cancel, docker_response *resp, dms_error *err)
+                docker_response *resp, dms_error *err)
 {
     char url[URL_MAX];
     memset(resp, 0, sizeof(*resp));
     int r = docker_url(c, url, sizeof(url), path, err);
     if (r < 0)
         return r;
-    return perform(c, method, url, body, NULL, NULL, NULL, timeout_ms, cancel, NULL, NULL, NULL, resp, NULL, err);
+    return perform(c, method, url, body, NULL, NULL, NULL, timeout_ms, NULL, NULL, NULL, resp, NULL, err);
 }
 
 int docker_call_stream(docker_client *c, const char *method, const char *path, const char *content_type,
-                       docker_source_fn source, void *source_ud, long timeout_ms, const atomic_bool *cancel,
-                       const dms_cancel_token *token, docker_sink_fn sink, void *sink_ud, docker_response *resp,
-                       dms_error *err)
+                       docker_source_fn source, void *source_ud, long timeout_ms, const docker_abort *abort,
+                       docker_sink_fn sink, void *sink_ud, docker_response *resp, dms_error *err)
 {
     char url[URL_MAX];
     memset(resp, 0, sizeof(*resp));
     int r = docker_url(c, url, sizeof(url), path, err);
     if (r < 0)
         return r;
-    return perform(c, method, url, NULL, content_type, source, source_ud, timeout_ms, cancel, token, sink, sink_ud,
-                   resp, NULL, err);
+    return perform(c, method, url, NULL, content_type, source, source_ud, timeout_ms, abort, sink, sink_ud, resp,
+                   NULL, err);
 }
 
 const char *docker_response_message(const docker_response *resp, char *buf, size_t n)

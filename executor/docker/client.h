@@ -37,6 +37,15 @@ typedef struct docker_response {
     dms_buf body;
 } docker_response;
 
+/* What may abort a long call: any of an in-process flag, a cancel token, or a marker file written by another
+ * process (an execution's cancel file). Checked by libcurl's progress callback, about once a second when idle. */
+typedef struct docker_abort {
+    const atomic_bool *flag;
+    const dms_cancel_token *token;
+    const char *marker_path;
+} docker_abort;
+bool docker_abort_requested(const docker_abort *a);
+
 /* Streaming sink for docker_call_stream: raw body bytes of a 2xx response. Return negative to abort. */
 typedef int (*docker_sink_fn)(void *ud, const char *data, size_t len);
 /* Body source for uploads (the build context): fill buf, return bytes (0 at the end) or negative to abort. */
@@ -52,18 +61,17 @@ int docker_client_ping(docker_client *c, dms_error *err);
 /* Builds "http://localhost/v<api>/<path>" into out (path starts with '/'). Negotiates the version first if needed. */
 int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_error *err);
 
-/* A blocking call. body: JSON text or NULL. timeout_ms 0 = none. cancel (may be NULL) aborts within ~1 s.
+/* A blocking call. body: JSON text or NULL. timeout_ms 0 = none.
  * Fills resp (caller frees resp->body with dms_buf_free) for any HTTP status; returns negative only when no HTTP
  * answer came (UNAVAILABLE, TIMEOUT, CANCELLED, IO). */
 int docker_call(docker_client *c, const char *method, const char *path, const char *body, long timeout_ms,
-                const atomic_bool *cancel, docker_response *resp, dms_error *err);
+                docker_response *resp, dms_error *err);
 
 /* A blocking call whose 2xx body is streamed to sink (status and error bodies as in docker_call); an optional
- * upload from source with content type. cancel and token (either may be NULL) abort it. */
+ * upload from source with content type. abort (may be NULL) ends it with CANCELLED within about a second. */
 int docker_call_stream(docker_client *c, const char *method, const char *path, const char *content_type,
-                       docker_source_fn source, void *source_ud, long timeout_ms, const atomic_bool *cancel,
-                       const dms_cancel_token *token, docker_sink_fn sink, void *sink_ud, docker_response *resp,
-                       dms_error *err);
+                       docker_source_fn source, void *source_ud, long timeout_ms, const docker_abort *abort,
+                       docker_sink_fn sink, void *sink_ud, docker_response *resp, dms_error *err);
 
 /* Maps a non-2xx response to a dms error: 404 NOT_FOUND, 409 CONFLICT, 400 INVALID, else ENGINE; the daemon's
  * {"message"} is passed through after `what` ("create container x: "). Returns -code. */

@@ -95,6 +95,7 @@ struct docker_handler {
     atomic_bool abort_prep;      /* cancel during preparation */
     uint64_t timeout_timer;
     uint64_t grace_timer;
+    char cancel_marker[PATH_MAX + 16]; /* <dir>/cancel: another process's cancel during preparation */
     dms_exec_outcome fail_outcome; /* set when preparation/start failed */
     char fail_msg[DMS_ERROR_MSG_MAX];
     dms_result_cell *cell;
@@ -143,7 +144,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
                  dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
 int docker_remove_image(void *cookie, const char *image, dms_error *err);
 /* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
-int docker_pull(docker_executor *ex, const char *ref, const atomic_bool *cancel, dms_error *err);
+int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err);
 /* 1 if the image is present locally, 0 if not. */
 int docker_image_present(docker_executor *ex, const char *ref, dms_error *err);
 

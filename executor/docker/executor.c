@@ -282,7 +282,7 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
     snprintf(path, sizeof(path), "%s%sfilters=%s", list_path, strchr(list_path, '?') ? "&" : "?", ef ? ef : "");
     docker_response resp;
     dms_error e = {0};
-    int r = docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, &e);
+    int r = docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
     if (r == 0 && resp.status != 200)
         r = docker_error_from_response(&resp, list_path, &e);
     if (r < 0) {
@@ -302,7 +302,7 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
             continue;
         char p[400];
         snprintf(p, sizeof(p), delete_fmt, id);
-        r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, &e);
+        r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
         if (r == 0 && (resp.status == 200 || resp.status == 204))
             (*count)++;
         else if (r == 0 && resp.status == 409 && strstr(resp.body.data ? resp.body.data : "", "already in progress"))
@@ -420,7 +420,7 @@ static int docker_remove(void *cookie, const char *exec_id, dms_error *err)
     char p[DOCKER_NAME_MAX + 40];
     snprintf(p, sizeof(p), "/containers/%s?force=1&v=1", h->name);
     docker_response resp;
-    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 204 && resp.status != 404)
         r = docker_error_from_response(&resp, "remove container", err);
     dms_buf_free(&resp.body);

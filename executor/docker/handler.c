@@ -43,6 +43,7 @@ docker_handler *docker_handler_new(docker_executor *ex, const char *exec_id, con
     snprintf(h->job_id, sizeof(h->job_id), "%s", job_id ? job_id : "");
     docker_container_name(h->name, ex->id, exec_id);
     docker_exec_dir(ex, exec_id, h->dir);
+    snprintf(h->cancel_marker, sizeof(h->cancel_marker), "%s/" DOCKER_CANCEL_FILE, h->dir);
     h->grace_ms = DMS_DEFAULT_STOP_GRACE_MS;
     h->result_bytes = DMS_DEFAULT_RESULT_OUTPUT_BYTES;
     return h;
@@ -479,7 +480,7 @@ static int remove_container_now(docker_executor *ex, const char *id)
     docker_response resp;
     dms_error e;
     snprintf(p, sizeof(p), "/containers/%s?force=1&v=1", id);
-    int r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, &e);
+    int r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
     dms_buf_free(&resp.body);
     return r;
 }
@@ -489,7 +490,7 @@ static int ensure_network(docker_executor *ex, const char *name, dms_error *err)
     char p[200];
     docker_response resp;
     snprintf(p, sizeof(p), "/networks/%s", name);
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     long st = resp.status;
@@ -500,7 +501,7 @@ static int ensure_network(docker_executor *ex, const char *name, dms_error *err)
     _cleanup_json_ json_t *body = json_pack("{s:s,s:b,s:s,s:O}", "Name", name, "CheckDuplicate", 1, "Driver", "bridge",
                                             "Labels", labels);
     _cleanup_free_ char *js = json_dumps(body, JSON_COMPACT);
-    r = docker_call(&ex->client, "POST", "/networks/create", js, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    r = docker_call(&ex->client, "POST", "/networks/create", js, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     /* 409: created meanwhile by someone else, which is fine. */
@@ -520,7 +521,7 @@ static int ensure_volume(docker_executor *ex, const char *name, dms_error *err)
     _cleanup_free_ char *js = json_dumps(body, JSON_COMPACT);
     docker_response resp;
     /* 201 also for an existing volume (measured): idempotent, and an existing volume keeps its labels. */
-    int r = docker_call(&ex->client, "POST", "/volumes/create", js, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "POST", "/volumes/create", js, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r < 0)
         return r;
     if (resp.status != 201) {
@@ -567,9 +568,11 @@ static int claim(docker_executor *ex, docker_handler *h, const dms_exec_request 
     return dms_logstore_writer_open(&h->writer, h->dir, h->log_cap, err);
 }
 
+/* Cancelled during preparation, by this process or (through the cancel file) by another one. */
 static bool aborted(docker_handler *h)
 {
-    return atomic_load(&h->abort_prep);
+    docker_abort a = {.flag = &h->abort_prep, .marker_path = h->cancel_marker};
+    return docker_abort_requested(&a);
 }
 
 static int wait_attached(docker_handler *h, dms_error *err)
@@ -601,8 +604,10 @@ static bool looks_like_bad_entrypoint(const char *msg)
 static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request *req, dms_error *err)
 {
     int r = docker_image_present(ex, req->engine.image, err);
-    if (r == 0 && !aborted(h))
-        r = docker_pull(ex, req->engine.image, &h->abort_prep, err);
+    if (r == 0 && !aborted(h)) {
+        docker_abort a = {.flag = &h->abort_prep, .marker_path = h->cancel_marker};
+        r = docker_pull(ex, req->engine.image, &a, err);
+    }
     if (r < 0 && r != -DMS_E_CANCELLED)
         return fail_start(h, DMS_OUTCOME_FAILED, r, err);
     if (req->network_mode == DMS_NET_NAMED && !aborted(h) && (r = ensure_network(ex, req->network_name, err)) < 0)
@@ -625,7 +630,7 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     char path[DOCKER_NAME_MAX + 64];
     snprintf(path, sizeof(path), "/containers/create?name=%s", h->name);
     docker_response resp;
-    r = docker_call(&ex->client, "POST", path, body, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    r = docker_call(&ex->client, "POST", path, body, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 201) {
         char what[DOCKER_NAME_MAX + 32];
         snprintf(what, sizeof(what), "create container %s", h->name);
@@ -672,7 +677,7 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     }
 
     snprintf(path, sizeof(path), "/containers/%s/start", h->container_id);
-    r = docker_call(&ex->client, "POST", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, &resp, err);
+    r = docker_call(&ex->client, "POST", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     int64_t started = dms_now_ns();
     if (r == 0 && resp.status != 204 && resp.status != 304) {
         char msg[DMS_ERROR_MSG_MAX];
@@ -698,7 +703,7 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     h->started_at_ns = started;
     if (h->state == DMS_STATE_PREPARING)
         h->state = DMS_STATE_RUNNING;
-    bool cancel_now = atomic_load(&h->abort_prep);
+    bool cancel_now = aborted(h);
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
     if (h->timeout_ms > 0)
@@ -774,7 +779,7 @@ static int stop_container(docker_executor *ex, const char *name_or_id, int64_t g
     snprintf(p, sizeof(p), "/containers/%s/stop?t=%ld", name_or_id, t);
     docker_response resp;
     /* Stop timeouts are seconds on the wire; the HTTP timeout is the grace period plus a margin. */
-    int r = docker_call(&ex->client, "POST", p, NULL, t * 1000 + DOCKER_STOP_MARGIN_MS, NULL, &resp, err);
+    int r = docker_call(&ex->client, "POST", p, NULL, t * 1000 + DOCKER_STOP_MARGIN_MS, &resp, err);
     if (r == 0 && resp.status != 204 && resp.status != 304 && resp.status != 404)
         r = docker_error_from_response(&resp, "stop container", err);
     dms_buf_free(&resp.body);
