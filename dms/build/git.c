@@ -1,0 +1,183 @@
+/* git.c - remote listing and cloning through libgit2 (see git.h). */
+#include "git.h"
+
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common.h"
+
+#define HEADS_PREFIX "refs/heads/"
+
+void gitx_remote_info_clear(gitx_remote_info *info)
+{
+    free(info->default_branch);
+    dms_strv_free(info->branches);
+    memset(info, 0, sizeof(*info));
+}
+
+/* Maps libgit2's last error to ours: transport trouble is retryable, the rest is the user's input. */
+static int git_fail(dms_error *err, int rc, const char *what, const char *repo)
+{
+    const git_error *e = git_error_last();
+    const char *msg = e && e->message ? e->message : "unknown error";
+    int klass = e ? e->klass : 0;
+    /* A local repository never has transport trouble: libgit2 reports a missing path as a NET error
+     * ("unsupported URL protocol"), but it is the user's input. A remote URL whose OS-level connect failed
+     * (connection refused) is transport trouble. */
+    bool local = repo && (repo[0] == '/' || strncmp(repo, "file://", 7) == 0);
+    bool transport = !local && (klass == GIT_ERROR_NET || klass == GIT_ERROR_SSL || klass == GIT_ERROR_SSH ||
+                                klass == GIT_ERROR_HTTP || klass == GIT_ERROR_OS);
+    if (local && klass == GIT_ERROR_NET)
+        msg = "not a git repository (or it does not exist)";
+    if (rc == GIT_EUSER)
+        return dms_error_set(err, DMS_E_CANCELLED, NULL, "%s: cancelled", what);
+    int code = transport ? DMS_E_UNAVAILABLE : rc == GIT_ENOTFOUND ? DMS_E_NOT_FOUND : DMS_E_INVALID;
+    dms_error_set(err, code, transport ? NULL : "repo", "%s %s: %s", what, repo ? repo : "", msg);
+    if (err)
+        err->retryable = transport;
+    return -code;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    git_remote *remote = NULL;
+    int rc = git_remote_create_detached(&remote, repo);
+    if (rc < 0)
+        return git_fail(err, rc, "open remote", repo);
+    git_remote_callbacks cbs;
+    git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
+    rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL);
+    if (rc < 0) {
+        int r = git_fail(err, rc, "connect to", repo);
+        git_remote_free(remote);
+        return r;
+    }
+    const git_remote_head **heads = NULL;
+    size_t n = 0;
+    if ((rc = git_remote_ls(&heads, &n, remote)) < 0) {
+        int r = git_fail(err, rc, "list", repo);
+        git_remote_free(remote);
+        return r;
+    }
+    out->branches = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; out->branches && i < n; i++)
+        if (strncmp(heads[i]->name, HEADS_PREFIX, strlen(HEADS_PREFIX)) == 0)
+            out->branches[out->n_branches++] = strdup(heads[i]->name + strlen(HEADS_PREFIX));
+    git_buf def = GIT_BUF_INIT;
+    if (git_remote_default_branch(&def, remote) == 0 && def.ptr &&
+        strncmp(def.ptr, HEADS_PREFIX, strlen(HEADS_PREFIX)) == 0)
+        out->default_branch = strdup(def.ptr + strlen(HEADS_PREFIX));
+    git_buf_dispose(&def);
+    git_remote_disconnect(remote);
+    git_remote_free(remote);
+    if (!out->branches) {
+        gitx_remote_info_clear(out);
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
+    qsort(out->branches, out->n_branches, sizeof(char *), cmp_str);
+    return 0;
+}
+
+json_t *gitx_check_json(const char *repo, const char *branch)
+{
+    gitx_remote_info info;
+    dms_error err = {0};
+    json_t *o = json_pack("{s:s}", "repo", repo);
+    if (gitx_ls_remote(repo, &info, &err) < 0) {
+        json_object_set_new(o, "reachable", json_false());
+        json_object_set_new(o, "error", json_string(err.message));
+        json_object_set_new(o, "retryable", json_boolean(err.retryable));
+        json_object_set_new(o, "default_branch", json_null());
+        json_object_set_new(o, "branches", json_array());
+        if (branch) {
+            json_object_set_new(o, "branch", json_string(branch));
+            json_object_set_new(o, "branch_exists", json_false());
+        }
+        return o;
+    }
+    json_t *list = json_array();
+    bool exists = false;
+    for (size_t i = 0; i < info.n_branches; i++) {
+        json_array_append_new(list, json_string(info.branches[i]));
+        if (branch && strcmp(branch, info.branches[i]) == 0)
+            exists = true;
+    }
+    json_object_set_new(o, "reachable", json_true());
+    json_object_set_new(o, "default_branch", info.default_branch ? json_string(info.default_branch) : json_null());
+    json_object_set_new(o, "branches", list);
+    if (branch) {
+        json_object_set_new(o, "branch", json_string(branch));
+        json_object_set_new(o, "branch_exists", json_boolean(exists));
+    }
+    gitx_remote_info_clear(&info);
+    return o;
+}
+
+/* Transfer progress: returning non-zero aborts the fetch with GIT_EUSER. */
+static int on_progress(const git_indexer_progress *stats, void *payload)
+{
+    (void)stats;
+    return payload && dms_cancel_token_cancelled(payload) ? -1 : 0;
+}
+
+static int on_sideband(const char *str, int len, void *payload)
+{
+    (void)str;
+    (void)len;
+    return payload && dms_cancel_token_cancelled(payload) ? -1 : 0;
+}
+
+int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir, dms_cancel_token *cancel,
+               char *sha, dms_error *err)
+{
+    git_clone_options opts;
+    git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
+    opts.checkout_branch = branch;
+    opts.fetch_opts.callbacks.transfer_progress = on_progress;
+    opts.fetch_opts.callbacks.sideband_progress = on_sideband;
+    opts.fetch_opts.callbacks.payload = cancel;
+    git_repository *r = NULL;
+    int rc = git_clone(&r, repo, dir, &opts);
+    if (rc < 0) {
+        if (cancel && dms_cancel_token_cancelled(cancel))
+            return dms_error_set(err, DMS_E_CANCELLED, NULL, "clone %s: cancelled", repo);
+        const git_error *e = git_error_last();
+        /* "Remote branch 'x' not found": the branch is the user's fault, name it. */
+        if (branch && e && e->message && strstr(e->message, "not found") && strstr(e->message, branch))
+            return dms_error_set(err, DMS_E_NOT_FOUND, "branch", "branch \"%s\" does not exist in %s", branch, repo);
+        return git_fail(err, rc, "clone", repo);
+    }
+    int ret = 0;
+    git_oid oid;
+    if (commit) {
+        git_object *obj = NULL, *peeled = NULL;
+        git_checkout_options co;
+        git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+        co.checkout_strategy = GIT_CHECKOUT_FORCE;
+        if (git_revparse_single(&obj, r, commit) < 0 || git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+            ret = dms_error_set(err, DMS_E_NOT_FOUND, "commit", "commit %s is not in branch %s of %s", commit,
+                                branch ? branch : "(default)", repo);
+        } else if ((rc = git_checkout_tree(r, peeled, &co)) < 0 ||
+                   (rc = git_repository_set_head_detached(r, git_object_id(peeled))) < 0) {
+            ret = git_fail(err, rc, "check out commit in", repo);
+        }
+        git_object_free(peeled);
+        git_object_free(obj);
+    }
+    if (ret == 0) {
+        if ((rc = git_reference_name_to_id(&oid, r, "HEAD")) < 0)
+            ret = git_fail(err, rc, "read HEAD of", repo);
+        else
+            git_oid_tostr(sha, GIT_SHA_HEX + 1, &oid);
+    }
+    git_repository_free(r);
+    return ret;
+}
