@@ -459,6 +459,12 @@ void dms_logstore_writer_free(dms_logstore_writer *w)
     if (!w)
         return;
     if (w->fd >= 0) {
+        /* A line still open goes out as a partial frame ("continues in the next frame"): a producer that restarts
+         * mid-line continues it, and nothing dms_logstore_bytes() counted is lost. */
+        for (int s = 1; s <= 2 && !w->finished; s++)
+            if (w->pending[s].len &&
+                emit(w, s, w->pending_ts[s], true, w->pending[s].data, w->pending[s].len, NULL) == 0)
+                dms_buf_reset(&w->pending[s]);
         dms_logstore_flush(w, NULL);
         close(w->fd);
     }
