@@ -308,6 +308,19 @@ int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t
                 dms_logstore_writer_free(w);
                 return dms_error_set_errno(err, DMS_E_IO, e, "open %s", path);
             }
+        } else {
+            /* Only log.1 is there: a writer died inside rotate(), after the rename and before the new log had its
+             * header. The new log must be the next generation, or readers would take log.1 for the older file of
+             * a later capture and drop it. */
+            seg old;
+            if ((r = seg_open(&old, dir, "log.1", err)) < 0) {
+                dms_logstore_writer_free(w);
+                return r;
+            }
+            if (r > 0) {
+                w->gen = old.gen + 1;
+                seg_close(&old);
+            }
         }
     }
     if (w->fd < 0 && (r = open_new_file(w, err)) < 0) {
