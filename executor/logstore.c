@@ -582,6 +582,8 @@ typedef struct reader {
     size_t buf_len, buf_cap;
     int64_t buf_off;
     bool ended;            /* saw the end marker, or history done without follow */
+    int64_t next_idle_ms;  /* monotonic time of the next idle check: per stream, not per call, so that a host
+                            * calling next() with short timeouts still gets one about once a second */
     dms_logstore_idle_fn idle_check;
     void *ud;
     void (*ud_free)(void *);
@@ -737,11 +739,11 @@ static int reader_advance_file(reader *rd, dms_error *err)
     return 1;
 }
 
-static int reader_wait(reader *rd, int64_t deadline, int64_t *next_idle, dms_error *err)
+static int reader_wait(reader *rd, int64_t deadline, dms_error *err)
 {
     int64_t now = dms_mono_ms();
-    if (rd->idle_check && now >= *next_idle) {
-        *next_idle = now + IDLE_CHECK_MS;
+    if (rd->idle_check && now >= rd->next_idle_ms) {
+        rd->next_idle_ms = now + IDLE_CHECK_MS;
         if (rd->idle_check(rd->ud)) {
             rd->ended = true;
             return 0;
@@ -752,6 +754,8 @@ static int reader_wait(reader *rd, int64_t deadline, int64_t *next_idle, dms_err
     int64_t wait = deadline < 0 ? IDLE_CHECK_MS : deadline - now;
     if (wait > IDLE_CHECK_MS)
         wait = IDLE_CHECK_MS;
+    if (rd->idle_check && wait > rd->next_idle_ms - now)
+        wait = rd->next_idle_ms - now;
     struct pollfd p = {.fd = rd->ifd, .events = POLLIN};
     int r = poll(&p, 1, (int)wait);
     if (r < 0 && errno != EINTR)
@@ -768,7 +772,6 @@ static int reader_next(void *ctx, int64_t timeout_ms, dms_log_frame *frame, dms_
 {
     reader *rd = ctx;
     int64_t deadline = timeout_ms < 0 ? -1 : dms_mono_ms() + timeout_ms;
-    int64_t next_idle = dms_mono_ms() + IDLE_CHECK_MS;
     int r;
     for (;;) {
         if (rd->ended)
@@ -779,7 +782,7 @@ static int reader_next(void *ctx, int64_t timeout_ms, dms_log_frame *frame, dms_
             if (r == 0) {
                 if (!rd->opts.follow)
                     return 0;
-                if ((r = reader_wait(rd, deadline, &next_idle, err)) <= 0)
+                if ((r = reader_wait(rd, deadline, err)) <= 0)
                     return r;
                 continue;
             }
@@ -820,7 +823,7 @@ static int reader_next(void *ctx, int64_t timeout_ms, dms_log_frame *frame, dms_
             continue;
         if (!rd->opts.follow)
             return 0;
-        if ((r = reader_wait(rd, deadline, &next_idle, err)) <= 0)
+        if ((r = reader_wait(rd, deadline, err)) <= 0)
             return r;
     }
 }
@@ -845,6 +848,7 @@ int dms_logstore_stream_open(const char *dir, const dms_log_options *opts, dms_l
     rd->ifd = -1;
     rd->opts = opts ? *opts : defaults;
     rd->idle_check = idle_check;
+    rd->next_idle_ms = dms_mono_ms() + IDLE_CHECK_MS;
     rd->ud = ud;
     rd->ud_free = ud_free;
     if (!(rd->dir = strdup(dir))) {
