@@ -582,6 +582,7 @@ typedef struct reader {
     size_t buf_len, buf_cap;
     int64_t buf_off;
     bool ended;            /* saw the end marker, or history done without follow */
+    bool producer_gone;    /* idle_check said so: end at the next end of data, after one more read */
     int64_t next_idle_ms;  /* monotonic time of the next idle check: per stream, not per call, so that a host
                             * calling next() with short timeouts still gets one about once a second */
     dms_logstore_idle_fn idle_check;
@@ -742,11 +743,17 @@ static int reader_advance_file(reader *rd, dms_error *err)
 static int reader_wait(reader *rd, int64_t deadline, dms_error *err)
 {
     int64_t now = dms_mono_ms();
+    if (rd->producer_gone) {
+        rd->ended = true;
+        return 0;
+    }
     if (rd->idle_check && now >= rd->next_idle_ms) {
         rd->next_idle_ms = now + IDLE_CHECK_MS;
         if (rd->idle_check(rd->ud)) {
-            rd->ended = true;
-            return 0;
+            /* The producer may have written its last output after our last read and before it went: read once
+             * more, and end at the next end of data. */
+            rd->producer_gone = true;
+            return 1;
         }
     }
     if (deadline >= 0 && now >= deadline)
