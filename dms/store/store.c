@@ -630,6 +630,24 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err)
     return 0;
 }
 
+int store_builds_cancel_queued(store *s, const char *droid_id, const char *reason, int *n, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(s, &st, "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
+                             " status='queued'", err)) < 0)
+        return r;
+    bind_text(st, 1, reason);
+    sqlite3_bind_int64(st, 2, dmsd_now_ns());
+    bind_text(st, 3, droid_id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(s, err, "cancel builds");
+    if (n)
+        *n = sqlite3_changes(s->db);
+    return 0;
+}
+
 int store_builds_requeue_running(store *s, int *n, dms_error *err)
 {
     LOCKED(s);

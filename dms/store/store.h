@@ -87,6 +87,8 @@ int store_build_next(store *s, int64_t now_ns, store_build *out, int64_t *next_d
 int store_build_active(store *s, const char *droid_id, store_build *out, dms_error *err);
 /* Marks the droid's queued builds superseded (before queuing a newer one). */
 int store_builds_supersede(store *s, const char *droid_id, dms_error *err);
+/* Marks the droid's queued builds cancelled with reason; *n (may be NULL) counts them. */
+int store_builds_cancel_queued(store *s, const char *droid_id, const char *reason, int *n, dms_error *err);
 /* At startup: builds left running by a crash are queued again; returns how many. */
 int store_builds_requeue_running(store *s, int *n, dms_error *err);
 /* [{"id","status","attempt","branch","commit","commit_sha","image_id","reason","created_at",...}] newest first. */

@@ -1,0 +1,525 @@
+/* routes.c - the dmsd API: droid CRUD, lifecycle, status, events, releases, builds (logs: logs.c; git: gitroute.c).
+ * Every handler runs behind the bearer check of http.c; a droid of another user is 404 like a missing one. */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+#include "../build/builder.h"
+#include "../common.h"
+#include "../run/runner.h"
+
+#define EVENTS_PAGE_MAX 1000
+#define BUILDS_LIST_MAX 50
+
+void route_logs(void *app, api_req *r, const char *id);
+void route_git_check(void *app, api_req *r, const char *id);
+
+static void reply_droid(api_req *r, unsigned status, const droid *d)
+{
+    json_t *j = droid_to_json(d);
+    if (!j) {
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+        return;
+    }
+    api_reply_json(r, status, j);
+}
+
+static bool need_runner(app *a, api_req *r)
+{
+    if (a->runner)
+        return true;
+    api_reply_errorf(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "no executor: %s", a->ex_error);
+    return false;
+}
+
+/* ---- POST /droids ---- */
+
+static void create(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    (void)id;
+    _cleanup_json_ json_t *body = api_body_json(r, &err);
+    if (!body) {
+        api_reply_error(r, &err);
+        return;
+    }
+    droid *d = droid_new();
+    droid *out = NULL;
+    if (!d || !(d->user_id = strdup(api_user(r)))) {
+        droid_free(d);
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+        return;
+    }
+    if (droid_parse_create(body, d, &err) < 0 || core_create(a->core, d, &out, &err) < 0) {
+        droid_free(d);
+        api_reply_error(r, &err);
+        return;
+    }
+    droid_free(d);
+    reply_droid(r, MHD_HTTP_CREATED, out);
+    droid_free(out);
+}
+
+/* ---- reads ---- */
+
+static void list(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    (void)id;
+    api_reply_json(r, MHD_HTTP_OK, core_list_json(a->core, api_user(r)));
+}
+
+static void available(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    (void)id;
+    const char *name = api_query(r, "name");
+    if (droid_validate_name(name, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK,
+                   json_pack("{s:s, s:b}", "name", name, "available", core_name_available(a->core, name)));
+}
+
+static void get(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    json_t *j = NULL;
+    if (core_get_json(a->core, api_user(r), id, &j, &err) < 0)
+        api_reply_error(r, &err);
+    else
+        api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+static void status(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    char *body = NULL;
+    size_t len = 0;
+    if (core_status_body(a->core, api_user(r), id, &body, &len, &err) < 0)
+        api_reply_error(r, &err);
+    else
+        api_reply_buf(r, MHD_HTTP_OK, "application/json", body, len, NULL, NULL);
+}
+
+static void events(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    long long after = 0, limit = 0;
+    json_t *j = NULL;
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+        api_query_i64(r, "after", INT64_MAX, &after, &err) < 0 ||
+        api_query_i64(r, "limit", EVENTS_PAGE_MAX, &limit, &err) < 0 ||
+        store_events_json(a->st, id, after, (int)limit, &j, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+static void releases(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    store_release *rel = NULL;
+    size_t n = 0;
+    droid *d = NULL;
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0 || !(d = core_get_copy(a->core, id)) ||
+        store_releases_list(a->st, id, &rel, &n, &err) < 0) {
+        if (!err.code)
+            dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
+        droid_free(d);
+        api_reply_error(r, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, store_release_to_json(&rel[i], d->run_id ? d->run_release : d->want_release));
+    store_releases_free(rel, n);
+    droid_free(d);
+    api_reply_json(r, MHD_HTTP_OK, arr);
+}
+
+static void builds(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    json_t *j = NULL;
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0 || store_builds_json(a->st, id, BUILDS_LIST_MAX, &j, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+/* ---- PATCH /droids/:id ---- */
+
+static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    const droid_patch *p = ud;
+    int r;
+    if (p->name && strcmp(p->name, d->name) != 0) {
+        if (dmsd_set_str(&d->name, p->name) < 0)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
+    bool config = false;
+    if (p->has_port && p->port != d->port) {
+        d->port = p->port;
+        config = true;
+    }
+    if (p->env_json && strcmp(p->env_json, d->env_json ? d->env_json : "{}") != 0) {
+        if (dmsd_set_str(&d->env_json, p->env_json) < 0)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        config = true;
+    }
+    bool code = false;
+    /* Naming the branch, even the same one, asks for its head again: that is how a new push is deployed. */
+    if (p->has_branch) {
+        if (dmsd_set_str(&d->branch, p->branch) < 0)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        code = true;
+    }
+    if (p->has_commit && !(p->commit == d->commit || (p->commit && d->commit && strcmp(p->commit, d->commit) == 0))) {
+        if (dmsd_set_str(&d->commit, p->commit) < 0)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        code = true;
+    }
+    if (config) {
+        d->config_gen++;
+        char why[96];
+        snprintf(why, sizeof(why), "configuration changed (%s%s%s)", p->has_port ? "port" : "",
+                 p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "");
+        if ((r = core_tx_note(tx, d, why, err)) < 0)
+            return r;
+        if (d->want_release && d->want_running) {
+            d->crash_count = d->start_failures = 0;
+            d->retry_at_ns = 0;
+            if (!droid_state_is_active(d->state) && d->state != DROID_BUILDING && d->state != DROID_PENDING &&
+                (r = core_tx_set_state(tx, d, DROID_STARTING, "restarting with the new configuration", err)) < 0)
+                return r;
+        }
+        core_tx_kick_runner(tx);
+    }
+    if (code) {
+        store *st = core_tx_store(tx);
+        if ((r = store_builds_supersede(st, d->id, err)) < 0 ||
+            (r = store_build_insert(st, d->id, d->branch, d->commit, NULL, err)) < 0)
+            return r;
+        char why[320];
+        snprintf(why, sizeof(why), "rebuild queued (branch %s%s%.40s)", d->branch ? d->branch : "(default)",
+                 d->commit ? ", commit " : "", d->commit ? d->commit : "");
+        if (d->state == DROID_RUNNING || d->state == DROID_STARTING || d->state == DROID_BUILDING)
+            r = core_tx_note(tx, d, why, err); /* the old container keeps serving until the new one runs */
+        else
+            r = core_tx_set_state(tx, d, DROID_PENDING, why, err);
+        if (r < 0)
+            return r;
+        core_tx_kick_builder(tx);
+    }
+    return 0;
+}
+
+static void patch(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    _cleanup_json_ json_t *body = api_body_json(r, &err);
+    droid *cur = NULL, *out = NULL;
+    droid_patch p = {0};
+    if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 || !(cur = core_get_copy(a->core, id)) ||
+        droid_parse_patch(body, cur, &p, &err) < 0 ||
+        core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
+        if (!err.code)
+            dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
+        droid_free(cur);
+        droid_patch_clear(&p);
+        api_reply_error(r, &err);
+        return;
+    }
+    /* A running build of the old code is no longer wanted. */
+    if ((p.has_branch || p.has_commit) && a->builder)
+        builder_kick(a->builder);
+    droid_free(cur);
+    droid_patch_clear(&p);
+    reply_droid(r, MHD_HTTP_OK, out);
+    droid_free(out);
+}
+
+/* ---- lifecycle ---- */
+
+static void settled_reply(void *ud, const droid *d)
+{
+    api_pending *p = ud;
+    if (!d) {
+        api_pending_complete(p, MHD_HTTP_OK, json_pack("{s:b}", "deleted", 1));
+        return;
+    }
+    api_pending_complete(p, MHD_HTTP_OK, droid_to_json(d));
+}
+
+static int do_start(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    (void)ud;
+    int r;
+    d->want_running = true;
+    d->crash_count = d->start_failures = 0;
+    d->retry_at_ns = 0;
+    if (d->want_release) {
+        if (d->state == DROID_STOPPED || d->state == DROID_FAILED)
+            if ((r = core_tx_set_state(tx, d, DROID_STARTING, "start requested", err)) < 0)
+                return r;
+    } else if (d->state == DROID_STOPPED || d->state == DROID_FAILED) {
+        /* Nothing was ever built: building is how it starts. */
+        store_build b = {0};
+        int found = store_build_active(core_tx_store(tx), d->id, &b, err);
+        store_build_clear(&b);
+        if (found < 0)
+            return found;
+        if (!found && (r = store_build_insert(core_tx_store(tx), d->id, d->branch, d->commit, NULL, err)) < 0)
+            return r;
+        if ((r = core_tx_set_state(tx, d, DROID_PENDING, "start requested; build queued", err)) < 0)
+            return r;
+        core_tx_kick_builder(tx);
+    }
+    core_tx_kick_runner(tx);
+    return 0;
+}
+
+static int do_stop(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    (void)ud;
+    d->want_running = false;
+    d->retry_at_ns = 0;
+    core_tx_kick_runner(tx);
+    /* With nothing running, stopped is already true; otherwise the runner says so once the container is gone. */
+    if (!d->run_id && d->state != DROID_STOPPED)
+        return core_tx_set_state(tx, d, DROID_STOPPED, "stopped on request", err);
+    return 0;
+}
+
+typedef struct restart_args {
+    bool force;
+} restart_args;
+
+static int do_restart(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    const restart_args *ra = ud;
+    if (!d->want_release)
+        return dms_error_set(err, DMS_E_CONFLICT, "status", "droid %s has no release to restart yet", d->id);
+    d->want_running = true;
+    d->restart_gen++;
+    d->crash_count = d->start_failures = 0;
+    d->retry_at_ns = 0;
+    core_tx_kick_runner(tx);
+    return core_tx_set_state(tx, d, DROID_STARTING, ra->force ? "restart requested (force)" : "restart requested",
+                             err);
+}
+
+static void lifecycle(app *a, api_req *r, const char *id, core_mutator fn, void *ud, bool wait)
+{
+    dms_error err = {0};
+    droid *out = NULL;
+    if (!need_runner(a, r))
+        return;
+    if (core_mutate(a->core, api_user(r), id, fn, ud, &out, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (!wait) {
+        reply_droid(r, MHD_HTTP_ACCEPTED, out);
+        droid_free(out);
+        return;
+    }
+    droid_free(out);
+    api_pending *p = api_defer(r);
+    if (p)
+        runner_when_settled(a->runner, id, settled_reply, p);
+}
+
+static void start(void *ap, api_req *r, const char *id)
+{
+    lifecycle(ap, r, id, do_start, NULL, false);
+}
+
+static void stop(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    if (a->builder)
+        builder_cancel(a->builder, id, "cancelled: the droid was stopped", NULL, NULL);
+    lifecycle(ap, r, id, do_stop, NULL, true);
+}
+
+static void restart(void *ap, api_req *r, const char *id)
+{
+    dms_error err = {0};
+    restart_args ra;
+    if (api_query_bool(r, "force", &ra.force, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    app *a = ap;
+    if (ra.force && a->runner && core_check_owner(a->core, api_user(r), id, &err) == 0)
+        runner_force_restart(a->runner, id);
+    lifecycle(ap, r, id, do_restart, &ra, false);
+}
+
+typedef struct delete_args {
+    bool keep_volumes;
+} delete_args;
+
+static int do_delete(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    const delete_args *da = ud;
+    d->deleting = true;
+    d->keep_volumes = da->keep_volumes;
+    d->want_running = false;
+    core_tx_kick_runner(tx);
+    return core_tx_note(tx, d, da->keep_volumes ? "delete requested (volumes kept)" : "delete requested", err);
+}
+
+static void delete_(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    delete_args da;
+    if (api_query_bool(r, "keep_volumes", &da.keep_volumes, &err) < 0 ||
+        core_check_owner(a->core, api_user(r), id, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (a->builder)
+        builder_cancel(a->builder, id, "cancelled: the droid is being deleted", NULL, NULL);
+    lifecycle(ap, r, id, do_delete, &da, true);
+}
+
+/* ---- builds and releases ---- */
+
+static void cancel_build(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    bool found = false;
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (!a->builder) {
+        api_reply_errorf(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "no builder: %s", a->ex_error);
+        return;
+    }
+    if (builder_cancel(a->builder, id, "cancelled", &found, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (!found) {
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, NULL, "droid %s has no build queued or running", id);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:b}", "id", id, "cancelled", 1));
+}
+
+typedef struct rollback_args {
+    store_release rel;
+} rollback_args;
+
+static int do_rollback(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    rollback_args *ra = ud;
+    char why[128];
+    int r;
+    if (ra->rel.seq == d->want_release && d->run_id && d->run_release == ra->rel.seq)
+        return dms_error_set(err, DMS_E_CONFLICT, "release", "release %lld is already the current one",
+                             (long long)ra->rel.seq);
+    d->want_release = ra->rel.seq;
+    d->want_running = true;
+    if (dmsd_set_str(&d->env_json, ra->rel.env_json) < 0 || dmsd_set_str(&d->commit_sha, ra->rel.commit_sha) < 0)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    d->port = ra->rel.port;
+    d->config_gen++;
+    d->crash_count = d->start_failures = 0;
+    d->retry_at_ns = 0;
+    snprintf(why, sizeof(why), "rollback to release %lld", (long long)ra->rel.seq);
+    if ((r = core_tx_set_state(tx, d, DROID_STARTING, why, err)) < 0)
+        return r;
+    core_tx_kick_runner(tx);
+    return 0;
+}
+
+static void rollback(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    rollback_args ra = {0};
+    droid *out = NULL;
+    _cleanup_json_ json_t *body = api_body_json(r, &err);
+    if (!need_runner(a, r))
+        return;
+    json_t *rel = body ? json_object_get(body, "release") : NULL;
+    if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (json_object_size(body) != 1 || !json_is_integer(rel) || json_integer_value(rel) < 1) {
+        api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, "release", "the body must be {\"release\": <number>}");
+        return;
+    }
+    /* Check before touching anything: the release exists and its image was not pruned. */
+    if (store_release_get(a->st, id, json_integer_value(rel), &ra.rel, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (ra.rel.image_removed) {
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release", "the image of release %lld was removed (only the last %d are "
+                         "kept)", (long long)ra.rel.seq, a->cfg.keep_releases);
+        store_release_clear(&ra.rel);
+        return;
+    }
+    int rc = core_mutate(a->core, api_user(r), id, do_rollback, &ra, &out, &err);
+    store_release_clear(&ra.rel);
+    if (rc < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    reply_droid(r, MHD_HTTP_ACCEPTED, out);
+    droid_free(out);
+}
+
+/* ---- the table ---- */
+
+static const char *const q_none[] = {NULL};
+static const char *const q_name[] = {"name", NULL};
+static const char *const q_events[] = {"after", "limit", NULL};
+static const char *const q_force[] = {"force", NULL};
+static const char *const q_delete[] = {"keep_volumes", NULL};
+static const char *const q_logs[] = {"tail", "follow", "from", "limit", "build.out", "build.err", "run", "format",
+                                     "timestamps", NULL};
+static const char *const q_git[] = {"repo", "branch", NULL};
+
+const api_route dmsd_routes[] = {
+    {"POST", "/droids", create, q_none},
+    {"GET", "/droids", list, q_none},
+    {"GET", "/droids/available", available, q_name},
+    {"GET", "/git/check", route_git_check, q_git},
+    {"GET", "/droids/:id", get, q_none},
+    {"PATCH", "/droids/:id", patch, q_none},
+    {"DELETE", "/droids/:id", delete_, q_delete},
+    {"POST", "/droids/:id/start", start, q_none},
+    {"POST", "/droids/:id/stop", stop, q_none},
+    {"POST", "/droids/:id/restart", restart, q_force},
+    {"GET", "/droids/:id/status", status, q_none},
+    {"GET", "/droids/:id/events", events, q_events},
+    {"GET", "/droids/:id/logs", route_logs, q_logs},
+    {"GET", "/droids/:id/releases", releases, q_none},
+    {"GET", "/droids/:id/builds", builds, q_none},
+    {"POST", "/droids/:id/rollback", rollback, q_none},
+    {"POST", "/droids/:id/build/cancel", cancel_build, q_none},
+    {NULL, NULL, NULL, NULL},
+};

@@ -1,0 +1,250 @@
+/* main.c - dmsd: configuration, startup in order, shutdown in reverse on SIGINT/SIGTERM.
+ *
+ *   dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]
+ *
+ * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND (docker),
+ * DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_LOG_LEVEL (warn), DMS_PLUGIN_DIR. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <git2.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <dms/backend.h>
+
+#include "app.h"
+#include "build/builder.h"
+#include "common.h"
+#include "run/runner.h"
+
+#define SECRET_MIN_RECOMMENDED 32
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]\n"
+               "\n"
+               "The DMS host daemon: an HTTP/JSON API (JWT bearer auth) that builds droids from git and runs them\n"
+               "through an executor backend.\n"
+               "\n"
+               "  --listen ADDR      host:port to listen on (DMS_LISTEN; default " DMSD_DEFAULT_LISTEN "; port 0: any)\n"
+               "  --data-dir DIR     state: dms.db, droids/<id>/ (DMS_DATA_DIR; default " DMSD_DEFAULT_DATA_DIR ")\n"
+               "  --backend NAME     executor backend (DMS_BACKEND; default " DMSD_DEFAULT_BACKEND ")\n"
+               "  --port-file FILE   write the bound port to FILE once listening\n"
+               "  --help, --version\n"
+               "\n"
+               "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
+               "DMS_KEEP_RELEASES (3 images kept per droid), DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
+}
+
+static int env_int(const char *name, int def, int min, int max)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return def;
+    int64_t v = dms_parse_i64(s);
+    if (v < min || v > max) {
+        fprintf(stderr, "dmsd: %s=%s must be an integer from %d to %d\n", name, s, min, max);
+        exit(2);
+    }
+    return (int)v;
+}
+
+static char *env_or(const char *name, const char *def)
+{
+    const char *s = getenv(name);
+    return strdup(s && *s ? s : def);
+}
+
+static int parse_args(int argc, char **argv, dmsd_config *cfg)
+{
+    static const struct option longopts[] = {
+        {"listen", required_argument, NULL, 'l'},   {"data-dir", required_argument, NULL, 'd'},
+        {"backend", required_argument, NULL, 'b'},  {"port-file", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    cfg->listen = env_or("DMS_LISTEN", DMSD_DEFAULT_LISTEN);
+    cfg->data_dir = env_or("DMS_DATA_DIR", DMSD_DEFAULT_DATA_DIR);
+    cfg->backend = env_or("DMS_BACKEND", DMSD_DEFAULT_BACKEND);
+    cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
+    cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
+    int c;
+    while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            dmsd_set_str(&cfg->listen, optarg);
+            break;
+        case 'd':
+            dmsd_set_str(&cfg->data_dir, optarg);
+            break;
+        case 'b':
+            dmsd_set_str(&cfg->backend, optarg);
+            break;
+        case 'p':
+            dmsd_set_str(&cfg->port_file, optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            printf("dmsd %s\n", DMS_VERSION);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dmsd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    const char *secret = getenv("DMS_JWT_SECRET");
+    if (!secret || !*secret) {
+        fprintf(stderr, "dmsd: DMS_JWT_SECRET is not set: every route needs a bearer token signed with it "
+                        "(e.g. export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64))\n");
+        return -1;
+    }
+    if (strlen(secret) < SECRET_MIN_RECOMMENDED)
+        log_warn("component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
+                 SECRET_MIN_RECOMMENDED);
+    cfg->jwt_secret = strdup(secret);
+    return 0;
+}
+
+/* One dmsd per data dir: a second one would run every droid twice. */
+static int lock_data_dir(const char *dir, int *fd, dms_error *err)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/dmsd.lock", dir);
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", p);
+    if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
+        return dms_error_set(err, DMS_E_CONFLICT, NULL, "another dmsd uses %s (%s is locked)", dir, p);
+    return 0;
+}
+
+static void executor_log(void *ctx, dms_log_level level, const char *msg)
+{
+    (void)ctx;
+    dms_log_stderr(NULL, level, msg);
+}
+
+static void hook_build(void *ud)
+{
+    app *a = ud;
+    builder_kick(a->builder);
+}
+
+static void hook_droid(void *ud, const char *id)
+{
+    app *a = ud;
+    runner_kick(a->runner, id);
+}
+
+static int open_executor(app *a, dms_error *err)
+{
+    char state[PATH_MAX];
+    snprintf(state, sizeof(state), "%s/exec", a->cfg.data_dir);
+    dms_executor_config cfg = {.state_dir = state, .log = executor_log};
+    int r = dms_registry_open(&a->reg, NULL, err);
+    if (r < 0)
+        return r;
+    if ((r = dms_executor_open(&a->ex, a->reg, a->cfg.backend, DMSD_EXECUTOR_ID, &cfg, err)) < 0)
+        return r;
+    if (!dms_executor_is_installed(a->ex, err)) {
+        dms_executor_close(a->ex);
+        a->ex = NULL;
+        return -(err->code ? err->code : DMS_E_UNAVAILABLE);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    app a = {0};
+    dms_error err = {0};
+    int lock_fd = -1, rc = 1;
+    if (parse_args(argc, argv, &a.cfg) < 0)
+        return 2;
+    /* Signals go to sigwait() below; every thread started from here on inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (dms_global_init(&err) < 0 || dms_mkdir_p(a.cfg.data_dir, false, &err) < 0)
+        goto fail;
+    char abs[PATH_MAX];
+    if (!realpath(a.cfg.data_dir, abs)) {
+        dms_error_set_errno(&err, DMS_E_IO, errno, "resolve %s", a.cfg.data_dir);
+        goto fail;
+    }
+    dmsd_set_str(&a.cfg.data_dir, abs);
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof(p), "%s/droids", a.cfg.data_dir);
+    if (dms_mkdir_p(p, false, &err) < 0 || lock_data_dir(a.cfg.data_dir, &lock_fd, &err) < 0)
+        goto fail;
+    git_libgit2_init();
+    snprintf(p, sizeof(p), "%s/dms.db", a.cfg.data_dir);
+    if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0)
+        goto fail;
+    if (open_executor(&a, &err) < 0) {
+        snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
+        log_error("component=dmsd op=executor backend=%s error=\"%s\" note=\"serving the API without builds or "
+                  "runs\"",
+                  a.cfg.backend, err.message);
+        dms_error_clear(&err);
+    }
+    if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0))
+        goto fail;
+    core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
+    http_config hc = {.listen = a.cfg.listen, .threads = a.cfg.http_threads, .jwt_secret = a.cfg.jwt_secret,
+                      .routes = dmsd_routes, .app = &a};
+    if (http_start(&a.http, &hc, &err) < 0)
+        goto fail;
+    int port = http_port(a.http);
+    if (a.cfg.port_file) {
+        char num[16];
+        snprintf(num, sizeof(num), "%d\n", port);
+        if (dms_write_file_atomic(a.cfg.port_file, num, strlen(num), &err) < 0)
+            goto fail;
+    }
+    fprintf(stderr, "dmsd %s: listening on %s (port %d), data %s, executor %s, %zu droids\n", DMS_VERSION,
+            a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none", core_count(a.core));
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("component=dmsd op=stop signal=%d", sig);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "dmsd: %s\n", err.message[0] ? err.message : "startup failed");
+out:
+    http_stop(a.http);
+    core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    builder_stop(a.builder);
+    runner_stop(a.runner);
+    dms_executor_close(a.ex);
+    dms_registry_close(a.reg);
+    core_close(a.core);
+    store_close(a.st);
+    git_libgit2_shutdown();
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(a.cfg.listen);
+    free(a.cfg.data_dir);
+    free(a.cfg.backend);
+    free(a.cfg.jwt_secret);
+    free(a.cfg.port_file);
+    return rc;
+}
