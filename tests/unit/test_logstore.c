@@ -764,6 +764,7 @@ START_TEST(test_logstore_follow_receives_lines_from_another_process)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        dms_log_stream_free(s); /* the child's copy; the parent keeps reading its own */
         producer p = {.first = 1, .last = 300, .delay_us = 200};
         snprintf(p.dir, sizeof(p.dir), "%s", tmpdir);
         usleep(50 * 1000);

@@ -302,6 +302,7 @@ START_TEST(test_file_waiter_fd_becomes_readable_when_another_process_writes)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        dms_waiter_free(w); /* the child's copy */
         usleep(100 * 1000);
         _exit(write_result_file(tmpdir, 11) == 0 ? 0 : 1);
     }
