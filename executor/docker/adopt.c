@@ -155,11 +155,11 @@ static int adopt_live(docker_executor *ex, docker_handler *h, dms_error *err)
     dms_logstore_info info;
     if ((r = dms_logstore_info_read(h->dir, &info, err)) < 0)
         return r;
-    h->skip[DMS_STREAM_STDOUT] = info.stdout_bytes;
-    h->skip[DMS_STREAM_STDERR] = info.stderr_bytes;
     if (info.finished) {
         /* The capture ended but the result was not written: only the result is missing. */
-        h->capture_xfer = 0;
+        pthread_mutex_lock(&h->lock);
+        h->capture_expected = false;
+        pthread_mutex_unlock(&h->lock);
     } else {
         if ((r = dms_logstore_writer_open(&h->writer, h->dir, h->log_cap, err)) < 0)
             return r;
@@ -173,7 +173,22 @@ static int adopt_live(docker_executor *ex, docker_handler *h, dms_error *err)
     return 0;
 }
 
+static int get_locked(docker_executor *ex, const char *exec_id, docker_handler **out, dms_error *err);
+
 int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, dms_error *err)
+{
+    *out = docker_handler_find(ex, exec_id);
+    if (*out)
+        return 1;
+    /* Adoption is serialised (a dedicated lock, so it blocks only other adoptions): two threads adopting one
+     * execution would otherwise race for its owner.lock, and the loser would take this very process for another. */
+    pthread_mutex_lock(&ex->adopt_lock);
+    int r = get_locked(ex, exec_id, out, err);
+    pthread_mutex_unlock(&ex->adopt_lock);
+    return r;
+}
+
+static int get_locked(docker_executor *ex, const char *exec_id, docker_handler **out, dms_error *err)
 {
     *out = docker_handler_find(ex, exec_id);
     if (*out)
@@ -214,7 +229,7 @@ int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, d
             if (r == 0) {
                 /* A live process owns it... unless it finished between our two looks. */
                 if (file_exists(h->dir, DOCKER_RESULT_FILE))
-                    return docker_get(ex, exec_id, out, err);
+                    return get_locked(ex, exec_id, out, err);
                 return 0;
             }
             return r;
@@ -226,7 +241,10 @@ int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, d
                 return r;
             }
         } else {
-            /* Register first, so that events about it reach it while we catch up. */
+            /* Register first, so that events about it reach it while we catch up; its output is still to be
+             * captured, so a die event meanwhile cannot finish it early. */
+            h->capture_expected = true;
+            h->capture_is_logs = true;
             docker_handler_register(ex, h);
             r = adopt_live(ex, h, err);
             if (r < 0) {

@@ -49,6 +49,13 @@ int docker_demux_feed(docker_demux *d, const char *data, size_t len, docker_demu
     return 0;
 }
 
+void docker_demux_reset(docker_demux *d)
+{
+    bool raw = d->raw;
+    memset(d, 0, sizeof(*d));
+    d->raw = raw;
+}
+
 bool docker_demux_at_boundary(const docker_demux *d)
 {
     return d->raw || (!d->in_frame && d->hdr_len == 0);

@@ -31,6 +31,9 @@ typedef struct docker_demux {
 /* Feeds bytes; 0, or -1 for a malformed header (type > 3 or non-zero padding), or the callback's negative value. */
 int docker_demux_feed(docker_demux *d, const char *data, size_t len, docker_demux_fn fn, void *ud);
 
+/* Forgets any partial frame (a new stream starts). */
+void docker_demux_reset(docker_demux *d);
+
 /* True if the stream ended cleanly between frames. */
 bool docker_demux_at_boundary(const docker_demux *d);
 

@@ -28,6 +28,7 @@
 #define DOCKER_EVENTS_RETRY_MAX_MS 10000
 #define DOCKER_ATTACH_WAIT_MS 10000        /* start waits this long for the attach to be in place */
 #define DOCKER_ATTACH_GRACE_MS 2000        /* after die, how long the attach may take to end */
+#define DOCKER_LOGS_REPASS_IDLE_MS 100   /* a /logs pass that brought nothing, job still running: retry after */
 #define DOCKER_PULL_IDLE_MS 120000         /* a pull that sends nothing this long is dead */
 #define DOCKER_CANCEL_WAIT_EXTRA_MS 30000  /* cancel waits grace + this for the end */
 #define DOCKER_FINISHED_KEEP 256           /* finished handlers kept in memory; older ones reload from disk */
@@ -36,6 +37,7 @@
 #define DOCKER_SPEC_FILE "spec.json"
 #define DOCKER_RESULT_FILE "result.json"
 #define DOCKER_CANCEL_FILE "cancel"
+#define DOCKER_CLAIM_PREFIX ".claim-" /* execution dirs being claimed (see handler.c claim()) */
 
 typedef struct docker_handler docker_handler;
 
@@ -46,6 +48,7 @@ typedef struct docker_executor {
     docker_loop *loop;
     pthread_mutex_t lock;
     pthread_cond_t cond;        /* events_state changes */
+    pthread_mutex_t adopt_lock; /* serialises adoptions, so two threads never race for one execution's lock */
     docker_handler *handlers;   /* under lock */
     size_t n_handlers;
     /* events subscription (loop thread, except the state) */
@@ -81,8 +84,10 @@ struct docker_handler {
     bool capture_headers;        /* its headers arrived */
     long capture_status;
     bool capture_done;
+    bool capture_expected;       /* output still to come: the result waits for it (under lock) */
     bool capture_is_logs;        /* adopted: frames carry timestamps, skip what we have */
     uint64_t skip[3];            /* adopted: bytes per stream already captured */
+    uint64_t pass_start_bytes;   /* adopted: bytes captured when this /logs pass began */
     dms_buf frame;               /* adopted: one frame being reassembled */
     /* how it ends (under lock) */
     bool exited;

@@ -99,6 +99,7 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
     snprintf(ex->id, sizeof(ex->id), "%s", executor_id);
     ex->host = host;
     pthread_mutex_init(&ex->lock, NULL);
+    pthread_mutex_init(&ex->adopt_lock, NULL);
     pthread_cond_init(&ex->cond, NULL);
     atomic_init(&ex->shutting_down, false);
     atomic_init(&ex->pending_removals, 0);
@@ -152,6 +153,7 @@ static void docker_destroy(void *cookie)
     dms_buf_free(&ex->events_line);
     docker_client_destroy(&ex->client);
     pthread_cond_destroy(&ex->cond);
+    pthread_mutex_destroy(&ex->adopt_lock);
     pthread_mutex_destroy(&ex->lock);
     free(ex);
 }
@@ -374,13 +376,20 @@ static int docker_cleanup(void *cookie, dms_cleanup_report *report, dms_error *e
     if (d) {
         struct dirent *de;
         while ((de = readdir(d))) {
+            char p[PATH_MAX];
+            if (!strncmp(de->d_name, DOCKER_CLAIM_PREFIX, strlen(DOCKER_CLAIM_PREFIX))) {
+                /* A claim a crashed start left behind (a live one holds its lock). */
+                snprintf(p, sizeof(p), "%s/%s", ex->host->state_dir, de->d_name);
+                if (!dms_state_lock_held(p))
+                    dms_rm_rf(p, NULL);
+                continue;
+            }
             if (de->d_name[0] == '.' || !dms_id_valid(de->d_name))
                 continue;
             docker_handler *h = docker_handler_find(ex, de->d_name);
             docker_handler_unref(h);
             if (h)
                 continue; /* still preparing */
-            char p[PATH_MAX];
             docker_exec_dir(ex, de->d_name, p);
             dms_error e;
             if (dms_rm_rf(p, &e) == 0)

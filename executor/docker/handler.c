@@ -222,8 +222,9 @@ static void grace_fired(void *ud, bool cancelled)
 void docker_handler_maybe_finalize(docker_handler *h)
 {
     pthread_mutex_lock(&h->lock);
-    bool ready = h->exited && (h->capture_done || !h->capture_xfer);
-    bool arm_grace = h->exited && !ready && !h->grace_timer;
+    bool ready = h->exited && !h->capture_expected;
+    /* An attach ends right after the exit; a /logs backfill (adopted job) ends by itself, however long it is. */
+    bool arm_grace = h->exited && !ready && !h->grace_timer && !h->capture_is_logs;
     if (arm_grace)
         h->grace_timer = UINT64_MAX; /* placeholder until the id is known */
     pthread_mutex_unlock(&h->lock);
@@ -355,6 +356,25 @@ static int capture_data(void *ud, const char *data, size_t len)
     return 0;
 }
 
+static void capture_again(void *ud, bool cancelled)
+{
+    docker_handler *h = ud;
+    dms_error err;
+    if (cancelled || atomic_load(&h->ex->shutting_down) || docker_handler_capture(h, true, true, &err) < 0) {
+        pthread_mutex_lock(&h->lock);
+        h->capture_expected = false;
+        pthread_mutex_unlock(&h->lock);
+        docker_handler_maybe_finalize(h);
+    }
+    docker_handler_unref(h);
+}
+
+static uint64_t captured_bytes(const docker_handler *h)
+{
+    return h->writer ? dms_logstore_bytes(h->writer, DMS_STREAM_STDOUT) + dms_logstore_bytes(h->writer, DMS_STREAM_STDERR)
+                     : 0;
+}
+
 static void capture_done(void *ud, int rc, long status, const char *body, size_t len, const dms_error *err)
 {
     docker_handler *h = ud;
@@ -367,11 +387,30 @@ static void capture_done(void *ud, int rc, long status, const char *body, size_t
         dms_logf(h->ex->host, DMS_LOG_WARN, "exec=%s op=capture msg=\"output stream ended inside a frame; the bytes "
                  "that arrived are kept\"", h->exec_id);
     pthread_mutex_lock(&h->lock);
-    h->capture_done = true;
     bool exited = h->exited;
-    int events_state = 0;
+    pthread_mutex_unlock(&h->lock);
+    /* An adopted capture reads GET /logs. Measured on 20.10: a follow can end before it has delivered all the
+     * output of a job that wrote fast and exited. So a pass is repeated (skipping what we have) until one brings
+     * nothing new after the exit is known; a follow that ended while the job runs (a dropped connection) goes on. */
+    if (h->capture_is_logs)
+        dms_logf(h->ex->host, DMS_LOG_DEBUG, "exec=%s op=capture pass_end rc=%d status=%ld exited=%d before=%llu now=%llu",
+                 h->exec_id, rc, status, exited, (unsigned long long)h->pass_start_bytes,
+                 (unsigned long long)captured_bytes(h));
+    if (h->capture_is_logs && rc != -DMS_E_CANCELLED && status == 200 && !atomic_load(&h->ex->shutting_down)) {
+        bool progressed = captured_bytes(h) > h->pass_start_bytes;
+        if (progressed || !exited) {
+            docker_demux_reset(&h->demux);
+            dms_buf_reset(&h->frame);
+            docker_loop_timer(h->ex->loop, progressed ? 0 : DOCKER_LOGS_REPASS_IDLE_MS, capture_again, h);
+            return; /* the timer owns our reference */
+        }
+    }
+    pthread_mutex_lock(&h->lock);
+    h->capture_done = true;
+    h->capture_expected = false;
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
+    int events_state = 0;
     pthread_mutex_lock(&h->ex->lock);
     events_state = h->ex->events_state;
     pthread_mutex_unlock(&h->ex->lock);
@@ -393,6 +432,12 @@ int docker_handler_capture(docker_handler *h, bool from_logs, bool follow, dms_e
 {
     char p[256];
     h->capture_is_logs = from_logs;
+    if (from_logs) {
+        /* Full history each pass; what the capture already has is skipped, counted in bytes per stream. */
+        h->skip[DMS_STREAM_STDOUT] = h->writer ? dms_logstore_bytes(h->writer, DMS_STREAM_STDOUT) : 0;
+        h->skip[DMS_STREAM_STDERR] = h->writer ? dms_logstore_bytes(h->writer, DMS_STREAM_STDERR) : 0;
+        h->pass_start_bytes = h->skip[DMS_STREAM_STDOUT] + h->skip[DMS_STREAM_STDERR];
+    }
     if (from_logs)
         snprintf(p, sizeof(p), "/containers/%s/logs?stdout=1&stderr=1&timestamps=1&follow=%d", h->container_id,
                  follow ? 1 : 0);
@@ -401,10 +446,14 @@ int docker_handler_capture(docker_handler *h, bool from_logs, bool follow, dms_e
     pthread_mutex_lock(&h->lock);
     h->capture_headers = false;
     h->capture_done = false;
+    h->capture_expected = true;
     pthread_mutex_unlock(&h->lock);
     uint64_t id = docker_loop_add(h->ex->loop, from_logs ? "GET" : "POST", p, NULL, &capture_cbs,
                                   docker_handler_ref(h), 0);
     if (!id) {
+        pthread_mutex_lock(&h->lock);
+        h->capture_expected = false;
+        pthread_mutex_unlock(&h->lock);
         docker_handler_unref(h);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "cannot queue the output capture");
     }
@@ -533,26 +582,32 @@ static int ensure_volume(docker_executor *ex, const char *name, dms_error *err)
     return r;
 }
 
-/* Claims the execution id across processes: the execution dir is created exactly once (mkdir is atomic). */
+static int already(docker_handler *h, dms_error *err)
+{
+    char rp[PATH_MAX + 16];
+    snprintf(rp, sizeof(rp), "%s/" DOCKER_RESULT_FILE, h->dir);
+    if (access(rp, F_OK) == 0)
+        return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id",
+                             "execution %s has already run to completion; it is never run twice", h->exec_id);
+    return dms_error_set(err, DMS_E_ALREADY_STARTED, "execution_id", "execution %s is already started", h->exec_id);
+}
+
+/* Claims the execution id across processes. The execution dir appears already locked and with its spec: it is
+ * prepared under a private name and renamed into place (rename refuses an existing dir), so nobody can ever see
+ * it unlocked and mistake it for an orphan. */
 static int claim(docker_executor *ex, docker_handler *h, const dms_exec_request *req, dms_error *err)
 {
-    if (mkdir(h->dir, 0755) != 0) {
-        if (errno != EEXIST)
-            return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", h->dir);
-        char rp[PATH_MAX + 16];
-        snprintf(rp, sizeof(rp), "%s/" DOCKER_RESULT_FILE, h->dir);
-        if (access(rp, F_OK) == 0)
-            return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id",
-                                 "execution %s has already run to completion; it is never run twice", h->exec_id);
-        return dms_error_set(err, DMS_E_ALREADY_STARTED, "execution_id", "execution %s is already started",
-                             h->exec_id);
-    }
-    int r = dms_state_lock(h->dir, &h->lock_fd, err);
+    if (access(h->dir, F_OK) == 0)
+        return already(h, err);
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s/" DOCKER_CLAIM_PREFIX "%s-%d-%llx", ex->host->state_dir, h->exec_id, (int)getpid(),
+             (unsigned long long)dms_now_ns());
+    if (mkdir(tmp, 0755) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
+    int r = dms_state_lock(tmp, &h->lock_fd, err);
     if (r <= 0) {
-        if (r == 0)
-            return dms_error_set(err, DMS_E_ALREADY_STARTED, "execution_id", "execution %s is already started",
-                                 h->exec_id);
-        return r;
+        dms_rm_rf(tmp, NULL);
+        return r == 0 ? dms_error_set(err, DMS_E_INTERNAL, NULL, "a fresh claim %s is locked by someone else", tmp) : r;
     }
     _cleanup_free_ char *rq = dms_exec_request_to_json(req);
     _cleanup_json_ json_t *spec =
@@ -560,11 +615,22 @@ static int claim(docker_executor *ex, docker_handler *h, const dms_exec_request 
                   (json_int_t)dms_now_ns(), "request", rq ? json_loads(rq, 0, NULL) : NULL);
     _cleanup_free_ char *js = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
     char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/" DOCKER_SPEC_FILE, h->dir);
+    snprintf(path, sizeof(path), "%s/" DOCKER_SPEC_FILE, tmp);
     if (!js)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    if ((r = dms_write_file_atomic(path, js, strlen(js), err)) < 0)
+        r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    else
+        r = dms_write_file_atomic(path, js, strlen(js), err);
+    if (r == 0 && rename(tmp, h->dir) != 0) {
+        int e = errno;
+        r = (e == EEXIST || e == ENOTEMPTY) ? already(h, err)
+                                            : dms_error_set_errno(err, DMS_E_IO, e, "claim %s", h->dir);
+    }
+    if (r < 0) {
+        close(h->lock_fd);
+        h->lock_fd = -1;
+        dms_rm_rf(tmp, NULL);
         return r;
+    }
     return dms_logstore_writer_open(&h->writer, h->dir, h->log_cap, err);
 }
 
@@ -745,10 +811,9 @@ int docker_start(docker_executor *ex, const dms_exec_request *req, dms_error *er
     h->keep_container = req->keep_container;
     h->state = DMS_STATE_PREPARING;
     if ((r = claim(ex, h, req, err)) < 0) {
-        /* Only our own fresh directory is removed: another process's claim stays. */
-        if (h->lock_fd >= 0) {
-            dms_error ignored;
-            dms_rm_rf(h->dir, &ignored);
+        if (r != -DMS_E_ALREADY_STARTED && r != -DMS_E_ALREADY_COMPLETE && h->lock_fd >= 0) {
+            /* Claimed, but the capture could not be opened: give the id back. */
+            dms_rm_rf(h->dir, NULL);
         }
         docker_handler_unref(h);
         return r;
