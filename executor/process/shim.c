@@ -522,6 +522,7 @@ static void reap(shim *s)
         for (size_t i = 0; i < s->sp.n_cgroups; i++)
             proc_cgroup_signal(s->sp.cgroups[i].dir, SIGKILL);
         waitpid(s->child, &s->wstatus, 0);
+        kill_adopted_children(); /* orphans that left the group already, so the pipes close now */
         s->child_done = true;
         s->finished_ns = dms_now_ns();
         s->drain_deadline = dms_mono_ms() + DRAIN_AFTER_EXIT_MS;

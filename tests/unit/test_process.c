@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +44,79 @@ static void setup(void)
     ck_assert_msg(dms_executor_open(&ex, reg, "process", exec_id, &cfg, &err) == 0, "%s", err.message);
 }
 
+/* The shims are built like us (SAN=1: with ASan+UBSan) and report to their shim.log: once each has exited (its
+ * owner lock is free), no report may be there. Returns the first offending log (caller frees), or NULL. */
+static char *find_sanitizer_reports(void)
+{
+    char *found = NULL;
+    char *dir = dms_strdup_printf("%s/process/%s", root, exec_id);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *edir = dms_strdup_printf("%s/%s", dir, de->d_name);
+        for (int64_t until = dms_mono_ms() + 5000; dms_state_lock_held(edir) && dms_mono_ms() < until;)
+            usleep(10000);
+        char *path = dms_strdup_printf("%s/shim.log", edir), *log = NULL;
+        if (!found && dms_read_file(path, 1 << 20, &log, NULL, NULL) == 0) {
+            if (strstr(log, "Sanitizer") || strstr(log, "runtime error:"))
+                found = dms_strdup_printf("%s:\n%s", path, log);
+            free(log);
+        }
+        free(path);
+        free(edir);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return found;
+}
+
 static void teardown(void)
 {
     dms_error err = {0};
+    /* Stop what a test left running, so that every shim exits and its log is complete. */
+    dms_exec_status *all = NULL;
+    size_t n = 0;
+    if (ex && dms_executor_list(ex, &all, &n, &err) == 0)
+        for (size_t i = 0; i < n; i++)
+            if (all[i].state != DMS_STATE_FINISHED)
+                dms_executor_cancel(ex, all[i].execution_id, &err);
+    free(all);
+    char *reports = find_sanitizer_reports();
+    /* Clean up before asserting: a failed assertion ends the teardown. */
     if (ex)
         dms_executor_cleanup(ex, NULL, &err);
     dms_executor_close(ex);
     dms_registry_close(reg);
     ex = NULL;
     reg = NULL;
+    ck_assert_msg(!reports, "%s", reports);
+}
+
+/* Safety net after the suite: whatever a crashed test left, cleanup of each executor under the root removes it. */
+static void cleanup_root(void)
+{
+    char *dir = dms_strdup_printf("%s/process", root);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    dms_registry *r = NULL;
+    dms_error err = {0};
+    if (d && dms_registry_open(&r, DMS_BUILD_PLUGIN_DIR, &err) == 0) {
+        while ((de = readdir(d))) {
+            dms_executor *e = NULL;
+            dms_executor_config cfg = {.state_dir = root};
+            if (de->d_name[0] != '.' && dms_executor_open(&e, r, "process", de->d_name, &cfg, &err) == 0) {
+                dms_executor_cleanup(e, NULL, &err);
+                dms_executor_close(e);
+            }
+        }
+    }
+    dms_registry_close(r);
+    if (d)
+        closedir(d);
+    free(dir);
 }
 
 typedef struct job {
@@ -323,6 +388,83 @@ START_TEST(test_process_missing_working_dir_fails_the_start_naming_it)
     ck_assert_int_eq(r, -DMS_E_START_FAILED);
     ck_assert_str_eq(err.field, "engine.working_dir");
     ck_assert_ptr_nonnull(strstr(err.message, "/nonexistent/dms/wd"));
+}
+END_TEST
+
+START_TEST(test_process_workload_gets_only_stdio_fds)
+{
+    job j;
+    dms_exec_result res = {0};
+    run_ok(job_sh(&j, "e1", "ls /proc/$$/fd", NULL), &res);
+    ck_assert_str_eq(res.stdout_data, "0\n1\n2\n");
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_leftovers_die_when_the_main_process_ends)
+{
+    /* One in the job's process group, one that left it with setsid: both go when sh exits, like a container's
+     * processes when its PID 1 does, and the job ends without waiting for their pipes. */
+    job j;
+    dms_exec_result res = {0};
+    int64_t t0 = dms_mono_ms();
+    run_ok(job_sh(&j, "e1", "sleep 30 & echo $!; setsid sleep 31 & echo $!; sleep 0.2", NULL), &res);
+    ck_assert_msg(ms_since(t0) < 1000, "took %.0f ms", ms_since(t0));
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    int a = 0, b = 0;
+    ck_assert_int_eq(sscanf(res.stdout_data, "%d\n%d", &a, &b), 2);
+    wait_pid_gone(a, 2000);
+    wait_pid_gone(b, 2000);
+    ck_assert_msg(!pid_running(a), "same-group leftover %d survived", a);
+    ck_assert_msg(!pid_running(b), "setsid leftover %d survived", b);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_many_executions_are_tracked_without_threads)
+{
+    enum { N = 40 };
+    job jobs[N];
+    char ids[N][16], scripts[N][64];
+    dms_waiter *w[N];
+    dms_error err = {0};
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "m%d", i);
+        snprintf(scripts[i], sizeof(scripts[i]), "sleep 0.3; echo %d; exit %d", i, i % 5);
+        start_ok(job_sh(&jobs[i], ids[i], scripts[i], NULL));
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(dms_executor_waiter(ex, ids[i], &w[i], &err), 0);
+    /* No thread per job: this test process still has exactly one. */
+    DIR *d = opendir("/proc/self/task");
+    int threads = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        threads += de->d_name[0] != '.';
+    closedir(d);
+    ck_assert_int_eq(threads, 1);
+    int done = 0;
+    bool got[N] = {false};
+    for (int64_t until = dms_mono_ms() + 20000; done < N && dms_mono_ms() < until;) {
+        struct pollfd p[N];
+        for (int i = 0; i < N; i++)
+            p[i] = (struct pollfd){.fd = got[i] ? -1 : dms_waiter_fd(w[i]), .events = POLLIN};
+        poll(p, N, 1000);
+        for (int i = 0; i < N; i++) {
+            dms_exec_result res = {0};
+            if (got[i] || dms_waiter_result(w[i], 0, &res, &err) != 0)
+                continue;
+            got[i] = true;
+            done++;
+            char want[16];
+            snprintf(want, sizeof(want), "%d\n", i);
+            ck_assert_int_eq(res.exit_code, i % 5);
+            ck_assert_str_eq(res.stdout_data, want);
+            dms_exec_result_clear(&res);
+        }
+    }
+    ck_assert_int_eq(done, N);
+    for (int i = 0; i < N; i++)
+        dms_waiter_free(w[i]);
 }
 END_TEST
 
@@ -845,6 +987,9 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_environment_is_only_the_requests_plus_default_path);
     tcase_add_test(tc, test_process_working_dir_is_the_requested_one_or_a_private_work_dir);
     tcase_add_test(tc, test_process_missing_working_dir_fails_the_start_naming_it);
+    tcase_add_test(tc, test_process_workload_gets_only_stdio_fds);
+    tcase_add_test(tc, test_process_leftovers_die_when_the_main_process_ends);
+    tcase_add_test(tc, test_process_many_executions_are_tracked_without_threads);
     tcase_add_test(tc, test_process_missing_program_is_start_failed_and_result_failed);
     tcase_add_test(tc, test_process_empty_command_is_invalid_and_creates_nothing);
     tcase_add_test(tc, test_process_refuses_what_it_cannot_do_naming_the_field);
@@ -883,6 +1028,7 @@ int main(void)
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    cleanup_root();
     dms_rm_rf(root, NULL);
     return failed ? 1 : 0;
 }
