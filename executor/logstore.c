@@ -309,9 +309,9 @@ int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t
                 return dms_error_set_errno(err, DMS_E_IO, e, "open %s", path);
             }
         } else {
-            /* Only log.1 is there: a writer died inside rotate(), after the rename and before the new log had its
-             * header. The new log must be the next generation, or readers would take log.1 for the older file of
-             * a later capture and drop it. */
+            /* Only log.1 is there: a writer died inside rotate(), after the rename and before the new log had
+             * its header. The new log must be the next generation, or readers would take log.1 for the older
+             * file of a later capture and drop it. */
             seg old;
             if ((r = seg_open(&old, dir, "log.1", err)) < 0) {
                 dms_logstore_writer_free(w);
@@ -472,8 +472,8 @@ void dms_logstore_writer_free(dms_logstore_writer *w)
     if (!w)
         return;
     if (w->fd >= 0) {
-        /* A line still open goes out as a partial frame ("continues in the next frame"): a producer that restarts
-         * mid-line continues it, and nothing dms_logstore_bytes() counted is lost. */
+        /* A line still open goes out as a partial frame ("continues in the next frame"): a producer that
+         * restarts mid-line continues it, and nothing dms_logstore_bytes() counted is lost. */
         for (int s = 1; s <= 2 && !w->finished; s++)
             if (w->pending[s].len &&
                 emit(w, s, w->pending_ts[s], true, w->pending[s].data, w->pending[s].len, NULL) == 0)

@@ -74,9 +74,10 @@ static bool domain_valid(const char *s, size_t n)
     return true;
 }
 
-/* A digest as the reference grammar has it (distribution/reference): algorithm ":" hex, where the algorithm is
- * [A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)* and the hex part is at least 32 digits; a sha256 digest is
- * exactly 64 lower-case hex digits (the engine refuses anything else as "invalid reference format"). */
+/* A digest as the reference grammar has it (distribution/reference): algorithm ":" hex, where the algorithm
+ * is [A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)* and the hex part is at least 32 digits; a sha256
+ * digest is exactly 64 lower-case hex digits (the engine refuses anything else as "invalid reference
+ * format"). */
 static bool digest_valid(const char *s, const char *end)
 {
     const char *colon = memchr(s, ':', (size_t)(end - s));
@@ -84,7 +85,8 @@ static bool digest_valid(const char *s, const char *end)
         return false;
     for (const char *p = s; p < colon; p++) {
         bool starts_component = p == s || p[-1] == '-' || p[-1] == '_' || p[-1] == '+' || p[-1] == '.';
-        if (starts_component ? !isalpha((unsigned char)*p) : !isalnum((unsigned char)*p) && !strchr("-_+.", *p))
+        if (starts_component ? !isalpha((unsigned char)*p)
+                             : !isalnum((unsigned char)*p) && !strchr("-_+.", *p))
             return false;
     }
     if (colon == s || !isalnum((unsigned char)colon[-1]))
@@ -186,9 +188,9 @@ static bool user_valid(const char *s)
     return true;
 }
 
-/* True if s is well-formed UTF-8 (no overlong forms, surrogates or code points beyond U+10FFFF). Every string of
- * a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops what it cannot encode:
- * refusing such strings here keeps a command from silently losing an argument later. */
+/* True if s is well-formed UTF-8 (no overlong forms, surrogates or code points beyond U+10FFFF). Every string
+ * of a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops what it cannot
+ * encode: refusing such strings here keeps a command from silently losing an argument later. */
 static bool utf8_valid(const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -206,8 +208,8 @@ static bool utf8_valid(const char *str)
                 return false;
             cp = (cp << 6) | (s[i] & 0x3F);
         }
-        if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
+        if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
+            (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
             return false;
         s += need;
     }

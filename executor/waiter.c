@@ -165,9 +165,10 @@ int dms_waiter_new_from_file(const char *dir, dms_waiter_check_fn check, void *u
         dms_waiter_free(w);
         return dms_error_set_errno(err, e == ENOENT ? DMS_E_NOT_FOUND : DMS_E_IO, e, "watch %s", dir);
     }
-    /* The watch sees only changes from now on: a result written before it would never make the fd readable, and a
-     * host that polls before it asks would wait forever. If the file is already there, nothing needs watching:
-     * swap in an eventfd that is readable at once (checked after the watch exists, so no write falls between). */
+    /* The watch sees only changes from now on: a result written before it would never make the fd readable,
+     * and a host that polls before it asks would wait forever. If the file is already there, nothing needs
+     * watching: swap in an eventfd that is readable at once (checked after the watch exists, so no write
+     * falls between). */
     char path[PATH_MAX];
     if (dms_snprintf_ok(path, sizeof(path), "%s/result.json", dir) == 0 && access(path, F_OK) == 0) {
         int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
