@@ -1,10 +1,12 @@
-/* testplugin.c - backends for the registry's tests (tests/unit/test_registry.c), one source built several ways.
+/* testplugin.c - backends for the registry's tests (tests/unit/test_registry.c), one source built several
+ * ways.
  *
  * Built as is, it is "memtest": a trivial in-memory backend that "runs" a request at once. Its stdout is the
- * request's cmd, one item per line ("err:" items go to stderr), captured through the log store; its exit code is
- * the env value EXIT (default 0); cmd ["fail"] fails to start. The result is published through a result cell
- * before start() returns. It logs "memtest op=<op> id=<executor id>" through the host's logger so a test can count
- * creates and destroys. Option fail_create=1 makes create() fail; installed=0 makes is_installed() false.
+ * request's cmd, one item per line ("err:" items go to stderr), captured through the log store; its exit code
+ * is the env value EXIT (default 0); cmd ["fail"] fails to start. The result is published through a result
+ * cell before start() returns. It logs "memtest op=<op> id=<executor id>" through the host's logger so a test
+ * can count creates and destroys. Option fail_create=1 makes create() fail; installed=0 makes is_installed()
+ * false.
  *
  * The -D switches build the broken plugins the registry must refuse (see plugins.mk):
  *   TP_NAME="x"    the name in the table      TP_ABI=n       the ABI version in the table
@@ -159,8 +161,8 @@ static int mt_start(void *cookie, const dms_exec_request *req, dms_error *err)
     dms_logf(m->host, DMS_LOG_INFO, TP_NAME " op=start id=%s exec=%s", m->id, req->execution_id);
     if (find(m, req->execution_id)) {
         pthread_mutex_unlock(&m->lock);
-        return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id", TP_NAME ": execution %s has finished",
-                             req->execution_id);
+        return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id",
+                             TP_NAME ": execution %s has finished", req->execution_id);
     }
     mt_exec *e = calloc(1, sizeof(*e));
     if (!e || !(e->cell = dms_result_cell_new())) {
@@ -208,8 +210,9 @@ static int mt_subscribe(void *cookie, const char *execution_id, dms_waiter **out
     mt *m = cookie;
     pthread_mutex_lock(&m->lock);
     mt_exec *e = find(m, execution_id);
-    int r = e ? dms_waiter_new_from_cell(e->cell, out, err)
-              : dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", TP_NAME ": no execution %s", execution_id);
+    int r =
+        e ? dms_waiter_new_from_cell(e->cell, out, err)
+          : dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", TP_NAME ": no execution %s", execution_id);
     pthread_mutex_unlock(&m->lock);
     return r;
 }
@@ -227,14 +230,15 @@ static int mt_cancel(void *cookie, const char *execution_id, dms_cancel_reason r
                          execution_id);
 }
 
-static int mt_log_stream(void *cookie, const char *execution_id, const dms_log_options *opts, dms_log_stream **out,
-                         dms_error *err)
+static int mt_log_stream(void *cookie, const char *execution_id, const dms_log_options *opts,
+                         dms_log_stream **out, dms_error *err)
 {
     mt *m = cookie;
     pthread_mutex_lock(&m->lock);
     mt_exec *e = find(m, execution_id);
-    int r = e ? dms_logstore_stream_open(e->dir, opts, NULL, NULL, NULL, out, err)
-              : dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", TP_NAME ": no execution %s", execution_id);
+    int r =
+        e ? dms_logstore_stream_open(e->dir, opts, NULL, NULL, NULL, out, err)
+          : dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", TP_NAME ": no execution %s", execution_id);
     pthread_mutex_unlock(&m->lock);
     return r;
 }

@@ -1,6 +1,6 @@
-/* test_logstore.c - the log store: the writer (line splitting, partial frames, timestamps, flush, rotation, reopen,
- * finish), the reader (history, tail, since, stream selection, follow from a thread and from another process,
- * follow across rotation, records cut short, idle checks), excerpts and info after a crash. */
+/* test_logstore.c - the log store: the writer (line splitting, partial frames, timestamps, flush, rotation,
+ * reopen, finish), the reader (history, tail, since, stream selection, follow from a thread and from another
+ * process, follow across rotation, records cut short, idle checks), excerpts and info after a crash. */
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,8 +20,8 @@
 #include "util.h"
 
 #define SLOW_TEST_TIMEOUT_S 60
-#define SMALL_CAP_BYTES (64 * 1024)
-#define NEXT_TIMEOUT_MS 10000
+#define SMALL_CAP_BYTES     (64 * 1024)
+#define NEXT_TIMEOUT_MS     10000
 
 static char tmpdir[PATH_MAX];
 
@@ -183,7 +183,8 @@ static char *dir_listing(void)
     return b.data;
 }
 
-/* Writes numbered stdout lines "line NNNNNN <pad>\n" from first to last (inclusive), flushing every flush_every. */
+/* Writes numbered stdout lines "line NNNNNN <pad>\n" from first to last (inclusive), flushing every
+ * flush_every. */
 static void write_numbered(dms_logstore_writer *w, int first, int last, int flush_every, size_t pad)
 {
     char line[512];
@@ -435,7 +436,8 @@ START_TEST(test_logstore_finish_flushes_a_pending_partial_line_and_ends_the_capt
     finish(w); /* idempotent */
     dms_error err = {0};
     ck_assert_int_eq(dms_logstore_write(w, DMS_STREAM_STDOUT, 0, "x\n", 2, &err), -DMS_E_INVALID);
-    ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, 0, false, "x\n", 2, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, 0, false, "x\n", 2, &err),
+                     -DMS_E_INVALID);
     dms_logstore_writer_free(w);
     frames f = read_all();
     ck_assert_uint_eq(f.n, 3);
@@ -449,7 +451,8 @@ START_TEST(test_logstore_finish_flushes_a_pending_partial_line_and_ends_the_capt
 }
 END_TEST
 
-/* A producer that restarts mid-line (writer freed with a line still open) must not lose the start of the line. */
+/* A producer that restarts mid-line (writer freed with a line still open) must not lose the start of the
+ * line. */
 START_TEST(test_logstore_writer_free_keeps_a_pending_partial_line)
 {
     dms_logstore_writer *w = wopen(0);
@@ -474,8 +477,8 @@ START_TEST(test_logstore_writer_free_keeps_a_pending_partial_line)
 }
 END_TEST
 
-/* A crash between rotate's rename (log -> log.1) and the creation of the new log leaves only log.1. The next writer
- * must continue after it, not start a generation that hides it. */
+/* A crash between rotate's rename (log -> log.1) and the creation of the new log leaves only log.1. The next
+ * writer must continue after it, not start a generation that hides it. */
 START_TEST(test_logstore_reopen_after_crash_mid_rotation_keeps_the_old_file)
 {
     dms_logstore_writer *w = wopen(SMALL_CAP_BYTES);
@@ -535,11 +538,11 @@ static char *text_with(dms_log_options o)
     return s;
 }
 
-#define ASSERT_TEXT(opts, want)                                                                                     \
-    do {                                                                                                            \
-        char *got_ = text_with(opts);                                                                               \
-        ck_assert_str_eq(got_, want);                                                                               \
-        free(got_);                                                                                                 \
+#define ASSERT_TEXT(opts, want)                                                                              \
+    do {                                                                                                     \
+        char *got_ = text_with(opts);                                                                        \
+        ck_assert_str_eq(got_, want);                                                                        \
+        free(got_);                                                                                          \
     } while (0)
 
 START_TEST(test_logstore_history_all_in_order)
@@ -804,9 +807,9 @@ START_TEST(test_logstore_follow_fd_is_readable_when_output_arrives)
 }
 END_TEST
 
-/* The reader keeps up (the writer is never more than LEAD lines, less than one file, ahead), so it spends its time
- * at or near the end of the live file, and each of the ~25 rotations happens under it: nothing may be skipped or
- * repeated when it moves on to the new file. */
+/* The reader keeps up (the writer is never more than LEAD lines, less than one file, ahead), so it spends its
+ * time at or near the end of the live file, and each of the ~25 rotations happens under it: nothing may be
+ * skipped or repeated when it moves on to the new file. */
 START_TEST(test_logstore_follow_across_rotation_loses_nothing_when_the_reader_keeps_up)
 {
     enum { LINES = 40000, LEAD = 1000 };
@@ -831,19 +834,22 @@ START_TEST(test_logstore_follow_across_rotation_loses_nothing_when_the_reader_ke
     atomic_store(&consumed, LINES); /* release the writer whatever happened */
     pthread_join(th, NULL);
     dms_log_stream_free(s);
-    ck_assert_msg(prev == LINES, "after line %d the reader got something else (r=%d, %s)", prev, r, err.message);
+    ck_assert_msg(prev == LINES, "after line %d the reader got something else (r=%d, %s)", prev, r,
+                  err.message);
     ck_assert_int_eq(r, 0);
 }
 END_TEST
 
-/* A record cut short at the end of the file (a writer in the middle of write(2)) is not returned until complete. */
+/* A record cut short at the end of the file (a writer in the middle of write(2)) is not returned until
+ * complete. */
 START_TEST(test_logstore_record_cut_short_is_not_returned_until_completed)
 {
     dms_logstore_writer *w = wopen(0);
     wr(w, DMS_STREAM_STDOUT, 100, "whole\n");
     flush(w);
     dms_logstore_writer_free(w);
-    /* The documented record layout: u32 len, u8 stream, u8 flags, u16 0, i64 ts, u64 offset, payload, u32 len. */
+    /* The documented record layout: u32 len, u8 stream, u8 flags, u16 0, i64 ts, u64 offset, payload, u32
+     * len. */
     const char payload[] = "second line\n";
     uint32_t len = sizeof(payload) - 1;
     unsigned char rec[24 + sizeof(payload) - 1 + 4];
@@ -959,8 +965,8 @@ START_TEST(test_logstore_idle_check_keeps_a_follow_while_alive)
 }
 END_TEST
 
-/* A host that polls the stream's fd and calls next() with short timeouts must still get the idle check about once
- * a second; counting from the start of each call, it never would. */
+/* A host that polls the stream's fd and calls next() with short timeouts must still get the idle check about
+ * once a second; counting from the start of each call, it never would. */
 START_TEST(test_logstore_idle_check_runs_across_short_next_calls)
 {
     int freed = 0;
@@ -1011,7 +1017,8 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
     dms_buf all = {0};
     char line[128];
     for (int i = 1; i <= LINES; i++) {
-        snprintf(line, sizeof(line), "out %04d %s\n", i, "0123456789012345678901234567890123456789012345678901234567");
+        snprintf(line, sizeof(line), "out %04d %s\n", i,
+                 "0123456789012345678901234567890123456789012345678901234567");
         wr(w, DMS_STREAM_STDOUT, 0, line);
         dms_buf_append(&all, line, strlen(line));
         if (i % 100 == 0)
@@ -1041,7 +1048,8 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
     ck_assert(trunc);
     free(out);
     /* All of it. */
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, all.len + 5000, &out, &len, &trunc, NULL), 0);
+    ck_assert_int_eq(
+        dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, all.len + 5000, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, all.len);
     ck_assert_mem_eq(out, all.data, all.len);
     ck_assert(!trunc);

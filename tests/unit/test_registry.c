@@ -1,7 +1,7 @@
 /* test_registry.c - the registry and the executor objects over it: finding the plugin directory, listing and
- * loading plugins, refusing broken ones with messages that name the file, one executor object per (backend, id)
- * with reference counting, and a working test backend (tests/plugins, "memtest") driven through the public API.
- * Also checks that every plugin, real or test, exports exactly one function symbol. */
+ * loading plugins, refusing broken ones with messages that name the file, one executor object per (backend,
+ * id) with reference counting, and a working test backend (tests/plugins, "memtest") driven through the
+ * public API. Also checks that every plugin, real or test, exports exactly one function symbol. */
 #include <check.h>
 #include <libgen.h>
 #include <limits.h>
@@ -101,7 +101,8 @@ static dms_registry *reg_open(void)
     return reg;
 }
 
-static dms_executor *ex_open(dms_registry *reg, const char *backend, const char *id, logcap *lc, char *const *options)
+static dms_executor *ex_open(dms_registry *reg, const char *backend, const char *id, logcap *lc,
+                             char *const *options)
 {
     dms_executor_config cfg = {.state_dir = tmpdir, .log = capture_log, .log_ctx = lc, .options = options};
     dms_executor *ex = NULL;
@@ -111,8 +112,8 @@ static dms_executor *ex_open(dms_registry *reg, const char *backend, const char 
     return ex;
 }
 
-/* Expects opening `backend` to fail with PLUGIN, the message naming the plugin file and containing each of the
- * NULL-terminated `wants`. */
+/* Expects opening `backend` to fail with PLUGIN, the message naming the plugin file and containing each of
+ * the NULL-terminated `wants`. */
 static void expect_refused(const char *backend, const char *const *wants)
 {
     dms_registry *reg = reg_open();
@@ -127,7 +128,8 @@ static void expect_refused(const char *backend, const char *const *wants)
     ck_assert_msg(strstr(err.message, path) != NULL, "message \"%s\" does not name %s", err.message, path);
     free(path);
     for (size_t i = 0; wants[i]; i++)
-        ck_assert_msg(strstr(err.message, wants[i]) != NULL, "message \"%s\" lacks \"%s\"", err.message, wants[i]);
+        ck_assert_msg(strstr(err.message, wants[i]) != NULL, "message \"%s\" lacks \"%s\"", err.message,
+                      wants[i]);
     ck_assert_int_eq(log_count(lc, "op=create"), 0); /* nothing of it ran */
     /* A refused plugin is not cached: asking again gives the same answer. */
     dms_error err2 = {0};
@@ -210,8 +212,11 @@ START_TEST(test_registry_lists_every_plugin_sorted_with_why_bad_ones_fail)
     free(p);
     static const struct {
         const char *name, *why;
-    } bad[] = {{"badabi", "ABI version"},           {"short", "ops table"},   {"noentry", "dms_executor_plugin_entry"},
-               {"misnamed", "\"othername\""},      {"noop", "lacks a required operation"},
+    } bad[] = {{"badabi", "ABI version"},
+               {"short", "ops table"},
+               {"noentry", "dms_executor_plugin_entry"},
+               {"misnamed", "\"othername\""},
+               {"noop", "lacks a required operation"},
                {"nullops", "returned NULL"}};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(bad); i++) {
         b = info_of(v, n, bad[i].name);
@@ -652,7 +657,8 @@ static int check_exports(const char *dir, const char *skip)
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t n = strlen(de->d_name);
-        if (strncmp(de->d_name, "libdms-executor-", 16) != 0 || n < 4 || strcmp(de->d_name + n - 3, ".so") != 0)
+        if (strncmp(de->d_name, "libdms-executor-", 16) != 0 || n < 4 ||
+            strcmp(de->d_name + n - 3, ".so") != 0)
             continue;
         if (skip && strcmp(de->d_name, skip) == 0)
             continue;
@@ -686,12 +692,15 @@ START_TEST(test_plugins_export_exactly_one_function_symbol)
         real = DMS_BUILD_PLUGIN_DIR;
     int n = check_exports(real, NULL);
     if (n == 0)
-        fprintf(stderr, "test_plugins_export_exactly_one_function_symbol: SKIPPED for real plugins: none built in "
-                        "%s yet (build docker and process, or set DMS_TEST_REAL_PLUGIN_DIR)\n",
+        fprintf(stderr,
+                "test_plugins_export_exactly_one_function_symbol: SKIPPED for real plugins: none built in "
+                "%s yet (build docker and process, or set DMS_TEST_REAL_PLUGIN_DIR)\n",
                 real);
     else
-        fprintf(stderr, "test_plugins_export_exactly_one_function_symbol: %d real plugin(s) in %s export only "
-                        DMS_PLUGIN_ENTRY_SYMBOL "\n", n, real);
+        fprintf(stderr,
+                "test_plugins_export_exactly_one_function_symbol: %d real plugin(s) in %s export "
+                "only " DMS_PLUGIN_ENTRY_SYMBOL "\n",
+                n, real);
 }
 END_TEST
 

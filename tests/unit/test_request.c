@@ -1,5 +1,5 @@
-/* test_request.c - the execution request: JSON parsing of every field, refusal of unknown keys, every validation
- * rule (with the field it names and the message it gives), deep copy, and the JSON round trip. */
+/* test_request.c - the execution request: JSON parsing of every field, refusal of unknown keys, every
+ * validation rule (with the field it names and the message it gives), deep copy, and the JSON round trip. */
 #include <check.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,13 +16,15 @@ static const char FULL_JSON[] =
     " \"engine\": {\"image\": \"localhost:5000/team/app:v1.2\", \"entrypoint\": [\"sh\", \"-c\"],"
     "   \"cmd\": [\"echo hi\"], \"env\": {\"A\": \"1\", \"_B2\": \"x=y\"}, \"working_dir\": \"/work\","
     "   \"user\": \"1000:1000\"},"
-    " \"resources\": {\"cpu_millis\": 500, \"memory_bytes\": 67108864, \"pids_limit\": 64, \"disk_bytes\": 1048576,"
+    " \"resources\": {\"cpu_millis\": 500, \"memory_bytes\": 67108864, \"pids_limit\": 64, \"disk_bytes\": "
+    "1048576,"
     "   \"gpus\": -1},"
     " \"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"/data\", \"read_only\": true},"
     "   {\"type\": \"volume\", \"source\": \"vol-1\", \"target\": \"/vol\"},"
     "   {\"type\": \"tmpfs\", \"target\": \"/scratch\", \"size_bytes\": 1048576}],"
     " \"network\": {\"mode\": \"named\", \"name\": \"droid-net\","
-    "   \"ports\": [{\"container\": 8080, \"host\": 18080, \"protocol\": \"tcp\", \"host_ip\": \"127.0.0.1\"},"
+    "   \"ports\": [{\"container\": 8080, \"host\": 18080, \"protocol\": \"tcp\", \"host_ip\": "
+    "\"127.0.0.1\"},"
     "     {\"container\": 53, \"protocol\": \"udp\"}]},"
     " \"labels\": {\"team\": \"core\", \"example.com/tier\": \"gold\"},"
     " \"limits\": {\"result_output_bytes\": 65536, \"log_file_bytes\": 33554432},"
@@ -47,8 +49,8 @@ static void parse_invalid(const char *json, const char *field, const char *want)
     ck_assert_msg(r == -DMS_E_INVALID, "expected INVALID for %s, got %d (%s)", json, r, err.message);
     ck_assert_ptr_null(req);
     ck_assert_int_eq(err.code, DMS_E_INVALID);
-    ck_assert_msg(strcmp(err.field, field) == 0, "field \"%s\", expected \"%s\" (message: %s)", err.field, field,
-                  err.message);
+    ck_assert_msg(strcmp(err.field, field) == 0, "field \"%s\", expected \"%s\" (message: %s)", err.field,
+                  field, err.message);
     if (want)
         ck_assert_msg(strstr(err.message, want) != NULL, "message \"%s\" lacks \"%s\"", err.message, want);
     ck_assert(!err.retryable);
@@ -152,8 +154,9 @@ END_TEST
 
 START_TEST(test_request_json_empty_array_means_explicitly_empty)
 {
-    dms_exec_request *r = parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"engine\": {\"entrypoint\": [], "
-                                   "\"cmd\": null}}");
+    dms_exec_request *r =
+        parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"engine\": {\"entrypoint\": [], "
+                 "\"cmd\": null}}");
     ck_assert_ptr_nonnull(r->engine.entrypoint);
     ck_assert_ptr_null(r->engine.entrypoint[0]);
     ck_assert_ptr_null(r->engine.cmd); /* null = unset, the image's default */
@@ -164,8 +167,9 @@ END_TEST
 START_TEST(test_request_json_env_and_labels_accept_arrays)
 {
     frag_ok("\"engine\": {\"env\": [\"A=1\", \"B=\"]}, \"labels\": [\"k=v\"]");
-    dms_exec_request *r = parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"engine\": {\"env\": [\"A=1\", "
-                                   "\"B=\"]}, \"labels\": [\"k=v\"]}");
+    dms_exec_request *r =
+        parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"engine\": {\"env\": [\"A=1\", "
+                 "\"B=\"]}, \"labels\": [\"k=v\"]}");
     ck_assert_str_eq(r->engine.env[0], "A=1");
     ck_assert_str_eq(dms_kv_get(r->engine.env, "B"), "");
     ck_assert_str_eq(r->labels[0], "k=v");
@@ -205,10 +209,11 @@ START_TEST(test_request_json_unknown_keys_are_refused_with_the_field_named)
     frag_invalid("\"jobid\": \"x\"", "jobid", "unknown field \"jobid\"");
     frag_invalid("\"engine\": {\"imag\": \"busybox\"}", "engine.imag", "unknown field \"engine.imag\"");
     frag_invalid("\"resources\": {\"memory\": 1}", "resources.memory", "unknown field");
-    frag_invalid("\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/a\"}, {\"type\": \"tmpfs\", \"traget\": \"/b\"}]",
-                 "mounts[1].traget", "unknown field");
-    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"hostport\": 1}]}", "network.ports[0].hostport",
-                 "unknown field");
+    frag_invalid(
+        "\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/a\"}, {\"type\": \"tmpfs\", \"traget\": \"/b\"}]",
+        "mounts[1].traget", "unknown field");
+    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"hostport\": 1}]}",
+                 "network.ports[0].hostport", "unknown field");
     frag_invalid("\"network\": {\"mod\": \"none\"}", "network.mod", NULL);
     frag_invalid("\"limits\": {\"log_bytes\": 1}", "limits.log_bytes", NULL);
 }
@@ -226,7 +231,8 @@ START_TEST(test_request_json_wrong_types_name_the_field)
     frag_invalid("\"resources\": {\"cpu_millis\": \"500\"}", "resources.cpu_millis", "integer");
     frag_invalid("\"keep_container\": 1", "keep_container", "true or false");
     frag_invalid("\"mounts\": {}", "mounts", "array");
-    frag_invalid("\"mounts\": [{\"type\": \"nfs\", \"target\": \"/a\"}]", "mounts[0].type", "bind, volume or tmpfs");
+    frag_invalid("\"mounts\": [{\"type\": \"nfs\", \"target\": \"/a\"}]", "mounts[0].type",
+                 "bind, volume or tmpfs");
     frag_invalid("\"mounts\": [{\"target\": \"/a\"}]", "mounts[0].type", NULL);
     frag_invalid("\"network\": {\"ports\": {}}", "network.ports", "array");
     frag_invalid("\"timeout_ms\": -1", "timeout_ms", NULL);
@@ -329,7 +335,8 @@ START_TEST(test_request_image_references_invalid)
         "x@:0123456789abcdef0123456789abcdef",
         "x@sha256:XYZ",
         "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-        /* Digests follow the reference grammar: an algorithm name and at least 32 hex digits (64 for sha256). */
+        /* Digests follow the reference grammar: an algorithm name and at least 32 hex digits (64 for sha256).
+         */
         "x@sha256:abc",
         "x@sha256:0123456789abcdef0123456789abcdef",
         "x@sh/a:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
@@ -360,7 +367,8 @@ START_TEST(test_request_env_rules)
     frag_invalid("\"engine\": {\"env\": [\"=x\"]}", "engine.env[0]", NULL);
     frag_invalid("\"engine\": {\"env\": {\"A B\": \"x\"}}", "engine.env[0]", NULL);
     frag_invalid("\"engine\": {\"env\": {\"A=B\": \"x\"}}", "engine.env", "must not contain '='");
-    frag_invalid("\"engine\": {\"env\": [\"A=1\", \"B=2\", \"A=3\"]}", "engine.env[2]", "key \"A\" is set twice");
+    frag_invalid("\"engine\": {\"env\": [\"A=1\", \"B=2\", \"A=3\"]}", "engine.env[2]",
+                 "key \"A\" is set twice");
     /* A key that is a prefix of another is not a duplicate. */
     frag_ok("\"engine\": {\"env\": [\"A=1\", \"AB=2\", \"ABC=3\"]}");
 }
@@ -379,27 +387,31 @@ END_TEST
 START_TEST(test_request_mount_rules)
 {
     frag_ok("\"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"/t\"}]");
-    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"/nonexistent/dms-test\", \"target\": \"/t\"}]",
-                 "mounts[0].source", "host path /nonexistent/dms-test does not exist");
-    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"tmp\", \"target\": \"/t\"}]", "mounts[0].source",
+    frag_invalid(
+        "\"mounts\": [{\"type\": \"bind\", \"source\": \"/nonexistent/dms-test\", \"target\": \"/t\"}]",
+        "mounts[0].source", "host path /nonexistent/dms-test does not exist");
+    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"tmp\", \"target\": \"/t\"}]",
+                 "mounts[0].source", "absolute host path");
+    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"target\": \"/t\"}]", "mounts[0].source",
                  "absolute host path");
-    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"target\": \"/t\"}]", "mounts[0].source", "absolute host path");
-    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"t\"}]", "mounts[0].target",
-                 "absolute path");
-    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"/\"}]", "mounts[0].target",
-                 "other than /");
+    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"t\"}]",
+                 "mounts[0].target", "absolute path");
+    frag_invalid("\"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"/\"}]",
+                 "mounts[0].target", "other than /");
     frag_invalid("\"mounts\": [{\"type\": \"tmpfs\"}]", "mounts[0].target", NULL);
     frag_ok("\"mounts\": [{\"type\": \"volume\", \"source\": \"data-1\", \"target\": \"/v\"}]");
-    frag_invalid("\"mounts\": [{\"type\": \"volume\", \"source\": \"/tmp\", \"target\": \"/v\"}]", "mounts[0].source",
+    frag_invalid("\"mounts\": [{\"type\": \"volume\", \"source\": \"/tmp\", \"target\": \"/v\"}]",
+                 "mounts[0].source", "volume name");
+    frag_invalid("\"mounts\": [{\"type\": \"volume\", \"target\": \"/v\"}]", "mounts[0].source",
                  "volume name");
-    frag_invalid("\"mounts\": [{\"type\": \"volume\", \"target\": \"/v\"}]", "mounts[0].source", "volume name");
-    frag_invalid("\"mounts\": [{\"type\": \"tmpfs\", \"source\": \"x\", \"target\": \"/s\"}]", "mounts[0].source",
-                 "takes no source");
+    frag_invalid("\"mounts\": [{\"type\": \"tmpfs\", \"source\": \"x\", \"target\": \"/s\"}]",
+                 "mounts[0].source", "takes no source");
     frag_invalid("\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/s\", \"size_bytes\": -1}]",
                  "mounts[0].size_bytes", NULL);
-    frag_invalid("\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/s\"}, {\"type\": \"volume\", \"source\": \"v\","
-                 " \"target\": \"/s\"}]",
-                 "mounts[1].target", "/s is mounted twice");
+    frag_invalid(
+        "\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/s\"}, {\"type\": \"volume\", \"source\": \"v\","
+        " \"target\": \"/s\"}]",
+        "mounts[1].target", "/s is mounted twice");
 
     /* Through the C struct: an out-of-range type, a NULL array. */
     dms_mount m = {.type = 9, .target = "/x"};
@@ -417,7 +429,8 @@ START_TEST(test_request_resource_bounds)
 {
     frag_ok("\"resources\": {\"memory_bytes\": 0}");
     frag_ok("\"resources\": {\"memory_bytes\": 6291456}");
-    frag_invalid("\"resources\": {\"memory_bytes\": 6291455}", "resources.memory_bytes", "at least 6291456 (6 MiB)");
+    frag_invalid("\"resources\": {\"memory_bytes\": 6291455}", "resources.memory_bytes",
+                 "at least 6291456 (6 MiB)");
     frag_invalid("\"resources\": {\"memory_bytes\": 1}", "resources.memory_bytes", "6 MiB");
     frag_invalid("\"resources\": {\"memory_bytes\": -1}", "resources.memory_bytes", NULL);
     frag_ok("\"resources\": {\"cpu_millis\": 1024000}");
@@ -452,14 +465,16 @@ START_TEST(test_request_port_rules)
     frag_invalid("\"network\": {\"ports\": [{\"host\": 80}]}", "network.ports[0].container", "required");
     frag_invalid("\"network\": {\"ports\": [{\"container\": 0}]}", "network.ports[0].container", NULL);
     frag_invalid("\"network\": {\"ports\": [{\"container\": 65536}]}", "network.ports[0].container", NULL);
-    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"host\": 70000}]}", "network.ports[0].host", NULL);
-    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"protocol\": \"sctp\"}]}", "network.ports[0]",
-                 "tcp or udp");
-    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"host_ip\": \"localhost\"}]}", "network.ports[0]",
-                 "not an IP address");
+    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"host\": 70000}]}", "network.ports[0].host",
+                 NULL);
+    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"protocol\": \"sctp\"}]}",
+                 "network.ports[0]", "tcp or udp");
+    frag_invalid("\"network\": {\"ports\": [{\"container\": 80, \"host_ip\": \"localhost\"}]}",
+                 "network.ports[0]", "not an IP address");
     frag_ok("\"network\": {\"ports\": [{\"container\": 80, \"host_ip\": \"::1\"}]}");
-    frag_invalid("\"network\": {\"ports\": [{\"container\": 80}, {\"container\": 80, \"protocol\": \"tcp\"}]}",
-                 "network.ports[1]", "port 80/tcp is published twice");
+    frag_invalid(
+        "\"network\": {\"ports\": [{\"container\": 80}, {\"container\": 80, \"protocol\": \"tcp\"}]}",
+        "network.ports[1]", "port 80/tcp is published twice");
     frag_ok("\"network\": {\"ports\": [{\"container\": 53}, {\"container\": 53, \"protocol\": \"udp\"}]}");
 }
 END_TEST
@@ -495,8 +510,8 @@ START_TEST(test_request_limits_timeout_grace_and_role)
 }
 END_TEST
 
-/* Strings that cannot travel as JSON (the engine API, result files, dmsd) must be refused up front, not silently
- * dropped later by the JSON encoder. */
+/* Strings that cannot travel as JSON (the engine API, result files, dmsd) must be refused up front, not
+ * silently dropped later by the JSON encoder. */
 START_TEST(test_request_strings_must_be_valid_utf8)
 {
     char *cmd[] = {"echo", "caf\xE9", NULL};
@@ -510,7 +525,8 @@ START_TEST(test_request_strings_must_be_valid_utf8)
     ck_assert_int_eq(dms_exec_request_validate(&req2, &err), -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "engine.env[0]");
     char *ok[] = {"caf\xC3\xA9", NULL};
-    dms_exec_request req3 = {.job_id = "j", .execution_id = "e", .engine = {.cmd = ok, .working_dir = "/d\xC3\xA9"}};
+    dms_exec_request req3 = {
+        .job_id = "j", .execution_id = "e", .engine = {.cmd = ok, .working_dir = "/d\xC3\xA9"}};
     ck_assert_int_eq(dms_exec_request_validate(&req3, &err), 0);
     dms_exec_request req4 = {.job_id = "j", .execution_id = "e", .engine = {.working_dir = "/\x80"}};
     ck_assert_int_eq(dms_exec_request_validate(&req4, &err), -DMS_E_INVALID);

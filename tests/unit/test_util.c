@@ -1,5 +1,6 @@
-/* test_util.c - the small helpers of libdms-executor: errors, string vectors, capped buffers, UTF-8 sanitising,
- * integer parsing, and the state-file helpers (atomic write, capped read, rm -rf, owner locks). */
+/* test_util.c - the small helpers of libdms-executor: errors, string vectors, capped buffers, UTF-8
+ * sanitising, integer parsing, and the state-file helpers (atomic write, capped read, rm -rf, owner locks).
+ */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -213,13 +214,21 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
     ck_assert_uint_eq(n, strlen(ok));
     free(s);
     /* NUL, a lone continuation byte, a truncated sequence, an overlong form, a surrogate, beyond U+10FFFF. */
-    const char bad[] = "a\0b\x80" "c\xE2\x82" "d\xC0\xAF" "e\xED\xA0\x80" "f\xF4\x90\x80\x80";
+    const char bad[] = "a\0b\x80"
+                       "c\xE2\x82"
+                       "d\xC0\xAF"
+                       "e\xED\xA0\x80"
+                       "f\xF4\x90\x80\x80";
     s = dms_utf8_sanitize(bad, sizeof(bad) - 1, &n);
     ck_assert_uint_eq(n, strlen(s));
     ck_assert_ptr_null(memchr(s, '\0', n));
     /* Every byte that is not part of a valid sequence becomes U+FFFD; the ASCII letters survive in order. */
-    const char *want = "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD" "d\xEF\xBF\xBD\xEF\xBF\xBD"
-                       "e\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "f\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
+    const char *want = "a\xEF\xBF\xBD"
+                       "b\xEF\xBF\xBD"
+                       "c\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "d\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "e\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"
+                       "f\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
     ck_assert_str_eq(s, want);
     free(s);
     s = dms_utf8_sanitize("", 0, &n);

@@ -1,5 +1,5 @@
-/* test_waiter.c - result cells (publish once, wake every waiter), waiters (each with a pollable fd), waiters over
- * result files written by another process, and cancel tokens. */
+/* test_waiter.c - result cells (publish once, wake every waiter), waiters (each with a pollable fd), waiters
+ * over result files written by another process, and cancel tokens. */
 #include <check.h>
 #include <limits.h>
 #include <poll.h>
@@ -15,7 +15,7 @@
 
 #include "util.h"
 
-#define N_THREADS 16
+#define N_THREADS           16
 #define SLOW_TEST_TIMEOUT_S 20
 
 static char tmpdir[PATH_MAX];
@@ -306,8 +306,9 @@ START_TEST(test_file_waiter_fd_becomes_readable_when_another_process_writes)
         usleep(100 * 1000);
         _exit(write_result_file(tmpdir, 11) == 0 ? 0 : 1);
     }
-    /* A host's loop: poll, then ask without blocking. The fd may wake early (the writer's temporary file shows up
-     * in the same directory), so "not yet" is a legal answer; the result must come within a few wakeups. */
+    /* A host's loop: poll, then ask without blocking. The fd may wake early (the writer's temporary file
+     * shows up in the same directory), so "not yet" is a legal answer; the result must come within a few
+     * wakeups. */
     int rc = -DMS_E_TIMEOUT, wakeups = 0;
     int64_t t0 = dms_mono_ms();
     while (rc == -DMS_E_TIMEOUT && dms_mono_ms() - t0 < 5000) {
@@ -326,8 +327,8 @@ START_TEST(test_file_waiter_fd_becomes_readable_when_another_process_writes)
 }
 END_TEST
 
-/* A result that is already there when the waiter is made must make its fd readable too: a host that polls before
- * it asks would otherwise wait forever. */
+/* A result that is already there when the waiter is made must make its fd readable too: a host that polls
+ * before it asks would otherwise wait forever. */
 START_TEST(test_file_waiter_over_existing_result_is_readable_at_once)
 {
     ck_assert_int_eq(write_result_file(tmpdir, 12), 0);
@@ -380,7 +381,7 @@ START_TEST(test_file_waiter_check_callback_ends_it_with_an_error)
     int64_t t0 = dms_mono_ms();
     ck_assert_int_eq(dms_waiter_result(w, 10000, &got, &err), -DMS_E_UNAVAILABLE);
     int64_t took = dms_mono_ms() - t0;
-    ck_assert_int_ge(took, 900);  /* about once a second */
+    ck_assert_int_ge(took, 900); /* about once a second */
     ck_assert_int_lt(took, 3000);
     ck_assert_int_eq(st.calls, 1);
     ck_assert_str_eq(err.message, "producer pid 123 is gone");
@@ -414,7 +415,8 @@ START_TEST(test_file_waiter_errors_missing_dir_and_corrupt_file)
     dms_error err = {0};
     char missing[PATH_MAX + 8];
     snprintf(missing, sizeof(missing), "%s/nope", tmpdir);
-    ck_assert_int_eq(dms_waiter_new_from_file(missing, producer_check, &st, check_free, &w, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(dms_waiter_new_from_file(missing, producer_check, &st, check_free, &w, &err),
+                     -DMS_E_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(err.message, missing));
     ck_assert_int_eq(freed, 1); /* ownership of ud passed even on failure */
 
