@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -762,6 +763,50 @@ START_TEST(test_process_log_follow_gets_live_lines_and_ends_with_the_job)
 }
 END_TEST
 
+START_TEST(test_process_runs_as_the_requested_user)
+{
+    if (geteuid() != 0)
+        return; /* switching users needs root; as non-root it is NOT_SUPPORTED */
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "id -u; id -g; touch x && echo wrote", NULL);
+    req->engine.user = "nobody";
+    run_ok(req, &res);
+    ck_assert_str_eq(res.stdout_data, "65534\n65534\nwrote\n"); /* its private work dir is its own */
+    dms_exec_result_clear(&res);
+    req = job_sh(&j, "e2", "id -u; id -g", NULL);
+    req->engine.user = "1234:5678";
+    run_ok(req, &res);
+    ck_assert_str_eq(res.stdout_data, "1234\n5678\n");
+    dms_exec_result_clear(&res);
+    dms_error err = {0};
+    req = job_sh(&j, "e3", "true", NULL);
+    req->engine.user = "dms-no-such-user";
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "engine.user");
+}
+END_TEST
+
+START_TEST(test_process_large_output_is_truncated_in_the_result_and_whole_in_the_log)
+{
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "seq 1 100000", NULL);
+    req->limits.result_output_bytes = 1000;
+    run_ok(req, &res);
+    ck_assert(res.stdout_truncated);
+    ck_assert_int_eq(res.stdout_len, 1000);
+    ck_assert_str_eq(res.stdout_data + 1000 - 7, "100000\n");
+    ck_assert(!res.stderr_truncated);
+    dms_exec_result_clear(&res);
+    dms_log_options opts = DMS_LOG_OPTIONS_INIT;
+    char *all = read_stream("e1", &opts, 1000);
+    ck_assert_int_eq(strlen(all), 588895 + 2 * 100000); /* seq's bytes plus "1:" per line */
+    ck_assert_int_eq(strncmp(all, "1:1\n1:2\n", 8), 0);
+    free(all);
+}
+END_TEST
+
 /* ---- recover, a dead shim, cleanup ---- */
 
 START_TEST(test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result)
@@ -830,6 +875,43 @@ START_TEST(test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed)
     dms_exec_result_clear(&res);
     free(data);
     free(path);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_process_recover_does_not_trust_a_pid_with_another_start_time)
+{
+    /* A state dir whose recorded pids now belong to somebody else (pid reuse): simulated with a live process of
+     * ours and a start time that is not its own. recover must not signal it, and the execution is LOST. */
+    pid_t victim = fork();
+    ck_assert_int_ge(victim, 0);
+    if (victim == 0) {
+        setsid();
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    char *dir = exec_dir("e1");
+    ck_assert_int_eq(dms_mkdir_p(dir, true, NULL), 0);
+    char *state = dms_strdup_printf("{\"shim_pid\":%d,\"shim_start\":1,\"pid\":%d,\"start_time\":1,"
+                                    "\"started_at_ns\":5}",
+                                    (int)victim, (int)victim);
+    char *path = dms_strdup_printf("%s/shim.json", dir);
+    ck_assert_int_eq(dms_write_file_atomic(path, state, strlen(state), NULL), 0);
+    usleep(100 * 1000);
+    ck_assert(pid_running(victim));
+    size_t adopted = 0;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_executor_recover(ex, &adopted, &err), 0);
+    ck_assert_int_eq(adopted, 1);
+    ck_assert_msg(pid_running(victim), "recover killed a process that only shares a pid with the job");
+    dms_exec_result res = {0};
+    wait_ok("e1", 0, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_LOST);
+    dms_exec_result_clear(&res);
+    kill(victim, SIGKILL);
+    waitpid(victim, NULL, 0);
+    free(path);
+    free(state);
     free(dir);
 }
 END_TEST
@@ -959,6 +1041,66 @@ START_TEST(test_process_pids_limit_in_a_cgroup_stops_forks)
 }
 END_TEST
 
+START_TEST(test_process_cpu_limit_sets_the_cfs_quota_of_its_cgroup)
+{
+    if (!cgroup_controller_usable("cpu")) {
+        fprintf(stderr, "skip: no writable v1 cpu cgroup here\n");
+        return;
+    }
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(
+        &j, "e1", "d=/sys/fs/cgroup/cpu$(grep ':cpu:' /proc/self/cgroup | cut -d: -f3); cat $d/cpu.cfs_quota_us $d/cpu.cfs_period_us",
+        NULL);
+    req->resources.cpu_millis = 250;
+    run_ok(req, &res);
+    ck_assert_str_eq(res.stdout_data, "25000\n100000\n");
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+START_TEST(test_process_without_cgroups_memory_falls_back_to_rlimit_and_the_rest_is_refused)
+{
+    dms_error err = {0};
+    dms_executor *nocg;
+    char id[40];
+    snprintf(id, sizeof(id), "%s-nocg", exec_id);
+    char *opts[] = {"cgroups=off", NULL};
+    dms_executor_config cfg = {.state_dir = root, .options = opts};
+    ck_assert_msg(dms_executor_open(&nocg, reg, "process", id, &cfg, &err) == 0, "%s", err.message);
+    job j;
+    dms_exec_result res = {0};
+    /* RLIMIT_AS: the allocation fails inside the program instead of an OOM kill. */
+    dms_exec_request *req = job_sh(&j, "e1", "head -c 200000000 /dev/zero | tail > /dev/null", NULL);
+    req->resources.memory_bytes = 64LL * 1024 * 1024;
+    ck_assert_int_eq(dms_executor_run(nocg, req, &res, &err), 0);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    ck_assert_int_ne(res.exit_code, 0);
+    ck_assert(!res.oom_killed);
+    ck_assert_ptr_nonnull(strstr(res.stderr_data, "memory"));
+    dms_exec_result_clear(&res);
+    if (geteuid() == 0) {
+        req = job_sh(&j, "e2", "true", NULL);
+        req->resources.pids_limit = 10;
+        ck_assert_int_eq(dms_executor_start(nocg, req, &err), -DMS_E_NOT_SUPPORTED);
+        ck_assert_str_eq(err.field, "resources.pids_limit");
+    }
+    req = job_sh(&j, "e3", "true", NULL);
+    req->resources.cpu_millis = 500;
+    ck_assert_int_eq(dms_executor_start(nocg, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "resources.cpu_millis");
+    dms_cleanup_report rep;
+    ck_assert_int_eq(dms_executor_cleanup(nocg, &rep, &err), 0);
+    ck_assert_int_eq(rep.state_dirs, 1);
+    dms_executor_close(nocg);
+    /* Unknown options are refused, so a typo does not silently do nothing. */
+    char *bad[] = {"cgroup=off", NULL};
+    cfg.options = bad;
+    ck_assert_int_eq(dms_executor_open(&nocg, reg, "process", "other", &cfg, &err), -DMS_E_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.message, "cgroup=off"));
+}
+END_TEST
+
 /* ---- the last test: nothing left behind ---- */
 
 START_TEST(test_process_suite_leaves_no_processes_and_no_cgroups)
@@ -1002,12 +1144,17 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_waiter_fd_becomes_readable_when_it_ends);
     tcase_add_test(tc, test_process_logs_keep_stdout_and_stderr_apart_with_tail);
     tcase_add_test(tc, test_process_log_follow_gets_live_lines_and_ends_with_the_job);
+    tcase_add_test(tc, test_process_runs_as_the_requested_user);
+    tcase_add_test(tc, test_process_large_output_is_truncated_in_the_result_and_whole_in_the_log);
     tcase_add_test(tc, test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result);
+    tcase_add_test(tc, test_process_recover_does_not_trust_a_pid_with_another_start_time);
     tcase_add_test(tc, test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed);
     tcase_add_test(tc, test_process_remove_forgets_a_finished_job_and_refuses_a_running_one);
     tcase_add_test(tc, test_process_cleanup_kills_and_removes_everything_and_is_idempotent);
     tcase_add_test(tc, test_process_memory_limit_in_a_cgroup_ends_as_oom_killed);
     tcase_add_test(tc, test_process_pids_limit_in_a_cgroup_stops_forks);
+    tcase_add_test(tc, test_process_cpu_limit_sets_the_cfs_quota_of_its_cgroup);
+    tcase_add_test(tc, test_process_without_cgroups_memory_falls_back_to_rlimit_and_the_rest_is_refused);
     suite_add_tcase(s, tc);
     /* Runs after every other case (Check runs cases in order), in a fresh child. */
     TCase *last = tcase_create("leaks");
