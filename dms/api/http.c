@@ -46,6 +46,8 @@ struct api_req {
     const char *method;
     const char *url;
     char user[AUTH_USER_MAX + 1];
+    bool authorized;
+    dms_error auth_err;
     dms_buf body;
     bool replied;
     api_pending *pending;
@@ -495,7 +497,8 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
 static size_t split_path(char *buf, char **seg, size_t max)
 {
     size_t n = 0;
-    for (char *p = strtok(buf, "/"); p; p = strtok(NULL, "/")) {
+    char *save = NULL;
+    for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
         if (n == max)
             return max + 1;
         seg[n++] = p;
@@ -556,11 +559,6 @@ static void dispatch(http_server *s, api_req *r)
     api_reply_errorf(r, MHD_HTTP_NOT_FOUND, NULL, "no route %s %.200s", r->method, r->url);
 }
 
-static bool has_body(const char *method)
-{
-    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls)
@@ -569,6 +567,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     api_req *r = *con_cls;
     (void)version;
     if (!r) {
+        /* Nothing is answered on this first call: a reply queued before MHD has read the whole request makes it
+         * close the connection, and keep-alive is most of the status route's speed. */
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
@@ -578,18 +578,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->url = url;
         r->body.max = MAX_BODY_BYTES;
         *con_cls = r;
-        dms_error err = {0};
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &err) < 0) {
-            api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", err.message);
-            return MHD_YES;
-        }
-        if (has_body(method))
-            return MHD_YES; /* the body follows */
-    } else if (*upload_size) {
-        if (!r->replied)
+        r->authorized = auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        /* A body for an unauthorized request is read and dropped, never stored. */
+        if (r->authorized)
             dms_buf_append(&r->body, upload_data, *upload_size);
         *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!r->authorized && !r->replied) {
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
         return MHD_YES;
     }
     if (r->replied)

@@ -24,6 +24,8 @@
 #define DROID_STOP_GRACE_MS 3000   /* SIGTERM to SIGKILL for a droid's container */
 #define RUN_KEEP_LOGS 5            /* finished runs of a droid whose logs are kept (older ones are forgotten) */
 #define REASON_MAX 512
+#define DELETE_IMAGE_ATTEMPTS 20
+#define DELETE_IMAGE_RETRY_MS 250
 
 typedef struct settle {
     runner_settled_fn fn;
@@ -256,7 +258,11 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
         return core_tx_set_state(tx, d, DROID_STOPPED, why, err);
     }
     int64_t now = dmsd_now_ns();
-    if (ea->started_ns && now - ea->started_ns >= (int64_t)RUN_STABLE_AFTER_MS * NS_PER_MS)
+    /* How long it lived, from the result's own times when it has them: a run that died while dmsd was down
+     * must not look long-lived because it was noticed late. */
+    int64_t started = ea->res->started_at_ns ? ea->res->started_at_ns : ea->started_ns;
+    int64_t ended = ea->res->finished_at_ns ? ea->res->finished_at_ns : now;
+    if (started && ended - started >= (int64_t)RUN_STABLE_AFTER_MS * NS_PER_MS)
         d->crash_count = 0;
     d->crash_count++;
     if (d->crash_count > RUN_MAX_CRASH_RESTARTS) {
@@ -426,7 +432,14 @@ static void forget_old_runs(runner *r, const droid *d, bool all)
         if (!all && d->run_id && strcmp(runs[i].exec_id, d->run_id) == 0)
             continue;
         dms_error err = {0};
-        int rc = dms_executor_remove(r->a->ex, runs[i].exec_id, &err);
+        int rc = 0;
+        for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
+            rc = dms_executor_remove(r->a->ex, runs[i].exec_id, &err);
+            /* "removal already in progress" (409): the executor's own clean-up is racing us; let it finish. */
+            if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "in progress"))
+                break;
+            usleep(DELETE_IMAGE_RETRY_MS * 1000);
+        }
         if (rc == 0 || rc == -DMS_E_NOT_FOUND)
             store_run_mark_removed(r->a->st, runs[i].exec_id, NULL);
         else
@@ -513,9 +526,12 @@ static int start_run(runner *r, const droid *d0)
         if (st.started_at_ns)
             started_ns = st.started_at_ns;
     }
-    watch_add(r, pa.exec_id, d->id, started_ns);
     started_args sa = {.pa = &pa, .host_port = host_port};
-    if (core_mutate(a->core, NULL, d->id, mut_started, &sa, NULL, &err) < 0 || sa.unwanted) {
+    int mrc = core_mutate(a->core, NULL, d->id, mut_started, &sa, NULL, &err);
+    /* Watched only once it is the droid's current run: an exit seen earlier would not be recognised as its end
+     * (the waiter of an execution that already ended is ready at once, so nothing is missed). */
+    watch_add(r, pa.exec_id, d->id, started_ns);
+    if (mrc < 0 || sa.unwanted) {
         /* Deleted or stopped while it started: this run is not wanted. */
         stop_run(r, d->id, pa.exec_id);
     } else if (sa.old_run[0]) {
@@ -546,7 +562,15 @@ static void delete_droid(runner *r, droid *d)
         for (size_t i = 0; i < n; i++) {
             if (rel[i].image_removed)
                 continue;
-            int rc = dms_executor_remove_image(a->ex, rel[i].image_id, &err);
+            /* The executor removes a finished container off its critical path; until it is gone the engine
+             * refuses to remove the image (409 "being used by stopped container"): give it a moment. */
+            int rc = 0;
+            for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
+                rc = dms_executor_remove_image(a->ex, rel[i].image_id, &err);
+                if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "being used"))
+                    break;
+                usleep(DELETE_IMAGE_RETRY_MS * 1000);
+            }
             if (rc < 0 && rc != -DMS_E_NOT_FOUND)
                 log_warn("droid=%s op=delete image=%s error=\"%s\"", d->id, rel[i].image_id, err.message);
         }
