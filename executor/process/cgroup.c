@@ -1,13 +1,14 @@
 /* cgroup.c - per-execution cgroups for the process backend, v1 or v2, whichever this machine lets us write.
  *
- * Each controller (memory, pids, cpu) is looked up on its own, because "hybrid" machines (ours: ENGINE-FACTS.md)
- * mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in it. For each controller we use
- * the cgroup this process already lives in as the parent, never a directory above it: whatever limits the host's
- * own supervisor put on us keep applying to the workloads (systemd's delegation rule). A controller counts as
- * usable only if a probe child cgroup can really be created there and carries the limit file.
+ * Each controller (memory, pids, cpu) is looked up on its own, because "hybrid" machines (ours:
+ * ENGINE-FACTS.md) mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in it. For
+ * each controller we use the cgroup this process already lives in as the parent, never a directory above it:
+ * whatever limits the host's own supervisor put on us keep applying to the workloads (systemd's delegation
+ * rule). A controller counts as usable only if a probe child cgroup can really be created there and carries
+ * the limit file.
  *
- * Also /proc/<pid>/stat parsing, which both the plugin and the shim need to tell a live process from a recycled
- * pid. */
+ * Also /proc/<pid>/stat parsing, which both the plugin and the shim need to tell a live process from a
+ * recycled pid. */
 #include "proc.h"
 
 #include <errno.h>
@@ -21,11 +22,12 @@
 
 #include "util.h"
 
-#define CG_PERIOD_US 100000       /* CFS period: quota = cpu_millis * CG_PERIOD_US / 1000 */
-#define CG_QUOTA_MIN_US 1000      /* the kernel refuses a smaller quota */
+#define CG_PERIOD_US    100000 /* CFS period: quota = cpu_millis * CG_PERIOD_US / 1000 */
+#define CG_QUOTA_MIN_US 1000   /* the kernel refuses a smaller quota */
 #define CG_REMOVE_TRIES 100
-#define CG_REMOVE_RETRY_NS (10 * 1000 * 1000) /* 10 ms: the last tasks leave the cgroup as they are reaped */
-#define CG_FILE_MAX_BYTES (1024 * 1024)
+/* 10 ms between removal attempts: the last tasks leave the cgroup as they are reaped. */
+#define CG_REMOVE_RETRY_NS (10 * 1000 * 1000)
+#define CG_FILE_MAX_BYTES  (1024 * 1024)
 
 static const char *const cg_names[PROC_CG__COUNT] = {"memory", "pids", "cpu"};
 
@@ -160,7 +162,8 @@ static bool list_has(const char *list, const char *word, const char *seps)
     return false;
 }
 
-/* This process's cgroup path in the hierarchy that holds controller `ctrl` (v1), or in the v2 tree (ctrl NULL). */
+/* This process's cgroup path in the hierarchy that holds controller `ctrl` (v1), or in the v2 tree (ctrl
+ * NULL). */
 static int own_cgroup_path(const char *ctrl, char *out, size_t size)
 {
     _cleanup_free_ char *data = NULL;
@@ -184,8 +187,8 @@ static int own_cgroup_path(const char *ctrl, char *out, size_t size)
     return -1;
 }
 
-/* The mount point and mount root of the hierarchy of `ctrl` (v1, fstype cgroup with ctrl in its super options)
- * or of the v2 tree (ctrl NULL). */
+/* The mount point and mount root of the hierarchy of `ctrl` (v1, fstype cgroup with ctrl in its super
+ * options) or of the v2 tree (ctrl NULL). */
 static int find_mount(const char *ctrl, char *mnt, size_t mnt_size, char *root, size_t root_size)
 {
     _cleanup_free_ char *data = NULL;
@@ -213,7 +216,8 @@ static int find_mount(const char *ctrl, char *mnt, size_t mnt_size, char *root, 
                 match = strcmp(fstype, "cgroup2") == 0;
         }
         if (match)
-            return dms_snprintf_ok(mnt, mnt_size, "%s", f[4]) < 0 || dms_snprintf_ok(root, root_size, "%s", f[3]) < 0
+            return dms_snprintf_ok(mnt, mnt_size, "%s", f[4]) < 0 ||
+                           dms_snprintf_ok(root, root_size, "%s", f[3]) < 0
                        ? -1
                        : 0;
         line = nl ? nl + 1 : NULL;
@@ -225,7 +229,8 @@ static int find_mount(const char *ctrl, char *mnt, size_t mnt_size, char *root, 
 static int base_dir(const char *ctrl, char *out, size_t size)
 {
     char mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX];
-    if (find_mount(ctrl, mnt, sizeof(mnt), root, sizeof(root)) < 0 || own_cgroup_path(ctrl, own, sizeof(own)) < 0)
+    if (find_mount(ctrl, mnt, sizeof(mnt), root, sizeof(root)) < 0 ||
+        own_cgroup_path(ctrl, own, sizeof(own)) < 0)
         return -1;
     const char *rel = own;
     size_t rl = strlen(root);
@@ -265,13 +270,13 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
         if (base_dir(cg_names[c], b->dir, sizeof(b->dir)) == 0 && probe_dir(b->dir, 1, (proc_cg_ctrl)c)) {
             b->version = 1;
         } else if (have_v2) {
-            /* v2: the controller must be enabled for our children already; enabling it ourselves would break the
-             * no-internal-processes rule for the cgroup we live in. */
+            /* v2: the controller must be enabled for our children already; enabling it ourselves would break
+             * the no-internal-processes rule for the cgroup we live in. */
             char subtree[PATH_MAX];
             _cleanup_free_ char *ctl = NULL;
             if (dms_snprintf_ok(subtree, sizeof(subtree), "%s/cgroup.subtree_control", v2) == 0 &&
-                dms_read_file(subtree, CG_FILE_MAX_BYTES, &ctl, NULL, NULL) == 0 && list_has(ctl, cg_names[c], " \n") &&
-                probe_dir(v2, 2, (proc_cg_ctrl)c)) {
+                dms_read_file(subtree, CG_FILE_MAX_BYTES, &ctl, NULL, NULL) == 0 &&
+                list_has(ctl, cg_names[c], " \n") && probe_dir(v2, 2, (proc_cg_ctrl)c)) {
                 b->version = 2;
                 snprintf(b->dir, sizeof(b->dir), "%s", v2);
             }
@@ -279,7 +284,10 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
         if (b->version == 0)
             b->dir[0] = '\0';
         dms_buf_printf(&summary, "%s%s=%s%s", c ? " " : "", cg_names[c],
-                       b->version == 1 ? "v1:" : b->version == 2 ? "v2:" : "none", b->dir);
+                       b->version == 1   ? "v1:"
+                       : b->version == 2 ? "v2:"
+                                         : "none",
+                       b->dir);
     }
     if (why && why_len)
         snprintf(why, why_len, "%s", summary.data ? summary.data : "");

@@ -1,10 +1,10 @@
-/* process.c - the process backend: runs a request's argv as a plain host process, supervised by a detached shim
- * (dms-proc-shim) per execution. This file holds the ops table, create/destroy, and start: turning a request into
- * a spec the shim executes, claiming the execution directory, and spawning the shim.
+/* process.c - the process backend: runs a request's argv as a plain host process, supervised by a detached
+ * shim (dms-proc-shim) per execution. This file holds the ops table, create/destroy, and start: turning a
+ * request into a spec the shim executes, claiming the execution directory, and spawning the shim.
  *
- * Nothing about an execution is kept in memory: its directory under the state dir is the whole truth, so a second
- * executor object, another process, or a restarted host sees the same thing (state.c reads it). No thread per
- * job: waiting is inotify on the directory, cancelling is a FIFO doorbell to the shim. */
+ * Nothing about an execution is kept in memory: its directory under the state dir is the whole truth, so a
+ * second executor object, another process, or a restarted host sees the same thing (state.c reads it). No
+ * thread per job: waiting is inotify on the directory, cancelling is a FIFO doorbell to the shim. */
 #include "proc.h"
 
 #include <dlfcn.h>
@@ -26,10 +26,11 @@
 extern char **environ;
 
 #define SHIM_HANDSHAKE_TIMEOUT_MS 30000 /* from spawn to "the workload runs" (or why not) */
-#define SHIM_STATUS_MAX_BYTES 4096
-#define PW_BUF_BYTES 16384
-#define GROUPS_MAX 256
-#define FD_SPAWN_MIN 10 /* spawn fds are moved at or above this, so dup2 onto 3 and 4 never is a no-op */
+#define SHIM_STATUS_MAX_BYTES     4096
+#define PW_BUF_BYTES              16384
+#define USER_NAME_MAX             64 /* engine.user is at most 64 characters (request validation) */
+#define GROUPS_MAX                256
+#define FD_SPAWN_MIN              10 /* spawn fds go at or above this: dup2 onto 3 and 4 is never a no-op */
 
 static const char *const known_options[] = {"shim", "cgroups", NULL};
 
@@ -37,7 +38,8 @@ static const char *const known_options[] = {"shim", "cgroups", NULL};
 
 static int anchor; /* any address inside this .so, for dladdr */
 
-/* The shim travels with the plugin: <dir of this .so>/dms-proc-shim, unless option shim= or $DMS_PROC_SHIM. */
+/* The shim travels with the plugin: <dir of this .so>/dms-proc-shim, unless option shim= or $DMS_PROC_SHIM.
+ */
 static char *find_shim(const dms_host_services *host)
 {
     const char *s = dms_kv_get(host->options, "shim");
@@ -76,13 +78,14 @@ static int proc_create(void **cookie, const char *executor_id, const dms_host_se
         for (size_t k = 0; known_options[k]; k++)
             known = known || (strlen(known_options[k]) == kl && strncmp(o, known_options[k], kl) == 0);
         if (!eq || !known)
-            return dms_error_set(err, DMS_E_INVALID, "options",
-                                 "process backend: unknown option \"%.64s\" (known: shim=<path>, cgroups=auto|off)", o);
+            return dms_error_set(
+                err, DMS_E_INVALID, "options",
+                "process backend: unknown option \"%.64s\" (known: shim=<path>, cgroups=auto|off)", o);
     }
     const char *cg = dms_kv_get(host->options, "cgroups");
     if (cg && strcmp(cg, "auto") != 0 && strcmp(cg, "off") != 0)
-        return dms_error_set(err, DMS_E_INVALID, "options", "process backend: cgroups must be auto or off, not %.32s",
-                             cg);
+        return dms_error_set(err, DMS_E_INVALID, "options",
+                             "process backend: cgroups must be auto or off, not %.32s", cg);
     proc_executor *p = calloc(1, sizeof(*p));
     if (!p)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -99,10 +102,11 @@ static int proc_create(void **cookie, const char *executor_id, const dms_host_se
     }
     if (access(p->shim_path, X_OK) != 0) {
         int e = errno;
-        dms_error_set_errno(err, DMS_E_UNAVAILABLE, e,
-                            "process backend: supervisor %s is not an executable (build it with the plugin, or set "
-                            "option shim= or DMS_PROC_SHIM)",
-                            p->shim_path);
+        dms_error_set_errno(
+            err, DMS_E_UNAVAILABLE, e,
+            "process backend: supervisor %s is not an executable (build it with the plugin, or set "
+            "option shim= or DMS_PROC_SHIM)",
+            p->shim_path);
         proc_destroy(p);
         return -DMS_E_UNAVAILABLE;
     }
@@ -149,23 +153,26 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
 {
     const char *colon = strchr(user, ':');
     size_t ul = colon ? (size_t)(colon - user) : strlen(user);
-    _cleanup_free_ char *uname = strndup(user, ul);
-    _cleanup_free_ char *buf = malloc(PW_BUF_BYTES);
-    if (!uname || !buf)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    char uname[USER_NAME_MAX + 1], buf[PW_BUF_BYTES];
+    if (ul > USER_NAME_MAX)
+        return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: \"%.64s\" is too long", user);
+    memcpy(uname, user, ul);
+    uname[ul] = '\0';
     struct passwd pw, *pwp = NULL;
     uid_t uid;
     gid_t gid = 0;
     if (all_digits(uname, ul)) {
         int64_t v = dms_parse_i64(uname);
         if (v < 0 || v > (int64_t)UINT32_MAX - 1)
-            return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: uid %s is out of range", uname);
+            return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: uid %s is out of range",
+                                 uname);
         uid = (uid_t)v;
-        getpwuid_r(uid, &pw, buf, PW_BUF_BYTES, &pwp);
+        getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp);
     } else {
-        getpwnam_r(uname, &pw, buf, PW_BUF_BYTES, &pwp);
+        getpwnam_r(uname, &pw, buf, sizeof(buf), &pwp);
         if (!pwp)
-            return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: no user \"%s\" on this host", uname);
+            return dms_error_set(err, DMS_E_INVALID, "engine.user",
+                                 "engine.user: no user \"%s\" on this host", uname);
         uid = pwp->pw_uid;
     }
     if (pwp)
@@ -175,22 +182,24 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
         if (all_digits(g, strlen(g))) {
             int64_t v = dms_parse_i64(g);
             if (v < 0 || v > (int64_t)UINT32_MAX - 1)
-                return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: gid %s is out of range", g);
+                return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: gid %s is out of range",
+                                     g);
             gid = (gid_t)v;
         } else {
             struct group gr, *grp = NULL;
             char gbuf[PW_BUF_BYTES];
             getgrnam_r(g, &gr, gbuf, sizeof(gbuf), &grp);
             if (!grp)
-                return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: no group \"%s\" on this host", g);
+                return dms_error_set(err, DMS_E_INVALID, "engine.user",
+                                     "engine.user: no group \"%s\" on this host", g);
             gid = grp->gr_gid;
         }
     }
     if (geteuid() != 0) {
         if (uid != geteuid())
             return dms_error_set(err, DMS_E_NOT_SUPPORTED, "engine.user",
-                                 "engine.user: running as uid %u needs root; this host runs as uid %u", (unsigned)uid,
-                                 (unsigned)geteuid());
+                                 "engine.user: running as uid %u needs root; this host runs as uid %u",
+                                 (unsigned)uid, (unsigned)geteuid());
         return 0; /* already that user: nothing to switch */
     }
     gid_t groups[GROUPS_MAX];
@@ -210,15 +219,15 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
     return 0;
 }
 
-static int add_cgroup(json_t *list, const proc_executor *p, proc_cg_ctrl c, const char *exec_id, int64_t value,
-                      dms_error *err)
+static int add_cgroup(json_t *list, const proc_executor *p, proc_cg_ctrl c, const char *exec_id,
+                      int64_t value, dms_error *err)
 {
     const proc_cg_base *b = &p->cg.base[c];
     char dir[PATH_MAX];
     if (dms_snprintf_ok(dir, sizeof(dir), "%s/" PROC_CGROUP_PREFIX "%s@%s", b->dir, p->id, exec_id) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "cgroup path too long under %s", b->dir);
-    json_array_append_new(list, json_pack("{s:s,s:i,s:s,s:I}", "dir", dir, "version", b->version, "controller",
-                                          proc_cg_name(c), "value", (json_int_t)value));
+    json_array_append_new(list, json_pack("{s:s,s:i,s:s,s:I}", "dir", dir, "version", b->version,
+                                          "controller", proc_cg_name(c), "value", (json_int_t)value));
     return 0;
 }
 
@@ -232,8 +241,9 @@ static int build_spec(const proc_executor *p, const dms_exec_request *req, const
         return dms_error_set(err, DMS_E_NOT_SUPPORTED, "mounts",
                              "mounts: the process backend runs on the host's filesystem and cannot mount");
     if (req->n_ports)
-        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.ports",
-                             "network.ports: the process backend shares the host's network and cannot publish ports");
+        return dms_error_set(
+            err, DMS_E_NOT_SUPPORTED, "network.ports",
+            "network.ports: the process backend shares the host's network and cannot publish ports");
     if (req->network_mode == DMS_NET_NAMED)
         return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.mode",
                              "network.mode: the process backend cannot attach to a named network");
@@ -283,7 +293,8 @@ static int build_spec(const proc_executor *p, const dms_exec_request *req, const
     int r;
     if (e->user && (r = resolve_user(e->user, spec, err)) < 0)
         return r;
-    /* Limits: a cgroup where we can write one; otherwise the nearest rlimit, or a refusal naming the field. */
+    /* Limits: a cgroup where we can write one; otherwise the nearest rlimit, or a refusal naming the field.
+     */
     const dms_resources *rs = &req->resources;
     int64_t rlimit_as = 0, rlimit_nproc = 0;
     if (rs->memory_bytes > 0) {
@@ -292,10 +303,11 @@ static int build_spec(const proc_executor *p, const dms_exec_request *req, const
                 return r;
         } else {
             rlimit_as = rs->memory_bytes;
-            dms_logf(p->host, DMS_LOG_WARN,
-                     "exec=%s op=start memory limit through RLIMIT_AS (address space, not resident memory): no "
-                     "writable memory cgroup",
-                     req->execution_id);
+            dms_logf(
+                p->host, DMS_LOG_WARN,
+                "exec=%s op=start memory limit through RLIMIT_AS (address space, not resident memory): no "
+                "writable memory cgroup",
+                req->execution_id);
         }
     }
     if (rs->pids_limit > 0) {
@@ -306,14 +318,16 @@ static int build_spec(const proc_executor *p, const dms_exec_request *req, const
                 return r;
         } else if (target != 0) {
             rlimit_nproc = rs->pids_limit;
-            dms_logf(p->host, DMS_LOG_WARN,
-                     "exec=%s op=start pids limit through RLIMIT_NPROC, which counts every process of uid %u: no "
-                     "writable pids cgroup",
-                     req->execution_id, (unsigned)target);
+            dms_logf(
+                p->host, DMS_LOG_WARN,
+                "exec=%s op=start pids limit through RLIMIT_NPROC, which counts every process of uid %u: no "
+                "writable pids cgroup",
+                req->execution_id, (unsigned)target);
         } else {
-            return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.pids_limit",
-                                 "resources.pids_limit: no writable pids cgroup here, and RLIMIT_NPROC does not "
-                                 "bind root (set engine.user to run it as another user)");
+            return dms_error_set(
+                err, DMS_E_NOT_SUPPORTED, "resources.pids_limit",
+                "resources.pids_limit: no writable pids cgroup here, and RLIMIT_NPROC does not "
+                "bind root (set engine.user to run it as another user)");
         }
     }
     if (rs->cpu_millis > 0) {
@@ -442,8 +456,8 @@ static int read_handshake(int fd, handshake *h, dms_error *err)
 }
 
 /* posix_spawn, not fork: the host has threads, and posix_spawn (vfork-like in glibc) runs nothing of ours
- * between fork and exec. The shim gets: stdin /dev/null, stdout+stderr shim.log, fd 3 the status pipe, fd 4 the
- * owner lock (the same open file description as lock_fd: the lock is shared, never free in between). */
+ * between fork and exec. The shim gets: stdin /dev/null, stdout+stderr shim.log, fd 3 the status pipe, fd 4
+ * the owner lock (the same open file description as lock_fd: the lock is shared, never free in between). */
 static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, handshake *h, dms_error *err)
 {
     int sp[2];
@@ -490,8 +504,8 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
     return read_handshake(status_r, h, err);
 }
 
-/* A start that failed after the claim still ends the execution with a result, so that it is never run twice and
- * waiters learn why. We hold the owner lock. */
+/* A start that failed after the claim still ends the execution with a result, so that it is never run twice
+ * and waiters learn why. We hold the owner lock. */
 static void fail_claimed(const proc_executor *p, const char *dir, const handshake *h, const dms_error *why)
 {
     if (proc_file_exists(dir, PROC_RESULT_FILE))
@@ -521,8 +535,8 @@ static int proc_start(void *cookie, const dms_exec_request *req, dms_error *err)
         if (errno != EEXIST)
             return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", dir);
         if (proc_file_exists(dir, PROC_RESULT_FILE))
-            return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id", "execution %s has already finished",
-                                 req->execution_id);
+            return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id",
+                                 "execution %s has already finished", req->execution_id);
         return dms_error_set(err, DMS_E_ALREADY_STARTED, "execution_id", "execution %s is already running",
                              req->execution_id);
     }
@@ -538,8 +552,8 @@ static int proc_start(void *cookie, const dms_exec_request *req, dms_error *err)
     if ((r = prepare_dir(dir, req, spec, err)) < 0 || (r = spawn_shim(p, dir, lock_fd, &h, err)) < 0) {
         dms_error_prefix(err, "start %s: ", req->execution_id);
         fail_claimed(p, dir, &h, err);
-        dms_logf(p->host, DMS_LOG_INFO, "exec=%s job=%s op=start error=%s msg=\"%s\"", req->execution_id, req->job_id,
-                 dms_error_code_name(r), err ? err->message : "");
+        dms_logf(p->host, DMS_LOG_INFO, "exec=%s job=%s op=start error=%s msg=\"%s\"", req->execution_id,
+                 req->job_id, dms_error_code_name(r), err ? err->message : "");
         return r;
     }
     dms_logf(p->host, DMS_LOG_INFO, "exec=%s job=%s op=start shim=%d", req->execution_id, req->job_id,

@@ -1,18 +1,20 @@
 /* shim.c - dms-proc-shim, the per-execution supervisor of the process backend (conmon's role for podman).
  *
  * Why a separate program: the plugin lives inside its host (dmsd, dms-exec, a test runner, Python), which has
- * threads. After fork() in a threaded process only async-signal-safe calls are allowed until exec, and a job must
- * outlive the process that started it. So the plugin posix_spawn()s this binary, which is single-threaded: it may
- * fork, read JSON, write logs and results freely, and nothing it does depends on its starter staying alive.
+ * threads. After fork() in a threaded process only async-signal-safe calls are allowed until exec, and a job
+ * must outlive the process that started it. So the plugin posix_spawn()s this binary, which is
+ * single-threaded: it may fork, read JSON, write logs and results freely, and nothing it does depends on its
+ * starter staying alive.
  *
  *   dms-proc-shim run <execution dir>       (fd 3: status pipe to the starter, fd 4: the dir's owner lock)
  *
- * Stage 1 (spawned as a session leader) forks stage 2 and exits at once, so the supervisor is nobody's child to
- * reap (the starter only waits for stage 1) and can never get a controlling terminal. Stage 2 reads spec.json,
- * prepares cgroups, forks the workload (its own session and process group), tells the starter over fd 3 whether
- * exec succeeded (a CLOEXEC pipe from the workload: EOF means exec worked), then captures stdout/stderr into the
- * log store, enforces the run timeout, serves cancel requests from the ctl FIFO, and writes result.json when the
- * workload ends. It holds the owner lock until it exits: a free lock without a result means it died. */
+ * Stage 1 (spawned as a session leader) forks stage 2 and exits at once, so the supervisor is nobody's child
+ * to reap (the starter only waits for stage 1) and can never get a controlling terminal. Stage 2 reads
+ * spec.json, prepares cgroups, forks the workload (its own session and process group), tells the starter over
+ * fd 3 whether exec succeeded (a CLOEXEC pipe from the workload: EOF means exec worked), then captures
+ * stdout/stderr into the log store, enforces the run timeout, serves cancel requests from the ctl FIFO, and
+ * writes result.json when the workload ends. It holds the owner lock until it exits: a free lock without a
+ * result means it died. */
 #include "proc.h"
 
 #include <errno.h>
@@ -39,9 +41,12 @@
 #include "util.h"
 
 #define READ_CHUNK_BYTES (64 * 1024)
-#define DRAIN_AFTER_EXIT_MS 1000   /* after the workload's main process ends: read what is left in the pipes */
-#define REAP_LEFTOVERS_MS 2000     /* how long to wait for killed leftovers (adopted orphans) to be reaped */
-#define EXIT_CODE_SIGNAL_BASE 128  /* a signal death reports exit code 128+N, as shells and Docker do */
+/* After the workload's main process ends: how long to read what is left in the pipes. */
+#define DRAIN_AFTER_EXIT_MS 1000
+/* How long to wait for killed leftovers (adopted orphans) to be reaped. */
+#define REAP_LEFTOVERS_MS 2000
+/* A signal death reports exit code 128+N, as shells and Docker do. */
+#define EXIT_CODE_SIGNAL_BASE 128
 
 enum child_stage { STAGE_SETUP = 1, STAGE_RLIMIT, STAGE_NETNS, STAGE_CHDIR, STAGE_USER, STAGE_EXEC };
 
@@ -84,8 +89,8 @@ typedef struct shim {
     bool child_done;
     int wstatus;
     int64_t started_ns, finished_ns;
-    int stop_reason;     /* 0, DMS_CANCEL_USER or DMS_CANCEL_TIMEOUT */
-    bool killed;         /* SIGKILL sent */
+    int stop_reason;                                     /* 0, DMS_CANCEL_USER or DMS_CANCEL_TIMEOUT */
+    bool killed;                                         /* SIGKILL sent */
     int64_t run_deadline, kill_deadline, drain_deadline; /* monotonic ms, -1: none */
 } shim;
 
@@ -107,8 +112,8 @@ static void shim_log(const char *level, const char *fmt, ...)
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level, (int)getpid(),
-            log_exec, msg);
+    fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level,
+            (int)getpid(), log_exec, msg);
 }
 
 /* ---- spec.json ---- */
@@ -163,10 +168,10 @@ static int spec_load(const char *dir, spec *sp, dms_error *err)
     int netns = 0;
     memset(sp, 0, sizeof(*sp));
     if (json_unpack_ex(o, &jerr, 0, "{s:s,s:o,s:o,s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:b,s:o,s:I,s:I,s:I,s:I}",
-                       "execution_id", &id, "argv", &argv, "env", &env, "working_dir", &wd, "program_field", &field,
-                       "uid", &uid, "gid", &gid, "groups", &groups, "rlimit_as", &ras, "rlimit_nproc", &rnp, "netns",
-                       &netns, "cgroups", &cgroups, "timeout_ms", &tmo, "stop_grace_ms", &grace,
-                       "result_output_bytes", &rob, "log_file_bytes", &lfb) < 0)
+                       "execution_id", &id, "argv", &argv, "env", &env, "working_dir", &wd, "program_field",
+                       &field, "uid", &uid, "gid", &gid, "groups", &groups, "rlimit_as", &ras, "rlimit_nproc",
+                       &rnp, "netns", &netns, "cgroups", &cgroups, "timeout_ms", &tmo, "stop_grace_ms",
+                       &grace, "result_output_bytes", &rob, "log_file_bytes", &lfb) < 0)
         return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
     sp->uid = uid;
     sp->gid = gid;
@@ -179,9 +184,9 @@ static int spec_load(const char *dir, spec *sp, dms_error *err)
     sp->log_file_bytes = lfb;
     sp->n_groups = json_array_size(groups);
     sp->n_cgroups = json_array_size(cgroups);
-    if (!(sp->execution_id = strdup(id)) || !(sp->working_dir = strdup(wd)) || !(sp->program_field = strdup(field)) ||
-        !(sp->argv = strv_from_json(argv)) || !(sp->env = strv_from_json(env)) ||
-        !(sp->groups = calloc(sp->n_groups + 1, sizeof(gid_t))) ||
+    if (!(sp->execution_id = strdup(id)) || !(sp->working_dir = strdup(wd)) ||
+        !(sp->program_field = strdup(field)) || !(sp->argv = strv_from_json(argv)) ||
+        !(sp->env = strv_from_json(env)) || !(sp->groups = calloc(sp->n_groups + 1, sizeof(gid_t))) ||
         !(sp->cgroups = calloc(sp->n_cgroups + 1, sizeof(cg_item))))
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
     if (!sp->argv[0])
@@ -254,8 +259,8 @@ static void finish_and_write_result(shim *s, dms_exec_result *res)
         char *data = NULL;
         size_t len = 0;
         bool trunc = false;
-        if (dms_logstore_excerpt(s->dir, (dms_stream_type)st, (size_t)s->sp.result_output_bytes, &data, &len, &trunc,
-                                 &e) == 0) {
+        if (dms_logstore_excerpt(s->dir, (dms_stream_type)st, (size_t)s->sp.result_output_bytes, &data, &len,
+                                 &trunc, &e) == 0) {
             dms_exec_result_set_output(res, st, data, len, trunc);
             free(data);
         }
@@ -265,8 +270,8 @@ static void finish_and_write_result(shim *s, dms_exec_result *res)
     if (!json || dms_write_file_atomic(path, json, strlen(json), &e) < 0)
         shim_log("error", "write %s: %s", path, json ? e.message : "out of memory");
     else
-        shim_log("info", "result outcome=%s exit_code=%d signal=%d", dms_outcome_name(res->outcome), res->exit_code,
-                 res->signal);
+        shim_log("info", "result outcome=%s exit_code=%d signal=%d", dms_outcome_name(res->outcome),
+                 res->exit_code, res->signal);
 }
 
 static void remove_cgroups(shim *s)
@@ -315,7 +320,8 @@ static void loopback_up(void)
     close(fd);
 }
 
-/* execvpe searches the caller's PATH, not the workload's: search the workload's own PATH like a shell would. */
+/* execvpe searches the caller's PATH, not the workload's: search the workload's own PATH like a shell would.
+ */
 static void exec_in_path(const spec *sp)
 {
     const char *file = sp->argv[0];
@@ -359,7 +365,7 @@ static __attribute__((noreturn)) void child_fail(int fd, int stage)
 static __attribute__((noreturn)) void child_run(const spec *sp, int go_r, int go_w, int fail_w, int out_w,
                                                 int err_w)
 {
-    setsid(); /* its own session and process group: cancel signals the whole group */
+    setsid();    /* its own session and process group: cancel signals the whole group */
     close(go_w); /* so that the read below sees EOF if the shim dies first */
     char go;
     if (read(go_r, &go, 1) != 1)
@@ -391,7 +397,8 @@ static __attribute__((noreturn)) void child_run(const spec *sp, int go_r, int go
     if (chdir(sp->working_dir) != 0)
         child_fail(fail_w, STAGE_CHDIR);
     if (sp->uid >= 0) {
-        if (setgroups(sp->n_groups, sp->groups) != 0 || setgid((gid_t)sp->gid) != 0 || setuid((uid_t)sp->uid) != 0)
+        if (setgroups(sp->n_groups, sp->groups) != 0 || setgid((gid_t)sp->gid) != 0 ||
+            setuid((uid_t)sp->uid) != 0)
             child_fail(fail_w, STAGE_USER);
     }
     exec_in_path(sp);
@@ -403,18 +410,20 @@ static void describe_failure(const spec *sp, const exec_failure *f, dms_error *e
     switch (f->stage) {
     case STAGE_NETNS:
         dms_error_set(e, DMS_E_NOT_SUPPORTED, "network.mode",
-                      "network mode none needs a network namespace, which could not be made: %s", strerror(f->err));
-        break;
-    case STAGE_CHDIR:
-        dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s", sp->working_dir,
+                      "network mode none needs a network namespace, which could not be made: %s",
                       strerror(f->err));
         break;
+    case STAGE_CHDIR:
+        dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s",
+                      sp->working_dir, strerror(f->err));
+        break;
     case STAGE_USER:
-        dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s", (long long)sp->uid,
-                      (long long)sp->gid, strerror(f->err));
+        dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s",
+                      (long long)sp->uid, (long long)sp->gid, strerror(f->err));
         break;
     case STAGE_EXEC:
-        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0], strerror(f->err),
+        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0],
+                      strerror(f->err),
                       f->err == ENOENT && !strchr(sp->argv[0], '/') ? " (searched the workload's PATH)" : "");
         break;
     case STAGE_RLIMIT:
@@ -429,7 +438,8 @@ static void describe_failure(const spec *sp, const exec_failure *f, dms_error *e
 
 static void signal_all(shim *s, int sig)
 {
-    /* The process group first (the workload and what it forked), then the cgroups for whatever left the group. */
+    /* The process group first (the workload and what it forked), then the cgroups for whatever left the
+     * group. */
     if (!s->child_done)
         kill(-s->child, sig);
     for (size_t i = 0; i < s->sp.n_cgroups; i++)
@@ -606,7 +616,8 @@ static void build_result(shim *s, dms_exec_result *res)
     res->started_at_ns = s->started_ns;
     res->finished_at_ns = s->finished_ns ? s->finished_ns : dms_now_ns();
     for (size_t i = 0; i < s->sp.n_cgroups; i++)
-        if (s->sp.cgroups[i].ctrl == PROC_CG_MEMORY && proc_cgroup_oom_killed(s->sp.cgroups[i].dir, s->sp.cgroups[i].version))
+        if (s->sp.cgroups[i].ctrl == PROC_CG_MEMORY &&
+            proc_cgroup_oom_killed(s->sp.cgroups[i].dir, s->sp.cgroups[i].version))
             res->oom_killed = true;
     int st = s->wstatus;
     if (WIFEXITED(st)) {
@@ -621,8 +632,8 @@ static void build_result(shim *s, dms_exec_result *res)
         res->outcome = DMS_OUTCOME_LOST;
         snprintf(res->error, sizeof(res->error), "unexpected wait status %d", st);
     }
-    /* Like Docker's State.OOMKilled: the cgroup's OOM killer hit something of the job (here a shell's child that
-     * took the shell down with "Killed", exit 137), so the memory limit is why it ended. */
+    /* Like Docker's State.OOMKilled: the cgroup's OOM killer hit something of the job (here a shell's child
+     * that took the shell down with "Killed", exit 137), so the memory limit is why it ended. */
     if (res->oom_killed)
         res->outcome = DMS_OUTCOME_OOM_KILLED;
     /* Stopped by us: whatever the exit looked like, the outcome is the reason we stopped it. */
@@ -638,9 +649,9 @@ static int write_shim_state(shim *s, dms_error *err)
 {
     uint64_t my_start = 0;
     proc_stat_read(getpid(), &my_start, NULL);
-    _cleanup_json_ json_t *o = json_pack("{s:i,s:I,s:i,s:I,s:I}", "shim_pid", (int)getpid(), "shim_start",
-                                         (json_int_t)my_start, "pid", (int)s->child, "start_time",
-                                         (json_int_t)s->child_start, "started_at_ns", (json_int_t)s->started_ns);
+    _cleanup_json_ json_t *o = json_pack(
+        "{s:i,s:I,s:i,s:I,s:I}", "shim_pid", (int)getpid(), "shim_start", (json_int_t)my_start, "pid",
+        (int)s->child, "start_time", (json_int_t)s->child_start, "started_at_ns", (json_int_t)s->started_ns);
     _cleanup_free_ char *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/" PROC_SHIM_FILE, s->dir);
@@ -779,21 +790,31 @@ static int run(shim *s)
 int main(int argc, char **argv)
 {
     if (argc != 3 || strcmp(argv[1], "run") != 0) {
-        fprintf(stderr, "usage: %s run <execution dir>\n(started by the process backend of dms, not by hand)\n",
+        fprintf(stderr,
+                "usage: %s run <execution dir>\n(started by the process backend of dms, not by hand)\n",
                 argv[0]);
         return 2;
     }
-    shim s = {.dir = argv[2], .status_fd = PROC_SHIM_STATUS_FD, .child = -1, .out_fd = -1, .err_fd = -1,
-              .sfd = -1, .ctl_fd = -1, .run_deadline = -1, .kill_deadline = -1, .drain_deadline = -1};
+    shim s = {.dir = argv[2],
+              .status_fd = PROC_SHIM_STATUS_FD,
+              .child = -1,
+              .out_fd = -1,
+              .err_fd = -1,
+              .sfd = -1,
+              .ctl_fd = -1,
+              .run_deadline = -1,
+              .kill_deadline = -1,
+              .drain_deadline = -1};
     if (fcntl(PROC_SHIM_STATUS_FD, F_GETFD) < 0 || fcntl(PROC_SHIM_LOCK_FD, F_GETFD) < 0) {
         fprintf(stderr, "%s: fds 3 (status) and 4 (owner lock) must be open\n", argv[0]);
         return 2;
     }
-    /* Stage 1: leave a stage 2 behind and exit, so our starter reaps us at once and the supervisor is adopted by
-     * init (or the nearest subreaper). */
+    /* Stage 1: leave a stage 2 behind and exit, so our starter reaps us at once and the supervisor is adopted
+     * by init (or the nearest subreaper). */
     pid_t pid = fork();
     if (pid < 0) {
-        dprintf(PROC_SHIM_STATUS_FD, "ERR %d -\tfork the supervisor: %s\n", DMS_E_START_FAILED, strerror(errno));
+        dprintf(PROC_SHIM_STATUS_FD, "ERR %d -\tfork the supervisor: %s\n", DMS_E_START_FAILED,
+                strerror(errno));
         return 1;
     }
     if (pid > 0)

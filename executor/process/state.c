@@ -1,9 +1,10 @@
 /* state.c - the process backend's operations that read and act on execution directories: wait, cancel, logs,
  * status, list, remove, recover, cleanup, and the reaping of executions whose shim died.
  *
- * Every answer comes from the directory (see proc.h), never from memory, so these work the same from the process
- * that started the execution, from another executor object, or after a restart. Liveness is the owner lock (held
- * by the shim for as long as it lives); pids are only trusted together with their /proc start time. */
+ * Every answer comes from the directory (see proc.h), never from memory, so these work the same from the
+ * process that started the execution, from another executor object, or after a restart. Liveness is the owner
+ * lock (held by the shim for as long as it lives); pids are only trusted together with their /proc start
+ * time. */
 #include "proc.h"
 
 #include <dirent.h>
@@ -18,18 +19,23 @@
 
 #include "util.h"
 
-#define CANCEL_MARGIN_MS 5000       /* beyond the grace period, for the shim to notice, kill and write the result */
-#define CANCEL_KILL_WAIT_MS 5000    /* after escalating to SIGKILL ourselves */
-#define CLEANUP_KILL_WAIT_MS 5000   /* cleanup kills at once; the shim then finishes within this */
-#define ORPHAN_KILL_WAIT_MS 2000    /* for the remains of a dead shim's workload to go */
-#define POLL_STEP_NS (20 * 1000 * 1000)
+/* Beyond the grace period: for the shim to notice the cancel, kill and write the result. */
+#define CANCEL_MARGIN_MS 5000
+/* After escalating to SIGKILL ourselves. */
+#define CANCEL_KILL_WAIT_MS 5000
+/* Cleanup kills at once; the shim then finishes within this. */
+#define CLEANUP_KILL_WAIT_MS 5000
+/* For the remains of a dead shim's workload to go. */
+#define ORPHAN_KILL_WAIT_MS 2000
+#define POLL_STEP_NS        (20 * 1000 * 1000)
 
 /* ---- paths and small files ---- */
 
 int proc_exec_dir(const proc_executor *p, const char *execution_id, char *buf, size_t size, dms_error *err)
 {
     if (dms_snprintf_ok(buf, size, "%s/%s", p->state_dir, execution_id) < 0)
-        return dms_error_set(err, DMS_E_INVALID, NULL, "state dir path too long for execution %s", execution_id);
+        return dms_error_set(err, DMS_E_INVALID, NULL, "state dir path too long for execution %s",
+                             execution_id);
     return 0;
 }
 
@@ -96,8 +102,8 @@ static bool shim_state_read(const char *dir, shim_state *st)
     _cleanup_json_ json_t *o = read_json(dir, PROC_SHIM_FILE);
     int shim_pid = 0, pid = 0;
     json_int_t shim_start = 0, start = 0, started = 0;
-    if (!o || json_unpack(o, "{s:i,s:I,s:i,s:I,s:I}", "shim_pid", &shim_pid, "shim_start", &shim_start, "pid", &pid,
-                          "start_time", &start, "started_at_ns", &started) < 0)
+    if (!o || json_unpack(o, "{s:i,s:I,s:i,s:I,s:I}", "shim_pid", &shim_pid, "shim_start", &shim_start, "pid",
+                          &pid, "start_time", &start, "started_at_ns", &started) < 0)
         return false;
     st->shim_pid = shim_pid;
     st->shim_start = (uint64_t)shim_start;
@@ -200,14 +206,16 @@ int proc_reap_orphan(const char *dir, const dms_host_services *host, dms_error *
     }
     remove_spec_cgroups(dir);
     int why = cancel_reason(dir);
-    dms_exec_result res = {.exit_code = -1, .started_at_ns = ran ? st.started_at_ns : 0, .finished_at_ns = dms_now_ns()};
+    dms_exec_result res = {
+        .exit_code = -1, .started_at_ns = ran ? st.started_at_ns : 0, .finished_at_ns = dms_now_ns()};
     if (why)
         res.outcome = why == DMS_CANCEL_TIMEOUT ? DMS_OUTCOME_TIMED_OUT : DMS_OUTCOME_CANCELLED;
     else
         res.outcome = ran ? DMS_OUTCOME_LOST : DMS_OUTCOME_FAILED;
     if (!why)
         snprintf(res.error, sizeof(res.error), "%s",
-                 ran ? "its supervisor (dms-proc-shim) died without a result; the workload was killed (see shim.log)"
+                 ran ? "its supervisor (dms-proc-shim) died without a result; the workload was killed (see "
+                       "shim.log)"
                      : "the start was interrupted before the workload ran (see shim.log)");
     r = proc_write_result(dir, &res, err);
     if (host)
@@ -223,7 +231,8 @@ static int wait_check(void *ud, dms_error *err)
 {
     const char *dir = ud;
     if (!proc_dir_exists(dir))
-        return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "execution %s was removed", base_name(dir));
+        return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "execution %s was removed",
+                             base_name(dir));
     int r = proc_reap_orphan(dir, NULL, err);
     return r < 0 ? r : 0;
 }
@@ -242,8 +251,8 @@ static int existing_dir(const proc_executor *p, const char *id, char *dir, size_
     if (r < 0)
         return r;
     if (!proc_dir_exists(dir))
-        return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "no execution %s in process executor %s", id,
-                             p->id);
+        return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "no execution %s in process executor %s",
+                             id, p->id);
     return 0;
 }
 
@@ -271,7 +280,8 @@ static int wait_result(const char *dir, int64_t timeout_ms, dms_exec_result *res
 static void mark_cancel(const char *dir, int reason)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s/" PROC_CANCEL_FILE ".%d.%lld", dir, (int)getpid(), (long long)dms_now_ns());
+    snprintf(tmp, sizeof(tmp), "%s/" PROC_CANCEL_FILE ".%d.%lld", dir, (int)getpid(),
+             (long long)dms_now_ns());
     snprintf(path, sizeof(path), "%s/" PROC_CANCEL_FILE, dir);
     const char *why = reason == DMS_CANCEL_TIMEOUT ? "timeout\n" : "user\n";
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -327,7 +337,8 @@ int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason rea
     dms_exec_result res = {0};
     r = wait_result(dir, grace + CANCEL_MARGIN_MS, &res, err);
     if (r == -DMS_E_TIMEOUT) {
-        dms_logf(p->host, DMS_LOG_WARN, "exec=%s op=cancel the supervisor did not finish in time: killing", execution_id);
+        dms_logf(p->host, DMS_LOG_WARN, "exec=%s op=cancel the supervisor did not finish in time: killing",
+                 execution_id);
         ring(dir, "kill\n");
         r = wait_result(dir, CANCEL_KILL_WAIT_MS, &res, err);
     }
@@ -337,7 +348,8 @@ int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason rea
     }
     if (r < 0)
         return dms_error_prefix(err, "cancel %s: ", execution_id);
-    dms_logf(p->host, DMS_LOG_INFO, "exec=%s op=cancel outcome=%s", execution_id, dms_outcome_name(res.outcome));
+    dms_logf(p->host, DMS_LOG_INFO, "exec=%s op=cancel outcome=%s", execution_id,
+             dms_outcome_name(res.outcome));
     dms_exec_result_clear(&res);
     return 0;
 }
@@ -351,15 +363,15 @@ static bool stream_idle(void *ud)
         return true;
     if (dms_state_lock_held(dir))
         return false;
-    /* The shim is gone. If it ended the capture, the reader has yet to reach the end marker: keep reading. If it
-     * died, end the capture for it (and give the execution its result). */
+    /* The shim is gone. If it ended the capture, the reader has yet to reach the end marker: keep reading. If
+     * it died, end the capture for it (and give the execution its result). */
     proc_reap_orphan(dir, NULL, NULL);
     dms_logstore_info info;
     return !(dms_logstore_info_read(dir, &info, NULL) == 0 && info.finished);
 }
 
-int proc_op_log_stream(void *cookie, const char *execution_id, const dms_log_options *opts, dms_log_stream **out,
-                       dms_error *err)
+int proc_op_log_stream(void *cookie, const char *execution_id, const dms_log_options *opts,
+                       dms_log_stream **out, dms_error *err)
 {
     char dir[PATH_MAX];
     int r = existing_dir(cookie, execution_id, dir, sizeof(dir), err);
@@ -412,8 +424,8 @@ int proc_op_status(void *cookie, const char *execution_id, dms_exec_status *out,
 }
 
 /* Calls fn for every execution directory of this executor. */
-static int each_execution(const proc_executor *p, int (*fn)(const proc_executor *, const char *dir, const char *id,
-                                                            void *ctx),
+static int each_execution(const proc_executor *p,
+                          int (*fn)(const proc_executor *, const char *dir, const char *id, void *ctx),
                           void *ctx, dms_error *err)
 {
     DIR *d = opendir(p->state_dir);
@@ -476,8 +488,8 @@ int proc_op_remove(void *cookie, const char *execution_id, dms_error *err)
         return r;
     proc_reap_orphan(dir, p->host, NULL);
     if (!proc_file_exists(dir, PROC_RESULT_FILE) || dms_state_lock_held(dir))
-        return dms_error_set(err, DMS_E_CONFLICT, "execution_id", "execution %s is still running; cancel it first",
-                             execution_id);
+        return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
+                             "execution %s is still running; cancel it first", execution_id);
     remove_spec_cgroups(dir);
     if ((r = dms_rm_rf(dir, err)) < 0)
         return r;
@@ -501,8 +513,8 @@ static int recover_one(const proc_executor *p, const char *dir, const char *id, 
     shim_state st;
     bool ran = shim_state_read(dir, &st);
     if (ran && proc_alive(st.shim_pid, st.shim_start) && dms_state_lock_held(dir)) {
-        dms_logf(p->host, DMS_LOG_INFO, "exec=%s op=recover state=running shim=%d pid=%d", id, (int)st.shim_pid,
-                 (int)st.pid);
+        dms_logf(p->host, DMS_LOG_INFO, "exec=%s op=recover state=running shim=%d pid=%d", id,
+                 (int)st.shim_pid, (int)st.pid);
         rc->running++;
         return 0;
     }
@@ -524,8 +536,8 @@ int proc_op_recover(void *cookie, size_t *adopted, dms_error *err)
     if (r < 0)
         return r;
     *adopted = rc.running + rc.finished + rc.reaped;
-    dms_logf(p->host, DMS_LOG_INFO, "executor=%s op=recover running=%zu finished=%zu lost=%zu", p->id, rc.running,
-             rc.finished, rc.reaped);
+    dms_logf(p->host, DMS_LOG_INFO, "executor=%s op=recover running=%zu finished=%zu lost=%zu", p->id,
+             rc.running, rc.finished, rc.reaped);
     return 0;
 }
 
@@ -601,8 +613,8 @@ static void cleanup_cgroups(const proc_executor *p)
                 dms_snprintf_ok(path, sizeof(path), "%s/%s", b->dir, de->d_name) < 0)
                 continue;
             int r = proc_cgroup_remove(path);
-            dms_logf(p->host, r < 0 ? DMS_LOG_WARN : DMS_LOG_INFO, "executor=%s op=cleanup cgroup=%s%s%s", p->id,
-                     path, r < 0 ? " error=" : "", r < 0 ? strerror(-r) : "");
+            dms_logf(p->host, r < 0 ? DMS_LOG_WARN : DMS_LOG_INFO, "executor=%s op=cleanup cgroup=%s%s%s",
+                     p->id, path, r < 0 ? " error=" : "", r < 0 ? strerror(-r) : "");
         }
         closedir(d);
     }

@@ -1,9 +1,9 @@
 /* test_process.c - the process backend, driven for real through the public API: the registry loads
  * <build>/plugins/libdms-executor-process.so, which spawns <build>/plugins/dms-proc-shim per execution.
  *
- * Every test gets its own executor id (its pid: Check forks each test) under one temporary state root, and every
- * workload carries DMS_PROC_TEST_TAG=<root> in its environment, so the last test can prove the suite left no
- * process (workload or shim) and no cgroup behind. */
+ * Every test gets its own executor id (its pid: Check forks each test) under one temporary state root, and
+ * every workload carries DMS_PROC_TEST_TAG=<root> in its environment, so the last test can prove the suite
+ * left no process (workload or shim) and no cgroup behind. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -26,13 +26,13 @@
 
 #define CASE_TIMEOUT_S 60
 #define SHORT_GRACE_MS 1000
-#define TAG_VAR "DMS_PROC_TEST_TAG"
+#define TAG_VAR        "DMS_PROC_TEST_TAG"
 
-static char root[PATH_MAX];       /* the suite's state root */
+static char root[PATH_MAX]; /* the suite's state root */
 static char tag_env[PATH_MAX + 32];
 static dms_registry *reg;
 static dms_executor *ex;
-static char exec_id[32];          /* this test's executor id */
+static char exec_id[32]; /* this test's executor id */
 
 /* ---- helpers ---- */
 
@@ -45,8 +45,9 @@ static void setup(void)
     ck_assert_msg(dms_executor_open(&ex, reg, "process", exec_id, &cfg, &err) == 0, "%s", err.message);
 }
 
-/* The shims are built like us (SAN=1: with ASan+UBSan) and report to their shim.log: once each has exited (its
- * owner lock is free), no report may be there. Returns the first offending log (caller frees), or NULL. */
+/* The shims are built like us (SAN=1: with ASan+UBSan) and report to their shim.log: once each has exited
+ * (its owner lock is free), no report may be there. Returns the first offending log (caller frees), or NULL.
+ */
 static char *find_sanitizer_reports(void)
 {
     char *found = NULL;
@@ -96,7 +97,8 @@ static void teardown(void)
     ck_assert_msg(!reports, "%s", reports);
 }
 
-/* Safety net after the suite: whatever a crashed test left, cleanup of each executor under the root removes it. */
+/* Safety net after the suite: whatever a crashed test left, cleanup of each executor under the root removes
+ * it. */
 static void cleanup_root(void)
 {
     char *dir = dms_strdup_printf("%s/process", root);
@@ -244,7 +246,8 @@ static double ms_since(int64_t t0)
     return (double)(dms_mono_ms() - t0);
 }
 
-/* Processes whose environment holds our tag, or whose command line names our root (shims): "pid cmd" lines. */
+/* Processes whose environment holds our tag, or whose command line names our root (shims): "pid cmd" lines.
+ */
 static char *tagged_processes(void)
 {
     dms_buf b = {0};
@@ -498,7 +501,8 @@ START_TEST(test_process_empty_command_is_invalid_and_creates_nothing)
 {
     dms_error err = {0};
     char *env[] = {tag_env, NULL};
-    dms_exec_request req = {.job_id = "j", .execution_id = "e1", .engine = {.image = "ignored:latest", .env = env}};
+    dms_exec_request req = {
+        .job_id = "j", .execution_id = "e1", .engine = {.image = "ignored:latest", .env = env}};
     ck_assert_int_eq(dms_executor_start(ex, &req, &err), -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "engine.cmd");
     char *dir = exec_dir("e1");
@@ -881,8 +885,8 @@ END_TEST
 
 START_TEST(test_process_recover_does_not_trust_a_pid_with_another_start_time)
 {
-    /* A state dir whose recorded pids now belong to somebody else (pid reuse): simulated with a live process of
-     * ours and a start time that is not its own. recover must not signal it, and the execution is LOST. */
+    /* A state dir whose recorded pids now belong to somebody else (pid reuse): simulated with a live process
+     * of ours and a start time that is not its own. recover must not signal it, and the execution is LOST. */
     pid_t victim = fork();
     ck_assert_int_ge(victim, 0);
     if (victim == 0) {
@@ -981,7 +985,8 @@ END_TEST
 
 /* ---- limits ---- */
 
-/* Whether this machine gives us a writable cgroup for a controller (what the backend probes, done by hand). */
+/* Whether this machine gives us a writable cgroup for a controller (what the backend probes, done by hand).
+ */
 static bool cgroup_controller_usable(const char *ctrl)
 {
     char *data = NULL;
@@ -994,7 +999,8 @@ static bool cgroup_controller_usable(const char *ctrl)
             continue;
         *c2 = '\0';
         if (strcmp(c1 + 1, ctrl) == 0) {
-            char *probe = dms_strdup_printf("/sys/fs/cgroup/%s%s/dms-test-probe.%d", ctrl, c2 + 1, (int)getpid());
+            char *probe =
+                dms_strdup_printf("/sys/fs/cgroup/%s%s/dms-test-probe.%d", ctrl, c2 + 1, (int)getpid());
             ok = mkdir(probe, 0755) == 0 && rmdir(probe) == 0;
             free(probe);
         }
@@ -1011,8 +1017,8 @@ START_TEST(test_process_memory_limit_in_a_cgroup_ends_as_oom_killed)
     }
     job j;
     dms_exec_result res = {0};
-    dms_exec_request *req =
-        job_sh(&j, "e1", "grep memory /proc/self/cgroup; head -c 200000000 /dev/zero | tail > /dev/null", NULL);
+    dms_exec_request *req = job_sh(
+        &j, "e1", "grep memory /proc/self/cgroup; head -c 200000000 /dev/zero | tail > /dev/null", NULL);
     req->resources.memory_bytes = 32LL * 1024 * 1024;
     run_ok(req, &res);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_OOM_KILLED);
@@ -1032,7 +1038,8 @@ START_TEST(test_process_pids_limit_in_a_cgroup_stops_forks)
     }
     job j;
     dms_exec_result res = {0};
-    dms_exec_request *req = job_sh(&j, "e1", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all", NULL);
+    dms_exec_request *req =
+        job_sh(&j, "e1", "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait; echo all", NULL);
     req->resources.pids_limit = 4;
     run_ok(req, &res);
     ck_assert_ptr_null(strstr(res.stdout_data, "all"));
@@ -1049,9 +1056,10 @@ START_TEST(test_process_cpu_limit_sets_the_cfs_quota_of_its_cgroup)
     }
     job j;
     dms_exec_result res = {0};
-    dms_exec_request *req = job_sh(
-        &j, "e1", "d=/sys/fs/cgroup/cpu$(grep ':cpu:' /proc/self/cgroup | cut -d: -f3); cat $d/cpu.cfs_quota_us $d/cpu.cfs_period_us",
-        NULL);
+    dms_exec_request *req = job_sh(&j, "e1",
+                                   "d=/sys/fs/cgroup/cpu$(grep ':cpu:' /proc/self/cgroup | cut -d: -f3); cat "
+                                   "$d/cpu.cfs_quota_us $d/cpu.cfs_period_us",
+                                   NULL);
     req->resources.cpu_millis = 250;
     run_ok(req, &res);
     ck_assert_str_eq(res.stdout_data, "25000\n100000\n");
@@ -1110,7 +1118,8 @@ START_TEST(test_process_suite_leaves_no_processes_and_no_cgroups)
     free(left);
     const char *bases[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(bases); i++) {
-        char *cmd = dms_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@t*' 2>/dev/null | grep -q .", bases[i]);
+        char *cmd =
+            dms_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@t*' 2>/dev/null | grep -q .", bases[i]);
         ck_assert_msg(system(cmd) != 0, "cgroups left under %s", bases[i]);
         free(cmd);
     }
