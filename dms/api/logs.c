@@ -23,6 +23,7 @@
 
 #include "../app.h"
 #include "../common.h"
+#include "logpage.h"
 
 #define LOGS_DEFAULT_LIMIT 10000
 #define LOGS_MAX_LINES 1000000
@@ -30,44 +31,6 @@
 #define BUILD_LOG_MAX_BYTES (16 * 1024 * 1024)
 
 void route_logs(void *app, api_req *r, const char *id);
-
-typedef struct log_fmt {
-    bool json;
-    bool timestamps;
-} log_fmt;
-
-/* Appends one frame in the chosen form. at_line_start tracks partial frames (a long line split in pieces). */
-static void format_frame(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start)
-{
-    if (fmt->json) {
-        size_t len = f->len;
-        if (len && f->data[len - 1] == '\n')
-            len--;
-        char *clean = dms_utf8_sanitize(f->data, len, &len);
-        json_t *o = json_pack("{s:I, s:s, s:s%, s:b}", "ts", (json_int_t)f->ts_ns, "stream",
-                              f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "line", clean ? clean : "", len,
-                              "partial", f->partial);
-        free(clean);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (s) {
-            dms_buf_append(b, s, strlen(s));
-            dms_buf_append(b, "\n", 1);
-            free(s);
-        }
-        return;
-    }
-    if (fmt->timestamps && *at_line_start) {
-        char when[40];
-        time_t sec = (time_t)(f->ts_ns / NS_PER_SEC);
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        dms_buf_printf(b, "%s.%09lldZ ", when, (long long)(f->ts_ns % NS_PER_SEC));
-    }
-    dms_buf_append(b, f->data, f->len);
-    *at_line_start = !f->partial;
-}
 
 /* ---- runtime logs ---- */
 
@@ -91,7 +54,7 @@ static ssize_t run_read(void *ud, char *buf, size_t max)
             dms_error err = {0};
             int rc = dms_log_stream_next(rs->s, 0, &f, &err);
             if (rc == 1)
-                format_frame(&rs->pending, &f, &rs->fmt, &rs->at_line_start);
+                logpage_format(&rs->pending, &f, &rs->fmt, &rs->at_line_start);
             else if (rc == 0)
                 rs->ended = true;
             else if (rc == -DMS_E_TIMEOUT)
@@ -197,7 +160,7 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     }
     dms_log_options opts = DMS_LOG_OPTIONS_INIT;
     opts.tail_lines = tail;
-    opts.since_ns = from ? from + 1 : 0;
+    opts.since_ns = logpage_since(from);
     opts.follow = follow;
     dms_log_stream *s = NULL;
     if (dms_executor_log_stream(a->ex, exec_id, &opts, &s, &err) < 0) {
@@ -210,34 +173,15 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     }
     /* History first, bounded by limit (whole lines) and bytes; a follow then goes on live from there. */
     dms_buf b = {0};
-    bool at_line_start = true, ended = false;
-    long long lines = 0;
-    int64_t last = from;
-    while (follow || lines < limit) {
-        if (b.len >= LOGS_MAX_BYTES && at_line_start)
-            break;
-        dms_log_frame f;
-        rc = dms_log_stream_next(s, 0, &f, &err);
-        if (rc == -DMS_E_TIMEOUT && !follow) /* a live run with no more history now */
-            break;
-        if (rc == -DMS_E_TIMEOUT)
-            break;
-        if (rc == 0) {
-            ended = true;
-            break;
-        }
-        if (rc < 0) {
-            dms_log_stream_free(s);
-            dms_buf_free(&b);
-            api_reply_error(r, &err);
-            return;
-        }
-        format_frame(&b, &f, &fmt, &at_line_start);
-        last = f.ts_ns;
-        if (!f.partial)
-            lines++;
+    logpage pg = {.last_ts = from, .at_line_start = true};
+    if (logpage_read(s, follow ? -1 : limit, LOGS_MAX_BYTES, &fmt, &b, &pg, &err) < 0) {
+        dms_log_stream_free(s);
+        dms_buf_free(&b);
+        api_reply_error(r, &err);
+        return;
     }
-    snprintf(cursor, sizeof(cursor), "%lld", (long long)last);
+    bool ended = pg.ended, at_line_start = pg.at_line_start;
+    snprintf(cursor, sizeof(cursor), "%lld", (long long)pg.last_ts);
     if (!follow || ended) {
         dms_log_stream_free(s);
         api_reply_buf(r, MHD_HTTP_OK, ctype, b.data, b.len, "X-Last-Log-Nano", cursor);
