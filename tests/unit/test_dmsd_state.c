@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../dms/build/builder.h"
 #include "../../dms/droids/state.h"
+#include "../../dms/run/runner.h"
 
 START_TEST(test_state_names_round_trip)
 {
@@ -78,6 +80,20 @@ START_TEST(test_active_states)
 }
 END_TEST
 
+START_TEST(test_retry_backoff_doubles_and_is_capped)
+{
+    ck_assert_int_eq(runner_backoff_ms(1), RUN_BACKOFF_BASE_MS);
+    ck_assert_int_eq(runner_backoff_ms(2), 2 * RUN_BACKOFF_BASE_MS);
+    ck_assert_int_eq(runner_backoff_ms(4), 8 * RUN_BACKOFF_BASE_MS);
+    ck_assert_int_eq(runner_backoff_ms(40), RUN_BACKOFF_MAX_MS);
+    ck_assert_int_eq(builder_backoff_ms(1), BUILD_BACKOFF_BASE_MS);
+    ck_assert_int_eq(builder_backoff_ms(3), 4 * BUILD_BACKOFF_BASE_MS);
+    ck_assert_int_eq(builder_backoff_ms(100), BUILD_BACKOFF_MAX_MS);
+    for (int i = 1; i < 20; i++)
+        ck_assert(runner_backoff_ms(i + 1) >= runner_backoff_ms(i));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dmsd_state");
@@ -89,6 +105,7 @@ int main(void)
     tcase_add_test(tc, test_every_state_can_fail_or_stop);
     tcase_add_test(tc, test_check_needs_reason_and_names_states);
     tcase_add_test(tc, test_active_states);
+    tcase_add_test(tc, test_retry_backoff_doubles_and_is_capped);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
