@@ -2,7 +2,6 @@
 #include "git.h"
 
 #include <git2.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +9,6 @@
 #include "../common.h"
 
 #define HEADS_PREFIX "refs/heads/"
-
-/* libgit2 must be initialised before any call; doing it here once means no caller can forget (it is
- * reference-counted, so main's own init/shutdown pair stays balanced). */
-static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static void init_libgit2(void)
-{
-    git_libgit2_init();
-}
 
 void gitx_remote_info_clear(gitx_remote_info *info)
 {
@@ -57,7 +48,6 @@ static int cmp_str(const void *a, const void *b)
 int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
 {
     memset(out, 0, sizeof(*out));
-    pthread_once(&init_once, init_libgit2);
     git_remote *remote = NULL;
     int rc = git_remote_create_detached(&remote, repo);
     if (rc < 0)
@@ -148,7 +138,6 @@ static int on_sideband(const char *str, int len, void *payload)
 int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir, dms_cancel_token *cancel,
                char *sha, dms_error *err)
 {
-    pthread_once(&init_once, init_libgit2);
     git_clone_options opts;
     git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
     opts.checkout_branch = branch;

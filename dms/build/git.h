@@ -3,7 +3,7 @@
  *
  * Errors are sorted by whose fault they are, because that decides retries: a network/transport failure is
  * UNAVAILABLE and retryable; a repository, branch or commit that does not exist is NOT_FOUND/INVALID and is not.
- * libgit2 is initialised on first use. Thread-safe (each call uses its own libgit2 objects).
+ * The process calls git_libgit2_init() once (dmsd's main) before any of these. Thread-safe (each call uses its own libgit2 objects).
  */
 #ifndef DMSD_BUILD_GIT_H
 #define DMSD_BUILD_GIT_H

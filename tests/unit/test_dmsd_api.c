@@ -4,6 +4,7 @@
  * unknown query parameters), oversized bodies, git check against a local repository, and logs before any run. */
 #include <check.h>
 #include <curl/curl.h>
+#include <git2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static char *alice, *bob;
 static void setup(void)
 {
     dms_error err = {0};
+    git_libgit2_init(); /* as dmsd's main does: GET /git/check uses libgit2 */
     strcpy(dir, "/tmp/dmsd-api-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     memset(&a, 0, sizeof(a));
@@ -43,6 +45,7 @@ static void setup(void)
 static void teardown(void)
 {
     http_stop(a.http);
+    git_libgit2_shutdown();
     core_close(a.core);
     store_close(a.st);
     free(alice);
