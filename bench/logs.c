@@ -1,0 +1,341 @@
+/* logs.c - a container writing a known volume of text lines (BENCH_LOG_MIB, half to stdout, half to stderr, at
+ * once), captured and read back:
+ *   live:    the executor's run (from the call to the end of its capture: run returns once every byte is in its
+ *            files) vs a bare client that attaches before start, demultiplexes and counts until EOF;
+ *   history: the executor's get_log_stream without follow on the finished job (served from its own files) vs a
+ *            bare GET /logs demux loop vs `docker logs` with both streams counted (like `| wc -c`).
+ * The engine-side history runs on the bare client's container, whose log driver keeps the whole volume (the
+ * executor bounds the engine's copy of its own containers to 2 x 16m, so `docker logs` on those returns only the
+ * newest part: measured and reported, but not what the ratio compares). Every byte count is checked exactly. */
+#include "common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "raw.h"
+
+#define LG_DEFAULT_MIB 64
+#define LG_DEFAULT_ROUNDS 3
+#define LG_LINE_BYTES 64               /* every line, newline included */
+#define LG_ATTACH_WAIT_MS 10000
+#define LG_BASE_TIMEOUT_MS 60000       /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
+#define LG_TIMEOUT_MS_PER_MIB 1000
+#define LG_CAPTURE_FACTOR 4            /* capture file cap (and the engine's log bound) = volume x this */
+#define MIB (1024.0 * 1024.0)
+
+typedef struct lg_conf {
+    long mib;
+    uint64_t per_stream;               /* bytes per stream */
+    char script[512];
+    long timeout_ms;
+    char engine_max_size[32];          /* "256m": the bare container's engine log file bound (2 files) */
+} lg_conf;
+
+typedef struct lg_samples {
+    bench_samples exec_live, raw_live;           /* MiB/s */
+    bench_samples exec_hist, raw_hist, cli_hist; /* ms */
+    bench_samples cli_exec_container_bytes;      /* what `docker logs` returns for the executor's own container */
+    int failures;
+} lg_samples;
+
+static void make_line(char *out, char tag)
+{
+    /* 63 visible characters and a newline: "<tag>" then a repeating alphabet. */
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    out[0] = tag;
+    for (int i = 1; i < LG_LINE_BYTES - 1; i++)
+        out[i] = alphabet[(i - 1) % (int)(sizeof(alphabet) - 1)];
+    out[LG_LINE_BYTES - 1] = '\0';
+}
+
+static void conf_init(lg_conf *c)
+{
+    c->mib = bench_env_long("BENCH_LOG_MIB", LG_DEFAULT_MIB);
+    if (c->mib < 1)
+        c->mib = 1;
+    c->per_stream = (uint64_t)c->mib * 1024 * 1024 / 2; /* a multiple of LG_LINE_BYTES: whole lines only */
+    char out[LG_LINE_BYTES], err[LG_LINE_BYTES];
+    make_line(out, 'O');
+    make_line(err, 'E');
+    /* `yes` repeats the line; `head -c` cuts the exact volume; both streams are written at the same time. */
+    snprintf(c->script, sizeof(c->script), "yes %s | head -c %llu & yes %s | head -c %llu >&2; wait", out,
+             (unsigned long long)c->per_stream, err, (unsigned long long)c->per_stream);
+    c->timeout_ms = LG_BASE_TIMEOUT_MS + c->mib * LG_TIMEOUT_MS_PER_MIB;
+    snprintf(c->engine_max_size, sizeof(c->engine_max_size), "%ldm", c->mib * LG_CAPTURE_FACTOR);
+}
+
+static bool check_bytes(const char *what, uint64_t out, uint64_t err, uint64_t want)
+{
+    if (out == want && err == want)
+        return true;
+    fprintf(stderr, "bench: logs: %s: stdout %llu / stderr %llu bytes, expected %llu each\n", what,
+            (unsigned long long)out, (unsigned long long)err, (unsigned long long)want);
+    return false;
+}
+
+/* ---- the executor ---- */
+
+static int exec_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
+{
+    char id[DMS_ID_MAX + 1], name[160];
+    snprintf(id, sizeof(id), "lg-%d-%d", (int)getpid(), round);
+    snprintf(name, sizeof(name), "dms-%s-%s", BENCH_EXECUTOR_ID, id);
+    bench_req r;
+    bench_req_init(&r, env, id, c->script);
+    r.req.keep_container = true; /* for `docker logs` on it below */
+    r.req.limits.log_file_bytes = (int64_t)c->mib * LG_CAPTURE_FACTOR * 1024 * 1024;
+    r.req.timeout_ms = c->timeout_ms;
+    dms_exec_result res = {0};
+    dms_error err = {0};
+    int64_t t0 = bench_mono_ns();
+    int rc = dms_executor_run(env->ex, &r.req, &res, &err);
+    int64_t t1 = bench_mono_ns();
+    bool ok = rc == 0 && res.outcome == DMS_OUTCOME_EXITED && res.exit_code == 0;
+    if (!ok)
+        fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d)\n", id, rc < 0 ? err.message : res.error,
+                dms_outcome_name(res.outcome), res.exit_code);
+    dms_exec_result_clear(&res);
+
+    /* History from the executor's own files; this also proves the live capture got every byte. */
+    uint64_t bytes[3] = {0, 0, 0};
+    dms_log_stream *ls = NULL;
+    dms_log_options opts = DMS_LOG_OPTIONS_INIT;
+    int64_t h0 = bench_mono_ns();
+    if (ok && dms_executor_log_stream(env->ex, id, &opts, &ls, &err) == 0) {
+        dms_log_frame f;
+        int n;
+        while ((n = dms_log_stream_next(ls, c->timeout_ms, &f, &err)) == 1)
+            bytes[f.stream == DMS_STREAM_STDERR ? 2 : 1] += f.len;
+        if (n < 0) {
+            fprintf(stderr, "bench: logs: executor history %s: %s\n", id, err.message);
+            ok = false;
+        }
+    } else if (ok) {
+        fprintf(stderr, "bench: logs: executor history %s: %s\n", id, err.message);
+        ok = false;
+    }
+    int64_t h1 = bench_mono_ns();
+    dms_log_stream_free(ls);
+    ok = ok && check_bytes("executor capture", bytes[1], bytes[2], c->per_stream);
+
+    /* `docker logs` on the executor's own container: what the engine kept of it (bounded by the executor). */
+    char *argv[] = {"docker", "logs", name, NULL};
+    bench_child_result cr;
+    if (ok && bench_run_child(argv, c->timeout_ms, true, &cr) == 0 && cr.status == 0)
+        bench_samples_add(&s->cli_exec_container_bytes, (double)(cr.out_bytes + cr.err_bytes));
+    if (dms_executor_remove(env->ex, id, &err) < 0)
+        fprintf(stderr, "bench: logs: remove %s: %s\n", id, err.message);
+    if (!ok)
+        return -1;
+    double total = (double)(2 * c->per_stream);
+    bench_samples_add(&s->exec_live, total / MIB / ((double)(t1 - t0) / 1e9));
+    bench_samples_add(&s->exec_hist, bench_ms(h1 - h0));
+    return 0;
+}
+
+/* ---- the bare client ---- */
+
+typedef struct attach_ctx {
+    char path[200];
+    atomic_bool cancel;
+    long timeout_ms;
+    raw_demux demux;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long status;       /* headers in */
+    bool done;
+    int rc;
+    int64_t end_ns;
+} attach_ctx;
+
+static void attach_headers(void *ud, long status)
+{
+    attach_ctx *a = ud;
+    pthread_mutex_lock(&a->lock);
+    a->status = status;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int attach_sink(void *ud, const char *data, size_t len)
+{
+    attach_ctx *a = ud;
+    return raw_demux_sink(&a->demux, data, len);
+}
+
+static void *attach_main(void *arg)
+{
+    attach_ctx *a = arg;
+    raw_conn c;
+    long status = 0;
+    int rc = raw_conn_init(&c);
+    c.cancel = &a->cancel;
+    if (rc == 0)
+        rc = raw_stream(&c, "POST", a->path, a->timeout_ms, attach_headers, attach_sink, a, &status);
+    int64_t end = bench_mono_ns();
+    raw_conn_free(&c);
+    pthread_mutex_lock(&a->lock);
+    a->rc = rc < 0 || status != 200 ? -1 : 0;
+    a->end_ns = end;
+    a->done = true;
+    if (!a->status)
+        a->status = status ? status : -1;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+static int raw_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
+{
+    char name[160], id[80];
+    snprintf(name, sizeof(name), "dms-%s-lgraw-%d-%d", BENCH_EXECUTOR_ID, (int)getpid(), round);
+    char *body = raw_create_body(env->image, c->script, c->engine_max_size, "2");
+    raw_conn conn;
+    if (!body || raw_conn_init(&conn) < 0) {
+        free(body);
+        return -1;
+    }
+    attach_ctx a = {.timeout_ms = c->timeout_ms};
+    atomic_init(&a.cancel, false);
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_cond_init(&a.cond, NULL);
+    pthread_t th;
+    bool ok = false, created = false, thread = false;
+    int code = -1;
+    int64_t t0 = bench_mono_ns();
+    if (raw_create(&conn, name, body, id) < 0)
+        goto done;
+    created = true;
+    /* Attach before start, so that the first byte is ours; start once the engine has answered the attach. */
+    snprintf(a.path, sizeof(a.path), "/containers/%s/attach?stream=1&stdout=1&stderr=1", id);
+    if (pthread_create(&th, NULL, attach_main, &a) != 0)
+        goto done;
+    thread = true;
+    pthread_mutex_lock(&a.lock);
+    while (!a.status)
+        pthread_cond_wait(&a.cond, &a.lock); /* bounded: the attach call has its own timeout */
+    long st = a.status;
+    pthread_mutex_unlock(&a.lock);
+    if (st != 200 || raw_start(&conn, id) < 0)
+        goto done;
+    pthread_mutex_lock(&a.lock);
+    while (!a.done)
+        pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    int64_t t1 = a.end_ns;
+    if (a.rc < 0 || raw_wait(&conn, id, &code) < 0 || code != 0 ||
+        !check_bytes("bare attach", a.demux.bytes[1], a.demux.bytes[2], c->per_stream))
+        goto done;
+    bench_samples_add(&s->raw_live, (double)(2 * c->per_stream) / MIB / ((double)(t1 - t0) / 1e9));
+
+    /* History through the engine: GET /logs, then the CLI, on the same finished container. */
+    raw_demux d = {0};
+    char path[200];
+    long status = 0;
+    snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=1", id);
+    int64_t h0 = bench_mono_ns();
+    int r = raw_stream(&conn, "GET", path, c->timeout_ms, NULL, raw_demux_sink, &d, &status);
+    int64_t h1 = bench_mono_ns();
+    if (r < 0 || status != 200 || !check_bytes("bare GET /logs", d.bytes[1], d.bytes[2], c->per_stream))
+        goto done;
+    char *argv[] = {"docker", "logs", id, NULL};
+    bench_child_result cr;
+    if (bench_run_child(argv, c->timeout_ms, true, &cr) < 0 || cr.status != 0 ||
+        !check_bytes("docker logs", cr.out_bytes, cr.err_bytes, c->per_stream))
+        goto done;
+    bench_samples_add(&s->raw_hist, bench_ms(h1 - h0));
+    bench_samples_add(&s->cli_hist, bench_ms(cr.wall_ns));
+    ok = true;
+done:
+    /* An attach to a container that never started stays open: end it (a no-op after EOF). */
+    atomic_store(&a.cancel, true);
+    if (thread)
+        pthread_join(th, NULL);
+    if (created && raw_delete(&conn, id) < 0)
+        ok = false;
+    raw_conn_free(&conn);
+    free(body);
+    pthread_mutex_destroy(&a.lock);
+    pthread_cond_destroy(&a.cond);
+    return ok ? 0 : -1;
+}
+
+static void row_rate(const char *name, const bench_samples *s)
+{
+    bench_stats t = bench_stats_of(s);
+    printf("  %-40s %3zu %10.1f %10.1f %10.1f\n", name, t.n, t.p50, t.min, t.max);
+}
+
+static void row_hist(const char *name, const bench_samples *s, double mib)
+{
+    bench_stats t = bench_stats_of(s);
+    printf("  %-40s %3zu %10.1f %10.1f %10.1f %10.1f\n", name, t.n, t.p50, t.min, t.max,
+           t.p50 > 0 ? mib / (t.p50 / 1000.0) : 0);
+}
+
+int bench_logs(bench_env *env, const char *json_path)
+{
+    lg_conf c;
+    conf_init(&c);
+    long rounds = bench_env_long("BENCH_LOG_ROUNDS", LG_DEFAULT_ROUNDS);
+    printf("\n== logs: %ld MiB of %d-byte lines (%llu bytes to stdout and to stderr at once), %ld rounds, "
+           "alternating order\n",
+           c.mib, LG_LINE_BYTES, (unsigned long long)c.per_stream, rounds);
+    json_t *machine_before = bench_machine_json();
+    lg_samples s = {0};
+    for (long i = 0; i < rounds; i++) {
+        bool exec_first = i % 2 == 0;
+        for (int k = 0; k < 2; k++) {
+            int r = (k == 0) == exec_first ? exec_round(env, &c, (int)i, &s) : raw_round(env, &c, (int)i, &s);
+            if (r < 0)
+                s.failures++;
+        }
+    }
+    double mib = (double)c.mib;
+    printf("  %-40s %3s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s", "min", "max");
+    row_rate("executor run", &s.exec_live);
+    row_rate("bare attach-before-start + demux", &s.raw_live);
+    printf("  %-40s %3s %10s %10s %10s %10s\n", "history (finished job, all of it)", "n", "p50 ms", "min", "max",
+           "MiB/s@p50");
+    row_hist("executor get_log_stream (no follow)", &s.exec_hist, mib);
+    row_hist("bare GET /logs + demux", &s.raw_hist, mib);
+    row_hist("docker logs (both streams counted)", &s.cli_hist, mib);
+    double kept = bench_median(&s.cli_exec_container_bytes);
+    printf("  docker logs on the executor's own container returns %.1f of %.1f MiB (the engine copy is bounded)\n",
+           kept / MIB, mib);
+    double live = bench_median(&s.raw_live) > 0 ? bench_median(&s.exec_live) / bench_median(&s.raw_live) : NAN;
+    double hist_cli = bench_median(&s.exec_hist) > 0 ? bench_median(&s.cli_hist) / bench_median(&s.exec_hist) : NAN;
+    double hist_raw = bench_median(&s.exec_hist) > 0 ? bench_median(&s.raw_hist) / bench_median(&s.exec_hist) : NAN;
+    printf("  ratios of the p50s:\n");
+    bool m1 = bench_ratio_line("live executor/bare attach (throughput)", live, ">=", 0.95);
+    bool m2 = bench_ratio_line("history speed-up executor vs docker logs", hist_cli, ">=", 10.0);
+    printf("  %-44s %7.3fx\n", "history speed-up executor vs bare GET /logs", hist_raw);
+    printf("SUMMARY logs: live executor/bare %.3fx (>= 0.95 %s); history %.1fx faster than docker logs (>= 10 %s), "
+           "%.1fx faster than bare GET /logs; %ld MiB, %zu rounds, byte counts %s\n",
+           live, m1 ? "met" : "MISSED", hist_cli, m2 ? "met" : "MISSED", hist_raw, c.mib, s.exec_live.n,
+           s.failures ? "FAILED" : "exact");
+
+    json_t *o = json_pack("{s:I,s:I,s:I,s:i,s:s,s:o,s:o}", "mib", (json_int_t)c.mib, "bytes_per_stream",
+                          (json_int_t)c.per_stream, "rounds", (json_int_t)rounds, "failures", s.failures, "script",
+                          c.script, "machine_before", machine_before, "machine_after", bench_machine_json());
+    json_object_set_new(o, "live_mib_per_s",
+                        json_pack("{s:o,s:o}", "executor", bench_stats_json(&s.exec_live, "MiB/s", true), "bare_attach",
+                                  bench_stats_json(&s.raw_live, "MiB/s", true)));
+    json_object_set_new(o, "history_ms",
+                        json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&s.exec_hist, "ms", true), "bare_logs",
+                                  bench_stats_json(&s.raw_hist, "ms", true), "docker_logs",
+                                  bench_stats_json(&s.cli_hist, "ms", true)));
+    json_object_set_new(o, "docker_logs_on_executor_container_bytes", json_real(bench_finite(kept)));
+    json_object_set_new(o, "ratios",
+                        json_pack("{s:o,s:o,s:f}", "live_executor_over_bare", bench_ratio_json(live, ">=", 0.95),
+                                  "history_docker_logs_over_executor", bench_ratio_json(hist_cli, ">=", 10.0),
+                                  "history_bare_over_executor", bench_finite(hist_raw)));
+    bench_results_put(json_path, "logs", o);
+    bench_samples *all[] = {&s.exec_live, &s.raw_live, &s.exec_hist, &s.raw_hist, &s.cli_hist,
+                            &s.cli_exec_container_bytes};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        bench_samples_free(all[i]);
+    return s.failures ? -1 : 0;
+}
