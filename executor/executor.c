@@ -114,6 +114,8 @@ int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend
                              "executor id \"%.40s\" must be 1-%d characters of [A-Za-z0-9_.-], starting with a "
                              "letter or digit",
                              executor_id ? executor_id : "", DMS_ID_MAX);
+    if (!backend || !*backend)
+        return dms_error_set(err, DMS_E_INVALID, "backend", "a backend name is required (docker, process, ...)");
     int r = dms_global_init(err);
     if (r < 0)
         return r;
@@ -163,6 +165,7 @@ int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend
     if ((r = ex->ops->create(&ex->cookie, executor_id, &ex->host, err)) < 0)
         goto fail;
     p->users++;
+    reg->alive++;
     ex->next = reg->executors;
     reg->executors = ex;
     pthread_mutex_unlock(&reg->lock);
@@ -199,6 +202,13 @@ void dms_executor_close(dms_executor *ex)
     free(ex->state_dir);
     free(ex->id);
     free(ex);
+    /* The registry was closed while we were open: it goes with the last executor, once its destroy has returned
+     * (the plugin's code must stay mapped until then). Exactly one closer sees the count reach zero. */
+    pthread_mutex_lock(&reg->lock);
+    bool free_reg = --reg->alive == 0 && reg->closed;
+    pthread_mutex_unlock(&reg->lock);
+    if (free_reg)
+        dms_registry_free(reg);
 }
 
 const char *dms_executor_backend(const dms_executor *ex)

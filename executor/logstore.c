@@ -7,7 +7,9 @@
  *
  * Format (host byte order; the files never leave the machine):
  *   file   := header record*
- *   header := "DMSLOG1\n" u64 generation           (16 bytes; generation grows by one per rotation)
+ *   header := "DMSLOG2\n" u64 generation u64 stdout_base u64 stderr_base
+ *             (32 bytes; generation grows by one per rotation; the bases are the bytes of each stream captured
+ *             before this file began, so totals survive a stream whose last record was rotated away)
  *   record := u32 len, u8 stream, u8 flags, u16 0, i64 ts_ns, u64 offset, payload[len], u32 len
  * `offset` is where the payload starts within its stream (so a resumed capture knows how much it has), the
  * trailing len lets tail/excerpt walk backwards, stream END (0x7f, len 0) marks the end of the capture.
@@ -27,8 +29,8 @@
 
 #include "util.h"
 
-#define FILE_MAGIC "DMSLOG1\n"
-#define FILE_HDR_BYTES 16
+#define FILE_MAGIC "DMSLOG2\n"
+#define FILE_HDR_BYTES 32
 #define REC_HDR_BYTES 24
 #define REC_TRAILER_BYTES 4
 #define STREAM_END 0x7f
@@ -78,6 +80,7 @@ typedef struct seg {
     int fd;
     int64_t size;  /* end of the last complete record */
     uint64_t gen;
+    uint64_t base[3]; /* per stream: bytes captured before this file began */
     ino_t ino;
 } seg;
 
@@ -140,6 +143,9 @@ static int seg_open(seg *s, const char *dir, const char *name, dms_error *err)
         return 0;
     }
     memcpy(&s->gen, hdr + 8, sizeof(s->gen));
+    s->base[0] = 0;
+    memcpy(&s->base[DMS_STREAM_STDOUT], hdr + 16, sizeof(uint64_t));
+    memcpy(&s->base[DMS_STREAM_STDERR], hdr + 24, sizeof(uint64_t));
     s->fd = fd;
     s->ino = st.st_ino;
     s->size = valid_end(fd, st.st_size);
@@ -229,6 +235,11 @@ int dms_logstore_info_read(const char *dir, dms_logstore_info *out, dms_error *e
             end = start;
         }
     }
+    /* A stream with no record left in either file: its total is what preceded the oldest file. */
+    if (ss.n > 0 && !seen[DMS_STREAM_STDOUT])
+        out->stdout_bytes = ss.s[0].base[DMS_STREAM_STDOUT];
+    if (ss.n > 0 && !seen[DMS_STREAM_STDERR])
+        out->stderr_bytes = ss.s[0].base[DMS_STREAM_STDERR];
     segset_close(&ss);
     return 0;
 }
@@ -258,6 +269,8 @@ static int open_new_file(dms_logstore_writer *w, dms_error *err)
     char hdr[FILE_HDR_BYTES];
     memcpy(hdr, FILE_MAGIC, 8);
     memcpy(hdr + 8, &w->gen, sizeof(w->gen));
+    memcpy(hdr + 16, &w->offset[DMS_STREAM_STDOUT], sizeof(uint64_t));
+    memcpy(hdr + 24, &w->offset[DMS_STREAM_STDERR], sizeof(uint64_t));
     int r = write_all(fd, hdr, sizeof(hdr));
     if (r < 0) {
         close(fd);
@@ -507,10 +520,11 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
     size_t n = 0, cap = 0, total = 0;
     uint64_t stream_bytes = 0;
     bool have_total = false;
-    for (int i = ss.n - 1; i >= 0 && total < max_bytes; i--) {
+    /* Until max_bytes are covered, and at least until the stream's last record gives its total. */
+    for (int i = ss.n - 1; i >= 0 && (total < max_bytes || !have_total); i--) {
         int64_t end = ss.s[i].size, start;
         rec_hdr h;
-        while (total < max_bytes && record_before(ss.s[i].fd, end, &h, &start)) {
+        while ((total < max_bytes || !have_total) && record_before(ss.s[i].fd, end, &h, &start)) {
             end = start;
             if (h.stream != (uint8_t)stream || h.len == 0)
                 continue;
@@ -518,6 +532,8 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
                 stream_bytes = h.offset + h.len;
                 have_total = true;
             }
+            if (total >= max_bytes)
+                break;
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
                 span *ns = realloc(spans, cap * sizeof(*ns));
@@ -531,6 +547,11 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
             spans[n++] = (span){i, start + REC_HDR_BYTES, h.len};
             total += h.len;
         }
+    }
+    if (!have_total && ss.n > 0) {
+        /* No record of the stream left: its output existed (the base says how much) but was rotated away. */
+        stream_bytes = ss.s[0].base[stream];
+        have_total = true;
     }
     size_t want = total < max_bytes ? total : max_bytes;
     char *buf = malloc(want + 1);
@@ -722,6 +743,13 @@ static int reader_advance_file(reader *rd, dms_error *err)
     if (rd->fd >= 0 && cur.ino == rd->ino) {
         seg_close(&cur);
         return 0;
+    }
+    /* A newer file exists, but the writer may have appended to ours after we saw its end and before it rotated:
+     * finish ours first (it no longer grows, so this check ends). */
+    struct stat st;
+    if (rd->fd >= 0 && fstat(rd->fd, &st) == 0 && valid_end(rd->fd, st.st_size) > rd->pos) {
+        seg_close(&cur);
+        return 1;
     }
     /* Drained an older file (log.1, or a log that was rotated under us). The file after it is log.1 if that has
      * the next generation (we were two behind), else log. */

@@ -76,16 +76,12 @@ const char *dms_registry_dir(const dms_registry *reg)
     return reg->dir;
 }
 
-void dms_registry_close(dms_registry *reg)
+void dms_registry_free(dms_registry *reg)
 {
-    if (!reg)
-        return;
-    /* Executors still open keep their plugin loaded: closing the registry under them is a caller bug, but we
-     * prefer leaking the handle to unmapping code that may still run. */
     dms_plugin *p = reg->plugins;
     while (p) {
         dms_plugin *next = p->next;
-        if (p->users == 0 && p->dl)
+        if (p->dl)
             dlclose(p->dl);
         free(p->path);
         free(p);
@@ -94,6 +90,19 @@ void dms_registry_close(dms_registry *reg)
     pthread_mutex_destroy(&reg->lock);
     free(reg->dir);
     free(reg);
+}
+
+void dms_registry_close(dms_registry *reg)
+{
+    if (!reg)
+        return;
+    /* Executors still open keep the registry (and their plugin's code) alive: it goes with the last of them. */
+    pthread_mutex_lock(&reg->lock);
+    reg->closed = true;
+    bool in_use = reg->alive > 0;
+    pthread_mutex_unlock(&reg->lock);
+    if (!in_use)
+        dms_registry_free(reg);
 }
 
 /* Loads and checks one plugin file. On success *ops and *dl are set; the caller dlcloses. */

@@ -347,6 +347,9 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
     default:
         return dms_error_set(err, DMS_E_INVALID, "network.mode", "network.mode must be default, none, host or named");
     }
+    if (req->network_name && req->network_mode != DMS_NET_NAMED)
+        return dms_error_set(err, DMS_E_INVALID, "network.name",
+                             "network.name is only for mode \"named\" (or leave the mode out)");
     if (req->n_ports > PORTS_MAX)
         return dms_error_set(err, DMS_E_INVALID, "network.ports", "%zu ports; at most %d", req->n_ports, PORTS_MAX);
     if (req->n_ports && (req->network_mode == DMS_NET_NONE || req->network_mode == DMS_NET_HOST))
@@ -369,6 +372,9 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
             if (q->container_port == p->container_port && strcmp(pp, qp) == 0)
                 return dms_error_set(err, DMS_E_INVALID, field, "%s: port %u/%s is published twice", field,
                                      p->container_port, pp);
+            if (p->host_port && q->host_port == p->host_port && strcmp(pp, qp) == 0)
+                return dms_error_set(err, DMS_E_INVALID, field, "%s: host port %u/%s is used twice", field,
+                                     p->host_port, pp);
         }
     }
     return 0;
@@ -389,6 +395,10 @@ static int validate_labels(char *const *labels, dms_error *err)
                                  field, labels[i]);
         if (strncmp(labels[i], "io.dms.", 7) == 0)
             return dms_error_set(err, DMS_E_INVALID, field, "%s: keys under io.dms. are reserved", field);
+        for (size_t j = 0; j < i; j++)
+            if (strncmp(labels[j], labels[i], kl + 1) == 0)
+                return dms_error_set(err, DMS_E_INVALID, field, "%s: key \"%.*s\" is set twice", field,
+                                     (int)(kl > 64 ? 64 : kl), labels[i]);
         int r = check_utf8(labels[i], field, err);
         if (r < 0)
             return r;

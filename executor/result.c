@@ -89,7 +89,7 @@ char *dms_exec_result_to_json(const dms_exec_result *r)
     if (!out || !errs || !msg)
         return NULL;
     _cleanup_json_ json_t *o = json_pack(
-        "{s:s,s:i,s:i,s:b,s:I,s:I,s:s#,s:b,s:s#,s:b,s:s}", "outcome", dms_outcome_name(r->outcome), "exit_code",
+        "{s:s,s:i,s:i,s:b,s:I,s:I,s:s%,s:b,s:s%,s:b,s:s}", "outcome", dms_outcome_name(r->outcome), "exit_code",
         r->exit_code, "signal", r->signal, "oom_killed", r->oom_killed, "started_at_ns", (json_int_t)r->started_at_ns,
         "finished_at_ns", (json_int_t)r->finished_at_ns, "stdout", out, ol, "stdout_truncated", r->stdout_truncated,
         "stderr", errs, el, "stderr_truncated", r->stderr_truncated, "error", msg);

@@ -222,6 +222,9 @@ int dms_waiter_result(dms_waiter *w, int64_t timeout_ms, dms_exec_result *out, d
     for (;;) {
         int r;
         if (w->kind == WAITER_CELL) {
+            /* Once published, the fd stays readable (not drained): the result is there for every later call. */
+            if (dms_result_cell_published(w->cell))
+                return dms_result_cell_get(w->cell, out, err);
             drain_fd(w->fd);
             if (dms_result_cell_published(w->cell))
                 return dms_result_cell_get(w->cell, out, err);
@@ -230,10 +233,13 @@ int dms_waiter_result(dms_waiter *w, int64_t timeout_ms, dms_exec_result *out, d
             r = file_try(w, out, err);
             if (r != -DMS_E_TIMEOUT)
                 return r;
+            if (access(w->dir, F_OK) != 0 && errno == ENOENT)
+                return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s was removed while waiting for its result",
+                                     w->dir);
             if (w->check && dms_mono_ms() >= next_check) {
                 next_check = dms_mono_ms() + FILE_CHECK_INTERVAL_MS;
-                if ((r = w->check(w->ud, err)) < 0)
-                    return r;
+                if ((r = w->check(w->ud, err)) != 0)
+                    return r < 0 ? r : -r;
                 /* The check may have produced the file itself (it adopted an orphaned execution). */
                 if ((r = file_try(w, out, err)) != -DMS_E_TIMEOUT)
                     return r;

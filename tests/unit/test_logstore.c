@@ -1132,6 +1132,47 @@ START_TEST(test_logstore_info_and_reopen_after_crash_like_truncation)
 }
 END_TEST
 
+
+START_TEST(test_excerpt_of_zero_bytes_still_says_truncated)
+{
+    dms_logstore_writer *w = wopen(0);
+    wr(w, DMS_STREAM_STDOUT, 0, "hello\n");
+    finish(w);
+    dms_logstore_writer_free(w);
+    char *data = NULL;
+    size_t len = 99;
+    bool trunc = false;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, 0, &data, &len, &trunc, &err), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert(trunc);
+    free(data);
+}
+END_TEST
+
+START_TEST(test_info_keeps_a_stream_total_after_its_records_rotated_away)
+{
+    /* stderr writes once, then stdout fills two rotations: stderr's record is gone, its total is not. */
+    dms_logstore_writer *w = wopen(SMALL_CAP_BYTES);
+    wr(w, DMS_STREAM_STDERR, 0, "only-once\n");
+    flush(w);
+    write_numbered(w, 1, 40000, 500, 0);
+    flush(w);
+    dms_logstore_writer_free(w);
+    dms_logstore_info info;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, &err), 0);
+    ck_assert_uint_eq(info.stderr_bytes, strlen("only-once\n"));
+    char *data = NULL;
+    size_t len = 0;
+    bool trunc = false;
+    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDERR, 100, &data, &len, &trunc, &err), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert(trunc); /* rotated away, and said so */
+    free(data);
+}
+END_TEST
+
 static Suite *logstore_suite(void)
 {
     Suite *s = suite_create("logstore");
@@ -1174,6 +1215,8 @@ static Suite *logstore_suite(void)
     tcase_add_test(tc, test_logstore_idle_check_end_still_delivers_output_written_before_it);
     suite_add_tcase(s, tc);
     tc = tcase_create("excerpt");
+    tcase_add_test(tc, test_excerpt_of_zero_bytes_still_says_truncated);
+    tcase_add_test(tc, test_info_keeps_a_stream_total_after_its_records_rotated_away);
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
     tcase_add_test(tc, test_logstore_excerpt_last_bytes_across_files_with_truncated_flag);

@@ -704,6 +704,41 @@ START_TEST(test_plugins_export_exactly_one_function_symbol)
 }
 END_TEST
 
+
+START_TEST(test_closing_the_registry_first_keeps_it_until_the_last_executor_closes)
+{
+    dms_registry *reg = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_registry_open(&reg, plugin_dir, &err), 0);
+    logcap *lc = logcap_new();
+    dms_executor *a = ex_open(reg, "memtest", "first", lc, NULL);
+    dms_executor *b = ex_open(reg, "memtest", "second", lc, NULL);
+    /* Closed early: the executors (and the plugin's code) must stay usable; ASan/valgrind see any use after free. */
+    dms_registry_close(reg);
+    ck_assert(dms_executor_is_installed(a, &err));
+    dms_executor_close(a);
+    ck_assert(dms_executor_is_installed(b, &err));
+    dms_executor_close(b);
+    logcap_free(lc);
+}
+END_TEST
+
+START_TEST(test_open_refuses_a_missing_backend_name)
+{
+    dms_registry *reg = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_registry_open(&reg, plugin_dir, &err), 0);
+    logcap *lc = logcap_new();
+    dms_executor *a = ex_open(reg, "memtest", "first", lc, NULL);
+    dms_executor *ex = NULL;
+    ck_assert_int_eq(dms_executor_open(&ex, reg, NULL, "x", NULL, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "backend");
+    dms_executor_close(a);
+    dms_registry_close(reg);
+    logcap_free(lc);
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -735,6 +770,8 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_registry_create_failure_is_reported_and_leaves_nothing_open);
     tcase_add_test(tc, test_registry_state_dir_is_created_per_backend_and_id);
     tcase_add_test(tc, test_registry_runs_a_good_plugin_through_the_executor_api);
+    tcase_add_test(tc, test_closing_the_registry_first_keeps_it_until_the_last_executor_closes);
+    tcase_add_test(tc, test_open_refuses_a_missing_backend_name);
     suite_add_tcase(s, tc);
     tc = tcase_create("symbols");
     tcase_set_timeout(tc, 20);

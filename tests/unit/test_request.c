@@ -676,6 +676,36 @@ START_TEST(test_request_to_json_of_caller_built_request_round_trips)
 }
 END_TEST
 
+
+static int parse_err(const char *json, dms_error *err)
+{
+    dms_exec_request *req = NULL;
+    int r = dms_exec_request_from_json(json, strlen(json), &req, err);
+    dms_exec_request_free(req);
+    return r;
+}
+
+START_TEST(test_request_refuses_duplicate_label_keys_host_ports_and_a_stray_network_name)
+{
+    dms_error err = {0};
+    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"labels\":[\"a=1\",\"a=2\"]}", &err),
+                     -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "labels[1]");
+    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"ports\":[{\"container\":80,"
+                               "\"host\":8080},{\"container\":81,\"host\":8080}]}}",
+                               &err),
+                     -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "network.ports[1]");
+    ck_assert(strstr(err.message, "host port 8080"));
+    ck_assert_int_eq(
+        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"mode\":\"none\",\"name\":\"x\"}}", &err),
+        -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "network.name");
+    /* A name with no mode means "named". */
+    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"name\":\"x\"}}", &err), 0);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
     Suite *s = suite_create("request");
@@ -690,6 +720,7 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_request_json_syntax_errors_and_duplicates_are_invalid);
     suite_add_tcase(s, tc);
     tc = tcase_create("validation");
+    tcase_add_test(tc, test_request_refuses_duplicate_label_keys_host_ports_and_a_stray_network_name);
     tcase_add_test(tc, test_request_ids_must_be_identifiers);
     tcase_add_test(tc, test_request_image_references_valid);
     tcase_add_test(tc, test_request_image_references_invalid);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -459,10 +460,63 @@ START_TEST(test_cancel_token_fires_once_from_another_thread)
 }
 END_TEST
 
+
+START_TEST(test_cell_waiter_fd_stays_readable_after_the_result_was_taken)
+{
+    dms_result_cell *c = dms_result_cell_new();
+    dms_waiter *w = NULL;
+    dms_exec_result r, got = {0};
+    ck_assert_int_eq(dms_waiter_new_from_cell(c, &w, NULL), 0);
+    make_result(&r, 0, "x");
+    dms_result_cell_publish(c, &r);
+    dms_exec_result_clear(&r);
+    ck_assert(readable(dms_waiter_fd(w), 1000));
+    ck_assert_int_eq(dms_waiter_result(w, 0, &got, NULL), 0);
+    dms_exec_result_clear(&got);
+    /* A host that polls again (a second loop iteration) must not hang on a result that is there. */
+    ck_assert(readable(dms_waiter_fd(w), 0));
+    ck_assert_int_eq(dms_waiter_result(w, 0, &got, NULL), 0);
+    dms_exec_result_clear(&got);
+    dms_waiter_free(w);
+    dms_result_cell_unref(c);
+}
+END_TEST
+
+START_TEST(test_file_waiter_ends_when_its_directory_is_removed)
+{
+    dms_waiter *w = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, &err), 0);
+    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
+    dms_exec_result got = {0};
+    ck_assert_int_eq(dms_waiter_result(w, 5000, &got, &err), -DMS_E_NOT_FOUND);
+    dms_waiter_free(w);
+    ck_assert_int_eq(mkdir(tmpdir, 0700), 0); /* for the teardown */
+}
+END_TEST
+
+static int positive_check(void *ud, dms_error *err)
+{
+    dms_error_set(err, DMS_E_CANCELLED, NULL, "producer gone");
+    return DMS_E_CANCELLED; /* non-zero ends the wait, whatever its sign */
+}
+
+START_TEST(test_file_waiter_check_ending_with_a_positive_code)
+{
+    dms_waiter *w = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, positive_check, NULL, NULL, &w, &err), 0);
+    dms_exec_result got = {0};
+    ck_assert_int_eq(dms_waiter_result(w, 5000, &got, &err), -DMS_E_CANCELLED);
+    dms_waiter_free(w);
+}
+END_TEST
+
 static Suite *waiter_suite(void)
 {
     Suite *s = suite_create("waiter");
     TCase *tc = tcase_create("cell");
+    tcase_add_test(tc, test_cell_waiter_fd_stays_readable_after_the_result_was_taken);
     tcase_add_test(tc, test_cell_get_before_publish_is_timeout_then_returns_a_copy);
     tcase_add_test(tc, test_cell_only_the_first_publish_counts);
     tcase_add_test(tc, test_cell_concurrent_publishers_exactly_one_wins);
@@ -472,6 +526,8 @@ static Suite *waiter_suite(void)
     tcase_add_test(tc, test_waiter_keeps_the_cell_alive_and_free_before_publish_is_safe);
     suite_add_tcase(s, tc);
     tc = tcase_create("file");
+    tcase_add_test(tc, test_file_waiter_ends_when_its_directory_is_removed);
+    tcase_add_test(tc, test_file_waiter_check_ending_with_a_positive_code);
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
     tcase_add_test(tc, test_file_waiter_sees_result_written_later_by_rename);
