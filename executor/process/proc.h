@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include <dms/backend.h>
+#include <jansson.h>
 
 #define PROC_SHIM_NAME "dms-proc-shim"
 
@@ -127,6 +128,35 @@ int proc_write_result(const char *dir, dms_exec_result *res, dms_error *err);
  * cancel was asked for, else LOST. host may be NULL (no log line). 1 if it wrote a result, 0 if nothing to
  * do. */
 int proc_reap_orphan(const char *dir, const dms_host_services *host, dms_error *err);
+
+/* ---- reading and acting on one execution directory (state.c) ---- */
+
+/* What the shim recorded once the workload ran. */
+typedef struct proc_shim_state {
+    pid_t shim_pid;
+    uint64_t shim_start;
+    pid_t pid; /* also the process group id */
+    uint64_t start_time;
+    int64_t started_at_ns;
+} proc_shim_state;
+/* Fills st from shim.json; false if the workload never ran (or the file is unreadable). */
+bool proc_shim_state_read(const char *dir, proc_shim_state *st);
+json_t *proc_read_json(const char *dir, const char *name); /* NULL if absent or not JSON; caller decrefs */
+int proc_read_result(const char *dir, dms_exec_result *out, dms_error *err);
+const char *proc_base_name(const char *dir); /* the execution id of a directory (borrowed) */
+void proc_sleep_step(void);                  /* a short sleep for polling loops */
+/* The dir of an existing execution; NOT_FOUND naming the id and the executor otherwise. */
+int proc_existing_dir(const proc_executor *p, const char *id, char *dir, size_t size, dms_error *err);
+/* Removes the execution's cgroups (listed in spec.json), killing what is left in them. */
+void proc_remove_spec_cgroups(const char *dir);
+/* Records why the execution is being stopped (DMS_CANCEL_*); the first reason wins. */
+void proc_mark_cancel(const char *dir, int reason);
+/* Rings the shim's doorbell with "cancel\n" or "kill\n"; nothing happens if no shim reads it. */
+void proc_ring(const char *dir, const char *msg);
+/* SIGKILL to the shim and the workload's group, each only if its pid still has its recorded start time. */
+void proc_hard_kill(const char *dir);
+
+/* ---- the ops (state.c: subscribe, cancel, log_stream; inventory.c: the rest) ---- */
 
 int proc_op_subscribe(void *cookie, const char *execution_id, dms_waiter **out, dms_error *err);
 int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, dms_error *err);

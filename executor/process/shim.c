@@ -15,28 +15,21 @@
  * stdout/stderr into the log store, enforces the run timeout, serves cancel requests from the ctl FIFO, and
  * writes result.json when the workload ends. It holds the owner lock until it exits: a free lock without a
  * result means it died. */
-#include "proc.h"
+#include "shim.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <sched.h>
 
 #include "util.h"
 
@@ -48,39 +41,9 @@
 /* A signal death reports exit code 128+N, as shells and Docker do. */
 #define EXIT_CODE_SIGNAL_BASE 128
 
-enum child_stage { STAGE_SETUP = 1, STAGE_RLIMIT, STAGE_NETNS, STAGE_CHDIR, STAGE_USER, STAGE_EXEC };
-
-typedef struct exec_failure {
-    int stage;
-    int err;
-} exec_failure;
-
-typedef struct cg_item {
-    char *dir;
-    int version;
-    proc_cg_ctrl ctrl;
-    int64_t value;
-} cg_item;
-
-typedef struct spec {
-    char *execution_id;
-    char **argv;
-    char **env;
-    char *working_dir;
-    char *program_field;
-    int64_t uid, gid; /* uid < 0: keep ours */
-    gid_t *groups;
-    size_t n_groups;
-    int64_t rlimit_as, rlimit_nproc;
-    bool netns;
-    cg_item *cgroups;
-    size_t n_cgroups;
-    int64_t timeout_ms, stop_grace_ms, result_output_bytes, log_file_bytes;
-} spec;
-
 typedef struct shim {
     const char *dir;
-    spec sp;
+    proc_spec sp;
     dms_logstore_writer *log;
     int status_fd;
     pid_t child;
@@ -114,105 +77,6 @@ static void shim_log(const char *level, const char *fmt, ...)
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level,
             (int)getpid(), log_exec, msg);
-}
-
-/* ---- spec.json ---- */
-
-static char **strv_from_json(json_t *a)
-{
-    char **v = calloc(json_array_size(a) + 1, sizeof(char *));
-    size_t i;
-    json_t *s;
-    if (!v)
-        return NULL;
-    json_array_foreach(a, i, s)
-    {
-        if (!json_is_string(s) || !(v[i] = strdup(json_string_value(s)))) {
-            dms_strv_free(v);
-            return NULL;
-        }
-    }
-    return v;
-}
-
-static void spec_free(spec *sp)
-{
-    free(sp->execution_id);
-    dms_strv_free(sp->argv);
-    dms_strv_free(sp->env);
-    free(sp->working_dir);
-    free(sp->program_field);
-    free(sp->groups);
-    for (size_t i = 0; i < sp->n_cgroups; i++)
-        free(sp->cgroups[i].dir);
-    free(sp->cgroups);
-    memset(sp, 0, sizeof(*sp));
-}
-
-static int spec_load(const char *dir, spec *sp, dms_error *err)
-{
-    char path[PATH_MAX];
-    _cleanup_free_ char *data = NULL;
-    size_t len = 0;
-    snprintf(path, sizeof(path), "%s/" PROC_SPEC_FILE, dir);
-    int r = dms_read_file(path, PROC_STATE_FILE_MAX_BYTES, &data, &len, err);
-    if (r < 0)
-        return r;
-    json_error_t jerr;
-    _cleanup_json_ json_t *o = json_loadb(data, len, 0, &jerr);
-    if (!o)
-        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
-    const char *id = NULL, *wd = NULL, *field = NULL;
-    json_t *argv = NULL, *env = NULL, *groups = NULL, *cgroups = NULL;
-    json_int_t uid = -1, gid = -1, ras = 0, rnp = 0, tmo = 0, grace = 0, rob = 0, lfb = 0;
-    int netns = 0;
-    memset(sp, 0, sizeof(*sp));
-    if (json_unpack_ex(o, &jerr, 0, "{s:s,s:o,s:o,s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:b,s:o,s:I,s:I,s:I,s:I}",
-                       "execution_id", &id, "argv", &argv, "env", &env, "working_dir", &wd, "program_field",
-                       &field, "uid", &uid, "gid", &gid, "groups", &groups, "rlimit_as", &ras, "rlimit_nproc",
-                       &rnp, "netns", &netns, "cgroups", &cgroups, "timeout_ms", &tmo, "stop_grace_ms",
-                       &grace, "result_output_bytes", &rob, "log_file_bytes", &lfb) < 0)
-        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
-    sp->uid = uid;
-    sp->gid = gid;
-    sp->rlimit_as = ras;
-    sp->rlimit_nproc = rnp;
-    sp->netns = netns;
-    sp->timeout_ms = tmo;
-    sp->stop_grace_ms = grace > 0 ? grace : DMS_DEFAULT_STOP_GRACE_MS;
-    sp->result_output_bytes = rob > 0 ? rob : DMS_DEFAULT_RESULT_OUTPUT_BYTES;
-    sp->log_file_bytes = lfb;
-    sp->n_groups = json_array_size(groups);
-    sp->n_cgroups = json_array_size(cgroups);
-    if (!(sp->execution_id = strdup(id)) || !(sp->working_dir = strdup(wd)) ||
-        !(sp->program_field = strdup(field)) || !(sp->argv = strv_from_json(argv)) ||
-        !(sp->env = strv_from_json(env)) || !(sp->groups = calloc(sp->n_groups + 1, sizeof(gid_t))) ||
-        !(sp->cgroups = calloc(sp->n_cgroups + 1, sizeof(cg_item))))
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
-    if (!sp->argv[0])
-        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: empty argv", path);
-    for (size_t i = 0; i < sp->n_groups; i++)
-        sp->groups[i] = (gid_t)json_integer_value(json_array_get(groups, i));
-    for (size_t i = 0; i < sp->n_cgroups; i++) {
-        const char *cdir = NULL, *ctrl = NULL;
-        int version = 0;
-        json_int_t value = 0;
-        if (json_unpack_ex(json_array_get(cgroups, i), &jerr, 0, "{s:s,s:i,s:s,s:I}", "dir", &cdir, "version",
-                           &version, "controller", &ctrl, "value", &value) < 0)
-            return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: cgroups[%zu]: %s", path, i, jerr.text);
-        cg_item *ci = &sp->cgroups[i];
-        ci->version = version;
-        ci->value = value;
-        ci->ctrl = PROC_CG__COUNT;
-        for (int c = 0; c < PROC_CG__COUNT; c++)
-            if (strcmp(ctrl, proc_cg_name((proc_cg_ctrl)c)) == 0)
-                ci->ctrl = (proc_cg_ctrl)c;
-        if (ci->ctrl == PROC_CG__COUNT)
-            return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: unknown controller %s", path, ctrl);
-        if (!(ci->dir = strdup(cdir)))
-            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
-    }
-    return 0;
 }
 
 /* ---- talking to the starter (fd 3) ---- */
@@ -301,137 +165,6 @@ static int fail_start_as(shim *s, const dms_error *e, dms_exec_outcome outcome)
 static int fail_start(shim *s, const dms_error *e)
 {
     return fail_start_as(s, e, DMS_OUTCOME_FAILED);
-}
-
-/* ---- the workload's side of the fork ---- */
-
-static void loopback_up(void)
-{
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return;
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP;
-        ioctl(fd, SIOCSIFFLAGS, &ifr);
-    }
-    close(fd);
-}
-
-/* execvpe searches the caller's PATH, not the workload's: search the workload's own PATH like a shell would.
- */
-static void exec_in_path(const spec *sp)
-{
-    const char *file = sp->argv[0];
-    if (strchr(file, '/')) {
-        execve(file, sp->argv, sp->env);
-        return;
-    }
-    const char *path = dms_kv_get(sp->env, "PATH");
-    if (!path)
-        path = PROC_DEFAULT_PATH + 5;
-    int saved = ENOENT;
-    for (const char *p = path;; p++) {
-        const char *colon = strchr(p, ':');
-        size_t dl = colon ? (size_t)(colon - p) : strlen(p);
-        char buf[PATH_MAX];
-        if (dms_snprintf_ok(buf, sizeof(buf), "%.*s%s%s", (int)dl, p, dl ? "/" : "", file) == 0) {
-            execve(buf, sp->argv, sp->env);
-            if (errno == EACCES)
-                saved = EACCES;
-            else if (errno != ENOENT && errno != ENOTDIR) {
-                saved = errno;
-                break;
-            }
-        }
-        if (!colon)
-            break;
-        p = colon;
-    }
-    errno = saved;
-}
-
-static __attribute__((noreturn)) void child_fail(int fd, int stage)
-{
-    exec_failure f = {.stage = stage, .err = errno};
-    ssize_t w = write(fd, &f, sizeof(f));
-    (void)w;
-    _exit(127);
-}
-
-/* Runs in the forked workload. The shim is single-threaded, so everything is allowed here. */
-static __attribute__((noreturn)) void child_run(const spec *sp, int go_r, int go_w, int fail_w, int out_w,
-                                                int err_w)
-{
-    setsid();    /* its own session and process group: cancel signals the whole group */
-    close(go_w); /* so that the read below sees EOF if the shim dies first */
-    char go;
-    if (read(go_r, &go, 1) != 1)
-        _exit(127); /* the shim gave up before letting us run */
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-        child_fail(fail_w, STAGE_SETUP);
-    /* Everything else the shim holds is CLOEXEC; make sure of it for anything inherited. */
-    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    if (sp->rlimit_as > 0) {
-        struct rlimit rl = {(rlim_t)sp->rlimit_as, (rlim_t)sp->rlimit_as};
-        if (setrlimit(RLIMIT_AS, &rl) != 0)
-            child_fail(fail_w, STAGE_RLIMIT);
-    }
-    if (sp->rlimit_nproc > 0) {
-        struct rlimit rl = {(rlim_t)sp->rlimit_nproc, (rlim_t)sp->rlimit_nproc};
-        if (setrlimit(RLIMIT_NPROC, &rl) != 0)
-            child_fail(fail_w, STAGE_RLIMIT);
-    }
-    if (sp->netns) {
-        if (unshare(CLONE_NEWNET) != 0)
-            child_fail(fail_w, STAGE_NETNS);
-        loopback_up();
-    }
-    if (chdir(sp->working_dir) != 0)
-        child_fail(fail_w, STAGE_CHDIR);
-    if (sp->uid >= 0) {
-        if (setgroups(sp->n_groups, sp->groups) != 0 || setgid((gid_t)sp->gid) != 0 ||
-            setuid((uid_t)sp->uid) != 0)
-            child_fail(fail_w, STAGE_USER);
-    }
-    exec_in_path(sp);
-    child_fail(fail_w, STAGE_EXEC);
-}
-
-static void describe_failure(const spec *sp, const exec_failure *f, dms_error *e)
-{
-    switch (f->stage) {
-    case STAGE_NETNS:
-        dms_error_set(e, DMS_E_NOT_SUPPORTED, "network.mode",
-                      "network mode none needs a network namespace, which could not be made: %s",
-                      strerror(f->err));
-        break;
-    case STAGE_CHDIR:
-        dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s",
-                      sp->working_dir, strerror(f->err));
-        break;
-    case STAGE_USER:
-        dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s",
-                      (long long)sp->uid, (long long)sp->gid, strerror(f->err));
-        break;
-    case STAGE_EXEC:
-        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0],
-                      strerror(f->err),
-                      f->err == ENOENT && !strchr(sp->argv[0], '/') ? " (searched the workload's PATH)" : "");
-        break;
-    case STAGE_RLIMIT:
-        dms_error_set(e, DMS_E_START_FAILED, "resources", "setrlimit: %s", strerror(f->err));
-        break;
-    default:
-        dms_error_set(e, DMS_E_START_FAILED, NULL, "prepare the workload's stdio: %s", strerror(f->err));
-    }
 }
 
 /* ---- stopping ---- */
@@ -681,7 +414,7 @@ static int run(shim *s)
     dms_error e = {0};
     char path[PATH_MAX];
     int r;
-    if ((r = spec_load(s->dir, &s->sp, &e)) < 0) {
+    if ((r = proc_spec_load(s->dir, &s->sp, &e)) < 0) {
         /* Without a spec we cannot even open the capture with its limits; report and leave a result. */
         s->sp.result_output_bytes = DMS_DEFAULT_RESULT_OUTPUT_BYTES;
         dms_error e2;
@@ -702,7 +435,7 @@ static int run(shim *s)
         return fail_start(s, &e);
     }
     for (size_t i = 0; i < s->sp.n_cgroups; i++) {
-        cg_item *ci = &s->sp.cgroups[i];
+        proc_cg_item *ci = &s->sp.cgroups[i];
         if ((r = proc_cgroup_setup(ci->dir, ci->version, ci->ctrl, ci->value, &e)) < 0)
             return fail_start(s, &e);
     }
@@ -723,7 +456,7 @@ static int run(shim *s)
         return fail_start(s, &e);
     }
     if (pid == 0)
-        child_run(&s->sp, go[0], go[1], fail[1], out[1], errp[1]);
+        proc_child_run(&s->sp, go[0], go[1], fail[1], out[1], errp[1]);
     s->child = pid;
     close(out[1]);
     close(errp[1]);
@@ -746,7 +479,7 @@ static int run(shim *s)
     proc_stat_read(pid, &s->child_start, NULL);
     ssize_t w = write(go[1], "g", 1);
     close(go[1]);
-    exec_failure f = {0};
+    proc_exec_failure f = {0};
     ssize_t n;
     do
         n = read(fail[0], &f, sizeof(f));
@@ -754,10 +487,10 @@ static int run(shim *s)
     close(fail[0]);
     if (w != 1 || n != 0) {
         if (n != (ssize_t)sizeof(f))
-            f = (exec_failure){.stage = STAGE_SETUP, .err = w != 1 ? errno : EIO};
+            f = (proc_exec_failure){.stage = PROC_STAGE_SETUP, .err = w != 1 ? errno : EIO};
         waitpid(pid, NULL, 0);
         /* Output the failed child wrote (none normally) still goes to the capture. */
-        describe_failure(&s->sp, &f, &e);
+        proc_child_describe(&s->sp, &f, &e);
         return fail_start(s, &e);
     }
     /* exec worked. */
@@ -834,7 +567,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < DMS_ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    spec_free(&s.sp);
+    proc_spec_free(&s.sp);
     status_close(&s);
     /* Exiting releases the owner lock (fd 4): only now is the execution not "live". */
     return rc;

@@ -1,0 +1,60 @@
+/* executor/process/shim.h - private to dms-proc-shim: the spec it executes and the workload's side of the
+ * fork. Split from shim.c by responsibility: shim_spec.c reads spec.json, shim_child.c runs in the forked
+ * workload, shim.c supervises. */
+#ifndef DMS_PROC_SHIM_H
+#define DMS_PROC_SHIM_H
+
+#include "proc.h"
+
+/* Where the workload's preparation failed, reported over a CLOEXEC pipe (EOF there means exec worked). */
+enum proc_child_stage {
+    PROC_STAGE_SETUP = 1,
+    PROC_STAGE_RLIMIT,
+    PROC_STAGE_NETNS,
+    PROC_STAGE_CHDIR,
+    PROC_STAGE_USER,
+    PROC_STAGE_EXEC
+};
+
+typedef struct proc_exec_failure {
+    int stage;
+    int err;
+} proc_exec_failure;
+
+typedef struct proc_cg_item {
+    char *dir;
+    int version;
+    proc_cg_ctrl ctrl;
+    int64_t value;
+} proc_cg_item;
+
+typedef struct proc_spec {
+    char *execution_id;
+    char **argv;
+    char **env;
+    char *working_dir;
+    char *program_field;
+    int64_t uid, gid; /* uid < 0: keep ours */
+    gid_t *groups;
+    size_t n_groups;
+    int64_t rlimit_as, rlimit_nproc;
+    bool netns;
+    proc_cg_item *cgroups;
+    size_t n_cgroups;
+    int64_t timeout_ms, stop_grace_ms, result_output_bytes, log_file_bytes;
+} proc_spec;
+
+/* Reads <dir>/spec.json (written by the plugin, process.c build_spec). proc_spec_free frees what it filled,
+ * also after a failure. */
+int proc_spec_load(const char *dir, proc_spec *sp, dms_error *err);
+void proc_spec_free(proc_spec *sp);
+
+/* Runs in the forked workload: its own session, waits for the go byte on go_r (the shim moves it into its
+ * cgroups first), sets up stdio, limits, netns, working dir and user, then execs argv[0] searched in the
+ * workload's PATH. On failure writes a proc_exec_failure to fail_w and exits 127. */
+__attribute__((noreturn)) void proc_child_run(const proc_spec *sp, int go_r, int go_w, int fail_w, int out_w,
+                                              int err_w);
+/* The error a failed preparation stands for: the field at fault and a message naming the program or path. */
+void proc_child_describe(const proc_spec *sp, const proc_exec_failure *f, dms_error *e);
+
+#endif

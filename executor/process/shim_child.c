@@ -1,0 +1,149 @@
+/* shim_child.c - dms-proc-shim: the workload's side of the fork. The shim is single-threaded, so unlike in
+ * the plugin's host everything is allowed between fork and exec; failures are reported to the shim over a
+ * CLOEXEC pipe as a stage and an errno, and turned into an error naming the field at fault
+ * (proc_child_describe). */
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static void loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        ioctl(fd, SIOCSIFFLAGS, &ifr);
+    }
+    close(fd);
+}
+
+/* execvpe searches the caller's PATH, not the workload's: search the workload's own PATH like a shell would.
+ */
+static void exec_in_path(const proc_spec *sp)
+{
+    const char *file = sp->argv[0];
+    if (strchr(file, '/')) {
+        execve(file, sp->argv, sp->env);
+        return;
+    }
+    const char *path = dms_kv_get(sp->env, "PATH");
+    if (!path)
+        path = PROC_DEFAULT_PATH + 5;
+    int saved = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *colon = strchr(p, ':');
+        size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+        char buf[PATH_MAX];
+        if (dms_snprintf_ok(buf, sizeof(buf), "%.*s%s%s", (int)dl, p, dl ? "/" : "", file) == 0) {
+            execve(buf, sp->argv, sp->env);
+            if (errno == EACCES)
+                saved = EACCES;
+            else if (errno != ENOENT && errno != ENOTDIR) {
+                saved = errno;
+                break;
+            }
+        }
+        if (!colon)
+            break;
+        p = colon;
+    }
+    errno = saved;
+}
+
+static __attribute__((noreturn)) void child_fail(int fd, int stage)
+{
+    proc_exec_failure f = {.stage = stage, .err = errno};
+    ssize_t w = write(fd, &f, sizeof(f));
+    (void)w;
+    _exit(127);
+}
+
+/* Runs in the forked workload. The shim is single-threaded, so everything is allowed here. */
+__attribute__((noreturn)) void proc_child_run(const proc_spec *sp, int go_r, int go_w, int fail_w, int out_w,
+                                              int err_w)
+{
+    setsid();    /* its own session and process group: cancel signals the whole group */
+    close(go_w); /* so that the read below sees EOF if the shim dies first */
+    char go;
+    if (read(go_r, &go, 1) != 1)
+        _exit(127); /* the shim gave up before letting us run */
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+        child_fail(fail_w, PROC_STAGE_SETUP);
+    /* Everything else the shim holds is CLOEXEC; make sure of it for anything inherited. */
+    close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    if (sp->rlimit_as > 0) {
+        struct rlimit rl = {(rlim_t)sp->rlimit_as, (rlim_t)sp->rlimit_as};
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            child_fail(fail_w, PROC_STAGE_RLIMIT);
+    }
+    if (sp->rlimit_nproc > 0) {
+        struct rlimit rl = {(rlim_t)sp->rlimit_nproc, (rlim_t)sp->rlimit_nproc};
+        if (setrlimit(RLIMIT_NPROC, &rl) != 0)
+            child_fail(fail_w, PROC_STAGE_RLIMIT);
+    }
+    if (sp->netns) {
+        if (unshare(CLONE_NEWNET) != 0)
+            child_fail(fail_w, PROC_STAGE_NETNS);
+        loopback_up();
+    }
+    if (chdir(sp->working_dir) != 0)
+        child_fail(fail_w, PROC_STAGE_CHDIR);
+    if (sp->uid >= 0) {
+        if (setgroups(sp->n_groups, sp->groups) != 0 || setgid((gid_t)sp->gid) != 0 ||
+            setuid((uid_t)sp->uid) != 0)
+            child_fail(fail_w, PROC_STAGE_USER);
+    }
+    exec_in_path(sp);
+    child_fail(fail_w, PROC_STAGE_EXEC);
+}
+
+void proc_child_describe(const proc_spec *sp, const proc_exec_failure *f, dms_error *e)
+{
+    switch (f->stage) {
+    case PROC_STAGE_NETNS:
+        dms_error_set(e, DMS_E_NOT_SUPPORTED, "network.mode",
+                      "network mode none needs a network namespace, which could not be made: %s",
+                      strerror(f->err));
+        break;
+    case PROC_STAGE_CHDIR:
+        dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s",
+                      sp->working_dir, strerror(f->err));
+        break;
+    case PROC_STAGE_USER:
+        dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s",
+                      (long long)sp->uid, (long long)sp->gid, strerror(f->err));
+        break;
+    case PROC_STAGE_EXEC:
+        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0],
+                      strerror(f->err),
+                      f->err == ENOENT && !strchr(sp->argv[0], '/') ? " (searched the workload's PATH)" : "");
+        break;
+    case PROC_STAGE_RLIMIT:
+        dms_error_set(e, DMS_E_START_FAILED, "resources", "setrlimit: %s", strerror(f->err));
+        break;
+    default:
+        dms_error_set(e, DMS_E_START_FAILED, NULL, "prepare the workload's stdio: %s", strerror(f->err));
+    }
+}
