@@ -1,0 +1,143 @@
+"""behave hooks: one isolated executor per scenario, leak checks after each scenario and after the run.
+
+Options (behave -D key=value):
+  executor=docker|process   the backend under test (default docker)
+  build=DIR                 the build tree holding bin/dms-exec, lib/ and plugins/ (default: $DMS_BUILD or
+                            <repo>/build)
+  report=FILE               write a JSON report of every scenario (status, skip reason) for scripts/run-features
+                            (default: $DMS_FEATURES_REPORT, or none)
+
+Every scenario gets its own executor id (feat-<run>-<n>) and --state-dir under a temp dir. Scenarios tagged with a
+capability the backend lacks (dmsfeat/backends.py) are skipped with the reason printed. After each scenario:
+`dms-exec cleanup` for its executor, then proof that nothing carrying its executor label is left (containers,
+networks, volumes; host processes and cgroups for the process backend); a leak fails the scenario (and is removed
+so it does not outlive the run). after_all checks that no io.dms.managed resource of this run is left."""
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from dmsfeat import backends, cli, engine  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(HERE))
+CLEANUP_TIMEOUT_S = 60
+
+
+def _say(msg):
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+def before_all(context):
+    ud = context.config.userdata
+    context.backend_name = ud.get("executor", "docker")
+    build = os.path.abspath(ud.get("build", os.environ.get("DMS_BUILD") or os.path.join(REPO, "build")))
+    context.build_dir = build
+    context.dms_bin = os.path.join(build, "bin", "dms-exec")
+    context.plugin_dir = os.path.join(build, "plugins")
+    context.lib_path = os.path.join(build, "lib", "libdms-executor.so")
+    context.report_path = ud.get("report", os.environ.get("DMS_FEATURES_REPORT", ""))
+    context.run_id = "feat-" + secrets.token_hex(3)
+    context.tmp_root = tempfile.mkdtemp(prefix=f"dms-{context.run_id}-")
+    context.backend = backends.make(context.backend_name, context.tmp_root)
+    context.scenario_count = 0
+    context.unsupported = {}  # scenario location -> reason
+    context.entered = set()   # locations whose before_scenario ran
+    plugin = os.path.join(context.plugin_dir, f"libdms-executor-{context.backend_name}.so")
+    for path in (context.dms_bin, context.lib_path, plugin):
+        if not os.path.exists(path):
+            raise AssertionError(f"{path} is missing: build first (make, or -D build=DIR)")
+    context.engine_up = engine.reachable()
+    _say(f"features: backend={context.backend_name} run={context.run_id} build={build} "
+         f"engine={'up' if context.engine_up else 'NOT REACHABLE'}")
+
+
+def before_scenario(context, scenario):
+    loc = str(scenario.location)
+    context.entered.add(loc)
+    reason = context.backend.unsupported_reason(scenario.effective_tags)
+    if reason:
+        context.unsupported[loc] = reason
+        _say(f"SKIP {loc} \"{scenario.name}\" on backend {context.backend_name}: {reason}")
+        scenario.skip(reason)
+        return
+    context.scenario_count += 1
+    context.executor_id = f"{context.run_id}-{context.scenario_count}"
+    context.scenario_dir = tempfile.mkdtemp(prefix=f"s{context.scenario_count}-", dir=context.tmp_root)
+    context.state_dir = os.path.join(context.scenario_dir, "state")
+    context.dms = cli.DmsExec(context.dms_bin, context.plugin_dir, context.backend_name, context.executor_id,
+                              context.state_dir)
+    context.servers = []     # fake servers to stop
+    context.bystanders = []  # (kind, id) the scenario created outside dms, removed at the end
+    context.results = {}     # execution id -> last result JSON seen
+    context.last = None      # the last dms-exec Outcome
+
+
+def after_scenario(context, scenario):
+    if str(scenario.location) in context.unsupported or not hasattr(context, "dms"):
+        return
+    problems = []
+    # Our own background clients first: a killed client must not race the cleanup.
+    context.dms.kill_all()
+    r = context.dms.run(["cleanup"], timeout_s=CLEANUP_TIMEOUT_S)
+    if r.rc != 0:
+        problems.append("cleanup failed: " + r.describe())
+    if context.backend.engine_required() or context.engine_up:
+        try:
+            left = context.backend.leftovers(context.executor_id, context.state_dir)
+        except Exception as e:  # noqa: BLE001 - an unreachable engine must fail the scenario, whatever it raises
+            left = None
+            problems.append(f"cannot check for leftovers of executor {context.executor_id}: {e}")
+        if left:
+            problems.append(f"cleanup left resources of executor {context.executor_id}: {left}")
+            problems += context.backend.remove_leftovers(left)
+    for kind, ident in reversed(context.bystanders):
+        e = engine.remove(kind, ident)
+        if e:
+            problems.append(e)
+    for s in context.servers:
+        s.stop()
+    shutil.rmtree(context.scenario_dir, ignore_errors=True)
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
+def _write_report(context):
+    if not context.report_path:
+        return
+    rows = []
+    for feature in context._runner.features:  # noqa: SLF001 - behave 1.2.6 has no public list of run features
+        for scenario in feature.walk_scenarios():
+            loc = str(scenario.location)
+            rows.append({"feature": feature.name, "scenario": scenario.name, "location": loc,
+                         "status": scenario.status.name, "entered": loc in context.entered,
+                         "unsupported": context.unsupported.get(loc)})
+    with open(context.report_path, "w") as f:
+        json.dump({"backend": context.backend_name, "run_id": context.run_id, "scenarios": rows}, f, indent=1)
+
+
+def after_all(context):
+    if not hasattr(context, "backend"):
+        return
+    problems = []
+    if context.backend.engine_required() or context.engine_up:
+        try:
+            left = engine.managed_by_prefix(context.run_id + "-")
+            if left:
+                problems.append(f"io.dms.managed resources of run {context.run_id} left behind: {left}")
+            strays = engine.resources_with_label(f"{engine.BYSTANDER_LABEL}={context.run_id}")
+            strays = {k: v for k, v in strays.items() if v}
+            if strays:
+                problems.append(f"resources the suite created outside dms are left: {strays}")
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"cannot check the engine for leftovers: {e}")
+    _write_report(context)
+    shutil.rmtree(context.tmp_root, ignore_errors=True)
+    if problems:
+        _say("after_all: " + "\n".join(problems))
+        raise AssertionError("\n".join(problems))

@@ -1,0 +1,28 @@
+Feature: run - start a job and wait for its end in one call
+  The shortest path: run a job, see its output, and get its exit code as dms-exec's own, like `docker run`.
+  A run timeout stops a job that takes too long and says so.
+
+  Scenario: A job that succeeds
+    When I run "echo hello from the job"
+    Then dms-exec exited with 0
+    And its own output shows "hello from the job"
+
+  Scenario: A job that succeeds, as a result
+    When I run "echo hello" with a JSON result
+    Then dms-exec exited with 0
+    And the outcome is "exited" with exit code 0
+    And the result's stdout is "hello"
+
+  Scenario: A job that fails passes its exit code on
+    When I run "echo failing >&2; exit 42" with a JSON result
+    Then dms-exec exited with 42
+    And the outcome is "exited" with exit code 42
+    And the result's stderr is "failing"
+
+  Scenario: A job that outlives its run timeout is stopped and marked timed out
+    When I run "sleep 30" with the flags "--timeout 1s --grace 1s" and a JSON result
+    Then dms-exec exited with 124
+    And the answer came after at least 1 seconds and within 6 seconds
+    And the outcome is "timed_out"
+    And the result's error mentions "timeout"
+    And nothing is left running for the run
