@@ -32,6 +32,8 @@ typedef struct dmsd_config {
     int http_threads;    /* DMS_HTTP_THREADS */
     int keep_releases;   /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
     char *port_file;     /* --port-file: write the bound port here once listening (tests, scripts) */
+    char *executor_id;   /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
+                          * two dmsd on one engine need different ids, or each would adopt the other's work */
 } dmsd_config;
 
 struct builder;

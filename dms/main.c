@@ -3,7 +3,7 @@
  *   dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND (docker),
- * DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_LOG_LEVEL (warn), DMS_PLUGIN_DIR. */
+ * DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn), DMS_PLUGIN_DIR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -40,7 +40,8 @@ static void usage(FILE *f)
                "  --help, --version\n"
                "\n"
                "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
-               "DMS_KEEP_RELEASES (3 images kept per droid), DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
+               "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an engine),\n"
+               "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -73,6 +74,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->listen = env_or("DMS_LISTEN", DMSD_DEFAULT_LISTEN);
     cfg->data_dir = env_or("DMS_DATA_DIR", DMSD_DEFAULT_DATA_DIR);
     cfg->backend = env_or("DMS_BACKEND", DMSD_DEFAULT_BACKEND);
+    cfg->executor_id = env_or("DMS_EXECUTOR_ID", DMSD_EXECUTOR_ID);
     cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
     int c;
@@ -158,7 +160,7 @@ static int open_executor(app *a, dms_error *err)
     int r = dms_registry_open(&a->reg, NULL, err);
     if (r < 0)
         return r;
-    if ((r = dms_executor_open(&a->ex, a->reg, a->cfg.backend, DMSD_EXECUTOR_ID, &cfg, err)) < 0)
+    if ((r = dms_executor_open(&a->ex, a->reg, a->cfg.backend, a->cfg.executor_id, &cfg, err)) < 0)
         return r;
     if (!dms_executor_is_installed(a->ex, err)) {
         dms_executor_close(a->ex);
@@ -246,5 +248,6 @@ out:
     free(a.cfg.backend);
     free(a.cfg.jwt_secret);
     free(a.cfg.port_file);
+    free(a.cfg.executor_id);
     return rc;
 }

@@ -579,7 +579,7 @@ static void delete_droid(runner *r, droid *d)
     if (d->n_volumes && !d->keep_volumes)
         log_warn("droid=%s op=delete volumes=%zu note=\"the executor API has no volume removal; volumes left "
                  "behind (labelled io.dms.executor=%s)\"",
-                 d->id, d->n_volumes, DMSD_EXECUTOR_ID);
+                 d->id, d->n_volumes, dms_executor_id(a->ex));
     char dir[PATH_MAX];
     if (app_droid_dir(a, d->id, dir, sizeof(dir)) == 0)
         dms_rm_rf(dir, NULL);

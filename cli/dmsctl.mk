@@ -1,0 +1,15 @@
+# cli/dmsctl: the command line client of dmsd (owned with dms/). Links dmsd's archive only for token minting
+# (api/auth.o; the static link pulls in nothing else) and libdms-executor for the error helpers auth.o uses.
+DMSCTL := $(BIN_DIR)/dmsctl
+DMSCTL_OBJS := $(OBJ_DIR)/cli/dmsctl.o $(OBJ_DIR)/cli/dmsctl_http.o
+EXTRA_CFLAGS_cli_ += $(call pkg_cflags,libcurl jansson libjwt) -Iexecutor
+
+$(DMSCTL): $(DMSCTL_OBJS) $(DMSD_ARCHIVE) $(LIBDMS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(DMSCTL_OBJS) $(DMSD_ARCHIVE) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson libjwt)
+
+.PHONY: dmsctl
+dmsctl: $(DMSCTL)
+ALL_TARGETS += $(DMSCTL)
+INSTALL_BINS += $(DMSCTL)
