@@ -114,9 +114,13 @@ def _write_report(context):
     for feature in context._runner.features:  # noqa: SLF001 - behave 1.2.6 has no public list of run features
         for scenario in feature.walk_scenarios():
             loc = str(scenario.location)
+            errors = [f"{step.keyword} {step.name}: {step.error_message}" for step in scenario.all_steps
+                      if step.status.name in ("failed", "undefined") or step.error_message]
+            if getattr(scenario, "error_message", None):
+                errors.append(scenario.error_message)
             rows.append({"feature": feature.name, "scenario": scenario.name, "location": loc,
                          "status": scenario.status.name, "entered": loc in context.entered,
-                         "unsupported": context.unsupported.get(loc)})
+                         "unsupported": context.unsupported.get(loc), "errors": errors})
     with open(context.report_path, "w") as f:
         json.dump({"backend": context.backend_name, "run_id": context.run_id, "scenarios": rows}, f, indent=1)
 
