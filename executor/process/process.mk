@@ -4,7 +4,8 @@
 PROC_COMMON_SRCS := executor/process/cgroup.c
 PROC_PLUGIN_SRCS := executor/process/process.c executor/process/state.c executor/process/inventory.c \
     $(PROC_COMMON_SRCS)
-PROC_SHIM_SRCS := executor/process/shim.c executor/process/shim_spec.c executor/process/shim_child.c $(PROC_COMMON_SRCS)
+PROC_SHIM_SRCS := executor/process/shim.c executor/process/shim_spec.c executor/process/shim_child.c \
+    executor/process/shim_tail.c $(PROC_COMMON_SRCS)
 EXTRA_CFLAGS_executor_process_ := $(call pkg_cflags,jansson) -Iexecutor -fvisibility=hidden
 
 PROC_PLUGIN := $(PLUGIN_DIR)/libdms-executor-process.so
@@ -33,3 +34,5 @@ INSTALL_PLUGINS += $(PROC_PLUGIN) $(PROC_SHIM)
 
 # The suite drives the real plugin through the registry: it needs both built (not linked in).
 $(TEST_DIR)/test_process: $(PROC_PLUGIN) $(PROC_SHIM)
+# The shim's tail ring is unit-tested directly (the shim is a program, so its objects are compiled in).
+TEST_OBJS_test_process_tail := $(OBJ_DIR)/executor/process/shim_tail.o

@@ -45,6 +45,7 @@ typedef struct shim {
     const char *dir;
     proc_spec sp;
     dms_logstore_writer *log;
+    proc_tail tail[3]; /* per stream (1 stdout, 2 stderr): the result's excerpts */
     int status_fd;
     pid_t child;
     uint64_t child_start;
@@ -119,16 +120,9 @@ static void finish_and_write_result(shim *s, dms_exec_result *res)
      * followers end before waiters wake. */
     if (s->log && dms_logstore_finish(s->log, &e) < 0)
         shim_log("error", "finish the capture: %s", e.message);
-    for (int st = DMS_STREAM_STDOUT; st <= DMS_STREAM_STDERR; st++) {
-        char *data = NULL;
-        size_t len = 0;
-        bool trunc = false;
-        if (dms_logstore_excerpt(s->dir, (dms_stream_type)st, (size_t)s->sp.result_output_bytes, &data, &len,
-                                 &trunc, &e) == 0) {
-            dms_exec_result_set_output(res, st, data, len, trunc);
-            free(data);
-        }
-    }
+    for (int st = DMS_STREAM_STDOUT; st <= DMS_STREAM_STDERR; st++)
+        if (s->tail[st].data && proc_tail_to_result(&s->tail[st], res, st) < 0)
+            shim_log("error", "out of memory for the output excerpt");
     _cleanup_free_ char *json = dms_exec_result_to_json(res);
     snprintf(path, sizeof(path), "%s/" PROC_RESULT_FILE, s->dir);
     if (!json || dms_write_file_atomic(path, json, strlen(json), &e) < 0)
@@ -281,6 +275,7 @@ static void pump(shim *s, int *fd, dms_stream_type stream)
     ssize_t n = read(*fd, buf, sizeof(buf));
     if (n > 0) {
         dms_error e;
+        proc_tail_append(&s->tail[stream], buf, (size_t)n);
         if (dms_logstore_write(s->log, stream, 0, buf, (size_t)n, &e) < 0)
             shim_log("error", "capture: %s", e.message);
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -425,6 +420,11 @@ static int run(shim *s)
     log_exec = s->sp.execution_id;
     if ((r = dms_logstore_writer_open(&s->log, s->dir, s->sp.log_file_bytes, &e)) < 0)
         return fail_start(s, &e);
+    for (int st = DMS_STREAM_STDOUT; st <= DMS_STREAM_STDERR; st++)
+        if (proc_tail_init(&s->tail[st], (size_t)s->sp.result_output_bytes) < 0) {
+            dms_error_set(&e, DMS_E_NOMEM, NULL, "out of memory for the output excerpts");
+            return fail_start(s, &e);
+        }
     if ((r = setup_signals(s, &e)) < 0)
         return fail_start(s, &e);
     snprintf(path, sizeof(path), "%s/" PROC_CTL_FIFO, s->dir);
@@ -568,6 +568,8 @@ int main(int argc, char **argv)
         if (fds[i] >= 0)
             close(fds[i]);
     proc_spec_free(&s.sp);
+    for (int st = 0; st < 3; st++)
+        proc_tail_free(&s.tail[st]);
     status_close(&s);
     /* Exiting releases the owner lock (fd 4): only now is the execution not "live". */
     return rc;

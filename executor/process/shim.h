@@ -44,6 +44,18 @@ typedef struct proc_spec {
     int64_t timeout_ms, stop_grace_ms, result_output_bytes, log_file_bytes;
 } proc_spec;
 
+/* The last cap bytes of one stream and how many there were in all (shim_tail.c). */
+typedef struct proc_tail {
+    char *data;
+    size_t cap, start, len;
+    uint64_t total;
+} proc_tail;
+int proc_tail_init(proc_tail *t, size_t cap); /* 0, or -1 on OOM */
+void proc_tail_free(proc_tail *t);
+void proc_tail_append(proc_tail *t, const char *data, size_t len);
+/* Sets the result's excerpt of stream (1 stdout, 2 stderr); truncated when more was written than kept. */
+int proc_tail_to_result(const proc_tail *t, dms_exec_result *res, int stream);
+
 /* Reads <dir>/spec.json (written by the plugin, process.c build_spec). proc_spec_free frees what it filled,
  * also after a failure. */
 int proc_spec_load(const char *dir, proc_spec *sp, dms_error *err);
