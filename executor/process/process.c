@@ -510,8 +510,12 @@ static void fail_claimed(const proc_executor *p, const char *dir, const handshak
 {
     if (proc_file_exists(dir, PROC_RESULT_FILE))
         return; /* the shim wrote it */
+    /* The shim is stuck or died, maybe after the workload started (shim.json): nothing of it may run on under
+     * a FAILED result. Both kills check the pid's start time. */
     if (h && h->shim_pid > 0 && proc_alive(h->shim_pid, h->shim_start))
-        kill(h->shim_pid, SIGKILL); /* stuck: it will not get to run the workload now */
+        kill(h->shim_pid, SIGKILL);
+    proc_hard_kill(dir);
+    proc_remove_spec_cgroups(dir);
     dms_exec_result res = {.outcome = DMS_OUTCOME_FAILED, .exit_code = -1};
     snprintf(res.error, sizeof(res.error), "%s", why->message);
     dms_error e;
