@@ -9,6 +9,7 @@ Feature: cancel - stop an execution
     When I cancel execution "e1"
     Then the cancel succeeds
     And the answer came within 5 seconds
+    And no workload of execution "e1" is running any more
     When I wait for execution "e1"
     Then the outcome is "cancelled"
 
@@ -18,6 +19,7 @@ Feature: cancel - stop an execution
     When I cancel execution "e1"
     Then the cancel succeeds
     And the answer came after at least 2 seconds and within 5 seconds
+    And no workload of execution "e1" is running any more
     When I wait for execution "e1"
     Then the outcome is "cancelled" with signal 9
     And the output of execution "e1" says "SIGTERM ignored"
@@ -57,8 +59,8 @@ Feature: cancel - stop an execution
     Then the cancel fails with NOT_FOUND
     And the answer came within 2 seconds
 
-  Scenario: Two clients cancel the same job at once and both succeed
-    Given I started execution "e1" running "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+  Scenario: Two clients cancel a job that takes a second to stop, and both succeed
+    Given I started execution "e1" running "trap 'sleep 1; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
     And the output of execution "e1" says "ready"
     When 2 clients cancel execution "e1" at the same time
     Then every cancel succeeds within 5 seconds

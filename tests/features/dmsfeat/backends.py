@@ -61,6 +61,10 @@ class Backend:
     def kill_from_outside(self, status, sig=signal.SIGKILL):
         raise NotImplementedError
 
+    def running_workloads(self, executor_id, execution_id, state_dir):
+        """The workloads of one execution that still run (container ids, pids); [] once it is dead."""
+        raise NotImplementedError
+
     def workload_ended(self, status):
         """True once the workload behind a status (its handle) no longer runs."""
         raise NotImplementedError
@@ -100,6 +104,10 @@ class DockerBackend(Backend):
                             "--filter", f"label=io.dms.execution={execution_id}", "--format", "{{.ID}}")
         ids = [line for line in out.splitlines() if line.strip()]
         return {"container": ids} if ids else {}
+
+    def running_workloads(self, executor_id, execution_id, state_dir):
+        ids = self.execution_objects(executor_id, execution_id, state_dir).get("container", [])
+        return [i for i in ids if engine.exists("container", i) and engine.inspect("container", i)["State"]["Running"]]
 
     def kill_from_outside(self, status, sig=signal.SIGKILL):
         engine.docker("kill", "-s", signal.Signals(sig).name.replace("SIG", ""), status["handle"])
@@ -181,6 +189,21 @@ class ProcessBackend(Backend):
         if procs:
             found["process"] = procs
         return found
+
+    def running_workloads(self, executor_id, execution_id, state_dir):
+        # The workload runs in <exec dir>/work (its default working directory); the shim only names the dir.
+        dirs = glob.glob(os.path.join(state_dir, "**", execution_id), recursive=True)
+        alive = []
+        for pid in _proc_pids():
+            try:
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                with open(f"/proc/{pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z" and any(cwd == d or cwd.startswith(d + "/") for d in dirs):
+                alive.append(str(pid))
+        return alive
 
     def kill_from_outside(self, status, sig=signal.SIGKILL):
         os.kill(_pid_of(status), sig)

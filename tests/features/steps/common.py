@@ -254,3 +254,10 @@ def step_kill_outside(context, execution):
     st = status(context, execution)
     assert st is not None and st["state"] == "running", f"execution {execution} is not running: {st}"
     context.backend.kill_from_outside(st, signal.SIGKILL)
+
+
+@then('no workload of execution "{execution:Q}" is running any more')
+def step_no_workload_running(context, execution):
+    # No polling: cancel returns once the execution has ended.
+    alive = context.backend.running_workloads(context.executor_id, execution, context.state_dir)
+    assert not alive, f"execution {execution} still runs: {alive}"
