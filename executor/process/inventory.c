@@ -14,6 +14,8 @@
 
 /* Cleanup kills at once; the shim then finishes within this. */
 #define CLEANUP_KILL_WAIT_MS 5000
+/* After its result, a shim only removes cgroups and exits (slower under a leak checker). */
+#define SHIM_EXIT_WAIT_MS 5000
 
 /* ---- status, list, remove ---- */
 
@@ -117,6 +119,12 @@ int proc_op_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err)
     return 0;
 }
 
+static void wait_lock_free(const char *dir, int64_t ms)
+{
+    for (int64_t until = dms_mono_ms() + ms; dms_state_lock_held(dir) && dms_mono_ms() < until;)
+        proc_sleep_step();
+}
+
 int proc_op_remove(void *cookie, const char *execution_id, dms_error *err)
 {
     proc_executor *p = cookie;
@@ -125,9 +133,14 @@ int proc_op_remove(void *cookie, const char *execution_id, dms_error *err)
     if (r < 0)
         return r;
     proc_reap_orphan(dir, p->host, NULL);
-    if (!proc_file_exists(dir, PROC_RESULT_FILE) || dms_state_lock_held(dir))
+    if (!proc_file_exists(dir, PROC_RESULT_FILE))
         return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
                              "execution %s is still running; cancel it first", execution_id);
+    /* Finished: its shim writes the result last, then only removes cgroups and exits. */
+    wait_lock_free(dir, SHIM_EXIT_WAIT_MS);
+    if (dms_state_lock_held(dir))
+        return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
+                             "execution %s has finished but its supervisor has not exited", execution_id);
     proc_remove_spec_cgroups(dir);
     if ((r = dms_rm_rf(dir, err)) < 0)
         return r;
@@ -187,12 +200,6 @@ typedef struct cleanup_ctx {
     int first_error; /* negative code of the first failure, or 0 */
 } cleanup_ctx;
 
-static void wait_lock_free(const char *dir, int64_t ms)
-{
-    for (int64_t until = dms_mono_ms() + ms; dms_state_lock_held(dir) && dms_mono_ms() < until;)
-        proc_sleep_step();
-}
-
 static int cleanup_one(const proc_executor *p, const char *dir, const char *id, void *ctx)
 {
     cleanup_ctx *c = ctx;
@@ -214,6 +221,7 @@ static int cleanup_one(const proc_executor *p, const char *dir, const char *id, 
         }
         proc_reap_orphan(dir, p->host, NULL);
     }
+    wait_lock_free(dir, SHIM_EXIT_WAIT_MS); /* a finished execution's shim may still be exiting */
     proc_remove_spec_cgroups(dir);
     if (killed)
         c->report->containers++;

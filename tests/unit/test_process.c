@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -607,6 +608,89 @@ START_TEST(test_process_same_id_is_already_started_then_already_complete)
 }
 END_TEST
 
+typedef struct racer {
+    pthread_t th;
+    const dms_exec_request *req;
+    int rc;
+} racer;
+
+static void *race_start(void *arg)
+{
+    racer *r = arg;
+    dms_error err = {0};
+    r->rc = dms_executor_start(ex, r->req, &err);
+    return NULL;
+}
+
+START_TEST(test_process_concurrent_starts_of_one_id_run_it_once)
+{
+    enum { RACERS = 8 };
+    char marker[] = "/tmp/dms-proc-race.XXXXXX";
+    int fd = mkstemp(marker);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    char *script = dms_strdup_printf("echo ran >> %s", marker);
+    job j;
+    dms_exec_request *req = job_sh(&j, "e1", script, NULL);
+    racer r[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (racer){.req = req};
+        ck_assert_int_eq(pthread_create(&r[i].th, NULL, race_start, &r[i]), 0);
+    }
+    int ok = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(r[i].th, NULL);
+        ok += r[i].rc == 0;
+        ck_assert_msg(r[i].rc == 0 || r[i].rc == -DMS_E_ALREADY_STARTED || r[i].rc == -DMS_E_ALREADY_COMPLETE,
+                      "start: %s", dms_error_code_name(r[i].rc));
+    }
+    ck_assert_int_eq(ok, 1);
+    dms_exec_result res = {0};
+    wait_ok("e1", 10000, &res);
+    char *data = NULL;
+    ck_assert_int_eq(dms_read_file(marker, 4096, &data, NULL, NULL), 0);
+    ck_assert_str_eq(data, "ran\n");
+    free(data);
+    unlink(marker);
+    free(script);
+    dms_exec_result_clear(&res);
+}
+END_TEST
+
+static void *race_cancel(void *arg)
+{
+    (void)arg;
+    dms_error err = {0};
+    /* Until the execution exists; then once (it waits for the end). */
+    while (dms_executor_cancel(ex, "e1", &err) == -DMS_E_NOT_FOUND)
+        ;
+    return NULL;
+}
+
+START_TEST(test_process_cancel_racing_the_start_ends_it_as_cancelled)
+{
+    /* The cancel lands before exec (start then says CANCELLED and nothing runs) or after (it runs and is
+     * stopped); either way the execution ends CANCELLED and nothing keeps running. */
+    for (int round = 0; round < 5; round++) {
+        char id[16];
+        snprintf(id, sizeof(id), "e1");
+        job j;
+        dms_error err = {0};
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, race_cancel, NULL), 0);
+        int rc = dms_executor_start(ex, job_sh(&j, id, "exec sleep 30", NULL), &err);
+        pthread_join(th, NULL);
+        ck_assert_msg(rc == 0 || rc == -DMS_E_CANCELLED, "start: %s %s", dms_error_code_name(rc),
+                      err.message);
+        dms_exec_result res = {0};
+        wait_ok(id, 10000, &res);
+        ck_assert_int_eq(res.outcome, DMS_OUTCOME_CANCELLED);
+        dms_exec_result_clear(&res);
+        ck_assert_int_eq(dms_executor_remove(ex, id, &err), 0);
+    }
+}
+END_TEST
+
 /* ---- cancel and timeouts ---- */
 
 START_TEST(test_process_cancel_stops_the_job_as_cancelled)
@@ -1146,6 +1230,8 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_refuses_what_it_cannot_do_naming_the_field);
     tcase_add_test(tc, test_process_network_none_has_only_loopback);
     tcase_add_test(tc, test_process_same_id_is_already_started_then_already_complete);
+    tcase_add_test(tc, test_process_concurrent_starts_of_one_id_run_it_once);
+    tcase_add_test(tc, test_process_cancel_racing_the_start_ends_it_as_cancelled);
     tcase_add_test(tc, test_process_cancel_stops_the_job_as_cancelled);
     tcase_add_test(tc, test_process_cancel_kills_a_job_that_ignores_sigterm_after_the_grace);
     tcase_add_test(tc, test_process_run_timeout_ends_as_timed_out);
