@@ -19,6 +19,10 @@ Feature: run - start a job and wait for its end in one call
     And the outcome is "exited" with exit code 42
     And the result's stderr is "failing"
 
+  Scenario: A job whose program does not exist could not run, and says so with exit code 127
+    When I run the program "/no/such/program" with a JSON result
+    Then dms-exec exited with 127
+
   Scenario: A job that outlives its run timeout is stopped and marked timed out
     When I run "sleep 30" with the flags "--timeout 1s --grace 1s" and a JSON result
     Then dms-exec exited with 124

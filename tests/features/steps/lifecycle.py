@@ -32,6 +32,12 @@ def step_run_flags_json(context, script, flags):
     run(context, script, flags)
 
 
+@when('I run the program "{program:Q}" with a JSON result')
+def step_run_program(context, program):
+    remember(context, context.dms.run(["run", "--exec", RUN_EXEC,
+                                       *context.backend.job_args(None, extra=["--entrypoint", program])]))
+
+
 @then('its own output shows "{text:Q}"')
 def step_run_output(context, text):
     assert text + "\n" in context.last.out, f"dms-exec run did not show {text!r}:\n{context.last.describe()}"
