@@ -24,6 +24,8 @@
 /* ---- clocks ---- */
 int64_t bench_mono_ns(void);
 int64_t bench_real_ns(void);
+/* CPU time (user + system) of the whole process so far: the executor's threads and ours. */
+int64_t bench_cpu_ns(void);
 static inline double bench_ms(int64_t ns)
 {
     return (double)ns / 1e6;

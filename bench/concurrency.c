@@ -19,7 +19,7 @@
 #define CC_DEFAULT_KS "1,8,32,128"
 #define CC_DEFAULT_ROUNDS 2
 #define CC_MAX_K 512
-#define CC_SAMPLE_MS 5
+#define CC_SAMPLE_MS 10
 #define CC_REMOVE_WAIT_MS 120000
 #define CC_THREAD_STACK_BYTES (256 * 1024) /* the callers need little; keeps 512 of them cheap */
 
@@ -107,6 +107,7 @@ typedef struct cc_result {
     double wall_removed_ms;  /* to the last container gone */
     double jobs_per_s;       /* K / wall_removed */
     bench_samples jobs;      /* per job ms */
+    double cpu_ms;           /* this process's CPU over the run: the executor's threads, or the bare clients */
     int exec_threads;        /* max tasks not made by the benchmark */
     int process_threads;
     long hwm_kb, base_rss_kb;
@@ -151,7 +152,7 @@ static int run_once(bench_env *env, raw_events *ev, pid_t ev_tid, long k, int ro
     pthread_barrier_wait(&run->ready);
     bench_sampler_start(&sampler, CC_SAMPLE_MS);
     uint64_t destroyed0 = raw_events_destroyed(ev);
-    int64_t real0 = bench_real_ns();
+    int64_t real0 = bench_real_ns(), cpu0 = bench_cpu_ns();
     run->t0 = bench_mono_ns();
     pthread_barrier_wait(&run->go);
     int64_t last_end = run->t0;
@@ -172,6 +173,7 @@ static int run_once(bench_env *env, raw_events *ev, pid_t ev_tid, long k, int ro
     /* The bare loop's delete returns after the removal; the executor's lands later, seen as the destroy event. */
     out->wall_removed_ms = executor ? bench_ms(last_destroy - real0) : out->wall_result_ms;
     bench_sampler_stop(&sampler);
+    out->cpu_ms = bench_ms(bench_cpu_ns() - cpu0);
     out->jobs_per_s = out->wall_removed_ms > 0 ? (double)k / (out->wall_removed_ms / 1000.0) : 0;
     out->exec_threads = sampler.max_foreign_threads;
     out->process_threads = sampler.max_threads;
@@ -187,8 +189,9 @@ static int run_once(bench_env *env, raw_events *ev, pid_t ev_tid, long k, int ro
 
 static json_t *result_json(const cc_result *r)
 {
-    return json_pack("{s:b,s:f,s:f,s:f,s:o,s:i,s:i,s:I,s:I}", "ok", r->ok, "wall_result_ms", r->wall_result_ms,
-                     "wall_removed_ms", r->wall_removed_ms, "jobs_per_s", r->jobs_per_s, "job_ms",
+    return json_pack("{s:b,s:f,s:f,s:f,s:f,s:o,s:i,s:i,s:I,s:I}", "ok", r->ok, "wall_result_ms", r->wall_result_ms,
+                     "wall_removed_ms", r->wall_removed_ms, "jobs_per_s", r->jobs_per_s, "process_cpu_ms", r->cpu_ms,
+                     "job_ms",
                      bench_stats_json(&r->jobs, "ms", false), "executor_threads", r->exec_threads, "process_threads",
                      r->process_threads, "vm_hwm_kb", (json_int_t)r->hwm_kb, "rss_before_kb",
                      (json_int_t)r->base_rss_kb);
@@ -197,8 +200,8 @@ static json_t *result_json(const cc_result *r)
 static void print_result(long k, const char *path, const cc_result *r)
 {
     bench_stats j = bench_stats_of(&r->jobs);
-    printf("  %4ld %-9s %9.0f %9.0f %8.2f %8.0f %8.0f %8.0f %5d %7d %8.1f%s\n", k, path, r->wall_result_ms,
-           r->wall_removed_ms, r->jobs_per_s, j.p50, j.p90, j.max, r->exec_threads, r->process_threads,
+    printf("  %4ld %-9s %9.0f %9.0f %8.2f %8.0f %8.0f %8.0f %7.0f %5d %7d %8.1f%s\n", k, path, r->wall_result_ms,
+           r->wall_removed_ms, r->jobs_per_s, j.p50, j.p90, j.max, r->cpu_ms, r->exec_threads, r->process_threads,
            (double)r->hwm_kb / 1024.0, r->ok ? "" : "  FAILED");
 }
 
@@ -213,6 +216,8 @@ int bench_concurrency(bench_env *env, const char *json_path)
     printf("\n== concurrency: K executions at once through one executor vs the bare loop with K threads; %ld rounds "
            "per K, alternating order\n",
            rounds);
+    printf("  (result: last result or delete; gone: last container removed; jobs/s = K / gone; CPU: this process;\n"
+           "   exthr: threads that are not the benchmark's (the executor's); threads, HWM: the whole process)\n");
     json_t *machine_before = bench_machine_json();
     raw_events ev;
     pid_t ev_tid = 0;
@@ -222,8 +227,8 @@ int bench_concurrency(bench_env *env, const char *json_path)
         json_decref(machine_before);
         return -1;
     }
-    printf("  %4s %-9s %9s %9s %8s %8s %8s %8s %5s %7s %8s\n", "K", "path", "result ms", "gone ms", "jobs/s",
-           "job p50", "job p90", "job max", "exthr", "process", "HWM MiB");
+    printf("  %4s %-9s %9s %9s %8s %8s %8s %8s %7s %5s %7s %8s\n", "K", "path", "result ms", "gone ms", "jobs/s",
+           "job p50", "job p90", "job max", "CPU ms", "exthr", "threads", "HWM MiB");
     json_t *per_k = json_object();
     int failures = 0;
     double ratio32 = NAN;

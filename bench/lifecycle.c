@@ -1,10 +1,11 @@
-/* lifecycle.c - N trivial jobs (`true`) three ways, interleaved so that drift hits every path alike:
+/* lifecycle.c - N trivial jobs (`true`) four ways, interleaved so that drift hits every path alike:
  *   executor: dms_executor_run() through the C API; its container is removed off the critical path, so its
  *             lifecycle ends at the engine's `destroy` event (seen by our own events watcher), and its
  *             time-to-result at the return of run;
  *   bare:     create, start, wait, delete on one kept-alive connection (the floor); time-to-result after wait;
+ *   bare+attach: the same with an attach before start read to its end, as the executor captures output;
  *   CLI:      `docker run --rm` (what a user would type), which returns once the container is removed.
- * Every round runs the three in a rotated order (A B C, B C A, C A B, ...). */
+ * Every round runs the four in a rotated order (A B C D, B C D A, ...). */
 #include "common.h"
 
 #include <math.h>
@@ -20,14 +21,14 @@
 #define LC_MAX_FAILURES 3
 #define LC_CLI_TIMEOUT_MS 60000
 
-enum { PATH_EXEC, PATH_RAW, PATH_CLI, PATH_COUNT };
+enum { PATH_EXEC, PATH_RAW, PATH_ATTACH, PATH_CLI, PATH_COUNT };
 
 /* Where one job's time goes, from the engine's events and our clock: call -> create event -> start event ->
  * die event -> result (run returns / wait returns / the CLI exits) -> destroy event. */
 enum { SEG_PREP, SEG_CREATE_START, SEG_RUN, SEG_DIE_RESULT, SEG_RESULT_GONE, SEG_COUNT };
 static const char *const seg_names[SEG_COUNT] = {"call -> create", "create -> start", "start -> die",
                                                  "die -> result", "result -> removed"};
-static const char *const path_names[PATH_COUNT] = {"executor", "bare", "cli"};
+static const char *const path_names[PATH_COUNT] = {"executor", "bare", "bare+attach", "cli"};
 
 typedef struct lc_state {
     bench_env *env;
@@ -35,14 +36,16 @@ typedef struct lc_state {
     raw_conn conn;
     char *raw_body;
     pid_t pid;
-    bench_samples exec_ttr, exec_life, raw_ttr, raw_life, cli;
+    bench_samples exec_ttr, exec_life, raw_ttr, raw_life, att_ttr, att_life, cli;
     bench_samples pair_life, pair_ttr_cli; /* per-round ratios executor/bare lifecycle, executor ttr / CLI */
     bench_samples seg[PATH_COUNT][SEG_COUNT];
+    bench_samples cpu[PATH_COUNT];
     int failures;
 } lc_state;
 
 typedef struct lc_job {
     double ttr, life;   /* ms */
+    double cpu;         /* ms of this process's CPU (executor or bare client; the CLI runs elsewhere) */
     double seg[SEG_COUNT];
 } lc_job;
 
@@ -50,7 +53,7 @@ typedef struct lc_job {
 static int timeline(lc_state *st, const char *name, int64_t real0, int64_t real_result, lc_job *job)
 {
     raw_timeline t;
-    if (raw_events_wait_destroy(st->ev, name, BENCH_DESTROY_WAIT_MS, &t) < 0) {
+    if (raw_events_wait(st->ev, name, RAW_DESTROY, BENCH_DESTROY_WAIT_MS, &t) < 0) {
         fprintf(stderr, "bench: lifecycle: %s was not removed within %d ms\n", name, BENCH_DESTROY_WAIT_MS);
         return -1;
     }
@@ -92,15 +95,24 @@ static int run_exec(lc_state *st, int i, lc_job *job)
     return ok ? 0 : -1;
 }
 
-static int run_raw(lc_state *st, int i, lc_job *job)
+/* The bare loop; with_attach: attach before start and read the output to its end, as the executor does, so
+ * that the engine's share of capturing output is told apart from the executor's own. */
+static int run_raw(lc_state *st, int i, bool with_attach, lc_job *job)
 {
     char name[160], id[80];
-    snprintf(name, sizeof(name), "dms-%s-raw-%d-%d", BENCH_EXECUTOR_ID, (int)st->pid, i);
+    snprintf(name, sizeof(name), "dms-%s-raw%s-%d-%d", BENCH_EXECUTOR_ID, with_attach ? "att" : "", (int)st->pid, i);
     int code = -1;
     int64_t real0 = bench_real_ns(), t0 = bench_mono_ns();
     if (raw_create(&st->conn, name, st->raw_body, id) < 0)
         return -1;
-    int r = raw_start(&st->conn, id);
+    raw_attach a;
+    int r = with_attach ? raw_attach_begin(&a, id, RAW_CALL_TIMEOUT_MS) : 0;
+    if (r == 0)
+        r = raw_start(&st->conn, id);
+    if (r == 0 && with_attach)
+        r = raw_attach_end(&a);
+    if (with_attach)
+        raw_attach_free(&a);
     if (r == 0)
         r = raw_wait(&st->conn, id, &code);
     int64_t t1 = bench_mono_ns(), real1 = bench_real_ns();
@@ -108,6 +120,8 @@ static int run_raw(lc_state *st, int i, lc_job *job)
     int64_t t2 = bench_mono_ns();
     if (r < 0 || d < 0 || code != 0) {
         fprintf(stderr, "bench: lifecycle: bare %s: exit %d\n", name, code);
+        if (d < 0)
+            raw_delete(&st->conn, id);
         return -1;
     }
     if (timeline(st, name, real0, real1, job) < 0)
@@ -154,13 +168,15 @@ static double ratio(const bench_samples *a, const bench_samples *b)
 
 static void free_state(lc_state *st)
 {
-    bench_samples *all[] = {&st->exec_ttr, &st->exec_life, &st->raw_ttr, &st->raw_life, &st->cli, &st->pair_life,
-                            &st->pair_ttr_cli};
+    bench_samples *all[] = {&st->exec_ttr, &st->exec_life, &st->raw_ttr, &st->raw_life, &st->att_ttr,
+                            &st->att_life, &st->cli, &st->pair_life, &st->pair_ttr_cli};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         bench_samples_free(all[i]);
     for (int p = 0; p < PATH_COUNT; p++)
         for (int g = 0; g < SEG_COUNT; g++)
             bench_samples_free(&st->seg[p][g]);
+    for (int p = 0; p < PATH_COUNT; p++)
+        bench_samples_free(&st->cpu[p]);
     raw_conn_free(&st->conn);
     free(st->raw_body);
 }
@@ -197,10 +213,13 @@ int bench_lifecycle(bench_env *env, const char *json_path)
         int bad = 0;
         for (int k = 0; k < PATH_COUNT; k++) {
             int p = (int)((i + k) % PATH_COUNT);
-            int r = p == PATH_EXEC ? run_exec(&st, (int)i, &job[p])
-                    : p == PATH_RAW ? run_raw(&st, (int)i, &job[p])
-                                    : run_cli(&st, (int)i, &job[p]);
+            int64_t cpu0 = bench_cpu_ns();
+            int r = p == PATH_EXEC     ? run_exec(&st, (int)i, &job[p])
+                    : p == PATH_RAW    ? run_raw(&st, (int)i, false, &job[p])
+                    : p == PATH_ATTACH ? run_raw(&st, (int)i, true, &job[p])
+                                       : run_cli(&st, (int)i, &job[p]);
             bad += r < 0;
+            job[p].cpu = bench_ms(bench_cpu_ns() - cpu0);
         }
         if (bad) {
             if (++st.failures >= LC_MAX_FAILURES)
@@ -214,12 +233,16 @@ int bench_lifecycle(bench_env *env, const char *json_path)
         bench_samples_add(&st.exec_life, job[PATH_EXEC].life);
         bench_samples_add(&st.raw_ttr, job[PATH_RAW].ttr);
         bench_samples_add(&st.raw_life, job[PATH_RAW].life);
+        bench_samples_add(&st.att_ttr, job[PATH_ATTACH].ttr);
+        bench_samples_add(&st.att_life, job[PATH_ATTACH].life);
         bench_samples_add(&st.cli, job[PATH_CLI].life);
         bench_samples_add(&st.pair_life, job[PATH_EXEC].life / job[PATH_RAW].life);
         bench_samples_add(&st.pair_ttr_cli, job[PATH_EXEC].ttr / job[PATH_CLI].life);
         for (int p = 0; p < PATH_COUNT; p++)
             for (int g = 0; g < SEG_COUNT; g++)
                 bench_samples_add(&st.seg[p][g], job[p].seg[g]);
+        for (int p = 0; p < PATH_COUNT; p++)
+            bench_samples_add(&st.cpu[p], job[p].cpu);
     }
     raw_events_stop(&ev);
 
@@ -227,26 +250,37 @@ int bench_lifecycle(bench_env *env, const char *json_path)
            "mean ms");
     print_row("executor run (to destroy event)", &st.exec_life);
     print_row("bare create/start/wait/delete", &st.raw_life);
+    print_row("bare, attached before start", &st.att_life);
     print_row("docker run --rm", &st.cli);
     printf("  %-34s\n", "time to result");
     print_row("executor run returns", &st.exec_ttr);
     print_row("bare create+start+wait", &st.raw_ttr);
+    print_row("bare+attach, to wait returns", &st.att_ttr);
     print_row("docker run --rm", &st.cli);
-    printf("  %-34s %9s %9s %9s   (p50 ms, from the engine's events; result: run or wait returns, the CLI exits)\n",
-           "where the time goes", path_names[PATH_EXEC], path_names[PATH_RAW], path_names[PATH_CLI]);
+    printf("  %-34s %9s %9s %11s %9s\n", "where the time goes (p50 ms)", path_names[PATH_EXEC],
+           path_names[PATH_RAW], path_names[PATH_ATTACH], path_names[PATH_CLI]);
     json_t *breakdown = json_object();
     for (int g = 0; g < SEG_COUNT; g++) {
-        printf("  %-34s %9.1f %9.1f %9.1f\n", seg_names[g], bench_median(&st.seg[PATH_EXEC][g]),
-               bench_median(&st.seg[PATH_RAW][g]), bench_median(&st.seg[PATH_CLI][g]));
+        printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", seg_names[g], bench_median(&st.seg[PATH_EXEC][g]),
+               bench_median(&st.seg[PATH_RAW][g]), bench_median(&st.seg[PATH_ATTACH][g]),
+               bench_median(&st.seg[PATH_CLI][g]));
         json_t *row = json_object();
         for (int p = 0; p < PATH_COUNT; p++)
             json_object_set_new(row, path_names[p], bench_stats_json(&st.seg[p][g], "ms", false));
         json_object_set_new(breakdown, seg_names[g], row);
     }
+    printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", "CPU of this process per job", bench_median(&st.cpu[PATH_EXEC]),
+           bench_median(&st.cpu[PATH_RAW]), bench_median(&st.cpu[PATH_ATTACH]), bench_median(&st.cpu[PATH_CLI]));
+    printf("  (events: the engine's create/start/die/destroy; result: run or wait returns, or the CLI exits)\n");
+    json_t *cpu = json_object();
+    for (int p = 0; p < PATH_COUNT; p++)
+        json_object_set_new(cpu, path_names[p], bench_stats_json(&st.cpu[p], "ms", false));
     printf("  ratios of the p50s:\n");
     double life_raw = ratio(&st.exec_life, &st.raw_life), life_cli = ratio(&st.exec_life, &st.cli);
     double ttr_raw = ratio(&st.exec_ttr, &st.raw_ttr), ttr_cli = ratio(&st.exec_ttr, &st.cli);
+    double life_att = ratio(&st.exec_life, &st.att_life);
     bool m1 = bench_ratio_line("lifecycle executor/bare", life_raw, "<=", 1.03);
+    printf("  %-44s %7.3fx\n", "lifecycle executor/bare+attach", life_att);
     printf("  %-44s %7.3fx\n", "lifecycle executor/CLI", life_cli);
     printf("  %-44s %7.3fx\n", "time-to-result executor/bare", ttr_raw);
     bool m2 = bench_ratio_line("time-to-result executor/CLI", ttr_cli, "<=", 0.85);
@@ -262,20 +296,24 @@ int bench_lifecycle(bench_env *env, const char *json_path)
                           "truncated", truncated, "failures", st.failures, "image", env->image, "machine_before",
                           machine_before, "machine_after", bench_machine_json());
     json_object_set_new(o, "lifecycle_ms",
-                        json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_life, "ms", true), "bare",
-                                  bench_stats_json(&st.raw_life, "ms", true), "cli",
+                        json_pack("{s:o,s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_life, "ms", true),
+                                  "bare", bench_stats_json(&st.raw_life, "ms", true), "bare_attach",
+                                  bench_stats_json(&st.att_life, "ms", true), "cli",
                                   bench_stats_json(&st.cli, "ms", true)));
     json_object_set_new(o, "time_to_result_ms",
-                        json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_ttr, "ms", true), "bare",
-                                  bench_stats_json(&st.raw_ttr, "ms", true), "cli",
+                        json_pack("{s:o,s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_ttr, "ms", true),
+                                  "bare", bench_stats_json(&st.raw_ttr, "ms", true), "bare_attach",
+                                  bench_stats_json(&st.att_ttr, "ms", true), "cli",
                                   bench_stats_json(&st.cli, "ms", false)));
     json_object_set_new(
         o, "ratios",
-        json_pack("{s:o,s:f,s:f,s:o,s:f,s:f}", "lifecycle_executor_over_bare", bench_ratio_json(life_raw, "<=", 1.03),
+        json_pack("{s:o,s:f,s:f,s:f,s:o,s:f,s:f}", "lifecycle_executor_over_bare",
+                  bench_ratio_json(life_raw, "<=", 1.03), "lifecycle_executor_over_bare_attach", bench_finite(life_att),
                   "lifecycle_executor_over_cli", bench_finite(life_cli), "time_to_result_executor_over_bare",
                   bench_finite(ttr_raw), "time_to_result_executor_over_cli", bench_ratio_json(ttr_cli, "<=", 0.85),
                   "paired_lifecycle_executor_over_bare", pair_life, "paired_ttr_executor_over_cli", pair_ttr));
     json_object_set_new(o, "breakdown_ms", breakdown);
+    json_object_set_new(o, "process_cpu_ms_per_job", cpu);
     bench_results_put(json_path, "lifecycle", o);
     int rc = st.failures ? -1 : 0;
     free_state(&st);

@@ -37,6 +37,10 @@ typedef struct lg_samples {
     bench_samples exec_live, raw_live;           /* MiB/s */
     bench_samples exec_hist, raw_hist, cli_hist; /* ms */
     bench_samples cli_exec_container_bytes;      /* what `docker logs` returns for the executor's own container */
+    bench_samples cli_exec_container_ms;         /* and how long it took */
+    bench_samples exec_live_cpu, raw_live_cpu;   /* ms of this process's CPU during the live phase */
+    bench_samples exec_hist_cpu, raw_hist_cpu;
+    bench_samples exec_die_result, raw_die_eof;  /* ms from the engine's die event to the result / the EOF */
     int failures;
 } lg_samples;
 
@@ -77,7 +81,16 @@ static bool check_bytes(const char *what, uint64_t out, uint64_t err, uint64_t w
 
 /* ---- the executor ---- */
 
-static int exec_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
+/* ms from the die event of `name` to real_ns (negative: before it); NAN when the event was not seen. */
+static double since_die(raw_events *ev, const char *name, int64_t real_ns)
+{
+    raw_timeline t;
+    if (raw_events_wait(ev, name, RAW_DIE, BENCH_DESTROY_WAIT_MS, &t) < 0)
+        return NAN;
+    return bench_ms(real_ns - t.ts_ns[RAW_DIE]);
+}
+
+static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, lg_samples *s)
 {
     char id[DMS_ID_MAX + 1], name[160];
     snprintf(id, sizeof(id), "lg-%d-%d", (int)getpid(), round);
@@ -89,9 +102,9 @@ static int exec_round(bench_env *env, const lg_conf *c, int round, lg_samples *s
     r.req.timeout_ms = c->timeout_ms;
     dms_exec_result res = {0};
     dms_error err = {0};
-    int64_t t0 = bench_mono_ns();
+    int64_t t0 = bench_mono_ns(), cpu0 = bench_cpu_ns();
     int rc = dms_executor_run(env->ex, &r.req, &res, &err);
-    int64_t t1 = bench_mono_ns();
+    int64_t t1 = bench_mono_ns(), cpu1 = bench_cpu_ns(), real1 = bench_real_ns();
     bool ok = rc == 0 && res.outcome == DMS_OUTCOME_EXITED && res.exit_code == 0;
     if (!ok)
         fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d)\n", id, rc < 0 ? err.message : res.error,
@@ -116,15 +129,17 @@ static int exec_round(bench_env *env, const lg_conf *c, int round, lg_samples *s
         fprintf(stderr, "bench: logs: executor history %s: %s\n", id, err.message);
         ok = false;
     }
-    int64_t h1 = bench_mono_ns();
+    int64_t h1 = bench_mono_ns(), cpu2 = bench_cpu_ns();
     dms_log_stream_free(ls);
     ok = ok && check_bytes("executor capture", bytes[1], bytes[2], c->per_stream);
 
     /* `docker logs` on the executor's own container: what the engine kept of it (bounded by the executor). */
     char *argv[] = {"docker", "logs", name, NULL};
     bench_child_result cr;
-    if (ok && bench_run_child(argv, c->timeout_ms, true, &cr) == 0 && cr.status == 0)
+    if (ok && bench_run_child(argv, c->timeout_ms, true, &cr) == 0 && cr.status == 0) {
         bench_samples_add(&s->cli_exec_container_bytes, (double)(cr.out_bytes + cr.err_bytes));
+        bench_samples_add(&s->cli_exec_container_ms, bench_ms(cr.wall_ns));
+    }
     if (dms_executor_remove(env->ex, id, &err) < 0)
         fprintf(stderr, "bench: logs: remove %s: %s\n", id, err.message);
     if (!ok)
@@ -132,62 +147,15 @@ static int exec_round(bench_env *env, const lg_conf *c, int round, lg_samples *s
     double total = (double)(2 * c->per_stream);
     bench_samples_add(&s->exec_live, total / MIB / ((double)(t1 - t0) / 1e9));
     bench_samples_add(&s->exec_hist, bench_ms(h1 - h0));
+    bench_samples_add(&s->exec_live_cpu, bench_ms(cpu1 - cpu0));
+    bench_samples_add(&s->exec_die_result, since_die(ev, name, real1));
+    bench_samples_add(&s->exec_hist_cpu, bench_ms(cpu2 - cpu1));
     return 0;
 }
 
 /* ---- the bare client ---- */
 
-typedef struct attach_ctx {
-    char path[200];
-    atomic_bool cancel;
-    long timeout_ms;
-    raw_demux demux;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    long status;       /* headers in */
-    bool done;
-    int rc;
-    int64_t end_ns;
-} attach_ctx;
-
-static void attach_headers(void *ud, long status)
-{
-    attach_ctx *a = ud;
-    pthread_mutex_lock(&a->lock);
-    a->status = status;
-    pthread_cond_broadcast(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-}
-
-static int attach_sink(void *ud, const char *data, size_t len)
-{
-    attach_ctx *a = ud;
-    return raw_demux_sink(&a->demux, data, len);
-}
-
-static void *attach_main(void *arg)
-{
-    attach_ctx *a = arg;
-    raw_conn c;
-    long status = 0;
-    int rc = raw_conn_init(&c);
-    c.cancel = &a->cancel;
-    if (rc == 0)
-        rc = raw_stream(&c, "POST", a->path, a->timeout_ms, attach_headers, attach_sink, a, &status);
-    int64_t end = bench_mono_ns();
-    raw_conn_free(&c);
-    pthread_mutex_lock(&a->lock);
-    a->rc = rc < 0 || status != 200 ? -1 : 0;
-    a->end_ns = end;
-    a->done = true;
-    if (!a->status)
-        a->status = status ? status : -1;
-    pthread_cond_broadcast(&a->cond);
-    pthread_mutex_unlock(&a->lock);
-    return NULL;
-}
-
-static int raw_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
+static int raw_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, lg_samples *s)
 {
     char name[160], id[80];
     snprintf(name, sizeof(name), "dms-%s-lgraw-%d-%d", BENCH_EXECUTOR_ID, (int)getpid(), round);
@@ -197,47 +165,32 @@ static int raw_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
         free(body);
         return -1;
     }
-    attach_ctx a = {.timeout_ms = c->timeout_ms};
-    atomic_init(&a.cancel, false);
-    pthread_mutex_init(&a.lock, NULL);
-    pthread_cond_init(&a.cond, NULL);
-    pthread_t th;
-    bool ok = false, created = false, thread = false;
+    raw_attach a;
+    bool ok = false, created = false, attached = false;
     int code = -1;
-    int64_t t0 = bench_mono_ns();
+    int64_t t0 = bench_mono_ns(), cpu0 = bench_cpu_ns();
     if (raw_create(&conn, name, body, id) < 0)
         goto done;
     created = true;
     /* Attach before start, so that the first byte is ours; start once the engine has answered the attach. */
-    snprintf(a.path, sizeof(a.path), "/containers/%s/attach?stream=1&stdout=1&stderr=1", id);
-    if (pthread_create(&th, NULL, attach_main, &a) != 0)
+    attached = true;
+    if (raw_attach_begin(&a, id, c->timeout_ms) < 0 || raw_start(&conn, id) < 0)
         goto done;
-    thread = true;
-    pthread_mutex_lock(&a.lock);
-    while (!a.status)
-        pthread_cond_wait(&a.cond, &a.lock); /* bounded: the attach call has its own timeout */
-    long st = a.status;
-    pthread_mutex_unlock(&a.lock);
-    if (st != 200 || raw_start(&conn, id) < 0)
-        goto done;
-    pthread_mutex_lock(&a.lock);
-    while (!a.done)
-        pthread_cond_wait(&a.cond, &a.lock);
-    pthread_mutex_unlock(&a.lock);
-    int64_t t1 = a.end_ns;
-    if (a.rc < 0 || raw_wait(&conn, id, &code) < 0 || code != 0 ||
+    if (raw_attach_end(&a) < 0 || raw_wait(&conn, id, &code) < 0 || code != 0 ||
         !check_bytes("bare attach", a.demux.bytes[1], a.demux.bytes[2], c->per_stream))
         goto done;
-    bench_samples_add(&s->raw_live, (double)(2 * c->per_stream) / MIB / ((double)(t1 - t0) / 1e9));
+    bench_samples_add(&s->raw_live, (double)(2 * c->per_stream) / MIB / ((double)(a.end_ns - t0) / 1e9));
+    bench_samples_add(&s->raw_live_cpu, bench_ms(bench_cpu_ns() - cpu0));
+    bench_samples_add(&s->raw_die_eof, since_die(ev, name, bench_real_ns() - (bench_mono_ns() - a.end_ns)));
 
     /* History through the engine: GET /logs, then the CLI, on the same finished container. */
     raw_demux d = {0};
     char path[200];
     long status = 0;
     snprintf(path, sizeof(path), "/containers/%s/logs?stdout=1&stderr=1", id);
-    int64_t h0 = bench_mono_ns();
+    int64_t h0 = bench_mono_ns(), hc0 = bench_cpu_ns();
     int r = raw_stream(&conn, "GET", path, c->timeout_ms, NULL, raw_demux_sink, &d, &status);
-    int64_t h1 = bench_mono_ns();
+    int64_t h1 = bench_mono_ns(), hc1 = bench_cpu_ns();
     if (r < 0 || status != 200 || !check_bytes("bare GET /logs", d.bytes[1], d.bytes[2], c->per_stream))
         goto done;
     char *argv[] = {"docker", "logs", id, NULL};
@@ -246,33 +199,33 @@ static int raw_round(bench_env *env, const lg_conf *c, int round, lg_samples *s)
         !check_bytes("docker logs", cr.out_bytes, cr.err_bytes, c->per_stream))
         goto done;
     bench_samples_add(&s->raw_hist, bench_ms(h1 - h0));
+    bench_samples_add(&s->raw_hist_cpu, bench_ms(hc1 - hc0));
     bench_samples_add(&s->cli_hist, bench_ms(cr.wall_ns));
     ok = true;
 done:
-    /* An attach to a container that never started stays open: end it (a no-op after EOF). */
-    atomic_store(&a.cancel, true);
-    if (thread)
-        pthread_join(th, NULL);
+    if (attached)
+        raw_attach_free(&a);
     if (created && raw_delete(&conn, id) < 0)
         ok = false;
     raw_conn_free(&conn);
     free(body);
-    pthread_mutex_destroy(&a.lock);
-    pthread_cond_destroy(&a.cond);
     return ok ? 0 : -1;
 }
 
-static void row_rate(const char *name, const bench_samples *s)
+static void row_rate(const char *name, const bench_samples *s, const bench_samples *cpu)
 {
     bench_stats t = bench_stats_of(s);
-    printf("  %-40s %3zu %10.1f %10.1f %10.1f\n", name, t.n, t.p50, t.min, t.max);
+    printf("  %-40s %3zu %10.1f %10.1f %10.1f %10.0f\n", name, t.n, t.p50, t.min, t.max, bench_median(cpu));
 }
 
-static void row_hist(const char *name, const bench_samples *s, double mib)
+static void row_hist(const char *name, const bench_samples *s, double mib, const bench_samples *cpu)
 {
     bench_stats t = bench_stats_of(s);
-    printf("  %-40s %3zu %10.1f %10.1f %10.1f %10.1f\n", name, t.n, t.p50, t.min, t.max,
+    printf("  %-40s %3zu %10.1f %10.1f %10.1f %10.1f", name, t.n, t.p50, t.min, t.max,
            t.p50 > 0 ? mib / (t.p50 / 1000.0) : 0);
+    if (cpu)
+        printf(" %10.0f", bench_median(cpu));
+    printf("\n");
 }
 
 int bench_logs(bench_env *env, const char *json_path)
@@ -285,25 +238,40 @@ int bench_logs(bench_env *env, const char *json_path)
            c.mib, LG_LINE_BYTES, (unsigned long long)c.per_stream, rounds);
     json_t *machine_before = bench_machine_json();
     lg_samples s = {0};
+    raw_events ev;
+    if (raw_events_start(&ev, NULL) < 0) {
+        json_decref(machine_before);
+        return -1;
+    }
+    /* BENCH_LOG_ONLY=executor|bare runs one side alone (for profiling it); the ratios are then meaningless. */
+    const char *only = bench_env_str("BENCH_LOG_ONLY", "");
     for (long i = 0; i < rounds; i++) {
         bool exec_first = i % 2 == 0;
         for (int k = 0; k < 2; k++) {
-            int r = (k == 0) == exec_first ? exec_round(env, &c, (int)i, &s) : raw_round(env, &c, (int)i, &s);
-            if (r < 0)
+            bool exec = (k == 0) == exec_first;
+            if (*only && strcmp(only, exec ? "executor" : "bare") != 0)
+                continue;
+            if ((exec ? exec_round(env, &ev, &c, (int)i, &s) : raw_round(env, &ev, &c, (int)i, &s)) < 0)
                 s.failures++;
         }
     }
+    raw_events_stop(&ev);
     double mib = (double)c.mib;
-    printf("  %-40s %3s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s", "min", "max");
-    row_rate("executor run", &s.exec_live);
-    row_rate("bare attach-before-start + demux", &s.raw_live);
-    printf("  %-40s %3s %10s %10s %10s %10s\n", "history (finished job, all of it)", "n", "p50 ms", "min", "max",
-           "MiB/s@p50");
-    row_hist("executor get_log_stream (no follow)", &s.exec_hist, mib);
-    row_hist("bare GET /logs + demux", &s.raw_hist, mib);
-    row_hist("docker logs (both streams counted)", &s.cli_hist, mib);
+    printf("  %-40s %3s %10s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s", "min", "max",
+           "CPU ms");
+    row_rate("executor run", &s.exec_live, &s.exec_live_cpu);
+    row_rate("bare attach-before-start + demux", &s.raw_live, &s.raw_live_cpu);
+    printf("  %-40s %3s %10s %10s %10s %10s %10s\n", "history (finished job, all of it)", "n", "p50 ms", "min", "max",
+           "MiB/s@p50", "CPU ms");
+    row_hist("executor get_log_stream (no follow)", &s.exec_hist, mib, &s.exec_hist_cpu);
+    row_hist("bare GET /logs + demux", &s.raw_hist, mib, &s.raw_hist_cpu);
+    row_hist("docker logs (both streams counted)", &s.cli_hist, mib, NULL);
     double kept = bench_median(&s.cli_exec_container_bytes);
-    printf("  docker logs on the executor's own container returns %.1f of %.1f MiB (the engine copy is bounded)\n",
+    row_hist("docker logs, executor's container (*)", &s.cli_exec_container_ms, kept / MIB, NULL);
+    printf("  (CPU ms: this process, the executor's threads or the bare client's, median)\n");
+    printf("  the engine's die event to: the executor's result %.1f ms, the bare attach's EOF %.1f ms (p50)\n",
+           bench_median(&s.exec_die_result), bench_median(&s.raw_die_eof));
+    printf("  (*) returns %.1f of %.1f MiB: the executor bounds the engine's copy (16m x 2); the others read it all\n",
            kept / MIB, mib);
     double live = bench_median(&s.raw_live) > 0 ? bench_median(&s.exec_live) / bench_median(&s.raw_live) : NAN;
     double hist_cli = bench_median(&s.exec_hist) > 0 ? bench_median(&s.cli_hist) / bench_median(&s.exec_hist) : NAN;
@@ -327,14 +295,26 @@ int bench_logs(bench_env *env, const char *json_path)
                         json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&s.exec_hist, "ms", true), "bare_logs",
                                   bench_stats_json(&s.raw_hist, "ms", true), "docker_logs",
                                   bench_stats_json(&s.cli_hist, "ms", true)));
-    json_object_set_new(o, "docker_logs_on_executor_container_bytes", json_real(bench_finite(kept)));
+    json_object_set_new(o, "docker_logs_on_executor_container",
+                        json_pack("{s:f,s:o}", "bytes", bench_finite(kept), "ms",
+                                  bench_stats_json(&s.cli_exec_container_ms, "ms", true)));
+    json_object_set_new(o, "die_to_end_ms",
+                        json_pack("{s:o,s:o}", "executor_result", bench_stats_json(&s.exec_die_result, "ms", true),
+                                  "bare_attach_eof", bench_stats_json(&s.raw_die_eof, "ms", true)));
+    json_object_set_new(o, "process_cpu_ms",
+                        json_pack("{s:o,s:o,s:o,s:o}", "executor_live",
+                                  bench_stats_json(&s.exec_live_cpu, "ms", false), "bare_live",
+                                  bench_stats_json(&s.raw_live_cpu, "ms", false), "executor_history",
+                                  bench_stats_json(&s.exec_hist_cpu, "ms", false), "bare_history",
+                                  bench_stats_json(&s.raw_hist_cpu, "ms", false)));
     json_object_set_new(o, "ratios",
                         json_pack("{s:o,s:o,s:f}", "live_executor_over_bare", bench_ratio_json(live, ">=", 0.95),
                                   "history_docker_logs_over_executor", bench_ratio_json(hist_cli, ">=", 10.0),
                                   "history_bare_over_executor", bench_finite(hist_raw)));
     bench_results_put(json_path, "logs", o);
     bench_samples *all[] = {&s.exec_live, &s.raw_live, &s.exec_hist, &s.raw_hist, &s.cli_hist,
-                            &s.cli_exec_container_bytes};
+                            &s.cli_exec_container_bytes, &s.exec_live_cpu, &s.raw_live_cpu, &s.exec_hist_cpu,
+                            &s.raw_hist_cpu, &s.exec_die_result, &s.raw_die_eof, &s.cli_exec_container_ms};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         bench_samples_free(all[i]);
     return s.failures ? -1 : 0;

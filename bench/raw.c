@@ -343,6 +343,86 @@ int raw_demux_sink(void *ud, const char *data, size_t len)
     return raw_demux_feed(ud, data, len) < 0 ? -1 : 0;
 }
 
+/* ---- attach ---- */
+
+static void attach_headers(void *ud, long status)
+{
+    raw_attach *a = ud;
+    pthread_mutex_lock(&a->lock);
+    a->status = status;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int attach_sink(void *ud, const char *data, size_t len)
+{
+    raw_attach *a = ud;
+    return raw_demux_sink(&a->demux, data, len);
+}
+
+static void *attach_main(void *arg)
+{
+    raw_attach *a = arg;
+    raw_conn c;
+    long status = 0;
+    int rc = raw_conn_init(&c);
+    c.cancel = &a->cancel;
+    if (rc == 0)
+        rc = raw_stream(&c, "POST", a->path, a->timeout_ms, attach_headers, attach_sink, a, &status);
+    int64_t end = bench_mono_ns();
+    raw_conn_free(&c);
+    pthread_mutex_lock(&a->lock);
+    a->rc = rc < 0 || status != 200 ? -1 : 0;
+    a->end_ns = end;
+    a->done = true;
+    if (!a->status)
+        a->status = status ? status : -1;
+    pthread_cond_broadcast(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+int raw_attach_begin(raw_attach *a, const char *id, long timeout_ms)
+{
+    memset(a, 0, sizeof(*a));
+    atomic_init(&a->cancel, false);
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cond, NULL);
+    a->timeout_ms = timeout_ms;
+    snprintf(a->path, sizeof(a->path), "/containers/%s/attach?stream=1&stdout=1&stderr=1", id);
+    if (pthread_create(&a->thread, NULL, attach_main, a) != 0)
+        return -1;
+    a->thread_started = true;
+    pthread_mutex_lock(&a->lock);
+    while (!a->status)
+        pthread_cond_wait(&a->cond, &a->lock); /* bounded: the attach call has its own timeout */
+    long st = a->status;
+    pthread_mutex_unlock(&a->lock);
+    return st == 200 ? 0 : -1;
+}
+
+int raw_attach_end(raw_attach *a)
+{
+    if (!a->thread_started)
+        return -1;
+    pthread_mutex_lock(&a->lock);
+    while (!a->done)
+        pthread_cond_wait(&a->cond, &a->lock);
+    int rc = a->rc;
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
+void raw_attach_free(raw_attach *a)
+{
+    atomic_store(&a->cancel, true);
+    if (a->thread_started)
+        pthread_join(a->thread, NULL);
+    a->thread_started = false;
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cond);
+}
+
 /* ---- events ---- */
 
 static const char *const action_names[RAW_ACTIONS] = {"create", "start", "die", "destroy"};
@@ -383,8 +463,8 @@ static void events_record(raw_events *ev, json_t *e)
         ev->destroyed++;
         if (ts > ev->last_destroy_ns)
             ev->last_destroy_ns = ts;
-        pthread_cond_broadcast(&ev->cond);
     }
+    pthread_cond_broadcast(&ev->cond);
     pthread_mutex_unlock(&ev->lock);
 }
 
@@ -535,7 +615,7 @@ static void deadline_in(struct timespec *ts, int64_t ms)
     ts->tv_nsec = ns % 1000000000LL;
 }
 
-int raw_events_wait_destroy(raw_events *ev, const char *name, int64_t timeout_ms, raw_timeline *out)
+int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms, raw_timeline *out)
 {
     struct timespec deadline;
     deadline_in(&deadline, timeout_ms);
@@ -543,7 +623,7 @@ int raw_events_wait_destroy(raw_events *ev, const char *name, int64_t timeout_ms
     int rc = 0;
     for (;;) {
         raw_timeline *t = timeline_of(ev, name, false);
-        if (t && t->ts_ns[RAW_DESTROY]) {
+        if (t && t->ts_ns[action]) {
             *out = *t;
             pthread_mutex_unlock(&ev->lock);
             return 0;

@@ -76,6 +76,30 @@ int raw_demux_feed(raw_demux *d, const char *p, size_t n);
 /* A raw_sink_fn over a raw_demux. */
 int raw_demux_sink(void *ud, const char *data, size_t len);
 
+/* ---- attach before start: the output from its first byte, counted ---- */
+typedef struct raw_attach {
+    pthread_t thread;
+    bool thread_started;
+    char path[200];
+    long timeout_ms;
+    atomic_bool cancel;
+    raw_demux demux;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    long status;       /* the engine's answer to the attach (headers), -1 if none */
+    bool done;
+    int rc;
+    int64_t end_ns;    /* bench_mono_ns() at the end of the stream */
+} raw_attach;
+
+/* Attaches to created container id on its own thread and connection; returns once the engine has answered
+ * (0 for 200, -1 otherwise): a start after this loses no byte. */
+int raw_attach_begin(raw_attach *a, const char *id, long timeout_ms);
+/* Waits for the end of the stream (the container's output closed); 0 when it ended cleanly. */
+int raw_attach_end(raw_attach *a);
+/* Ends the attach if still open (a container that never started), joins its thread, frees. Always call it. */
+void raw_attach_free(raw_attach *a);
+
 /* ---- the events watcher: when did each container get created, started, die and get removed ---- */
 #define RAW_EVENTS_MAX 1024
 #define RAW_EVENTS_SEARCH 1024  /* a name is looked up among the newest this many records */
@@ -106,8 +130,8 @@ typedef struct raw_events {
  * place. own_tid (may be NULL) receives the watcher thread's tid before this returns. */
 int raw_events_start(raw_events *ev, pid_t *own_tid);
 void raw_events_stop(raw_events *ev);
-/* Waits (at most timeout_ms) for the destroy of container `name`; *out gets its whole timeline. 0, or -1. */
-int raw_events_wait_destroy(raw_events *ev, const char *name, int64_t timeout_ms, raw_timeline *out);
+/* Waits (at most timeout_ms) for `action` of container `name`; *out gets its timeline so far. 0, or -1. */
+int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms, raw_timeline *out);
 /* How many destroys have been seen so far (for "all K removed"). */
 uint64_t raw_events_destroyed(raw_events *ev);
 /* Waits until destroyed >= target, at most timeout_ms; *last_ts_ns: the engine time of the latest destroy then.
