@@ -576,6 +576,44 @@ static int cmd_run(int argc, char **argv)
     return code;
 }
 
+/* A copy where bytes that are not valid UTF-8 (and NULs) become U+FFFD: JSON strings must be UTF-8. */
+static char *utf8_clean(const char *s, size_t n)
+{
+    char *out = malloc(n * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t k = 0;
+        if (*p >= 0x01 && *p < 0x80)
+            k = 1;
+        else if ((*p & 0xE0) == 0xC0 && *p >= 0xC2)
+            k = 2;
+        else if ((*p & 0xF0) == 0xE0)
+            k = 3;
+        else if ((*p & 0xF8) == 0xF0 && *p <= 0xF4)
+            k = 4;
+        bool ok = k > 0 && p + k <= end;
+        for (size_t i = 1; ok && i < k; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (ok && k == 3) /* no overlongs, no surrogates */
+            ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
+        if (ok && k == 4)
+            ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
+        if (!ok) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p++;
+            continue;
+        }
+        memcpy(o, p, k);
+        o += k;
+        p += k;
+    }
+    *o = '\0';
+    return out;
+}
+
 static const char *need_exec_id(int argc, char **argv, const char *cmd)
 {
     if (optind >= argc)
@@ -685,8 +723,12 @@ static int cmd_logs(int argc, char **argv)
         dms_log_frame f;
         while ((r = dms_log_stream_next(s, -1, &f, &err)) > 0) {
             if (g.json) {
-                json_t *o = json_pack("{s:s,s:I,s:s%,s:b}", "stream", f.stream == DMS_STREAM_STDERR ? "stderr" : "stdout",
-                                      (json_int_t)f.ts_ns, "data", f.data, f.len, "partial", f.partial);
+                char *clean = utf8_clean(f.data, f.len);
+                json_t *o = clean ? json_pack("{s:s,s:I,s:s,s:b}", "stream",
+                                              f.stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "ts_ns",
+                                              (json_int_t)f.ts_ns, "data", clean, "partial", f.partial)
+                                  : NULL;
+                free(clean);
                 char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
                 if (js)
                     printf("%s\n", js);

@@ -323,17 +323,38 @@ int docker_recover(void *cookie, size_t *adopted, dms_error *err)
     docker_executor *ex = cookie;
     idset s = {0};
     int r = all_ids(ex, &s, err);
-    size_t n = 0;
+    size_t n = 0, k = 0;
+    docker_handler **adoptees = calloc(dms_strv_len(s.ids) + 1, sizeof(*adoptees));
+    if (!adoptees) {
+        dms_strv_free(s.ids);
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
     for (size_t i = 0; r == 0 && s.ids && s.ids[i]; i++) {
         docker_handler *h = NULL;
         dms_error e = {0};
         int rr = docker_get(ex, s.ids[i], &h, &e);
-        if (rr == 1)
+        if (rr == 1) {
             n++;
-        else if (rr < 0 && rr != -DMS_E_NOT_FOUND)
+            adoptees[k++] = h;
+        } else if (rr < 0 && rr != -DMS_E_NOT_FOUND) {
             dms_logf(ex->host, DMS_LOG_WARN, "exec=%s op=recover msg=\"%s\"", s.ids[i], e.message);
+        }
+    }
+    /* Jobs that ended while nobody watched are finished now (output caught up, result written, container
+     * removed), so that a host that recovers and exits leaves everything settled. Bounded. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += DOCKER_RECOVER_SETTLE_MS / 1000;
+    for (size_t i = 0; i < k; i++) {
+        docker_handler *h = adoptees[i];
+        pthread_mutex_lock(&h->lock);
+        int rc = 0;
+        while (h->exited && h->state != DMS_STATE_FINISHED && rc == 0)
+            rc = pthread_cond_timedwait(&h->cond, &h->lock, &deadline);
+        pthread_mutex_unlock(&h->lock);
         docker_handler_unref(h);
     }
+    free(adoptees);
     dms_strv_free(s.ids);
     *adopted = n;
     return r;
@@ -412,14 +433,28 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
         }
         docker_handler_unref(h);
     } else {
-        out->state = DMS_STATE_RUNNING; /* owned by another live process */
+        /* Owned by another live process: the engine says where it stands (no container yet: still preparing). */
+        out->state = DMS_STATE_PREPARING;
+        char dir[PATH_MAX];
+        docker_exec_dir(ex, exec_id, dir);
+        docker_handler tmp = {0};
+        snprintf(tmp.dir, sizeof(tmp.dir), "%s", dir);
+        load_spec(&tmp);
+        snprintf(out->job_id, sizeof(out->job_id), "%s", tmp.job_id);
     }
-    if (out->state == DMS_STATE_RUNNING || out->state == DMS_STATE_STOPPING) {
+    if (out->state != DMS_STATE_FINISHED) {
         json_t *j = NULL;
         if (docker_inspect(ex, out->handle[0] ? out->handle : name, &j, NULL) == 0) {
+            json_t *st = json_object_get(j, "State");
+            const char *status = json_string_value(json_object_get(st, "Status"));
+            if (!h) {
+                if (json_is_true(json_object_get(st, "Running")))
+                    out->state = DMS_STATE_RUNNING;
+                else if (status && strcmp(status, "created") != 0)
+                    out->state = DMS_STATE_STOPPING; /* exited; its owner is finishing it */
+            }
             snprintf(out->handle, sizeof(out->handle), "%s", json_string_value(json_object_get(j, "Id")));
             fill_ports(j, out);
-            json_t *st = json_object_get(j, "State");
             if (!out->started_at_ns)
                 out->started_at_ns = parse_time(json_string_value(json_object_get(st, "StartedAt")));
             const char *job = json_string_value(

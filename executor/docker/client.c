@@ -304,7 +304,7 @@ static int api_minor(const char *v)
     return m < 0 || m > 1000 ? -1 : (int)m;
 }
 
-int docker_client_ping(docker_client *c, dms_error *err)
+int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -314,7 +314,7 @@ int docker_client_ping(docker_client *c, dms_error *err)
     dms_buf body = {.max = 1024};
     docker_easy_setup(h, c, errbuf);
     curl_easy_setopt(h, CURLOPT_URL, "http://localhost/_ping");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)DOCKER_PING_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, ping_header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &pc);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_cb);
@@ -328,8 +328,8 @@ int docker_client_ping(docker_client *c, dms_error *err)
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         dms_buf_free(&body);
         return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
-                             "socket %s did not answer /_ping within %d ms: not a Docker engine, or a hung one",
-                             c->socket_path, DOCKER_PING_TIMEOUT_MS);
+                             "socket %s did not answer /_ping within %ld ms: not a Docker engine, or a hung one",
+                             c->socket_path, timeout_ms);
     }
     if (rc != CURLE_OK) {
         dms_buf_free(&body);
@@ -370,7 +370,7 @@ int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_erro
     snprintf(v, sizeof(v), "%s", c->api_version);
     pthread_mutex_unlock(&c->lock);
     if (!v[0]) {
-        int r = docker_client_ping(c, err);
+        int r = docker_client_ping(c, DOCKER_PING_TIMEOUT_MS, err);
         if (r < 0)
             return r;
         pthread_mutex_lock(&c->lock);

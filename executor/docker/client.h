@@ -20,7 +20,8 @@
 #define DOCKER_SOCKET_PATH_MAX 108      /* sun_path */
 #define DOCKER_CONNECT_TIMEOUT_MS 2000
 #define DOCKER_SHORT_CALL_TIMEOUT_MS 30000
-#define DOCKER_PING_TIMEOUT_MS 3000
+#define DOCKER_PING_TIMEOUT_MS 2000
+#define DOCKER_CREATE_PING_TIMEOUT_MS 1000 /* at create only a hint (a warning): is_installed gives the verdict */
 #define DOCKER_STOP_MARGIN_MS 10000     /* HTTP timeout of stop = grace + this */
 #define DOCKER_BODY_MAX_BYTES (8 * 1024 * 1024)
 #define DOCKER_ERROR_BODY_MAX_BYTES (64 * 1024)
@@ -55,8 +56,8 @@ typedef long (*docker_source_fn)(void *ud, char *buf, size_t len);
 int docker_client_init(docker_client *c, const dms_host_services *host, dms_error *err);
 void docker_client_destroy(docker_client *c);
 
-/* Pings the daemon (bounded) and negotiates the API version; UNAVAILABLE with the reason when it cannot. */
-int docker_client_ping(docker_client *c, dms_error *err);
+/* Pings the daemon (bounded by timeout_ms) and negotiates the API version; UNAVAILABLE with the reason. */
+int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err);
 
 /* Builds "http://localhost/v<api>/<path>" into out (path starts with '/'). Negotiates the version first if needed. */
 int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_error *err);

@@ -33,7 +33,8 @@
 #define DOCKER_CANCEL_WAIT_EXTRA_MS 30000  /* cancel waits grace + this for the end */
 #define DOCKER_FINISHED_KEEP 256           /* finished handlers kept in memory; older ones reload from disk */
 #define DOCKER_RESULT_FILE_MAX (64 * 1024 * 1024)
-#define DOCKER_DRAIN_WAIT_MS 10000       /* destroy waits this long for removals in flight */
+#define DOCKER_DRAIN_WAIT_MS 10000
+#define DOCKER_RECOVER_SETTLE_MS 30000  /* recover waits this long for adopted, ended jobs to be finished */       /* destroy waits this long for removals in flight */
 #define DOCKER_SPEC_FILE "spec.json"
 #define DOCKER_RESULT_FILE "result.json"
 #define DOCKER_CANCEL_FILE "cancel"

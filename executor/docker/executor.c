@@ -120,7 +120,7 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
     /* The engine may be down now and up later: that is not a reason to refuse the executor (a host must survive a
      * daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it answers. */
     dms_error pe = {0};
-    bool up = docker_client_ping(&ex->client, &pe) == 0;
+    bool up = docker_client_ping(&ex->client, DOCKER_CREATE_PING_TIMEOUT_MS, &pe) == 0;
     if (!up)
         dms_logf(host, DMS_LOG_WARN, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
     docker_events_start(ex, up);
@@ -161,7 +161,7 @@ static void docker_destroy(void *cookie)
 static bool docker_is_installed(void *cookie, dms_error *why)
 {
     docker_executor *ex = cookie;
-    return docker_client_ping(&ex->client, why) == 0;
+    return docker_client_ping(&ex->client, DOCKER_PING_TIMEOUT_MS, why) == 0;
 }
 
 static int docker_start_op(void *cookie, const dms_exec_request *req, dms_error *err)

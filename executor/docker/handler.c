@@ -378,6 +378,12 @@ static uint64_t captured_bytes(const docker_handler *h)
 static void capture_done(void *ud, int rc, long status, const char *body, size_t len, const dms_error *err)
 {
     docker_handler *h = ud;
+    if (atomic_load(&h->ex->shutting_down)) {
+        /* Our process is going away mid-capture: nothing is finished. The capture on disk stays resumable and the
+         * next owner (another process, or recover) carries on from it. */
+        docker_handler_unref(h);
+        return;
+    }
     if (rc < 0 && rc != -DMS_E_CANCELLED)
         dms_logf(h->ex->host, DMS_LOG_WARN, "exec=%s op=capture msg=\"%s\"", h->exec_id, err ? err->message : "");
     else if (rc == 0 && (status < 200 || status >= 300))
