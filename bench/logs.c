@@ -29,6 +29,7 @@ typedef struct lg_conf {
     long mib;
     uint64_t per_stream;               /* bytes per stream */
     char script[512];
+    char script_one[512];              /* the same volume, all of it to stderr */
     long timeout_ms;
     char engine_max_size[32];          /* "256m": the bare container's engine log file bound (2 files) */
 } lg_conf;
@@ -66,6 +67,8 @@ static void conf_init(lg_conf *c)
     /* `yes` repeats the line; `head -c` cuts the exact volume; both streams are written at the same time. */
     snprintf(c->script, sizeof(c->script), "yes %s | head -c %llu & yes %s | head -c %llu >&2; wait", out,
              (unsigned long long)c->per_stream, err, (unsigned long long)c->per_stream);
+    snprintf(c->script_one, sizeof(c->script_one), "yes %s | head -c %llu >&2", err,
+             (unsigned long long)(2 * c->per_stream));
     c->timeout_ms = LG_BASE_TIMEOUT_MS + c->mib * LG_TIMEOUT_MS_PER_MIB;
     snprintf(c->engine_max_size, sizeof(c->engine_max_size), "%ldm", c->mib * LG_CAPTURE_FACTOR);
 }
@@ -151,6 +154,35 @@ static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int roun
     bench_samples_add(&s->exec_die_result, since_die(ev, name, real1));
     bench_samples_add(&s->exec_hist_cpu, bench_ms(cpu2 - cpu1));
     return 0;
+}
+
+/* The same volume all on stderr, through the executor: how long from the end (die) to the result when one stream
+ * is silent. One run; *die_result ms, *rate MiB/s. */
+static int exec_one_stream(bench_env *env, raw_events *ev, const lg_conf *c, double *die_result, double *rate)
+{
+    char id[DMS_ID_MAX + 1], name[160];
+    snprintf(id, sizeof(id), "lg1-%d", (int)getpid());
+    snprintf(name, sizeof(name), "dms-%s-%s", BENCH_EXECUTOR_ID, id);
+    bench_req r;
+    bench_req_init(&r, env, id, c->script_one);
+    r.req.limits.log_file_bytes = (int64_t)c->mib * LG_CAPTURE_FACTOR * 1024 * 1024;
+    r.req.timeout_ms = c->timeout_ms;
+    dms_exec_result res = {0};
+    dms_error err = {0};
+    int64_t t0 = bench_mono_ns();
+    int rc = dms_executor_run(env->ex, &r.req, &res, &err);
+    int64_t t1 = bench_mono_ns(), real1 = bench_real_ns();
+    bool ok = rc == 0 && res.outcome == DMS_OUTCOME_EXITED && res.exit_code == 0 && res.stdout_len == 0 &&
+              res.stderr_truncated;
+    if (!ok)
+        fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d, stdout %zu bytes)\n", id,
+                rc < 0 ? err.message : res.error, dms_outcome_name(res.outcome), res.exit_code, res.stdout_len);
+    dms_exec_result_clear(&res);
+    *die_result = since_die(ev, name, real1);
+    *rate = (double)(2 * c->per_stream) / MIB / ((double)(t1 - t0) / 1e9);
+    if (dms_executor_remove(env->ex, id, &err) < 0)
+        fprintf(stderr, "bench: logs: remove %s: %s\n", id, err.message);
+    return ok ? 0 : -1;
 }
 
 /* ---- the bare client ---- */
@@ -255,6 +287,9 @@ int bench_logs(bench_env *env, const char *json_path)
                 s.failures++;
         }
     }
+    double one_die = NAN, one_rate = NAN;
+    if (!*only && exec_one_stream(env, &ev, &c, &one_die, &one_rate) < 0)
+        s.failures++;
     raw_events_stop(&ev);
     double mib = (double)c.mib;
     printf("  %-40s %3s %10s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s", "min", "max",
@@ -271,6 +306,8 @@ int bench_logs(bench_env *env, const char *json_path)
     printf("  (CPU ms: this process, the executor's threads or the bare client's, median)\n");
     printf("  the engine's die event to: the executor's result %.1f ms, the bare attach's EOF %.1f ms (p50)\n",
            bench_median(&s.exec_die_result), bench_median(&s.raw_die_eof));
+    printf("  the same volume all on stderr, executor (one run): %.1f MiB/s, die event to result %.1f ms\n", one_rate,
+           one_die);
     printf("  (*) returns %.1f of %.1f MiB: the executor bounds the engine's copy (16m x 2); the others read it all\n",
            kept / MIB, mib);
     double live = bench_median(&s.raw_live) > 0 ? bench_median(&s.exec_live) / bench_median(&s.raw_live) : NAN;
@@ -301,6 +338,9 @@ int bench_logs(bench_env *env, const char *json_path)
     json_object_set_new(o, "die_to_end_ms",
                         json_pack("{s:o,s:o}", "executor_result", bench_stats_json(&s.exec_die_result, "ms", true),
                                   "bare_attach_eof", bench_stats_json(&s.raw_die_eof, "ms", true)));
+    json_object_set_new(o, "executor_stderr_only",
+                        json_pack("{s:f,s:f}", "mib_per_s", bench_finite(one_rate), "die_to_result_ms",
+                                  bench_finite(one_die)));
     json_object_set_new(o, "process_cpu_ms",
                         json_pack("{s:o,s:o,s:o,s:o}", "executor_live",
                                   bench_stats_json(&s.exec_live_cpu, "ms", false), "bare_live",
