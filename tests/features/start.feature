@@ -86,7 +86,7 @@ Feature: start - begin one execution from a request
 
   Scenario: Two clients start the same execution at once and exactly one wins
     Given a marker file the job can append to
-    When 4 clients start execution "e1" at the same time running "echo ran >> $MARK/runs; sleep 1"
+    When 4 clients start execution "e1" at the same time running "echo ran >> $MARK/runs; sleep 2"
     Then exactly one start succeeds and the others fail with ALREADY_STARTED
     When I wait for execution "e1"
     Then the outcome is "exited" with exit code 0
