@@ -544,6 +544,12 @@ static int cmd_run(int argc, char **argv)
     int r = dms_executor_start(ex, req, &err);
     if (r < 0) {
         int code = fail(&err);
+        /* A start that failed after validation left a result (outcome failed): exit as docker run does, 127 for a
+         * program that does not exist, 126 for one that cannot run. */
+        dms_error ignored;
+        if (r == -DMS_E_START_FAILED && dms_executor_wait(ex, req->execution_id, 0, &res, &ignored) == 0)
+            code = result_exit_code(&res);
+        dms_exec_result_clear(&res);
         close_executor(ex);
         dms_exec_request_free(b.from_json);
         return code;

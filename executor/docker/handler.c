@@ -222,9 +222,12 @@ static void grace_fired(void *ud, bool cancelled)
 void docker_handler_maybe_finalize(docker_handler *h)
 {
     pthread_mutex_lock(&h->lock);
-    bool ready = h->exited && !h->capture_expected;
+    /* While preparing, the starting thread owns the end (a failed start removes its container, and that
+     * container's destroy event must not make the job "lost"); it checks again once the job runs. */
+    bool preparing = h->state == DMS_STATE_PREPARING;
+    bool ready = h->exited && !h->capture_expected && !preparing;
     /* An attach ends right after the exit; a /logs backfill (adopted job) ends by itself, however long it is. */
-    bool arm_grace = h->exited && !ready && !h->grace_timer && !h->capture_is_logs;
+    bool arm_grace = h->exited && !ready && !preparing && !h->grace_timer && !h->capture_is_logs;
     if (arm_grace)
         h->grace_timer = UINT64_MAX; /* placeholder until the id is known */
     pthread_mutex_unlock(&h->lock);
@@ -780,6 +783,8 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     pthread_mutex_unlock(&h->lock);
     if (h->timeout_ms > 0)
         docker_handler_arm_timeout(h, h->timeout_ms);
+    /* It may have ended already (a die event while we were still preparing). */
+    docker_handler_maybe_finalize(h);
     if (cancel_now) {
         /* A cancel arrived between create and start: it is waiting for the end; stop it now. */
         dms_error ignored;
