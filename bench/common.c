@@ -1,4 +1,5 @@
-/* common.c - clocks, statistics, settings, the executor under test, child processes, /proc sampling, results. */
+/* common.c - clocks, statistics, settings, the executor under test, child processes, /proc sampling and the
+ * results file. */
 #include "common.h"
 
 #include <dirent.h>
@@ -19,9 +20,9 @@
 
 #include "raw.h"
 
-#define CHILD_POLL_MS 20
+#define CHILD_POLL_MS    20
 #define CHILD_READ_BYTES (64 * 1024)
-#define PROC_LINE_MAX 256
+#define PROC_LINE_MAX    256
 
 /* ---- clocks ---- */
 
@@ -166,8 +167,8 @@ double bench_median(const bench_samples *s)
 json_t *bench_stats_json(const bench_samples *s, const char *unit, bool raw)
 {
     bench_stats st = bench_stats_of(s);
-    json_t *o = json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:s}", "n", (json_int_t)st.n, "min", st.min, "p50", st.p50, "p90",
-                          st.p90, "max", st.max, "mean", st.mean, "unit", unit);
+    json_t *o = json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:s}", "n", (json_int_t)st.n, "min", st.min, "p50",
+                          st.p50, "p90", st.p90, "max", st.max, "mean", st.mean, "unit", unit);
     if (o && raw) {
         json_t *a = json_array();
         for (size_t i = 0; i < s->n; i++)
@@ -195,8 +196,8 @@ bool bench_ratio_line(const char *name, double ratio, const char *op, double tar
 
 json_t *bench_ratio_json(double ratio, const char *op, double target)
 {
-    return json_pack("{s:f,s:s,s:f,s:b}", "ratio", isfinite(ratio) ? ratio : 0.0, "op", op, "target", target, "met",
-                     ratio_met(ratio, op, target));
+    return json_pack("{s:f,s:s,s:f,s:b}", "ratio", isfinite(ratio) ? ratio : 0.0, "op", op, "target", target,
+                     "met", ratio_met(ratio, op, target));
 }
 
 json_t *bench_machine_json(void)
@@ -210,8 +211,9 @@ json_t *bench_machine_json(void)
         foreign = raw_count_foreign_running(&c);
         raw_conn_free(&c);
     }
-    return json_pack("{s:I,s:[f,f,f],s:i,s:i}", "time_ns", (json_int_t)bench_real_ns(), "loadavg", load[0], load[1],
-                     load[2], "foreign_running_containers", foreign, "cpus", (int)sysconf(_SC_NPROCESSORS_ONLN));
+    return json_pack("{s:I,s:[f,f,f],s:i,s:i}", "time_ns", (json_int_t)bench_real_ns(), "loadavg", load[0],
+                     load[1], load[2], "foreign_running_containers", foreign, "cpus",
+                     (int)sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 int bench_results_put(const char *path, const char *key, json_t *value)
@@ -259,8 +261,9 @@ static int report_leftovers(const char *when)
     if (r < 0)
         return -1;
     if (containers || networks || volumes) {
-        fprintf(stderr, "bench: %s: %d containers, %d networks, %d volumes labelled io.dms.executor=%s remain\n", when,
-                containers, networks, volumes, BENCH_EXECUTOR_ID);
+        fprintf(stderr,
+                "bench: %s: %d containers, %d networks, %d volumes labelled io.dms.executor=%s remain\n",
+                when, containers, networks, volumes, BENCH_EXECUTOR_ID);
         return -1;
     }
     return 0;
@@ -292,7 +295,8 @@ int bench_env_open(bench_env *env, const char *results_dir)
     if (dms_executor_cleanup(env->ex, &rep, &err) < 0)
         fprintf(stderr, "bench: cleanup before the run: %s\n", err.message);
     if (rep.containers || rep.networks || rep.volumes)
-        fprintf(stderr, "bench: removed leftovers of an earlier run: %d containers, %d networks, %d volumes\n",
+        fprintf(stderr,
+                "bench: removed leftovers of an earlier run: %d containers, %d networks, %d volumes\n",
                 rep.containers, rep.networks, rep.volumes);
     /* The image must be local: the machine has no registry, and a pull inside a timed loop would be a lie. */
     raw_conn c;
@@ -306,7 +310,8 @@ int bench_env_open(bench_env *env, const char *results_dir)
     raw_conn_free(&c);
     dms_buf_free(&body);
     if (r < 0 || status != 200) {
-        fprintf(stderr, "bench: image %s is not present (status %ld); run scripts/test-images\n", env->image, status);
+        fprintf(stderr, "bench: image %s is not present (status %ld); run scripts/test-images\n", env->image,
+                status);
         bench_env_close(env);
         return -1;
     }
@@ -522,7 +527,8 @@ int bench_sampler_start(bench_sampler *s, int interval_ms)
     /* "5" resets the peak RSS (VmHWM) to the current RSS (proc(5)), so each run reports its own peak. */
     int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
     if (fd < 0 || write(fd, "5", 1) != 1)
-        fprintf(stderr, "bench: cannot reset VmHWM (%s); the peak covers the whole process\n", strerror(errno));
+        fprintf(stderr, "bench: cannot reset VmHWM (%s); the peak covers the whole process\n",
+                strerror(errno));
     if (fd >= 0)
         close(fd);
     s->interval_ms = interval_ms;

@@ -15,11 +15,11 @@
 
 #include <dms/executor.h>
 
-#define BENCH_EXECUTOR_ID "bench"            /* every container we create carries io.dms.executor=bench */
-#define BENCH_DEFAULT_IMAGE "dms-test/busybox:latest"
-#define BENCH_JOB_TIMEOUT_MS 120000          /* run timeout of every job: no loop can hang on a stuck container */
-#define BENCH_DESTROY_WAIT_MS 20000          /* how long we wait for an executor's async removal to land */
-#define BENCH_TIDS_MAX 1024
+#define BENCH_EXECUTOR_ID     "bench" /* every container we create carries io.dms.executor=bench */
+#define BENCH_DEFAULT_IMAGE   "dms-test/busybox:latest"
+#define BENCH_JOB_TIMEOUT_MS  120000 /* run timeout of every job: no loop can hang on a stuck container */
+#define BENCH_DESTROY_WAIT_MS 20000  /* how long we wait for an executor's async removal to land */
+#define BENCH_TIDS_MAX        1024
 
 /* ---- clocks ---- */
 int64_t bench_mono_ns(void);
@@ -42,7 +42,7 @@ size_t bench_parse_list(const char *s, long *out, size_t max);
 
 /* ---- samples ---- */
 typedef struct bench_samples {
-    double *v;  /* milliseconds (or any unit) */
+    double *v; /* milliseconds (or any unit) */
     size_t n, cap;
 } bench_samples;
 
@@ -77,18 +77,18 @@ typedef struct bench_env {
     dms_executor *ex;
     char state_dir[4096];
     const char *image;
-    atomic_int log_warnings;  /* warnings and errors the executor logged during the run */
+    atomic_int log_warnings; /* warnings and errors the executor logged during the run */
 } bench_env;
 
-/* Opens the docker executor "bench" with its own state dir under results_dir, removing leftovers of an earlier
- * run first (reported). Prints why and returns negative when the engine or the image is missing. */
+/* Opens the docker executor "bench" with its own state dir under results_dir, removing leftovers of an
+ * earlier run first (reported). Prints why and returns negative when the engine or the image is missing. */
 int bench_env_open(bench_env *env, const char *results_dir);
 /* Cleans up everything carrying io.dms.executor=bench and checks through the engine that nothing is left.
  * Returns 0 when zero containers, networks and volumes remain, negative otherwise (printed). */
 int bench_env_close(bench_env *env);
 
-/* A request for `sh -c script` (or `true` when script is NULL), with the bench's timeout. The strings pointed to
- * must outlive the request: they are kept in *req_store. */
+/* A request for `sh -c script` (or `true` when script is NULL) with the bench's run timeout. The request
+ * points into *r and at script (borrowed): both must outlive its use. */
 typedef struct bench_req {
     dms_exec_request req;
     char exec_id[DMS_ID_MAX + 1];
@@ -98,15 +98,15 @@ void bench_req_init(bench_req *r, const bench_env *env, const char *exec_id, con
 
 /* ---- child processes (the docker CLI) ---- */
 typedef struct bench_child_result {
-    int status;          /* exit status, or 128 + signal, or -1 if it could not be run */
-    bool timed_out;      /* killed (SIGKILL, by pid) after timeout_ms */
+    int status;     /* exit status, or 128 + signal, or -1 if it could not be run */
+    bool timed_out; /* killed (SIGKILL, by pid) after timeout_ms */
     int64_t wall_ns;
-    uint64_t out_bytes;  /* bytes it wrote to stdout / stderr, when counted */
+    uint64_t out_bytes; /* bytes it wrote to stdout / stderr, when counted */
     uint64_t err_bytes;
 } bench_child_result;
 
-/* Runs argv (PATH lookup), bounded by timeout_ms. count_output: its stdout and stderr are read and counted (like
- * `| wc -c`, one count per stream); otherwise they go to /dev/null. */
+/* Runs argv (PATH lookup), bounded by timeout_ms. count_output: its stdout and stderr are read and counted,
+ * one count per stream (like `| wc -c`); otherwise they go to /dev/null. */
 int bench_run_child(char *const argv[], int64_t timeout_ms, bool count_output, bench_child_result *out);
 
 /* ---- /proc/self sampling: threads and resident memory while something runs ---- */
@@ -116,14 +116,15 @@ typedef struct bench_sampler {
     atomic_bool stop;
     int interval_ms;
     pthread_mutex_t lock;
-    pid_t own[BENCH_TIDS_MAX];  /* threads the benchmark made; every other task is the executor's (or curl's) */
+    pid_t
+        own[BENCH_TIDS_MAX]; /* threads the benchmark made; every other task is the executor's (or curl's) */
     size_t n_own;
     /* results (read after bench_sampler_stop) */
-    int max_threads;            /* the whole process */
-    int max_foreign_threads;    /* tasks that are not ours: the executor's threads */
-    long max_rss_kb;            /* sampled VmRSS */
-    long hwm_kb;                /* VmHWM at stop (reset at start) */
-    long base_rss_kb;           /* VmRSS at start */
+    int max_threads;         /* the whole process */
+    int max_foreign_threads; /* tasks that are not ours: the executor's threads */
+    long max_rss_kb;         /* sampled VmRSS */
+    long hwm_kb;             /* VmHWM at stop (reset at start) */
+    long base_rss_kb;        /* VmRSS at start */
     int samples;
 } bench_sampler;
 
@@ -135,8 +136,9 @@ void bench_sampler_stop(bench_sampler *s);
 void bench_sampler_destroy(bench_sampler *s);
 pid_t bench_gettid(void);
 
-/* ---- the benchmarks: each prints its table and summary line, and puts its figures under its name in json_path
- * (may be NULL). 0 when it ran and every byte count checked out; timing never fails a benchmark. ---- */
+/* ---- the benchmarks ----
+ * Each prints its table and summary line, and puts its figures under its name in json_path (may be NULL).
+ * 0 when it ran and every byte count checked out; timing never fails a benchmark. */
 int bench_lifecycle(bench_env *env, const char *json_path);
 int bench_logs(bench_env *env, const char *json_path);
 int bench_concurrency(bench_env *env, const char *json_path);

@@ -1,10 +1,11 @@
 /* lifecycle.c - N trivial jobs (`true`) four ways, interleaved so that drift hits every path alike:
- *   executor: dms_executor_run() through the C API; its container is removed off the critical path, so its
- *             lifecycle ends at the engine's `destroy` event (seen by our own events watcher), and its
- *             time-to-result at the return of run;
- *   bare:     create, start, wait, delete on one kept-alive connection (the floor); time-to-result after wait;
+ *   executor:    dms_executor_run() through the C API; its container is removed off the critical path, so
+ *                its lifecycle ends at the engine's `destroy` event (seen by our own events watcher), and its
+ *                time-to-result at the return of run;
+ *   bare:        create, start, wait, delete on one kept-alive connection (the floor); time-to-result after
+ *                the wait;
  *   bare+attach: the same with an attach before start read to its end, as the executor captures output;
- *   CLI:      `docker run --rm` (what a user would type), which returns once the container is removed.
+ *   CLI:         `docker run --rm` (what a user would type), which returns once the container is removed.
  * Every round runs the four in a rotated order (A B C D, B C D A, ...). */
 #include "common.h"
 
@@ -15,11 +16,11 @@
 
 #include "raw.h"
 
-#define LC_DEFAULT_N 30
-#define LC_DEFAULT_WARMUP 2
+#define LC_DEFAULT_N           30
+#define LC_DEFAULT_WARMUP      2
 #define LC_DEFAULT_MAX_SECONDS 300
-#define LC_MAX_FAILURES 3
-#define LC_CLI_TIMEOUT_MS 60000
+#define LC_MAX_FAILURES        3
+#define LC_CLI_TIMEOUT_MS      60000
 
 enum { PATH_EXEC, PATH_RAW, PATH_ATTACH, PATH_CLI, PATH_COUNT };
 
@@ -44,8 +45,8 @@ typedef struct lc_state {
 } lc_state;
 
 typedef struct lc_job {
-    double ttr, life;   /* ms */
-    double cpu;         /* ms of this process's CPU (executor or bare client; the CLI runs elsewhere) */
+    double ttr, life; /* ms */
+    double cpu;       /* ms of this process's CPU (executor or bare client; the CLI runs elsewhere) */
     double seg[SEG_COUNT];
 } lc_job;
 
@@ -100,7 +101,8 @@ static int run_exec(lc_state *st, int i, lc_job *job)
 static int run_raw(lc_state *st, int i, bool with_attach, lc_job *job)
 {
     char name[160], id[80];
-    snprintf(name, sizeof(name), "dms-%s-raw%s-%d-%d", BENCH_EXECUTOR_ID, with_attach ? "att" : "", (int)st->pid, i);
+    snprintf(name, sizeof(name), "dms-%s-raw%s-%d-%d", BENCH_EXECUTOR_ID, with_attach ? "att" : "",
+             (int)st->pid, i);
     int code = -1;
     int64_t real0 = bench_real_ns(), t0 = bench_mono_ns();
     if (raw_create(&st->conn, name, st->raw_body, id) < 0)
@@ -136,11 +138,30 @@ static int run_cli(lc_state *st, int i, lc_job *job)
     char name[160];
     snprintf(name, sizeof(name), "dms-%s-cli-%d-%d", BENCH_EXECUTOR_ID, (int)st->pid, i);
     /* The executor's labels, log driver and stop timeout, so that the engine does the same work. */
-    char *argv[] = {"docker", "run", "--rm", "--name", name,
-                    "--label", "io.dms.managed=true", "--label", "io.dms.executor=" BENCH_EXECUTOR_ID,
-                    "--label", "io.dms.backend=docker", "--label", "io.dms.role=job",
-                    "--log-driver", "local", "--log-opt", "max-size=16m", "--log-opt", "max-file=2",
-                    "--stop-timeout", "10", (char *)st->env->image, "true", NULL};
+    char *argv[] = {"docker",
+                    "run",
+                    "--rm",
+                    "--name",
+                    name,
+                    "--label",
+                    "io.dms.managed=true",
+                    "--label",
+                    "io.dms.executor=" BENCH_EXECUTOR_ID,
+                    "--label",
+                    "io.dms.backend=docker",
+                    "--label",
+                    "io.dms.role=job",
+                    "--log-driver",
+                    "local",
+                    "--log-opt",
+                    "max-size=16m",
+                    "--log-opt",
+                    "max-file=2",
+                    "--stop-timeout",
+                    "10",
+                    (char *)st->env->image,
+                    "true",
+                    NULL};
     bench_child_result cr;
     int64_t real0 = bench_real_ns();
     if (bench_run_child(argv, LC_CLI_TIMEOUT_MS, false, &cr) < 0 || cr.status != 0) {
@@ -168,8 +189,8 @@ static double ratio(const bench_samples *a, const bench_samples *b)
 
 static void free_state(lc_state *st)
 {
-    bench_samples *all[] = {&st->exec_ttr, &st->exec_life, &st->raw_ttr, &st->raw_life, &st->att_ttr,
-                            &st->att_life, &st->cli, &st->pair_life, &st->pair_ttr_cli};
+    bench_samples *all[] = {&st->exec_ttr, &st->exec_life, &st->raw_ttr,   &st->raw_life,    &st->att_ttr,
+                            &st->att_life, &st->cli,       &st->pair_life, &st->pair_ttr_cli};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         bench_samples_free(all[i]);
     for (int p = 0; p < PATH_COUNT; p++)
@@ -186,8 +207,9 @@ int bench_lifecycle(bench_env *env, const char *json_path)
     long n = bench_env_long("BENCH_N", LC_DEFAULT_N);
     long warmup = bench_env_long("BENCH_WARMUP", LC_DEFAULT_WARMUP);
     long max_s = bench_env_long("BENCH_MAX_SECONDS", LC_DEFAULT_MAX_SECONDS);
-    printf("\n== lifecycle: %ld trivial jobs (true) per path, %ld warm-up rounds dropped, interleaved; image %s\n", n,
-           warmup, env->image);
+    printf("\n== lifecycle: %ld trivial jobs (true) per path, %ld warm-up rounds dropped, interleaved; image "
+           "%s\n",
+           n, warmup, env->image);
     json_t *machine_before = bench_machine_json();
 
     raw_events ev;
@@ -205,7 +227,8 @@ int bench_lifecycle(bench_env *env, const char *json_path)
     for (long i = 0; i < warmup + n; i++) {
         if (bench_mono_ns() > deadline) {
             truncated = true;
-            fprintf(stderr, "bench: lifecycle: time bound of %ld s reached after %ld rounds\n", max_s, rounds);
+            fprintf(stderr, "bench: lifecycle: time bound of %ld s reached after %ld rounds\n", max_s,
+                    rounds);
             break;
         }
         lc_job job[PATH_COUNT];
@@ -269,9 +292,11 @@ int bench_lifecycle(bench_env *env, const char *json_path)
             json_object_set_new(row, path_names[p], bench_stats_json(&st.seg[p][g], "ms", false));
         json_object_set_new(breakdown, seg_names[g], row);
     }
-    printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", "CPU of this process per job", bench_median(&st.cpu[PATH_EXEC]),
-           bench_median(&st.cpu[PATH_RAW]), bench_median(&st.cpu[PATH_ATTACH]), bench_median(&st.cpu[PATH_CLI]));
-    printf("  (events: the engine's create/start/die/destroy; result: run or wait returns, or the CLI exits)\n");
+    printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", "CPU of this process per job",
+           bench_median(&st.cpu[PATH_EXEC]), bench_median(&st.cpu[PATH_RAW]),
+           bench_median(&st.cpu[PATH_ATTACH]), bench_median(&st.cpu[PATH_CLI]));
+    printf(
+        "  (events: the engine's create/start/die/destroy; result: run or wait returns, or the CLI exits)\n");
     json_t *cpu = json_object();
     for (int p = 0; p < PATH_COUNT; p++)
         json_object_set_new(cpu, path_names[p], bench_stats_json(&st.cpu[p], "ms", false));
@@ -285,33 +310,38 @@ int bench_lifecycle(bench_env *env, const char *json_path)
     printf("  %-44s %7.3fx\n", "time-to-result executor/bare", ttr_raw);
     bool m2 = bench_ratio_line("time-to-result executor/CLI", ttr_cli, "<=", 0.85);
     double pair_life = bench_median(&st.pair_life), pair_ttr = bench_median(&st.pair_ttr_cli);
-    printf("  (median of per-round ratios: lifecycle executor/bare %.3fx, time-to-result executor/CLI %.3fx)\n",
-           pair_life, pair_ttr);
-    printf("SUMMARY lifecycle: executor/bare %.3fx (<= 1.03 %s), executor/CLI %.3fx; time-to-result executor/CLI "
+    printf(
+        "  (median of per-round ratios: lifecycle executor/bare %.3fx, time-to-result executor/CLI %.3fx)\n",
+        pair_life, pair_ttr);
+    printf("SUMMARY lifecycle: executor/bare %.3fx (<= 1.03 %s), executor/CLI %.3fx; time-to-result "
+           "executor/CLI "
            "%.3fx (<= 0.85 %s), executor/bare %.3fx; n=%ld%s\n",
            life_raw, m1 ? "met" : "MISSED", life_cli, ttr_cli, m2 ? "met" : "MISSED", ttr_raw, rounds,
            truncated ? " (time bound hit)" : "");
 
-    json_t *o = json_pack("{s:I,s:I,s:b,s:i,s:s,s:o,s:o}", "n", (json_int_t)rounds, "warmup", (json_int_t)warmup,
-                          "truncated", truncated, "failures", st.failures, "image", env->image, "machine_before",
-                          machine_before, "machine_after", bench_machine_json());
-    json_object_set_new(o, "lifecycle_ms",
-                        json_pack("{s:o,s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_life, "ms", true),
-                                  "bare", bench_stats_json(&st.raw_life, "ms", true), "bare_attach",
-                                  bench_stats_json(&st.att_life, "ms", true), "cli",
-                                  bench_stats_json(&st.cli, "ms", true)));
+    json_t *o =
+        json_pack("{s:I,s:I,s:b,s:i,s:s,s:o,s:o}", "n", (json_int_t)rounds, "warmup", (json_int_t)warmup,
+                  "truncated", truncated, "failures", st.failures, "image", env->image, "machine_before",
+                  machine_before, "machine_after", bench_machine_json());
+    json_object_set_new(
+        o, "lifecycle_ms",
+        json_pack("{s:o,s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_life, "ms", true), "bare",
+                  bench_stats_json(&st.raw_life, "ms", true), "bare_attach",
+                  bench_stats_json(&st.att_life, "ms", true), "cli", bench_stats_json(&st.cli, "ms", true)));
     json_object_set_new(o, "time_to_result_ms",
                         json_pack("{s:o,s:o,s:o,s:o}", "executor", bench_stats_json(&st.exec_ttr, "ms", true),
                                   "bare", bench_stats_json(&st.raw_ttr, "ms", true), "bare_attach",
                                   bench_stats_json(&st.att_ttr, "ms", true), "cli",
                                   bench_stats_json(&st.cli, "ms", false)));
-    json_object_set_new(
-        o, "ratios",
-        json_pack("{s:o,s:f,s:f,s:f,s:o,s:f,s:f}", "lifecycle_executor_over_bare",
-                  bench_ratio_json(life_raw, "<=", 1.03), "lifecycle_executor_over_bare_attach", bench_finite(life_att),
-                  "lifecycle_executor_over_cli", bench_finite(life_cli), "time_to_result_executor_over_bare",
-                  bench_finite(ttr_raw), "time_to_result_executor_over_cli", bench_ratio_json(ttr_cli, "<=", 0.85),
-                  "paired_lifecycle_executor_over_bare", pair_life, "paired_ttr_executor_over_cli", pair_ttr));
+    json_object_set_new(o, "ratios",
+                        json_pack("{s:o,s:f,s:f,s:f,s:o,s:f,s:f}", "lifecycle_executor_over_bare",
+                                  bench_ratio_json(life_raw, "<=", 1.03),
+                                  "lifecycle_executor_over_bare_attach", bench_finite(life_att),
+                                  "lifecycle_executor_over_cli", bench_finite(life_cli),
+                                  "time_to_result_executor_over_bare", bench_finite(ttr_raw),
+                                  "time_to_result_executor_over_cli", bench_ratio_json(ttr_cli, "<=", 0.85),
+                                  "paired_lifecycle_executor_over_bare", pair_life,
+                                  "paired_ttr_executor_over_cli", pair_ttr));
     json_object_set_new(o, "breakdown_ms", breakdown);
     json_object_set_new(o, "process_cpu_ms_per_job", cpu);
     bench_results_put(json_path, "lifecycle", o);

@@ -1,12 +1,11 @@
-/* logs.c - a container writing a known volume of text lines (BENCH_LOG_MIB, half to stdout, half to stderr, at
- * once), captured and read back:
- *   live:    the executor's run (from the call to the end of its capture: run returns once every byte is in its
- *            files) vs a bare client that attaches before start, demultiplexes and counts until EOF;
- *   history: the executor's get_log_stream without follow on the finished job (served from its own files) vs a
- *            bare GET /logs demux loop vs `docker logs` with both streams counted (like `| wc -c`).
+/* logs.c - a container writing a known volume of text lines (BENCH_LOG_MIB, half to stdout, half to stderr,
+ * at once), captured and read back: live:    the executor's run (from the call to the end of its capture: run
+ * returns once every byte is in its files) vs a bare client that attaches before start, demultiplexes and
+ * counts until EOF; history: the executor's get_log_stream without follow on the finished job (served from
+ * its own files) vs a bare GET /logs demux loop vs `docker logs` with both streams counted (like `| wc -c`).
  * The engine-side history runs on the bare client's container, whose log driver keeps the whole volume (the
- * executor bounds the engine's copy of its own containers to 2 x 16m, so `docker logs` on those returns only the
- * newest part: measured and reported, but not what the ratio compares). Every byte count is checked exactly. */
+ * executor bounds the engine's copy of its own containers to 2 x 16m, so `docker logs` on those returns only
+ * the newest part: measured and reported, not compared). Every byte count is checked exactly. */
 #include "common.h"
 
 #include <math.h>
@@ -16,32 +15,32 @@
 
 #include "raw.h"
 
-#define LG_DEFAULT_MIB 64
-#define LG_DEFAULT_ROUNDS 3
-#define LG_LINE_BYTES 64               /* every line, newline included */
-#define LG_ATTACH_WAIT_MS 10000
-#define LG_BASE_TIMEOUT_MS 60000       /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
+#define LG_DEFAULT_MIB        64
+#define LG_DEFAULT_ROUNDS     3
+#define LG_LINE_BYTES         64 /* every line, newline included */
+#define LG_ATTACH_WAIT_MS     10000
+#define LG_BASE_TIMEOUT_MS    60000 /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
 #define LG_TIMEOUT_MS_PER_MIB 1000
-#define LG_CAPTURE_FACTOR 4            /* capture file cap (and the engine's log bound) = volume x this */
-#define MIB (1024.0 * 1024.0)
+#define LG_CAPTURE_FACTOR     4 /* capture file cap (and the engine's log bound) = volume x this */
+#define MIB                   (1024.0 * 1024.0)
 
 typedef struct lg_conf {
     long mib;
-    uint64_t per_stream;               /* bytes per stream */
+    uint64_t per_stream; /* bytes per stream */
     char script[512];
-    char script_one[512];              /* the same volume, all of it to stderr */
+    char script_one[512]; /* the same volume, all of it to stderr */
     long timeout_ms;
-    char engine_max_size[32];          /* "256m": the bare container's engine log file bound (2 files) */
+    char engine_max_size[32]; /* "256m": the bare container's engine log file bound (2 files) */
 } lg_conf;
 
 typedef struct lg_samples {
     bench_samples exec_live, raw_live;           /* MiB/s */
     bench_samples exec_hist, raw_hist, cli_hist; /* ms */
-    bench_samples cli_exec_container_bytes;      /* what `docker logs` returns for the executor's own container */
-    bench_samples cli_exec_container_ms;         /* and how long it took */
-    bench_samples exec_live_cpu, raw_live_cpu;   /* ms of this process's CPU during the live phase */
+    bench_samples cli_exec_container_bytes; /* what `docker logs` returns for the executor's own container */
+    bench_samples cli_exec_container_ms;    /* and how long it took */
+    bench_samples exec_live_cpu, raw_live_cpu; /* ms of this process's CPU during the live phase */
     bench_samples exec_hist_cpu, raw_hist_cpu;
-    bench_samples exec_die_result, raw_die_eof;  /* ms from the engine's die event to the result / the EOF */
+    bench_samples exec_die_result, raw_die_eof; /* ms from the engine's die event to the result / the EOF */
     int failures;
 } lg_samples;
 
@@ -110,8 +109,8 @@ static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int roun
     int64_t t1 = bench_mono_ns(), cpu1 = bench_cpu_ns(), real1 = bench_real_ns();
     bool ok = rc == 0 && res.outcome == DMS_OUTCOME_EXITED && res.exit_code == 0;
     if (!ok)
-        fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d)\n", id, rc < 0 ? err.message : res.error,
-                dms_outcome_name(res.outcome), res.exit_code);
+        fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d)\n", id,
+                rc < 0 ? err.message : res.error, dms_outcome_name(res.outcome), res.exit_code);
     dms_exec_result_clear(&res);
 
     /* History from the executor's own files; this also proves the live capture got every byte. */
@@ -156,8 +155,8 @@ static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int roun
     return 0;
 }
 
-/* The same volume all on stderr, through the executor: how long from the end (die) to the result when one stream
- * is silent. One run; *die_result ms, *rate MiB/s. */
+/* The same volume all on stderr, through the executor: how long from the end (die) to the result when one
+ * stream is silent. One run; *die_result ms, *rate MiB/s. */
 static int exec_one_stream(bench_env *env, raw_events *ev, const lg_conf *c, double *die_result, double *rate)
 {
     char id[DMS_ID_MAX + 1], name[160];
@@ -176,7 +175,8 @@ static int exec_one_stream(bench_env *env, raw_events *ev, const lg_conf *c, dou
               res.stderr_truncated;
     if (!ok)
         fprintf(stderr, "bench: logs: executor run %s: %s (outcome %s, exit %d, stdout %zu bytes)\n", id,
-                rc < 0 ? err.message : res.error, dms_outcome_name(res.outcome), res.exit_code, res.stdout_len);
+                rc < 0 ? err.message : res.error, dms_outcome_name(res.outcome), res.exit_code,
+                res.stdout_len);
     dms_exec_result_clear(&res);
     *die_result = since_die(ev, name, real1);
     *rate = (double)(2 * c->per_stream) / MIB / ((double)(t1 - t0) / 1e9);
@@ -275,7 +275,8 @@ int bench_logs(bench_env *env, const char *json_path)
         json_decref(machine_before);
         return -1;
     }
-    /* BENCH_LOG_ONLY=executor|bare runs one side alone (for profiling it); the ratios are then meaningless. */
+    /* BENCH_LOG_ONLY=executor|bare runs one side alone (for profiling it); the ratios are then meaningless.
+     */
     const char *only = bench_env_str("BENCH_LOG_ONLY", "");
     for (long i = 0; i < rounds; i++) {
         bool exec_first = i % 2 == 0;
@@ -292,52 +293,60 @@ int bench_logs(bench_env *env, const char *json_path)
         s.failures++;
     raw_events_stop(&ev);
     double mib = (double)c.mib;
-    printf("  %-40s %3s %10s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s", "min", "max",
-           "CPU ms");
+    printf("  %-40s %3s %10s %10s %10s %10s\n", "live capture (call to end of capture)", "n", "p50 MiB/s",
+           "min", "max", "CPU ms");
     row_rate("executor run", &s.exec_live, &s.exec_live_cpu);
     row_rate("bare attach-before-start + demux", &s.raw_live, &s.raw_live_cpu);
-    printf("  %-40s %3s %10s %10s %10s %10s %10s\n", "history (finished job, all of it)", "n", "p50 ms", "min", "max",
-           "MiB/s@p50", "CPU ms");
+    printf("  %-40s %3s %10s %10s %10s %10s %10s\n", "history (finished job, all of it)", "n", "p50 ms",
+           "min", "max", "MiB/s@p50", "CPU ms");
     row_hist("executor get_log_stream (no follow)", &s.exec_hist, mib, &s.exec_hist_cpu);
     row_hist("bare GET /logs + demux", &s.raw_hist, mib, &s.raw_hist_cpu);
     row_hist("docker logs (both streams counted)", &s.cli_hist, mib, NULL);
     double kept = bench_median(&s.cli_exec_container_bytes);
     row_hist("docker logs, executor's container (*)", &s.cli_exec_container_ms, kept / MIB, NULL);
     printf("  (CPU ms: this process, the executor's threads or the bare client's, median)\n");
-    printf("  the engine's die event to: the executor's result %.1f ms, the bare attach's EOF %.1f ms (p50)\n",
-           bench_median(&s.exec_die_result), bench_median(&s.raw_die_eof));
-    printf("  the same volume all on stderr, executor (one run): %.1f MiB/s, die event to result %.1f ms\n", one_rate,
-           one_die);
-    printf("  (*) returns %.1f of %.1f MiB: the executor bounds the engine's copy (16m x 2); the others read it all\n",
+    printf(
+        "  the engine's die event to: the executor's result %.1f ms, the bare attach's EOF %.1f ms (p50)\n",
+        bench_median(&s.exec_die_result), bench_median(&s.raw_die_eof));
+    printf("  the same volume all on stderr, executor (one run): %.1f MiB/s, die event to result %.1f ms\n",
+           one_rate, one_die);
+    printf("  (*) returns %.1f of %.1f MiB: the executor bounds the engine's copy (16m x 2); the others read "
+           "it all\n",
            kept / MIB, mib);
-    double live = bench_median(&s.raw_live) > 0 ? bench_median(&s.exec_live) / bench_median(&s.raw_live) : NAN;
-    double hist_cli = bench_median(&s.exec_hist) > 0 ? bench_median(&s.cli_hist) / bench_median(&s.exec_hist) : NAN;
-    double hist_raw = bench_median(&s.exec_hist) > 0 ? bench_median(&s.raw_hist) / bench_median(&s.exec_hist) : NAN;
+    double live =
+        bench_median(&s.raw_live) > 0 ? bench_median(&s.exec_live) / bench_median(&s.raw_live) : NAN;
+    double hist_cli =
+        bench_median(&s.exec_hist) > 0 ? bench_median(&s.cli_hist) / bench_median(&s.exec_hist) : NAN;
+    double hist_raw =
+        bench_median(&s.exec_hist) > 0 ? bench_median(&s.raw_hist) / bench_median(&s.exec_hist) : NAN;
     printf("  ratios of the p50s:\n");
     bool m1 = bench_ratio_line("live executor/bare attach (throughput)", live, ">=", 0.95);
     bool m2 = bench_ratio_line("history speed-up executor vs docker logs", hist_cli, ">=", 10.0);
     printf("  %-44s %7.3fx\n", "history speed-up executor vs bare GET /logs", hist_raw);
-    printf("SUMMARY logs: live executor/bare %.3fx (>= 0.95 %s); history %.1fx faster than docker logs (>= 10 %s), "
+    printf("SUMMARY logs: live executor/bare %.3fx (>= 0.95 %s); history %.1fx faster than docker logs (>= "
+           "10 %s), "
            "%.1fx faster than bare GET /logs; %ld MiB, %zu rounds, byte counts %s\n",
            live, m1 ? "met" : "MISSED", hist_cli, m2 ? "met" : "MISSED", hist_raw, c.mib, s.exec_live.n,
            s.failures ? "FAILED" : "exact");
 
-    json_t *o = json_pack("{s:I,s:I,s:I,s:i,s:s,s:o,s:o}", "mib", (json_int_t)c.mib, "bytes_per_stream",
-                          (json_int_t)c.per_stream, "rounds", (json_int_t)rounds, "failures", s.failures, "script",
-                          c.script, "machine_before", machine_before, "machine_after", bench_machine_json());
+    json_t *o =
+        json_pack("{s:I,s:I,s:I,s:i,s:s,s:o,s:o}", "mib", (json_int_t)c.mib, "bytes_per_stream",
+                  (json_int_t)c.per_stream, "rounds", (json_int_t)rounds, "failures", s.failures, "script",
+                  c.script, "machine_before", machine_before, "machine_after", bench_machine_json());
     json_object_set_new(o, "live_mib_per_s",
-                        json_pack("{s:o,s:o}", "executor", bench_stats_json(&s.exec_live, "MiB/s", true), "bare_attach",
-                                  bench_stats_json(&s.raw_live, "MiB/s", true)));
+                        json_pack("{s:o,s:o}", "executor", bench_stats_json(&s.exec_live, "MiB/s", true),
+                                  "bare_attach", bench_stats_json(&s.raw_live, "MiB/s", true)));
     json_object_set_new(o, "history_ms",
-                        json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&s.exec_hist, "ms", true), "bare_logs",
-                                  bench_stats_json(&s.raw_hist, "ms", true), "docker_logs",
+                        json_pack("{s:o,s:o,s:o}", "executor", bench_stats_json(&s.exec_hist, "ms", true),
+                                  "bare_logs", bench_stats_json(&s.raw_hist, "ms", true), "docker_logs",
                                   bench_stats_json(&s.cli_hist, "ms", true)));
     json_object_set_new(o, "docker_logs_on_executor_container",
                         json_pack("{s:f,s:o}", "bytes", bench_finite(kept), "ms",
                                   bench_stats_json(&s.cli_exec_container_ms, "ms", true)));
     json_object_set_new(o, "die_to_end_ms",
-                        json_pack("{s:o,s:o}", "executor_result", bench_stats_json(&s.exec_die_result, "ms", true),
-                                  "bare_attach_eof", bench_stats_json(&s.raw_die_eof, "ms", true)));
+                        json_pack("{s:o,s:o}", "executor_result",
+                                  bench_stats_json(&s.exec_die_result, "ms", true), "bare_attach_eof",
+                                  bench_stats_json(&s.raw_die_eof, "ms", true)));
     json_object_set_new(o, "executor_stderr_only",
                         json_pack("{s:f,s:f}", "mib_per_s", bench_finite(one_rate), "die_to_result_ms",
                                   bench_finite(one_die)));
@@ -348,13 +357,24 @@ int bench_logs(bench_env *env, const char *json_path)
                                   bench_stats_json(&s.exec_hist_cpu, "ms", false), "bare_history",
                                   bench_stats_json(&s.raw_hist_cpu, "ms", false)));
     json_object_set_new(o, "ratios",
-                        json_pack("{s:o,s:o,s:f}", "live_executor_over_bare", bench_ratio_json(live, ">=", 0.95),
-                                  "history_docker_logs_over_executor", bench_ratio_json(hist_cli, ">=", 10.0),
-                                  "history_bare_over_executor", bench_finite(hist_raw)));
+                        json_pack("{s:o,s:o,s:f}", "live_executor_over_bare",
+                                  bench_ratio_json(live, ">=", 0.95), "history_docker_logs_over_executor",
+                                  bench_ratio_json(hist_cli, ">=", 10.0), "history_bare_over_executor",
+                                  bench_finite(hist_raw)));
     bench_results_put(json_path, "logs", o);
-    bench_samples *all[] = {&s.exec_live, &s.raw_live, &s.exec_hist, &s.raw_hist, &s.cli_hist,
-                            &s.cli_exec_container_bytes, &s.exec_live_cpu, &s.raw_live_cpu, &s.exec_hist_cpu,
-                            &s.raw_hist_cpu, &s.exec_die_result, &s.raw_die_eof, &s.cli_exec_container_ms};
+    bench_samples *all[] = {&s.exec_live,
+                            &s.raw_live,
+                            &s.exec_hist,
+                            &s.raw_hist,
+                            &s.cli_hist,
+                            &s.cli_exec_container_bytes,
+                            &s.exec_live_cpu,
+                            &s.raw_live_cpu,
+                            &s.exec_hist_cpu,
+                            &s.raw_hist_cpu,
+                            &s.exec_die_result,
+                            &s.raw_die_eof,
+                            &s.cli_exec_container_ms};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         bench_samples_free(all[i]);
     return s.failures ? -1 : 0;

@@ -3,10 +3,10 @@
  *   dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|all
  *
  * Sizes come from the environment (BENCH_N, BENCH_LOG_MIB, BENCH_CONC_K, ...; see bench/README.md). Each run
- * opens the docker executor "bench", removes what an earlier run left, runs, cleans up, and checks through the
- * engine that no container, network or volume labelled io.dms.executor=bench is left. Exit status: 0 when every
- * benchmark ran, every byte count was exact and nothing was left behind; 1 otherwise. Missed targets are reported,
- * not failed: timing never fails anything. */
+ * opens the docker executor "bench", removes what an earlier run left, runs, cleans up, and checks through
+ * the engine that no container, network or volume labelled io.dms.executor=bench is left. Exit status: 0 when
+ * every benchmark ran, every byte count was exact and nothing was left behind; 1 otherwise. Missed targets
+ * are reported, not failed: timing never fails anything. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +16,15 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|all\n"
-               "\n"
-               "  --json FILE     merge the figures into FILE under the benchmark's name\n"
-               "  --results DIR   where the executor keeps its state while running (default bench/results)\n"
-               "\n"
-               "Environment: BENCH_N, BENCH_WARMUP, BENCH_MAX_SECONDS (lifecycle); BENCH_LOG_MIB, BENCH_LOG_ROUNDS\n"
-               "(logs); BENCH_CONC_K, BENCH_CONC_ROUNDS (concurrency); BENCH_IMAGE.\n");
+    fprintf(
+        f,
+        "usage: dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|all\n"
+        "\n"
+        "  --json FILE     merge the figures into FILE under the benchmark's name\n"
+        "  --results DIR   where the executor keeps its state while running (default bench/results)\n"
+        "\n"
+        "Environment: BENCH_N, BENCH_WARMUP, BENCH_MAX_SECONDS (lifecycle); BENCH_LOG_MIB, BENCH_LOG_ROUNDS\n"
+        "(logs); BENCH_CONC_K, BENCH_CONC_ROUNDS (concurrency); BENCH_IMAGE.\n");
 }
 
 int main(int argc, char **argv)
@@ -35,10 +37,18 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "j:r:h", lo, NULL)) != -1) {
         switch (c) {
-        case 'j': json_path = optarg; break;
-        case 'r': results_dir = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'j':
+            json_path = optarg;
+            break;
+        case 'r':
+            results_dir = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -76,7 +86,8 @@ int main(int argc, char **argv)
             failed += benches[i].fn(&env, json_path) < 0;
     int warnings = atomic_load(&env.log_warnings);
     if (warnings)
-        printf("note: the executor logged %d warnings or errors during the run (above, on stderr)\n", warnings);
+        printf("note: the executor logged %d warnings or errors during the run (above, on stderr)\n",
+               warnings);
     if (bench_env_close(&env) < 0)
         failed++;
     dms_global_cleanup();

@@ -14,10 +14,10 @@
 #include "common.h"
 
 #define RAW_CONNECT_TIMEOUT_MS 2000
-#define RAW_URL_MAX 1024
-#define FRAME_HDR_BYTES 8
-#define EVENTS_LINE_MAX (64 * 1024)
-#define EVENTS_POLL_MS 1000
+#define RAW_URL_MAX            1024
+#define FRAME_HDR_BYTES        8
+#define EVENTS_LINE_MAX        (64 * 1024)
+#define EVENTS_POLL_MS         1000
 #define EVENTS_CONNECT_WAIT_MS 5000
 
 /* Labels and HostConfig as executor/docker/types.c makes them, so the engine's work is the same. */
@@ -136,14 +136,15 @@ static int perform(raw_conn *c, const char *method, const char *path, const char
     if (rc == CURLE_ABORTED_BY_CALLBACK)
         return -1; /* cancelled by us: nothing to report */
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && cc->stopped)) {
-        fprintf(stderr, "bench: %s %s: %s\n", method, path, c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+        fprintf(stderr, "bench: %s %s: %s\n", method, path,
+                c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
         return -1;
     }
     return 0;
 }
 
-int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms, long *status,
-             dms_buf *body)
+int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms,
+             long *status, dms_buf *body)
 {
     call_ctx cc = {.body = body};
     int r = perform(c, method, path, json, timeout_ms, &cc);
@@ -167,7 +168,8 @@ int raw_stream(raw_conn *c, const char *method, const char *path, long timeout_m
 
 /* ---- containers ---- */
 
-char *raw_create_body(const char *image, const char *script, const char *log_max_size, const char *log_max_file)
+char *raw_create_body(const char *image, const char *script, const char *log_max_size,
+                      const char *log_max_file)
 {
     json_t *cmd = script ? json_pack("[s,s,s]", "sh", "-c", script) : json_pack("[s]", "true");
     json_t *spec = json_pack(
@@ -285,7 +287,8 @@ static int count_list(raw_conn *c, const char *what, const char *filters, const 
 int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes)
 {
     const char *f = "{\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}";
-    if (count_list(c, "containers/json?all=1", f, NULL, containers) < 0 || count_list(c, "networks", f, NULL, networks) < 0 ||
+    if (count_list(c, "containers/json?all=1", f, NULL, containers) < 0 ||
+        count_list(c, "networks", f, NULL, networks) < 0 ||
         count_list(c, "volumes", f, "Volumes", volumes) < 0)
         return -1;
     return 0;
@@ -295,7 +298,8 @@ int raw_count_foreign_running(raw_conn *c)
 {
     int all = 0, ours = 0;
     if (count_list(c, "containers/json", "{}", NULL, &all) < 0 ||
-        count_list(c, "containers/json", "{\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}", NULL, &ours) < 0)
+        count_list(c, "containers/json", "{\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}", NULL,
+                   &ours) < 0)
         return -1;
     return all - ours;
 }
@@ -446,7 +450,8 @@ static raw_timeline *timeline_of(raw_events *ev, const char *name, bool make)
 static void events_record(raw_events *ev, json_t *e)
 {
     const char *action = json_string_value(json_object_get(e, "Action"));
-    const char *name = json_string_value(json_object_get(json_object_get(json_object_get(e, "Actor"), "Attributes"), "name"));
+    const char *name = json_string_value(
+        json_object_get(json_object_get(json_object_get(e, "Actor"), "Attributes"), "name"));
     if (!action || !name)
         return;
     int a = 0;
@@ -615,7 +620,8 @@ static void deadline_in(struct timespec *ts, int64_t ms)
     ts->tv_nsec = ns % 1000000000LL;
 }
 
-int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms, raw_timeline *out)
+int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms,
+                    raw_timeline *out)
 {
     struct timespec deadline;
     deadline_in(&deadline, timeout_ms);

@@ -16,10 +16,10 @@
 
 #include "util.h"
 
-#define RAW_SOCKET "/var/run/docker.sock"
-#define RAW_API "/v1.41"
-#define RAW_CALL_TIMEOUT_MS 60000  /* every blocking call is bounded; wait and log reads included */
-#define RAW_BODY_MAX_BYTES (4 * 1024 * 1024)
+#define RAW_SOCKET          "/var/run/docker.sock"
+#define RAW_API             "/v1.41"
+#define RAW_CALL_TIMEOUT_MS 60000 /* every blocking call is bounded; wait and log reads included */
+#define RAW_BODY_MAX_BYTES  (4 * 1024 * 1024)
 
 typedef struct raw_conn {
     CURL *h;
@@ -30,10 +30,10 @@ typedef struct raw_conn {
 int raw_conn_init(raw_conn *c);
 void raw_conn_free(raw_conn *c);
 
-/* A blocking call: method, path under /v1.41, JSON body or NULL. Fills *status and the body (capped; caller frees
- * with dms_buf_free). Returns 0 when an HTTP answer came, negative (message printed) otherwise. */
-int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms, long *status,
-             dms_buf *body);
+/* A blocking call: method, path under /v1.41, JSON body or NULL. Fills *status and the body (capped; caller
+ * frees with dms_buf_free). Returns 0 when an HTTP answer came, negative (message printed) otherwise. */
+int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms,
+             long *status, dms_buf *body);
 
 /* A streaming call: the 2xx body goes to sink (return non-zero to stop), on_headers (may be NULL) is told the
  * status as soon as it is known; both get ud. */
@@ -44,31 +44,33 @@ int raw_stream(raw_conn *c, const char *method, const char *path, long timeout_m
 
 /* ---- containers the way a bare client makes them ---- */
 
-/* The create body: the executor's spec for `sh -c script` (or `true`) with our labels; log_max_size: the engine's
- * own log file bound ("16m" like the executor's; bigger to keep a whole history). Caller frees. */
-char *raw_create_body(const char *image, const char *script, const char *log_max_size, const char *log_max_file);
+/* The create body: the executor's spec for `sh -c script` (or `true`) with our labels; log_max_size: the
+ * engine's own log file bound ("16m" like the executor's; bigger to keep a whole history). Caller frees. */
+char *raw_create_body(const char *image, const char *script, const char *log_max_size,
+                      const char *log_max_file);
 
 /* POST /containers/create?name=name; id receives the container id. */
 int raw_create(raw_conn *c, const char *name, const char *body, char id[80]);
 int raw_start(raw_conn *c, const char *id);
-/* POST /containers/{id}/wait?condition=not-running (at once if it has already exited); *exit_code from StatusCode. */
+/* POST /containers/{id}/wait?condition=not-running (at once if it has already exited); *exit_code from
+ * StatusCode. */
 int raw_wait(raw_conn *c, const char *id, int *exit_code);
 int raw_delete(raw_conn *c, const char *id);
 
 /* Counts resources carrying io.dms.executor=bench: containers (all states), networks, volumes. */
 int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes);
-/* Running containers that do not carry io.dms.executor=bench (other people's work on the machine); -1 on error. */
+/* Running containers without io.dms.executor=bench (other people's work on the machine); -1 on error. */
 int raw_count_foreign_running(raw_conn *c);
 
 /* ---- the multiplexed stream (8-byte headers, any split) ---- */
 typedef struct raw_demux {
     uint8_t hdr[8];
     size_t hdr_len;
-    size_t left;       /* payload bytes left in the current frame */
+    size_t left; /* payload bytes left in the current frame */
     int stream;
     uint64_t bytes[3]; /* [1] stdout (stdin frames counted here too), [2] stderr */
     uint64_t frames;
-    bool systemerr;    /* a type-3 frame: the engine reported an error in-band */
+    bool systemerr; /* a type-3 frame: the engine reported an error in-band */
 } raw_demux;
 
 /* Feeds bytes; returns 0, or -1 on a frame type that does not exist. */
@@ -86,10 +88,10 @@ typedef struct raw_attach {
     raw_demux demux;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    long status;       /* the engine's answer to the attach (headers), -1 if none */
+    long status; /* the engine's answer to the attach (headers), -1 if none */
     bool done;
     int rc;
-    int64_t end_ns;    /* bench_mono_ns() at the end of the stream */
+    int64_t end_ns; /* bench_mono_ns() at the end of the stream */
 } raw_attach;
 
 /* Attaches to created container id on its own thread and connection; returns once the engine has answered
@@ -101,14 +103,14 @@ int raw_attach_end(raw_attach *a);
 void raw_attach_free(raw_attach *a);
 
 /* ---- the events watcher: when did each container get created, started, die and get removed ---- */
-#define RAW_EVENTS_MAX 1024
-#define RAW_EVENTS_SEARCH 1024  /* a name is looked up among the newest this many records */
+#define RAW_EVENTS_MAX    1024
+#define RAW_EVENTS_SEARCH 1024 /* a name is looked up among the newest this many records */
 
 typedef enum raw_action { RAW_CREATE, RAW_START, RAW_DIE, RAW_DESTROY, RAW_ACTIONS } raw_action;
 
 typedef struct raw_timeline {
     char name[160];
-    int64_t ts_ns[RAW_ACTIONS];       /* the engine's timeNano of each, 0 if not seen */
+    int64_t ts_ns[RAW_ACTIONS]; /* the engine's timeNano of each, 0 if not seen */
 } raw_timeline;
 
 typedef struct raw_events {
@@ -118,24 +120,25 @@ typedef struct raw_events {
     atomic_bool stop;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int state;                        /* 0 connecting, 1 up, -1 ended */
+    int state; /* 0 connecting, 1 up, -1 ended */
     dms_buf line;
-    size_t n;                         /* ring of the last RAW_EVENTS_MAX containers */
+    size_t n; /* ring of the last RAW_EVENTS_MAX containers */
     raw_timeline ring[RAW_EVENTS_MAX];
     uint64_t destroyed;
-    int64_t last_destroy_ns;          /* the latest destroy's engine time */
+    int64_t last_destroy_ns; /* the latest destroy's engine time */
 } raw_events;
 
-/* Subscribes to create/start/die/destroy of containers labelled io.dms.executor=bench and waits until it is in
- * place. own_tid (may be NULL) receives the watcher thread's tid before this returns. */
+/* Subscribes to create/start/die/destroy of containers labelled io.dms.executor=bench and waits until it is
+ * in place. own_tid (may be NULL) receives the watcher thread's tid before this returns. */
 int raw_events_start(raw_events *ev, pid_t *own_tid);
 void raw_events_stop(raw_events *ev);
 /* Waits (at most timeout_ms) for `action` of container `name`; *out gets its timeline so far. 0, or -1. */
-int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms, raw_timeline *out);
+int raw_events_wait(raw_events *ev, const char *name, raw_action action, int64_t timeout_ms,
+                    raw_timeline *out);
 /* How many destroys have been seen so far (for "all K removed"). */
 uint64_t raw_events_destroyed(raw_events *ev);
-/* Waits until destroyed >= target, at most timeout_ms; *last_ts_ns: the engine time of the latest destroy then.
- * 0, or -1 on timeout. */
+/* Waits until destroyed >= target, at most timeout_ms; *last_ts_ns: the engine time of the latest destroy
+ * then. 0, or -1 on timeout. */
 int raw_events_wait_destroyed(raw_events *ev, uint64_t target, int64_t timeout_ms, int64_t *last_ts_ns);
 
 #endif
