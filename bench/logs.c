@@ -16,7 +16,7 @@
 #include "raw.h"
 
 #define LG_DEFAULT_MIB        64
-#define LG_DEFAULT_ROUNDS     3
+#define LG_DEFAULT_ROUNDS     4
 #define LG_LINE_BYTES         64 /* every line, newline included */
 #define LG_ATTACH_WAIT_MS     10000
 #define LG_BASE_TIMEOUT_MS    60000 /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
