@@ -34,6 +34,9 @@
 #include "util.h"
 
 #define READ_CHUNK_BYTES (64 * 1024)
+/* Capture slices: see capture(). */
+#define CAPTURE_SLICE_BYTES 4096
+#define CAPTURE_SLICE_LINES 256
 /* After the workload's main process ends: how long to read what is left in the pipes. */
 #define DRAIN_AFTER_EXIT_MS 1000
 /* How long to wait for killed leftovers (adopted orphans) to be reaped. */
@@ -269,15 +272,36 @@ static void reap(shim *s)
 
 /* ---- the supervision loop ---- */
 
+/* Hands output to the log store in slices, each flushed on its own. The store rotates before a flush that
+ * would cross the file cap, so a file stays within the cap only if every flush is smaller than it; a 64 KiB
+ * read of short lines is ~190 KB of records (28 bytes of header per line), which made one file three times
+ * the smallest cap (64 KiB). A slice of at most CAPTURE_SLICE_BYTES and CAPTURE_SLICE_LINES lines is at most
+ * ~11 KiB of records. */
+static void capture(shim *s, dms_stream_type stream, const char *data, size_t len)
+{
+    dms_error e;
+    while (len > 0) {
+        size_t piece = len < CAPTURE_SLICE_BYTES ? len : CAPTURE_SLICE_BYTES;
+        const char *p = data, *end = data + piece;
+        for (int lines = 0; lines < CAPTURE_SLICE_LINES && p < end; lines++) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            p = nl ? nl + 1 : end;
+        }
+        piece = (size_t)(p - data);
+        if (dms_logstore_write(s->log, stream, 0, data, piece, &e) < 0 || dms_logstore_flush(s->log, &e) < 0)
+            shim_log("error", "capture: %s", e.message);
+        data += piece;
+        len -= piece;
+    }
+}
+
 static void pump(shim *s, int *fd, dms_stream_type stream)
 {
     char buf[READ_CHUNK_BYTES];
     ssize_t n = read(*fd, buf, sizeof(buf));
     if (n > 0) {
-        dms_error e;
         proc_tail_append(&s->tail[stream], buf, (size_t)n);
-        if (dms_logstore_write(s->log, stream, 0, buf, (size_t)n, &e) < 0)
-            shim_log("error", "capture: %s", e.message);
+        capture(s, stream, buf, (size_t)n);
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         close(*fd);
         *fd = -1;

@@ -119,31 +119,42 @@ __attribute__((noreturn)) void proc_child_run(const proc_spec *sp, int go_r, int
     child_fail(fail_w, PROC_STAGE_EXEC);
 }
 
+/* errno text as Docker (Go) and runc print it, "no such file or directory": lower case, so that messages read
+ * the same whichever backend ran the job, and clients that match them (dms-exec's 126 vs 127) see one form.
+ */
+static const char *errno_text(int err, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(err));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 void proc_child_describe(const proc_spec *sp, const proc_exec_failure *f, dms_error *e)
 {
+    char why[128];
+    errno_text(f->err, why, sizeof(why));
     switch (f->stage) {
     case PROC_STAGE_NETNS:
         dms_error_set(e, DMS_E_NOT_SUPPORTED, "network.mode",
-                      "network mode none needs a network namespace, which could not be made: %s",
-                      strerror(f->err));
+                      "network mode none needs a network namespace, which could not be made: %s", why);
         break;
     case PROC_STAGE_CHDIR:
         dms_error_set(e, DMS_E_START_FAILED, "engine.working_dir", "working directory %s: %s",
-                      sp->working_dir, strerror(f->err));
+                      sp->working_dir, why);
         break;
     case PROC_STAGE_USER:
         dms_error_set(e, DMS_E_START_FAILED, "engine.user", "switch to uid %lld gid %lld: %s",
-                      (long long)sp->uid, (long long)sp->gid, strerror(f->err));
+                      (long long)sp->uid, (long long)sp->gid, why);
         break;
     case PROC_STAGE_EXEC:
-        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0],
-                      strerror(f->err),
+        dms_error_set(e, DMS_E_START_FAILED, sp->program_field, "exec \"%s\": %s%s", sp->argv[0], why,
                       f->err == ENOENT && !strchr(sp->argv[0], '/') ? " (searched the workload's PATH)" : "");
         break;
     case PROC_STAGE_RLIMIT:
-        dms_error_set(e, DMS_E_START_FAILED, "resources", "setrlimit: %s", strerror(f->err));
+        dms_error_set(e, DMS_E_START_FAILED, "resources", "setrlimit: %s", why);
         break;
     default:
-        dms_error_set(e, DMS_E_START_FAILED, NULL, "prepare the workload's stdio: %s", strerror(f->err));
+        dms_error_set(e, DMS_E_START_FAILED, NULL, "prepare the workload's stdio: %s", why);
     }
 }

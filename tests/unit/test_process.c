@@ -490,12 +490,12 @@ START_TEST(test_process_missing_program_is_start_failed_and_result_failed)
     ck_assert_int_eq(r, -DMS_E_START_FAILED);
     ck_assert_str_eq(err.field, "engine.cmd");
     ck_assert_ptr_nonnull(strstr(err.message, "\"dms-no-such-program\""));
-    ck_assert_ptr_nonnull(strstr(err.message, "No such file"));
+    ck_assert_ptr_nonnull(strstr(err.message, "no such file or directory"));
     dms_exec_result res = {0};
     wait_ok("e1", 0, &res);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_FAILED);
     ck_assert_int_eq(res.exit_code, -1);
-    ck_assert_ptr_nonnull(strstr(res.error, "\"dms-no-such-program\": No such file"));
+    ck_assert_ptr_nonnull(strstr(res.error, "\"dms-no-such-program\": no such file"));
     dms_exec_result_clear(&res);
     /* Failed is finished: the id is not run again. */
     ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_ALREADY_COMPLETE);
