@@ -902,6 +902,35 @@ START_TEST(test_process_large_output_is_truncated_in_the_result_and_whole_in_the
 }
 END_TEST
 
+START_TEST(test_process_capture_files_stay_within_their_cap)
+{
+    /* Short lines cost 28 bytes of record header each: the shim's flushes must stay below the cap for the log
+     * store's rotation to hold it. */
+    job j;
+    dms_exec_result res = {0};
+    dms_exec_request *req = job_sh(&j, "e1", "seq 1 500000", NULL);
+    req->limits.log_file_bytes = 64 * 1024;
+    run_ok(req, &res);
+    ck_assert_str_eq(res.stdout_data + res.stdout_len - 7, "500000\n");
+    dms_exec_result_clear(&res);
+    char *dir = exec_dir("e1");
+    const char *files[] = {"log", "log.1"};
+    for (int i = 0; i < 2; i++) {
+        char *path = dms_strdup_printf("%s/%s", dir, files[i]);
+        struct stat st;
+        ck_assert_int_eq(stat(path, &st), 0);
+        ck_assert_msg(st.st_size <= 64 * 1024, "%s is %lld bytes", path, (long long)st.st_size);
+        free(path);
+    }
+    free(dir);
+    dms_log_options opts = DMS_LOG_OPTIONS_INIT;
+    opts.tail_lines = 1;
+    char *last = read_stream("e1", &opts, 1000);
+    ck_assert_str_eq(last, "1:500000\n");
+    free(last);
+}
+END_TEST
+
 /* ---- recover, a dead shim, cleanup ---- */
 
 START_TEST(test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result)
@@ -1250,6 +1279,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_log_follow_gets_live_lines_and_ends_with_the_job);
     tcase_add_test(tc, test_process_runs_as_the_requested_user);
     tcase_add_test(tc, test_process_large_output_is_truncated_in_the_result_and_whole_in_the_log);
+    tcase_add_test(tc, test_process_capture_files_stay_within_their_cap);
     tcase_add_test(tc, test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result);
     tcase_add_test(tc, test_process_recover_does_not_trust_a_pid_with_another_start_time);
     tcase_add_test(tc, test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed);
