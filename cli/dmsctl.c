@@ -154,7 +154,7 @@ static int finish(json_t *j, void (*human)(json_t *))
     return 0;
 }
 
-/* getopt with "+" (stop at the first operand) and a --help on every command. */
+/* A --help anywhere in a command line asks for that command's help. */
 static bool wants_help(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -217,7 +217,7 @@ static int cmd_create(int argc, char **argv)
                                       {"language", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *env = json_object(), *vols = json_array();
     int c, code = 0;
-    while (!code && (c = getopt_long(argc, argv, "+r:b:c:p:e:v:l:", o, NULL)) != -1) {
+    while (!code && (c = getopt_long(argc, argv, "r:b:c:p:e:v:l:", o, NULL)) != -1) {
         switch (c) {
         case 'r':
             json_object_set_new(body, "repo", json_string(optarg));
@@ -415,7 +415,7 @@ static int cmd_update(int argc, char **argv)
                                       {"unpin", no_argument, NULL, 'U'},        {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *set = json_object(), *unset = json_array();
     int c, code = 0;
-    while (!code && (c = getopt_long(argc, argv, "+n:p:e:u:b:c:U", o, NULL)) != -1) {
+    while (!code && (c = getopt_long(argc, argv, "n:p:e:u:b:c:U", o, NULL)) != -1) {
         switch (c) {
         case 'n':
             json_object_set_new(body, "name", json_string(optarg));
@@ -526,7 +526,7 @@ static int cmd_logs(int argc, char **argv)
     bool follow = false, build = false, errs = false, ts = false;
     const char *tail = NULL, *from = NULL, *limit = NULL, *run = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "+fBEt:F:n:Tr:", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fBEt:F:n:Tr:", o, NULL)) != -1) {
         switch (c) {
         case 'f':
             follow = true;

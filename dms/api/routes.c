@@ -199,7 +199,7 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
                  p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "");
         if ((r = core_tx_note(tx, d, why, err)) < 0)
             return r;
-        if (d->want_release && d->want_running) {
+        if (d->want_release && d->want_running && !code) {
             d->crash_count = d->start_failures = 0;
             d->retry_at_ns = 0;
             if (!droid_state_is_active(d->state) && d->state != DROID_BUILDING && d->state != DROID_PENDING &&

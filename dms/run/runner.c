@@ -617,6 +617,17 @@ static void reconcile(runner *r, const char *id)
         droid_free(d);
         return;
     }
+    /* A config change made together with (or during) a rebuild comes with the new release: restarting the old
+     * release with it now would only cost the old container's uptime. */
+    if (d->run_id && d->run_release == d->want_release && d->run_config_gen != d->config_gen) {
+        store_build b = {0};
+        int active = store_build_active(r->a->st, d->id, &b, NULL);
+        store_build_clear(&b);
+        if (active == 1) {
+            droid_free(d);
+            return;
+        }
+    }
     /* Waiting for a build, for nothing (failed), or for a retry timer: nothing to start now. */
     if (!d->want_release || d->state == DROID_FAILED || d->state == DROID_PENDING || d->state == DROID_BUILDING ||
         (d->state == DROID_STOPPED && !d->run_id)) {
