@@ -70,7 +70,12 @@ $(OBJ_DIR)/%.o: %.c
 
 # Fragments: each owner edits only its own (executor/docker/docker.mk, cli/exec.mk, dms/dms.mk, ...).
 include executor/executor.mk
--include $(sort $(wildcard executor/*/*.mk dms/*.mk cli/*.mk tests/*/*.mk bench/*.mk examples/*.mk))
+# In dependency order (cli/ uses what dms/ defines), each group sorted.
+-include $(sort $(wildcard executor/*/*.mk))
+-include $(sort $(wildcard dms/*.mk))
+-include $(sort $(wildcard cli/*.mk))
+-include $(sort $(wildcard tests/*/*.mk))
+-include $(sort $(wildcard bench/*.mk examples/*.mk))
 
 .PHONY: build-all
 build-all: $(ALL_TARGETS)

@@ -163,7 +163,8 @@ static int result_exit_code(const dms_exec_result *r)
     case DMS_OUTCOME_TIMED_OUT:
         return EXIT_TIMED_OUT;
     case DMS_OUTCOME_FAILED:
-        return strstr(r->error, "not found") || strstr(r->error, "no such file") ? EXIT_NOT_FOUND_CMD : EXIT_CANNOT_RUN;
+        return strcasestr(r->error, "not found") || strcasestr(r->error, "no such file") ? EXIT_NOT_FOUND_CMD
+                                                                                          : EXIT_CANNOT_RUN;
     default:
         return EXIT_DMS_ERROR;
     }
