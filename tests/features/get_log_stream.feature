@@ -68,4 +68,5 @@ Feature: get_log_stream - read what an execution printed
     Then the last line of the logs is "500000"
     And the first line of the logs is not "1"
     And the logs hold consecutive numbers up to 500000
-    And the capture files of execution "e1" take at most 128 KiB on disk
+    # 3.4 MB written; the capture keeps two files of about 64 KiB (a write may overshoot a file before it rotates)
+    And the capture files of execution "e1" take at most 192 KiB on disk
