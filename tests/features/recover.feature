@@ -3,7 +3,7 @@ Feature: recover - pick up what an earlier process left behind
   follow them to their end, and give jobs that finished meanwhile their real result, never running them again.
 
   Scenario: A new process finds a job that is still running and waits for it
-    Given a client is running execution "e1" running "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.3; done; exit 7"
+    Given a client started execution "e1" running "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.3; done; exit 7" and stays to wait for it
     And execution "e1" is running
     And that client dies without a word
     When a new process recovers the executor

@@ -51,7 +51,7 @@ def step_nothing_running(context):
 
 # ---- recover ----
 
-@given('a client is running execution "{execution:Q}" running "{script:Q}"')
+@given('a client started execution "{execution:Q}" running "{script:Q}" and stays to wait for it')
 def step_client_running(context, execution, script):
     context.client = context.dms.spawn(["run", "--quiet", "--exec", execution, *job(context, script)])
 
