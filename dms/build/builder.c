@@ -128,6 +128,7 @@ typedef struct end_args {
     end_kind kind;
     char reason[REASON_MAX];
     int64_t release;          /* out (END_OK) */
+    bool orphan;              /* out: the droid is being deleted; what the build made must go */
 } end_args;
 
 static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -141,6 +142,11 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (dmsd_set_str(&b->reason, ea->kind == END_OK ? NULL : ea->reason) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     bool serving = d->run_id != NULL; /* an older release still runs */
+    if (d->deleting) {
+        ea->orphan = true;
+        b->status = BUILD_CANCELLED;
+        return store_build_update(st, b, err);
+    }
     switch (ea->kind) {
     case END_OK: {
         b->status = BUILD_SUCCEEDED;
@@ -391,11 +397,15 @@ end:
              ea.reason);
     dms_error e2 = {0};
     if (core_mutate(a->core, NULL, d->id, mut_end, &ea, NULL, &e2) < 0) {
-        /* The droid may have been deleted meanwhile; the build row still gets its end. */
-        b->status = ea.kind == END_OK ? BUILD_SUCCEEDED : ea.kind == END_CANCELLED ? BUILD_CANCELLED : BUILD_FAILED;
-        b->finished_ns = dmsd_now_ns();
-        store_build_update(a->st, b, NULL);
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
+        ea.orphan = e2.code == DMS_E_NOT_FOUND;
+    }
+    if (ea.orphan) {
+        /* Deleted while it built: what this build made has no owner left. */
+        if (ea.kind == END_OK && b->image_id)
+            dms_executor_remove_image(a->ex, b->image_id, NULL);
+        dms_rm_rf(dir, NULL);
+        ea.kind = END_CANCELLED; /* nothing to prune */
     }
     if (ea.kind == END_OK)
         prune_releases(bld, d->id);

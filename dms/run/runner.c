@@ -178,12 +178,21 @@ static void set_timer(runner *r, const char *droid_id, int64_t due_ns)
 
 /* ---- watches: the supervisor polls one waiter fd per live run ---- */
 
+static void handle_exit(runner *r, struct watch *wa, const dms_exec_result *res);
+
 static void watch_add(runner *r, const char *exec_id, const char *droid_id, int64_t started_ns)
 {
     dms_waiter *w = NULL;
     dms_error err = {0};
     if (dms_executor_waiter(r->a->ex, exec_id, &w, &err) < 0) {
+        /* The executor does not know the run (its state is gone): for the droid it is lost, like a crash. */
         log_warn("droid=%s exec=%s op=watch error=\"%s\"", droid_id, exec_id, err.message);
+        watch gone = {.started_ns = started_ns};
+        snprintf(gone.exec_id, sizeof(gone.exec_id), "%s", exec_id);
+        snprintf(gone.droid_id, sizeof(gone.droid_id), "%s", droid_id);
+        dms_exec_result res = {.outcome = DMS_OUTCOME_LOST, .exit_code = -1};
+        snprintf(res.error, sizeof(res.error), "%s", err.message);
+        handle_exit(r, &gone, &res);
         return;
     }
     watch *wa = calloc(1, sizeof(*wa));
