@@ -16,7 +16,7 @@
 
 #include "raw.h"
 
-#define LC_DEFAULT_N           30
+#define LC_DEFAULT_N           40
 #define LC_DEFAULT_WARMUP      2
 #define LC_DEFAULT_MAX_SECONDS 300
 #define LC_MAX_FAILURES        3
@@ -26,9 +26,10 @@ enum { PATH_EXEC, PATH_RAW, PATH_ATTACH, PATH_CLI, PATH_COUNT };
 
 /* Where one job's time goes, from the engine's events and our clock: call -> create event -> start event ->
  * die event -> result (run returns / wait returns / the CLI exits) -> destroy event. */
-enum { SEG_PREP, SEG_CREATE_START, SEG_RUN, SEG_DIE_RESULT, SEG_RESULT_GONE, SEG_COUNT };
-static const char *const seg_names[SEG_COUNT] = {"call -> create", "create -> start", "start -> die",
-                                                 "die -> result", "result -> removed"};
+enum { SEG_PREP, SEG_CREATE_ATTACH, SEG_TO_START, SEG_RUN, SEG_DIE_RESULT, SEG_RESULT_GONE, SEG_COUNT };
+static const char *const seg_names[SEG_COUNT] = {
+    "call -> create", "create -> attach", "(attach|create) -> start",
+    "start -> die",   "die -> result",    "result -> removed"};
 static const char *const path_names[PATH_COUNT] = {"executor", "bare", "bare+attach", "cli"};
 
 typedef struct lc_state {
@@ -60,7 +61,9 @@ static int timeline(lc_state *st, const char *name, int64_t real0, int64_t real_
     }
     const int64_t *ts = t.ts_ns;
     job->seg[SEG_PREP] = bench_ms(ts[RAW_CREATE] - real0);
-    job->seg[SEG_CREATE_START] = bench_ms(ts[RAW_START] - ts[RAW_CREATE]);
+    /* Paths that attach have their attach in between; the others have no sample there (NAN). */
+    job->seg[SEG_CREATE_ATTACH] = ts[RAW_ATTACH] ? bench_ms(ts[RAW_ATTACH] - ts[RAW_CREATE]) : NAN;
+    job->seg[SEG_TO_START] = bench_ms(ts[RAW_START] - (ts[RAW_ATTACH] ? ts[RAW_ATTACH] : ts[RAW_CREATE]));
     job->seg[SEG_RUN] = bench_ms(ts[RAW_DIE] - ts[RAW_START]);
     job->seg[SEG_DIE_RESULT] = bench_ms(real_result - ts[RAW_DIE]);
     job->seg[SEG_RESULT_GONE] = bench_ms(ts[RAW_DESTROY] - real_result);
@@ -263,7 +266,8 @@ int bench_lifecycle(bench_env *env, const char *json_path)
         bench_samples_add(&st.pair_ttr_cli, job[PATH_EXEC].ttr / job[PATH_CLI].life);
         for (int p = 0; p < PATH_COUNT; p++)
             for (int g = 0; g < SEG_COUNT; g++)
-                bench_samples_add(&st.seg[p][g], job[p].seg[g]);
+                if (!isnan(job[p].seg[g]))
+                    bench_samples_add(&st.seg[p][g], job[p].seg[g]);
         for (int p = 0; p < PATH_COUNT; p++)
             bench_samples_add(&st.cpu[p], job[p].cpu);
     }
@@ -284,9 +288,15 @@ int bench_lifecycle(bench_env *env, const char *json_path)
            path_names[PATH_RAW], path_names[PATH_ATTACH], path_names[PATH_CLI]);
     json_t *breakdown = json_object();
     for (int g = 0; g < SEG_COUNT; g++) {
-        printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", seg_names[g], bench_median(&st.seg[PATH_EXEC][g]),
-               bench_median(&st.seg[PATH_RAW][g]), bench_median(&st.seg[PATH_ATTACH][g]),
-               bench_median(&st.seg[PATH_CLI][g]));
+        printf("  %-34s", seg_names[g]);
+        for (int p = 0; p < PATH_COUNT; p++) {
+            int w = p == PATH_ATTACH ? 12 : 10;
+            if (st.seg[p][g].n)
+                printf("%*.1f", w, bench_median(&st.seg[p][g]));
+            else
+                printf("%*s", w, "-");
+        }
+        printf("\n");
         json_t *row = json_object();
         for (int p = 0; p < PATH_COUNT; p++)
             json_object_set_new(row, path_names[p], bench_stats_json(&st.seg[p][g], "ms", false));
@@ -295,8 +305,8 @@ int bench_lifecycle(bench_env *env, const char *json_path)
     printf("  %-34s %9.1f %9.1f %11.1f %9.1f\n", "CPU of this process per job",
            bench_median(&st.cpu[PATH_EXEC]), bench_median(&st.cpu[PATH_RAW]),
            bench_median(&st.cpu[PATH_ATTACH]), bench_median(&st.cpu[PATH_CLI]));
-    printf(
-        "  (events: the engine's create/start/die/destroy; result: run or wait returns, or the CLI exits)\n");
+    printf("  (events: the engine's create/attach/start/die/destroy; result: run or wait returns, the CLI "
+           "exits)\n");
     json_t *cpu = json_object();
     for (int p = 0; p < PATH_COUNT; p++)
         json_object_set_new(cpu, path_names[p], bench_stats_json(&st.cpu[p], "ms", false));

@@ -429,7 +429,7 @@ void raw_attach_free(raw_attach *a)
 
 /* ---- events ---- */
 
-static const char *const action_names[RAW_ACTIONS] = {"create", "start", "die", "destroy"};
+static const char *const action_names[RAW_ACTIONS] = {"create", "attach", "start", "die", "destroy"};
 
 static raw_timeline *timeline_of(raw_events *ev, const char *name, bool make)
 {
@@ -552,8 +552,9 @@ int raw_events_start(raw_events *ev, pid_t *own_tid)
     ev->h = curl_easy_init();
     if (!ev->multi || !ev->h)
         return -1;
-    const char *filters = "{\"type\":[\"container\"],\"event\":[\"create\",\"start\",\"die\",\"destroy\"],"
-                          "\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}";
+    const char *filters =
+        "{\"type\":[\"container\"],\"event\":[\"create\",\"attach\",\"start\",\"die\",\"destroy\"],"
+        "\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}";
     char *esc = curl_easy_escape(ev->h, filters, 0);
     char url[RAW_URL_MAX];
     snprintf(url, sizeof(url), "http://localhost" RAW_API "/events?filters=%s", esc ? esc : "");

@@ -106,7 +106,7 @@ void raw_attach_free(raw_attach *a);
 #define RAW_EVENTS_MAX    1024
 #define RAW_EVENTS_SEARCH 1024 /* a name is looked up among the newest this many records */
 
-typedef enum raw_action { RAW_CREATE, RAW_START, RAW_DIE, RAW_DESTROY, RAW_ACTIONS } raw_action;
+typedef enum raw_action { RAW_CREATE, RAW_ATTACH, RAW_START, RAW_DIE, RAW_DESTROY, RAW_ACTIONS } raw_action;
 
 typedef struct raw_timeline {
     char name[160];
@@ -128,8 +128,8 @@ typedef struct raw_events {
     int64_t last_destroy_ns; /* the latest destroy's engine time */
 } raw_events;
 
-/* Subscribes to create/start/die/destroy of containers labelled io.dms.executor=bench and waits until it is
- * in place. own_tid (may be NULL) receives the watcher thread's tid before this returns. */
+/* Subscribes to create/attach/start/die/destroy of containers labelled io.dms.executor=bench and waits until
+ * it is in place. own_tid (may be NULL) receives the watcher thread's tid before this returns. */
 int raw_events_start(raw_events *ev, pid_t *own_tid);
 void raw_events_stop(raw_events *ev);
 /* Waits (at most timeout_ms) for `action` of container `name`; *out gets its timeline so far. 0, or -1. */
