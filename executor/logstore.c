@@ -23,11 +23,11 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
+#include "watch.h"
 
 #define FILE_MAGIC "DMSLOG2\n"
 #define FILE_HDR_BYTES 32
@@ -91,16 +91,58 @@ static void seg_close(seg *s)
     s->fd = -1;
 }
 
+/* Backward scans (tail, excerpt, info) read through a block cache: one pread per BACK_BLOCK_BYTES instead of two
+ * tiny ones per record (a sparse stream in a 100 MB capture took a second that way). */
+#define BACK_BLOCK_BYTES (64 * 1024)
+
+typedef struct back_reader {
+    int fd;
+    int64_t off; /* file offset of buf[0] */
+    size_t len;
+    char buf[BACK_BLOCK_BYTES];
+} back_reader;
+
+static void back_init(back_reader *b, int fd)
+{
+    b->fd = fd;
+    b->off = 0;
+    b->len = 0;
+}
+
+static int back_read(back_reader *b, void *dst, size_t n, int64_t off)
+{
+    if (off < b->off || off + (int64_t)n > b->off + (int64_t)b->len) {
+        /* Load the block that ends where this read ends: the scan goes on towards lower offsets. */
+        int64_t end = off + (int64_t)n;
+        int64_t start = end - BACK_BLOCK_BYTES;
+        if (start < 0)
+            start = 0;
+        if (start > off)
+            start = off;
+        size_t want = (size_t)(end - start);
+        if (want > BACK_BLOCK_BYTES)
+            return pread_full(b->fd, dst, n, off);
+        if (pread_full(b->fd, b->buf, want, start) < 0) {
+            b->len = 0;
+            return -1;
+        }
+        b->off = start;
+        b->len = want;
+    }
+    memcpy(dst, b->buf + (off - b->off), n);
+    return 0;
+}
+
 /* The record ending at `end`, if a complete and consistent one does; fills *start. */
-static bool record_before(int fd, int64_t end, rec_hdr *h, int64_t *start)
+static bool record_before(back_reader *b, int64_t end, rec_hdr *h, int64_t *start)
 {
     uint32_t tl;
     if (end < FILE_HDR_BYTES + REC_HDR_BYTES + REC_TRAILER_BYTES)
         return false;
-    if (pread_full(fd, &tl, sizeof(tl), end - REC_TRAILER_BYTES) < 0 || tl > DMS_LOG_LINE_MAX)
+    if (back_read(b, &tl, sizeof(tl), end - REC_TRAILER_BYTES) < 0 || tl > DMS_LOG_LINE_MAX)
         return false;
     int64_t s = end - REC_TRAILER_BYTES - (int64_t)tl - REC_HDR_BYTES;
-    if (s < FILE_HDR_BYTES || pread_full(fd, h, sizeof(*h), s) < 0 || h->len != tl || !hdr_sane(h))
+    if (s < FILE_HDR_BYTES || back_read(b, h, sizeof(*h), s) < 0 || h->len != tl || !hdr_sane(h))
         return false;
     *start = s;
     return true;
@@ -111,7 +153,9 @@ static int64_t valid_end(int fd, int64_t size)
 {
     rec_hdr h;
     int64_t s;
-    if (size <= FILE_HDR_BYTES || record_before(fd, size, &h, &s))
+    back_reader b;
+    back_init(&b, fd);
+    if (size <= FILE_HDR_BYTES || record_before(&b, size, &h, &s))
         return size < FILE_HDR_BYTES ? FILE_HDR_BYTES : size;
     int64_t pos = FILE_HDR_BYTES;
     while (pos + REC_HDR_BYTES <= size) {
@@ -216,7 +260,11 @@ int dms_logstore_info_read(const char *dir, dms_logstore_info *out, dms_error *e
     for (int i = ss.n - 1; i >= 0 && !(seen[1] && seen[2]); i--) {
         int64_t end = ss.s[i].size, start;
         rec_hdr h;
-        while (record_before(ss.s[i].fd, end, &h, &start)) {
+        back_reader *b = malloc(sizeof(*b));
+        if (!b)
+            break;
+        back_init(b, ss.s[i].fd);
+        while (record_before(b, end, &h, &start)) {
             if (first) {
                 out->finished = h.stream == STREAM_END;
                 first = false;
@@ -234,6 +282,7 @@ int dms_logstore_info_read(const char *dir, dms_logstore_info *out, dms_error *e
                 break;
             end = start;
         }
+        free(b);
     }
     /* A stream with no record left in either file: its total is what preceded the oldest file. */
     if (ss.n > 0 && !seen[DMS_STREAM_STDOUT])
@@ -258,7 +307,8 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int open_new_file(dms_logstore_writer *w, dms_error *err)
+/* base: per stream, the bytes captured before the new file's first record. */
+static int open_new_file(dms_logstore_writer *w, const uint64_t base[3], dms_error *err)
 {
     char path[PATH_MAX];
     if (path_in(path, sizeof(path), w->dir, "log") < 0)
@@ -269,8 +319,8 @@ static int open_new_file(dms_logstore_writer *w, dms_error *err)
     char hdr[FILE_HDR_BYTES];
     memcpy(hdr, FILE_MAGIC, 8);
     memcpy(hdr + 8, &w->gen, sizeof(w->gen));
-    memcpy(hdr + 16, &w->offset[DMS_STREAM_STDOUT], sizeof(uint64_t));
-    memcpy(hdr + 24, &w->offset[DMS_STREAM_STDERR], sizeof(uint64_t));
+    memcpy(hdr + 16, &base[DMS_STREAM_STDOUT], sizeof(uint64_t));
+    memcpy(hdr + 24, &base[DMS_STREAM_STDERR], sizeof(uint64_t));
     int r = write_all(fd, hdr, sizeof(hdr));
     if (r < 0) {
         close(fd);
@@ -336,7 +386,7 @@ int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t
             }
         }
     }
-    if (w->fd < 0 && (r = open_new_file(w, err)) < 0) {
+    if (w->fd < 0 && (r = open_new_file(w, w->offset, err)) < 0) {
         dms_logstore_writer_free(w);
         return r;
     }
@@ -344,7 +394,7 @@ int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t
     return 0;
 }
 
-static int rotate(dms_logstore_writer *w, dms_error *err)
+static int rotate(dms_logstore_writer *w, const uint64_t base[3], dms_error *err)
 {
     char cur[PATH_MAX], old[PATH_MAX];
     path_in(cur, sizeof(cur), w->dir, "log");
@@ -354,20 +404,52 @@ static int rotate(dms_logstore_writer *w, dms_error *err)
     if (rename(cur, old) != 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "rotate %s", cur);
     w->gen++;
-    return open_new_file(w, err);
+    return open_new_file(w, base, err);
 }
 
+/* Writes the buffered records, rotating between two records whenever the next would take the file past its cap
+ * (a fresh file takes at least one record, so a cap below one record still moves on). */
 int dms_logstore_flush(dms_logstore_writer *w, dms_error *err)
 {
-    if (w->out.len == 0)
-        return 0;
-    int r;
-    if (w->file_size > FILE_HDR_BYTES && w->file_size + (int64_t)w->out.len > w->cap && (r = rotate(w, err)) < 0)
-        return r;
-    r = write_all(w->fd, w->out.data, w->out.len);
-    if (r < 0)
-        return dms_error_set_errno(err, DMS_E_IO, -r, "write log in %s", w->dir);
-    w->file_size += (int64_t)w->out.len;
+    size_t pos = 0;
+    while (pos < w->out.len) {
+        size_t end = pos;
+        while (end < w->out.len) {
+            rec_hdr h;
+            memcpy(&h, w->out.data + end, sizeof(h));
+            size_t rl = REC_HDR_BYTES + h.len + REC_TRAILER_BYTES;
+            bool fits = w->file_size + (int64_t)(end + rl - pos) <= w->cap;
+            if (!fits && (w->file_size > FILE_HDR_BYTES || end > pos))
+                break;
+            end += rl;
+        }
+        if (end > pos) {
+            int r = write_all(w->fd, w->out.data + pos, end - pos);
+            if (r < 0) {
+                /* Keep what was not written, so a later flush can try again. */
+                dms_buf_consume(&w->out, pos);
+                return dms_error_set_errno(err, DMS_E_IO, -r, "write log in %s", w->dir);
+            }
+            w->file_size += (int64_t)(end - pos);
+            pos = end;
+        }
+        if (pos < w->out.len) {
+            /* The new file begins at the record at pos: each stream's base is its total minus what follows. */
+            uint64_t base[3] = {0, w->offset[1], w->offset[2]};
+            for (size_t q = pos; q < w->out.len;) {
+                rec_hdr h;
+                memcpy(&h, w->out.data + q, sizeof(h));
+                if (h.stream == DMS_STREAM_STDOUT || h.stream == DMS_STREAM_STDERR)
+                    base[h.stream] -= h.len;
+                q += REC_HDR_BYTES + h.len + REC_TRAILER_BYTES;
+            }
+            int r = rotate(w, base, err);
+            if (r < 0) {
+                dms_buf_consume(&w->out, pos);
+                return r;
+            }
+        }
+    }
     dms_buf_reset(&w->out);
     return 0;
 }
@@ -524,7 +606,11 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
     for (int i = ss.n - 1; i >= 0 && (total < max_bytes || !have_total); i--) {
         int64_t end = ss.s[i].size, start;
         rec_hdr h;
-        while ((total < max_bytes || !have_total) && record_before(ss.s[i].fd, end, &h, &start)) {
+        back_reader *b = malloc(sizeof(*b));
+        if (!b)
+            break;
+        back_init(b, ss.s[i].fd);
+        while ((total < max_bytes || !have_total) && record_before(b, end, &h, &start)) {
             end = start;
             if (h.stream != (uint8_t)stream || h.len == 0)
                 continue;
@@ -538,6 +624,7 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
                 cap = cap ? cap * 2 : 64;
                 span *ns = realloc(spans, cap * sizeof(*ns));
                 if (!ns) {
+                    free(b);
                     free(spans);
                     segset_close(&ss);
                     return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -547,6 +634,7 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
             spans[n++] = (span){i, start + REC_HDR_BYTES, h.len};
             total += h.len;
         }
+        free(b);
     }
     if (!have_total && ss.n > 0) {
         /* No record of the stream left: its output existed (the base says how much) but was rotated away. */
@@ -594,7 +682,7 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
 typedef struct reader {
     char *dir;
     dms_log_options opts;
-    int ifd;               /* inotify on dir */
+    dms_watch *watch;      /* changes in dir (the process-wide inotify, watch.c) */
     int fd;                /* current file */
     ino_t ino;
     uint64_t gen;
@@ -618,8 +706,7 @@ static void reader_free(void *ctx)
         return;
     if (rd->ud_free)
         rd->ud_free(rd->ud);
-    if (rd->ifd >= 0)
-        close(rd->ifd);
+    dms_watch_close(rd->watch);
     if (rd->fd >= 0)
         close(rd->fd);
     free(rd->buf);
@@ -629,7 +716,7 @@ static void reader_free(void *ctx)
 
 static int reader_fd(void *ctx)
 {
-    return ((reader *)ctx)->ifd;
+    return dms_watch_fd(((reader *)ctx)->watch);
 }
 
 static bool selected(const reader *rd, uint8_t stream)
@@ -671,7 +758,11 @@ static int reader_position(reader *rd, dms_error *err)
         for (int i = ss.n - 1; i >= 0 && !found; i--) {
             int64_t end = ss.s[i].size, start;
             rec_hdr h;
-            while (record_before(ss.s[i].fd, end, &h, &start)) {
+            back_reader *b = malloc(sizeof(*b));
+            if (!b)
+                break;
+            back_init(b, ss.s[i].fd);
+            while (record_before(b, end, &h, &start)) {
                 if (selected(rd, h.stream) && !(h.flags & FLAG_PARTIAL) && h.ts_ns >= rd->opts.since_ns) {
                     if (lines == rd->opts.tail_lines) {
                         found = true;
@@ -683,6 +774,7 @@ static int reader_position(reader *rd, dms_error *err)
                 start_pos = start;
                 end = start;
             }
+            free(b);
             if (!found && i > 0) {
                 /* Continue into the older file; if it has nothing, history starts at this file's beginning. */
                 start_seg = i;
@@ -791,15 +883,12 @@ static int reader_wait(reader *rd, int64_t deadline, dms_error *err)
         wait = IDLE_CHECK_MS;
     if (rd->idle_check && wait > rd->next_idle_ms - now)
         wait = rd->next_idle_ms - now;
-    struct pollfd p = {.fd = rd->ifd, .events = POLLIN};
+    struct pollfd p = {.fd = dms_watch_fd(rd->watch), .events = POLLIN};
     int r = poll(&p, 1, (int)wait);
     if (r < 0 && errno != EINTR)
         return dms_error_set_errno(err, DMS_E_IO, errno, "poll");
-    if (r > 0) {
-        char ev[4096];
-        while (read(rd->ifd, ev, sizeof(ev)) > 0) {
-        }
-    }
+    if (r > 0)
+        dms_watch_drain(rd->watch);
     return 1;
 }
 
@@ -880,7 +969,6 @@ int dms_logstore_stream_open(const char *dir, const dms_log_options *opts, dms_l
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     rd->fd = -1;
-    rd->ifd = -1;
     rd->opts = opts ? *opts : defaults;
     rd->idle_check = idle_check;
     rd->next_idle_ms = dms_mono_ms() + IDLE_CHECK_MS;
@@ -891,13 +979,12 @@ int dms_logstore_stream_open(const char *dir, const dms_log_options *opts, dms_l
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     /* Watch before positioning, so no write between the two is missed. */
-    rd->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (rd->ifd < 0 || inotify_add_watch(rd->ifd, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-        int e = errno;
+    int r = dms_watch_open(dir, &rd->watch, err);
+    if (r < 0) {
         reader_free(rd);
-        return dms_error_set_errno(err, e == ENOENT ? DMS_E_NOT_FOUND : DMS_E_IO, e, "watch %s", dir);
+        return r;
     }
-    int r = reader_position(rd, err);
+    r = reader_position(rd, err);
     if (r < 0) {
         reader_free(rd);
         return r;

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/inotify.h>
 #include <unistd.h>
 
 #include "util.h"
+#include "watch.h"
 
 #define FILE_CHECK_INTERVAL_MS 1000
 #define RESULT_FILE_MAX_BYTES (64 * 1024 * 1024)
@@ -39,6 +39,7 @@ struct dms_waiter {
     dms_waiter *next;
     /* file */
     char *dir;
+    dms_watch *watch; /* the fd is the watch's */
     dms_waiter_check_fn check;
     void *ud;
     void (*ud_free)(void *);
@@ -154,32 +155,23 @@ int dms_waiter_new_from_file(const char *dir, dms_waiter_check_fn check, void *u
     w->ud = ud;
     w->ud_free = ud_free;
     w->dir = strdup(dir);
-    w->fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (!w->dir || w->fd < 0) {
-        int e = errno;
+    w->fd = -1;
+    if (!w->dir) {
         dms_waiter_free(w);
-        return dms_error_set_errno(err, DMS_E_IO, e, "watch %s", dir);
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
-    if (inotify_add_watch(w->fd, dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE_SELF) < 0) {
-        int e = errno;
+    int r = dms_watch_open(dir, &w->watch, err);
+    if (r < 0) {
         dms_waiter_free(w);
-        return dms_error_set_errno(err, e == ENOENT ? DMS_E_NOT_FOUND : DMS_E_IO, e, "watch %s", dir);
+        return r;
     }
+    w->fd = dms_watch_fd(w->watch);
     /* The watch sees only changes from now on: a result written before it would never make the fd readable,
-     * and a host that polls before it asks would wait forever. If the file is already there, nothing needs
-     * watching: swap in an eventfd that is readable at once (checked after the watch exists, so no write
-     * falls between). */
+     * and a host that polls before it asks would wait forever. So if the file is already there (checked after
+     * the watch exists, so no write falls between), the fd is made readable at once. */
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/result.json", dir) == 0 && access(path, F_OK) == 0) {
-        int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (efd < 0) {
-            int e = errno;
-            dms_waiter_free(w);
-            return dms_error_set_errno(err, DMS_E_IO, e, "eventfd");
-        }
-        close(w->fd);
-        w->fd = efd;
-    }
+    if (dms_snprintf_ok(path, sizeof(path), "%s/result.json", dir) == 0 && access(path, F_OK) == 0)
+        wake_fd(w->fd);
     *out = w;
     return 0;
 }
@@ -274,7 +266,9 @@ void dms_waiter_free(dms_waiter *w)
     }
     if (w->ud_free)
         w->ud_free(w->ud);
-    if (w->fd >= 0)
+    if (w->watch)
+        dms_watch_close(w->watch);
+    else if (w->fd >= 0)
         close(w->fd);
     free(w->dir);
     free(w);

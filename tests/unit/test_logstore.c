@@ -1173,6 +1173,28 @@ START_TEST(test_info_keeps_a_stream_total_after_its_records_rotated_away)
 }
 END_TEST
 
+
+START_TEST(test_a_single_large_flush_still_respects_the_cap)
+{
+    /* 20000 lines buffered, then one flush: the files stay at the cap (give or take one record). */
+    dms_logstore_writer *w = wopen(SMALL_CAP_BYTES);
+    write_numbered(w, 1, 20000, 0, 0);
+    flush(w);
+    ck_assert_int_le(file_size("log"), SMALL_CAP_BYTES + DMS_LOG_LINE_MAX);
+    ck_assert_int_le(file_size("log.1"), SMALL_CAP_BYTES + DMS_LOG_LINE_MAX);
+    finish(w);
+    dms_logstore_writer_free(w);
+    /* The newest output is whole, and the totals are right although the first lines were rotated away. */
+    dms_logstore_info info;
+    dms_error err = {0};
+    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, &err), 0);
+    ck_assert_uint_eq(info.stdout_bytes, 20000u * strlen("line 000001 \n"));
+    frames f = read_all();
+    ck_assert_int_eq(assert_consecutive(&f, 20000) > 1, 1);
+    frames_free(&f);
+}
+END_TEST
+
 static Suite *logstore_suite(void)
 {
     Suite *s = suite_create("logstore");
@@ -1215,6 +1237,7 @@ static Suite *logstore_suite(void)
     tcase_add_test(tc, test_logstore_idle_check_end_still_delivers_output_written_before_it);
     suite_add_tcase(s, tc);
     tc = tcase_create("excerpt");
+    tcase_add_test(tc, test_a_single_large_flush_still_respects_the_cap);
     tcase_add_test(tc, test_excerpt_of_zero_bytes_still_says_truncated);
     tcase_add_test(tc, test_info_keeps_a_stream_total_after_its_records_rotated_away);
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);

@@ -444,13 +444,14 @@ START_TEST(test_process_many_executions_are_tracked_without_threads)
     }
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(dms_executor_waiter(ex, ids[i], &w[i], &err), 0);
-    /* No thread per job: this test process still has exactly one. */
+    /* No thread per job: this test process has its own thread plus the library's one directory-watch thread
+     * (executor/watch.c), shared by every waiter and log stream, however many jobs there are. */
     DIR *d = opendir("/proc/self/task");
     int threads = 0;
     for (struct dirent *de; (de = readdir(d));)
         threads += de->d_name[0] != '.';
     closedir(d);
-    ck_assert_int_eq(threads, 1);
+    ck_assert_int_le(threads, 2);
     int done = 0;
     bool got[N] = {false};
     for (int64_t until = dms_mono_ms() + 20000; done < N && dms_mono_ms() < until;) {
