@@ -34,10 +34,13 @@ $(foreach t,$(DMSD_UNIT_SRCS:tests/unit/%.c=%),\
   $(eval TEST_LIBS_$(t) := $(DMSD_LIBS)))
 DMSD_UNIT_TESTS := $(DMSD_UNIT_SRCS:tests/unit/%.c=$(TEST_DIR)/%)
 
-.PHONY: dmsd check-dmsd
+.PHONY: dmsd check-dmsd check-dmsd-e2e
 dmsd: $(DMSD)
 check-dmsd: $(DMSD_UNIT_TESTS)
 	@scripts/run-unit-tests $(DMSD_UNIT_TESTS)
+# End to end against the real engine (needs Docker and the test images: scripts/docker-up, scripts/test-images).
+check-dmsd-e2e: $(DMSD) $(BIN_DIR)/dmsctl $(PLUGIN_DIR)/libdms-executor-docker.so
+	dms/tests/e2e.sh $(BUILD)
 
 ALL_TARGETS += $(DMSD)
 INSTALL_BINS += $(DMSD)

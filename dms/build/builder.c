@@ -395,6 +395,17 @@ end:
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
              ea.kind == END_OK ? "ok" : ea.kind == END_RETRY ? "retry" : ea.kind == END_CANCELLED ? "cancelled" : "failed",
              ea.reason);
+    pthread_mutex_lock(&bld->lock);
+    bool stopping = bld->stop;
+    pthread_mutex_unlock(&bld->lock);
+    if (stopping && ea.kind == END_CANCELLED) {
+        /* Interrupted by dmsd's own shutdown, not cancelled by anyone: the row stays "running", and the next
+         * start queues it again (store_builds_requeue_running). */
+        log_info("droid=%s build=%lld op=build note=\"interrupted by shutdown; resumes at the next start\"", d->id,
+                 (long long)b->id);
+        droid_free(d);
+        return;
+    }
     dms_error e2 = {0};
     if (core_mutate(a->core, NULL, d->id, mut_end, &ea, NULL, &e2) < 0) {
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);

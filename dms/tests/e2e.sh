@@ -195,12 +195,19 @@ echo "build cancel; the next queued build starts"
 SLOW=$(create slow --repo "$WORK/slow.git")
 VOL=$(create vol --repo "$WORK/vol.git" --volume data:/data)
 check "slow is building" wait_status "$SLOW" building 30
-sleep 1
+curl -s -N --max-time 30 -H "Authorization: Bearer $ALICE" "$DMS_URL/droids/$SLOW/logs?build.out&follow=1" \
+    >"$WORK/build-follow" &
+FOLLOW=$!
+sleep 1.5
 api "$ALICE" POST "/droids/$SLOW/build/cancel" >/dev/null
 check "cancel -> 200" [ "$(cat "$WORK/status")" = 200 ]
 check "slow stops with reason cancelled" wait_status "$SLOW" stopped 15
 check "  reason is cancelled" [ "$(field "$SLOW" reason)" = cancelled ]
 check "  its build is cancelled" [ "$(api "$ALICE" GET "/droids/$SLOW/builds" | jq -r '.[0].status')" = cancelled ]
+for _ in $(seq 30); do kill -0 "$FOLLOW" 2>/dev/null || break; sleep 0.1; done
+check "  the build log follow ended with the build" bash -c "! kill -0 $FOLLOW 2>/dev/null"
+check "  and showed the build live, then the cancel" \
+    bash -c "grep -q 'Step 2/' $WORK/build-follow && grep -q 'cancelled' $WORK/build-follow"
 check "  no build container left running" bash -c "! docker ps --format '{{.Command}}' | grep -q 'sleep 30'"
 check "the next queued build (vol) runs" wait_status "$VOL" running 60
 
