@@ -98,7 +98,7 @@ check-unit: build-all $(UNIT_TESTS)
 
 BEHAVE_ARGS ?=
 check-features: build-all
-	scripts/run-features $(BEHAVE_ARGS)
+	scripts/run-features $(if $(BEHAVE_ARGS),$(BEHAVE_ARGS),--all-backends)
 
 # ---- the main job: a fresh machine to a running workload ----
 .PHONY: run

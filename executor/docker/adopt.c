@@ -73,6 +73,7 @@ static void load_spec(docker_handler *h)
         if ((v = json_integer_value(json_object_get(lim, "log_file_bytes"))) > 0)
             h->log_cap = v;
         h->keep_container = json_is_true(json_object_get(rq, "keep_container"));
+        h->memory_bytes = json_integer_value(json_object_get(json_object_get(rq, "resources"), "memory_bytes"));
         const char *job = json_string_value(json_object_get(rq, "job_id"));
         if (job)
             snprintf(h->job_id, sizeof(h->job_id), "%s", job);
@@ -84,6 +85,7 @@ static void load_spec(docker_handler *h)
 /* A finished execution from its result.json. */
 static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err)
 {
+    load_spec(h); /* the job id, for status */
     char path[PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/" DOCKER_RESULT_FILE, h->dir);
     _cleanup_free_ char *data = NULL;
@@ -101,6 +103,58 @@ static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err
     h->finished_at_ns = res.finished_at_ns;
     dms_exec_result_clear(&res);
     return 0;
+}
+
+/* Events about the container from before we listened (an oom, a kill by someone else): the engine keeps recent
+ * ones, and since/until make the stream end. Best effort: without them we still have State. */
+typedef struct replay_ctx {
+    docker_handler *h;
+    dms_buf line;
+} replay_ctx;
+
+static int replay_sink(void *ud, const char *data, size_t len)
+{
+    replay_ctx *rc = ud;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] != '\n') {
+            dms_buf_append(&rc->line, data + i, 1);
+            continue;
+        }
+        json_t *ev = rc->line.len ? json_loadb(rc->line.data, rc->line.len, 0, NULL) : NULL;
+        const char *action = json_string_value(json_object_get(ev, "Action"));
+        json_t *attrs = json_object_get(json_object_get(ev, "Actor"), "Attributes");
+        pthread_mutex_lock(&rc->h->lock);
+        if (action && !strcmp(action, "oom"))
+            rc->h->oom = true;
+        else if (action && !strcmp(action, "kill") && !rc->h->cancel_reason) {
+            int64_t sig = dms_parse_i64(json_string_value(json_object_get(attrs, "signal")));
+            if (sig > 0)
+                rc->h->outside_signal = (int)sig;
+        }
+        pthread_mutex_unlock(&rc->h->lock);
+        json_decref(ev);
+        dms_buf_reset(&rc->line);
+    }
+    return 0;
+}
+
+static void replay_events(docker_executor *ex, docker_handler *h, int64_t since_ns)
+{
+    char filter[256];
+    snprintf(filter, sizeof(filter), "{\"type\":[\"container\"],\"container\":[\"%s\"]}", h->container_id);
+    _cleanup_free_ char *ef = docker_escape(filter);
+    int64_t now = dms_now_ns();
+    char path[512];
+    snprintf(path, sizeof(path), "/events?filters=%s&since=%lld&until=%lld.%09lld", ef ? ef : "",
+             (long long)(since_ns > 0 ? since_ns / 1000000000LL : 0), (long long)(now / 1000000000LL),
+             (long long)(now % 1000000000LL));
+    replay_ctx rc = {.h = h, .line = {.max = 64 * 1024}};
+    docker_response resp;
+    dms_error e;
+    docker_call_stream(&ex->client, "GET", path, NULL, NULL, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, replay_sink, &rc,
+                       &resp, &e);
+    dms_buf_free(&rc.line);
+    dms_buf_free(&resp.body);
 }
 
 /* We hold owner.lock and there is no result: find the container and carry on where the last owner stopped. */
@@ -149,7 +203,9 @@ static int adopt_live(docker_executor *ex, docker_handler *h, dms_error *err)
         h->oom = true;
     h->state = running ? DMS_STATE_RUNNING : DMS_STATE_STOPPING;
     pthread_mutex_unlock(&h->lock);
+    int64_t created = parse_time(json_string_value(json_object_get(j, "Created")));
     json_decref(j);
+    replay_events(ex, h, created);
 
     /* Resume the capture from the engine's copy, skipping what we already have. */
     dms_logstore_info info;

@@ -76,7 +76,7 @@ struct docker_handler {
     dms_exec_state state;
     int64_t started_at_ns, finished_at_ns;
     /* from the request */
-    int64_t timeout_ms, grace_ms, result_bytes, log_cap;
+    int64_t timeout_ms, grace_ms, result_bytes, log_cap, memory_bytes;
     bool keep_container;
     /* capture */
     dms_logstore_writer *writer;
@@ -98,6 +98,7 @@ struct docker_handler {
     int outside_signal;          /* a kill event we did not cause */
     int cancel_reason;           /* 0, DMS_CANCEL_USER, DMS_CANCEL_TIMEOUT */
     bool finalizing;
+    bool inspect_pending;        /* the end waits for State (an oom event may have come before we listened) */
     atomic_bool abort_prep;      /* cancel during preparation */
     uint64_t timeout_timer;
     uint64_t grace_timer;

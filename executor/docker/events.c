@@ -37,7 +37,7 @@ static void handle_event(docker_executor *ex, json_t *ev)
     docker_handler *h = docker_handler_find(ex, exec_id);
     if (!h)
         return;
-    bool check = false;
+    bool check = false, inspect = false;
     pthread_mutex_lock(&h->lock);
     if (strcmp(action, "oom") == 0) {
         h->oom = true;
@@ -57,6 +57,12 @@ static void handle_event(docker_executor *ex, json_t *ev)
         /* A SIGTERM we did not send, followed by a clean exit, is still an exit, not a signal death. */
         if (h->outside_signal && h->exit_code >= 0 && h->exit_code <= 128)
             h->outside_signal = 0;
+        /* Killed (137) with no oom event seen: the oom event may have come before this process listened (an
+         * adopted job). The container's State.OOMKilled settles it before the result goes out. */
+        if (h->exit_code == 137 && !h->oom && !h->inspect_pending) {
+            h->inspect_pending = true;
+            inspect = true;
+        }
         check = true;
     } else if (strcmp(action, "destroy") == 0) {
         if (!h->exited) {
@@ -67,6 +73,8 @@ static void handle_event(docker_executor *ex, json_t *ev)
         check = true;
     }
     pthread_mutex_unlock(&h->lock);
+    if (inspect)
+        docker_handler_inspect_async(h);
     if (check)
         docker_handler_maybe_finalize(h);
     docker_handler_unref(h);

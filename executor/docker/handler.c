@@ -140,6 +140,14 @@ void docker_handler_finalize(docker_handler *h)
     } else if (h->oom) {
         r.outcome = DMS_OUTCOME_OOM_KILLED;
         snprintf(r.error, sizeof(r.error), "killed for exceeding its memory limit");
+    } else if (h->exit_code == 137 && h->memory_bytes > 0 && !h->outside_signal) {
+        /* SIGKILL under a memory limit, and nobody asked the engine to kill it (no kill event, no cancel). The
+         * engine misses OOM kills that come within ~50 ms of the start (containerd's cgroup v1 OOM watch is not in
+         * place yet: measured here, no oom event at all); nothing else SIGKILLs a container's PID 1. */
+        r.outcome = DMS_OUTCOME_OOM_KILLED;
+        r.oom_killed = true;
+        snprintf(r.error, sizeof(r.error),
+                 "killed for exceeding its memory limit (SIGKILL with no kill request; the engine reported no oom)");
     } else if (h->outside_signal || (h->exit_code > SIGNAL_EXIT_BASE && h->exit_code <= SIGNAL_EXIT_BASE + SIGNAL_MAX)) {
         /* Docker reports death by signal N as exit code 128+N; a kill event we did not cause confirms it. */
         r.outcome = DMS_OUTCOME_SIGNALED;
@@ -225,7 +233,7 @@ void docker_handler_maybe_finalize(docker_handler *h)
     /* While preparing, the starting thread owns the end (a failed start removes its container, and that
      * container's destroy event must not make the job "lost"); it checks again once the job runs. */
     bool preparing = h->state == DMS_STATE_PREPARING;
-    bool ready = h->exited && !h->capture_expected && !preparing;
+    bool ready = h->exited && !h->capture_expected && !h->inspect_pending && !preparing;
     /* An attach ends right after the exit; a /logs backfill (adopted job) ends by itself, however long it is. */
     bool arm_grace = h->exited && !ready && !preparing && !h->grace_timer && !h->capture_is_logs;
     if (arm_grace)
@@ -249,31 +257,27 @@ void docker_handler_maybe_finalize(docker_handler *h)
 static void inspect_done(void *ud, int rc, long status, const char *body, size_t len, const dms_error *err)
 {
     docker_handler *h = ud;
+    json_t *j = rc == 0 && status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *st = json_object_get(j, "State");
+    pthread_mutex_lock(&h->lock);
+    h->inspect_pending = false;
     if (rc == 0 && status == 404) {
-        pthread_mutex_lock(&h->lock);
         if (!h->exited) {
             h->exited = true;
             h->lost = true;
         }
-        pthread_mutex_unlock(&h->lock);
-        docker_handler_maybe_finalize(h);
-    } else if (rc == 0 && status == 200) {
-        json_error_t jerr;
-        json_t *j = json_loadb(body, len, 0, &jerr);
-        json_t *st = json_object_get(j, "State");
-        if (st && !json_is_true(json_object_get(st, "Running"))) {
-            pthread_mutex_lock(&h->lock);
-            if (!h->exited) {
-                h->exited = true;
-                h->exit_code = (int)json_integer_value(json_object_get(st, "ExitCode"));
-            }
-            if (json_is_true(json_object_get(st, "OOMKilled")))
-                h->oom = true;
-            pthread_mutex_unlock(&h->lock);
-            docker_handler_maybe_finalize(h);
+    } else if (st && !json_is_true(json_object_get(st, "Running"))) {
+        if (!h->exited) {
+            h->exited = true;
+            h->exit_code = (int)json_integer_value(json_object_get(st, "ExitCode"));
         }
-        json_decref(j);
+        if (json_is_true(json_object_get(st, "OOMKilled")))
+            h->oom = true;
     }
+    pthread_mutex_unlock(&h->lock);
+    json_decref(j);
+    /* Whatever it said (or failed to say), the end no longer waits for it. */
+    docker_handler_maybe_finalize(h);
     docker_handler_unref(h);
 }
 
@@ -819,6 +823,7 @@ int docker_start(docker_executor *ex, const dms_exec_request *req, dms_error *er
     h->result_bytes = req->limits.result_output_bytes > 0 ? req->limits.result_output_bytes
                                                           : DMS_DEFAULT_RESULT_OUTPUT_BYTES;
     h->log_cap = req->limits.log_file_bytes;
+    h->memory_bytes = req->resources.memory_bytes;
     h->keep_container = req->keep_container;
     h->state = DMS_STATE_PREPARING;
     if ((r = claim(ex, h, req, err)) < 0) {
