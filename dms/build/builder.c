@@ -22,6 +22,7 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../run/runner.h"
 #include "git.h"
 
 #define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work) */
@@ -248,6 +249,7 @@ static void prune_releases(builder *bld, const char *droid_id)
         return;
     }
     size_t kept = 0;
+    bool gc = false;
     for (size_t i = 0; i < n; i++) {
         if (rel[i].image_removed)
             continue;
@@ -259,15 +261,19 @@ static void prune_releases(builder *bld, const char *droid_id)
         dms_error e = {0};
         int r = dms_executor_remove_image(a->ex, rel[i].image_id, &e);
         if (r < 0 && r != -DMS_E_NOT_FOUND) {
-            log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\"", droid_id, (long long)rel[i].seq,
-                     rel[i].image_id, e.message);
-            continue;
+            /* Still marked removed (the release cannot be rolled back to any more); the collector retries. */
+            log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\" note=\"retried by the image collector\"",
+                     droid_id, (long long)rel[i].seq, rel[i].image_id, e.message);
+            store_gc_add(a->st, rel[i].image_id, droid_id, NULL);
+            gc = true;
         }
         store_release_mark_removed(a->st, droid_id, rel[i].seq, NULL);
         log_info("droid=%s op=prune release=%lld image=%s", droid_id, (long long)rel[i].seq, rel[i].image_id);
     }
     store_releases_free(rel, n);
     droid_free(d);
+    if (gc && a->runner)
+        runner_collect_images(a->runner);
 }
 
 static void run_build(builder *bld, store_build *b)
@@ -413,8 +419,11 @@ end:
     }
     if (ea.orphan) {
         /* Deleted while it built: what this build made has no owner left. */
-        if (ea.kind == END_OK && b->image_id)
-            dms_executor_remove_image(a->ex, b->image_id, NULL);
+        if (ea.kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
+            store_gc_add(a->st, b->image_id, d->id, NULL);
+            if (a->runner)
+                runner_collect_images(a->runner);
+        }
         dms_rm_rf(dir, NULL);
         ea.kind = END_CANCELLED; /* nothing to prune */
     }

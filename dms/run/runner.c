@@ -25,6 +25,9 @@
 #define RUN_KEEP_LOGS 5            /* finished runs of a droid whose logs are kept (older ones are forgotten) */
 #define REASON_MAX 512
 #define DELETE_IMAGE_ATTEMPTS 20
+#define GC_ID "!images"            /* the queue entry of the image collector (no droid id starts with '!') */
+#define GC_BACKOFF_BASE_MS 5000
+#define GC_BACKOFF_MAX_MS (10 * 60 * 1000)
 #define DELETE_IMAGE_RETRY_MS 250
 
 typedef struct settle {
@@ -557,6 +560,7 @@ static void delete_droid(runner *r, droid *d)
 {
     app *a = r->a;
     dms_error err = {0};
+    bool gc = false;
     store_run *runs = NULL;
     size_t n = 0;
     /* Every run still live (the current one, and any a crash left behind), then every execution's leftovers. */
@@ -580,8 +584,12 @@ static void delete_droid(runner *r, droid *d)
                     break;
                 usleep(DELETE_IMAGE_RETRY_MS * 1000);
             }
-            if (rc < 0 && rc != -DMS_E_NOT_FOUND)
-                log_warn("droid=%s op=delete image=%s error=\"%s\"", d->id, rel[i].image_id, err.message);
+            if (rc < 0 && rc != -DMS_E_NOT_FOUND) {
+                log_warn("droid=%s op=delete image=%s error=\"%s\" note=\"retried by the image collector\"", d->id,
+                         rel[i].image_id, err.message);
+                store_gc_add(a->st, rel[i].image_id, d->id, NULL);
+                gc = true;
+            }
         }
         store_releases_free(rel, n);
     }
@@ -596,11 +604,53 @@ static void delete_droid(runner *r, droid *d)
         log_error("droid=%s op=purge error=\"%s\"", d->id, err.message);
     else
         log_info("droid=%s op=delete", d->id);
+    if (gc)
+        set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
+}
+
+/* The image collector: removals that failed earlier (engine busy or away) are tried again with backoff. */
+static void collect_images(runner *r)
+{
+    char **due = NULL;
+    int64_t next = 0;
+    dms_error err = {0};
+    if (store_gc_due(r->a->st, dmsd_now_ns(), &due, &next, &err) < 0) {
+        log_warn("component=runner op=gc error=\"%s\"", err.message);
+        return;
+    }
+    for (size_t i = 0; due[i]; i++) {
+        int rc = dms_executor_remove_image(r->a->ex, due[i], &err);
+        /* Gone already, or not ours (then it never will be): either way nothing is left to do. */
+        if (rc == 0 || rc == -DMS_E_NOT_FOUND || rc == -DMS_E_CONFLICT) {
+            store_gc_done(r->a->st, due[i], NULL);
+            log_info("component=runner op=gc image=%s result=%s", due[i], rc == 0 ? "removed" : dms_error_code_name(-rc));
+        } else {
+            store_gc_retry(r->a->st, due[i], GC_BACKOFF_BASE_MS, GC_BACKOFF_MAX_MS, err.message, NULL);
+            log_warn("component=runner op=gc image=%s error=\"%s\"", due[i], err.message);
+        }
+    }
+    dms_strv_free(due);
+    if (store_gc_due(r->a->st, dmsd_now_ns(), &due, &next, &err) == 0) {
+        if (due[0])
+            next = dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS;
+        dms_strv_free(due);
+        if (next)
+            set_timer(r, GC_ID, next);
+    }
+}
+
+void runner_collect_images(runner *r)
+{
+    runner_kick(r, GC_ID);
 }
 
 /* One reconcile pass: one step towards what is wanted; a further step is kicked by the mutations it makes. */
 static void reconcile(runner *r, const char *id)
 {
+    if (strcmp(id, GC_ID) == 0) {
+        collect_images(r);
+        return;
+    }
     droid *d = core_get_copy(r->a->core, id);
     if (!d)
         return;
@@ -885,6 +935,7 @@ static void adopt(runner *r)
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
     dms_strv_free(ids);
+    runner_kick(r, GC_ID);
 }
 
 int runner_start(runner **out, app *a, dms_error *err)

@@ -26,6 +26,10 @@ void runner_stop(runner *r);
 /* Reconcile this droid soon. */
 void runner_kick(runner *r, const char *droid_id);
 
+/* Removals of images that failed (the engine was busy or away) are recorded with store_gc_add(); this makes the
+ * runner try them now (it also retries them by itself, with backoff, until they succeed). */
+void runner_collect_images(runner *r);
+
 /* The next replacement of this droid's container stops the old one before starting the new (restart?force=1).
  * Call before the mutation that bumps restart_gen. */
 void runner_force_restart(runner *r, const char *droid_id);

@@ -50,6 +50,9 @@ static const char *const migrations[] = {
     "  started_ns INTEGER NOT NULL, ended_ns INTEGER NOT NULL DEFAULT 0, outcome TEXT,"
     "  exit_code INTEGER NOT NULL DEFAULT -1, removed INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX runs_droid ON runs(droid_id, started_ns);",
+    /* 2: images whose removal failed (engine busy or down) and is retried until it succeeds */
+    "CREATE TABLE image_gc (image TEXT PRIMARY KEY, droid_id TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_try_ns INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
 };
 
 static void finalizep(sqlite3_stmt **st)
@@ -934,4 +937,84 @@ int store_runs_all(store *s, store_run **out, size_t *n, dms_error *err)
 {
     LOCKED(s);
     return runs_query(s, NULL, out, n, err);
+}
+
+/* ---- image garbage collection ---- */
+
+int store_gc_add(store *s, const char *image, const char *droid_id, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(s, &st, "INSERT OR IGNORE INTO image_gc (image, droid_id) VALUES (?,?)", err)) < 0)
+        return r;
+    bind_text(st, 1, image);
+    bind_text(st, 2, droid_id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(s, err, "queue image removal");
+    return 0;
+}
+
+int store_gc_due(store *s, int64_t now_ns, char ***images, int64_t *next_due_ns, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    *next_due_ns = 0;
+    if ((r = prepare(s, &st, "SELECT image, next_try_ns FROM image_gc ORDER BY next_try_ns", err)) < 0)
+        return r;
+    char **v = calloc(1, sizeof(char *));
+    if (!v)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t due = sqlite3_column_int64(st, 1);
+        if (due > now_ns) {
+            *next_due_ns = due;
+            break;
+        }
+        if (dms_strv_push(&v, (const char *)sqlite3_column_text(st, 0)) < 0) {
+            dms_strv_free(v);
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        }
+    }
+    if (r != SQLITE_DONE && r != SQLITE_ROW) {
+        dms_strv_free(v);
+        return db_error(s, err, "list image removals");
+    }
+    *images = v;
+    return 0;
+}
+
+int store_gc_done(store *s, const char *image, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(s, &st, "DELETE FROM image_gc WHERE image=?", err)) < 0)
+        return r;
+    bind_text(st, 1, image);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(s, err, "finish image removal");
+    return 0;
+}
+
+int store_gc_retry(store *s, const char *image, int64_t base_ms, int64_t max_ms, const char *error,
+                   dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    /* Exponential backoff on the attempt count, capped. */
+    if ((r = prepare(s, &st, "UPDATE image_gc SET attempts=attempts+1, last_error=?,"
+                             " next_try_ns=? + 1000000 * MIN(?, ? << MIN(attempts, 20)) WHERE image=?",
+                     err)) < 0)
+        return r;
+    bind_text(st, 1, error);
+    sqlite3_bind_int64(st, 2, dmsd_now_ns());
+    sqlite3_bind_int64(st, 3, max_ms);
+    sqlite3_bind_int64(st, 4, base_ms);
+    bind_text(st, 5, image);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(s, err, "reschedule image removal");
+    return 0;
 }

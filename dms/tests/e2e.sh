@@ -260,12 +260,15 @@ IMGS=$(docker images -q --filter label=io.dms.job=$WEB | wc -l)
 ctl rm "$WEB" >/dev/null
 check "rm answers once done; the droid is gone (404)" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $ALICE' $DMS_URL/droids/$WEB) = 404 ]"
 check "  its containers are gone" [ "$(docker ps -aq --filter label=io.dms.job=$WEB | wc -l)" = 0 ]
+# Image removal can be retried by the collector when the engine is slow: allow it a minute.
+for _ in $(seq 120); do [ "$(docker images -q --filter label=io.dms.job=$WEB | wc -l)" = 0 ] && break; sleep 0.5; done
 check "  its images are gone (had $IMGS)" [ "$(docker images -q --filter label=io.dms.job=$WEB | wc -l)" = 0 ]
 check "  its data dir is gone" [ ! -e "$DMS_DATA_DIR/droids/$WEB" ]
 check "  the name is free again" bash -c "DMS_TOKEN=$ALICE $DMSCTL available web >/dev/null"
 for id in $(api "$ALICE" GET /droids | jq -r '.[].id'); do ctl rm "$id" >/dev/null || failed "rm $id"; done
 check "every droid deleted" [ "$(api "$ALICE" GET /droids | jq length)" = 0 ]
 check "no container of this dmsd is left" [ "$(docker ps -aq --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ]
+for _ in $(seq 120); do [ "$(docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ] && break; sleep 0.5; done
 check "no image of this dmsd is left" [ "$(docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ]
 LEFT=$(docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)
 echo "  note $LEFT volume(s) left: the executor API cannot remove a single volume (removed by this script's cleanup)"

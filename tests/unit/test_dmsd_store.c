@@ -45,7 +45,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 1);
+    ck_assert_int_eq(store_schema_version(s), 2);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -60,10 +60,30 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
                      SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 1);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 2);
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_open_upgrades_an_older_schema)
+{
+    store *s = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    store_close(s);
+    /* make it a version-1 database, as an older dmsd left it */
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE image_gc; DELETE FROM schema_migrations WHERE version=2", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    ck_assert_int_eq(store_schema_version(s), 2);
+    ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
+    store_close(s);
 }
 END_TEST
 
@@ -338,12 +358,45 @@ START_TEST(test_releases_and_runs)
 }
 END_TEST
 
+START_TEST(test_image_gc_queue_backs_off)
+{
+    store *s = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    ck_assert_int_eq(store_gc_add(s, "sha256:aa", "d1", &err), 0);
+    ck_assert_int_eq(store_gc_add(s, "sha256:aa", "d1", &err), 0); /* once only */
+    ck_assert_int_eq(store_gc_add(s, "sha256:bb", "d2", &err), 0);
+    char **due = NULL;
+    int64_t next = 0;
+    ck_assert_int_eq(store_gc_due(s, 1, &due, &next, &err), 0);
+    ck_assert_ptr_nonnull(due[0]);
+    ck_assert_ptr_nonnull(due[1]);
+    ck_assert_ptr_null(due[2]);
+    for (char **p = due; *p; p++)
+        free(*p);
+    free(due);
+    ck_assert_int_eq(store_gc_retry(s, "sha256:aa", 5000, 600000, "engine busy", &err), 0);
+    ck_assert_int_eq(store_gc_done(s, "sha256:bb", &err), 0);
+    int64_t now = 2000000000000000000LL;
+    ck_assert_int_eq(store_gc_due(s, 1, &due, &next, &err), 0);
+    ck_assert_ptr_null(due[0]); /* aa waits for its backoff */
+    ck_assert(next > 1);
+    free(due);
+    ck_assert_int_eq(store_gc_due(s, now, &due, &next, &err), 0);
+    ck_assert_str_eq(due[0], "sha256:aa");
+    free(due[0]);
+    free(due);
+    store_close(s);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dmsd_store");
     TCase *tc = tcase_create("store");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_open_migrates_once_and_uses_wal);
+    tcase_add_test(tc, test_open_upgrades_an_older_schema);
     tcase_add_test(tc, test_open_refuses_a_newer_schema);
     tcase_add_test(tc, test_droid_round_trip_keeps_every_field);
     tcase_add_test(tc, test_names_are_unique_across_users);
@@ -351,6 +404,7 @@ int main(void)
     tcase_add_test(tc, test_events_page_by_id);
     tcase_add_test(tc, test_build_queue_order_backoff_supersede_requeue);
     tcase_add_test(tc, test_releases_and_runs);
+    tcase_add_test(tc, test_image_gc_queue_backs_off);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
