@@ -2,8 +2,9 @@
  *
  *   dmsctl [--json] <command> [options]      (dmsctl help, dmsctl <command> --help)
  *
- * Server: DMS_URL (default http://127.0.0.1:8080). Token: DMS_TOKEN, or minted from DMS_JWT_SECRET + DMS_USER.
- * A droid is named by its id or its name. Exit status: 0 done, 1 the server or the network said no, 2 usage. */
+ * Server: DMS_URL (default http://127.0.0.1:8080). Token: DMS_TOKEN, or minted from DMS_JWT_SECRET +
+ * DMS_USER. A droid is named by its id or its name. Exit status: 0 done, 1 the server or the network said no,
+ * 2 usage. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -16,10 +17,10 @@
 #include "../dms/api/auth.h"
 #include "dmsctl_http.h"
 
-#define DEFAULT_URL "http://127.0.0.1:8080"
+#define DEFAULT_URL   "http://127.0.0.1:8080"
 #define TOKEN_TTL_SEC (24 * 3600)
-#define EXIT_API 1
-#define EXIT_USAGE 2
+#define EXIT_API      1
+#define EXIT_USAGE    2
 
 static ctl_conn conn;
 static bool json_out;
@@ -116,7 +117,8 @@ static int resolve(const char *ref, char *id, size_t size)
 static void print_droid(json_t *d)
 {
     printf("id:         %s\nname:       %s\nstatus:     %s\nreason:     %s\nrepo:       %s\nbranch:     %s\n",
-           str(d, "id"), str(d, "name"), str(d, "status"), str(d, "reason"), str(d, "repo"), str(d, "branch"));
+           str(d, "id"), str(d, "name"), str(d, "status"), str(d, "reason"), str(d, "repo"),
+           str(d, "branch"));
     json_t *rel = json_object_get(d, "release");
     if (json_is_integer(rel))
         printf("release:    %lld (commit %.12s)\n", (long long)json_integer_value(rel), str(d, "commit_sha"));
@@ -211,10 +213,11 @@ static int cmd_ls(int argc, char **argv)
 
 static int cmd_create(int argc, char **argv)
 {
-    static const struct option o[] = {{"repo", required_argument, NULL, 'r'},   {"branch", required_argument, NULL, 'b'},
-                                      {"commit", required_argument, NULL, 'c'}, {"port", required_argument, NULL, 'p'},
-                                      {"env", required_argument, NULL, 'e'},    {"volume", required_argument, NULL, 'v'},
-                                      {"language", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    static const struct option o[] = {
+        {"repo", required_argument, NULL, 'r'},     {"branch", required_argument, NULL, 'b'},
+        {"commit", required_argument, NULL, 'c'},   {"port", required_argument, NULL, 'p'},
+        {"env", required_argument, NULL, 'e'},      {"volume", required_argument, NULL, 'v'},
+        {"language", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *env = json_object(), *vols = json_array();
     int c, code = 0;
     while (!code && (c = getopt_long(argc, argv, "r:b:c:p:e:v:l:", o, NULL)) != -1) {
@@ -301,8 +304,9 @@ static void human_events(json_t *list)
     json_t *e;
     json_array_foreach(list, i, e)
     {
-        printf("%s  %-8s -> %-8s  %s\n", str(e, "time"), json_is_string(json_object_get(e, "from")) ? str(e, "from") : "",
-               str(e, "to"), str(e, "reason"));
+        printf("%s  %-8s -> %-8s  %s\n", str(e, "time"),
+               json_is_string(json_object_get(e, "from")) ? str(e, "from") : "", str(e, "to"),
+               str(e, "reason"));
     }
 }
 
@@ -326,7 +330,8 @@ static void human_releases(json_t *list)
     {
         printf("%-7lld %-12.12s %-8s %-9s %s\n", (long long)json_integer_value(json_object_get(r, "release")),
                str(r, "commit_sha"), json_is_true(json_object_get(r, "current")) ? "yes" : "",
-               json_is_true(json_object_get(r, "image_available")) ? "kept" : "removed", str(r, "created_at"));
+               json_is_true(json_object_get(r, "image_available")) ? "kept" : "removed",
+               str(r, "created_at"));
     }
 }
 
@@ -409,10 +414,11 @@ static int cmd_rm(int argc, char **argv)
 
 static int cmd_update(int argc, char **argv)
 {
-    static const struct option o[] = {{"name", required_argument, NULL, 'n'},   {"port", required_argument, NULL, 'p'},
-                                      {"env", required_argument, NULL, 'e'},    {"unset-env", required_argument, NULL, 'u'},
-                                      {"branch", required_argument, NULL, 'b'}, {"commit", required_argument, NULL, 'c'},
-                                      {"unpin", no_argument, NULL, 'U'},        {NULL, 0, NULL, 0}};
+    static const struct option o[] = {
+        {"name", required_argument, NULL, 'n'},   {"port", required_argument, NULL, 'p'},
+        {"env", required_argument, NULL, 'e'},    {"unset-env", required_argument, NULL, 'u'},
+        {"branch", required_argument, NULL, 'b'}, {"commit", required_argument, NULL, 'c'},
+        {"unpin", no_argument, NULL, 'U'},        {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *set = json_object(), *unset = json_array();
     int c, code = 0;
     while (!code && (c = getopt_long(argc, argv, "n:p:e:u:b:c:U", o, NULL)) != -1) {
@@ -450,7 +456,7 @@ static int cmd_update(int argc, char **argv)
     }
     if (!code && optind != argc - 1)
         code = usage_of("update", stderr, EXIT_USAGE);
-    char id[64], path[128];
+    char id[64] = "", path[128];
     if (!code)
         code = resolve(argv[optind], id, sizeof(id));
     snprintf(path, sizeof(path), "/droids/%s", id);
@@ -472,7 +478,9 @@ static int cmd_update(int argc, char **argv)
         }
     }
     if (!code && json_object_size(body) == 0)
-        code = fail(EXIT_USAGE, "nothing to update: give --name, --port, --env, --unset-env, --branch, --commit or --unpin");
+        code =
+            fail(EXIT_USAGE,
+                 "nothing to update: give --name, --port, --env, --unset-env, --branch, --commit or --unpin");
     if (!code)
         j = api("PATCH", path, body, &code);
     json_decref(body);
@@ -518,10 +526,14 @@ static int cmd_cancel_build(int argc, char **argv)
 
 static int cmd_logs(int argc, char **argv)
 {
-    static const struct option o[] = {{"follow", no_argument, NULL, 'f'},  {"build", no_argument, NULL, 'B'},
-                                      {"err", no_argument, NULL, 'E'},     {"tail", required_argument, NULL, 't'},
-                                      {"from", required_argument, NULL, 'F'}, {"limit", required_argument, NULL, 'n'},
-                                      {"timestamps", no_argument, NULL, 'T'}, {"run", required_argument, NULL, 'r'},
+    static const struct option o[] = {{"follow", no_argument, NULL, 'f'},
+                                      {"build", no_argument, NULL, 'B'},
+                                      {"err", no_argument, NULL, 'E'},
+                                      {"tail", required_argument, NULL, 't'},
+                                      {"from", required_argument, NULL, 'F'},
+                                      {"limit", required_argument, NULL, 'n'},
+                                      {"timestamps", no_argument, NULL, 'T'},
+                                      {"run", required_argument, NULL, 'r'},
                                       {NULL, 0, NULL, 0}};
     bool follow = false, build = false, errs = false, ts = false;
     const char *tail = NULL, *from = NULL, *limit = NULL, *run = NULL;
@@ -565,7 +577,8 @@ static int cmd_logs(int argc, char **argv)
     char path[512];
     int n = snprintf(path, sizeof(path), "/droids/%s/logs", id);
     char sep = '?';
-#define ADD(fmt, ...) (n += snprintf(path + n, sizeof(path) - (size_t)n, "%c" fmt, sep, __VA_ARGS__), sep = '&')
+#define ADD(fmt, ...)                                                                                        \
+    (n += snprintf(path + n, sizeof(path) - (size_t)n, "%c" fmt, sep, __VA_ARGS__), sep = '&')
     if (build)
         ADD("%s", errs ? "build.err" : "build.out");
     if (follow)
@@ -673,7 +686,8 @@ static int cmd_token(int argc, char **argv)
 static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
-    {"create", "NAME --repo REPO [--branch B] [--commit SHA] [--port P] [--env K=V]... [--volume NAME:/PATH]...",
+    {"create",
+     "NAME --repo REPO [--branch B] [--commit SHA] [--port P] [--env K=V]... [--volume NAME:/PATH]...",
      "Create a droid; it is built from the repo's Dockerfile and started.",
      "  --repo REPO        git URL (https://, ssh://, file://, user@host:path) or a local repository path\n"
      "  --branch B         branch to deploy (default: the repository's default branch)\n"
@@ -699,16 +713,20 @@ static const command commands[] = {
     {"stop", "DROID", "Stop a droid (waits until its container is gone).", "", cmd_stop, true},
     {"restart", "DROID [--force]", "Restart a droid: a new container, then the old one goes.",
      "  --force            stop the old container first\n", cmd_restart, true},
-    {"update", "DROID [--name N] [--port P] [--env K=V]... [--unset-env K]... [--branch B] [--commit SHA|--unpin]",
+    {"update",
+     "DROID [--name N] [--port P] [--env K=V]... [--unset-env K]... [--branch B] [--commit SHA|--unpin]",
      "Change a droid's name, port, env, branch or commit.",
-     "  env/port changes restart it with the new config; branch/commit changes rebuild it, and the old container\n"
+     "  env/port changes restart it with the new config; branch/commit changes rebuild it, and the old "
+     "container\n"
      "  serves until the new one runs. --branch with the current branch deploys its latest commit.\n"
      "  --env K=V / --unset-env K change single variables of the current env.\n",
      cmd_update, true},
     {"rm", "DROID [--keep-volumes]", "Delete a droid: its containers, images and data.", "", cmd_rm, true},
-    {"events", "DROID", "A droid's history: every state change with its time and reason.", "", cmd_events, true},
+    {"events", "DROID", "A droid's history: every state change with its time and reason.", "", cmd_events,
+     true},
     {"releases", "DROID", "A droid's releases (one per successful build).", "", cmd_releases, true},
-    {"rollback", "DROID RELEASE", "Run an earlier release again (its image and env).", "", cmd_rollback, true},
+    {"rollback", "DROID RELEASE", "Run an earlier release again (its image and env).", "", cmd_rollback,
+     true},
     {"cancel-build", "DROID", "Cancel the droid's running or queued build.", "", cmd_cancel_build, true},
     {"available", "NAME", "Is a droid name free? (exit 0 if so)", "", cmd_available, true},
     {"git-check", "REPO [BRANCH]", "Can dmsd reach a repository; its branches and default branch.", "",
@@ -731,7 +749,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nDROID is an id or a name. --json prints the server's JSON instead of tables.\n"
-               "Environment: DMS_URL (default " DEFAULT_URL "), DMS_TOKEN, or DMS_JWT_SECRET + DMS_USER to mint one.\n"
+               "Environment: DMS_URL (default " DEFAULT_URL
+               "), DMS_TOKEN, or DMS_JWT_SECRET + DMS_USER to mint one.\n"
                "`dmsctl COMMAND --help` describes a command.\n");
 }
 

@@ -8,7 +8,7 @@
 #include <strings.h>
 
 #define CTL_CONNECT_TIMEOUT_MS 5000
-#define CTL_BODY_MAX (64 * 1024 * 1024)
+#define CTL_BODY_MAX           (64 * 1024 * 1024)
 
 typedef struct sink {
     char *data;
@@ -112,7 +112,9 @@ int ctl_request(const ctl_conn *c, const char *method, const char *path, const c
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     if (rc != CURLE_OK)
         snprintf(out->error, sizeof(out->error), "%s %s: %s", method, url,
-                 s.overflow ? "response too large" : errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                 s.overflow  ? "response too large"
+                 : errbuf[0] ? errbuf
+                             : curl_easy_strerror(rc));
     out->body = s.data ? s.data : strdup("");
     out->len = s.len;
     curl_slist_free_all(hdrs);

@@ -14,7 +14,7 @@ typedef struct ctl_conn {
 
 typedef struct ctl_resp {
     long status;
-    char *body;  /* NUL-terminated; may be empty */
+    char *body; /* NUL-terminated; may be empty */
     size_t len;
     char last_log_nano[32]; /* X-Last-Log-Nano, if sent */
     char error[256];        /* transport error (no status), else "" */

@@ -2,9 +2,9 @@
  *
  *   api/ (routes) --> core/ (droid cache + store) <-- build/ (builder)  run/ (runner) --> executor
  *
- * main.c fills it, starts the parts in order, and stops them in reverse. Routes reach the builder and the runner
- * only through the functions in their headers; either may be NULL (a dmsd started without an executor serves
- * the API read-only for lifecycle operations, and says so).
+ * main.c fills it, starts the parts in order, and stops them in reverse. Routes reach the builder and the
+ * runner only through the functions in their headers; either may be NULL (a dmsd started without an executor
+ * serves the API read-only for lifecycle operations, and says so).
  */
 #ifndef DMSD_APP_H
 #define DMSD_APP_H
@@ -17,23 +17,23 @@
 #include "core/core.h"
 #include "store/store.h"
 
-#define DMSD_DEFAULT_LISTEN "127.0.0.1:8080"
-#define DMSD_DEFAULT_DATA_DIR "./var"
-#define DMSD_DEFAULT_BACKEND "docker"
-#define DMSD_EXECUTOR_ID "dmsd"
-#define DMSD_DEFAULT_HTTP_THREADS 2
+#define DMSD_DEFAULT_LISTEN        "127.0.0.1:8080"
+#define DMSD_DEFAULT_DATA_DIR      "./var"
+#define DMSD_DEFAULT_BACKEND       "docker"
+#define DMSD_EXECUTOR_ID           "dmsd"
+#define DMSD_DEFAULT_HTTP_THREADS  2
 #define DMSD_DEFAULT_KEEP_RELEASES 3
 
 typedef struct dmsd_config {
-    char *listen;        /* DMS_LISTEN / --listen */
-    char *data_dir;      /* DMS_DATA_DIR / --data-dir, made absolute */
-    char *jwt_secret;    /* DMS_JWT_SECRET */
-    char *backend;       /* DMS_BACKEND / --backend: executor backend name */
-    int http_threads;    /* DMS_HTTP_THREADS */
-    int keep_releases;   /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
-    char *port_file;     /* --port-file: write the bound port here once listening (tests, scripts) */
-    char *executor_id;   /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
-                          * two dmsd on one engine need different ids, or each would adopt the other's work */
+    char *listen;      /* DMS_LISTEN / --listen */
+    char *data_dir;    /* DMS_DATA_DIR / --data-dir, made absolute */
+    char *jwt_secret;  /* DMS_JWT_SECRET */
+    char *backend;     /* DMS_BACKEND / --backend: executor backend name */
+    int http_threads;  /* DMS_HTTP_THREADS */
+    int keep_releases; /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
+    char *port_file;   /* --port-file: write the bound port here once listening (tests, scripts) */
+    char *executor_id; /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
+                        * two dmsd on one engine need different ids, or each would adopt the other's work */
 } dmsd_config;
 
 struct builder;
@@ -44,7 +44,7 @@ typedef struct app {
     store *st;
     core *core;
     dms_registry *reg;
-    dms_executor *ex;        /* NULL when the backend could not be opened */
+    dms_executor *ex; /* NULL when the backend could not be opened */
     char ex_error[DMS_ERROR_MSG_MAX];
     struct builder *builder;
     struct runner *runner;

@@ -11,14 +11,15 @@
 
 #include "util.h"
 
-#define NS_PER_MS 1000000LL
+#define NS_PER_MS  1000000LL
 #define NS_PER_SEC 1000000000LL
 
-/* One log line of key=value fields on stderr through the executor library's logger (level from DMS_LOG_LEVEL). */
+/* One log line of key=value fields on stderr through the executor library's logger (level from
+ * DMS_LOG_LEVEL). */
 void dmsd_log(dms_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_error(...) dmsd_log(DMS_LOG_ERROR, __VA_ARGS__)
-#define log_warn(...) dmsd_log(DMS_LOG_WARN, __VA_ARGS__)
-#define log_info(...) dmsd_log(DMS_LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  dmsd_log(DMS_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  dmsd_log(DMS_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) dmsd_log(DMS_LOG_DEBUG, __VA_ARGS__)
 
 /* Wall clock in ns since the epoch; monotonic clock in ms. */

@@ -2,8 +2,9 @@
  *
  *   dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]
  *
- * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND (docker),
- * DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn), DMS_PLUGIN_DIR. */
+ * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
+ * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
+ * DMS_PLUGIN_DIR. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,20 +29,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]\n"
-               "\n"
-               "The DMS host daemon: an HTTP/JSON API (JWT bearer auth) that builds droids from git and runs them\n"
-               "through an executor backend.\n"
-               "\n"
-               "  --listen ADDR      host:port to listen on (DMS_LISTEN; default " DMSD_DEFAULT_LISTEN "; port 0: any)\n"
-               "  --data-dir DIR     state: dms.db, droids/<id>/ (DMS_DATA_DIR; default " DMSD_DEFAULT_DATA_DIR ")\n"
-               "  --backend NAME     executor backend (DMS_BACKEND; default " DMSD_DEFAULT_BACKEND ")\n"
-               "  --port-file FILE   write the bound port to FILE once listening\n"
-               "  --help, --version\n"
-               "\n"
-               "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
-               "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an engine),\n"
-               "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
+    fprintf(
+        f,
+        "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]\n"
+        "\n"
+        "The DMS host daemon: an HTTP/JSON API (JWT bearer auth) that builds droids from git and runs them\n"
+        "through an executor backend.\n"
+        "\n"
+        "  --listen ADDR      host:port to listen on (DMS_LISTEN; default " DMSD_DEFAULT_LISTEN
+        "; port 0: any)\n"
+        "  --data-dir DIR     state: dms.db, droids/<id>/ (DMS_DATA_DIR; default " DMSD_DEFAULT_DATA_DIR ")\n"
+        "  --backend NAME     executor backend (DMS_BACKEND; default " DMSD_DEFAULT_BACKEND ")\n"
+        "  --port-file FILE   write the bound port to FILE once listening\n"
+        "  --help, --version\n"
+        "\n"
+        "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
+        "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
+        "engine),\n"
+        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -66,9 +71,12 @@ static char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, dmsd_config *cfg)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},   {"data-dir", required_argument, NULL, 'd'},
-        {"backend", required_argument, NULL, 'b'},  {"port-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},           {"version", no_argument, NULL, 'V'},
+        {"listen", required_argument, NULL, 'l'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"backend", required_argument, NULL, 'b'},
+        {"port-file", required_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     cfg->listen = env_or("DMS_LISTEN", DMSD_DEFAULT_LISTEN);
@@ -115,8 +123,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         return -1;
     }
     if (strlen(secret) < SECRET_MIN_RECOMMENDED)
-        log_warn("component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
-                 SECRET_MIN_RECOMMENDED);
+        log_warn(
+            "component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
+            SECRET_MIN_RECOMMENDED);
     cfg->jwt_secret = strdup(secret);
     return 0;
 }
@@ -203,16 +212,20 @@ int main(int argc, char **argv)
         goto fail;
     if (open_executor(&a, &err) < 0) {
         snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
-        log_error("component=dmsd op=executor backend=%s error=\"%s\" note=\"serving the API without builds or "
-                  "runs\"",
-                  a.cfg.backend, err.message);
+        log_error(
+            "component=dmsd op=executor backend=%s error=\"%s\" note=\"serving the API without builds or "
+            "runs\"",
+            a.cfg.backend, err.message);
         dms_error_clear(&err);
     }
     if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0))
         goto fail;
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
-    http_config hc = {.listen = a.cfg.listen, .threads = a.cfg.http_threads, .jwt_secret = a.cfg.jwt_secret,
-                      .routes = dmsd_routes, .app = &a};
+    http_config hc = {.listen = a.cfg.listen,
+                      .threads = a.cfg.http_threads,
+                      .jwt_secret = a.cfg.jwt_secret,
+                      .routes = dmsd_routes,
+                      .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;
     int port = http_port(a.http);

@@ -60,8 +60,8 @@ int auth_verify(const char *token, const char *secret, char *user, size_t size, 
         u = num;
     }
     if (!user_valid(u) || strlen(u) >= size)
-        return dms_error_set(err, DMS_E_INVALID, "Authorization", "token user_id must be 1-%d printable characters",
-                             AUTH_USER_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "Authorization",
+                             "token user_id must be 1-%d printable characters", AUTH_USER_MAX);
     memcpy(user, u, strlen(u) + 1);
     return 0;
 }

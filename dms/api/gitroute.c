@@ -1,6 +1,7 @@
 /* gitroute.c - GET /git/check?repo=&branch=: can the repo be reached, does the branch exist, default branch,
- * branch list. A remote may take seconds to answer, so the listing runs on a short-lived thread of its own (at
- * most GIT_CHECKS_MAX at once) and the request is answered from there; the HTTP threads never wait on a remote. */
+ * branch list. A remote may take seconds to answer, so the listing runs on a short-lived thread of its own
+ * (at most GIT_CHECKS_MAX at once) and the request is answered from there; the HTTP threads never wait on a
+ * remote. */
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>

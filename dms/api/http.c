@@ -1,4 +1,5 @@
-/* http.c - libmicrohttpd glue: routing, auth, bodies, replies, deferred replies, parked streams (see http.h). */
+/* http.c - libmicrohttpd glue: routing, auth, bodies, replies, deferred replies, parked streams (see http.h).
+ */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -18,24 +19,24 @@
 #include "../common.h"
 #include "auth.h"
 
-#define MAX_BODY_BYTES (1024 * 1024)  /* a create body with a full env fits with room to spare */
-#define CONNECTION_LIMIT 1024
+#define MAX_BODY_BYTES              (1024 * 1024) /* a create body with a full env fits with room to spare */
+#define CONNECTION_LIMIT            1024
 #define CONNECTION_IDLE_TIMEOUT_SEC 120
-#define LISTEN_BACKLOG 512
-#define STREAM_BLOCK_BYTES (32 * 1024)
-#define STREAM_TICK_MS 100             /* parked streams without an fd are retried this often */
-#define STREAM_RECHECK_MS 1000         /* and those with one, in case an edge was missed */
-#define MAX_PATH_SEGMENTS 8
+#define LISTEN_BACKLOG              512
+#define STREAM_BLOCK_BYTES          (32 * 1024)
+#define STREAM_TICK_MS              100  /* parked streams without an fd are retried this often */
+#define STREAM_RECHECK_MS           1000 /* and those with one, in case an edge was missed */
+#define MAX_PATH_SEGMENTS           8
 
 struct http_server {
     struct MHD_Daemon *daemon;
     http_config cfg;
     int port;
     pthread_mutex_t lock;
-    api_pending *pendings;   /* deferred requests not yet answered */
+    api_pending *pendings; /* deferred requests not yet answered */
     struct stream_ctx *parked;
     bool stopping;
-    int wake_fd;             /* eventfd: a stream was parked, or stop */
+    int wake_fd; /* eventfd: a stream was parked, or stop */
     pthread_t streamer;
     bool streamer_started;
 };
@@ -56,8 +57,8 @@ struct api_req {
 struct api_pending {
     http_server *srv;
     struct MHD_Connection *conn;
-    api_req *r;        /* NULL once the request is over */
-    int refs;          /* the request's and the worker's */
+    api_req *r; /* NULL once the request is over */
+    int refs;   /* the request's and the worker's */
     bool done;
     unsigned status;
     char *body;
@@ -120,8 +121,8 @@ static char *error_body(const char *message, const char *field, size_t *len)
 static void queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
                   const char *value)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(buf);
         return;
@@ -169,7 +170,8 @@ void api_reply_errorf(api_req *r, unsigned status, const char *field, const char
 
 void api_reply_error(api_req *r, const dms_error *err)
 {
-    api_reply_errorf(r, api_status_for(err->code), err->field, "%s", err->message[0] ? err->message : "error");
+    api_reply_errorf(r, api_status_for(err->code), err->field, "%s",
+                     err->message[0] ? err->message : "error");
 }
 
 /* ---- deferred replies ---- */
@@ -312,13 +314,13 @@ static void stream_free(void *cls)
     free(c);
 }
 
-void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops, void *ud,
-                      const char *header, const char *value)
+void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops,
+                      void *ud, const char *header, const char *value)
 {
     stream_ctx *c = calloc(1, sizeof(*c));
-    struct MHD_Response *resp =
-        c ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES, stream_read, c, stream_free)
-          : NULL;
+    struct MHD_Response *resp = c ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES,
+                                                                      stream_read, c, stream_free)
+                                  : NULL;
     if (!resp) {
         free(c);
         if (ops->free)
@@ -471,8 +473,8 @@ json_t *api_body_json(api_req *r, dms_error *err)
     json_error_t jerr;
     json_t *j = json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!j)
-        dms_error_set(err, DMS_E_INVALID, "body", "the body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                      jerr.line, jerr.column);
+        dms_error_set(err, DMS_E_INVALID, "body", "the body is not valid JSON: %s (line %d, column %d)",
+                      jerr.text, jerr.line, jerr.column);
     return j;
 }
 
@@ -567,8 +569,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     api_req *r = *con_cls;
     (void)version;
     if (!r) {
-        /* Nothing is answered on this first call: a reply queued before MHD has read the whole request makes it
-         * close the connection, and keep-alive is most of the status route's speed. */
+        /* Nothing is answered on this first call: a reply queued before MHD has read the whole request makes
+         * it close the connection, and keep-alive is most of the status route's speed. */
         r = calloc(1, sizeof(*r));
         if (!r)
             return MHD_NO;
@@ -610,14 +612,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->body.overflow) {
-        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %d bytes", MAX_BODY_BYTES);
+        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %d bytes",
+                         MAX_BODY_BYTES);
         return MHD_YES;
     }
     dispatch(s, r);
     return MHD_YES;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
     http_server *s = cls;
     api_req *r = *con_cls;
@@ -660,7 +664,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     } else {
         size_t hl = (size_t)(colon - listen);
         if (hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port))
-            return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\" is too long", listen);
+            return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\" is too long",
+                                 listen);
         memcpy(host, listen, hl);
         host[hl] = '\0';
         snprintf(port, sizeof(port), "%s", colon + 1);
@@ -673,12 +678,14 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     }
     int64_t p = dms_parse_i64(port);
     if (p < 0 || p > 65535)
-        return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\": port must be 0-65535", listen);
+        return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\": port must be 0-65535",
+                             listen);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc != 0 || !ai)
-        return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\": %s", listen, gai_strerror(rc));
+        return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\": %s", listen,
+                             gai_strerror(rc));
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
@@ -711,11 +718,11 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_IDLE_TIMEOUT_SEC,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONNECTION_IDLE_TIMEOUT_SEC, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         r = dms_error_set(err, DMS_E_IO, "listen", "cannot listen on %s (address in use, or not permitted)",
                           cfg->listen);
@@ -743,7 +750,8 @@ void http_stop(http_server *s)
         MHD_quiesce_daemon(s->daemon);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
-    /* MHD must not be stopped with suspended connections: answer every deferred request and end every stream. */
+    /* MHD must not be stopped with suspended connections: answer every deferred request and end every stream.
+     */
     for (api_pending *p = s->pendings; p; p = p->next)
         if (!p->done) {
             size_t len;

@@ -1,10 +1,11 @@
-/* api/http.h - dmsd's HTTP layer over libmicrohttpd: routing, bearer auth on every route, bodies, JSON replies
- * and errors ({"error": "...", "field": "..."}), deferred replies (answered later from another thread) and
- * streamed replies (chunked; a follow parks the connection instead of a thread).
+/* api/http.h - dmsd's HTTP layer over libmicrohttpd: routing, bearer auth on every route, bodies, JSON
+ * replies and errors ({"error": "...", "field": "..."}), deferred replies (answered later from another
+ * thread) and streamed replies (chunked; a follow parks the connection instead of a thread).
  *
- * Threads: MHD runs an epoll thread pool; handlers run on those threads and must not block for long (no engine
- * calls). Work that takes time is handed to the workers and answered through api_defer()/api_pending_complete().
- * A streamed reply's source is read on the pool threads only when it said it has data (or at a tick).
+ * Threads: MHD runs an epoll thread pool; handlers run on those threads and must not block for long (no
+ * engine calls). Work that takes time is handed to the workers and answered through
+ * api_defer()/api_pending_complete(). A streamed reply's source is read on the pool threads only when it said
+ * it has data (or at a tick).
  */
 #ifndef DMSD_API_HTTP_H
 #define DMSD_API_HTTP_H
@@ -25,17 +26,17 @@ typedef struct api_pending api_pending;
 typedef void (*api_handler)(void *app, api_req *r, const char *id);
 
 typedef struct api_route {
-    const char *method;          /* "GET", ... */
-    const char *pattern;         /* "/droids/:id/status" */
+    const char *method;  /* "GET", ... */
+    const char *pattern; /* "/droids/:id/status" */
     api_handler fn;
-    const char *const *query;    /* the query keys this route accepts (NULL-terminated); others are refused */
+    const char *const *query; /* the query keys this route accepts (NULL-terminated); others are refused */
 } api_route;
 
 typedef struct http_config {
-    const char *listen;          /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
-    int threads;                 /* pool size */
+    const char *listen; /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
+    int threads;        /* pool size */
     const char *jwt_secret;
-    const api_route *routes;     /* terminated by an entry with method NULL */
+    const api_route *routes; /* terminated by an entry with method NULL */
     void *app;
 } http_config;
 
@@ -59,7 +60,7 @@ int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err);
 json_t *api_body_json(api_req *r, dms_error *err);
 
 void api_reply_json(api_req *r, unsigned status, json_t *body); /* steals body */
-void api_reply_error(api_req *r, const dms_error *err);       /* status from err->code */
+void api_reply_error(api_req *r, const dms_error *err);         /* status from err->code */
 void api_reply_errorf(api_req *r, unsigned status, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Replies with buf (stolen, freed with free()); extra header (name/value) may be NULL. */
@@ -68,24 +69,24 @@ void api_reply_buf(api_req *r, unsigned status, const char *content_type, char *
 /* HTTP status for an error code. */
 unsigned api_status_for(int code);
 
-/* Parks the request; the reply comes later from any thread through api_pending_complete(), which must be called
- * exactly once (it releases the handle). If the server stops first, the client gets 503 and the completion is
- * ignored. */
+/* Parks the request; the reply comes later from any thread through api_pending_complete(), which must be
+ * called exactly once (it releases the handle). If the server stops first, the client gets 503 and the
+ * completion is ignored. */
 api_pending *api_defer(api_req *r);
 void api_pending_complete(api_pending *p, unsigned status, json_t *body); /* steals body */
 
-/* A streamed (chunked) reply. read fills buf: > 0 bytes, API_STREAM_AGAIN (nothing now: the connection is parked
- * until fd is readable or the next tick), API_STREAM_END, API_STREAM_ERROR. fd may return -1 (tick only).
- * free releases ud (called once, on any thread). */
+/* A streamed (chunked) reply. read fills buf: > 0 bytes, API_STREAM_AGAIN (nothing now: the connection is
+ * parked until fd is readable or the next tick), API_STREAM_END, API_STREAM_ERROR. fd may return -1 (tick
+ * only). free releases ud (called once, on any thread). */
 #define API_STREAM_AGAIN 0
-#define API_STREAM_END (-1)
+#define API_STREAM_END   (-1)
 #define API_STREAM_ERROR (-2)
 typedef struct api_stream_ops {
     ssize_t (*read)(void *ud, char *buf, size_t max);
     int (*fd)(void *ud);
     void (*free)(void *ud);
 } api_stream_ops;
-void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops, void *ud,
-                      const char *header, const char *value);
+void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops,
+                      void *ud, const char *header, const char *value);
 
 #endif

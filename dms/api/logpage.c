@@ -23,8 +23,8 @@ void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool
             len--;
         char *clean = dms_utf8_sanitize(f->data, len, &len);
         json_t *o = json_pack("{s:I, s:s, s:s%, s:b}", "ts", (json_int_t)f->ts_ns, "stream",
-                              f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "line", clean ? clean : "", len,
-                              "partial", f->partial);
+                              f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "line",
+                              clean ? clean : "", len, "partial", f->partial);
         free(clean);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
@@ -47,8 +47,8 @@ void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool
     *at_line_start = !f->partial;
 }
 
-int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b, logpage *pg,
-                 dms_error *err)
+int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b,
+                 logpage *pg, dms_error *err)
 {
     for (;;) {
         /* Stop only between whole lines. */

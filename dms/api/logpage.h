@@ -1,9 +1,10 @@
-/* api/logpage.h - one page of runtime logs: frames from an executor log stream, formatted, bounded by lines and
- * bytes, with the cursor (the ts_ns of the last frame) for the next page.
+/* api/logpage.h - one page of runtime logs: frames from an executor log stream, formatted, bounded by lines
+ * and bytes, with the cursor (the ts_ns of the last frame) for the next page.
  *
- * Cursor rule: a page asked `from` F holds only frames with ts_ns > F (logpage_since(F) is the since_ns to open the
- * stream with), so passing a page's cursor as the next `from` never repeats the line at exactly that timestamp.
- * A page ends on a whole line: a long line split into partial frames is never cut between pages. */
+ * Cursor rule: a page asked `from` F holds only frames with ts_ns > F (logpage_since(F) is the since_ns to
+ * open the stream with), so passing a page's cursor as the next `from` never repeats the line at exactly that
+ * timestamp. A page ends on a whole line: a long line split into partial frames is never cut between pages.
+ */
 #ifndef DMSD_API_LOGPAGE_H
 #define DMSD_API_LOGPAGE_H
 
@@ -34,7 +35,7 @@ void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool
 
 /* Reads what the stream has now (never waits), up to `limit` whole lines (< 0: no limit) and about max_bytes,
  * into b. 0 or a negative error. */
-int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b, logpage *pg,
-                 dms_error *err);
+int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b,
+                 logpage *pg, dms_error *err);
 
 #endif

@@ -3,10 +3,10 @@
  *
  * Runtime logs come from the executor's log stream of one run (the current one, the latest, or ?run=<id>):
  * frames carry a wall-clock ts_ns, strictly increasing within a run, which is the paging cursor. `from` is
- * exclusive: with from = the X-Last-Log-Nano of the previous page, the line at exactly that timestamp is not sent
- * again. `limit` bounds the lines of a page, `tail` takes the last N lines of history, `follow` streams live lines
- * (chunked) until the run ends. X-Last-Log-Nano is the ts of the last line sent (for a follow: of the history
- * sent before the live part), or `from` when nothing was sent.
+ * exclusive: with from = the X-Last-Log-Nano of the previous page, the line at exactly that timestamp is not
+ * sent again. `limit` bounds the lines of a page, `tail` takes the last N lines of history, `follow` streams
+ * live lines (chunked) until the run ends. X-Last-Log-Nano is the ts of the last line sent (for a follow: of
+ * the history sent before the live part), or `from` when nothing was sent.
  *
  * Build logs are the files build.out / build.err of the droid's data dir, followed while a build is queued or
  * running. */
@@ -25,9 +25,9 @@
 #include "../common.h"
 #include "logpage.h"
 
-#define LOGS_DEFAULT_LIMIT 10000
-#define LOGS_MAX_LINES 1000000
-#define LOGS_MAX_BYTES (8 * 1024 * 1024) /* one page; the cursor continues past it */
+#define LOGS_DEFAULT_LIMIT  10000
+#define LOGS_MAX_LINES      1000000
+#define LOGS_MAX_BYTES      (8 * 1024 * 1024) /* one page; the cursor continues past it */
 #define BUILD_LOG_MAX_BYTES (16 * 1024 * 1024)
 
 void route_logs(void *app, api_req *r, const char *id);
@@ -104,8 +104,8 @@ static int pick_run(app *a, const char *id, const char *want, char *out, size_t 
             if (strcmp(runs[i].exec_id, want) == 0)
                 r = 0;
         if (r)
-            r = dms_error_set(err, DMS_E_NOT_FOUND, "run", "run %.64s of droid %s is unknown (or its logs are gone)",
-                              want, id);
+            r = dms_error_set(err, DMS_E_NOT_FOUND, "run",
+                              "run %.64s of droid %s is unknown (or its logs are gone)", want, id);
         else
             snprintf(out, size, "%s", want);
         free(runs);
@@ -132,8 +132,8 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     const char *format = api_query(r, "format");
     if (api_query_i64(r, "tail", LOGS_MAX_LINES, &tail, &err) < 0 ||
         api_query_i64(r, "from", INT64_MAX - 1, &from, &err) < 0 ||
-        api_query_i64(r, "limit", LOGS_MAX_LINES, &limit, &err) < 0 || api_query_bool(r, "follow", &follow, &err) < 0 ||
-        api_query_bool(r, "timestamps", &ts, &err) < 0) {
+        api_query_i64(r, "limit", LOGS_MAX_LINES, &limit, &err) < 0 ||
+        api_query_bool(r, "follow", &follow, &err) < 0 || api_query_bool(r, "timestamps", &ts, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -234,7 +234,8 @@ static ssize_t build_read(void *ud, char *buf, size_t max)
             bs->off = 0; /* a new build truncated the file */
         if (pass == 0 && build_active(bs))
             return API_STREAM_AGAIN;
-        /* Not active: read once more (the last lines may have landed just before the build ended), then end. */
+        /* Not active: read once more (the last lines may have landed just before the build ended), then end.
+         */
     }
     return API_STREAM_END;
 }
@@ -254,7 +255,8 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
     dms_error err = {0};
     bool follow = false;
     long long tail = -1;
-    if (api_query_bool(r, "follow", &follow, &err) < 0 || api_query_i64(r, "tail", LOGS_MAX_LINES, &tail, &err) < 0) {
+    if (api_query_bool(r, "follow", &follow, &err) < 0 ||
+        api_query_i64(r, "tail", LOGS_MAX_LINES, &tail, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -338,7 +340,10 @@ void route_logs(void *ap, api_req *r, const char *id)
     }
     if (out || errs) {
         if (api_query(r, "from") || api_query(r, "limit") || api_query(r, "run")) {
-            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, api_query(r, "from") ? "from" : api_query(r, "limit") ? "limit" : "run",
+            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST,
+                             api_query(r, "from")    ? "from"
+                             : api_query(r, "limit") ? "limit"
+                                                     : "run",
                              "build logs take tail and follow only");
             return;
         }

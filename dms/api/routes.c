@@ -1,5 +1,6 @@
-/* routes.c - the dmsd API: droid CRUD, lifecycle, status, events, releases, builds (logs: logs.c; git: gitroute.c).
- * Every handler runs behind the bearer check of http.c; a droid of another user is 404 like a missing one. */
+/* routes.c - the dmsd API: droid CRUD, lifecycle, status, events, releases, builds (logs: logs.c; git:
+ * gitroute.c). Every handler runs behind the bearer check of http.c; a droid of another user is 404 like a
+ * missing one. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +143,8 @@ static void releases(void *ap, api_req *r, const char *id)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, store_release_to_json(&rel[i], d->run_id ? d->run_release : d->want_release));
+        json_array_append_new(arr,
+                              store_release_to_json(&rel[i], d->run_id ? d->run_release : d->want_release));
     store_releases_free(rel, n);
     droid_free(d);
     api_reply_json(r, MHD_HTTP_OK, arr);
@@ -153,7 +155,8 @@ static void builds(void *ap, api_req *r, const char *id)
     app *a = ap;
     dms_error err = {0};
     json_t *j = NULL;
-    if (core_check_owner(a->core, api_user(r), id, &err) < 0 || store_builds_json(a->st, id, BUILDS_LIST_MAX, &j, &err) < 0) {
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+        store_builds_json(a->st, id, BUILDS_LIST_MAX, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -187,7 +190,8 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         code = true;
     }
-    if (p->has_commit && !(p->commit == d->commit || (p->commit && d->commit && strcmp(p->commit, d->commit) == 0))) {
+    if (p->has_commit &&
+        !(p->commit == d->commit || (p->commit && d->commit && strcmp(p->commit, d->commit) == 0))) {
         if (dmsd_set_str(&d->commit, p->commit) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         code = true;
@@ -203,7 +207,8 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
             d->crash_count = d->start_failures = 0;
             d->retry_at_ns = 0;
             if (!droid_state_is_active(d->state) && d->state != DROID_BUILDING && d->state != DROID_PENDING &&
-                (r = core_tx_set_state(tx, d, DROID_STARTING, "restarting with the new configuration", err)) < 0)
+                (r = core_tx_set_state(tx, d, DROID_STARTING, "restarting with the new configuration", err)) <
+                    0)
                 return r;
         }
         core_tx_kick_runner(tx);
@@ -234,8 +239,8 @@ static void patch(void *ap, api_req *r, const char *id)
     _cleanup_json_ json_t *body = api_body_json(r, &err);
     droid *cur = NULL, *out = NULL;
     droid_patch p = {0};
-    if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 || !(cur = core_get_copy(a->core, id)) ||
-        droid_parse_patch(body, cur, &p, &err) < 0 ||
+    if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+        !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
@@ -299,7 +304,8 @@ static int do_stop(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->want_running = false;
     d->retry_at_ns = 0;
     core_tx_kick_runner(tx);
-    /* With nothing running, stopped is already true; otherwise the runner says so once the container is gone. */
+    /* With nothing running, stopped is already true; otherwise the runner says so once the container is gone.
+     */
     if (!d->run_id && d->state != DROID_STOPPED)
         return core_tx_set_state(tx, d, DROID_STOPPED, "stopped on request", err);
     return 0;
@@ -319,8 +325,8 @@ static int do_restart(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->crash_count = d->start_failures = 0;
     d->retry_at_ns = 0;
     core_tx_kick_runner(tx);
-    return core_tx_set_state(tx, d, DROID_STARTING, ra->force ? "restart requested (force)" : "restart requested",
-                             err);
+    return core_tx_set_state(tx, d, DROID_STARTING,
+                             ra->force ? "restart requested (force)" : "restart requested", err);
 }
 
 static void lifecycle(app *a, api_req *r, const char *id, core_mutator fn, void *ud, bool wait)
@@ -382,7 +388,8 @@ static int do_delete(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->keep_volumes = da->keep_volumes;
     d->want_running = false;
     core_tx_kick_runner(tx);
-    return core_tx_note(tx, d, da->keep_volumes ? "delete requested (volumes kept)" : "delete requested", err);
+    return core_tx_note(tx, d, da->keep_volumes ? "delete requested (volumes kept)" : "delete requested",
+                        err);
 }
 
 static void delete_(void *ap, api_req *r, const char *id)
@@ -440,7 +447,8 @@ static int do_rollback(core_tx *tx, droid *d, void *ud, dms_error *err)
                              (long long)ra->rel.seq);
     d->want_release = ra->rel.seq;
     d->want_running = true;
-    if (dmsd_set_str(&d->env_json, ra->rel.env_json) < 0 || dmsd_set_str(&d->commit_sha, ra->rel.commit_sha) < 0)
+    if (dmsd_set_str(&d->env_json, ra->rel.env_json) < 0 ||
+        dmsd_set_str(&d->commit_sha, ra->rel.commit_sha) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     d->port = ra->rel.port;
     d->config_gen++;
@@ -477,8 +485,10 @@ static void rollback(void *ap, api_req *r, const char *id)
         return;
     }
     if (ra.rel.image_removed) {
-        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release", "the image of release %lld was removed (only the last %d are "
-                         "kept)", (long long)ra.rel.seq, a->cfg.keep_releases);
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release",
+                         "the image of release %lld was removed (only the last %d are "
+                         "kept)",
+                         (long long)ra.rel.seq, a->cfg.keep_releases);
         store_release_clear(&ra.rel);
         return;
     }
@@ -499,8 +509,8 @@ static const char *const q_name[] = {"name", NULL};
 static const char *const q_events[] = {"after", "limit", NULL};
 static const char *const q_force[] = {"force", NULL};
 static const char *const q_delete[] = {"keep_volumes", NULL};
-static const char *const q_logs[] = {"tail", "follow", "from", "limit", "build.out", "build.err", "run", "format",
-                                     "timestamps", NULL};
+static const char *const q_logs[] = {"tail",      "follow", "from",   "limit",      "build.out",
+                                     "build.err", "run",    "format", "timestamps", NULL};
 static const char *const q_git[] = {"repo", "branch", NULL};
 
 const api_route dmsd_routes[] = {

@@ -1,9 +1,9 @@
 /* builder.c - the build queue worker (see builder.h).
  *
  * One build, step by step: mark it running (droid -> building), clone into <droid dir>/src, check for a
- * Dockerfile, build through the executor with the output going to build.out/build.err as it comes, then record
- * the release and hand the droid to the runner (-> starting). The old container, if any, keeps serving through
- * all of it: only the runner replaces it, once the new one runs. */
+ * Dockerfile, build through the executor with the output going to build.out/build.err as it comes, then
+ * record the release and hand the droid to the runner (-> starting). The old container, if any, keeps serving
+ * through all of it: only the runner replaces it, once the new one runs. */
 #include "builder.h"
 
 #include <errno.h>
@@ -25,7 +25,8 @@
 #include "../run/runner.h"
 #include "git.h"
 
-#define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work) */
+#define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work)   \
+                                 */
 #define REASON_MAX 400
 
 struct builder {
@@ -128,8 +129,8 @@ typedef struct end_args {
     store_build *b;
     end_kind kind;
     char reason[REASON_MAX];
-    int64_t release;          /* out (END_OK) */
-    bool orphan;              /* out: the droid is being deleted; what the build made must go */
+    int64_t release; /* out (END_OK) */
+    bool orphan;     /* out: the droid is being deleted; what the build made must go */
 } end_args;
 
 static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -151,8 +152,13 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     switch (ea->kind) {
     case END_OK: {
         b->status = BUILD_SUCCEEDED;
-        store_release rel = {.seq = d->release_seq + 1, .build_id = b->id, .image_id = b->image_id, .tag = b->tag,
-                             .commit_sha = b->commit_sha, .env_json = d->env_json, .port = d->port,
+        store_release rel = {.seq = d->release_seq + 1,
+                             .build_id = b->id,
+                             .image_id = b->image_id,
+                             .tag = b->tag,
+                             .commit_sha = b->commit_sha,
+                             .env_json = d->env_json,
+                             .port = d->port,
                              .created_ns = b->finished_ns};
         snprintf(rel.droid_id, sizeof(rel.droid_id), "%s", d->id);
         if ((r = store_build_update(st, b, err)) < 0 || (r = store_release_insert(st, &rel, err)) < 0)
@@ -176,8 +182,8 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
             int64_t delay = builder_backoff_ms(b->attempt);
             b->status = BUILD_QUEUED;
             b->next_try_ns = dmsd_now_ns() + delay * NS_PER_MS;
-            snprintf(why, sizeof(why), "build %lld attempt %d/%d failed: %s; retrying in %llds", (long long)b->id,
-                     b->attempt, BUILD_MAX_ATTEMPTS, ea->reason, (long long)(delay / 1000));
+            snprintf(why, sizeof(why), "build %lld attempt %d/%d failed: %s; retrying in %llds",
+                     (long long)b->id, b->attempt, BUILD_MAX_ATTEMPTS, ea->reason, (long long)(delay / 1000));
             if ((r = store_build_update(st, b, err)) < 0)
                 return r;
             if (serving)
@@ -262,7 +268,8 @@ static void prune_releases(builder *bld, const char *droid_id)
         int r = dms_executor_remove_image(a->ex, rel[i].image_id, &e);
         if (r < 0 && r != -DMS_E_NOT_FOUND) {
             /* Still marked removed (the release cannot be rolled back to any more); the collector retries. */
-            log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\" note=\"retried by the image collector\"",
+            log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\" note=\"retried by the image "
+                     "collector\"",
                      droid_id, (long long)rel[i].seq, rel[i].image_id, e.message);
             store_gc_add(a->st, rel[i].image_id, droid_id, NULL);
             gc = true;
@@ -307,8 +314,8 @@ static void run_build(builder *bld, store_build *b)
     }
     if (o.out < 0 || o.err < 0) {
         ea.kind = END_RETRY;
-        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir, err.code ? err.message :
-                 strerror(errno));
+        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir,
+                 err.code ? err.message : strerror(errno));
         goto end;
     }
     say(&o, "build %lld attempt %d of droid %s (%s)", (long long)b->id, b->attempt, d->name, d->id);
@@ -356,7 +363,8 @@ static void run_build(builder *bld, store_build *b)
     snprintf(dockerfile, sizeof(dockerfile), "%s/Dockerfile", src);
     struct stat stt;
     if (stat(dockerfile, &stt) < 0 || !S_ISREG(stt.st_mode)) {
-        snprintf(ea.reason, sizeof(ea.reason), "no Dockerfile at the root of %s (commit %.12s)", d->repo, sha);
+        snprintf(ea.reason, sizeof(ea.reason), "no Dockerfile at the root of %s (commit %.12s)", d->repo,
+                 sha);
         on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
         goto end;
     }
@@ -371,8 +379,8 @@ static void run_build(builder *bld, store_build *b)
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
     snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
     char *labels[] = {label_droid, label_build, NULL};
-    dms_build_request req = {.build_id = build_id, .job_id = d->id, .context_dir = src, .tag = tag,
-                             .labels = labels};
+    dms_build_request req = {
+        .build_id = build_id, .job_id = d->id, .context_dir = src, .tag = tag, .labels = labels};
     dms_build_result res = {0};
     say(&o, "building image %s", tag);
     r = dms_executor_build(a->ex, &req, on_output, &o, bld->cur_token, &res, &err);
@@ -392,14 +400,20 @@ static void run_build(builder *bld, store_build *b)
     ea.kind = END_OK;
 end:
     if (ea.kind != END_OK && o.out >= 0)
-        say(&o, "%s: %s", ea.kind == END_CANCELLED ? "cancelled" : ea.kind == END_RETRY ? "failed (will retry)" : "failed",
+        say(&o, "%s: %s",
+            ea.kind == END_CANCELLED ? "cancelled"
+            : ea.kind == END_RETRY   ? "failed (will retry)"
+                                     : "failed",
             ea.reason);
     if (o.out >= 0)
         close(o.out);
     if (o.err >= 0)
         close(o.err);
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
-             ea.kind == END_OK ? "ok" : ea.kind == END_RETRY ? "retry" : ea.kind == END_CANCELLED ? "cancelled" : "failed",
+             ea.kind == END_OK          ? "ok"
+             : ea.kind == END_RETRY     ? "retry"
+             : ea.kind == END_CANCELLED ? "cancelled"
+                                        : "failed",
              ea.reason);
     pthread_mutex_lock(&bld->lock);
     bool stopping = bld->stop;
@@ -407,8 +421,8 @@ end:
     if (stopping && ea.kind == END_CANCELLED) {
         /* Interrupted by dmsd's own shutdown, not cancelled by anyone: the row stays "running", and the next
          * start queues it again (store_builds_requeue_running). */
-        log_info("droid=%s build=%lld op=build note=\"interrupted by shutdown; resumes at the next start\"", d->id,
-                 (long long)b->id);
+        log_info("droid=%s build=%lld op=build note=\"interrupted by shutdown; resumes at the next start\"",
+                 d->id, (long long)b->id);
         droid_free(d);
         return;
     }
@@ -519,7 +533,8 @@ void builder_stop(builder *b)
     pthread_mutex_lock(&b->lock);
     b->stop = true;
     if (b->cur_token) {
-        /* A restart re-queues it (store_builds_requeue_running): it is interrupted, not cancelled by a user. */
+        /* A restart re-queues it (store_builds_requeue_running): it is interrupted, not cancelled by a user.
+         */
         snprintf(b->cur_reason, sizeof(b->cur_reason), "interrupted: dmsd is stopping");
         dms_cancel_token_cancel(b->cur_token);
     }
@@ -554,8 +569,9 @@ static int mut_cancel_queued(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (r < 0 || ca->n == 0 || d->deleting)
         return r;
     if (d->run_id)
-        return core_tx_set_state(tx, d, d->state == DROID_BUILDING || d->state == DROID_PENDING ? DROID_RUNNING : d->state,
-                                 ca->reason, err);
+        return core_tx_set_state(
+            tx, d, d->state == DROID_BUILDING || d->state == DROID_PENDING ? DROID_RUNNING : d->state,
+            ca->reason, err);
     if (d->state == DROID_PENDING || d->state == DROID_BUILDING)
         return core_tx_set_state(tx, d, DROID_STOPPED, ca->reason, err);
     return 0;
@@ -582,7 +598,8 @@ int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *f
     if (found)
         *found = running || ca.n > 0;
     if (running || ca.n)
-        log_info("droid=%s op=cancel-build running=%d queued=%d reason=\"%s\"", droid_id, running, ca.n, reason);
+        log_info("droid=%s op=cancel-build running=%d queued=%d reason=\"%s\"", droid_id, running, ca.n,
+                 reason);
     builder_kick(b);
     return r;
 }

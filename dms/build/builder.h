@@ -1,10 +1,10 @@
 /* build/builder.h - the build queue and its worker: clone (libgit2), build through the executor, record the
  * release, hand over to the runner.
  *
- * Builds are rows in the store (queued -> running -> succeeded | failed | cancelled | superseded), so a restart
- * carries on where it stopped. One worker thread runs one build at a time; a retryable failure (network, engine)
- * is queued again with exponential backoff, a user's fault (Dockerfile step, missing Dockerfile, unknown branch)
- * fails the droid with the reason.
+ * Builds are rows in the store (queued -> running -> succeeded | failed | cancelled | superseded), so a
+ * restart carries on where it stopped. One worker thread runs one build at a time; a retryable failure
+ * (network, engine) is queued again with exponential backoff, a user's fault (Dockerfile step, missing
+ * Dockerfile, unknown branch) fails the droid with the reason.
  *
  * Thread-safe.
  */
@@ -25,14 +25,14 @@ int builder_start(builder **out, app *a, dms_error *err);
 void builder_stop(builder *b);
 /* A build was queued: look at the queue now. */
 void builder_kick(builder *b);
-/* Cancels the droid's build: the running one is stopped through its cancel token (the executor stops the engine's
- * build), queued ones are marked cancelled. *found (may be NULL) tells whether there was one. */
+/* Cancels the droid's build: the running one is stopped through its cancel token (the executor stops the
+ * engine's build), queued ones are marked cancelled. *found (may be NULL) tells whether there was one. */
 int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *found, dms_error *err);
 
 /* Retry policy, exposed for tests: the delay before attempt n+1 after n failed attempts. */
-#define BUILD_MAX_ATTEMPTS 5
+#define BUILD_MAX_ATTEMPTS    5
 #define BUILD_BACKOFF_BASE_MS 2000
-#define BUILD_BACKOFF_MAX_MS 60000
+#define BUILD_BACKOFF_MAX_MS  60000
 int64_t builder_backoff_ms(int attempts);
 
 #endif

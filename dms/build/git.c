@@ -111,7 +111,8 @@ json_t *gitx_check_json(const char *repo, const char *branch)
             exists = true;
     }
     json_object_set_new(o, "reachable", json_true());
-    json_object_set_new(o, "default_branch", info.default_branch ? json_string(info.default_branch) : json_null());
+    json_object_set_new(o, "default_branch",
+                        info.default_branch ? json_string(info.default_branch) : json_null());
     json_object_set_new(o, "branches", list);
     if (branch) {
         json_object_set_new(o, "branch", json_string(branch));
@@ -135,8 +136,8 @@ static int on_sideband(const char *str, int len, void *payload)
     return payload && dms_cancel_token_cancelled(payload) ? -1 : 0;
 }
 
-int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir, dms_cancel_token *cancel,
-               char *sha, dms_error *err)
+int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir,
+               dms_cancel_token *cancel, char *sha, dms_error *err)
 {
     git_clone_options opts;
     git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
@@ -152,7 +153,8 @@ int gitx_clone(const char *repo, const char *branch, const char *commit, const c
         const git_error *e = git_error_last();
         /* "Remote branch 'x' not found": the branch is the user's fault, name it. */
         if (branch && e && e->message && strstr(e->message, "not found") && strstr(e->message, branch))
-            return dms_error_set(err, DMS_E_NOT_FOUND, "branch", "branch \"%s\" does not exist in %s", branch, repo);
+            return dms_error_set(err, DMS_E_NOT_FOUND, "branch", "branch \"%s\" does not exist in %s", branch,
+                                 repo);
         return git_fail(err, rc, "clone", repo);
     }
     int ret = 0;
@@ -162,7 +164,8 @@ int gitx_clone(const char *repo, const char *branch, const char *commit, const c
         git_checkout_options co;
         git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
         co.checkout_strategy = GIT_CHECKOUT_FORCE;
-        if (git_revparse_single(&obj, r, commit) < 0 || git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
+        if (git_revparse_single(&obj, r, commit) < 0 ||
+            git_object_peel(&peeled, obj, GIT_OBJECT_COMMIT) < 0) {
             ret = dms_error_set(err, DMS_E_NOT_FOUND, "commit", "commit %s is not in branch %s of %s", commit,
                                 branch ? branch : "(default)", repo);
         } else if ((rc = git_checkout_tree(r, peeled, &co)) < 0 ||

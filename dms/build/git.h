@@ -2,8 +2,9 @@
  * branches? default branch?) and clone one branch, optionally pinned to a commit.
  *
  * Errors are sorted by whose fault they are, because that decides retries: a network/transport failure is
- * UNAVAILABLE and retryable; a repository, branch or commit that does not exist is NOT_FOUND/INVALID and is not.
- * The process calls git_libgit2_init() once (dmsd's main) before any of these. Thread-safe (each call uses its own libgit2 objects).
+ * UNAVAILABLE and retryable; a repository, branch or commit that does not exist is NOT_FOUND/INVALID and is
+ * not. The process calls git_libgit2_init() once (dmsd's main) before any of these. Thread-safe (each call
+ * uses its own libgit2 objects).
  */
 #ifndef DMSD_BUILD_GIT_H
 #define DMSD_BUILD_GIT_H
@@ -18,8 +19,8 @@
 #define GIT_SHA_HEX 40
 
 typedef struct gitx_remote_info {
-    char *default_branch;  /* NULL when the remote has no HEAD (empty repository) */
-    char **branches;       /* NULL-terminated, sorted */
+    char *default_branch; /* NULL when the remote has no HEAD (empty repository) */
+    char **branches;      /* NULL-terminated, sorted */
     size_t n_branches;
 } gitx_remote_info;
 void gitx_remote_info_clear(gitx_remote_info *info);
@@ -27,13 +28,14 @@ void gitx_remote_info_clear(gitx_remote_info *info);
 /* Lists the remote's branches and default branch (git ls-remote). */
 int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err);
 
-/* GET /git/check's answer: {"repo","reachable","error"?,"default_branch","branches","branch"?,"branch_exists"?}. */
+/* GET /git/check's answer:
+ * {"repo","reachable","error"?,"default_branch","branches","branch"?,"branch_exists"?}. */
 json_t *gitx_check_json(const char *repo, const char *branch);
 
-/* Clones branch (NULL: the default branch) of repo into dir (which must not exist), checks out commit if given,
- * and writes the checked-out commit's sha into sha (GIT_SHA_HEX + 1 bytes). cancel (may be NULL) aborts the
- * transfer (CANCELLED). */
-int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir, dms_cancel_token *cancel,
-               char *sha, dms_error *err);
+/* Clones branch (NULL: the default branch) of repo into dir (which must not exist), checks out commit if
+ * given, and writes the checked-out commit's sha into sha (GIT_SHA_HEX + 1 bytes). cancel (may be NULL)
+ * aborts the transfer (CANCELLED). */
+int gitx_clone(const char *repo, const char *branch, const char *commit, const char *dir,
+               dms_cancel_token *cancel, char *sha, dms_error *err);
 
 #endif

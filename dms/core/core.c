@@ -16,8 +16,8 @@ struct core {
     pthread_mutex_t write_lock;  /* one mutation at a time */
     droid **slots;               /* open addressing by id; NULL = empty, TOMBSTONE = deleted */
     size_t n_slots;
-    size_t n_used;               /* live entries */
-    size_t n_filled;             /* live + tombstones */
+    size_t n_used;   /* live entries */
+    size_t n_filled; /* live + tombstones */
     core_hooks hooks;
 };
 
@@ -415,10 +415,12 @@ static void run_hooks(core *c, const core_tx *tx, const char *id)
         h.droid_changed(h.ud, id);
 }
 
-int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void *ud, droid **out, dms_error *err)
+int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void *ud, droid **out,
+                dms_error *err)
 {
     pthread_mutex_lock(&c->write_lock);
-    /* Only this thread changes the cache while write_lock is held, so reading it without cache_lock is safe. */
+    /* Only this thread changes the cache while write_lock is held, so reading it without cache_lock is safe.
+     */
     const droid *cur = user ? visible(c, user, id) : lookup(c, id);
     if (!cur) {
         pthread_mutex_unlock(&c->write_lock);
@@ -497,7 +499,8 @@ int core_create(core *c, droid *d, droid **out, dms_error *err)
         r = cache_put(c, cached);
         pthread_rwlock_unlock(&c->cache_lock);
         if (r < 0)
-            r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory (droid %s is stored; restart dmsd)", d->id);
+            r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory (droid %s is stored; restart dmsd)",
+                              d->id);
         else
             cached = NULL;
     }

@@ -1,13 +1,13 @@
-/* core/core.h - the droid registry: an in-memory cache of every droid kept in step with the store, and the one
- * way to change a droid (a mutation in a store transaction, with an event row for every state change).
+/* core/core.h - the droid registry: an in-memory cache of every droid kept in step with the store, and the
+ * one way to change a droid (a mutation in a store transaction, with an event row for every state change).
  *
  * Reads (status, get, list) are served from the cache under a read lock: no SQLite query per status request.
  * Writes are serialised by one mutex: copy the cached droid, let a mutator change the copy (and write related
  * rows through the same transaction), persist, commit, then swap the copy into the cache. A failed mutator or
  * commit leaves both store and cache as they were.
  *
- * After a commit, the hooks run outside every lock: the builder learns of queued builds, the runner of droids it
- * must look at again (reconcile).
+ * After a commit, the hooks run outside every lock: the builder learns of queued builds, the runner of droids
+ * it must look at again (reconcile).
  *
  * Thread-safe.
  */
@@ -27,7 +27,7 @@
 typedef struct core core;
 
 typedef struct core_hooks {
-    void (*build_queued)(void *ud);               /* a build was queued (or cancelled) */
+    void (*build_queued)(void *ud);                  /* a build was queued (or cancelled) */
     void (*droid_changed)(void *ud, const char *id); /* the runner should reconcile this droid */
     void *ud;
 } core_hooks;
@@ -52,7 +52,8 @@ bool core_name_available(core *c, const char *name);
 droid *core_get_copy(core *c, const char *id);
 /* Checks the droid exists and is the user's; 0 or NOT_FOUND. */
 int core_check_owner(core *c, const char *user, const char *id, dms_error *err);
-/* Ids of every droid (deleting ones included), for the workers' startup pass. Caller frees with dms_strv_free. */
+/* Ids of every droid (deleting ones included), for the workers' startup pass. Caller frees with
+ * dms_strv_free. */
 char **core_ids(core *c);
 size_t core_count(core *c);
 
@@ -78,10 +79,11 @@ typedef int (*core_mutator)(core_tx *tx, droid *d, void *ud, dms_error *err);
 
 /* Applies fn to droid id (NOT_FOUND if absent; if user is not NULL, also if not the user's or being deleted).
  * On success and if out is not NULL, *out is a copy of the droid as committed (caller frees). */
-int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void *ud, droid **out, dms_error *err);
+int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void *ud, droid **out,
+                dms_error *err);
 
-/* Creates a droid from a validated one (id, user, times set here), with its "created" event and a queued build,
- * in one transaction. CONFLICT (field "name") if the name is taken. *out: a copy as committed. */
+/* Creates a droid from a validated one (id, user, times set here), with its "created" event and a queued
+ * build, in one transaction. CONFLICT (field "name") if the name is taken. *out: a copy as committed. */
 int core_create(core *c, droid *d, droid **out, dms_error *err);
 
 #endif

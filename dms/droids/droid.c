@@ -110,7 +110,8 @@ int droid_validate_repo(const char *repo, dms_error *err)
     if (strlen(repo) > DROID_REPO_MAX)
         return dms_error_set(err, DMS_E_INVALID, "repo", "repo is longer than %d characters", DROID_REPO_MAX);
     if (has_control(repo) || strchr(repo, ' '))
-        return dms_error_set(err, DMS_E_INVALID, "repo", "repo must not contain spaces or control characters");
+        return dms_error_set(err, DMS_E_INVALID, "repo",
+                             "repo must not contain spaces or control characters");
     static const char *const schemes[] = {"https://", "http://", "ssh://", "git://", "file://"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(schemes); i++)
         if (strncmp(repo, schemes[i], strlen(schemes[i])) == 0 && repo[strlen(schemes[i])])
@@ -121,9 +122,10 @@ int droid_validate_repo(const char *repo, dms_error *err)
     const char *at = strchr(repo, '@'), *colon = strchr(repo, ':');
     if (at && colon && at < colon && at > repo && colon[1] && !strstr(repo, "://"))
         return 0;
-    return dms_error_set(err, DMS_E_INVALID, "repo",
-                         "repo must be an https://, http://, ssh://, git:// or file:// URL, user@host:path, or an "
-                         "absolute path");
+    return dms_error_set(
+        err, DMS_E_INVALID, "repo",
+        "repo must be an https://, http://, ssh://, git:// or file:// URL, user@host:path, or an "
+        "absolute path");
 }
 
 int droid_validate_branch(const char *b, dms_error *err)
@@ -183,19 +185,20 @@ int droid_validate_env(json_t *env, int port, char **out, dms_error *err)
     {
         snprintf(field, sizeof(field), "env.%.*s", ENV_KEY_MAX, k);
         if (strlen(k) > ENV_KEY_MAX || !env_key_valid(k))
-            return dms_error_set(err, DMS_E_INVALID, field, "env key \"%.64s\" must match [A-Za-z_][A-Za-z0-9_]*",
-                                 k);
+            return dms_error_set(err, DMS_E_INVALID, field,
+                                 "env key \"%.64s\" must match [A-Za-z_][A-Za-z0-9_]*", k);
         if (!json_is_string(v))
             return dms_error_set(err, DMS_E_INVALID, field, "%s must be a string", field);
-        if (json_string_length(v) > DROID_ENV_VALUE_MAX || memchr(json_string_value(v), 0, json_string_length(v)))
+        if (json_string_length(v) > DROID_ENV_VALUE_MAX ||
+            memchr(json_string_value(v), 0, json_string_length(v)))
             return dms_error_set(err, DMS_E_INVALID, field, "%s must be at most %d bytes without NUL", field,
                                  DROID_ENV_VALUE_MAX);
         if (strcmp(k, "PORT") == 0 && port > 0) {
             char want[8];
             snprintf(want, sizeof(want), "%d", port);
             if (strcmp(json_string_value(v), want) != 0)
-                return dms_error_set(err, DMS_E_INVALID, "env.PORT", "env.PORT (%.16s) disagrees with port (%d)",
-                                     json_string_value(v), port);
+                return dms_error_set(err, DMS_E_INVALID, "env.PORT",
+                                     "env.PORT (%.16s) disagrees with port (%d)", json_string_value(v), port);
         }
     }
     char *s = json_dumps(env, JSON_COMPACT | JSON_SORT_KEYS);
@@ -219,9 +222,10 @@ static int validate_mount_path(const char *p, const char *field, dms_error *err)
 {
     if (!p || p[0] != '/' || strlen(p) > DROID_MOUNT_PATH_MAX || strcmp(p, "/") == 0 || has_control(p) ||
         strchr(p, ':') || strchr(p, ','))
-        return dms_error_set(err, DMS_E_INVALID, field,
-                             "%s must be an absolute path other than / (at most %d characters, no ':' or ',')",
-                             field, DROID_MOUNT_PATH_MAX);
+        return dms_error_set(
+            err, DMS_E_INVALID, field,
+            "%s must be an absolute path other than / (at most %d characters, no ':' or ',')", field,
+            DROID_MOUNT_PATH_MAX);
     for (const char *c = p; (c = strstr(c, "/..")) != NULL; c += 3)
         if (c[3] == '/' || c[3] == '\0')
             return dms_error_set(err, DMS_E_INVALID, field, "%s must not contain '..'", field);
@@ -332,14 +336,15 @@ static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 
 int droid_parse_create(json_t *body, droid *d, dms_error *err)
 {
-    static const char *const keys[] = {"name", "repo", "branch", "commit", "language", "port", "env", "volumes",
-                                       NULL};
+    static const char *const keys[] = {"name", "repo", "branch",  "commit", "language",
+                                       "port", "env",  "volumes", NULL};
     if (!json_is_object(body))
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     int r;
     const char *name, *repo, *branch, *commit, *language;
     if ((r = check_keys(body, keys, err)) < 0 || (r = opt_string(body, "name", &name, err)) < 0 ||
-        (r = opt_string(body, "repo", &repo, err)) < 0 || (r = opt_string(body, "branch", &branch, err)) < 0 ||
+        (r = opt_string(body, "repo", &repo, err)) < 0 ||
+        (r = opt_string(body, "branch", &branch, err)) < 0 ||
         (r = opt_string(body, "commit", &commit, err)) < 0 ||
         (r = opt_string(body, "language", &language, err)) < 0)
         return r;
@@ -392,7 +397,8 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
     if (!json_is_object(body))
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     if (json_object_size(body) == 0)
-        return dms_error_set(err, DMS_E_INVALID, "body", "nothing to change: give name, port, env, branch or commit");
+        return dms_error_set(err, DMS_E_INVALID, "body",
+                             "nothing to change: give name, port, env, branch or commit");
     int r;
     const char *name, *branch;
     if ((r = check_keys(body, keys, err)) < 0 || (r = opt_string(body, "name", &name, err)) < 0 ||
@@ -471,8 +477,8 @@ char *droid_volumes_to_json(const droid *d)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < d->n_volumes; i++)
-        json_array_append_new(a, json_pack("{s:s, s:s}", "name", d->volumes[i].name, "mount_path",
-                                           d->volumes[i].mount_path));
+        json_array_append_new(
+            a, json_pack("{s:s, s:s}", "name", d->volumes[i].name, "mount_path", d->volumes[i].mount_path));
     char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
     json_decref(a);
     return s;
@@ -543,14 +549,14 @@ json_t *droid_to_json(const droid *d)
         snprintf(u, sizeof(u), "http://127.0.0.1:%d", d->host_port);
         url = json_string(u);
     }
-    json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o}",
-                          "id", d->id, "name", d->name ? d->name : "", "repo", str_or_null(d->repo), "branch",
-                          str_or_null(d->branch), "commit", str_or_null(d->commit), "language",
-                          str_or_null(d->language), "port", d->port, "env", env ? env : json_object(), "volumes",
-                          vols ? vols : json_array(), "status", droid_state_name(d->state), "reason",
-                          str_or_null(d->reason), "created_at", created, "updated_at", updated, "release",
-                          d->want_release ? json_integer(d->want_release) : json_null(), "commit_sha",
-                          str_or_null(d->commit_sha), "url", url, "host_port",
-                          d->host_port > 0 ? json_integer(d->host_port) : json_null());
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:s, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "id", d->id,
+        "name", d->name ? d->name : "", "repo", str_or_null(d->repo), "branch", str_or_null(d->branch),
+        "commit", str_or_null(d->commit), "language", str_or_null(d->language), "port", d->port, "env",
+        env ? env : json_object(), "volumes", vols ? vols : json_array(), "status",
+        droid_state_name(d->state), "reason", str_or_null(d->reason), "created_at", created, "updated_at",
+        updated, "release", d->want_release ? json_integer(d->want_release) : json_null(), "commit_sha",
+        str_or_null(d->commit_sha), "url", url, "host_port",
+        d->host_port > 0 ? json_integer(d->host_port) : json_null());
     return o;
 }

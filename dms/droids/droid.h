@@ -1,8 +1,8 @@
-/* droids/droid.h - the droid: what a user asked for (config), what dmsd wants (desired) and what runs (actual),
- * its validation, and its JSON form.
+/* droids/droid.h - the droid: what a user asked for (config), what dmsd wants (desired) and what runs
+ * (actual), its validation, and its JSON form.
  *
- * A droid is plain data owned by whoever holds it: droid_free() releases it, droid_copy() duplicates it. The store
- * persists every field; the cache in core/ holds one copy per droid. Functions here do no I/O and are
+ * A droid is plain data owned by whoever holds it: droid_free() releases it, droid_copy() duplicates it. The
+ * store persists every field; the cache in core/ holds one copy per droid. Functions here do no I/O and are
  * thread-safe on distinct objects.
  */
 #ifndef DMSD_DROIDS_DROID_H
@@ -18,19 +18,19 @@
 
 #include "state.h"
 
-#define DROID_ID_HEX_BYTES 6        /* ids are "d" + 12 hex characters */
-#define DROID_ID_SIZE 16
-#define DROID_NAME_MAX 63           /* a DNS label: the name becomes <name>.localhost */
-#define DROID_USER_ID_MAX 128
-#define DROID_REPO_MAX 1024
-#define DROID_BRANCH_MAX 255
-#define DROID_LANGUAGE_MAX 32
-#define DROID_ENV_MAX_VARS 128
-#define DROID_ENV_VALUE_MAX 8192
-#define DROID_VOLUMES_MAX 8
+#define DROID_ID_HEX_BYTES    6 /* ids are "d" + 12 hex characters */
+#define DROID_ID_SIZE         16
+#define DROID_NAME_MAX        63 /* a DNS label: the name becomes <name>.localhost */
+#define DROID_USER_ID_MAX     128
+#define DROID_REPO_MAX        1024
+#define DROID_BRANCH_MAX      255
+#define DROID_LANGUAGE_MAX    32
+#define DROID_ENV_MAX_VARS    128
+#define DROID_ENV_VALUE_MAX   8192
+#define DROID_VOLUMES_MAX     8
 #define DROID_VOLUME_NAME_MAX 32
-#define DROID_MOUNT_PATH_MAX 255
-#define DROID_DEFAULT_PORT 8080
+#define DROID_MOUNT_PATH_MAX  255
+#define DROID_DEFAULT_PORT    8080
 
 typedef struct droid_volume {
     char *name;       /* user's name ([a-z0-9-]); the engine's volume is droid_volume_engine_name() */
@@ -64,17 +64,17 @@ typedef struct droid {
     int64_t restart_gen;  /* bumped by a restart request */
 
     /* actual: what runs */
-    char *run_id;          /* the current execution id, NULL if none */
-    int64_t run_release;   /* release, config_gen and restart_gen the current run was started with */
+    char *run_id;        /* the current execution id, NULL if none */
+    int64_t run_release; /* release, config_gen and restart_gen the current run was started with */
     int64_t run_config_gen;
     int64_t run_restart_gen;
-    int host_port;         /* published port on 127.0.0.1 of the current run; 0 if none */
-    int64_t run_seq;       /* counter behind execution ids <id>-r<release>-<seq> */
-    int64_t release_seq;   /* counter behind release numbers */
-    int crash_count;       /* consecutive crashes of runs (reset once a run stays up) */
-    int start_failures;    /* consecutive failed starts */
-    int64_t retry_at_ns;   /* when the next retry (crash backoff, start retry) is due; 0 = none */
-    char *commit_sha;      /* the commit the current release was built from */
+    int host_port;       /* published port on 127.0.0.1 of the current run; 0 if none */
+    int64_t run_seq;     /* counter behind execution ids <id>-r<release>-<seq> */
+    int64_t release_seq; /* counter behind release numbers */
+    int crash_count;     /* consecutive crashes of runs (reset once a run stays up) */
+    int start_failures;  /* consecutive failed starts */
+    int64_t retry_at_ns; /* when the next retry (crash backoff, start retry) is due; 0 = none */
+    char *commit_sha;    /* the commit the current release was built from */
 
     /* deletion: hidden from users at once, removed by the runner, then purged from the store */
     bool deleting;
@@ -98,9 +98,9 @@ int droid_validate_env(json_t *env, int port, char **out, dms_error *err);
 int droid_validate_port(json_t *port, int *out, dms_error *err);
 
 /* Fills a new droid's config from a create body:
- *   {"name", "repo", "branch"?, "commit"?, "language"?, "port"?, "env"?: {k: v}, "volumes"?: [{"name","mount_path"}]}
- * Unknown keys are refused. Port: "port", else env.PORT, else DROID_DEFAULT_PORT; both given must agree.
- * Leaves id, user and state to the caller. */
+ *   {"name", "repo", "branch"?, "commit"?, "language"?, "port"?, "env"?: {k: v}, "volumes"?:
+ * [{"name","mount_path"}]} Unknown keys are refused. Port: "port", else env.PORT, else DROID_DEFAULT_PORT;
+ * both given must agree. Leaves id, user and state to the caller. */
 int droid_parse_create(json_t *body, droid *d, dms_error *err);
 
 /* A PATCH: each field is set only if present in the body. */
@@ -129,8 +129,8 @@ int droid_volume_engine_name(const droid *d, size_t i, char *buf, size_t size);
 /* The public JSON form (what the API returns). Caller owns the result; NULL on OOM. */
 json_t *droid_to_json(const droid *d);
 
-/* The env as a NULL-terminated "K=V" vector with PORT=<port> added (unless env sets PORT itself). Caller frees
- * with dms_strv_free(). */
+/* The env as a NULL-terminated "K=V" vector with PORT=<port> added (unless env sets PORT itself). Caller
+ * frees with dms_strv_free(). */
 int droid_env_vector(const droid *d, char ***out, dms_error *err);
 
 #endif

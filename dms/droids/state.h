@@ -3,7 +3,8 @@
  *   pending -> building -> starting -> running,  plus failed and stopped from anywhere they make sense.
  *
  * Pure functions, thread-safe. The store records every transition as an event (time, from, to, reason); the
- * code that changes state asks droid_transition_check() first, so an impossible change is refused, not recorded.
+ * code that changes state asks droid_transition_check() first, so an impossible change is refused, not
+ * recorded.
  */
 #ifndef DMSD_DROIDS_STATE_H
 #define DMSD_DROIDS_STATE_H
@@ -27,8 +28,8 @@ const char *droid_state_name(droid_state s);
 /* Parses a name; -1 if it is not one. */
 int droid_state_from_name(const char *name);
 
-/* True if from -> to is a transition of the machine. starting -> starting exists (a retry is a new attempt worth
- * an event); other self-transitions do not. */
+/* True if from -> to is a transition of the machine. starting -> starting exists (a retry is a new attempt
+ * worth an event); other self-transitions do not. */
 bool droid_transition_allowed(droid_state from, droid_state to);
 
 /* 0, or -DMS_E_CONFLICT naming both states (and -DMS_E_INVALID for an empty reason: every event says why). */

@@ -19,15 +19,15 @@
 
 #include "../common.h"
 
-#define RUN_WORKERS 2
-#define DROID_NETWORK "droid-net"
-#define DROID_STOP_GRACE_MS 3000   /* SIGTERM to SIGKILL for a droid's container */
-#define RUN_KEEP_LOGS 5            /* finished runs of a droid whose logs are kept (older ones are forgotten) */
-#define REASON_MAX 512
+#define RUN_WORKERS           2
+#define DROID_NETWORK         "droid-net"
+#define DROID_STOP_GRACE_MS   3000 /* SIGTERM to SIGKILL for a droid's container */
+#define RUN_KEEP_LOGS         5 /* finished runs of a droid whose logs are kept (older ones are forgotten) */
+#define REASON_MAX            512
 #define DELETE_IMAGE_ATTEMPTS 20
-#define GC_ID "!images"            /* the queue entry of the image collector (no droid id starts with '!') */
-#define GC_BACKOFF_BASE_MS 5000
-#define GC_BACKOFF_MAX_MS (10 * 60 * 1000)
+#define GC_ID                 "!images" /* the queue entry of the image collector (no droid id starts with '!') */
+#define GC_BACKOFF_BASE_MS    5000
+#define GC_BACKOFF_MAX_MS     (10 * 60 * 1000)
 #define DELETE_IMAGE_RETRY_MS 250
 
 typedef struct settle {
@@ -278,15 +278,16 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
         d->crash_count = 0;
     d->crash_count++;
     if (d->crash_count > RUN_MAX_CRASH_RESTARTS) {
-        snprintf(why, sizeof(why), "crash loop: container %s (restarted %d times)", what, RUN_MAX_CRASH_RESTARTS);
+        snprintf(why, sizeof(why), "crash loop: container %s (restarted %d times)", what,
+                 RUN_MAX_CRASH_RESTARTS);
         d->retry_at_ns = 0;
         return core_tx_set_state(tx, d, DROID_FAILED, why, err);
     }
     int64_t delay = runner_backoff_ms(d->crash_count);
     d->retry_at_ns = now + delay * NS_PER_MS;
     ea->retry_at_ns = d->retry_at_ns;
-    snprintf(why, sizeof(why), "container %s; restart %d/%d in %llds", what, d->crash_count, RUN_MAX_CRASH_RESTARTS,
-             (long long)(delay / 1000));
+    snprintf(why, sizeof(why), "container %s; restart %d/%d in %llds", what, d->crash_count,
+             RUN_MAX_CRASH_RESTARTS, (long long)(delay / 1000));
     return core_tx_set_state(tx, d, DROID_STARTING, why, err);
 }
 
@@ -309,7 +310,8 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
     snprintf(pa->exec_id, sizeof(pa->exec_id), "%s-r%lld-%lld", d->id, (long long)d->want_release,
              (long long)d->run_seq);
     /* Recorded before the start: a crash right after it still knows this run (reconciliation cancels it). */
-    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dmsd_now_ns(), err)) < 0)
+    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dmsd_now_ns(), err)) <
+        0)
         return r;
     if (d->state != DROID_STARTING) {
         char why[96];
@@ -322,7 +324,7 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
 typedef struct started_args {
     const prep_args *pa;
     int host_port;
-    bool unwanted;              /* out: stopped/deleted while it started */
+    bool unwanted;                /* out: stopped/deleted while it started */
     char old_run[DMS_ID_MAX + 1]; /* out: the run it replaces */
 } started_args;
 
@@ -343,7 +345,8 @@ static int mut_started(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->start_failures = 0;
     char why[128];
     if (sa->host_port)
-        snprintf(why, sizeof(why), "running release %lld on 127.0.0.1:%d", (long long)sa->pa->release, sa->host_port);
+        snprintf(why, sizeof(why), "running release %lld on 127.0.0.1:%d", (long long)sa->pa->release,
+                 sa->host_port);
     else
         snprintf(why, sizeof(why), "running release %lld", (long long)sa->pa->release);
     core_tx_kick_runner(tx);
@@ -353,8 +356,8 @@ static int mut_started(core_tx *tx, droid *d, void *ud, dms_error *err)
 typedef struct failed_args {
     const prep_args *pa;
     const char *msg;
-    bool permanent;       /* the image is gone: retrying cannot help */
-    int64_t retry_at_ns;  /* out */
+    bool permanent;      /* the image is gone: retrying cannot help */
+    int64_t retry_at_ns; /* out */
 } failed_args;
 
 static int mut_start_failed(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -447,7 +450,8 @@ static void forget_old_runs(runner *r, const droid *d, bool all)
         int rc = 0;
         for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
             rc = dms_executor_remove(r->a->ex, runs[i].exec_id, &err);
-            /* "removal already in progress" (409): the executor's own clean-up is racing us; let it finish. */
+            /* "removal already in progress" (409): the executor's own clean-up is racing us; let it finish.
+             */
             if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "in progress"))
                 break;
             usleep(DELETE_IMAGE_RETRY_MS * 1000);
@@ -488,7 +492,8 @@ static int start_run(runner *r, const droid *d0)
     char vol_names[DROID_VOLUMES_MAX][DROID_ID_SIZE + DROID_VOLUME_NAME_MAX + 2];
     for (size_t i = 0; i < d->n_volumes && i < DROID_VOLUMES_MAX; i++) {
         droid_volume_engine_name(d, i, vol_names[i], sizeof(vol_names[i]));
-        mounts[i] = (dms_mount){.type = DMS_MOUNT_VOLUME, .source = vol_names[i], .target = d->volumes[i].mount_path};
+        mounts[i] =
+            (dms_mount){.type = DMS_MOUNT_VOLUME, .source = vol_names[i], .target = d->volumes[i].mount_path};
     }
     char label_droid[64], label_release[64];
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
@@ -517,7 +522,8 @@ static int start_run(runner *r, const droid *d0)
         dms_exec_result res = {0};
         dms_error e2;
         if (dms_executor_wait(a->ex, pa.exec_id, 0, &res, &e2) == 0)
-            store_run_end(a->st, pa.exec_id, dmsd_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
+            store_run_end(a->st, pa.exec_id, dmsd_now_ns(), dms_outcome_name(res.outcome), res.exit_code,
+                          NULL);
         else
             store_run_end(a->st, pa.exec_id, dmsd_now_ns(), "failed", -1, NULL);
         dms_exec_result_clear(&res);
@@ -540,8 +546,8 @@ static int start_run(runner *r, const droid *d0)
     }
     started_args sa = {.pa = &pa, .host_port = host_port};
     int mrc = core_mutate(a->core, NULL, d->id, mut_started, &sa, NULL, &err);
-    /* Watched only once it is the droid's current run: an exit seen earlier would not be recognised as its end
-     * (the waiter of an execution that already ended is ready at once, so nothing is missed). */
+    /* Watched only once it is the droid's current run: an exit seen earlier would not be recognised as its
+     * end (the waiter of an execution that already ended is ready at once, so nothing is missed). */
     watch_add(r, pa.exec_id, d->id, started_ns);
     if (mrc < 0 || sa.unwanted) {
         /* Deleted or stopped while it started: this run is not wanted. */
@@ -563,7 +569,8 @@ static void delete_droid(runner *r, droid *d)
     bool gc = false;
     store_run *runs = NULL;
     size_t n = 0;
-    /* Every run still live (the current one, and any a crash left behind), then every execution's leftovers. */
+    /* Every run still live (the current one, and any a crash left behind), then every execution's leftovers.
+     */
     if (store_runs_list(a->st, d->id, &runs, &n, NULL) == 0) {
         for (size_t i = 0; i < n; i++)
             stop_run(r, d->id, runs[i].exec_id);
@@ -585,8 +592,8 @@ static void delete_droid(runner *r, droid *d)
                 usleep(DELETE_IMAGE_RETRY_MS * 1000);
             }
             if (rc < 0 && rc != -DMS_E_NOT_FOUND) {
-                log_warn("droid=%s op=delete image=%s error=\"%s\" note=\"retried by the image collector\"", d->id,
-                         rel[i].image_id, err.message);
+                log_warn("droid=%s op=delete image=%s error=\"%s\" note=\"retried by the image collector\"",
+                         d->id, rel[i].image_id, err.message);
                 store_gc_add(a->st, rel[i].image_id, d->id, NULL);
                 gc = true;
             }
@@ -623,7 +630,8 @@ static void collect_images(runner *r)
         /* Gone already, or not ours (then it never will be): either way nothing is left to do. */
         if (rc == 0 || rc == -DMS_E_NOT_FOUND || rc == -DMS_E_CONFLICT) {
             store_gc_done(r->a->st, due[i], NULL);
-            log_info("component=runner op=gc image=%s result=%s", due[i], rc == 0 ? "removed" : dms_error_code_name(-rc));
+            log_info("component=runner op=gc image=%s result=%s", due[i],
+                     rc == 0 ? "removed" : dms_error_code_name(-rc));
         } else {
             store_gc_retry(r->a->st, due[i], GC_BACKOFF_BASE_MS, GC_BACKOFF_MAX_MS, err.message, NULL);
             log_warn("component=runner op=gc image=%s error=\"%s\"", due[i], err.message);
@@ -688,8 +696,8 @@ static void reconcile(runner *r, const char *id)
         }
     }
     /* Waiting for a build, for nothing (failed), or for a retry timer: nothing to start now. */
-    if (!d->want_release || d->state == DROID_FAILED || d->state == DROID_PENDING || d->state == DROID_BUILDING ||
-        (d->state == DROID_STOPPED && !d->run_id)) {
+    if (!d->want_release || d->state == DROID_FAILED || d->state == DROID_PENDING ||
+        d->state == DROID_BUILDING || (d->state == DROID_STOPPED && !d->run_id)) {
         droid_free(d);
         return;
     }
@@ -777,7 +785,8 @@ static void handle_exit(runner *r, watch *wa, const dms_exec_result *res)
                   dms_outcome_name(res->outcome), res->exit_code, NULL);
     exit_args ea = {.r = r, .exec_id = wa->exec_id, .res = res, .started_ns = wa->started_ns};
     dms_error err = {0};
-    if (core_mutate(r->a->core, NULL, wa->droid_id, mut_exited, &ea, NULL, &err) < 0 && err.code != DMS_E_NOT_FOUND)
+    if (core_mutate(r->a->core, NULL, wa->droid_id, mut_exited, &ea, NULL, &err) < 0 &&
+        err.code != DMS_E_NOT_FOUND)
         log_error("droid=%s exec=%s op=exit error=\"%s\"", wa->droid_id, wa->exec_id, err.message);
     if (ea.retry_at_ns)
         set_timer(r, wa->droid_id, ea.retry_at_ns);
@@ -895,7 +904,8 @@ static void adopt(runner *r)
         }
         droid_free(d);
     }
-    /* Runs recorded but not current (a crash between start and record, or a replaced run still up): stop them. */
+    /* Runs recorded but not current (a crash between start and record, or a replaced run still up): stop
+     * them. */
     store_run *runs = NULL;
     size_t n = 0;
     if (store_runs_all(a->st, &runs, &n, NULL) == 0) {
@@ -905,7 +915,8 @@ static void adopt(runner *r)
             dms_exec_status st;
             if (!current && dms_executor_status(a->ex, runs[i].exec_id, &st, &err) == 0 &&
                 st.state != DMS_STATE_FINISHED) {
-                log_info("droid=%s exec=%s op=reconcile action=stop-orphan", runs[i].droid_id, runs[i].exec_id);
+                log_info("droid=%s exec=%s op=reconcile action=stop-orphan", runs[i].droid_id,
+                         runs[i].exec_id);
                 stop_run(r, runs[i].droid_id, runs[i].exec_id);
             }
             droid_free(d);

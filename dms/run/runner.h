@@ -1,10 +1,11 @@
 /* run/runner.h - runs droids through the executor and keeps them the way they are wanted.
  *
- * Level-triggered reconciliation: every droid carries what is wanted (running or not, which release, config and
- * restart generations) and what runs (its current execution and the generations it was started with). Anything
- * that may change either side "kicks" the droid; a small pool of workers reconciles kicked droids one at a time
- * per droid (start a new container, then stop the old one; stop; delete; retry with backoff), and the supervisor
- * thread learns from the executor's waiters (pollable fds, no thread per droid) when a container ends.
+ * Level-triggered reconciliation: every droid carries what is wanted (running or not, which release, config
+ * and restart generations) and what runs (its current execution and the generations it was started with).
+ * Anything that may change either side "kicks" the droid; a small pool of workers reconciles kicked droids
+ * one at a time per droid (start a new container, then stop the old one; stop; delete; retry with backoff),
+ * and the supervisor thread learns from the executor's waiters (pollable fds, no thread per droid) when a
+ * container ends.
  *
  * Thread-safe.
  */
@@ -19,32 +20,33 @@
 
 typedef struct runner runner;
 
-/* Recovers the executor's executions (dms_executor_recover), re-adopts running droids, and starts the threads. */
+/* Recovers the executor's executions (dms_executor_recover), re-adopts running droids, and starts the
+ * threads. */
 int runner_start(runner **out, app *a, dms_error *err);
 void runner_stop(runner *r);
 
 /* Reconcile this droid soon. */
 void runner_kick(runner *r, const char *droid_id);
 
-/* Removals of images that failed (the engine was busy or away) are recorded with store_gc_add(); this makes the
- * runner try them now (it also retries them by itself, with backoff, until they succeed). */
+/* Removals of images that failed (the engine was busy or away) are recorded with store_gc_add(); this makes
+ * the runner try them now (it also retries them by itself, with backoff, until they succeed). */
 void runner_collect_images(runner *r);
 
 /* The next replacement of this droid's container stops the old one before starting the new (restart?force=1).
  * Call before the mutation that bumps restart_gen. */
 void runner_force_restart(runner *r, const char *droid_id);
 
-/* Calls fn once the droid has no reconcile work left (d: the droid then; NULL if it was deleted). Called from a
- * runner thread, or at once from the caller's thread if the runner is stopping. */
+/* Calls fn once the droid has no reconcile work left (d: the droid then; NULL if it was deleted). Called from
+ * a runner thread, or at once from the caller's thread if the runner is stopping. */
 typedef void (*runner_settled_fn)(void *ud, const droid *d);
 void runner_when_settled(runner *r, const char *droid_id, runner_settled_fn fn, void *ud);
 
 /* Crash loop and start retry policy. */
-#define RUN_MAX_START_ATTEMPTS 3      /* a container that will not start: 3 tries, then failed */
-#define RUN_MAX_CRASH_RESTARTS 5      /* a container that keeps dying: restarted this often, then failed */
-#define RUN_BACKOFF_BASE_MS 1000
-#define RUN_BACKOFF_MAX_MS 30000
-#define RUN_STABLE_AFTER_MS 30000     /* a run that lived this long resets the crash count */
+#define RUN_MAX_START_ATTEMPTS 3 /* a container that will not start: 3 tries, then failed */
+#define RUN_MAX_CRASH_RESTARTS 5 /* a container that keeps dying: restarted this often, then failed */
+#define RUN_BACKOFF_BASE_MS    1000
+#define RUN_BACKOFF_MAX_MS     30000
+#define RUN_STABLE_AFTER_MS    30000 /* a run that lived this long resets the crash count */
 int64_t runner_backoff_ms(int failures);
 
 #endif

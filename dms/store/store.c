@@ -11,7 +11,8 @@
 
 /* A writer waits this long for the file lock (another dmsd process, or a checkpoint) before failing. */
 #define STORE_BUSY_TIMEOUT_MS 5000
-/* Page cache cap in KiB (negative cache_size = KiB): dmsd's whole database stays small; keep RSS small too. */
+/* Page cache cap in KiB (negative cache_size = KiB): dmsd's whole database stays small; keep RSS small too.
+ */
 #define STORE_CACHE_KIB 512
 
 struct store {
@@ -28,13 +29,16 @@ static const char *const migrations[] = {
     "  commit_pin TEXT, language TEXT, port INTEGER NOT NULL, env TEXT NOT NULL, volumes TEXT NOT NULL,"
     "  state TEXT NOT NULL, reason TEXT, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,"
     "  want_running INTEGER NOT NULL, want_release INTEGER NOT NULL, config_gen INTEGER NOT NULL,"
-    "  restart_gen INTEGER NOT NULL, run_id TEXT, run_release INTEGER NOT NULL, run_config_gen INTEGER NOT NULL,"
+    "  restart_gen INTEGER NOT NULL, run_id TEXT, run_release INTEGER NOT NULL, run_config_gen INTEGER NOT "
+    "NULL,"
     "  run_restart_gen INTEGER NOT NULL, host_port INTEGER NOT NULL, run_seq INTEGER NOT NULL,"
     "  release_seq INTEGER NOT NULL, crash_count INTEGER NOT NULL, start_failures INTEGER NOT NULL,"
-    "  retry_at_ns INTEGER NOT NULL, commit_sha TEXT, deleting INTEGER NOT NULL, keep_volumes INTEGER NOT NULL);"
+    "  retry_at_ns INTEGER NOT NULL, commit_sha TEXT, deleting INTEGER NOT NULL, keep_volumes INTEGER NOT "
+    "NULL);"
     "CREATE UNIQUE INDEX droids_name ON droids(name);"
     "CREATE INDEX droids_user ON droids(user_id);"
-    "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, droid_id TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
+    "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, droid_id TEXT NOT NULL, ts_ns INTEGER NOT "
+    "NULL,"
     "  from_state TEXT, to_state TEXT NOT NULL, reason TEXT NOT NULL);"
     "CREATE INDEX events_droid ON events(droid_id, id);"
     "CREATE TABLE builds (id INTEGER PRIMARY KEY AUTOINCREMENT, droid_id TEXT NOT NULL, status TEXT NOT NULL,"
@@ -51,7 +55,8 @@ static const char *const migrations[] = {
     "  exit_code INTEGER NOT NULL DEFAULT -1, removed INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX runs_droid ON runs(droid_id, started_ns);",
     /* 2: images whose removal failed (engine busy or down) and is retried until it succeeds */
-    "CREATE TABLE image_gc (image TEXT PRIMARY KEY, droid_id TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+    "CREATE TABLE image_gc (image TEXT PRIMARY KEY, droid_id TEXT NOT NULL, attempts INTEGER NOT NULL "
+    "DEFAULT 0,"
     "  next_try_ns INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
 };
 
@@ -86,8 +91,8 @@ static void unlockp(store **s)
     if (*s)
         unlock(*s);
 }
-#define LOCKED(s)                                                                                                \
-    lock(s);                                                                                                     \
+#define LOCKED(s)                                                                                            \
+    lock(s);                                                                                                 \
     __attribute__((cleanup(unlockp))) store *locked_ = (s)
 
 static int prepare(store *s, sqlite3_stmt **st, const char *sql, dms_error *err)
@@ -127,8 +132,10 @@ static int exec_sql(store *s, const char *sql, dms_error *err)
 static int migrate(store *s, dms_error *err)
 {
     int r;
-    if ((r = exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
-                         " applied_ns INTEGER NOT NULL)", err)) < 0)
+    if ((r = exec_sql(s,
+                      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                      " applied_ns INTEGER NOT NULL)",
+                      err)) < 0)
         return r;
     _cleanup_stmt_ sqlite3_stmt *q = NULL;
     if ((r = prepare(s, &q, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", err)) < 0)
@@ -139,8 +146,8 @@ static int migrate(store *s, dms_error *err)
     int want = (int)DMS_ARRAY_SIZE(migrations);
     if (have > want)
         return dms_error_set(err, DMS_E_CONFLICT, NULL,
-                             "store: the database has schema version %d, newer than this dmsd knows (%d)", have,
-                             want);
+                             "store: the database has schema version %d, newer than this dmsd knows (%d)",
+                             have, want);
     for (int v = have + 1; v <= want; v++) {
         if ((r = store_begin(s, err)) < 0)
             return r;
@@ -170,7 +177,8 @@ int store_open(store **out, const char *path, dms_error *err)
     pthread_mutex_init(&s->lock, &a);
     pthread_mutexattr_destroy(&a);
     /* NOMUTEX: our own lock serialises every use of the one connection. */
-    int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc =
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         int r = dms_error_set(err, DMS_E_IO, NULL, "store: open %s: %s", path,
                               s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -182,7 +190,8 @@ int store_open(store **out, const char *path, dms_error *err)
     /* WAL: readers never block the writer; synchronous=NORMAL is durable across a dmsd crash (kill -9), and
      * only a power loss may lose the last transactions. foreign_keys is not used: deletes are explicit. */
     snprintf(pragmas, sizeof(pragmas),
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA temp_store=MEMORY;",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d; PRAGMA "
+             "temp_store=MEMORY;",
              STORE_CACHE_KIB);
     int r;
     if ((r = exec_sql(s, pragmas, err)) < 0 || (r = migrate(s, err)) < 0) {
@@ -235,10 +244,11 @@ void store_rollback(store *s)
 
 /* ---- droids ---- */
 
-#define DROID_COLS                                                                                               \
-    "id, user_id, name, repo, branch, commit_pin, language, port, env, volumes, state, reason, created_ns,"      \
-    " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen,"     \
-    " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, commit_sha,"    \
+#define DROID_COLS                                                                                           \
+    "id, user_id, name, repo, branch, commit_pin, language, port, env, volumes, state, reason, created_ns,"  \
+    " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
+    " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
+    "commit_sha,"                                                                                            \
     " deleting, keep_volumes"
 
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
@@ -293,8 +303,10 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
     int r;
     if (!vols)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    if ((r = prepare(s, &st, "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                             "?,?,?,?,?,?,?,?,?,?)", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                     "?,?,?,?,?,?,?,?,?,?)",
+                     err)) < 0)
         return r;
     bind_droid(st, d, vols);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -311,14 +323,15 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
     if (!vols)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     /* Same column order as DROID_COLS; id is bound first and used in WHERE. */
-    if ((r = prepare(s, &st,
-                     "UPDATE droids SET id=?1, user_id=?2, name=?3, repo=?4, branch=?5, commit_pin=?6, language=?7,"
-                     " port=?8, env=?9, volumes=?10, state=?11, reason=?12, created_ns=?13, updated_ns=?14,"
-                     " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
-                     " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
-                     " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
-                     " deleting=?30, keep_volumes=?31 WHERE id=?1",
-                     err)) < 0)
+    if ((r = prepare(
+             s, &st,
+             "UPDATE droids SET id=?1, user_id=?2, name=?3, repo=?4, branch=?5, commit_pin=?6, language=?7,"
+             " port=?8, env=?9, volumes=?10, state=?11, reason=?12, created_ns=?13, updated_ns=?14,"
+             " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
+             " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
+             " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
+             " deleting=?30, keep_volumes=?31 WHERE id=?1",
+             err)) < 0)
         return r;
     bind_droid(st, d, vols);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -331,9 +344,10 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
 int store_droid_delete(store *s, const char *id, dms_error *err)
 {
     LOCKED(s);
-    static const char *const sql[] = {"DELETE FROM events WHERE droid_id=?", "DELETE FROM builds WHERE droid_id=?",
-                                      "DELETE FROM releases WHERE droid_id=?", "DELETE FROM runs WHERE droid_id=?",
-                                      "DELETE FROM droids WHERE id=?"};
+    static const char *const sql[] = {"DELETE FROM events WHERE droid_id=?",
+                                      "DELETE FROM builds WHERE droid_id=?",
+                                      "DELETE FROM releases WHERE droid_id=?",
+                                      "DELETE FROM runs WHERE droid_id=?", "DELETE FROM droids WHERE id=?"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(sql); i++) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = prepare(s, &st, sql[i], err);
@@ -432,8 +446,10 @@ int store_event_add(store *s, const char *droid_id, int64_t ts_ns, const char *f
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT INTO events (droid_id, ts_ns, from_state, to_state, reason)"
-                             " VALUES (?,?,?,?,?)", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "INSERT INTO events (droid_id, ts_ns, from_state, to_state, reason)"
+                     " VALUES (?,?,?,?,?)",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, ts_ns);
@@ -451,13 +467,16 @@ static json_t *text_or_null(sqlite3_stmt *st, int i)
     return t ? json_string((const char *)t) : json_null();
 }
 
-int store_events_json(store *s, const char *droid_id, int64_t after_id, int limit, json_t **out, dms_error *err)
+int store_events_json(store *s, const char *droid_id, int64_t after_id, int limit, json_t **out,
+                      dms_error *err)
 {
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT id, ts_ns, from_state, to_state, reason FROM events WHERE droid_id=? AND id>?"
-                             " ORDER BY id LIMIT ?", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "SELECT id, ts_ns, from_state, to_state, reason FROM events WHERE droid_id=? AND id>?"
+                     " ORDER BY id LIMIT ?",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, after_id);
@@ -466,10 +485,10 @@ int store_events_json(store *s, const char *droid_id, int64_t after_id, int limi
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         char when[32];
         dmsd_format_time(sqlite3_column_int64(st, 1), when, sizeof(when));
-        json_array_append_new(a, json_pack("{s:I, s:s, s:I, s:o, s:o, s:o}", "id",
-                                           (json_int_t)sqlite3_column_int64(st, 0), "time", when, "ts_ns",
-                                           (json_int_t)sqlite3_column_int64(st, 1), "from", text_or_null(st, 2),
-                                           "to", text_or_null(st, 3), "reason", text_or_null(st, 4)));
+        json_array_append_new(
+            a, json_pack("{s:I, s:s, s:I, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+                         "time", when, "ts_ns", (json_int_t)sqlite3_column_int64(st, 1), "from",
+                         text_or_null(st, 2), "to", text_or_null(st, 3), "reason", text_or_null(st, 4)));
     }
     if (r != SQLITE_DONE) {
         json_decref(a);
@@ -481,7 +500,8 @@ int store_events_json(store *s, const char *droid_id, int64_t after_id, int limi
 
 /* ---- builds ---- */
 
-static const char *const build_names[] = {"queued", "running", "succeeded", "failed", "cancelled", "superseded"};
+static const char *const build_names[] = {"queued", "running",   "succeeded",
+                                          "failed", "cancelled", "superseded"};
 
 const char *build_status_name(build_status st)
 {
@@ -507,8 +527,8 @@ void store_build_clear(store_build *b)
     memset(b, 0, sizeof(*b));
 }
 
-#define BUILD_COLS                                                                                               \
-    "id, droid_id, status, attempt, branch, commit_pin, commit_sha, image_id, tag, reason, created_ns,"          \
+#define BUILD_COLS                                                                                           \
+    "id, droid_id, status, attempt, branch, commit_pin, commit_sha, image_id, tag, reason, created_ns,"      \
     " started_ns, finished_ns, next_try_ns"
 
 static void row_build(sqlite3_stmt *st, store_build *b)
@@ -530,14 +550,16 @@ static void row_build(sqlite3_stmt *st, store_build *b)
     b->next_try_ns = sqlite3_column_int64(st, 13);
 }
 
-int store_build_insert(store *s, const char *droid_id, const char *branch, const char *commit_pin, int64_t *id,
-                       dms_error *err)
+int store_build_insert(store *s, const char *droid_id, const char *branch, const char *commit_pin,
+                       int64_t *id, dms_error *err)
 {
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT INTO builds (droid_id, status, branch, commit_pin, created_ns)"
-                             " VALUES (?, 'queued', ?, ?, ?)", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "INSERT INTO builds (droid_id, status, branch, commit_pin, created_ns)"
+                     " VALUES (?, 'queued', ?, ?, ?)",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     bind_text(st, 2, branch);
@@ -555,8 +577,9 @@ int store_build_update(store *s, const store_build *b, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "UPDATE builds SET status=?, attempt=?, branch=?, commit_pin=?, commit_sha=?,"
-                             " image_id=?, tag=?, reason=?, started_ns=?, finished_ns=?, next_try_ns=? WHERE id=?",
+    if ((r = prepare(s, &st,
+                     "UPDATE builds SET status=?, attempt=?, branch=?, commit_pin=?, commit_sha=?,"
+                     " image_id=?, tag=?, reason=?, started_ns=?, finished_ns=?, next_try_ns=? WHERE id=?",
                      err)) < 0)
         return r;
     bind_text(st, 1, build_status_name(b->status));
@@ -582,8 +605,10 @@ int store_build_next(store *s, int64_t now_ns, store_build *out, int64_t *next_d
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
     *next_due_ns = 0;
-    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE status='queued' ORDER BY next_try_ns > ?,"
-                             " next_try_ns, id LIMIT 1", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "SELECT " BUILD_COLS " FROM builds WHERE status='queued' ORDER BY next_try_ns > ?,"
+                     " next_try_ns, id LIMIT 1",
+                     err)) < 0)
         return r;
     sqlite3_bind_int64(st, 1, now_ns);
     r = sqlite3_step(st);
@@ -605,8 +630,10 @@ int store_build_active(store *s, const char *droid_id, store_build *out, dms_err
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? AND status IN ('queued','running')"
-                             " ORDER BY id DESC LIMIT 1", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? AND status IN ('queued','running')"
+                     " ORDER BY id DESC LIMIT 1",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     r = sqlite3_step(st);
@@ -623,8 +650,10 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "UPDATE builds SET status='superseded', reason='a newer build was queued',"
-                             " finished_ns=? WHERE droid_id=? AND status='queued'", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "UPDATE builds SET status='superseded', reason='a newer build was queued',"
+                     " finished_ns=? WHERE droid_id=? AND status='queued'",
+                     err)) < 0)
         return r;
     sqlite3_bind_int64(st, 1, dmsd_now_ns());
     bind_text(st, 2, droid_id);
@@ -638,8 +667,10 @@ int store_builds_cancel_queued(store *s, const char *droid_id, const char *reaso
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
-                             " status='queued'", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
+                     " status='queued'",
+                     err)) < 0)
         return r;
     bind_text(st, 1, reason);
     sqlite3_bind_int64(st, 2, dmsd_now_ns());
@@ -656,8 +687,10 @@ int store_builds_requeue_running(store *s, int *n, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "UPDATE builds SET status='queued', next_try_ns=0,"
-                             " reason='interrupted by a dmsd restart' WHERE status='running'", err)) < 0)
+    if ((r = prepare(s, &st,
+                     "UPDATE builds SET status='queued', next_try_ns=0,"
+                     " reason='interrupted by a dmsd restart' WHERE status='running'",
+                     err)) < 0)
         return r;
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "requeue builds");
@@ -679,8 +712,8 @@ int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, d
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? ORDER BY id DESC LIMIT ?", err)) <
-        0)
+    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? ORDER BY id DESC LIMIT ?",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
@@ -695,8 +728,9 @@ int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, d
                          b.commit_pin ? json_string(b.commit_pin) : json_null(), "commit_sha",
                          b.commit_sha ? json_string(b.commit_sha) : json_null(), "image_id",
                          b.image_id ? json_string(b.image_id) : json_null(), "reason",
-                         b.reason ? json_string(b.reason) : json_null(), "created_at", time_or_null(b.created_ns),
-                         "started_at", time_or_null(b.started_ns), "finished_at", time_or_null(b.finished_ns)));
+                         b.reason ? json_string(b.reason) : json_null(), "created_at",
+                         time_or_null(b.created_ns), "started_at", time_or_null(b.started_ns), "finished_at",
+                         time_or_null(b.finished_ns)));
         store_build_clear(&b);
     }
     if (r != SQLITE_DONE) {
@@ -725,7 +759,8 @@ void store_releases_free(store_release *r, size_t n)
     free(r);
 }
 
-#define RELEASE_COLS "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed"
+#define RELEASE_COLS                                                                                         \
+    "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed"
 
 static void row_release(sqlite3_stmt *st, store_release *r)
 {
@@ -747,7 +782,8 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)", err)) < 0)
+    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)", err)) <
+        0)
         return r;
     bind_text(st, 1, rel->droid_id);
     sqlite3_bind_int64(st, 2, rel->seq);
@@ -787,7 +823,8 @@ int store_releases_list(store *s, const char *droid_id, store_release **out, siz
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=? ORDER BY seq DESC", err)) < 0)
+    if ((r = prepare(s, &st, "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=? ORDER BY seq DESC",
+                     err)) < 0)
         return r;
     bind_text(st, 1, droid_id);
     store_release *v = NULL;
@@ -827,9 +864,10 @@ int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_
 json_t *store_release_to_json(const store_release *r, int64_t current_seq)
 {
     json_t *env = json_loads(r->env_json ? r->env_json : "{}", 0, NULL);
-    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b}", "release", (json_int_t)r->seq, "build",
-                     (json_int_t)r->build_id, "image_id", r->image_id ? r->image_id : "", "tag", r->tag ? r->tag : "",
-                     "commit_sha", r->commit_sha ? json_string(r->commit_sha) : json_null(), "env",
+    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b}", "release", (json_int_t)r->seq,
+                     "build", (json_int_t)r->build_id, "image_id", r->image_id ? r->image_id : "", "tag",
+                     r->tag ? r->tag : "", "commit_sha",
+                     r->commit_sha ? json_string(r->commit_sha) : json_null(), "env",
                      env ? env : json_object(), "port", r->port, "created_at", time_or_null(r->created_ns),
                      "image_available", !r->image_removed, "current", r->seq == current_seq);
 }
@@ -842,7 +880,8 @@ int store_run_insert(store *s, const char *exec_id, const char *droid_id, int64_
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT OR REPLACE INTO runs (exec_id, droid_id, release, started_ns) VALUES (?,?,?,?)",
+    if ((r = prepare(s, &st,
+                     "INSERT OR REPLACE INTO runs (exec_id, droid_id, release, started_ns) VALUES (?,?,?,?)",
                      err)) < 0)
         return r;
     bind_text(st, 1, exec_id);
@@ -888,12 +927,13 @@ static int runs_query(store *s, const char *droid_id, store_run **out, size_t *n
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st,
-                     droid_id ? "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed"
-                                " FROM runs WHERE removed=0 AND droid_id=? ORDER BY started_ns, exec_id"
-                              : "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed"
-                                " FROM runs WHERE removed=0 ORDER BY started_ns, exec_id",
-                     err)) < 0)
+    if ((r = prepare(
+             s, &st,
+             droid_id ? "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed"
+                        " FROM runs WHERE removed=0 AND droid_id=? ORDER BY started_ns, exec_id"
+                      : "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed"
+                        " FROM runs WHERE removed=0 ORDER BY started_ns, exec_id",
+             err)) < 0)
         return r;
     if (droid_id)
         bind_text(st, 1, droid_id);
@@ -1005,8 +1045,9 @@ int store_gc_retry(store *s, const char *image, int64_t base_ms, int64_t max_ms,
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
     /* Exponential backoff on the attempt count, capped. */
-    if ((r = prepare(s, &st, "UPDATE image_gc SET attempts=attempts+1, last_error=?,"
-                             " next_try_ns=? + 1000000 * MIN(?, ? << MIN(attempts, 20)) WHERE image=?",
+    if ((r = prepare(s, &st,
+                     "UPDATE image_gc SET attempts=attempts+1, last_error=?,"
+                     " next_try_ns=? + 1000000 * MIN(?, ? << MIN(attempts, 20)) WHERE image=?",
                      err)) < 0)
         return r;
     bind_text(st, 1, error);

@@ -1,12 +1,12 @@
 /* store/store.h - dmsd's persistent state in SQLite (WAL): droids, events, builds, releases, runs.
  *
- * One database file ($DMS_DATA_DIR/dms.db). The schema is created and upgraded by numbered migrations recorded in
- * the schema_migrations table. Every change that must not be half-done happens inside store_begin/store_commit
- * (e.g. a state change and its event row).
+ * One database file ($DMS_DATA_DIR/dms.db). The schema is created and upgraded by numbered migrations
+ * recorded in the schema_migrations table. Every change that must not be half-done happens inside
+ * store_begin/store_commit (e.g. a state change and its event row).
  *
  * Threads: a store is used from many threads; one recursive mutex serialises them, and store_begin() holds it
- * until store_commit()/store_rollback(), so a transaction is never interleaved with another thread's statements.
- * Every function may be called inside or outside a transaction.
+ * until store_commit()/store_rollback(), so a transaction is never interleaved with another thread's
+ * statements. Every function may be called inside or outside a transaction.
  */
 #ifndef DMSD_STORE_H
 #define DMSD_STORE_H
@@ -30,22 +30,26 @@ void store_close(store *s); /* accepts NULL */
 /* The schema version after migrations. */
 int store_schema_version(store *s);
 
-int store_begin(store *s, dms_error *err);   /* BEGIN IMMEDIATE; holds the store's lock until commit/rollback */
-int store_commit(store *s, dms_error *err);  /* on failure the transaction is rolled back */
+int store_begin(store *s, dms_error *err); /* BEGIN IMMEDIATE; holds the store's lock until commit/rollback */
+int store_commit(store *s, dms_error *err); /* on failure the transaction is rolled back */
 void store_rollback(store *s);
 
 /* ---- droids ---- */
-int store_droid_insert(store *s, const droid *d, dms_error *err);     /* CONFLICT (field name) if the name is taken */
-int store_droid_update(store *s, const droid *d, dms_error *err);     /* NOT_FOUND if absent; CONFLICT on name */
-int store_droid_delete(store *s, const char *id, dms_error *err);     /* with its events, builds, releases, runs */
+int store_droid_insert(store *s, const droid *d,
+                       dms_error *err); /* CONFLICT (field name) if the name is taken */
+int store_droid_update(store *s, const droid *d, dms_error *err); /* NOT_FOUND if absent; CONFLICT on name */
+int store_droid_delete(store *s, const char *id,
+                       dms_error *err); /* with its events, builds, releases, runs */
 /* Every droid; caller frees each with droid_free() and the array with free(). */
 int store_droid_load_all(store *s, droid ***out, size_t *n, dms_error *err);
 
 /* ---- events ---- */
 int store_event_add(store *s, const char *droid_id, int64_t ts_ns, const char *from, const char *to,
                     const char *reason, dms_error *err);
-/* [{"id","time","ts_ns","from","to","reason"}] oldest first, with id > after_id, at most limit (<= 0: all). */
-int store_events_json(store *s, const char *droid_id, int64_t after_id, int limit, json_t **out, dms_error *err);
+/* [{"id","time","ts_ns","from","to","reason"}] oldest first, with id > after_id, at most limit (<= 0: all).
+ */
+int store_events_json(store *s, const char *droid_id, int64_t after_id, int limit, json_t **out,
+                      dms_error *err);
 
 /* ---- builds ---- */
 typedef enum build_status {
@@ -62,13 +66,13 @@ typedef struct store_build {
     int64_t id;
     char droid_id[DROID_ID_SIZE];
     build_status status;
-    int attempt;        /* attempts made so far */
-    char *branch;       /* NULL: the remote's default branch */
-    char *commit_pin;   /* NULL: the branch head */
-    char *commit_sha;   /* what was built */
+    int attempt;      /* attempts made so far */
+    char *branch;     /* NULL: the remote's default branch */
+    char *commit_pin; /* NULL: the branch head */
+    char *commit_sha; /* what was built */
     char *image_id;
     char *tag;
-    char *reason;       /* why it failed / was cancelled, or the pending retry's cause */
+    char *reason; /* why it failed / was cancelled, or the pending retry's cause */
     int64_t created_ns;
     int64_t started_ns;
     int64_t finished_ns;
@@ -77,8 +81,8 @@ typedef struct store_build {
 void store_build_clear(store_build *b);
 
 /* Queues a build; *id (may be NULL) gets its id. */
-int store_build_insert(store *s, const char *droid_id, const char *branch, const char *commit_pin, int64_t *id,
-                       dms_error *err);
+int store_build_insert(store *s, const char *droid_id, const char *branch, const char *commit_pin,
+                       int64_t *id, dms_error *err);
 int store_build_update(store *s, const store_build *b, dms_error *err);
 /* The oldest queued build due at now_ns: returns 1 and fills *out, or 0 and sets *next_due_ns to the earliest
  * due time of a queued build not due yet (0 if none). */
@@ -91,7 +95,8 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err);
 int store_builds_cancel_queued(store *s, const char *droid_id, const char *reason, int *n, dms_error *err);
 /* At startup: builds left running by a crash are queued again; returns how many. */
 int store_builds_requeue_running(store *s, int *n, dms_error *err);
-/* [{"id","status","attempt","branch","commit","commit_sha","image_id","reason","created_at",...}] newest first. */
+/* [{"id","status","attempt","branch","commit","commit_sha","image_id","reason","created_at",...}] newest
+ * first. */
 int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, dms_error *err);
 
 /* ---- releases: one per successful build, numbered per droid ---- */

@@ -1,7 +1,8 @@
 /* test_dmsd_api.c - the HTTP API through a real libmicrohttpd server on a free port, with store and droid
  * registry but no executor: bearer auth on every route, JSON errors with the field at fault, create/list/get/
- * patch, one user never sees another's droids (404), name availability, events, builds, routing errors (404, 405,
- * unknown query parameters), oversized bodies, git check against a local repository, and logs before any run. */
+ * patch, one user never sees another's droids (404), name availability, events, builds, routing errors (404,
+ * 405, unknown query parameters), oversized bodies, git check against a local repository, and logs before any
+ * run. */
 #include <check.h>
 #include <curl/curl.h>
 #include <git2.h>
@@ -35,7 +36,8 @@ static void setup(void)
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&a.st, p, &err), 0);
     ck_assert_int_eq(core_open(&a.core, a.st, &err), 0);
-    http_config hc = {.listen = "127.0.0.1:0", .threads = 2, .jwt_secret = secret, .routes = dmsd_routes, .app = &a};
+    http_config hc = {
+        .listen = "127.0.0.1:0", .threads = 2, .jwt_secret = secret, .routes = dmsd_routes, .app = &a};
     ck_assert_int_eq(http_start(&a.http, &hc, &err), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port(a.http));
     ck_assert_int_eq(auth_mint(secret, "alice", 600, &alice, &err), 0);
@@ -122,13 +124,14 @@ static json_t *expect(const char *method, const char *path, const char *token, c
     ck_assert_msg(r.status == status, "%s %s: status %ld, expected %ld: %.*s", method, path, r.status, status,
                   (int)r.body.len, r.body.data ? r.body.data : "");
     if (status >= 400) {
-        ck_assert_msg(j && json_is_string(json_object_get(j, "error")), "%s %s: no error message", method, path);
+        ck_assert_msg(j && json_is_string(json_object_get(j, "error")), "%s %s: no error message", method,
+                      path);
         json_t *f = json_object_get(j, "field");
         ck_assert_msg(f != NULL, "%s %s: no field key", method, path);
         if (field)
             ck_assert_msg(json_is_string(f) && strcmp(json_string_value(f), field) == 0,
-                          "%s %s: field %s, expected %s", method, path, json_is_string(f) ? json_string_value(f) : "null",
-                          field);
+                          "%s %s: field %s, expected %s", method, path,
+                          json_is_string(f) ? json_string_value(f) : "null", field);
     }
     dms_buf_free(&r.body);
     return j;
@@ -137,7 +140,8 @@ static json_t *expect(const char *method, const char *path, const char *token, c
 static char *create_droid(const char *name, const char *token)
 {
     char body[256];
-    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"repo\":\"/srv/%s.git\",\"env\":{\"A\":\"1\"}}", name, name);
+    snprintf(body, sizeof(body), "{\"name\":\"%s\",\"repo\":\"/srv/%s.git\",\"env\":{\"A\":\"1\"}}", name,
+             name);
     json_t *j = expect("POST", "/droids", token, body, 201, NULL);
     char *id = strdup(json_string_value(json_object_get(j, "id")));
     json_decref(j);
@@ -146,8 +150,9 @@ static char *create_droid(const char *name, const char *token)
 
 START_TEST(test_every_route_needs_a_valid_token)
 {
-    static const char *const paths[] = {"/droids", "/droids/available?name=x", "/git/check?repo=/x", "/droids/x",
-                                        "/droids/x/status", "/droids/x/events", "/droids/x/logs", "/nowhere"};
+    static const char *const paths[] = {
+        "/droids",          "/droids/available?name=x", "/git/check?repo=/x", "/droids/x",
+        "/droids/x/status", "/droids/x/events",         "/droids/x/logs",     "/nowhere"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         json_decref(expect("GET", paths[i], NULL, NULL, 401, "Authorization"));
     json_decref(expect("GET", "/droids", "not-a-token", NULL, 401, "Authorization"));
@@ -167,8 +172,9 @@ END_TEST
 
 START_TEST(test_create_returns_pending_droid_and_lists_it)
 {
-    json_t *j = expect("POST", "/droids", alice,
-                       "{\"name\":\"web\",\"repo\":\"file:///srv/web.git\",\"port\":3000,\"env\":{\"K\":\"v\"}}", 201, NULL);
+    json_t *j = expect(
+        "POST", "/droids", alice,
+        "{\"name\":\"web\",\"repo\":\"file:///srv/web.git\",\"port\":3000,\"env\":{\"K\":\"v\"}}", 201, NULL);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "pending");
     ck_assert_int_eq(json_integer_value(json_object_get(j, "port")), 3000);
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "env"), "K")), "v");
@@ -203,13 +209,16 @@ START_TEST(test_bad_input_is_4xx_with_the_field)
 {
     json_decref(expect("POST", "/droids", alice, "{\"name\":\"Bad Name\",\"repo\":\"/r\"}", 400, "name"));
     json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"nope\"}", 400, "repo"));
-    json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"port\":70000}", 400, "port"));
-    json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"env\":{\"1x\":\"\"}}", 400,
-                       "env.1x"));
-    json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"colour\":1}", 400, "colour"));
+    json_decref(
+        expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"port\":70000}", 400, "port"));
+    json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"env\":{\"1x\":\"\"}}",
+                       400, "env.1x"));
+    json_decref(
+        expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"colour\":1}", 400, "colour"));
     json_decref(expect("POST", "/droids", alice, "{\"name\":", 400, "body"));
     json_decref(expect("POST", "/droids", alice, "", 400, "body"));
-    json_decref(expect("POST", "/droids", alice, "{\"name\":\"a\",\"name\":\"b\",\"repo\":\"/r\"}", 400, "body"));
+    json_decref(
+        expect("POST", "/droids", alice, "{\"name\":\"a\",\"name\":\"b\",\"repo\":\"/r\"}", 400, "body"));
     ck_assert(core_name_available(a.core, "ok"));
     char *id = create_droid("taken", alice);
     json_decref(expect("POST", "/droids", bob, "{\"name\":\"taken\",\"repo\":\"/r\"}", 409, "name"));
@@ -327,7 +336,8 @@ START_TEST(test_git_check_of_a_local_repository)
 {
     char cmd[512];
     snprintf(cmd, sizeof(cmd),
-             "cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q --allow-empty "
+             "cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
+             "--allow-empty "
              "-m x && git branch dev && git clone -q --bare . ../r.git",
              dir);
     ck_assert_int_eq(system(cmd), 0);

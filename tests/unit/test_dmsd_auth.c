@@ -1,4 +1,5 @@
-/* test_dmsd_auth.c - JWT bearer tokens: what is accepted (HS256 with user_id) and every way a token is refused. */
+/* test_dmsd_auth.c - JWT bearer tokens: what is accepted (HS256 with user_id) and every way a token is
+ * refused. */
 #include <check.h>
 #include <jwt.h>
 #include <stdio.h>
@@ -23,7 +24,8 @@ static char *craft(jwt_alg_t alg, const char *key, const char *user, long exp, l
         jwt_add_grant_int(j, "exp", exp);
     if (nbf)
         jwt_add_grant_int(j, "nbf", nbf);
-    ck_assert_int_eq(jwt_set_alg(j, alg, key ? (const unsigned char *)key : NULL, key ? (int)strlen(key) : 0), 0);
+    ck_assert_int_eq(jwt_set_alg(j, alg, key ? (const unsigned char *)key : NULL, key ? (int)strlen(key) : 0),
+                     0);
     char *s = jwt_encode_str(j);
     jwt_free(j);
     ck_assert_ptr_nonnull(s);
@@ -79,7 +81,8 @@ START_TEST(test_other_algorithms_are_refused)
     ck_assert_int_eq(verify(tok, user), -DMS_E_INVALID);
     free(tok);
     /* alg "none": header {"alg":"none","typ":"JWT"}, payload {"user_id":"alice"}, empty signature */
-    ck_assert_int_eq(verify("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VyX2lkIjoiYWxpY2UifQ.", user), -DMS_E_INVALID);
+    ck_assert_int_eq(verify("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VyX2lkIjoiYWxpY2UifQ.", user),
+                     -DMS_E_INVALID);
     tok = craft(JWT_ALG_NONE, NULL, "alice", 0, 0, 0);
     ck_assert_int_eq(verify(tok, user), -DMS_E_INVALID);
     free(tok);
@@ -118,7 +121,8 @@ START_TEST(test_missing_or_malformed_tokens_are_refused)
     ck_assert_int_eq(verify("not.a.token", user), -DMS_E_INVALID);
     ck_assert_int_eq(verify("garbage", user), -DMS_E_INVALID);
     ck_assert_int_eq(auth_check_header(NULL, secret, user, sizeof(user), &err), -DMS_E_INVALID);
-    ck_assert_int_eq(auth_check_header("Basic YWxpY2U6eA==", secret, user, sizeof(user), &err), -DMS_E_INVALID);
+    ck_assert_int_eq(auth_check_header("Basic YWxpY2U6eA==", secret, user, sizeof(user), &err),
+                     -DMS_E_INVALID);
     ck_assert_int_eq(auth_check_header("Bearer ", secret, user, sizeof(user), &err), -DMS_E_INVALID);
     char *big = malloc(10000);
     memset(big, 'a', 9999);

@@ -166,7 +166,8 @@ START_TEST(test_status_body_is_valid_json)
     json_t *j = json_loadb(body, len, 0, &jerr);
     ck_assert_msg(j != NULL, "status body is not JSON: %s (%s)", body, jerr.text);
     ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "failed");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")), "build failed: \"RUN make\" said\n\tno \\ way");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")),
+                     "build failed: \"RUN make\" said\n\tno \\ way");
     ck_assert(json_is_null(json_object_get(j, "url")));
     json_decref(j);
     free(body);

@@ -25,8 +25,8 @@ static void assert_invalid(const char *json, const char *field)
     dms_error err = {0};
     int r = parse_create(json, NULL, &err);
     ck_assert_msg(r == -DMS_E_INVALID, "%s: expected INVALID, got %d (%s)", json, r, err.message);
-    ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", expected \"%s\" (%s)", json, err.field, field,
-                  err.message);
+    ck_assert_msg(strcmp(err.field, field) == 0, "%s: field \"%s\", expected \"%s\" (%s)", json, err.field,
+                  field, err.message);
     ck_assert_str_ne(err.message, "");
 }
 
@@ -72,7 +72,8 @@ START_TEST(test_create_port_comes_from_env_port)
 {
     droid *d = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"env\":{\"PORT\":\"9000\"}}", &d, &err), 0);
+    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"env\":{\"PORT\":\"9000\"}}", &d, &err),
+                     0);
     ck_assert_int_eq(d->port, 9000);
     droid_free(d);
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"port\":8000,\"env\":{\"PORT\":\"9000\"}}", "env.PORT");
@@ -90,8 +91,9 @@ START_TEST(test_create_rejects_bad_names)
     assert_invalid("{\"name\":\"a-\",\"repo\":\"/r\"}", "name");
     assert_invalid("{\"name\":\"a.b\",\"repo\":\"/r\"}", "name");
     assert_invalid("{\"name\":7,\"repo\":\"/r\"}", "name");
-    assert_invalid("{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"repo\":\"/r\"}",
-                   "name"); /* 64 > 63 */
+    assert_invalid(
+        "{\"name\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"repo\":\"/r\"}",
+        "name"); /* 64 > 63 */
 }
 END_TEST
 
@@ -139,17 +141,20 @@ END_TEST
 START_TEST(test_create_rejects_bad_volumes)
 {
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":{}}", "volumes");
-    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\"}]}", "volumes[0].mount_path");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\"}]}",
+                   "volumes[0].mount_path");
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"D\",\"mount_path\":\"/d\"}]}",
                    "volumes[0].name");
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"d\"}]}",
                    "volumes[0].mount_path");
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/\"}]}",
                    "volumes[0].mount_path");
-    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/a/../b\"}]}",
-                   "volumes[0].mount_path");
-    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/d\",\"x\":1}]}",
-                   "volumes[0].x");
+    assert_invalid(
+        "{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/a/../b\"}]}",
+        "volumes[0].mount_path");
+    assert_invalid(
+        "{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/d\",\"x\":1}]}",
+        "volumes[0].x");
     assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"d\",\"mount_path\":\"/d\"},"
                    "{\"name\":\"d\",\"mount_path\":\"/e\"}]}",
                    "volumes[1].name");
@@ -208,7 +213,8 @@ START_TEST(test_patch_rejects_bad_input)
 {
     droid *d = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"env\":{\"PORT\":\"8080\"}}", &d, &err), 0);
+    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"env\":{\"PORT\":\"8080\"}}", &d, &err),
+                     0);
     droid_patch p;
     ck_assert_int_eq(parse_patch(d, "{}", &p, &err), -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "body");
@@ -229,8 +235,8 @@ START_TEST(test_env_vector_adds_port)
 {
     droid *d = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"port\":5000,\"env\":{\"X\":\"a=b\"}}", &d, &err),
-                     0);
+    ck_assert_int_eq(
+        parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"port\":5000,\"env\":{\"X\":\"a=b\"}}", &d, &err), 0);
     char **v = NULL;
     ck_assert_int_eq(droid_env_vector(d, &v, &err), 0);
     ck_assert_str_eq(v[0], "X=a=b");
@@ -247,9 +253,10 @@ START_TEST(test_to_json_and_copy_round_trip)
 {
     droid *d = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"v\",\"mount_path\":\"/v\"}]}",
-                                  &d, &err),
-                     0);
+    ck_assert_int_eq(
+        parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"volumes\":[{\"name\":\"v\",\"mount_path\":\"/v\"}]}",
+                     &d, &err),
+        0);
     strcpy(d->id, "d0123456789ab");
     d->user_id = strdup("u1");
     droid *c = droid_copy(d);
@@ -264,8 +271,8 @@ START_TEST(test_to_json_and_copy_round_trip)
     ck_assert(json_is_null(json_object_get(j, "branch")));
     ck_assert(json_is_null(json_object_get(j, "url")));
     ck_assert_ptr_null(json_object_get(j, "user_id")); /* the owner is not part of the public form */
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "volumes"), 0), "name")),
-                     "v");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "volumes"), 0), "name")), "v");
     json_decref(j);
     char *vj = droid_volumes_to_json(c);
     droid *e = droid_new();

@@ -40,9 +40,11 @@ static void setup(void)
     strcpy(dir, "/tmp/dmsd-git-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(bare, sizeof(bare), "%s/app.git", dir);
-    sh("cd %s && git init -q -b trunk work && cd work && git config user.email t@t && git config user.name t && "
+    sh("cd %s && git init -q -b trunk work && cd work && git config user.email t@t && git config user.name t "
+       "&& "
        "echo one > f && git add f && git commit -qm one && git rev-parse HEAD > ../first && "
-       "echo two > f && git commit -qam two && git checkout -qb dev && echo three > f && git commit -qam three && "
+       "echo two > f && git commit -qam two && git checkout -qb dev && echo three > f && git commit -qam "
+       "three && "
        "git checkout -q trunk && git clone -q --bare . %s",
        dir, bare);
     char p[128];
@@ -170,7 +172,8 @@ START_TEST(test_clone_failures_are_classified)
     ck_assert(!err.retryable);
     /* nothing listens on port 1: a transport failure, worth a retry */
     snprintf(dst, sizeof(dst), "%s/c7", dir);
-    ck_assert_int_eq(gitx_clone("http://127.0.0.1:1/x.git", NULL, NULL, dst, NULL, sha, &err), -DMS_E_UNAVAILABLE);
+    ck_assert_int_eq(gitx_clone("http://127.0.0.1:1/x.git", NULL, NULL, dst, NULL, sha, &err),
+                     -DMS_E_UNAVAILABLE);
     ck_assert(err.retryable);
 }
 END_TEST

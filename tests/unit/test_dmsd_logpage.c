@@ -1,6 +1,6 @@
-/* test_dmsd_logpage.c - runtime log paging over a real log store: from is exclusive (the cursor line is never sent
- * twice), limit counts whole lines (a long line split in partial frames stays on one page), tail, end of stream,
- * and the text/JSON forms. */
+/* test_dmsd_logpage.c - runtime log paging over a real log store: from is exclusive (the cursor line is never
+ * sent twice), limit counts whole lines (a long line split in partial frames stays on one page), tail, end of
+ * stream, and the text/JSON forms. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +23,8 @@ static void write_lines(int n, bool finish)
     for (int i = 0; i < n; i++) {
         char line[32];
         int len = snprintf(line, sizeof(line), "line %d\n", i);
-        ck_assert_int_eq(dms_logstore_write_frame(w, i % 3 == 2 ? DMS_STREAM_STDERR : DMS_STREAM_STDOUT, BASE_TS + i,
-                                                  false, line, (size_t)len, &err),
+        ck_assert_int_eq(dms_logstore_write_frame(w, i % 3 == 2 ? DMS_STREAM_STDERR : DMS_STREAM_STDOUT,
+                                                  BASE_TS + i, false, line, (size_t)len, &err),
                          0);
     }
     ck_assert_int_eq(finish ? dms_logstore_finish(w, &err) : dms_logstore_flush(w, &err), 0);
@@ -126,7 +126,8 @@ START_TEST(test_a_split_line_stays_on_one_page)
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 1, true, "aaa", 3, &err), 0);
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 2, true, "bbb", 3, &err), 0);
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 3, false, "ccc\n", 4, &err), 0);
-    ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 4, false, "next\n", 5, &err), 0);
+    ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 4, false, "next\n", 5, &err),
+                     0);
     ck_assert_int_eq(dms_logstore_finish(w, &err), 0);
     dms_logstore_writer_free(w);
     log_fmt ts = {.timestamps = true};
@@ -149,7 +150,8 @@ START_TEST(test_json_form_carries_ts_and_stream)
     log_fmt json = {.json = true};
     logpage pg;
     char *p = page(BASE_TS + 1, -1, -1, &json, &pg);
-    ck_assert_str_eq(p, "{\"ts\":1700000000000000002,\"stream\":\"stderr\",\"line\":\"line 2\",\"partial\":false}\n");
+    ck_assert_str_eq(
+        p, "{\"ts\":1700000000000000002,\"stream\":\"stderr\",\"line\":\"line 2\",\"partial\":false}\n");
     free(p);
 }
 END_TEST

@@ -57,8 +57,9 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
-    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
+        SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
     ck_assert_int_eq(sqlite3_column_int(st, 1), 2);
@@ -76,8 +77,8 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE image_gc; DELETE FROM schema_migrations WHERE version=2", NULL, NULL,
-                                  NULL),
+    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE image_gc; DELETE FROM schema_migrations WHERE version=2",
+                                  NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
@@ -95,7 +96,8 @@ START_TEST(test_open_refuses_a_newer_schema)
     store_close(s);
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (99, 0)", NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES (99, 0)", NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), -DMS_E_CONFLICT);
     ck_assert_ptr_nonnull(strstr(err.message, "99"));
@@ -312,8 +314,13 @@ START_TEST(test_releases_and_runs)
     for (int i = 1; i <= 3; i++) {
         char img[32];
         snprintf(img, sizeof(img), "sha256:%d", i);
-        store_release r = {.seq = i, .build_id = 10 + i, .image_id = img, .tag = "dms-droid/d1:r1",
-                           .env_json = "{\"A\":\"1\"}", .port = 8080, .created_ns = i};
+        store_release r = {.seq = i,
+                           .build_id = 10 + i,
+                           .image_id = img,
+                           .tag = "dms-droid/d1:r1",
+                           .env_json = "{\"A\":\"1\"}",
+                           .port = 8080,
+                           .created_ns = i};
         strcpy(r.droid_id, "d1");
         ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
     }
