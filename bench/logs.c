@@ -16,16 +16,16 @@
 
 #include "raw.h"
 
-#define LG_DEFAULT_MIB          64
-#define LG_DEFAULT_ROUNDS       4
-#define LG_LINE_BYTES           64 /* every line, newline included */
-#define LG_ATTACH_WAIT_MS       10000
-#define LG_BASE_TIMEOUT_MS      60000 /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
-#define LG_TIMEOUT_MS_PER_MIB   1000
-#define LG_REMOVE_RETRY_MS      2000
-#define LG_REMOVE_RETRY_STEP_MS 10
-#define LG_CAPTURE_FACTOR       4 /* capture file cap (and the engine's log bound) = volume x this */
-#define MIB                     (1024.0 * 1024.0)
+#define LG_DEFAULT_MIB            64
+#define LG_DEFAULT_ROUNDS         8
+#define LG_DEFAULT_HISTORY_ROUNDS 2
+#define LG_LINE_BYTES             64    /* every line, newline included */
+#define LG_BASE_TIMEOUT_MS        60000 /* plus LG_TIMEOUT_MS_PER_MIB for each MiB */
+#define LG_TIMEOUT_MS_PER_MIB     1000
+#define LG_REMOVE_RETRY_MS        2000
+#define LG_REMOVE_RETRY_STEP_MS   10
+#define LG_CAPTURE_FACTOR         4 /* capture file cap (and the engine's log bound) = volume x this */
+#define MIB                       (1024.0 * 1024.0)
 
 typedef struct lg_conf {
     long mib;
@@ -43,7 +43,10 @@ typedef struct lg_samples {
     bench_samples cli_exec_container_ms;    /* and how long it took */
     bench_samples exec_live_cpu, raw_live_cpu; /* ms of this process's CPU during the live phase */
     bench_samples exec_hist_cpu, raw_hist_cpu;
-    bench_samples exec_die_result, raw_die_eof; /* ms from the engine's die event to the result / the EOF */
+    bench_samples exec_die_result, raw_die_eof;
+    bench_samples pair_live;
+    /* per round: executor / bare live throughput */ /* ms from the engine's die event to the result / the
+                                                        EOF */
     int failures;
 } lg_samples;
 
@@ -113,14 +116,17 @@ static double since_die(raw_events *ev, const char *name, int64_t real_ns)
     return bench_ms(real_ns - t.ts_ns[RAW_DIE]);
 }
 
-static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, lg_samples *s)
+/* One executor run and its history from the executor's files; engine_history: keep the container and time
+ * `docker logs` on it too. */
+static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, bool engine_history,
+                      lg_samples *s)
 {
     char id[DMS_ID_MAX + 1], name[160];
     snprintf(id, sizeof(id), "lg-%d-%d", (int)getpid(), round);
     snprintf(name, sizeof(name), "dms-%s-%s", BENCH_EXECUTOR_ID, id);
     bench_req r;
     bench_req_init(&r, env, id, c->script);
-    r.req.keep_container = true; /* for `docker logs` on it below */
+    r.req.keep_container = engine_history; /* for `docker logs` on it below */
     r.req.limits.log_file_bytes = (int64_t)c->mib * LG_CAPTURE_FACTOR * 1024 * 1024;
     r.req.timeout_ms = c->timeout_ms;
     dms_exec_result res = {0};
@@ -159,7 +165,7 @@ static int exec_round(bench_env *env, raw_events *ev, const lg_conf *c, int roun
     /* `docker logs` on the executor's own container: what the engine kept of it (bounded by the executor). */
     char *argv[] = {"docker", "logs", name, NULL};
     bench_child_result cr;
-    if (ok && bench_run_child(argv, c->timeout_ms, true, &cr) == 0 && cr.status == 0) {
+    if (ok && engine_history && bench_run_child(argv, c->timeout_ms, true, &cr) == 0 && cr.status == 0) {
         bench_samples_add(&s->cli_exec_container_bytes, (double)(cr.out_bytes + cr.err_bytes));
         bench_samples_add(&s->cli_exec_container_ms, bench_ms(cr.wall_ns));
     }
@@ -206,7 +212,9 @@ static int exec_one_stream(bench_env *env, raw_events *ev, const lg_conf *c, dou
 
 /* ---- the bare client ---- */
 
-static int raw_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, lg_samples *s)
+/* One bare attach run; engine_history: then GET /logs and `docker logs` on its container. */
+static int raw_round(bench_env *env, raw_events *ev, const lg_conf *c, int round, bool engine_history,
+                     lg_samples *s)
 {
     char name[160], id[80];
     snprintf(name, sizeof(name), "dms-%s-lgraw-%d-%d", BENCH_EXECUTOR_ID, (int)getpid(), round);
@@ -234,6 +242,10 @@ static int raw_round(bench_env *env, raw_events *ev, const lg_conf *c, int round
     bench_samples_add(&s->raw_live_cpu, bench_ms(bench_cpu_ns() - cpu0));
     bench_samples_add(&s->raw_die_eof, since_die(ev, name, bench_real_ns() - (bench_mono_ns() - a.end_ns)));
 
+    if (!engine_history) {
+        ok = true;
+        goto done;
+    }
     /* History through the engine: GET /logs, then the CLI, on the same finished container. */
     raw_demux d = {0};
     char path[200];
@@ -284,9 +296,11 @@ int bench_logs(bench_env *env, const char *json_path)
     lg_conf c;
     conf_init(&c);
     long rounds = bench_env_long("BENCH_LOG_ROUNDS", LG_DEFAULT_ROUNDS);
-    printf("\n== logs: %ld MiB of %d-byte lines (%llu bytes to stdout and to stderr at once), %ld rounds, "
-           "alternating order\n",
-           c.mib, LG_LINE_BYTES, (unsigned long long)c.per_stream, rounds);
+    long hist_rounds = bench_env_long("BENCH_LOG_HISTORY_ROUNDS", LG_DEFAULT_HISTORY_ROUNDS);
+    printf("\n== logs: %ld MiB of %d-byte lines (%llu bytes to stdout and to stderr at once); %ld live "
+           "rounds in "
+           "alternating order, the engine's history in the first %ld\n",
+           c.mib, LG_LINE_BYTES, (unsigned long long)c.per_stream, rounds, hist_rounds);
     json_t *machine_before = bench_machine_json();
     lg_samples s = {0};
     raw_events ev;
@@ -294,18 +308,24 @@ int bench_logs(bench_env *env, const char *json_path)
         json_decref(machine_before);
         return -1;
     }
-    /* BENCH_LOG_ONLY=executor|bare runs one side alone (for profiling it); the ratios are then meaningless.
-     */
+    /* BENCH_LOG_ONLY=executor|bare runs one side alone (to profile it); the ratios mean nothing then. */
     const char *only = bench_env_str("BENCH_LOG_ONLY", "");
     for (long i = 0; i < rounds; i++) {
         bool exec_first = i % 2 == 0;
+        size_t ne = s.exec_live.n, nr = s.raw_live.n;
         for (int k = 0; k < 2; k++) {
             bool exec = (k == 0) == exec_first;
             if (*only && strcmp(only, exec ? "executor" : "bare") != 0)
                 continue;
-            if ((exec ? exec_round(env, &ev, &c, (int)i, &s) : raw_round(env, &ev, &c, (int)i, &s)) < 0)
+            bool hist = i < hist_rounds;
+            int r =
+                exec ? exec_round(env, &ev, &c, (int)i, hist, &s) : raw_round(env, &ev, &c, (int)i, hist, &s);
+            if (r < 0)
                 s.failures++;
         }
+        /* Both sides of this round ran back to back: their ratio is the least disturbed by drift. */
+        if (s.exec_live.n == ne + 1 && s.raw_live.n == nr + 1)
+            bench_samples_add(&s.pair_live, s.exec_live.v[ne] / s.raw_live.v[nr]);
     }
     double one_die = NAN, one_rate = NAN;
     if (!*only && exec_one_stream(env, &ev, &c, &one_die, &one_rate) < 0)
@@ -344,6 +364,8 @@ int bench_logs(bench_env *env, const char *json_path)
         bench_median(&s.exec_hist) > 0 ? bench_median(&s.raw_hist) / bench_median(&s.exec_hist) : NAN;
     printf("  ratios of the p50s:\n");
     bool m1 = bench_ratio_line("live executor/bare attach (throughput)", live, ">=", 0.95);
+    double pair = bench_median(&s.pair_live);
+    printf("  %-44s %7.3fx\n", "  (median of the per-round ratios)", pair);
     bool m2 = bench_ratio_line("history speed-up executor vs docker logs", hist_cli, ">=", 10.0);
     printf("  %-44s %7.3fx\n", "history speed-up executor vs bare GET /logs", hist_raw);
     printf("SUMMARY logs: live executor/bare %.3fx (>= 0.95 %s); history %.1fx faster than docker logs (>= "
@@ -352,10 +374,10 @@ int bench_logs(bench_env *env, const char *json_path)
            live, m1 ? "met" : "MISSED", hist_cli, m2 ? "met" : "MISSED", hist_raw, c.mib, s.exec_live.n,
            s.failures ? "FAILED" : "exact");
 
-    json_t *o =
-        json_pack("{s:I,s:I,s:I,s:i,s:s,s:o,s:o}", "mib", (json_int_t)c.mib, "bytes_per_stream",
-                  (json_int_t)c.per_stream, "rounds", (json_int_t)rounds, "failures", s.failures, "script",
-                  c.script, "machine_before", machine_before, "machine_after", bench_machine_json());
+    json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:i,s:s,s:o,s:o}", "mib", (json_int_t)c.mib, "bytes_per_stream",
+                          (json_int_t)c.per_stream, "rounds", (json_int_t)rounds, "history_rounds",
+                          (json_int_t)hist_rounds, "failures", s.failures, "script", c.script,
+                          "machine_before", machine_before, "machine_after", bench_machine_json());
     json_object_set_new(o, "live_mib_per_s",
                         json_pack("{s:o,s:o}", "executor", bench_stats_json(&s.exec_live, "MiB/s", true),
                                   "bare_attach", bench_stats_json(&s.raw_live, "MiB/s", true)));
@@ -381,8 +403,9 @@ int bench_logs(bench_env *env, const char *json_path)
                                   bench_stats_json(&s.exec_hist_cpu, "ms", false), "bare_history",
                                   bench_stats_json(&s.raw_hist_cpu, "ms", false)));
     json_object_set_new(o, "ratios",
-                        json_pack("{s:o,s:o,s:f}", "live_executor_over_bare",
-                                  bench_ratio_json(live, ">=", 0.95), "history_docker_logs_over_executor",
+                        json_pack("{s:o,s:f,s:o,s:f}", "live_executor_over_bare",
+                                  bench_ratio_json(live, ">=", 0.95), "live_executor_over_bare_paired_median",
+                                  bench_finite(pair), "history_docker_logs_over_executor",
                                   bench_ratio_json(hist_cli, ">=", 10.0), "history_bare_over_executor",
                                   bench_finite(hist_raw)));
     bench_results_put(json_path, "logs", o);
@@ -398,7 +421,8 @@ int bench_logs(bench_env *env, const char *json_path)
                             &s.raw_hist_cpu,
                             &s.exec_die_result,
                             &s.raw_die_eof,
-                            &s.cli_exec_container_ms};
+                            &s.cli_exec_container_ms,
+                            &s.pair_live};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         bench_samples_free(all[i]);
     return s.failures ? -1 : 0;
