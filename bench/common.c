@@ -335,7 +335,13 @@ int bench_env_close(bench_env *env)
         else
             printf("cleanup: zero containers, networks and volumes labelled io.dms.executor=%s left\n",
                    BENCH_EXECUTOR_ID);
-        rmdir(env->state_dir); /* cleanup removed the executions; the directories above them are ours */
+        /* Cleanup removed the executions; the directories above them (<state>/docker/bench) are ours. */
+        char dir[sizeof(env->state_dir) + 32];
+        snprintf(dir, sizeof(dir), "%s/docker/%s", env->state_dir, BENCH_EXECUTOR_ID);
+        rmdir(dir);
+        snprintf(dir, sizeof(dir), "%s/docker", env->state_dir);
+        rmdir(dir);
+        rmdir(env->state_dir);
     }
     dms_registry_close(env->reg);
     env->reg = NULL;

@@ -142,5 +142,6 @@ pid_t bench_gettid(void);
 int bench_lifecycle(bench_env *env, const char *json_path);
 int bench_logs(bench_env *env, const char *json_path);
 int bench_concurrency(bench_env *env, const char *json_path);
+int bench_dmsd(bench_env *env, const char *json_path);
 
 #endif

@@ -1,6 +1,6 @@
 /* dms-bench - benchmarks of the Docker executor against a bare Engine API client and the docker CLI.
  *
- *   dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|all
+ *   dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|dmsd|all
  *
  * Sizes come from the environment (BENCH_N, BENCH_LOG_MIB, BENCH_CONC_K, ...; see bench/README.md). Each run
  * opens the docker executor "bench", removes what an earlier run left, runs, cleans up, and checks through
@@ -16,15 +16,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|all\n"
-        "\n"
-        "  --json FILE     merge the figures into FILE under the benchmark's name\n"
-        "  --results DIR   where the executor keeps its state while running (default bench/results)\n"
-        "\n"
-        "Environment: BENCH_N, BENCH_WARMUP, BENCH_MAX_SECONDS (lifecycle); BENCH_LOG_MIB, BENCH_LOG_ROUNDS\n"
-        "(logs); BENCH_CONC_K, BENCH_CONC_ROUNDS (concurrency); BENCH_IMAGE.\n");
+    fprintf(f,
+            "usage: dms-bench [--json FILE] [--results DIR] lifecycle|logs|concurrency|dmsd|all\n"
+            "\n"
+            "  --json FILE     merge the figures into FILE under the benchmark's name\n"
+            "  --results DIR   where the executor keeps its state while running (default bench/results)\n"
+            "\n"
+            "Environment: BENCH_N, BENCH_WARMUP, BENCH_MAX_SECONDS (lifecycle); BENCH_LOG_MIB, "
+            "BENCH_LOG_ROUNDS,\n"
+            "BENCH_LOG_HISTORY_ROUNDS (logs); BENCH_CONC_K, BENCH_CONC_ROUNDS (concurrency); BENCH_DMSD_N,\n"
+            "BENCH_DMSD_CLIENTS (dmsd); BENCH_IMAGE. See bench/README.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -59,7 +60,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*fn)(bench_env *, const char *);
-    } benches[] = {{"lifecycle", bench_lifecycle}, {"logs", bench_logs}, {"concurrency", bench_concurrency}};
+    } benches[] = {{"lifecycle", bench_lifecycle},
+                   {"logs", bench_logs},
+                   {"concurrency", bench_concurrency},
+                   {"dmsd", bench_dmsd}};
     bool all = strcmp(which, "all") == 0, known = all;
     for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++)
         known = known || strcmp(which, benches[i].name) == 0;

@@ -284,14 +284,20 @@ static int count_list(raw_conn *c, const char *what, const char *filters, const 
     return r;
 }
 
-int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes)
+int raw_count_labelled_id(raw_conn *c, const char *executor_id, int *containers, int *networks, int *volumes)
 {
-    const char *f = "{\"label\":[\"io.dms.executor=" LABEL_EXECUTOR_VALUE "\"]}";
+    char f[256];
+    snprintf(f, sizeof(f), "{\"label\":[\"io.dms.executor=%s\"]}", executor_id);
     if (count_list(c, "containers/json?all=1", f, NULL, containers) < 0 ||
         count_list(c, "networks", f, NULL, networks) < 0 ||
         count_list(c, "volumes", f, "Volumes", volumes) < 0)
         return -1;
     return 0;
+}
+
+int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes)
+{
+    return raw_count_labelled_id(c, LABEL_EXECUTOR_VALUE, containers, networks, volumes);
 }
 
 int raw_count_foreign_running(raw_conn *c)

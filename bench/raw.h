@@ -59,6 +59,8 @@ int raw_delete(raw_conn *c, const char *id);
 
 /* Counts resources carrying io.dms.executor=bench: containers (all states), networks, volumes. */
 int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes);
+/* The same for io.dms.executor=executor_id. */
+int raw_count_labelled_id(raw_conn *c, const char *executor_id, int *containers, int *networks, int *volumes);
 /* Running containers without io.dms.executor=bench (other people's work on the machine); -1 on error. */
 int raw_count_foreign_running(raw_conn *c);
 

@@ -1,0 +1,453 @@
+/* dmsd.c - the HTTP API of dmsd, the host daemon, measured from outside: a fresh dmsd (own data dir, own
+ * executor id) answering keep-alive requests, one connection, then several at once. What it shows is the cost
+ * of a request through dmsd (libmicrohttpd, JWT verification, routing, the droid cache): the floor any API
+ * call pays on top of the work it asks for. Rows: a request refused for want of a token (401: no JWT work),
+ * the same request with a token (200), a droid that does not exist (404 after the JWT and the cache lookup).
+ * Skipped (and said so) when dmsd or dmsctl is not built next to dms-bench. No targets: figures only. */
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "raw.h"
+
+#define DD_EXECUTOR_ID        "bench-dmsd"
+#define DD_DEFAULT_N          2000
+#define DD_DEFAULT_CLIENTS    8
+#define DD_START_WAIT_MS      10000
+#define DD_STOP_WAIT_MS       10000
+#define DD_POLL_MS            20
+#define DD_REQUEST_TIMEOUT_MS 10000
+#define DD_SECRET_BYTES       24
+#define DD_TOKEN_MAX          1024
+#define DD_MAX_CLIENTS        64
+
+typedef struct dd_server {
+    pid_t pid;
+    char dir[PATH_MAX];
+    char base_url[64];
+    char token[DD_TOKEN_MAX];
+} dd_server;
+
+/* ---- the daemon ---- */
+
+static int bin_dir(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0)
+        return -1;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    snprintf(out, n, "%s", exe);
+    return 0;
+}
+
+static void random_secret(char *out, size_t n)
+{
+    unsigned char raw[DD_SECRET_BYTES];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, raw, sizeof(raw)) != (ssize_t)sizeof(raw))
+        for (size_t i = 0; i < sizeof(raw); i++)
+            raw[i] = (unsigned char)(bench_mono_ns() >> (i % 8));
+    if (fd >= 0)
+        close(fd);
+    for (size_t i = 0; i < sizeof(raw) && 2 * i + 2 < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void server_stop(dd_server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM); /* our own child, by pid */
+        int64_t deadline = bench_mono_ns() + (int64_t)DD_STOP_WAIT_MS * 1000000;
+        int st;
+        while (waitpid(s->pid, &st, WNOHANG) == 0) {
+            if (bench_mono_ns() > deadline) {
+                fprintf(stderr, "bench: dmsd: did not stop within %d ms; killing it\n", DD_STOP_WAIT_MS);
+                kill(s->pid, SIGKILL);
+                waitpid(s->pid, &st, 0);
+                break;
+            }
+            struct timespec ts = {0, DD_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        s->pid = 0;
+    }
+    if (s->dir[0])
+        nftw(s->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int read_small_file(const char *path, char *out, size_t n)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    size_t got = fread(out, 1, n - 1, f);
+    fclose(f);
+    out[got] = '\0';
+    while (got > 0 && (out[got - 1] == '\n' || out[got - 1] == '\r'))
+        out[--got] = '\0';
+    return got > 0 ? 0 : -1;
+}
+
+static int server_start(dd_server *s, const char *bins, const char *results_dir)
+{
+    memset(s, 0, sizeof(*s));
+    char secret[2 * DD_SECRET_BYTES + 1] = "";
+    random_secret(secret, sizeof(secret));
+    snprintf(s->dir, sizeof(s->dir), "%s/dmsd-%d", results_dir, (int)getpid());
+    char data[PATH_MAX + 8], port_file[PATH_MAX + 8], log[PATH_MAX + 8], plugins[PATH_MAX + 16];
+    char dmsd[PATH_MAX + 8], dmsctl[PATH_MAX + 8];
+    snprintf(data, sizeof(data), "%s/var", s->dir);
+    snprintf(port_file, sizeof(port_file), "%s/port", s->dir);
+    snprintf(log, sizeof(log), "%s/dmsd.log", s->dir);
+    snprintf(plugins, sizeof(plugins), "%s/../plugins", bins);
+    snprintf(dmsd, sizeof(dmsd), "%s/dmsd", bins);
+    snprintf(dmsctl, sizeof(dmsctl), "%s/dmsctl", bins);
+    if (mkdir(s->dir, 0700) < 0) {
+        fprintf(stderr, "bench: dmsd: mkdir %s: %s\n", s->dir, strerror(errno));
+        s->dir[0] = '\0';
+        return -1;
+    }
+    /* The token: minted by dmsctl from the same secret, as a user of dmsd would get one. */
+    setenv("DMS_JWT_SECRET", secret, 1);
+    char cmd[PATH_MAX + 32];
+    snprintf(cmd, sizeof(cmd), "'%s' token bench", dmsctl);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(s->token, sizeof(s->token), p)) {
+        fprintf(stderr, "bench: dmsd: %s token failed\n", dmsctl);
+        if (p)
+            pclose(p);
+        unsetenv("DMS_JWT_SECRET");
+        return -1;
+    }
+    pclose(p);
+    s->token[strcspn(s->token, "\r\n")] = '\0';
+
+    s->pid = fork();
+    if (s->pid < 0) {
+        unsetenv("DMS_JWT_SECRET");
+        return -1;
+    }
+    if (s->pid == 0) {
+        setenv("DMS_DATA_DIR", data, 1);
+        setenv("DMS_EXECUTOR_ID", DD_EXECUTOR_ID, 1);
+        setenv("DMS_PLUGIN_DIR", plugins, 1);
+        setenv("DMS_LOG_LEVEL", "warn", 1);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execl(dmsd, dmsd, "--listen", "127.0.0.1:0", "--port-file", port_file, (char *)NULL);
+        _exit(127);
+    }
+    unsetenv("DMS_JWT_SECRET");
+    char port[32];
+    int64_t deadline = bench_mono_ns() + (int64_t)DD_START_WAIT_MS * 1000000;
+    while (read_small_file(port_file, port, sizeof(port)) < 0) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid || bench_mono_ns() > deadline) {
+            fprintf(stderr, "bench: dmsd: did not come up (see %s)\n", log);
+            if (waitpid(s->pid, &st, WNOHANG) == s->pid)
+                s->pid = 0;
+            return -1;
+        }
+        struct timespec ts = {0, DD_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%s", port);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+typedef struct dd_client {
+    CURL *h;
+    struct curl_slist *auth;
+} dd_client;
+
+static size_t discard(char *data, size_t size, size_t n, void *ud)
+{
+    return size * n;
+}
+
+static int client_init(dd_client *c, const dd_server *s, bool with_token)
+{
+    c->h = curl_easy_init();
+    c->auth = NULL;
+    if (!c->h)
+        return -1;
+    if (with_token) {
+        char hdr[DD_TOKEN_MAX + 32];
+        snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->token);
+        c->auth = curl_slist_append(NULL, hdr);
+    }
+    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, (long)DD_REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, discard);
+    if (c->auth)
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->auth);
+    return 0;
+}
+
+static void client_free(dd_client *c)
+{
+    if (c->h)
+        curl_easy_cleanup(c->h);
+    curl_slist_free_all(c->auth);
+}
+
+/* One GET on the kept-alive connection; ms into *ms. 0 when the status is the expected one. */
+static int get(dd_client *c, const char *url, long want, double *ms)
+{
+    curl_easy_setopt(c->h, CURLOPT_URL, url);
+    int64_t t0 = bench_mono_ns();
+    CURLcode rc = curl_easy_perform(c->h);
+    *ms = bench_ms(bench_mono_ns() - t0);
+    long status = 0;
+    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK || status != want) {
+        fprintf(stderr, "bench: dmsd: GET %s: %s, status %ld (expected %ld)\n", url, curl_easy_strerror(rc),
+                status, want);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct dd_row {
+    const char *name;
+    const char *path;
+    bool token;
+    long status;
+    bench_samples ms;
+    double per_s;
+    int failures;
+} dd_row;
+
+/* n requests in a row on one connection. */
+static void run_row(const dd_server *s, dd_row *row, long n)
+{
+    dd_client c;
+    if (client_init(&c, s, row->token) < 0) {
+        row->failures++;
+        return;
+    }
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", s->base_url, row->path);
+    int64_t t0 = bench_mono_ns();
+    for (long i = 0; i < n && row->failures < 3; i++) {
+        double ms;
+        if (get(&c, url, row->status, &ms) < 0)
+            row->failures++;
+        else
+            bench_samples_add(&row->ms, ms);
+    }
+    double wall = (double)(bench_mono_ns() - t0) / 1e9;
+    row->per_s = wall > 0 ? (double)row->ms.n / wall : 0;
+    client_free(&c);
+}
+
+typedef struct dd_par {
+    const dd_server *s;
+    dd_row *row;
+    long n;
+    bench_samples ms;
+    int failures;
+    pthread_barrier_t *go;
+} dd_par;
+
+static void *par_main(void *arg)
+{
+    dd_par *p = arg;
+    dd_client c;
+    int r = client_init(&c, p->s, p->row->token);
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", p->s->base_url, p->row->path);
+    pthread_barrier_wait(p->go);
+    for (long i = 0; r == 0 && i < p->n && p->failures < 3; i++) {
+        double ms;
+        if (get(&c, url, p->row->status, &ms) < 0)
+            p->failures++;
+        else
+            bench_samples_add(&p->ms, ms);
+    }
+    if (r == 0)
+        client_free(&c);
+    else
+        p->failures++;
+    return NULL;
+}
+
+/* k clients at once, n requests in all. */
+static void run_parallel(const dd_server *s, dd_row *row, long n, long k)
+{
+    pthread_t th[DD_MAX_CLIENTS];
+    dd_par par[DD_MAX_CLIENTS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)k + 1);
+    long started = 0;
+    for (; started < k; started++) {
+        par[started] = (dd_par){.s = s, .row = row, .n = n / k, .go = &go};
+        if (pthread_create(&th[started], NULL, par_main, &par[started]) != 0) {
+            fprintf(stderr, "bench: dmsd: could only start %ld of %ld clients\n", started, k);
+            exit(1); /* the barrier would never open */
+        }
+    }
+    pthread_barrier_wait(&go);
+    int64_t t0 = bench_mono_ns();
+    for (long i = 0; i < k; i++) {
+        pthread_join(th[i], NULL);
+        for (size_t j = 0; j < par[i].ms.n; j++)
+            bench_samples_add(&row->ms, par[i].ms.v[j]);
+        row->failures += par[i].failures;
+        bench_samples_free(&par[i].ms);
+    }
+    double wall = (double)(bench_mono_ns() - t0) / 1e9;
+    row->per_s = wall > 0 ? (double)row->ms.n / wall : 0;
+    pthread_barrier_destroy(&go);
+}
+
+/* Threads and resident memory of a process, from /proc/<pid>/status. */
+static void proc_status(pid_t pid, int *threads, long *rss_kb, long *hwm_kb)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    *threads = -1;
+    *rss_kb = *hwm_kb = -1;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "Threads:", 8))
+            *threads = atoi(line + 8);
+        else if (!strncmp(line, "VmRSS:", 6))
+            *rss_kb = atol(line + 6);
+        else if (!strncmp(line, "VmHWM:", 6))
+            *hwm_kb = atol(line + 6);
+    }
+    fclose(f);
+}
+
+int bench_dmsd(bench_env *env, const char *json_path)
+{
+    char bins[PATH_MAX], dmsd[PATH_MAX + 8], dmsctl[PATH_MAX + 8];
+    if (bin_dir(bins, sizeof(bins)) < 0)
+        return -1;
+    snprintf(dmsd, sizeof(dmsd), "%s/dmsd", bins);
+    snprintf(dmsctl, sizeof(dmsctl), "%s/dmsctl", bins);
+    if (access(dmsd, X_OK) != 0 || access(dmsctl, X_OK) != 0) {
+        printf("\n== dmsd: skipped: %s or %s is not built (make dmsd dmsctl)\n", dmsd, dmsctl);
+        printf("SUMMARY dmsd: skipped (not built)\n");
+        bench_results_put(json_path, "dmsd", json_pack("{s:b}", "skipped", 1));
+        return 0;
+    }
+    long n = bench_env_long("BENCH_DMSD_N", DD_DEFAULT_N);
+    long k = bench_env_long("BENCH_DMSD_CLIENTS", DD_DEFAULT_CLIENTS);
+    if (k < 1)
+        k = 1;
+    if (k > DD_MAX_CLIENTS)
+        k = DD_MAX_CLIENTS;
+    printf("\n== dmsd: its HTTP API, a fresh dmsd with no droids; %ld keep-alive requests per row\n", n);
+    char results_dir[PATH_MAX];
+    snprintf(results_dir, sizeof(results_dir), "%s", env->state_dir);
+    char *slash = strrchr(results_dir, '/'); /* state_dir is <results>/state */
+    if (slash)
+        *slash = '\0';
+    json_t *machine_before = bench_machine_json();
+    dd_server s;
+    if (server_start(&s, bins, results_dir) < 0) {
+        server_stop(&s);
+        json_decref(machine_before);
+        return -1;
+    }
+    int threads0;
+    long rss0, hwm0;
+    proc_status(s.pid, &threads0, &rss0, &hwm0);
+    dd_row rows[] = {
+        {.name = "GET /droids, no token (401)", .path = "/droids", .token = false, .status = 401},
+        {.name = "GET /droids (JWT; empty list)", .path = "/droids", .token = true, .status = 200},
+        {.name = "GET /droids/nope/status (JWT; 404)",
+         .path = "/droids/nope/status",
+         .token = true,
+         .status = 404},
+        {.name = "GET /droids (JWT), clients at once", .path = "/droids", .token = true, .status = 200},
+    };
+    const size_t n_rows = sizeof(rows) / sizeof(rows[0]);
+    for (size_t i = 0; i + 1 < n_rows; i++)
+        run_row(&s, &rows[i], n);
+    run_parallel(&s, &rows[n_rows - 1], n, k);
+    int threads1;
+    long rss1, hwm1;
+    proc_status(s.pid, &threads1, &rss1, &hwm1);
+
+    printf("  %-40s %5s %8s %8s %8s %9s\n", "request", "n", "p50 ms", "p90 ms", "max ms", "req/s");
+    json_t *jrows = json_object();
+    int failures = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        bench_stats t = bench_stats_of(&rows[i].ms);
+        char label[64];
+        if (i + 1 == n_rows)
+            snprintf(label, sizeof(label), "GET /droids (JWT), %ld clients at once", k);
+        else
+            snprintf(label, sizeof(label), "%s", rows[i].name);
+        printf("  %-40s %5zu %8.3f %8.3f %8.3f %9.0f\n", label, t.n, t.p50, t.p90, t.max, rows[i].per_s);
+        json_t *j = bench_stats_json(&rows[i].ms, "ms", false);
+        json_object_set_new(j, "per_s", json_real(rows[i].per_s));
+        json_object_set_new(j, "failures", json_integer(rows[i].failures));
+        json_object_set_new(jrows, label, j);
+        failures += rows[i].failures;
+    }
+    printf("  dmsd: %d threads, RSS %.1f MiB before and %d threads, RSS %.1f MiB (peak %.1f) after\n",
+           threads0, (double)rss0 / 1024, threads1, (double)rss1 / 1024, (double)hwm1 / 1024);
+    double auth_cost = bench_median(&rows[1].ms) - bench_median(&rows[0].ms);
+    printf(
+        "SUMMARY dmsd: GET /droids with a JWT p50 %.3f ms, %.0f req/s on one connection, %.0f req/s with %ld "
+        "clients; the JWT and route add %.3f ms over a 401; %d failed requests\n",
+        bench_median(&rows[1].ms), rows[1].per_s, rows[n_rows - 1].per_s, k, auth_cost, failures);
+    server_stop(&s);
+
+    /* dmsd ran nothing, but it holds an executor: check that it left nothing with its label either. */
+    int containers = -1, networks = -1, volumes = -1;
+    raw_conn c;
+    if (raw_conn_init(&c) == 0) {
+        raw_count_labelled_id(&c, DD_EXECUTOR_ID, &containers, &networks, &volumes);
+        raw_conn_free(&c);
+    }
+    if (containers || networks || volumes) {
+        fprintf(stderr,
+                "bench: dmsd: %d containers, %d networks, %d volumes labelled io.dms.executor=%s remain\n",
+                containers, networks, volumes, DD_EXECUTOR_ID);
+        failures++;
+    }
+    json_t *o = json_pack("{s:I,s:I,s:o,s:{s:i,s:I,s:i,s:I,s:I},s:f,s:i,s:o,s:o}", "n", (json_int_t)n,
+                          "clients", (json_int_t)k, "rows", jrows, "dmsd", "threads_before", threads0,
+                          "rss_before_kb", (json_int_t)rss0, "threads_after", threads1, "rss_after_kb",
+                          (json_int_t)rss1, "hwm_after_kb", (json_int_t)hwm1, "jwt_and_route_over_401_ms",
+                          bench_finite(auth_cost), "failures", failures, "machine_before", machine_before,
+                          "machine_after", bench_machine_json());
+    bench_results_put(json_path, "dmsd", o);
+    for (size_t i = 0; i < n_rows; i++)
+        bench_samples_free(&rows[i].ms);
+    return failures ? -1 : 0;
+}
