@@ -627,8 +627,10 @@ static void collect_images(runner *r)
     }
     for (size_t i = 0; due[i]; i++) {
         int rc = dms_executor_remove_image(r->a->ex, due[i], &err);
-        /* Gone already, or not ours (then it never will be): either way nothing is left to do. */
-        if (rc == 0 || rc == -DMS_E_NOT_FOUND || rc == -DMS_E_CONFLICT) {
+        /* Gone already, or not ours (then it never will be): either way nothing is left to do. A 409 "in use by
+         * a container" is CONFLICT too, but that one passes: it is retried. */
+        bool not_ours = rc == -DMS_E_CONFLICT && strstr(err.message, "does not carry");
+        if (rc == 0 || rc == -DMS_E_NOT_FOUND || not_ours) {
             store_gc_done(r->a->st, due[i], NULL);
             log_info("component=runner op=gc image=%s result=%s", due[i],
                      rc == 0 ? "removed" : dms_error_code_name(-rc));

@@ -22,6 +22,7 @@ export DMS_EXECUTOR_ID=e2e-$$
 export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export DMS_DATA_DIR=$WORK/var
 export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
+export DMS_KEEP_RELEASES=2
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
 PASS=0
 FAILS=0
@@ -93,6 +94,8 @@ repo nodf 'no Dockerfile here\n' README
 repo slow 'FROM dms-test/busybox:latest\nRUN sleep 30\n'
 repo slow2 'FROM dms-test/busybox:latest\nRUN sleep 6\nCMD ["sh","-c","exec httpd -f -p $PORT -h /"]\n'
 repo vol 'FROM dms-test/web:latest\n'
+repo nostart 'FROM dms-test/busybox:latest\nCMD ["/no/such/program"]\n'
+repo many 'FROM dms-test/web:latest\nENV PAGE=many-1\n'
 start_dmsd
 echo "e2e: dmsd at $DMS_URL, executor $DMS_EXECUTOR_ID, data $DMS_DATA_DIR"
 
@@ -190,6 +193,35 @@ check "  reason says crash loop and the exit code" bash -c "[[ \"$(field "$CRASH
 check "  5 restarts with backoff are in the events" \
     [ "$(api "$ALICE" GET "/droids/$CRASH/events" | jq '[.[] | select(.reason | test("restart [0-9]/5"))] | length')" = 5 ]
 check "  its crashed runs' logs are readable" bash -c "DMS_TOKEN=$ALICE $DMSCTL logs $CRASH | grep -q 'about to fail'"
+NOSTART=$(create nostart --repo "$WORK/nostart.git")
+check "a container that will not start -> failed" wait_status "$NOSTART" failed 60
+check "  after 3 attempts" bash -c "[[ \"$(field "$NOSTART" reason)\" == *'would not start after 3 attempts'* ]]"
+check "  each attempt is an event" \
+    [ "$(api "$ALICE" GET "/droids/$NOSTART/events" | jq '[.[] | select(.reason | test("start attempt [0-9]/3"))] | length')" = 2 ]
+NET=$(create netfail --repo http://127.0.0.1:1/app.git)
+for _ in $(seq 50); do [[ "$(field "$NET" reason)" == *retrying* ]] && break; sleep 0.2; done
+check "a clone network error is retried with backoff" bash -c "[[ \"$(field "$NET" reason)\" == *'attempt 1/5 failed'*'retrying in 2s'* ]]"
+check "  and waits as pending" [ "$(status_of "$NET")" = pending ]
+ctl rm "$NET" >/dev/null
+
+echo "old images are pruned (DMS_KEEP_RELEASES=2); rollback checks the image first"
+MANY=$(create many --repo "$WORK/many.git")
+check "many release 1 runs" wait_status "$MANY" running 60
+for v in 2 3; do
+    push many "FROM dms-test/web:latest\nENV PAGE=many-$v\n"
+    ctl update "$MANY" --branch main >/dev/null
+    for _ in $(seq 300); do
+        [ "$(field "$MANY" release)" = "$v" ] && [ "$(status_of "$MANY")" = running ] && break
+        sleep 0.2
+    done
+done
+check "release 3 runs" [ "$(curl -s "$(field "$MANY" url)")" = many-3 ]
+check "release 1's image was removed, 2 and 3 kept" \
+    [ "$(api "$ALICE" GET "/droids/$MANY/releases" | jq -c '[.[] | .image_available]')" = "[true,true,false]" ]
+api "$ALICE" POST "/droids/$MANY/rollback" '{"release":1}' >/dev/null
+check "rollback to a pruned release -> 409, nothing touched" \
+    [ "$(cat "$WORK/status")" = 409 -a "$(jq -r .field "$WORK/body")" = release -a "$(field "$MANY" release)" = 3 ]
+check "  still serving release 3" [ "$(curl -s "$(field "$MANY" url)")" = many-3 ]
 
 echo "build cancel; the next queued build starts"
 SLOW=$(create slow --repo "$WORK/slow.git")
