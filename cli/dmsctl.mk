@@ -2,12 +2,14 @@
 # (api/auth.o; the static link pulls in nothing else) and libdms-executor for the error helpers auth.o uses.
 DMSCTL := $(BIN_DIR)/dmsctl
 DMSCTL_OBJS := $(OBJ_DIR)/cli/dmsctl.o $(OBJ_DIR)/cli/dmsctl_http.o
+# The archive's rule is in dms/dms.mk, included after this fragment: name its path here, not its variable.
+DMSCTL_ARCHIVE := $(LIB_DIR)/libdmsd.a
 EXTRA_CFLAGS_cli_ += $(call pkg_cflags,libcurl jansson libjwt) -Iexecutor
 
-$(DMSCTL): $(DMSCTL_OBJS) $(DMSD_ARCHIVE) $(LIBDMS)
+$(DMSCTL): $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(DMSCTL_OBJS) $(DMSD_ARCHIVE) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson libjwt)
+	$(Q)$(CC) -o $@ $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson libjwt)
 
 .PHONY: dmsctl
 dmsctl: $(DMSCTL)
