@@ -3,6 +3,8 @@
  * of a request through dmsd (libmicrohttpd, JWT verification, routing, the droid cache): the floor any API
  * call pays on top of the work it asks for. Rows: a request refused for want of a token (401: no JWT work),
  * the same request with a token (200), a droid that does not exist (404 after the JWT and the cache lookup).
+ * Then a droid's life through the API (examples/hello-droid from a local git repository): create to running
+ * (clone, build, start), restart to running again, delete (it answers once everything is gone).
  * Skipped (and said so) when dmsd or dmsctl is not built next to dms-bench. No targets: figures only. */
 #include "common.h"
 
@@ -32,6 +34,10 @@
 #define DD_SECRET_BYTES       24
 #define DD_TOKEN_MAX          1024
 #define DD_MAX_CLIENTS        64
+#define DD_DEFAULT_DROIDS     2
+#define DD_DROID_WAIT_MS      120000 /* create or restart to running, bounded */
+#define DD_DROID_POLL_MS      20
+#define DD_BODY_MAX_BYTES     (1024 * 1024)
 
 typedef struct dd_server {
     pid_t pid;
@@ -75,8 +81,28 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
-static void server_stop(dd_server *s)
+/* The end of dmsd's log on stderr, so that a failure says why before the data dir goes. */
+static void show_log(const dd_server *s)
 {
+    char log[PATH_MAX + 16];
+    snprintf(log, sizeof(log), "%s/dmsd.log", s->dir);
+    char *argv[] = {"tail", "-n", "15", log, NULL};
+    fprintf(stderr, "bench: dmsd: the end of %s:\n", log);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(2, 1);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
+static void server_stop(dd_server *s, bool failed)
+{
+    if (failed && s->dir[0])
+        show_log(s);
     if (s->pid > 0) {
         kill(s->pid, SIGTERM); /* our own child, by pid */
         int64_t deadline = bench_mono_ns() + (int64_t)DD_STOP_WAIT_MS * 1000000;
@@ -192,6 +218,16 @@ static size_t discard(char *data, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+/* Options every request of a client has; after curl_easy_reset (which keeps the kept-alive connection). */
+static void client_setup(dd_client *c)
+{
+    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, (long)DD_REQUEST_TIMEOUT_MS);
+    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, discard);
+    if (c->auth)
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->auth);
+}
+
 static int client_init(dd_client *c, const dd_server *s, bool with_token)
 {
     c->h = curl_easy_init();
@@ -203,11 +239,7 @@ static int client_init(dd_client *c, const dd_server *s, bool with_token)
         snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->token);
         c->auth = curl_slist_append(NULL, hdr);
     }
-    curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, (long)DD_REQUEST_TIMEOUT_MS);
-    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, discard);
-    if (c->auth)
-        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->auth);
+    client_setup(c);
     return 0;
 }
 
@@ -233,6 +265,187 @@ static int get(dd_client *c, const char *url, long want, double *ms)
         return -1;
     }
     return 0;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *ud)
+{
+    dms_buf *b = ud;
+    dms_buf_append(b, data, size * n); /* capped */
+    return size * n;
+}
+
+/* A request with a JSON body or none; the answer's status and body (caller frees with dms_buf_free). */
+static int call(dd_client *c, const dd_server *s, const char *method, const char *path, const char *json,
+                long *status, dms_buf *body)
+{
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+    /* From a clean handle each time: a body size left from a POST would turn the next GET into one that
+     * announces a body and never sends it. */
+    curl_easy_reset(c->h);
+    client_setup(c);
+    curl_easy_setopt(c->h, CURLOPT_URL, url);
+    if (json) {
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, json);
+        curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
+    }
+    if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(c->h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c->h, CURLOPT_WRITEDATA, body);
+    CURLcode rc = curl_easy_perform(c->h);
+    *status = 0;
+    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, status);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "bench: dmsd: %s %s: %s\n", method, path, curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* GET path as JSON (new reference) when the status is 200. */
+static json_t *get_json(dd_client *c, const dd_server *s, const char *path)
+{
+    long status = 0;
+    dms_buf b = {.max = DD_BODY_MAX_BYTES};
+    json_t *j = NULL;
+    if (call(c, s, "GET", path, NULL, &status, &b) == 0 && status == 200)
+        j = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+    dms_buf_free(&b);
+    return j;
+}
+
+/* How many times the droid has reached `running` (from its events); -1 on error. */
+static int runs_of(dd_client *c, const dd_server *s, const char *id)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/droids/%s/events", id);
+    json_t *j = get_json(c, s, path);
+    if (!json_is_array(j)) {
+        json_decref(j);
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(j); i++) {
+        const char *to = json_string_value(json_object_get(json_array_get(j, i), "to"));
+        n += to && strcmp(to, "running") == 0;
+    }
+    json_decref(j);
+    return n;
+}
+
+/* Polls until the droid has reached running `want` times; 0, or -1 (failed, or not within the bound). */
+static int wait_running(dd_client *c, const dd_server *s, const char *id, int want)
+{
+    int64_t deadline = bench_mono_ns() + (int64_t)DD_DROID_WAIT_MS * 1000000;
+    char path[160];
+    snprintf(path, sizeof(path), "/droids/%s/status", id);
+    while (bench_mono_ns() < deadline) {
+        if (runs_of(c, s, id) >= want)
+            return 0;
+        json_t *st = get_json(c, s, path);
+        const char *status = json_string_value(json_object_get(st, "status"));
+        if (status && strcmp(status, "failed") == 0) {
+            const char *why = json_string_value(json_object_get(st, "reason"));
+            fprintf(stderr, "bench: dmsd: droid %s failed: %s\n", id, why ? why : "(no reason)");
+            json_decref(st);
+            return -1;
+        }
+        json_decref(st);
+        struct timespec ts = {0, DD_DROID_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "bench: dmsd: droid %s did not reach running within %d ms\n", id, DD_DROID_WAIT_MS);
+    return -1;
+}
+
+/* A bare git repository of examples/hello-droid (one commit on main) at <dir>/hello.git. */
+static int make_repo(const dd_server *s, const char *bins, char *repo, size_t n)
+{
+    char script[4 * PATH_MAX], dir[PATH_MAX];
+    /* dmsd wants an absolute path (or a URL) for a repository. */
+    if (!realpath(s->dir, dir))
+        return -1;
+    snprintf(repo, n, "%s/hello.git", dir);
+    snprintf(script, sizeof(script),
+             "set -e; cp -r '%s/../../examples/hello-droid' '%s/src'; cd '%s/src'; git init -q -b main .; "
+             "git add .; git -c user.email=bench@dms -c user.name=bench commit -qm init; "
+             "git clone -q --bare . '%s'",
+             bins, s->dir, s->dir, repo);
+    char *argv[] = {"sh", "-c", script, NULL};
+    bench_child_result cr;
+    if (bench_run_child(argv, DD_START_WAIT_MS, false, &cr) < 0 || cr.status != 0) {
+        fprintf(stderr, "bench: dmsd: cannot make a git repository of examples/hello-droid (status %d)\n",
+                cr.status);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct dd_droids {
+    bench_samples deploy, restart, remove; /* ms */
+    int failures;
+} dd_droids;
+
+/* One droid: create -> running, restart -> running again, delete. */
+static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i, dd_droids *out)
+{
+    char body[PATH_MAX + 128], id[128] = "", path[200];
+    snprintf(body, sizeof(body), "{\"name\":\"bench-hello-%ld\",\"repo\":\"%s\"}", i, repo);
+    long status = 0;
+    dms_buf b = {.max = DD_BODY_MAX_BYTES};
+    int64_t t0 = bench_mono_ns();
+    if (call(c, s, "POST", "/droids", body, &status, &b) == 0 && status == 201) {
+        json_t *j = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "id"));
+        snprintf(id, sizeof(id), "%s", v ? v : "");
+        json_decref(j);
+    }
+    if (!id[0]) {
+        fprintf(stderr, "bench: dmsd: create: status %ld: %.*s\n", status, (int)b.len, b.data ? b.data : "");
+        dms_buf_free(&b);
+        out->failures++;
+        return;
+    }
+    dms_buf_reset(&b);
+    if (wait_running(c, s, id, 1) < 0) {
+        out->failures++;
+    } else {
+        bench_samples_add(&out->deploy, bench_ms(bench_mono_ns() - t0));
+        snprintf(path, sizeof(path), "/droids/%s/restart", id);
+        int64_t t1 = bench_mono_ns();
+        if (call(c, s, "POST", path, "", &status, &b) < 0 || status != 202 || wait_running(c, s, id, 2) < 0) {
+            fprintf(stderr, "bench: dmsd: restart %s: status %ld\n", id, status);
+            out->failures++;
+        } else {
+            bench_samples_add(&out->restart, bench_ms(bench_mono_ns() - t1));
+        }
+        dms_buf_reset(&b);
+    }
+    /* Deleted even after a failure: it must not outlive the benchmark. */
+    snprintf(path, sizeof(path), "/droids/%s", id);
+    int64_t t2 = bench_mono_ns();
+    if (call(c, s, "DELETE", path, NULL, &status, &b) < 0 || status < 200 || status >= 300) {
+        fprintf(stderr, "bench: dmsd: delete %s: status %ld\n", id, status);
+        out->failures++;
+    } else {
+        bench_samples_add(&out->remove, bench_ms(bench_mono_ns() - t2));
+    }
+    dms_buf_free(&b);
+}
+
+/* `count` droids one after the other. */
+static void run_droids(const dd_server *s, const char *bins, long count, dd_droids *out)
+{
+    char repo[PATH_MAX + 16];
+    dd_client c;
+    if (make_repo(s, bins, repo, sizeof(repo)) < 0 || client_init(&c, s, true) < 0) {
+        out->failures++;
+        return;
+    }
+    for (long i = 0; i < count && out->failures == 0; i++)
+        one_droid(&c, s, repo, i, out);
+    client_free(&c);
 }
 
 typedef struct dd_row {
@@ -377,7 +590,7 @@ int bench_dmsd(bench_env *env, const char *json_path)
     json_t *machine_before = bench_machine_json();
     dd_server s;
     if (server_start(&s, bins, results_dir) < 0) {
-        server_stop(&s);
+        server_stop(&s, true);
         json_decref(machine_before);
         return -1;
     }
@@ -400,6 +613,10 @@ int bench_dmsd(bench_env *env, const char *json_path)
     int threads1;
     long rss1, hwm1;
     proc_status(s.pid, &threads1, &rss1, &hwm1);
+    long n_droids = bench_env_long("BENCH_DMSD_DROIDS", DD_DEFAULT_DROIDS);
+    dd_droids droids = {0};
+    if (n_droids > 0)
+        run_droids(&s, bins, n_droids, &droids);
 
     printf("  %-40s %5s %8s %8s %8s %9s\n", "request", "n", "p50 ms", "p90 ms", "max ms", "req/s");
     json_t *jrows = json_object();
@@ -420,18 +637,39 @@ int bench_dmsd(bench_env *env, const char *json_path)
     }
     printf("  dmsd: %d threads, RSS %.1f MiB before and %d threads, RSS %.1f MiB (peak %.1f) after\n",
            threads0, (double)rss0 / 1024, threads1, (double)rss1 / 1024, (double)hwm1 / 1024);
+    if (n_droids > 0) {
+        printf("  %-40s %5s %8s %8s %8s\n", "a droid (examples/hello-droid)", "n", "p50 ms", "min ms",
+               "max ms");
+        const struct {
+            const char *name;
+            bench_samples *s;
+        } drows[] = {{"create -> running (clone, build, start)", &droids.deploy},
+                     {"restart -> running again", &droids.restart},
+                     {"delete (answers once it is gone)", &droids.remove}};
+        for (size_t i = 0; i < 3; i++) {
+            bench_stats t = bench_stats_of(drows[i].s);
+            printf("  %-40s %5zu %8.0f %8.0f %8.0f\n", drows[i].name, t.n, t.p50, t.min, t.max);
+        }
+        failures += droids.failures;
+    }
     double auth_cost = bench_median(&rows[1].ms) - bench_median(&rows[0].ms);
     printf(
         "SUMMARY dmsd: GET /droids with a JWT p50 %.3f ms, %.0f req/s on one connection, %.0f req/s with %ld "
         "clients; the JWT and route add %.3f ms over a 401; %d failed requests\n",
         bench_median(&rows[1].ms), rows[1].per_s, rows[n_rows - 1].per_s, k, auth_cost, failures);
-    server_stop(&s);
+    if (n_droids > 0)
+        printf("SUMMARY dmsd droid: create to running p50 %.0f ms, restart %.0f ms, delete %.0f ms (n=%zu)\n",
+               bench_median(&droids.deploy), bench_median(&droids.restart), bench_median(&droids.remove),
+               droids.deploy.n);
+    server_stop(&s, failures > 0);
 
-    /* dmsd ran nothing, but it holds an executor: check that it left nothing with its label either. */
+    /* Whatever dmsd left with its label (a droid whose delete failed) is removed here, and counted first. */
     int containers = -1, networks = -1, volumes = -1;
     raw_conn c;
     if (raw_conn_init(&c) == 0) {
         raw_count_labelled_id(&c, DD_EXECUTOR_ID, &containers, &networks, &volumes);
+        if (containers || networks || volumes)
+            raw_remove_labelled_id(&c, DD_EXECUTOR_ID);
         raw_conn_free(&c);
     }
     if (containers || networks || volumes) {
@@ -446,7 +684,15 @@ int bench_dmsd(bench_env *env, const char *json_path)
                           (json_int_t)rss1, "hwm_after_kb", (json_int_t)hwm1, "jwt_and_route_over_401_ms",
                           bench_finite(auth_cost), "failures", failures, "machine_before", machine_before,
                           "machine_after", bench_machine_json());
+    json_object_set_new(o, "droid_ms",
+                        json_pack("{s:o,s:o,s:o}", "create_to_running",
+                                  bench_stats_json(&droids.deploy, "ms", true), "restart_to_running",
+                                  bench_stats_json(&droids.restart, "ms", true), "delete",
+                                  bench_stats_json(&droids.remove, "ms", true)));
     bench_results_put(json_path, "dmsd", o);
+    bench_samples_free(&droids.deploy);
+    bench_samples_free(&droids.restart);
+    bench_samples_free(&droids.remove);
     for (size_t i = 0; i < n_rows; i++)
         bench_samples_free(&rows[i].ms);
     return failures ? -1 : 0;

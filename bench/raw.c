@@ -295,6 +295,53 @@ int raw_count_labelled_id(raw_conn *c, const char *executor_id, int *containers,
     return 0;
 }
 
+/* DELETE /<what>/<key> for every element of GET <list> (filtered by the label); failures counted. */
+static int remove_listed(raw_conn *c, const char *list, const char *filters, const char *array_key,
+                         const char *id_key, const char *what, const char *query)
+{
+    char *esc = curl_easy_escape(c->h, filters, 0);
+    char path[1024];
+    snprintf(path, sizeof(path), "/%s%sfilters=%s", list, strchr(list, '?') ? "&" : "?", esc ? esc : "");
+    curl_free(esc);
+    long status = 0;
+    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    int failed = 0;
+    if (raw_call(c, "GET", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out) < 0 || status != 200) {
+        dms_buf_free(&out);
+        return 1;
+    }
+    json_t *j = json_loadb(out.data, out.len, 0, NULL);
+    dms_buf_free(&out);
+    json_t *a = array_key ? json_object_get(j, array_key) : j;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *id = json_string_value(json_object_get(json_array_get(a, i), id_key));
+        if (!id)
+            continue;
+        snprintf(path, sizeof(path), "/%s/%s%s", what, id, query);
+        dms_buf body = {.max = RAW_BODY_MAX_BYTES};
+        if (raw_call(c, "DELETE", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &body) < 0 ||
+            (status != 200 && status != 204 && status != 404)) {
+            fprintf(stderr, "bench: remove %s %s: status %ld: %.*s\n", what, id, status, (int)body.len,
+                    body.data ? body.data : "");
+            failed++;
+        }
+        dms_buf_free(&body);
+    }
+    json_decref(j);
+    return failed;
+}
+
+int raw_remove_labelled_id(raw_conn *c, const char *executor_id)
+{
+    char f[256];
+    snprintf(f, sizeof(f), "{\"label\":[\"io.dms.executor=%s\"]}", executor_id);
+    int failed = remove_listed(c, "containers/json?all=1", f, NULL, "Id", "containers", "?force=1&v=1");
+    failed += remove_listed(c, "images/json", f, NULL, "Id", "images", "?force=1");
+    failed += remove_listed(c, "volumes", f, "Volumes", "Name", "volumes", "");
+    failed += remove_listed(c, "networks", f, NULL, "Id", "networks", "");
+    return failed;
+}
+
 int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes)
 {
     return raw_count_labelled_id(c, LABEL_EXECUTOR_VALUE, containers, networks, volumes);

@@ -61,6 +61,9 @@ int raw_delete(raw_conn *c, const char *id);
 int raw_count_labelled(raw_conn *c, int *containers, int *networks, int *volumes);
 /* The same for io.dms.executor=executor_id. */
 int raw_count_labelled_id(raw_conn *c, const char *executor_id, int *containers, int *networks, int *volumes);
+/* Removes (force) the containers, then the images, volumes and networks labelled io.dms.executor=executor_id.
+ * Carries on past failures; returns how many removals failed. */
+int raw_remove_labelled_id(raw_conn *c, const char *executor_id);
 /* Running containers without io.dms.executor=bench (other people's work on the machine); -1 on error. */
 int raw_count_foreign_running(raw_conn *c);
 
