@@ -670,13 +670,30 @@ static int cmd_wait(int argc, char **argv)
 
 static int cmd_cancel(int argc, char **argv)
 {
-    simple_help(argc, argv, "usage: dms-exec cancel EXEC_ID\n\nStops an execution: SIGTERM, then SIGKILL after its "
-                            "grace period; returns once it has ended.\n");
+    static const struct option lo[] = {{"grace", required_argument, NULL, 'g'}, {"now", no_argument, NULL, 'n'},
+                                       {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int64_t grace = -1;
+    int c;
     optind = 1;
+    while ((c = getopt_long(argc, argv, "g:nh", lo, NULL)) != -1) {
+        if (c == 'g') {
+            if ((grace = parse_duration(optarg)) < 0)
+                die_usage("--grace %s: not a duration", optarg);
+        } else if (c == 'n') {
+            grace = 0;
+        } else if (c == 'h') {
+            printf("usage: dms-exec cancel [--grace DURATION | --now] EXEC_ID\n\nStops an execution: SIGTERM, then "
+                   "SIGKILL after its grace period (the one it was\nstarted with, or --grace); --now kills it at once. "
+                   "Returns once it has ended.\n");
+            return 0;
+        } else {
+            die_usage("cancel: unknown option");
+        }
+    }
     const char *id = need_exec_id(argc, argv, "cancel");
     dms_executor *ex = open_executor();
     dms_error err = {0};
-    int r = dms_executor_cancel(ex, id, &err);
+    int r = dms_executor_cancel_grace(ex, id, grace, &err);
     close_executor(ex);
     if (r < 0)
         return fail(&err);

@@ -24,6 +24,7 @@ static const char *const code_names[DMS_E__COUNT] = {
     [DMS_E_CONFLICT] = "CONFLICT",
     [DMS_E_PROTOCOL] = "PROTOCOL",
     [DMS_E_INTERNAL] = "INTERNAL",
+    [DMS_E_NOT_OURS] = "NOT_OURS",
 };
 
 const char *dms_error_code_name(int code)

@@ -273,10 +273,15 @@ int dms_executor_wait(dms_executor *ex, const char *execution_id, int64_t timeou
 
 int dms_executor_cancel(dms_executor *ex, const char *execution_id, dms_error *err)
 {
+    return dms_executor_cancel_grace(ex, execution_id, -1, err);
+}
+
+int dms_executor_cancel_grace(dms_executor *ex, const char *execution_id, int64_t grace_ms, dms_error *err)
+{
     int r = check_exec_id(execution_id, err);
     if (r < 0)
         return r;
-    return ex->ops->cancel(ex->cookie, execution_id, DMS_CANCEL_USER, err);
+    return ex->ops->cancel(ex->cookie, execution_id, DMS_CANCEL_USER, grace_ms < 0 ? -1 : grace_ms, err);
 }
 
 int dms_executor_log_stream(dms_executor *ex, const char *execution_id, const dms_log_options *opts,
@@ -379,4 +384,25 @@ int dms_executor_remove_image(dms_executor *ex, const char *image, dms_error *er
     if (!image || !*image)
         return dms_error_set(err, DMS_E_INVALID, "image", "image is required");
     return ex->ops->remove_image(ex->cookie, image, err);
+}
+
+int dms_executor_image_info(dms_executor *ex, const char *image, dms_image_info *out, dms_error *err)
+{
+    if (!ex->ops->image_info)
+        return not_supported(ex, "image_info", err);
+    if (!image || (!dms_image_ref_valid(image) && strncmp(image, "sha256:", 7) != 0))
+        return dms_error_set(err, DMS_E_INVALID, "image", "\"%.128s\" is not an image reference or id",
+                             image ? image : "");
+    memset(out, 0, sizeof(*out));
+    return ex->ops->image_info(ex->cookie, image, out, err);
+}
+
+int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *err)
+{
+    if (!ex->ops->remove_volume)
+        return not_supported(ex, "remove_volume", err);
+    if (!dms_id_valid(name))
+        return dms_error_set(err, DMS_E_INVALID, "name", "volume name \"%.64s\" must be [A-Za-z0-9][A-Za-z0-9_.-]*",
+                             name ? name : "");
+    return ex->ops->remove_volume(ex->cookie, name, err);
 }

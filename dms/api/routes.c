@@ -492,6 +492,14 @@ static void rollback(void *ap, api_req *r, const char *id)
         store_release_clear(&ra.rel);
         return;
     }
+    /* Our record says it is kept; the engine has the last word (an image removed behind our back). */
+    dms_image_info info;
+    if (dms_executor_image_info(a->ex, ra.rel.image_id, &info, &err) == 0 && !info.present) {
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release", "the image of release %lld (%s) is no longer present",
+                         (long long)ra.rel.seq, ra.rel.image_id);
+        store_release_clear(&ra.rel);
+        return;
+    }
     int rc = core_mutate(a->core, api_user(r), id, do_rollback, &ra, &out, &err);
     store_release_clear(&ra.rel);
     if (rc < 0) {

@@ -425,14 +425,20 @@ static int mut_purge(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* ---- engine steps (called without locks) ---- */
 
-static void stop_run(runner *r, const char *droid_id, const char *exec_id)
+/* grace_ms: the container's own grace (< 0), or 0 to kill it at once (restart?force=1). */
+static void stop_run_grace(runner *r, const char *droid_id, const char *exec_id, int64_t grace_ms)
 {
     dms_error err = {0};
-    int rc = dms_executor_cancel(r->a->ex, exec_id, &err);
+    int rc = dms_executor_cancel_grace(r->a->ex, exec_id, grace_ms, &err);
     if (rc < 0 && rc != -DMS_E_ALREADY_COMPLETE && rc != -DMS_E_NOT_FOUND)
         log_warn("droid=%s exec=%s op=stop error=\"%s\"", droid_id, exec_id, err.message);
     else
         log_info("droid=%s exec=%s op=stop", droid_id, exec_id);
+}
+
+static void stop_run(runner *r, const char *droid_id, const char *exec_id)
+{
+    stop_run_grace(r, droid_id, exec_id, -1);
 }
 
 /* Forgets finished runs beyond the newest RUN_KEEP_LOGS (their containers and captured logs). */
@@ -600,10 +606,13 @@ static void delete_droid(runner *r, droid *d)
         }
         store_releases_free(rel, n);
     }
-    if (d->n_volumes && !d->keep_volumes)
-        log_warn("droid=%s op=delete volumes=%zu note=\"the executor API has no volume removal; volumes left "
-                 "behind (labelled io.dms.executor=%s)\"",
-                 d->id, d->n_volumes, dms_executor_id(a->ex));
+    for (size_t i = 0; !d->keep_volumes && i < d->n_volumes && i < DROID_VOLUMES_MAX; i++) {
+        char vol[DROID_ID_SIZE + DROID_VOLUME_NAME_MAX + 2];
+        droid_volume_engine_name(d, i, vol, sizeof(vol));
+        int rc = dms_executor_remove_volume(a->ex, vol, &err);
+        if (rc < 0 && rc != -DMS_E_NOT_FOUND)
+            log_warn("droid=%s op=delete volume=%s error=\"%s\"", d->id, vol, err.message);
+    }
     char dir[PATH_MAX];
     if (app_droid_dir(a, d->id, dir, sizeof(dir)) == 0)
         dms_rm_rf(dir, NULL);
@@ -627,9 +636,9 @@ static void collect_images(runner *r)
     }
     for (size_t i = 0; due[i]; i++) {
         int rc = dms_executor_remove_image(r->a->ex, due[i], &err);
-        /* Gone already, or not ours (then it never will be): either way nothing is left to do. A 409 "in use by
-         * a container" is CONFLICT too, but that one passes: it is retried. */
-        bool not_ours = rc == -DMS_E_CONFLICT && strstr(err.message, "does not carry");
+        /* Gone already, or not ours (then it never will be): either way nothing is left to do. CONFLICT ("in use
+         * by a container") is retried. */
+        bool not_ours = rc == -DMS_E_NOT_OURS;
         if (rc == 0 || rc == -DMS_E_NOT_FOUND || not_ours) {
             store_gc_done(r->a->st, due[i], NULL);
             log_info("component=runner op=gc image=%s result=%s", due[i],
@@ -716,7 +725,7 @@ static void reconcile(runner *r, const char *id)
         t->force = false;
     pthread_mutex_unlock(&r->lock);
     if (d->run_id && force)
-        stop_run(r, d->id, d->run_id);
+        stop_run_grace(r, d->id, d->run_id, 0); /* kill at once */
     start_run(r, d);
     droid_free(d);
 }

@@ -302,8 +302,7 @@ check "every droid deleted" [ "$(api "$ALICE" GET /droids | jq length)" = 0 ]
 check "no container of this dmsd is left" [ "$(docker ps -aq --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ]
 for _ in $(seq 120); do [ "$(docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ] && break; sleep 0.5; done
 check "no image of this dmsd is left" [ "$(docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ]
-LEFT=$(docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)
-echo "  note $LEFT volume(s) left: the executor API cannot remove a single volume (removed by this script's cleanup)"
+check "no volume of this dmsd is left (deleted with their droids)" [ "$(docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | wc -l)" = 0 ]
 
 echo "e2e: $PASS passed, $FAILS failed"
 [ "$FAILS" = 0 ] || { echo "e2e: dmsd log: $WORK/dmsd.log"; KEEP_WORK=1; }

@@ -49,8 +49,7 @@ static int64_t parse_time(const char *s)
     return ns;
 }
 
-/* Reads spec.json's request bits into the handler (timeouts, limits). */
-static void load_spec(docker_handler *h)
+void docker_load_spec(docker_handler *h)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/" DOCKER_SPEC_FILE, h->dir);
@@ -85,7 +84,7 @@ static void load_spec(docker_handler *h)
 /* A finished execution from its result.json. */
 static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err)
 {
-    load_spec(h); /* the job id, for status */
+    docker_load_spec(h); /* the job id, for status */
     char path[PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/" DOCKER_RESULT_FILE, h->dir);
     _cleanup_free_ char *data = NULL;
@@ -160,7 +159,7 @@ static void replay_events(docker_executor *ex, docker_handler *h, int64_t since_
 /* We hold owner.lock and there is no result: find the container and carry on where the last owner stopped. */
 static int adopt_live(docker_executor *ex, docker_handler *h, dms_error *err)
 {
-    load_spec(h);
+    docker_load_spec(h);
     json_t *j = NULL;
     int r = docker_inspect(ex, h->name, &j, err);
     if (r == -DMS_E_NOT_FOUND) {
@@ -495,7 +494,7 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
         docker_exec_dir(ex, exec_id, dir);
         docker_handler tmp = {0};
         snprintf(tmp.dir, sizeof(tmp.dir), "%s", dir);
-        load_spec(&tmp);
+        docker_load_spec(&tmp);
         snprintf(out->job_id, sizeof(out->job_id), "%s", tmp.job_id);
     }
     if (out->state != DMS_STATE_FINISHED) {

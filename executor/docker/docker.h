@@ -129,7 +129,9 @@ void docker_handler_finalize(docker_handler *h);
 void docker_handler_arm_timeout(docker_handler *h, int64_t delay_ms);
 /* Async inspect on the loop: learns the exit from State when the events said nothing. */
 void docker_handler_inspect_async(docker_handler *h);
-int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, dms_error *err);
+/* grace_ms: 0 kills at once, < 0 is the execution's own grace period. */
+int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, int64_t grace_ms,
+                  dms_error *err);
 
 /* ---- events.c ---- */
 /* Subscribes (on the loop); with wait_for_it, waits a bounded time until the stream is in place. */
@@ -145,11 +147,15 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
 int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err);
 /* Inspects a container by name or id; NOT_FOUND when absent. New reference. */
 int docker_inspect(docker_executor *ex, const char *name_or_id, json_t **out, dms_error *err);
+/* Reads spec.json's request bits (job id, limits, grace) into a handler's fields. */
+void docker_load_spec(docker_handler *h);
 
 /* ---- build.c ---- */
 int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
                  dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
 int docker_remove_image(void *cookie, const char *image, dms_error *err);
+int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_error *err);
+int docker_remove_volume(void *cookie, const char *name, dms_error *err);
 /* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
 int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err);
 /* 1 if the image is present locally, 0 if not. */

@@ -230,9 +230,10 @@ static int docker_subscribe(void *cookie, const char *exec_id, dms_waiter **out,
     return dms_waiter_new_from_file(o->dir, orphan_check, o, free, out, err);
 }
 
-static int docker_cancel_op(void *cookie, const char *exec_id, dms_cancel_reason reason, dms_error *err)
+static int docker_cancel_op(void *cookie, const char *exec_id, dms_cancel_reason reason, int64_t grace_ms,
+                            dms_error *err)
 {
-    return docker_cancel(cookie, exec_id, reason, err);
+    return docker_cancel(cookie, exec_id, reason, grace_ms, err);
 }
 
 /* ---- logs ---- */
@@ -459,6 +460,8 @@ static const dms_executor_ops docker_ops = {
     .recover = docker_recover,
     .build = docker_build,
     .remove_image = docker_remove_image,
+    .image_info = docker_image_info,
+    .remove_volume = docker_remove_volume,
 };
 
 DMS_PLUGIN_EXPORT const dms_executor_ops *dms_executor_plugin_entry(void);

@@ -792,7 +792,7 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     if (cancel_now) {
         /* A cancel arrived between create and start: it is waiting for the end; stop it now. */
         dms_error ignored;
-        docker_cancel(ex, h->exec_id, DMS_CANCEL_USER, &ignored);
+        docker_cancel(ex, h->exec_id, DMS_CANCEL_USER, -1, &ignored);
     }
     return 0;
 }
@@ -853,8 +853,19 @@ static int write_cancel_marker(const char *dir, dms_cancel_reason reason)
     return dms_write_file_atomic(path, s, strlen(s), &e);
 }
 
+/* grace 0: SIGKILL at once (POST kill; 409 "not running" means it is done). */
 static int stop_container(docker_executor *ex, const char *name_or_id, int64_t grace_ms, dms_error *err)
 {
+    if (grace_ms == 0) {
+        char kp[200];
+        snprintf(kp, sizeof(kp), "/containers/%s/kill?signal=SIGKILL", name_or_id);
+        docker_response kr;
+        int kr_rc = docker_call(&ex->client, "POST", kp, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &kr, err);
+        if (kr_rc == 0 && kr.status != 204 && kr.status != 409 && kr.status != 404)
+            kr_rc = docker_error_from_response(&kr, "kill container", err);
+        dms_buf_free(&kr.body);
+        return kr_rc;
+    }
     char p[200];
     long t = docker_grace_seconds(grace_ms);
     snprintf(p, sizeof(p), "/containers/%s/stop?t=%ld", name_or_id, t);
@@ -867,7 +878,8 @@ static int stop_container(docker_executor *ex, const char *name_or_id, int64_t g
     return r;
 }
 
-int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, dms_error *err)
+int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, int64_t grace_ms,
+                  dms_error *err)
 {
     docker_handler *h = NULL;
     int r = docker_get(ex, exec_id, &h, err);
@@ -879,13 +891,22 @@ int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason re
         docker_exec_dir(ex, exec_id, dir);
         docker_container_name(name, ex->id, exec_id);
         write_cancel_marker(dir, reason);
-        if ((r = stop_container(ex, name, DMS_DEFAULT_STOP_GRACE_MS, err)) < 0)
+        docker_handler *spec = docker_handler_new(ex, exec_id, NULL);
+        int64_t grace = DMS_DEFAULT_STOP_GRACE_MS;
+        if (spec) {
+            docker_load_spec(spec);
+            grace = spec->grace_ms;
+            docker_handler_unref(spec);
+        }
+        if (grace_ms >= 0)
+            grace = grace_ms;
+        if ((r = stop_container(ex, name, grace, err)) < 0)
             return r;
         dms_waiter *w = NULL;
         if ((r = dms_waiter_new_from_file(dir, NULL, NULL, NULL, &w, err)) < 0)
             return r;
         dms_exec_result res = {0};
-        r = dms_waiter_result(w, DMS_DEFAULT_STOP_GRACE_MS + DOCKER_CANCEL_WAIT_EXTRA_MS, &res, err);
+        r = dms_waiter_result(w, grace + DOCKER_CANCEL_WAIT_EXTRA_MS, &res, err);
         dms_waiter_free(w);
         dms_exec_result_clear(&res);
         return r;
@@ -909,7 +930,7 @@ int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason re
         h->state = DMS_STATE_STOPPING;
     char cid[80];
     snprintf(cid, sizeof(cid), "%s", h->container_id);
-    int64_t grace = h->grace_ms;
+    int64_t grace = grace_ms >= 0 ? grace_ms : h->grace_ms;
     pthread_mutex_unlock(&h->lock);
     if (first)
         write_cancel_marker(h->dir, reason);

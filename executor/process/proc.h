@@ -159,7 +159,8 @@ void proc_hard_kill(const char *dir);
 /* ---- the ops (state.c: subscribe, cancel, log_stream; inventory.c: the rest) ---- */
 
 int proc_op_subscribe(void *cookie, const char *execution_id, dms_waiter **out, dms_error *err);
-int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, dms_error *err);
+int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, int64_t grace_ms,
+                   dms_error *err);
 int proc_op_log_stream(void *cookie, const char *execution_id, const dms_log_options *opts,
                        dms_log_stream **out, dms_error *err);
 int proc_op_cleanup(void *cookie, dms_cleanup_report *report, dms_error *err);

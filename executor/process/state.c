@@ -321,7 +321,8 @@ void proc_hard_kill(const char *dir)
         kill(st.shim_pid, SIGKILL);
 }
 
-int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, dms_error *err)
+int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, int64_t grace_ms,
+                   dms_error *err)
 {
     proc_executor *p = cookie;
     char dir[PATH_MAX];
@@ -332,12 +333,26 @@ int proc_op_cancel(void *cookie, const char *execution_id, dms_cancel_reason rea
         return dms_error_set(err, DMS_E_ALREADY_COMPLETE, "execution_id", "execution %s has already finished",
                              execution_id);
     proc_mark_cancel(dir, reason);
-    proc_ring(dir, "cancel\n");
     int64_t grace = spec_int(dir, "stop_grace_ms");
     if (grace <= 0)
         grace = DMS_DEFAULT_STOP_GRACE_MS;
     dms_exec_result res = {0};
-    r = wait_result(dir, grace + CANCEL_MARGIN_MS, &res, err);
+    if (grace_ms == 0) {
+        /* At once: the shim SIGKILLs the group. */
+        proc_ring(dir, "kill\n");
+        r = wait_result(dir, CANCEL_KILL_WAIT_MS, &res, err);
+    } else if (grace_ms > 0 && grace_ms < grace) {
+        /* A shorter grace than the shim's own: we send the SIGKILL ourselves when it runs out. */
+        proc_ring(dir, "cancel\n");
+        r = wait_result(dir, grace_ms, &res, err);
+        if (r == -DMS_E_TIMEOUT) {
+            proc_ring(dir, "kill\n");
+            r = wait_result(dir, CANCEL_KILL_WAIT_MS, &res, err);
+        }
+    } else {
+        proc_ring(dir, "cancel\n");
+        r = wait_result(dir, grace + CANCEL_MARGIN_MS, &res, err);
+    }
     if (r == -DMS_E_TIMEOUT) {
         dms_logf(p->host, DMS_LOG_WARN, "exec=%s op=cancel the supervisor did not finish in time: killing",
                  execution_id);

@@ -24,6 +24,16 @@ Feature: cancel - stop an execution
     Then the outcome is "cancelled" with signal 9
     And the output of execution "e1" says "SIGTERM ignored"
 
+  Scenario: A cancel "at once" kills without waiting for the grace period
+    Given I started a job that ignores SIGTERM as execution "e1" with the flags "--grace 30s"
+    And the output of execution "e1" says "sigterm-ignorer: ready"
+    When I cancel execution "e1" at once
+    Then the cancel succeeds
+    And the answer came within 3 seconds
+    And no workload of execution "e1" is running any more
+    When I wait for execution "e1"
+    Then the outcome is "cancelled" with signal 9
+
   @needs-image
   Scenario: Cancelling from another client while the image is being pulled creates nothing
     Given a registry on 127.0.0.1 that accepts connections and never answers

@@ -217,7 +217,8 @@ static int mt_subscribe(void *cookie, const char *execution_id, dms_waiter **out
     return r;
 }
 
-static int mt_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, dms_error *err)
+static int mt_cancel(void *cookie, const char *execution_id, dms_cancel_reason reason, int64_t grace_ms,
+                     dms_error *err)
 {
     mt *m = cookie;
     pthread_mutex_lock(&m->lock);

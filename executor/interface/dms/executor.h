@@ -133,6 +133,10 @@ void dms_waiter_free(dms_waiter *w);
  * ALREADY_COMPLETE (it had already finished; harmless). */
 int dms_executor_cancel(dms_executor *ex, const char *execution_id, dms_error *err);
 
+/* dms_executor_cancel with a grace period of its own: 0 kills at once (SIGKILL), < 0 is the execution's
+ * stop_grace_ms. For "restart now" and for hosts that know better than the request. */
+int dms_executor_cancel_grace(dms_executor *ex, const char *execution_id, int64_t grace_ms, dms_error *err);
+
 /* Opens a stream of the execution's output (history per opts, then live frames with follow until it ends).
  * Works after the container is gone: output is served from the executor's own capture files.
  * opts may be NULL (all history, no follow). Caller owns *out; free with dms_log_stream_free(). */
@@ -192,8 +196,22 @@ typedef void (*dms_build_output_fn)(void *userdata, dms_stream_type stream, cons
 int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build_output_fn out, void *userdata,
                        dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
 
-/* Removes an image this executor built (by reference or id); only images carrying its labels. */
+/* Removes an image this executor built (by reference or id). NOT_OURS for an image without its labels (left
+ * alone), CONFLICT when the engine refuses because a container uses it. */
 int dms_executor_remove_image(dms_executor *ex, const char *image, dms_error *err);
+
+typedef struct dms_image_info {
+    bool present;       /* the engine has it */
+    bool ours;          /* it carries this executor's labels (built by it) */
+    char id[80];        /* "sha256:..." when present */
+} dms_image_info;
+
+/* Whether an image is present (no pull is attempted). 0 with out->present false when it is not. */
+int dms_executor_image_info(dms_executor *ex, const char *image, dms_image_info *out, dms_error *err);
+
+/* Removes a named volume this executor created (it carries its labels). NOT_FOUND when there is none, NOT_OURS
+ * for someone else's, CONFLICT while a container uses it. */
+int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *err);
 
 /* ---- cancel tokens: cancel a blocking call from another thread ---- */
 int dms_cancel_token_new(dms_cancel_token **out, dms_error *err);

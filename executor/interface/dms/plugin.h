@@ -29,7 +29,7 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION 1u
+#define DMS_EXECUTOR_ABI_VERSION 2u
 #define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
 #define DMS_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -61,7 +61,9 @@ typedef struct dms_executor_ops {
     int (*start)(void *cookie, const dms_exec_request *req, dms_error *err);
     /* A waiter for the execution's result (dms_waiter_new_from_cell / _file in dms/backend.h). */
     int (*subscribe)(void *cookie, const char *execution_id, dms_waiter **out, dms_error *err);
-    int (*cancel)(void *cookie, const char *execution_id, dms_cancel_reason reason, dms_error *err);
+    /* grace_ms: SIGTERM to SIGKILL; 0 = SIGKILL at once; < 0 = the execution's own stop_grace_ms. */
+    int (*cancel)(void *cookie, const char *execution_id, dms_cancel_reason reason, int64_t grace_ms,
+                  dms_error *err);
     int (*log_stream)(void *cookie, const char *execution_id, const dms_log_options *opts, dms_log_stream **out,
                       dms_error *err);
     int (*cleanup)(void *cookie, dms_cleanup_report *report, dms_error *err);
@@ -74,6 +76,8 @@ typedef struct dms_executor_ops {
     int (*build)(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
                  dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
     int (*remove_image)(void *cookie, const char *image, dms_error *err);
+    int (*image_info)(void *cookie, const char *image, dms_image_info *out, dms_error *err);
+    int (*remove_volume)(void *cookie, const char *name, dms_error *err);
 } dms_executor_ops;
 
 typedef const dms_executor_ops *(*dms_plugin_entry_fn)(void);

@@ -101,6 +101,11 @@ def step_cancel(context, execution):
     remember(context, context.dms.run(["cancel", execution], timeout_s=CANCEL_CALL_TIMEOUT_S))
 
 
+@when('I cancel execution "{execution:Q}" at once')
+def step_cancel_now(context, execution):
+    remember(context, context.dms.run(["cancel", "--now", execution], timeout_s=CANCEL_CALL_TIMEOUT_S))
+
+
 @then('the cancel succeeds')
 def step_cancel_ok(context):
     assert_ok(context.last, "cancel")
