@@ -6,7 +6,8 @@
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
-#   make run             install deps, bring Docker up, build, and run workloads through the executor (scripts/demo)
+#   make run             install deps, bring Docker up, build, start dmsd and deploy the example droid
+#   make demo            the same set-up, then workloads straight through the executor CLI (scripts/demo)
 #   make format / lint / valgrind / bench / clean
 
 PREFIX ?= /usr/local
@@ -100,9 +101,17 @@ BEHAVE_ARGS ?=
 check-features: build-all
 	scripts/run-features $(if $(BEHAVE_ARGS),$(BEHAVE_ARGS),--all-backends)
 
-# ---- the main job: a fresh machine to a running workload ----
-.PHONY: run
+# ---- the main job: a fresh machine to a running dmsd with the example droid deployed ----
+.PHONY: run demo
 run:
+	scripts/install-deps
+	scripts/docker-up
+	scripts/test-images
+	$(MAKE) build-all
+	scripts/run-example
+
+# Workloads straight through the executor CLI (no dmsd): run, logs, cancel, cleanup.
+demo:
 	scripts/install-deps
 	scripts/docker-up
 	scripts/test-images
