@@ -4,7 +4,7 @@
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
- * DMS_PLUGIN_DIR. */
+ * DMS_PLUGIN_DIR, DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,7 +23,11 @@
 #include "app.h"
 #include "build/builder.h"
 #include "common.h"
+#include "router/router.h"
 #include "run/runner.h"
+#include "snooze/snooze.h"
+#include "snooze/tz.h"
+#include "view.h"
 
 #define SECRET_MIN_RECOMMENDED 32
 
@@ -46,7 +50,9 @@ static void usage(FILE *f)
         "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
         "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
         "engine),\n"
-        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
+        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n"
+        "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN "; port 0: any free one; off: no routing, no snooze),\n"
+        "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data dir).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -85,6 +91,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->executor_id = env_or("DMS_EXECUTOR_ID", DMSD_EXECUTOR_ID);
     cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
+    cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
+    cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
+    cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -179,6 +188,22 @@ static int open_executor(app *a, dms_error *err)
     return 0;
 }
 
+/* The wake listener first (the router's wake routes point at it), then the router with Caddy. */
+static int start_routing(app *a, dms_error *err)
+{
+    int r = snooze_open(&a->snooze, a, err);
+    if (r < 0)
+        return r;
+    char state[PATH_MAX];
+    snprintf(state, sizeof(state), "%s/caddy", a->cfg.data_dir);
+    router_config rc = {.caddy_bin = a->cfg.caddy_bin,
+                        .listen = a->cfg.proxy_listen,
+                        .admin = a->cfg.caddy_admin,
+                        .state_dir = state,
+                        .wake_addr = snooze_wake_addr(a->snooze)};
+    return router_start(&a->router, a->core, &rc, err);
+}
+
 int main(int argc, char **argv)
 {
     app a = {0};
@@ -218,7 +243,13 @@ int main(int argc, char **argv)
             a.cfg.backend, err.message);
         dms_error_clear(&err);
     }
+    if (a.ex && strcmp(a.cfg.proxy_listen, "off") != 0 && start_routing(&a, &err) < 0)
+        goto fail;
     if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0))
+        goto fail;
+    core_view view = dmsd_view(&a);
+    core_set_view(a.core, &view);
+    if (a.snooze && snooze_start(a.snooze, &err) < 0)
         goto fail;
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
@@ -235,8 +266,12 @@ int main(int argc, char **argv)
         if (dms_write_file_atomic(a.cfg.port_file, num, strlen(num), &err) < 0)
             goto fail;
     }
-    fprintf(stderr, "dmsd %s: listening on %s (port %d), data %s, executor %s, %zu droids\n", DMS_VERSION,
-            a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none", core_count(a.core));
+    char proxy[64] = "off";
+    if (a.router)
+        snprintf(proxy, sizeof(proxy), "http://<name>.localhost:%d/", router_port(a.router));
+    fprintf(stderr, "dmsd %s: listening on %s (port %d), data %s, executor %s, %zu droids, droids at %s\n",
+            DMS_VERSION, a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none", core_count(a.core),
+            proxy);
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info("component=dmsd op=stop signal=%d", sig);
@@ -249,6 +284,9 @@ out:
     core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
     builder_stop(a.builder);
     runner_stop(a.runner);
+    snooze_close(a.snooze);
+    router_stop(a.router);
+    core_set_view(a.core ? a.core : NULL, NULL);
     dms_executor_close(a.ex);
     dms_registry_close(a.reg);
     core_close(a.core);
@@ -262,5 +300,9 @@ out:
     free(a.cfg.jwt_secret);
     free(a.cfg.port_file);
     free(a.cfg.executor_id);
+    free(a.cfg.proxy_listen);
+    free(a.cfg.caddy_bin);
+    free(a.cfg.caddy_admin);
+    tz_cache_clear();
     return rc;
 }

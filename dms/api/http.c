@@ -464,6 +464,14 @@ int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err)
     return dms_error_set(err, DMS_E_INVALID, key, "%s must be 1, 0, true or false", key);
 }
 
+bool api_body_empty(const api_req *r)
+{
+    for (size_t i = 0; i < r->body.len; i++)
+        if (r->body.data[i] != ' ' && r->body.data[i] != '\t' && r->body.data[i] != '\r' && r->body.data[i] != '\n')
+            return false;
+    return true;
+}
+
 json_t *api_body_json(api_req *r, dms_error *err)
 {
     if (!r->body.len) {

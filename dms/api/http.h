@@ -56,6 +56,8 @@ const char *api_query(api_req *r, const char *key);
 int api_query_i64(api_req *r, const char *key, long long max, long long *out, dms_error *err);
 /* A boolean flag: absent/0/false -> false; ""/1/true -> true; anything else is INVALID. */
 int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err);
+/* True if the request has no body, or only white space. */
+bool api_body_empty(const api_req *r);
 /* The body parsed as JSON (NULL + INVALID with field "body" when it is not). Caller owns the result. */
 json_t *api_body_json(api_req *r, dms_error *err);
 

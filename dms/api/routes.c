@@ -10,6 +10,7 @@
 #include "../build/builder.h"
 #include "../common.h"
 #include "../run/runner.h"
+#include "../snooze/snooze.h"
 
 #define EVENTS_PAGE_MAX 1000
 #define BUILDS_LIST_MAX 50
@@ -17,9 +18,9 @@
 void route_logs(void *app, api_req *r, const char *id);
 void route_git_check(void *app, api_req *r, const char *id);
 
-static void reply_droid(api_req *r, unsigned status, const droid *d)
+static void reply_droid(app *a, api_req *r, unsigned status, const droid *d)
 {
-    json_t *j = droid_to_json(d);
+    json_t *j = core_droid_json(a->core, d);
     if (!j) {
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
@@ -60,7 +61,7 @@ static void create(void *ap, api_req *r, const char *id)
         return;
     }
     droid_free(d);
-    reply_droid(r, MHD_HTTP_CREATED, out);
+    reply_droid(a, r, MHD_HTTP_CREATED, out);
     droid_free(out);
 }
 
@@ -173,6 +174,8 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
         if (dmsd_set_str(&d->name, p->name) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
+    if (p->name)
+        core_tx_kick_runner(tx); /* its route's host name follows */
     bool config = false;
     if (p->has_port && p->port != d->port) {
         d->port = p->port;
@@ -254,20 +257,38 @@ static void patch(void *ap, api_req *r, const char *id)
         builder_kick(a->builder);
     droid_free(cur);
     droid_patch_clear(&p);
-    reply_droid(r, MHD_HTTP_OK, out);
+    reply_droid(a, r, MHD_HTTP_OK, out);
     droid_free(out);
 }
 
 /* ---- lifecycle ---- */
 
+typedef struct settled_ctx {
+    api_pending *p;
+    core *core;
+} settled_ctx;
+
 static void settled_reply(void *ud, const droid *d)
 {
-    api_pending *p = ud;
-    if (!d) {
-        api_pending_complete(p, MHD_HTTP_OK, json_pack("{s:b}", "deleted", 1));
-        return;
-    }
-    api_pending_complete(p, MHD_HTTP_OK, droid_to_json(d));
+    settled_ctx *sc = ud;
+    if (!d)
+        api_pending_complete(sc->p, MHD_HTTP_OK, json_pack("{s:b}", "deleted", 1));
+    else
+        api_pending_complete(sc->p, MHD_HTTP_OK, core_droid_json(sc->core, d));
+    free(sc);
+}
+
+/* A start or restart of a droid that sleeps wakes it (the schedule may put it back to sleep once idle). */
+static int wake_for_request(core_tx *tx, droid *d, const char *why, dms_error *err)
+{
+    if (!d->asleep)
+        return 0;
+    d->asleep = false;
+    d->woken_ns = dmsd_now_ns();
+    core_tx_kick_runner(tx);
+    if (d->state == DROID_SNOOZED)
+        return core_tx_set_state(tx, d, DROID_STARTING, why, err);
+    return 0;
 }
 
 static int do_start(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -277,6 +298,8 @@ static int do_start(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->want_running = true;
     d->crash_count = d->start_failures = 0;
     d->retry_at_ns = 0;
+    if ((r = wake_for_request(tx, d, "woken: start requested", err)) < 0)
+        return r;
     if (d->want_release) {
         if (d->state == DROID_STOPPED || d->state == DROID_FAILED)
             if ((r = core_tx_set_state(tx, d, DROID_STARTING, "start requested", err)) < 0)
@@ -302,6 +325,7 @@ static int do_stop(core_tx *tx, droid *d, void *ud, dms_error *err)
 {
     (void)ud;
     d->want_running = false;
+    d->asleep = false;
     d->retry_at_ns = 0;
     core_tx_kick_runner(tx);
     /* With nothing running, stopped is already true; otherwise the runner says so once the container is gone.
@@ -321,6 +345,8 @@ static int do_restart(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (!d->want_release)
         return dms_error_set(err, DMS_E_CONFLICT, "status", "droid %s has no release to restart yet", d->id);
     d->want_running = true;
+    d->asleep = false;
+    d->woken_ns = dmsd_now_ns();
     d->restart_gen++;
     d->crash_count = d->start_failures = 0;
     d->retry_at_ns = 0;
@@ -340,14 +366,22 @@ static void lifecycle(app *a, api_req *r, const char *id, core_mutator fn, void 
         return;
     }
     if (!wait) {
-        reply_droid(r, MHD_HTTP_ACCEPTED, out);
+        reply_droid(a, r, MHD_HTTP_ACCEPTED, out);
         droid_free(out);
         return;
     }
     droid_free(out);
-    api_pending *p = api_defer(r);
-    if (p)
-        runner_when_settled(a->runner, id, settled_reply, p);
+    settled_ctx *sc = calloc(1, sizeof(*sc));
+    if (!sc) {
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+        return;
+    }
+    sc->core = a->core;
+    if (!(sc->p = api_defer(r))) {
+        free(sc);
+        return;
+    }
+    runner_when_settled(a->runner, id, settled_reply, sc);
 }
 
 static void start(void *ap, api_req *r, const char *id)
@@ -506,7 +540,66 @@ static void rollback(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    reply_droid(r, MHD_HTTP_ACCEPTED, out);
+    reply_droid(a, r, MHD_HTTP_ACCEPTED, out);
+    droid_free(out);
+}
+
+/* ---- snooze ---- */
+
+static bool need_snooze(app *a, api_req *r)
+{
+    if (a->snooze)
+        return true;
+    api_reply_errorf(r, MHD_HTTP_CONFLICT, NULL,
+                     "snooze needs routing, which is off in this dmsd (DMS_PROXY_LISTEN=off, or no executor)");
+    return false;
+}
+
+static void snooze_get(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    json_t *j = NULL;
+    if (core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    json_t *sn = json_incref(json_object_get(j, "snooze"));
+    json_decref(j);
+    api_reply_json(r, MHD_HTTP_OK, sn ? sn : json_null());
+}
+
+static void snooze_put(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    droid *out = NULL;
+    if (!need_snooze(a, r))
+        return;
+    /* An empty body clears the schedule, like DELETE. */
+    json_t *body = api_body_empty(r) ? json_null() : api_body_json(r, &err);
+    if (!body || snooze_set(a->snooze, api_user(r), id, body, &out, &err) < 0) {
+        json_decref(body);
+        api_reply_error(r, &err);
+        return;
+    }
+    json_decref(body);
+    reply_droid(a, r, MHD_HTTP_OK, out);
+    droid_free(out);
+}
+
+static void snooze_delete(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    droid *out = NULL;
+    if (!need_snooze(a, r))
+        return;
+    if (snooze_set(a->snooze, api_user(r), id, NULL, &out, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    reply_droid(a, r, MHD_HTTP_OK, out);
     droid_free(out);
 }
 
@@ -539,5 +632,8 @@ const api_route dmsd_routes[] = {
     {"GET", "/droids/:id/builds", builds, q_none},
     {"POST", "/droids/:id/rollback", rollback, q_none},
     {"POST", "/droids/:id/build/cancel", cancel_build, q_none},
+    {"GET", "/droids/:id/snooze", snooze_get, q_none},
+    {"PUT", "/droids/:id/snooze", snooze_put, q_none},
+    {"DELETE", "/droids/:id/snooze", snooze_delete, q_none},
     {NULL, NULL, NULL, NULL},
 };

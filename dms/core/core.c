@@ -19,6 +19,7 @@ struct core {
     size_t n_used;   /* live entries */
     size_t n_filled; /* live + tombstones */
     core_hooks hooks;
+    core_view view;
 };
 
 static droid tombstone_;
@@ -171,6 +172,19 @@ store *core_store(core *c)
     return c->st;
 }
 
+void core_set_view(core *c, const core_view *view)
+{
+    c->view = view ? *view : (core_view){0};
+}
+
+json_t *core_droid_json(core *c, const droid *d)
+{
+    json_t *j = droid_to_json(d);
+    if (j && c->view.droid_json)
+        c->view.droid_json(c->view.ud, d, j);
+    return j;
+}
+
 /* ---- reads ---- */
 
 static const droid *visible(core *c, const char *user, const char *id)
@@ -198,7 +212,7 @@ int core_get_json(core *c, const char *user, const char *id, json_t **out, dms_e
 {
     pthread_rwlock_rdlock(&c->cache_lock);
     const droid *d = visible(c, user, id);
-    json_t *j = d ? droid_to_json(d) : NULL;
+    json_t *j = d ? core_droid_json(c, d) : NULL;
     pthread_rwlock_unlock(&c->cache_lock);
     if (!d)
         return not_found(err, id);
@@ -251,7 +265,9 @@ int core_status_body(core *c, const char *user, const char *id, char **out, size
             dms_buf_printf(&b, ",\"release\":%lld", (long long)d->want_release);
         else
             dms_buf_append(&b, ",\"release\":null", 15);
-        if (d->host_port > 0 && d->run_id)
+        if (c->view.status_body)
+            c->view.status_body(c->view.ud, d, &b);
+        else if (d->host_port > 0 && d->run_id)
             dms_buf_printf(&b, ",\"url\":\"http://127.0.0.1:%d\"", d->host_port);
         else
             dms_buf_append(&b, ",\"url\":null", 11);
@@ -291,7 +307,7 @@ json_t *core_list_json(core *c, const char *user)
     if (mine)
         qsort(mine, n, sizeof(*mine), by_created);
     for (size_t i = 0; a && i < n; i++)
-        json_array_append_new(a, droid_to_json(mine[i]));
+        json_array_append_new(a, core_droid_json(c, mine[i]));
     pthread_rwlock_unlock(&c->cache_lock);
     free(mine);
     return a;

@@ -23,6 +23,7 @@
 
 #include "../droids/droid.h"
 #include "../store/store.h"
+#include "util.h"
 
 typedef struct core core;
 
@@ -32,11 +33,23 @@ typedef struct core_hooks {
     void *ud;
 } core_hooks;
 
+/* How droids are shown beyond droid_to_json(): the router's URL, the snooze summary. Both callbacks run under
+ * the cache's read lock and must not call back into core. */
+typedef struct core_view {
+    void (*droid_json)(void *ud, const droid *d, json_t *obj);  /* adds or replaces members of the public JSON */
+    void (*status_body)(void *ud, const droid *d, dms_buf *b); /* appends ",\"url\":..." and other members */
+    void *ud;
+} core_view;
+
 /* Loads every droid from the store into the cache. The store stays owned by the caller. */
 int core_open(core **out, store *st, dms_error *err);
 void core_close(core *c);
 void core_set_hooks(core *c, const core_hooks *hooks);
 store *core_store(core *c);
+/* Set once before the API serves (not synchronised with readers). */
+void core_set_view(core *c, const core_view *view);
+/* droid_to_json() plus the view. Caller owns; NULL on OOM. */
+json_t *core_droid_json(core *c, const droid *d);
 
 /* ---- reads (users see only their own droids; another user's id is NOT_FOUND) ---- */
 

@@ -40,6 +40,8 @@ void droid_free(droid *d)
     free(d->reason);
     free(d->run_id);
     free(d->commit_sha);
+    free(d->run_addr);
+    free(d->snooze_json);
     free(d);
 }
 
@@ -61,7 +63,8 @@ droid *droid_copy(const droid *d)
               dup_into(&c->branch, d->branch) & dup_into(&c->commit, d->commit) &
               dup_into(&c->language, d->language) & dup_into(&c->env_json, d->env_json) &
               dup_into(&c->reason, d->reason) & dup_into(&c->run_id, d->run_id) &
-              dup_into(&c->commit_sha, d->commit_sha);
+              dup_into(&c->commit_sha, d->commit_sha) & dup_into(&c->run_addr, d->run_addr) &
+              dup_into(&c->snooze_json, d->snooze_json);
     if (ok && d->n_volumes) {
         c->volumes = calloc(d->n_volumes, sizeof(*c->volumes));
         ok = c->volumes != NULL;
@@ -558,5 +561,10 @@ json_t *droid_to_json(const droid *d)
         updated, "release", d->want_release ? json_integer(d->want_release) : json_null(), "commit_sha",
         str_or_null(d->commit_sha), "url", url, "host_port",
         d->host_port > 0 ? json_integer(d->host_port) : json_null());
+    json_t *snooze = d->snooze_json ? json_loads(d->snooze_json, 0, NULL) : NULL;
+    if (o)
+        json_object_set_new(o, "snooze", snooze ? snooze : json_null());
+    else
+        json_decref(snooze);
     return o;
 }

@@ -75,6 +75,13 @@ typedef struct droid {
     int start_failures;  /* consecutive failed starts */
     int64_t retry_at_ns; /* when the next retry (crash backoff, start retry) is due; 0 = none */
     char *commit_sha;    /* the commit the current release was built from */
+    char *run_addr;      /* "ip:port" of the current run on droid-net, what the router dials; NULL if none */
+
+    /* snooze (snooze/): a schedule, and whether it sleeps (no container; its route wakes it on a request) */
+    char *snooze_json; /* canonical schedule (snooze/schedule.h), NULL = none */
+    bool asleep;       /* wanted running but asleep: the runner keeps no container and routes to the wake handler */
+    int64_t woken_ns;  /* last wake by a request or a start: a window that began earlier does not put it back to
+                        * sleep before it has been idle for idle_timeout_s */
 
     /* deletion: hidden from users at once, removed by the runner, then purged from the store */
     bool deleting;

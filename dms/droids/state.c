@@ -6,6 +6,7 @@
 static const char *const names[DROID_STATE_COUNT] = {
     [DROID_PENDING] = "pending", [DROID_BUILDING] = "building", [DROID_STARTING] = "starting",
     [DROID_RUNNING] = "running", [DROID_FAILED] = "failed",     [DROID_STOPPED] = "stopped",
+    [DROID_SNOOZED] = "snoozed",
 };
 
 /* allowed[from][to]. Why each odd one exists:
@@ -14,15 +15,19 @@ static const char *const names[DROID_STATE_COUNT] = {
  *  running -> pending/building: a change of code queues a rebuild; the old container keeps serving meanwhile.
  *  running -> starting: a crash (restart with backoff), a restart, or a change of env/port.
  *  starting -> starting: another attempt after a crash or a failed start.
- *  -> running only from starting: nothing runs without being started. */
+ *  -> running only from starting: nothing runs without being started.
+ *  running/starting -> snoozed: its snooze schedule put it to sleep (a window began, or it idled).
+ *  snoozed -> starting: a request (or a window's end, a start, a restart) woke it.
+ *  snoozed -> pending/building/failed: a rebuild asked for while it sleeps, and how that build went. */
 static const bool allowed[DROID_STATE_COUNT][DROID_STATE_COUNT] = {
-    /*               pending building starting running failed stopped */
-    [DROID_PENDING] = {false, true, true, false, true, true},
-    [DROID_BUILDING] = {true, false, true, true, true, true},
-    [DROID_STARTING] = {true, true, true, true, true, true},
-    [DROID_RUNNING] = {true, true, true, false, true, true},
-    [DROID_FAILED] = {true, true, true, false, false, true},
-    [DROID_STOPPED] = {true, true, true, false, false, false},
+    /*               pending building starting running failed stopped snoozed */
+    [DROID_PENDING] = {false, true, true, false, true, true, false},
+    [DROID_BUILDING] = {true, false, true, true, true, true, false},
+    [DROID_STARTING] = {true, true, true, true, true, true, true},
+    [DROID_RUNNING] = {true, true, true, false, true, true, true},
+    [DROID_FAILED] = {true, true, true, false, false, true, false},
+    [DROID_STOPPED] = {true, true, true, false, false, false, false},
+    [DROID_SNOOZED] = {true, true, true, false, true, true, false},
 };
 
 const char *droid_state_name(droid_state s)

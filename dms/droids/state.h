@@ -1,6 +1,7 @@
 /* droids/state.h - the droid state machine: the states, their names, and which transitions exist.
  *
- *   pending -> building -> starting -> running,  plus failed and stopped from anywhere they make sense.
+ *   pending -> building -> starting -> running,  plus failed and stopped from anywhere they make sense, and
+ *   running <-> snoozed: asleep by its snooze schedule (no container; a request wakes it: snoozed -> starting).
  *
  * Pure functions, thread-safe. The store records every transition as an event (time, from, to, reason); the
  * code that changes state asks droid_transition_check() first, so an impossible change is refused, not
@@ -20,6 +21,7 @@ typedef enum droid_state {
     DROID_RUNNING = 3,  /* its container runs */
     DROID_FAILED = 4,   /* gave up; reason says why (user's fault, or retries exhausted) */
     DROID_STOPPED = 5,  /* stopped on request (or a build cancelled with nothing to serve) */
+    DROID_SNOOZED = 6,  /* asleep (snooze/): no container; its route holds a request and wakes it */
     DROID_STATE_COUNT
 } droid_state;
 

@@ -46,12 +46,13 @@ static json_t *handler(const route_spec *r)
         return json_pack("{s:s, s:o, s:{s:{s:s}}}", "handler", "reverse_proxy", "upstreams", upstreams(r),
                          "load_balancing", "selection_policy", "policy", "first");
     case ROUTE_WAKE:
-        /* One connection per held request (the wake handler splices it to the container), streamed as it comes.
-         */
-        return json_pack("{s:s, s:o, s:{s:{s:s}}, s:{s:{s:{s:[s]}}}, s:{s:s, s:{s:b}}, s:i}", "handler",
-                         "reverse_proxy", "upstreams", upstreams(r), "load_balancing", "selection_policy",
-                         "policy", "first", "headers", "request", "set", CADDY_WAKE_HEADER, r->droid_id,
-                         "transport", "protocol", "http", "keep_alive", "enabled", 0, "flush_interval", -1);
+        /* Caddy's default transport: measured with Caddy 2.6.2, a request held by the upstream survives a config
+         * change (the route moving on once the droid is awake) only with keep-alive on and flush_interval left
+         * alone; with either changed it ends in a 502 at the reload. A connection the wake handler spliced to a
+         * container may be reused by this route's own pool: it leads to the same droid. */
+        return json_pack("{s:s, s:o, s:{s:{s:s}}, s:{s:{s:{s:[s]}}}}", "handler", "reverse_proxy", "upstreams",
+                         upstreams(r), "load_balancing", "selection_policy", "policy", "first", "headers",
+                         "request", "set", CADDY_WAKE_HEADER, r->droid_id);
     case ROUTE_DOWN:
         return json_pack("{s:s, s:i, s:s, s:{s:[s]}}", "handler", "static_response", "status_code", 503, "body",
                          r->message, "headers", "Content-Type", "text/plain; charset=utf-8");

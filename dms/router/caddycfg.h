@@ -9,8 +9,8 @@
  *          listed second under the "first" selection policy: it gets no new request, but Caddy keeps counting the
  *          requests still in flight to it (GET /reverse_proxy/upstreams), which is how dmsd drains it. An
  *          upstream that is in no config any more drops out of that list even while requests to it run.
- *   WAKE   reverse_proxy to dmsd's wake listener with the droid's id in the X-Dms-Wake header and keep-alive off
- *          (each held request is its own connection, which the wake handler splices to the woken container).
+ *   WAKE   reverse_proxy to dmsd's wake listener with the droid's id in the X-Dms-Wake header; the wake handler
+ *          holds the request and splices its connection to the woken container.
  *   DOWN   a 503 with a short text: stopped, failed, starting, not built yet.
  * A droid without a route (deleted) falls through to the catch-all: 404 "no droid here".
  *

@@ -18,6 +18,9 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../router/probe.h"
+#include "../router/router.h"
+#include "../snooze/snooze.h"
 
 #define RUN_WORKERS           2
 #define DROID_NETWORK         "droid-net"
@@ -29,6 +32,18 @@
 #define GC_BACKOFF_BASE_MS    5000
 #define GC_BACKOFF_MAX_MS     (10 * 60 * 1000)
 #define DELETE_IMAGE_RETRY_MS 250
+/* Zero-downtime replacement (with a router): the new container must answer an HTTP request on its port within
+ * RUN_HEALTH_TIMEOUT_MS before the route moves to it, when the old one answers one (a droid that never served
+ * HTTP is replaced as before); then requests still in flight to the old one get RUN_DRAIN_MAX_MS. */
+#define RUN_HEALTH_TIMEOUT_MS 30000
+#define RUN_HEALTH_POLL_MS    20
+#define RUN_HEALTH_PROBE_MS   1000 /* one probe; also how long the old container gets to show it serves HTTP */
+#define RUN_EXIT_CHECK_MS     500  /* while waiting for health, how often to ask whether the container died */
+#define RUN_DRAIN_MAX_MS      30000
+#define RUN_SWAP_SETTLE_MS    50   /* after a route change, before counting: Caddy's previous servers finish
+                                    * handing out the requests they had accepted */
+#define RUN_WAKE_PORT_MS      20000 /* a woken container's port: held requests wait this long for it */
+#define RUN_INTENT_TTL_MS     60000 /* how long an intended stop is remembered without its exit being seen */
 
 typedef struct settle {
     runner_settled_fn fn;
@@ -61,6 +76,13 @@ typedef struct qitem {
     struct qitem *next;
 } qitem;
 
+/* A run the runner stops on purpose (replaced, put to sleep): its exit is not a crash. */
+typedef struct intent {
+    char exec_id[DMS_ID_MAX + 1];
+    int64_t at_ms;
+    struct intent *next;
+} intent;
+
 struct runner {
     app *a;
     pthread_mutex_t lock;
@@ -69,6 +91,7 @@ struct runner {
     rt *rts;
     qitem *head, *tail;
     watch *watches;
+    intent *intents;
     int wake_fd;
     pthread_t workers[RUN_WORKERS];
     int n_workers;
@@ -244,6 +267,7 @@ typedef struct exit_args {
     const char *exec_id;
     const dms_exec_result *res;
     int64_t started_ns;
+    bool intended;       /* the runner stopped it on purpose */
     int64_t retry_at_ns; /* out */
 } exit_args;
 
@@ -258,6 +282,8 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
     describe(ea->res, what, sizeof(what));
     free(d->run_id);
     d->run_id = NULL;
+    free(d->run_addr);
+    d->run_addr = NULL;
     d->host_port = 0;
     core_tx_kick_runner(tx);
     if (d->deleting)
@@ -269,6 +295,13 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
             snprintf(why, sizeof(why), "container %s (a stop was requested)", what);
         return core_tx_set_state(tx, d, DROID_STOPPED, why, err);
     }
+    if (d->asleep) {
+        if (d->state == DROID_SNOOZED)
+            return 0;
+        return core_tx_set_state(tx, d, DROID_SNOOZED, "asleep: its container is stopped", err);
+    }
+    if (ea->intended)
+        return 0; /* stopped on purpose, then woken: the runner starts it again */
     int64_t now = dmsd_now_ns();
     /* How long it lived, from the result's own times when it has them: a run that died while dmsd was down
      * must not look long-lived because it was noticed late. */
@@ -324,6 +357,7 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
 typedef struct started_args {
     const prep_args *pa;
     int host_port;
+    const char *addr;             /* where the router dials it, or "" */
     bool unwanted;                /* out: stopped/deleted while it started */
     char old_run[DMS_ID_MAX + 1]; /* out: the run it replaces */
 } started_args;
@@ -342,6 +376,8 @@ static int mut_started(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->run_config_gen = sa->pa->config_gen;
     d->run_restart_gen = sa->pa->restart_gen;
     d->host_port = sa->host_port;
+    if (dmsd_set_str(&d->run_addr, sa->addr && *sa->addr ? sa->addr : NULL) < 0)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     d->start_failures = 0;
     char why[128];
     if (sa->host_port)
@@ -398,11 +434,31 @@ static int mut_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (d->run_id && exec_id && strcmp(d->run_id, exec_id) == 0) {
         free(d->run_id);
         d->run_id = NULL;
+        free(d->run_addr);
+        d->run_addr = NULL;
         d->host_port = 0;
     }
     if (d->deleting || d->want_running || d->state == DROID_STOPPED)
         return 0;
     return core_tx_set_state(tx, d, DROID_STOPPED, "stopped on request", err);
+}
+
+/* Its container was stopped to let it sleep (or it had none). */
+static int mut_asleep(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    const char *exec_id = ud;
+    if (d->run_id && exec_id && strcmp(d->run_id, exec_id) == 0) {
+        free(d->run_id);
+        d->run_id = NULL;
+        free(d->run_addr);
+        d->run_addr = NULL;
+        d->host_port = 0;
+    }
+    /* No kick: a wake that came meanwhile has kicked already (and marked this droid dirty). */
+    if (d->deleting || !d->want_running || !d->asleep || d->state == DROID_SNOOZED ||
+        !droid_state_is_active(d->state))
+        return 0;
+    return core_tx_set_state(tx, d, DROID_SNOOZED, "asleep: its container is stopped", err);
 }
 
 static int mut_settle_state(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -425,10 +481,50 @@ static int mut_purge(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* ---- engine steps (called without locks) ---- */
 
+static void intend(runner *r, const char *exec_id)
+{
+    int64_t now = dmsd_mono_ms();
+    pthread_mutex_lock(&r->lock);
+    for (intent **pp = &r->intents; *pp;) {
+        intent *i = *pp;
+        if (now - i->at_ms > RUN_INTENT_TTL_MS || strcmp(i->exec_id, exec_id) == 0) {
+            *pp = i->next;
+            free(i);
+        } else {
+            pp = &i->next;
+        }
+    }
+    intent *i = calloc(1, sizeof(*i));
+    if (i) {
+        snprintf(i->exec_id, sizeof(i->exec_id), "%s", exec_id);
+        i->at_ms = now;
+        i->next = r->intents;
+        r->intents = i;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static bool take_intent(runner *r, const char *exec_id)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->lock);
+    for (intent **pp = &r->intents; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->exec_id, exec_id) == 0) {
+            intent *i = *pp;
+            *pp = i->next;
+            free(i);
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
 /* grace_ms: the container's own grace (< 0), or 0 to kill it at once (restart?force=1). */
 static void stop_run_grace(runner *r, const char *droid_id, const char *exec_id, int64_t grace_ms)
 {
     dms_error err = {0};
+    intend(r, exec_id);
     int rc = dms_executor_cancel_grace(r->a->ex, exec_id, grace_ms, &err);
     if (rc < 0 && rc != -DMS_E_ALREADY_COMPLETE && rc != -DMS_E_NOT_FOUND)
         log_warn("droid=%s exec=%s op=stop error=\"%s\"", droid_id, exec_id, err.message);
@@ -470,7 +566,48 @@ static void forget_old_runs(runner *r, const droid *d, bool all)
     free(runs);
 }
 
-static int start_run(runner *r, const droid *d0)
+/* Records a run that ended before it became the droid's current one (it never had a watch). */
+static void end_unwatched(runner *r, const char *exec_id)
+{
+    dms_exec_result res = {0};
+    dms_error e2;
+    if (dms_executor_wait(r->a->ex, exec_id, 0, &res, &e2) == 0)
+        store_run_end(r->a->st, exec_id, dmsd_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
+    else
+        store_run_end(r->a->st, exec_id, dmsd_now_ns(), "failed", -1, NULL);
+    dms_exec_result_clear(&res);
+}
+
+/* Waits until the new container answers on addr (an HTTP status line when http, else a TCP connection), at most
+ * timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise. */
+static int wait_answer(runner *r, const char *exec_id, const char *addr, const char *host, bool http,
+                       int64_t timeout_ms, char *why, size_t size)
+{
+    int64_t t0 = dmsd_mono_ms(), next_check = t0 + RUN_EXIT_CHECK_MS;
+    for (;;) {
+        int rc = http ? probe_http(addr, host, RUN_HEALTH_PROBE_MS, NULL) : probe_tcp(addr, RUN_HEALTH_PROBE_MS);
+        int64_t now = dmsd_mono_ms();
+        if (rc == 0) {
+            log_info("exec=%s op=health addr=%s answered_ms=%lld", exec_id, addr, (long long)(now - t0));
+            return 0;
+        }
+        if (now - t0 >= timeout_ms) {
+            snprintf(why, size, "it did not answer on %s within %llds", addr, (long long)(timeout_ms / 1000));
+            return -1;
+        }
+        if (now >= next_check) {
+            dms_exec_status st;
+            if (dms_executor_status(r->a->ex, exec_id, &st, NULL) == 0 && st.state == DMS_STATE_FINISHED) {
+                snprintf(why, size, "it exited before answering on %s", addr);
+                return -1;
+            }
+            next_check = now + RUN_EXIT_CHECK_MS;
+        }
+        usleep(RUN_HEALTH_POLL_MS * 1000);
+    }
+}
+
+static int start_run(runner *r, const droid *d0, bool forced)
 {
     app *a = r->a;
     dms_error err = {0};
@@ -543,14 +680,70 @@ static int start_run(runner *r, const droid *d0)
     dms_exec_status st;
     int host_port = 0;
     int64_t started_ns = dmsd_now_ns();
+    char addr[ROUTE_DIAL_MAX] = "", host[ROUTE_HOST_MAX];
     if (dms_executor_status(a->ex, pa.exec_id, &st, &err) == 0) {
         for (size_t i = 0; i < st.n_ports; i++)
             if (st.ports[i].container_port == d->port)
                 host_port = st.ports[i].host_port;
         if (st.started_at_ns)
             started_ns = st.started_at_ns;
+        if (st.ip_address[0])
+            snprintf(addr, sizeof(addr), "%s:%d", st.ip_address, d->port);
     }
-    started_args sa = {.pa = &pa, .host_port = host_port};
+    if (!addr[0] && host_port)
+        snprintf(addr, sizeof(addr), "127.0.0.1:%d", host_port);
+    snprintf(host, sizeof(host), "%s" CADDY_HOST_SUFFIX, d->name);
+    /* The container it replaces (d is the droid as prepare left it). */
+    char old_addr[ROUTE_DIAL_MAX] = "";
+    if (d->run_id && d->run_addr)
+        snprintf(old_addr, sizeof(old_addr), "%s", d->run_addr);
+    else if (d->run_id && d->host_port)
+        snprintf(old_addr, sizeof(old_addr), "127.0.0.1:%d", d->host_port);
+    /* Zero downtime: if the old container serves HTTP, the new one must too before any request goes to it;
+     * until then (or if it never does) the old one keeps serving. */
+    bool gate = a->router && old_addr[0] && addr[0] && !forced &&
+                probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
+    bool held = snooze_waiting(a->snooze, d->id);
+    char why[256];
+    if (gate && wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) < 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "the new container failed its health check: %s", why);
+        log_warn("droid=%s exec=%s op=start error=\"%s\"", d->id, pa.exec_id, msg);
+        stop_run_grace(r, d->id, pa.exec_id, 0);
+        end_unwatched(r, pa.exec_id);
+        failed_args fa = {.pa = &pa, .msg = msg};
+        core_mutate(a->core, NULL, d->id, mut_start_failed, &fa, NULL, NULL);
+        if (fa.retry_at_ns)
+            set_timer(r, d->id, fa.retry_at_ns);
+        droid_free(d);
+        return -DMS_E_START_FAILED;
+    }
+    if (!gate && held && addr[0])
+        wait_answer(r, pa.exec_id, addr, host, false, RUN_WAKE_PORT_MS, why, sizeof(why));
+    /* Requests held while it woke go straight to it; the route follows. */
+    if (held && addr[0])
+        snooze_ready(a->snooze, d->id, addr);
+    if (a->router && addr[0]) {
+        int64_t t0 = dmsd_mono_ms();
+        if (router_swap(a->router, d->id, addr, old_addr[0] ? old_addr : NULL, &err) < 0) {
+            log_warn("droid=%s exec=%s op=route error=\"%s\"", d->id, pa.exec_id, err.message);
+            if (gate && err.code != DMS_E_UNAVAILABLE) {
+                /* The route could not move: the old container keeps serving, the new one goes. */
+                stop_run_grace(r, d->id, pa.exec_id, 0);
+                end_unwatched(r, pa.exec_id);
+                failed_args fa = {.pa = &pa, .msg = err.message};
+                core_mutate(a->core, NULL, d->id, mut_start_failed, &fa, NULL, NULL);
+                if (fa.retry_at_ns)
+                    set_timer(r, d->id, fa.retry_at_ns);
+                droid_free(d);
+                return -DMS_E_ENGINE;
+            }
+        } else {
+            log_info("droid=%s exec=%s op=swap addr=%s old=%s swap_ms=%lld", d->id, pa.exec_id, addr,
+                     old_addr[0] ? old_addr : "-", (long long)(dmsd_mono_ms() - t0));
+        }
+    }
+    started_args sa = {.pa = &pa, .host_port = host_port, .addr = addr};
     int mrc = core_mutate(a->core, NULL, d->id, mut_started, &sa, NULL, &err);
     /* Watched only once it is the droid's current run: an exit seen earlier would not be recognised as its
      * end (the waiter of an execution that already ended is ready at once, so nothing is missed). */
@@ -559,9 +752,17 @@ static int start_run(runner *r, const droid *d0)
         /* Deleted or stopped while it started: this run is not wanted. */
         stop_run(r, d->id, pa.exec_id);
     } else if (sa.old_run[0]) {
-        /* The new container runs: only now does the old one go (no downtime across a rebuild). */
+        /* The new container serves: requests still in flight to the old one finish, then it goes. */
+        if (a->router && old_addr[0]) {
+            usleep(RUN_SWAP_SETTLE_MS * 1000);
+            int64_t waited = router_drain(a->router, old_addr, RUN_DRAIN_MAX_MS);
+            log_info("droid=%s exec=%s op=drain addr=%s waited_ms=%lld", d->id, sa.old_run, old_addr,
+                     (long long)waited);
+        }
         stop_run(r, d->id, sa.old_run);
     }
+    if (a->router)
+        router_release(a->router, d->id, NULL);
     log_info("droid=%s exec=%s op=start port=%d", d->id, pa.exec_id, host_port);
     forget_old_runs(r, d, false);
     droid_free(d);
@@ -622,6 +823,36 @@ static void delete_droid(runner *r, droid *d)
         log_info("droid=%s op=delete", d->id);
     if (gc)
         set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
+}
+
+/* Snoozed (want_running, asleep): route to the wake handler first, let requests in flight finish, then stop the
+ * container through the executor. */
+static void put_to_sleep(runner *r, const droid *d)
+{
+    app *a = r->a;
+    if (!d->run_id) {
+        core_mutate(a->core, NULL, d->id, mut_asleep, NULL, NULL, NULL);
+        return;
+    }
+    char old_addr[ROUTE_DIAL_MAX] = "";
+    if (d->run_addr)
+        snprintf(old_addr, sizeof(old_addr), "%s", d->run_addr);
+    else if (d->host_port)
+        snprintf(old_addr, sizeof(old_addr), "127.0.0.1:%d", d->host_port);
+    if (a->router) {
+        dms_error err = {0};
+        if (router_sleep(a->router, d->id, old_addr[0] ? old_addr : NULL, &err) < 0)
+            log_warn("droid=%s op=route error=\"%s\"", d->id, err.message);
+        if (old_addr[0]) {
+            usleep(RUN_SWAP_SETTLE_MS * 1000);
+            router_drain(a->router, old_addr, RUN_DRAIN_MAX_MS);
+        }
+    }
+    stop_run(r, d->id, d->run_id);
+    core_mutate(a->core, NULL, d->id, mut_asleep, d->run_id, NULL, NULL);
+    if (a->router)
+        router_release(a->router, d->id, NULL);
+    log_info("droid=%s exec=%s op=sleep", d->id, d->run_id);
 }
 
 /* The image collector: removals that failed earlier (engine busy or away) are tried again with backoff. */
@@ -688,6 +919,11 @@ static void reconcile(runner *r, const char *id)
         droid_free(d);
         return;
     }
+    if (d->asleep) {
+        put_to_sleep(r, d);
+        droid_free(d);
+        return;
+    }
     bool current = d->run_id && d->run_release == d->want_release && d->run_config_gen == d->config_gen &&
                    d->run_restart_gen == d->restart_gen;
     if (current) {
@@ -726,7 +962,7 @@ static void reconcile(runner *r, const char *id)
     pthread_mutex_unlock(&r->lock);
     if (d->run_id && force)
         stop_run_grace(r, d->id, d->run_id, 0); /* kill at once */
-    start_run(r, d);
+    start_run(r, d, force);
     droid_free(d);
 }
 
@@ -771,6 +1007,9 @@ static void *worker_main(void *arg)
         snprintf(id, sizeof(id), "%s", t->id);
         pthread_mutex_unlock(&r->lock);
         reconcile(r, id);
+        /* The route follows what the pass left (nothing is sent to Caddy when it is already so). */
+        if (r->a->router && strcmp(id, GC_ID) != 0)
+            router_sync(r->a->router, id, NULL);
         pthread_mutex_lock(&r->lock);
         t->busy = false;
         if (t->dirty) {
@@ -794,7 +1033,11 @@ static void handle_exit(runner *r, watch *wa, const dms_exec_result *res)
              dms_outcome_name(res->outcome), what);
     store_run_end(r->a->st, wa->exec_id, res->finished_at_ns ? res->finished_at_ns : dmsd_now_ns(),
                   dms_outcome_name(res->outcome), res->exit_code, NULL);
-    exit_args ea = {.r = r, .exec_id = wa->exec_id, .res = res, .started_ns = wa->started_ns};
+    exit_args ea = {.r = r,
+                    .exec_id = wa->exec_id,
+                    .res = res,
+                    .started_ns = wa->started_ns,
+                    .intended = take_intent(r, wa->exec_id)};
     dms_error err = {0};
     if (core_mutate(r->a->core, NULL, wa->droid_id, mut_exited, &ea, NULL, &err) < 0 &&
         err.code != DMS_E_NOT_FOUND)
@@ -1024,6 +1267,11 @@ void runner_stop(runner *r)
         r->watches = w->next;
         dms_waiter_free(w->w);
         free(w);
+    }
+    while (r->intents) {
+        intent *i = r->intents;
+        r->intents = i->next;
+        free(i);
     }
     if (r->wake_fd >= 0)
         close(r->wake_fd);

@@ -58,6 +58,11 @@ static const char *const migrations[] = {
     "CREATE TABLE image_gc (image TEXT PRIMARY KEY, droid_id TEXT NOT NULL, attempts INTEGER NOT NULL "
     "DEFAULT 0,"
     "  next_try_ns INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
+    /* 3: routing and snooze: the address the router dials, the snooze schedule, asleep, the last wake */
+    "ALTER TABLE droids ADD COLUMN run_addr TEXT;"
+    "ALTER TABLE droids ADD COLUMN snooze TEXT;"
+    "ALTER TABLE droids ADD COLUMN asleep INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE droids ADD COLUMN woken_ns INTEGER NOT NULL DEFAULT 0;",
 };
 
 static void finalizep(sqlite3_stmt **st)
@@ -249,7 +254,7 @@ void store_rollback(store *s)
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
     " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
     "commit_sha,"                                                                                            \
-    " deleting, keep_volumes"
+    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns"
 
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
 {
@@ -285,6 +290,10 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     bind_text(st, i++, d->commit_sha);
     sqlite3_bind_int(st, i++, d->deleting);
     sqlite3_bind_int(st, i++, d->keep_volumes);
+    bind_text(st, i++, d->run_addr);
+    bind_text(st, i++, d->snooze_json);
+    sqlite3_bind_int(st, i++, d->asleep);
+    sqlite3_bind_int64(st, i++, d->woken_ns);
     return i;
 }
 
@@ -305,7 +314,7 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if ((r = prepare(s, &st,
                      "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                     "?,?,?,?,?,?,?,?,?,?)",
+                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      err)) < 0)
         return r;
     bind_droid(st, d, vols);
@@ -330,7 +339,7 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
              " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
              " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
              " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
-             " deleting=?30, keep_volumes=?31 WHERE id=?1",
+             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35 WHERE id=?1",
              err)) < 0)
         return r;
     bind_droid(st, d, vols);
@@ -398,6 +407,10 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->commit_sha = col_text(st, i++);
     d->deleting = sqlite3_column_int(st, i++) != 0;
     d->keep_volumes = sqlite3_column_int(st, i++) != 0;
+    d->run_addr = col_text(st, i++);
+    d->snooze_json = col_text(st, i++);
+    d->asleep = sqlite3_column_int(st, i++) != 0;
+    d->woken_ns = sqlite3_column_int64(st, i++);
     if (droid_volumes_from_json(d, vols, err) < 0) {
         droid_free(d);
         return NULL;

@@ -75,7 +75,7 @@ START_TEST(test_a_draining_upstream_is_listed_after_the_new_one)
 }
 END_TEST
 
-START_TEST(test_wake_route_names_the_droid_and_turns_keepalive_off)
+START_TEST(test_wake_route_names_the_droid_and_keeps_the_default_transport)
 {
     route_spec r = proxy();
     r.kind = ROUTE_WAKE;
@@ -83,8 +83,9 @@ START_TEST(test_wake_route_names_the_droid_and_turns_keepalive_off)
     json_t *j = caddycfg_route(&r);
     ck_assert_str_eq(str_at(j, "handle.0.upstreams.0.dial"), "127.0.0.1:40123");
     ck_assert_str_eq(str_at(j, "handle.0.headers.request.set." CADDY_WAKE_HEADER ".0"), "d0123456789ab");
-    ck_assert(json_is_false(at_path(j, "handle.0.transport.keep_alive.enabled")));
-    ck_assert_int_eq(json_integer_value(at_path(j, "handle.0.flush_interval")), -1);
+    /* a held request would die at the next reload with keep-alive off or flush_interval set (Caddy 2.6.2) */
+    ck_assert_ptr_null(at_path(j, "handle.0.transport"));
+    ck_assert_ptr_null(at_path(j, "handle.0.flush_interval"));
     json_decref(j);
 }
 END_TEST
@@ -196,7 +197,7 @@ int main(void)
     TCase *t = tcase_create("routes");
     tcase_add_test(t, test_proxy_route_matches_the_host_and_dials_the_container);
     tcase_add_test(t, test_a_draining_upstream_is_listed_after_the_new_one);
-    tcase_add_test(t, test_wake_route_names_the_droid_and_turns_keepalive_off);
+    tcase_add_test(t, test_wake_route_names_the_droid_and_keeps_the_default_transport);
     tcase_add_test(t, test_down_route_answers_503_with_the_message);
     tcase_add_test(t, test_spec_equality_covers_every_field);
     tcase_add_test(t, test_full_config_has_admin_logs_server_and_catchall_last);

@@ -13,7 +13,8 @@ START_TEST(test_state_names_round_trip)
         ck_assert_int_eq(droid_state_from_name(droid_state_name((droid_state)s)), s);
     ck_assert_str_eq(droid_state_name(DROID_RUNNING), "running");
     ck_assert_str_eq(droid_state_name((droid_state)99), "unknown");
-    ck_assert_int_eq(droid_state_from_name("snoozed"), -1);
+    ck_assert_int_eq(droid_state_from_name("snoozed"), DROID_SNOOZED);
+    ck_assert_int_eq(droid_state_from_name("asleep"), -1);
     ck_assert_int_eq(droid_state_from_name(NULL), -1);
 }
 END_TEST
@@ -77,6 +78,7 @@ START_TEST(test_active_states)
     ck_assert(!droid_state_is_active(DROID_STOPPED));
     ck_assert(!droid_state_is_active(DROID_FAILED));
     ck_assert(!droid_state_is_active(DROID_BUILDING));
+    ck_assert(!droid_state_is_active(DROID_SNOOZED));
 }
 END_TEST
 
