@@ -143,10 +143,15 @@ static void events_done(void *ud, int rc, long status, const char *body, size_t 
     docker_executor *ex = ud;
     ex->events_xfer = 0;
     dms_buf_reset(&ex->events_line);
+    pthread_mutex_lock(&ex->lock);
+    bool was_up = ex->events_state == 1;
+    pthread_mutex_unlock(&ex->lock);
     set_events_state(ex, -1);
     if (atomic_load(&ex->shutting_down) || rc == -DMS_E_CANCELLED)
         return;
-    dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"event stream ended (%s); reconnecting in %lld ms\"",
+    /* A stream that was up and dropped is news; an engine that is not there yet is said once, by whoever needs it. */
+    dms_logf(ex->host, was_up ? DMS_LOG_WARN : DMS_LOG_INFO,
+             "op=events msg=\"event stream ended (%s); reconnecting in %lld ms\"",
              rc < 0 && err ? err->message : "engine closed it", (long long)ex->events_retry_ms);
     docker_loop_timer(ex->loop, ex->events_retry_ms, events_retry, ex);
     ex->events_retry_ms *= 2;

@@ -121,8 +121,8 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
      * daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it answers. */
     dms_error pe = {0};
     bool up = docker_client_ping(&ex->client, DOCKER_CREATE_PING_TIMEOUT_MS, &pe) == 0;
-    if (!up)
-        dms_logf(host, DMS_LOG_WARN, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
+    if (!up) /* info: the operation that needs the engine reports it as its error */
+        dms_logf(host, DMS_LOG_INFO, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
     docker_events_start(ex, up);
     *cookie = ex;
     return 0;
