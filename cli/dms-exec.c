@@ -304,7 +304,7 @@ static void add_port(req_builder *b, char *spec)
 enum {
     OPT_IMAGE = 1000, OPT_JOB, OPT_EXEC, OPT_ENV, OPT_WORKDIR, OPT_USER, OPT_ENTRYPOINT, OPT_MEMORY, OPT_CPUS,
     OPT_PIDS, OPT_TIMEOUT, OPT_GRACE, OPT_NETWORK, OPT_PUBLISH, OPT_BIND, OPT_VOLUME, OPT_TMPFS, OPT_LABEL, OPT_KEEP,
-    OPT_SPEC, OPT_RESULT_BYTES, OPT_LOG_BYTES, OPT_QUIET, OPT_HELP, OPT_DISK,
+    OPT_SPEC, OPT_RESULT_BYTES, OPT_LOG_BYTES, OPT_QUIET, OPT_HELP, OPT_DISK, OPT_INIT,
 };
 
 static const struct option req_long[] = {
@@ -319,6 +319,7 @@ static const struct option req_long[] = {
     {"bind", required_argument, NULL, OPT_BIND},         {"volume", required_argument, NULL, OPT_VOLUME},
     {"tmpfs", required_argument, NULL, OPT_TMPFS},       {"label", required_argument, NULL, OPT_LABEL},
     {"keep", no_argument, NULL, OPT_KEEP},               {"spec", required_argument, NULL, OPT_SPEC},
+    {"init", no_argument, NULL, OPT_INIT},
     {"result-bytes", required_argument, NULL, OPT_RESULT_BYTES},
     {"log-bytes", required_argument, NULL, OPT_LOG_BYTES}, {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},               {NULL, 0, NULL, 0},
@@ -349,6 +350,7 @@ static const char *const run_help =
     "  --tmpfs DST[:SIZE]     mount a tmpfs\n"
     "  --label K=V            extra label (keys under io.dms. are reserved)\n"
     "  --keep                 keep the container after it ends (debugging)\n"
+    "  --init                 run a minimal init as PID 1 (default signal handling for the workload, reaping)\n"
     "  --result-bytes SIZE    stdout/stderr excerpt kept in the result (default 64k)\n"
     "  --log-bytes SIZE       capture file size before rotation (default 32m; two are kept)\n"
     "  --spec FILE            take the whole request as JSON from FILE ('-' = stdin); flags override ids\n"
@@ -437,6 +439,7 @@ static void build_request(req_builder *b, const char *cmd, int argc, char **argv
             b->labels[b->n_labels++] = optarg;
             break;
         case OPT_KEEP: b->req.keep_container = true; break;
+        case OPT_INIT: b->req.init = true; break;
         case OPT_SPEC: spec = optarg; break;
         case OPT_RESULT_BYTES: b->req.limits.result_output_bytes = parse_size(optarg); break;
         case OPT_LOG_BYTES: b->req.limits.log_file_bytes = parse_size(optarg); break;

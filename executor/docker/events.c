@@ -168,7 +168,10 @@ static const docker_xfer_cbs events_cbs = {
 static void events_connect(docker_executor *ex)
 {
     char filter[256];
-    snprintf(filter, sizeof(filter), "{\"type\":[\"container\"],\"label\":[\"%s=%s\"]}", DMS_LABEL_EXECUTOR, ex->id);
+    /* Only what ends a job or says how: every other event of every container would be parsed for nothing. */
+    snprintf(filter, sizeof(filter),
+             "{\"type\":[\"container\"],\"event\":[\"die\",\"oom\",\"kill\",\"destroy\"],\"label\":[\"%s=%s\"]}",
+             DMS_LABEL_EXECUTOR, ex->id);
     _cleanup_free_ char *ef = docker_escape(filter);
     char path[640];
     if (ex->events_last_ns > 0)
