@@ -196,8 +196,10 @@ static int start_routing(app *a, dms_error *err)
         return r;
     char state[PATH_MAX];
     snprintf(state, sizeof(state), "%s/caddy", a->cfg.data_dir);
+    const char *asked = getenv("DMS_PROXY_LISTEN");
     router_config rc = {.caddy_bin = a->cfg.caddy_bin,
                         .listen = a->cfg.proxy_listen,
+                        .listen_default = !asked || !*asked,
                         .admin = a->cfg.caddy_admin,
                         .state_dir = state,
                         .wake_addr = snooze_wake_addr(a->snooze)};

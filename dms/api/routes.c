@@ -564,9 +564,15 @@ static void snooze_get(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    json_t *sn = json_incref(json_object_get(j, "snooze"));
+    json_t *sn = json_object_get(j, "snooze");
+    /* The droid's "snooze" member as it is: an object, or null without a schedule. */
+    char *body = json_dumps(sn ? sn : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(j);
-    api_reply_json(r, MHD_HTTP_OK, sn ? sn : json_null());
+    if (!body) {
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
+        return;
+    }
+    api_reply_buf(r, MHD_HTTP_OK, "application/json", body, strlen(body), NULL, NULL);
 }
 
 static void snooze_put(void *ap, api_req *r, const char *id)

@@ -36,6 +36,7 @@ typedef struct router router;
 typedef struct router_config {
     const char *caddy_bin; /* DMS_CADDY_BIN (default "caddy") */
     const char *listen;    /* DMS_PROXY_LISTEN: "127.0.0.1:8000"; port 0: a free one, kept while its Caddy lives */
+    bool listen_default;   /* listen is the default, not asked for: if its port is taken, a free one is used */
     const char *admin;     /* DMS_CADDY_ADMIN: NULL = the unix socket <state_dir>/admin.sock */
     const char *state_dir; /* $DMS_DATA_DIR/caddy */
     const char *wake_addr; /* dmsd's wake listener, "127.0.0.1:PORT" */

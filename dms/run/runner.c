@@ -704,11 +704,13 @@ static int start_run(runner *r, const droid *d0, bool forced)
         snprintf(old_addr, sizeof(old_addr), "127.0.0.1:%d", d->host_port);
     /* Zero downtime: if the old container serves HTTP, the new one must too before any request goes to it;
      * until then (or if it never does) the old one keeps serving. */
-    bool gate = a->router && old_addr[0] && addr[0] && !forced &&
-                probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
+    bool gate = a->router && old_addr[0] && !forced && probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
     bool held = snooze_waiting(a->snooze, d->id);
     char why[256];
-    if (gate && wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) < 0) {
+    if (gate && !addr[0])
+        snprintf(why, sizeof(why), "it has no address: it exited at once");
+    if (gate && (!addr[0] ||
+                 wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) < 0)) {
         char msg[512];
         snprintf(msg, sizeof(msg), "the new container failed its health check: %s", why);
         log_warn("droid=%s exec=%s op=start error=\"%s\"", d->id, pa.exec_id, msg);
