@@ -114,6 +114,26 @@ static int resolve(const char *ref, char *id, size_t size)
     return fail(EXIT_API, "no droid named or with id \"%s\"", ref);
 }
 
+static void print_snooze(json_t *sn)
+{
+    if (!json_is_object(sn)) {
+        printf("snooze:     none\n");
+        return;
+    }
+    printf("snooze:     %s", json_is_true(json_object_get(sn, "asleep")) ? "asleep" : "awake");
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(sn, "windows"), i, w)
+    {
+        printf("%s %s-%s %s", i ? "," : "; windows", str(w, "from"), str(w, "to"), str(w, "tz"));
+    }
+    printf("; idle timeout %llds\n", (long long)json_integer_value(json_object_get(sn, "idle_timeout_s")));
+    if (json_is_string(json_object_get(sn, "next_wake_at")))
+        printf("next wake:  %s\n", str(sn, "next_wake_at"));
+    if (json_is_string(json_object_get(sn, "next_sleep_at")))
+        printf("next sleep: %s\n", str(sn, "next_sleep_at"));
+}
+
 static void print_droid(json_t *d)
 {
     printf("id:         %s\nname:       %s\nstatus:     %s\nreason:     %s\nrepo:       %s\nbranch:     %s\n",
@@ -143,6 +163,9 @@ static void print_droid(json_t *d)
     {
         printf("volume:     %s -> %s\n", str(v, "name"), str(v, "mount_path"));
     }
+    json_t *sn = json_object_get(d, "snooze");
+    if (json_is_object(sn))
+        print_snooze(sn);
     printf("updated:    %s\n", str(d, "updated_at"));
 }
 
@@ -683,6 +706,115 @@ static int cmd_token(int argc, char **argv)
     return 0;
 }
 
+static void human_url(json_t *d)
+{
+    puts(str(d, "url"));
+}
+
+static int cmd_url(int argc, char **argv)
+{
+    char id[64], path[128];
+    int rc = one_droid("url", argc, argv, id, sizeof(id));
+    if (rc)
+        return rc;
+    snprintf(path, sizeof(path), "/droids/%s", id);
+    json_t *j = api("GET", path, NULL, &rc);
+    return j ? finish(j, human_url) : rc;
+}
+
+/* "22:00-07:00" or "22:00-07:00@Europe/Paris" into a window object. */
+static json_t *parse_window(const char *s)
+{
+    const char *dash = strchr(s, '-'), *at = strchr(s, '@');
+    if (!dash || (at && at < dash))
+        return NULL;
+    char *from = strndup(s, (size_t)(dash - s));
+    char *to = at ? strndup(dash + 1, (size_t)(at - dash - 1)) : strdup(dash + 1);
+    json_t *w = json_pack("{s:s, s:s}", "from", from, "to", to);
+    if (w && at)
+        json_object_set_new(w, "tz", json_string(at + 1));
+    free(from);
+    free(to);
+    return w;
+}
+
+static int cmd_snooze(int argc, char **argv)
+{
+    static const struct option o[] = {{"window", required_argument, NULL, 'w'},
+                                      {"idle", required_argument, NULL, 'i'},
+                                      {"clear", no_argument, NULL, 'c'},
+                                      {NULL, 0, NULL, 0}};
+    json_t *body = json_object(), *wins = json_array();
+    bool clear = false, set = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "w:i:c", o, NULL)) != -1) {
+        json_t *w;
+        switch (c) {
+        case 'w':
+            if (!(w = parse_window(optarg))) {
+                json_decref(body);
+                json_decref(wins);
+                return fail(EXIT_USAGE, "--window %s: expected HH:MM-HH:MM or HH:MM-HH:MM@Zone/Name", optarg);
+            }
+            json_array_append_new(wins, w);
+            set = true;
+            break;
+        case 'i': {
+            char *end = NULL;
+            long long v = strtoll(optarg, &end, 10);
+            if (!*optarg || *end) {
+                json_decref(body);
+                json_decref(wins);
+                return fail(EXIT_USAGE, "--idle %s: expected a number of seconds", optarg);
+            }
+            json_object_set_new(body, "idle_timeout_s", json_integer(v)); /* dmsd checks the range */
+            set = true;
+            break;
+        }
+        case 'c':
+            clear = true;
+            break;
+        default:
+            json_decref(body);
+            json_decref(wins);
+            return usage_of("snooze", stderr, EXIT_USAGE);
+        }
+    }
+    if (optind != argc - 1 || (clear && set)) {
+        json_decref(body);
+        json_decref(wins);
+        return usage_of("snooze", stderr, EXIT_USAGE);
+    }
+    if (json_array_size(wins))
+        json_object_set(body, "windows", wins);
+    json_decref(wins);
+    char id[64], path[160];
+    int rc = resolve(argv[optind], id, sizeof(id));
+    if (rc) {
+        json_decref(body);
+        return rc;
+    }
+    snprintf(path, sizeof(path), "/droids/%s%s", id, set || clear ? "/snooze" : "");
+    json_t *j = api(clear ? "DELETE" : set ? "PUT" : "GET", path, set ? body : NULL, &rc);
+    json_decref(body);
+    if (!j)
+        return rc;
+    json_t *sn = json_incref(json_object_get(j, "snooze"));
+    json_decref(j);
+    if (json_out) {
+        json_t *out = sn ? sn : json_null();
+        char *txt = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        if (txt)
+            puts(txt);
+        free(txt);
+    } else {
+        print_snooze(sn);
+    }
+    json_decref(sn);
+    return 0;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
@@ -699,6 +831,16 @@ static const command commands[] = {
      cmd_create, true},
     {"ls", "", "List your droids.", "", cmd_ls, true},
     {"status", "DROID", "Show a droid: status, reason, release, URL, config.", "", cmd_status, true},
+    {"url", "DROID", "Print the droid's URL (http://<name>.localhost:<proxy port>/).", "", cmd_url, true},
+    {"snooze", "DROID [--window HH:MM-HH:MM[@TZ]]... [--idle SECONDS] | --clear",
+     "Show or set the droid's snooze schedule.",
+     "  --window A-B[@TZ]  a daily window in which it sleeps once nothing is connected (repeatable; TZ\n"
+     "                     defaults to UTC, e.g. 22:00-07:00@Europe/Paris); a request wakes it\n"
+     "  --idle SECONDS     sleep after this long without a connection (with windows: inside them; default\n"
+     "                     600); alone: at any time of day\n"
+     "  --clear            no snooze (wakes it if it sleeps)\n"
+     "  Without options: show the schedule, whether it sleeps, and its next wake or sleep.\n",
+     cmd_snooze, true},
     {"logs", "DROID [-f] [--build|--err] [--tail N] [--from NS --limit N] [--timestamps] [--run ID]",
      "Print a droid's logs (runtime logs of its current container, or build logs).",
      "  -f, --follow       keep printing as lines arrive (until the container or build ends)\n"

@@ -660,8 +660,10 @@ static int start_run(runner *r, const droid *d0, bool forced)
          * handling, so a stop takes milliseconds instead of the whole grace period. */
         .init = true,
     };
+    int64_t t_start = dmsd_mono_ms();
     if (rc == 0)
         rc = dms_executor_start(a->ex, &req, &err);
+    int64_t start_ms = dmsd_mono_ms() - t_start;
     store_release_clear(&rel);
     if (rc < 0) {
         log_warn("droid=%s exec=%s op=start error=\"%s\"", d->id, pa.exec_id, err.message);
@@ -768,7 +770,8 @@ static int start_run(runner *r, const droid *d0, bool forced)
     }
     if (a->router)
         router_release(a->router, d->id, NULL);
-    log_info("droid=%s exec=%s op=start port=%d", d->id, pa.exec_id, host_port);
+    log_info("droid=%s exec=%s op=start port=%d start_ms=%lld total_ms=%lld", d->id, pa.exec_id, host_port,
+             (long long)start_ms, (long long)(dmsd_mono_ms() - t_start));
     forget_old_runs(r, d, false);
     droid_free(d);
     return 0;

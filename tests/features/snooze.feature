@@ -58,7 +58,9 @@ Feature: Snoozing droids and waking them on a request
   Scenario: An idle timeout stops it, and a long download keeps it awake
     Given a routed droid "lazy" serving the page "lazy-page" and a 24 MiB file "big"
     When the snooze schedule of "lazy" is set to {"idle_timeout_s":2}
-    And a slow client downloads "/big" from "lazy" through the proxy over about 6 s
+    And a client requests "lazy" through the proxy once a second for 6 s
+    Then the droid "lazy" stayed "running" while the client came back
+    When a slow client downloads "/big" from "lazy" through the proxy over about 6 s
     Then the droid "lazy" stayed "running" while the download lasted
     And the download got all 24 MiB
     And the droid "lazy" is "snoozed" within 10 s

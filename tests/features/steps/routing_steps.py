@@ -424,3 +424,26 @@ def step_stayed(context, name, state):
 def step_download_all(context, mib):
     got = context.download.get("bytes", 0)
     assert got > mib * MIB, f"got {got} bytes"  # the body plus the response head
+
+
+@when('a client requests "{name:Q}" through the proxy once a second for {secs:d} s')
+def step_sparse_requests(context, name, secs):
+    """Short requests with idle gaps between them: each ends long before Caddy's in-flight count is polled, so
+    only the access log shows them."""
+    d = rt(context)
+    states, answers = [], []
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        a = d.via_proxy(name)
+        answers.append(a.status)
+        for _ in range(4):
+            states.append(d.status(name)["status"])
+            time.sleep(0.25)
+    context.sparse_states = states
+    assert all(s == 200 for s in answers), answers
+
+
+@then('the droid "{name:Q}" stayed "{state:Q}" while the client came back')
+def step_stayed_sparse(context, name, state):
+    states = context.sparse_states
+    assert states and all(s == state for s in states), f"states seen between the requests: {states}"
