@@ -69,3 +69,11 @@ Feature: Snoozing droids and waking them on a request
     Then the answer is 200 with "lazy-page"
     And the droid "lazy" is "snoozed" within 10 s
     And nothing of the routed dmsd is left once it stops
+
+  Scenario: An open WebSocket keeps a droid awake, however silent
+    Given a routed droid "chat" that upgrades every request to a WebSocket
+    When the snooze schedule of "chat" is set to {"idle_timeout_s":2}
+    And a WebSocket to "chat" is opened through the proxy and kept silent for 6 s
+    Then the droid "chat" stayed "running" while the WebSocket was open
+    And the droid "chat" is "snoozed" within 10 s
+    And nothing of the routed dmsd is left once it stops

@@ -97,12 +97,15 @@ class Repos:
         if p.returncode != 0:
             raise AssertionError(f"git {' '.join(args)}: {p.stderr.strip()}")
 
-    def create(self, name, dockerfile):
+    def create(self, name, dockerfile, files=None):
         work = os.path.join(self.root, "src-" + name)
         bare = os.path.join(self.root, name + ".git")
         self._git("init", "-q", "-b", "main", work)
         with open(os.path.join(work, "Dockerfile"), "w") as f:
             f.write(dockerfile)
+        for path, text in (files or {}).items():
+            with open(os.path.join(work, path), "w") as f:
+                f.write(text)
         self._git("add", ".", cwd=work)
         self._git("commit", "-qm", "init", cwd=work)
         self._git("clone", "-q", "--bare", work, bare)

@@ -65,9 +65,9 @@ def step_teardown(context):
 
 # ---- droids ----
 
-def create_droid(context, name, dockerfile):
+def create_droid(context, name, dockerfile, files=None):
     d = rt(context)
-    repo = d.repos.create(name, dockerfile)
+    repo = d.repos.create(name, dockerfile, files)
     a = d.api("POST", "/droids", {"name": name, "repo": repo})
     if a.status != 201:
         raise AssertionError(f"create {name}: {a.describe()}")
@@ -447,3 +447,56 @@ def step_sparse_requests(context, name, secs):
 def step_stayed_sparse(context, name, state):
     states = context.sparse_states
     assert states and all(s == state for s in states), f"states seen between the requests: {states}"
+
+
+# A WebSocket-like server from busybox: every connection gets "101 Switching Protocols" and then an echo.
+WS_SCRIPT = """#!/bin/sh
+while read -r line; do
+    line=$(printf '%s' "$line" | tr -d '\\r')
+    [ -z "$line" ] && break
+done
+printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n'
+exec cat
+"""
+WS_DOCKERFILE = f"""FROM {BUSYBOX_IMAGE}
+COPY ws.sh /ws.sh
+CMD ["sh", "-c", "chmod +x /ws.sh; exec nc -ll -p ${{PORT:-8080}} -e /ws.sh"]
+"""
+
+
+@given('a routed droid "{name:Q}" that upgrades every request to a WebSocket')
+def step_ws_droid(context, name):
+    create_droid(context, name, WS_DOCKERFILE, {"ws.sh": WS_SCRIPT})
+
+
+@when('a WebSocket to "{name:Q}" is opened through the proxy and kept silent for {secs:d} s')
+def step_ws_hold(context, name, secs):
+    d = rt(context)
+    s = socket.create_connection(("127.0.0.1", d.proxy_port), timeout=10)
+    s.sendall(f"GET /chat HTTP/1.1\r\nHost: {name}.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, f"the connection closed before the upgrade: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    states = []
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        states.append(d.status(name)["status"])
+        time.sleep(0.25)
+    s.sendall(b"still here\n")  # the tunnel still works after the silence
+    echoed = b""
+    while b"still here" not in echoed:
+        chunk = s.recv(4096)
+        assert chunk, "the tunnel closed"
+        echoed += chunk
+    s.close()
+    context.ws_states = states
+
+
+@then('the droid "{name:Q}" stayed "{state:Q}" while the WebSocket was open')
+def step_ws_stayed(context, name, state):
+    states = context.ws_states
+    assert states and all(s == state for s in states), f"states seen while the WebSocket was open: {states}"
