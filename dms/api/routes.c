@@ -224,8 +224,9 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
         char why[320];
         snprintf(why, sizeof(why), "rebuild queued (branch %s%s%.40s)", d->branch ? d->branch : "(default)",
                  d->commit ? ", commit " : "", d->commit ? d->commit : "");
-        if (d->state == DROID_RUNNING || d->state == DROID_STARTING || d->state == DROID_BUILDING)
-            r = core_tx_note(tx, d, why, err); /* the old container keeps serving until the new one runs */
+        if (d->state == DROID_RUNNING || d->state == DROID_STARTING || d->state == DROID_BUILDING ||
+            d->state == DROID_SNOOZED)
+            r = core_tx_note(tx, d, why, err); /* the old container keeps serving (or sleeping) until the new one runs */
         else
             r = core_tx_set_state(tx, d, DROID_PENDING, why, err);
         if (r < 0)

@@ -143,7 +143,9 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     b->finished_ns = dmsd_now_ns();
     if (dmsd_set_str(&b->reason, ea->kind == END_OK ? NULL : ea->reason) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    bool serving = d->run_id != NULL; /* an older release still runs */
+    /* An older release still runs, or sleeps (snooze) and serves when a request wakes it. */
+    bool serving = d->run_id != NULL || (d->asleep && d->want_running);
+    droid_state serving_state = d->asleep ? DROID_SNOOZED : DROID_RUNNING;
     if (d->deleting) {
         ea->orphan = true;
         b->status = BUILD_CANCELLED;
@@ -187,7 +189,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
             if ((r = store_build_update(st, b, err)) < 0)
                 return r;
             if (serving)
-                return core_tx_set_state(tx, d, DROID_RUNNING, why, err);
+                return core_tx_set_state(tx, d, serving_state, why, err);
             return core_tx_set_state(tx, d, DROID_PENDING, why, err);
         }
         snprintf(why, sizeof(why), "build %lld failed after %d attempts: %s", (long long)b->id, b->attempt,
@@ -211,7 +213,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
         /* The old release keeps serving; say so, and say what happened to the build. */
         char note[REASON_MAX + 200];
         snprintf(note, sizeof(note), "%s; still serving release %lld", why, (long long)d->run_release);
-        return core_tx_set_state(tx, d, d->state == DROID_BUILDING ? DROID_RUNNING : d->state, note, err);
+        return core_tx_set_state(tx, d, d->state == DROID_BUILDING ? serving_state : d->state, note, err);
     }
     if (ea->kind == END_CANCELLED || !d->want_running)
         return core_tx_set_state(tx, d, DROID_STOPPED, why, err);
@@ -568,10 +570,12 @@ static int mut_cancel_queued(core_tx *tx, droid *d, void *ud, dms_error *err)
     int r = store_builds_cancel_queued(core_tx_store(tx), d->id, ca->reason, &ca->n, err);
     if (r < 0 || ca->n == 0 || d->deleting)
         return r;
-    if (d->run_id)
-        return core_tx_set_state(
-            tx, d, d->state == DROID_BUILDING || d->state == DROID_PENDING ? DROID_RUNNING : d->state,
-            ca->reason, err);
+    if (d->run_id || (d->asleep && d->want_running))
+        return core_tx_set_state(tx, d,
+                                 d->state == DROID_BUILDING || d->state == DROID_PENDING
+                                     ? (d->asleep ? DROID_SNOOZED : DROID_RUNNING)
+                                     : d->state,
+                                 ca->reason, err);
     if (d->state == DROID_PENDING || d->state == DROID_BUILDING)
         return core_tx_set_state(tx, d, DROID_STOPPED, ca->reason, err);
     return 0;

@@ -18,11 +18,12 @@ static const char *const names[DROID_STATE_COUNT] = {
  *  -> running only from starting: nothing runs without being started.
  *  running/starting -> snoozed: its snooze schedule put it to sleep (a window began, or it idled).
  *  snoozed -> starting: a request (or a window's end, a start, a restart) woke it.
- *  snoozed -> pending/building/failed: a rebuild asked for while it sleeps, and how that build went. */
+ *  snoozed -> pending/building/failed: a rebuild asked for while it sleeps, and how that build went.
+ *  building/pending -> snoozed: that rebuild failed or was cancelled; the old release sleeps on. */
 static const bool allowed[DROID_STATE_COUNT][DROID_STATE_COUNT] = {
     /*               pending building starting running failed stopped snoozed */
-    [DROID_PENDING] = {false, true, true, false, true, true, false},
-    [DROID_BUILDING] = {true, false, true, true, true, true, false},
+    [DROID_PENDING] = {false, true, true, false, true, true, true},
+    [DROID_BUILDING] = {true, false, true, true, true, true, true},
     [DROID_STARTING] = {true, true, true, true, true, true, true},
     [DROID_RUNNING] = {true, true, true, false, true, true, true},
     [DROID_FAILED] = {true, true, true, false, false, true, false},

@@ -77,3 +77,15 @@ Feature: Snoozing droids and waking them on a request
     Then the droid "chat" stayed "running" while the WebSocket was open
     And the droid "chat" is "snoozed" within 10 s
     And nothing of the routed dmsd is left once it stops
+
+  Scenario: A rebuild while it sleeps is what a request wakes
+    Given a routed droid "dozy" serving the page "old"
+    When the snooze schedule of "dozy" is set to {"idle_timeout_s":1}
+    Then the droid "dozy" is "snoozed" within 10 s
+    When a new commit of "dozy" serving the page "new" is deployed
+    Then the droid "dozy" has 2 releases within 60 s
+    And the droid "dozy" is "snoozed" within 10 s
+    And no container of "dozy" runs within 10 s
+    When "dozy" is requested through the proxy
+    Then the answer is 200 with "new"
+    And nothing of the routed dmsd is left once it stops

@@ -500,3 +500,10 @@ def step_ws_hold(context, name, secs):
 def step_ws_stayed(context, name, state):
     states = context.ws_states
     assert states and all(s == state for s in states), f"states seen while the WebSocket was open: {states}"
+
+
+@then('the droid "{name:Q}" has {n:d} releases within {secs:d} s')
+def step_releases(context, name, n, secs):
+    d = rt(context)
+    eventually(lambda: len(d.api_ok("GET", f"/droids/{d.droids[name]}/releases")) == n, secs,
+               f"droid {name} has {n} releases", interval_s=0.2)
