@@ -341,11 +341,8 @@ int64_t router_drain(router *r, const char *addr, int64_t timeout_ms)
         int64_t waited = dmsd_mono_ms() - t0;
         if (busy <= 0)
             return waited;
-        if (waited >= timeout_ms) {
-            log_warn("op=drain addr=%s in_flight=%d note=\"still busy after %lld ms; stopping it anyway\"", addr,
-                     busy, (long long)waited);
+        if (waited >= timeout_ms)
             return -1;
-        }
         usleep(ROUTER_DRAIN_POLL_MS * 1000);
     }
 }

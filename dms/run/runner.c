@@ -44,6 +44,7 @@
                                     * handing out the requests they had accepted */
 #define RUN_WAKE_PORT_MS      20000 /* a woken container's port: held requests wait this long for it */
 #define RUN_INTENT_TTL_MS     60000 /* how long an intended stop is remembered without its exit being seen */
+#define RUN_DRAIN_SLICE_MS    500   /* a drain looks at whether dmsd is stopping this often */
 
 typedef struct settle {
     runner_settled_fn fn;
@@ -566,6 +567,33 @@ static void forget_old_runs(runner *r, const droid *d, bool all)
     free(runs);
 }
 
+static bool stopping(runner *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool s = r->stop;
+    pthread_mutex_unlock(&r->lock);
+    return s;
+}
+
+/* Waits until Caddy has no request in flight to addr (at most RUN_DRAIN_MAX_MS, less if dmsd stops); returns
+ * the ms waited, or -1 if requests were still in flight when it gave up. */
+static int64_t drain(runner *r, const char *droid_id, const char *addr)
+{
+    int64_t t0 = dmsd_mono_ms();
+    usleep(RUN_SWAP_SETTLE_MS * 1000);
+    for (;;) {
+        int64_t left = RUN_DRAIN_MAX_MS - (dmsd_mono_ms() - t0);
+        if (router_drain(r->a->router, addr, left < RUN_DRAIN_SLICE_MS ? left : RUN_DRAIN_SLICE_MS) >= 0)
+            return dmsd_mono_ms() - t0;
+        if (stopping(r) || dmsd_mono_ms() - t0 >= RUN_DRAIN_MAX_MS) {
+            log_warn("droid=%s op=drain addr=%s note=\"requests still in flight after %lld ms; stopping it "
+                     "anyway\"",
+                     droid_id, addr, (long long)(dmsd_mono_ms() - t0));
+            return -1;
+        }
+    }
+}
+
 /* Records a run that ended before it became the droid's current one (it never had a watch). */
 static void end_unwatched(runner *r, const char *exec_id)
 {
@@ -579,7 +607,9 @@ static void end_unwatched(runner *r, const char *exec_id)
 }
 
 /* Waits until the new container answers on addr (an HTTP status line when http, else a TCP connection), at most
- * timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise. */
+ * timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise; -2 when dmsd stops
+ * meanwhile (the new run is then left to the next start's reconciliation, which stops runs that are not
+ * current). */
 static int wait_answer(runner *r, const char *exec_id, const char *addr, const char *host, bool http,
                        int64_t timeout_ms, char *why, size_t size)
 {
@@ -594,6 +624,10 @@ static int wait_answer(runner *r, const char *exec_id, const char *addr, const c
         if (now - t0 >= timeout_ms) {
             snprintf(why, size, "it did not answer on %s within %llds", addr, (long long)(timeout_ms / 1000));
             return -1;
+        }
+        if (stopping(r)) {
+            snprintf(why, size, "dmsd is stopping");
+            return -2;
         }
         if (now >= next_check) {
             dms_exec_status st;
@@ -711,8 +745,16 @@ static int start_run(runner *r, const droid *d0, bool forced)
     char why[256];
     if (gate && !addr[0])
         snprintf(why, sizeof(why), "it has no address: it exited at once");
-    if (gate && (!addr[0] ||
-                 wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) < 0)) {
+    int health =
+        gate && addr[0] ? wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) : 0;
+    if (health == -2) {
+        log_info("droid=%s exec=%s op=start note=\"dmsd stops before the health check ended; the next start "
+                 "reconciles\"",
+                 d->id, pa.exec_id);
+        droid_free(d);
+        return -DMS_E_CANCELLED;
+    }
+    if (gate && (!addr[0] || health < 0)) {
         char msg[512];
         snprintf(msg, sizeof(msg), "the new container failed its health check: %s", why);
         log_warn("droid=%s exec=%s op=start error=\"%s\"", d->id, pa.exec_id, msg);
@@ -761,8 +803,7 @@ static int start_run(runner *r, const droid *d0, bool forced)
     } else if (sa.old_run[0]) {
         /* The new container serves: requests still in flight to the old one finish, then it goes. */
         if (a->router && old_addr[0]) {
-            usleep(RUN_SWAP_SETTLE_MS * 1000);
-            int64_t waited = router_drain(a->router, old_addr, RUN_DRAIN_MAX_MS);
+            int64_t waited = drain(r, d->id, old_addr);
             log_info("droid=%s exec=%s op=drain addr=%s waited_ms=%lld", d->id, sa.old_run, old_addr,
                      (long long)waited);
         }
@@ -851,10 +892,8 @@ static void put_to_sleep(runner *r, const droid *d)
         dms_error err = {0};
         if (router_sleep(a->router, d->id, old_addr[0] ? old_addr : NULL, &err) < 0)
             log_warn("droid=%s op=route error=\"%s\"", d->id, err.message);
-        if (old_addr[0]) {
-            usleep(RUN_SWAP_SETTLE_MS * 1000);
-            router_drain(a->router, old_addr, RUN_DRAIN_MAX_MS);
-        }
+        if (old_addr[0])
+            drain(r, d->id, old_addr);
     }
     stop_run(r, d->id, d->run_id);
     core_mutate(a->core, NULL, d->id, mut_asleep, d->run_id, NULL, NULL);

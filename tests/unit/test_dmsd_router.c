@@ -237,9 +237,40 @@ static char dir[] = "/tmp/dms-router-test-XXXXXX";
 static app A;
 static server S1, S2;
 
+static pid_t caddy_pid_file(void);
+
+/* A failed check ends the test's process at once, without the teardown: its Caddy (in a session of its own)
+ * must not outlive it. */
+static bool torn_down;
+
+static bool runs_caddy(pid_t pid)
+{
+    char p[64], exe[512];
+    snprintf(p, sizeof(p), "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(p, exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    return strstr(exe, "caddy") != NULL;
+}
+
+static void at_exit(void)
+{
+    if (torn_down)
+        return;
+    pid_t pid = caddy_pid_file();
+    if (pid > 1 && runs_caddy(pid))
+        kill(pid, SIGTERM);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static void fixture_up(void)
 {
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    atexit(at_exit);
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     dms_error err = {0};
@@ -263,6 +294,7 @@ static void start_router(void)
 
 static void fixture_down(void)
 {
+    torn_down = true;
     snooze_close(A.snooze);
     router_stop(A.router);
     core_close(A.core);
