@@ -22,6 +22,7 @@ Feature: Routing droids by name through Caddy
     When a client requests "web" through the proxy in a loop
     And the env of "web" is changed to PAGE=v2
     And "web" answers 200 with "v2" through the proxy within 30 s
+    And the droid "web" is restarted through the API and its container replaced within 30 s
     Then every answer of the loop was a 200, with the pages "v1,v2" in that order
     And only one container of "web" runs
     And nothing of the routed dmsd is left once it stops
@@ -34,6 +35,14 @@ Feature: Routing droids by name through Caddy
     And "app" is rolled back to release 1
     And "app" answers 200 with "r1" through the proxy within 30 s
     Then every answer of the loop was a 200, with the pages "r1,r2,r1" in that order
+    And nothing of the routed dmsd is left once it stops
+
+  Scenario: A download in flight when the container is replaced runs to its end
+    Given a routed droid "files" serving the page "f1" and a 24 MiB file "big"
+    When a slow client downloads "/big" from "files" through the proxy over about 6 s while the env of "files" is changed to PAGE=f2
+    Then the download got all 24 MiB
+    And "files" answers 200 with "f2" through the proxy
+    And only one container of "files" runs
     And nothing of the routed dmsd is left once it stops
 
   Scenario: A new release that never answers leaves the old one serving

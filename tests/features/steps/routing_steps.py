@@ -377,6 +377,42 @@ def step_answer(context, page):
     assert a.status == 200 and a.text.strip() == page, a.describe()
 
 
+@when('a slow client downloads "{path:Q}" from "{name:Q}" through the proxy over about {secs:d} s while the env '
+      'of "{other:Q}" is changed to {key}={value}')
+def step_download_during_swap(context, path, name, secs, other, key, value):
+    d = rt(context)
+    before = d.containers(name)
+    t = threading.Thread(target=_download, args=(context, d, name, path, secs), daemon=True)
+    t.start()
+    time.sleep(1)
+    d.api_ok("PATCH", f"/droids/{d.droids[other]}", {"env": {key: value}})
+    # the new container serves while the old one still sends the file
+    eventually(lambda: d.via_proxy(name).text.strip() == value, 30, f"{name} serves {value}", interval_s=0.1)
+    assert t.is_alive(), f"the download ended before the swap: {context.download}"
+    assert set(before) & set(d.containers(name)), "the old container was stopped while the download ran"
+    t.join(60)
+    print(f"download across a swap: {context.download}")
+
+
+def _download(context, d, name, path, secs):
+    s = socket.create_connection(("127.0.0.1", d.proxy_port), timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}.localhost\r\nConnection: close\r\n\r\n".encode())
+    got = 0
+    t0 = time.monotonic()
+    rate = 24 * MIB / secs
+    while True:
+        chunk = s.recv(64 * 1024)
+        if not chunk:
+            break
+        got += len(chunk)
+        ahead = got / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    s.close()
+    context.download = {"bytes": got, "seconds": time.monotonic() - t0}
+
+
 @when('a slow client downloads "{path:Q}" from "{name:Q}" through the proxy over about {secs:d} s')
 def step_slow_download(context, name, path, secs):
     d = rt(context)
@@ -507,3 +543,15 @@ def step_releases(context, name, n, secs):
     d = rt(context)
     eventually(lambda: len(d.api_ok("GET", f"/droids/{d.droids[name]}/releases")) == n, secs,
                f"droid {name} has {n} releases", interval_s=0.2)
+
+
+@when('the droid "{name:Q}" is restarted through the API and its container replaced within {secs:d} s')
+def step_restart_droid(context, name, secs):
+    d = rt(context)
+    before = set(d.containers(name))
+    d.api_ok("POST", f"/droids/{d.droids[name]}/restart")
+
+    def replaced():
+        now = set(d.containers(name))
+        return len(now) == 1 and not (now & before) and d.status(name)["status"] == "running"
+    eventually(replaced, secs, f"{name} runs in a new container", interval_s=0.1)
