@@ -23,6 +23,7 @@ export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export DMS_DATA_DIR=$WORK/var
 export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
 export DMS_KEEP_RELEASES=2
+export DMS_PROXY_LISTEN=127.0.0.1:0 # its own Caddy on a free port (droids at http://<name>.localhost:<port>/)
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
 PASS=0
 FAILS=0
@@ -176,6 +177,28 @@ check "rollback reaches running" wait_status "$WEB" running 30
 check "rollback serves release 1 again" [ "$(curl -s "$(field "$WEB" url)")" = web-v1 ]
 api "$ALICE" POST "/droids/$WEB/rollback" '{"release":7}' >/dev/null
 check "rollback to an unknown release -> 404, nothing changed" [ "$(cat "$WORK/status")" = 404 -a "$(field "$WEB" release)" = 1 ]
+
+echo "routing and snooze"
+RURL=$(ctl url "$WEB")
+check "dmsctl url prints the route ($RURL)" [ "$RURL" = "$(field "$WEB" url)" -a "${RURL%%:*}" = http ]
+check "  http://web.localhost:<proxy port>/" bash -c "[[ $RURL == http://web.localhost:*/ ]]"
+check "the route serves the page" [ "$(curl -s "$RURL")" = web-v1 ]
+check "a host no droid has -> 404" [ "$(curl -s -o /dev/null -w '%{http_code}' "${RURL/web.localhost/nobody.localhost}")" = 404 ]
+ctl snooze "$WEB" --window 25:00-07:00 >"$WORK/snz" 2>&1
+check "dmsctl snooze refuses a bad window (400 on windows[0].from)" grep -q 'windows\[0\].from' "$WORK/snz"
+ctl snooze "$WEB" --idle 2 >/dev/null
+check "dmsctl snooze shows the schedule" bash -c "DMS_TOKEN=$ALICE $DMSCTL snooze $WEB | grep -q 'awake; idle timeout 2s'"
+check "an idle droid is snoozed" wait_status "$WEB" snoozed 15
+for _ in $(seq 50); do [ "$(containers_of "$WEB")" = 0 ] && break; sleep 0.2; done
+check "  and has no container" [ "$(containers_of "$WEB")" = 0 ]
+T0=$(date +%s%N)
+check "a request wakes it with its page" [ "$(curl -s --max-time 10 "$RURL")" = web-v1 ]
+echo "    (woken and answered in $((($(date +%s%N) - T0) / 1000000)) ms)"
+check "  snoozed -> starting is an event" \
+    [ "$(api "$ALICE" GET "/droids/$WEB/events" | jq '[.[] | select(.from == "snoozed" and .to == "starting")] | length')" -ge 1 ]
+ctl snooze "$WEB" --clear >/dev/null
+check "dmsctl snooze --clear" [ "$(field "$WEB" snooze)" = null ]
+check "  it runs again" wait_status "$WEB" running 30
 
 echo "faults"
 CRASH=$(create crash --repo "$WORK/crash.git")
