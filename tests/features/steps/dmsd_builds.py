@@ -15,6 +15,7 @@ BUILDING_TIMEOUT_S = 30
 FOLLOWER_SHOWS_TIMEOUT_S = 30
 REBUILD_TIMEOUT_S = 60
 GONE_TIMEOUT_S = 30
+ENGINE_SETTLE_S = 3
 
 
 # ---- the build log ----
@@ -169,6 +170,8 @@ def step_no_image(context, name):
         assert not imgs, f"images left: {imgs}"
         return True
     eventually(probe, GONE_TIMEOUT_S, f"the engine holds no image of droid {name}", interval_s=0.5)
+    time.sleep(ENGINE_SETTLE_S)  # a cancelled engine build may still commit its last step: look again
+    probe()
 
 
 # ---- releases and rollback ----
