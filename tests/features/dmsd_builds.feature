@@ -121,7 +121,7 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
       """
       {"branch": "main"}
       """
-    Then the droid "web" runs release 2 within 60 seconds
+    Then the old container of the droid "web" serves "v1" without a miss until release 2 runs, within 60 seconds
     And the droid "web" serves "v2"
     And the releases of the droid "web" are
       | release | current | image_available |
