@@ -146,6 +146,8 @@ static void print_droid(json_t *d)
         printf("release:    -\n");
     printf("port:       %lld\nurl:        %s\n", (long long)json_integer_value(json_object_get(d, "port")),
            str(d, "url"));
+    if (json_is_string(json_object_get(d, "route_url")))
+        printf("route:      %s\n", str(d, "route_url"));
     json_t *env = json_object_get(d, "env");
     if (json_object_size(env)) {
         printf("env:       ");
@@ -708,7 +710,7 @@ static int cmd_token(int argc, char **argv)
 
 static void human_url(json_t *d)
 {
-    puts(str(d, "url"));
+    puts(json_is_string(json_object_get(d, "route_url")) ? str(d, "route_url") : str(d, "url"));
 }
 
 static int cmd_url(int argc, char **argv)
@@ -831,7 +833,7 @@ static const command commands[] = {
      cmd_create, true},
     {"ls", "", "List your droids.", "", cmd_ls, true},
     {"status", "DROID", "Show a droid: status, reason, release, URL, config.", "", cmd_status, true},
-    {"url", "DROID", "Print the droid's URL (http://<name>.localhost:<proxy port>/).", "", cmd_url, true},
+    {"url", "DROID", "Print the droid's URL: its route, http://<name>.localhost:<proxy port>/.", "", cmd_url, true},
     {"snooze", "DROID [--window HH:MM-HH:MM[@TZ]]... [--idle SECONDS] | --clear",
      "Show or set the droid's snooze schedule.",
      "  --window A-B[@TZ]  a daily window in which it sleeps once nothing is connected (repeatable; TZ\n"

@@ -10,11 +10,11 @@ static void view_json(void *ud, const droid *d, json_t *obj)
 {
     app *a = ud;
     if (a->router) {
-        json_t *direct = json_incref(json_object_get(obj, "url"));
         char url[ROUTE_HOST_MAX + 32];
         router_url(a->router, d->name, url, sizeof(url));
-        json_object_set_new(obj, "url", json_string(url));
-        json_object_set_new(obj, "direct_url", direct ? direct : json_null());
+        json_object_set_new(obj, "route_url", json_string(url));
+    } else {
+        json_object_set_new(obj, "route_url", json_null());
     }
     if (a->snooze)
         snooze_describe(a->snooze, d, obj);
@@ -23,14 +23,16 @@ static void view_json(void *ud, const droid *d, json_t *obj)
 static void view_status(void *ud, const droid *d, dms_buf *b)
 {
     app *a = ud;
+    if (d->host_port > 0 && d->run_id)
+        dms_buf_printf(b, ",\"url\":\"http://127.0.0.1:%d\"", d->host_port);
+    else
+        dms_buf_append(b, ",\"url\":null", 11);
     if (a->router) {
         char url[ROUTE_HOST_MAX + 32];
         router_url(a->router, d->name, url, sizeof(url)); /* names are [a-z0-9-]: nothing to escape */
-        dms_buf_printf(b, ",\"url\":\"%s\"", url);
-    } else if (d->host_port > 0 && d->run_id) {
-        dms_buf_printf(b, ",\"url\":\"http://127.0.0.1:%d\"", d->host_port);
+        dms_buf_printf(b, ",\"route_url\":\"%s\"", url);
     } else {
-        dms_buf_append(b, ",\"url\":null", 11);
+        dms_buf_append(b, ",\"route_url\":null", 17);
     }
     if (a->snooze)
         snooze_status(a->snooze, d, b);

@@ -180,7 +180,7 @@ check "rollback to an unknown release -> 404, nothing changed" [ "$(cat "$WORK/s
 
 echo "routing and snooze"
 RURL=$(ctl url "$WEB")
-check "dmsctl url prints the route ($RURL)" [ "$RURL" = "$(field "$WEB" url)" -a "${RURL%%:*}" = http ]
+check "dmsctl url prints the route ($RURL)" [ "$RURL" = "$(field "$WEB" route_url)" ]
 check "  http://web.localhost:<proxy port>/" bash -c "[[ $RURL == http://web.localhost:*/ ]]"
 check "the route serves the page" [ "$(curl -s "$RURL")" = web-v1 ]
 check "a host no droid has -> 404" [ "$(curl -s -o /dev/null -w '%{http_code}' "${RURL/web.localhost/nobody.localhost}")" = 404 ]

@@ -12,7 +12,7 @@ Feature: Routing droids by name through Caddy
   Scenario: A droid is reached by its name
     Given a routed droid "hello" serving the page "hello-v1"
     Then "hello" answers 200 with "hello-v1" through the proxy
-    And the droid "hello" shows the URL of its route
+    And the routed droid "hello" shows the URL of its route
     And the route of "hello" dials its container on droid-net
     And a host no droid has answers 404 through the proxy
     And nothing of the routed dmsd is left once it stops
@@ -22,7 +22,7 @@ Feature: Routing droids by name through Caddy
     When a client requests "web" through the proxy in a loop
     And the env of "web" is changed to PAGE=v2
     And "web" answers 200 with "v2" through the proxy within 30 s
-    And the droid "web" is restarted through the API and its container replaced within 30 s
+    And the routed droid "web" is restarted through the API and its container replaced within 30 s
     Then every answer of the loop was a 200, with the pages "v1,v2" in that order
     And only one container of "web" runs
     And nothing of the routed dmsd is left once it stops
@@ -49,13 +49,13 @@ Feature: Routing droids by name through Caddy
     Given a routed droid "steady" serving the page "good"
     When a client requests "steady" through the proxy in a loop
     And a new commit of "steady" whose container exits at once is deployed
-    Then the droid "steady" is "running" because "still serving release 1" within 90 s
+    Then the routed droid "steady" is "running" because "still serving release 1" within 90 s
     And every answer of the loop was a 200, with the pages "good" in that order
     And nothing of the routed dmsd is left once it stops
 
   Scenario: A deleted droid's route is gone
     Given a routed droid "gone" serving the page "bye"
-    When the droid "gone" is deleted through the API
+    When the routed droid "gone" is deleted through the API
     Then Caddy has no route for "gone"
     And a request for "gone" answers 404 through the proxy
     And nothing of the routed dmsd is left once it stops

@@ -26,32 +26,32 @@ Feature: Snoozing droids and waking them on a request
       | {"idle_timeout_s":"600"}                                               | idle_timeout_s  |
       | {"idle":600}                                                           | idle            |
       | not json                                                               | body            |
-    And the droid "picky" has no snooze schedule
-    And the droid "picky" is "running"
+    And the routed droid "picky" has no snooze schedule
+    And the routed droid "picky" is "running"
     And nothing of the routed dmsd is left once it stops
 
   Scenario: A schedule is shown, and DELETE or an empty body clears it
     Given a routed droid "shown" serving the page "s"
     When the snooze schedule of "shown" is set to {"windows":[{"from":"22:00","to":"07:00","tz":"Europe/Paris"}]}
     Then GET /droids/:id/snooze of "shown" shows the windows 22:00-07:00 Europe/Paris and idle_timeout_s 600
-    And the droid "shown" shows a next sleep time and no next wake time
+    And the routed droid "shown" shows a next sleep time and no next wake time
     When the snooze schedule of "shown" is deleted
-    Then the droid "shown" has no snooze schedule
+    Then the routed droid "shown" has no snooze schedule
     When the snooze schedule of "shown" is set to {"idle_timeout_s":900}
     And the snooze schedule of "shown" is put with an empty body
-    Then the droid "shown" has no snooze schedule
+    Then the routed droid "shown" has no snooze schedule
     And nothing of the routed dmsd is left once it stops
 
   Scenario: A snooze window stops the droid and a request wakes it with the real answer
     Given a routed droid "night" serving the page "night-page"
     When "night" gets a snooze window around now in "Europe/Paris"
-    Then the droid "night" is "snoozed" within 10 s
+    Then the routed droid "night" is "snoozed" within 10 s
     And no container of "night" runs within 10 s
     And the status of "night" shows it asleep until the window's end
-    And the droid "night" stays "snoozed" for 3 s
+    And the routed droid "night" stays "snoozed" for 3 s
     When "night" is requested through the proxy
-    Then the answer is 200 with "night-page"
-    And the droid "night" is "running" within 5 s
+    Then the proxied answer is 200 with "night-page"
+    And the routed droid "night" is "running" within 5 s
     And the events of "night" show snoozed -> starting because "woken by a request"
     And nothing of the routed dmsd is left once it stops
 
@@ -59,33 +59,33 @@ Feature: Snoozing droids and waking them on a request
     Given a routed droid "lazy" serving the page "lazy-page" and a 24 MiB file "big"
     When the snooze schedule of "lazy" is set to {"idle_timeout_s":2}
     And a client requests "lazy" through the proxy once a second for 6 s
-    Then the droid "lazy" stayed "running" while the client came back
+    Then the routed droid "lazy" stayed "running" while the client came back
     When a slow client downloads "/big" from "lazy" through the proxy over about 6 s
-    Then the droid "lazy" stayed "running" while the download lasted
+    Then the routed droid "lazy" stayed "running" while the download lasted
     And the download got all 24 MiB
-    And the droid "lazy" is "snoozed" within 10 s
+    And the routed droid "lazy" is "snoozed" within 10 s
     And no container of "lazy" runs within 10 s
     When "lazy" is requested through the proxy
-    Then the answer is 200 with "lazy-page"
-    And the droid "lazy" is "snoozed" within 10 s
+    Then the proxied answer is 200 with "lazy-page"
+    And the routed droid "lazy" is "snoozed" within 10 s
     And nothing of the routed dmsd is left once it stops
 
   Scenario: An open WebSocket keeps a droid awake, however silent
     Given a routed droid "chat" that upgrades every request to a WebSocket
     When the snooze schedule of "chat" is set to {"idle_timeout_s":2}
     And a WebSocket to "chat" is opened through the proxy and kept silent for 6 s
-    Then the droid "chat" stayed "running" while the WebSocket was open
-    And the droid "chat" is "snoozed" within 10 s
+    Then the routed droid "chat" stayed "running" while the WebSocket was open
+    And the routed droid "chat" is "snoozed" within 10 s
     And nothing of the routed dmsd is left once it stops
 
   Scenario: A rebuild while it sleeps is what a request wakes
     Given a routed droid "dozy" serving the page "old"
     When the snooze schedule of "dozy" is set to {"idle_timeout_s":1}
-    Then the droid "dozy" is "snoozed" within 10 s
+    Then the routed droid "dozy" is "snoozed" within 10 s
     When a new commit of "dozy" serving the page "new" is deployed
-    Then the droid "dozy" has 2 releases within 60 s
-    And the droid "dozy" is "snoozed" within 10 s
+    Then the routed droid "dozy" has 2 releases within 60 s
+    And the routed droid "dozy" is "snoozed" within 10 s
     And no container of "dozy" runs within 10 s
     When "dozy" is requested through the proxy
-    Then the answer is 200 with "new"
+    Then the proxied answer is 200 with "new"
     And nothing of the routed dmsd is left once it stops

@@ -112,19 +112,19 @@ def step_rollback(context, name, release):
     d.api_ok("POST", f"/droids/{d.droids[name]}/rollback", {"release": release})
 
 
-@when('the droid "{name:Q}" is deleted through the API')
+@when('the routed droid "{name:Q}" is deleted through the API')
 def step_delete(context, name):
     d = rt(context)
     d.api_ok("DELETE", f"/droids/{d.droids[name]}")
 
 
-@then('the droid "{name:Q}" is "{state:Q}"')
+@then('the routed droid "{name:Q}" is "{state:Q}"')
 def step_is(context, name, state):
     st = rt(context).status(name)
     assert st["status"] == state, f"droid {name} is {st['status']} ({st['reason']}), not {state}"
 
 
-@then('the droid "{name:Q}" is "{state:Q}" within {secs:d} s')
+@then('the routed droid "{name:Q}" is "{state:Q}" within {secs:d} s')
 def step_is_within(context, name, state, secs):
     rt(context).wait_status(name, state, secs)
 
@@ -137,7 +137,7 @@ def step_event(context, name, frm, to, why):
     assert hits, f"no event {frm} -> {to} ({why}) in {[(e['from'], e['to'], e['reason']) for e in events]}"
 
 
-@then('the droid "{name:Q}" is "{state:Q}" because "{why:Q}" within {secs:d} s')
+@then('the routed droid "{name:Q}" is "{state:Q}" because "{why:Q}" within {secs:d} s')
 def step_is_because(context, name, state, why, secs):
     d = rt(context)
 
@@ -185,13 +185,13 @@ def step_404(context, name):
     assert a.status == 404, a.describe()
 
 
-@then('the droid "{name:Q}" shows the URL of its route')
+@then('the routed droid "{name:Q}" shows the URL of its route')
 def step_url(context, name):
     d = rt(context)
     want = f"http://{name}.localhost:{d.proxy_port}/"
-    got = d.droid(name)["url"]
-    assert got == want, f"GET /droids/:id url is {got}, not {want}"
-    assert d.status(name)["url"] == want
+    got = d.droid(name)["route_url"]
+    assert got == want, f"GET /droids/:id route_url is {got}, not {want}"
+    assert d.status(name)["route_url"] == want
 
 
 @then('the route of "{name:Q}" dials its container on droid-net')
@@ -309,7 +309,7 @@ def step_empty_schedule(context, name):
     assert a.status == 200, a.describe()
 
 
-@then('the droid "{name:Q}" has no snooze schedule')
+@then('the routed droid "{name:Q}" has no snooze schedule')
 def step_no_schedule(context, name):
     d = rt(context)
     assert d.droid(name)["snooze"] is None, d.droid(name)["snooze"]
@@ -327,7 +327,7 @@ def step_show_schedule(context, name, win, tz, idle):
     assert s["asleep"] is False, s
 
 
-@then('the droid "{name:Q}" shows a next sleep time and no next wake time')
+@then('the routed droid "{name:Q}" shows a next sleep time and no next wake time')
 def step_next_times(context, name):
     s = rt(context).droid(name)["snooze"]
     assert s["next_sleep_at"] and s["next_wake_at"] is None, s
@@ -355,7 +355,7 @@ def step_asleep_until(context, name):
     assert abs((wake - context.window_end).total_seconds()) < 1, f"next wake {wake}, window ends {context.window_end}"
 
 
-@then('the droid "{name:Q}" stays "{state:Q}" for {secs:d} s')
+@then('the routed droid "{name:Q}" stays "{state:Q}" for {secs:d} s')
 def step_stays(context, name, state, secs):
     d = rt(context)
     end = time.monotonic() + secs
@@ -371,7 +371,7 @@ def step_request(context, name):
     print(f"wake: {name}.localhost answered {context.answer.status} in {context.answer.seconds * 1000:.0f} ms")
 
 
-@then('the answer is 200 with "{page:Q}"')
+@then('the proxied answer is 200 with "{page:Q}"')
 def step_answer(context, page):
     a = context.answer
     assert a.status == 200 and a.text.strip() == page, a.describe()
@@ -449,7 +449,7 @@ def step_slow_download(context, name, path, secs):
     print(f"download: {result.get('bytes', 0)} bytes in {result.get('seconds', 0):.1f} s; states {set(states)}")
 
 
-@then('the droid "{name:Q}" stayed "{state:Q}" while the download lasted')
+@then('the routed droid "{name:Q}" stayed "{state:Q}" while the download lasted')
 def step_stayed(context, name, state):
     states = context.download_states
     assert context.download.get("seconds", 0) > 4, f"the download took {context.download} (too fast to tell)"
@@ -479,7 +479,7 @@ def step_sparse_requests(context, name, secs):
     assert all(s == 200 for s in answers), answers
 
 
-@then('the droid "{name:Q}" stayed "{state:Q}" while the client came back')
+@then('the routed droid "{name:Q}" stayed "{state:Q}" while the client came back')
 def step_stayed_sparse(context, name, state):
     states = context.sparse_states
     assert states and all(s == state for s in states), f"states seen between the requests: {states}"
@@ -532,20 +532,20 @@ def step_ws_hold(context, name, secs):
     context.ws_states = states
 
 
-@then('the droid "{name:Q}" stayed "{state:Q}" while the WebSocket was open')
+@then('the routed droid "{name:Q}" stayed "{state:Q}" while the WebSocket was open')
 def step_ws_stayed(context, name, state):
     states = context.ws_states
     assert states and all(s == state for s in states), f"states seen while the WebSocket was open: {states}"
 
 
-@then('the droid "{name:Q}" has {n:d} releases within {secs:d} s')
+@then('the routed droid "{name:Q}" has {n:d} releases within {secs:d} s')
 def step_releases(context, name, n, secs):
     d = rt(context)
     eventually(lambda: len(d.api_ok("GET", f"/droids/{d.droids[name]}/releases")) == n, secs,
                f"droid {name} has {n} releases", interval_s=0.2)
 
 
-@when('the droid "{name:Q}" is restarted through the API and its container replaced within {secs:d} s')
+@when('the routed droid "{name:Q}" is restarted through the API and its container replaced within {secs:d} s')
 def step_restart_droid(context, name, secs):
     d = rt(context)
     before = set(d.containers(name))
