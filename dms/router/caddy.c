@@ -26,6 +26,7 @@
 #define CADDY_POLL_MS       20
 #define CADDY_OUT_TAIL      400 /* bytes of Caddy's stdout/stderr quoted when it fails to start */
 #define UNIX_PREFIX         "unix/"
+#define SETPRIV_BIN         "/usr/bin/setpriv"
 #define SOCKET_PATH_MAX     107
 
 extern char **environ;
@@ -232,7 +233,15 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
             envp[k++] = environ[i];
     envp[k++] = xdg;
     envp[k++] = xdg_cfg;
-    char *argv[] = {c->bin, "run", "--config", (char *)config_path, "--pidfile", pid_path, NULL};
+    /* Caddy lives and dies with dmsd: util-linux's setpriv sets its parent-death signal (prctl PR_SET_PDEATHSIG,
+     * kept across exec) before it becomes caddy, so a dmsd killed with SIGKILL leaves no Caddy behind holding
+     * its port (the next dmsd starts a fresh one with every route). Without setpriv, a Caddy left running is
+     * taken over by the next dmsd on the same data dir instead. */
+    char *caddy_argv[] = {c->bin, "run", "--config", (char *)config_path, "--pidfile", pid_path, NULL};
+    char *setpriv_argv[] = {SETPRIV_BIN, "--pdeathsig", "TERM", "--", c->bin, "run", "--config",
+                            (char *)config_path, "--pidfile", pid_path, NULL};
+    bool setpriv = access(SETPRIV_BIN, X_OK) == 0;
+    char **argv = setpriv ? setpriv_argv : caddy_argv;
 
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t fa;
@@ -256,7 +265,7 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     pid_t pid = 0;
-    int rc = posix_spawnp(&pid, c->bin, &fa, &attr, argv, envp);
+    int rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (rc != 0)

@@ -2,9 +2,10 @@
  *
  * dmsd runs `caddy run --config <state>/caddy.json --pidfile <state>/caddy.pid` (Debian's caddy; DMS_CADDY_BIN)
  * in its own session, with its admin API on a unix socket in the state dir (or the loopback address given), and
- * talks to it over that API only. If something already answers on the admin address when dmsd starts (its own
- * Caddy left running by a dmsd that was killed), dmsd takes it over: it loads its config into it (POST /load,
- * which Caddy applies gracefully) instead of starting a second one.
+ * talks to it over that API only. Caddy gets SIGTERM when dmsd dies (parent-death signal, set by setpriv). If
+ * something already answers on the admin address when dmsd starts (a Caddy of an earlier dmsd that could not be
+ * given a parent-death signal), dmsd takes it over: it loads its config into it (POST /load, which Caddy applies
+ * gracefully) instead of starting a second one.
  *
  * Threads: caddy_admin() may be called from any thread (one curl handle per call); start/stop/alive are called
  * by the router's owner under its lock.
