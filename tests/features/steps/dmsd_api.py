@@ -64,7 +64,7 @@ def create(context, user, name, repo, extra=None):
     a = call(context, "POST", "/droids", user, body=body)
     if a.status == 201:
         context.dmsd_droids[name] = a.json["id"]
-        host(context).droid_ids.add(a.json["id"])
+        host(context).add_droid(a.json["id"])
         host(context).repo_of[name] = repo
     return a
 
@@ -73,7 +73,7 @@ def remember_created(context):
     a = answer(context)
     if a.status == 201 and isinstance(a.json, dict):
         context.dmsd_droids[a.json["name"]] = a.json["id"]
-        host(context).droid_ids.add(a.json["id"])
+        host(context).add_droid(a.json["id"])
 
 
 @when('{user:w} creates the droid "{name:Q}" from the repository "{repo:Q}"')
@@ -336,6 +336,16 @@ def step_one_container(context, name):
 def step_none_running(context, name):
     running = containers(context, name, running_only=True)
     assert not running, f"droid {name} still has running containers: {running}"
+
+
+@then('no container of the droid "{name:Q}" runs any more')
+def step_none_running_soon(context, name):
+    # dmsd learns of an exit from the engine's die event; the engine's own state says "exited" a little later.
+    def probe():
+        running = containers(context, name, running_only=True)
+        assert not running, f"still running: {running}"
+        return True
+    eventually(probe, ENGINE_SETTLE_S, f"no container of droid {name} runs", interval_s=0.1)
 
 
 def running_container(context, name):
