@@ -833,7 +833,8 @@ static const command commands[] = {
      cmd_create, true},
     {"ls", "", "List your droids.", "", cmd_ls, true},
     {"status", "DROID", "Show a droid: status, reason, release, URL, config.", "", cmd_status, true},
-    {"url", "DROID", "Print the droid's URL: its route, http://<name>.localhost:<proxy port>/.", "", cmd_url, true},
+    {"url", "DROID", "Print the droid's URL: its route, http://<name>.localhost:<proxy port>/.", "", cmd_url,
+     true},
     {"snooze", "DROID [--window HH:MM-HH:MM[@TZ]]... [--idle SECONDS] | --clear",
      "Show or set the droid's snooze schedule.",
      "  --window A-B[@TZ]  a daily window in which it sleeps once nothing is connected (repeatable; TZ\n"

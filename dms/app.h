@@ -34,7 +34,7 @@ typedef struct dmsd_config {
     char *port_file;   /* --port-file: write the bound port here once listening (tests, scripts) */
     char *executor_id; /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
                         * two dmsd on one engine need different ids, or each would adopt the other's work */
-    char *proxy_listen; /* DMS_PROXY_LISTEN (default 127.0.0.1:8000; port 0: any free one; "off": no routing) */
+    char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
 } dmsd_config;

@@ -51,8 +51,10 @@ static void usage(FILE *f)
         "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
         "engine),\n"
         "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n"
-        "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN "; port 0: any free one; off: no routing, no snooze),\n"
-        "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data dir).\n");
+        "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
+        "; port 0: any free one; off: no routing, no snooze),\n"
+        "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
+        "dir).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -272,8 +274,8 @@ int main(int argc, char **argv)
     if (a.router)
         snprintf(proxy, sizeof(proxy), "http://<name>.localhost:%d/", router_port(a.router));
     fprintf(stderr, "dmsd %s: listening on %s (port %d), data %s, executor %s, %zu droids, droids at %s\n",
-            DMS_VERSION, a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none", core_count(a.core),
-            proxy);
+            DMS_VERSION, a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none",
+            core_count(a.core), proxy);
     int sig = 0;
     sigwait(&sigs, &sig);
     log_info("component=dmsd op=stop signal=%d", sig);

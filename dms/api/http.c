@@ -467,7 +467,8 @@ int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err)
 bool api_body_empty(const api_req *r)
 {
     for (size_t i = 0; i < r->body.len; i++)
-        if (r->body.data[i] != ' ' && r->body.data[i] != '\t' && r->body.data[i] != '\r' && r->body.data[i] != '\n')
+        if (r->body.data[i] != ' ' && r->body.data[i] != '\t' && r->body.data[i] != '\r' &&
+            r->body.data[i] != '\n')
             return false;
     return true;
 }

@@ -226,7 +226,8 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
                  d->commit ? ", commit " : "", d->commit ? d->commit : "");
         if (d->state == DROID_RUNNING || d->state == DROID_STARTING || d->state == DROID_BUILDING ||
             d->state == DROID_SNOOZED)
-            r = core_tx_note(tx, d, why, err); /* the old container keeps serving (or sleeping) until the new one runs */
+            r = core_tx_note(tx, d, why,
+                             err); /* the old container keeps serving (or sleeping) until the new one runs */
         else
             r = core_tx_set_state(tx, d, DROID_PENDING, why, err);
         if (r < 0)
@@ -551,8 +552,9 @@ static bool need_snooze(app *a, api_req *r)
 {
     if (a->snooze)
         return true;
-    api_reply_errorf(r, MHD_HTTP_CONFLICT, NULL,
-                     "snooze needs routing, which is off in this dmsd (DMS_PROXY_LISTEN=off, or no executor)");
+    api_reply_errorf(
+        r, MHD_HTTP_CONFLICT, NULL,
+        "snooze needs routing, which is off in this dmsd (DMS_PROXY_LISTEN=off, or no executor)");
     return false;
 }
 

@@ -36,7 +36,8 @@ typedef struct core_hooks {
 /* How droids are shown beyond droid_to_json(): the router's URL, the snooze summary. Both callbacks run under
  * the cache's read lock and must not call back into core. */
 typedef struct core_view {
-    void (*droid_json)(void *ud, const droid *d, json_t *obj);  /* adds or replaces members of the public JSON */
+    void (*droid_json)(void *ud, const droid *d,
+                       json_t *obj); /* adds or replaces members of the public JSON */
     void (*status_body)(void *ud, const droid *d, dms_buf *b); /* appends ",\"url\":..." and other members */
     void *ud;
 } core_view;

@@ -79,9 +79,9 @@ typedef struct droid {
 
     /* snooze (snooze/): a schedule, and whether it sleeps (no container; its route wakes it on a request) */
     char *snooze_json; /* canonical schedule (snooze/schedule.h), NULL = none */
-    bool asleep;       /* wanted running but asleep: the runner keeps no container and routes to the wake handler */
-    int64_t woken_ns;  /* last wake by a request or a start: a window that began earlier does not put it back to
-                        * sleep before it has been idle for idle_timeout_s */
+    bool asleep; /* wanted running but asleep: the runner keeps no container and routes to the wake handler */
+    int64_t woken_ns; /* last wake by a request or a start: a window that began earlier does not put it back
+                       * to sleep before it has been idle for idle_timeout_s */
 
     /* deletion: hidden from users at once, removed by the runner, then purged from the store */
     bool deleting;

@@ -1,7 +1,8 @@
 /* droids/state.h - the droid state machine: the states, their names, and which transitions exist.
  *
  *   pending -> building -> starting -> running,  plus failed and stopped from anywhere they make sense, and
- *   running <-> snoozed: asleep by its snooze schedule (no container; a request wakes it: snoozed -> starting).
+ *   running <-> snoozed: asleep by its snooze schedule (no container; a request wakes it: snoozed ->
+ * starting).
  *
  * Pure functions, thread-safe. The store records every transition as an event (time, from, to, reason); the
  * code that changes state asks droid_transition_check() first, so an impossible change is refused, not

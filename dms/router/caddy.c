@@ -23,11 +23,11 @@
 #include "../common.h"
 #include "caddycfg.h"
 
-#define CADDY_POLL_MS       20
-#define CADDY_OUT_TAIL      400 /* bytes of Caddy's stdout/stderr quoted when it fails to start */
-#define UNIX_PREFIX         "unix/"
-#define SETPRIV_BIN         "/usr/bin/setpriv"
-#define SOCKET_PATH_MAX     107
+#define CADDY_POLL_MS   20
+#define CADDY_OUT_TAIL  400 /* bytes of Caddy's stdout/stderr quoted when it fails to start */
+#define UNIX_PREFIX     "unix/"
+#define SETPRIV_BIN     "/usr/bin/setpriv"
+#define SOCKET_PATH_MAX 107
 
 extern char **environ;
 
@@ -56,8 +56,8 @@ int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err)
         dms_snprintf_ok(c->socket_path, sizeof(c->socket_path), "%s", c->admin + strlen(UNIX_PREFIX)) < 0) {
         caddy_free(c);
         return dms_error_set(err, DMS_E_INVALID, "DMS_CADDY_ADMIN",
-                             "the admin socket path %s is longer than %d bytes (a unix socket's limit)", cfg->admin,
-                             SOCKET_PATH_MAX);
+                             "the admin socket path %s is longer than %d bytes (a unix socket's limit)",
+                             cfg->admin, SOCKET_PATH_MAX);
     }
     *out = c;
     return 0;
@@ -130,7 +130,8 @@ int caddy_admin(caddy *c, const char *method, const char *path, const char *body
     dms_buf_free(&scratch);
     if (rc != CURLE_OK)
         return dms_error_set(err, rc == CURLE_COULDNT_CONNECT ? DMS_E_UNAVAILABLE : DMS_E_IO, NULL,
-                             "caddy admin %s %s: %s", method, path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                             "caddy admin %s %s: %s", method, path,
+                             errbuf[0] ? errbuf : curl_easy_strerror(rc));
     if (status)
         *status = code;
     return 0;
@@ -139,8 +140,8 @@ int caddy_admin(caddy *c, const char *method, const char *path, const char *body
 static bool admin_answers(caddy *c)
 {
     long status = 0;
-    return caddy_admin(c, "GET", "/config/apps/http/servers/" CADDY_SERVER_NAME "/listen", NULL, &status, NULL,
-                       NULL) == 0 &&
+    return caddy_admin(c, "GET", "/config/apps/http/servers/" CADDY_SERVER_NAME "/listen", NULL, &status,
+                       NULL, NULL) == 0 &&
            status == 200;
 }
 
@@ -229,17 +230,18 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "XDG_DATA_HOME=", 14) != 0 && strncmp(environ[i], "XDG_CONFIG_HOME=", 16) != 0)
+        if (strncmp(environ[i], "XDG_DATA_HOME=", 14) != 0 &&
+            strncmp(environ[i], "XDG_CONFIG_HOME=", 16) != 0)
             envp[k++] = environ[i];
     envp[k++] = xdg;
     envp[k++] = xdg_cfg;
-    /* Caddy lives and dies with dmsd: util-linux's setpriv sets its parent-death signal (prctl PR_SET_PDEATHSIG,
-     * kept across exec) before it becomes caddy, so a dmsd killed with SIGKILL leaves no Caddy behind holding
-     * its port (the next dmsd starts a fresh one with every route). Without setpriv, a Caddy left running is
-     * taken over by the next dmsd on the same data dir instead. */
+    /* Caddy lives and dies with dmsd: util-linux's setpriv sets its parent-death signal (prctl
+     * PR_SET_PDEATHSIG, kept across exec) before it becomes caddy, so a dmsd killed with SIGKILL leaves no
+     * Caddy behind holding its port (the next dmsd starts a fresh one with every route). Without setpriv, a
+     * Caddy left running is taken over by the next dmsd on the same data dir instead. */
     char *caddy_argv[] = {c->bin, "run", "--config", (char *)config_path, "--pidfile", pid_path, NULL};
-    char *setpriv_argv[] = {SETPRIV_BIN, "--pdeathsig", "TERM", "--", c->bin, "run", "--config",
-                            (char *)config_path, "--pidfile", pid_path, NULL};
+    char *setpriv_argv[] = {SETPRIV_BIN, "--pdeathsig",       "TERM",      "--",     c->bin, "run",
+                            "--config",  (char *)config_path, "--pidfile", pid_path, NULL};
     bool setpriv = access(SETPRIV_BIN, X_OK) == 0;
     char **argv = setpriv ? setpriv_argv : caddy_argv;
 
@@ -247,9 +249,9 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
     posix_spawn_file_actions_t fa;
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_init(&fa);
-    /* Its own session (a ^C to dmsd's terminal is dmsd's to handle: it stops Caddy itself), no signal blocked or
-     * ignored (dmsd blocks SIGINT/SIGTERM for sigwait and ignores SIGPIPE; both would be inherited), no fd of
-     * dmsd's but stdin/out/err. */
+    /* Its own session (a ^C to dmsd's terminal is dmsd's to handle: it stops Caddy itself), no signal blocked
+     * or ignored (dmsd blocks SIGINT/SIGTERM for sigwait and ignores SIGPIPE; both would be inherited), no fd
+     * of dmsd's but stdin/out/err. */
     sigset_t none, defs;
     sigemptyset(&none);
     sigemptyset(&defs);
@@ -299,8 +301,9 @@ int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, boo
         dms_buf resp = {0};
         r = caddy_admin(c, "POST", "/load", config_json, &status, &resp, err);
         if (r == 0 && status != 200)
-            r = dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "caddy at %s refused the config (%ld): %.*s", c->admin,
-                              status, (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
+            r = dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "caddy at %s refused the config (%ld): %.*s",
+                              c->admin, status, (int)(resp.len > 300 ? 300 : resp.len),
+                              resp.data ? resp.data : "");
         dms_buf_free(&resp);
         if (r < 0)
             return r;
@@ -334,8 +337,9 @@ int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, boo
             break;
         if (dmsd_mono_ms() > deadline) {
             caddy_stop(c);
-            return dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "caddy did not answer on %s and %s within %d ms",
-                                 c->admin, listen_addr, CADDY_START_TIMEOUT_MS);
+            return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
+                                 "caddy did not answer on %s and %s within %d ms", c->admin, listen_addr,
+                                 CADDY_START_TIMEOUT_MS);
         }
         usleep(CADDY_POLL_MS * 1000);
     }

@@ -1,14 +1,14 @@
 /* router/caddy.h - the Caddy process of one dmsd and its admin API.
  *
- * dmsd runs `caddy run --config <state>/caddy.json --pidfile <state>/caddy.pid` (Debian's caddy; DMS_CADDY_BIN)
- * in its own session, with its admin API on a unix socket in the state dir (or the loopback address given), and
- * talks to it over that API only. Caddy gets SIGTERM when dmsd dies (parent-death signal, set by setpriv). If
- * something already answers on the admin address when dmsd starts (a Caddy of an earlier dmsd that could not be
- * given a parent-death signal), dmsd takes it over: it loads its config into it (POST /load, which Caddy applies
- * gracefully) instead of starting a second one.
+ * dmsd runs `caddy run --config <state>/caddy.json --pidfile <state>/caddy.pid` (Debian's caddy;
+ * DMS_CADDY_BIN) in its own session, with its admin API on a unix socket in the state dir (or the loopback
+ * address given), and talks to it over that API only. Caddy gets SIGTERM when dmsd dies (parent-death signal,
+ * set by setpriv). If something already answers on the admin address when dmsd starts (a Caddy of an earlier
+ * dmsd that could not be given a parent-death signal), dmsd takes it over: it loads its config into it (POST
+ * /load, which Caddy applies gracefully) instead of starting a second one.
  *
- * Threads: caddy_admin() may be called from any thread (one curl handle per call); start/stop/alive are called
- * by the router's owner under its lock.
+ * Threads: caddy_admin() may be called from any thread (one curl handle per call); start/stop/alive are
+ * called by the router's owner under its lock.
  */
 #ifndef DMSD_ROUTER_CADDY_H
 #define DMSD_ROUTER_CADDY_H
@@ -20,12 +20,13 @@
 
 #include "util.h"
 
-#define CADDY_START_TIMEOUT_MS  10000 /* caddy run until its admin API and its listener answer */
-#define CADDY_STOP_GRACE_MS     5000  /* SIGTERM to SIGKILL: Caddy waits for open connections on SIGTERM */
-#define CADDY_ADMIN_TIMEOUT_MS  10000 /* one admin call; a config change reloads Caddy's servers (~10 ms here) */
-#define CADDY_ADMIN_CONNECT_MS  1000
-#define CADDY_ADMIN_RESP_MAX    (1024 * 1024)
-#define CADDY_DEFAULT_BIN       "caddy"
+#define CADDY_START_TIMEOUT_MS 10000 /* caddy run until its admin API and its listener answer */
+#define CADDY_STOP_GRACE_MS    5000  /* SIGTERM to SIGKILL: Caddy waits for open connections on SIGTERM */
+#define CADDY_ADMIN_TIMEOUT_MS                                                                               \
+    10000 /* one admin call; a config change reloads Caddy's servers (~10 ms here) */
+#define CADDY_ADMIN_CONNECT_MS 1000
+#define CADDY_ADMIN_RESP_MAX   (1024 * 1024)
+#define CADDY_DEFAULT_BIN      "caddy"
 
 typedef struct caddy caddy;
 
@@ -40,8 +41,8 @@ int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err);
 void caddy_free(caddy *c);
 
 /* Makes a Caddy run with config_json: loads it into one that answers on the admin address (*adopted true), or
- * starts one and waits until its admin API and listen_addr ("127.0.0.1:8000") answer. UNAVAILABLE with Caddy's
- * own last words (e.g. "address already in use") when it exits or does not come up in time. */
+ * starts one and waits until its admin API and listen_addr ("127.0.0.1:8000") answer. UNAVAILABLE with
+ * Caddy's own last words (e.g. "address already in use") when it exits or does not come up in time. */
 int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, bool *adopted, dms_error *err);
 
 /* False once the Caddy we run or adopted has gone (a child is reaped here). */

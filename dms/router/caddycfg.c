@@ -46,16 +46,17 @@ static json_t *handler(const route_spec *r)
         return json_pack("{s:s, s:o, s:{s:{s:s}}}", "handler", "reverse_proxy", "upstreams", upstreams(r),
                          "load_balancing", "selection_policy", "policy", "first");
     case ROUTE_WAKE:
-        /* Caddy's default transport: measured with Caddy 2.6.2, a request held by the upstream survives a config
-         * change (the route moving on once the droid is awake) only with keep-alive on and flush_interval left
-         * alone; with either changed it ends in a 502 at the reload. A connection the wake handler spliced to a
-         * container may be reused by this route's own pool: it leads to the same droid. */
-        return json_pack("{s:s, s:o, s:{s:{s:s}}, s:{s:{s:{s:[s]}}}}", "handler", "reverse_proxy", "upstreams",
-                         upstreams(r), "load_balancing", "selection_policy", "policy", "first", "headers",
-                         "request", "set", CADDY_WAKE_HEADER, r->droid_id);
+        /* Caddy's default transport: measured with Caddy 2.6.2, a request held by the upstream survives a
+         * config change (the route moving on once the droid is awake) only with keep-alive on and
+         * flush_interval left alone; with either changed it ends in a 502 at the reload. A connection the
+         * wake handler spliced to a container may be reused by this route's own pool: it leads to the same
+         * droid. */
+        return json_pack("{s:s, s:o, s:{s:{s:s}}, s:{s:{s:{s:[s]}}}}", "handler", "reverse_proxy",
+                         "upstreams", upstreams(r), "load_balancing", "selection_policy", "policy", "first",
+                         "headers", "request", "set", CADDY_WAKE_HEADER, r->droid_id);
     case ROUTE_DOWN:
-        return json_pack("{s:s, s:i, s:s, s:{s:[s]}}", "handler", "static_response", "status_code", 503, "body",
-                         r->message, "headers", "Content-Type", "text/plain; charset=utf-8");
+        return json_pack("{s:s, s:i, s:s, s:{s:[s]}}", "handler", "static_response", "status_code", 503,
+                         "body", r->message, "headers", "Content-Type", "text/plain; charset=utf-8");
     }
     return NULL;
 }
@@ -73,17 +74,18 @@ json_t *caddycfg_route(const route_spec *r)
 
 json_t *caddycfg_catchall(void)
 {
-    return json_pack("{s:s, s:[{s:s, s:i, s:s, s:{s:[s]}}], s:b}", "@id", CADDY_CATCHALL_ID, "handle", "handler",
-                     "static_response", "status_code", 404, "body", "no droid is served at this host name\n",
-                     "headers", "Content-Type", "text/plain; charset=utf-8", "terminal", 1);
+    return json_pack("{s:s, s:[{s:s, s:i, s:s, s:{s:[s]}}], s:b}", "@id", CADDY_CATCHALL_ID, "handle",
+                     "handler", "static_response", "status_code", 404, "body",
+                     "no droid is served at this host name\n", "headers", "Content-Type",
+                     "text/plain; charset=utf-8", "terminal", 1);
 }
 
 static json_t *file_writer(const char *dir, const char *name)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    return json_pack("{s:s, s:s, s:i, s:i}", "output", "file", "filename", path, "roll_size_mb", CADDY_LOG_ROLL_MB,
-                     "roll_keep", 1);
+    return json_pack("{s:s, s:s, s:i, s:i}", "output", "file", "filename", path, "roll_size_mb",
+                     CADDY_LOG_ROLL_MB, "roll_keep", 1);
 }
 
 json_t *caddycfg_full(const caddycfg_base *b, const route_spec *routes, size_t n)
@@ -105,18 +107,19 @@ json_t *caddycfg_full(const caddycfg_base *b, const route_spec *routes, size_t n
     char access[64];
     snprintf(access, sizeof(access), "http.log.access.%s", CADDY_ACCESS_LOGGER);
     json_error_t jerr;
-    json_t *cfg = json_pack_ex(&jerr, 0,
-        "{s:{s:s, s:[s], s:{s:b}},"                 /* admin */
+    json_t *cfg = json_pack_ex(
+        &jerr, 0,
+        "{s:{s:s, s:[s], s:{s:b}},"                                   /* admin */
         " s:{s:{s:{s:o, s:s, s:[s]}, s:{s:o, s:{s:s}, s:s, s:[s]}}}," /* logging */
-        " s:{s:s, s:s},"                             /* storage */
-        " s:{s:{s:{s:{s:[s], s:{s:b}, s:{s:s}, s:o}}}}}", /* apps.http.servers.dms */
+        " s:{s:s, s:s},"                                              /* storage */
+        " s:{s:{s:{s:{s:[s], s:{s:b}, s:{s:s}, s:o}}}}}",             /* apps.http.servers.dms */
         "admin", "listen", b->admin, "origins", CADDY_ADMIN_ORIGIN, "config", "persist", 0, /* */
-        "logging", "logs", "default", "writer", file_writer(b->state_dir, "caddy.log"), "level", "WARN", "exclude",
-        access, CADDY_ACCESS_LOGGER, "writer", file_writer(b->state_dir, "access.log"), "encoder", "format",
-        "json", "level", "INFO", "include", access, /* */
-        "storage", "module", "file_system", "root", storage, /* */
-        "apps", "http", "servers", CADDY_SERVER_NAME, "listen", b->listen, "automatic_https", "disable", 1, "logs",
-        "default_logger_name", CADDY_ACCESS_LOGGER, "routes", list);
+        "logging", "logs", "default", "writer", file_writer(b->state_dir, "caddy.log"), "level", "WARN",
+        "exclude", access, CADDY_ACCESS_LOGGER, "writer", file_writer(b->state_dir, "access.log"), "encoder",
+        "format", "json", "level", "INFO", "include", access, /* */
+        "storage", "module", "file_system", "root", storage,  /* */
+        "apps", "http", "servers", CADDY_SERVER_NAME, "listen", b->listen, "automatic_https", "disable", 1,
+        "logs", "default_logger_name", CADDY_ACCESS_LOGGER, "routes", list);
     (void)jerr;
     return cfg;
 }

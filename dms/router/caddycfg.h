@@ -1,18 +1,17 @@
-/* router/caddycfg.h - the JSON that dmsd gives Caddy (https://caddyserver.com/docs/json/): one route per droid,
- * addressed by its "@id" so that it can be replaced or removed alone through the admin API (/id/<id>), and the
- * whole config a Caddy is started with.
+/* router/caddycfg.h - the JSON that dmsd gives Caddy (https://caddyserver.com/docs/json/): one route per
+ * droid, addressed by its "@id" so that it can be replaced or removed alone through the admin API (/id/<id>),
+ * and the whole config a Caddy is started with.
  *
  *   {"@id": "dms-<droid id>", "match": [{"host": ["<name>.localhost"]}], "terminal": true, "handle": [...]}
  *
  * A route is one of three kinds:
  *   PROXY  reverse_proxy to the container's address on droid-net. During a swap the previous container is
- *          listed second under the "first" selection policy: it gets no new request, but Caddy keeps counting the
- *          requests still in flight to it (GET /reverse_proxy/upstreams), which is how dmsd drains it. An
- *          upstream that is in no config any more drops out of that list even while requests to it run.
- *   WAKE   reverse_proxy to dmsd's wake listener with the droid's id in the X-Dms-Wake header; the wake handler
- *          holds the request and splices its connection to the woken container.
- *   DOWN   a 503 with a short text: stopped, failed, starting, not built yet.
- * A droid without a route (deleted) falls through to the catch-all: 404 "no droid here".
+ *          listed second under the "first" selection policy: it gets no new request, but Caddy keeps counting
+ * the requests still in flight to it (GET /reverse_proxy/upstreams), which is how dmsd drains it. An upstream
+ * that is in no config any more drops out of that list even while requests to it run. WAKE   reverse_proxy to
+ * dmsd's wake listener with the droid's id in the X-Dms-Wake header; the wake handler holds the request and
+ * splices its connection to the woken container. DOWN   a 503 with a short text: stopped, failed, starting,
+ * not built yet. A droid without a route (deleted) falls through to the catch-all: 404 "no droid here".
  *
  * Pure functions; thread-safe.
  */
@@ -71,9 +70,9 @@ typedef struct caddycfg_base {
     const char *state_dir; /* caddy.log, access.log and Caddy's storage go here */
 } caddycfg_base;
 
-/* The whole config: admin on b->admin (only Host CADDY_ADMIN_ORIGIN accepted, nothing persisted), logs to files
- * in state_dir (the access log, JSON, apart), one HTTP server on b->listen with automatic HTTPS off, the routes
- * in order, then the catch-all. Caller owns; NULL on OOM. */
+/* The whole config: admin on b->admin (only Host CADDY_ADMIN_ORIGIN accepted, nothing persisted), logs to
+ * files in state_dir (the access log, JSON, apart), one HTTP server on b->listen with automatic HTTPS off,
+ * the routes in order, then the catch-all. Caller owns; NULL on OOM. */
 json_t *caddycfg_full(const caddycfg_base *b, const route_spec *routes, size_t n);
 
 #endif

@@ -84,8 +84,9 @@ int probe_http(const char *addr, const char *host, int timeout_ms, int *status)
     if (fd < 0)
         return -1;
     char req[256];
-    int n = snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nHost: %s\r\nUser-Agent: " PROBE_USER_AGENT "\r\n\r\n",
-                     host && *host ? host : addr);
+    int n =
+        snprintf(req, sizeof(req), "GET / HTTP/1.0\r\nHost: %s\r\nUser-Agent: " PROBE_USER_AGENT "\r\n\r\n",
+                 host && *host ? host : addr);
     if (n < 0 || (size_t)n >= sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
         return -1;
     char buf[PROBE_REPLY_MAX + 1];

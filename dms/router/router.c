@@ -1,6 +1,7 @@
 /* router.c - droid routes in Caddy, and Caddy's supervision (see router.h).
  *
- * Lock order: r->lock, then core's cache lock (core_get_copy). Nothing that holds a core lock calls in here. */
+ * Lock order: r->lock, then core's cache lock (core_get_copy). Nothing that holds a core lock calls in here.
+ */
 #include "router.h"
 
 #include <arpa/inet.h>
@@ -22,17 +23,17 @@
 #include "caddy.h"
 #include "probe.h"
 
-#define ACCESS_READ_MAX    (1024 * 1024) /* read at most this much of the access log per poll */
-#define ACCESS_LINE_MAX    (64 * 1024)   /* a longer line is skipped */
+#define ACCESS_READ_MAX       (1024 * 1024) /* read at most this much of the access log per poll */
+#define ACCESS_LINE_MAX       (64 * 1024)   /* a longer line is skipped */
 #define ROUTER_RESTART_MIN_MS 500
 
 typedef struct rentry {
     char id[DROID_ID_SIZE];
-    route_spec spec;              /* what Caddy should have */
-    char drain[ROUTE_DIAL_MAX];   /* an upstream kept listed while it drains (router_swap/router_sleep) */
-    bool in_caddy;                /* Caddy has a route with this @id */
-    bool dirty;                   /* spec is not programmed yet */
-    bool gone;                    /* the droid has no route any more: delete it */
+    route_spec spec;            /* what Caddy should have */
+    char drain[ROUTE_DIAL_MAX]; /* an upstream kept listed while it drains (router_swap/router_sleep) */
+    bool in_caddy;              /* Caddy has a route with this @id */
+    bool dirty;                 /* spec is not programmed yet */
+    bool gone;                  /* the droid has no route any more: delete it */
 } rentry;
 
 typedef struct access_tail {
@@ -73,8 +74,8 @@ bool router_desired(const droid *d, const char *wake_addr, route_spec *out)
     memset(out, 0, sizeof(*out));
     snprintf(out->droid_id, sizeof(out->droid_id), "%s", d->id);
     snprintf(out->host, sizeof(out->host), "%s" CADDY_HOST_SUFFIX, d->name ? d->name : d->id);
-    /* Asleep, or on its way up with no container yet (woken, first start, restart after a crash): requests are
-     * held by the wake handler until it serves, rather than refused. */
+    /* Asleep, or on its way up with no container yet (woken, first start, restart after a crash): requests
+     * are held by the wake handler until it serves, rather than refused. */
     if (d->want_running && (d->asleep || (!d->run_id && d->state == DROID_STARTING))) {
         out->kind = ROUTE_WAKE;
         snprintf(out->dial, sizeof(out->dial), "%s", wake_addr ? wake_addr : "");
@@ -146,7 +147,8 @@ static void remove_entry(router *r, rentry *e)
     r->e[i] = r->e[--r->n];
 }
 
-static int admin_ok(router *r, const char *method, const char *path, const char *body, long *status, dms_error *err)
+static int admin_ok(router *r, const char *method, const char *path, const char *body, long *status,
+                    dms_error *err)
 {
     dms_buf resp = {0};
     int rc = caddy_admin(r->caddy, method, path, body, status, &resp, err);
@@ -165,7 +167,8 @@ static int apply(router *r, rentry *e, dms_error *err)
     long status = 0;
     int rc;
     if (!r->up)
-        return dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "caddy is not running; the route is pushed once it is");
+        return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
+                             "caddy is not running; the route is pushed once it is");
     if (e->gone) {
         snprintf(path, sizeof(path), "/id/%s", id);
         if ((rc = admin_ok(r, "DELETE", path, NULL, &status, err)) < 0)
@@ -188,16 +191,17 @@ static int apply(router *r, rentry *e, dms_error *err)
     }
     if (!e->in_caddy) {
         /* PUT on an array index inserts there: before the catch-all, which stays last. */
-        if ((rc = admin_ok(r, "PUT", "/config/apps/http/servers/" CADDY_SERVER_NAME "/routes/0", body, &status,
-                           err)) < 0)
+        if ((rc = admin_ok(r, "PUT", "/config/apps/http/servers/" CADDY_SERVER_NAME "/routes/0", body,
+                           &status, err)) < 0)
             return rc;
         if (status != 200)
             return dms_error_set(err, DMS_E_ENGINE, NULL, "caddy: insert route %s: %ld", id, status);
         e->in_caddy = true;
     }
     e->dirty = false;
-    log_info("droid=%s op=route action=set kind=%s host=%s dial=%s drain=%s", e->id, route_kind_name(e->spec.kind),
-             e->spec.host, e->spec.dial[0] ? e->spec.dial : "-", e->spec.drain[0] ? e->spec.drain : "-");
+    log_info("droid=%s op=route action=set kind=%s host=%s dial=%s drain=%s", e->id,
+             route_kind_name(e->spec.kind), e->spec.host, e->spec.dial[0] ? e->spec.dial : "-",
+             e->spec.drain[0] ? e->spec.drain : "-");
     return 0;
 }
 
@@ -242,8 +246,8 @@ int router_sync(router *r, const char *droid_id, dms_error *err)
     return rc;
 }
 
-static int set_with_drain(router *r, const char *droid_id, route_kind kind, const char *dial, const char *old_addr,
-                          dms_error *err)
+static int set_with_drain(router *r, const char *droid_id, route_kind kind, const char *dial,
+                          const char *old_addr, dms_error *err)
 {
     pthread_mutex_lock(&r->lock);
     droid *d = core_get_copy(r->core, droid_id);
@@ -256,7 +260,8 @@ static int set_with_drain(router *r, const char *droid_id, route_kind kind, cons
         if (!e) {
             rc = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         } else {
-            snprintf(e->drain, sizeof(e->drain), "%s", old_addr && strcmp(old_addr, dial) != 0 ? old_addr : "");
+            snprintf(e->drain, sizeof(e->drain), "%s",
+                     old_addr && strcmp(old_addr, dial) != 0 ? old_addr : "");
             spec.kind = kind;
             spec.message[0] = '\0';
             snprintf(spec.dial, sizeof(spec.dial), "%s", dial);
@@ -414,8 +419,8 @@ void router_access_poll(router *r, router_access_fn fn, void *ud)
     if (a->fd >= 0)
         access_drain_fd(r, fn, ud);
     if (exists && (a->fd < 0 || st.st_ino != a->ino)) {
-        /* First look, or Caddy rolled the file: read the new one from its start (from its end at the first look:
-         * what happened before dmsd started is not activity it has to account for). */
+        /* First look, or Caddy rolled the file: read the new one from its start (from its end at the first
+         * look: what happened before dmsd started is not activity it has to account for). */
         if (a->fd >= 0)
             close(a->fd);
         a->fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -473,8 +478,8 @@ static int start_caddy(router *r, dms_error *err)
     }
     r->up = true;
     r->backoff_ms = 0;
-    log_info("component=router op=caddy action=%s routes=%zu listen=%s", adopted ? "adopted" : "started", r->n,
-             r->listen);
+    log_info("component=router op=caddy action=%s routes=%zu listen=%s", adopted ? "adopted" : "started",
+             r->n, r->listen);
     return 0;
 }
 
@@ -487,7 +492,8 @@ static void try_start(router *r)
     if (r->backoff_ms > ROUTER_RESTART_MAX_MS)
         r->backoff_ms = ROUTER_RESTART_MAX_MS;
     r->next_start_ms = dmsd_mono_ms() + r->backoff_ms;
-    log_error("component=router op=caddy error=\"%s\" retry_in_ms=%lld", err.message, (long long)r->backoff_ms);
+    log_error("component=router op=caddy error=\"%s\" retry_in_ms=%lld", err.message,
+              (long long)r->backoff_ms);
 }
 
 static void *supervise(void *arg)
@@ -531,12 +537,13 @@ static void *supervise(void *arg)
 
 /* ---- start/stop ---- */
 
-/* Caddy 2.6 binds each config's listener with SO_REUSEPORT and closes the old one after a config change; Linux
- * resets the connections still queued on a closed listener, so a client connecting at the moment a route changes
- * got a "connection reset" (measured here: 10 and more per 100 reloads under a tight loop of new connections).
- * With net.ipv4.tcp_migrate_req=1 (Linux 5.14+) the kernel hands them to the new listener instead: measured, 0 in
- * 51104 requests over 100 reloads. The setting is per network namespace and only changes what happens to those
- * queued connections; dmsd turns it on when it can and says so (DMS_PROXY_TCP_MIGRATE=off leaves it alone). */
+/* Caddy 2.6 binds each config's listener with SO_REUSEPORT and closes the old one after a config change;
+ * Linux resets the connections still queued on a closed listener, so a client connecting at the moment a
+ * route changes got a "connection reset" (measured here: 10 and more per 100 reloads under a tight loop of
+ * new connections). With net.ipv4.tcp_migrate_req=1 (Linux 5.14+) the kernel hands them to the new listener
+ * instead: measured, 0 in 51104 requests over 100 reloads. The setting is per network namespace and only
+ * changes what happens to those queued connections; dmsd turns it on when it can and says so
+ * (DMS_PROXY_TCP_MIGRATE=off leaves it alone). */
 #define TCP_MIGRATE_REQ_PATH "/proc/sys/net/ipv4/tcp_migrate_req"
 
 static void ensure_tcp_migrate_req(void)
@@ -547,9 +554,10 @@ static void ensure_tcp_migrate_req(void)
     char cur[8] = "";
     FILE *f = fopen(TCP_MIGRATE_REQ_PATH, "r");
     if (!f) {
-        log_warn("component=router note=\"%s is missing (Linux < 5.14): connections queued at a route change may "
-                 "be reset\"",
-                 TCP_MIGRATE_REQ_PATH);
+        log_warn(
+            "component=router note=\"%s is missing (Linux < 5.14): connections queued at a route change may "
+            "be reset\"",
+            TCP_MIGRATE_REQ_PATH);
         return;
     }
     if (!fgets(cur, sizeof(cur), f))
@@ -562,7 +570,8 @@ static void ensure_tcp_migrate_req(void)
     if (f && fclose(f) != 0)
         ok = false;
     if (!ok) {
-        log_warn("component=router note=\"cannot set net.ipv4.tcp_migrate_req=1 (%s): connections queued at a route "
+        log_warn("component=router note=\"cannot set net.ipv4.tcp_migrate_req=1 (%s): connections queued at "
+                 "a route "
                  "change may be reset; set it as root\"",
                  strerror(errno));
         return;
@@ -580,7 +589,8 @@ static bool port_free(const char *host, int port)
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    bool ok = inet_pton(AF_INET, host, &sa.sin_addr) == 1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    bool ok =
+        inet_pton(AF_INET, host, &sa.sin_addr) == 1 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
 }
@@ -593,7 +603,8 @@ static int free_port(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(sa);
     int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
         port = ntohs(sa.sin_port);
     close(fd);
     return port;
@@ -605,8 +616,8 @@ static int running_port(router *r, const char *host)
     long status = 0;
     dms_buf resp = {0};
     int port = 0;
-    if (caddy_admin(r->caddy, "GET", "/config/apps/http/servers/" CADDY_SERVER_NAME "/listen", NULL, &status, &resp,
-                    NULL) == 0 &&
+    if (caddy_admin(r->caddy, "GET", "/config/apps/http/servers/" CADDY_SERVER_NAME "/listen", NULL, &status,
+                    &resp, NULL) == 0 &&
         status == 200) {
         json_t *j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
         const char *a = json_string_value(json_array_get(j, 0));
@@ -626,13 +637,13 @@ int router_start(router **out, core *c, const router_config *cfg, dms_error *err
     int64_t port = colon ? dms_parse_i64(colon + 1) : -1;
     char host[48];
     if (!colon || port < 0 || port > 65535 || (size_t)(colon - listen) >= sizeof(host))
-        return dms_error_set(err, DMS_E_INVALID, "DMS_PROXY_LISTEN", "\"%s\" is not host:port (e.g. %s)", listen,
-                             ROUTER_DEFAULT_LISTEN);
+        return dms_error_set(err, DMS_E_INVALID, "DMS_PROXY_LISTEN", "\"%s\" is not host:port (e.g. %s)",
+                             listen, ROUTER_DEFAULT_LISTEN);
     snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
     struct in_addr ia;
     if (inet_pton(AF_INET, host, &ia) != 1)
-        return dms_error_set(err, DMS_E_INVALID, "DMS_PROXY_LISTEN", "\"%s\": the host must be an IPv4 address",
-                             listen);
+        return dms_error_set(err, DMS_E_INVALID, "DMS_PROXY_LISTEN",
+                             "\"%s\": the host must be an IPv4 address", listen);
     ensure_tcp_migrate_req();
     router *r = calloc(1, sizeof(*r));
     if (!r)
@@ -657,14 +668,15 @@ int router_start(router **out, core *c, const router_config *cfg, dms_error *err
     }
     if (port != 0 && cfg->listen_default && running_port(r, host) != port && !port_free(host, (int)port)) {
         /* The default was not asked for: several dmsd on one machine (tests, CI) must not fight over it. */
-        log_warn("component=router note=\"%s is taken; the proxy takes a free port instead (set DMS_PROXY_LISTEN "
-                 "to choose)\"",
-                 listen);
+        log_warn(
+            "component=router note=\"%s is taken; the proxy takes a free port instead (set DMS_PROXY_LISTEN "
+            "to choose)\"",
+            listen);
         port = 0;
     }
     if (port == 0) {
-        /* Any free port; the one of our Caddy still running from an earlier dmsd if there is one, so that URLs
-         * survive a dmsd restart. */
+        /* Any free port; the one of our Caddy still running from an earlier dmsd if there is one, so that
+         * URLs survive a dmsd restart. */
         port = running_port(r, host);
         if (!port)
             port = free_port();
@@ -691,7 +703,8 @@ int router_start(router **out, core *c, const router_config *cfg, dms_error *err
     dms_strv_free(ids);
     try_start(r);
     pthread_mutex_unlock(&r->lock);
-    router_access_poll(r, NULL, NULL); /* positions the tail at the log's end; fn is not called at first look */
+    router_access_poll(r, NULL,
+                       NULL); /* positions the tail at the log's end; fn is not called at first look */
     if (pthread_create(&r->thread, NULL, supervise, r) != 0) {
         router_stop(r);
         return dms_error_set(err, DMS_E_IO, NULL, "cannot start the router's supervisor thread");

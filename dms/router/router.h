@@ -1,15 +1,15 @@
 /* router/router.h - routes <name>.localhost to droids through a Caddy that dmsd runs and supervises.
  *
- * The router keeps one route per droid, as its state says (router_desired): its container while it runs, dmsd's
- * wake handler while it sleeps, a 503 while it is stopped, failed or not built yet, none once deleted. Routes
- * are changed one at a time through Caddy's admin API (PATCH /id/dms-<id>, PUT .../routes/0, DELETE /id/...),
- * never by restarting Caddy. At startup every route is rebuilt from the droids in the store and Caddy is started
- * (or an earlier one taken over) with them; a supervisor thread restarts Caddy if it dies (with every route) and
- * pushes routes that could not be programmed while it was away.
+ * The router keeps one route per droid, as its state says (router_desired): its container while it runs,
+ * dmsd's wake handler while it sleeps, a 503 while it is stopped, failed or not built yet, none once deleted.
+ * Routes are changed one at a time through Caddy's admin API (PATCH /id/dms-<id>, PUT .../routes/0, DELETE
+ * /id/...), never by restarting Caddy. At startup every route is rebuilt from the droids in the store and
+ * Caddy is started (or an earlier one taken over) with them; a supervisor thread restarts Caddy if it dies
+ * (with every route) and pushes routes that could not be programmed while it was away.
  *
  * Upstreams are the containers' addresses on droid-net ("172.18.0.5:8080"), not their published 127.0.0.1
- * ports: on the bridge a connection is refused until the app listens (docker-proxy accepts on a published port
- * whether or not anything listens behind it, which would make every health check pass), and there is no
+ * ports: on the bridge a connection is refused until the app listens (docker-proxy accepts on a published
+ * port whether or not anything listens behind it, which would make every health check pass), and there is no
  * docker-proxy hop per request. The published port stays as the fallback for a run without an address.
  *
  * Thread-safe: one lock serialises route changes and Caddy restarts (admin calls are local and take ~10 ms).
@@ -35,16 +35,17 @@ typedef struct router router;
 
 typedef struct router_config {
     const char *caddy_bin; /* DMS_CADDY_BIN (default "caddy") */
-    const char *listen;    /* DMS_PROXY_LISTEN: "127.0.0.1:8000"; port 0: a free one, kept while its Caddy lives */
-    bool listen_default;   /* listen is the default, not asked for: if its port is taken, a free one is used */
-    const char *admin;     /* DMS_CADDY_ADMIN: NULL = the unix socket <state_dir>/admin.sock */
+    const char
+        *listen; /* DMS_PROXY_LISTEN: "127.0.0.1:8000"; port 0: a free one, kept while its Caddy lives */
+    bool listen_default; /* listen is the default, not asked for: if its port is taken, a free one is used */
+    const char *admin;   /* DMS_CADDY_ADMIN: NULL = the unix socket <state_dir>/admin.sock */
     const char *state_dir; /* $DMS_DATA_DIR/caddy */
     const char *wake_addr; /* dmsd's wake listener, "127.0.0.1:PORT" */
 } router_config;
 
-/* Builds every route from core, starts (or takes over) Caddy and the supervisor. A Caddy that will not start is
- * not fatal: the error is logged and the supervisor keeps trying with backoff. INVALID for a bad listen or admin
- * address. Caller owns *out; router_stop() frees it. */
+/* Builds every route from core, starts (or takes over) Caddy and the supervisor. A Caddy that will not start
+ * is not fatal: the error is logged and the supervisor keeps trying with backoff. INVALID for a bad listen or
+ * admin address. Caller owns *out; router_stop() frees it. */
 int router_start(router **out, core *c, const router_config *cfg, dms_error *err);
 /* Stops the supervisor and Caddy (SIGTERM; open connections get CADDY_STOP_GRACE_MS). Accepts NULL. */
 void router_stop(router *r);
@@ -58,8 +59,8 @@ bool router_up(router *r); /* Caddy runs and holds our config */
 bool router_desired(const droid *d, const char *wake_addr, route_spec *out);
 
 /* Programs the droid's route as its cached state says (router_desired), keeping a draining upstream listed
- * until router_release(). Nothing is sent to Caddy when the route is already so. UNAVAILABLE while Caddy is down
- * (the route is pushed once it is back). */
+ * until router_release(). Nothing is sent to Caddy when the route is already so. UNAVAILABLE while Caddy is
+ * down (the route is pushed once it is back). */
 int router_sync(router *r, const char *droid_id, dms_error *err);
 /* Routes the droid to new_addr and keeps old_addr (may be NULL) listed to drain it. */
 int router_swap(router *r, const char *droid_id, const char *new_addr, const char *old_addr, dms_error *err);

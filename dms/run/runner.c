@@ -34,17 +34,21 @@
 #define DELETE_IMAGE_RETRY_MS 250
 /* Zero-downtime replacement (with a router): the new container must answer an HTTP request on its port within
  * RUN_HEALTH_TIMEOUT_MS before the route moves to it, when the old one answers one (a droid that never served
- * HTTP is replaced as before); then requests still in flight to the old one get RUN_DRAIN_MAX_MS. */
+ * HTTP is replaced as before); then requests still in flight to the old one get RUN_DRAIN_MAX_MS. One probe
+ * waits at most RUN_HEALTH_PROBE_MS (also how long the old container gets to show that it serves HTTP); while
+ * waiting, whether the new container died is asked every RUN_EXIT_CHECK_MS. After a route change, before
+ * counting requests in flight, Caddy's previous servers get RUN_SWAP_SETTLE_MS to hand out what they
+ * accepted. A woken container's port gets RUN_WAKE_PORT_MS. An intended stop is remembered RUN_INTENT_TTL_MS
+ * without its exit being seen; a drain looks at whether dmsd is stopping every RUN_DRAIN_SLICE_MS. */
 #define RUN_HEALTH_TIMEOUT_MS 30000
 #define RUN_HEALTH_POLL_MS    20
-#define RUN_HEALTH_PROBE_MS   1000 /* one probe; also how long the old container gets to show it serves HTTP */
-#define RUN_EXIT_CHECK_MS     500  /* while waiting for health, how often to ask whether the container died */
+#define RUN_HEALTH_PROBE_MS   1000
+#define RUN_EXIT_CHECK_MS     500
 #define RUN_DRAIN_MAX_MS      30000
-#define RUN_SWAP_SETTLE_MS    50   /* after a route change, before counting: Caddy's previous servers finish
-                                    * handing out the requests they had accepted */
-#define RUN_WAKE_PORT_MS      20000 /* a woken container's port: held requests wait this long for it */
-#define RUN_INTENT_TTL_MS     60000 /* how long an intended stop is remembered without its exit being seen */
-#define RUN_DRAIN_SLICE_MS    500   /* a drain looks at whether dmsd is stopping this often */
+#define RUN_SWAP_SETTLE_MS    50
+#define RUN_WAKE_PORT_MS      20000
+#define RUN_INTENT_TTL_MS     60000
+#define RUN_DRAIN_SLICE_MS    500
 
 typedef struct settle {
     runner_settled_fn fn;
@@ -606,16 +610,17 @@ static void end_unwatched(runner *r, const char *exec_id)
     dms_exec_result_clear(&res);
 }
 
-/* Waits until the new container answers on addr (an HTTP status line when http, else a TCP connection), at most
- * timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise; -2 when dmsd stops
- * meanwhile (the new run is then left to the next start's reconciliation, which stops runs that are not
+/* Waits until the new container answers on addr (an HTTP status line when http, else a TCP connection), at
+ * most timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise; -2 when dmsd
+ * stops meanwhile (the new run is then left to the next start's reconciliation, which stops runs that are not
  * current). */
 static int wait_answer(runner *r, const char *exec_id, const char *addr, const char *host, bool http,
                        int64_t timeout_ms, char *why, size_t size)
 {
     int64_t t0 = dmsd_mono_ms(), next_check = t0 + RUN_EXIT_CHECK_MS;
     for (;;) {
-        int rc = http ? probe_http(addr, host, RUN_HEALTH_PROBE_MS, NULL) : probe_tcp(addr, RUN_HEALTH_PROBE_MS);
+        int rc =
+            http ? probe_http(addr, host, RUN_HEALTH_PROBE_MS, NULL) : probe_tcp(addr, RUN_HEALTH_PROBE_MS);
         int64_t now = dmsd_mono_ms();
         if (rc == 0) {
             log_info("exec=%s op=health addr=%s answered_ms=%lld", exec_id, addr, (long long)(now - t0));
@@ -740,13 +745,15 @@ static int start_run(runner *r, const droid *d0, bool forced)
         snprintf(old_addr, sizeof(old_addr), "127.0.0.1:%d", d->host_port);
     /* Zero downtime: if the old container serves HTTP, the new one must too before any request goes to it;
      * until then (or if it never does) the old one keeps serving. */
-    bool gate = a->router && old_addr[0] && !forced && probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
+    bool gate =
+        a->router && old_addr[0] && !forced && probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
     bool held = snooze_waiting(a->snooze, d->id);
     char why[256];
     if (gate && !addr[0])
         snprintf(why, sizeof(why), "it has no address: it exited at once");
-    int health =
-        gate && addr[0] ? wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why)) : 0;
+    int health = gate && addr[0]
+                     ? wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why))
+                     : 0;
     if (health == -2) {
         log_info("droid=%s exec=%s op=start note=\"dmsd stops before the health check ended; the next start "
                  "reconciles\"",
@@ -874,8 +881,8 @@ static void delete_droid(runner *r, droid *d)
         set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
 
-/* Snoozed (want_running, asleep): route to the wake handler first, let requests in flight finish, then stop the
- * container through the executor. */
+/* Snoozed (want_running, asleep): route to the wake handler first, let requests in flight finish, then stop
+ * the container through the executor. */
 static void put_to_sleep(runner *r, const droid *d)
 {
     app *a = r->a;

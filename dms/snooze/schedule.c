@@ -46,8 +46,8 @@ static int parse_window(json_t *w, size_t i, snooze_window *out, dms_error *err)
     {
         if (strcmp(key, "from") != 0 && strcmp(key, "to") != 0 && strcmp(key, "tz") != 0) {
             snprintf(field, sizeof(field), "windows[%zu].%.24s", i, key);
-            return dms_error_set(err, DMS_E_INVALID, field, "unknown key \"%.64s\" (a window has from, to, tz)",
-                                 key);
+            return dms_error_set(err, DMS_E_INVALID, field,
+                                 "unknown key \"%.64s\" (a window has from, to, tz)", key);
         }
     }
     static const char *const bounds[] = {"from", "to"};
@@ -68,7 +68,8 @@ static int parse_window(json_t *w, size_t i, snooze_window *out, dms_error *err)
     v = json_object_get(w, "tz");
     snprintf(field, sizeof(field), "windows[%zu].tz", i);
     if (v && !json_is_string(v))
-        return dms_error_set(err, DMS_E_INVALID, field, "tz must be a time zone name such as \"Europe/Paris\"");
+        return dms_error_set(err, DMS_E_INVALID, field,
+                             "tz must be a time zone name such as \"Europe/Paris\"");
     const char *name = v ? json_string_value(v) : SNOOZE_DEFAULT_TZ;
     const tz *z = NULL;
     dms_error e2 = {0};
@@ -97,8 +98,8 @@ int schedule_parse(json_t *body, snooze_schedule *out, dms_error *err)
     json_object_foreach(body, key, v)
     {
         if (strcmp(key, "windows") != 0 && strcmp(key, "idle_timeout_s") != 0)
-            return dms_error_set(err, DMS_E_INVALID, key, "unknown key \"%.64s\" (expected windows, idle_timeout_s)",
-                                 key);
+            return dms_error_set(err, DMS_E_INVALID, key,
+                                 "unknown key \"%.64s\" (expected windows, idle_timeout_s)", key);
     }
     json_t *wins = json_object_get(body, "windows");
     if (wins && !json_is_null(wins)) {
@@ -154,7 +155,8 @@ json_t *schedule_to_json(const snooze_schedule *s)
         char from[8], to[8];
         snprintf(from, sizeof(from), "%02d:%02d", w->from_min / 60, w->from_min % 60);
         snprintf(to, sizeof(to), "%02d:%02d", w->to_min / 60, w->to_min % 60);
-        json_array_append_new(wins, json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "tz", tz_name(w->zone)));
+        json_array_append_new(wins,
+                              json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "tz", tz_name(w->zone)));
     }
     if (!wins)
         return NULL;
@@ -197,7 +199,8 @@ static size_t occurrences(const snooze_schedule *s, int64_t t, span *out)
                 out[n++] = sp;
         }
     }
-    qsort(out, n, sizeof(*out), by_start);
+    if (n > 1)
+        qsort(out, n, sizeof(*out), by_start);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (m && out[i].start <= out[m - 1].end) {

@@ -8,9 +8,9 @@
  * windows are given; given alone, the droid sleeps whenever it has been idle that long, at any time of day.
  * Nothing given (null, {}, {"windows": []}) is the empty schedule: no snooze.
  *
- * Across a DST change a window keeps its wall-clock times: a bound in a spring-forward gap moves forward by the
- * gap (02:30 in a 02:00-03:00 gap is 03:30), a bound in a fall-back overlap is the first of the two instants.
- * Windows that overlap or touch (22:00-00:00 and 00:00-07:00) act as one.
+ * Across a DST change a window keeps its wall-clock times: a bound in a spring-forward gap moves forward by
+ * the gap (02:30 in a 02:00-03:00 gap is 03:30), a bound in a fall-back overlap is the first of the two
+ * instants. Windows that overlap or touch (22:00-00:00 and 00:00-07:00) act as one.
  *
  * Pure apart from loading zones once (tz_get); thread-safe.
  */
@@ -34,8 +34,8 @@
 #define SNOOZE_DEFAULT_TZ     "UTC"
 
 typedef struct snooze_window {
-    int from_min; /* minutes after local midnight */
-    int to_min;   /* at or before from_min: the window ends on the next day */
+    int from_min;   /* minutes after local midnight */
+    int to_min;     /* at or before from_min: the window ends on the next day */
     const tz *zone; /* cached by tz_get(); never freed while dmsd runs */
 } snooze_window;
 
@@ -56,8 +56,8 @@ bool schedule_is_empty(const snooze_schedule *s);
 json_t *schedule_to_json(const snooze_schedule *s);
 char *schedule_to_string(const snooze_schedule *s); /* compact; caller frees */
 
-/* True if the UTC instant t (seconds) is inside a window; then *start and *end bound that window (merged with any
- * it overlaps or touches). False without windows. start/end may be NULL. */
+/* True if the UTC instant t (seconds) is inside a window; then *start and *end bound that window (merged with
+ * any it overlaps or touches). False without windows. start/end may be NULL. */
 bool schedule_window_at(const snooze_schedule *s, int64_t t, int64_t *start, int64_t *end);
 /* The first window start after t (seconds), or 0 without windows. */
 int64_t schedule_next_start(const snooze_schedule *s, int64_t t);

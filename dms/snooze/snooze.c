@@ -126,7 +126,8 @@ static void on_access(void *ud, const char *host, int64_t end_ns)
         return;
     for (size_t i = 0; i < ac->n; i++) {
         const char *name = ac->v[i].d->name;
-        if (name && strlen(name) == hl - sl && strncmp(host, name, hl - sl) == 0 && end_ns > ac->v[i].last_end_ns)
+        if (name && strlen(name) == hl - sl && strncmp(host, name, hl - sl) == 0 &&
+            end_ns > ac->v[i].last_end_ns)
             ac->v[i].last_end_ns = end_ns;
     }
 }
@@ -211,8 +212,8 @@ static void tick(snooze *s)
             continue;
         }
         v[k].d = d;
-        if (d->snooze_json && d->want_running && schedule_parse_string(d->snooze_json, &v[k].sched, NULL) == 0 &&
-            !schedule_is_empty(&v[k].sched))
+        if (d->snooze_json && d->want_running &&
+            schedule_parse_string(d->snooze_json, &v[k].sched, NULL) == 0 && !schedule_is_empty(&v[k].sched))
             scheduled++;
         else
             memset(&v[k].sched, 0, sizeof(v[k].sched));
@@ -448,7 +449,8 @@ static int mut_set(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (dmsd_set_str(&d->snooze_json, sa->json) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     char why[REASON_MAX + 64];
-    snprintf(why, sizeof(why), "snooze schedule %s%.200s", sa->json ? "set: " : "cleared", sa->json ? sa->json : "");
+    snprintf(why, sizeof(why), "snooze schedule %s%.200s", sa->json ? "set: " : "cleared",
+             sa->json ? sa->json : "");
     int r = core_tx_note(tx, d, why, err);
     if (r < 0)
         return r;
@@ -568,8 +570,8 @@ void snooze_status(snooze *s, const droid *d, dms_buf *b)
         return;
     }
     char t[32];
-    dms_buf_printf(b, ",\"snooze\":{\"asleep\":%s,\"in_window\":%s,\"next_wake_at\":", v.asleep ? "true" : "false",
-                   v.in_window ? "true" : "false");
+    dms_buf_printf(b, ",\"snooze\":{\"asleep\":%s,\"in_window\":%s,\"next_wake_at\":",
+                   v.asleep ? "true" : "false", v.in_window ? "true" : "false");
     if (v.next_wake_ns) {
         iso(v.next_wake_ns, t, sizeof(t));
         dms_buf_printf(b, "\"%s\"", t);

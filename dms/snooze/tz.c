@@ -237,7 +237,8 @@ static int32_t rule_offset_at(const tz_rule *r, int64_t t)
     /* The start is given in standard time, the end in daylight time. */
     int64_t start = rule_local(&r->start, y) - r->std_off;
     int64_t end = rule_local(&r->end, y) - r->dst_off;
-    bool dst = start < end ? (t >= start && t < end) : !(t >= end && t < start); /* southern: across the new year */
+    bool dst =
+        start < end ? (t >= start && t < end) : !(t >= end && t < start); /* southern: across the new year */
     return dst ? r->dst_off : r->std_off;
 }
 
@@ -292,8 +293,8 @@ int tz_parse(const unsigned char *data, size_t len, const char *name, tz **out, 
     size_t time_bytes = 4;
     const unsigned char *p = data + TZIF_HEADER_BYTES;
     size_t left = len - TZIF_HEADER_BYTES;
-    if (c.time > TZ_FILE_MAX_BYTES || c.type > 256 || c.chars > TZ_FILE_MAX_BYTES || c.leap > TZ_FILE_MAX_BYTES ||
-        c.isstd > 256 || c.isut > 256)
+    if (c.time > TZ_FILE_MAX_BYTES || c.type > 256 || c.chars > TZ_FILE_MAX_BYTES ||
+        c.leap > TZ_FILE_MAX_BYTES || c.isstd > 256 || c.isut > 256)
         return bad(err, nm, "implausible counts");
     if (version >= '2') {
         /* Skip the 32-bit block; the 64-bit one follows with its own header. */
@@ -384,8 +385,8 @@ bool tz_name_valid(const char *name)
         return false;
     for (const char *p = name; *p; p++) {
         char ch = *p;
-        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-                  ch == '-' || ch == '+' || ch == '/';
+        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                  ch == '_' || ch == '-' || ch == '+' || ch == '/';
         if (!ok || (ch == '/' && (p[1] == '/' || p[1] == '\0')))
             return false;
     }
@@ -395,16 +396,17 @@ bool tz_name_valid(const char *name)
 int tz_load(const char *name, tz **out, dms_error *err)
 {
     if (!tz_name_valid(name))
-        return dms_error_set(err, DMS_E_INVALID, "tz", "\"%.80s\" is not a time zone name (e.g. Europe/Paris)",
-                             name ? name : "");
+        return dms_error_set(err, DMS_E_INVALID, "tz",
+                             "\"%.80s\" is not a time zone name (e.g. Europe/Paris)", name ? name : "");
     const char *dir = getenv("TZDIR");
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : TZ_DEFAULT_DIR, name);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-        return dms_error_set(err, fd >= 0 || errno == ENOENT || errno == ENOTDIR ? DMS_E_NOT_FOUND : DMS_E_IO, "tz",
-                             "unknown time zone \"%s\" (not in %s)", name, dir && *dir ? dir : TZ_DEFAULT_DIR);
+        return dms_error_set(err, fd >= 0 || errno == ENOENT || errno == ENOTDIR ? DMS_E_NOT_FOUND : DMS_E_IO,
+                             "tz", "unknown time zone \"%s\" (not in %s)", name,
+                             dir && *dir ? dir : TZ_DEFAULT_DIR);
     if (st.st_size > TZ_FILE_MAX_BYTES)
         return bad(err, name, "file too large");
     _cleanup_free_ unsigned char *buf = malloc((size_t)st.st_size + 1);

@@ -2,8 +2,8 @@
  *
  * dmsd evaluates snooze windows in any zone from many threads; glibc's localtime_r works in the process's one
  * zone and changing it means setenv("TZ"), which races every getenv() of other threads (libcurl reads proxy
- * variables per request). So zones are read here: transitions from the file, then its POSIX TZ footer rule for
- * instants past the table (TZif files stop at 2037).
+ * variables per request). So zones are read here: transitions from the file, then its POSIX TZ footer rule
+ * for instants past the table (TZif files stop at 2037).
  *
  * Times are seconds since the epoch. A "local" value is a wall-clock time written as if it were UTC
  * (2024-03-31 02:30 local is days_from_civil(2024,3,31)*86400 + 2*3600 + 30*60).
@@ -26,10 +26,12 @@
 typedef struct tz tz;
 
 /* True if name looks like a zone name: "UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+3"
- * (letters, digits, '_', '-', '+', '/'; no "..", no leading '/'). It says nothing of whether the zone exists. */
+ * (letters, digits, '_', '-', '+', '/'; no "..", no leading '/'). It says nothing of whether the zone exists.
+ */
 bool tz_name_valid(const char *name);
 
-/* Parses TZif data (version 1 to 4). Caller owns *out; free with tz_free(). INVALID with a reason otherwise. */
+/* Parses TZif data (version 1 to 4). Caller owns *out; free with tz_free(). INVALID with a reason otherwise.
+ */
 int tz_parse(const unsigned char *data, size_t len, const char *name, tz **out, dms_error *err);
 
 /* Loads $TZDIR/<name> (TZDIR unset: TZ_DEFAULT_DIR). NOT_FOUND for an unknown zone, INVALID for a bad name or
@@ -48,9 +50,9 @@ const char *tz_name(const tz *z);
 int32_t tz_offset_at(const tz *z, int64_t t);
 /* t as a local wall-clock value (t + offset). */
 int64_t tz_to_local(const tz *z, int64_t t);
-/* The UTC instant of a local wall-clock value. In a gap (spring forward) the time is read with the offset before
- * the change, i.e. it lands as far after the change as it was after the gap's start (02:30 in a 02:00-03:00 gap
- * is 03:30); in an overlap (fall back) the earlier of the two instants. */
+/* The UTC instant of a local wall-clock value. In a gap (spring forward) the time is read with the offset
+ * before the change, i.e. it lands as far after the change as it was after the gap's start (02:30 in a
+ * 02:00-03:00 gap is 03:30); in an overlap (fall back) the earlier of the two instants. */
 int64_t tz_to_utc(const tz *z, int64_t local);
 
 /* Calendar helpers (proleptic Gregorian). */

@@ -26,8 +26,8 @@
 
 typedef struct conn {
     wake *w;
-    int fd;       /* from Caddy */
-    int up;       /* to the container, or -1 */
+    int fd; /* from Caddy */
+    int up; /* to the container, or -1 */
     struct conn *next;
 } conn;
 
@@ -111,7 +111,8 @@ int wake_take_header(char *head, size_t *len, char *id, size_t id_size)
 
 /* ---- one connection ---- */
 
-static void reply(int fd, int status, const char *reason, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply(int fd, int status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void reply(int fd, int status, const char *reason, const char *fmt, ...)
 {
     char body[600], msg[900];
@@ -228,7 +229,8 @@ static int connect_up(const char *addr)
         close(fd);
         if (dmsd_mono_ms() >= deadline)
             return -1;
-        usleep(10 * 1000); /* the port answered the runner's probe; this is only a race with its listen queue */
+        usleep(10 *
+               1000); /* the port answered the runner's probe; this is only a race with its listen queue */
     }
 }
 

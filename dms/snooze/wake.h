@@ -1,10 +1,11 @@
 /* snooze/wake.h - the wake handler: a loopback listener that Caddy's route of a sleeping droid points at.
  *
- * Caddy forwards the request with the droid's id in X-Dms-Wake, on a connection of its own (keep-alive is off on
- * that route). The handler reads the request head, takes the header out, holds the connection while the droid
- * wakes (snooze_wait_awake), then connects to the new container and splices the two connections byte for byte
- * until both sides are done. The held request therefore reaches the app itself and its client gets the app's
- * real answer (status, headers, streamed body, an upgrade to a WebSocket), not a waiting page and not a retry.
+ * Caddy forwards the request with the droid's id in X-Dms-Wake, on a connection of its own (keep-alive is off
+ * on that route). The handler reads the request head, takes the header out, holds the connection while the
+ * droid wakes (snooze_wait_awake), then connects to the new container and splices the two connections byte
+ * for byte until both sides are done. The held request therefore reaches the app itself and its client gets
+ * the app's real answer (status, headers, streamed body, an upgrade to a WebSocket), not a waiting page and
+ * not a retry.
  *
  * One thread per held connection (wakes are rare; at most WAKE_CONNS_MAX at once, the next get a 503).
  */
@@ -29,7 +30,8 @@ int wake_open(wake **out, struct snooze *s, dms_error *err);
 /* "127.0.0.1:PORT" (borrowed). */
 const char *wake_addr(const wake *w);
 int wake_start(wake *w, dms_error *err);
-/* Stops accepting, ends the open connections (held or spliced), waits for their threads, frees. Accepts NULL. */
+/* Stops accepting, ends the open connections (held or spliced), waits for their threads, frees. Accepts NULL.
+ */
 void wake_close(wake *w);
 
 /* Finds the X-Dms-Wake header in a request head (NUL-terminated, ends with "\r\n\r\n"), copies its value into

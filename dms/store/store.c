@@ -339,7 +339,8 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
              " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
              " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
              " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
-             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35 WHERE id=?1",
+             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35 WHERE "
+             "id=?1",
              err)) < 0)
         return r;
     bind_droid(st, d, vols);

@@ -91,7 +91,8 @@ END_TEST
 
 START_TEST(test_wake_header_is_found_and_removed)
 {
-    char head[] = "GET /x HTTP/1.1\r\nHost: web.localhost\r\nx-dms-wake:  d0123456789ab \r\nAccept: */*\r\n\r\n";
+    char head[] =
+        "GET /x HTTP/1.1\r\nHost: web.localhost\r\nx-dms-wake:  d0123456789ab \r\nAccept: */*\r\n\r\n";
     size_t len = strlen(head);
     char id[DROID_ID_SIZE];
     ck_assert_int_eq(wake_take_header(head, &len, id, sizeof(id)), 0);
@@ -160,8 +161,9 @@ static void *serve_conn(void *arg)
     /* The app must never see dmsd's wake header. */
     const char *body = strstr(buf, "X-Dms-Wake") || strstr(buf, "x-dms-wake") ? "LEAKED" : ca->name;
     char resp[256];
-    int n = snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     strlen(body), body);
+    int n =
+        snprintf(resp, sizeof(resp), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 strlen(body), body);
     (void)!send(ca->fd, resp, (size_t)n, MSG_NOSIGNAL);
     close(ca->fd);
     free(ca);
@@ -204,14 +206,15 @@ static void server_start(server *s, const char *name)
 static int get(int port, const char *host, const char *path, char *out, size_t size)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         close(fd);
         return -1;
     }
     char req[512];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, host);
     (void)!send(fd, req, (size_t)n, MSG_NOSIGNAL);
     char buf[8192];
     size_t got = 0;
@@ -382,7 +385,8 @@ START_TEST(test_routes_by_name_and_a_deleted_droid_has_none)
     int port = router_port(A.router);
     ck_assert_int_eq(get(port, "web.localhost", "/", body, sizeof(body)), 200);
     ck_assert_str_eq(body, "one");
-    ck_assert_int_eq(get(port, "WEB.localhost:1234", "/", body, sizeof(body)), 200); /* case, port: same host */
+    ck_assert_int_eq(get(port, "WEB.localhost:1234", "/", body, sizeof(body)),
+                     200); /* case, port: same host */
     ck_assert_int_eq(get(port, "other.localhost", "/", body, sizeof(body)), 404);
     char path[128];
     snprintf(path, sizeof(path), "/id/dms-%s", id);
@@ -435,7 +439,8 @@ START_TEST(test_swap_keeps_requests_in_flight_and_drains_the_old_upstream)
         ck_assert_str_eq(body, "two");
     }
     int64_t waited = router_drain(A.router, S1.addr, 10000);
-    ck_assert_msg(waited >= 500, "drained after %lld ms while a 1.5 s request was in flight", (long long)waited);
+    ck_assert_msg(waited >= 500, "drained after %lld ms while a 1.5 s request was in flight",
+                  (long long)waited);
     pthread_join(t, NULL);
     ck_assert_int_eq(sr.status, 200); /* the request in flight finished on the old upstream */
     ck_assert_str_eq(sr.body, "one");

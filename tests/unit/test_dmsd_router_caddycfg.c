@@ -124,7 +124,8 @@ END_TEST
 
 static json_t *full(route_spec *r, size_t n)
 {
-    caddycfg_base b = {.admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = "/tmp/x"};
+    caddycfg_base b = {
+        .admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = "/tmp/x"};
     return caddycfg_full(&b, r, n);
 }
 
@@ -171,15 +172,17 @@ START_TEST(test_caddy_accepts_the_config)
     snprintf(r[2].message, sizeof(r[2].message), "stopped");
     char dir[] = "/tmp/dms-caddycfg-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    caddycfg_base b = {.admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = dir};
+    caddycfg_base b = {
+        .admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = dir};
     json_t *j = caddycfg_full(&b, r, 3);
     char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/caddy.json", dir);
     ck_assert_int_eq(json_dump_file(j, path, 0), 0);
     json_decref(j);
     const char *bin = getenv("DMS_CADDY_BIN");
-    snprintf(cmd, sizeof(cmd), "HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s %s validate --config %s >%s/out 2>&1",
-             dir, dir, dir, bin && *bin ? bin : "caddy", path, dir);
+    snprintf(cmd, sizeof(cmd),
+             "HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s %s validate --config %s >%s/out 2>&1", dir, dir,
+             dir, bin && *bin ? bin : "caddy", path, dir);
     int rc = system(cmd);
     if (rc != 0) {
         snprintf(cmd, sizeof(cmd), "cat %s/out >&2", dir);

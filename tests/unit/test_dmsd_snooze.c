@@ -127,7 +127,8 @@ START_TEST(test_set_validates_stores_canonically_and_clears)
     char *id = create("sched");
     droid *out = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(put(id, "{\"windows\":[{\"from\":\"22:00\",\"to\":\"25:00\"}]}", &out, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(put(id, "{\"windows\":[{\"from\":\"22:00\",\"to\":\"25:00\"}]}", &out, &err),
+                     -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "windows[0].to");
     ck_assert_int_eq(put(id, "{\"idle_timeout_s\": 30}", &out, &err), 0);
     ck_assert_str_eq(out->snooze_json, "{\"windows\":[],\"idle_timeout_s\":30}");
@@ -191,7 +192,8 @@ START_TEST(test_a_droid_shows_its_next_sleep_and_wake)
     char from[8], to[8], body[256];
     hhmm(-60, from, sizeof(from));
     hhmm(60, to, sizeof(to));
-    snprintf(body, sizeof(body), "{\"windows\":[{\"from\":\"%s\",\"to\":\"%s\"}],\"idle_timeout_s\":120}", from, to);
+    snprintf(body, sizeof(body), "{\"windows\":[{\"from\":\"%s\",\"to\":\"%s\"}],\"idle_timeout_s\":120}",
+             from, to);
     droid *d = NULL;
     ck_assert_int_eq(put(id, body, &d, &err), 0);
     /* awake inside a window, never woken in it: it sleeps as soon as nothing is connected */
@@ -220,7 +222,8 @@ START_TEST(test_a_droid_shows_its_next_sleep_and_wake)
     json_decref(o);
     dms_buf b = {0};
     snooze_status(A.snooze, d, &b);
-    ck_assert_ptr_nonnull(strstr(b.data, "\"snooze\":{\"asleep\":true,\"in_window\":true,\"next_wake_at\":\""));
+    ck_assert_ptr_nonnull(
+        strstr(b.data, "\"snooze\":{\"asleep\":true,\"in_window\":true,\"next_wake_at\":\""));
     dms_buf_free(&b);
     /* no schedule: null */
     free(d->snooze_json);

@@ -247,7 +247,8 @@ START_TEST(test_schedule_defaults)
     ck_assert_int_eq(parse("{\"idle_timeout_s\": 30}", &s, &err), 0);
     ck_assert_int_eq(s.n_windows, 0);
     ck_assert_int_eq(s.idle_timeout_s, 30);
-    const char *empty[] = {"{}", "null", "{\"windows\": []}", "{\"windows\": null, \"idle_timeout_s\": null}"};
+    const char *empty[] = {"{}", "null", "{\"windows\": []}",
+                           "{\"windows\": null, \"idle_timeout_s\": null}"};
     for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
         ck_assert_int_eq(parse(empty[i], &s, &err), 0);
         ck_assert_msg(schedule_is_empty(&s), "%s", empty[i]);
@@ -274,7 +275,8 @@ START_TEST(test_schedule_errors_name_the_field)
         {"{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\"},{\"from\":\"03:00\",\"to\":\"04:00\",\"tz\":"
          "\"Mars/Base\"}]}",
          "windows[1].tz"},
-        {"{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"tz\":\"../../etc/passwd\"}]}", "windows[0].tz"},
+        {"{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"tz\":\"../../etc/passwd\"}]}",
+         "windows[0].tz"},
         {"{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"tz\":3}]}", "windows[0].tz"},
         {"{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"zone\":\"UTC\"}]}", "windows[0].zone"},
         {"{\"windows\":[\"22:00-07:00\"]}", "windows[0]"},
@@ -305,8 +307,9 @@ START_TEST(test_schedule_errors_name_the_field)
     ck_assert_int_eq(parse(big, &s, &err), -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "windows");
     /* the unknown zone is named in the message */
-    ck_assert_int_eq(parse("{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"tz\":\"Mars/Base\"}]}", &s, &err),
-                     -DMS_E_INVALID);
+    ck_assert_int_eq(
+        parse("{\"windows\":[{\"from\":\"01:00\",\"to\":\"02:00\",\"tz\":\"Mars/Base\"}]}", &s, &err),
+        -DMS_E_INVALID);
     ck_assert_ptr_nonnull(strstr(err.message, "Mars/Base"));
 }
 END_TEST
@@ -323,7 +326,8 @@ static snooze_schedule sched(const char *json)
 
 START_TEST(test_window_across_midnight)
 {
-    snooze_schedule s = sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"07:00\",\"tz\":\"Europe/Paris\"}]}");
+    snooze_schedule s =
+        sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"07:00\",\"tz\":\"Europe/Paris\"}]}");
     int64_t start, end;
     /* 2024-01-15 23:00 CET = 22:00 UTC: inside, from 21:00 UTC to 06:00 UTC the next day */
     ck_assert(schedule_window_at(&s, at(2024, 1, 15, 22, 0), &start, &end));
@@ -347,7 +351,8 @@ END_TEST
 
 START_TEST(test_window_across_dst_changes_keeps_wall_times)
 {
-    snooze_schedule s = sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"07:00\",\"tz\":\"Europe/Paris\"}]}");
+    snooze_schedule s =
+        sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"07:00\",\"tz\":\"Europe/Paris\"}]}");
     int64_t start, end;
     /* spring: 22:00 CET (21:00 UTC) to 07:00 CEST (05:00 UTC): 8 hours */
     ck_assert(schedule_window_at(&s, at(2024, 3, 31, 2, 0), &start, &end));
@@ -362,12 +367,15 @@ END_TEST
 
 START_TEST(test_window_inside_a_dst_gap_skips_that_day)
 {
-    snooze_schedule s = sched("{\"windows\":[{\"from\":\"02:00\",\"to\":\"03:00\",\"tz\":\"Europe/Paris\"}]}");
-    /* 2024-03-31 02:00-03:00 does not exist in Paris: the next start after Saturday noon is Monday 02:00 CEST */
+    snooze_schedule s =
+        sched("{\"windows\":[{\"from\":\"02:00\",\"to\":\"03:00\",\"tz\":\"Europe/Paris\"}]}");
+    /* 2024-03-31 02:00-03:00 does not exist in Paris: the next start after Saturday noon is Monday 02:00 CEST
+     */
     ck_assert_int_eq(schedule_next_start(&s, at(2024, 3, 30, 11, 0)), at(2024, 4, 1, 0, 0));
     ck_assert(!schedule_window_at(&s, at(2024, 3, 31, 1, 0), NULL, NULL));
     /* a window that only starts in the gap begins at the gap's end (03:00 CEST = 01:00 UTC) */
-    snooze_schedule g = sched("{\"windows\":[{\"from\":\"02:30\",\"to\":\"05:00\",\"tz\":\"Europe/Paris\"}]}");
+    snooze_schedule g =
+        sched("{\"windows\":[{\"from\":\"02:30\",\"to\":\"05:00\",\"tz\":\"Europe/Paris\"}]}");
     int64_t start, end;
     ck_assert(schedule_window_at(&g, at(2024, 3, 31, 2, 0), &start, &end));
     ck_assert_int_eq(start, at(2024, 3, 31, 1, 30));
@@ -377,7 +385,8 @@ END_TEST
 
 START_TEST(test_touching_windows_merge)
 {
-    snooze_schedule s = sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"00:00\"},{\"from\":\"00:00\",\"to\":\"07:00\"}]}");
+    snooze_schedule s =
+        sched("{\"windows\":[{\"from\":\"22:00\",\"to\":\"00:00\"},{\"from\":\"00:00\",\"to\":\"07:00\"}]}");
     int64_t start, end;
     ck_assert(schedule_window_at(&s, at(2024, 5, 1, 23, 0), &start, &end));
     ck_assert_int_eq(start, at(2024, 5, 1, 22, 0));

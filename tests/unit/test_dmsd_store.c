@@ -77,13 +77,14 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db,
-                                  "DROP TABLE image_gc; ALTER TABLE droids DROP COLUMN run_addr;"
-                                  " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
-                                  " ALTER TABLE droids DROP COLUMN woken_ns;"
-                                  " DELETE FROM schema_migrations WHERE version>=2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "DROP TABLE image_gc; ALTER TABLE droids DROP COLUMN run_addr;"
+                     " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
+                     " ALTER TABLE droids DROP COLUMN woken_ns;"
+                     " DELETE FROM schema_migrations WHERE version>=2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
     ck_assert_int_eq(store_schema_version(s), 3);
