@@ -34,10 +34,15 @@ typedef struct dmsd_config {
     char *port_file;   /* --port-file: write the bound port here once listening (tests, scripts) */
     char *executor_id; /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
                         * two dmsd on one engine need different ids, or each would adopt the other's work */
+    int job_concurrency;     /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
+    int job_step_timeout_s;  /* DMS_JOB_TIMEOUT_S: one job step's run timeout */
+    int follow_interval_s;   /* DMS_FOLLOW_INTERVAL_S: how often followed branches are looked at (follow/) */
 } dmsd_config;
 
 struct builder;
 struct runner;
+struct jobs;
+struct follower;
 
 typedef struct app {
     dmsd_config cfg;
@@ -48,6 +53,8 @@ typedef struct app {
     char ex_error[DMS_ERROR_MSG_MAX];
     struct builder *builder;
     struct runner *runner;
+    struct jobs *jobs;         /* NULL without an executor */
+    struct follower *follower; /* NULL without an executor */
     http_server *http;
 } app;
 

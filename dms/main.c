@@ -4,7 +4,7 @@
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
- * DMS_PLUGIN_DIR. */
+ * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +23,7 @@
 #include "app.h"
 #include "build/builder.h"
 #include "common.h"
+#include "jobs/jobs.h"
 #include "run/runner.h"
 
 #define SECRET_MIN_RECOMMENDED 32
@@ -46,7 +47,8 @@ static void usage(FILE *f)
         "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
         "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
         "engine),\n"
-        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n");
+        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2 build jobs at once),\n"
+        "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked at).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -85,6 +87,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->executor_id = env_or("DMS_EXECUTOR_ID", DMSD_EXECUTOR_ID);
     cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
+    cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
+    cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -218,7 +222,8 @@ int main(int argc, char **argv)
             a.cfg.backend, err.message);
         dms_error_clear(&err);
     }
-    if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0))
+    if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0 ||
+                 jobs_start(&a.jobs, &a, a.cfg.job_concurrency, (int64_t)a.cfg.job_step_timeout_s * 1000, &err) < 0))
         goto fail;
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
@@ -247,6 +252,7 @@ fail:
 out:
     http_stop(a.http);
     core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    jobs_stop(a.jobs);
     builder_stop(a.builder);
     runner_stop(a.runner);
     dms_executor_close(a.ex);

@@ -16,6 +16,12 @@
 
 void route_logs(void *app, api_req *r, const char *id);
 void route_git_check(void *app, api_req *r, const char *id);
+void route_job_create(void *app, api_req *r, const char *id);
+void route_job_get(void *app, api_req *r, const char *id);
+void route_job_log(void *app, api_req *r, const char *id);
+void route_job_cancel(void *app, api_req *r, const char *id);
+void route_job_artifact(void *app, api_req *r, const char *id);
+void route_jobs_list(void *app, api_req *r, const char *id);
 
 static void reply_droid(api_req *r, unsigned status, const droid *d)
 {
@@ -520,6 +526,7 @@ static const char *const q_delete[] = {"keep_volumes", NULL};
 static const char *const q_logs[] = {"tail",      "follow", "from",   "limit",      "build.out",
                                      "build.err", "run",    "format", "timestamps", NULL};
 static const char *const q_git[] = {"repo", "branch", NULL};
+static const char *const q_follow[] = {"follow", NULL};
 
 const api_route dmsd_routes[] = {
     {"POST", "/droids", create, q_none},
@@ -539,5 +546,12 @@ const api_route dmsd_routes[] = {
     {"GET", "/droids/:id/builds", builds, q_none},
     {"POST", "/droids/:id/rollback", rollback, q_none},
     {"POST", "/droids/:id/build/cancel", cancel_build, q_none},
+    /* build jobs (api/jobroutes.c) */
+    {"POST", "/job/create", route_job_create, q_none},
+    {"GET", "/jobs", route_jobs_list, q_none},
+    {"GET", "/job/:id", route_job_get, q_none},
+    {"GET", "/job/:id/log", route_job_log, q_follow},
+    {"PATCH", "/job/:id/cancel", route_job_cancel, q_none},
+    {"GET", "/job/:id/artifact", route_job_artifact, q_none},
     {NULL, NULL, NULL, NULL},
 };
