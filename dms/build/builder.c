@@ -23,6 +23,7 @@
 
 #include "../common.h"
 #include "../run/runner.h"
+#include "detect.h"
 #include "git.h"
 
 #define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work)   \
@@ -283,6 +284,43 @@ static void prune_releases(builder *bld, const char *droid_id)
         runner_collect_images(a->runner);
 }
 
+/* Detects the stack of a checkout without a Dockerfile, writes the generated one at path, and shows it in
+ * build.out. User faults (nothing detected, unknown language) are not retryable; a missing stack image is
+ * ours to fix (scripts/stack-images), said as such. */
+static int generate_dockerfile(builder *bld, outputs *o, const droid *d, const char *src, const char *path,
+                               dms_error *err)
+{
+    detect_result det;
+    int r = detect_stack(src, d->language, &det, err);
+    if (r < 0) {
+        err->retryable = false;
+        return r;
+    }
+    const char *image = stack_base_image(det.stack);
+    dms_image_info info = {0};
+    if (dms_executor_image_info(bld->a->ex, image, &info, NULL) == 0 && !info.present) {
+        r = dms_error_set(err, DMS_E_IMAGE, NULL,
+                          "stack %s (%s): its image %s is missing on this machine: make it with "
+                          "scripts/stack-images",
+                          stack_name(det.stack), det.reason, image);
+        err->retryable = false;
+        return r;
+    }
+    _cleanup_free_ char *text = NULL;
+    if ((r = detect_render(&det, d->port, &text, err)) < 0 ||
+        (r = dms_write_file_atomic(path, text, strlen(text), err)) < 0)
+        return r;
+    say(o, "no Dockerfile: stack %s (%s); the generated Dockerfile:", stack_name(det.stack), det.reason);
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        on_output(o, DMS_STREAM_STDOUT, line, len);
+        line += len + (nl ? 1 : 0);
+    }
+    say(o, "end of the generated Dockerfile");
+    return 0;
+}
+
 static void run_build(builder *bld, store_build *b)
 {
     app *a = bld->a;
@@ -363,10 +401,14 @@ static void run_build(builder *bld, store_build *b)
     snprintf(dockerfile, sizeof(dockerfile), "%s/Dockerfile", src);
     struct stat stt;
     if (stat(dockerfile, &stt) < 0 || !S_ISREG(stt.st_mode)) {
-        snprintf(ea.reason, sizeof(ea.reason), "no Dockerfile at the root of %s (commit %.12s)", d->repo,
-                 sha);
-        on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
-        goto end;
+        /* No Dockerfile: one is generated from the stack's template (build/detect.c). */
+        r = generate_dockerfile(bld, &o, d, src, dockerfile, &err);
+        if (r < 0) {
+            ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
+            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
+            on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
+            goto end;
+        }
     }
     if (cancelled(bld)) {
         ea.kind = END_CANCELLED;
