@@ -45,7 +45,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 2);
+    ck_assert_int_eq(store_schema_version(s), 4);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -61,8 +61,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 2);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 4);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 4);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -77,12 +77,14 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db, "DROP TABLE image_gc; DELETE FROM schema_migrations WHERE version=2",
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
+                                  " DROP TABLE droid_follow; DELETE FROM schema_migrations WHERE version>=2",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 2);
+    ck_assert_int_eq(store_schema_version(s), 4);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
