@@ -58,8 +58,9 @@ typedef struct app {
     http_server *http;
 } app;
 
-/* The route table of the API (api/routes.c). */
+/* The route table of the API (api/routes.c), and the routes served without a token (push hooks). */
 extern const api_route dmsd_routes[];
+extern const api_route dmsd_open_routes[];
 
 /* $DMS_DATA_DIR/droids/<id> into buf. */
 int app_droid_dir(const app *a, const char *id, char *buf, size_t size);

@@ -23,6 +23,7 @@
 #include "app.h"
 #include "build/builder.h"
 #include "common.h"
+#include "follow/follow.h"
 #include "jobs/jobs.h"
 #include "run/runner.h"
 
@@ -48,7 +49,8 @@ static void usage(FILE *f)
         "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
         "engine),\n"
         "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2 build jobs at once),\n"
-        "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked at).\n");
+        "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked "
+        "at).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -89,6 +91,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
     cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
     cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
+    cfg->follow_interval_s = env_int("DMS_FOLLOW_INTERVAL_S", FOLLOW_DEFAULT_INTERVAL_S,
+                                     FOLLOW_MIN_INTERVAL_S, FOLLOW_MAX_INTERVAL_S);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -222,14 +226,17 @@ int main(int argc, char **argv)
             a.cfg.backend, err.message);
         dms_error_clear(&err);
     }
-    if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0 ||
-                 jobs_start(&a.jobs, &a, a.cfg.job_concurrency, (int64_t)a.cfg.job_step_timeout_s * 1000, &err) < 0))
+    if (a.ex &&
+        (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0 ||
+         jobs_start(&a.jobs, &a, a.cfg.job_concurrency, (int64_t)a.cfg.job_step_timeout_s * 1000, &err) < 0 ||
+         follower_start(&a.follower, &a, a.cfg.follow_interval_s, &err) < 0))
         goto fail;
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
                       .threads = a.cfg.http_threads,
                       .jwt_secret = a.cfg.jwt_secret,
                       .routes = dmsd_routes,
+                      .open_routes = dmsd_open_routes,
                       .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;
@@ -252,6 +259,7 @@ fail:
 out:
     http_stop(a.http);
     core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    follower_stop(a.follower);
     jobs_stop(a.jobs);
     builder_stop(a.builder);
     runner_stop(a.runner);

@@ -464,6 +464,17 @@ int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err)
     return dms_error_set(err, DMS_E_INVALID, key, "%s must be 1, 0, true or false", key);
 }
 
+const char *api_header(api_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api_body(api_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
 json_t *api_body_json(api_req *r, dms_error *err)
 {
     if (!r->body.len) {
@@ -508,6 +519,30 @@ static size_t split_path(char *buf, char **seg, size_t max)
     return n;
 }
 
+/* Whether method and url name a route served without a token (decided before the body is read, since an
+ * unauthorized request's body is dropped). */
+static bool route_no_auth(http_server *s, const char *method, const char *url)
+{
+    char path[512], pat[128];
+    if (dms_snprintf_ok(path, sizeof(path), "%s", url) < 0)
+        return false;
+    char *seg[MAX_PATH_SEGMENTS + 1];
+    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
+    for (const api_route *rt = s->cfg.open_routes; rt && rt->method; rt++) {
+        if (strcmp(rt->method, method) != 0)
+            continue;
+        snprintf(pat, sizeof(pat), "%s", rt->pattern);
+        char *pseg[MAX_PATH_SEGMENTS + 1];
+        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
+        bool ok = pn == n;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = strcmp(pseg[i], ":id") == 0 || strcmp(pseg[i], seg[i]) == 0;
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
 static void dispatch(http_server *s, api_req *r)
 {
     char path[512], pat[128];
@@ -519,38 +554,41 @@ static void dispatch(http_server *s, api_req *r)
     size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
     bool path_matched = false;
     char allow[64] = "";
-    for (const api_route *rt = s->cfg.routes; rt->method; rt++) {
-        snprintf(pat, sizeof(pat), "%s", rt->pattern);
-        char *pseg[MAX_PATH_SEGMENTS + 1];
-        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-        if (pn != n)
-            continue;
-        const char *id = NULL;
-        bool ok = true;
-        for (size_t i = 0; ok && i < n; i++) {
-            if (strcmp(pseg[i], ":id") == 0)
-                id = seg[i];
-            else
-                ok = strcmp(pseg[i], seg[i]) == 0;
-        }
-        if (!ok)
-            continue;
-        path_matched = true;
-        if (strcmp(rt->method, r->method) != 0) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
-            continue;
-        }
-        query_check q = {.allowed = rt->query};
-        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
-        if (q.bad) {
-            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+    const api_route *tables[] = {s->cfg.open_routes, s->cfg.routes};
+    for (size_t t = 0; t < DMS_ARRAY_SIZE(tables); t++) {
+        for (const api_route *rt = tables[t]; rt && rt->method; rt++) {
+            snprintf(pat, sizeof(pat), "%s", rt->pattern);
+            char *pseg[MAX_PATH_SEGMENTS + 1];
+            size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
+            if (pn != n)
+                continue;
+            const char *id = NULL;
+            bool ok = true;
+            for (size_t i = 0; ok && i < n; i++) {
+                if (strcmp(pseg[i], ":id") == 0)
+                    id = seg[i];
+                else
+                    ok = strcmp(pseg[i], seg[i]) == 0;
+            }
+            if (!ok)
+                continue;
+            path_matched = true;
+            if (strcmp(rt->method, r->method) != 0) {
+                size_t used = strlen(allow);
+                snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
+                continue;
+            }
+            query_check q = {.allowed = rt->query};
+            MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+            if (q.bad) {
+                api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+                return;
+            }
+            rt->fn(s->cfg.app, r, id);
+            if (!r->replied && !r->pending)
+                api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
             return;
         }
-        rt->fn(s->cfg.app, r, id);
-        if (!r->replied && !r->pending)
-            api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
-        return;
     }
     if (path_matched) {
         size_t len;
@@ -581,7 +619,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body.max = MAX_BODY_BYTES;
         *con_cls = r;
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        r->authorized = auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
+        if (route_no_auth(s, method, url))
+            r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
+        else
+            r->authorized =
+                auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
         return MHD_YES;
     }
     if (*upload_size) {

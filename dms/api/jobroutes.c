@@ -27,9 +27,9 @@
 #include "../jobs/jobs.h"
 #include "../jobs/jobstore.h"
 
-#define JOBS_LIST_MAX        100
-#define JOB_LOG_READ_BYTES   (64 * 1024)                 /* one read of a follow */
-#define JOB_LOG_REPLY_MAX    (JOB_LOG_MAX_BYTES + 4096)  /* the whole log in one JSON string */
+#define JOBS_LIST_MAX      100
+#define JOB_LOG_READ_BYTES (64 * 1024)                /* one read of a follow */
+#define JOB_LOG_REPLY_MAX  (JOB_LOG_MAX_BYTES + 4096) /* the whole log in one JSON string */
 
 void route_job_create(void *app, api_req *r, const char *id);
 void route_job_get(void *app, api_req *r, const char *id);
@@ -166,7 +166,8 @@ void route_job_log(void *ap, api_req *r, const char *id)
     bool follow = false;
     job j;
     job_init(&j);
-    if (api_query_bool(r, "follow", &follow, &err) < 0 || jobstore_find(a->st, api_user(r), id, &j, &err) < 0) {
+    if (api_query_bool(r, "follow", &follow, &err) < 0 ||
+        jobstore_find(a->st, api_user(r), id, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -250,7 +251,8 @@ void route_job_artifact(void *ap, api_req *r, const char *id)
         return;
     }
     if (!job_status_final(j.status)) {
-        api_reply_errorf(r, MHD_HTTP_CONFLICT, "id", "job %s is %s: no artifact yet", j.id, job_status_name(j.status));
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, "id", "job %s is %s: no artifact yet", j.id,
+                         job_status_name(j.status));
         job_clear(&j);
         return;
     }

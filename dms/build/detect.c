@@ -15,7 +15,8 @@
 
 #define MANIFEST_MAX_BYTES (1024 * 1024) /* package.json, Procfile, requirements.txt are read up to this */
 
-/* From the files dms/build/templates/<stack>.Dockerfile (embed.sh): {name, text} pairs, ending with {NULL, NULL}. */
+/* From the files dms/build/templates/<stack>.Dockerfile (embed.sh): {name, text} pairs, ending with {NULL,
+ * NULL}. */
 extern const char *const dms_stack_templates[][2];
 
 typedef struct stack_def {
@@ -160,9 +161,10 @@ static int node_details(const char *dir, detect_result *r, dms_error *err)
         snprintf(r->start, sizeof(r->start), "exec node %s", m);
         return 0;
     }
-    return dms_error_set(err, DMS_E_BUILD_FAILED, NULL,
-                         "node: no start command: add a Procfile (web: ...), scripts.start in package.json, or "
-                         "one of server.js, index.js, app.js, main.js");
+    return dms_error_set(
+        err, DMS_E_BUILD_FAILED, NULL,
+        "node: no start command: add a Procfile (web: ...), scripts.start in package.json, or "
+        "one of server.js, index.js, app.js, main.js");
 }
 
 static int python_details(const char *dir, detect_result *r, dms_error *err)
@@ -214,9 +216,9 @@ typedef struct alias {
 } alias;
 
 static const alias languages[] = {
-    {"node", STACK_NODE},       {"nodejs", STACK_NODE},  {"javascript", STACK_NODE}, {"js", STACK_NODE},
-    {"python", STACK_PYTHON},   {"python3", STACK_PYTHON}, {"py", STACK_PYTHON},     {"static", STACK_STATIC},
-    {"html", STACK_STATIC},     {"shell", STACK_SHELL},  {"sh", STACK_SHELL},        {"busybox", STACK_SHELL},
+    {"node", STACK_NODE},     {"nodejs", STACK_NODE},    {"javascript", STACK_NODE}, {"js", STACK_NODE},
+    {"python", STACK_PYTHON}, {"python3", STACK_PYTHON}, {"py", STACK_PYTHON},       {"static", STACK_STATIC},
+    {"html", STACK_STATIC},   {"shell", STACK_SHELL},    {"sh", STACK_SHELL},        {"busybox", STACK_SHELL},
 };
 
 int detect_stack(const char *dir, const char *language, detect_result *out, dms_error *err)
@@ -229,21 +231,18 @@ int detect_stack(const char *dir, const char *language, detect_result *out, dms_
                 snprintf(out->reason, sizeof(out->reason), "language \"%s\" given", language);
                 return details(dir, out, err);
             }
-        return dms_error_set(err, DMS_E_INVALID, "language",
-                             "language \"%.32s\" has no stack template here (known: node, python, static, shell; "
-                             "or add a Dockerfile)",
-                             language);
+        return dms_error_set(
+            err, DMS_E_INVALID, "language",
+            "language \"%.32s\" has no stack template here (known: node, python, static, shell; "
+            "or add a Dockerfile)",
+            language);
     }
     struct {
         const char *marker;
         stack_kind stack;
     } rules[] = {
-        {"package.json", STACK_NODE},
-        {"requirements.txt", STACK_PYTHON},
-        {"pyproject.toml", STACK_PYTHON},
-        {"index.html", STACK_STATIC},
-        {"Procfile", STACK_SHELL},
-        {"start.sh", STACK_SHELL},
+        {"package.json", STACK_NODE}, {"requirements.txt", STACK_PYTHON}, {"pyproject.toml", STACK_PYTHON},
+        {"index.html", STACK_STATIC}, {"Procfile", STACK_SHELL},          {"start.sh", STACK_SHELL},
     };
     for (size_t i = 0; i < DMS_ARRAY_SIZE(rules); i++) {
         if (!has_file(dir, rules[i].marker))
@@ -284,7 +283,8 @@ static int render(const char *tpl, const char *const *kv, char **out, dms_error 
                 val = kv[i + 1];
         if (!val) {
             dms_buf_free(&b);
-            return dms_error_set(err, DMS_E_INTERNAL, NULL, "template: unknown key {{%.*s}}", (int)kl, open + 2);
+            return dms_error_set(err, DMS_E_INTERNAL, NULL, "template: unknown key {{%.*s}}", (int)kl,
+                                 open + 2);
         }
         dms_buf_append(&b, val, strlen(val));
         p = close + 2;
@@ -319,7 +319,7 @@ int detect_render(const detect_result *r, int port, char **out, dms_error *err)
                   "--no-input -r requirements.txt";
     if (!start)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    const char *kv[] = {"BASE", stack_base_image(r->stack), "PORT", portbuf, "START", start, "INSTALL", install,
-                        NULL};
+    const char *kv[] = {
+        "BASE", stack_base_image(r->stack), "PORT", portbuf, "START", start, "INSTALL", install, NULL};
     return render(tpl, kv, out, err);
 }

@@ -119,9 +119,9 @@ int job_validate_ref_id(const char *v, const char *field, dms_error *err)
         char c = v[i];
         bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
         if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
-            return dms_error_set(err, DMS_E_INVALID, field,
-                                 "%s must be letters, digits, '_', '.' or '-', starting with a letter or digit",
-                                 field);
+            return dms_error_set(
+                err, DMS_E_INVALID, field,
+                "%s must be letters, digits, '_', '.' or '-', starting with a letter or digit", field);
     }
     return 0;
 }
@@ -138,7 +138,8 @@ int job_validate_dist_dir(const char *v, dms_error *err)
                              JOB_DIST_DIR_MAX);
     if (has_control(v) || v[0] == '/' || v[0] == '-')
         return dms_error_set(err, DMS_E_INVALID, field,
-                             "%s must be a relative path inside the repository (\"dist\", \"build/web\")", field);
+                             "%s must be a relative path inside the repository (\"dist\", \"build/web\")",
+                             field);
     /* No ".." component: the artifact is what the repository built, nothing above it. */
     for (const char *p = v; *p;) {
         const char *slash = strchr(p, '/');
@@ -284,8 +285,8 @@ json_t *job_to_json(const job *j)
     json_object_set_new(o, "cancel_requested", json_boolean(j->cancel_requested));
     json_object_set_new(o, "attempt", json_integer(j->attempt));
     json_object_set_new(o, "commit_sha", str_or_null(j->commit_sha));
-    json_object_set_new(o, "cache", json_pack("{s:o, s:b}", "volume", str_or_null(j->cache_volume), "warm",
-                                              j->cache_warm));
+    json_object_set_new(
+        o, "cache", json_pack("{s:o, s:b}", "volume", str_or_null(j->cache_volume), "warm", j->cache_warm));
     json_object_set_new(o, "artifact", artifact ? artifact : json_null());
     json_object_set_new(o, "install_ms", ms_or_null(j->install_ms));
     json_object_set_new(o, "build_ms", ms_or_null(j->build_ms));
@@ -318,8 +319,8 @@ int job_cache_volume_name(const char *executor_id, const char *user_id, const ch
     }
     hex[CACHE_NAME_HEX] = '\0';
     if (dms_snprintf_ok(buf, size, "%s-cache-%s", executor_id, hex) < 0 || !dms_id_valid(buf))
-        return dms_error_set(err, DMS_E_INVALID, NULL, "executor id \"%.64s\" is too long for a cache volume name",
-                             executor_id);
+        return dms_error_set(err, DMS_E_INVALID, NULL,
+                             "executor id \"%.64s\" is too long for a cache volume name", executor_id);
     return 0;
 }
 
@@ -328,11 +329,11 @@ int job_cache_volume_name(const char *executor_id, const char *user_id, const ch
  * is written only after a successful install, so "warm" means a whole install filled the cache before. */
 
 #define CACHE_REPORT                                                                                         \
-    "if [ -f " JOB_CACHE_MARK " ]; then echo \"[dms] dependency cache: warm ($(cat " JOB_CACHE_MARK "))\";"   \
+    "if [ -f " JOB_CACHE_MARK " ]; then echo \"[dms] dependency cache: warm ($(cat " JOB_CACHE_MARK "))\";"  \
     " else echo '[dms] dependency cache: cold (first install of this project)'; fi\n"
 #define CACHE_MARK                                                                                           \
-    "printf 'filled by job %s at %s\\n' \"$DMS_JOB_ID\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" > " JOB_CACHE_MARK  \
-    "\n"
+    "printf 'filled by job %s at %s\\n' \"$DMS_JOB_ID\" \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" "                 \
+    "> " JOB_CACHE_MARK "\n"
 #define NEED_FILE(f, pm)                                                                                     \
     "[ -f " f " ] || { echo '[dms] package manager " pm ": there is no " f " at the root of the repository'" \
     " >&2; exit 64; }\n"
@@ -352,23 +353,22 @@ static const char yarn_script[] = "set -e\n" NEED_FILE("package.json", "yarn") C
     "  echo '[dms] yarn install'; yarn install --prefer-offline --non-interactive\n"
     "fi\n" CACHE_MARK;
 
-static const char pnpm_script[] =
-    "set -e\n" NEED_FILE("package.json", "pnpm") CACHE_REPORT
+static const char pnpm_script[] = "set -e\n" NEED_FILE("package.json", "pnpm") CACHE_REPORT
     "if [ ! -x " JOB_CACHE_DIR "/tools/node_modules/.bin/pnpm ]; then\n"
     "  echo '[dms] installing " JOB_PNPM_SPEC " into the cache'; npm install --prefix " JOB_CACHE_DIR
     "/tools --no-save " JOB_PNPM_SPEC "\n"
     "fi\n"
     "if [ -f pnpm-lock.yaml ]; then\n"
-    "  echo '[dms] pnpm install --frozen-lockfile'; pnpm install --frozen-lockfile --prefer-offline --store-dir " JOB_CACHE_DIR
-    "/pnpm-store\n"
+    "  echo '[dms] pnpm install --frozen-lockfile'; pnpm install --frozen-lockfile --prefer-offline "
+    "--store-dir " JOB_CACHE_DIR "/pnpm-store\n"
     "else\n"
     "  echo '[dms] pnpm install'; pnpm install --prefer-offline --store-dir " JOB_CACHE_DIR "/pnpm-store\n"
     "fi\n" CACHE_MARK;
 
 static const char pip_script[] = "set -e\n" NEED_FILE("requirements.txt", "pip") CACHE_REPORT
     "echo '[dms] python3 -m venv " JOB_WORKSPACE "/.venv'; python3 -m venv " JOB_WORKSPACE "/.venv\n"
-    "echo '[dms] pip install -r requirements.txt'\n"
-    JOB_WORKSPACE "/.venv/bin/pip install --disable-pip-version-check -r requirements.txt\n" CACHE_MARK;
+    "echo '[dms] pip install -r requirements.txt'\n" JOB_WORKSPACE
+    "/.venv/bin/pip install --disable-pip-version-check -r requirements.txt\n" CACHE_MARK;
 
 const char *job_install_script(job_pm pm)
 {
@@ -389,7 +389,8 @@ const char *job_install_script(job_pm pm)
 const char *job_package_script(void)
 {
     return "set -e\n"
-           "[ -d \"$DMS_DIST_DIR\" ] || { echo \"[dms] the dist directory \\\"$DMS_DIST_DIR\\\" does not exist "
+           "[ -d \"$DMS_DIST_DIR\" ] || { echo \"[dms] the dist directory \\\"$DMS_DIST_DIR\\\" does not "
+           "exist "
            "after the build\" >&2; exit 65; }\n"
            "tar -C \"$DMS_DIST_DIR\" -cf " JOB_OUT_DIR "/artifact.tar .\n"
            "echo \"[dms] artifact: $DMS_DIST_DIR, $(tar -tf " JOB_OUT_DIR "/artifact.tar | wc -l) entries, "
@@ -401,9 +402,11 @@ char **job_step_env(const job *j)
     char **env = NULL;
     const char *path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     if (j->pm == JOB_PM_PIP)
-        path = "PATH=" JOB_WORKSPACE "/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        path =
+            "PATH=" JOB_WORKSPACE "/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     else if (j->pm == JOB_PM_PNPM)
-        path = "PATH=" JOB_CACHE_DIR "/tools/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+        path = "PATH=" JOB_CACHE_DIR
+               "/tools/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                "/sbin:/bin";
     _cleanup_free_ char *id = dms_strdup_printf("DMS_JOB_ID=%s", j->id);
     _cleanup_free_ char *proj = dms_strdup_printf("DMS_PROJECT_ID=%s", j->project_id);

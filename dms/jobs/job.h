@@ -16,12 +16,12 @@
 
 #include <dms/error.h>
 
-#define JOB_ID_HEX_BYTES     6 /* ids are "j" + 12 hex characters */
-#define JOB_ID_SIZE          16
-#define JOB_REF_ID_MAX       64   /* project_id, deployment_id: [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define JOB_ID_HEX_BYTES      6 /* ids are "j" + 12 hex characters */
+#define JOB_ID_SIZE           16
+#define JOB_REF_ID_MAX        64 /* project_id, deployment_id: [A-Za-z0-9][A-Za-z0-9_.-]* */
 #define JOB_BUILD_COMMAND_MAX 4096
-#define JOB_DIST_DIR_MAX     255
-#define JOB_REASON_MAX       512
+#define JOB_DIST_DIR_MAX      255
+#define JOB_REASON_MAX        512
 
 /* queued -> running -> succeeded | failed | cancelled; queued -> cancelled; running -> queued (a dmsd
  * restart interrupted it: it starts again). The three ends are final. */
@@ -78,7 +78,7 @@ typedef struct job {
     int attempt; /* starts so far (a restart of dmsd starts an interrupted job again) */
     char *commit_sha;
     char *cache_volume;
-    bool cache_warm; /* the install found the project's cache filled by an earlier job */
+    bool cache_warm;        /* the install found the project's cache filled by an earlier job */
     int64_t artifact_bytes; /* -1: none */
     int64_t install_ms;     /* -1: not run */
     int64_t build_ms;       /* -1: not run */
@@ -88,7 +88,7 @@ typedef struct job {
     int64_t finished_ns;
 } job;
 
-void job_init(job *j); /* zero, with the -1 defaults */
+void job_init(job *j);  /* zero, with the -1 defaults */
 void job_clear(job *j); /* frees the strings and re-inits; accepts a zeroed job */
 
 /* ---- validation (every failure: DMS_E_INVALID with err->field naming the payload's key) ---- */
@@ -114,11 +114,11 @@ int job_cache_volume_name(const char *executor_id, const char *user_id, const ch
 
 /* ---- the steps' shell scripts (run by sh -c in the builder image, cwd /workspace) ---- */
 
-#define JOB_WORKSPACE   "/workspace" /* the clone, bind-mounted */
-#define JOB_CACHE_DIR   "/cache"     /* the project's cache volume */
-#define JOB_OUT_DIR     "/out"       /* where the package step writes artifact.tar (bind-mounted) */
-#define JOB_CACHE_MARK  "/cache/.dms-cache"
-#define JOB_PNPM_SPEC   "pnpm@8" /* installed with npm into the cache volume the first time it is needed */
+#define JOB_WORKSPACE  "/workspace" /* the clone, bind-mounted */
+#define JOB_CACHE_DIR  "/cache"     /* the project's cache volume */
+#define JOB_OUT_DIR    "/out"       /* where the package step writes artifact.tar (bind-mounted) */
+#define JOB_CACHE_MARK "/cache/.dms-cache"
+#define JOB_PNPM_SPEC  "pnpm@8" /* installed with npm into the cache volume the first time it is needed */
 /* Exit codes of our own checks inside the steps (not the user's commands'): */
 #define JOB_EXIT_NO_MANIFEST 64 /* the package manager's file (package.json, requirements.txt) is missing */
 #define JOB_EXIT_NO_DIST     65 /* the dist directory does not exist after the build */

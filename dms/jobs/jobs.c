@@ -22,15 +22,15 @@
 #include "../common.h"
 #include "jobstore.h"
 
-#define QUEUE_POLL_MAX_MS      60000 /* re-read the queue at least this often (kicks do the work) */
-#define STEP_POLL_MS           250   /* a step's loop wakes at least this often (log flushes) */
-#define LOG_FLUSH_MS           250   /* output is written to the store at least this often */
-#define LOG_CHUNK_BYTES        (16 * 1024)
-#define LOG_DRAIN_MAX_MS       5000  /* after the end, how long the rest of the output may take to arrive */
-#define CLONE_ATTEMPTS         3
-#define CLONE_BACKOFF_BASE_MS  2000
-#define REASON_MAX             JOB_REASON_MAX
-#define CACHE_WARM_MARK        "[dms] dependency cache: warm"
+#define QUEUE_POLL_MAX_MS     60000 /* re-read the queue at least this often (kicks do the work) */
+#define STEP_POLL_MS          250   /* a step's loop wakes at least this often (log flushes) */
+#define LOG_FLUSH_MS          250   /* output is written to the store at least this often */
+#define LOG_CHUNK_BYTES       (16 * 1024)
+#define LOG_DRAIN_MAX_MS      5000 /* after the end, how long the rest of the output may take to arrive */
+#define CLONE_ATTEMPTS        3
+#define CLONE_BACKOFF_BASE_MS 2000
+#define REASON_MAX            JOB_REASON_MAX
+#define CACHE_WARM_MARK       "[dms] dependency cache: warm"
 
 typedef struct slot {
     char job_id[JOB_ID_SIZE];
@@ -114,7 +114,8 @@ static void logw_write(logw *w, const char *data, size_t len)
         logw_flush(w);
         return;
     }
-    if (w->watch_cache && len >= strlen(CACHE_WARM_MARK) && memcmp(data, CACHE_WARM_MARK, strlen(CACHE_WARM_MARK)) == 0)
+    if (w->watch_cache && len >= strlen(CACHE_WARM_MARK) &&
+        memcmp(data, CACHE_WARM_MARK, strlen(CACHE_WARM_MARK)) == 0)
         w->cache_warm = true;
     w->total += len;
     dms_buf_append(&w->buf, data, len);
@@ -224,8 +225,8 @@ static int clone_step(run_ctx *c)
             return -1;
         }
         int64_t delay = CLONE_BACKOFF_BASE_MS << (attempt - 1);
-        say(&c->log, "clone attempt %d/%d failed (%s); retrying in %llds", attempt, CLONE_ATTEMPTS, err.message,
-            (long long)(delay / 1000));
+        say(&c->log, "clone attempt %d/%d failed (%s); retrying in %llds", attempt, CLONE_ATTEMPTS,
+            err.message, (long long)(delay / 1000));
         struct pollfd p = {.fd = dms_cancel_token_fd(c->sl->token), .events = POLLIN};
         poll(&p, 1, (int)delay);
     }
@@ -293,7 +294,8 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     size_t nm = 0;
     mounts[nm++] = (dms_mount){.type = DMS_MOUNT_BIND, .source = c->src, .target = JOB_WORKSPACE};
     if (j->cache_volume)
-        mounts[nm++] = (dms_mount){.type = DMS_MOUNT_VOLUME, .source = j->cache_volume, .target = JOB_CACHE_DIR};
+        mounts[nm++] =
+            (dms_mount){.type = DMS_MOUNT_VOLUME, .source = j->cache_volume, .target = JOB_CACHE_DIR};
     if (step == JOB_STEP_PACKAGE)
         mounts[nm++] = (dms_mount){.type = DMS_MOUNT_BIND, .source = c->out, .target = JOB_OUT_DIR};
     _cleanup_strv_ char **env = job_step_env(j);
@@ -337,7 +339,8 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     dms_log_stream *ls = NULL;
     dms_log_options lo = DMS_LOG_OPTIONS_INIT;
     lo.follow = true;
-    if (dms_executor_waiter(ex, exec_id, &wt, &err) < 0 || dms_executor_log_stream(ex, exec_id, &lo, &ls, &err) < 0) {
+    if (dms_executor_waiter(ex, exec_id, &wt, &err) < 0 ||
+        dms_executor_log_stream(ex, exec_id, &lo, &ls, &err) < 0) {
         log_warn("job=%s exec=%s op=watch error=\"%s\"", j->id, exec_id, err.message);
         dms_executor_cancel_grace(ex, exec_id, 0, NULL);
     }
@@ -394,9 +397,10 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     } else {
         c->kind = END_FAILED;
         j->exit_code = res.outcome == DMS_OUTCOME_EXITED ? res.exit_code : -1;
-        if (res.outcome == DMS_OUTCOME_EXITED && res.exit_code == JOB_EXIT_NO_MANIFEST && step == JOB_STEP_INSTALL)
-            snprintf(c->reason, sizeof(c->reason), "step install: the %s project file is missing (see the log)",
-                     job_pm_name(j->pm));
+        if (res.outcome == DMS_OUTCOME_EXITED && res.exit_code == JOB_EXIT_NO_MANIFEST &&
+            step == JOB_STEP_INSTALL)
+            snprintf(c->reason, sizeof(c->reason),
+                     "step install: the %s project file is missing (see the log)", job_pm_name(j->pm));
         else if (res.outcome == DMS_OUTCOME_EXITED && res.exit_code == JOB_EXIT_NO_DIST &&
                  step == JOB_STEP_PACKAGE)
             snprintf(c->reason, sizeof(c->reason), "the dist directory \"%s\" does not exist after the build",
@@ -424,7 +428,8 @@ static void run_job(jobs *js, slot *sl, job *j)
     /* Continue the log where it is (the queue line, an earlier attempt). */
     jobstore_log_last_seq(js->a->st, j->id, &c.log.seq, NULL);
     char base[PATH_MAX];
-    if (job_dir(js, j->id, NULL, base, sizeof(base)) < 0 || job_dir(js, j->id, "src", c.src, sizeof(c.src)) < 0 ||
+    if (job_dir(js, j->id, NULL, base, sizeof(base)) < 0 ||
+        job_dir(js, j->id, "src", c.src, sizeof(c.src)) < 0 ||
         job_dir(js, j->id, "out", c.out, sizeof(c.out)) < 0) {
         snprintf(c.reason, sizeof(c.reason), "the data dir path is too long");
         goto end;
@@ -540,7 +545,8 @@ static void *worker(void *arg)
             break;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t deadline = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (int64_t)QUEUE_POLL_MAX_MS * NS_PER_MS;
+        int64_t deadline =
+            (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + (int64_t)QUEUE_POLL_MAX_MS * NS_PER_MS;
         ts.tv_sec = deadline / NS_PER_SEC;
         ts.tv_nsec = deadline % NS_PER_SEC;
         pthread_cond_timedwait(&js->cond, &js->lock, &ts);
@@ -602,12 +608,13 @@ int jobs_start(jobs **out, app *a, int concurrency, int64_t step_timeout_ms, dms
     free(attempts);
     for (int i = 0; i < concurrency; i++) {
         worker_arg *wa = malloc(sizeof(*wa));
+        if (wa)
+            *wa = (worker_arg){js, i};
         if (!wa || pthread_create(&js->threads[i], NULL, worker, wa) != 0) {
             free(wa);
             jobs_stop(js);
             return dms_error_set(err, DMS_E_IO, NULL, "cannot start the job workers");
         }
-        *wa = (worker_arg){js, i};
         js->n_workers++;
     }
     *out = js;
@@ -647,8 +654,8 @@ int jobs_create(jobs *js, job *j, dms_error *err)
     j->created_ns = dmsd_now_ns();
     if (j->pm != JOB_PM_NONE) {
         char vol[DMS_ID_MAX + 1];
-        if ((r = job_cache_volume_name(js->a->cfg.executor_id, j->user_id, j->project_id, vol, sizeof(vol), err)) <
-                0 ||
+        if ((r = job_cache_volume_name(js->a->cfg.executor_id, j->user_id, j->project_id, vol, sizeof(vol),
+                                       err)) < 0 ||
             (r = dmsd_set_str(&j->cache_volume, vol)) < 0)
             return r < 0 && err && err->code ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }

@@ -23,11 +23,11 @@
 #include "../app.h"
 #include "job.h"
 
-#define JOBS_DEFAULT_CONCURRENCY 2
-#define JOBS_MAX_CONCURRENCY     16
+#define JOBS_DEFAULT_CONCURRENCY    2
+#define JOBS_MAX_CONCURRENCY        16
 #define JOBS_DEFAULT_STEP_TIMEOUT_S 1800 /* one step (install, build) may run this long */
-#define JOB_STOP_GRACE_MS        5000
-#define JOB_LOG_MAX_BYTES        (16 * 1024 * 1024) /* a job's whole log; past it a note, then nothing */
+#define JOB_STOP_GRACE_MS           5000
+#define JOB_LOG_MAX_BYTES           (16 * 1024 * 1024) /* a job's whole log; past it a note, then nothing */
 
 /* The builder images, by package manager (made by scripts/stack-images). */
 #define JOB_IMAGE_NODE   "dms-stack/node:latest"   /* npm, yarn, pnpm */
@@ -38,7 +38,8 @@ typedef struct jobs jobs;
 
 /* Requeues jobs a crash interrupted (stopping what they left running) and starts the workers. */
 int jobs_start(jobs **out, app *a, int concurrency, int64_t step_timeout_ms, dms_error *err);
-/* Stops the workers; running jobs are stopped and stay "running" in the store (the next start runs them again). */
+/* Stops the workers; running jobs are stopped and stay "running" in the store (the next start runs them
+ * again). */
 void jobs_stop(jobs *js);
 
 /* Queues j (validated by job_parse_create; user_id set): sets its id, times and cache volume, writes it and

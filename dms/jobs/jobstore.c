@@ -56,7 +56,7 @@ static char *col_text(sqlite3_stmt *st, int i)
 
 #define JOB_COLS                                                                                             \
     "id, user_id, project_id, deployment_id, branch, repo_url, build_command, package_manager, dist_dir,"    \
-    " status, step, reason, cancel_requested, attempt, commit_sha, cache_volume, cache_warm,"               \
+    " status, step, reason, cancel_requested, attempt, commit_sha, cache_volume, cache_warm,"                \
     " artifact_bytes, install_ms, build_ms, exit_code, created_ns, started_ns, finished_ns"
 
 static void row_job(sqlite3_stmt *st, job *j)
@@ -97,11 +97,12 @@ int jobstore_insert(store *s, const job *j, dms_error *err)
     LOCK_DB(s, l);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(l.db, &st,
-                     "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
-                     " package_manager, dist_dir, status, cache_volume, created_ns)"
-                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                     err)) < 0)
+    if ((r = prepare(
+             l.db, &st,
+             "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
+             " package_manager, dist_dir, status, cache_volume, created_ns)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+             err)) < 0)
         return r;
     bind_text(st, 1, j->id);
     bind_text(st, 2, j->user_id);
@@ -128,11 +129,12 @@ int jobstore_update(store *s, const job *j, dms_error *err)
     LOCK_DB(s, l);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(l.db, &st,
-                     "UPDATE jobs SET status=?, step=?, reason=?, cancel_requested=?, attempt=?, commit_sha=?,"
-                     " cache_volume=?, cache_warm=?, artifact_bytes=?, install_ms=?, build_ms=?, exit_code=?,"
-                     " started_ns=?, finished_ns=? WHERE id=?",
-                     err)) < 0)
+    if ((r = prepare(
+             l.db, &st,
+             "UPDATE jobs SET status=?, step=?, reason=?, cancel_requested=?, attempt=?, commit_sha=?,"
+             " cache_volume=?, cache_warm=?, artifact_bytes=?, install_ms=?, build_ms=?, exit_code=?,"
+             " started_ns=?, finished_ns=? WHERE id=?",
+             err)) < 0)
         return r;
     int i = 1;
     bind_text(st, i++, job_status_name(j->status));
@@ -160,11 +162,12 @@ int jobstore_update(store *s, const job *j, dms_error *err)
     return 0;
 }
 
-static int get_where(locked_db *l, const char *where, const char *a1, const char *a2, job *out, dms_error *err)
+static int get_where(locked_db *l, const char *where, const char *a1, const char *a2, job *out,
+                     dms_error *err)
 {
     char sql[512];
-    snprintf(sql, sizeof(sql), "SELECT " JOB_COLS " FROM jobs WHERE %s ORDER BY created_ns DESC, id DESC LIMIT 1",
-             where);
+    snprintf(sql, sizeof(sql),
+             "SELECT " JOB_COLS " FROM jobs WHERE %s ORDER BY created_ns DESC, id DESC LIMIT 1", where);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
     if ((r = prepare(l->db, &st, sql, err)) < 0)
@@ -207,7 +210,8 @@ int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
     if ((r = prepare(l.db, &st,
-                     "SELECT " JOB_COLS " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
+                     "SELECT " JOB_COLS
+                     " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
                      err)) < 0)
         return r;
     bind_text(st, 1, user);
@@ -237,7 +241,8 @@ int jobstore_claim_next(store *s, job *out, dms_error *err)
     {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         if ((r = prepare(l.db, &st,
-                         "SELECT " JOB_COLS " FROM jobs WHERE status='queued' ORDER BY created_ns, id LIMIT 1",
+                         "SELECT " JOB_COLS
+                         " FROM jobs WHERE status='queued' ORDER BY created_ns, id LIMIT 1",
                          err)) < 0)
             goto fail;
         r = sqlite3_step(st);
@@ -274,8 +279,9 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
     LOCK_DB(s, l);
     {
         _cleanup_stmt_ sqlite3_stmt *q = NULL;
-        if ((r = prepare(l.db, &q, "SELECT id, attempt FROM jobs WHERE status='running' AND cancel_requested=0",
-                         err)) < 0)
+        if ((r = prepare(l.db, &q,
+                         "SELECT id, attempt FROM jobs WHERE status='running' AND cancel_requested=0", err)) <
+            0)
             goto fail;
         size_t n = 0;
         while ((r = sqlite3_step(q)) == SQLITE_ROW) {
@@ -381,8 +387,8 @@ int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_by
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
     *last_seq = after_seq;
-    if ((r = prepare(l.db, &st, "SELECT seq, data FROM job_logs WHERE job_id=? AND seq>? ORDER BY seq", err)) <
-        0)
+    if ((r = prepare(l.db, &st, "SELECT seq, data FROM job_logs WHERE job_id=? AND seq>? ORDER BY seq",
+                     err)) < 0)
         return r;
     bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, after_seq);

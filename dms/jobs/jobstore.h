@@ -28,7 +28,8 @@ int jobstore_find(store *s, const char *user, const char *id_or_deployment, job 
 /* The user's jobs, newest first, at most limit: a JSON array of job_to_json(). */
 int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err);
 
-/* Takes the oldest queued job: marks it running (attempt + 1, started now) and fills *out. 1 taken, 0 none. */
+/* Takes the oldest queued job: marks it running (attempt + 1, started now) and fills *out. 1 taken, 0 none.
+ */
 int jobstore_claim_next(store *s, job *out, dms_error *err);
 /* At startup: running jobs a crash interrupted are queued again, or cancelled if a cancel was asked;
  * *ids (caller frees with dms_strv_free) names the requeued ones and their attempt in *attempts (parallel,

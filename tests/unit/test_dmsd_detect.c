@@ -171,7 +171,7 @@ START_TEST(test_undetectable_repo_lists_what_was_looked_for)
     dms_error err = {0};
     ck_assert_int_eq(detect_stack(dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
     static const char *const wanted[] = {"Dockerfile", "package.json", "requirements.txt", "index.html",
-                                         "Procfile", "start.sh", "language"};
+                                         "Procfile",   "start.sh",     "language"};
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
         ck_assert_msg(strstr(err.message, wanted[i]), "\"%s\" not named in: %s", wanted[i], err.message);
     put("go.mod", "module x\n");
@@ -203,8 +203,9 @@ START_TEST(test_render_escapes_the_start_command_as_json)
     ck_assert_int_eq(r.stack, STACK_SHELL);
     char *text = render_ok(&r, 8080);
     ck_assert_ptr_nonnull(strstr(text, "FROM dms-stack/busybox:latest\n"));
-    ck_assert_msg(strstr(text, "CMD [\"sh\",\"-c\",\"echo \\\"hi \\\\\\\\ there\\\" && exec httpd -f -p $PORT\"]"),
-                  "%s", text);
+    ck_assert_msg(
+        strstr(text, "CMD [\"sh\",\"-c\",\"echo \\\"hi \\\\\\\\ there\\\" && exec httpd -f -p $PORT\"]"),
+        "%s", text);
     free(text);
 }
 END_TEST

@@ -1,7 +1,7 @@
 /* test_dmsd_jobs.c - build jobs without an engine: the koalaCI payload's validation (every failure names its
  * key), the state machine, the cache volume's name, the step scripts and environment, and the job store (per
- * user, by deployment id, the queue's order, cancel of queued/running/finished jobs, log chunks, requeue after a
- * crash). */
+ * user, by deployment id, the queue's order, cancel of queued/running/finished jobs, log chunks, requeue
+ * after a crash). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +14,8 @@
 #include "../../dms/jobs/jobstore.h"
 
 #define GOOD                                                                                                 \
-    "\"project_id\":\"p1\",\"deployment_id\":\"d-1\",\"project_branch\":\"main\","                          \
-    "\"project_repo_url\":\"https://git.example/app.git\",\"project_build_command\":\"npm run build\","       \
+    "\"project_id\":\"p1\",\"deployment_id\":\"d-1\",\"project_branch\":\"main\","                           \
+    "\"project_repo_url\":\"https://git.example/app.git\",\"project_build_command\":\"npm run build\","      \
     "\"project_package_manager\":\"npm\",\"project_dist_directory\":\"dist\""
 
 static int parse(const char *json, job *j, dms_error *err)
@@ -74,8 +74,12 @@ END_TEST
 
 START_TEST(test_every_key_is_required_and_named_when_missing)
 {
-    static const char *const keys[] = {"project_id",          "deployment_id",           "project_branch",
-                                       "project_repo_url",    "project_build_command",   "project_package_manager",
+    static const char *const keys[] = {"project_id",
+                                       "deployment_id",
+                                       "project_branch",
+                                       "project_repo_url",
+                                       "project_build_command",
+                                       "project_package_manager",
                                        "project_dist_directory"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         assert_refused(keys[i], NULL);
@@ -299,7 +303,8 @@ START_TEST(test_store_queue_runs_oldest_first_and_cancel_follows_the_state)
     ck_assert(j.cancel_requested);
     ck_assert_int_eq(j.status, JOB_RUNNING);
     /* queued: cancelled at once, and the queue skips it */
-    ck_assert_int_eq(jobstore_request_cancel(st, "alice", "d2", "cancelled before it started", &was, id, &err), 0);
+    ck_assert_int_eq(
+        jobstore_request_cancel(st, "alice", "d2", "cancelled before it started", &was, id, &err), 0);
     ck_assert_int_eq(was, JOB_QUEUED);
     ck_assert_str_eq(id, "jb");
     ck_assert_int_eq(jobstore_get(st, "jb", &j, &err), 0);
