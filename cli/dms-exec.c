@@ -35,6 +35,7 @@ typedef struct global_opts {
     const char *state_dir;
     const char *plugin_dir;
     bool json;
+    bool backend_chosen; /* -x or DMS_EXECUTOR given: never fall back */
     char *backend_opts[MAX_LIST];
     size_t n_backend_opts;
 } global_opts;
@@ -124,6 +125,28 @@ static void gen_id(char *buf, size_t n, const char *prefix)
 /* ---- the executor ---- */
 
 static dms_registry *reg;
+
+static dms_executor *open_executor(void);
+
+/* With no backend chosen, a workload that needs no image may run as host processes when no Docker engine answers
+ * (issue: dms falls back to the process backend where the workload allows, and says so). */
+static void maybe_fall_back(const dms_exec_request *req)
+{
+    if (g.backend_chosen || strcmp(g.backend, "docker") != 0 || req->engine.image)
+        return;
+    dms_executor *ex = open_executor();
+    dms_error why = {0};
+    bool up = dms_executor_is_installed(ex, &why);
+    dms_executor_close(ex);
+    dms_registry_close(reg);
+    reg = NULL;
+    if (up)
+        return;
+    fprintf(stderr, "dms-exec: no Docker engine (%s); no --image given, so running it as host processes with the "
+                    "process backend (use -x process for wait/logs/cancel)\n",
+            why.message);
+    g.backend = "process";
+}
 
 static dms_executor *open_executor(void)
 {
@@ -281,7 +304,7 @@ static void add_port(req_builder *b, char *spec)
 enum {
     OPT_IMAGE = 1000, OPT_JOB, OPT_EXEC, OPT_ENV, OPT_WORKDIR, OPT_USER, OPT_ENTRYPOINT, OPT_MEMORY, OPT_CPUS,
     OPT_PIDS, OPT_TIMEOUT, OPT_GRACE, OPT_NETWORK, OPT_PUBLISH, OPT_BIND, OPT_VOLUME, OPT_TMPFS, OPT_LABEL, OPT_KEEP,
-    OPT_SPEC, OPT_RESULT_BYTES, OPT_LOG_BYTES, OPT_QUIET, OPT_HELP, OPT_DISK,
+    OPT_SPEC, OPT_RESULT_BYTES, OPT_LOG_BYTES, OPT_QUIET, OPT_HELP, OPT_DISK, OPT_INIT,
 };
 
 static const struct option req_long[] = {
@@ -296,6 +319,7 @@ static const struct option req_long[] = {
     {"bind", required_argument, NULL, OPT_BIND},         {"volume", required_argument, NULL, OPT_VOLUME},
     {"tmpfs", required_argument, NULL, OPT_TMPFS},       {"label", required_argument, NULL, OPT_LABEL},
     {"keep", no_argument, NULL, OPT_KEEP},               {"spec", required_argument, NULL, OPT_SPEC},
+    {"init", no_argument, NULL, OPT_INIT},
     {"result-bytes", required_argument, NULL, OPT_RESULT_BYTES},
     {"log-bytes", required_argument, NULL, OPT_LOG_BYTES}, {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},               {NULL, 0, NULL, 0},
@@ -326,6 +350,7 @@ static const char *const run_help =
     "  --tmpfs DST[:SIZE]     mount a tmpfs\n"
     "  --label K=V            extra label (keys under io.dms. are reserved)\n"
     "  --keep                 keep the container after it ends (debugging)\n"
+    "  --init                 run a minimal init as PID 1 (default signal handling for the workload, reaping)\n"
     "  --result-bytes SIZE    stdout/stderr excerpt kept in the result (default 64k)\n"
     "  --log-bytes SIZE       capture file size before rotation (default 32m; two are kept)\n"
     "  --spec FILE            take the whole request as JSON from FILE ('-' = stdin); flags override ids\n"
@@ -414,6 +439,7 @@ static void build_request(req_builder *b, const char *cmd, int argc, char **argv
             b->labels[b->n_labels++] = optarg;
             break;
         case OPT_KEEP: b->req.keep_container = true; break;
+        case OPT_INIT: b->req.init = true; break;
         case OPT_SPEC: spec = optarg; break;
         case OPT_RESULT_BYTES: b->req.limits.result_output_bytes = parse_size(optarg); break;
         case OPT_LOG_BYTES: b->req.limits.log_file_bytes = parse_size(optarg); break;
@@ -481,6 +507,7 @@ static int cmd_start(int argc, char **argv)
 {
     req_builder b;
     build_request(&b, "start", argc, argv);
+    maybe_fall_back(the_request(&b));
     dms_executor *ex = open_executor();
     dms_error err = {0};
     const dms_exec_request *req = the_request(&b);
@@ -530,6 +557,7 @@ static int cmd_run(int argc, char **argv)
     req_builder b;
     build_request(&b, "run", argc, argv);
     const dms_exec_request *req = the_request(&b);
+    maybe_fall_back(req);
     dms_executor *ex = open_executor();
     sig_ctx sc = {.ex = ex, .exec_id = req->execution_id};
     sigemptyset(&sc.set);
@@ -1039,11 +1067,15 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     g.backend = getenv("DMS_EXECUTOR") && *getenv("DMS_EXECUTOR") ? getenv("DMS_EXECUTOR") : "docker";
+    g.backend_chosen = getenv("DMS_EXECUTOR") && *getenv("DMS_EXECUTOR");
     g.executor_id = getenv("DMS_EXECUTOR_ID") && *getenv("DMS_EXECUTOR_ID") ? getenv("DMS_EXECUTOR_ID") : "dms-exec";
     int c;
     while ((c = getopt_long(argc, argv, "+x:i:o:h", lo, NULL)) != -1) {
         switch (c) {
-        case 'x': g.backend = optarg; break;
+        case 'x':
+            g.backend = optarg;
+            g.backend_chosen = true;
+            break;
         case 'i': g.executor_id = optarg; break;
         case 's': g.state_dir = optarg; break;
         case 'p': g.plugin_dir = optarg; break;

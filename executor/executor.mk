@@ -9,7 +9,7 @@ LIBDMS_LINK := -L$(LIB_DIR) -ldms-executor -Wl,-rpath,'$$ORIGIN/../lib'
 $(LIB_DIR)/libdms-executor.so.$(VERSION): $(EXEC_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,libdms-executor.so.0 -Wl,--no-undefined -o $@ $^ $(ALL_LDFLAGS) \
-	    $(call pkg_libs,$(EXEC_PKGS)) -ldl
+	    $(call pkg_libs,jansson) -ldl
 $(LIBDMS): $(LIB_DIR)/libdms-executor.so.$(VERSION)
 	ln -sf libdms-executor.so.$(VERSION) $(LIB_DIR)/libdms-executor.so.0
 	ln -sf libdms-executor.so.$(VERSION) $@

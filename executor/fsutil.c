@@ -67,7 +67,19 @@ int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
     return 0;
 }
 
+static int write_replace(const char *path, const char *data, size_t len, bool sync, dms_error *err);
+
 int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_error *err)
+{
+    return write_replace(path, data, len, true, err);
+}
+
+int dms_write_file_replace(const char *path, const char *data, size_t len, dms_error *err)
+{
+    return write_replace(path, data, len, false, err);
+}
+
+static int write_replace(const char *path, const char *data, size_t len, bool sync, dms_error *err)
 {
     char tmp[PATH_MAX];
     if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) < 0)
@@ -87,7 +99,7 @@ int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_er
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0 || rename(tmp, path) != 0) {
+    if ((sync && fsync(fd) != 0) || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         return dms_error_set_errno(err, DMS_E_IO, e, "write %s", path);

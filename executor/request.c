@@ -873,7 +873,7 @@ static int parse_limits(json_t *o, dms_exec_request *req, dms_error *err)
 static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
 {
     static const char *const keys[] = {"job_id", "execution_id", "engine", "resources", "mounts", "network", "labels",
-                                       "limits", "timeout_ms", "stop_grace_ms", "keep_container", "role", NULL};
+                                       "limits", "timeout_ms", "stop_grace_ms", "keep_container", "role", "init", NULL};
     int r;
     json_t *v;
     if (!json_is_object(root))
@@ -895,6 +895,7 @@ static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
         (r = get_int(root, "timeout_ms", "timeout_ms", 0, INT64_MAX, &req->timeout_ms, err)) < 0 ||
         (r = get_int(root, "stop_grace_ms", "stop_grace_ms", 0, STOP_GRACE_MAX_MS, &req->stop_grace_ms, err)) < 0 ||
         (r = get_bool(root, "keep_container", "keep_container", &req->keep_container, err)) < 0 ||
+        (r = get_bool(root, "init", "init", &req->init, err)) < 0 ||
         (r = get_string(root, "role", "role", &req->role, err)) < 0)
         return r;
     return 0;
@@ -989,6 +990,7 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
     json_object_set_new(root, "timeout_ms", json_integer(req->timeout_ms));
     json_object_set_new(root, "stop_grace_ms", json_integer(req->stop_grace_ms));
     json_object_set_new(root, "keep_container", json_boolean(req->keep_container));
+    json_object_set_new(root, "init", json_boolean(req->init));
     if (req->role)
         json_object_set_new(root, "role", json_string(req->role));
     return json_dumps(root, JSON_COMPACT);

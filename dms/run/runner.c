@@ -519,6 +519,9 @@ static int start_run(runner *r, const droid *d0)
         .n_ports = 1,
         .labels = labels,
         .stop_grace_ms = DROID_STOP_GRACE_MS,
+        /* Apps are often PID 1 without a SIGTERM handler (httpd -f): an init gives them default signal
+         * handling, so a stop takes milliseconds instead of the whole grace period. */
+        .init = true,
     };
     if (rc == 0)
         rc = dms_executor_start(a->ex, &req, &err);

@@ -97,6 +97,8 @@ static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err
         return r;
     dms_result_cell_publish(h->cell, &res);
     h->state = DMS_STATE_FINISHED;
+    h->persisted = true;
+    h->finalizing = true;
     h->exit_code = res.exit_code;
     h->started_at_ns = res.started_at_ns;
     h->finished_at_ns = res.finished_at_ns;

@@ -34,6 +34,8 @@
 #define DOCKER_FINISHED_KEEP 256           /* finished handlers kept in memory; older ones reload from disk */
 #define DOCKER_RESULT_FILE_MAX (64 * 1024 * 1024)
 #define DOCKER_DRAIN_WAIT_MS 10000
+#define DOCKER_PERSIST_WAIT_MS 10000     /* remove/cleanup wait this long for a result to be written */
+#define DOCKER_START_TIMEOUT_MS 120000   /* POST start under heavy load took over 30 s (measured at K=128) */
 #define DOCKER_RECOVER_SETTLE_MS 30000  /* recover waits this long for adopted, ended jobs to be finished */       /* destroy waits this long for removals in flight */
 #define DOCKER_SPEC_FILE "spec.json"
 #define DOCKER_RESULT_FILE "result.json"
@@ -98,6 +100,7 @@ struct docker_handler {
     int outside_signal;          /* a kill event we did not cause */
     int cancel_reason;           /* 0, DMS_CANCEL_USER, DMS_CANCEL_TIMEOUT */
     bool finalizing;
+    bool persisted;              /* result.json written: the dir may be removed (under lock, cond signals) */
     bool inspect_pending;        /* the end waits for State (an oom event may have come before we listened) */
     atomic_bool abort_prep;      /* cancel during preparation */
     uint64_t timeout_timer;
@@ -126,6 +129,8 @@ int docker_handler_capture(docker_handler *h, bool from_logs, bool follow, dms_e
 void docker_handler_maybe_finalize(docker_handler *h);
 /* Ends the execution now with what is known (or with fail_outcome), publishes and persists the result. */
 void docker_handler_finalize(docker_handler *h);
+/* Waits (bounded) until a finished handler's result.json is written; true if it is. */
+bool docker_handler_wait_persisted(docker_handler *h, int64_t timeout_ms);
 void docker_handler_arm_timeout(docker_handler *h, int64_t delay_ms);
 /* Async inspect on the loop: learns the exit from State when the events said nothing. */
 void docker_handler_inspect_async(docker_handler *h);

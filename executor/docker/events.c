@@ -143,10 +143,15 @@ static void events_done(void *ud, int rc, long status, const char *body, size_t 
     docker_executor *ex = ud;
     ex->events_xfer = 0;
     dms_buf_reset(&ex->events_line);
+    pthread_mutex_lock(&ex->lock);
+    bool was_up = ex->events_state == 1;
+    pthread_mutex_unlock(&ex->lock);
     set_events_state(ex, -1);
     if (atomic_load(&ex->shutting_down) || rc == -DMS_E_CANCELLED)
         return;
-    dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"event stream ended (%s); reconnecting in %lld ms\"",
+    /* A stream that was up and dropped is news; an engine that is not there yet is said once, by whoever needs it. */
+    dms_logf(ex->host, was_up ? DMS_LOG_WARN : DMS_LOG_INFO,
+             "op=events msg=\"event stream ended (%s); reconnecting in %lld ms\"",
              rc < 0 && err ? err->message : "engine closed it", (long long)ex->events_retry_ms);
     docker_loop_timer(ex->loop, ex->events_retry_ms, events_retry, ex);
     ex->events_retry_ms *= 2;
@@ -163,7 +168,10 @@ static const docker_xfer_cbs events_cbs = {
 static void events_connect(docker_executor *ex)
 {
     char filter[256];
-    snprintf(filter, sizeof(filter), "{\"type\":[\"container\"],\"label\":[\"%s=%s\"]}", DMS_LABEL_EXECUTOR, ex->id);
+    /* Only what ends a job or says how: every other event of every container would be parsed for nothing. */
+    snprintf(filter, sizeof(filter),
+             "{\"type\":[\"container\"],\"event\":[\"die\",\"oom\",\"kill\",\"destroy\"],\"label\":[\"%s=%s\"]}",
+             DMS_LABEL_EXECUTOR, ex->id);
     _cleanup_free_ char *ef = docker_escape(filter);
     char path[640];
     if (ex->events_last_ns > 0)

@@ -121,8 +121,8 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
      * daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it answers. */
     dms_error pe = {0};
     bool up = docker_client_ping(&ex->client, DOCKER_CREATE_PING_TIMEOUT_MS, &pe) == 0;
-    if (!up)
-        dms_logf(host, DMS_LOG_WARN, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
+    if (!up) /* info: the operation that needs the engine reports it as its error */
+        dms_logf(host, DMS_LOG_INFO, "executor=%s op=create msg=\"%s\"", executor_id, pe.message);
     docker_events_start(ex, up);
     *cookie = ex;
     return 0;
@@ -346,7 +346,8 @@ static int docker_cleanup(void *cookie, dms_cleanup_report *report, dms_error *e
         bool live = false;
         pthread_mutex_lock(&ex->lock);
         for (docker_handler *h = ex->handlers; h; h = h->next)
-            if (h->state != DMS_STATE_FINISHED && h->state != DMS_STATE_PREPARING)
+            if ((h->state != DMS_STATE_FINISHED && h->state != DMS_STATE_PREPARING) ||
+                (h->state == DMS_STATE_FINISHED && !h->persisted && h->finalizing))
                 live = true;
         pthread_mutex_unlock(&ex->lock);
         if (!live || dms_mono_ms() > deadline)
@@ -427,6 +428,8 @@ static int docker_remove(void *cookie, const char *exec_id, dms_error *err)
         return dms_error_set(err, DMS_E_CONFLICT, "execution_id", "execution %s is still running; cancel it first",
                              exec_id);
     }
+    /* Finished a moment ago: its result file is being written into the dir we are about to remove. */
+    docker_handler_wait_persisted(h, DOCKER_PERSIST_WAIT_MS);
     char p[DOCKER_NAME_MAX + 40];
     snprintf(p, sizeof(p), "/containers/%s?force=1&v=1", h->name);
     docker_response resp;

@@ -159,6 +159,8 @@ json_t *docker_container_spec(const dms_exec_request *req, const char *executor_
         json_object_set_new(spec, "ExposedPorts", exposed);
         json_object_set_new(host, "PortBindings", bindings);
     }
+    if (req->init)
+        json_object_set_new(host, "Init", json_true());
     json_object_set_new(host, "LogConfig",
                         json_pack("{s:s,s:{s:s,s:s}}", "Type", DOCKER_LOG_DRIVER, "Config", "max-size",
                                   DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));

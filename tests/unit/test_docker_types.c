@@ -124,6 +124,17 @@ START_TEST(test_spec_publishes_ports_on_loopback_by_default)
 }
 END_TEST
 
+START_TEST(test_spec_init_asks_for_an_init_process)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"init\":true}");
+    ck_assert(json_is_true(json_object_get(json_object_get(s, "HostConfig"), "Init")));
+    json_decref(s);
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    ck_assert_ptr_null(json_object_get(json_object_get(s, "HostConfig"), "Init"));
+    json_decref(s);
+}
+END_TEST
+
 START_TEST(test_spec_network_none_and_host)
 {
     json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
@@ -188,6 +199,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_maps_mounts_of_each_kind);
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
+    tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_docker_requires_an_image);
     tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
     tcase_add_test(tc, test_image_ref_splits_for_pull);

@@ -128,6 +128,9 @@ int dms_log_stream_new(const dms_log_stream_ops *ops, void *ctx, dms_log_stream 
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err);
 /* Writes a file atomically (tmp file, fsync, rename). */
 int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_error *err);
+/* The same without fsync: atomic against crashes of the process (rename), not against power loss. For state that
+ * can be recomputed, on hot paths where an fsync (milliseconds) would block other work. */
+int dms_write_file_replace(const char *path, const char *data, size_t len, dms_error *err);
 /* Reads a whole file of at most max_bytes; caller frees *out (NUL-terminated). NOT_FOUND if absent. */
 int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, dms_error *err);
 /* rm -rf; missing is fine. */

@@ -101,6 +101,9 @@ typedef struct dms_exec_request {
     int64_t stop_grace_ms;    /* SIGTERM to SIGKILL on cancel/timeout; 0 = default */
     bool keep_container;      /* keep the finished container (debugging); default: removed after the result */
     const char *role;         /* the io.dms.role label: "job" (NULL) or "build" */
+    bool init;                /* a minimal init runs as PID 1 (Docker: HostConfig.Init): the workload gets default
+                               * signal handling (a server that never installed a SIGTERM handler still stops at
+                               * once) and zombies are reaped */
 } dms_exec_request;
 
 /* Parses the JSON form of a request:
@@ -113,7 +116,7 @@ typedef struct dms_exec_request {
  *    "network": {"mode": "default|none|host|named", "name": "...",
  *                "ports": [{"container": 8080, "host": 0, "protocol": "tcp", "host_ip": "127.0.0.1"}]},
  *    "labels": {"k": "v"}, "limits": {"result_output_bytes": 65536, "log_file_bytes": 33554432},
- *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job"}
+ *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job", "init": false}
  * Unknown keys are refused (a typo must not be silently ignored); err->field names the offending key.
  * The result is validated. Caller owns *out; free with dms_exec_request_free(). */
 int dms_exec_request_from_json(const char *json, size_t len, dms_exec_request **out, dms_error *err);
