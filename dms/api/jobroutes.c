@@ -9,6 +9,7 @@
  *   GET   /job/:id             -> {"data": <the job>}
  *   GET   /job/:id/artifact    -> the dist directory as a tar (application/x-tar)
  *   GET   /jobs                -> {"data": [<the user's jobs, newest first>]}
+ *   DELETE /projects/:id/cache -> {"data": "OK", "volume": ...}: drops the project's dependency cache
  *
  * :id is the job's id or its deployment_id (the user's newest job of that deployment). Another user's job is
  * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503. */
@@ -37,6 +38,7 @@ void route_job_log(void *app, api_req *r, const char *id);
 void route_job_cancel(void *app, api_req *r, const char *id);
 void route_job_artifact(void *app, api_req *r, const char *id);
 void route_jobs_list(void *app, api_req *r, const char *id);
+void route_project_cache_delete(void *app, api_req *r, const char *id);
 
 static bool need_jobs(app *a, api_req *r)
 {
@@ -277,4 +279,33 @@ void route_job_artifact(void *ap, api_req *r, const char *id)
     snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s.tar\"", j.deployment_id);
     job_clear(&j);
     api_reply_stream(r, MHD_HTTP_OK, "application/x-tar", &file_ops, f, "Content-Disposition", disposition);
+}
+
+/* ---- DELETE /projects/:id/cache ---- */
+
+void route_project_cache_delete(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    char vol[DMS_ID_MAX + 1];
+    if (!need_jobs(a, r))
+        return;
+    if (job_validate_ref_id(id, "project_id", &err) < 0 ||
+        job_cache_volume_name(a->cfg.executor_id, api_user(r), id, vol, sizeof(vol), &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    /* The volume's name is the user's: another user's project of the same name has another volume. */
+    int rc = dms_executor_remove_volume(a->ex, vol, &err);
+    if (rc == -DMS_E_NOT_FOUND) {
+        api_reply_errorf(r, MHD_HTTP_NOT_FOUND, "id", "project %s has no dependency cache", id);
+        return;
+    }
+    if (rc < 0) {
+        if (rc == -DMS_E_CONFLICT)
+            dms_error_prefix(&err, "a job of project %s is running: ", id);
+        api_reply_error(r, &err);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s, s:s}", "data", "OK", "volume", vol));
 }

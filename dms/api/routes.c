@@ -23,6 +23,7 @@ void route_job_log(void *app, api_req *r, const char *id);
 void route_job_cancel(void *app, api_req *r, const char *id);
 void route_job_artifact(void *app, api_req *r, const char *id);
 void route_jobs_list(void *app, api_req *r, const char *id);
+void route_project_cache_delete(void *app, api_req *r, const char *id);
 
 static void reply_droid(api_req *r, unsigned status, const droid *d)
 {
@@ -653,6 +654,7 @@ const api_route dmsd_routes[] = {
     {"GET", "/job/:id/log", route_job_log, q_follow},
     {"PATCH", "/job/:id/cancel", route_job_cancel, q_none},
     {"GET", "/job/:id/artifact", route_job_artifact, q_none},
+    {"DELETE", "/projects/:id/cache", route_project_cache_delete, q_none},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -310,6 +310,9 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
         .labels = labels,
         .timeout_ms = js->step_timeout_ms,
         .stop_grace_ms = JOB_STOP_GRACE_MS,
+        /* An init as PID 1 passes a cancel's SIGTERM on to the shell; a shell as PID 1 would ignore it and
+         * every cancel would wait for the SIGKILL. */
+        .init = true,
     };
     if (!env) {
         c->kind = END_FAILED;
