@@ -18,3 +18,9 @@ $(DMSD_ARCHIVE): $(STACK_TEMPLATES_O)
 .PHONY: stack-images
 stack-images:
 	scripts/stack-images
+
+# Build jobs, stacks and follow end to end against the real engine (dms/tests/e2e-jobs.sh; about a minute).
+.PHONY: check-dmsd-e2e-jobs
+check-dmsd-e2e-jobs: $(DMSD) $(BIN_DIR)/dmsctl $(PLUGIN_DIR)/libdms-executor-docker.so
+	scripts/stack-images
+	dms/tests/e2e-jobs.sh $(BUILD)
