@@ -478,6 +478,7 @@ end:
     if (c.kind == END_INTERRUPTED) {
         /* Stays "running": the next start of dmsd queues it again. */
         logw_flush(&c.log);
+        dms_buf_free(&c.log.buf);
         log_info("job=%s op=run result=interrupted", j->id);
         return;
     }
@@ -490,6 +491,7 @@ end:
     else
         say(&c.log, "job %s %s: %s", j->id, job_status_name(j->status), c.reason);
     logw_flush(&c.log);
+    dms_buf_free(&c.log.buf);
     persist(&c);
     /* The clone (with its dependencies) is big and no longer needed; the artifact stays. */
     dms_rm_rf(c.src, NULL);
