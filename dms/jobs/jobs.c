@@ -207,6 +207,10 @@ static int clone_step(run_ctx *c)
 {
     job *j = c->j;
     begin_step(c, JOB_STEP_CLONE);
+    if (cancel_asked(c)) { /* asked between the claim and the worker's token */
+        set_cancelled(c, "clone");
+        return -1;
+    }
     say(&c->log, "cloning %s (branch %s)", j->repo_url, j->branch);
     char sha[GIT_SHA_HEX + 1] = "";
     for (int attempt = 1;; attempt++) {
@@ -342,10 +346,13 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     dms_log_stream *ls = NULL;
     dms_log_options lo = DMS_LOG_OPTIONS_INIT;
     lo.follow = true;
-    if (dms_executor_waiter(ex, exec_id, &wt, &err) < 0 ||
-        dms_executor_log_stream(ex, exec_id, &lo, &ls, &err) < 0) {
-        log_warn("job=%s exec=%s op=watch error=\"%s\"", j->id, exec_id, err.message);
-        dms_executor_cancel_grace(ex, exec_id, 0, NULL);
+    /* Without a waiter the loop falls back to timed waits; without a stream the step runs with no output in
+     * the log, and says so. */
+    if (dms_executor_waiter(ex, exec_id, &wt, &err) < 0)
+        log_warn("job=%s exec=%s op=waiter error=\"%s\"", j->id, exec_id, err.message);
+    if (dms_executor_log_stream(ex, exec_id, &lo, &ls, &err) < 0) {
+        log_warn("job=%s exec=%s op=log-stream error=\"%s\"", j->id, exec_id, err.message);
+        say(&c->log, "step %s: its output cannot be followed (%s)", name, err.message);
     }
     dms_exec_result res = {0};
     bool done = false, cancel_sent = false, stream_open = ls != NULL;
