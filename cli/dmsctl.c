@@ -213,12 +213,15 @@ static int cmd_ls(int argc, char **argv)
 
 static int cmd_create(int argc, char **argv)
 {
-    static const struct option o[] = {
-        {"repo", required_argument, NULL, 'r'},     {"branch", required_argument, NULL, 'b'},
-        {"commit", required_argument, NULL, 'c'},   {"port", required_argument, NULL, 'p'},
-        {"env", required_argument, NULL, 'e'},      {"volume", required_argument, NULL, 'v'},
-        {"language", required_argument, NULL, 'l'}, {"follow", no_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0}};
+    static const struct option o[] = {{"repo", required_argument, NULL, 'r'},
+                                      {"branch", required_argument, NULL, 'b'},
+                                      {"commit", required_argument, NULL, 'c'},
+                                      {"port", required_argument, NULL, 'p'},
+                                      {"env", required_argument, NULL, 'e'},
+                                      {"volume", required_argument, NULL, 'v'},
+                                      {"language", required_argument, NULL, 'l'},
+                                      {"follow", no_argument, NULL, 'F'},
+                                      {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *env = json_object(), *vols = json_array();
     int c, code = 0;
     while (!code && (c = getopt_long(argc, argv, "r:b:c:p:e:v:l:", o, NULL)) != -1) {
