@@ -702,8 +702,8 @@ static void human_job(json_t *r)
     printf("id:         %s\nstatus:     %s\nstep:       %s\nreason:     %s\nproject:    %s\n"
            "deployment: %s\nrepo:       %s (%s)\ncommit:     %s\nartifact:   %s\n",
            str(j, "id"), str(j, "status"), str(j, "step"), str(j, "reason"), str(j, "project_id"),
-           str(j, "deployment_id"), str(j, "project_repo_url"), str(j, "project_branch"), str(j, "commit_sha"),
-           str(json_object_get(j, "artifact"), "url"));
+           str(j, "deployment_id"), str(j, "project_repo_url"), str(j, "project_branch"),
+           str(j, "commit_sha"), str(json_object_get(j, "artifact"), "url"));
 }
 
 static void human_jobs(json_t *r)
@@ -725,18 +725,18 @@ static void human_created(json_t *r)
 
 static int cmd_job_create(int argc, char **argv)
 {
-    static const struct option o[] = {{"project", required_argument, NULL, 'P'},
-                                      {"deployment", required_argument, NULL, 'D'},
-                                      {"repo", required_argument, NULL, 'r'},
-                                      {"branch", required_argument, NULL, 'b'},
-                                      {"command", required_argument, NULL, 'c'},
-                                      {"pm", required_argument, NULL, 'm'},
-                                      {"dist", required_argument, NULL, 'd'},
-                                      {NULL, 0, NULL, 0}};
-    static const char *const keys[] = {
-        ['P'] = "project_id",          ['D'] = "deployment_id",           ['r'] = "project_repo_url",
-        ['b'] = "project_branch",      ['c'] = "project_build_command",   ['m'] = "project_package_manager",
-        ['d'] = "project_dist_directory"};
+    static const struct option o[] = {
+        {"project", required_argument, NULL, 'P'}, {"deployment", required_argument, NULL, 'D'},
+        {"repo", required_argument, NULL, 'r'},    {"branch", required_argument, NULL, 'b'},
+        {"command", required_argument, NULL, 'c'}, {"pm", required_argument, NULL, 'm'},
+        {"dist", required_argument, NULL, 'd'},    {NULL, 0, NULL, 0}};
+    static const char *const keys[] = {['P'] = "project_id",
+                                       ['D'] = "deployment_id",
+                                       ['r'] = "project_repo_url",
+                                       ['b'] = "project_branch",
+                                       ['c'] = "project_build_command",
+                                       ['m'] = "project_package_manager",
+                                       ['d'] = "project_dist_directory"};
     json_t *body = json_pack("{s:s, s:s}", "project_package_manager", "none", "project_dist_directory", ".");
     int c, code = 0;
     while (!code && (c = getopt_long(argc, argv, "r:b:c:d:", o, NULL)) != -1) {
@@ -834,7 +834,8 @@ static int cmd_job_artifact(int argc, char **argv)
     if (rc)
         return rc;
     if (isatty(1))
-        return fail(EXIT_USAGE, "the artifact is a tar: redirect it (dmsctl job-artifact %s > out.tar)", argv[1]);
+        return fail(EXIT_USAGE, "the artifact is a tar: redirect it (dmsctl job-artifact %s > out.tar)",
+                    argv[1]);
     return stream_get(path);
 }
 
@@ -896,10 +897,11 @@ static const command commands[] = {
      cmd_job_create, true},
     {"jobs", "", "List your build jobs, newest first.", "", cmd_jobs, true},
     {"job", "JOB", "Show a build job (JOB: its id or its deployment id).", "", cmd_job, true},
-    {"job-log", "[-f] JOB", "Print a build job's log; -f follows it until the job ends.", "", cmd_job_log, true},
-    {"job-cancel", "JOB", "Cancel a queued or running build job.", "", cmd_job_cancel, true},
-    {"job-artifact", "JOB > FILE.tar", "Write a build job's artifact (a tar) to stdout.", "", cmd_job_artifact,
+    {"job-log", "[-f] JOB", "Print a build job's log; -f follows it until the job ends.", "", cmd_job_log,
      true},
+    {"job-cancel", "JOB", "Cancel a queued or running build job.", "", cmd_job_cancel, true},
+    {"job-artifact", "JOB > FILE.tar", "Write a build job's artifact (a tar) to stdout.", "",
+     cmd_job_artifact, true},
     {"token", "USER", "Mint a bearer token for USER from DMS_JWT_SECRET (valid 24 h).", "", cmd_token, false},
     {"help", "[COMMAND]", "Show help.", "", cmd_help, false},
 };
