@@ -96,9 +96,8 @@ static void list(void *ap, api_req *r, const char *id)
     app *a = ap;
     (void)id;
     json_t *list = core_list_json(a->core, api_user(r));
-    size_t i;
-    json_t *v;
-    json_array_foreach(list, i, v) follow_add_json(a, v);
+    for (size_t i = 0; i < json_array_size(list); i++)
+        follow_add_json(a, json_array_get(list, i));
     api_reply_json(r, MHD_HTTP_OK, list);
 }
 
