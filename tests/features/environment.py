@@ -11,7 +11,12 @@ Every scenario gets its own executor id (feat-<run>-<n>) and --state-dir under a
 capability the backend lacks (dmsfeat/backends.py) are skipped with the reason printed. After each scenario:
 `dms-exec cleanup` for its executor, then proof that nothing carrying its executor label is left (containers,
 networks, volumes; host processes and cgroups for the process backend); a leak fails the scenario (and is removed
-so it does not outlive the run). after_all checks that no io.dms.managed resource of this run is left."""
+so it does not outlive the run). after_all checks that no io.dms.managed resource of this run is left.
+
+Scenarios tagged @dmsd (dmsd's HTTP API) also get a dmsd of their own (dmsfeat/dmsd.py: own data dir, executor
+id <executor id>-dmsd, JWT secret, port), started by their first step; after the scenario it is torn down (droids
+deleted, dmsd stopped by pid, `dms-exec cleanup` for its id) and anything still labelled with its executor id
+(containers, images, networks, volumes) fails the scenario. They run on the docker backend only."""
 import json
 import os
 import secrets
@@ -22,7 +27,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from dmsfeat import backends, cli, engine  # noqa: E402
+from dmsfeat import backends, cli, dmsd, engine  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 CLEANUP_TIMEOUT_S = 60
@@ -60,7 +65,8 @@ def before_all(context):
 def before_scenario(context, scenario):
     loc = str(scenario.location)
     context.entered.add(loc)
-    reason = context.backend.unsupported_reason(scenario.effective_tags)
+    reason = (context.backend.unsupported_reason(scenario.effective_tags)
+              or dmsd.unsupported_reason(context.backend_name, scenario.effective_tags))
     if reason:
         context.unsupported[loc] = reason
         _say(f"SKIP {loc} \"{scenario.name}\" on backend {context.backend_name}: {reason}")
@@ -76,12 +82,19 @@ def before_scenario(context, scenario):
     context.bystanders = []  # (kind, id) the scenario created outside dms, removed at the end
     context.results = {}     # execution id -> last result JSON seen
     context.last = None      # the last dms-exec Outcome
+    context.dmsd_host = None  # @dmsd: the scenario's own dmsd (started by a step)
+    if dmsd.TAG in scenario.effective_tags:
+        context.dmsd_host = dmsd.Dmsd(context.build_dir, context.scenario_dir, context.executor_id + "-dmsd")
+        context.dmsd_repos = dmsd.Repos(os.path.join(context.scenario_dir, "repos"))
+        context.dmsd_droids = {}  # the scenario's name for a droid -> its id
 
 
 def after_scenario(context, scenario):
     if str(scenario.location) in context.unsupported or not hasattr(context, "dms"):
         return
     problems = []
+    if context.dmsd_host is not None:
+        problems += context.dmsd_host.teardown(scenario_failed=scenario.status.name == "failed")
     # Our own background clients first: a killed client must not race the cleanup.
     context.dms.kill_all()
     try:
