@@ -543,6 +543,16 @@ static bool route_no_auth(http_server *s, const char *method, const char *url)
     return false;
 }
 
+/* The k-th route: the open ones first, then the others; NULL past the end. */
+static const api_route *route_at(const http_server *s, size_t k)
+{
+    const api_route *open = s->cfg.open_routes;
+    for (; open && open->method; open++, k--)
+        if (k == 0)
+            return open;
+    return s->cfg.routes[k].method ? &s->cfg.routes[k] : NULL;
+}
+
 static void dispatch(http_server *s, api_req *r)
 {
     char path[512], pat[128];
@@ -554,41 +564,39 @@ static void dispatch(http_server *s, api_req *r)
     size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
     bool path_matched = false;
     char allow[64] = "";
-    const api_route *tables[] = {s->cfg.open_routes, s->cfg.routes};
-    for (size_t t = 0; t < DMS_ARRAY_SIZE(tables); t++) {
-        for (const api_route *rt = tables[t]; rt && rt->method; rt++) {
-            snprintf(pat, sizeof(pat), "%s", rt->pattern);
-            char *pseg[MAX_PATH_SEGMENTS + 1];
-            size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-            if (pn != n)
-                continue;
-            const char *id = NULL;
-            bool ok = true;
-            for (size_t i = 0; ok && i < n; i++) {
-                if (strcmp(pseg[i], ":id") == 0)
-                    id = seg[i];
-                else
-                    ok = strcmp(pseg[i], seg[i]) == 0;
-            }
-            if (!ok)
-                continue;
-            path_matched = true;
-            if (strcmp(rt->method, r->method) != 0) {
-                size_t used = strlen(allow);
-                snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
-                continue;
-            }
-            query_check q = {.allowed = rt->query};
-            MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
-            if (q.bad) {
-                api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
-                return;
-            }
-            rt->fn(s->cfg.app, r, id);
-            if (!r->replied && !r->pending)
-                api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
+    const api_route *rt;
+    for (size_t k = 0; (rt = route_at(s, k)) != NULL; k++) {
+        snprintf(pat, sizeof(pat), "%s", rt->pattern);
+        char *pseg[MAX_PATH_SEGMENTS + 1];
+        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
+        if (pn != n)
+            continue;
+        const char *id = NULL;
+        bool ok = true;
+        for (size_t i = 0; ok && i < n; i++) {
+            if (strcmp(pseg[i], ":id") == 0)
+                id = seg[i];
+            else
+                ok = strcmp(pseg[i], seg[i]) == 0;
+        }
+        if (!ok)
+            continue;
+        path_matched = true;
+        if (strcmp(rt->method, r->method) != 0) {
+            size_t used = strlen(allow);
+            snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
+            continue;
+        }
+        query_check q = {.allowed = rt->query};
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+        if (q.bad) {
+            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
             return;
         }
+        rt->fn(s->cfg.app, r, id);
+        if (!r->replied && !r->pending)
+            api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
+        return;
     }
     if (path_matched) {
         size_t len;
