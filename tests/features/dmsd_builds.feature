@@ -86,6 +86,8 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
     When alice cancels the build of the droid "web"
     Then the answer is 409
 
+  # Step 9 of 10: dmsd's labels go on the image one LABEL step at a time, and by then the image names its droid
+  # (dms.droid), whether the engine stops the build half-way or finishes it.
   Scenario: Deleting a droid in the middle of its build leaves no image of it behind
     Given dmsd is running
     And a git repository "web" whose Dockerfile is
@@ -95,7 +97,7 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
       """
     When alice creates the droid "web" from the repository "web"
     And alice follows the build log of the droid "web" once it is building
-    And the build log follower shows "Step 4/"
+    And the build log follower shows "Step 9/"
     And alice deletes the droid "web"
     Then the answer is 200
     And the engine holds no container, image or volume of the droid "web"
@@ -119,7 +121,7 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
       """
       {"branch": "main"}
       """
-    Then the droid "web" runs release 2 within 60 seconds
+    Then the old container of the droid "web" serves "v1" without a miss until release 2 runs, within 60 seconds
     And the droid "web" serves "v2"
     And the releases of the droid "web" are
       | release | current | image_available |

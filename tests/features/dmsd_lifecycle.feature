@@ -60,3 +60,15 @@ Feature: dmsd lifecycle - stop, start and restart a droid
     And the droid "stubborn" runs in a new container within 30 seconds
     And the noted run did not print "SIGTERM ignored"
     And the droid "stubborn" has an event saying "restart requested (force)"
+
+  Scenario: A droid's volume keeps its data across a restart
+    When alice creates a droid with the body
+      """
+      {"name": "app", "repo": "<repo app>", "volumes": [{"name": "data", "mount_path": "/data"}]}
+      """
+    Then the droid "app" becomes "running" within 60 seconds
+    Given I note the container of the droid "app"
+    And the droid "app"'s container has written "kept" to "/data/note"
+    When alice restarts the droid "app"
+    Then the droid "app" runs in a new container within 30 seconds
+    And the droid "app"'s container reads "kept" from "/data/note"

@@ -179,6 +179,7 @@ class Dmsd:
         self.keep_releases = None
         self.users = set()
         self.repo_of = {}  # droid name -> the scenario's repository it was created from
+        self.droid_ids = set()  # every droid this dmsd created for the scenario (their images are checked too)
         self.streams = []
         self.unexpected_exits = []  # what a dmsd that died on its own said (a crash fails the scenario)
         os.makedirs(self.dir, exist_ok=True)
@@ -348,7 +349,7 @@ class Dmsd:
                                     f"{p.stderr.strip()}")
             except subprocess.TimeoutExpired:
                 problems.append(f"`{' '.join(argv)}` hung for {CLEANUP_TIMEOUT_S} s")
-        left = leftovers(self.executor_id)
+        left = leftovers(self.executor_id, self.droid_ids)
         if left:
             problems.append(f"resources labelled io.dms.executor={self.executor_id} are left after dmsd's "
                             f"teardown and cleanup: {describe_leftovers(left)}")
@@ -363,7 +364,7 @@ class Dmsd:
         (only its shared network stays until cleanup). Image removals a busy engine refused are retried by
         dmsd's collector, hence the wait."""
         def probe():
-            left = {k: v for k, v in leftovers(self.executor_id).items() if k != "network"}
+            left = {k: v for k, v in leftovers(self.executor_id, self.droid_ids).items() if k != "network"}
             if left:
                 raise AssertionError(describe_leftovers(left))
             return True
@@ -395,11 +396,16 @@ class Dmsd:
 LEFTOVER_KINDS = ("container", "image", "volume", "network")
 
 
-def leftovers(executor_id):
-    """{kind: [ids]} of everything labelled io.dms.executor=executor_id (empty kinds left out)."""
+def leftovers(executor_id, droid_ids=()):
+    """{kind: [ids]} of everything labelled io.dms.executor=executor_id, and the images of the given droids
+    (see images_of: a build stopped half-way leaves an image without the executor's label; empty kinds left
+    out)."""
     found = engine.resources_with_label(f"io.dms.executor={executor_id}")
     out = engine.docker("images", "-q", "--no-trunc", "--filter", f"label=io.dms.executor={executor_id}")
-    found["image"] = sorted(set(line for line in out.splitlines() if line.strip()))
+    images = set(line for line in out.splitlines() if line.strip())
+    for droid_id in droid_ids:
+        images.update(images_of(executor_id, droid_id))
+    found["image"] = sorted(images)
     return {k: v for k, v in found.items() if v}
 
 

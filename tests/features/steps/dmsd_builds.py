@@ -7,14 +7,15 @@ from behave import given, step, then, when
 
 from dmsfeat import dmsd as dmsdmod
 from dmsfeat import engine
-from dmsfeat.dmsdsteps import (builds, call, containers, droid_id, events, expect_status, host, releases,
-                               status, wait_for)
+from dmsfeat.dmsdsteps import (builds, call, containers, droid, droid_id, events, expect_status, fetch_page, host,
+                               releases, status, wait_for)
 from dmsfeat.steputil import eventually
 
 BUILDING_TIMEOUT_S = 30
 FOLLOWER_SHOWS_TIMEOUT_S = 30
 REBUILD_TIMEOUT_S = 60
 GONE_TIMEOUT_S = 30
+ENGINE_SETTLE_S = 3
 
 
 # ---- the build log ----
@@ -169,6 +170,8 @@ def step_no_image(context, name):
         assert not imgs, f"images left: {imgs}"
         return True
     eventually(probe, GONE_TIMEOUT_S, f"the engine holds no image of droid {name}", interval_s=0.5)
+    time.sleep(ENGINE_SETTLE_S)  # a cancelled engine build may still commit its last step: look again
+    probe()
 
 
 # ---- releases and rollback ----
@@ -226,3 +229,25 @@ def step_no_new_events(context, name):
     evs = events(context, name)
     before = context.dmsd_noted["events"]
     assert len(evs) == before, f"droid {name} has new events: {evs[before:]}"
+
+
+@then('the old container of the droid "{name:Q}" serves "{text:Q}" without a miss until release {n:d} runs, '
+      'within {seconds:d} seconds')
+def step_no_downtime(context, name, text, n, seconds):
+    old_url = droid(context, name)["url"]
+    deadline = time.monotonic() + seconds
+    samples, misses = 0, []
+    while True:
+        page = fetch_page(old_url)
+        s = status(context, name)
+        if s["status"] == "running" and s.get("release") == n:
+            break  # the new release runs; the old container may be going away (a miss now is expected)
+        assert s["status"] != "failed", f"droid {name} failed: {s.get('reason')}"
+        samples += 1
+        if page != text:
+            misses.append((round(time.monotonic() - deadline + seconds, 2), s["status"], page))
+        assert time.monotonic() < deadline, f"droid {name} did not run release {n} within {seconds} s"
+        time.sleep(0.1)
+    assert samples >= 3, f"only {samples} samples while it rebuilt: too fast to tell"
+    assert not misses, f"the old container missed {len(misses)} of {samples} requests (t, status, page): {misses}"
+    runs_release(context, name, n, seconds)

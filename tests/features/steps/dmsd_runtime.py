@@ -4,7 +4,7 @@ import re
 import time
 import urllib.parse
 
-from behave import then, when
+from behave import given, then, when
 
 from dmsfeat import dmsd as dmsdmod
 from dmsfeat import engine
@@ -211,3 +211,20 @@ def step_branch_missing(context):
 def step_answer_time(context, seconds):
     a = answer(context)
     assert a.seconds <= seconds, f"the answer took {a.seconds:.2f} s"
+
+
+# ---- inside the container ----
+
+@given('the droid "{name:Q}"\'s container has written "{text:Q}" to "{path:Q}"')
+def step_container_writes(context, name, text, path):
+    running = containers(context, name, running_only=True)
+    assert len(running) == 1, f"droid {name} has {len(running)} running containers"
+    engine.docker("exec", running[0], "sh", "-c", f"printf %s '{text}' > '{path}'")
+
+
+@then('the droid "{name:Q}"\'s container reads "{text:Q}" from "{path:Q}"')
+def step_container_reads(context, name, text, path):
+    running = containers(context, name, running_only=True)
+    assert len(running) == 1, f"droid {name} has {len(running)} running containers"
+    got = engine.docker("exec", running[0], "cat", path, check=False)
+    assert got == text, f"{path} in the container of droid {name} holds {got!r}, not {text!r}"
