@@ -19,7 +19,7 @@ Feature: dmsd crash loop - an app that keeps dying, an app that cannot start
     And the reason of the droid "crash" mentions "code 3"
     And the events of the droid "crash" announce restarts 1/5 to 5/5 after 1, 2, 4, 8 and 16 seconds
     And each restart came no sooner than the delay it announced
-    And no container of the droid "crash" is running
+    And no container of the droid "crash" runs any more
     And the current run of the droid "crash" has printed "about to fail"
     And 3 seconds later the droid "crash" is still "failed" and has no new events
 
@@ -33,4 +33,4 @@ Feature: dmsd crash loop - an app that keeps dying, an app that cannot start
     Then the droid "nostart" becomes "failed" within 60 seconds
     And the reason of the droid "nostart" mentions "would not start after 3 attempts"
     And the events of the droid "nostart" hold 2 saying "start attempt"
-    And no container of the droid "nostart" is running
+    And no container of the droid "nostart" runs any more

@@ -338,6 +338,16 @@ def step_none_running(context, name):
     assert not running, f"droid {name} still has running containers: {running}"
 
 
+@then('no container of the droid "{name:Q}" runs any more')
+def step_none_running_soon(context, name):
+    # dmsd learns of an exit from the engine's die event; the engine's own state says "exited" a little later.
+    def probe():
+        running = containers(context, name, running_only=True)
+        assert not running, f"still running: {running}"
+        return True
+    eventually(probe, ENGINE_SETTLE_S, f"no container of droid {name} runs", interval_s=0.1)
+
+
 def running_container(context, name):
     running = containers(context, name, running_only=True)
     assert len(running) == 1, f"droid {name} has {len(running)} running containers: {running}"
