@@ -72,6 +72,7 @@ void docker_load_spec(docker_handler *h)
         if ((v = json_integer_value(json_object_get(lim, "log_file_bytes"))) > 0)
             h->log_cap = v;
         h->keep_container = json_is_true(json_object_get(rq, "keep_container"));
+        h->init = json_is_true(json_object_get(rq, "init"));
         h->memory_bytes = json_integer_value(json_object_get(json_object_get(rq, "resources"), "memory_bytes"));
         const char *job = json_string_value(json_object_get(rq, "job_id"));
         if (job)

@@ -18,6 +18,8 @@
 
 #define NDJSON_LINE_MAX (1024 * 1024)
 #define BUILD_DIR "builds"
+#define DOCKERFILE_MAX_BYTES (1024 * 1024)
+#define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile" /* our copy of the Dockerfile, added to the context */
 
 /* ---- NDJSON lines ---- */
 
@@ -245,11 +247,28 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
         return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "no %s in the build context (%s)", dockerfile,
                              req->context_dir);
     }
-    if ((r = docker_tar_dir(req->context_dir, bc.fd, &bytes, err)) < 0 || lseek(bc.fd, 0, SEEK_SET) != 0) {
+    /* Stable labels after every FROM (see label_after_from); the per-build ones stay on the query. */
+    char label_line[512];
+    snprintf(label_line, sizeof(label_line), "LABEL \"%s\"=\"true\" \"%s\"=\"%s\" \"%s\"=\"docker\" \"%s\"=\"build\"%s%s%s%s",
+             DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR, ex->id, DMS_LABEL_BACKEND, DMS_LABEL_ROLE,
+             req->job_id ? " \"" DMS_LABEL_JOB "\"=\"" : "", req->job_id ? req->job_id : "", req->job_id ? "\"" : "",
+             "");
+    _cleanup_free_ char *df_text = NULL, *df_labelled = NULL;
+    size_t df_len = 0;
+    dms_error ignored;
+    if (dms_read_file(dfpath, DOCKERFILE_MAX_BYTES, &df_text, &df_len, &ignored) == 0)
+        df_labelled = docker_label_after_from(df_text, df_len, label_line);
+    if ((r = docker_tar_dir(req->context_dir, df_labelled ? LABELLED_DOCKERFILE : NULL, df_labelled,
+                            df_labelled ? strlen(df_labelled) : 0, bc.fd, &bytes, err)) < 0 ||
+        lseek(bc.fd, 0, SEEK_SET) != 0) {
         close(bc.fd);
         return r < 0 ? r : dms_error_set_errno(err, DMS_E_IO, errno, "rewind build context");
     }
-    _cleanup_json_ json_t *labels = docker_labels(ex->id, req->job_id, req->build_id, "build");
+    if (df_labelled)
+        dockerfile = LABELLED_DOCKERFILE;
+    _cleanup_json_ json_t *labels =
+        df_labelled ? json_pack("{s:s}", DMS_LABEL_EXECUTION, req->build_id)
+                    : docker_labels(ex->id, req->job_id, req->build_id, "build");
     json_t *extra = kv_object(req->labels);
     json_object_update(labels, extra);
     json_decref(extra);

@@ -80,6 +80,7 @@ struct docker_handler {
     /* from the request */
     int64_t timeout_ms, grace_ms, result_bytes, log_cap, memory_bytes;
     bool keep_container;
+    bool init;                   /* the workload runs under the engine's init (tini) */
     /* capture */
     dms_logstore_writer *writer;
     docker_demux demux;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define SIGNAL_EXIT_BASE 128
+#define TINI_FATAL_PREFIX "[FATAL tini ("
 #define SIGNAL_MAX 64
 
 docker_handler *docker_handler_new(docker_executor *ex, const char *exec_id, const char *job_id)
@@ -178,6 +179,17 @@ void docker_handler_finalize(docker_handler *h)
         if (dms_logstore_excerpt(h->dir, (dms_stream_type)s, (size_t)h->result_bytes, &data, &len, &trunc, &err) == 0)
             dms_exec_result_set_output(&r, s, data, len, trunc);
         free(data);
+    }
+    /* Under an init, a program that cannot be executed is not a start error (the init started fine): tini says so
+     * on stderr and exits 126/127. It never ran, as without an init: FAILED, naming it. */
+    if (h->init && r.outcome == DMS_OUTCOME_EXITED && (r.exit_code == 126 || r.exit_code == 127) && r.stderr_data &&
+        strncmp(r.stderr_data, TINI_FATAL_PREFIX, strlen(TINI_FATAL_PREFIX)) == 0 && strstr(r.stderr_data, "exec ")) {
+        r.outcome = DMS_OUTCOME_FAILED;
+        const char *msg = strstr(r.stderr_data, "] "); /* after "[FATAL tini (7)] " */
+        msg = msg ? msg + 2 : r.stderr_data;
+        while (*msg == ' ')
+            msg++;
+        snprintf(r.error, sizeof(r.error), "cannot run: %.*s", (int)strcspn(msg, "\n"), msg);
     }
     /* Waiters first (they are what the caller is blocked on); FINISHED with it, so that a remove right after the
      * result is not refused. Then the file, for other processes and restarts: without fsync (the result can be
@@ -875,6 +887,7 @@ int docker_start(docker_executor *ex, const dms_exec_request *req, dms_error *er
     h->log_cap = req->limits.log_file_bytes;
     h->memory_bytes = req->resources.memory_bytes;
     h->keep_container = req->keep_container;
+    h->init = req->init;
     h->state = DMS_STATE_PREPARING;
     if ((r = claim(ex, h, req, err)) < 0) {
         if (r != -DMS_E_ALREADY_STARTED && r != -DMS_E_ALREADY_COMPLETE && h->lock_fd >= 0) {

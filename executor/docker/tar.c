@@ -208,7 +208,8 @@ static int add_dir(tar_ctx *t, const char *root, const char *rel, int depth)
     return r;
 }
 
-int docker_tar_dir(const char *dir, int fd, int64_t *bytes, dms_error *err)
+int docker_tar_dir(const char *dir, const char *extra_name, const char *extra_data, size_t extra_len, int fd,
+                   int64_t *bytes, dms_error *err)
 {
     tar_ctx t = {.fd = fd, .err = err};
     struct stat st;
@@ -217,6 +218,12 @@ int docker_tar_dir(const char *dir, int fd, int64_t *bytes, dms_error *err)
     int r = add_dir(&t, dir, "", 0);
     if (r < 0)
         return r;
+    if (extra_name) {
+        struct stat es = {.st_mode = S_IFREG | 0644, .st_mtime = st.st_mtime};
+        if ((r = entry_header(&t, extra_name, '0', &es, (int64_t)extra_len, NULL)) < 0 ||
+            (r = out(&t, extra_data, extra_len)) < 0 || (r = pad(&t, (int64_t)extra_len)) < 0)
+            return r;
+    }
     static const char zeros[2 * BLOCK];
     if ((r = out(&t, zeros, sizeof(zeros))) < 0)
         return r;

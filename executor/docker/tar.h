@@ -3,13 +3,16 @@
 #ifndef DOCKER_TAR_H
 #define DOCKER_TAR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <dms/error.h>
 
 #define DOCKER_TAR_MAX_BYTES (2LL * 1024 * 1024 * 1024) /* refuse contexts larger than this */
 
-/* Writes the tar of dir to fd. *bytes gets the size. INVALID for a context that is too large or unreadable. */
-int docker_tar_dir(const char *dir, int fd, int64_t *bytes, dms_error *err);
+/* Writes the tar of dir to fd, plus (if extra_name is not NULL) one more file at the top with the given contents.
+ * *bytes gets the size. INVALID for a context that is too large or unreadable. */
+int docker_tar_dir(const char *dir, const char *extra_name, const char *extra_data, size_t extra_len, int fd,
+                   int64_t *bytes, dms_error *err);
 
 #endif

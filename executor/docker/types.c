@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <dms/backend.h>
 
@@ -185,4 +186,55 @@ void docker_split_image_ref(const char *ref, char *name, char *tag)
         strcpy(name, ref);
         strcpy(tag, "latest");
     }
+}
+
+/* A copy of the Dockerfile with `label_line` after every FROM instruction, so that every image a build makes,
+ * intermediate ones included, carries our labels from its first step: a build that is cancelled or dies leaves
+ * nothing cleanup cannot find, and one LABEL step replaces the one-step-per-label the engine adds for the labels=
+ * query. Only stable labels go there (per-build values would change every later step's cache key). NULL when the
+ * file is not one we can edit safely (then the caller keeps query labels only). Caller frees. */
+char *docker_label_after_from(const char *text, size_t len, const char *label_line)
+{
+    char esc = '\\';
+    /* Parser directives come first: "# escape=`" changes the continuation character. */
+    for (const char *p = text; p < text + len && *p == '#';) {
+        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        const char *e = memmem(p, l, "escape=", 7);
+        if (e && e + 7 < p + l)
+            esc = e[7];
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    dms_buf b = {0};
+    bool in_from = false, any = false;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *q = p;
+        while (q < p + l && (*q == ' ' || *q == '\t'))
+            q++;
+        if (!in_from && p + l - q > 4 && strncasecmp(q, "FROM", 4) == 0 && (q[4] == ' ' || q[4] == '\t'))
+            in_from = true;
+        dms_buf_append(&b, p, l);
+        dms_buf_append(&b, "\n", 1);
+        if (in_from) {
+            const char *t = p + l;
+            while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
+                t--;
+            if (t == p || t[-1] != esc) {
+                in_from = false;
+                any = true;
+                dms_buf_printf(&b, "%s\n", label_line);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (in_from || !any || !b.data) {
+        dms_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }

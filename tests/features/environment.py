@@ -153,6 +153,10 @@ def after_all(context):
             left = engine.managed_by_prefix(context.run_id + "-")
             if left:
                 problems.append(f"io.dms.managed resources of run {context.run_id} left behind: {left}")
+            late = dmsd.run_leftovers()
+            if late:
+                problems.append(f"images of this run's dmsd instances appeared after their teardown: {late}")
+                problems += dmsd.remove_leftovers({"image": late})
             strays = engine.resources_with_label(f"{engine.BYSTANDER_LABEL}={context.run_id}")
             strays = {k: v for k, v in strays.items() if v}
             if strays:

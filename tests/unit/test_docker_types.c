@@ -188,6 +188,30 @@ START_TEST(test_container_name_is_deterministic)
 }
 END_TEST
 
+static void expect_labelled(const char *in, const char *want)
+{
+    char *got = docker_label_after_from(in, strlen(in), "LABEL x=1");
+    if (!want) {
+        ck_assert_ptr_null(got);
+        return;
+    }
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+START_TEST(test_labels_go_after_every_from_and_its_continuation)
+{
+    expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y", "FROM a AS b\nLABEL x=1\nRUN x\nfrom b\nLABEL x=1\nCMD y\n");
+    expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n", "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\n");
+    /* The escape directive changes the continuation character. */
+    expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n", "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\n");
+    /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside one: not edited. */
+    expect_labelled("FROMAGE x\n", NULL);
+    expect_labelled("FROM a \\\n", NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("docker_types");
@@ -200,6 +224,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
+    tcase_add_test(tc, test_labels_go_after_every_from_and_its_continuation);
     tcase_add_test(tc, test_docker_requires_an_image);
     tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
     tcase_add_test(tc, test_image_ref_splits_for_pull);

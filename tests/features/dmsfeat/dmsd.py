@@ -173,6 +173,7 @@ class Dmsd:
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "dmsd.log")
         self.executor_id = executor_id
+        RUN_EXECUTOR_IDS.add(executor_id)
         self.secret = secrets.token_urlsafe(32)
         self.proc = None
         self.port = None
@@ -273,6 +274,11 @@ class Dmsd:
         return "--- dmsd log (last lines) ---\n" + "".join(lines[-n:])
 
     # -- tokens and requests --
+
+    def add_droid(self, droid_id):
+        """Records a droid this dmsd created: teardown and after_all look for its images too."""
+        self.droid_ids.add(droid_id)
+        RUN_DROID_IDS.add(droid_id)
 
     def token(self, user):
         self.users.add(user)
@@ -393,6 +399,22 @@ class Dmsd:
 
 # ---- the engine, for one dmsd ----
 
+# Every dmsd executor id and droid id of this run: an engine build that a delete or a kill interrupted may commit
+# its image after the scenario's teardown looked, so after_all looks once more (run_leftovers).
+RUN_EXECUTOR_IDS = set()
+RUN_DROID_IDS = set()
+
+
+def run_leftovers():
+    """Images of this run's dmsd instances still in the engine (after every scenario's teardown)."""
+    images = set()
+    for executor_id in RUN_EXECUTOR_IDS:
+        images.update(leftovers(executor_id).get("image", []))
+    for droid_id in RUN_DROID_IDS:
+        images.update(images_of(None, droid_id))
+    return sorted(images)
+
+
 LEFTOVER_KINDS = ("container", "image", "volume", "network")
 
 
@@ -455,7 +477,10 @@ def images_of(executor_id, droid_id):
     by dmsd (the legacy builder applies labels one step at a time, so an image a build left half-way through
     may carry only the first of them; droid ids are random, so dms.droid alone is unambiguous)."""
     ids = set()
-    for f in ([f"label=io.dms.executor={executor_id}", f"label=io.dms.job={droid_id}"], [f"label=dms.droid={droid_id}"]):
+    filters = [[f"label=dms.droid={droid_id}"]]
+    if executor_id:
+        filters.append([f"label=io.dms.executor={executor_id}", f"label=io.dms.job={droid_id}"])
+    for f in filters:
         args = ["images", "-q", "--no-trunc"]  # not -a: a release's parent layers carry the labels too
         for one in f:
             args += ["--filter", one]

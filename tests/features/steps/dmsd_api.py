@@ -64,7 +64,7 @@ def create(context, user, name, repo, extra=None):
     a = call(context, "POST", "/droids", user, body=body)
     if a.status == 201:
         context.dmsd_droids[name] = a.json["id"]
-        host(context).droid_ids.add(a.json["id"])
+        host(context).add_droid(a.json["id"])
         host(context).repo_of[name] = repo
     return a
 
@@ -73,7 +73,7 @@ def remember_created(context):
     a = answer(context)
     if a.status == 201 and isinstance(a.json, dict):
         context.dmsd_droids[a.json["name"]] = a.json["id"]
-        host(context).droid_ids.add(a.json["id"])
+        host(context).add_droid(a.json["id"])
 
 
 @when('{user:w} creates the droid "{name:Q}" from the repository "{repo:Q}"')
