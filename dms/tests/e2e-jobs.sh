@@ -7,7 +7,8 @@
 #   dms/tests/e2e-jobs.sh [BUILD_DIR]      (default: build; needs scripts/stack-images run before)
 #
 # Its own dmsd (own data dir and DMS_EXECUTOR_ID), killed with -9 once on purpose; nothing is left behind:
-# every container, image and volume carrying its executor label is gone at the end (checked).
+# every container, image and volume carrying its executor label is gone at the end (checked), and the droids'
+# network it made is removed.
 set -u
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,6 +50,8 @@ cleanup() {
     docker ps -aq --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker rm -f >/dev/null 2>&1
     docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | sort -u | xargs -r docker rmi -f >/dev/null 2>&1
     docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker volume rm >/dev/null 2>&1
+    # The droids' network, if this dmsd made it (another dmsd's containers on it keep it: rm refuses).
+    docker network ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker network rm >/dev/null 2>&1
     [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
