@@ -321,11 +321,36 @@ static int generate_dockerfile(builder *bld, outputs *o, const droid *d, const c
     return 0;
 }
 
+/* A cancelled build can still have been finished and tagged by the engine (the cancel reached it after the last
+ * step, or it tags a moment later): that image belongs to no release. Removed now, and looked for once more
+ * after a short while; a removal the engine refuses goes to the image collector. */
+#define CANCELLED_TAG_RECHECK_MS 500
+
+static void remove_cancelled_image(builder *bld, const char *droid_id, const char *tag)
+{
+    app *a = bld->a;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        dms_error e = {0};
+        int r = dms_executor_remove_image(a->ex, tag, &e);
+        if (r == 0 || r == -DMS_E_NOT_OURS)
+            return;
+        if (r != -DMS_E_NOT_FOUND) {
+            store_gc_add(a->st, tag, droid_id, NULL);
+            if (a->runner)
+                runner_collect_images(a->runner);
+            return;
+        }
+        if (attempt == 0)
+            usleep(CANCELLED_TAG_RECHECK_MS * 1000);
+    }
+}
+
 static void run_build(builder *bld, store_build *b)
 {
     app *a = bld->a;
     dms_error err = {0};
     end_args ea = {.bld = bld, .b = b, .kind = END_USER_FAULT};
+    char built_tag[128] = ""; /* set once the engine was asked to build */
     droid *d = core_get_copy(a->core, b->droid_id);
     if (!d || d->deleting) {
         b->status = BUILD_CANCELLED;
@@ -417,6 +442,7 @@ static void run_build(builder *bld, store_build *b)
     }
     char tag[128], build_id[DMS_ID_MAX + 1], label_droid[64], label_build[64];
     snprintf(tag, sizeof(tag), "dms-droid/%s:b%lld", d->id, (long long)b->id);
+    snprintf(built_tag, sizeof(built_tag), "%s", tag);
     snprintf(build_id, sizeof(build_id), "%s-b%lld", d->id, (long long)b->id);
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
     snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
@@ -473,6 +499,8 @@ end:
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
         ea.orphan = e2.code == DMS_E_NOT_FOUND;
     }
+    if (ea.kind == END_CANCELLED && built_tag[0])
+        remove_cancelled_image(bld, d->id, built_tag);
     if (ea.orphan) {
         /* Deleted while it built: what this build made has no owner left. */
         if (ea.kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
