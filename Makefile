@@ -89,6 +89,7 @@ check:
 	scripts/install-deps
 	scripts/docker-up
 	scripts/test-images
+	scripts/stack-images
 	$(MAKE) build-all
 	$(MAKE) check-unit
 	$(MAKE) check-unit SAN=1

@@ -238,15 +238,22 @@ static int cmd_ls(int argc, char **argv)
 
 static int cmd_create(int argc, char **argv)
 {
-    static const struct option o[] = {
-        {"repo", required_argument, NULL, 'r'},     {"branch", required_argument, NULL, 'b'},
-        {"commit", required_argument, NULL, 'c'},   {"port", required_argument, NULL, 'p'},
-        {"env", required_argument, NULL, 'e'},      {"volume", required_argument, NULL, 'v'},
-        {"language", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    static const struct option o[] = {{"repo", required_argument, NULL, 'r'},
+                                      {"branch", required_argument, NULL, 'b'},
+                                      {"commit", required_argument, NULL, 'c'},
+                                      {"port", required_argument, NULL, 'p'},
+                                      {"env", required_argument, NULL, 'e'},
+                                      {"volume", required_argument, NULL, 'v'},
+                                      {"language", required_argument, NULL, 'l'},
+                                      {"follow", no_argument, NULL, 'F'},
+                                      {NULL, 0, NULL, 0}};
     json_t *body = json_object(), *env = json_object(), *vols = json_array();
     int c, code = 0;
     while (!code && (c = getopt_long(argc, argv, "r:b:c:p:e:v:l:", o, NULL)) != -1) {
         switch (c) {
+        case 'F':
+            json_object_set_new(body, "follow", json_true());
+            break;
         case 'r':
             json_object_set_new(body, "repo", json_string(optarg));
             break;
@@ -302,6 +309,10 @@ static int cmd_create(int argc, char **argv)
     json_decref(body);
     json_decref(env);
     json_decref(vols);
+    if (j && !json_out && json_string_value(json_object_get(j, "hook_secret")))
+        printf("hook secret (shown once): %s\nhook:       POST %s%s with header X-DMS-Hook-Secret\n",
+               json_string_value(json_object_get(j, "hook_secret")), conn.url,
+               json_string_value(json_object_get(json_object_get(j, "hook"), "url")));
     return j ? finish(j, print_droid) : code;
 }
 
@@ -817,6 +828,151 @@ static int cmd_snooze(int argc, char **argv)
     return 0;
 }
 
+/* ---- build jobs ---- */
+
+static void human_job(json_t *r)
+{
+    json_t *j = json_object_get(r, "data");
+    printf("id:         %s\nstatus:     %s\nstep:       %s\nreason:     %s\nproject:    %s\n"
+           "deployment: %s\nrepo:       %s (%s)\ncommit:     %s\nartifact:   %s\n",
+           str(j, "id"), str(j, "status"), str(j, "step"), str(j, "reason"), str(j, "project_id"),
+           str(j, "deployment_id"), str(j, "project_repo_url"), str(j, "project_branch"),
+           str(j, "commit_sha"), str(json_object_get(j, "artifact"), "url"));
+}
+
+static void human_jobs(json_t *r)
+{
+    printf("%-14s %-10s %-8s %-16s %-16s %s\n", "ID", "STATUS", "STEP", "PROJECT", "DEPLOYMENT", "REASON");
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(r, "data"), i, j)
+    {
+        printf("%-14s %-10s %-8s %-16s %-16s %.60s\n", str(j, "id"), str(j, "status"), str(j, "step"),
+               str(j, "project_id"), str(j, "deployment_id"), str(j, "reason"));
+    }
+}
+
+static void human_created(json_t *r)
+{
+    printf("%s\n", str(r, "id"));
+}
+
+static int cmd_job_create(int argc, char **argv)
+{
+    static const struct option o[] = {
+        {"project", required_argument, NULL, 'P'}, {"deployment", required_argument, NULL, 'D'},
+        {"repo", required_argument, NULL, 'r'},    {"branch", required_argument, NULL, 'b'},
+        {"command", required_argument, NULL, 'c'}, {"pm", required_argument, NULL, 'm'},
+        {"dist", required_argument, NULL, 'd'},    {NULL, 0, NULL, 0}};
+    static const char *const keys[] = {['P'] = "project_id",
+                                       ['D'] = "deployment_id",
+                                       ['r'] = "project_repo_url",
+                                       ['b'] = "project_branch",
+                                       ['c'] = "project_build_command",
+                                       ['m'] = "project_package_manager",
+                                       ['d'] = "project_dist_directory"};
+    json_t *body = json_pack("{s:s, s:s}", "project_package_manager", "none", "project_dist_directory", ".");
+    int c, code = 0;
+    while (!code && (c = getopt_long(argc, argv, "r:b:c:d:", o, NULL)) != -1) {
+        if (c > 0 && (size_t)c < sizeof(keys) / sizeof(keys[0]) && keys[c])
+            json_object_set_new(body, keys[c], json_string(optarg));
+        else
+            code = EXIT_USAGE;
+    }
+    if (!code && optind != argc)
+        code = usage_of("job-create", stderr, EXIT_USAGE);
+    json_t *j = code ? NULL : api("POST", "/job/create", body, &code);
+    json_decref(body);
+    return j ? finish(j, human_created) : code;
+}
+
+static int cmd_jobs(int argc, char **argv)
+{
+    (void)argv;
+    int rc = 0;
+    if (argc != 1)
+        return usage_of("jobs", stderr, EXIT_USAGE);
+    json_t *j = api("GET", "/jobs", NULL, &rc);
+    return j ? finish(j, human_jobs) : rc;
+}
+
+static int job_path(const char *cmd, int argc, char **argv, const char *fmt, char *path, size_t size)
+{
+    if (argc != 2)
+        return usage_of(cmd, stderr, EXIT_USAGE);
+    snprintf(path, size, fmt, argv[1]);
+    return 0;
+}
+
+static int cmd_job(int argc, char **argv)
+{
+    char path[256];
+    int rc = job_path("job", argc, argv, "/job/%s", path, sizeof(path));
+    json_t *j = rc ? NULL : api("GET", path, NULL, &rc);
+    return j ? finish(j, human_job) : rc;
+}
+
+static void human_cancel(json_t *r)
+{
+    printf("%s\n", str(r, "data"));
+}
+
+static int cmd_job_cancel(int argc, char **argv)
+{
+    char path[256];
+    int rc = job_path("job-cancel", argc, argv, "/job/%s/cancel", path, sizeof(path));
+    json_t *j = rc ? NULL : api("PATCH", path, NULL, &rc);
+    return j ? finish(j, human_cancel) : rc;
+}
+
+/* GET a raw body (a followed log, an artifact) to stdout as it arrives; an error body is reported. */
+static int stream_get(const char *path)
+{
+    ctl_resp r;
+    int rc = 0;
+    if (ctl_request(&conn, "GET", path, NULL, true, &r) < 0) {
+        rc = fail(EXIT_API, "%s", r.error);
+    } else if (r.status >= 400) {
+        json_t *j = json_loadb(r.body, r.len, 0, NULL);
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        rc = fail(EXIT_API, "%s (HTTP %ld)", msg ? msg : r.body, r.status);
+        json_decref(j);
+    }
+    ctl_resp_clear(&r);
+    return rc;
+}
+
+static void human_log(json_t *r)
+{
+    fputs(str(r, "data"), stdout);
+}
+
+static int cmd_job_log(int argc, char **argv)
+{
+    bool follow = argc == 3 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--follow") == 0);
+    char path[256];
+    if (argc != 2 && !follow)
+        return usage_of("job-log", stderr, EXIT_USAGE);
+    snprintf(path, sizeof(path), "/job/%s/log%s", argv[argc - 1], follow ? "?follow=1" : "");
+    if (follow)
+        return stream_get(path);
+    int rc = 0;
+    json_t *j = api("GET", path, NULL, &rc);
+    return j ? finish(j, human_log) : rc;
+}
+
+static int cmd_job_artifact(int argc, char **argv)
+{
+    char path[256];
+    int rc = job_path("job-artifact", argc, argv, "/job/%s/artifact", path, sizeof(path));
+    if (rc)
+        return rc;
+    if (isatty(1))
+        return fail(EXIT_USAGE, "the artifact is a tar: redirect it (dmsctl job-artifact %s > out.tar)",
+                    argv[1]);
+    return stream_get(path);
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
@@ -829,7 +985,10 @@ static const command commands[] = {
      "  --port P           port the app listens on in its container ($PORT; default 8080)\n"
      "  --env K=V          environment variable (repeatable)\n"
      "  --volume NAME:/P   a named volume mounted at /P, kept across rebuilds (repeatable)\n"
-     "  --language L       informational\n",
+     "  --language L       node, python, static or shell: the stack of a repository without a Dockerfile\n"
+     "                     (default: detected from its files)\n"
+     "  --follow           rebuild when the branch moves (polling and a push hook; the hook secret is shown\n"
+     "                     once)\n",
      cmd_create, true},
     {"ls", "", "List your droids.", "", cmd_ls, true},
     {"status", "DROID", "Show a droid: status, reason, release, URL, config.", "", cmd_status, true},
@@ -876,6 +1035,18 @@ static const command commands[] = {
     {"available", "NAME", "Is a droid name free? (exit 0 if so)", "", cmd_available, true},
     {"git-check", "REPO [BRANCH]", "Can dmsd reach a repository; its branches and default branch.", "",
      cmd_git_check, true},
+    {"job-create", "--project P --deployment D --repo R --branch B --command CMD [--pm PM] [--dist DIR]",
+     "Queue a build job (koalaCI's /job/create); prints its id.",
+     "  --pm PM            npm, yarn, pnpm, pip or none (default none)\n"
+     "  --dist DIR         the directory kept as the job's artifact (default: the whole tree)\n",
+     cmd_job_create, true},
+    {"jobs", "", "List your build jobs, newest first.", "", cmd_jobs, true},
+    {"job", "JOB", "Show a build job (JOB: its id or its deployment id).", "", cmd_job, true},
+    {"job-log", "[-f] JOB", "Print a build job's log; -f follows it until the job ends.", "", cmd_job_log,
+     true},
+    {"job-cancel", "JOB", "Cancel a queued or running build job.", "", cmd_job_cancel, true},
+    {"job-artifact", "JOB > FILE.tar", "Write a build job's artifact (a tar) to stdout.", "",
+     cmd_job_artifact, true},
     {"token", "USER", "Mint a bearer token for USER from DMS_JWT_SECRET (valid 24 h).", "", cmd_token, false},
     {"help", "[COMMAND]", "Show help.", "", cmd_help, false},
 };

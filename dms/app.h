@@ -34,6 +34,9 @@ typedef struct dmsd_config {
     char *port_file;   /* --port-file: write the bound port here once listening (tests, scripts) */
     char *executor_id; /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
                         * two dmsd on one engine need different ids, or each would adopt the other's work */
+    int job_concurrency;     /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
+    int job_step_timeout_s;  /* DMS_JOB_TIMEOUT_S: one job step's run timeout */
+    int follow_interval_s;   /* DMS_FOLLOW_INTERVAL_S: how often followed branches are looked at (follow/) */
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
@@ -41,6 +44,8 @@ typedef struct dmsd_config {
 
 struct builder;
 struct runner;
+struct jobs;
+struct follower;
 struct router;
 struct snooze;
 
@@ -53,13 +58,16 @@ typedef struct app {
     char ex_error[DMS_ERROR_MSG_MAX];
     struct builder *builder;
     struct runner *runner;
+    struct jobs *jobs;         /* NULL without an executor */
+    struct follower *follower; /* NULL without an executor */
     struct router *router; /* NULL when routing is off (DMS_PROXY_LISTEN=off) */
     struct snooze *snooze; /* NULL without a router */
     http_server *http;
 } app;
 
-/* The route table of the API (api/routes.c). */
+/* The route table of the API (api/routes.c), and the routes served without a token (push hooks). */
 extern const api_route dmsd_routes[];
+extern const api_route dmsd_open_routes[];
 
 /* $DMS_DATA_DIR/droids/<id> into buf. */
 int app_droid_dir(const app *a, const char *id, char *buf, size_t size);

@@ -1,6 +1,6 @@
 # dms/: dmsd, the DMS host daemon. Everything but main.o also goes into a static archive that the unit tests
 # (tests/unit/test_dmsd_*.c) link, so tests exercise the very objects the daemon runs.
-DMSD_PKGS := libmicrohttpd libjwt libgit2 sqlite3 jansson libcurl
+DMSD_PKGS := libmicrohttpd libjwt libgit2 sqlite3 jansson libcurl libcrypto
 DMSD_SRCS := $(sort $(wildcard dms/*.c dms/*/*.c))
 DMSD_LIB_SRCS := $(filter-out dms/main.c,$(DMSD_SRCS))
 DMSD_LIB_OBJS := $(DMSD_LIB_SRCS:%.c=$(OBJ_DIR)/%.o)
@@ -16,6 +16,8 @@ EXTRA_CFLAGS_dms_api_ := $(DMSD_CFLAGS)
 EXTRA_CFLAGS_dms_build_ := $(DMSD_CFLAGS)
 EXTRA_CFLAGS_dms_run_ := $(DMSD_CFLAGS)
 EXTRA_CFLAGS_dms_core_ := $(DMSD_CFLAGS)
+EXTRA_CFLAGS_dms_jobs_ := $(DMSD_CFLAGS)
+EXTRA_CFLAGS_dms_follow_ := $(DMSD_CFLAGS)
 
 $(DMSD_ARCHIVE): $(DMSD_LIB_OBJS)
 	@mkdir -p $(dir $@)

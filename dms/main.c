@@ -4,7 +4,8 @@
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
- * DMS_PLUGIN_DIR, DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
+ * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +24,8 @@
 #include "app.h"
 #include "build/builder.h"
 #include "common.h"
+#include "follow/follow.h"
+#include "jobs/jobs.h"
 #include "router/router.h"
 #include "run/runner.h"
 #include "snooze/snooze.h"
@@ -50,7 +53,9 @@ static void usage(FILE *f)
         "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
         "DMS_KEEP_RELEASES (3 images kept per droid), DMS_EXECUTOR_ID (dmsd; one per dmsd sharing an "
         "engine),\n"
-        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR.\n"
+        "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2 build jobs at once),\n"
+        "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked "
+        "at).\n"
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
@@ -93,6 +98,10 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->executor_id = env_or("DMS_EXECUTOR_ID", DMSD_EXECUTOR_ID);
     cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
+    cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
+    cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
+    cfg->follow_interval_s = env_int("DMS_FOLLOW_INTERVAL_S", FOLLOW_DEFAULT_INTERVAL_S,
+                                     FOLLOW_MIN_INTERVAL_S, FOLLOW_MAX_INTERVAL_S);
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
     cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
     cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
@@ -249,7 +258,10 @@ int main(int argc, char **argv)
     }
     if (a.ex && strcmp(a.cfg.proxy_listen, "off") != 0 && start_routing(&a, &err) < 0)
         goto fail;
-    if (a.ex && (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0))
+    if (a.ex &&
+        (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0 ||
+         jobs_start(&a.jobs, &a, a.cfg.job_concurrency, (int64_t)a.cfg.job_step_timeout_s * 1000, &err) < 0 ||
+         follower_start(&a.follower, &a, a.cfg.follow_interval_s, &err) < 0))
         goto fail;
     core_view view = dmsd_view(&a);
     core_set_view(a.core, &view);
@@ -260,6 +272,7 @@ int main(int argc, char **argv)
                       .threads = a.cfg.http_threads,
                       .jwt_secret = a.cfg.jwt_secret,
                       .routes = dmsd_routes,
+                      .open_routes = dmsd_open_routes,
                       .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;
@@ -286,6 +299,8 @@ fail:
 out:
     http_stop(a.http);
     core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    follower_stop(a.follower);
+    jobs_stop(a.jobs);
     builder_stop(a.builder);
     runner_stop(a.runner);
     snooze_close(a.snooze);

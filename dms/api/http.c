@@ -464,13 +464,15 @@ int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err)
     return dms_error_set(err, DMS_E_INVALID, key, "%s must be 1, 0, true or false", key);
 }
 
-bool api_body_empty(const api_req *r)
+const char *api_header(api_req *r, const char *name)
 {
-    for (size_t i = 0; i < r->body.len; i++)
-        if (r->body.data[i] != ' ' && r->body.data[i] != '\t' && r->body.data[i] != '\r' &&
-            r->body.data[i] != '\n')
-            return false;
-    return true;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *api_body(api_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data ? r->body.data : "";
 }
 
 json_t *api_body_json(api_req *r, dms_error *err)
@@ -517,6 +519,40 @@ static size_t split_path(char *buf, char **seg, size_t max)
     return n;
 }
 
+/* Whether method and url name a route served without a token (decided before the body is read, since an
+ * unauthorized request's body is dropped). */
+static bool route_no_auth(http_server *s, const char *method, const char *url)
+{
+    char path[512], pat[128];
+    if (dms_snprintf_ok(path, sizeof(path), "%s", url) < 0)
+        return false;
+    char *seg[MAX_PATH_SEGMENTS + 1];
+    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
+    for (const api_route *rt = s->cfg.open_routes; rt && rt->method; rt++) {
+        if (strcmp(rt->method, method) != 0)
+            continue;
+        snprintf(pat, sizeof(pat), "%s", rt->pattern);
+        char *pseg[MAX_PATH_SEGMENTS + 1];
+        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
+        bool ok = pn == n;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = strcmp(pseg[i], ":id") == 0 || strcmp(pseg[i], seg[i]) == 0;
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* The k-th route: the open ones first, then the others; NULL past the end. */
+static const api_route *route_at(const http_server *s, size_t k)
+{
+    const api_route *open = s->cfg.open_routes;
+    for (; open && open->method; open++, k--)
+        if (k == 0)
+            return open;
+    return s->cfg.routes[k].method ? &s->cfg.routes[k] : NULL;
+}
+
 static void dispatch(http_server *s, api_req *r)
 {
     char path[512], pat[128];
@@ -528,7 +564,8 @@ static void dispatch(http_server *s, api_req *r)
     size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
     bool path_matched = false;
     char allow[64] = "";
-    for (const api_route *rt = s->cfg.routes; rt->method; rt++) {
+    const api_route *rt;
+    for (size_t k = 0; (rt = route_at(s, k)) != NULL; k++) {
         snprintf(pat, sizeof(pat), "%s", rt->pattern);
         char *pseg[MAX_PATH_SEGMENTS + 1];
         size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
@@ -590,7 +627,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body.max = MAX_BODY_BYTES;
         *con_cls = r;
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        r->authorized = auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
+        if (route_no_auth(s, method, url))
+            r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
+        else
+            r->authorized =
+                auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
         return MHD_YES;
     }
     if (*upload_size) {

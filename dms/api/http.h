@@ -36,7 +36,9 @@ typedef struct http_config {
     const char *listen; /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
     int threads;        /* pool size */
     const char *jwt_secret;
-    const api_route *routes; /* terminated by an entry with method NULL */
+    const api_route *routes;      /* terminated by an entry with method NULL */
+    const api_route *open_routes; /* the same, served without a bearer token (the handler authenticates:
+                                   * git push hooks); api_user() is "" there. May be NULL. */
     void *app;
 } http_config;
 
@@ -56,8 +58,10 @@ const char *api_query(api_req *r, const char *key);
 int api_query_i64(api_req *r, const char *key, long long max, long long *out, dms_error *err);
 /* A boolean flag: absent/0/false -> false; ""/1/true -> true; anything else is INVALID. */
 int api_query_bool(api_req *r, const char *key, bool *out, dms_error *err);
-/* True if the request has no body, or only white space. */
-bool api_body_empty(const api_req *r);
+/* A request header (case-insensitive name), or NULL. Borrowed for the handler's duration. */
+const char *api_header(api_req *r, const char *name);
+/* The raw body (may be empty; not NUL-terminated): borrowed for the handler's duration. */
+const char *api_body(api_req *r, size_t *len);
 /* The body parsed as JSON (NULL + INVALID with field "body" when it is not). Caller owns the result. */
 json_t *api_body_json(api_req *r, dms_error *err);
 

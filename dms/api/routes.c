@@ -9,6 +9,7 @@
 #include "../app.h"
 #include "../build/builder.h"
 #include "../common.h"
+#include "../follow/follow.h"
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
 
@@ -17,6 +18,13 @@
 
 void route_logs(void *app, api_req *r, const char *id);
 void route_git_check(void *app, api_req *r, const char *id);
+void route_job_create(void *app, api_req *r, const char *id);
+void route_job_get(void *app, api_req *r, const char *id);
+void route_job_log(void *app, api_req *r, const char *id);
+void route_job_cancel(void *app, api_req *r, const char *id);
+void route_job_artifact(void *app, api_req *r, const char *id);
+void route_jobs_list(void *app, api_req *r, const char *id);
+void route_project_cache_delete(void *app, api_req *r, const char *id);
 
 static void reply_droid(app *a, api_req *r, unsigned status, const droid *d)
 {
@@ -48,6 +56,11 @@ static void create(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
+    follow_opts fo;
+    if (follow_take_opts(body, &fo, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
     droid *d = droid_new();
     droid *out = NULL;
     if (!d || !(d->user_id = strdup(api_user(r)))) {
@@ -61,8 +74,20 @@ static void create(void *ap, api_req *r, const char *id)
         return;
     }
     droid_free(d);
-    reply_droid(a, r, MHD_HTTP_CREATED, out);
+    char made[HOOK_SECRET_BUF];
+    if (follow_apply(a, out->id, &fo, made, &err) < 0) {
+        droid_free(out);
+        api_reply_error(r, &err);
+        return;
+    }
+    json_t *j = core_droid_json(a->core, out);
     droid_free(out);
+    if (j) {
+        follow_add_json(a, j);
+        if (made[0]) /* shown this once: only its hash is kept */
+            json_object_set_new(j, "hook_secret", json_string(made));
+    }
+    api_reply_json(r, MHD_HTTP_CREATED, j);
 }
 
 /* ---- reads ---- */
@@ -71,7 +96,10 @@ static void list(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
     (void)id;
-    api_reply_json(r, MHD_HTTP_OK, core_list_json(a->core, api_user(r)));
+    json_t *list = core_list_json(a->core, api_user(r));
+    for (size_t i = 0; i < json_array_size(list); i++)
+        follow_add_json(a, json_array_get(list, i));
+    api_reply_json(r, MHD_HTTP_OK, list);
 }
 
 static void available(void *ap, api_req *r, const char *id)
@@ -93,10 +121,12 @@ static void get(void *ap, api_req *r, const char *id)
     app *a = ap;
     dms_error err = {0};
     json_t *j = NULL;
-    if (core_get_json(a->core, api_user(r), id, &j, &err) < 0)
+    if (core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
         api_reply_error(r, &err);
-    else
-        api_reply_json(r, MHD_HTTP_OK, j);
+        return;
+    }
+    follow_add_json(a, j);
+    api_reply_json(r, MHD_HTTP_OK, j);
 }
 
 static void status(void *ap, api_req *r, const char *id)
@@ -244,6 +274,27 @@ static void patch(void *ap, api_req *r, const char *id)
     _cleanup_json_ json_t *body = api_body_json(r, &err);
     droid *cur = NULL, *out = NULL;
     droid_patch p = {0};
+    follow_opts fo = {0};
+    char made[HOOK_SECRET_BUF] = "";
+    if (body && follow_take_opts(body, &fo, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    if (body && (fo.has_follow || fo.has_secret) && json_object_size(body) == 0) {
+        /* Only follow/hook_secret: nothing of the droid's own config changes. */
+        json_t *j = NULL;
+        if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+            follow_apply(a, id, &fo, made, &err) < 0 ||
+            core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
+            api_reply_error(r, &err);
+            return;
+        }
+        follow_add_json(a, j);
+        if (made[0])
+            json_object_set_new(j, "hook_secret", json_string(made));
+        api_reply_json(r, MHD_HTTP_OK, j);
+        return;
+    }
     if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
@@ -259,8 +310,63 @@ static void patch(void *ap, api_req *r, const char *id)
         builder_kick(a->builder);
     droid_free(cur);
     droid_patch_clear(&p);
-    reply_droid(a, r, MHD_HTTP_OK, out);
+    if (follow_apply(a, id, &fo, made, &err) < 0) {
+        droid_free(out);
+        api_reply_error(r, &err);
+        return;
+    }
+    json_t *j = core_droid_json(a->core, out);
     droid_free(out);
+    if (j) {
+        follow_add_json(a, j);
+        if (made[0])
+            json_object_set_new(j, "hook_secret", json_string(made));
+    }
+    api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+/* ---- POST /droids/:id/hooks/push: a git host's push hook (no JWT: the droid's hook secret) ---- */
+
+static void hook_push(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    const char *secret = api_header(r, HOOK_SECRET_HEADER);
+    if (!secret)
+        secret = api_header(r, HOOK_SECRET_HEADER_GITLAB);
+    if (!secret) {
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, HOOK_SECRET_HEADER,
+                         "a push hook needs the droid's hook secret in the %s header", HOOK_SECRET_HEADER);
+        return;
+    }
+    /* A wrong secret and a droid without one (or none at all) get the same answer. */
+    if (follow_verify_secret(a, id, secret, &err) < 0) {
+        if (err.code == DMS_E_NOT_FOUND || err.code == DMS_E_INVALID)
+            api_reply_errorf(r, MHD_HTTP_FORBIDDEN, HOOK_SECRET_HEADER, "wrong hook secret, or no such hook");
+        else
+            api_reply_error(r, &err);
+        return;
+    }
+    if (!a->follower) {
+        api_reply_errorf(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "no executor: %s", a->ex_error);
+        return;
+    }
+    /* A push payload (GitHub, GitLab, Gitea) names the ref; a push to another branch changes nothing. */
+    size_t len = 0;
+    const char *raw = api_body(r, &len);
+    _cleanup_json_ json_t *payload = len ? json_loadb(raw, len, 0, NULL) : NULL;
+    const char *ref = json_string_value(json_object_get(payload, "ref"));
+    droid *d = core_get_copy(a->core, id);
+    if (ref && d && d->branch && strncmp(ref, "refs/heads/", 11) == 0 && strcmp(ref + 11, d->branch) != 0) {
+        api_reply_json(
+            r, MHD_HTTP_ACCEPTED,
+            json_pack("{s:s, s:b, s:s}", "id", id, "accepted", 0, "reason", "a push to another branch"));
+        droid_free(d);
+        return;
+    }
+    droid_free(d);
+    follower_check_now(a->follower, id);
+    api_reply_json(r, MHD_HTTP_ACCEPTED, json_pack("{s:s, s:b}", "id", id, "accepted", 1));
 }
 
 /* ---- lifecycle ---- */
@@ -586,7 +692,12 @@ static void snooze_put(void *ap, api_req *r, const char *id)
     if (!need_snooze(a, r))
         return;
     /* An empty body clears the schedule, like DELETE. */
-    json_t *body = api_body_empty(r) ? json_null() : api_body_json(r, &err);
+    size_t len = 0;
+    const char *raw = api_body(r, &len);
+    bool empty = true;
+    for (size_t i = 0; i < len && empty; i++)
+        empty = raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n';
+    json_t *body = empty ? json_null() : api_body_json(r, &err);
     if (!body || snooze_set(a->snooze, api_user(r), id, body, &out, &err) < 0) {
         json_decref(body);
         api_reply_error(r, &err);
@@ -622,6 +733,7 @@ static const char *const q_delete[] = {"keep_volumes", NULL};
 static const char *const q_logs[] = {"tail",      "follow", "from",   "limit",      "build.out",
                                      "build.err", "run",    "format", "timestamps", NULL};
 static const char *const q_git[] = {"repo", "branch", NULL};
+static const char *const q_follow[] = {"follow", NULL};
 
 const api_route dmsd_routes[] = {
     {"POST", "/droids", create, q_none},
@@ -644,5 +756,19 @@ const api_route dmsd_routes[] = {
     {"GET", "/droids/:id/snooze", snooze_get, q_none},
     {"PUT", "/droids/:id/snooze", snooze_put, q_none},
     {"DELETE", "/droids/:id/snooze", snooze_delete, q_none},
+    /* build jobs (api/jobroutes.c) */
+    {"POST", "/job/create", route_job_create, q_none},
+    {"GET", "/jobs", route_jobs_list, q_none},
+    {"GET", "/job/:id", route_job_get, q_none},
+    {"GET", "/job/:id/log", route_job_log, q_follow},
+    {"PATCH", "/job/:id/cancel", route_job_cancel, q_none},
+    {"GET", "/job/:id/artifact", route_job_artifact, q_none},
+    {"DELETE", "/projects/:id/cache", route_project_cache_delete, q_none},
+    {NULL, NULL, NULL, NULL},
+};
+
+/* Served without a bearer token: each handler authenticates what it serves. */
+const api_route dmsd_open_routes[] = {
+    {"POST", "/droids/:id/hooks/push", hook_push, q_none},
     {NULL, NULL, NULL, NULL},
 };

@@ -23,6 +23,7 @@
 
 #include "../common.h"
 #include "../run/runner.h"
+#include "detect.h"
 #include "git.h"
 
 #define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work)   \
@@ -285,11 +286,73 @@ static void prune_releases(builder *bld, const char *droid_id)
         runner_collect_images(a->runner);
 }
 
+/* Detects the stack of a checkout without a Dockerfile, writes the generated one at path, and shows it in
+ * build.out. User faults (nothing detected, unknown language) are not retryable; a missing stack image is
+ * ours to fix (scripts/stack-images), said as such. */
+static int generate_dockerfile(builder *bld, outputs *o, const droid *d, const char *src, const char *path,
+                               dms_error *err)
+{
+    detect_result det;
+    int r = detect_stack(src, d->language, &det, err);
+    if (r < 0) {
+        err->retryable = false;
+        return r;
+    }
+    const char *image = stack_base_image(det.stack);
+    dms_image_info info = {0};
+    if (dms_executor_image_info(bld->a->ex, image, &info, NULL) == 0 && !info.present) {
+        r = dms_error_set(err, DMS_E_IMAGE, NULL,
+                          "stack %s (%s): its image %s is missing on this machine: make it with "
+                          "scripts/stack-images",
+                          stack_name(det.stack), det.reason, image);
+        err->retryable = false;
+        return r;
+    }
+    _cleanup_free_ char *text = NULL;
+    if ((r = detect_render(&det, d->port, &text, err)) < 0 ||
+        (r = dms_write_file_atomic(path, text, strlen(text), err)) < 0)
+        return r;
+    say(o, "no Dockerfile: stack %s (%s); the generated Dockerfile:", stack_name(det.stack), det.reason);
+    for (const char *line = text; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        on_output(o, DMS_STREAM_STDOUT, line, len);
+        line += len + (nl ? 1 : 0);
+    }
+    say(o, "end of the generated Dockerfile");
+    return 0;
+}
+
+/* A cancelled build can still have been finished and tagged by the engine (the cancel reached it after the last
+ * step, or it tags a moment later): that image belongs to no release. Removed now, and looked for once more
+ * after a short while; a removal the engine refuses goes to the image collector. */
+#define CANCELLED_TAG_RECHECK_MS 500
+
+static void remove_cancelled_image(builder *bld, const char *droid_id, const char *tag)
+{
+    app *a = bld->a;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        dms_error e = {0};
+        int r = dms_executor_remove_image(a->ex, tag, &e);
+        if (r == 0 || r == -DMS_E_NOT_OURS)
+            return;
+        if (r != -DMS_E_NOT_FOUND) {
+            store_gc_add(a->st, tag, droid_id, NULL);
+            if (a->runner)
+                runner_collect_images(a->runner);
+            return;
+        }
+        if (attempt == 0)
+            usleep(CANCELLED_TAG_RECHECK_MS * 1000);
+    }
+}
+
 static void run_build(builder *bld, store_build *b)
 {
     app *a = bld->a;
     dms_error err = {0};
     end_args ea = {.bld = bld, .b = b, .kind = END_USER_FAULT};
+    char built_tag[128] = ""; /* set once the engine was asked to build */
     droid *d = core_get_copy(a->core, b->droid_id);
     if (!d || d->deleting) {
         b->status = BUILD_CANCELLED;
@@ -365,10 +428,14 @@ static void run_build(builder *bld, store_build *b)
     snprintf(dockerfile, sizeof(dockerfile), "%s/Dockerfile", src);
     struct stat stt;
     if (stat(dockerfile, &stt) < 0 || !S_ISREG(stt.st_mode)) {
-        snprintf(ea.reason, sizeof(ea.reason), "no Dockerfile at the root of %s (commit %.12s)", d->repo,
-                 sha);
-        on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
-        goto end;
+        /* No Dockerfile: one is generated from the stack's template (build/detect.c). */
+        r = generate_dockerfile(bld, &o, d, src, dockerfile, &err);
+        if (r < 0) {
+            ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
+            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
+            on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
+            goto end;
+        }
     }
     if (cancelled(bld)) {
         ea.kind = END_CANCELLED;
@@ -377,6 +444,7 @@ static void run_build(builder *bld, store_build *b)
     }
     char tag[128], build_id[DMS_ID_MAX + 1], label_droid[64], label_build[64];
     snprintf(tag, sizeof(tag), "dms-droid/%s:b%lld", d->id, (long long)b->id);
+    snprintf(built_tag, sizeof(built_tag), "%s", tag);
     snprintf(build_id, sizeof(build_id), "%s-b%lld", d->id, (long long)b->id);
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
     snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
@@ -433,6 +501,8 @@ end:
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
         ea.orphan = e2.code == DMS_E_NOT_FOUND;
     }
+    if (ea.kind == END_CANCELLED && built_tag[0])
+        remove_cancelled_image(bld, d->id, built_tag);
     if (ea.orphan) {
         /* Deleted while it built: what this build made has no owner left. */
         if (ea.kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {

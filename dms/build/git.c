@@ -86,6 +86,52 @@ int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
     return 0;
 }
 
+int gitx_branch_head(const char *repo, const char *branch, char *sha, char *resolved, dms_error *err)
+{
+    git_remote *remote = NULL;
+    int rc = git_remote_create_detached(&remote, repo);
+    if (rc < 0)
+        return git_fail(err, rc, "open remote", repo);
+    git_remote_callbacks cbs;
+    git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
+    if ((rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
+        int r = git_fail(err, rc, "connect to", repo);
+        git_remote_free(remote);
+        return r;
+    }
+    char want[GITX_BRANCH_MAX + 16] = "";
+    if (branch) {
+        snprintf(want, sizeof(want), HEADS_PREFIX "%s", branch);
+    } else {
+        git_buf def = GIT_BUF_INIT;
+        if (git_remote_default_branch(&def, remote) == 0 && def.ptr)
+            snprintf(want, sizeof(want), "%s", def.ptr);
+        git_buf_dispose(&def);
+    }
+    const git_remote_head **heads = NULL;
+    size_t n = 0;
+    if ((rc = git_remote_ls(&heads, &n, remote)) < 0) {
+        int r = git_fail(err, rc, "list", repo);
+        git_remote_free(remote);
+        return r;
+    }
+    int r = dms_error_set(err, DMS_E_NOT_FOUND, "branch", "%s has no branch %s", repo,
+                          branch ? branch : "(no default branch: is it empty?)");
+    for (size_t i = 0; want[0] && i < n; i++)
+        if (strcmp(heads[i]->name, want) == 0) {
+            git_oid_tostr(sha, GIT_SHA_HEX + 1, &heads[i]->oid);
+            if (resolved)
+                snprintf(resolved, GITX_BRANCH_MAX, "%s", want + strlen(HEADS_PREFIX));
+            r = 0;
+            break;
+        }
+    if (r == 0 && err)
+        dms_error_clear(err);
+    git_remote_disconnect(remote);
+    git_remote_free(remote);
+    return r;
+}
+
 json_t *gitx_check_json(const char *repo, const char *branch)
 {
     gitx_remote_info info;

@@ -28,6 +28,12 @@ void gitx_remote_info_clear(gitx_remote_info *info);
 /* Lists the remote's branches and default branch (git ls-remote). */
 int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err);
 
+/* The commit the remote's branch points at (branch NULL: the default branch, whose name goes into
+ * resolved, which may be NULL; RESOLVED_MAX bytes), as GIT_SHA_HEX + 1 bytes into sha. NOT_FOUND (field
+ * "branch") when the branch does not exist; transport trouble is UNAVAILABLE (retryable). */
+#define GITX_BRANCH_MAX 256
+int gitx_branch_head(const char *repo, const char *branch, char *sha, char *resolved, dms_error *err);
+
 /* GET /git/check's answer:
  * {"repo","reachable","error"?,"default_branch","branches","branch"?,"branch_exists"?}. */
 json_t *gitx_check_json(const char *repo, const char *branch);

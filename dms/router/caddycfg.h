@@ -5,13 +5,15 @@
  *   {"@id": "dms-<droid id>", "match": [{"host": ["<name>.localhost"]}], "terminal": true, "handle": [...]}
  *
  * A route is one of three kinds:
- *   PROXY  reverse_proxy to the container's address on droid-net. During a swap the previous container is
- *          listed second under the "first" selection policy: it gets no new request, but Caddy keeps counting
- * the requests still in flight to it (GET /reverse_proxy/upstreams), which is how dmsd drains it. An upstream
- * that is in no config any more drops out of that list even while requests to it run. WAKE   reverse_proxy to
- * dmsd's wake listener with the droid's id in the X-Dms-Wake header; the wake handler holds the request and
- * splices its connection to the woken container. DOWN   a 503 with a short text: stopped, failed, starting,
- * not built yet. A droid without a route (deleted) falls through to the catch-all: 404 "no droid here".
+ *   PROXY  reverse_proxy to the container's address on the droid network. During a swap the previous
+ *          container is listed second under the "first" selection policy: it gets no new request, but Caddy
+ *          keeps counting the requests still in flight to it (GET /reverse_proxy/upstreams), which is how
+ *          dmsd drains it. An upstream that is in no config any more drops out of that list even while
+ *          requests to it run.
+ *   WAKE   reverse_proxy to dmsd's wake listener with the droid's id in the X-Dms-Wake header; the wake
+ *          handler holds the request and splices its connection to the woken container.
+ *   DOWN   a 503 with a short text: stopped, failed, starting, not built yet.
+ * A droid without a route (deleted) falls through to the catch-all: 404 "no droid here".
  *
  * Pure functions; thread-safe.
  */
@@ -26,7 +28,7 @@
 #include "../droids/droid.h"
 
 #define CADDY_SERVER_NAME     "dms"
-#define CADDY_ADMIN_ORIGIN    "dms-admin" /* the Host dmsd sends to the admin API (and the only one allowed) */
+#define CADDY_ADMIN_ORIGIN    "dms-admin" /* the Host dmsd sends to the admin API (the only one it allows) */
 #define CADDY_ROUTE_ID_PREFIX "dms-"
 #define CADDY_CATCHALL_ID     "dms-catchall"
 #define CADDY_ACCESS_LOGGER   "dmsaccess" /* access entries are logged as http.log.access.dmsaccess */

@@ -7,10 +7,11 @@
  * Caddy is started (or an earlier one taken over) with them; a supervisor thread restarts Caddy if it dies
  * (with every route) and pushes routes that could not be programmed while it was away.
  *
- * Upstreams are the containers' addresses on droid-net ("172.18.0.5:8080"), not their published 127.0.0.1
- * ports: on the bridge a connection is refused until the app listens (docker-proxy accepts on a published
- * port whether or not anything listens behind it, which would make every health check pass), and there is no
- * docker-proxy hop per request. The published port stays as the fallback for a run without an address.
+ * Upstreams are the containers' addresses on the droid network ("172.18.0.5:8080"), not their published
+ * 127.0.0.1 ports: on the bridge a connection is refused until the app listens (docker-proxy accepts on a
+ * published port whether or not anything listens behind it, which would make every health check pass), and
+ * there is no docker-proxy hop per request. The published port stays as the fallback for a run without an
+ * address.
  *
  * Thread-safe: one lock serialises route changes and Caddy restarts (admin calls are local and take ~10 ms).
  */

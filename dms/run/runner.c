@@ -23,7 +23,7 @@
 #include "../snooze/snooze.h"
 
 #define RUN_WORKERS           2
-#define DROID_NETWORK         "droid-net"
+#define DROID_NETWORK         "droid-net" /* the default dmsd's; another executor id gets droid-net-<id> */
 #define DROID_STOP_GRACE_MS   3000 /* SIGTERM to SIGKILL for a droid's container */
 #define RUN_KEEP_LOGS         5 /* finished runs of a droid whose logs are kept (older ones are forgotten) */
 #define REASON_MAX            512
@@ -307,6 +307,25 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     if (ea->intended)
         return 0; /* stopped on purpose, then woken: the runner starts it again */
+    if (ea->res->outcome == DMS_OUTCOME_FAILED) {
+        /* It never ran (under the init, a program that cannot be executed ends this way): a start failure, not a
+         * crash, with the start's own attempts and wording. */
+        d->start_failures++;
+        if (d->start_failures >= RUN_MAX_START_ATTEMPTS) {
+            snprintf(why, sizeof(why), "container would not start after %d attempt%s: %s", d->start_failures,
+                     d->start_failures == 1 ? "" : "s", ea->res->error);
+            d->start_failures = 0;
+            d->retry_at_ns = 0;
+            return core_tx_set_state(tx, d, DROID_FAILED, why, err);
+        }
+        int64_t delay = runner_backoff_ms(d->start_failures);
+        d->retry_at_ns = dmsd_now_ns() + delay * NS_PER_MS;
+        ea->retry_at_ns = d->retry_at_ns;
+        snprintf(why, sizeof(why), "start attempt %d/%d failed: %s; retrying in %llds", d->start_failures,
+                 RUN_MAX_START_ATTEMPTS, ea->res->error, (long long)(delay / 1000));
+        return core_tx_set_state(tx, d, DROID_STARTING, why, err);
+    }
+    d->start_failures = 0; /* it ran: starting works */
     int64_t now = dmsd_now_ns();
     /* How long it lived, from the result's own times when it has them: a run that died while dmsd was down
      * must not look long-lived because it was noticed late. */
@@ -383,7 +402,8 @@ static int mut_started(core_tx *tx, droid *d, void *ud, dms_error *err)
     d->host_port = sa->host_port;
     if (dmsd_set_str(&d->run_addr, sa->addr && *sa->addr ? sa->addr : NULL) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    d->start_failures = 0;
+    /* start_failures is not reset here: under the init a program that cannot be executed "starts" and then ends
+     * FAILED. It is reset once a run has really run (mut_exited). */
     char why[128];
     if (sa->host_port)
         snprintf(why, sizeof(why), "running release %lld on 127.0.0.1:%d", (long long)sa->pa->release,
@@ -683,6 +703,13 @@ static int start_run(runner *r, const droid *d0, bool forced)
     char *labels[] = {label_droid, label_release, NULL};
     dms_port port = {.container_port = (uint16_t)d->port, .host_port = 0, .host_ip = "127.0.0.1"};
     rc = droid_env_vector(d, &env, &err);
+    /* One network per dmsd (per executor id): two dmsd on one engine must not share, and fight over, one network
+     * that carries only the label of whichever created it. */
+    char net[DMS_ID_MAX + 16];
+    if (strcmp(dms_executor_id(a->ex), "dmsd") == 0)
+        snprintf(net, sizeof(net), "%s", DROID_NETWORK);
+    else
+        snprintf(net, sizeof(net), "%s-%s", DROID_NETWORK, dms_executor_id(a->ex));
     dms_exec_request req = {
         .job_id = d->id,
         .execution_id = pa.exec_id,
@@ -690,7 +717,7 @@ static int start_run(runner *r, const droid *d0, bool forced)
         .mounts = mounts,
         .n_mounts = d->n_volumes,
         .network_mode = DMS_NET_NAMED,
-        .network_name = DROID_NETWORK,
+        .network_name = net,
         .ports = &port,
         .n_ports = 1,
         .labels = labels,

@@ -58,7 +58,25 @@ static const char *const migrations[] = {
     "CREATE TABLE image_gc (image TEXT PRIMARY KEY, droid_id TEXT NOT NULL, attempts INTEGER NOT NULL "
     "DEFAULT 0,"
     "  next_try_ns INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
-    /* 3: routing and snooze: the address the router dials, the snooze schedule, asleep, the last wake */
+    /* 3: build jobs (jobs/): the koalaCI-style one-shot builds, their queue and their logs */
+    "CREATE TABLE jobs (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, project_id TEXT NOT NULL,"
+    "  deployment_id TEXT NOT NULL, branch TEXT NOT NULL, repo_url TEXT NOT NULL, build_command TEXT NOT NULL,"
+    "  package_manager TEXT NOT NULL, dist_dir TEXT NOT NULL, status TEXT NOT NULL, step TEXT, reason TEXT,"
+    "  cancel_requested INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, commit_sha TEXT,"
+    "  cache_volume TEXT, cache_warm INTEGER NOT NULL DEFAULT 0, artifact_bytes INTEGER NOT NULL DEFAULT -1,"
+    "  install_ms INTEGER NOT NULL DEFAULT -1, build_ms INTEGER NOT NULL DEFAULT -1, exit_code INTEGER,"
+    "  created_ns INTEGER NOT NULL, started_ns INTEGER NOT NULL DEFAULT 0,"
+    "  finished_ns INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_user ON jobs(user_id, created_ns);"
+    "CREATE INDEX jobs_queue ON jobs(status, created_ns);"
+    "CREATE INDEX jobs_deployment ON jobs(user_id, deployment_id, created_ns);"
+    "CREATE TABLE job_logs (job_id TEXT NOT NULL, seq INTEGER NOT NULL, ts_ns INTEGER NOT NULL,"
+    "  data BLOB NOT NULL, PRIMARY KEY (job_id, seq));",
+    /* 4: droids that follow their branch (follow/): the hook secret's hash and what the follower saw */
+    "CREATE TABLE droid_follow (droid_id TEXT PRIMARY KEY, follow INTEGER NOT NULL DEFAULT 0,"
+    "  secret_hash TEXT, remote_sha TEXT, queued_sha TEXT, checked_ns INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT);",
+    /* 5: routing and snooze: the address the router dials, the snooze schedule, asleep, the last wake */
     "ALTER TABLE droids ADD COLUMN run_addr TEXT;"
     "ALTER TABLE droids ADD COLUMN snooze TEXT;"
     "ALTER TABLE droids ADD COLUMN asleep INTEGER NOT NULL DEFAULT 0;"
@@ -247,6 +265,17 @@ void store_rollback(store *s)
     unlock(s);
 }
 
+sqlite3 *store_db_acquire(store *s)
+{
+    lock(s);
+    return s->db;
+}
+
+void store_db_release(store *s)
+{
+    unlock(s);
+}
+
 /* ---- droids ---- */
 
 #define DROID_COLS                                                                                           \
@@ -357,7 +386,9 @@ int store_droid_delete(store *s, const char *id, dms_error *err)
     static const char *const sql[] = {"DELETE FROM events WHERE droid_id=?",
                                       "DELETE FROM builds WHERE droid_id=?",
                                       "DELETE FROM releases WHERE droid_id=?",
-                                      "DELETE FROM runs WHERE droid_id=?", "DELETE FROM droids WHERE id=?"};
+                                      "DELETE FROM runs WHERE droid_id=?",
+                                      "DELETE FROM droid_follow WHERE droid_id=?",
+                                      "DELETE FROM droids WHERE id=?"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(sql); i++) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = prepare(s, &st, sql[i], err);

@@ -34,12 +34,18 @@ int store_begin(store *s, dms_error *err); /* BEGIN IMMEDIATE; holds the store's
 int store_commit(store *s, dms_error *err); /* on failure the transaction is rolled back */
 void store_rollback(store *s);
 
+/* For the modules that keep tables of their own in this database (jobs/, follow/): the connection, with the
+ * store's lock held until store_db_release() (recursive: fine inside the caller's own transaction). */
+typedef struct sqlite3 sqlite3;
+sqlite3 *store_db_acquire(store *s);
+void store_db_release(store *s);
+
 /* ---- droids ---- */
 int store_droid_insert(store *s, const droid *d,
                        dms_error *err); /* CONFLICT (field name) if the name is taken */
 int store_droid_update(store *s, const droid *d, dms_error *err); /* NOT_FOUND if absent; CONFLICT on name */
 int store_droid_delete(store *s, const char *id,
-                       dms_error *err); /* with its events, builds, releases, runs */
+                       dms_error *err); /* with its events, builds, releases, runs, follow row */
 /* Every droid; caller frees each with droid_free() and the array with free(). */
 int store_droid_load_all(store *s, droid ***out, size_t *n, dms_error *err);
 

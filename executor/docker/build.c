@@ -7,6 +7,7 @@
  * a build closes the connection, which stops it at the engine. */
 #include "docker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #define NDJSON_LINE_MAX (1024 * 1024)
 #define BUILD_DIR "builds"
 #define DOCKERFILE_MAX_BYTES (1024 * 1024)
+#define STEP_IMAGE_REMOVE_TRIES 20
+#define STEP_IMAGE_RETRY_MS 250
 #define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile" /* our copy of the Dockerfile, added to the context */
 
 /* ---- NDJSON lines ---- */
@@ -138,11 +141,50 @@ typedef struct build_ctx {
     dms_build_output_fn out;
     void *userdata;
     char image_id[80];
+    char last_step[80];  /* the image the last finished step made (" ---> <id>"), for cleaning up a failed build */
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
     dms_buf text; /* partial "stream" line */
     int fd;
 } build_ctx;
+
+/* The legacy builder says " ---> 1a2b3c4d5e6f" when a step has committed its image. */
+static void note_step_image(build_ctx *bc, const char *line, size_t len)
+{
+    static const char arrow[] = " ---> ";
+    size_t al = sizeof(arrow) - 1, n = 0;
+    if (len < al + 12 || memcmp(line, arrow, al) != 0)
+        return;
+    while (al + n < len && isxdigit((unsigned char)line[al + n]))
+        n++;
+    if (n < 12 || al + n != len || n >= sizeof(bc->last_step))
+        return;
+    memcpy(bc->last_step, line + al, n);
+    bc->last_step[n] = '\0';
+}
+
+/* A build that failed or was cancelled leaves the image of its last finished step behind, untagged. Removing it
+ * (without force) takes its untagged ancestors with it and leaves anything another image uses. */
+static void remove_step_image(docker_executor *ex, const char *id)
+{
+    if (!id[0])
+        return;
+    char p[160];
+    snprintf(p, sizeof(p), "/images/%s", id);
+    /* Right after a cancel the engine is still removing the interrupted step's container, and refuses (409
+     * "being used by stopped container") until it is gone: a few tries, bounded. */
+    for (int attempt = 0; attempt < STEP_IMAGE_REMOVE_TRIES; attempt++) {
+        docker_response resp;
+        dms_error e;
+        int r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
+        long st = resp.status;
+        dms_buf_free(&resp.body);
+        if (r < 0 || st != 409)
+            return;
+        usleep(STEP_IMAGE_RETRY_MS * 1000);
+    }
+    dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use\"", id);
+}
 
 static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
 {
@@ -152,6 +194,7 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
         if (!nl)
             break;
         size_t l = (size_t)(nl - bc->text.data);
+        note_step_image(bc, bc->text.data, l);
         if (bc->out)
             bc->out(bc->userdata, stream, bc->text.data, l);
         dms_buf_consume(&bc->text, l + 1);
@@ -296,6 +339,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     dms_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
         dms_buf_free(&resp.body);
+        remove_step_image(ex, bc.last_step);
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "build %s cancelled", req->build_id);
     }
     if (r == 0 && resp.status != 200) {
@@ -311,6 +355,8 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     dms_buf_free(&resp.body);
     if (r < 0)
         return r;
+    if (bc.error[0])
+        remove_step_image(ex, bc.last_step);
     if (bc.error[0]) {
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))

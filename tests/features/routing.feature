@@ -1,7 +1,7 @@
 @dmsd @caddy @needs-image @needs-networks
 Feature: Routing droids by name through Caddy
   dmsd runs a Caddy of its own and gives every droid a route, so that http://<name>.localhost:<proxy port>/
-  reaches the droid's container on droid-net. Routes change one at a time through Caddy's admin API, never by
+  reaches the droid's container on its droid network. Routes change one at a time through Caddy's admin API, never by
   restarting it. Deploys, restarts, env changes and rollbacks all swap containers the same way: the new one
   starts, answers a health check, the route moves to it, requests still in flight to the old one finish, and
   only then does the old one stop. A failure on the way leaves the old one serving.
@@ -13,7 +13,7 @@ Feature: Routing droids by name through Caddy
     Given a routed droid "hello" serving the page "hello-v1"
     Then "hello" answers 200 with "hello-v1" through the proxy
     And the routed droid "hello" shows the URL of its route
-    And the route of "hello" dials its container on droid-net
+    And the route of "hello" dials its container on its droid network
     And a host no droid has answers 404 through the proxy
     And nothing of the routed dmsd is left once it stops
 

@@ -45,7 +45,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 3);
+    ck_assert_int_eq(store_schema_version(s), 5);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -61,8 +61,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 3);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 3);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 5);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 5);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -77,17 +77,17 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(
-        sqlite3_exec(db,
-                     "DROP TABLE image_gc; ALTER TABLE droids DROP COLUMN run_addr;"
-                     " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
-                     " ALTER TABLE droids DROP COLUMN woken_ns;"
-                     " DELETE FROM schema_migrations WHERE version>=2",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db,
+                                  "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
+                                  " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
+                                  " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
+                                  " ALTER TABLE droids DROP COLUMN woken_ns;"
+                                  " DELETE FROM schema_migrations WHERE version>=2",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 3);
+    ck_assert_int_eq(store_schema_version(s), 5);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }

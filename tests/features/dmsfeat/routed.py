@@ -8,8 +8,8 @@ Caddy through its admin socket.
 
 Teardown (a step at the end of every scenario, and again from a cleanup if a step failed first): delete every
 droid through the API, stop dmsd by its pid (SIGTERM; its Caddy must be gone with it), `dms-exec cleanup` for
-its executor, then anything still labelled with its executor id (containers, images, volumes; networks other
-executors still use excepted: droid-net is shared by name) is a leak, reported and removed."""
+its executor, then anything still labelled with its executor id (containers, images, volumes, its droid network)
+is a leak, reported and removed."""
 import base64
 import hashlib
 import hmac
@@ -294,8 +294,7 @@ class RoutedDmsd:
             "container": engine.docker("ps", "-aq", "--filter", label).split(),
             "image": sorted(set(engine.docker("images", "-q", "--filter", label).split())),
             "volume": engine.docker("volume", "ls", "-q", "--filter", label).split(),
-            "network": [n for n in engine.docker("network", "ls", "-q", "--filter", label).split()
-                        if not _network_in_use(n)],
+            "network": engine.docker("network", "ls", "-q", "--filter", label).split(),
         }
         left = {k: v for k, v in left.items() if v}
         if left:
@@ -322,12 +321,6 @@ def _alive(pid):
         return open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def _network_in_use(net):
-    """droid-net is shared by name: another executor's containers may still be on the one this dmsd created."""
-    out = engine.docker("network", "inspect", "--format", "{{len .Containers}}", net, check=False).strip()
-    return out not in ("", "0")
 
 
 class Loop:

@@ -194,7 +194,7 @@ def step_url(context, name):
     assert d.status(name)["route_url"] == want
 
 
-@then('the route of "{name:Q}" dials its container on droid-net')
+@then('the route of "{name:Q}" dials its container on its droid network')
 def step_dials(context, name):
     d = rt(context)
     ident = d.droids[name]
@@ -204,9 +204,11 @@ def step_dials(context, name):
     containers = d.containers(name)
     assert len(containers) == 1, containers
     from dmsfeat import engine
-    ip = engine.docker("inspect", "--format", '{{(index .NetworkSettings.Networks "droid-net").IPAddress}}',
+    # The droid network is droid-net-<executor id> for any dmsd but the default one.
+    net = f"droid-net-{d.executor_id}"
+    ip = engine.docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}',
                        containers[0]).strip()
-    assert dial == f"{ip}:8080", f"the route dials {dial}; the container is at {ip} on droid-net"
+    assert dial == f"{ip}:8080", f"the route dials {dial}; the container is at {ip} on {net}"
 
 
 @then('Caddy has no route for "{name:Q}"')

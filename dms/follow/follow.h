@@ -1,0 +1,72 @@
+/* follow/follow.h - auto-deploy: a droid that follows its branch is rebuilt when the branch head moves.
+ *
+ * Two ways to notice a push: the follower looks at every followed branch (a remote ls, no clone) at most
+ * every DMS_FOLLOW_INTERVAL_S, and a git host may call POST /droids/:id/hooks/push with the droid's hook
+ * secret (no JWT), which makes the follower look at that droid at once. A head that differs from the deployed
+ * commit and from the last one it queued is rebuilt through the builder's queue, like a PATCH naming the
+ * branch: the old container keeps serving until the new one runs. A head whose build failed is not retried
+ * until the branch moves again.
+ *
+ * State (table droid_follow): follow on/off, the SHA-256 of the hook secret (the secret itself is shown once,
+ * when dmsd makes it), the remote head last seen, the head last queued, the last check and its error.
+ * Thread-safe.
+ */
+#ifndef DMSD_FOLLOW_FOLLOW_H
+#define DMSD_FOLLOW_FOLLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <dms/error.h>
+
+#include "../app.h"
+
+#define FOLLOW_DEFAULT_INTERVAL_S 60
+#define FOLLOW_MIN_INTERVAL_S     1
+#define FOLLOW_MAX_INTERVAL_S     86400
+#define HOOK_SECRET_MIN           16 /* a secret the user sets: at least this many characters */
+#define HOOK_SECRET_MAX           256
+#define HOOK_SECRET_HEX_BYTES     24 /* a secret dmsd makes: 48 hex characters */
+#define HOOK_SECRET_BUF           (HOOK_SECRET_MAX + 1)
+/* Where a git host puts the secret: our header, or GitLab's (which sends the secret itself). */
+#define HOOK_SECRET_HEADER        "X-DMS-Hook-Secret"
+#define HOOK_SECRET_HEADER_GITLAB "X-Gitlab-Token"
+
+typedef struct follower follower;
+
+int follower_start(follower **out, app *a, int interval_s, dms_error *err);
+void follower_stop(follower *f); /* accepts NULL */
+/* Look at this droid's branch now (a hook came). */
+void follower_check_now(follower *f, const char *droid_id);
+
+/* ---- the API's side ---- */
+
+/* "follow" and "hook_secret" of a create or patch body: validated and removed from body (the droid's own
+ * parser refuses keys it does not know). */
+typedef struct follow_opts {
+    bool has_follow;
+    bool follow;
+    bool has_secret;
+    char secret[HOOK_SECRET_BUF];
+} follow_opts;
+int follow_take_opts(json_t *body, follow_opts *out, dms_error *err);
+
+/* Applies opts to the droid (one transaction, with an event). When follow is turned on and the droid has no
+ * secret yet, one is made and copied into made_secret (HOOK_SECRET_BUF bytes; "" otherwise): the only time
+ * it is shown. */
+int follow_apply(app *a, const char *droid_id, const follow_opts *opts, char *made_secret, dms_error *err);
+
+/* Adds "follow" and "hook" ({url, secret_set, remote_sha, checked_at, error}) to a droid's JSON. */
+void follow_add_json(app *a, json_t *droid_json);
+
+/* Checks a hook call's secret for the droid in constant time: 0, or NOT_FOUND for an unknown droid or one
+ * without a secret, or INVALID for a wrong secret (the route answers both with one status). */
+int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err);
+
+/* SHA-256 of s as 64 hex characters + NUL into out (65 bytes). */
+int follow_hash_secret(const char *s, char *out, dms_error *err);
+
+#endif

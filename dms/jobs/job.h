@@ -1,0 +1,133 @@
+/* jobs/job.h - a build job (koalaCI-compatible): what was asked (project, deployment, repo, branch, build
+ * command, package manager, dist directory), its state machine, its validation and its JSON form, and the
+ * shell steps it runs in the builder image.
+ *
+ * A job is plain data owned by whoever holds it (job_clear() releases its strings). Nothing here does I/O;
+ * every function is thread-safe on distinct objects.
+ */
+#ifndef DMSD_JOBS_JOB_H
+#define DMSD_JOBS_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <dms/error.h>
+
+#define JOB_ID_HEX_BYTES      6 /* ids are "j" + 12 hex characters */
+#define JOB_ID_SIZE           16
+#define JOB_REF_ID_MAX        64 /* project_id, deployment_id: [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define JOB_BUILD_COMMAND_MAX 4096
+#define JOB_DIST_DIR_MAX      255
+#define JOB_REASON_MAX        512
+
+/* queued -> running -> succeeded | failed | cancelled; queued -> cancelled; running -> queued (a dmsd
+ * restart interrupted it: it starts again). The three ends are final. */
+typedef enum job_status {
+    JOB_QUEUED = 0,
+    JOB_RUNNING = 1,
+    JOB_SUCCEEDED = 2,
+    JOB_FAILED = 3,
+    JOB_CANCELLED = 4,
+} job_status;
+
+const char *job_status_name(job_status s);
+int job_status_parse(const char *s); /* -1 if unknown */
+bool job_status_final(job_status s);
+/* Whether the machine allows from -> to. */
+bool job_can_transition(job_status from, job_status to);
+
+/* What installs the dependencies (and which builder image runs the steps). */
+typedef enum job_pm {
+    JOB_PM_NONE = 0,
+    JOB_PM_NPM = 1,
+    JOB_PM_YARN = 2,
+    JOB_PM_PNPM = 3,
+    JOB_PM_PIP = 4,
+} job_pm;
+
+const char *job_pm_name(job_pm pm);
+int job_pm_parse(const char *s); /* -1 if unknown; "" is none */
+
+/* The steps a job goes through, in order; install is skipped for JOB_PM_NONE. */
+typedef enum job_step {
+    JOB_STEP_CLONE = 0,
+    JOB_STEP_INSTALL = 1,
+    JOB_STEP_BUILD = 2,
+    JOB_STEP_PACKAGE = 3,
+} job_step;
+const char *job_step_name(job_step s);
+
+typedef struct job {
+    char id[JOB_ID_SIZE];
+    char *user_id;
+    char *project_id;
+    char *deployment_id;
+    char *branch;
+    char *repo_url;
+    char *build_command;
+    job_pm pm;
+    char *dist_dir; /* relative to the repository's root; "." is the whole tree */
+
+    job_status status;
+    char *step;   /* the step running or the last one run; NULL before the first */
+    char *reason; /* why it failed or was cancelled */
+    bool cancel_requested;
+    int attempt; /* starts so far (a restart of dmsd starts an interrupted job again) */
+    char *commit_sha;
+    char *cache_volume;
+    bool cache_warm;        /* the install found the project's cache filled by an earlier job */
+    int64_t artifact_bytes; /* -1: none */
+    int64_t install_ms;     /* -1: not run */
+    int64_t build_ms;       /* -1: not run */
+    int exit_code;          /* of the failing step; -1 if none */
+    int64_t created_ns;
+    int64_t started_ns;
+    int64_t finished_ns;
+} job;
+
+void job_init(job *j);  /* zero, with the -1 defaults */
+void job_clear(job *j); /* frees the strings and re-inits; accepts a zeroed job */
+
+/* ---- validation (every failure: DMS_E_INVALID with err->field naming the payload's key) ---- */
+
+/* [A-Za-z0-9][A-Za-z0-9_.-]*, at most JOB_REF_ID_MAX: project and deployment ids go into names and labels. */
+int job_validate_ref_id(const char *v, const char *field, dms_error *err);
+/* A relative path inside the repository: no leading '/', no "..", no control characters. */
+int job_validate_dist_dir(const char *v, dms_error *err);
+
+/* Fills a new job from the body of POST /job/create:
+ *   {"project_id", "deployment_id", "project_branch", "project_repo_url", "project_build_command",
+ *    "project_package_manager", "project_dist_directory"}
+ * every key required and a string; unknown keys are refused. Leaves id, user and times to the caller. */
+int job_parse_create(json_t *body, job *j, dms_error *err);
+
+/* The public JSON form (GET /job/:id). Caller owns; NULL on OOM. */
+json_t *job_to_json(const job *j);
+
+/* The engine volume that keeps the dependency cache of (user, project): "<executor id>-cache-<16 hex of
+ * sha256(user NUL project)>", so that two users' projects of the same name never share a cache. */
+int job_cache_volume_name(const char *executor_id, const char *user_id, const char *project_id, char *buf,
+                          size_t size, dms_error *err);
+
+/* ---- the steps' shell scripts (run by sh -c in the builder image, cwd /workspace) ---- */
+
+#define JOB_WORKSPACE  "/workspace" /* the clone, bind-mounted */
+#define JOB_CACHE_DIR  "/cache"     /* the project's cache volume */
+#define JOB_OUT_DIR    "/out"       /* where the package step writes artifact.tar (bind-mounted) */
+#define JOB_CACHE_MARK "/cache/.dms-cache"
+#define JOB_PNPM_SPEC  "pnpm@8" /* installed with npm into the cache volume the first time it is needed */
+/* Exit codes of our own checks inside the steps (not the user's commands'): */
+#define JOB_EXIT_NO_MANIFEST 64 /* the package manager's file (package.json, requirements.txt) is missing */
+#define JOB_EXIT_NO_DIST     65 /* the dist directory does not exist after the build */
+
+/* The install script of pm (NULL for none). Static string. */
+const char *job_install_script(job_pm pm);
+/* The package step's script (reads $DMS_DIST_DIR). Static string. */
+const char *job_package_script(void);
+/* Environment of every step of j: "K=V" vector, caller frees with dms_strv_free(). NULL on OOM. */
+char **job_step_env(const job *j);
+
+#endif

@@ -1,0 +1,421 @@
+/* jobstore.c - jobs and job logs in SQLite (see jobstore.h). */
+#include "jobstore.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common.h"
+
+static void finalizep(sqlite3_stmt **st)
+{
+    sqlite3_finalize(*st);
+}
+#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
+
+/* The store's lock for a function's whole body (recursive: fine inside a transaction). */
+typedef struct locked_db {
+    store *s;
+    sqlite3 *db;
+} locked_db;
+static void releasep(locked_db *l)
+{
+    if (l->s)
+        store_db_release(l->s);
+}
+#define LOCK_DB(s, name) __attribute__((cleanup(releasep))) locked_db name = {(s), store_db_acquire(s)}
+
+static int db_error(sqlite3 *db, dms_error *err, const char *what)
+{
+    int rc = sqlite3_extended_errcode(db) & 0xff;
+    int code = rc == SQLITE_BUSY || rc == SQLITE_IOERR || rc == SQLITE_FULL ? DMS_E_IO : DMS_E_INTERNAL;
+    return dms_error_set(err, code, NULL, "store: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, dms_error *err)
+{
+    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
+        return db_error(db, err, "prepare");
+    return 0;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static char *col_text(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+#define JOB_COLS                                                                                             \
+    "id, user_id, project_id, deployment_id, branch, repo_url, build_command, package_manager, dist_dir,"    \
+    " status, step, reason, cancel_requested, attempt, commit_sha, cache_volume, cache_warm,"                \
+    " artifact_bytes, install_ms, build_ms, exit_code, created_ns, started_ns, finished_ns"
+
+static void row_job(sqlite3_stmt *st, job *j)
+{
+    job_clear(j);
+    int i = 0;
+    snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(st, i++));
+    j->user_id = col_text(st, i++);
+    j->project_id = col_text(st, i++);
+    j->deployment_id = col_text(st, i++);
+    j->branch = col_text(st, i++);
+    j->repo_url = col_text(st, i++);
+    j->build_command = col_text(st, i++);
+    int pm = job_pm_parse((const char *)sqlite3_column_text(st, i++));
+    j->pm = pm < 0 ? JOB_PM_NONE : (job_pm)pm;
+    j->dist_dir = col_text(st, i++);
+    int status = job_status_parse((const char *)sqlite3_column_text(st, i++));
+    j->status = status < 0 ? JOB_FAILED : (job_status)status;
+    j->step = col_text(st, i++);
+    j->reason = col_text(st, i++);
+    j->cancel_requested = sqlite3_column_int(st, i++) != 0;
+    j->attempt = sqlite3_column_int(st, i++);
+    j->commit_sha = col_text(st, i++);
+    j->cache_volume = col_text(st, i++);
+    j->cache_warm = sqlite3_column_int(st, i++) != 0;
+    j->artifact_bytes = sqlite3_column_int64(st, i++);
+    j->install_ms = sqlite3_column_int64(st, i++);
+    j->build_ms = sqlite3_column_int64(st, i++);
+    j->exit_code = sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int(st, i);
+    i++;
+    j->created_ns = sqlite3_column_int64(st, i++);
+    j->started_ns = sqlite3_column_int64(st, i++);
+    j->finished_ns = sqlite3_column_int64(st, i++);
+}
+
+int jobstore_insert(store *s, const job *j, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(
+             l.db, &st,
+             "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
+             " package_manager, dist_dir, status, cache_volume, created_ns)"
+             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+             err)) < 0)
+        return r;
+    bind_text(st, 1, j->id);
+    bind_text(st, 2, j->user_id);
+    bind_text(st, 3, j->project_id);
+    bind_text(st, 4, j->deployment_id);
+    bind_text(st, 5, j->branch);
+    bind_text(st, 6, j->repo_url);
+    bind_text(st, 7, j->build_command);
+    bind_text(st, 8, job_pm_name(j->pm));
+    bind_text(st, 9, j->dist_dir);
+    bind_text(st, 10, job_status_name(j->status));
+    bind_text(st, 11, j->cache_volume);
+    sqlite3_bind_int64(st, 12, j->created_ns);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(l.db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+            return dms_error_set(err, DMS_E_CONFLICT, "id", "job %s exists", j->id);
+        return db_error(l.db, err, "insert job");
+    }
+    return 0;
+}
+
+int jobstore_update(store *s, const job *j, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(
+             l.db, &st,
+             "UPDATE jobs SET status=?, step=?, reason=?, cancel_requested=?, attempt=?, commit_sha=?,"
+             " cache_volume=?, cache_warm=?, artifact_bytes=?, install_ms=?, build_ms=?, exit_code=?,"
+             " started_ns=?, finished_ns=? WHERE id=?",
+             err)) < 0)
+        return r;
+    int i = 1;
+    bind_text(st, i++, job_status_name(j->status));
+    bind_text(st, i++, j->step);
+    bind_text(st, i++, j->reason);
+    sqlite3_bind_int(st, i++, j->cancel_requested);
+    sqlite3_bind_int(st, i++, j->attempt);
+    bind_text(st, i++, j->commit_sha);
+    bind_text(st, i++, j->cache_volume);
+    sqlite3_bind_int(st, i++, j->cache_warm);
+    sqlite3_bind_int64(st, i++, j->artifact_bytes);
+    sqlite3_bind_int64(st, i++, j->install_ms);
+    sqlite3_bind_int64(st, i++, j->build_ms);
+    if (j->exit_code < 0)
+        sqlite3_bind_null(st, i++);
+    else
+        sqlite3_bind_int(st, i++, j->exit_code);
+    sqlite3_bind_int64(st, i++, j->started_ns);
+    sqlite3_bind_int64(st, i++, j->finished_ns);
+    bind_text(st, i++, j->id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(l.db, err, "update job");
+    if (sqlite3_changes(l.db) == 0)
+        return dms_error_set(err, DMS_E_NOT_FOUND, "id", "job %s not found", j->id);
+    return 0;
+}
+
+static int get_where(locked_db *l, const char *where, const char *a1, const char *a2, job *out,
+                     dms_error *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT " JOB_COLS " FROM jobs WHERE %s ORDER BY created_ns DESC, id DESC LIMIT 1", where);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(l->db, &st, sql, err)) < 0)
+        return r;
+    bind_text(st, 1, a1);
+    if (a2)
+        bind_text(st, 2, a2);
+    r = sqlite3_step(st);
+    if (r == SQLITE_DONE)
+        return 0;
+    if (r != SQLITE_ROW)
+        return db_error(l->db, err, "read job");
+    row_job(st, out);
+    return 1;
+}
+
+int jobstore_get(store *s, const char *id, job *out, dms_error *err)
+{
+    LOCK_DB(s, l);
+    int r = get_where(&l, "id=?", id, NULL, out, err);
+    if (r == 0)
+        return dms_error_set(err, DMS_E_NOT_FOUND, "id", "job %.64s not found", id);
+    return r < 0 ? r : 0;
+}
+
+int jobstore_find(store *s, const char *user, const char *id_or_deployment, job *out, dms_error *err)
+{
+    LOCK_DB(s, l);
+    int r = get_where(&l, "id=? AND user_id=?", id_or_deployment, user, out, err);
+    if (r == 0)
+        r = get_where(&l, "deployment_id=? AND user_id=?", id_or_deployment, user, out, err);
+    if (r == 0)
+        return dms_error_set(err, DMS_E_NOT_FOUND, "id", "job %.64s not found", id_or_deployment);
+    return r < 0 ? r : 0;
+}
+
+int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(l.db, &st,
+                     "SELECT " JOB_COLS
+                     " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
+                     err)) < 0)
+        return r;
+    bind_text(st, 1, user);
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    json_t *a = json_array();
+    job j;
+    job_init(&j);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        row_job(st, &j);
+        json_array_append_new(a, job_to_json(&j));
+    }
+    job_clear(&j);
+    if (r != SQLITE_DONE) {
+        json_decref(a);
+        return db_error(l.db, err, "list jobs");
+    }
+    *out = a;
+    return 0;
+}
+
+int jobstore_claim_next(store *s, job *out, dms_error *err)
+{
+    int r;
+    if ((r = store_begin(s, err)) < 0)
+        return r;
+    LOCK_DB(s, l);
+    {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if ((r = prepare(l.db, &st,
+                         "SELECT " JOB_COLS
+                         " FROM jobs WHERE status='queued' ORDER BY created_ns, id LIMIT 1",
+                         err)) < 0)
+            goto fail;
+        r = sqlite3_step(st);
+        if (r == SQLITE_DONE) {
+            store_rollback(s);
+            return 0;
+        }
+        if (r != SQLITE_ROW) {
+            r = db_error(l.db, err, "next job");
+            goto fail;
+        }
+        row_job(st, out);
+    }
+    out->status = JOB_RUNNING;
+    out->attempt++;
+    out->started_ns = dmsd_now_ns();
+    out->finished_ns = 0;
+    if ((r = jobstore_update(s, out, err)) < 0)
+        goto fail;
+    r = store_commit(s, err);
+    return r < 0 ? r : 1;
+fail:
+    store_rollback(s);
+    return r;
+}
+
+int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_error *err)
+{
+    int r;
+    *ids = NULL;
+    *attempts = NULL;
+    if ((r = store_begin(s, err)) < 0)
+        return r;
+    LOCK_DB(s, l);
+    {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        if ((r = prepare(l.db, &q,
+                         "SELECT id, attempt FROM jobs WHERE status='running' AND cancel_requested=0", err)) <
+            0)
+            goto fail;
+        size_t n = 0;
+        while ((r = sqlite3_step(q)) == SQLITE_ROW) {
+            int *na = realloc(*attempts, (n + 1) * sizeof(int));
+            if (!na || dms_strv_push(ids, (const char *)sqlite3_column_text(q, 0)) < 0) {
+                if (na)
+                    *attempts = na;
+                r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+                goto fail;
+            }
+            *attempts = na;
+            (*attempts)[n++] = sqlite3_column_int(q, 1);
+        }
+        if (r != SQLITE_DONE) {
+            r = db_error(l.db, err, "interrupted jobs");
+            goto fail;
+        }
+    }
+    static const char *const sql[] = {
+        "UPDATE jobs SET status='cancelled', reason='cancelled while dmsd was stopped', finished_ns=?1"
+        " WHERE status='running' AND cancel_requested=1",
+        "UPDATE jobs SET status='queued', reason='interrupted by a dmsd restart: started again', step=NULL"
+        " WHERE status='running'",
+    };
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(sql); i++) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if ((r = prepare(l.db, &st, sql[i], err)) < 0)
+            goto fail;
+        if (i == 0)
+            sqlite3_bind_int64(st, 1, dmsd_now_ns());
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            r = db_error(l.db, err, "requeue jobs");
+            goto fail;
+        }
+    }
+    return store_commit(s, err);
+fail:
+    store_rollback(s);
+    dms_strv_free(*ids);
+    free(*attempts);
+    *ids = NULL;
+    *attempts = NULL;
+    return r;
+}
+
+int jobstore_request_cancel(store *s, const char *user, const char *id_or_deployment, const char *reason,
+                            job_status *was, char *id_out, dms_error *err)
+{
+    int r;
+    job j;
+    job_init(&j);
+    if ((r = store_begin(s, err)) < 0)
+        return r;
+    if ((r = jobstore_find(s, user, id_or_deployment, &j, err)) < 0)
+        goto fail;
+    *was = j.status;
+    snprintf(id_out, JOB_ID_SIZE, "%s", j.id);
+    if (job_status_final(j.status)) {
+        r = dms_error_set(err, DMS_E_CONFLICT, "id", "job %s has already finished (%s)", j.id,
+                          job_status_name(j.status));
+        goto fail;
+    }
+    if (j.status == JOB_QUEUED) {
+        j.status = JOB_CANCELLED;
+        j.finished_ns = dmsd_now_ns();
+        if (dmsd_set_str(&j.reason, reason) < 0) {
+            r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+            goto fail;
+        }
+    }
+    j.cancel_requested = true;
+    if ((r = jobstore_update(s, &j, err)) < 0)
+        goto fail;
+    job_clear(&j);
+    return store_commit(s, err);
+fail:
+    job_clear(&j);
+    store_rollback(s);
+    return r;
+}
+
+int jobstore_log_append(store *s, const char *id, int64_t seq, int64_t ts_ns, const char *data, size_t len,
+                        dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(l.db, &st, "INSERT INTO job_logs (job_id, seq, ts_ns, data) VALUES (?,?,?,?)", err)) < 0)
+        return r;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, ts_ns);
+    sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return db_error(l.db, err, "append job log");
+    return 0;
+}
+
+int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_bytes, dms_buf *out,
+                      int64_t *last_seq, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    *last_seq = after_seq;
+    if ((r = prepare(l.db, &st, "SELECT seq, data FROM job_logs WHERE job_id=? AND seq>? ORDER BY seq",
+                     err)) < 0)
+        return r;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, after_seq);
+    while (out->len < max_bytes && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *d = sqlite3_column_blob(st, 1);
+        int n = sqlite3_column_bytes(st, 1);
+        if (n > 0 && dms_buf_append(out, d, (size_t)n) < 0)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        *last_seq = sqlite3_column_int64(st, 0);
+        r = SQLITE_DONE;
+    }
+    if (r != SQLITE_DONE && r != SQLITE_ROW)
+        return db_error(l.db, err, "read job log");
+    return 0;
+}
+
+int jobstore_log_last_seq(store *s, const char *id, int64_t *seq, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    *seq = 0;
+    if ((r = prepare(l.db, &st, "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?", err)) < 0)
+        return r;
+    bind_text(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return db_error(l.db, err, "last log seq");
+    *seq = sqlite3_column_int64(st, 0);
+    return 0;
+}

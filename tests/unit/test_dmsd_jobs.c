@@ -1,0 +1,417 @@
+/* test_dmsd_jobs.c - build jobs without an engine: the koalaCI payload's validation (every failure names its
+ * key), the state machine, the cache volume's name, the step scripts and environment, and the job store (per
+ * user, by deployment id, the queue's order, cancel of queued/running/finished jobs, log chunks, requeue
+ * after a crash). */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <dms/backend.h>
+
+#include "../../dms/jobs/job.h"
+#include "../../dms/jobs/jobstore.h"
+
+#define GOOD                                                                                                 \
+    "\"project_id\":\"p1\",\"deployment_id\":\"d-1\",\"project_branch\":\"main\","                           \
+    "\"project_repo_url\":\"https://git.example/app.git\",\"project_build_command\":\"npm run build\","      \
+    "\"project_package_manager\":\"npm\",\"project_dist_directory\":\"dist\""
+
+static int parse(const char *json, job *j, dms_error *err)
+{
+    json_error_t jerr;
+    json_t *body = json_loads(json, JSON_DECODE_ANY, &jerr);
+    ck_assert_msg(body != NULL, "bad test JSON: %s", jerr.text);
+    job_init(j);
+    int r = job_parse_create(body, j, err);
+    json_decref(body);
+    return r;
+}
+
+/* The good payload with key replaced by value (raw JSON), or without it (value NULL). */
+static void assert_refused(const char *key, const char *value)
+{
+    char json[2048];
+    json_t *o = json_loads("{" GOOD "}", 0, NULL);
+    if (value)
+        json_object_set_new(o, key, json_loads(value, JSON_DECODE_ANY, NULL));
+    else
+        json_object_del(o, key);
+    char *s = json_dumps(o, JSON_COMPACT);
+    snprintf(json, sizeof(json), "%s", s);
+    free(s);
+    json_decref(o);
+    job j;
+    dms_error err = {0};
+    int r = parse(json, &j, &err);
+    job_clear(&j);
+    ck_assert_msg(r == -DMS_E_INVALID, "%s: expected INVALID, got %d", json, r);
+    ck_assert_msg(strcmp(err.field, key) == 0, "%s: field \"%s\", expected \"%s\" (%s)", json, err.field, key,
+                  err.message);
+}
+
+START_TEST(test_payload_of_koalaci_is_accepted)
+{
+    job j;
+    dms_error err = {0};
+    ck_assert_msg(parse("{" GOOD "}", &j, &err) == 0, "%s", err.message);
+    ck_assert_str_eq(j.project_id, "p1");
+    ck_assert_str_eq(j.deployment_id, "d-1");
+    ck_assert_str_eq(j.branch, "main");
+    ck_assert_str_eq(j.repo_url, "https://git.example/app.git");
+    ck_assert_str_eq(j.build_command, "npm run build");
+    ck_assert_int_eq(j.pm, JOB_PM_NPM);
+    ck_assert_str_eq(j.dist_dir, "dist");
+    ck_assert_int_eq(j.status, JOB_QUEUED);
+    job_clear(&j);
+    /* "" is no package manager, like "none" (the later of two equal keys wins in jansson) */
+    ck_assert_int_eq(parse("{" GOOD ",\"project_package_manager\":\"\"}", &j, &err), 0);
+    ck_assert_int_eq(j.pm, JOB_PM_NONE);
+    job_clear(&j);
+}
+END_TEST
+
+START_TEST(test_every_key_is_required_and_named_when_missing)
+{
+    static const char *const keys[] = {"project_id",
+                                       "deployment_id",
+                                       "project_branch",
+                                       "project_repo_url",
+                                       "project_build_command",
+                                       "project_package_manager",
+                                       "project_dist_directory"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        assert_refused(keys[i], NULL);
+        assert_refused(keys[i], "42");
+        assert_refused(keys[i], "null");
+    }
+}
+END_TEST
+
+START_TEST(test_bad_values_are_refused_with_their_key)
+{
+    assert_refused("project_id", "\"a b\"");
+    assert_refused("project_id", "\"-x\"");
+    assert_refused("project_id", "\"\"");
+    assert_refused("deployment_id", "\"x/../y\"");
+    assert_refused("project_branch", "\"a..b\"");
+    assert_refused("project_branch", "\"\"");
+    assert_refused("project_repo_url", "\"not a url\"");
+    assert_refused("project_repo_url", "\"relative/path\"");
+    assert_refused("project_build_command", "\"\"");
+    assert_refused("project_package_manager", "\"bower\"");
+    assert_refused("project_package_manager", "\"NPM\"");
+    assert_refused("project_dist_directory", "\"/etc\"");
+    assert_refused("project_dist_directory", "\"../up\"");
+    assert_refused("project_dist_directory", "\"a/../../b\"");
+    assert_refused("project_dist_directory", "\"\"");
+    char long_id[JOB_REF_ID_MAX + 8];
+    memset(long_id, 'a', sizeof(long_id));
+    long_id[0] = '"';
+    long_id[JOB_REF_ID_MAX + 2] = '"';
+    long_id[JOB_REF_ID_MAX + 3] = '\0';
+    assert_refused("project_id", long_id);
+}
+END_TEST
+
+START_TEST(test_unknown_keys_and_non_objects_are_refused)
+{
+    job j;
+    dms_error err = {0};
+    ck_assert_int_eq(parse("{" GOOD ",\"projectid\":\"p\"}", &j, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "projectid");
+    job_clear(&j);
+    ck_assert_int_eq(parse("[1]", &j, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "body");
+    job_clear(&j);
+}
+END_TEST
+
+START_TEST(test_dist_dir_accepts_nested_and_dot)
+{
+    dms_error err = {0};
+    ck_assert_int_eq(job_validate_dist_dir(".", &err), 0);
+    ck_assert_int_eq(job_validate_dist_dir("build/web", &err), 0);
+    ck_assert_int_eq(job_validate_dist_dir("a..b/c", &err), 0); /* ".." only as a whole component */
+    ck_assert_int_eq(job_validate_dist_dir("x/..", &err), -DMS_E_INVALID);
+}
+END_TEST
+
+START_TEST(test_state_machine_allows_only_its_edges)
+{
+    ck_assert(job_can_transition(JOB_QUEUED, JOB_RUNNING));
+    ck_assert(job_can_transition(JOB_QUEUED, JOB_CANCELLED));
+    ck_assert(!job_can_transition(JOB_QUEUED, JOB_SUCCEEDED));
+    ck_assert(!job_can_transition(JOB_QUEUED, JOB_FAILED));
+    ck_assert(job_can_transition(JOB_RUNNING, JOB_SUCCEEDED));
+    ck_assert(job_can_transition(JOB_RUNNING, JOB_FAILED));
+    ck_assert(job_can_transition(JOB_RUNNING, JOB_CANCELLED));
+    ck_assert(job_can_transition(JOB_RUNNING, JOB_QUEUED)); /* a restart interrupted it */
+    static const job_status finals[] = {JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert(job_status_final(finals[i]));
+        for (int to = JOB_QUEUED; to <= JOB_CANCELLED; to++)
+            ck_assert(!job_can_transition(finals[i], (job_status)to));
+    }
+    ck_assert(!job_status_final(JOB_QUEUED) && !job_status_final(JOB_RUNNING));
+    for (int s = JOB_QUEUED; s <= JOB_CANCELLED; s++)
+        ck_assert_int_eq(job_status_parse(job_status_name((job_status)s)), s);
+    ck_assert_int_eq(job_status_parse("BUILDING"), -1);
+    for (int p = JOB_PM_NONE; p <= JOB_PM_PIP; p++)
+        ck_assert_int_eq(job_pm_parse(job_pm_name((job_pm)p)), p);
+    ck_assert_int_eq(job_pm_parse(""), JOB_PM_NONE);
+}
+END_TEST
+
+START_TEST(test_cache_volume_is_per_user_and_project)
+{
+    char a[DMS_ID_MAX + 1], b[DMS_ID_MAX + 1], c[DMS_ID_MAX + 1], d[DMS_ID_MAX + 1];
+    dms_error err = {0};
+    ck_assert_int_eq(job_cache_volume_name("dmsd", "alice", "web", a, sizeof(a), &err), 0);
+    ck_assert_int_eq(job_cache_volume_name("dmsd", "alice", "web", b, sizeof(b), &err), 0);
+    ck_assert_str_eq(a, b); /* the same project finds its cache again */
+    ck_assert(dms_id_valid(a));
+    ck_assert_int_eq(strncmp(a, "dmsd-cache-", 11), 0);
+    ck_assert_int_eq(job_cache_volume_name("dmsd", "bob", "web", c, sizeof(c), &err), 0);
+    ck_assert_str_ne(a, c); /* another user's project of the same name does not share it */
+    ck_assert_int_eq(job_cache_volume_name("dmsd", "ab", "c", c, sizeof(c), &err), 0);
+    ck_assert_int_eq(job_cache_volume_name("dmsd", "a", "bc", d, sizeof(d), &err), 0);
+    ck_assert_str_ne(c, d);
+    char longid[80];
+    memset(longid, 'e', 60);
+    longid[60] = '\0';
+    ck_assert_int_lt(job_cache_volume_name(longid, "a", "b", d, sizeof(d), &err), 0);
+}
+END_TEST
+
+START_TEST(test_step_scripts_and_env)
+{
+    ck_assert_ptr_null(job_install_script(JOB_PM_NONE));
+    const char *npm = job_install_script(JOB_PM_NPM);
+    ck_assert_ptr_nonnull(strstr(npm, "npm ci"));
+    ck_assert_ptr_nonnull(strstr(npm, JOB_CACHE_MARK));
+    ck_assert_ptr_nonnull(strstr(npm, "package.json"));
+    ck_assert_ptr_nonnull(strstr(job_install_script(JOB_PM_YARN), "yarn install"));
+    ck_assert_ptr_nonnull(strstr(job_install_script(JOB_PM_PNPM), JOB_PNPM_SPEC));
+    ck_assert_ptr_nonnull(strstr(job_install_script(JOB_PM_PIP), "requirements.txt"));
+    ck_assert_ptr_nonnull(strstr(job_package_script(), "artifact.tar"));
+    job j;
+    dms_error err = {0};
+    ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
+    snprintf(j.id, sizeof(j.id), "jabc");
+    char **env = job_step_env(&j);
+    ck_assert_str_eq(dms_kv_get(env, "DMS_JOB_ID"), "jabc");
+    ck_assert_str_eq(dms_kv_get(env, "DMS_DIST_DIR"), "dist");
+    ck_assert_str_eq(dms_kv_get(env, "npm_config_cache"), JOB_CACHE_DIR "/npm");
+    ck_assert_str_eq(dms_kv_get(env, "CI"), "true");
+    dms_strv_free(env);
+    j.pm = JOB_PM_PIP;
+    env = job_step_env(&j);
+    ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_WORKSPACE "/.venv/bin"));
+    dms_strv_free(env);
+    json_t *o = job_to_json(&j);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "queued");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "project_package_manager")), "pip");
+    ck_assert(json_is_null(json_object_get(o, "artifact")));
+    json_decref(o);
+    job_clear(&j);
+}
+END_TEST
+
+/* ---- the store ---- */
+
+static char dir[64];
+static store *st;
+
+static void store_setup(void)
+{
+    strcpy(dir, "/tmp/dmsd-jobs-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dms.db", dir);
+    dms_error err = {0};
+    ck_assert_msg(store_open(&st, path, &err) == 0, "%s", err.message);
+}
+
+static void store_teardown(void)
+{
+    store_close(st);
+    dms_rm_rf(dir, NULL);
+}
+
+static void add_job(const char *id, const char *user, const char *deployment, int64_t created)
+{
+    job j;
+    dms_error err = {0};
+    ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
+    snprintf(j.id, sizeof(j.id), "%s", id);
+    j.user_id = strdup(user);
+    free(j.deployment_id);
+    j.deployment_id = strdup(deployment);
+    j.created_ns = created;
+    ck_assert_msg(jobstore_insert(st, &j, &err) == 0, "%s", err.message);
+    job_clear(&j);
+}
+
+START_TEST(test_store_finds_by_id_or_deployment_and_only_for_its_user)
+{
+    add_job("j1", "alice", "dep", 100);
+    add_job("j2", "alice", "dep", 200);
+    add_job("j3", "bob", "dep", 300);
+    job j;
+    job_init(&j);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_find(st, "alice", "j1", &j, &err), 0);
+    ck_assert_str_eq(j.id, "j1");
+    ck_assert_str_eq(j.user_id, "alice");
+    ck_assert_int_eq(jobstore_find(st, "alice", "dep", &j, &err), 0);
+    ck_assert_str_eq(j.id, "j2"); /* the newest of the deployment */
+    ck_assert_int_eq(jobstore_find(st, "bob", "j1", &j, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(jobstore_find(st, "bob", "dep", &j, &err), 0);
+    ck_assert_str_eq(j.id, "j3");
+    ck_assert_int_eq(jobstore_find(st, "carol", "dep", &j, &err), -DMS_E_NOT_FOUND);
+    ck_assert_str_eq(err.field, "id");
+    json_t *list = NULL;
+    ck_assert_int_eq(jobstore_list_json(st, "alice", 10, &list, &err), 0);
+    ck_assert_int_eq(json_array_size(list), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), "j2");
+    json_decref(list);
+    job_clear(&j);
+}
+END_TEST
+
+START_TEST(test_store_queue_runs_oldest_first_and_cancel_follows_the_state)
+{
+    add_job("jb", "alice", "d2", 200);
+    add_job("ja", "alice", "d1", 100);
+    add_job("jc", "alice", "d3", 300);
+    job j;
+    job_init(&j);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_str_eq(j.id, "ja");
+    ck_assert_int_eq(j.status, JOB_RUNNING);
+    ck_assert_int_eq(j.attempt, 1);
+    ck_assert_int_gt(j.started_ns, 0);
+    job_status was;
+    char id[JOB_ID_SIZE];
+    /* running: flagged; the worker does the rest */
+    ck_assert_int_eq(jobstore_request_cancel(st, "alice", "ja", "x", &was, id, &err), 0);
+    ck_assert_int_eq(was, JOB_RUNNING);
+    ck_assert_int_eq(jobstore_get(st, "ja", &j, &err), 0);
+    ck_assert(j.cancel_requested);
+    ck_assert_int_eq(j.status, JOB_RUNNING);
+    /* queued: cancelled at once, and the queue skips it */
+    ck_assert_int_eq(
+        jobstore_request_cancel(st, "alice", "d2", "cancelled before it started", &was, id, &err), 0);
+    ck_assert_int_eq(was, JOB_QUEUED);
+    ck_assert_str_eq(id, "jb");
+    ck_assert_int_eq(jobstore_get(st, "jb", &j, &err), 0);
+    ck_assert_int_eq(j.status, JOB_CANCELLED);
+    ck_assert_str_eq(j.reason, "cancelled before it started");
+    ck_assert_int_gt(j.finished_ns, 0);
+    /* finished: CONFLICT; another user's: NOT_FOUND */
+    ck_assert_int_eq(jobstore_request_cancel(st, "alice", "jb", "x", &was, id, &err), -DMS_E_CONFLICT);
+    ck_assert_int_eq(jobstore_request_cancel(st, "bob", "jc", "x", &was, id, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_str_eq(j.id, "jc");
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 0);
+    job_clear(&j);
+}
+END_TEST
+
+START_TEST(test_store_requeues_interrupted_jobs_after_a_crash)
+{
+    add_job("ja", "alice", "d1", 100);
+    add_job("jb", "alice", "d2", 200);
+    job j;
+    job_init(&j);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    job_status was;
+    char id[JOB_ID_SIZE];
+    ck_assert_int_eq(jobstore_request_cancel(st, "alice", "jb", "x", &was, id, &err), 0);
+    char **ids = NULL;
+    int *attempts = NULL;
+    ck_assert_int_eq(jobstore_requeue_interrupted(st, &ids, &attempts, &err), 0);
+    ck_assert_int_eq(dms_strv_len(ids), 1);
+    ck_assert_str_eq(ids[0], "ja");
+    ck_assert_int_eq(attempts[0], 1);
+    dms_strv_free(ids);
+    free(attempts);
+    ck_assert_int_eq(jobstore_get(st, "ja", &j, &err), 0);
+    ck_assert_int_eq(j.status, JOB_QUEUED);
+    ck_assert_ptr_nonnull(strstr(j.reason, "restart"));
+    ck_assert_int_eq(jobstore_get(st, "jb", &j, &err), 0);
+    ck_assert_int_eq(j.status, JOB_CANCELLED); /* its cancel was asked before the crash */
+    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_str_eq(j.id, "ja");
+    ck_assert_int_eq(j.attempt, 2);
+    job_clear(&j);
+}
+END_TEST
+
+START_TEST(test_store_log_chunks_are_read_in_order_after_a_seq)
+{
+    add_job("ja", "alice", "d1", 100);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_log_append(st, "ja", 1, 1, "one\n", 4, &err), 0);
+    ck_assert_int_eq(jobstore_log_append(st, "ja", 2, 2, "two\n", 4, &err), 0);
+    ck_assert_int_eq(jobstore_log_append(st, "ja", 3, 3, "three\n", 6, &err), 0);
+    ck_assert_int_lt(jobstore_log_append(st, "ja", 3, 4, "dup\n", 4, &err), 0); /* seq is unique */
+    dms_buf b = {0};
+    int64_t last = 0;
+    ck_assert_int_eq(jobstore_log_read(st, "ja", 0, 1 << 20, &b, &last, &err), 0);
+    ck_assert_int_eq(last, 3);
+    ck_assert_int_eq(b.len, 14);
+    ck_assert_int_eq(memcmp(b.data, "one\ntwo\nthree\n", 14), 0);
+    dms_buf_reset(&b);
+    ck_assert_int_eq(jobstore_log_read(st, "ja", 1, 5, &b, &last, &err), 0); /* stops once 5 bytes are in */
+    ck_assert_int_eq(last, 3);
+    ck_assert_int_eq(memcmp(b.data, "two\nthree\n", 10), 0);
+    dms_buf_reset(&b);
+    ck_assert_int_eq(jobstore_log_read(st, "ja", 3, 100, &b, &last, &err), 0);
+    ck_assert_int_eq(b.len, 0);
+    ck_assert_int_eq(last, 3);
+    int64_t seq = 0;
+    ck_assert_int_eq(jobstore_log_last_seq(st, "ja", &seq, &err), 0);
+    ck_assert_int_eq(seq, 3);
+    ck_assert_int_eq(jobstore_log_last_seq(st, "nope", &seq, &err), 0);
+    ck_assert_int_eq(seq, 0);
+    dms_buf_free(&b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("dmsd_jobs");
+    TCase *tc = tcase_create("job");
+    tcase_add_test(tc, test_payload_of_koalaci_is_accepted);
+    tcase_add_test(tc, test_every_key_is_required_and_named_when_missing);
+    tcase_add_test(tc, test_bad_values_are_refused_with_their_key);
+    tcase_add_test(tc, test_unknown_keys_and_non_objects_are_refused);
+    tcase_add_test(tc, test_dist_dir_accepts_nested_and_dot);
+    tcase_add_test(tc, test_state_machine_allows_only_its_edges);
+    tcase_add_test(tc, test_cache_volume_is_per_user_and_project);
+    tcase_add_test(tc, test_step_scripts_and_env);
+    suite_add_tcase(s, tc);
+    TCase *ts = tcase_create("store");
+    tcase_add_checked_fixture(ts, store_setup, store_teardown);
+    tcase_add_test(ts, test_store_finds_by_id_or_deployment_and_only_for_its_user);
+    tcase_add_test(ts, test_store_queue_runs_oldest_first_and_cancel_follows_the_state);
+    tcase_add_test(ts, test_store_requeues_interrupted_jobs_after_a_crash);
+    tcase_add_test(ts, test_store_log_chunks_are_read_in_order_after_a_seq);
+    suite_add_tcase(s, ts);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
