@@ -33,6 +33,7 @@
 #include "view.h"
 
 #define SECRET_MIN_RECOMMENDED 32
+#define EXECUTOR_RETRY_S       2 /* without an executor at startup, look for the engine this often */
 
 static void usage(FILE *f)
 {
@@ -189,14 +190,17 @@ static int open_executor(app *a, dms_error *err)
     int r = dms_registry_open(&a->reg, NULL, err);
     if (r < 0)
         return r;
-    if ((r = dms_executor_open(&a->ex, a->reg, a->cfg.backend, a->cfg.executor_id, &cfg, err)) < 0)
-        return r;
-    if (!dms_executor_is_installed(a->ex, err)) {
+    if ((r = dms_executor_open(&a->ex, a->reg, a->cfg.backend, a->cfg.executor_id, &cfg, err)) == 0 &&
+        !dms_executor_is_installed(a->ex, err)) {
         dms_executor_close(a->ex);
         a->ex = NULL;
-        return -(err->code ? err->code : DMS_E_UNAVAILABLE);
+        r = -(err->code ? err->code : DMS_E_UNAVAILABLE);
     }
-    return 0;
+    if (r < 0) {
+        dms_registry_close(a->reg);
+        a->reg = NULL;
+    }
+    return r;
 }
 
 /* The wake listener first (the router's wake routes point at it), then the router with Caddy. */
@@ -215,6 +219,56 @@ static int start_routing(app *a, dms_error *err)
                         .state_dir = state,
                         .wake_addr = snooze_wake_addr(a->snooze)};
     return router_start(&a->router, a->core, &rc, err);
+}
+
+/* Everything that needs the executor: routing and snooze, the runner, builder, jobs and follower, then the
+ * view that shows their parts of a droid. Runs before the HTTP server serves, so handlers see them all or
+ * none. */
+static int start_components(app *a, dms_error *err)
+{
+    if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
+        return -1;
+    if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
+        jobs_start(&a->jobs, a, a->cfg.job_concurrency, (int64_t)a->cfg.job_step_timeout_s * 1000, err) < 0 ||
+        follower_start(&a->follower, a, a->cfg.follow_interval_s, err) < 0)
+        return -1;
+    core_view view = dmsd_view(a);
+    core_set_view(a->core, &view);
+    if (a->snooze && snooze_start(a->snooze, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* The engine was not there at startup: try again. Once it answers, the API server stops (its listening socket
+ * stays open: clients wait in its backlog, nobody is refused), everything that needs the executor starts, and
+ * a new server takes the same socket. Returns 1 when it came up, 0 when not yet, < 0 on a failure to start.
+ */
+static int retry_executor(app *a, http_config *hc, dms_error *err)
+{
+    dms_error e = {0};
+    if (open_executor(a, &e) < 0) {
+        /* a->ex_error stays what the handlers read; the log says when the reason changes. */
+        static char last[DMS_ERROR_MSG_MAX];
+        if (strcmp(e.message, last) != 0 && !strstr(a->ex_error, e.message)) {
+            snprintf(last, sizeof(last), "%s", e.message);
+            log_warn("component=dmsd op=executor backend=%s error=\"%s\" note=\"retrying every %ds\"",
+                     a->cfg.backend, e.message, EXECUTOR_RETRY_S);
+        }
+        return 0;
+    }
+    int fd = http_stop_keep_listener(a->http);
+    a->http = NULL;
+    if (fd < 0)
+        return dms_error_set(err, DMS_E_IO, NULL, "cannot take the API's listening socket over");
+    int r = start_components(a, err);
+    hc->has_listen_fd = true;
+    hc->listen_fd = fd;
+    if (r == 0 && (r = http_start(&a->http, hc, err)) == 0)
+        log_info("component=dmsd op=executor backend=%s note=\"the engine answers: builds and runs start\"",
+                 a->cfg.backend);
+    if (r < 0)
+        close(fd);
+    return r < 0 ? r : 1;
 }
 
 int main(int argc, char **argv)
@@ -252,20 +306,11 @@ int main(int argc, char **argv)
         snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
         log_error(
             "component=dmsd op=executor backend=%s error=\"%s\" note=\"serving the API without builds or "
-            "runs\"",
-            a.cfg.backend, err.message);
+            "runs; retrying every %ds\"",
+            a.cfg.backend, err.message, EXECUTOR_RETRY_S);
         dms_error_clear(&err);
     }
-    if (a.ex && strcmp(a.cfg.proxy_listen, "off") != 0 && start_routing(&a, &err) < 0)
-        goto fail;
-    if (a.ex &&
-        (runner_start(&a.runner, &a, &err) < 0 || builder_start(&a.builder, &a, &err) < 0 ||
-         jobs_start(&a.jobs, &a, a.cfg.job_concurrency, (int64_t)a.cfg.job_step_timeout_s * 1000, &err) < 0 ||
-         follower_start(&a.follower, &a, a.cfg.follow_interval_s, &err) < 0))
-        goto fail;
-    core_view view = dmsd_view(&a);
-    core_set_view(a.core, &view);
-    if (a.snooze && snooze_start(a.snooze, &err) < 0)
+    if (a.ex && start_components(&a, &err) < 0)
         goto fail;
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
@@ -290,7 +335,18 @@ int main(int argc, char **argv)
             DMS_VERSION, a.cfg.listen, port, a.cfg.data_dir, a.ex ? a.cfg.backend : "none",
             core_count(a.core), proxy);
     int sig = 0;
-    sigwait(&sigs, &sig);
+    for (;;) {
+        /* Without an executor, look for the engine again every few seconds. */
+        struct timespec every = {.tv_sec = EXECUTOR_RETRY_S};
+        if (a.ex) {
+            if (sigwait(&sigs, &sig) == 0)
+                break;
+        } else if ((sig = sigtimedwait(&sigs, NULL, &every)) > 0) {
+            break;
+        }
+        if (!a.ex && retry_executor(&a, &hc, &err) < 0)
+            goto fail;
+    }
     log_info("component=dmsd op=stop signal=%d", sig);
     rc = 0;
     goto out;

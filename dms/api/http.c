@@ -746,9 +746,14 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int r = parse_listen(cfg->listen, &ss, &sl, err);
+    int r = cfg->has_listen_fd ? 0 : parse_listen(cfg->listen, &ss, &sl, err);
     if (r < 0)
         return r;
+    if (cfg->has_listen_fd) {
+        sl = sizeof(ss);
+        if (getsockname(cfg->listen_fd, (struct sockaddr *)&ss, &sl) < 0)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "getsockname");
+    }
     http_server *s = calloc(1, sizeof(*s));
     if (!s)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -764,12 +769,20 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
         goto fail;
     }
     s->streamer_started = true;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
+     */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* Either bind the address or serve the socket handed over; the same option list otherwise. */
+    struct MHD_OptionItem where[2] = {
+        cfg->has_listen_fd ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL}
+                           : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_END, 0, NULL}};
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
+        where, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONNECTION_IDLE_TIMEOUT_SEC, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
@@ -792,12 +805,15 @@ int http_port(const http_server *s)
     return s->port;
 }
 
-void http_stop(http_server *s)
+static int stop_server(http_server *s)
 {
     if (!s)
-        return;
-    if (s->daemon)
-        MHD_quiesce_daemon(s->daemon);
+        return -1;
+    int fd = -1;
+    if (s->daemon) {
+        MHD_socket q = MHD_quiesce_daemon(s->daemon);
+        fd = q == MHD_INVALID_SOCKET ? -1 : (int)q;
+    }
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     /* MHD must not be stopped with suspended connections: answer every deferred request and end every stream.
@@ -824,4 +840,17 @@ void http_stop(http_server *s)
         close(s->wake_fd);
     pthread_mutex_destroy(&s->lock);
     free(s);
+    return fd;
+}
+
+void http_stop(http_server *s)
+{
+    int fd = stop_server(s);
+    if (fd >= 0)
+        close(fd);
+}
+
+int http_stop_keep_listener(http_server *s)
+{
+    return stop_server(s);
 }

@@ -40,6 +40,9 @@ typedef struct http_config {
     const api_route *open_routes; /* the same, served without a bearer token (the handler authenticates:
                                    * git push hooks); api_user() is "" there. May be NULL. */
     void *app;
+    bool
+        has_listen_fd; /* serve listen_fd (a socket from http_stop_keep_listener) instead of binding listen */
+    int listen_fd;
 } http_config;
 
 /* Binds and starts serving. The routes and app stay borrowed until http_stop(). */
@@ -48,6 +51,10 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err);
 int http_port(const http_server *s);
 /* Stops accepting, ends parked streams and answers deferred requests with 503, then stops the daemon. */
 void http_stop(http_server *s);
+/* The same, but the listening socket stays open and is returned (-1 if MHD could not give it back):
+ * connections wait in its backlog until a new server serves it (http_config.has_listen_fd). The caller owns
+ * it. */
+int http_stop_keep_listener(http_server *s);
 
 /* ---- inside a handler ---- */
 

@@ -49,3 +49,17 @@ Feature: dmsd reconciliation - dmsd is killed and comes back
     Then the droid "web" runs in a new container within 30 seconds
     And the droid "web" serves "ok"
     And 3 seconds later the droid "web" runs in exactly one container, from exactly one image
+
+  Scenario: A dmsd that starts before the engine answers serves its API, and builds and runs once it does
+    Given alice has a running droid "web" from the repository "web"
+    And I note the container of the droid "web"
+    When dmsd is killed with SIGKILL
+    And dmsd starts again on the same data while the engine's socket is missing
+    And alice creates the droid "late" from the repository "web"
+    Then the answer is 201
+    And 3 seconds later the droid "late" is still "pending" and has no new events
+    When the engine's socket appears
+    Then every one of 60 requests listing alice's droids was answered 200 meanwhile
+    And the droid "late" becomes "running" within 60 seconds
+    And the droid "late" serves "ok"
+    And 3 seconds later the droid "web" still runs only in the noted container

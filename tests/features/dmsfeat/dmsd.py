@@ -178,6 +178,7 @@ class Dmsd:
         self.proc = None
         self.port = None
         self.keep_releases = None
+        self.docker_host = None  # a DOCKER_HOST of the scenario's own (an engine socket that is not there yet)
         self.users = set()
         self.repo_of = {}  # droid name -> the scenario's repository it was created from
         self.droid_ids = set()  # every droid this dmsd created for the scenario (their images are checked too)
@@ -198,6 +199,8 @@ class Dmsd:
                     "DMS_LOG_LEVEL": "info"})
         if self.keep_releases is not None:
             env["DMS_KEEP_RELEASES"] = str(self.keep_releases)
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
         try:
             os.unlink(self.port_file)
         except FileNotFoundError:

@@ -1,5 +1,6 @@
 """Steps for what happens to a droid's containers over time: stop timing, dmsd killed and restarted, crash loops;
 and dmsd's git check."""
+import os
 import re
 import time
 import urllib.parse
@@ -65,6 +66,35 @@ def step_kill9(context):
 @when('dmsd starts again on the same data')
 def step_start_again(context):
     host(context).start()
+
+
+def late_socket(context):
+    return os.path.join(host(context).dir, "engine", "docker.sock")
+
+
+@when('dmsd starts again on the same data while the engine\'s socket is missing')
+def step_start_again_no_engine(context):
+    sock = late_socket(context)
+    os.makedirs(os.path.dirname(sock), exist_ok=True)
+    assert not os.path.exists(sock)
+    host(context).docker_host = "unix://" + sock
+    host(context).start()
+
+
+@when('the engine\'s socket appears')
+def step_socket_appears(context):
+    real = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    assert real.startswith("unix://"), f"DOCKER_HOST={real}: the scenario needs the engine on a unix socket"
+    os.symlink(real[len("unix://"):], late_socket(context))
+    context.dmsd_socket_at = time.monotonic()
+
+
+@then('every one of {n:d} requests listing {user:w}\'s droids was answered 200 meanwhile')
+def step_answered_meanwhile(context, n, user):
+    for _ in range(n):
+        r = call(context, "GET", "/droids", user)
+        assert r.status == 200, f"GET /droids: {r.describe()}"
+        time.sleep(0.05)
 
 
 @then('the droid "{name:Q}" still serves "{text:Q}" while dmsd is down')
