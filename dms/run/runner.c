@@ -18,6 +18,7 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../jobs/job.h"
 #include "../router/probe.h"
 #include "../router/router.h"
 #include "../snooze/snooze.h"
@@ -1268,7 +1269,8 @@ static void adopt(runner *r)
             bool known = false;
             for (size_t j = 0; j < n && !known; j++)
                 known = strcmp(runs[j].exec_id, all[i].execution_id) == 0;
-            if (known)
+            /* A build job's live steps are the jobs module's: it stops and re-runs them itself (jobs_start). */
+            if (known || (JOB_ID_IS(all[i].job_id) && all[i].state != DMS_STATE_FINISHED))
                 continue;
             log_info("exec=%s job=%s op=reconcile action=remove-unknown", all[i].execution_id, all[i].job_id);
             if (all[i].state != DMS_STATE_FINISHED)
