@@ -454,9 +454,9 @@ static int mut_start_failed(core_tx *tx, droid *d, void *ud, dms_error *err)
     return core_tx_set_state(tx, d, DROID_STARTING, why, err);
 }
 
-static int mut_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
+/* The droid's current run is exec_id no more (it was stopped). */
+static void forget_run(droid *d, const char *exec_id)
 {
-    const char *exec_id = ud;
     if (d->run_id && exec_id && strcmp(d->run_id, exec_id) == 0) {
         free(d->run_id);
         d->run_id = NULL;
@@ -464,6 +464,11 @@ static int mut_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
         d->run_addr = NULL;
         d->host_port = 0;
     }
+}
+
+static int mut_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    forget_run(d, ud);
     if (d->deleting || d->want_running || d->state == DROID_STOPPED)
         return 0;
     return core_tx_set_state(tx, d, DROID_STOPPED, "stopped on request", err);
@@ -472,14 +477,7 @@ static int mut_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
 /* Its container was stopped to let it sleep (or it had none). */
 static int mut_asleep(core_tx *tx, droid *d, void *ud, dms_error *err)
 {
-    const char *exec_id = ud;
-    if (d->run_id && exec_id && strcmp(d->run_id, exec_id) == 0) {
-        free(d->run_id);
-        d->run_id = NULL;
-        free(d->run_addr);
-        d->run_addr = NULL;
-        d->host_port = 0;
-    }
+    forget_run(d, ud);
     /* No kick: a wake that came meanwhile has kicked already (and marked this droid dirty). */
     if (d->deleting || !d->want_running || !d->asleep || d->state == DROID_SNOOZED ||
         !droid_state_is_active(d->state))
