@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -279,9 +280,25 @@ int bench_env_open(bench_env *env, const char *results_dir)
         fprintf(stderr, "bench: mkdir %s: %s\n", results_dir, strerror(errno));
         return -1;
     }
+    /* Every dms-bench uses the executor id "bench" and this state dir, and cleans both up when it opens and
+     * closes: a second run at once would remove the first one's containers under it. */
+    char lock[sizeof(env->state_dir)];
+    snprintf(lock, sizeof(lock), "%s/.bench.lock", results_dir);
+    env->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (env->lock_fd < 0 || flock(env->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        fprintf(stderr, "bench: %s: %s\n", lock,
+                errno == EWOULDBLOCK ? "another dms-bench is running here (runs at once would remove each "
+                                       "other's containers): wait for it"
+                                     : strerror(errno));
+        if (env->lock_fd >= 0)
+            close(env->lock_fd);
+        env->lock_fd = -1;
+        return -1;
+    }
     dms_error err = {0};
     if (dms_registry_open(&env->reg, NULL, &err) < 0) {
         fprintf(stderr, "bench: %s\n", err.message);
+        bench_env_close(env);
         return -1;
     }
     dms_executor_config cfg = {.state_dir = env->state_dir, .log = bench_log, .log_ctx = env};
@@ -345,6 +362,9 @@ int bench_env_close(bench_env *env)
     }
     dms_registry_close(env->reg);
     env->reg = NULL;
+    if (env->lock_fd >= 0)
+        close(env->lock_fd);
+    env->lock_fd = -1;
     return r;
 }
 

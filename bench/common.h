@@ -78,6 +78,7 @@ typedef struct bench_env {
     char state_dir[4096];
     const char *image;
     atomic_int log_warnings; /* warnings and errors the executor logged during the run */
+    int lock_fd;             /* flock on <results>/.bench.lock: one dms-bench at a time (they share the id) */
 } bench_env;
 
 /* Opens the docker executor "bench" with its own state dir under results_dir, removing leftovers of an

@@ -127,6 +127,17 @@ static void gen_id(char *buf, size_t n, const char *prefix)
 static dms_registry *reg;
 
 static dms_executor *open_executor(void);
+static void close_executor(dms_executor *ex);
+
+/* The process backend instead of Docker. The options given were Docker's (-o host=...): the process backend would
+ * refuse them. */
+static void use_process_backend(void)
+{
+    if (g.n_backend_opts)
+        fprintf(stderr, "dms-exec: the Docker backend's options (-o) do not apply to the process backend: left out\n");
+    g.backend = "process";
+    g.n_backend_opts = 0;
+}
 
 /* With no backend chosen, a workload that needs no image may run as host processes when no Docker engine answers
  * (issue: dms falls back to the process backend where the workload allows, and says so). */
@@ -143,9 +154,37 @@ static void maybe_fall_back(const dms_exec_request *req)
     if (up)
         return;
     fprintf(stderr, "dms-exec: no Docker engine (%s); no --image given, so running it as host processes with the "
-                    "process backend (use -x process for wait/logs/cancel)\n",
+                    "process backend\n",
             why.message);
-    g.backend = "process";
+    use_process_backend();
+}
+
+/* wait, logs, cancel, status and rm of one execution: with no backend chosen and no Docker engine answering, an
+ * execution that start or run put on the process backend (above) is found there. Otherwise the Docker executor,
+ * whose calls then say the engine is missing. */
+static dms_executor *open_executor_for(const char *exec_id)
+{
+    dms_executor *ex = open_executor();
+    dms_error why = {0};
+    if (g.backend_chosen || strcmp(g.backend, "docker") != 0 || dms_executor_is_installed(ex, &why))
+        return ex;
+    close_executor(ex);
+    reg = NULL;
+    const char *was = g.backend;
+    size_t n_opts = g.n_backend_opts;
+    use_process_backend();
+    dms_executor *px = open_executor();
+    dms_exec_status st;
+    if (dms_executor_status(px, exec_id, &st, NULL) == 0) {
+        fprintf(stderr, "dms-exec: no Docker engine (%s); %s is an execution of the process backend\n", why.message,
+                exec_id);
+        return px;
+    }
+    close_executor(px);
+    reg = NULL;
+    g.backend = was;
+    g.n_backend_opts = n_opts;
+    return open_executor();
 }
 
 static dms_executor *open_executor(void)
@@ -686,7 +725,7 @@ static int cmd_wait(int argc, char **argv)
         }
     }
     const char *id = need_exec_id(argc, argv, "wait");
-    dms_executor *ex = open_executor();
+    dms_executor *ex = open_executor_for(id);
     dms_error err = {0};
     dms_exec_result res = {0};
     int r = dms_executor_wait(ex, id, timeout, &res, &err);
@@ -719,7 +758,7 @@ static int cmd_cancel(int argc, char **argv)
         }
     }
     const char *id = need_exec_id(argc, argv, "cancel");
-    dms_executor *ex = open_executor();
+    dms_executor *ex = open_executor_for(id);
     dms_error err = {0};
     int r = dms_executor_cancel_grace(ex, id, grace, &err);
     close_executor(ex);
@@ -767,7 +806,7 @@ static int cmd_logs(int argc, char **argv)
     opts.no_stdout = only_err;
     opts.no_stderr = only_out;
     const char *id = need_exec_id(argc, argv, "logs");
-    dms_executor *ex = open_executor();
+    dms_executor *ex = open_executor_for(id);
     dms_error err = {0};
     dms_log_stream *s = NULL;
     int r = dms_executor_log_stream(ex, id, &opts, &s, &err);
@@ -831,7 +870,7 @@ static int cmd_status(int argc, char **argv)
                             "container, published ports.\n");
     optind = 1;
     const char *id = need_exec_id(argc, argv, "status");
-    dms_executor *ex = open_executor();
+    dms_executor *ex = open_executor_for(id);
     dms_error err = {0};
     dms_exec_status st;
     int r = dms_executor_status(ex, id, &st, &err);
@@ -867,7 +906,7 @@ static int cmd_rm(int argc, char **argv)
                             "state and captured logs.\n");
     optind = 1;
     const char *id = need_exec_id(argc, argv, "rm");
-    dms_executor *ex = open_executor();
+    dms_executor *ex = open_executor_for(id);
     dms_error err = {0};
     int r = dms_executor_remove(ex, id, &err);
     close_executor(ex);

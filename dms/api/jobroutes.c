@@ -34,6 +34,7 @@
 
 void route_job_create(void *app, api_req *r, const char *id);
 void route_job_get(void *app, api_req *r, const char *id);
+void route_job_status(void *app, api_req *r, const char *id);
 void route_job_log(void *app, api_req *r, const char *id);
 void route_job_cancel(void *app, api_req *r, const char *id);
 void route_job_artifact(void *app, api_req *r, const char *id);
@@ -81,6 +82,21 @@ void route_jobs_list(void *ap, api_req *r, const char *id)
         return;
     }
     api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "data", list));
+}
+
+/* koalaCI's GET /job/:id/status: the status alone. */
+void route_job_status(void *ap, api_req *r, const char *id)
+{
+    app *a = ap;
+    dms_error err = {0};
+    job j;
+    job_init(&j);
+    if (jobstore_find(a->st, api_user(r), id, &j, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "data", job_status_name(j.status)));
+    job_clear(&j);
 }
 
 void route_job_get(void *ap, api_req *r, const char *id)

@@ -20,6 +20,7 @@ void route_logs(void *app, api_req *r, const char *id);
 void route_git_check(void *app, api_req *r, const char *id);
 void route_job_create(void *app, api_req *r, const char *id);
 void route_job_get(void *app, api_req *r, const char *id);
+void route_job_status(void *app, api_req *r, const char *id);
 void route_job_log(void *app, api_req *r, const char *id);
 void route_job_cancel(void *app, api_req *r, const char *id);
 void route_job_artifact(void *app, api_req *r, const char *id);
@@ -307,7 +308,7 @@ static void patch(void *ap, api_req *r, const char *id)
     }
     /* A running build of the old code is no longer wanted. */
     if ((p.has_branch || p.has_commit) && a->builder)
-        builder_kick(a->builder);
+        builder_supersede(a->builder, id);
     droid_free(cur);
     droid_patch_clear(&p);
     if (follow_apply(a, id, &fo, made, &err) < 0) {
@@ -760,6 +761,7 @@ const api_route dmsd_routes[] = {
     {"POST", "/job/create", route_job_create, q_none},
     {"GET", "/jobs", route_jobs_list, q_none},
     {"GET", "/job/:id", route_job_get, q_none},
+    {"GET", "/job/:id/status", route_job_status, q_none},
     {"GET", "/job/:id/log", route_job_log, q_follow},
     {"PATCH", "/job/:id/cancel", route_job_cancel, q_none},
     {"GET", "/job/:id/artifact", route_job_artifact, q_none},

@@ -42,6 +42,7 @@ struct builder {
     int64_t cur_build;
     dms_cancel_token *cur_token;
     char cur_reason[REASON_MAX];
+    bool cur_superseded; /* cancelled because newer code is wanted: the next build takes over the droid's state */
 };
 
 int64_t builder_backoff_ms(int attempts)
@@ -132,6 +133,7 @@ typedef struct end_args {
     char reason[REASON_MAX];
     int64_t release; /* out (END_OK) */
     bool orphan;     /* out: the droid is being deleted; what the build made must go */
+    bool superseded; /* cancelled for a newer build, which is queued: the droid's state is left to it */
 } end_args;
 
 static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -208,7 +210,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     if ((r = store_build_update(st, b, err)) < 0)
         return r;
-    if (d->deleting)
+    if (d->deleting || ea->superseded)
         return 0;
     if (serving) {
         /* The old release keeps serving; say so, and say what happened to the build. */
@@ -487,6 +489,7 @@ end:
              ea.reason);
     pthread_mutex_lock(&bld->lock);
     bool stopping = bld->stop;
+    ea.superseded = ea.kind == END_CANCELLED && bld->cur_superseded;
     pthread_mutex_unlock(&bld->lock);
     if (stopping && ea.kind == END_CANCELLED) {
         /* Interrupted by dmsd's own shutdown, not cancelled by anyone: the row stays "running", and the next
@@ -544,6 +547,7 @@ static void *worker(void *arg)
                 bld->cur_build = b.id;
                 bld->cur_token = t;
                 bld->cur_reason[0] = '\0';
+                bld->cur_superseded = false;
                 pthread_mutex_unlock(&bld->lock);
                 run_build(bld, &b);
                 store_build_clear(&b);
@@ -649,6 +653,22 @@ static int mut_cancel_queued(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (d->state == DROID_PENDING || d->state == DROID_BUILDING)
         return core_tx_set_state(tx, d, DROID_STOPPED, ca->reason, err);
     return 0;
+}
+
+void builder_supersede(builder *b, const char *droid_id)
+{
+    bool running = false;
+    pthread_mutex_lock(&b->lock);
+    if (b->cur_token && strcmp(b->cur_droid, droid_id) == 0 && !dms_cancel_token_cancelled(b->cur_token)) {
+        snprintf(b->cur_reason, sizeof(b->cur_reason), "superseded: newer code is wanted");
+        b->cur_superseded = true;
+        dms_cancel_token_cancel(b->cur_token);
+        running = true;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (running)
+        log_info("droid=%s op=cancel-build reason=superseded", droid_id);
+    builder_kick(b);
 }
 
 int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *found, dms_error *err)

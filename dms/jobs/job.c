@@ -218,7 +218,17 @@ int job_parse_create(json_t *body, job *j, dms_error *err)
         (r = rename_field(droid_validate_repo(repo, err), err, "project_repo_url")) < 0 ||
         (r = job_validate_dist_dir(dist, err)) < 0)
         return r;
+    /* koalaCI's own examples quote the whole command ("'npm run build && npm run export'"): its shell wrapper
+     * strips that one pair of quotes. So do we, when they are the only single quotes in it; anything else is
+     * run as written. */
     size_t cl = strlen(command);
+    _cleanup_free_ char *unquoted = NULL;
+    if (cl >= 2 && command[0] == '\'' && command[cl - 1] == '\'' && !memchr(command + 1, '\'', cl - 2)) {
+        if (!(unquoted = strndup(command + 1, cl - 2)))
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        command = unquoted;
+        cl -= 2;
+    }
     if (cl == 0)
         return dms_error_set(err, DMS_E_INVALID, "project_build_command",
                              "project_build_command must not be empty (\"true\" builds nothing)");

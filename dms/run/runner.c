@@ -633,20 +633,34 @@ static void end_unwatched(runner *r, const char *exec_id)
  * most timeout_ms; gives up early if it dies. 0 when it answers; -1 with why filled otherwise; -2 when dmsd
  * stops meanwhile (the new run is then left to the next start's reconciliation, which stops runs that are not
  * current). */
-static int wait_answer(runner *r, const char *exec_id, const char *addr, const char *host, bool http,
+/* What a new container must do before requests go to it: at least what the one it replaces did. */
+typedef enum {
+    GATE_NONE,    /* nothing to replace, or the old one did not even accept a connection (not a server) */
+    GATE_TCP,     /* accept a connection (the old one did, but gave no HTTP answer in time) */
+    GATE_HTTP,    /* give any HTTP answer (the old one answered GET / with a 5xx) */
+    GATE_HTTP_OK, /* answer GET / below 500, as the old one did */
+} gate_mode;
+
+static int wait_answer(runner *r, const char *exec_id, const char *addr, const char *host, gate_mode mode,
                        int64_t timeout_ms, char *why, size_t size)
 {
     int64_t t0 = dmsd_mono_ms(), next_check = t0 + RUN_EXIT_CHECK_MS;
     for (;;) {
-        int rc =
-            http ? probe_http(addr, host, RUN_HEALTH_PROBE_MS, NULL) : probe_tcp(addr, RUN_HEALTH_PROBE_MS);
+        int status = 0;
+        int rc = mode == GATE_TCP ? probe_tcp(addr, RUN_HEALTH_PROBE_MS)
+                                  : probe_http(addr, host, RUN_HEALTH_PROBE_MS, &status);
+        if (rc == 0 && mode == GATE_HTTP_OK && status >= 500)
+            rc = -1;
         int64_t now = dmsd_mono_ms();
         if (rc == 0) {
             log_info("exec=%s op=health addr=%s answered_ms=%lld", exec_id, addr, (long long)(now - t0));
             return 0;
         }
         if (now - t0 >= timeout_ms) {
-            snprintf(why, size, "it did not answer on %s within %llds", addr, (long long)(timeout_ms / 1000));
+            if (status >= 500)
+                snprintf(why, size, "it answered %d on %s for %llds", status, addr, (long long)(timeout_ms / 1000));
+            else
+                snprintf(why, size, "it did not answer on %s within %llds", addr, (long long)(timeout_ms / 1000));
             return -1;
         }
         if (stopping(r)) {
@@ -769,16 +783,23 @@ static int start_run(runner *r, const droid *d0, bool forced)
         snprintf(old_addr, sizeof(old_addr), "%s", d->run_addr);
     else if (d->run_id && d->host_port)
         snprintf(old_addr, sizeof(old_addr), "127.0.0.1:%d", d->host_port);
-    /* Zero downtime: if the old container serves HTTP, the new one must too before any request goes to it;
-     * until then (or if it never does) the old one keeps serving. */
-    bool gate =
-        a->router && old_addr[0] && !forced && probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, NULL) == 0;
+    /* Zero downtime: the new container must do what the old one does (answer HTTP below 500, any HTTP, or at
+     * least accept a connection) before any request goes to it; until then (or if it never does) the old one
+     * keeps serving. */
+    gate_mode gate = GATE_NONE;
+    int old_status = 0;
+    if (a->router && old_addr[0] && !forced) {
+        if (probe_http(old_addr, host, RUN_HEALTH_PROBE_MS, &old_status) == 0)
+            gate = old_status < 500 ? GATE_HTTP_OK : GATE_HTTP;
+        else if (probe_tcp(old_addr, RUN_HEALTH_PROBE_MS) == 0)
+            gate = GATE_TCP;
+    }
     bool held = snooze_waiting(a->snooze, d->id);
     char why[256];
     if (gate && !addr[0])
         snprintf(why, sizeof(why), "it has no address: it exited at once");
     int health = gate && addr[0]
-                     ? wait_answer(r, pa.exec_id, addr, host, true, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why))
+                     ? wait_answer(r, pa.exec_id, addr, host, gate, RUN_HEALTH_TIMEOUT_MS, why, sizeof(why))
                      : 0;
     if (health == -2) {
         log_info("droid=%s exec=%s op=start note=\"dmsd stops before the health check ended; the next start "
@@ -801,7 +822,7 @@ static int start_run(runner *r, const droid *d0, bool forced)
         return -DMS_E_START_FAILED;
     }
     if (!gate && held && addr[0])
-        wait_answer(r, pa.exec_id, addr, host, false, RUN_WAKE_PORT_MS, why, sizeof(why));
+        wait_answer(r, pa.exec_id, addr, host, GATE_TCP, RUN_WAKE_PORT_MS, why, sizeof(why));
     /* Requests held while it woke go straight to it; the route follows. */
     if (held && addr[0])
         snooze_ready(a->snooze, d->id, addr);

@@ -42,7 +42,7 @@ typedef void (*runner_settled_fn)(void *ud, const droid *d);
 void runner_when_settled(runner *r, const char *droid_id, runner_settled_fn fn, void *ud);
 
 /* Crash loop and start retry policy. */
-#define RUN_MAX_START_ATTEMPTS 3 /* a container that will not start: 3 tries, then failed */
+#define RUN_MAX_START_ATTEMPTS 4 /* a container that will not start: a try and 3 retries, then failed */
 #define RUN_MAX_CRASH_RESTARTS 5 /* a container that keeps dying: restarted this often, then failed */
 #define RUN_BACKOFF_BASE_MS    1000
 #define RUN_BACKOFF_MAX_MS     30000

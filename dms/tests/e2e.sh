@@ -218,9 +218,9 @@ check "  5 restarts with backoff are in the events" \
 check "  its crashed runs' logs are readable" bash -c "DMS_TOKEN=$ALICE $DMSCTL logs $CRASH | grep -q 'about to fail'"
 NOSTART=$(create nostart --repo "$WORK/nostart.git")
 check "a container that will not start -> failed" wait_status "$NOSTART" failed 60
-check "  after 3 attempts" bash -c "[[ \"$(field "$NOSTART" reason)\" == *'would not start after 3 attempts'* ]]"
+check "  after 4 attempts" bash -c "[[ \"$(field "$NOSTART" reason)\" == *'would not start after 4 attempts'* ]]"
 check "  each attempt is an event" \
-    [ "$(api "$ALICE" GET "/droids/$NOSTART/events" | jq '[.[] | select(.reason | test("start attempt [0-9]/3"))] | length')" = 2 ]
+    [ "$(api "$ALICE" GET "/droids/$NOSTART/events" | jq '[.[] | select(.reason | test("start attempt [0-9]/4"))] | length')" = 3 ]
 NET=$(create netfail --repo http://127.0.0.1:1/app.git)
 for _ in $(seq 50); do [[ "$(field "$NET" reason)" == *retrying* ]] && break; sleep 0.2; done
 check "a clone network error is retried with backoff" bash -c "[[ \"$(field "$NET" reason)\" == *'attempt 1/5 failed'*'retrying in 2s'* ]]"

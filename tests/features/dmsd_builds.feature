@@ -88,6 +88,31 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
 
   # The delete lands while a step runs, after earlier steps have committed images: every image a build makes
   # carries the droid's labels from its first step, and none may be left, however far the build got.
+  Scenario: Changing the branch while a build runs cancels it, and the new branch is built at once
+    Given dmsd is running
+    And a git repository "slow" whose Dockerfile is
+      """
+      FROM dms-test/busybox:latest
+      RUN echo "building the old code" && sleep 120
+      """
+    And the repository "slow" has a branch "fast" whose Dockerfile is
+      """
+      FROM dms-test/web:latest
+      CMD trap 'exit 0' TERM; httpd -f -p "$PORT" -h /www & wait
+      """
+    When alice creates the droid "slow" from the repository "slow"
+    And alice follows the build log of the droid "slow" once it is building
+    And the build log follower shows "building the old code"
+    And alice changes the droid "slow" with
+      """
+      {"branch": "fast"}
+      """
+    Then the answer is 200
+    And the droid "slow" becomes "running" within 60 seconds
+    And the droid "slow" serves "ok"
+    And the builds of the droid "slow" are "cancelled,succeeded", the first one's reason mentioning "superseded"
+    And no container runs "building the old code" any more
+
   Scenario: Deleting a droid in the middle of its build leaves no image of it behind
     Given dmsd is running
     And a git repository "web" whose Dockerfile is

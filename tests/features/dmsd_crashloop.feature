@@ -23,7 +23,7 @@ Feature: dmsd crash loop - an app that keeps dying, an app that cannot start
     And the current run of the droid "crash" has printed "about to fail"
     And 3 seconds later the droid "crash" is still "failed" and has no new events
 
-  Scenario: A container that cannot start is tried 3 times, then failed
+  Scenario: A container that cannot start is tried once and retried 3 times, then failed
     Given a git repository "nostart" whose Dockerfile is
       """
       FROM dms-test/busybox:latest
@@ -31,6 +31,6 @@ Feature: dmsd crash loop - an app that keeps dying, an app that cannot start
       """
     When alice creates the droid "nostart" from the repository "nostart"
     Then the droid "nostart" becomes "failed" within 60 seconds
-    And the reason of the droid "nostart" mentions "would not start after 3 attempts"
-    And the events of the droid "nostart" hold 2 saying "start attempt"
+    And the reason of the droid "nostart" mentions "would not start after 4 attempts"
+    And the events of the droid "nostart" hold 3 saying "start attempt"
     And no container of the droid "nostart" runs any more

@@ -32,6 +32,7 @@ Feature: dmsd build jobs - a repository in, its dist directory out as a tar (koa
     And the job log follower showed "built with node v"
     And the job log follower showed "succeeded"
     And the job "first" is "succeeded"
+    And the status route of the job "first" answers "succeeded"
     And the log of the job "first" has "step build done" and "step package done"
     And the artifact of the job "first" is a tar of "./", "./assets/", "./assets/app.js", "./index.html"
     And the file "./index.html" of the artifact of the job "first" says "<h1>site d1</h1>"
@@ -132,6 +133,7 @@ Feature: dmsd build jobs - a repository in, its dist directory out as a tar (koa
       | method | path                     |
       | POST   | /job/create              |
       | GET    | /job/<job mine>          |
+      | GET    | /job/<job mine>/status   |
       | GET    | /job/<job mine>/log      |
       | PATCH  | /job/<job mine>/cancel   |
       | GET    | /job/<job mine>/artifact |
@@ -140,6 +142,7 @@ Feature: dmsd build jobs - a repository in, its dist directory out as a tar (koa
       | method | path                     |
       | GET    | /job/<job mine>          |
       | GET    | /job/m1                  |
+      | GET    | /job/<job mine>/status   |
       | GET    | /job/<job mine>/log      |
       | PATCH  | /job/<job mine>/cancel   |
       | GET    | /job/<job mine>/artifact |

@@ -29,3 +29,22 @@ Feature: run - start a job and wait for its end in one call
     And the answer came after at least 1 seconds and within 6 seconds
     And the outcome is "timed_out"
     And nothing is left running for the run
+
+  @needs-engine-socket
+  Scenario: With no engine answering and no image asked for, a job runs as host processes, and says so
+    When without choosing a backend, through a socket path where nothing exists, I start execution "fb" running "echo from-host; exit 3"
+    Then dms-exec exited with 0
+    And dms-exec said "no Docker engine" and "running it as host processes"
+    When without choosing a backend, through that socket path, I call dms-exec wait on "fb"
+    Then the outcome is "exited" with exit code 3
+    And dms-exec said "no Docker engine" and "fb is an execution of the process backend"
+    When without choosing a backend, through that socket path, I call dms-exec logs on "fb"
+    Then dms-exec exited with 0
+    And dms-exec printed "from-host"
+    When without choosing a backend, through that socket path, I call dms-exec rm on "fb"
+    Then dms-exec exited with 0
+
+  @needs-engine-socket
+  Scenario: With no engine answering, a job that asks for an image runs nowhere else
+    When without choosing a backend, through a socket path where nothing exists, I start execution "img" from the image "dms-test/busybox:latest"
+    Then the start fails with UNAVAILABLE

@@ -72,6 +72,36 @@ START_TEST(test_payload_of_koalaci_is_accepted)
 }
 END_TEST
 
+/* koalaCI's README sends the command wrapped in single quotes, which its shell wrapper strips. */
+START_TEST(test_one_pair_of_outer_single_quotes_is_stripped)
+{
+    static const struct {
+        const char *given, *runs;
+    } cases[] = {
+        {"'npm run build && npm run export'", "npm run build && npm run export"},
+        {"npm run build", "npm run build"},
+        {"echo 'a' 'b'", "echo 'a' 'b'"},     /* quotes inside: as written */
+        {"'it'\\''s'", "'it'\\''s'"},         /* more than one pair: as written */
+        {"'x'", "x"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *cmd = json_string(cases[i].given);
+        char *enc = json_dumps(cmd, JSON_ENCODE_ANY);
+        char body[1024];
+        /* the later of two equal keys wins in jansson */
+        snprintf(body, sizeof(body), "{" GOOD ",\"project_build_command\":%s}", enc);
+        free(enc);
+        json_decref(cmd);
+        job j;
+        dms_error err = {0};
+        ck_assert_msg(parse(body, &j, &err) == 0, "%s: %s", cases[i].given, err.message);
+        ck_assert_str_eq(j.build_command, cases[i].runs);
+        job_clear(&j);
+    }
+    assert_refused("project_build_command", "\"''\""); /* nothing once unquoted */
+}
+END_TEST
+
 START_TEST(test_every_key_is_required_and_named_when_missing)
 {
     static const char *const keys[] = {"project_id",
@@ -389,6 +419,7 @@ static Suite *suite(void)
     Suite *s = suite_create("dmsd_jobs");
     TCase *tc = tcase_create("job");
     tcase_add_test(tc, test_payload_of_koalaci_is_accepted);
+    tcase_add_test(tc, test_one_pair_of_outer_single_quotes_is_stripped);
     tcase_add_test(tc, test_every_key_is_required_and_named_when_missing);
     tcase_add_test(tc, test_bad_values_are_refused_with_their_key);
     tcase_add_test(tc, test_unknown_keys_and_non_objects_are_refused);

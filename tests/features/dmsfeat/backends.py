@@ -144,6 +144,13 @@ class ProcessBackend(Backend):
         "needs-volumes": "the process backend cannot mount and creates no volumes",
     }
 
+    def unsupported_reason(self, tags):
+        reason = super().unsupported_reason(tags)
+        if reason is None and "needs-oom-kill" in tags and not _memory_cgroup_writable():
+            reason = ("@needs-oom-kill: no writable memory cgroup here (v1 memory hierarchy or v2 memory controller);"
+                      " the process backend then limits memory with RLIMIT_AS, which fails allocations, not OOM-kills")
+        return reason
+
     def job_args(self, script, marker_dir=None, image=None, extra=()):
         a = list(extra)
         if marker_dir:
@@ -234,3 +241,35 @@ def make(name, tmp_root):
         raise AssertionError(f"backend {name!r} has no capability table in tests/features/dmsfeat/backends.py "
                              f"(known: {', '.join(sorted(BACKENDS))}); add one before running the suite on it")
     return cls(tmp_root)
+
+
+_MEMCG = None
+
+
+def _memory_cgroup_writable():
+    """Whether the process backend can put a job in a memory cgroup here (executor/process/cgroup.c decides the
+    same way): a cgroup v1 memory hierarchy, or the v2 tree with the memory controller in this process's cgroup,
+    writable by us."""
+    global _MEMCG
+    if _MEMCG is None:
+        _MEMCG = False
+        try:
+            with open("/proc/self/mounts") as f:
+                mounts = [line.split() for line in f]
+            with open("/proc/self/cgroup") as f:
+                mine = [line.rstrip("\n").split(":", 2) for line in f]
+        except OSError:
+            return False
+        for m in mounts:
+            if m[2] == "cgroup" and "memory" in m[3].split(","):
+                path = next((c[2] for c in mine if "memory" in c[1].split(",")), "/")
+                _MEMCG = os.access(m[1] + path, os.W_OK) or os.access(m[1], os.W_OK)
+            elif m[2] == "cgroup2":
+                path = next((c[2] for c in mine if c[0] == "0"), "/")
+                try:
+                    with open(os.path.join(m[1] + path, "cgroup.controllers")) as f:
+                        has = "memory" in f.read().split()
+                except OSError:
+                    has = False
+                _MEMCG = _MEMCG or (has and os.access(m[1] + path, os.W_OK))
+    return _MEMCG

@@ -251,3 +251,11 @@ def step_no_downtime(context, name, text, n, seconds):
     assert samples >= 3, f"only {samples} samples while it rebuilt: too fast to tell"
     assert not misses, f"the old container missed {len(misses)} of {samples} requests (t, status, page): {misses}"
     runs_release(context, name, n, seconds)
+
+
+@then('the builds of the droid "{name:Q}" are "{states:Q}", the first one\'s reason mentioning "{text:Q}"')
+def step_builds_are(context, name, states, text):
+    bs = sorted(builds(context, name), key=lambda b: b["id"])
+    got = ",".join(b["status"] for b in bs)
+    assert got == states, f"expected builds {states}; droid {name} has {[(b['id'], b['status']) for b in bs]}"
+    assert text in (bs[0].get("reason") or ""), f"the first build's reason does not mention {text!r}: {bs[0]}"

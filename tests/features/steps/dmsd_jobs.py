@@ -467,3 +467,10 @@ def step_latest_commit(context, name, repo):
     got = droid(context, name)["commit_sha"]
     assert got == sha, f"droid {name} runs {got}, the latest commit is {sha}"
 
+
+
+@then('the status route of the job "{name:Q}" answers "{state:Q}"')
+def step_job_status_route(context, name, state):
+    a = host(context).request("GET", f"/job/{job_id(context, name)}/status", job_user(context, name))
+    expect_status(a, 200)
+    assert a.json == {"data": state}, f"GET /job/:id/status answered {a.json}"

@@ -172,3 +172,47 @@ def step_nothing_labelled(context):
     # Cleanup returns once it has removed everything: no polling here.
     left = context.backend.leftovers(context.executor_id, context.state_dir)
     assert not left, f"cleanup returned but these still carry io.dms.executor={context.executor_id}: {left}"
+
+
+# ---- no engine: dms-exec falls back to the process backend when the workload allows ----
+
+def unchosen(context, args):
+    """dms-exec with no backend chosen (no -x, no DMS_EXECUTOR) and the Docker backend pointed at the scenario's
+    socket path; the scenario's executor id and state dir as usual."""
+    d = context.dms
+    argv = [d.binary, "-i", d.executor_id, "--state-dir", d.state_dir, "--plugin-dir", d.plugin_dir,
+            "-o", f"host=unix://{context.socket_path}", "--json", *args]
+    r = remember(context, d.spawn_argv(argv).finish())
+    if r.json is not None and "outcome" in r.json:
+        context.result = r.json
+    return r
+
+
+@when('without choosing a backend, through a socket path where nothing exists, I start execution "{execution:Q}" '
+      'running "{script:Q}"')
+def step_unchosen_start(context, execution, script):
+    context.socket_path = os.path.join(context.scenario_dir, "nonexistent.sock")
+    unchosen(context, ["start", "--exec", execution, "--", "sh", "-c", script])
+
+
+@when('without choosing a backend, through a socket path where nothing exists, I start execution "{execution:Q}" '
+      'from the image "{image:Q}"')
+def step_unchosen_start_image(context, execution, image):
+    context.socket_path = os.path.join(context.scenario_dir, "nonexistent.sock")
+    unchosen(context, ["start", "--exec", execution, "--image", image, "--", "true"])
+
+
+@when('without choosing a backend, through that socket path, I call dms-exec {command:w} on "{execution:Q}"')
+def step_unchosen_command(context, command, execution):
+    unchosen(context, [command, execution])
+
+
+@then('dms-exec printed "{text:Q}"')
+def step_printed(context, text):
+    assert text in context.last.out, f"expected {text!r} on stdout:\n{context.last.describe()}"
+
+
+@then('dms-exec said "{a:Q}" and "{b:Q}"')
+def step_said(context, a, b):
+    err = context.last.err
+    assert a in err and b in err, f"expected {a!r} and {b!r} on stderr:\n{context.last.describe()}"
