@@ -308,9 +308,9 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     if (ea->intended)
         return 0; /* stopped on purpose, then woken: the runner starts it again */
-    if (ea->res->outcome == DMS_OUTCOME_FAILED) {
-        /* It never ran (under the init, a program that cannot be executed ends this way): a start failure, not a
-         * crash, with the start's own attempts and wording. */
+    if (ea->res->outcome == DMS_OUTCOME_FAILED || ea->res->outcome == DMS_OUTCOME_ENGINE_ERROR) {
+        /* It never ran (under the init, a program that cannot be executed ends this way; or the engine failed
+         * to start it): a start failure, not a crash, with the start's own attempts and wording. */
         d->start_failures++;
         if (d->start_failures >= RUN_MAX_START_ATTEMPTS) {
             snprintf(why, sizeof(why), "container would not start after %d attempt%s: %s", d->start_failures,

@@ -571,6 +571,12 @@ void docker_handler_arm_timeout(docker_handler *h, int64_t delay_ms)
 /* Ends a start that failed before the workload ran: the result says why, and the id is spent. */
 static int fail_start(docker_handler *h, dms_exec_outcome outcome, int rc, dms_error *err)
 {
+    /* The engine failing (an error it answered, no answer, nonsense, a broken socket) is not the workload's
+     * fault: a waiter tells it from a workload that cannot run by the outcome. */
+    if (outcome == DMS_OUTCOME_FAILED && err &&
+        (err->code == DMS_E_ENGINE || err->code == DMS_E_UNAVAILABLE || err->code == DMS_E_PROTOCOL ||
+         err->code == DMS_E_IO))
+        outcome = DMS_OUTCOME_ENGINE_ERROR;
     pthread_mutex_lock(&h->lock);
     h->fail_outcome = outcome;
     snprintf(h->fail_msg, sizeof(h->fail_msg), "%s", err ? err->message : "start failed");

@@ -321,7 +321,7 @@ START_TEST(test_create_500_is_an_engine_error_and_ends_the_execution)
     ck_assert_msg(strstr(err.message, "thin pool is full"), "daemon message passed through: %s", err.message);
     dms_exec_result res = {0};
     ck_assert_int_eq(dms_executor_wait(e.ex, "e500", 1000, &res, &err), 0);
-    ck_assert_int_eq(res.outcome, DMS_OUTCOME_FAILED);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_ENGINE_ERROR); /* the engine's fault, not the workload's */
     ck_assert(strstr(res.error, "thin pool is full"));
     dms_exec_result_clear(&res);
     /* The id is spent: never run twice. */

@@ -23,7 +23,7 @@ typedef enum dms_exec_outcome {
     DMS_OUTCOME_TIMED_OUT = 5, /* stopped because its run timeout passed */
     DMS_OUTCOME_LOST = 6,      /* its container/process vanished behind our back */
     DMS_OUTCOME_FAILED = 7,    /* could not be run at all (bad entrypoint, image missing...); error says why */
-    DMS_OUTCOME_ENGINE_ERROR = 8, /* the engine failed while it ran; error says how */
+    DMS_OUTCOME_ENGINE_ERROR = 8, /* the engine failed to start it or while it ran (ours, not the workload's); error says how */
 } dms_exec_outcome;
 
 /* Stable lower-case name ("exited", "oom_killed", ...); never NULL. */
