@@ -2,7 +2,8 @@
 #
 #   make                 build everything (library, plugins, binaries) into build/
 #   make check           install missing deps, bring Docker up, make test images, build, run unit tests (plain and
-#                        under ASan+UBSan) and the feature suite against the real engine
+#                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
+#                        runs on the sanitizer build (build-san/), the feature suite too
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
@@ -92,7 +93,7 @@ check:
 	scripts/stack-images
 	$(MAKE) build-all
 	$(MAKE) check-unit
-	$(MAKE) check-unit SAN=1
+	$(if $(filter 1,$(SAN)),,$(MAKE) check-unit SAN=1)
 	$(MAKE) check-features
 
 check-unit: build-all $(UNIT_TESTS)
@@ -100,7 +101,7 @@ check-unit: build-all $(UNIT_TESTS)
 
 BEHAVE_ARGS ?=
 check-features: build-all
-	scripts/run-features $(if $(BEHAVE_ARGS),$(BEHAVE_ARGS),--all-backends)
+	DMS_BUILD=$(BUILD) scripts/run-features $(if $(BEHAVE_ARGS),$(BEHAVE_ARGS),--all-backends)
 
 # ---- the main job: a fresh machine to a running dmsd with the example droid deployed ----
 .PHONY: run demo
