@@ -5,6 +5,7 @@
 #                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
 #                        runs on the sanitizer build (build-san/), the feature suite too
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
+#   make check-install   make install into a staging DESTDIR; the installed tree must work on its own
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
 #   make run             install deps, bring Docker up, build, start dmsd and deploy the example droid
@@ -85,7 +86,7 @@ build-all: $(ALL_TARGETS)
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
 
 # ---- checks ----
-.PHONY: check check-env check-unit check-features
+.PHONY: check check-env check-unit check-features check-install
 check:
 	scripts/install-deps
 	scripts/docker-up
@@ -94,10 +95,15 @@ check:
 	$(MAKE) build-all
 	$(MAKE) check-unit
 	$(if $(filter 1,$(SAN)),,$(MAKE) check-unit SAN=1)
+	$(if $(filter 1,$(SAN)),,$(MAKE) check-install)
 	$(MAKE) check-features
 
 check-unit: build-all $(UNIT_TESTS)
 	@scripts/run-unit-tests $(UNIT_TESTS)
+
+# make install into a staging DESTDIR with another PREFIX: its dms-exec, plugins, headers and .pc must work there.
+check-install: build-all
+	BUILD=$(BUILD) tests/install/check-install.sh
 
 BEHAVE_ARGS ?=
 check-features: build-all

@@ -41,6 +41,28 @@ static bool backend_name_valid(const char *s)
     return true;
 }
 
+/* The plugins that belong to this very library: <build>/lib/libdms-executor.so has them in <build>/plugins, an
+ * installed <libdir>/libdms-executor.so in <libdir>/dms/plugins. Found from where the library was loaded, so a
+ * library installed with another PREFIX (or moved) does not reach for the build tree it was compiled in. */
+static bool plugins_beside_library(char *buf, size_t size)
+{
+    Dl_info info;
+    if (!dladdr((void *)plugins_beside_library, &info) || !info.dli_fname || !strchr(info.dli_fname, '/'))
+        return false;
+    char real[PATH_MAX];
+    if (!realpath(info.dli_fname, real))
+        return false;
+    *strrchr(real, '/') = '\0'; /* the library's directory */
+    static const char *const rel[] = {"/../plugins", "/dms/plugins"};
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof(p), "%s%s", real, rel[i]);
+        if (is_dir(p) && realpath(p, buf) && strlen(buf) < size)
+            return true;
+    }
+    return false;
+}
+
 int dms_registry_open(dms_registry **out, const char *plugin_dir, dms_error *err)
 {
     const char *dir = plugin_dir;
@@ -49,9 +71,12 @@ int dms_registry_open(dms_registry **out, const char *plugin_dir, dms_error *err
         dir = getenv("DMS_PLUGIN_DIR");
         why = "DMS_PLUGIN_DIR";
     }
+    char beside[PATH_MAX];
     if (dir && *dir) {
         if (!is_dir(dir))
             return dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin directory %s (from %s) does not exist", dir, why);
+    } else if (plugins_beside_library(beside, sizeof(beside))) {
+        dir = beside;
     } else if (is_dir(DMS_BUILD_PLUGIN_DIR)) {
         dir = DMS_BUILD_PLUGIN_DIR;
     } else if (is_dir(DMS_INSTALL_PLUGIN_DIR)) {
