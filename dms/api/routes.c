@@ -637,7 +637,17 @@ static void rollback(void *ap, api_req *r, const char *id)
     }
     /* Our record says it is kept; the engine has the last word (an image removed behind our back). */
     dms_image_info info;
-    if (dms_executor_image_info(a->ex, ra.rel.image_id, &info, &err) == 0 && !info.present) {
+    if (!a->ex || dms_executor_image_info(a->ex, ra.rel.image_id, &info, &err) < 0) {
+        /* Without the engine's answer nothing is rolled back: a rollback to an image that is gone would stop
+         * nothing but fail later, after the droid's state said otherwise. */
+        if (!a->ex)
+            api_reply_errorf(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "no executor: %s", a->ex_error);
+        else
+            api_reply_error(r, &err);
+        store_release_clear(&ra.rel);
+        return;
+    }
+    if (!info.present) {
         api_reply_errorf(r, MHD_HTTP_CONFLICT, "release", "the image of release %lld (%s) is no longer present",
                          (long long)ra.rel.seq, ra.rel.image_id);
         store_release_clear(&ra.rel);

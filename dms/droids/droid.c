@@ -409,7 +409,8 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
         goto fail;
     if (json_object_get(body, "name") && (r = droid_validate_name(name, err)) < 0)
         goto fail;
-    if (json_object_get(body, "branch") && (r = droid_validate_branch(branch, err)) < 0)
+    /* "branch": null goes back to the repository's default branch. */
+    if (branch && (r = droid_validate_branch(branch, err)) < 0)
         goto fail;
     json_t *commit = json_object_get(body, "commit");
     if (commit) {
@@ -463,7 +464,7 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
         goto oom;
     if (json_object_get(body, "branch")) {
         p->has_branch = true;
-        if (!(p->branch = strdup(branch)))
+        if (branch && !(p->branch = strdup(branch)))
             goto oom;
     }
     return 0;

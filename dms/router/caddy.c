@@ -40,6 +40,21 @@ struct caddy {
     bool child;                            /* pid is our child (reaped with waitpid) */
 };
 
+
+/* host:port (host a loopback address or localhost), as Caddy's admin "listen" takes it. */
+static bool admin_is_loopback(const char *admin)
+{
+    const char *colon = strrchr(admin, ':');
+    if (!colon)
+        return false;
+    size_t n = (size_t)(colon - admin);
+    if (n == strlen("[::1]") && strncmp(admin, "[::1]", n) == 0)
+        return true;
+    if (n == strlen("localhost") && strncmp(admin, "localhost", n) == 0)
+        return true;
+    return n > strlen("127.") && strncmp(admin, "127.", strlen("127.")) == 0 && strspn(admin, "0123456789.") == n;
+}
+
 int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err)
 {
     caddy *c = calloc(1, sizeof(*c));
@@ -58,6 +73,15 @@ int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err)
         return dms_error_set(err, DMS_E_INVALID, "DMS_CADDY_ADMIN",
                              "the admin socket path %s is longer than %d bytes (a unix socket's limit)",
                              cfg->admin, SOCKET_PATH_MAX);
+    }
+    /* Caddy's admin API can replace every route: it stays on a unix socket or on loopback. */
+    if (!c->socket_path[0] && !admin_is_loopback(c->admin)) {
+        int r = dms_error_set(err, DMS_E_INVALID, "DMS_CADDY_ADMIN",
+                              "Caddy's admin address %s is not on loopback: use a unix socket (unix/PATH), "
+                              "127.0.0.1:PORT, [::1]:PORT or localhost:PORT",
+                              cfg->admin);
+        caddy_free(c);
+        return r;
     }
     *out = c;
     return 0;

@@ -24,6 +24,14 @@ Feature: dmsd stacks - a repository without a Dockerfile still builds and runs
       | node   | dms-stack/node:latest    | node app v18  |
       | python | dms-stack/python:latest  | python app    |
 
+  Scenario: A static site serves its files, not the Dockerfiles of its build
+    Given a git repository "site" holding the static example
+    When alice creates the droid "site" from the repository "site"
+    Then the droid "site" becomes "running" within 60 seconds
+    And the droid "site" answers "static page"
+    And the droid "site" answers 404 for "/Dockerfile"
+    And the droid "site" answers 404 for "/.dms-labelled.Dockerfile"
+
   Scenario: A repository that fits no stack fails, and the reason lists what was looked for
     Given a git repository "docs" with a README and no Dockerfile
     When alice creates the droid "docs" from the repository "docs"

@@ -201,6 +201,14 @@ START_TEST(test_patch_sets_only_given_fields)
     ck_assert_str_eq(p.name, "b");
     droid_patch_clear(&p);
 
+    /* null: back to the repository's default branch */
+    ck_assert_int_eq(parse_patch(d, "{\"branch\":null}", &p, &err), 0);
+    ck_assert(p.has_branch);
+    ck_assert_ptr_null(p.branch);
+    droid_patch_clear(&p);
+    ck_assert_int_lt(parse_patch(d, "{\"branch\":\"\"}", &p, &err), 0);
+    ck_assert_str_eq(err.field, "branch");
+
     ck_assert_int_eq(parse_patch(d, "{\"env\":{\"PORT\":\"7000\"}}", &p, &err), 0);
     ck_assert(p.has_port);
     ck_assert_int_eq(p.port, 7000);

@@ -6,6 +6,8 @@ import re
 import subprocess
 import tarfile
 import time
+import urllib.error
+import urllib.request
 
 from behave import given, step, then, when
 
@@ -400,6 +402,17 @@ def step_answers(context, name, text):
         assert page is not None and text in page, f"{d.get('url')} answered {page!r}"
         return True
     eventually(probe, SERVES_TIMEOUT_S, f"droid {name} answers {text!r}", interval_s=0.2)
+
+
+@then('the droid "{name:Q}" answers 404 for "{path:Q}"')
+def step_answers_404(context, name, path):
+    d = droid(context, name)
+    url = d["url"].rstrip("/") + path
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            raise AssertionError(f"{url} answered {r.status}: {r.read()[:200]!r}")
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, f"{url} answered {e.code}"
 
 
 # ---- follow: push hooks ----
