@@ -129,12 +129,14 @@ static dms_registry *reg;
 static dms_executor *open_executor(void);
 static void close_executor(dms_executor *ex);
 
-/* The process backend instead of Docker. The options given were Docker's (-o host=...): the process backend would
- * refuse them. */
+/* The process backend instead of Docker. The options given were Docker's (-o host=...): the process backend
+ * would refuse them. */
 static void use_process_backend(void)
 {
     if (g.n_backend_opts)
-        fprintf(stderr, "dms-exec: the Docker backend's options (-o) do not apply to the process backend: left out\n");
+        fprintf(
+            stderr,
+            "dms-exec: the Docker backend's options (-o) do not apply to the process backend: left out\n");
     g.backend = "process";
     g.n_backend_opts = 0;
 }
@@ -153,15 +155,16 @@ static void maybe_fall_back(const dms_exec_request *req)
     reg = NULL;
     if (up)
         return;
-    fprintf(stderr, "dms-exec: no Docker engine (%s); no --image given, so running it as host processes with the "
-                    "process backend\n",
+    fprintf(stderr,
+            "dms-exec: no Docker engine (%s); no --image given, so running it as host processes with the "
+            "process backend\n",
             why.message);
     use_process_backend();
 }
 
-/* wait, logs, cancel, status and rm of one execution: with no backend chosen and no Docker engine answering, an
- * execution that start or run put on the process backend (above) is found there. Otherwise the Docker executor,
- * whose calls then say the engine is missing. */
+/* wait, logs, cancel, status and rm of one execution: with no backend chosen and no Docker engine answering,
+ * an execution that start or run put on the process backend (above) is found there. Otherwise the Docker
+ * executor, whose calls then say the engine is missing. */
 static dms_executor *open_executor_for(const char *exec_id)
 {
     dms_executor *ex = open_executor();
@@ -176,8 +179,8 @@ static dms_executor *open_executor_for(const char *exec_id)
     dms_executor *px = open_executor();
     dms_exec_status st;
     if (dms_executor_status(px, exec_id, &st, NULL) == 0) {
-        fprintf(stderr, "dms-exec: no Docker engine (%s); %s is an execution of the process backend\n", why.message,
-                exec_id);
+        fprintf(stderr, "dms-exec: no Docker engine (%s); %s is an execution of the process backend\n",
+                why.message, exec_id);
         return px;
     }
     close_executor(px);

@@ -41,9 +41,10 @@ static bool backend_name_valid(const char *s)
     return true;
 }
 
-/* The plugins that belong to this very library: <build>/lib/libdms-executor.so has them in <build>/plugins, an
- * installed <libdir>/libdms-executor.so in <libdir>/dms/plugins. Found from where the library was loaded, so a
- * library installed with another PREFIX (or moved) does not reach for the build tree it was compiled in. */
+/* The plugins that belong to this very library: <build>/lib/libdms-executor.so has them in <build>/plugins,
+ * an installed <libdir>/libdms-executor.so in <libdir>/dms/plugins. Found from where the library was loaded,
+ * so a library installed with another PREFIX (or moved) does not reach for the build tree it was compiled in.
+ */
 static bool plugins_beside_library(char *buf, size_t size)
 {
     Dl_info info;

@@ -42,7 +42,8 @@ struct builder {
     int64_t cur_build;
     dms_cancel_token *cur_token;
     char cur_reason[REASON_MAX];
-    bool cur_superseded; /* cancelled because newer code is wanted: the next build takes over the droid's state */
+    bool cur_superseded; /* cancelled because newer code is wanted: the next build takes over the droid's
+                            state */
 };
 
 int64_t builder_backoff_ms(int attempts)

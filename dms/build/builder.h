@@ -28,8 +28,9 @@ void builder_kick(builder *b);
 /* Cancels the droid's build: the running one is stopped through its cancel token (the executor stops the
  * engine's build), queued ones are marked cancelled. *found (may be NULL) tells whether there was one. */
 int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *found, dms_error *err);
-/* The droid's code changed (branch, commit, a push): a build of the old code that runs now is cancelled, its row
- * "cancelled" with reason "superseded", and the droid's state is left to the build queued for the new code. */
+/* The droid's code changed (branch, commit, a push): a build of the old code that runs now is cancelled, its
+ * row "cancelled" with reason "superseded", and the droid's state is left to the build queued for the new
+ * code. */
 void builder_supersede(builder *b, const char *droid_id);
 
 /* Retry policy, exposed for tests: the delay before attempt n+1 after n failed attempts. */

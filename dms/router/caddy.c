@@ -40,7 +40,6 @@ struct caddy {
     bool child;                            /* pid is our child (reaped with waitpid) */
 };
 
-
 /* host:port (host a loopback address or localhost), as Caddy's admin "listen" takes it. */
 static bool admin_is_loopback(const char *admin)
 {
@@ -52,7 +51,8 @@ static bool admin_is_loopback(const char *admin)
         return true;
     if (n == strlen("localhost") && strncmp(admin, "localhost", n) == 0)
         return true;
-    return n > strlen("127.") && strncmp(admin, "127.", strlen("127.")) == 0 && strspn(admin, "0123456789.") == n;
+    return n > strlen("127.") && strncmp(admin, "127.", strlen("127.")) == 0 &&
+           strspn(admin, "0123456789.") == n;
 }
 
 int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err)

@@ -658,9 +658,11 @@ static int wait_answer(runner *r, const char *exec_id, const char *addr, const c
         }
         if (now - t0 >= timeout_ms) {
             if (status >= 500)
-                snprintf(why, size, "it answered %d on %s for %llds", status, addr, (long long)(timeout_ms / 1000));
+                snprintf(why, size, "it answered %d on %s for %llds", status, addr,
+                         (long long)(timeout_ms / 1000));
             else
-                snprintf(why, size, "it did not answer on %s within %llds", addr, (long long)(timeout_ms / 1000));
+                snprintf(why, size, "it did not answer on %s within %llds", addr,
+                         (long long)(timeout_ms / 1000));
             return -1;
         }
         if (stopping(r)) {
@@ -1288,7 +1290,8 @@ static void adopt(runner *r)
             bool known = false;
             for (size_t j = 0; j < n && !known; j++)
                 known = strcmp(runs[j].exec_id, all[i].execution_id) == 0;
-            /* A build job's live steps are the jobs module's: it stops and re-runs them itself (jobs_start). */
+            /* A build job's live steps are the jobs module's: it stops and re-runs them itself (jobs_start).
+             */
             if (known || (JOB_ID_IS(all[i].job_id) && all[i].state != DMS_STATE_FINISHED))
                 continue;
             log_info("exec=%s job=%s op=reconcile action=remove-unknown", all[i].execution_id, all[i].job_id);

@@ -80,8 +80,8 @@ START_TEST(test_one_pair_of_outer_single_quotes_is_stripped)
     } cases[] = {
         {"'npm run build && npm run export'", "npm run build && npm run export"},
         {"npm run build", "npm run build"},
-        {"echo 'a' 'b'", "echo 'a' 'b'"},     /* quotes inside: as written */
-        {"'it'\\''s'", "'it'\\''s'"},         /* more than one pair: as written */
+        {"echo 'a' 'b'", "echo 'a' 'b'"}, /* quotes inside: as written */
+        {"'it'\\''s'", "'it'\\''s'"},     /* more than one pair: as written */
         {"'x'", "x"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

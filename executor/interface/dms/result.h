@@ -15,15 +15,16 @@ extern "C" {
 
 /* How an execution ended. Exactly one applies. */
 typedef enum dms_exec_outcome {
-    DMS_OUTCOME_NONE = 0,      /* not finished */
-    DMS_OUTCOME_EXITED = 1,    /* exited by itself; exit_code says how (0 = success) */
-    DMS_OUTCOME_SIGNALED = 2,  /* killed by a signal it did not get from us; signal says which */
-    DMS_OUTCOME_OOM_KILLED = 3,/* killed for exceeding its memory limit (engine state or oom event) */
-    DMS_OUTCOME_CANCELLED = 4, /* stopped by cancel */
-    DMS_OUTCOME_TIMED_OUT = 5, /* stopped because its run timeout passed */
-    DMS_OUTCOME_LOST = 6,      /* its container/process vanished behind our back */
-    DMS_OUTCOME_FAILED = 7,    /* could not be run at all (bad entrypoint, image missing...); error says why */
-    DMS_OUTCOME_ENGINE_ERROR = 8, /* the engine failed to start it or while it ran (ours, not the workload's); error says how */
+    DMS_OUTCOME_NONE = 0,       /* not finished */
+    DMS_OUTCOME_EXITED = 1,     /* exited by itself; exit_code says how (0 = success) */
+    DMS_OUTCOME_SIGNALED = 2,   /* killed by a signal it did not get from us; signal says which */
+    DMS_OUTCOME_OOM_KILLED = 3, /* killed for exceeding its memory limit (engine state or oom event) */
+    DMS_OUTCOME_CANCELLED = 4,  /* stopped by cancel */
+    DMS_OUTCOME_TIMED_OUT = 5,  /* stopped because its run timeout passed */
+    DMS_OUTCOME_LOST = 6,       /* its container/process vanished behind our back */
+    DMS_OUTCOME_FAILED = 7, /* could not be run at all (bad entrypoint, image missing...); error says why */
+    DMS_OUTCOME_ENGINE_ERROR =
+        8, /* the engine failed to start it or while it ran (ours, not the workload's); error says how */
 } dms_exec_outcome;
 
 /* Stable lower-case name ("exited", "oom_killed", ...); never NULL. */
