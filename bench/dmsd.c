@@ -4,8 +4,11 @@
  * call pays on top of the work it asks for. Rows: a request refused for want of a token (401: no JWT work),
  * the same request with a token (200), a droid that does not exist (404 after the JWT and the cache lookup).
  * Then a droid's life through the API (examples/hello-droid from a local git repository): create to running
- * (clone, build, start), restart to running again, delete (it answers once everything is gone).
- * Skipped (and said so) when dmsd or dmsctl is not built next to dms-bench. No targets: figures only. */
+ * (clone, build, start), restart to running again, an unchanged rebuild (PATCH the same branch: clone, a build
+ * from the engine's cache, a zero-downtime swap) to running again, delete (it answers once everything is gone).
+ * While the first droid runs: wrk, 64 connections for 10 s, against its status and against the list, dmsd's RSS
+ * sampled during the load. Targets (issue 7): >= 20k req/s on status with p99 < 10 ms. Skipped (and said so)
+ * when dmsd or dmsctl is not built next to dms-bench; the load rows when wrk is missing. */
 #include "common.h"
 
 #include <errno.h>
@@ -38,6 +41,12 @@
 #define DD_DROID_WAIT_MS      120000 /* create or restart to running, bounded */
 #define DD_DROID_POLL_MS      20
 #define DD_BODY_MAX_BYTES     (1024 * 1024)
+#define DD_WRK_CONNECTIONS    64
+#define DD_WRK_THREADS        2
+#define DD_WRK_SECONDS        10
+#define DD_WRK_RSS_SAMPLE_MS  100
+#define DD_TARGET_STATUS_RPS  20000.0
+#define DD_TARGET_STATUS_P99  10.0 /* ms */
 
 typedef struct dd_server {
     pid_t pid;
@@ -382,10 +391,121 @@ static int make_repo(const dd_server *s, const char *bins, char *repo, size_t n)
     return 0;
 }
 
+static void proc_status(pid_t pid, int *threads, long *rss_kb, long *hwm_kb)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    *threads = -1;
+    *rss_kb = *hwm_kb = -1;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        if (!strncmp(line, "Threads:", 8))
+            *threads = atoi(line + 8);
+        else if (!strncmp(line, "VmRSS:", 6))
+            *rss_kb = atol(line + 6);
+        else if (!strncmp(line, "VmHWM:", 6))
+            *hwm_kb = atol(line + 6);
+    }
+    fclose(f);
+}
+
+/* One wrk run: 64 connections against one route for 10 s. */
+typedef struct dd_load {
+    const char *name;
+    double per_s, p50_ms, p99_ms;
+    long requests, errors; /* socket errors and non-2xx answers */
+    long rss_max_kb;       /* dmsd's RSS, highest sample during the load */
+    bool ran;
+} dd_load;
+
 typedef struct dd_droids {
-    bench_samples deploy, restart, remove; /* ms */
+    bench_samples deploy, restart, rebuild, remove; /* ms */
+    dd_load load[2];                                /* status, list */
     int failures;
 } dd_droids;
+
+/* "1.23ms", "456.00us", "2.01s" -> ms; -1 if it is none of those. */
+static double wrk_ms(const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v)
+        return -1;
+    if (!strncmp(end, "us", 2))
+        return x / 1000;
+    if (!strncmp(end, "ms", 2))
+        return x;
+    if (*end == 's')
+        return x * 1000;
+    return -1;
+}
+
+static long proc_rss_kb(pid_t pid)
+{
+    int t;
+    long rss, hwm;
+    proc_status(pid, &t, &rss, &hwm);
+    return rss;
+}
+
+/* wrk against path with the bench's token; dmsd's RSS sampled while it runs. */
+static void run_load(const dd_server *s, const char *path, dd_load *l)
+{
+    char url[256], hdr[DD_TOKEN_MAX + 32], out[PATH_MAX + 32], secs[16], conns[16], threads[16];
+    snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+    snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", s->token);
+    snprintf(out, sizeof(out), "%s/wrk.out", s->dir);
+    snprintf(secs, sizeof(secs), "%ds", DD_WRK_SECONDS);
+    snprintf(conns, sizeof(conns), "%d", DD_WRK_CONNECTIONS);
+    snprintf(threads, sizeof(threads), "%d", DD_WRK_THREADS);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+            _exit(127);
+        execlp("wrk", "wrk", "-t", threads, "-c", conns, "-d", secs, "--latency", "-H", hdr, url, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0)
+        return;
+    l->rss_max_kb = -1;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        long rss = proc_rss_kb(s->pid);
+        if (rss > l->rss_max_kb)
+            l->rss_max_kb = rss;
+        usleep(DD_WRK_RSS_SAMPLE_MS * 1000);
+    }
+    FILE *f = fopen(out, "re");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof(line), f)) {
+        char a[64];
+        long n, e1, e2, e3, e4;
+        if (sscanf(line, " Requests/sec: %lf", &l->per_s) == 1)
+            l->ran = true;
+        else if (sscanf(line, " 50%% %63s", a) == 1)
+            l->p50_ms = wrk_ms(a);
+        else if (sscanf(line, " 99%% %63s", a) == 1)
+            l->p99_ms = wrk_ms(a);
+        else if (sscanf(line, " %ld requests in", &n) == 1)
+            l->requests = n;
+        else if (sscanf(line, " Socket errors: connect %ld, read %ld, write %ld, timeout %ld", &e1, &e2, &e3,
+                        &e4) == 4)
+            l->errors += e1 + e2 + e3 + e4;
+        else if (sscanf(line, " Non-2xx or 3xx responses: %ld", &n) == 1)
+            l->errors += n;
+    }
+    fclose(f);
+    if (!l->ran || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "bench: dmsd: wrk %s did not run (exit %d; is wrk installed? scripts/install-deps --all)\n",
+                url, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+        l->ran = false;
+    }
+}
 
 /* One droid: create -> running, restart -> running again, delete. */
 static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i, dd_droids *out)
@@ -419,6 +539,25 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
             out->failures++;
         } else {
             bench_samples_add(&out->restart, bench_ms(bench_mono_ns() - t1));
+        }
+        dms_buf_reset(&b);
+        if (i == 0) {
+            /* Under load while it runs: its status (the droid cache) and the list. */
+            snprintf(path, sizeof(path), "/droids/%s/status", id);
+            out->load[0].name = "GET /droids/:id/status";
+            run_load(s, path, &out->load[0]);
+            out->load[1].name = "GET /droids";
+            run_load(s, "/droids", &out->load[1]);
+        }
+        /* An unchanged rebuild: naming the same branch asks for its head again. */
+        snprintf(path, sizeof(path), "/droids/%s", id);
+        int64_t t3 = bench_mono_ns();
+        if (call(c, s, "PATCH", path, "{\"branch\":\"main\"}", &status, &b) < 0 || status != 200 ||
+            wait_running(c, s, id, 3) < 0) {
+            fprintf(stderr, "bench: dmsd: rebuild %s: status %ld\n", id, status);
+            out->failures++;
+        } else {
+            bench_samples_add(&out->rebuild, bench_ms(bench_mono_ns() - t3));
         }
         dms_buf_reset(&b);
     }
@@ -542,25 +681,6 @@ static void run_parallel(const dd_server *s, dd_row *row, long n, long k)
 }
 
 /* Threads and resident memory of a process, from /proc/<pid>/status. */
-static void proc_status(pid_t pid, int *threads, long *rss_kb, long *hwm_kb)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    *threads = -1;
-    *rss_kb = *hwm_kb = -1;
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        if (!strncmp(line, "Threads:", 8))
-            *threads = atoi(line + 8);
-        else if (!strncmp(line, "VmRSS:", 6))
-            *rss_kb = atol(line + 6);
-        else if (!strncmp(line, "VmHWM:", 6))
-            *hwm_kb = atol(line + 6);
-    }
-    fclose(f);
-}
 
 int bench_dmsd(bench_env *env, const char *json_path)
 {
@@ -645,12 +765,31 @@ int bench_dmsd(bench_env *env, const char *json_path)
             bench_samples *s;
         } drows[] = {{"create -> running (clone, build, start)", &droids.deploy},
                      {"restart -> running again", &droids.restart},
+                     {"unchanged rebuild -> running again", &droids.rebuild},
                      {"delete (answers once it is gone)", &droids.remove}};
-        for (size_t i = 0; i < 3; i++) {
+        for (size_t i = 0; i < sizeof(drows) / sizeof(drows[0]); i++) {
             bench_stats t = bench_stats_of(drows[i].s);
             printf("  %-40s %5zu %8.0f %8.0f %8.0f\n", drows[i].name, t.n, t.p50, t.min, t.max);
         }
         failures += droids.failures;
+    }
+    json_t *jload = json_object();
+    if (n_droids > 0) {
+        printf("  %-40s %9s %8s %8s %9s %7s %10s\n", "under load (wrk, 64 connections, 10 s)", "req/s", "p50 ms",
+               "p99 ms", "requests", "errors", "RSS max");
+        for (size_t i = 0; i < 2; i++) {
+            const dd_load *l = &droids.load[i];
+            if (!l->ran)
+                continue;
+            printf("  %-40s %9.0f %8.3f %8.3f %9ld %7ld %6.1f MiB\n", l->name, l->per_s, l->p50_ms, l->p99_ms,
+                   l->requests, l->errors, (double)l->rss_max_kb / 1024);
+            json_object_set_new(jload, l->name,
+                                json_pack("{s:f,s:f,s:f,s:I,s:I,s:I}", "per_s", bench_finite(l->per_s), "p50_ms",
+                                          bench_finite(l->p50_ms), "p99_ms", bench_finite(l->p99_ms), "requests",
+                                          (json_int_t)l->requests, "errors", (json_int_t)l->errors, "rss_max_kb",
+                                          (json_int_t)l->rss_max_kb));
+            failures += l->errors > 0;
+        }
     }
     double auth_cost = bench_median(&rows[1].ms) - bench_median(&rows[0].ms);
     printf(
@@ -658,9 +797,19 @@ int bench_dmsd(bench_env *env, const char *json_path)
         "clients; the JWT and route add %.3f ms over a 401; %d failed requests\n",
         bench_median(&rows[1].ms), rows[1].per_s, rows[n_rows - 1].per_s, k, auth_cost, failures);
     if (n_droids > 0)
-        printf("SUMMARY dmsd droid: create to running p50 %.0f ms, restart %.0f ms, delete %.0f ms (n=%zu)\n",
-               bench_median(&droids.deploy), bench_median(&droids.restart), bench_median(&droids.remove),
-               droids.deploy.n);
+        printf("SUMMARY dmsd droid: create to running p50 %.0f ms, restart %.0f ms, unchanged rebuild %.0f ms, "
+               "delete %.0f ms (n=%zu)\n",
+               bench_median(&droids.deploy), bench_median(&droids.restart), bench_median(&droids.rebuild),
+               bench_median(&droids.remove), droids.deploy.n);
+    const dd_load *st = &droids.load[0];
+    if (st->ran)
+        printf("SUMMARY dmsd load: status %.0f req/s (>= %.0f %s), p99 %.2f ms (< %.0f %s), list %.0f req/s; "
+               "%d MiB RSS at most under load; idle RSS %.1f MiB (<= 8 %s)\n",
+               st->per_s, DD_TARGET_STATUS_RPS, st->per_s >= DD_TARGET_STATUS_RPS ? "met" : "MISSED", st->p99_ms,
+               DD_TARGET_STATUS_P99, st->p99_ms < DD_TARGET_STATUS_P99 ? "met" : "MISSED", droids.load[1].per_s,
+               (int)((st->rss_max_kb > droids.load[1].rss_max_kb ? st->rss_max_kb : droids.load[1].rss_max_kb) /
+                     1024),
+               (double)rss0 / 1024, rss0 <= 8 * 1024 ? "met" : "MISSED");
     server_stop(&s, failures > 0);
 
     /* Whatever dmsd left with its label (a droid whose delete failed) is removed here, and counted first. */
@@ -685,13 +834,16 @@ int bench_dmsd(bench_env *env, const char *json_path)
                           bench_finite(auth_cost), "failures", failures, "machine_before", machine_before,
                           "machine_after", bench_machine_json());
     json_object_set_new(o, "droid_ms",
-                        json_pack("{s:o,s:o,s:o}", "create_to_running",
+                        json_pack("{s:o,s:o,s:o,s:o}", "create_to_running",
                                   bench_stats_json(&droids.deploy, "ms", true), "restart_to_running",
-                                  bench_stats_json(&droids.restart, "ms", true), "delete",
+                                  bench_stats_json(&droids.restart, "ms", true), "unchanged_rebuild_to_running",
+                                  bench_stats_json(&droids.rebuild, "ms", true), "delete",
                                   bench_stats_json(&droids.remove, "ms", true)));
+    json_object_set_new(o, "load", jload);
     bench_results_put(json_path, "dmsd", o);
     bench_samples_free(&droids.deploy);
     bench_samples_free(&droids.restart);
+    bench_samples_free(&droids.rebuild);
     bench_samples_free(&droids.remove);
     for (size_t i = 0; i < n_rows; i++)
         bench_samples_free(&rows[i].ms);

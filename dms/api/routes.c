@@ -296,6 +296,8 @@ static void patch(void *ap, api_req *r, const char *id)
         api_reply_json(r, MHD_HTTP_OK, j);
         return;
     }
+    /* The build that runs before the change, if any: the change supersedes it (below). */
+    int64_t old_build = a->builder ? builder_running(a->builder, id) : 0;
     if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
@@ -306,9 +308,9 @@ static void patch(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    /* A running build of the old code is no longer wanted. */
+    /* A running build of the old code is no longer wanted (not the new one, which may have started already). */
     if ((p.has_branch || p.has_commit) && a->builder)
-        builder_supersede(a->builder, id);
+        builder_supersede(a->builder, id, old_build);
     droid_free(cur);
     droid_patch_clear(&p);
     if (follow_apply(a, id, &fo, made, &err) < 0) {

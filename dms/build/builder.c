@@ -656,11 +656,20 @@ static int mut_cancel_queued(core_tx *tx, droid *d, void *ud, dms_error *err)
     return 0;
 }
 
-void builder_supersede(builder *b, const char *droid_id)
+int64_t builder_running(builder *b, const char *droid_id)
+{
+    pthread_mutex_lock(&b->lock);
+    int64_t id = b->cur_token && strcmp(b->cur_droid, droid_id) == 0 ? b->cur_build : 0;
+    pthread_mutex_unlock(&b->lock);
+    return id;
+}
+
+void builder_supersede(builder *b, const char *droid_id, int64_t build_id)
 {
     bool running = false;
     pthread_mutex_lock(&b->lock);
-    if (b->cur_token && strcmp(b->cur_droid, droid_id) == 0 && !dms_cancel_token_cancelled(b->cur_token)) {
+    if (build_id > 0 && b->cur_token && b->cur_build == build_id && strcmp(b->cur_droid, droid_id) == 0 &&
+        !dms_cancel_token_cancelled(b->cur_token)) {
         snprintf(b->cur_reason, sizeof(b->cur_reason), "superseded: newer code is wanted");
         b->cur_superseded = true;
         dms_cancel_token_cancel(b->cur_token);
