@@ -13,6 +13,15 @@ Feature: recover - pick up what an earlier process left behind
     Then the outcome is "exited" with exit code 7
     And the result's stdout has every line from "tick 1" to "tick 6"
 
+  Scenario: The process that recovers a running job waits for it on the same executor object
+    Given a client started execution "e2" running "for i in 1 2 3 4; do echo tick $i; sleep 0.3; done; exit 5" and stays to wait for it
+    And execution "e2" is running
+    And that client dies without a word
+    When a new process recovers the executor and waits for execution "e2" on the same executor object
+    Then it adopted 1 execution
+    And the outcome is "exited" with exit code 5
+    And the result's stdout has every line from "tick 1" to "tick 4"
+
   Scenario: A job that finished while nobody watched gets its real result and is not run again
     Given a marker file the job can append to
     And I started execution "f1" running "echo ran >> $MARK/runs; echo finished; exit 3"

@@ -10,7 +10,12 @@ object: {"threads": [{"rc", "error", "result"}...]}.
     ... start-cancel SPEC_JSON_FILE DELAY_MS
 
 starts the request in one thread and, DELAY_MS later, cancels it from another thread of the same object; prints
-{"start": {"rc", "error", "message", "seconds"}, "cancel": {...}, "result": {...} or null}."""
+{"start": {"rc", "error", "message", "seconds"}, "cancel": {...}, "result": {...} or null}.
+
+    ... recover-wait EXEC_ID TIMEOUT_MS
+
+dms_executor_recover() and then dms_executor_wait() on the same object (what a restarted host does); prints
+{"adopted": N, "wait": {"rc", "error", "message", "seconds"}, "result": {...} or null}."""
 import ctypes
 import json
 import sys
@@ -57,6 +62,7 @@ def load(lib_path):
     lib.dms_exec_request_free.argtypes = [ctypes.c_void_p]
     lib.dms_executor_start.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(DmsError)]
     lib.dms_executor_cancel.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(DmsError)]
+    lib.dms_executor_recover.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(DmsError)]
     lib.dms_error_code_name.argtypes = [ctypes.c_int]
     lib.dms_error_code_name.restype = ctypes.c_char_p
     return lib
@@ -140,6 +146,20 @@ def start_cancel(lib, ex, spec_path, delay_ms):
     return out
 
 
+def recover_wait(lib, ex, exec_id, timeout_ms):
+    adopted = ctypes.c_size_t(0)
+    rec = _call(lib, lib.dms_executor_recover, ex, ctypes.byref(adopted))
+    if rec["rc"] < 0:
+        return {"adopted": None, "recover": rec, "wait": None, "result": None}
+    res = DmsExecResult()
+    w = _call(lib, lib.dms_executor_wait, ex, exec_id.encode(), ctypes.c_int64(timeout_ms), ctypes.byref(res))
+    out = {"adopted": adopted.value, "recover": rec, "wait": w, "result": None}
+    if w["rc"] == 0:
+        out["result"] = result_json(lib, res)
+        lib.dms_exec_result_clear(ctypes.byref(res))
+    return out
+
+
 def main(argv):
     lib_path, plugin_dir, backend, executor_id, state_dir, op = argv[1:7]
     lib = load(lib_path)
@@ -156,6 +176,8 @@ def main(argv):
     if op == "waiters":
         exec_id, n, timeout_ms = argv[7], int(argv[8]), int(argv[9])
         print(json.dumps({"threads": waiters(lib, ex, exec_id, n, timeout_ms)}), flush=True)
+    elif op == "recover-wait":
+        print(json.dumps(recover_wait(lib, ex, argv[7], int(argv[8]))), flush=True)
     elif op == "start-cancel":
         print(json.dumps(start_cancel(lib, ex, argv[7], int(argv[8]))), flush=True)
     else:

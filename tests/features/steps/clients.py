@@ -8,6 +8,7 @@ from behave import then, when
 from dmsfeat.steputil import assert_error, assert_ok, check_outcome, job, remember
 from dmsfeat.cli import Outcome
 
+RECOVER_WAIT_TIMEOUT_MS = 30000
 CAPI = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dmsfeat", "capi.py")
 # Debian's interpreter, as for behave itself (ctypes against our library; never another python on PATH).
 PYTHON = "/usr/bin/python3"
@@ -139,6 +140,18 @@ def capi_start_cancel(context, execution, image, delay_ms):
     o = remember(context, Outcome(argv, p.returncode, p.stdout, p.stderr, 0))
     assert p.returncode == 0 and o.json, f"the threaded start/cancel failed:\n{o.describe()}"
     return o.json
+
+
+@when('a new process recovers the executor and waits for execution "{execution:Q}" on the same executor object')
+def step_capi_recover_wait(context, execution):
+    argv = [PYTHON, CAPI, context.lib_path, context.plugin_dir, context.backend_name, context.executor_id,
+            context.state_dir, "recover-wait", execution, str(RECOVER_WAIT_TIMEOUT_MS)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=CAPI_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    o = remember(context, Outcome(argv, p.returncode, p.stdout, p.stderr, 0))
+    assert p.returncode == 0 and o.json, f"recover and wait on one object failed:\n{o.describe()}"
+    assert o.json["wait"] and o.json["wait"]["rc"] == 0, f"the wait after recover failed: {o.json}"
+    context.recovered = {"adopted": o.json["adopted"]}
+    context.result = o.json["result"]
 
 
 @when('one thread starts execution "{execution:Q}" from an image on that registry and another thread cancels it a '
