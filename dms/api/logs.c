@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dms/backend.h>
+
 #include "../app.h"
 #include "../common.h"
 #include "logpage.h"
@@ -206,9 +208,27 @@ static void runtime_logs(app *a, api_req *r, const char *id)
 typedef struct build_src {
     app *a;
     char droid_id[DROID_ID_SIZE];
+    char path[PATH_MAX + 16];
     int fd;
+    ino_t ino; /* the file fd reads: each build writes a new one under the same name */
     off_t off;
 } build_src;
+
+/* The name points at another file than the one being read: a new build began. Read it from its start. */
+static bool build_moved_on(build_src *bs)
+{
+    struct stat st;
+    if (stat(bs->path, &st) < 0 || st.st_ino == bs->ino)
+        return false;
+    int fd = open(bs->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    close(bs->fd);
+    bs->fd = fd;
+    bs->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
+    bs->off = 0;
+    return true;
+}
 
 static bool build_active(build_src *bs)
 {
@@ -229,9 +249,10 @@ static ssize_t build_read(void *ud, char *buf, size_t max)
         }
         if (n < 0 && errno != EINTR)
             return API_STREAM_ERROR;
-        struct stat st;
-        if (fstat(bs->fd, &st) == 0 && st.st_size < bs->off)
-            bs->off = 0; /* a new build truncated the file */
+        if (build_moved_on(bs)) {
+            pass = -1; /* the new build's file, from its start */
+            continue;
+        }
         if (pass == 0 && build_active(bs))
             return API_STREAM_AGAIN;
         /* Not active: read once more (the last lines may have landed just before the build ended), then end.
@@ -264,6 +285,14 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
     app_droid_dir(a, id, dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/%s", dir, which);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && follow) {
+        /* Followed while its first build is queued: an empty file to wait on, which the build replaces with its
+         * own (the follower moves over to it). */
+        build_src probe = {.a = a};
+        snprintf(probe.droid_id, sizeof(probe.droid_id), "%s", id);
+        if (build_active(&probe) && dms_mkdir_p(dir, false, NULL) == 0)
+            fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    }
     if (fd < 0) {
         api_reply_errorf(r, MHD_HTTP_NOT_FOUND, which, "no %s yet: the droid has not been built", which);
         return;
@@ -308,7 +337,10 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
         }
         bs->a = a;
         snprintf(bs->droid_id, sizeof(bs->droid_id), "%s", id);
+        snprintf(bs->path, sizeof(bs->path), "%s", path);
         bs->fd = fd;
+        struct stat st;
+        bs->ino = fstat(fd, &st) == 0 ? st.st_ino : 0;
         bs->off = start;
         api_reply_stream(r, MHD_HTTP_OK, "text/plain; charset=utf-8", &build_ops, bs, NULL, NULL);
         return;

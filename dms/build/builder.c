@@ -226,11 +226,16 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* ---- one build ---- */
 
+/* A new file (a new inode) for every build: a follower still reading the previous build's log (or the empty one
+ * it made while the build was queued) sees the name point elsewhere and starts over on the new one
+ * (api/logs.c). */
 static int open_output(const char *dir, const char *name)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/%s", dir, name);
-    return open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (unlink(p) < 0 && errno != ENOENT)
+        return -1;
+    return open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
 }
 
 static bool cancelled(builder *bld)

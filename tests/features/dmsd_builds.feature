@@ -88,6 +88,29 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
 
   # The delete lands while a step runs, after earlier steps have committed images: every image a build makes
   # carries the droid's labels from its first step, and none may be left, however far the build got.
+  Scenario: The build log of a droid whose build waits in the queue can be followed at once
+    Given dmsd is running
+    And a git repository "forever" whose Dockerfile is
+      """
+      FROM dms-test/busybox:latest
+      RUN echo "building for a long time" && sleep 120
+      """
+    And a git repository "next" whose Dockerfile is
+      """
+      FROM dms-test/web:latest
+      RUN echo "next is building"  # build <unique>, never from the cache
+      CMD trap 'exit 0' TERM; httpd -f -p "$PORT" -h /www & wait
+      """
+    When alice creates the droid "forever" from the repository "forever"
+    And the droid "forever" becomes "building" within 30 seconds
+    And alice creates the droid "next" from the repository "next"
+    Then the droid "next" is "pending"
+    When alice follows the build log of the droid "next" at once
+    And alice cancels the build of the droid "forever"
+    Then the build log follower shows "next is building"
+    And the build log follower ends by itself within 30 seconds
+    And no container runs "sleep 120" any more
+
   Scenario: Changing the branch while a build runs cancels it, and the new branch is built at once
     Given dmsd is running
     And a git repository "slow" whose Dockerfile is

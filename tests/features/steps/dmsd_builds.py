@@ -43,6 +43,14 @@ def step_follow_build(context, user, name):
     context.dmsd_build_follower = s
 
 
+@when('{user:w} follows the build log of the droid "{name:Q}" at once')
+def step_follow_build_now(context, user, name):
+    path = f"/droids/{droid_id(context, name)}/logs?build.out&follow=1"
+    s = host(context).stream(path, user)
+    assert s.status == 200, f"following {path} while its build is queued: status {s.status}"
+    context.dmsd_build_follower = s
+
+
 def arrival_of(f, text, whole_line=False):
     for at, line in f.arrivals():
         if (line.strip() == text) if whole_line else (text in line):
