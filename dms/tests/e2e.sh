@@ -48,6 +48,8 @@ cleanup() {
     docker ps -aq --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker rm -f >/dev/null 2>&1
     docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | sort -u | xargs -r docker rmi -f >/dev/null 2>&1
     docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker volume rm >/dev/null 2>&1
+    # The droids' network this dmsd made.
+    docker network ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker network rm >/dev/null 2>&1
     [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT

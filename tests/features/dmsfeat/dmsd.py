@@ -196,7 +196,9 @@ class Dmsd:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_") and k != "DOCKER_HOST"}
         env.update({"DMS_JWT_SECRET": self.secret, "DMS_DATA_DIR": self.data_dir, "DMS_LISTEN": "127.0.0.1:0",
                     "DMS_EXECUTOR_ID": self.executor_id, "DMS_BACKEND": "docker", "DMS_PLUGIN_DIR": self.plugin_dir,
-                    "DMS_LOG_LEVEL": "info"})
+                    "DMS_LOG_LEVEL": "info",
+                    # Any free port for its Caddy: scenarios (and parallel runs) must not compete for 8000.
+                    "DMS_PROXY_LISTEN": "127.0.0.1:0"})
         if self.keep_releases is not None:
             env["DMS_KEEP_RELEASES"] = str(self.keep_releases)
         if self.docker_host:
