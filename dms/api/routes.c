@@ -337,15 +337,26 @@ static void hook_push(void *ap, api_req *r, const char *id)
     const char *secret = api_header(r, HOOK_SECRET_HEADER);
     if (!secret)
         secret = api_header(r, HOOK_SECRET_HEADER_GITLAB);
-    if (!secret) {
+    const char *signature = api_header(r, HOOK_SIGNATURE_HEADER);
+    if (!signature)
+        signature = api_header(r, HOOK_SIGNATURE_HEADER_GITEA);
+    if (!secret && !signature) {
         api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, HOOK_SECRET_HEADER,
-                         "a push hook needs the droid's hook secret in the %s header", HOOK_SECRET_HEADER);
+                         "a push hook needs the droid's hook secret in the %s header (or %s), or the body signed "
+                         "with it in %s (GitHub, Gitea)",
+                         HOOK_SECRET_HEADER, HOOK_SECRET_HEADER_GITLAB, HOOK_SIGNATURE_HEADER);
         return;
     }
-    /* A wrong secret and a droid without one (or none at all) get the same answer. */
-    if (follow_verify_secret(a, id, secret, &err) < 0) {
+    /* A wrong secret or signature and a droid without a secret (or none at all) get the same answer. */
+    size_t len = 0;
+    const char *raw = api_body(r, &len);
+    int vr = secret ? follow_verify_secret(a, id, secret, &err)
+                    : follow_verify_signature(a, id, signature, raw, len, &err);
+    if (vr < 0) {
+        const char *field = secret ? HOOK_SECRET_HEADER : HOOK_SIGNATURE_HEADER;
         if (err.code == DMS_E_NOT_FOUND || err.code == DMS_E_INVALID)
-            api_reply_errorf(r, MHD_HTTP_FORBIDDEN, HOOK_SECRET_HEADER, "wrong hook secret, or no such hook");
+            api_reply_errorf(r, MHD_HTTP_FORBIDDEN, field, "wrong hook %s, or no such hook",
+                             secret ? "secret" : "signature");
         else
             api_reply_error(r, &err);
         return;
@@ -355,8 +366,6 @@ static void hook_push(void *ap, api_req *r, const char *id)
         return;
     }
     /* A push payload (GitHub, GitLab, Gitea) names the ref; a push to another branch changes nothing. */
-    size_t len = 0;
-    const char *raw = api_body(r, &len);
     _cleanup_json_ json_t *payload = len ? json_loadb(raw, len, 0, NULL) : NULL;
     const char *ref = json_string_value(json_object_get(payload, "ref"));
     droid *d = core_get_copy(a->core, id);

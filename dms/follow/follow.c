@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 typedef struct follow_row {
     bool follow;
     char *secret_hash;
+    char *hmac_key; /* the secret itself (NULL for one set before schema 6): signed hooks need it */
     char *remote_sha;
     char *queued_sha;
     char *last_error;
@@ -30,6 +32,7 @@ typedef struct follow_row {
 static void row_clear(follow_row *r)
 {
     free(r->secret_hash);
+    free(r->hmac_key);
     free(r->remote_sha);
     free(r->queued_sha);
     free(r->last_error);
@@ -79,7 +82,7 @@ static int row_get(store *s, const char *id, follow_row *out, dms_error *err)
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof(*out));
     if (sqlite3_prepare_v2(l.db,
-                           "SELECT follow, secret_hash, remote_sha, queued_sha, last_error, checked_ns"
+                           "SELECT follow, secret_hash, remote_sha, queued_sha, last_error, checked_ns, hmac_key"
                            " FROM droid_follow WHERE droid_id=?",
                            -1, &st, NULL) != SQLITE_OK)
         return db_error(l.db, err, "read follow");
@@ -95,6 +98,7 @@ static int row_get(store *s, const char *id, follow_row *out, dms_error *err)
     out->queued_sha = col_text(st, 3);
     out->last_error = col_text(st, 4);
     out->checked_ns = sqlite3_column_int64(st, 5);
+    out->hmac_key = col_text(st, 6);
     return 1;
 }
 
@@ -105,8 +109,8 @@ static int row_put(store *s, const char *id, const follow_row *r, dms_error *err
     if (sqlite3_prepare_v2(
             l.db,
             "INSERT INTO droid_follow (droid_id, follow, secret_hash, remote_sha, queued_sha,"
-            " last_error, checked_ns) VALUES (?,?,?,?,?,?,?) ON CONFLICT(droid_id) DO UPDATE SET"
-            " follow=excluded.follow, secret_hash=excluded.secret_hash,"
+            " last_error, checked_ns, hmac_key) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(droid_id) DO UPDATE SET"
+            " follow=excluded.follow, secret_hash=excluded.secret_hash, hmac_key=excluded.hmac_key,"
             " remote_sha=excluded.remote_sha, queued_sha=excluded.queued_sha,"
             " last_error=excluded.last_error, checked_ns=excluded.checked_ns",
             -1, &st, NULL) != SQLITE_OK)
@@ -118,6 +122,7 @@ static int row_put(store *s, const char *id, const follow_row *r, dms_error *err
     bind_text(st, 5, r->queued_sha);
     bind_text(st, 6, r->last_error);
     sqlite3_bind_int64(st, 7, r->checked_ns);
+    bind_text(st, 8, r->hmac_key);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(l.db, err, "write follow");
     return 0;
@@ -189,6 +194,48 @@ int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_e
     return 0;
 }
 
+/* GitHub and Gitea sign the body with HMAC-SHA256 keyed by the secret: "sha256=<hex>" (X-Hub-Signature-256) or
+ * the bare hex (X-Gitea-Signature). */
+int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
+                            dms_error *err)
+{
+    droid *d = core_get_copy(a->core, droid_id);
+    bool alive = d && !d->deleting;
+    droid_free(d);
+    follow_row row = {0};
+    int r = alive ? row_get(a->st, droid_id, &row, err) : 0;
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *key = r == 1 ? row.hmac_key : NULL;
+    row.hmac_key = NULL;
+    row_clear(&row);
+    if (!key)
+        return dms_error_set(err, DMS_E_NOT_FOUND, "id",
+                             "no droid %.32s with a hook secret that can check signatures (a secret set before "
+                             "dmsd could keep it: set it again)",
+                             droid_id);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!HMAC(EVP_sha256(), key, (int)strlen(key), body ? body : (const void *)"", len, md, &n) ||
+        n * 2 != SHA256_HEX)
+        return dms_error_set(err, DMS_E_INTERNAL, NULL, "hmac-sha256 failed");
+    static const char hex[] = "0123456789abcdef";
+    char want[SHA256_HEX + 1];
+    for (unsigned int i = 0; i < n; i++) {
+        want[2 * i] = hex[md[i] >> 4];
+        want[2 * i + 1] = hex[md[i] & 15];
+    }
+    want[SHA256_HEX] = '\0';
+    const char *given = strncmp(signature, "sha256=", 7) == 0 ? signature + 7 : signature;
+    char low[SHA256_HEX + 1] = "";
+    if (strlen(given) == SHA256_HEX)
+        for (int i = 0; i <= SHA256_HEX; i++)
+            low[i] = (char)(given[i] >= 'A' && given[i] <= 'F' ? given[i] - 'A' + 'a' : given[i]);
+    if (CRYPTO_memcmp(low, want, SHA256_HEX) != 0)
+        return dms_error_set(err, DMS_E_INVALID, HOOK_SIGNATURE_HEADER, "wrong signature");
+    return 0;
+}
+
 /* ---- the API's side ---- */
 
 int follow_take_opts(json_t *body, follow_opts *out, dms_error *err)
@@ -250,8 +297,8 @@ static int mut_apply(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     const char *plain = aa->opts->has_secret ? aa->opts->secret : made[0] ? made : NULL;
     if (plain) {
-        if ((r = follow_hash_secret(plain, hash, err)) < 0 ||
-            (r = dmsd_set_str(&row.secret_hash, hash)) < 0) {
+        if ((r = follow_hash_secret(plain, hash, err)) < 0 || (r = dmsd_set_str(&row.secret_hash, hash)) < 0 ||
+            (r = dmsd_set_str(&row.hmac_key, plain)) < 0) {
             row_clear(&row);
             return r < 0 && err && err->code ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         }

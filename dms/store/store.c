@@ -1,11 +1,14 @@
 /* store.c - SQLite persistence for dmsd (see store.h). */
 #include "store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../common.h"
 
@@ -81,6 +84,8 @@ static const char *const migrations[] = {
     "ALTER TABLE droids ADD COLUMN snooze TEXT;"
     "ALTER TABLE droids ADD COLUMN asleep INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE droids ADD COLUMN woken_ns INTEGER NOT NULL DEFAULT 0;",
+    /* 6: the hook secret itself, as the HMAC key of signed hooks (GitHub, Gitea); set with every new secret */
+    "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
 };
 
 static void finalizep(sqlite3_stmt **st)
@@ -199,6 +204,13 @@ int store_open(store **out, const char *path, dms_error *err)
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->lock, &a);
     pthread_mutexattr_destroy(&a);
+    /* The store holds hook secrets (the HMAC keys of signed hooks): readable by dmsd's user only. SQLite gives
+     * its -wal and -shm files the database file's mode. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        fchmod(fd, 0600);
+        close(fd);
+    }
     /* NOMUTEX: our own lock serialises every use of the one connection. */
     int rc =
         sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

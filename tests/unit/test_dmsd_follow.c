@@ -153,6 +153,20 @@ START_TEST(test_follow_on_makes_a_secret_once_and_the_hook_checks_it)
     ck_assert_str_eq(again, "");
     ck_assert_int_eq(follow_verify_secret(&a, id, "my-own-secret-123456", &err), 0);
     ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), -DMS_E_INVALID);
+    /* Signed as GitHub and Gitea sign: HMAC-SHA256 of the body keyed by the secret (python's hmac says so). */
+    static const char body[] = "{\"ref\":\"refs/heads/main\"}";
+    static const char mac[] = "f50396739491dae54143cceebae4db69e217d1d767e559d1dc5689c0349fa7b5";
+    char sig[80];
+    snprintf(sig, sizeof(sig), "sha256=%s", mac);
+    ck_assert_int_eq(follow_verify_signature(&a, id, sig, body, strlen(body), &err), 0);
+    ck_assert_int_eq(follow_verify_signature(&a, id, mac, body, strlen(body), &err), 0); /* Gitea: bare hex */
+    for (char *c = sig; *c; c++) /* hex in capitals is the same signature */
+        *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 'a' + 'A' : *c);
+    ck_assert_int_eq(follow_verify_signature(&a, id, sig + 7, body, strlen(body), &err), 0);
+    ck_assert_int_eq(follow_verify_signature(&a, id, "sha256=00", body, strlen(body), &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_signature(&a, id, mac, body, strlen(body) - 1, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_signature(&a, "dnosuchdroid0", mac, body, strlen(body), &err),
+                     -DMS_E_NOT_FOUND);
     /* The droid's JSON says follow and the hook, never the secret. */
     json_t *j = NULL;
     ck_assert_int_eq(core_get_json(co, "alice", id, &j, &err), 0);

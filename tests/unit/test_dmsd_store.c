@@ -45,7 +45,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 5);
+    ck_assert_int_eq(store_schema_version(s), 6);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -61,8 +61,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 5);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 5);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 6);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -87,7 +87,7 @@ START_TEST(test_open_upgrades_an_older_schema)
                      SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 5);
+    ck_assert_int_eq(store_schema_version(s), 6);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }

@@ -1,5 +1,7 @@
 """Steps for dmsd's build jobs (the /job API), builds without a Dockerfile (stacks) and droids that follow their
 branch (push hooks). Step text may name a job by placeholder: <job NAME> is the id of the scenario's job NAME."""
+import hashlib
+import hmac
 import io
 import json
 import re
@@ -450,6 +452,24 @@ def step_hook_none(context, name):
 @when('the git host calls the push hook of the droid "{name:Q}" with the secret "{secret:Q}"')
 def step_hook_wrong(context, name, secret):
     call_hook(context, name, secret)
+
+
+def call_signed_hook(context, name, secret):
+    """As GitHub calls a hook: the body signed with HMAC-SHA256 keyed by the secret, in X-Hub-Signature-256."""
+    body = json.dumps({"ref": "refs/heads/main", "repository": {"name": name}}).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return call(context, "POST", f"/droids/{droid_id(context, name)}/hooks/push", None, body=body,
+                headers={"X-Hub-Signature-256": sig})
+
+
+@when('the git host calls the push hook of the droid "{name:Q}" signed with the secret "{secret:Q}"')
+def step_hook_signed_wrong(context, name, secret):
+    call_signed_hook(context, name, secret)
+
+
+@when('the git host calls the push hook of the droid "{name:Q}" signed with its secret, as GitHub does')
+def step_hook_signed_right(context, name):
+    call_signed_hook(context, name, context.dmsd_hook_secrets[name])
 
 
 @when('the git host calls the push hook of the droid "{name:Q}" with its secret')
