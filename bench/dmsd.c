@@ -4,11 +4,12 @@
  * call pays on top of the work it asks for. Rows: a request refused for want of a token (401: no JWT work),
  * the same request with a token (200), a droid that does not exist (404 after the JWT and the cache lookup).
  * Then a droid's life through the API (examples/hello-droid from a local git repository): create to running
- * (clone, build, start), restart to running again, an unchanged rebuild (PATCH the same branch: clone, a build
- * from the engine's cache, a zero-downtime swap) to running again, delete (it answers once everything is gone).
- * While the first droid runs: wrk, 64 connections for 10 s, against its status and against the list, dmsd's RSS
- * sampled during the load. Targets (issue 7): >= 20k req/s on status with p99 < 10 ms. Skipped (and said so)
- * when dmsd or dmsctl is not built next to dms-bench; the load rows when wrk is missing. */
+ * (clone, build, start), restart to running again, an unchanged rebuild (PATCH the same branch: clone, a
+ * build from the engine's cache, a zero-downtime swap) to running again, delete (it answers once everything
+ * is gone). While the first droid runs: wrk, 64 connections for 10 s, against its status and against the
+ * list, dmsd's RSS sampled during the load. Targets (issue 7): >= 20k req/s on status with p99 < 10 ms.
+ * Skipped (and said so) when dmsd or dmsctl is not built next to dms-bench; the load rows when wrk is
+ * missing. */
 #include "common.h"
 
 #include <errno.h>
@@ -379,7 +380,8 @@ static int wait_release(dd_client *c, const dd_server *s, const char *id, int wa
         json_t *st = get_json(c, s, path);
         const char *status = json_string_value(json_object_get(st, "status"));
         const char *why = json_string_value(json_object_get(st, "reason"));
-        bool done = status && strcmp(status, "running") == 0 && why && strncmp(why, running, strlen(running)) == 0;
+        bool done =
+            status && strcmp(status, "running") == 0 && why && strncmp(why, running, strlen(running)) == 0;
         bool failed = status && strcmp(status, "failed") == 0;
         if (failed)
             fprintf(stderr, "bench: dmsd: droid %s failed: %s\n", id, why ? why : "(no reason)");
@@ -389,7 +391,8 @@ static int wait_release(dd_client *c, const dd_server *s, const char *id, int wa
         struct timespec ts = {0, DD_DROID_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, "bench: dmsd: droid %s did not run release %d within %d ms\n", id, want, DD_DROID_WAIT_MS);
+    fprintf(stderr, "bench: dmsd: droid %s did not run release %d within %d ms\n", id, want,
+            DD_DROID_WAIT_MS);
     return -1;
 }
 
@@ -490,7 +493,8 @@ static void run_load(const dd_server *s, const char *path, dd_load *l)
         int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
             _exit(127);
-        execlp("wrk", "wrk", "-t", threads, "-c", conns, "-d", secs, "--latency", "-H", hdr, url, (char *)NULL);
+        execlp("wrk", "wrk", "-t", threads, "-c", conns, "-d", secs, "--latency", "-H", hdr, url,
+               (char *)NULL);
         _exit(127);
     }
     if (pid < 0)
@@ -526,7 +530,8 @@ static void run_load(const dd_server *s, const char *path, dd_load *l)
     }
     fclose(f);
     if (!l->ran || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "bench: dmsd: wrk %s did not run (exit %d; is wrk installed? scripts/install-deps --all)\n",
+        fprintf(stderr,
+                "bench: dmsd: wrk %s did not run (exit %d; is wrk installed? scripts/install-deps --all)\n",
                 url, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
         l->ran = false;
     }
@@ -800,8 +805,8 @@ int bench_dmsd(bench_env *env, const char *json_path)
     }
     json_t *jload = json_object();
     if (n_droids > 0) {
-        printf("  %-40s %9s %8s %8s %9s %7s %10s\n", "under load (wrk, 64 connections, 10 s)", "req/s", "p50 ms",
-               "p99 ms", "requests", "errors", "RSS max");
+        printf("  %-40s %9s %8s %8s %9s %7s %10s\n", "under load (wrk, 64 connections, 10 s)", "req/s",
+               "p50 ms", "p99 ms", "requests", "errors", "RSS max");
         for (size_t i = 0; i < 2; i++) {
             const dd_load *l = &droids.load[i];
             if (!l->ran)
@@ -809,9 +814,10 @@ int bench_dmsd(bench_env *env, const char *json_path)
             printf("  %-40s %9.0f %8.3f %8.3f %9ld %7ld %6.1f MiB\n", l->name, l->per_s, l->p50_ms, l->p99_ms,
                    l->requests, l->errors, (double)l->rss_max_kb / 1024);
             json_object_set_new(jload, l->name,
-                                json_pack("{s:f,s:f,s:f,s:I,s:I,s:I}", "per_s", bench_finite(l->per_s), "p50_ms",
-                                          bench_finite(l->p50_ms), "p99_ms", bench_finite(l->p99_ms), "requests",
-                                          (json_int_t)l->requests, "errors", (json_int_t)l->errors, "rss_max_kb",
+                                json_pack("{s:f,s:f,s:f,s:I,s:I,s:I}", "per_s", bench_finite(l->per_s),
+                                          "p50_ms", bench_finite(l->p50_ms), "p99_ms",
+                                          bench_finite(l->p99_ms), "requests", (json_int_t)l->requests,
+                                          "errors", (json_int_t)l->errors, "rss_max_kb",
                                           (json_int_t)l->rss_max_kb));
             failures += l->errors > 0;
         }
@@ -822,19 +828,21 @@ int bench_dmsd(bench_env *env, const char *json_path)
         "clients; the JWT and route add %.3f ms over a 401; %d failed requests\n",
         bench_median(&rows[1].ms), rows[1].per_s, rows[n_rows - 1].per_s, k, auth_cost, failures);
     if (n_droids > 0)
-        printf("SUMMARY dmsd droid: create to running p50 %.0f ms, restart %.0f ms, unchanged rebuild %.0f ms, "
-               "delete %.0f ms (n=%zu)\n",
-               bench_median(&droids.deploy), bench_median(&droids.restart), bench_median(&droids.rebuild),
-               bench_median(&droids.remove), droids.deploy.n);
+        printf(
+            "SUMMARY dmsd droid: create to running p50 %.0f ms, restart %.0f ms, unchanged rebuild %.0f ms, "
+            "delete %.0f ms (n=%zu)\n",
+            bench_median(&droids.deploy), bench_median(&droids.restart), bench_median(&droids.rebuild),
+            bench_median(&droids.remove), droids.deploy.n);
     const dd_load *st = &droids.load[0];
     if (st->ran)
-        printf("SUMMARY dmsd load: status %.0f req/s (>= %.0f %s), p99 %.2f ms (< %.0f %s), list %.0f req/s; "
-               "%d MiB RSS at most under load; idle RSS %.1f MiB (<= 8 %s)\n",
-               st->per_s, DD_TARGET_STATUS_RPS, st->per_s >= DD_TARGET_STATUS_RPS ? "met" : "MISSED", st->p99_ms,
-               DD_TARGET_STATUS_P99, st->p99_ms < DD_TARGET_STATUS_P99 ? "met" : "MISSED", droids.load[1].per_s,
-               (int)((st->rss_max_kb > droids.load[1].rss_max_kb ? st->rss_max_kb : droids.load[1].rss_max_kb) /
-                     1024),
-               (double)rss0 / 1024, rss0 <= 8 * 1024 ? "met" : "MISSED");
+        printf(
+            "SUMMARY dmsd load: status %.0f req/s (>= %.0f %s), p99 %.2f ms (< %.0f %s), list %.0f req/s; "
+            "%d MiB RSS at most under load; idle RSS %.1f MiB (<= 8 %s)\n",
+            st->per_s, DD_TARGET_STATUS_RPS, st->per_s >= DD_TARGET_STATUS_RPS ? "met" : "MISSED", st->p99_ms,
+            DD_TARGET_STATUS_P99, st->p99_ms < DD_TARGET_STATUS_P99 ? "met" : "MISSED", droids.load[1].per_s,
+            (int)((st->rss_max_kb > droids.load[1].rss_max_kb ? st->rss_max_kb : droids.load[1].rss_max_kb) /
+                  1024),
+            (double)rss0 / 1024, rss0 <= 8 * 1024 ? "met" : "MISSED");
     server_stop(&s, failures > 0);
 
     /* Whatever dmsd left with its label (a droid whose delete failed) is removed here, and counted first. */
@@ -862,12 +870,12 @@ int bench_dmsd(bench_env *env, const char *json_path)
                           (json_int_t)rss1, "hwm_after_kb", (json_int_t)hwm1, "jwt_and_route_over_401_ms",
                           bench_finite(auth_cost), "failures", failures, "machine_before", machine_before,
                           "machine_after", bench_machine_json());
-    json_object_set_new(o, "droid_ms",
-                        json_pack("{s:o,s:o,s:o,s:o}", "create_to_running",
-                                  bench_stats_json(&droids.deploy, "ms", true), "restart_to_running",
-                                  bench_stats_json(&droids.restart, "ms", true), "unchanged_rebuild_to_running",
-                                  bench_stats_json(&droids.rebuild, "ms", true), "delete",
-                                  bench_stats_json(&droids.remove, "ms", true)));
+    json_object_set_new(
+        o, "droid_ms",
+        json_pack("{s:o,s:o,s:o,s:o}", "create_to_running", bench_stats_json(&droids.deploy, "ms", true),
+                  "restart_to_running", bench_stats_json(&droids.restart, "ms", true),
+                  "unchanged_rebuild_to_running", bench_stats_json(&droids.rebuild, "ms", true), "delete",
+                  bench_stats_json(&droids.remove, "ms", true)));
     json_object_set_new(o, "load", jload);
     bench_results_put(json_path, "dmsd", o);
     bench_samples_free(&droids.deploy);

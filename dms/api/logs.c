@@ -286,8 +286,8 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
     snprintf(path, sizeof(path), "%s/%s", dir, which);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && follow) {
-        /* Followed while its first build is queued: an empty file to wait on, which the build replaces with its
-         * own (the follower moves over to it). */
+        /* Followed while its first build is queued: an empty file to wait on, which the build replaces with
+         * its own (the follower moves over to it). */
         build_src probe = {.a = a};
         snprintf(probe.droid_id, sizeof(probe.droid_id), "%s", id);
         if (build_active(&probe) && dms_mkdir_p(dir, false, NULL) == 0)

@@ -308,7 +308,8 @@ static void patch(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    /* A running build of the old code is no longer wanted (not the new one, which may have started already). */
+    /* A running build of the old code is no longer wanted (not the new one, which may have started already).
+     */
     if ((p.has_branch || p.has_commit) && a->builder)
         builder_supersede(a->builder, id, old_build);
     droid_free(cur);
@@ -341,10 +342,11 @@ static void hook_push(void *ap, api_req *r, const char *id)
     if (!signature)
         signature = api_header(r, HOOK_SIGNATURE_HEADER_GITEA);
     if (!secret && !signature) {
-        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, HOOK_SECRET_HEADER,
-                         "a push hook needs the droid's hook secret in the %s header (or %s), or the body signed "
-                         "with it in %s (GitHub, Gitea)",
-                         HOOK_SECRET_HEADER, HOOK_SECRET_HEADER_GITLAB, HOOK_SIGNATURE_HEADER);
+        api_reply_errorf(
+            r, MHD_HTTP_UNAUTHORIZED, HOOK_SECRET_HEADER,
+            "a push hook needs the droid's hook secret in the %s header (or %s), or the body signed "
+            "with it in %s (GitHub, Gitea)",
+            HOOK_SECRET_HEADER, HOOK_SECRET_HEADER_GITLAB, HOOK_SIGNATURE_HEADER);
         return;
     }
     /* A wrong secret or signature and a droid without a secret (or none at all) get the same answer. */

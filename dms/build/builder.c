@@ -226,8 +226,8 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* ---- one build ---- */
 
-/* A new file (a new inode) for every build: a follower still reading the previous build's log (or the empty one
- * it made while the build was queued) sees the name point elsewhere and starts over on the new one
+/* A new file (a new inode) for every build: a follower still reading the previous build's log (or the empty
+ * one it made while the build was queued) sees the name point elsewhere and starts over on the new one
  * (api/logs.c). */
 static int open_output(const char *dir, const char *name)
 {

@@ -30,9 +30,9 @@ void builder_kick(builder *b);
 int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *found, dms_error *err);
 /* The id of the droid's build that runs now, 0 if none. */
 int64_t builder_running(builder *b, const char *droid_id);
-/* The droid's code changed (branch, commit): build_id (builder_running() before the change) is of the old code;
- * if it still runs it is cancelled, its row "cancelled" with reason "superseded", and the droid's state is left
- * to the build queued for the new code. A build that started after the change is not touched. */
+/* The droid's code changed (branch, commit): build_id (builder_running() before the change) is of the old
+ * code; if it still runs it is cancelled, its row "cancelled" with reason "superseded", and the droid's state
+ * is left to the build queued for the new code. A build that started after the change is not touched. */
 void builder_supersede(builder *b, const char *droid_id, int64_t build_id);
 
 /* Retry policy, exposed for tests: the delay before attempt n+1 after n failed attempts. */

@@ -81,10 +81,11 @@ static int row_get(store *s, const char *id, follow_row *out, dms_error *err)
     LOCK_DB(s, l);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof(*out));
-    if (sqlite3_prepare_v2(l.db,
-                           "SELECT follow, secret_hash, remote_sha, queued_sha, last_error, checked_ns, hmac_key"
-                           " FROM droid_follow WHERE droid_id=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            l.db,
+            "SELECT follow, secret_hash, remote_sha, queued_sha, last_error, checked_ns, hmac_key"
+            " FROM droid_follow WHERE droid_id=?",
+            -1, &st, NULL) != SQLITE_OK)
         return db_error(l.db, err, "read follow");
     bind_text(st, 1, id);
     int r = sqlite3_step(st);
@@ -194,8 +195,8 @@ int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_e
     return 0;
 }
 
-/* GitHub and Gitea sign the body with HMAC-SHA256 keyed by the secret: "sha256=<hex>" (X-Hub-Signature-256) or
- * the bare hex (X-Gitea-Signature). */
+/* GitHub and Gitea sign the body with HMAC-SHA256 keyed by the secret: "sha256=<hex>" (X-Hub-Signature-256)
+ * or the bare hex (X-Gitea-Signature). */
 int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
                             dms_error *err)
 {
@@ -210,10 +211,11 @@ int follow_verify_signature(app *a, const char *droid_id, const char *signature,
     row.hmac_key = NULL;
     row_clear(&row);
     if (!key)
-        return dms_error_set(err, DMS_E_NOT_FOUND, "id",
-                             "no droid %.32s with a hook secret that can check signatures (a secret set before "
-                             "dmsd could keep it: set it again)",
-                             droid_id);
+        return dms_error_set(
+            err, DMS_E_NOT_FOUND, "id",
+            "no droid %.32s with a hook secret that can check signatures (a secret set before "
+            "dmsd could keep it: set it again)",
+            droid_id);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     if (!HMAC(EVP_sha256(), key, (int)strlen(key), body ? body : (const void *)"", len, md, &n) ||
@@ -297,8 +299,8 @@ static int mut_apply(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     const char *plain = aa->opts->has_secret ? aa->opts->secret : made[0] ? made : NULL;
     if (plain) {
-        if ((r = follow_hash_secret(plain, hash, err)) < 0 || (r = dmsd_set_str(&row.secret_hash, hash)) < 0 ||
-            (r = dmsd_set_str(&row.hmac_key, plain)) < 0) {
+        if ((r = follow_hash_secret(plain, hash, err)) < 0 ||
+            (r = dmsd_set_str(&row.secret_hash, hash)) < 0 || (r = dmsd_set_str(&row.hmac_key, plain)) < 0) {
             row_clear(&row);
             return r < 0 && err && err->code ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         }

@@ -2,15 +2,14 @@
  *
  * Two ways to notice a push: the follower looks at every followed branch (a remote ls, no clone) at most
  * every DMS_FOLLOW_INTERVAL_S, and a git host may call POST /droids/:id/hooks/push with the droid's hook
- * secret, or the body signed with it (HMAC-SHA256, GitHub and Gitea; no JWT), which makes the follower look at
- * that droid at once. A head that differs from the deployed
- * commit and from the last one it queued is rebuilt through the builder's queue, like a PATCH naming the
- * branch: the old container keeps serving until the new one runs. A head whose build failed is not retried
- * until the branch moves again.
+ * secret, or the body signed with it (HMAC-SHA256, GitHub and Gitea; no JWT), which makes the follower look
+ * at that droid at once. A head that differs from the deployed commit and from the last one it queued is
+ * rebuilt through the builder's queue, like a PATCH naming the branch: the old container keeps serving until
+ * the new one runs. A head whose build failed is not retried until the branch moves again.
  *
  * State (table droid_follow): follow on/off, the SHA-256 of the hook secret and the secret itself as the HMAC
- * key of signed hooks (the API shows it once, when dmsd makes it), the remote head last seen, the head last queued, the last check and its error.
- * Thread-safe.
+ * key of signed hooks (the API shows it once, when dmsd makes it), the remote head last seen, the head last
+ * queued, the last check and its error. Thread-safe.
  */
 #ifndef DMSD_FOLLOW_FOLLOW_H
 #define DMSD_FOLLOW_FOLLOW_H
@@ -35,7 +34,8 @@
 /* Where a git host puts the secret: our header, or GitLab's (which sends the secret itself). */
 #define HOOK_SECRET_HEADER        "X-DMS-Hook-Secret"
 #define HOOK_SECRET_HEADER_GITLAB "X-Gitlab-Token"
-/* Or a signature of the body with the secret (HMAC-SHA256): GitHub's header (Gitea sends it too), Gitea's own. */
+/* Or a signature of the body with the secret (HMAC-SHA256): GitHub's header (Gitea sends it too), Gitea's
+ * own. */
 #define HOOK_SIGNATURE_HEADER       "X-Hub-Signature-256"
 #define HOOK_SIGNATURE_HEADER_GITEA "X-Gitea-Signature"
 
@@ -70,9 +70,9 @@ void follow_add_json(app *a, json_t *droid_json);
  * without a secret, or INVALID for a wrong secret (the route answers both with one status). */
 int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err);
 
-/* Checks a signed hook call: signature ("sha256=<hex>" or "<hex>") must be the HMAC-SHA256 of body keyed by the
- * droid's hook secret, compared in constant time. 0, NOT_FOUND (no such droid, no secret, or one set before dmsd
- * kept secrets for signatures), or INVALID. */
+/* Checks a signed hook call: signature ("sha256=<hex>" or "<hex>") must be the HMAC-SHA256 of body keyed by
+ * the droid's hook secret, compared in constant time. 0, NOT_FOUND (no such droid, no secret, or one set
+ * before dmsd kept secrets for signatures), or INVALID. */
 int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
                             dms_error *err);
 

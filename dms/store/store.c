@@ -63,7 +63,8 @@ static const char *const migrations[] = {
     "  next_try_ns INTEGER NOT NULL DEFAULT 0, last_error TEXT);",
     /* 3: build jobs (jobs/): the koalaCI-style one-shot builds, their queue and their logs */
     "CREATE TABLE jobs (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, project_id TEXT NOT NULL,"
-    "  deployment_id TEXT NOT NULL, branch TEXT NOT NULL, repo_url TEXT NOT NULL, build_command TEXT NOT NULL,"
+    "  deployment_id TEXT NOT NULL, branch TEXT NOT NULL, repo_url TEXT NOT NULL, build_command TEXT NOT "
+    "NULL,"
     "  package_manager TEXT NOT NULL, dist_dir TEXT NOT NULL, status TEXT NOT NULL, step TEXT, reason TEXT,"
     "  cancel_requested INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, commit_sha TEXT,"
     "  cache_volume TEXT, cache_warm INTEGER NOT NULL DEFAULT 0, artifact_bytes INTEGER NOT NULL DEFAULT -1,"
@@ -84,7 +85,8 @@ static const char *const migrations[] = {
     "ALTER TABLE droids ADD COLUMN snooze TEXT;"
     "ALTER TABLE droids ADD COLUMN asleep INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE droids ADD COLUMN woken_ns INTEGER NOT NULL DEFAULT 0;",
-    /* 6: the hook secret itself, as the HMAC key of signed hooks (GitHub, Gitea); set with every new secret */
+    /* 6: the hook secret itself, as the HMAC key of signed hooks (GitHub, Gitea); set with every new secret
+     */
     "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
 };
 
@@ -204,8 +206,8 @@ int store_open(store **out, const char *path, dms_error *err)
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->lock, &a);
     pthread_mutexattr_destroy(&a);
-    /* The store holds hook secrets (the HMAC keys of signed hooks): readable by dmsd's user only. SQLite gives
-     * its -wal and -shm files the database file's mode. */
+    /* The store holds hook secrets (the HMAC keys of signed hooks): readable by dmsd's user only. SQLite
+     * gives its -wal and -shm files the database file's mode. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
         fchmod(fd, 0600);

@@ -153,7 +153,8 @@ START_TEST(test_follow_on_makes_a_secret_once_and_the_hook_checks_it)
     ck_assert_str_eq(again, "");
     ck_assert_int_eq(follow_verify_secret(&a, id, "my-own-secret-123456", &err), 0);
     ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), -DMS_E_INVALID);
-    /* Signed as GitHub and Gitea sign: HMAC-SHA256 of the body keyed by the secret (python's hmac says so). */
+    /* Signed as GitHub and Gitea sign: HMAC-SHA256 of the body keyed by the secret (python's hmac says so).
+     */
     static const char body[] = "{\"ref\":\"refs/heads/main\"}";
     static const char mac[] = "f50396739491dae54143cceebae4db69e217d1d767e559d1dc5689c0349fa7b5";
     char sig[80];
