@@ -84,31 +84,33 @@ void route_jobs_list(void *ap, api_req *r, const char *id)
     api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "data", list));
 }
 
+/* The caller's job: true with *j filled (job_clear it), or false with the error answered. */
+static bool own_job(app *a, api_req *r, const char *id, job *j)
+{
+    dms_error err = {0};
+    job_init(j);
+    if (jobstore_find(a->st, api_user(r), id, j, &err) < 0) {
+        api_reply_error(r, &err);
+        return false;
+    }
+    return true;
+}
+
 /* koalaCI's GET /job/:id/status: the status alone. */
 void route_job_status(void *ap, api_req *r, const char *id)
 {
-    app *a = ap;
-    dms_error err = {0};
     job j;
-    job_init(&j);
-    if (jobstore_find(a->st, api_user(r), id, &j, &err) < 0) {
-        api_reply_error(r, &err);
+    if (!own_job(ap, r, id, &j))
         return;
-    }
     api_reply_json(r, MHD_HTTP_OK, json_pack("{s:s}", "data", job_status_name(j.status)));
     job_clear(&j);
 }
 
 void route_job_get(void *ap, api_req *r, const char *id)
 {
-    app *a = ap;
-    dms_error err = {0};
     job j;
-    job_init(&j);
-    if (jobstore_find(a->st, api_user(r), id, &j, &err) < 0) {
-        api_reply_error(r, &err);
+    if (!own_job(ap, r, id, &j))
         return;
-    }
     api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "data", job_to_json(&j)));
     job_clear(&j);
 }

@@ -170,13 +170,20 @@ int follow_hash_secret(const char *s, char *out, dms_error *err)
     return 0;
 }
 
-int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err)
+/* The follow row of a droid that exists and is not being deleted: 1, 0 (no such droid or row), or < 0. */
+static int live_row(app *a, const char *droid_id, follow_row *row, dms_error *err)
 {
     droid *d = core_get_copy(a->core, droid_id);
     bool alive = d && !d->deleting;
     droid_free(d);
-    follow_row row = {0};
-    int r = alive ? row_get(a->st, droid_id, &row, err) : 0;
+    memset(row, 0, sizeof(*row));
+    return alive ? row_get(a->st, droid_id, row, err) : 0;
+}
+
+int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err)
+{
+    follow_row row;
+    int r = live_row(a, droid_id, &row, err);
     if (r < 0)
         return r;
     bool has = r == 1 && row.secret_hash && strlen(row.secret_hash) == SHA256_HEX;
@@ -200,11 +207,8 @@ int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_e
 int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
                             dms_error *err)
 {
-    droid *d = core_get_copy(a->core, droid_id);
-    bool alive = d && !d->deleting;
-    droid_free(d);
-    follow_row row = {0};
-    int r = alive ? row_get(a->st, droid_id, &row, err) : 0;
+    follow_row row;
+    int r = live_row(a, droid_id, &row, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *key = r == 1 ? row.hmac_key : NULL;
