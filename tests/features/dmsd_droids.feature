@@ -111,6 +111,18 @@ Feature: dmsd droids - deploy an app from its git repository and look after it o
     And the droid "web" is at release 1
     And the droid "web" has an event saying "configuration changed (env)"
 
+  Scenario: Changing the port restarts the droid listening on the new port
+    Given alice has a running droid "web" from the repository "web"
+    And I note the container of the droid "web"
+    When alice changes the droid "web" with
+      """
+      {"port": 9090}
+      """
+    Then the answer is 200
+    And the droid "web" runs in a new container within 30 seconds
+    And the droid "web" serves "web-v1"
+    And the droid "web" listens on port 9090 in its container
+
   Scenario: Renaming a droid frees the old name and does not restart it
     Given alice has a running droid "web" from the repository "web"
     And alice has a running droid "blog" from the repository "web"

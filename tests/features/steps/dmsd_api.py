@@ -391,6 +391,17 @@ def step_new_container(context, name, seconds):
     eventually(probe, seconds, f"droid {name} runs in one new container", interval_s=0.2)
 
 
+@then('the droid "{name:Q}" listens on port {port:d} in its container')
+def step_listens_on(context, name, port):
+    assert droid(context, name)["port"] == port, f"droid {name} says port {droid(context, name)['port']}"
+    ids = containers(context, name, running_only=True)
+    assert len(ids) == 1, f"droid {name} runs in {ids}"
+    out = engine.docker("inspect", "--format", "{{json .Config.Env}} {{json .NetworkSettings.Ports}}", ids[0])
+    env, ports = out.split(" ", 1)
+    assert f"PORT={port}" in json.loads(env), f"the container's env: {env}"
+    assert f"{port}/tcp" in json.loads(ports), f"the container publishes {ports}"
+
+
 @then('the current run of the droid "{name:Q}" has printed "{text:Q}"')
 @given('the current run of the droid "{name:Q}" has printed "{text:Q}"')
 def step_current_printed(context, name, text):
