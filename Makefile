@@ -150,6 +150,8 @@ lint:
 	    --suppress=missingIncludeSystem -Iexecutor/interface -D_GNU_SOURCE $(FORMAT_SRCS)
 valgrind: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do CK_FORK=no valgrind --quiet --error-exitcode=1 --leak-check=full \
-	    --errors-for-leak-kinds=definite $$t || exit 1; done; echo "valgrind: clean"
+	    --errors-for-leak-kinds=definite --child-silent-after-fork=yes --suppressions=tests/unit/valgrind.supp \
+	    $$t || exit 1; done; \
+	    echo "valgrind: clean"
 clean:
 	rm -rf build build-san

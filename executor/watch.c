@@ -47,9 +47,9 @@ static void ring(int efd)
 static void *hub_main(void *arg)
 {
     int ifd = (int)(intptr_t)arg;
-    char *buf = malloc(EVENT_BUF_BYTES);
-    if (!buf)
-        return NULL;
+    /* One hub per process, so one buffer: static, not malloc'd (a child forked from a process with a hub has
+     * no hub thread, and nothing would point at a heap buffer any more). */
+    static char buf[EVENT_BUF_BYTES] __attribute__((aligned(__alignof__(struct inotify_event))));
     for (;;) {
         struct pollfd p = {.fd = ifd, .events = POLLIN};
         if (poll(&p, 1, -1) < 0 && errno != EINTR)
@@ -67,7 +67,6 @@ static void *hub_main(void *arg)
         }
         pthread_mutex_unlock(&hub.lock);
     }
-    free(buf);
     return NULL;
 }
 

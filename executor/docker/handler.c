@@ -625,9 +625,11 @@ static int ensure_network(docker_executor *ex, const char *name, dms_error *err)
     return r;
 }
 
-static int ensure_volume(docker_executor *ex, const char *name, dms_error *err)
+/* A named volume carries the executor's labels and the job that created it (io.dms.job): a volume kept after
+ * its droid was deleted can still be traced to it. It outlives executions; cleanup removes it with the rest. */
+static int ensure_volume(docker_executor *ex, const char *name, const char *job_id, dms_error *err)
 {
-    _cleanup_json_ json_t *labels = docker_labels(ex->id, NULL, NULL, "volume");
+    _cleanup_json_ json_t *labels = docker_labels(ex->id, job_id, NULL, "volume");
     _cleanup_json_ json_t *body = json_pack("{s:s,s:s,s:O}", "Name", name, "Driver", "local", "Labels", labels);
     _cleanup_free_ char *js = json_dumps(body, JSON_COMPACT);
     docker_response resp;
@@ -753,7 +755,7 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     if (req->network_mode == DMS_NET_NAMED && !aborted(h) && (r = ensure_network(ex, req->network_name, err)) < 0)
         return fail_start(h, DMS_OUTCOME_FAILED, r, err);
     for (size_t i = 0; i < req->n_mounts && !aborted(h); i++)
-        if (req->mounts[i].type == DMS_MOUNT_VOLUME && (r = ensure_volume(ex, req->mounts[i].source, err)) < 0)
+        if (req->mounts[i].type == DMS_MOUNT_VOLUME && (r = ensure_volume(ex, req->mounts[i].source, req->job_id, err)) < 0)
             return fail_start(h, DMS_OUTCOME_FAILED, r, err);
     if (aborted(h)) {
         dms_error_set(err, DMS_E_CANCELLED, NULL, "execution %s was cancelled during preparation", h->exec_id);

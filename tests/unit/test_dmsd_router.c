@@ -236,7 +236,8 @@ static int get(int port, const char *host, const char *path, char *out, size_t s
 
 /* ---- the fixture: a store, core, wake listener, router with its Caddy ---- */
 
-static char dir[] = "/tmp/dms-router-test-XXXXXX";
+#define DIR_TEMPLATE "/tmp/dms-router-test-XXXXXX"
+static char dir[sizeof(DIR_TEMPLATE)];
 static app A;
 static server S1, S2;
 
@@ -272,8 +273,12 @@ static void at_exit(void)
 
 static void fixture_up(void)
 {
+    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
     ck_assert_ptr_nonnull(mkdtemp(dir));
-    atexit(at_exit);
+    static bool registered;
+    if (!registered)
+        atexit(at_exit);
+    registered = true;
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     dms_error err = {0};

@@ -35,11 +35,13 @@ END_TEST
 
 /* ---- a store and core in a temp dir; a snooze object (it binds the wake listener) ---- */
 
-static char dir[] = "/tmp/dms-snooze-test-XXXXXX";
+#define DIR_TEMPLATE "/tmp/dms-snooze-test-XXXXXX"
+static char dir[sizeof(DIR_TEMPLATE)];
 static app A;
 
 static void up(void)
 {
+    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
     ck_assert_ptr_nonnull(mkdtemp(dir));
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
