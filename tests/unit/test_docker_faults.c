@@ -63,12 +63,17 @@ static void send_all(int fd, const char *s, size_t n)
     }
 }
 
+/* The API version the fake engine announces (a test may play an older or newer engine; each test runs in its own
+ * process), and the version of the last versioned request it got. */
+static const char *fake_api = "1.41";
+static char fake_seen_version[16];
+
 static void respond(conn *c, int status, const char *ctype, const char *body)
 {
     char head[256];
     size_t bl = body ? strlen(body) : 0;
-    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: %s\r\nApi-Version: 1.41\r\nContent-Length: %zu\r\n\r\n",
-             status, ctype ? ctype : "application/json", bl);
+    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: %s\r\nApi-Version: %s\r\nContent-Length: %zu\r\n\r\n",
+             status, ctype ? ctype : "application/json", fake_api, bl);
     send_all(c->fd, head, strlen(head));
     if (bl)
         send_all(c->fd, body, bl);
@@ -139,8 +144,12 @@ static void *conn_main(void *arg)
         char *p = c->path;
         if (!strncmp(p, "/v1.", 4)) {
             char *slash = strchr(p + 1, '/');
-            if (slash)
+            if (slash) {
+                pthread_mutex_lock(&c->f->lock);
+                snprintf(fake_seen_version, sizeof(fake_seen_version), "%.*s", (int)(slash - p - 2), p + 2);
+                pthread_mutex_unlock(&c->f->lock);
                 memmove(p, slash, strlen(slash) + 1);
+            }
         }
         if (!strcmp(c->path, "/_ping") && !c->f->handler_pings) {
             respond(c, 200, "text/plain", "OK");
@@ -297,6 +306,53 @@ static dms_exec_request request(const char *exec_id)
                                                                              .cmd = cmd_true}};
     return r;
 }
+
+/* ---- the engine's API version: we speak min(ours, its), and refuse one older than 1.25 ---- */
+
+static void start_and_see_version(const char *engine_api, const char *want)
+{
+    fake_api = engine_api;
+    env e;
+    env_open(&e, common);
+    dms_error err = {0};
+    ck_assert_msg(dms_executor_is_installed(e.ex, &err), "%s", err.message);
+    /* Every request the start makes (image inspect, create, ...) carries the version; the fake does not script a
+     * whole run, so how the start ends does not matter here. */
+    dms_exec_request req = request("ev1");
+    dms_executor_start(e.ex, &req, &err);
+    pthread_mutex_lock(&e.f->lock);
+    char seen[16];
+    snprintf(seen, sizeof(seen), "%s", fake_seen_version);
+    pthread_mutex_unlock(&e.f->lock);
+    ck_assert_str_eq(seen, want);
+    env_close(&e);
+}
+
+START_TEST(test_speaks_an_older_engines_api)
+{
+    start_and_see_version("1.40", "1.40"); /* a client newer than its host broke peers: we step down */
+}
+END_TEST
+
+START_TEST(test_speaks_its_own_api_to_a_newer_engine)
+{
+    start_and_see_version("1.43", "1.41");
+}
+END_TEST
+
+START_TEST(test_refuses_an_engine_older_than_1_25)
+{
+    fake_api = "1.24";
+    env e;
+    env_open(&e, common);
+    dms_error err = {0};
+    ck_assert(!dms_executor_is_installed(e.ex, &err));
+    ck_assert_int_eq(err.code, DMS_E_UNAVAILABLE);
+    ck_assert_msg(strstr(err.message, "speaks API 1.24") && strstr(err.message, "at least 1.25"), "%s",
+                  err.message);
+    env_close(&e);
+}
+END_TEST
 
 /* ---- 500 on create ---- */
 
@@ -606,6 +662,9 @@ static Suite *suite(void)
     TCase *tc = tcase_create("faults");
     tcase_set_timeout(tc, TEST_TIMEOUT_S);
     tcase_add_test(tc, test_create_500_is_an_engine_error_and_ends_the_execution);
+    tcase_add_test(tc, test_speaks_an_older_engines_api);
+    tcase_add_test(tc, test_speaks_its_own_api_to_a_newer_engine);
+    tcase_add_test(tc, test_refuses_an_engine_older_than_1_25);
     tcase_add_test(tc, test_pull_error_in_band_is_an_image_error_naming_the_cause);
     tcase_add_test(tc, test_dropped_attach_keeps_the_output_so_far_and_finishes_on_die);
     tcase_add_test(tc, test_event_stream_drop_reconnects_with_since_and_misses_nothing);
