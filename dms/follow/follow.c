@@ -13,6 +13,7 @@
 
 #include "../build/git.h"
 #include "../common.h"
+#include "../store/sqlutil.h"
 
 #define SHA256_HEX 64
 #define REASON_MAX 512
@@ -39,42 +40,6 @@ static void row_clear(follow_row *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void finalizep(sqlite3_stmt **st)
-{
-    sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
-
-typedef struct locked_db {
-    store *s;
-    sqlite3 *db;
-} locked_db;
-static void releasep(locked_db *l)
-{
-    if (l->s)
-        store_db_release(l->s);
-}
-#define LOCK_DB(s, name) __attribute__((cleanup(releasep))) locked_db name = {(s), store_db_acquire(s)}
-
-static int db_error(sqlite3 *db, dms_error *err, const char *what)
-{
-    return dms_error_set(err, DMS_E_INTERNAL, NULL, "store: %s: %s", what, sqlite3_errmsg(db));
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
-}
-
 /* 1 and *out filled, 0 if the droid has no row. */
 static int row_get(store *s, const char *id, follow_row *out, dms_error *err)
 {
@@ -86,20 +51,20 @@ static int row_get(store *s, const char *id, follow_row *out, dms_error *err)
             "SELECT follow, secret_hash, remote_sha, queued_sha, last_error, checked_ns, hmac_key"
             " FROM droid_follow WHERE droid_id=?",
             -1, &st, NULL) != SQLITE_OK)
-        return db_error(l.db, err, "read follow");
-    bind_text(st, 1, id);
+        return sqlutil_error(l.db, err, "read follow");
+    sqlutil_bind_text(st, 1, id);
     int r = sqlite3_step(st);
     if (r == SQLITE_DONE)
         return 0;
     if (r != SQLITE_ROW)
-        return db_error(l.db, err, "read follow");
+        return sqlutil_error(l.db, err, "read follow");
     out->follow = sqlite3_column_int(st, 0) != 0;
-    out->secret_hash = col_text(st, 1);
-    out->remote_sha = col_text(st, 2);
-    out->queued_sha = col_text(st, 3);
-    out->last_error = col_text(st, 4);
+    out->secret_hash = sqlutil_col_text(st, 1);
+    out->remote_sha = sqlutil_col_text(st, 2);
+    out->queued_sha = sqlutil_col_text(st, 3);
+    out->last_error = sqlutil_col_text(st, 4);
     out->checked_ns = sqlite3_column_int64(st, 5);
-    out->hmac_key = col_text(st, 6);
+    out->hmac_key = sqlutil_col_text(st, 6);
     return 1;
 }
 
@@ -115,17 +80,17 @@ static int row_put(store *s, const char *id, const follow_row *r, dms_error *err
             " remote_sha=excluded.remote_sha, queued_sha=excluded.queued_sha,"
             " last_error=excluded.last_error, checked_ns=excluded.checked_ns",
             -1, &st, NULL) != SQLITE_OK)
-        return db_error(l.db, err, "write follow");
-    bind_text(st, 1, id);
+        return sqlutil_error(l.db, err, "write follow");
+    sqlutil_bind_text(st, 1, id);
     sqlite3_bind_int(st, 2, r->follow);
-    bind_text(st, 3, r->secret_hash);
-    bind_text(st, 4, r->remote_sha);
-    bind_text(st, 5, r->queued_sha);
-    bind_text(st, 6, r->last_error);
+    sqlutil_bind_text(st, 3, r->secret_hash);
+    sqlutil_bind_text(st, 4, r->remote_sha);
+    sqlutil_bind_text(st, 5, r->queued_sha);
+    sqlutil_bind_text(st, 6, r->last_error);
     sqlite3_bind_int64(st, 7, r->checked_ns);
-    bind_text(st, 8, r->hmac_key);
+    sqlutil_bind_text(st, 8, r->hmac_key);
     if (sqlite3_step(st) != SQLITE_DONE)
-        return db_error(l.db, err, "write follow");
+        return sqlutil_error(l.db, err, "write follow");
     return 0;
 }
 
@@ -139,7 +104,7 @@ static int rows_followed(store *s, char ***ids, int64_t **checked, dms_error *er
     if (sqlite3_prepare_v2(l.db,
                            "SELECT droid_id, checked_ns FROM droid_follow WHERE follow=1 ORDER BY droid_id",
                            -1, &st, NULL) != SQLITE_OK)
-        return db_error(l.db, err, "list follows");
+        return sqlutil_error(l.db, err, "list follows");
     size_t n = 0;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -150,7 +115,7 @@ static int rows_followed(store *s, char ***ids, int64_t **checked, dms_error *er
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         (*checked)[n++] = sqlite3_column_int64(st, 1);
     }
-    return r == SQLITE_DONE ? 0 : db_error(l.db, err, "list follows");
+    return r == SQLITE_DONE ? 0 : sqlutil_error(l.db, err, "list follows");
 }
 
 /* ---- secrets ---- */

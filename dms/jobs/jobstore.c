@@ -7,51 +7,13 @@
 #include <string.h>
 
 #include "../common.h"
-
-static void finalizep(sqlite3_stmt **st)
-{
-    sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
-
-/* The store's lock for a function's whole body (recursive: fine inside a transaction). */
-typedef struct locked_db {
-    store *s;
-    sqlite3 *db;
-} locked_db;
-static void releasep(locked_db *l)
-{
-    if (l->s)
-        store_db_release(l->s);
-}
-#define LOCK_DB(s, name) __attribute__((cleanup(releasep))) locked_db name = {(s), store_db_acquire(s)}
-
-static int db_error(sqlite3 *db, dms_error *err, const char *what)
-{
-    int rc = sqlite3_extended_errcode(db) & 0xff;
-    int code = rc == SQLITE_BUSY || rc == SQLITE_IOERR || rc == SQLITE_FULL ? DMS_E_IO : DMS_E_INTERNAL;
-    return dms_error_set(err, code, NULL, "store: %s: %s", what, sqlite3_errmsg(db));
-}
+#include "../store/sqlutil.h"
 
 static int prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, dms_error *err)
 {
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
-        return db_error(db, err, "prepare");
+        return sqlutil_error(db, err, "prepare");
     return 0;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
 }
 
 #define JOB_COLS                                                                                             \
@@ -64,23 +26,23 @@ static void row_job(sqlite3_stmt *st, job *j)
     job_clear(j);
     int i = 0;
     snprintf(j->id, sizeof(j->id), "%s", (const char *)sqlite3_column_text(st, i++));
-    j->user_id = col_text(st, i++);
-    j->project_id = col_text(st, i++);
-    j->deployment_id = col_text(st, i++);
-    j->branch = col_text(st, i++);
-    j->repo_url = col_text(st, i++);
-    j->build_command = col_text(st, i++);
+    j->user_id = sqlutil_col_text(st, i++);
+    j->project_id = sqlutil_col_text(st, i++);
+    j->deployment_id = sqlutil_col_text(st, i++);
+    j->branch = sqlutil_col_text(st, i++);
+    j->repo_url = sqlutil_col_text(st, i++);
+    j->build_command = sqlutil_col_text(st, i++);
     int pm = job_pm_parse((const char *)sqlite3_column_text(st, i++));
     j->pm = pm < 0 ? JOB_PM_NONE : (job_pm)pm;
-    j->dist_dir = col_text(st, i++);
+    j->dist_dir = sqlutil_col_text(st, i++);
     int status = job_status_parse((const char *)sqlite3_column_text(st, i++));
     j->status = status < 0 ? JOB_FAILED : (job_status)status;
-    j->step = col_text(st, i++);
-    j->reason = col_text(st, i++);
+    j->step = sqlutil_col_text(st, i++);
+    j->reason = sqlutil_col_text(st, i++);
     j->cancel_requested = sqlite3_column_int(st, i++) != 0;
     j->attempt = sqlite3_column_int(st, i++);
-    j->commit_sha = col_text(st, i++);
-    j->cache_volume = col_text(st, i++);
+    j->commit_sha = sqlutil_col_text(st, i++);
+    j->cache_volume = sqlutil_col_text(st, i++);
     j->cache_warm = sqlite3_column_int(st, i++) != 0;
     j->artifact_bytes = sqlite3_column_int64(st, i++);
     j->install_ms = sqlite3_column_int64(st, i++);
@@ -104,22 +66,22 @@ int jobstore_insert(store *s, const job *j, dms_error *err)
              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
              err)) < 0)
         return r;
-    bind_text(st, 1, j->id);
-    bind_text(st, 2, j->user_id);
-    bind_text(st, 3, j->project_id);
-    bind_text(st, 4, j->deployment_id);
-    bind_text(st, 5, j->branch);
-    bind_text(st, 6, j->repo_url);
-    bind_text(st, 7, j->build_command);
-    bind_text(st, 8, job_pm_name(j->pm));
-    bind_text(st, 9, j->dist_dir);
-    bind_text(st, 10, job_status_name(j->status));
-    bind_text(st, 11, j->cache_volume);
+    sqlutil_bind_text(st, 1, j->id);
+    sqlutil_bind_text(st, 2, j->user_id);
+    sqlutil_bind_text(st, 3, j->project_id);
+    sqlutil_bind_text(st, 4, j->deployment_id);
+    sqlutil_bind_text(st, 5, j->branch);
+    sqlutil_bind_text(st, 6, j->repo_url);
+    sqlutil_bind_text(st, 7, j->build_command);
+    sqlutil_bind_text(st, 8, job_pm_name(j->pm));
+    sqlutil_bind_text(st, 9, j->dist_dir);
+    sqlutil_bind_text(st, 10, job_status_name(j->status));
+    sqlutil_bind_text(st, 11, j->cache_volume);
     sqlite3_bind_int64(st, 12, j->created_ns);
     if (sqlite3_step(st) != SQLITE_DONE) {
         if (sqlite3_extended_errcode(l.db) == SQLITE_CONSTRAINT_PRIMARYKEY)
             return dms_error_set(err, DMS_E_CONFLICT, "id", "job %s exists", j->id);
-        return db_error(l.db, err, "insert job");
+        return sqlutil_error(l.db, err, "insert job");
     }
     return 0;
 }
@@ -137,13 +99,13 @@ int jobstore_update(store *s, const job *j, dms_error *err)
              err)) < 0)
         return r;
     int i = 1;
-    bind_text(st, i++, job_status_name(j->status));
-    bind_text(st, i++, j->step);
-    bind_text(st, i++, j->reason);
+    sqlutil_bind_text(st, i++, job_status_name(j->status));
+    sqlutil_bind_text(st, i++, j->step);
+    sqlutil_bind_text(st, i++, j->reason);
     sqlite3_bind_int(st, i++, j->cancel_requested);
     sqlite3_bind_int(st, i++, j->attempt);
-    bind_text(st, i++, j->commit_sha);
-    bind_text(st, i++, j->cache_volume);
+    sqlutil_bind_text(st, i++, j->commit_sha);
+    sqlutil_bind_text(st, i++, j->cache_volume);
     sqlite3_bind_int(st, i++, j->cache_warm);
     sqlite3_bind_int64(st, i++, j->artifact_bytes);
     sqlite3_bind_int64(st, i++, j->install_ms);
@@ -154,9 +116,9 @@ int jobstore_update(store *s, const job *j, dms_error *err)
         sqlite3_bind_int(st, i++, j->exit_code);
     sqlite3_bind_int64(st, i++, j->started_ns);
     sqlite3_bind_int64(st, i++, j->finished_ns);
-    bind_text(st, i++, j->id);
+    sqlutil_bind_text(st, i++, j->id);
     if (sqlite3_step(st) != SQLITE_DONE)
-        return db_error(l.db, err, "update job");
+        return sqlutil_error(l.db, err, "update job");
     if (sqlite3_changes(l.db) == 0)
         return dms_error_set(err, DMS_E_NOT_FOUND, "id", "job %s not found", j->id);
     return 0;
@@ -172,14 +134,14 @@ static int get_where(locked_db *l, const char *where, const char *a1, const char
     int r;
     if ((r = prepare(l->db, &st, sql, err)) < 0)
         return r;
-    bind_text(st, 1, a1);
+    sqlutil_bind_text(st, 1, a1);
     if (a2)
-        bind_text(st, 2, a2);
+        sqlutil_bind_text(st, 2, a2);
     r = sqlite3_step(st);
     if (r == SQLITE_DONE)
         return 0;
     if (r != SQLITE_ROW)
-        return db_error(l->db, err, "read job");
+        return sqlutil_error(l->db, err, "read job");
     row_job(st, out);
     return 1;
 }
@@ -214,7 +176,7 @@ int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_
                      " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
                      err)) < 0)
         return r;
-    bind_text(st, 1, user);
+    sqlutil_bind_text(st, 1, user);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
     json_t *a = json_array();
     job j;
@@ -226,7 +188,7 @@ int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_
     job_clear(&j);
     if (r != SQLITE_DONE) {
         json_decref(a);
-        return db_error(l.db, err, "list jobs");
+        return sqlutil_error(l.db, err, "list jobs");
     }
     *out = a;
     return 0;
@@ -251,7 +213,7 @@ int jobstore_claim_next(store *s, job *out, dms_error *err)
             return 0;
         }
         if (r != SQLITE_ROW) {
-            r = db_error(l.db, err, "next job");
+            r = sqlutil_error(l.db, err, "next job");
             goto fail;
         }
         row_job(st, out);
@@ -296,7 +258,7 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
             (*attempts)[n++] = sqlite3_column_int(q, 1);
         }
         if (r != SQLITE_DONE) {
-            r = db_error(l.db, err, "interrupted jobs");
+            r = sqlutil_error(l.db, err, "interrupted jobs");
             goto fail;
         }
     }
@@ -313,7 +275,7 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
         if (i == 0)
             sqlite3_bind_int64(st, 1, dmsd_now_ns());
         if (sqlite3_step(st) != SQLITE_DONE) {
-            r = db_error(l.db, err, "requeue jobs");
+            r = sqlutil_error(l.db, err, "requeue jobs");
             goto fail;
         }
     }
@@ -371,12 +333,12 @@ int jobstore_log_append(store *s, const char *id, int64_t seq, int64_t ts_ns, co
     int r;
     if ((r = prepare(l.db, &st, "INSERT INTO job_logs (job_id, seq, ts_ns, data) VALUES (?,?,?,?)", err)) < 0)
         return r;
-    bind_text(st, 1, id);
+    sqlutil_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, seq);
     sqlite3_bind_int64(st, 3, ts_ns);
     sqlite3_bind_blob(st, 4, data, (int)len, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE)
-        return db_error(l.db, err, "append job log");
+        return sqlutil_error(l.db, err, "append job log");
     return 0;
 }
 
@@ -390,7 +352,7 @@ int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_by
     if ((r = prepare(l.db, &st, "SELECT seq, data FROM job_logs WHERE job_id=? AND seq>? ORDER BY seq",
                      err)) < 0)
         return r;
-    bind_text(st, 1, id);
+    sqlutil_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, after_seq);
     while (out->len < max_bytes && (r = sqlite3_step(st)) == SQLITE_ROW) {
         const void *d = sqlite3_column_blob(st, 1);
@@ -401,7 +363,7 @@ int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_by
         r = SQLITE_DONE;
     }
     if (r != SQLITE_DONE && r != SQLITE_ROW)
-        return db_error(l.db, err, "read job log");
+        return sqlutil_error(l.db, err, "read job log");
     return 0;
 }
 
@@ -413,9 +375,9 @@ int jobstore_log_last_seq(store *s, const char *id, int64_t *seq, dms_error *err
     *seq = 0;
     if ((r = prepare(l.db, &st, "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id=?", err)) < 0)
         return r;
-    bind_text(st, 1, id);
+    sqlutil_bind_text(st, 1, id);
     if (sqlite3_step(st) != SQLITE_ROW)
-        return db_error(l.db, err, "last log seq");
+        return sqlutil_error(l.db, err, "last log seq");
     *seq = sqlite3_column_int64(st, 0);
     return 0;
 }

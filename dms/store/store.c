@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common.h"
+#include "sqlutil.h"
 
 /* A writer waits this long for the file lock (another dmsd process, or a checkpoint) before failing. */
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -90,21 +91,9 @@ static const char *const migrations[] = {
     "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
 };
 
-static void finalizep(sqlite3_stmt **st)
-{
-    sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ __attribute__((cleanup(finalizep)))
-
 static int db_error(store *s, dms_error *err, const char *what)
 {
-    int rc = sqlite3_extended_errcode(s->db);
-    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY)
-        return dms_error_set(err, DMS_E_CONFLICT, NULL, "%s: %s", what, sqlite3_errmsg(s->db));
-    int code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_FULL
-                   ? DMS_E_IO
-                   : DMS_E_INTERNAL;
-    return dms_error_set(err, code, NULL, "store: %s: %s", what, sqlite3_errmsg(s->db));
+    return sqlutil_error(s->db, err, what);
 }
 
 static void lock(store *s)
@@ -130,20 +119,6 @@ static int prepare(store *s, sqlite3_stmt **st, const char *sql, dms_error *err)
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
         return db_error(s, err, "prepare");
     return 0;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
-}
-
-static char *col_text(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? strdup((const char *)t) : NULL;
 }
 
 static int exec_sql(store *s, const char *sql, dms_error *err)
@@ -302,25 +277,25 @@ void store_db_release(store *s)
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
 {
     int i = 1;
-    bind_text(st, i++, d->id);
-    bind_text(st, i++, d->user_id);
-    bind_text(st, i++, d->name);
-    bind_text(st, i++, d->repo);
-    bind_text(st, i++, d->branch);
-    bind_text(st, i++, d->commit);
-    bind_text(st, i++, d->language);
+    sqlutil_bind_text(st, i++, d->id);
+    sqlutil_bind_text(st, i++, d->user_id);
+    sqlutil_bind_text(st, i++, d->name);
+    sqlutil_bind_text(st, i++, d->repo);
+    sqlutil_bind_text(st, i++, d->branch);
+    sqlutil_bind_text(st, i++, d->commit);
+    sqlutil_bind_text(st, i++, d->language);
     sqlite3_bind_int(st, i++, d->port);
-    bind_text(st, i++, d->env_json ? d->env_json : "{}");
-    bind_text(st, i++, volumes);
-    bind_text(st, i++, droid_state_name(d->state));
-    bind_text(st, i++, d->reason);
+    sqlutil_bind_text(st, i++, d->env_json ? d->env_json : "{}");
+    sqlutil_bind_text(st, i++, volumes);
+    sqlutil_bind_text(st, i++, droid_state_name(d->state));
+    sqlutil_bind_text(st, i++, d->reason);
     sqlite3_bind_int64(st, i++, d->created_ns);
     sqlite3_bind_int64(st, i++, d->updated_ns);
     sqlite3_bind_int(st, i++, d->want_running);
     sqlite3_bind_int64(st, i++, d->want_release);
     sqlite3_bind_int64(st, i++, d->config_gen);
     sqlite3_bind_int64(st, i++, d->restart_gen);
-    bind_text(st, i++, d->run_id);
+    sqlutil_bind_text(st, i++, d->run_id);
     sqlite3_bind_int64(st, i++, d->run_release);
     sqlite3_bind_int64(st, i++, d->run_config_gen);
     sqlite3_bind_int64(st, i++, d->run_restart_gen);
@@ -330,11 +305,11 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     sqlite3_bind_int(st, i++, d->crash_count);
     sqlite3_bind_int(st, i++, d->start_failures);
     sqlite3_bind_int64(st, i++, d->retry_at_ns);
-    bind_text(st, i++, d->commit_sha);
+    sqlutil_bind_text(st, i++, d->commit_sha);
     sqlite3_bind_int(st, i++, d->deleting);
     sqlite3_bind_int(st, i++, d->keep_volumes);
-    bind_text(st, i++, d->run_addr);
-    bind_text(st, i++, d->snooze_json);
+    sqlutil_bind_text(st, i++, d->run_addr);
+    sqlutil_bind_text(st, i++, d->snooze_json);
     sqlite3_bind_int(st, i++, d->asleep);
     sqlite3_bind_int64(st, i++, d->woken_ns);
     return i;
@@ -408,7 +383,7 @@ int store_droid_delete(store *s, const char *id, dms_error *err)
         int r = prepare(s, &st, sql[i], err);
         if (r < 0)
             return r;
-        bind_text(st, 1, id);
+        sqlutil_bind_text(st, 1, id);
         if (sqlite3_step(st) != SQLITE_DONE)
             return db_error(s, err, "delete droid");
     }
@@ -422,25 +397,25 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
         return NULL;
     int i = 0;
     snprintf(d->id, sizeof(d->id), "%s", (const char *)sqlite3_column_text(st, i++));
-    d->user_id = col_text(st, i++);
-    d->name = col_text(st, i++);
-    d->repo = col_text(st, i++);
-    d->branch = col_text(st, i++);
-    d->commit = col_text(st, i++);
-    d->language = col_text(st, i++);
+    d->user_id = sqlutil_col_text(st, i++);
+    d->name = sqlutil_col_text(st, i++);
+    d->repo = sqlutil_col_text(st, i++);
+    d->branch = sqlutil_col_text(st, i++);
+    d->commit = sqlutil_col_text(st, i++);
+    d->language = sqlutil_col_text(st, i++);
     d->port = sqlite3_column_int(st, i++);
-    d->env_json = col_text(st, i++);
+    d->env_json = sqlutil_col_text(st, i++);
     const char *vols = (const char *)sqlite3_column_text(st, i++);
     int state = droid_state_from_name((const char *)sqlite3_column_text(st, i++));
     d->state = state < 0 ? DROID_FAILED : (droid_state)state;
-    d->reason = col_text(st, i++);
+    d->reason = sqlutil_col_text(st, i++);
     d->created_ns = sqlite3_column_int64(st, i++);
     d->updated_ns = sqlite3_column_int64(st, i++);
     d->want_running = sqlite3_column_int(st, i++) != 0;
     d->want_release = sqlite3_column_int64(st, i++);
     d->config_gen = sqlite3_column_int64(st, i++);
     d->restart_gen = sqlite3_column_int64(st, i++);
-    d->run_id = col_text(st, i++);
+    d->run_id = sqlutil_col_text(st, i++);
     d->run_release = sqlite3_column_int64(st, i++);
     d->run_config_gen = sqlite3_column_int64(st, i++);
     d->run_restart_gen = sqlite3_column_int64(st, i++);
@@ -450,11 +425,11 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->crash_count = sqlite3_column_int(st, i++);
     d->start_failures = sqlite3_column_int(st, i++);
     d->retry_at_ns = sqlite3_column_int64(st, i++);
-    d->commit_sha = col_text(st, i++);
+    d->commit_sha = sqlutil_col_text(st, i++);
     d->deleting = sqlite3_column_int(st, i++) != 0;
     d->keep_volumes = sqlite3_column_int(st, i++) != 0;
-    d->run_addr = col_text(st, i++);
-    d->snooze_json = col_text(st, i++);
+    d->run_addr = sqlutil_col_text(st, i++);
+    d->snooze_json = sqlutil_col_text(st, i++);
     d->asleep = sqlite3_column_int(st, i++) != 0;
     d->woken_ns = sqlite3_column_int64(st, i++);
     if (droid_volumes_from_json(d, vols, err) < 0) {
@@ -510,11 +485,11 @@ int store_event_add(store *s, const char *droid_id, int64_t ts_ns, const char *f
                      " VALUES (?,?,?,?,?)",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, ts_ns);
-    bind_text(st, 3, from);
-    bind_text(st, 4, to);
-    bind_text(st, 5, reason ? reason : "");
+    sqlutil_bind_text(st, 3, from);
+    sqlutil_bind_text(st, 4, to);
+    sqlutil_bind_text(st, 5, reason ? reason : "");
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "add event");
     return 0;
@@ -537,7 +512,7 @@ int store_events_json(store *s, const char *droid_id, int64_t after_id, int limi
                      " ORDER BY id LIMIT ?",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, after_id);
     sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
     json_t *a = json_array();
@@ -597,12 +572,12 @@ static void row_build(sqlite3_stmt *st, store_build *b)
     snprintf(b->droid_id, sizeof(b->droid_id), "%s", (const char *)sqlite3_column_text(st, 1));
     b->status = build_status_parse((const char *)sqlite3_column_text(st, 2));
     b->attempt = sqlite3_column_int(st, 3);
-    b->branch = col_text(st, 4);
-    b->commit_pin = col_text(st, 5);
-    b->commit_sha = col_text(st, 6);
-    b->image_id = col_text(st, 7);
-    b->tag = col_text(st, 8);
-    b->reason = col_text(st, 9);
+    b->branch = sqlutil_col_text(st, 4);
+    b->commit_pin = sqlutil_col_text(st, 5);
+    b->commit_sha = sqlutil_col_text(st, 6);
+    b->image_id = sqlutil_col_text(st, 7);
+    b->tag = sqlutil_col_text(st, 8);
+    b->reason = sqlutil_col_text(st, 9);
     b->created_ns = sqlite3_column_int64(st, 10);
     b->started_ns = sqlite3_column_int64(st, 11);
     b->finished_ns = sqlite3_column_int64(st, 12);
@@ -620,9 +595,9 @@ int store_build_insert(store *s, const char *droid_id, const char *branch, const
                      " VALUES (?, 'queued', ?, ?, ?)",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
-    bind_text(st, 2, branch);
-    bind_text(st, 3, commit_pin);
+    sqlutil_bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 2, branch);
+    sqlutil_bind_text(st, 3, commit_pin);
     sqlite3_bind_int64(st, 4, dmsd_now_ns());
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "queue build");
@@ -641,14 +616,14 @@ int store_build_update(store *s, const store_build *b, dms_error *err)
                      " image_id=?, tag=?, reason=?, started_ns=?, finished_ns=?, next_try_ns=? WHERE id=?",
                      err)) < 0)
         return r;
-    bind_text(st, 1, build_status_name(b->status));
+    sqlutil_bind_text(st, 1, build_status_name(b->status));
     sqlite3_bind_int(st, 2, b->attempt);
-    bind_text(st, 3, b->branch);
-    bind_text(st, 4, b->commit_pin);
-    bind_text(st, 5, b->commit_sha);
-    bind_text(st, 6, b->image_id);
-    bind_text(st, 7, b->tag);
-    bind_text(st, 8, b->reason);
+    sqlutil_bind_text(st, 3, b->branch);
+    sqlutil_bind_text(st, 4, b->commit_pin);
+    sqlutil_bind_text(st, 5, b->commit_sha);
+    sqlutil_bind_text(st, 6, b->image_id);
+    sqlutil_bind_text(st, 7, b->tag);
+    sqlutil_bind_text(st, 8, b->reason);
     sqlite3_bind_int64(st, 9, b->started_ns);
     sqlite3_bind_int64(st, 10, b->finished_ns);
     sqlite3_bind_int64(st, 11, b->next_try_ns);
@@ -694,7 +669,7 @@ int store_build_active(store *s, const char *droid_id, store_build *out, dms_err
                      " ORDER BY id DESC LIMIT 1",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     r = sqlite3_step(st);
     if (r == SQLITE_DONE)
         return 0;
@@ -715,7 +690,7 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err)
                      err)) < 0)
         return r;
     sqlite3_bind_int64(st, 1, dmsd_now_ns());
-    bind_text(st, 2, droid_id);
+    sqlutil_bind_text(st, 2, droid_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "supersede builds");
     return 0;
@@ -731,9 +706,9 @@ int store_builds_cancel_queued(store *s, const char *droid_id, const char *reaso
                      " status='queued'",
                      err)) < 0)
         return r;
-    bind_text(st, 1, reason);
+    sqlutil_bind_text(st, 1, reason);
     sqlite3_bind_int64(st, 2, dmsd_now_ns());
-    bind_text(st, 3, droid_id);
+    sqlutil_bind_text(st, 3, droid_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "cancel builds");
     if (n)
@@ -774,7 +749,7 @@ int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, d
     if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? ORDER BY id DESC LIMIT ?",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
     json_t *a = json_array();
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -827,10 +802,10 @@ static void row_release(sqlite3_stmt *st, store_release *r)
     snprintf(r->droid_id, sizeof(r->droid_id), "%s", (const char *)sqlite3_column_text(st, 0));
     r->seq = sqlite3_column_int64(st, 1);
     r->build_id = sqlite3_column_int64(st, 2);
-    r->image_id = col_text(st, 3);
-    r->tag = col_text(st, 4);
-    r->commit_sha = col_text(st, 5);
-    r->env_json = col_text(st, 6);
+    r->image_id = sqlutil_col_text(st, 3);
+    r->tag = sqlutil_col_text(st, 4);
+    r->commit_sha = sqlutil_col_text(st, 5);
+    r->env_json = sqlutil_col_text(st, 6);
     r->port = sqlite3_column_int(st, 7);
     r->created_ns = sqlite3_column_int64(st, 8);
     r->image_removed = sqlite3_column_int(st, 9) != 0;
@@ -844,13 +819,13 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)", err)) <
         0)
         return r;
-    bind_text(st, 1, rel->droid_id);
+    sqlutil_bind_text(st, 1, rel->droid_id);
     sqlite3_bind_int64(st, 2, rel->seq);
     sqlite3_bind_int64(st, 3, rel->build_id);
-    bind_text(st, 4, rel->image_id);
-    bind_text(st, 5, rel->tag);
-    bind_text(st, 6, rel->commit_sha);
-    bind_text(st, 7, rel->env_json ? rel->env_json : "{}");
+    sqlutil_bind_text(st, 4, rel->image_id);
+    sqlutil_bind_text(st, 5, rel->tag);
+    sqlutil_bind_text(st, 6, rel->commit_sha);
+    sqlutil_bind_text(st, 7, rel->env_json ? rel->env_json : "{}");
     sqlite3_bind_int(st, 8, rel->port);
     sqlite3_bind_int64(st, 9, rel->created_ns);
     sqlite3_bind_int(st, 10, rel->image_removed);
@@ -866,7 +841,7 @@ int store_release_get(store *s, const char *droid_id, int64_t seq, store_release
     int r;
     if ((r = prepare(s, &st, "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=? AND seq=?", err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, seq);
     r = sqlite3_step(st);
     if (r == SQLITE_DONE)
@@ -885,7 +860,7 @@ int store_releases_list(store *s, const char *droid_id, store_release **out, siz
     if ((r = prepare(s, &st, "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=? ORDER BY seq DESC",
                      err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     store_release *v = NULL;
     size_t len = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -913,7 +888,7 @@ int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_
     int r;
     if ((r = prepare(s, &st, "UPDATE releases SET image_removed=1 WHERE droid_id=? AND seq=?", err)) < 0)
         return r;
-    bind_text(st, 1, droid_id);
+    sqlutil_bind_text(st, 1, droid_id);
     sqlite3_bind_int64(st, 2, seq);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "mark release image removed");
@@ -943,8 +918,8 @@ int store_run_insert(store *s, const char *exec_id, const char *droid_id, int64_
                      "INSERT OR REPLACE INTO runs (exec_id, droid_id, release, started_ns) VALUES (?,?,?,?)",
                      err)) < 0)
         return r;
-    bind_text(st, 1, exec_id);
-    bind_text(st, 2, droid_id);
+    sqlutil_bind_text(st, 1, exec_id);
+    sqlutil_bind_text(st, 2, droid_id);
     sqlite3_bind_int64(st, 3, release);
     sqlite3_bind_int64(st, 4, started_ns);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -961,9 +936,9 @@ int store_run_end(store *s, const char *exec_id, int64_t ended_ns, const char *o
     if ((r = prepare(s, &st, "UPDATE runs SET ended_ns=?, outcome=?, exit_code=? WHERE exec_id=?", err)) < 0)
         return r;
     sqlite3_bind_int64(st, 1, ended_ns);
-    bind_text(st, 2, outcome);
+    sqlutil_bind_text(st, 2, outcome);
     sqlite3_bind_int(st, 3, exit_code);
-    bind_text(st, 4, exec_id);
+    sqlutil_bind_text(st, 4, exec_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "end run");
     return 0;
@@ -976,7 +951,7 @@ int store_run_mark_removed(store *s, const char *exec_id, dms_error *err)
     int r;
     if ((r = prepare(s, &st, "UPDATE runs SET removed=1 WHERE exec_id=?", err)) < 0)
         return r;
-    bind_text(st, 1, exec_id);
+    sqlutil_bind_text(st, 1, exec_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "mark run removed");
     return 0;
@@ -995,7 +970,7 @@ static int runs_query(store *s, const char *droid_id, store_run **out, size_t *n
              err)) < 0)
         return r;
     if (droid_id)
-        bind_text(st, 1, droid_id);
+        sqlutil_bind_text(st, 1, droid_id);
     store_run *v = NULL;
     size_t len = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1047,8 +1022,8 @@ int store_gc_add(store *s, const char *image, const char *droid_id, dms_error *e
     int r;
     if ((r = prepare(s, &st, "INSERT OR IGNORE INTO image_gc (image, droid_id) VALUES (?,?)", err)) < 0)
         return r;
-    bind_text(st, 1, image);
-    bind_text(st, 2, droid_id);
+    sqlutil_bind_text(st, 1, image);
+    sqlutil_bind_text(st, 2, droid_id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "queue image removal");
     return 0;
@@ -1091,7 +1066,7 @@ int store_gc_done(store *s, const char *image, dms_error *err)
     int r;
     if ((r = prepare(s, &st, "DELETE FROM image_gc WHERE image=?", err)) < 0)
         return r;
-    bind_text(st, 1, image);
+    sqlutil_bind_text(st, 1, image);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "finish image removal");
     return 0;
@@ -1109,11 +1084,11 @@ int store_gc_retry(store *s, const char *image, int64_t base_ms, int64_t max_ms,
                      " next_try_ns=? + 1000000 * MIN(?, ? << MIN(attempts, 20)) WHERE image=?",
                      err)) < 0)
         return r;
-    bind_text(st, 1, error);
+    sqlutil_bind_text(st, 1, error);
     sqlite3_bind_int64(st, 2, dmsd_now_ns());
     sqlite3_bind_int64(st, 3, max_ms);
     sqlite3_bind_int64(st, 4, base_ms);
-    bind_text(st, 5, image);
+    sqlutil_bind_text(st, 5, image);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "reschedule image removal");
     return 0;
