@@ -12,10 +12,9 @@
 #include "../common.h"
 #include "../droids/droid.h"
 #include "http.h"
+#include "handlers.h"
 
 #define GIT_CHECKS_MAX 4
-
-void route_git_check(void *app, api_req *r, const char *id);
 
 static atomic_int checks_running;
 

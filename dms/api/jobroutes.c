@@ -27,19 +27,11 @@
 #include "../common.h"
 #include "../jobs/jobs.h"
 #include "../jobs/jobstore.h"
+#include "handlers.h"
 
 #define JOBS_LIST_MAX      100
 #define JOB_LOG_READ_BYTES (64 * 1024)                /* one read of a follow */
 #define JOB_LOG_REPLY_MAX  (JOB_LOG_MAX_BYTES + 4096) /* the whole log in one JSON string */
-
-void route_job_create(void *app, api_req *r, const char *id);
-void route_job_get(void *app, api_req *r, const char *id);
-void route_job_status(void *app, api_req *r, const char *id);
-void route_job_log(void *app, api_req *r, const char *id);
-void route_job_cancel(void *app, api_req *r, const char *id);
-void route_job_artifact(void *app, api_req *r, const char *id);
-void route_jobs_list(void *app, api_req *r, const char *id);
-void route_project_cache_delete(void *app, api_req *r, const char *id);
 
 static bool need_jobs(app *a, api_req *r)
 {

@@ -26,13 +26,12 @@
 #include "../app.h"
 #include "../common.h"
 #include "logpage.h"
+#include "handlers.h"
 
 #define LOGS_DEFAULT_LIMIT  10000
 #define LOGS_MAX_LINES      1000000
 #define LOGS_MAX_BYTES      (8 * 1024 * 1024) /* one page; the cursor continues past it */
 #define BUILD_LOG_MAX_BYTES (16 * 1024 * 1024)
-
-void route_logs(void *app, api_req *r, const char *id);
 
 /* ---- runtime logs ---- */
 

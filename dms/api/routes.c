@@ -12,20 +12,10 @@
 #include "../follow/follow.h"
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
+#include "handlers.h"
 
 #define EVENTS_PAGE_MAX 1000
 #define BUILDS_LIST_MAX 50
-
-void route_logs(void *app, api_req *r, const char *id);
-void route_git_check(void *app, api_req *r, const char *id);
-void route_job_create(void *app, api_req *r, const char *id);
-void route_job_get(void *app, api_req *r, const char *id);
-void route_job_status(void *app, api_req *r, const char *id);
-void route_job_log(void *app, api_req *r, const char *id);
-void route_job_cancel(void *app, api_req *r, const char *id);
-void route_job_artifact(void *app, api_req *r, const char *id);
-void route_jobs_list(void *app, api_req *r, const char *id);
-void route_project_cache_delete(void *app, api_req *r, const char *id);
 
 static void reply_droid(app *a, api_req *r, unsigned status, const droid *d)
 {
