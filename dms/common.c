@@ -85,3 +85,32 @@ bool dmsd_is_slug(const char *s)
             return false;
     return true;
 }
+
+int dmsd_json_known_keys(json_t *body, const char *const *keys, dms_error *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(body, k, v)
+    {
+        bool known = false;
+        for (size_t i = 0; keys[i] && !known; i++)
+            known = strcmp(keys[i], k) == 0;
+        if (!known)
+            return dms_error_set(err, DMS_E_INVALID, k, "unknown field \"%.48s\"", k);
+    }
+    return 0;
+}
+
+int dmsd_json_string(json_t *body, const char *key, bool required, const char **out, dms_error *err)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return required ? dms_error_set(err, DMS_E_INVALID, key, "%s is required", key) : 0;
+    if (!json_is_string(v))
+        return dms_error_set(err, DMS_E_INVALID, key, "%s must be a string", key);
+    if (memchr(json_string_value(v), 0, json_string_length(v)))
+        return dms_error_set(err, DMS_E_INVALID, key, "%s must not contain NUL", key);
+    *out = json_string_value(v);
+    return 0;
+}

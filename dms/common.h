@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include <dms/executor.h>
+#include <jansson.h>
 
 #include "util.h"
 
@@ -38,5 +39,12 @@ int dmsd_set_str(char **dst, const char *value);
 
 /* True if every byte of s is in [a-z0-9-] (and s is not empty). */
 bool dmsd_is_slug(const char *s);
+
+/* A request body's keys must all be in keys (NULL-terminated): else INVALID naming the first unknown one. */
+int dmsd_json_known_keys(json_t *body, const char *const *keys, dms_error *err);
+/* body[key] as a string without NUL bytes, borrowed from body into *out. Absent or null: *out NULL, and
+ * INVALID
+ * ("key is required") when required. Anything but a string: INVALID naming key. */
+int dmsd_json_string(json_t *body, const char *key, bool required, const char **out, dms_error *err);
 
 #endif

@@ -288,36 +288,6 @@ static int parse_volumes(json_t *arr, droid *d, dms_error *err)
     return 0;
 }
 
-static int check_keys(json_t *body, const char *const *keys, dms_error *err)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        bool known = false;
-        for (size_t i = 0; keys[i] && !known; i++)
-            known = strcmp(keys[i], k) == 0;
-        if (!known)
-            return dms_error_set(err, DMS_E_INVALID, k, "unknown field \"%.48s\"", k);
-    }
-    return 0;
-}
-
-/* An optional string field: absent/null leaves *out NULL; anything but a string is an error. */
-static int opt_string(json_t *body, const char *key, const char **out, dms_error *err)
-{
-    json_t *v = json_object_get(body, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return dms_error_set(err, DMS_E_INVALID, key, "%s must be a string", key);
-    if (memchr(json_string_value(v), 0, json_string_length(v)))
-        return dms_error_set(err, DMS_E_INVALID, key, "%s must not contain NUL", key);
-    *out = json_string_value(v);
-    return 0;
-}
-
 /* The port from "port" and env.PORT: both given must agree; neither: the default. */
 static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 {
@@ -345,11 +315,12 @@ int droid_parse_create(json_t *body, droid *d, dms_error *err)
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     int r;
     const char *name, *repo, *branch, *commit, *language;
-    if ((r = check_keys(body, keys, err)) < 0 || (r = opt_string(body, "name", &name, err)) < 0 ||
-        (r = opt_string(body, "repo", &repo, err)) < 0 ||
-        (r = opt_string(body, "branch", &branch, err)) < 0 ||
-        (r = opt_string(body, "commit", &commit, err)) < 0 ||
-        (r = opt_string(body, "language", &language, err)) < 0)
+    if ((r = dmsd_json_known_keys(body, keys, err)) < 0 ||
+        (r = dmsd_json_string(body, "name", false, &name, err)) < 0 ||
+        (r = dmsd_json_string(body, "repo", false, &repo, err)) < 0 ||
+        (r = dmsd_json_string(body, "branch", false, &branch, err)) < 0 ||
+        (r = dmsd_json_string(body, "commit", false, &commit, err)) < 0 ||
+        (r = dmsd_json_string(body, "language", false, &language, err)) < 0)
         return r;
     if ((r = droid_validate_name(name, err)) < 0 || (r = droid_validate_repo(repo, err)) < 0)
         return r;
@@ -404,8 +375,9 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
                              "nothing to change: give name, port, env, branch or commit");
     int r;
     const char *name, *branch;
-    if ((r = check_keys(body, keys, err)) < 0 || (r = opt_string(body, "name", &name, err)) < 0 ||
-        (r = opt_string(body, "branch", &branch, err)) < 0)
+    if ((r = dmsd_json_known_keys(body, keys, err)) < 0 ||
+        (r = dmsd_json_string(body, "name", false, &name, err)) < 0 ||
+        (r = dmsd_json_string(body, "branch", false, &branch, err)) < 0)
         goto fail;
     if (json_object_get(body, "name") && (r = droid_validate_name(name, err)) < 0)
         goto fail;

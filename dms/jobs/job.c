@@ -153,35 +153,6 @@ int job_validate_dist_dir(const char *v, dms_error *err)
     return 0;
 }
 
-static int check_keys(json_t *body, const char *const *keys, dms_error *err)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(body, k, v)
-    {
-        bool known = false;
-        for (size_t i = 0; keys[i] && !known; i++)
-            known = strcmp(keys[i], k) == 0;
-        if (!known)
-            return dms_error_set(err, DMS_E_INVALID, k, "unknown field \"%.64s\"", k);
-    }
-    return 0;
-}
-
-/* A required string without NUL bytes; *out borrowed from body. */
-static int req_string(json_t *body, const char *key, const char **out, dms_error *err)
-{
-    json_t *v = json_object_get(body, key);
-    if (!v || json_is_null(v))
-        return dms_error_set(err, DMS_E_INVALID, key, "%s is required", key);
-    if (!json_is_string(v))
-        return dms_error_set(err, DMS_E_INVALID, key, "%s must be a string", key);
-    if (memchr(json_string_value(v), 0, json_string_length(v)))
-        return dms_error_set(err, DMS_E_INVALID, key, "%s must not contain NUL", key);
-    *out = json_string_value(v);
-    return 0;
-}
-
 /* droid_validate_* name the droid's fields; a job's payload names them differently. */
 static int rename_field(int r, dms_error *err, const char *field)
 {
@@ -204,13 +175,14 @@ int job_parse_create(json_t *body, job *j, dms_error *err)
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     const char *project, *deployment, *branch, *repo, *command, *pm, *dist;
     int r;
-    if ((r = check_keys(body, keys, err)) < 0 || (r = req_string(body, "project_id", &project, err)) < 0 ||
-        (r = req_string(body, "deployment_id", &deployment, err)) < 0 ||
-        (r = req_string(body, "project_branch", &branch, err)) < 0 ||
-        (r = req_string(body, "project_repo_url", &repo, err)) < 0 ||
-        (r = req_string(body, "project_build_command", &command, err)) < 0 ||
-        (r = req_string(body, "project_package_manager", &pm, err)) < 0 ||
-        (r = req_string(body, "project_dist_directory", &dist, err)) < 0)
+    if ((r = dmsd_json_known_keys(body, keys, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_id", true, &project, err)) < 0 ||
+        (r = dmsd_json_string(body, "deployment_id", true, &deployment, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_branch", true, &branch, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_repo_url", true, &repo, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_build_command", true, &command, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_package_manager", true, &pm, err)) < 0 ||
+        (r = dmsd_json_string(body, "project_dist_directory", true, &dist, err)) < 0)
         return r;
     if ((r = job_validate_ref_id(project, "project_id", err)) < 0 ||
         (r = job_validate_ref_id(deployment, "deployment_id", err)) < 0 ||
