@@ -373,37 +373,6 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     return 0;
 }
 
-int docker_remove_image(void *cookie, const char *image, dms_error *err)
-{
-    docker_executor *ex = cookie;
-    char p[400];
-    snprintf(p, sizeof(p), "/images/%s/json", image);
-    docker_response resp;
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
-    if (r < 0)
-        return r;
-    if (resp.status != 200) {
-        r = docker_error_from_response(&resp, "inspect image", err);
-        dms_buf_free(&resp.body);
-        return r;
-    }
-    json_t *j = docker_response_json(&resp, "inspect image", err);
-    dms_buf_free(&resp.body);
-    const char *owner =
-        json_string_value(json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
-    bool ours = owner && strcmp(owner, ex->id) == 0;
-    json_decref(j);
-    if (!ours)
-        return dms_error_set(err, DMS_E_NOT_OURS, "image", "image %s does not carry %s=%s; not removing it", image,
-                             DMS_LABEL_EXECUTOR, ex->id);
-    snprintf(p, sizeof(p), "/images/%s", image);
-    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
-    if (r == 0 && resp.status != 200 && resp.status != 404)
-        r = docker_error_from_response(&resp, "remove image", err);
-    dms_buf_free(&resp.body);
-    return r;
-}
-
 int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_error *err)
 {
     docker_executor *ex = cookie;
@@ -433,6 +402,28 @@ int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_
     snprintf(out->id, sizeof(out->id), "%s", json_string_value(json_object_get(j, "Id")));
     json_decref(j);
     return 0;
+}
+
+int docker_remove_image(void *cookie, const char *image, dms_error *err)
+{
+    docker_executor *ex = cookie;
+    dms_image_info info = {0};
+    int r = docker_image_info(cookie, image, &info, err);
+    if (r < 0)
+        return r;
+    if (!info.present)
+        return dms_error_set(err, DMS_E_NOT_FOUND, "image", "image %s not found", image);
+    if (!info.ours)
+        return dms_error_set(err, DMS_E_NOT_OURS, "image", "image %s does not carry %s=%s; not removing it",
+                             image, DMS_LABEL_EXECUTOR, ex->id);
+    char p[400];
+    snprintf(p, sizeof(p), "/images/%s", image);
+    docker_response resp;
+    r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
+    if (r == 0 && resp.status != 200 && resp.status != 404)
+        r = docker_error_from_response(&resp, "remove image", err);
+    dms_buf_free(&resp.body);
+    return r;
 }
 
 int docker_remove_volume(void *cookie, const char *name, dms_error *err)
