@@ -45,21 +45,30 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
+/* A detached remote for repo, connected for fetching (what ls-remote does): free it with git_remote_free. */
+static int connect_remote(const char *repo, git_remote **out, dms_error *err)
 {
-    memset(out, 0, sizeof(*out));
-    git_remote *remote = NULL;
-    int rc = git_remote_create_detached(&remote, repo);
+    int rc = git_remote_create_detached(out, repo);
     if (rc < 0)
         return git_fail(err, rc, "open remote", repo);
     git_remote_callbacks cbs;
     git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
-    rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL);
-    if (rc < 0) {
+    if ((rc = git_remote_connect(*out, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
         int r = git_fail(err, rc, "connect to", repo);
-        git_remote_free(remote);
+        git_remote_free(*out);
+        *out = NULL;
         return r;
     }
+    return 0;
+}
+
+int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    git_remote *remote = NULL;
+    int rc = connect_remote(repo, &remote, err);
+    if (rc < 0)
+        return rc;
     const git_remote_head **heads = NULL;
     size_t n = 0;
     if ((rc = git_remote_ls(&heads, &n, remote)) < 0) {
@@ -89,16 +98,9 @@ int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
 int gitx_branch_head(const char *repo, const char *branch, char *sha, char *resolved, dms_error *err)
 {
     git_remote *remote = NULL;
-    int rc = git_remote_create_detached(&remote, repo);
+    int rc = connect_remote(repo, &remote, err);
     if (rc < 0)
-        return git_fail(err, rc, "open remote", repo);
-    git_remote_callbacks cbs;
-    git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
-    if ((rc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
-        int r = git_fail(err, rc, "connect to", repo);
-        git_remote_free(remote);
-        return r;
-    }
+        return rc;
     char want[GITX_BRANCH_MAX + 16] = "";
     if (branch) {
         snprintf(want, sizeof(want), HEADS_PREFIX "%s", branch);
