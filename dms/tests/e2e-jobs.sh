@@ -28,43 +28,13 @@ export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
 export DMS_JOB_CONCURRENCY=2
 export DMS_FOLLOW_INTERVAL_S=2
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
-PASS=0
-FAILS=0
-DMSD_PID=
-
-pass() { PASS=$((PASS + 1)); echo "  ok   $*"; }
-failed() { FAILS=$((FAILS + 1)); echo "  FAIL $*"; }
-check() { local what=$1; shift; if "$@"; then pass "$what"; else failed "$what"; fi; }
-
-start_dmsd() {
-    rm -f "$WORK/port"
-    "$DMSD" --listen 127.0.0.1:0 --port-file "$WORK/port" >>"$WORK/dmsd.log" 2>&1 &
-    DMSD_PID=$!
-    for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
-    [ -s "$WORK/port" ] || { echo "e2e-jobs: dmsd did not start:"; tail -20 "$WORK/dmsd.log"; exit 1; }
-    export DMS_URL=http://127.0.0.1:$(cat "$WORK/port")
-}
-
-cleanup() {
-    [ -n "$DMSD_PID" ] && kill "$DMSD_PID" 2>/dev/null && wait "$DMSD_PID" 2>/dev/null
-    docker ps -aq --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker rm -f >/dev/null 2>&1
-    docker images -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | sort -u | xargs -r docker rmi -f >/dev/null 2>&1
-    docker volume ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker volume rm >/dev/null 2>&1
-    # The droids' network, if this dmsd made it (another dmsd's containers on it keep it: rm refuses).
-    docker network ls -q --filter label=io.dms.executor=$DMS_EXECUTOR_ID | xargs -r docker network rm >/dev/null 2>&1
-    [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
-}
+E2E_NAME=e2e-jobs
+# shellcheck source=dms/tests/lib.sh
+. "$ROOT/dms/tests/lib.sh"
 trap cleanup EXIT
 
 ALICE=$("$DMSCTL" token alice)
 BOB=$("$DMSCTL" token bob)
-api() { # api TOKEN METHOD PATH [BODY] -> body on stdout, status in $WORK/status
-    local tok=$1 m=$2 p=$3
-    shift 3
-    curl -s -o "$WORK/body" -w '%{http_code}' -X "$m" ${tok:+-H "Authorization: Bearer $tok"} ${1:+-d "$1"} \
-        "$DMS_URL$p" >"$WORK/status"
-    cat "$WORK/body"
-}
 code() { cat "$WORK/status"; }
 errfield() { jq -r .field "$WORK/body"; }
 repo() { # repo NAME FILE TEXT [FILE TEXT...] -> a bare repository $WORK/NAME.git with one commit on main
