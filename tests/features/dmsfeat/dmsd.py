@@ -179,6 +179,8 @@ class Dmsd:
         self.port = None
         self.keep_releases = None
         self.docker_host = None  # a DOCKER_HOST of the scenario's own (an engine socket that is not there yet)
+        # Settings of this scenario's dmsd (name -> value; None removes a default the harness sets).
+        self.extra_env = {}
         self.users = set()
         self.repo_of = {}  # droid name -> the scenario's repository it was created from
         self.droid_ids = set()  # every droid this dmsd created for the scenario (their images are checked too)
@@ -188,7 +190,7 @@ class Dmsd:
 
     # -- process --
 
-    def start(self, keep_releases=None):
+    def start(self, keep_releases=None, extra_env=None):
         if not os.path.exists(self.bin):
             raise AssertionError(f"{self.bin} is missing: build dmsd first (make BUILD=... build-all)")
         if keep_releases is not None:
@@ -201,6 +203,13 @@ class Dmsd:
                     "DMS_PROXY_LISTEN": "127.0.0.1:0"})
         if self.keep_releases is not None:
             env["DMS_KEEP_RELEASES"] = str(self.keep_releases)
+        if extra_env:
+            self.extra_env.update(extra_env)
+        for name, value in self.extra_env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         if self.docker_host:
             env["DOCKER_HOST"] = self.docker_host
         try:

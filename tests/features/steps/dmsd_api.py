@@ -25,6 +25,13 @@ def step_dmsd_running(context):
     context.dmsd_host.start()
 
 
+@given('dmsd is running with the settings')
+def step_dmsd_running_with(context):
+    """A table of | setting | value |; the value "(unset)" removes a setting the harness gives every dmsd."""
+    env = {row["setting"]: None if row["value"] == "(unset)" else row["value"] for row in context.table}
+    context.dmsd_host.start(extra_env=env)
+
+
 @given('dmsd is running and keeps {n:d} releases per droid')
 def step_dmsd_running_keeps(context, n):
     context.dmsd_host.start(keep_releases=n)
