@@ -58,6 +58,13 @@ static inline int dms_steal_fd(int *fd)
 
 #define DMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Modes of what dms writes: state files hold requests (a workload's env, its secrets), results and captured
+ * output, so they are readable by their owner only, whatever the caller's umask. */
+#define DMS_PRIVATE_FILE_MODE 0600
+#define DMS_PRIVATE_DIR_MODE  0700
+/* PATH of a helper process whose caller has none. */
+#define DMS_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* NULL-terminated string vectors. */
 size_t dms_strv_len(char *const *v);
 char **dms_strv_copy(char *const *v); /* NULL in -> NULL out; NULL on OOM sets errno */

@@ -377,7 +377,7 @@ static int prepare_dir(const char *dir, const dms_exec_request *req, json_t *spe
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
     if (!req->engine.working_dir) {
         snprintf(path, sizeof(path), "%s/" PROC_WORK_DIR, dir);
-        if (mkdir(path, 0755) != 0)
+        if (mkdir(path, DMS_PRIVATE_DIR_MODE) != 0)
             return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
         int64_t uid = json_integer_value(json_object_get(spec, "uid"));
         if (uid >= 0 && chown(path, (uid_t)uid, (gid_t)json_integer_value(json_object_get(spec, "gid"))) != 0)
@@ -476,7 +476,7 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, DMS_PRIVATE_FILE_MODE);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_adddup2(&fa, status_w, PROC_SHIM_STATUS_FD);
     posix_spawn_file_actions_adddup2(&fa, lock_w, PROC_SHIM_LOCK_FD);
