@@ -90,6 +90,12 @@ void dms_buf_free(dms_buf *b);
 /* Drops the first n bytes. */
 void dms_buf_consume(dms_buf *b, size_t n);
 
+/* The environment of a helper process dms starts (Caddy, the process backend's supervisor): PATH (the
+ * caller's, else DMS_DEFAULT_PATH), the caller's value of each name in keep (NULL-terminated, may be NULL)
+ * that it has, then extra ("K=V" each; may be NULL). Nothing else of the caller's environment: a secret or a
+ * DMS_* setting never reaches a child. Caller frees with dms_strv_free; NULL when out of memory. */
+char **dms_env_minimal(const char *const *keep, const char *const *extra);
+
 /* Environment/option lookup in "key=value" vectors; NULL if absent. Borrowed. */
 const char *dms_kv_get(char *const *kv, const char *key);
 

@@ -339,6 +339,35 @@ START_TEST(test_state_files_are_private_whatever_the_umask)
 }
 END_TEST
 
+START_TEST(test_env_minimal_holds_path_and_what_is_asked_for_only)
+{
+    char *saved_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("DMS_JWT_SECRET", "s3cret-of-the-host", 1);
+    setenv("DMS_TEST_KEPT", "kept", 1);
+    setenv("PATH", "/opt/x/bin:/usr/bin", 1);
+    const char *const keep[] = {"DMS_TEST_KEPT", "DMS_TEST_ABSENT", NULL};
+    const char *const extra[] = {"HOME=/var/lib/x", NULL};
+    char **env = dms_env_minimal(keep, extra);
+    ck_assert_ptr_nonnull(env);
+    ck_assert_uint_eq(dms_strv_len(env), 3);
+    ck_assert_str_eq(env[0], "PATH=/opt/x/bin:/usr/bin");
+    ck_assert_str_eq(env[1], "DMS_TEST_KEPT=kept");
+    ck_assert_str_eq(env[2], "HOME=/var/lib/x");
+    dms_strv_free(env);
+    /* Without a PATH of the caller's, the default one. */
+    unsetenv("PATH");
+    env = dms_env_minimal(NULL, NULL);
+    ck_assert_uint_eq(dms_strv_len(env), 1);
+    ck_assert_str_eq(env[0], "PATH=" DMS_DEFAULT_PATH);
+    dms_strv_free(env);
+    if (saved_path)
+        setenv("PATH", saved_path, 1);
+    free(saved_path);
+    unsetenv("DMS_JWT_SECRET");
+    unsetenv("DMS_TEST_KEPT");
+}
+END_TEST
+
 START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
 {
     char p[PATH_MAX];
@@ -442,6 +471,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask);
     tcase_add_test(tc, test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else);
     tcase_add_test(tc, test_state_files_are_private_whatever_the_umask);
+    tcase_add_test(tc, test_env_minimal_holds_path_and_what_is_asked_for_only);
     tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
     tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
