@@ -24,6 +24,7 @@
 #include "app.h"
 #include "build/builder.h"
 #include "common.h"
+#include "datadir.h"
 #include "follow/follow.h"
 #include "jobs/jobs.h"
 #include "router/router.h"
@@ -156,7 +157,7 @@ static int lock_data_dir(const char *dir, int *fd, dms_error *err)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/dmsd.lock", dir);
-    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (*fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", p);
     if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
@@ -286,13 +287,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (dms_global_init(&err) < 0 || dms_mkdir_p(a.cfg.data_dir, false, &err) < 0)
-        goto fail;
     char abs[PATH_MAX];
-    if (!realpath(a.cfg.data_dir, abs)) {
-        dms_error_set_errno(&err, DMS_E_IO, errno, "resolve %s", a.cfg.data_dir);
+    if (dms_global_init(&err) < 0 || datadir_prepare(a.cfg.data_dir, abs, sizeof(abs), &err) < 0)
         goto fail;
-    }
     dmsd_set_str(&a.cfg.data_dir, abs);
     char p[PATH_MAX + 16];
     snprintf(p, sizeof(p), "%s/droids", a.cfg.data_dir);
