@@ -40,6 +40,7 @@ typedef struct dmsd_config {
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
+    int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
 } dmsd_config;
 
 struct builder;

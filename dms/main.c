@@ -5,7 +5,7 @@
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
- * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -26,6 +26,7 @@
 #include "common.h"
 #include "datadir.h"
 #include "follow/follow.h"
+#include "api/page.h"
 #include "jobs/jobs.h"
 #include "router/router.h"
 #include "run/runner.h"
@@ -61,7 +62,8 @@ static void usage(FILE *f)
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
-        "dir).\n");
+        "dir).\n"
+        "Lists: DMS_PAGE_LIMIT (100 rows per page when a request gives no limit; at most 1000).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -107,6 +109,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
     cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
     cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
+    cfg->page_limit = env_int("DMS_PAGE_LIMIT", API_PAGE_DEFAULT, 1, API_PAGE_MAX);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {

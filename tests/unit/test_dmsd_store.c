@@ -1,5 +1,6 @@
 /* test_dmsd_store.c - SQLite store: migrations, WAL, droid round trip, name uniqueness, transactions, events,
- * the build queue, releases and runs. Each test gets a fresh database in its own temporary directory. */
+ * the build queue, releases and runs; pages of lists. Each test gets a fresh database in its own temporary
+ * directory. */
 #include <check.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -7,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dms/backend.h>
+
+#include "../../dms/jobs/jobstore.h"
 #include "../../dms/store/store.h"
 
 static char dir[64];
@@ -303,7 +307,7 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     store_build_clear(&b);
 
     json_t *list = NULL;
-    ck_assert_int_eq(store_builds_json(s, "d1", 0, &list, &err), 0);
+    ck_assert_int_eq(store_builds_json(s, "d1", 0, 0, &list, &err), 0);
     ck_assert_uint_eq(json_array_size(list), 2);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "status")), "superseded");
     json_decref(list);
@@ -370,6 +374,87 @@ START_TEST(test_releases_and_runs)
 }
 END_TEST
 
+/* ---- pages ---- */
+
+static store *open_store(void)
+{
+    store *s = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    return s;
+}
+
+static void exec(store *s, const char *sql)
+{
+    sqlite3 *db = store_db_acquire(s);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+    store_db_release(s);
+}
+
+START_TEST(test_builds_and_releases_page_from_a_cursor_newest_first)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(store_build_insert(s, "d1", NULL, NULL, NULL, &err), 0);
+    json_t *page = NULL;
+    ck_assert_int_eq(store_builds_json(s, "d1", 0, 2, &page, &err), 0);
+    ck_assert_uint_eq(json_array_size(page), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 1), "id")), 4);
+    json_decref(page);
+    ck_assert_int_eq(store_builds_json(s, "d1", 4, 0, &page, &err), 0); /* the rest, from below 4 */
+    ck_assert_uint_eq(json_array_size(page), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 0), "id")), 3);
+    json_decref(page);
+    for (int i = 1; i <= 4; i++) {
+        store_release r = {.seq = i, .image_id = "sha256:x", .tag = "t", .env_json = "{}", .port = 80};
+        strcpy(r.droid_id, "d1");
+        ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
+    }
+    store_release *rel = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(store_releases_page(s, "d1", 3, 1, &rel, &n, &err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(rel[0].seq, 2);
+    store_releases_free(rel, n);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_jobs_page_by_creation_time_then_id_with_ties)
+{
+    store *s = open_store();
+    /* Five jobs, two of them created in the same nanosecond: the id breaks the tie. */
+    exec(s, "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
+            " package_manager, dist_dir, status, created_ns) VALUES"
+            " ('ja','alice','p','d','main','r','c','none','.','queued',100),"
+            " ('jb','alice','p','d','main','r','c','none','.','queued',200),"
+            " ('jc','alice','p','d','main','r','c','none','.','queued',200),"
+            " ('jd','alice','p','d','main','r','c','none','.','queued',300),"
+            " ('je','bob','p','d','main','r','c','none','.','queued',250)");
+    const char *want[] = {"jd", "jc", "jb", "ja"};
+    dmsd_page pg = {.limit = 2};
+    size_t seen = 0;
+    for (int pages = 0; pages < 3; pages++) {
+        json_t *list = NULL;
+        dms_error err = {0};
+        ck_assert_int_eq(jobstore_list_json(s, "alice", &pg, &list, &err), 0);
+        for (size_t i = 0; i < json_array_size(list); i++)
+            ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, i), "id")), want[seen++]);
+        json_decref(list);
+        if (!pg.more)
+            break;
+        pg.has_after = true;
+        pg.after = pg.next;
+    }
+    ck_assert_uint_eq(seen, 4);
+    ck_assert(!pg.more);
+    store_close(s);
+}
+END_TEST
+
 START_TEST(test_image_gc_queue_backs_off)
 {
     store *s = NULL;
@@ -417,6 +502,8 @@ int main(void)
     tcase_add_test(tc, test_build_queue_order_backoff_supersede_requeue);
     tcase_add_test(tc, test_releases_and_runs);
     tcase_add_test(tc, test_image_gc_queue_backs_off);
+    tcase_add_test(tc, test_builds_and_releases_page_from_a_cursor_newest_first);
+    tcase_add_test(tc, test_jobs_page_by_creation_time_then_id_with_ties);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
