@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -236,6 +237,22 @@ static bool is_caddy(pid_t pid)
     return strncmp(base ? base + 1 : exe, "caddy", 5) == 0;
 }
 
+/* Caddy 2.6 creates its log files 0666 less the umask (0644 here), and its log roller then keeps whatever
+ * mode the file has: made 0600 first, they stay 0600 (the access log holds every request's host and path). */
+static int private_logs(caddy *c, dms_error *err)
+{
+    static const char *const names[] = {CADDY_LOG_FILE, CADDY_ACCESS_LOG_FILE};
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(names); i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", c->state_dir, names[i]);
+        _cleanup_close_ int fd =
+            open(p, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
+        if (fd < 0 || fchmod(fd, DMS_PRIVATE_FILE_MODE) != 0)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "make Caddy's log %s", p);
+    }
+    return 0;
+}
+
 static int spawn(caddy *c, const char *config_path, dms_error *err)
 {
     char out_path[PATH_MAX], pid_path[PATH_MAX], home[PATH_MAX + 8], xdg[PATH_MAX + 32],
@@ -252,6 +269,9 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
     _cleanup_strv_ char **envp = dms_env_minimal(NULL, extra);
     if (!envp)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    int r = private_logs(c, err);
+    if (r < 0)
+        return r;
     /* Caddy lives and dies with dmsd: util-linux's setpriv sets its parent-death signal (prctl
      * PR_SET_PDEATHSIG, kept across exec) before it becomes caddy, so a dmsd killed with SIGKILL leaves no
      * Caddy behind holding its port (the next dmsd starts a fresh one with every route). Without setpriv, a
