@@ -17,9 +17,9 @@ Feature: dmsd's data at rest, its children's environment, retention and paging
   Scenario: Every file that holds a droid's secret is 0600 and every directory 0700
     Given alice has a running droid "vault" from the repository "vault" with a secret SECRET_TOKEN in its env
     When the logs of the droid "vault" show its secret
-    Then every file under dmsd's data dir that holds the secret is 0600, and there are at least 3 of them
-    And every directory under dmsd's data dir is 0700, but for the droid's checkout that keeps git's modes
     And the droid "vault" answers through the proxy
+    Then every file under dmsd's data dir is 0600, but for the droid's checkout, and at least 3 hold the secret
+    And every directory under dmsd's data dir is 0700, but for the droid's checkout that keeps git's modes
 
   Scenario: Caddy runs with a clean environment and none of dmsd's files
     Given alice has a running droid "vault" from the repository "vault" with a secret SECRET_TOKEN in its env
