@@ -20,6 +20,7 @@ Feature: dmsd's data at rest, its children's environment, retention and paging
     And the droid "vault" answers through the proxy
     Then every file under dmsd's data dir is 0600, but for the droid's checkout, and at least 3 hold the secret
     And every directory under dmsd's data dir is 0700, but for the droid's checkout that keeps git's modes
+    And dmsd's log holds neither the droid's secret nor the JWT secret
 
   Scenario: Caddy runs with a clean environment and none of dmsd's files
     Given alice has a running droid "vault" from the repository "vault" with a secret SECRET_TOKEN in its env

@@ -104,6 +104,15 @@ def step_dirs_private(context):
     assert checked >= 5, f"only {checked} directories were checked: the walk looked in the wrong place"
 
 
+@then("dmsd's log holds neither the droid's secret nor the JWT secret")
+def step_log_clean(context):
+    with open(host(context).log_path, "rb") as f:
+        log = f.read()
+    assert b"op=start" in log, "dmsd's log is not the one of this scenario (info level expected)"
+    for what, value in (("the droid's secret", secret(context)), ("DMS_JWT_SECRET", host(context).secret)):
+        assert value.encode() not in log, f"dmsd's log holds {what}"
+
+
 def proxy_get(context, name):
     url = droid(context, name).get("route_url")
     assert url, f"droid {name} has no route_url"
