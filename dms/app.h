@@ -15,6 +15,7 @@
 
 #include "api/http.h"
 #include "core/core.h"
+#include "retain.h"
 #include "store/store.h"
 
 #define DMSD_DEFAULT_LISTEN        "127.0.0.1:8080"
@@ -40,6 +41,8 @@ typedef struct dmsd_config {
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
+    int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
+    retain_config retain; /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
 } dmsd_config;
 
 struct builder;
@@ -48,6 +51,7 @@ struct jobs;
 struct follower;
 struct router;
 struct snooze;
+struct retain;
 
 typedef struct app {
     dmsd_config cfg;
@@ -62,6 +66,7 @@ typedef struct app {
     struct follower *follower; /* NULL without an executor */
     struct router *router; /* NULL when routing is off (DMS_PROXY_LISTEN=off) */
     struct snooze *snooze; /* NULL without a router */
+    struct retain *retain; /* the retention sweeper (needs the store only) */
     http_server *http;
 } app;
 

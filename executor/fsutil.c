@@ -43,6 +43,22 @@ void dms_logf(const dms_host_services *host, dms_log_level level, const char *fm
     host->log(host->log_ctx, level, line);
 }
 
+/* An existing directory made private: opened without following a symlink (the name could have been replaced
+ * by one pointing anywhere); only group and other lose their bits, and only on a directory of ours. */
+static int tighten_dir(const char *path, dms_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open directory %s", path);
+    if (!(st.st_mode & 077) || st.st_uid != geteuid())
+        return 0;
+    if (fchmod(fd, st.st_mode & 0700) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "make %s private (mode %o)", path,
+                                   st.st_mode & 0700);
+    return 0;
+}
+
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
 {
     char buf[PATH_MAX];
@@ -51,20 +67,22 @@ int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
     size_t n = strlen(buf);
     while (n > 1 && buf[n - 1] == '/')
         buf[--n] = '\0';
+    /* Every directory we create is private: it will hold state files, and nobody else needs to look in. */
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir(buf, DMS_PRIVATE_DIR_MODE) != 0 && errno != EEXIST)
             return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
         *p = '/';
     }
-    if (mkdir(buf, private_last ? 0700 : 0755) != 0 && errno != EEXIST)
+    bool made = mkdir(buf, DMS_PRIVATE_DIR_MODE) == 0;
+    if (!made && errno != EEXIST)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return dms_error_set(err, DMS_E_IO, NULL, "%s exists and is not a directory", buf);
-    return 0;
+    return private_last && !made ? tighten_dir(buf, err) : 0;
 }
 
 static int write_replace(const char *path, const char *data, size_t len, bool sync, dms_error *err);
@@ -84,7 +102,7 @@ static int write_replace(const char *path, const char *data, size_t len, bool sy
     char tmp[PATH_MAX];
     if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
     size_t off = 0;
@@ -190,7 +208,7 @@ int dms_state_lock(const char *dir, int *fd_out, dms_error *err)
     char path[PATH_MAX];
     if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -8,7 +8,7 @@
  *   PATCH /job/:id/cancel      -> {"data": "Queued for cancellation"}
  *   GET   /job/:id             -> {"data": <the job>}
  *   GET   /job/:id/artifact    -> the dist directory as a tar (application/x-tar)
- *   GET   /jobs                -> {"data": [<the user's jobs, newest first>]}
+ *   GET   /jobs                -> {"data": [<a page of the user's jobs, newest first>], "next_cursor"}
  *   DELETE /projects/:id/cache -> {"data": "OK", "volume": ...}: drops the project's dependency cache
  *
  * :id is the job's id or its deployment_id (the user's newest job of that deployment). Another user's job is
@@ -28,8 +28,8 @@
 #include "../jobs/jobs.h"
 #include "../jobs/jobstore.h"
 #include "handlers.h"
+#include "page.h"
 
-#define JOBS_LIST_MAX      100
 #define JOB_LOG_READ_BYTES (64 * 1024)                /* one read of a follow */
 #define JOB_LOG_REPLY_MAX  (JOB_LOG_MAX_BYTES + 4096) /* the whole log in one JSON string */
 
@@ -63,17 +63,25 @@ void route_job_create(void *ap, api_req *r, const char *id)
     job_clear(&j);
 }
 
+/* koalaCI's {"data": [...]}, plus where the next page starts: "next_cursor" (null on the last page) and the
+ * X-Next-Cursor header of every list route. */
 void route_jobs_list(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
     dms_error err = {0};
     json_t *list = NULL;
+    dmsd_page pg;
     (void)id;
-    if (jobstore_list_json(a->st, api_user(r), JOBS_LIST_MAX, &list, &err) < 0) {
+    if (api_page_parse(r, a->cfg.page_limit, API_CURSOR_TIME_ID, &pg, &err) < 0 ||
+        jobstore_list_json(a->st, api_user(r), &pg, &list, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
-    api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "data", list));
+    char next[API_CURSOR_TEXT_MAX];
+    api_page_cursor(&pg, API_CURSOR_TIME_ID, next, sizeof(next));
+    api_page_reply(
+        r, &pg, API_CURSOR_TIME_ID,
+        json_pack("{s:o, s:o}", "data", list, "next_cursor", next[0] ? json_string(next) : json_null()));
 }
 
 /* The caller's job: true with *j filled (job_clear it), or false with the error answered. */

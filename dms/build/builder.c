@@ -235,7 +235,7 @@ static int open_output(const char *dir, const char *name)
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     if (unlink(p) < 0 && errno != ENOENT)
         return -1;
-    return open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    return open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
 }
 
 static bool cancelled(builder *bld)

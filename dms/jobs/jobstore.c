@@ -166,24 +166,36 @@ int jobstore_find(store *s, const char *user, const char *id_or_deployment, job 
     return r < 0 ? r : 0;
 }
 
-int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err)
+int jobstore_list_json(store *s, const char *user, dmsd_page *pg, json_t **out, dms_error *err)
 {
     LOCK_DB(s, l);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
+    /* One row more than the page: whether another page follows. */
     if ((r = prepare(l.db, &st,
-                     "SELECT " JOB_COLS
-                     " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
+                     "SELECT " JOB_COLS " FROM jobs WHERE user_id=?1 AND (?2 = 0 OR created_ns < ?3 OR"
+                     " (created_ns = ?3 AND id < ?4)) ORDER BY created_ns DESC, id DESC LIMIT ?5",
                      err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, user);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    sqlite3_bind_int(st, 2, pg->has_after);
+    sqlite3_bind_int64(st, 3, pg->after.n);
+    sqlutil_bind_text(st, 4, pg->after.id);
+    sqlite3_bind_int(st, 5, pg->limit + 1);
     json_t *a = json_array();
     job j;
     job_init(&j);
+    pg->more = false;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (json_array_size(a) == (size_t)pg->limit) {
+            pg->more = true;
+            r = SQLITE_DONE;
+            break;
+        }
         row_job(st, &j);
         json_array_append_new(a, job_to_json(&j));
+        pg->next.n = j.created_ns;
+        snprintf(pg->next.id, sizeof(pg->next.id), "%s", j.id);
     }
     job_clear(&j);
     if (r != SQLITE_DONE) {

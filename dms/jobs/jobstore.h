@@ -13,6 +13,7 @@
 
 #include <dms/error.h>
 
+#include "../common.h"
 #include "../store/store.h"
 #include "util.h"
 #include "job.h"
@@ -25,8 +26,9 @@ int jobstore_get(store *s, const char *id, job *out, dms_error *err);
 /* The user's job by its id, else the user's newest job of that deployment_id (koalaCI clients name jobs by
  * their deployment). NOT_FOUND (field "id") if neither: another user's job is not found either. */
 int jobstore_find(store *s, const char *user, const char *id_or_deployment, job *out, dms_error *err);
-/* The user's jobs, newest first, at most limit: a JSON array of job_to_json(). */
-int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err);
+/* A page of the user's jobs, newest first (by creation time, then id): a JSON array of job_to_json(). pg says
+ * where it starts and how many (limit >= 1); its more/next are set. */
+int jobstore_list_json(store *s, const char *user, dmsd_page *pg, json_t **out, dms_error *err);
 
 /* Takes the oldest queued job: marks it running (attempt + 1, started now) and fills *out. 1 taken, 0 none.
  */

@@ -303,7 +303,8 @@ START_TEST(test_store_finds_by_id_or_deployment_and_only_for_its_user)
     ck_assert_int_eq(jobstore_find(st, "carol", "dep", &j, &err), -DMS_E_NOT_FOUND);
     ck_assert_str_eq(err.field, "id");
     json_t *list = NULL;
-    ck_assert_int_eq(jobstore_list_json(st, "alice", 10, &list, &err), 0);
+    dmsd_page pg = {.limit = 10};
+    ck_assert_int_eq(jobstore_list_json(st, "alice", &pg, &list, &err), 0);
     ck_assert_int_eq(json_array_size(list), 2);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), "j2");
     json_decref(list);

@@ -273,6 +273,101 @@ START_TEST(test_mkdir_p_creates_nested_dirs_and_is_idempotent)
 }
 END_TEST
 
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+START_TEST(test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/x/y/z", tmpdir);
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    umask(old);
+    ck_assert_int_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/x/y", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/x", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0700);
+}
+END_TEST
+
+START_TEST(test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else)
+{
+    char p[PATH_MAX], q[PATH_MAX + 8];
+    snprintf(p, sizeof(p), "%s/old", tmpdir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_int_eq(chmod(p, 0755), 0);
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    /* Without private_last an existing directory keeps its mode. */
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0755);
+    ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0700);
+    ck_assert_int_eq(mode_of(tmpdir), 0755); /* its parent is not ours to change */
+    /* A symlink in its place is refused, and what it points to keeps its mode. */
+    snprintf(q, sizeof(q), "%s/link", tmpdir);
+    ck_assert_int_eq(chmod(p, 0755), 0);
+    ck_assert_int_eq(symlink(p, q), 0);
+    dms_error err = {0};
+    ck_assert_int_eq(dms_mkdir_p(q, true, &err), -DMS_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.message, q));
+    ck_assert_int_eq(mode_of(p), 0755);
+}
+END_TEST
+
+START_TEST(test_state_files_are_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/spec.json", tmpdir);
+    const char *spec = "{\"env\":[\"K=secret\"]}";
+    ck_assert_int_eq(dms_write_file_atomic(p, spec, strlen(spec), NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0600);
+    snprintf(p, sizeof(p), "%s/result.json", tmpdir);
+    ck_assert_int_eq(dms_write_file_replace(p, "{}", 2, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0600);
+    int fd = -1;
+    ck_assert_int_eq(dms_state_lock(tmpdir, &fd, NULL), 1);
+    close(fd);
+    umask(old);
+    snprintf(p, sizeof(p), "%s/owner.lock", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0600);
+}
+END_TEST
+
+START_TEST(test_env_minimal_holds_path_and_what_is_asked_for_only)
+{
+    char *saved_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("DMS_JWT_SECRET", "s3cret-of-the-host", 1);
+    setenv("DMS_TEST_KEPT", "kept", 1);
+    setenv("PATH", "/opt/x/bin:/usr/bin", 1);
+    const char *const keep[] = {"DMS_TEST_KEPT", "DMS_TEST_ABSENT", NULL};
+    const char *const extra[] = {"HOME=/var/lib/x", NULL};
+    char **env = dms_env_minimal(keep, extra);
+    ck_assert_ptr_nonnull(env);
+    ck_assert_uint_eq(dms_strv_len(env), 3);
+    ck_assert_str_eq(env[0], "PATH=/opt/x/bin:/usr/bin");
+    ck_assert_str_eq(env[1], "DMS_TEST_KEPT=kept");
+    ck_assert_str_eq(env[2], "HOME=/var/lib/x");
+    dms_strv_free(env);
+    /* Without a PATH of the caller's, the default one. */
+    unsetenv("PATH");
+    env = dms_env_minimal(NULL, NULL);
+    ck_assert_uint_eq(dms_strv_len(env), 1);
+    ck_assert_str_eq(env[0], "PATH=" DMS_DEFAULT_PATH);
+    dms_strv_free(env);
+    if (saved_path)
+        setenv("PATH", saved_path, 1);
+    free(saved_path);
+    unsetenv("DMS_JWT_SECRET");
+    unsetenv("DMS_TEST_KEPT");
+}
+END_TEST
+
 START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
 {
     char p[PATH_MAX];
@@ -373,6 +468,10 @@ static Suite *util_suite(void)
     tc = tcase_create("files");
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
     tcase_add_test(tc, test_mkdir_p_creates_nested_dirs_and_is_idempotent);
+    tcase_add_test(tc, test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask);
+    tcase_add_test(tc, test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else);
+    tcase_add_test(tc, test_state_files_are_private_whatever_the_umask);
+    tcase_add_test(tc, test_env_minimal_holds_path_and_what_is_asked_for_only);
     tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
     tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
