@@ -317,6 +317,50 @@ START_TEST(test_rm_rf_removes_trees_and_accepts_missing)
 }
 END_TEST
 
+/* A workload (root in a container, writing a bind-mounted workspace) can make a tree deeper than any fixed
+ * recursion limit, with links, FIFOs and names that collide with the remover's own. All of it goes, and
+ * nothing outside is touched. */
+START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
+{
+    enum { DEPTH = 300 };
+    char top[PATH_MAX], victim[PATH_MAX];
+    snprintf(top, sizeof(top), "%s/deep", tmpdir);
+    snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+    ck_assert_int_eq(mkdir(top, 0755), 0);
+    ck_assert_int_eq(dms_write_file_atomic(victim, "keep", 4, NULL), 0);
+    int fd = open(top, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-0", 0755), 0); /* the name the first hoist would take */
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-1", 0755), 0);
+    int sub = openat(fd, ".dms-rm-1", O_RDONLY | O_DIRECTORY);
+    ck_assert_int_eq(mkdirat(sub, "x", 0755), 0);
+    close(sub);
+    for (int i = 0; i < DEPTH; i++) {
+        ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
+        if (i % 50 == 0) {
+            ck_assert_int_eq(symlinkat(victim, fd, "link"), 0);
+            ck_assert_int_eq(symlinkat(tmpdir, fd, "dirlink"), 0);
+            ck_assert_int_eq(mkfifoat(fd, "fifo", 0644), 0);
+        }
+        int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+        ck_assert_int_ge(next, 0);
+        close(fd);
+        fd = next;
+    }
+    ck_assert_int_eq(openat(fd, "leaf", O_WRONLY | O_CREAT, 0644) >= 0, 1);
+    close(fd);
+    dms_error err = {0};
+    ck_assert_msg(dms_rm_rf(top, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(access(top, F_OK), -1);
+    char buf[8] = "";
+    fd = open(victim, O_RDONLY);
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
+    close(fd);
+    ck_assert_str_eq(buf, "keep");
+    ck_assert_int_eq(access(tmpdir, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_state_lock_is_exclusive_across_processes)
 {
     int fd = -1;
@@ -375,6 +419,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_mkdir_p_creates_nested_dirs_and_is_idempotent);
     tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
     tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
+    tcase_add_test(tc, test_rm_rf_removes_a_tree_of_any_depth_without_following_anything);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
     tcase_add_test(tc, test_clocks_move_forward);
     suite_add_tcase(s, tc);
