@@ -103,6 +103,8 @@ START_TEST(test_error_code_names_are_stable_and_never_null)
     ck_assert_str_eq(dms_error_code_name(DMS_E_INVALID), "INVALID");
     ck_assert_str_eq(dms_error_code_name(-DMS_E_NOT_FOUND), "NOT_FOUND");
     ck_assert_str_eq(dms_error_code_name(DMS_E_INTERNAL), "INTERNAL");
+    ck_assert_str_eq(dms_error_code_name(DMS_E_QUOTA), "QUOTA");
+    ck_assert(!dms_error_code_retryable(DMS_E_QUOTA));
     ck_assert_str_eq(dms_error_code_name(DMS_E__COUNT), "UNKNOWN");
     ck_assert_str_eq(dms_error_code_name(12345), "UNKNOWN");
     for (int c = 0; c < DMS_E__COUNT; c++)
