@@ -1,7 +1,7 @@
 /* test_dmsd_jobs.c - build jobs without an engine: the koalaCI payload's validation (every failure names its
- * key), the state machine, the cache volume's name, the step scripts and environment, and the job store (per
- * user, by deployment id, the queue's order, cancel of queued/running/finished jobs, log chunks, requeue
- * after a crash). */
+ * key), the state machine, the cache volume's name, the step scripts and environment (the package step's
+ * fixed PATH), and the job store (per user, by deployment id, the queue's order, cancel of
+ * queued/running/finished jobs, log chunks, requeue after a crash). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,14 +230,14 @@ START_TEST(test_step_scripts_and_env)
     dms_error err = {0};
     ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
     snprintf(j.id, sizeof(j.id), "jabc");
-    char **env = job_step_env(&j);
+    char **env = job_step_env(&j, JOB_STEP_BUILD, 256);
     ck_assert_str_eq(dms_kv_get(env, "DMS_JOB_ID"), "jabc");
     ck_assert_str_eq(dms_kv_get(env, "DMS_DIST_DIR"), "dist");
     ck_assert_str_eq(dms_kv_get(env, "npm_config_cache"), JOB_CACHE_DIR "/npm");
     ck_assert_str_eq(dms_kv_get(env, "CI"), "true");
     dms_strv_free(env);
     j.pm = JOB_PM_PIP;
-    env = job_step_env(&j);
+    env = job_step_env(&j, JOB_STEP_BUILD, 256);
     ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_WORKSPACE "/.venv/bin"));
     dms_strv_free(env);
     json_t *o = job_to_json(&j);
@@ -245,6 +245,45 @@ START_TEST(test_step_scripts_and_env)
     ck_assert_str_eq(json_string_value(json_object_get(o, "project_package_manager")), "pip");
     ck_assert(json_is_null(json_object_get(o, "artifact")));
     json_decref(o);
+    job_clear(&j);
+}
+END_TEST
+
+/* The package step must not run a tar (or a shell) the build planted on the PATH: .venv/bin for pip, the
+ * cache's node_modules/.bin for pnpm. Its PATH is the image's own directories; the others keep theirs. */
+START_TEST(test_package_step_gets_a_fixed_path_and_the_artifact_limit)
+{
+    static const job_pm pms[] = {JOB_PM_NONE, JOB_PM_NPM, JOB_PM_YARN, JOB_PM_PNPM, JOB_PM_PIP};
+    job j;
+    dms_error err = {0};
+    ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
+    for (size_t i = 0; i < sizeof(pms) / sizeof(pms[0]); i++) {
+        j.pm = pms[i];
+        char **env = job_step_env(&j, JOB_STEP_PACKAGE, 3);
+        ck_assert_str_eq(dms_kv_get(env, "PATH"), JOB_FIXED_PATH);
+        ck_assert_str_eq(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"), "3");
+        dms_strv_free(env);
+        env = job_step_env(&j, JOB_STEP_BUILD, 3);
+        ck_assert_ptr_null(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"));
+        dms_strv_free(env);
+    }
+    j.pm = JOB_PM_PNPM;
+    char **env = job_step_env(&j, JOB_STEP_BUILD, 3);
+    ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_CACHE_DIR "/tools/node_modules/.bin"));
+    dms_strv_free(env);
+    /* No directory a step can write is on the fixed PATH. */
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_WORKSPACE));
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_CACHE_DIR));
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, "/usr/local"));
+    ck_assert_str_eq(JOB_SHELL, "/bin/sh");
+    /* The script names its tools by path, checks where the dist directory leads, and bounds the tar. */
+    const char *pkg = job_package_script();
+    ck_assert_ptr_nonnull(strstr(pkg, "/bin/tar --one-file-system -C \"$dist\""));
+    ck_assert_ptr_nonnull(strstr(pkg, "/bin/realpath -e"));
+    ck_assert_ptr_nonnull(strstr(pkg, "ulimit -f $((DMS_ARTIFACT_MAX_MB * 2048))"));
+    ck_assert_ptr_nonnull(strstr(pkg, "exit 66"));
+    ck_assert_ptr_nonnull(strstr(pkg, "exit 67"));
+    ck_assert_ptr_null(strstr(pkg, " tar "));
     job_clear(&j);
 }
 END_TEST
@@ -427,6 +466,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_state_machine_allows_only_its_edges);
     tcase_add_test(tc, test_cache_volume_is_per_user_and_project);
     tcase_add_test(tc, test_step_scripts_and_env);
+    tcase_add_test(tc, test_package_step_gets_a_fixed_path_and_the_artifact_limit);
     suite_add_tcase(s, tc);
     TCase *ts = tcase_create("store");
     tcase_add_checked_fixture(ts, store_setup, store_teardown);
