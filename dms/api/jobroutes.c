@@ -12,7 +12,8 @@
  *   DELETE /projects/:id/cache -> {"data": "OK", "volume": ...}: drops the project's dependency cache
  *
  * :id is the job's id or its deployment_id (the user's newest job of that deployment). Another user's job is
- * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503. */
+ * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503, and 429
+ * when the user has DMS_USER_MAX_JOBS jobs queued or running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

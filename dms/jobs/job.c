@@ -443,3 +443,29 @@ char **job_step_env(const job *j, job_step step, int artifact_max_mb)
     }
     return env;
 }
+
+/* ---- the fair queue ---- */
+
+/* Whether a should run before b (both below the cap). */
+static bool runs_before(const job_queue_user *a, const job_queue_user *b)
+{
+    if (a->running != b->running)
+        return a->running < b->running;
+    if (a->last_started_ns != b->last_started_ns)
+        return a->last_started_ns < b->last_started_ns;
+    if (a->waiting_since_ns != b->waiting_since_ns)
+        return a->waiting_since_ns < b->waiting_since_ns;
+    return strcmp(a->user_id, b->user_id) < 0;
+}
+
+int job_fair_pick(const job_queue_user *users, size_t n, int max_running)
+{
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (users[i].running >= max_running)
+            continue;
+        if (best < 0 || runs_before(&users[i], &users[best]))
+            best = (int)i;
+    }
+    return best;
+}

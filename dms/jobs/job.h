@@ -143,4 +143,22 @@ const char *job_package_script(void);
  * gets JOB_FIXED_PATH and DMS_ARTIFACT_MAX_MB=artifact_max_mb; the others the package manager's PATH. */
 char **job_step_env(const job *j, job_step step, int artifact_max_mb);
 
+/* ---- the fair queue ---- */
+
+/* A user with queued jobs, as the queue sees them when a worker is free. */
+typedef struct job_queue_user {
+    const char *user_id;
+    int running;              /* the user's jobs running now */
+    int64_t last_started_ns;  /* when the user's latest job started (0: none ever did) */
+    int64_t waiting_since_ns; /* created_ns of the user's oldest queued job */
+} job_queue_user;
+
+/* Whose oldest queued job runs next: of the users with fewer than max_running jobs running, the one with the
+ * fewest running; a tie goes to the one who has waited longest for a worker, i.e. whose latest job started
+ * longest ago (never: first), then whose oldest queued job is oldest, then the smaller user id (a total
+ * order: the pick does not depend on the order of users). So with one worker the users take turns, and a
+ * user's long queue never holds a later user back for more than one job. -1 when every user is at
+ * max_running. */
+int job_fair_pick(const job_queue_user *users, size_t n, int max_running);
+
 #endif

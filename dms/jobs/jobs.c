@@ -43,6 +43,8 @@ typedef struct slot {
 struct jobs {
     app *a;
     int64_t step_timeout_ms;
+    int user_max_running;
+    int user_max_jobs;
     int artifact_max_mb;
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -85,6 +87,11 @@ int jobs_artifact_open(jobs *js, const char *id, int64_t *bytes, dms_error *err)
     if (job_dir(js, id, NULL, dir, sizeof(dir)) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "the data dir path is too long");
     return artifact_open(dir, bytes, err);
+}
+
+int jobs_default_user_max(int concurrency)
+{
+    return concurrency > 1 ? concurrency - 1 : 1;
 }
 
 /* ---- the job's log: chunks in the store ---- */
@@ -584,7 +591,7 @@ static void *worker(void *arg)
         dms_cancel_token *t = NULL;
         int r = dms_cancel_token_new(&t, &err);
         if (r == 0)
-            r = jobstore_claim_next(js->a->st, &j, &err);
+            r = jobstore_claim_next(js->a->st, js->user_max_running, &j, &err);
         if (r < 0)
             log_error("component=jobs op=queue error=\"%s\"", err.message);
         pthread_mutex_lock(&js->lock);
@@ -602,6 +609,8 @@ static void *worker(void *arg)
             pthread_mutex_lock(&js->lock);
             sl->job_id[0] = '\0';
             sl->token = NULL;
+            /* The user of this job runs one fewer: an idle worker may now take that user's next job. */
+            pthread_cond_broadcast(&js->cond);
             pthread_mutex_unlock(&js->lock);
             dms_cancel_token_free(t);
             job_clear(&j);
@@ -650,6 +659,8 @@ int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err)
     if (concurrency < 1 || concurrency > JOBS_MAX_CONCURRENCY)
         return dms_error_set(err, DMS_E_INVALID, "DMS_JOB_CONCURRENCY", "job concurrency must be 1-%d",
                              JOBS_MAX_CONCURRENCY);
+    if (cfg->user_max_jobs < 1)
+        return dms_error_set(err, DMS_E_INVALID, "DMS_USER_MAX_JOBS", "DMS_USER_MAX_JOBS must be at least 1");
     if (cfg->artifact_max_mb < 1 || cfg->artifact_max_mb > JOBS_MAX_ARTIFACT_MAX_MB)
         return dms_error_set(err, DMS_E_INVALID, "DMS_JOB_ARTIFACT_MAX_MB",
                              "DMS_JOB_ARTIFACT_MAX_MB must be 1-%d", JOBS_MAX_ARTIFACT_MAX_MB);
@@ -658,6 +669,9 @@ int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     js->a = a;
     js->step_timeout_ms = cfg->step_timeout_ms;
+    js->user_max_running =
+        cfg->user_max_running > 0 ? cfg->user_max_running : jobs_default_user_max(concurrency);
+    js->user_max_jobs = cfg->user_max_jobs;
     js->artifact_max_mb = cfg->artifact_max_mb;
     pthread_mutex_init(&js->lock, NULL);
     pthread_cond_init(&js->cond, NULL);
@@ -745,7 +759,8 @@ int jobs_create(jobs *js, job *j, dms_error *err)
              j->project_id, j->deployment_id, j->branch, j->repo_url);
     if ((r = store_begin(js->a->st, err)) < 0)
         return r;
-    if ((r = jobstore_insert(js->a->st, j, err)) < 0 ||
+    if ((r = jobstore_check_quota(js->a->st, j->user_id, js->user_max_jobs, err)) < 0 ||
+        (r = jobstore_insert(js->a->st, j, err)) < 0 ||
         (r = jobstore_log_append(js->a->st, j->id, 1, j->created_ns, line, strlen(line), err)) < 0) {
         store_rollback(js->a->st);
         return r;
