@@ -37,6 +37,9 @@ typedef struct dmsd_config {
                         * two dmsd on one engine need different ids, or each would adopt the other's work */
     int job_concurrency;     /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
     int job_step_timeout_s;  /* DMS_JOB_TIMEOUT_S: one job step's run timeout */
+    int job_user_max;        /* DMS_JOB_USER_MAX: a user's running jobs at most */
+    int user_max_jobs;       /* DMS_USER_MAX_JOBS: a user's queued + running jobs at most */
+    int job_artifact_max_mb; /* DMS_JOB_ARTIFACT_MAX_MB: a job's artifact at most */
     int follow_interval_s;   /* DMS_FOLLOW_INTERVAL_S: how often followed branches are looked at (follow/) */
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */

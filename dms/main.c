@@ -4,7 +4,8 @@
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
- * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
+ * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_JOB_USER_MAX (concurrency - 1),
+ * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
  * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600). */
@@ -62,6 +63,8 @@ static void usage(FILE *f)
         "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2 build jobs at once),\n"
         "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked "
         "at).\n"
+        "Jobs: DMS_JOB_USER_MAX (a user's running jobs; default DMS_JOB_CONCURRENCY - 1, at least 1),\n"
+        "DMS_USER_MAX_JOBS (20 queued or running per user), DMS_JOB_ARTIFACT_MAX_MB (256).\n"
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
@@ -111,6 +114,11 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
     cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
     cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
+    cfg->job_user_max =
+        env_int("DMS_JOB_USER_MAX", jobs_default_user_max(cfg->job_concurrency), 1, JOBS_MAX_CONCURRENCY);
+    cfg->user_max_jobs = env_int("DMS_USER_MAX_JOBS", JOBS_DEFAULT_USER_MAX_JOBS, 1, JOBS_MAX_USER_MAX_JOBS);
+    cfg->job_artifact_max_mb =
+        env_int("DMS_JOB_ARTIFACT_MAX_MB", JOBS_DEFAULT_ARTIFACT_MAX_MB, 1, JOBS_MAX_ARTIFACT_MAX_MB);
     cfg->follow_interval_s = env_int("DMS_FOLLOW_INTERVAL_S", FOLLOW_DEFAULT_INTERVAL_S,
                                      FOLLOW_MIN_INTERVAL_S, FOLLOW_MAX_INTERVAL_S);
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
@@ -245,10 +253,15 @@ static int start_routing(app *a, dms_error *err)
  * none. */
 static int start_components(app *a, dms_error *err)
 {
+    jobs_config jc = {.concurrency = a->cfg.job_concurrency,
+                      .step_timeout_ms = (int64_t)a->cfg.job_step_timeout_s * 1000,
+                      .user_max_running = a->cfg.job_user_max,
+                      .user_max_jobs = a->cfg.user_max_jobs,
+                      .artifact_max_mb = a->cfg.job_artifact_max_mb};
     if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
         return -1;
     if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
-        jobs_start(&a->jobs, a, a->cfg.job_concurrency, (int64_t)a->cfg.job_step_timeout_s * 1000, err) < 0 ||
+        jobs_start(&a->jobs, a, &jc, err) < 0 ||
         follower_start(&a->follower, a, a->cfg.follow_interval_s, err) < 0)
         return -1;
     core_view view = dmsd_view(a);

@@ -163,41 +163,102 @@ int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, d
     return 0;
 }
 
-static int rm_rf_at(int parent, const char *name, int depth)
+/* rm -rf of a tree a workload may have made (a job's workspace, written by root in a container): nothing in
+ * it is followed or opened but directories, each with O_NOFOLLOW (a symlink, FIFO or device node is unlinked
+ * as it is). The recursion keeps at most RM_RF_MAX_DEPTH directories open; a subtree deeper than that is
+ * renamed up into the top directory under a name of our own, and the top is emptied again until nothing was
+ * moved, so a tree of any depth goes (a tree too deep for the old depth limit used to stay on disk for good).
+ */
+#define RM_RF_MAX_DEPTH 64
+#define RM_RF_HOIST_FMT ".dms-rm-%u"
+
+typedef struct rm_ctx {
+    int top;          /* the directory being removed */
+    unsigned hoisted; /* subtrees moved up into top (names .dms-rm-<n>) */
+} rm_ctx;
+
+static int rm_entry(rm_ctx *rc, int parent, const char *name, int depth);
+
+/* Removes every entry of the directory dir (depth: dir's depth below the top). */
+static int rm_contents(rm_ctx *rc, int dir, int depth)
 {
-    if (depth > 64)
-        return -ELOOP;
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return -errno;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    DIR *d = fdopendir(fd);
+    int fd = dup(dir); /* closedir closes it; dir stays open (the top is read again by the next pass) */
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         int e = errno;
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return -e;
     }
+    rewinddir(d); /* a dup shares the offset the last pass left at the end */
     int r = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        int rr = rm_rf_at(dirfd(d), de->d_name, depth + 1);
+        int rr = rm_entry(rc, dirfd(d), de->d_name, depth + 1);
         if (rr < 0 && r == 0)
             r = rr;
     }
     closedir(d);
+    return r;
+}
+
+/* Moves the directory parent/name up into the top: the top's next pass removes it from there. */
+static int hoist(rm_ctx *rc, int parent, const char *name)
+{
+    for (;;) {
+        char to[32];
+        snprintf(to, sizeof(to), RM_RF_HOIST_FMT, rc->hoisted++);
+        if (renameat2(parent, name, rc->top, to, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+}
+
+static int rm_entry(rm_ctx *rc, int parent, const char *name, int depth)
+{
+    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    if (depth >= RM_RF_MAX_DEPTH)
+        return hoist(rc, parent, name);
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int r = rm_contents(rc, fd, depth);
+    close(fd);
     if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && r == 0)
+        r = -errno;
+    return r;
+}
+
+static int rm_rf_path(const char *path)
+{
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    rm_ctx rc = {.top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (rc.top < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int r;
+    unsigned before;
+    do { /* again while a pass moved deeper subtrees up: each pass shortens the tree by RM_RF_MAX_DEPTH - 1 */
+        before = rc.hoisted;
+        r = rm_contents(&rc, rc.top, 0);
+    } while (r == 0 && rc.hoisted != before);
+    close(rc.top);
+    if (r == 0 && rmdir(path) != 0 && errno != ENOENT)
         r = -errno;
     return r;
 }
 
 int dms_rm_rf(const char *path, dms_error *err)
 {
-    int r = rm_rf_at(AT_FDCWD, path, 0);
+    int r = rm_rf_path(path);
     if (r < 0)
         return dms_error_set_errno(err, DMS_E_IO, -r, "remove %s", path);
     return 0;

@@ -12,7 +12,8 @@
  *   DELETE /projects/:id/cache -> {"data": "OK", "volume": ...}: drops the project's dependency cache
  *
  * :id is the job's id or its deployment_id (the user's newest job of that deployment). Another user's job is
- * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503. */
+ * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503, and 429
+ * when the user has DMS_USER_MAX_JOBS jobs queued or running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -276,10 +277,13 @@ void route_job_artifact(void *ap, api_req *r, const char *id)
         job_clear(&j);
         return;
     }
-    char path[PATH_MAX];
-    int fd = -1;
-    if (j.artifact_bytes < 0 || jobs_artifact_path(a->jobs, j.id, path, sizeof(path)) < 0 ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    /* Only the copy dmsd took out of the package step's tree, opened without following a link, a regular file
+     * only (jobs/artifact.h): never anything a workload wrote. */
+    int64_t bytes = 0;
+    int fd = j.artifact_bytes < 0 ? -DMS_E_NOT_FOUND : jobs_artifact_open(a->jobs, j.id, &bytes, &err);
+    if (fd < 0) {
+        if (fd != -DMS_E_NOT_FOUND)
+            log_warn("job=%s op=artifact error=\"%s\"", j.id, err.message);
         api_reply_errorf(r, MHD_HTTP_NOT_FOUND, "id", "job %s has no artifact (it %s)", j.id,
                          job_status_name(j.status));
         job_clear(&j);

@@ -103,6 +103,8 @@ START_TEST(test_error_code_names_are_stable_and_never_null)
     ck_assert_str_eq(dms_error_code_name(DMS_E_INVALID), "INVALID");
     ck_assert_str_eq(dms_error_code_name(-DMS_E_NOT_FOUND), "NOT_FOUND");
     ck_assert_str_eq(dms_error_code_name(DMS_E_INTERNAL), "INTERNAL");
+    ck_assert_str_eq(dms_error_code_name(DMS_E_QUOTA), "QUOTA");
+    ck_assert(!dms_error_code_retryable(DMS_E_QUOTA));
     ck_assert_str_eq(dms_error_code_name(DMS_E__COUNT), "UNKNOWN");
     ck_assert_str_eq(dms_error_code_name(12345), "UNKNOWN");
     for (int c = 0; c < DMS_E__COUNT; c++)
@@ -412,6 +414,50 @@ START_TEST(test_rm_rf_removes_trees_and_accepts_missing)
 }
 END_TEST
 
+/* A workload (root in a container, writing a bind-mounted workspace) can make a tree deeper than any fixed
+ * recursion limit, with links, FIFOs and names that collide with the remover's own. All of it goes, and
+ * nothing outside is touched. */
+START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
+{
+    enum { DEPTH = 300 };
+    char top[PATH_MAX], victim[PATH_MAX];
+    snprintf(top, sizeof(top), "%s/deep", tmpdir);
+    snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+    ck_assert_int_eq(mkdir(top, 0755), 0);
+    ck_assert_int_eq(dms_write_file_atomic(victim, "keep", 4, NULL), 0);
+    int fd = open(top, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-0", 0755), 0); /* the name the first hoist would take */
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-1", 0755), 0);
+    int sub = openat(fd, ".dms-rm-1", O_RDONLY | O_DIRECTORY);
+    ck_assert_int_eq(mkdirat(sub, "x", 0755), 0);
+    close(sub);
+    for (int i = 0; i < DEPTH; i++) {
+        ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
+        if (i % 50 == 0) {
+            ck_assert_int_eq(symlinkat(victim, fd, "link"), 0);
+            ck_assert_int_eq(symlinkat(tmpdir, fd, "dirlink"), 0);
+            ck_assert_int_eq(mkfifoat(fd, "fifo", 0644), 0);
+        }
+        int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+        ck_assert_int_ge(next, 0);
+        close(fd);
+        fd = next;
+    }
+    ck_assert_int_eq(openat(fd, "leaf", O_WRONLY | O_CREAT, 0644) >= 0, 1);
+    close(fd);
+    dms_error err = {0};
+    ck_assert_msg(dms_rm_rf(top, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(access(top, F_OK), -1);
+    char buf[8] = "";
+    fd = open(victim, O_RDONLY);
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
+    close(fd);
+    ck_assert_str_eq(buf, "keep");
+    ck_assert_int_eq(access(tmpdir, F_OK), 0);
+}
+END_TEST
+
 START_TEST(test_state_lock_is_exclusive_across_processes)
 {
     int fd = -1;
@@ -474,6 +520,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_env_minimal_holds_path_and_what_is_asked_for_only);
     tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
     tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
+    tcase_add_test(tc, test_rm_rf_removes_a_tree_of_any_depth_without_following_anything);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
     tcase_add_test(tc, test_clocks_move_forward);
     suite_add_tcase(s, tc);
