@@ -8,7 +8,7 @@
  * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
- * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600). */
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,6 +27,7 @@
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
+#include "build/git.h"
 #include "common.h"
 #include "datadir.h"
 #include "follow/follow.h"
@@ -73,7 +74,9 @@ static void usage(FILE *f)
         "Retention (0: keep all): DMS_RETAIN_EVENTS (1000 per droid), DMS_RETAIN_BUILDS (100 per droid, and\n"
         "releases whose image is gone), DMS_RETAIN_RUNS (100 per droid), DMS_RETAIN_JOBS (500 finished jobs\n"
         "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
-        "pruned).\n");
+        "pruned).\n"
+        "Repositories: DMS_LOCAL_REPO_ROOTS (none: no local path or file:// repository; dir1:dir2:\n"
+        "only repositories beneath them).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -133,6 +136,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         .jobs_days = env_int("DMS_RETAIN_JOBS_DAYS", RETAIN_DEFAULT_JOBS_DAYS, 0, RETAIN_MAX_DAYS),
         .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
     };
+    cfg->local_repo_roots = env_or("DMS_LOCAL_REPO_ROOTS", "");
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -175,6 +179,18 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
             "component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
             SECRET_MIN_RECOMMENDED);
     cfg->jwt_secret = strdup(secret);
+    return 0;
+}
+
+/* The policy of every repository dmsd reads, and the guarded socket stream; says what is allowed. */
+static int start_git(const dmsd_config *cfg, dms_error *err)
+{
+    gitx_config gc = {.local_roots = cfg->local_repo_roots, .data_dir = cfg->data_dir};
+    if (gitx_init(&gc, err) < 0)
+        return -1;
+    log_info("component=git local_repo_roots=\"%s\" note=\"%s\"", cfg->local_repo_roots,
+             *cfg->local_repo_roots ? "local repositories beneath these roots only"
+                                    : "no local repositories (DMS_LOCAL_REPO_ROOTS allows some)");
     return 0;
 }
 
@@ -327,6 +343,8 @@ int main(int argc, char **argv)
     if (dms_mkdir_p(p, false, &err) < 0 || lock_data_dir(a.cfg.data_dir, &lock_fd, &err) < 0)
         goto fail;
     git_libgit2_init();
+    if (start_git(&a.cfg, &err) < 0)
+        goto fail;
     snprintf(p, sizeof(p), "%s/dms.db", a.cfg.data_dir);
     if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0 ||
         retain_start(&a.retain, a.st, a.cfg.data_dir, &a.cfg.retain, &err) < 0)
@@ -396,6 +414,7 @@ out:
     dms_registry_close(a.reg);
     core_close(a.core);
     store_close(a.st);
+    gitx_shutdown();
     git_libgit2_shutdown();
     if (lock_fd >= 0)
         close(lock_fd);
@@ -408,6 +427,7 @@ out:
     free(a.cfg.proxy_listen);
     free(a.cfg.caddy_bin);
     free(a.cfg.caddy_admin);
+    free(a.cfg.local_repo_roots);
     tz_cache_clear();
     return rc;
 }
