@@ -8,7 +8,8 @@
  * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
- * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none). */
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none),
+ * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -76,7 +77,9 @@ static void usage(FILE *f)
         "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
         "pruned).\n"
         "Repositories: DMS_LOCAL_REPO_ROOTS (none: no local path or file:// repository; dir1:dir2:\n"
-        "only repositories beneath them).\n");
+        "only repositories beneath them), DMS_GIT_ALLOW_NETS (none: git connects to public addresses\n"
+        "only; CIDRs such as 127.0.0.0/8,::1/128 are permitted too), DMS_GIT_TIMEOUT_S (60: a git\n"
+        "connection without progress for that long fails).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -137,6 +140,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
     };
     cfg->local_repo_roots = env_or("DMS_LOCAL_REPO_ROOTS", "");
+    cfg->git_allow_nets = env_or("DMS_GIT_ALLOW_NETS", "");
+    cfg->git_timeout_s = env_int("DMS_GIT_TIMEOUT_S", GITX_DEFAULT_TIMEOUT_S, 1, GITX_MAX_TIMEOUT_S);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -185,10 +190,14 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
 /* The policy of every repository dmsd reads, and the guarded socket stream; says what is allowed. */
 static int start_git(const dmsd_config *cfg, dms_error *err)
 {
-    gitx_config gc = {.local_roots = cfg->local_repo_roots, .data_dir = cfg->data_dir};
+    gitx_config gc = {.local_roots = cfg->local_repo_roots,
+                      .allow_nets = cfg->git_allow_nets,
+                      .timeout_s = cfg->git_timeout_s,
+                      .data_dir = cfg->data_dir};
     if (gitx_init(&gc, err) < 0)
         return -1;
-    log_info("component=git local_repo_roots=\"%s\" note=\"%s\"", cfg->local_repo_roots,
+    log_info("component=git local_repo_roots=\"%s\" allow_nets=\"%s\" timeout_s=%d note=\"%s\"",
+             cfg->local_repo_roots, cfg->git_allow_nets, cfg->git_timeout_s,
              *cfg->local_repo_roots ? "local repositories beneath these roots only"
                                     : "no local repositories (DMS_LOCAL_REPO_ROOTS allows some)");
     return 0;
@@ -428,6 +437,7 @@ out:
     free(a.cfg.caddy_bin);
     free(a.cfg.caddy_admin);
     free(a.cfg.local_repo_roots);
+    free(a.cfg.git_allow_nets);
     tz_cache_clear();
     return rc;
 }

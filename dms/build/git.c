@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common.h"
+#include "gitstream.h"
 #include "localrepo.h"
 
 #define HEADS_PREFIX "refs/heads/"
@@ -15,18 +16,24 @@
 
 /* Set once by gitx_init, read-only afterwards. */
 static localrepo_policy local_policy;
-static bool ready;
 
 int gitx_init(const gitx_config *cfg, dms_error *err)
 {
-    int r = localrepo_policy_parse(&local_policy, cfg->local_roots, cfg->data_dir, err);
-    ready = r == 0;
+    egress_net *nets = NULL;
+    size_t n = 0;
+    int timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : GITX_DEFAULT_TIMEOUT_S;
+    int r = egress_parse_nets(cfg->allow_nets, &nets, &n, err);
+    if (r == 0)
+        r = localrepo_policy_parse(&local_policy, cfg->local_roots, cfg->data_dir, err);
+    if (r == 0 && (r = gitstream_install(nets, n, timeout_s, err)) < 0)
+        localrepo_policy_clear(&local_policy);
+    free(nets);
     return r;
 }
 
 void gitx_shutdown(void)
 {
-    ready = false;
+    gitstream_uninstall();
     localrepo_policy_clear(&local_policy);
 }
 
@@ -48,7 +55,7 @@ int gitx_check_access(const char *repo, const char *field, dms_error *err)
 static int target_url(const char *repo, char **url, dms_error *err)
 {
     *url = NULL;
-    if (!ready)
+    if (!gitstream_installed())
         return dms_error_set(err, DMS_E_INTERNAL, NULL, "git is not set up: gitx_init was not called");
     if (!localrepo_is_local(repo))
         return (*url = strdup(repo)) ? 0 : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -70,9 +77,21 @@ void gitx_remote_info_clear(gitx_remote_info *info)
     memset(info, 0, sizeof(*info));
 }
 
-/* Maps libgit2's last error to ours: transport trouble is retryable, the rest is the user's input. */
-static int git_fail(dms_error *err, int rc, const char *what, const char *repo)
+/* What the guarded stream saw decides first: a refused address is the operator's policy, a stall is
+ * transport trouble, a cancel is a cancel. Then libgit2's last error: transport trouble is retryable, the
+ * rest is the user's input. */
+static int git_fail(dms_error *err, int rc, const char *what, const char *repo, const gitstream_call *call)
 {
+    if (call->refused)
+        return dms_error_set(err, DMS_E_FORBIDDEN, "repo", "%s %s: %s", what, repo, call->message);
+    if (call->cancelled)
+        return dms_error_set(err, DMS_E_CANCELLED, NULL, "%s: %s", what, call->message);
+    if (call->timed_out) {
+        dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "%s %s: %s", what, repo, call->message);
+        if (err)
+            err->retryable = true;
+        return -DMS_E_UNAVAILABLE;
+    }
     const git_error *e = git_error_last();
     const char *msg = e && e->message ? e->message : "unknown error";
     int klass = e ? e->klass : 0;
@@ -100,15 +119,16 @@ static int cmp_str(const void *a, const void *b)
 
 /* A detached remote for url (repo as the user wrote it, for messages), connected for fetching (what
  * ls-remote does): free it with git_remote_free. */
-static int connect_remote(const char *repo, const char *url, git_remote **out, dms_error *err)
+static int connect_remote(const char *repo, const char *url, const gitstream_call *call, git_remote **out,
+                          dms_error *err)
 {
     int rc = git_remote_create_detached(out, url);
     if (rc < 0)
-        return git_fail(err, rc, "open remote", repo);
+        return git_fail(err, rc, "open remote", repo, call);
     git_remote_callbacks cbs;
     git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
     if ((rc = git_remote_connect(*out, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0) {
-        int r = git_fail(err, rc, "connect to", repo);
+        int r = git_fail(err, rc, "connect to", repo, call);
         git_remote_free(*out);
         *out = NULL;
         return r;
@@ -116,16 +136,17 @@ static int connect_remote(const char *repo, const char *url, git_remote **out, d
     return 0;
 }
 
-static int ls_remote(const char *repo, const char *url, gitx_remote_info *out, dms_error *err)
+static int ls_remote(const char *repo, const char *url, const gitstream_call *call, gitx_remote_info *out,
+                     dms_error *err)
 {
     git_remote *remote = NULL;
-    int rc = connect_remote(repo, url, &remote, err);
+    int rc = connect_remote(repo, url, call, &remote, err);
     if (rc < 0)
         return rc;
     const git_remote_head **heads = NULL;
     size_t n = 0;
     if ((rc = git_remote_ls(&heads, &n, remote)) < 0) {
-        int r = git_fail(err, rc, "list", repo);
+        int r = git_fail(err, rc, "list", repo, call);
         git_remote_free(remote);
         return r;
     }
@@ -155,14 +176,18 @@ int gitx_ls_remote(const char *repo, gitx_remote_info *out, dms_error *err)
     int r = target_url(repo, &url, err);
     if (r < 0)
         return r;
-    return ls_remote(repo, url, out, err);
+    gitstream_call call;
+    gitstream_call_begin(&call, NULL);
+    r = ls_remote(repo, url, &call, out, err);
+    gitstream_call_end(&call);
+    return r;
 }
 
-static int branch_head(const char *repo, const char *url, const char *branch, char *sha, char *resolved,
-                       dms_error *err)
+static int branch_head(const char *repo, const char *url, const gitstream_call *call, const char *branch,
+                       char *sha, char *resolved, dms_error *err)
 {
     git_remote *remote = NULL;
-    int rc = connect_remote(repo, url, &remote, err);
+    int rc = connect_remote(repo, url, call, &remote, err);
     if (rc < 0)
         return rc;
     char want[GITX_BRANCH_MAX + 16] = "";
@@ -177,7 +202,7 @@ static int branch_head(const char *repo, const char *url, const char *branch, ch
     const git_remote_head **heads = NULL;
     size_t n = 0;
     if ((rc = git_remote_ls(&heads, &n, remote)) < 0) {
-        int r = git_fail(err, rc, "list", repo);
+        int r = git_fail(err, rc, "list", repo, call);
         git_remote_free(remote);
         return r;
     }
@@ -204,7 +229,11 @@ int gitx_branch_head(const char *repo, const char *branch, char *sha, char *reso
     int r = target_url(repo, &url, err);
     if (r < 0)
         return r;
-    return branch_head(repo, url, branch, sha, resolved, err);
+    gitstream_call call;
+    gitstream_call_begin(&call, NULL);
+    r = branch_head(repo, url, &call, branch, sha, resolved, err);
+    gitstream_call_end(&call);
+    return r;
 }
 
 json_t *gitx_check_json(const char *repo, const char *branch)
@@ -259,7 +288,8 @@ static int on_sideband(const char *str, int len, void *payload)
 
 /* git_clone of url (repo as the user wrote it, for messages) into dir. */
 static int clone_into(const char *repo, const char *url, const char *branch, const char *dir,
-                      dms_cancel_token *cancel, git_repository **out, dms_error *err)
+                      dms_cancel_token *cancel, const gitstream_call *call, git_repository **out,
+                      dms_error *err)
 {
     git_clone_options opts;
     git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
@@ -273,18 +303,19 @@ static int clone_into(const char *repo, const char *url, const char *branch, con
     int rc = git_clone(out, url, dir, &opts);
     if (rc == 0)
         return 0;
-    if (cancel && dms_cancel_token_cancelled(cancel))
+    if ((cancel && dms_cancel_token_cancelled(cancel)) || call->cancelled)
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "clone %s: cancelled", repo);
     const git_error *e = git_error_last();
     /* "Remote branch 'x' not found": the branch is the user's fault, name it. */
-    if (branch && e && e->message && strstr(e->message, "not found") && strstr(e->message, branch))
+    if (!call->refused && !call->timed_out && branch && e && e->message && strstr(e->message, "not found") &&
+        strstr(e->message, branch))
         return dms_error_set(err, DMS_E_NOT_FOUND, "branch", "branch \"%s\" does not exist in %s", branch,
                              repo);
-    return git_fail(err, rc, "clone", repo);
+    return git_fail(err, rc, "clone", repo, call);
 }
 
 static int checkout_commit(git_repository *r, const char *repo, const char *branch, const char *commit,
-                           dms_error *err)
+                           const gitstream_call *call, dms_error *err)
 {
     git_object *obj = NULL, *peeled = NULL;
     git_checkout_options co;
@@ -296,7 +327,7 @@ static int checkout_commit(git_repository *r, const char *repo, const char *bran
                             branch ? branch : "(default)", repo);
     else if ((rc = git_checkout_tree(r, peeled, &co)) < 0 ||
              (rc = git_repository_set_head_detached(r, git_object_id(peeled))) < 0)
-        ret = git_fail(err, rc, "check out commit in", repo);
+        ret = git_fail(err, rc, "check out commit in", repo, call);
     git_object_free(peeled);
     git_object_free(obj);
     return ret;
@@ -309,16 +340,19 @@ int gitx_clone(const char *repo, const char *branch, const char *commit, const c
     int ret = target_url(repo, &url, err);
     if (ret < 0)
         return ret;
+    gitstream_call call;
+    gitstream_call_begin(&call, cancel);
     git_repository *r = NULL;
-    ret = clone_into(repo, url, branch, dir, cancel, &r, err);
+    ret = clone_into(repo, url, branch, dir, cancel, &call, &r, err);
     if (ret == 0 && commit)
-        ret = checkout_commit(r, repo, branch, commit, err);
+        ret = checkout_commit(r, repo, branch, commit, &call, err);
     git_oid oid;
     int rc;
     if (ret == 0 && (rc = git_reference_name_to_id(&oid, r, "HEAD")) < 0)
-        ret = git_fail(err, rc, "read HEAD of", repo);
+        ret = git_fail(err, rc, "read HEAD of", repo, &call);
     else if (ret == 0)
         git_oid_tostr(sha, GIT_SHA_HEX + 1, &oid);
     git_repository_free(r);
+    gitstream_call_end(&call);
     return ret;
 }

@@ -25,7 +25,8 @@ export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
 export DMS_KEEP_RELEASES=2
 export DMS_PROXY_LISTEN=127.0.0.1:0 # its own Caddy on a free port (droids at http://<name>.localhost:<port>/)
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
-export DMS_LOCAL_REPO_ROOTS=$WORK # its repositories (its data dir, beneath, is never read from)
+export DMS_LOCAL_REPO_ROOTS=$WORK     # its repositories (its data dir, beneath, is never read from)
+export DMS_GIT_ALLOW_NETS=127.0.0.0/8 # the clone network error below is a refused loopback connection
 E2E_NAME=e2e
 # shellcheck source=dms/tests/lib.sh
 . "$ROOT/dms/tests/lib.sh"
