@@ -190,6 +190,10 @@ static int server_start(dd_server *s, const char *bins, const char *results_dir)
         setenv("DMS_EXECUTOR_ID", DD_EXECUTOR_ID, 1);
         setenv("DMS_PLUGIN_DIR", plugins, 1);
         setenv("DMS_LOG_LEVEL", "warn", 1);
+        /* The repository (make_repo) is beneath s->dir; the data dir is too, and dmsd never reads from it. */
+        char root[PATH_MAX];
+        if (realpath(s->dir, root))
+            setenv("DMS_LOCAL_REPO_ROOTS", root, 1);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

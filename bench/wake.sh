@@ -27,6 +27,7 @@ WORK=$(mktemp -d /tmp/dmsd-wake.XXXXXX)
 export DMS_EXECUTOR_ID=wake-$$
 export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export DMS_DATA_DIR=$WORK/var
+export DMS_LOCAL_REPO_ROOTS=$WORK # its repository (the data dir beneath is never read from)
 export DMS_LOG_LEVEL=info
 export DMS_PROXY_LISTEN=127.0.0.1:0
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}

@@ -46,6 +46,9 @@ typedef struct dmsd_config {
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
     int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
     retain_config retain; /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
+    char *local_repo_roots; /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from ("": none) */
+    char *git_allow_nets;   /* DMS_GIT_ALLOW_NETS: non-public networks git may connect to ("": none) */
+    int git_timeout_s;      /* DMS_GIT_TIMEOUT_S: a git connection without progress for this long fails */
 } dmsd_config;
 
 struct builder;

@@ -8,7 +8,8 @@
  * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
- * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600). */
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none),
+ * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
+#include "build/git.h"
 #include "common.h"
 #include "datadir.h"
 #include "follow/follow.h"
@@ -73,7 +75,11 @@ static void usage(FILE *f)
         "Retention (0: keep all): DMS_RETAIN_EVENTS (1000 per droid), DMS_RETAIN_BUILDS (100 per droid, and\n"
         "releases whose image is gone), DMS_RETAIN_RUNS (100 per droid), DMS_RETAIN_JOBS (500 finished jobs\n"
         "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
-        "pruned).\n");
+        "pruned).\n"
+        "Repositories: DMS_LOCAL_REPO_ROOTS (none: no local path or file:// repository; dir1:dir2:\n"
+        "only repositories beneath them), DMS_GIT_ALLOW_NETS (none: git connects to public addresses\n"
+        "only; CIDRs such as 127.0.0.0/8,::1/128 are permitted too), DMS_GIT_TIMEOUT_S (60: a git\n"
+        "connection without progress for that long fails).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -133,6 +139,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         .jobs_days = env_int("DMS_RETAIN_JOBS_DAYS", RETAIN_DEFAULT_JOBS_DAYS, 0, RETAIN_MAX_DAYS),
         .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
     };
+    cfg->local_repo_roots = env_or("DMS_LOCAL_REPO_ROOTS", "");
+    cfg->git_allow_nets = env_or("DMS_GIT_ALLOW_NETS", "");
+    cfg->git_timeout_s = env_int("DMS_GIT_TIMEOUT_S", GITX_DEFAULT_TIMEOUT_S, 1, GITX_MAX_TIMEOUT_S);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -175,6 +184,22 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
             "component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
             SECRET_MIN_RECOMMENDED);
     cfg->jwt_secret = strdup(secret);
+    return 0;
+}
+
+/* The policy of every repository dmsd reads, and the guarded socket stream; says what is allowed. */
+static int start_git(const dmsd_config *cfg, dms_error *err)
+{
+    gitx_config gc = {.local_roots = cfg->local_repo_roots,
+                      .allow_nets = cfg->git_allow_nets,
+                      .timeout_s = cfg->git_timeout_s,
+                      .data_dir = cfg->data_dir};
+    if (gitx_init(&gc, err) < 0)
+        return -1;
+    log_info("component=git local_repo_roots=\"%s\" allow_nets=\"%s\" timeout_s=%d note=\"%s\"",
+             cfg->local_repo_roots, cfg->git_allow_nets, cfg->git_timeout_s,
+             *cfg->local_repo_roots ? "local repositories beneath these roots only"
+                                    : "no local repositories (DMS_LOCAL_REPO_ROOTS allows some)");
     return 0;
 }
 
@@ -327,6 +352,8 @@ int main(int argc, char **argv)
     if (dms_mkdir_p(p, false, &err) < 0 || lock_data_dir(a.cfg.data_dir, &lock_fd, &err) < 0)
         goto fail;
     git_libgit2_init();
+    if (start_git(&a.cfg, &err) < 0)
+        goto fail;
     snprintf(p, sizeof(p), "%s/dms.db", a.cfg.data_dir);
     if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0 ||
         retain_start(&a.retain, a.st, a.cfg.data_dir, &a.cfg.retain, &err) < 0)
@@ -383,19 +410,22 @@ fail:
     fprintf(stderr, "dmsd: %s\n", err.message[0] ? err.message : "startup failed");
 out:
     http_stop(a.http);
-    core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    if (a.core) /* a startup that failed earlier has none */
+        core_set_hooks(a.core, &(core_hooks){0});
     follower_stop(a.follower);
     jobs_stop(a.jobs);
     builder_stop(a.builder);
     runner_stop(a.runner);
     snooze_close(a.snooze);
     router_stop(a.router);
-    core_set_view(a.core ? a.core : NULL, NULL);
+    if (a.core)
+        core_set_view(a.core, NULL);
     retain_stop(a.retain);
     dms_executor_close(a.ex);
     dms_registry_close(a.reg);
     core_close(a.core);
     store_close(a.st);
+    gitx_shutdown();
     git_libgit2_shutdown();
     if (lock_fd >= 0)
         close(lock_fd);
@@ -408,6 +438,8 @@ out:
     free(a.cfg.proxy_listen);
     free(a.cfg.caddy_bin);
     free(a.cfg.caddy_admin);
+    free(a.cfg.local_repo_roots);
+    free(a.cfg.git_allow_nets);
     tz_cache_clear();
     return rc;
 }

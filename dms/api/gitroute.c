@@ -42,7 +42,8 @@ void route_git_check(void *app, api_req *r, const char *id)
     (void)app;
     (void)id;
     const char *repo = api_query(r, "repo"), *branch = api_query(r, "branch");
-    if (droid_validate_repo(repo, &err) < 0 || (branch && droid_validate_branch(branch, &err) < 0)) {
+    if (droid_validate_repo(repo, &err) < 0 || (branch && droid_validate_branch(branch, &err) < 0) ||
+        gitx_check_access(repo, "repo", &err) < 0) {
         api_reply_error(r, &err);
         return;
     }

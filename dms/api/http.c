@@ -85,6 +85,8 @@ unsigned api_status_for(int code)
         return MHD_HTTP_BAD_REQUEST;
     case DMS_E_NOT_FOUND:
         return MHD_HTTP_NOT_FOUND;
+    case DMS_E_FORBIDDEN:
+        return MHD_HTTP_FORBIDDEN;
     case DMS_E_ALREADY_STARTED:
     case DMS_E_ALREADY_COMPLETE:
     case DMS_E_CONFLICT:

@@ -8,6 +8,7 @@
 
 #include "../app.h"
 #include "../build/builder.h"
+#include "../build/git.h"
 #include "../common.h"
 #include "../follow/follow.h"
 #include "../run/runner.h"
@@ -57,7 +58,8 @@ static void create(void *ap, api_req *r, const char *id)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
-    if (droid_parse_create(body, d, &err) < 0 || core_create(a->core, d, &out, &err) < 0) {
+    if (droid_parse_create(body, d, &err) < 0 || gitx_check_access(d->repo, "repo", &err) < 0 ||
+        core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
         return;
@@ -301,6 +303,7 @@ static void patch(void *ap, api_req *r, const char *id)
     int64_t old_build = a->builder ? builder_running(a->builder, id) : 0;
     if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
+        ((p.has_branch || p.has_commit) && gitx_check_access(cur->repo, "repo", &err) < 0) ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
@@ -662,8 +665,9 @@ static void rollback(void *ap, api_req *r, const char *id)
         return;
     }
     if (!info.present) {
-        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release", "the image of release %lld (%s) is no longer present",
-                         (long long)ra.rel.seq, ra.rel.image_id);
+        api_reply_errorf(r, MHD_HTTP_CONFLICT, "release",
+                         "the image of release %lld (%s) is no longer present", (long long)ra.rel.seq,
+                         ra.rel.image_id);
         store_release_clear(&ra.rel);
         return;
     }

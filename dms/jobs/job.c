@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../build/git.h"
 #include "../common.h"
 #include "../droids/droid.h"
 
@@ -213,6 +214,9 @@ int job_parse_create(json_t *body, job *j, dms_error *err)
                              "project_package_manager must be one of npm, yarn, pnpm, pip, none (or \"\"), "
                              "not \"%.32s\"",
                              pm);
+    /* The operator's policy last: a malformed request is a 400 whatever its repository. */
+    if ((r = gitx_check_access(repo, "project_repo_url", err)) < 0)
+        return r;
     if (dmsd_set_str(&j->project_id, project) < 0 || dmsd_set_str(&j->deployment_id, deployment) < 0 ||
         dmsd_set_str(&j->branch, branch) < 0 || dmsd_set_str(&j->repo_url, repo) < 0 ||
         dmsd_set_str(&j->build_command, command) < 0 || dmsd_set_str(&j->dist_dir, dist) < 0)

@@ -2,8 +2,9 @@
  * command, package manager, dist directory), its state machine, its validation and its JSON form, and the
  * shell steps it runs in the builder image.
  *
- * A job is plain data owned by whoever holds it (job_clear() releases its strings). Nothing here does I/O;
- * every function is thread-safe on distinct objects.
+ * A job is plain data owned by whoever holds it (job_clear() releases its strings). Nothing here does I/O
+ * but job_parse_create's check of a local project_repo_url against DMS_LOCAL_REPO_ROOTS (build/git.h); every
+ * function is thread-safe on distinct objects.
  */
 #ifndef DMSD_JOBS_JOB_H
 #define DMSD_JOBS_JOB_H

@@ -29,6 +29,7 @@ export DMS_JOB_CONCURRENCY=2
 export DMS_JOB_USER_MAX=2 # one user (alice) runs the two long jobs below at once
 export DMS_FOLLOW_INTERVAL_S=2
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
+export DMS_LOCAL_REPO_ROOTS=$WORK # its repositories (its data dir, beneath, is never read from)
 E2E_NAME=e2e-jobs
 # shellcheck source=dms/tests/lib.sh
 . "$ROOT/dms/tests/lib.sh"

@@ -25,6 +25,8 @@ export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
 export DMS_KEEP_RELEASES=2
 export DMS_PROXY_LISTEN=127.0.0.1:0 # its own Caddy on a free port (droids at http://<name>.localhost:<port>/)
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
+export DMS_LOCAL_REPO_ROOTS=$WORK     # its repositories (its data dir, beneath, is never read from)
+export DMS_GIT_ALLOW_NETS=127.0.0.0/8 # the clone network error below is a refused loopback connection
 E2E_NAME=e2e
 # shellcheck source=dms/tests/lib.sh
 . "$ROOT/dms/tests/lib.sh"
@@ -89,7 +91,7 @@ check "events: pending -> building -> starting -> running" \
 check "branch defaulted to the remote's default branch" [ "$(field "$WEB" branch)" = main ]
 check "build.out has the build's steps" bash -c "DMS_TOKEN=$ALICE $DMSCTL logs --build $WEB | grep -q 'Step 1/'"
 check "dmsctl ls shows it" bash -c "DMS_TOKEN=$ALICE $DMSCTL ls | grep -q '^$WEB .*running'"
-api "$ALICE" POST /droids '{"name":"web","repo":"/x"}' >/dev/null
+api "$ALICE" POST /droids "{\"name\":\"web\",\"repo\":\"$WORK/x.git\"}" >/dev/null
 check "a taken name -> 409 on name" [ "$(cat "$WORK/status")" = 409 -a "$(jq -r .field "$WORK/body")" = name ]
 api "$ALICE" POST /droids '{"name":"Nope!","repo":"/x"}' >/dev/null
 check "a bad name -> 400 on name" [ "$(cat "$WORK/status")" = 400 -a "$(jq -r .field "$WORK/body")" = name ]

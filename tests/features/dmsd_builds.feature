@@ -47,7 +47,9 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
     And the droid "docs" has no release and no container
 
   Scenario: A repository that cannot be reached is retried with backoff while the droid waits
-    Given dmsd is running
+    Given dmsd is running with the settings
+      | setting            | value       |
+      | DMS_GIT_ALLOW_NETS | 127.0.0.0/8 |
     When alice creates a droid with the body
       """
       {"name": "faraway", "repo": "http://127.0.0.1:1/faraway.git"}

@@ -40,7 +40,7 @@ Feature: dmsd git check - can a repository be reached, and which branches does i
     Examples:
       | repo                                |
       | http://127.0.0.1:1/nothing.git      |
-      | /no/such/repository.git             |
+      | <repo missing>                      |
 
   Scenario Outline: A repository or a branch that cannot be right is refused naming the field
     When alice checks the branch "<branch>" of the repository "<repo>"

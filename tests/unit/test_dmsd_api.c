@@ -14,10 +14,12 @@
 
 #include "../../dms/api/auth.h"
 #include "../../dms/app.h"
+#include "../../dms/build/git.h"
 #include "util.h"
 
 static const char *secret = "api-test-secret-0123456789abcdef0123456789";
 static char dir[64];
+static char repos[64]; /* the local repository root (dmsd's data dir, dir, never is one) */
 static app a;
 static char base[64];
 static char *alice, *bob;
@@ -28,6 +30,12 @@ static void setup(void)
     git_libgit2_init(); /* as dmsd's main does: GET /git/check uses libgit2 */
     strcpy(dir, "/tmp/dmsd-api-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    strcpy(repos, "/tmp/dmsd-api-repos-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(repos));
+    char roots[128];
+    snprintf(roots, sizeof(roots), "/srv:%s", repos); /* the droids below name repositories in /srv */
+    gitx_config gc = {.local_roots = roots, .data_dir = dir};
+    ck_assert_msg(gitx_init(&gc, &err) == 0, "%s", err.message);
     memset(&a, 0, sizeof(a));
     a.cfg.data_dir = dir;
     a.cfg.keep_releases = 3;
@@ -47,13 +55,14 @@ static void setup(void)
 static void teardown(void)
 {
     http_stop(a.http);
+    gitx_shutdown();
     git_libgit2_shutdown();
     core_close(a.core);
     store_close(a.st);
     free(alice);
     free(bob);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, repos);
     ck_assert_int_eq(system(cmd), 0);
 }
 
@@ -209,6 +218,9 @@ START_TEST(test_bad_input_is_4xx_with_the_field)
 {
     json_decref(expect("POST", "/droids", alice, "{\"name\":\"Bad Name\",\"repo\":\"/r\"}", 400, "name"));
     json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"nope\"}", 400, "repo"));
+    json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/etc\"}", 403, "repo"));
+    json_decref(
+        expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"file:///srv/../etc\"}", 403, "repo"));
     json_decref(
         expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"port\":70000}", 400, "port"));
     json_decref(expect("POST", "/droids", alice, "{\"name\":\"ok\",\"repo\":\"/r\",\"env\":{\"1x\":\"\"}}",
@@ -221,7 +233,7 @@ START_TEST(test_bad_input_is_4xx_with_the_field)
         expect("POST", "/droids", alice, "{\"name\":\"a\",\"name\":\"b\",\"repo\":\"/r\"}", 400, "body"));
     ck_assert(core_name_available(a.core, "ok"));
     char *id = create_droid("taken", alice);
-    json_decref(expect("POST", "/droids", bob, "{\"name\":\"taken\",\"repo\":\"/r\"}", 409, "name"));
+    json_decref(expect("POST", "/droids", bob, "{\"name\":\"taken\",\"repo\":\"/srv/r\"}", 409, "name"));
     free(id);
 }
 END_TEST
@@ -338,23 +350,46 @@ START_TEST(test_git_check_of_a_local_repository)
     snprintf(cmd, sizeof(cmd),
              "cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
              "--allow-empty "
-             "-m x && git branch dev && git clone -q --bare . ../r.git",
-             dir);
+             "-m x && git branch dev && git clone -q --bare . ../r.git && cp -r ../r.git %s/",
+             repos, dir);
     ck_assert_int_eq(system(cmd), 0);
     char path[256];
-    snprintf(path, sizeof(path), "/git/check?repo=%s/r.git&branch=dev", dir);
+    snprintf(path, sizeof(path), "/git/check?repo=%s/r.git&branch=dev", repos);
     json_t *j = expect("GET", path, alice, NULL, 200, NULL);
     ck_assert(json_is_true(json_object_get(j, "reachable")));
     ck_assert(json_is_true(json_object_get(j, "branch_exists")));
     ck_assert_str_eq(json_string_value(json_object_get(j, "default_branch")), "main");
     ck_assert_uint_eq(json_array_size(json_object_get(j, "branches")), 2);
     json_decref(j);
-    snprintf(path, sizeof(path), "/git/check?repo=%s/missing.git", dir);
+    snprintf(path, sizeof(path), "/git/check?repo=%s/missing.git", repos);
     j = expect("GET", path, alice, NULL, 200, NULL);
     ck_assert(json_is_false(json_object_get(j, "reachable")));
     json_decref(j);
+    /* outside the roots, or in dmsd's own data: refused before anything is read */
+    snprintf(path, sizeof(path), "/git/check?repo=%s/r.git", dir);
+    json_decref(expect("GET", path, alice, NULL, 403, "repo"));
+    json_decref(expect("GET", "/git/check?repo=/etc", alice, NULL, 403, "repo"));
+    json_decref(expect("GET", "/git/check?repo=file:///etc", alice, NULL, 403, "repo"));
     json_decref(expect("GET", "/git/check?repo=ftp://x", alice, NULL, 400, "repo"));
     json_decref(expect("GET", "/git/check", alice, NULL, 400, "repo"));
+}
+END_TEST
+
+/* The operator narrows DMS_LOCAL_REPO_ROOTS: a change that rebuilds a droid whose repository is no longer
+ * permitted is refused; one that only restarts it is not. */
+START_TEST(test_a_rebuild_from_a_repository_no_longer_permitted_is_refused)
+{
+    char *id = create_droid("narrowed", alice); /* /srv/narrowed.git */
+    char path[128];
+    snprintf(path, sizeof(path), "/droids/%s", id);
+    gitx_shutdown();
+    dms_error err = {0};
+    gitx_config gc = {.local_roots = repos, .data_dir = dir};
+    ck_assert_msg(gitx_init(&gc, &err) == 0, "%s", err.message);
+    json_decref(expect("PATCH", path, alice, "{\"branch\":\"dev\"}", 403, "repo"));
+    json_decref(expect("PATCH", path, alice, "{\"commit\":\"abcdef0\"}", 403, "repo"));
+    json_decref(expect("PATCH", path, alice, "{\"env\":{\"A\":\"3\"}}", 200, NULL));
+    free(id);
 }
 END_TEST
 
@@ -397,6 +432,7 @@ int main(void)
     tcase_add_test(tc, test_lifecycle_without_executor_is_503);
     tcase_add_test(tc, test_oversized_body_is_413);
     tcase_add_test(tc, test_git_check_of_a_local_repository);
+    tcase_add_test(tc, test_a_rebuild_from_a_repository_no_longer_permitted_is_refused);
     tcase_add_test(tc, test_logs_before_any_run);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -218,6 +218,9 @@ START_TEST(test_branch_head_of_a_remote_without_cloning)
 {
     mkdir_tmp();
     git_libgit2_init();
+    dms_error err = {0};
+    gitx_config gc = {.local_roots = dir};
+    ck_assert_msg(gitx_init(&gc, &err) == 0, "%s", err.message);
     sh("cd %s && git init -q -b trunk w && cd w && git -c user.email=t@t -c user.name=t commit -q "
        "--allow-empty -m one"
        " && git branch other && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m two"
@@ -225,7 +228,6 @@ START_TEST(test_branch_head_of_a_remote_without_cloning)
        dir);
     char repo[128], sha[GIT_SHA_HEX + 1], resolved[GITX_BRANCH_MAX], want[GIT_SHA_HEX + 8], cmd[256];
     snprintf(repo, sizeof(repo), "%s/r.git", dir);
-    dms_error err = {0};
     ck_assert_msg(gitx_branch_head(repo, NULL, sha, resolved, &err) == 0, "%s", err.message);
     ck_assert_str_eq(resolved, "trunk"); /* the default branch */
     snprintf(cmd, sizeof(cmd), "git -C %s/w rev-parse trunk", dir);
@@ -242,6 +244,7 @@ START_TEST(test_branch_head_of_a_remote_without_cloning)
     snprintf(repo, sizeof(repo), "%s/missing.git", dir);
     ck_assert_int_lt(gitx_branch_head(repo, NULL, sha, NULL, &err), 0);
     ck_assert(!err.retryable); /* a local path that is not a repository is the user's */
+    gitx_shutdown();
     git_libgit2_shutdown();
     rm_tmp();
 }

@@ -33,12 +33,16 @@ static void sh(const char *fmt, ...)
     ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
 }
 
-/* A bare repo with branches trunk (default, 2 commits) and dev (1 more). */
+/* A bare repo with branches trunk (default, 2 commits) and dev (1 more); dir is the only local root, and git
+ * may connect to loopback (the transport failure below). */
 static void setup(void)
 {
     git_libgit2_init();
     strcpy(dir, "/tmp/dmsd-git-XXXXXX");
     ck_assert_ptr_nonnull(mkdtemp(dir));
+    dms_error err = {0};
+    gitx_config cfg = {.local_roots = dir, .allow_nets = "127.0.0.0/8"};
+    ck_assert_msg(gitx_init(&cfg, &err) == 0, "%s", err.message);
     snprintf(bare, sizeof(bare), "%s/app.git", dir);
     sh("cd %s && git init -q -b trunk work && cd work && git config user.email t@t && git config user.name t "
        "&& "
@@ -58,6 +62,7 @@ static void setup(void)
 static void teardown(void)
 {
     sh("rm -rf %s", dir);
+    gitx_shutdown();
     git_libgit2_shutdown();
 }
 
@@ -102,7 +107,9 @@ START_TEST(test_check_json_answers_branch_exists)
     ck_assert(json_is_true(json_object_get(j, "reachable")));
     ck_assert(json_is_false(json_object_get(j, "branch_exists")));
     json_decref(j);
-    j = gitx_check_json("/nonexistent/repo.git", NULL);
+    char missing[128];
+    snprintf(missing, sizeof(missing), "%s/nonexistent.git", dir);
+    j = gitx_check_json(missing, NULL);
     ck_assert(json_is_false(json_object_get(j, "reachable")));
     ck_assert(json_is_false(json_object_get(j, "retryable")));
     ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "error")));
@@ -167,7 +174,9 @@ START_TEST(test_clone_failures_are_classified)
     ck_assert_int_eq(gitx_clone(bare, NULL, "abcdef0123", dst, NULL, sha, &err), -DMS_E_NOT_FOUND);
     ck_assert_str_eq(err.field, "commit");
     snprintf(dst, sizeof(dst), "%s/c6", dir);
-    int r = gitx_clone("/nonexistent/x.git", NULL, NULL, dst, NULL, sha, &err);
+    char missing[128];
+    snprintf(missing, sizeof(missing), "%s/nonexistent.git", dir);
+    int r = gitx_clone(missing, NULL, NULL, dst, NULL, sha, &err);
     ck_assert(r < 0 && r != -DMS_E_UNAVAILABLE);
     ck_assert(!err.retryable);
     /* nothing listens on port 1: a transport failure, worth a retry */

@@ -112,6 +112,8 @@ START_TEST(test_error_code_names_are_stable_and_never_null)
     ck_assert(dms_error_code_retryable(DMS_E_UNAVAILABLE));
     ck_assert(!dms_error_code_retryable(DMS_E_BUILD_FAILED));
     ck_assert(!dms_error_code_retryable(DMS_E_INVALID));
+    ck_assert_str_eq(dms_error_code_name(DMS_E_FORBIDDEN), "FORBIDDEN");
+    ck_assert(!dms_error_code_retryable(DMS_E_FORBIDDEN));
 }
 END_TEST
 

@@ -173,6 +173,9 @@ class Dmsd:
         self.port_file = os.path.join(self.dir, "port")
         self.log_path = os.path.join(self.dir, "dmsd.log")
         self.executor_id = executor_id
+        # Local repositories are refused unless beneath DMS_LOCAL_REPO_ROOTS: the scenario's own directory
+        # holds its repositories (its dmsd's data dir lies beneath it too, which dmsd never reads from).
+        self.repo_roots = scenario_dir
         RUN_EXECUTOR_IDS.add(executor_id)
         self.secret = secrets.token_urlsafe(32)
         self.proc = None
@@ -198,7 +201,7 @@ class Dmsd:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DMS_") and k != "DOCKER_HOST"}
         env.update({"DMS_JWT_SECRET": self.secret, "DMS_DATA_DIR": self.data_dir, "DMS_LISTEN": "127.0.0.1:0",
                     "DMS_EXECUTOR_ID": self.executor_id, "DMS_BACKEND": "docker", "DMS_PLUGIN_DIR": self.plugin_dir,
-                    "DMS_LOG_LEVEL": "info",
+                    "DMS_LOG_LEVEL": "info", "DMS_LOCAL_REPO_ROOTS": self.repo_roots,
                     # Any free port for its Caddy: scenarios (and parallel runs) must not compete for 8000.
                     "DMS_PROXY_LISTEN": "127.0.0.1:0"})
         if self.keep_releases is not None:
