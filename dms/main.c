@@ -8,7 +8,8 @@
  * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
- * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600). */
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
+ * DMS_JWT_ISSUER. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -73,7 +74,9 @@ static void usage(FILE *f)
         "Retention (0: keep all): DMS_RETAIN_EVENTS (1000 per droid), DMS_RETAIN_BUILDS (100 per droid, and\n"
         "releases whose image is gone), DMS_RETAIN_RUNS (100 per droid), DMS_RETAIN_JOBS (500 finished jobs\n"
         "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
-        "pruned).\n");
+        "pruned).\n"
+        "Tokens: DMS_JWT_REQUIRE_EXP (1; 0 accepts tokens without exp), DMS_JWT_AUDIENCE (tokens must\n"
+        "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -133,6 +136,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         .jobs_days = env_int("DMS_RETAIN_JOBS_DAYS", RETAIN_DEFAULT_JOBS_DAYS, 0, RETAIN_MAX_DAYS),
         .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
     };
+    cfg->jwt_require_exp = env_int("DMS_JWT_REQUIRE_EXP", 1, 0, 1) == 1;
+    cfg->jwt_audience = env_or("DMS_JWT_AUDIENCE", "");
+    cfg->jwt_issuer = env_or("DMS_JWT_ISSUER", "");
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -175,6 +181,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
             "component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
             SECRET_MIN_RECOMMENDED);
     cfg->jwt_secret = strdup(secret);
+    if (!cfg->jwt_require_exp)
+        log_warn("component=dmsd note=\"DMS_JWT_REQUIRE_EXP=0: tokens without exp are accepted and never "
+                 "expire\"");
     return 0;
 }
 
@@ -344,7 +353,10 @@ int main(int argc, char **argv)
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
                       .threads = a.cfg.http_threads,
-                      .jwt_secret = a.cfg.jwt_secret,
+                      .auth = {.secret = a.cfg.jwt_secret,
+                               .require_exp = a.cfg.jwt_require_exp,
+                               .audience = a.cfg.jwt_audience,
+                               .issuer = a.cfg.jwt_issuer},
                       .routes = dmsd_routes,
                       .open_routes = dmsd_open_routes,
                       .app = &a};
@@ -403,6 +415,8 @@ out:
     free(a.cfg.data_dir);
     free(a.cfg.backend);
     free(a.cfg.jwt_secret);
+    free(a.cfg.jwt_audience);
+    free(a.cfg.jwt_issuer);
     free(a.cfg.port_file);
     free(a.cfg.executor_id);
     free(a.cfg.proxy_listen);

@@ -632,8 +632,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (route_no_auth(s, method, url))
             r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
         else
-            r->authorized =
-                auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
+            r->authorized = auth_check_header(h, &s->cfg.auth, r->user, sizeof(r->user), &r->auth_err) == 0;
         return MHD_YES;
     }
     if (*upload_size) {

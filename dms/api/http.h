@@ -18,6 +18,8 @@
 
 #include <dms/error.h>
 
+#include "auth.h"
+
 typedef struct http_server http_server;
 typedef struct api_req api_req;
 typedef struct api_pending api_pending;
@@ -33,9 +35,9 @@ typedef struct api_route {
 } api_route;
 
 typedef struct http_config {
-    const char *listen; /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
-    int threads;        /* pool size */
-    const char *jwt_secret;
+    const char *listen;           /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
+    int threads;                  /* pool size */
+    auth_policy auth;             /* what a bearer token must satisfy */
     const api_route *routes;      /* terminated by an entry with method NULL */
     const api_route *open_routes; /* the same, served without a bearer token (the handler authenticates:
                                    * git push hooks); api_user() is "" there. May be NULL. */
