@@ -25,6 +25,7 @@
 
 #include <dms/backend.h>
 
+#include "api/handlers.h"
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
@@ -40,7 +41,8 @@
 #include "view.h"
 
 #define SECRET_MIN_RECOMMENDED 32
-#define EXECUTOR_RETRY_S       2 /* without an executor at startup, look for the engine this often */
+#define GIT_CHECK_DRAIN_MS     5000 /* at exit, how long running git checks have to end */
+#define EXECUTOR_RETRY_S       2    /* without an executor at startup, look for the engine this often */
 
 static void usage(FILE *f)
 {
@@ -408,7 +410,13 @@ out:
     dms_registry_close(a.reg);
     core_close(a.core);
     store_close(a.st);
-    git_libgit2_shutdown();
+    /* A git check thread may still be listing a remote: libgit2 must not be shut down under it. */
+    if (gitroute_drain(GIT_CHECK_DRAIN_MS) > 0)
+        log_warn("component=dmsd note=\"a git check still runs after %d ms; exiting without shutting libgit2 "
+                 "down\"",
+                 GIT_CHECK_DRAIN_MS);
+    else
+        git_libgit2_shutdown();
     if (lock_fd >= 0)
         close(lock_fd);
     free(a.cfg.listen);

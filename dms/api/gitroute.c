@@ -1,12 +1,14 @@
 /* gitroute.c - GET /git/check?repo=&branch=: can the repo be reached, does the branch exist, default branch,
  * branch list. A remote may take seconds to answer, so the listing runs on a short-lived thread of its own
  * (at most GIT_CHECKS_MAX at once) and the request is answered from there; the HTTP threads never wait on a
- * remote. */
+ * remote. The thread may outlive the HTTP server that took the request (an engine-retry restart, a shutdown):
+ * its deferred reply holds nothing of the server (deferred.c), and dmsd waits for the checks still running
+ * (gitroute_drain) before it shuts libgit2 down under them. */
 #include <microhttpd.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../build/git.h"
 #include "../common.h"
@@ -16,7 +18,46 @@
 
 #define GIT_CHECKS_MAX 4
 
-static atomic_int checks_running;
+static pthread_mutex_t checks_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t checks_gone = PTHREAD_COND_INITIALIZER;
+static int checks_running;
+
+/* Counts a check in: false when GIT_CHECKS_MAX are running. */
+static bool check_enter(void)
+{
+    pthread_mutex_lock(&checks_lock);
+    bool ok = checks_running < GIT_CHECKS_MAX;
+    if (ok)
+        checks_running++;
+    pthread_mutex_unlock(&checks_lock);
+    return ok;
+}
+
+static void check_leave(void)
+{
+    pthread_mutex_lock(&checks_lock);
+    if (--checks_running == 0)
+        pthread_cond_broadcast(&checks_gone);
+    pthread_mutex_unlock(&checks_lock);
+}
+
+int gitroute_drain(int max_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += max_ms / 1000;
+    until.tv_nsec += (long)(max_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&checks_lock);
+    while (checks_running > 0 && pthread_cond_timedwait(&checks_gone, &checks_lock, &until) == 0)
+        ;
+    int left = checks_running;
+    pthread_mutex_unlock(&checks_lock);
+    return left;
+}
 
 typedef struct check_job {
     api_pending *p;
@@ -29,7 +70,7 @@ static void *check_main(void *arg)
     check_job *j = arg;
     json_t *res = gitx_check_json(j->repo, j->branch);
     api_pending_complete(j->p, MHD_HTTP_OK, res);
-    atomic_fetch_sub(&checks_running, 1);
+    check_leave();
     free(j->repo);
     free(j->branch);
     free(j);
@@ -46,8 +87,7 @@ void route_git_check(void *app, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    if (atomic_fetch_add(&checks_running, 1) >= GIT_CHECKS_MAX) {
-        atomic_fetch_sub(&checks_running, 1);
+    if (!check_enter()) {
         api_reply_errorf(r, MHD_HTTP_TOO_MANY_REQUESTS, NULL, "too many git checks at once; try again");
         return;
     }
@@ -56,7 +96,7 @@ void route_git_check(void *app, api_req *r, const char *id)
         if (j)
             free(j->repo);
         free(j);
-        atomic_fetch_sub(&checks_running, 1);
+        check_leave();
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
@@ -71,7 +111,7 @@ void route_git_check(void *app, api_req *r, const char *id)
         free(j->repo);
         free(j->branch);
         free(j);
-        atomic_fetch_sub(&checks_running, 1);
+        check_leave();
     }
     pthread_attr_destroy(&attr);
 }

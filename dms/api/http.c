@@ -4,77 +4,24 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "../common.h"
-#include "auth.h"
+#include "http_priv.h"
 
 #define MAX_BODY_BYTES              (1024 * 1024) /* a create body with a full env fits with room to spare */
 #define CONNECTION_LIMIT            1024
 #define CONNECTION_IDLE_TIMEOUT_SEC 120
+#define STOP_DRAIN_MS               2000 /* at stop, how long deferred requests have to get their 503 */
 #define LISTEN_BACKLOG              512
-#define STREAM_BLOCK_BYTES          (32 * 1024)
-#define STREAM_TICK_MS              100  /* parked streams without an fd are retried this often */
-#define STREAM_RECHECK_MS           1000 /* and those with one, in case an edge was missed */
 #define MAX_PATH_SEGMENTS           8
-
-struct http_server {
-    struct MHD_Daemon *daemon;
-    http_config cfg;
-    int port;
-    pthread_mutex_t lock;
-    api_pending *pendings; /* deferred requests not yet answered */
-    struct stream_ctx *parked;
-    bool stopping;
-    int wake_fd; /* eventfd: a stream was parked, or stop */
-    pthread_t streamer;
-    bool streamer_started;
-};
-
-struct api_req {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    const char *method;
-    const char *url;
-    char user[AUTH_USER_MAX + 1];
-    bool authorized;
-    dms_error auth_err;
-    dms_buf body;
-    bool replied;
-    api_pending *pending;
-};
-
-struct api_pending {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    api_req *r; /* NULL once the request is over */
-    int refs;   /* the request's and the worker's */
-    bool done;
-    unsigned status;
-    char *body;
-    size_t len;
-    api_pending *next;
-};
-
-typedef struct stream_ctx {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    const api_stream_ops *ops;
-    void *ud;
-    bool parked;
-    int64_t parked_at_ms;
-    struct stream_ctx *next;
-} stream_ctx;
 
 /* ---- replies ---- */
 
@@ -110,7 +57,7 @@ unsigned api_status_for(int code)
     }
 }
 
-static char *error_body(const char *message, const char *field, size_t *len)
+char *http_error_body(const char *message, const char *field, size_t *len)
 {
     json_t *j = json_pack("{s:s, s:o}", "error", message, "field",
                           field && *field ? json_string(field) : json_null());
@@ -120,8 +67,8 @@ static char *error_body(const char *message, const char *field, size_t *len)
     return s;
 }
 
-static void queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
-                  const char *value)
+void http_queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
+                const char *value)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -142,7 +89,7 @@ static void queue(api_req *r, unsigned status, const char *ctype, char *buf, siz
 void api_reply_buf(api_req *r, unsigned status, const char *content_type, char *buf, size_t len,
                    const char *header, const char *value)
 {
-    queue(r, status, content_type, buf, len, header, value);
+    http_queue(r, status, content_type, buf, len, header, value);
 }
 
 void api_reply_json(api_req *r, unsigned status, json_t *body)
@@ -153,7 +100,7 @@ void api_reply_json(api_req *r, unsigned status, json_t *body)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
-    queue(r, status, "application/json", s, strlen(s), NULL, NULL);
+    http_queue(r, status, "application/json", s, strlen(s), NULL, NULL);
 }
 
 void api_reply_errorf(api_req *r, unsigned status, const char *field, const char *fmt, ...)
@@ -164,248 +111,16 @@ void api_reply_errorf(api_req *r, unsigned status, const char *field, const char
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t len;
-    char *s = error_body(msg, field, &len);
+    char *s = http_error_body(msg, field, &len);
     if (status >= 500)
         log_warn("component=http method=%s url=%s status=%u error=\"%s\"", r->method, r->url, status, msg);
-    queue(r, status, "application/json", s, len, NULL, NULL);
+    http_queue(r, status, "application/json", s, len, NULL, NULL);
 }
 
 void api_reply_error(api_req *r, const dms_error *err)
 {
     api_reply_errorf(r, api_status_for(err->code), err->field, "%s",
                      err->message[0] ? err->message : "error");
-}
-
-/* ---- deferred replies ---- */
-
-static void pending_release(api_pending *p)
-{
-    http_server *s = p->srv;
-    pthread_mutex_lock(&s->lock);
-    bool last = --p->refs == 0;
-    pthread_mutex_unlock(&s->lock);
-    if (last) {
-        free(p->body);
-        free(p);
-    }
-}
-
-static void pending_unlink(http_server *s, api_pending *p)
-{
-    for (api_pending **pp = &s->pendings; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-}
-
-api_pending *api_defer(api_req *r)
-{
-    api_pending *p = calloc(1, sizeof(*p));
-    if (!p) {
-        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
-        return NULL;
-    }
-    http_server *s = r->srv;
-    p->srv = s;
-    p->conn = r->conn;
-    p->r = r;
-    p->refs = 2;
-    r->pending = p;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        p->done = true;
-        p->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        p->body = error_body("dmsd is shutting down", NULL, &p->len);
-    }
-    p->next = s->pendings;
-    s->pendings = p;
-    pthread_mutex_unlock(&s->lock);
-    MHD_suspend_connection(r->conn);
-    if (p->done)
-        MHD_resume_connection(r->conn);
-    return p;
-}
-
-/* Under s->lock. */
-static void pending_finish_locked(api_pending *p, unsigned status, char *body, size_t len)
-{
-    p->done = true;
-    p->status = status;
-    p->body = body;
-    p->len = len;
-    if (p->r)
-        MHD_resume_connection(p->conn);
-}
-
-void api_pending_complete(api_pending *p, unsigned status, json_t *body)
-{
-    if (!p) {
-        json_decref(body);
-        return;
-    }
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    size_t len = s ? strlen(s) : 0;
-    http_server *srv = p->srv;
-    pthread_mutex_lock(&srv->lock);
-    if (!p->done) {
-        if (!s && status < 300) {
-            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            s = error_body("out of memory", NULL, &len);
-        }
-        pending_finish_locked(p, status, s, len);
-        s = NULL;
-    }
-    pthread_mutex_unlock(&srv->lock);
-    free(s);
-    pending_release(p);
-}
-
-/* ---- streams ---- */
-
-static void wake(http_server *s)
-{
-    uint64_t one = 1;
-    ssize_t n = write(s->wake_fd, &one, sizeof(one));
-    (void)n;
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    stream_ctx *c = cls;
-    (void)pos;
-    ssize_t n = c->ops->read(c->ud, buf, max);
-    if (n > 0)
-        return n;
-    if (n == API_STREAM_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n != API_STREAM_AGAIN)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    http_server *s = c->srv;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Park: MHD stops polling this connection until the streamer resumes it (data, tick, or stop). */
-    c->parked = true;
-    c->parked_at_ms = dmsd_mono_ms();
-    c->next = s->parked;
-    s->parked = c;
-    MHD_suspend_connection(c->conn);
-    pthread_mutex_unlock(&s->lock);
-    wake(s);
-    return 0;
-}
-
-static void stream_free(void *cls)
-{
-    stream_ctx *c = cls;
-    http_server *s = c->srv;
-    pthread_mutex_lock(&s->lock);
-    if (c->parked)
-        for (stream_ctx **pp = &s->parked; *pp; pp = &(*pp)->next)
-            if (*pp == c) {
-                *pp = c->next;
-                break;
-            }
-    pthread_mutex_unlock(&s->lock);
-    if (c->ops->free)
-        c->ops->free(c->ud);
-    free(c);
-}
-
-void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops,
-                      void *ud, const char *header, const char *value)
-{
-    stream_ctx *c = calloc(1, sizeof(*c));
-    struct MHD_Response *resp = c ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES,
-                                                                      stream_read, c, stream_free)
-                                  : NULL;
-    if (!resp) {
-        free(c);
-        if (ops->free)
-            ops->free(ud);
-        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
-        return;
-    }
-    c->srv = r->srv;
-    c->conn = r->conn;
-    c->ops = ops;
-    c->ud = ud;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (header && value)
-        MHD_add_response_header(resp, header, value);
-    MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    r->replied = true;
-}
-
-/* Resumes parked streams whose source may have data: fd readable, or their tick came. */
-static void *streamer_main(void *arg)
-{
-    http_server *s = arg;
-    struct pollfd *pfd = NULL;
-    size_t cap = 0;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        if (s->stopping && !s->parked) {
-            pthread_mutex_unlock(&s->lock);
-            break;
-        }
-        size_t n = 1;
-        for (stream_ctx *c = s->parked; c; c = c->next)
-            n++;
-        if (n > cap) {
-            struct pollfd *np = realloc(pfd, n * sizeof(*pfd));
-            if (np) {
-                pfd = np;
-                cap = n;
-            }
-        }
-        size_t k = 1;
-        bool any_tick = false;
-        for (stream_ctx *c = s->parked; c && k < cap; c = c->next) {
-            int fd = c->ops->fd ? c->ops->fd(c->ud) : -1;
-            if (fd < 0) {
-                any_tick = true;
-                continue;
-            }
-            pfd[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
-        }
-        pthread_mutex_unlock(&s->lock);
-        pfd[0] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
-        int timeout = any_tick ? STREAM_TICK_MS : (k > 1 ? STREAM_RECHECK_MS : -1);
-        int rc = poll(pfd, k, timeout);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (pfd[0].revents & POLLIN) {
-            uint64_t v;
-            ssize_t rd = read(s->wake_fd, &v, sizeof(v));
-            (void)rd;
-        }
-        int64_t now = dmsd_mono_ms();
-        pthread_mutex_lock(&s->lock);
-        for (stream_ctx **pp = &s->parked; *pp;) {
-            stream_ctx *c = *pp;
-            int fd = c->ops->fd ? c->ops->fd(c->ud) : -1;
-            bool ready = s->stopping || fd < 0 || now - c->parked_at_ms >= STREAM_RECHECK_MS;
-            for (size_t i = 1; !ready && i < k; i++)
-                ready = pfd[i].fd == fd && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR));
-            if (ready) {
-                *pp = c->next;
-                c->parked = false;
-                MHD_resume_connection(c->conn);
-            } else {
-                pp = &c->next;
-            }
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    free(pfd);
-    return NULL;
 }
 
 /* ---- requests ---- */
@@ -602,8 +317,9 @@ static void dispatch(http_server *s, api_req *r)
     }
     if (path_matched) {
         size_t len;
-        char *body = error_body("method not allowed", NULL, &len);
-        queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, len, MHD_HTTP_HEADER_ALLOW, allow);
+        char *body = http_error_body("method not allowed", NULL, &len);
+        http_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, len, MHD_HTTP_HEADER_ALLOW,
+                   allow);
         return;
     }
     api_reply_errorf(r, MHD_HTTP_NOT_FOUND, NULL, "no route %s %.200s", r->method, r->url);
@@ -649,17 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (r->replied)
         return MHD_YES;
     if (r->pending) {
-        api_pending *p = r->pending;
-        pthread_mutex_lock(&s->lock);
-        bool done = p->done;
-        char *body = p->body;
-        size_t len = p->len;
-        unsigned status = p->status;
-        if (done)
-            p->body = NULL;
-        pthread_mutex_unlock(&s->lock);
-        if (done)
-            queue(r, status, "application/json", body, len, NULL, NULL);
+        deferred_answer(r);
         return MHD_YES;
     }
     if (r->body.overflow) {
@@ -680,13 +386,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (!r)
         return;
-    if (r->pending) {
-        pthread_mutex_lock(&s->lock);
-        r->pending->r = NULL;
-        pending_unlink(s, r->pending);
-        pthread_mutex_unlock(&s->lock);
-        pending_release(r->pending);
-    }
+    if (r->pending)
+        deferred_request_done(s, r);
     dms_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
@@ -760,16 +461,20 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     s->cfg = *cfg;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->pendings_gone, &ca);
+    pthread_condattr_destroy(&ca);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
         r = dms_error_set_errno(err, DMS_E_IO, errno, "eventfd");
         goto fail;
     }
-    if (pthread_create(&s->streamer, NULL, streamer_main, s) != 0) {
+    if (stream_thread_start(s) < 0) {
         r = dms_error_set(err, DMS_E_IO, NULL, "cannot start the stream thread");
         goto fail;
     }
-    s->streamer_started = true;
     /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
      */
     unsigned flags =
@@ -818,27 +523,17 @@ static int stop_server(http_server *s)
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     /* MHD must not be stopped with suspended connections: answer every deferred request and end every stream.
-     */
-    for (api_pending *p = s->pendings; p; p = p->next)
-        if (!p->done) {
-            size_t len;
-            char *body = error_body("dmsd is shutting down", NULL, &len);
-            pending_finish_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, body, len);
-        }
-    for (stream_ctx *c = s->parked; c; c = c->next) {
-        c->parked = false;
-        MHD_resume_connection(c->conn);
-    }
-    s->parked = NULL;
+     * A deferred reply that comes later finds its pending answered and detached from this server. */
+    deferred_stop_locked(s);
+    stream_stop_locked(s);
+    deferred_drain_locked(s, STOP_DRAIN_MS);
     pthread_mutex_unlock(&s->lock);
-    if (s->wake_fd >= 0)
-        wake(s);
-    if (s->streamer_started)
-        pthread_join(s->streamer, NULL);
+    stream_thread_join(s);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
+    pthread_cond_destroy(&s->pendings_gone);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return fd;

@@ -86,7 +86,8 @@ unsigned api_status_for(int code);
 
 /* Parks the request; the reply comes later from any thread through api_pending_complete(), which must be
  * called exactly once (it releases the handle). If the server stops first, the client gets 503 and the
- * completion is ignored. */
+ * completion is ignored: a pending never touches its server, so it may be completed after http_stop() has
+ * freed it (deferred.c). */
 api_pending *api_defer(api_req *r);
 void api_pending_complete(api_pending *p, unsigned status, json_t *body); /* steals body */
 

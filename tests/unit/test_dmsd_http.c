@@ -1,0 +1,205 @@
+/* test_dmsd_http.c - dmsd's HTTP layer (api/http.c, deferred.c) on a real libmicrohttpd server with a route
+ * table of its own: a deferred reply completed after the server was stopped and freed touches nothing of it
+ * (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock is only ever
+ * touched inside glibc, which ASan does not instrument). */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../dms/api/auth.h"
+#include "../../dms/api/http.h"
+#include "../../dms/common.h"
+
+#define SECRET         "http-test-secret-0123456789abcdef0123456789"
+#define ANSWER_WAIT_MS 10000 /* generous: an answer that is due comes long before */
+
+static http_server *srv;
+static int port;
+static char *token;
+
+/* ---- the routes under test ---- */
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static api_pending *parked; /* the last deferred request */
+
+static void on_deferred(void *app, api_req *r, const char *id)
+{
+    (void)app;
+    (void)id;
+    api_pending *p = api_defer(r);
+    pthread_mutex_lock(&lock);
+    parked = p;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+}
+
+static const char *const q_none[] = {NULL};
+
+static const api_route routes[] = {
+    {"GET", "/deferred", on_deferred, q_none},
+    {NULL, NULL, NULL, NULL},
+};
+
+static http_config config(void)
+{
+    return (http_config){.listen = "127.0.0.1:0",
+                         .threads = 2,
+                         .auth = {.secret = SECRET, .require_exp = true},
+                         .routes = routes};
+}
+
+static void setup(void)
+{
+    dms_error err = {0};
+    http_config hc = config();
+    ck_assert_msg(http_start(&srv, &hc, &err) == 0, "http_start: %s", err.message);
+    port = http_port(srv);
+    auth_policy pol = {.secret = SECRET};
+    ck_assert_int_eq(auth_mint(&pol, "alice", 600, &token, &err), 0);
+    parked = NULL;
+}
+
+static void teardown(void)
+{
+    http_stop(srv);
+    srv = NULL;
+    free(token);
+}
+
+/* ---- raw sockets: the tests need half-sent requests and a chosen source address ---- */
+
+static int connect_from(const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind %s: %s", src, strerror(errno));
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&to, sizeof(to)) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+static void send_all(int fd, const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+        ck_assert_msg(w > 0, "send: %s", strerror(errno));
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads one response's head (up to the blank line) within the deadline; returns its status, or -1. */
+static int read_status(int fd, int deadline_ms)
+{
+    char head[8192];
+    size_t used = 0;
+    int64_t end = dmsd_mono_ms() + deadline_ms;
+    while (used < sizeof(head) - 1) {
+        int left = (int)(end - dmsd_mono_ms());
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -1;
+        ssize_t n = recv(fd, head + used, 1, 0);
+        if (n <= 0)
+            return -1;
+        used++;
+        head[used] = '\0';
+        if (strstr(head, "\r\n\r\n"))
+            break;
+    }
+    int status = -1;
+    return sscanf(head, "HTTP/1.%*d %d", &status) == 1 ? status : -1;
+}
+
+/* A whole request on a new connection; the response's status (the connection is closed after). */
+static int request(const char *method, const char *path, const char *tok)
+{
+    int fd = connect_from("127.0.0.1");
+    char req[2048];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: t\r\n%s%s%sContent-Length: 0\r\n\r\n", method, path,
+             tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "");
+    send_all(fd, req);
+    int status = read_status(fd, ANSWER_WAIT_MS);
+    close(fd);
+    return status;
+}
+
+/* ---- a deferred reply that outlives its server ---- */
+
+typedef struct client {
+    int status;
+} client;
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    c->status = request("GET", "/deferred", token);
+    return NULL;
+}
+
+static void wait_parked(void)
+{
+    pthread_mutex_lock(&lock);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ANSWER_WAIT_MS / 1000;
+    while (!parked && pthread_cond_timedwait(&cond, &lock, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&lock);
+    ck_assert_msg(parked != NULL, "the request was never deferred");
+}
+
+static void *complete_main(void *arg)
+{
+    api_pending_complete(arg, 200, json_pack("{s:s}", "late", "yes"));
+    return NULL;
+}
+
+START_TEST(test_a_deferred_reply_completed_after_the_server_was_freed_touches_nothing_of_it)
+{
+    client c = {0};
+    pthread_t t, done;
+    ck_assert_int_eq(pthread_create(&t, NULL, client_main, &c), 0);
+    wait_parked();
+    /* The engine-retry restart and the shutdown both do this while a git check is still running. */
+    http_stop(srv);
+    srv = NULL;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(c.status, 503);
+    /* The check ends now, on a thread of its own: under ASan, any touch of the freed server fails here. */
+    ck_assert_int_eq(pthread_create(&done, NULL, complete_main, parked), 0);
+    pthread_join(done, NULL);
+    dms_error err = {0};
+    http_config hc = config();
+    ck_assert_int_eq(http_start(&srv, &hc, &err), 0); /* for the teardown */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("dmsd_http");
+    TCase *tc = tcase_create("http");
+    tcase_set_timeout(tc, 30);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_a_deferred_reply_completed_after_the_server_was_freed_touches_nothing_of_it);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
