@@ -48,7 +48,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]\n"
+        "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE] | --routes\n"
         "\n"
         "The DMS host daemon: an HTTP/JSON API (JWT bearer auth) that builds droids from git and runs them\n"
         "through an executor backend.\n"
@@ -58,6 +58,8 @@ static void usage(FILE *f)
         "  --data-dir DIR     state: dms.db, droids/<id>/ (DMS_DATA_DIR; default " DMSD_DEFAULT_DATA_DIR ")\n"
         "  --backend NAME     executor backend (DMS_BACKEND; default " DMSD_DEFAULT_BACKEND ")\n"
         "  --port-file FILE   write the bound port to FILE once listening\n"
+        "  --routes           print the API's route table as JSON (method, pattern, what :id names) and "
+        "exit\n"
         "  --help, --version\n"
         "\n"
         "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
@@ -79,6 +81,22 @@ static void usage(FILE *f)
         "pruned).\n"
         "Tokens: DMS_JWT_REQUIRE_EXP (1; 0 accepts tokens without exp), DMS_JWT_AUDIENCE (tokens must\n"
         "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n");
+}
+
+/* --routes: the route table as JSON, for tests and audits that must cover every route (the feature suite
+ * walks it as another user). */
+static int print_routes(void)
+{
+    json_t *arr = json_array();
+    const api_route *tables[] = {dmsd_routes, dmsd_open_routes};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (const api_route *rt = tables[t]; rt->method; rt++)
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "method", rt->method, "pattern",
+                                            rt->pattern, "id", api_id_kind_name(rt->id), "token", t == 0));
+    int r = json_dumpf(arr, stdout, JSON_INDENT(1)) == 0 && puts("") >= 0 ? 0 : -1;
+    json_decref(arr);
+    return r;
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -103,13 +121,10 @@ static char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, dmsd_config *cfg)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"backend", required_argument, NULL, 'b'},
-        {"port-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},  {"data-dir", required_argument, NULL, 'd'},
+        {"backend", required_argument, NULL, 'b'}, {"port-file", required_argument, NULL, 'p'},
+        {"routes", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
     cfg->listen = env_or("DMS_LISTEN", DMSD_DEFAULT_LISTEN);
     cfg->data_dir = env_or("DMS_DATA_DIR", DMSD_DEFAULT_DATA_DIR);
@@ -142,7 +157,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->jwt_audience = env_or("DMS_JWT_AUDIENCE", "");
     cfg->jwt_issuer = env_or("DMS_JWT_ISSUER", "");
     int c;
-    while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             dmsd_set_str(&cfg->listen, optarg);
@@ -156,6 +171,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         case 'p':
             dmsd_set_str(&cfg->port_file, optarg);
             break;
+        case 'r':
+            exit(print_routes() < 0 ? 1 : 0);
         case 'h':
             usage(stdout);
             exit(0);
@@ -361,6 +378,7 @@ int main(int argc, char **argv)
                                .issuer = a.cfg.jwt_issuer},
                       .routes = dmsd_routes,
                       .open_routes = dmsd_open_routes,
+                      .check_id = route_check_owner,
                       .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;

@@ -5,6 +5,8 @@
 
 #include "http.h"
 
+/* owner.c: the api_id_check of dmsd's routes (http_config.check_id). */
+int route_check_owner(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err);
 /* logs.c */
 void route_logs(void *app, api_req *r, const char *id);
 /* gitroute.c */

@@ -21,7 +21,6 @@
 #define CONNECTION_IDLE_TIMEOUT_SEC 120
 #define STOP_DRAIN_MS               2000 /* at stop, how long deferred requests have to get their 503 */
 #define LISTEN_BACKLOG              512
-#define MAX_PATH_SEGMENTS           8
 
 /* ---- replies ---- */
 
@@ -223,97 +222,58 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_NO;
 }
 
-/* Splits "/a/b/c" into segments (pointers into buf). */
-static size_t split_path(char *buf, char **seg, size_t max)
+/* Ownership first: no handler ever sees an id of another user. Returns false once it has answered. */
+static bool owner_checked(http_server *s, api_req *r, const api_route *rt, const char *id)
 {
-    size_t n = 0;
-    char *save = NULL;
-    for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (n == max)
-            return max + 1;
-        seg[n++] = p;
-    }
-    return n;
-}
-
-/* Whether method and url name a route served without a token (decided before the body is read, since an
- * unauthorized request's body is dropped). */
-static bool route_no_auth(http_server *s, const char *method, const char *url)
-{
-    char path[512], pat[128];
-    if (dms_snprintf_ok(path, sizeof(path), "%s", url) < 0)
-        return false;
-    char *seg[MAX_PATH_SEGMENTS + 1];
-    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
-    for (const api_route *rt = s->cfg.open_routes; rt && rt->method; rt++) {
-        if (strcmp(rt->method, method) != 0)
-            continue;
-        snprintf(pat, sizeof(pat), "%s", rt->pattern);
-        char *pseg[MAX_PATH_SEGMENTS + 1];
-        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-        bool ok = pn == n;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = strcmp(pseg[i], ":id") == 0 || strcmp(pseg[i], seg[i]) == 0;
-        if (ok)
-            return true;
-    }
+    if (rt->id == API_ID_NONE || rt->id == API_ID_HOOK)
+        return true;
+    dms_error err = {0};
+    if (s->cfg.check_id(s->cfg.app, rt->id, r->user, id, &err) == 0)
+        return true;
+    if (!err.code)
+        dms_error_set(&err, DMS_E_NOT_FOUND, "id", "%s %.64s not found", api_id_kind_name(rt->id), id);
+    api_reply_error(r, &err);
     return false;
 }
 
-/* The k-th route: the open ones first, then the others; NULL past the end. */
-static const api_route *route_at(const http_server *s, size_t k)
+static void run_route(http_server *s, api_req *r, const api_route *rt, const char *id)
 {
-    const api_route *open = s->cfg.open_routes;
-    for (; open && open->method; open++, k--)
-        if (k == 0)
-            return open;
-    return s->cfg.routes[k].method ? &s->cfg.routes[k] : NULL;
+    if (!owner_checked(s, r, rt, id))
+        return;
+    query_check q = {.allowed = rt->query};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    if (q.bad) {
+        api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+        return;
+    }
+    rt->fn(s->cfg.app, r, id);
+    if (!r->replied && !r->pending)
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
 }
 
 static void dispatch(http_server *s, api_req *r)
 {
-    char path[512], pat[128];
+    char path[512];
     if (dms_snprintf_ok(path, sizeof(path), "%s", r->url) < 0) {
         api_reply_errorf(r, MHD_HTTP_URI_TOO_LONG, NULL, "the path is too long");
         return;
     }
-    char *seg[MAX_PATH_SEGMENTS + 1];
-    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
+    char *seg[HTTP_MAX_PATH_SEGMENTS + 1];
+    size_t n = http_split_path(path, seg, HTTP_MAX_PATH_SEGMENTS);
     bool path_matched = false;
     char allow[64] = "";
     const api_route *rt;
-    for (size_t k = 0; (rt = route_at(s, k)) != NULL; k++) {
-        snprintf(pat, sizeof(pat), "%s", rt->pattern);
-        char *pseg[MAX_PATH_SEGMENTS + 1];
-        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-        if (pn != n)
-            continue;
-        const char *id = NULL;
-        bool ok = true;
-        for (size_t i = 0; ok && i < n; i++) {
-            if (strcmp(pseg[i], ":id") == 0)
-                id = seg[i];
-            else
-                ok = strcmp(pseg[i], seg[i]) == 0;
-        }
-        if (!ok)
+    const char *id;
+    for (size_t k = 0; (rt = http_route_at(s, k)) != NULL; k++) {
+        if (!http_match_pattern(rt->pattern, seg, n, &id))
             continue;
         path_matched = true;
-        if (strcmp(rt->method, r->method) != 0) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
-            continue;
-        }
-        query_check q = {.allowed = rt->query};
-        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
-        if (q.bad) {
-            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+        if (strcmp(rt->method, r->method) == 0) {
+            run_route(s, r, rt, id);
             return;
         }
-        rt->fn(s->cfg.app, r, id);
-        if (!r->replied && !r->pending)
-            api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
-        return;
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
     }
     if (path_matched) {
         size_t len;
@@ -345,7 +305,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->body.max = MAX_BODY_BYTES;
         *con_cls = r;
         const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (route_no_auth(s, method, url))
+        if (http_route_no_auth(s, method, url))
             r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
         else
             r->authorized = auth_check_header(h, &s->cfg.auth, r->user, sizeof(r->user), &r->auth_err) == 0;
@@ -448,7 +408,9 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int r = cfg->has_listen_fd ? 0 : parse_listen(cfg->listen, &ss, &sl, err);
+    int r = http_validate_routes(cfg, err);
+    if (r == 0 && !cfg->has_listen_fd)
+        r = parse_listen(cfg->listen, &ss, &sl, err);
     if (r < 0)
         return r;
     if (cfg->has_listen_fd) {

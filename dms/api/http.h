@@ -27,12 +27,32 @@ typedef struct api_pending api_pending;
 /* A handler answers through one of the api_reply_* calls, or defers. id is the ":id" path segment or NULL. */
 typedef void (*api_handler)(void *app, api_req *r, const char *id);
 
+/* What a route's ":id" names. The dispatcher has http_config.check_id confirm that the caller owns it before
+ * the handler runs, so a handler is never called with another user's id (the caller gets the check's answer,
+ * 404 like a missing one: existence is not revealed). http_start refuses a table in which a pattern with :id
+ * does not say what it names, so a route added later cannot skip the check. */
+typedef enum api_id_kind {
+    API_ID_NONE = 0, /* the pattern has no :id */
+    API_ID_DROID,    /* a droid of the caller */
+    API_ID_JOB,      /* a build job of the caller (its id or its deployment id) */
+    API_ID_PROJECT,  /* a project of the caller (a name in the caller's own namespace) */
+    API_ID_HOOK,     /* open routes only: no user; the handler proves the caller holds the droid's secret */
+} api_id_kind;
+
+/* "none", "droid", "job", "project", "hook". */
+const char *api_id_kind_name(api_id_kind k);
+
 typedef struct api_route {
     const char *method;  /* "GET", ... */
     const char *pattern; /* "/droids/:id/status" */
     api_handler fn;
     const char *const *query; /* the query keys this route accepts (NULL-terminated); others are refused */
+    api_id_kind id;           /* what :id names (API_ID_NONE without one) */
 } api_route;
+
+/* Confirms that user owns the id of that kind: 0, or < 0 with err set (NOT_FOUND for another user's id and
+ * for a missing one alike). Runs on the HTTP threads before the handler; must not block for long. */
+typedef int (*api_id_check)(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err);
 
 typedef struct http_config {
     const char *listen;           /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
@@ -41,13 +61,15 @@ typedef struct http_config {
     const api_route *routes;      /* terminated by an entry with method NULL */
     const api_route *open_routes; /* the same, served without a bearer token (the handler authenticates:
                                    * git push hooks); api_user() is "" there. May be NULL. */
+    api_id_check check_id;        /* required when a route has an :id */
     void *app;
     bool
         has_listen_fd; /* serve listen_fd (a socket from http_stop_keep_listener) instead of binding listen */
     int listen_fd;
 } http_config;
 
-/* Binds and starts serving. The routes and app stay borrowed until http_stop(). */
+/* Binds and starts serving. The routes, the policy's strings and app stay borrowed until http_stop(). INVALID
+ * (field "routes") for a route table that does not say what an :id names. */
 int http_start(http_server **out, const http_config *cfg, dms_error *err);
 /* The bound port (useful with ":0"). */
 int http_port(const http_server *s);

@@ -51,6 +51,22 @@ char *http_error_body(const char *message, const char *field, size_t *len);
 void http_queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
                 const char *value);
 
+/* ---- routetable.c ---- */
+
+#define HTTP_MAX_PATH_SEGMENTS 8
+#define HTTP_PATTERN_MAX       128
+
+/* Splits "/a/b/c" into segments (pointers into buf, which it changes); max + 1 when there are more. */
+size_t http_split_path(char *buf, char **seg, size_t max);
+/* Whether the pattern matches the path's segments; *id gets the :id segment (or NULL). */
+bool http_match_pattern(const char *pattern, char **seg, size_t n, const char **id);
+/* Whether method and url name an open route (served without a token). */
+bool http_route_no_auth(http_server *s, const char *method, const char *url);
+/* The k-th route: the open ones first, then the others; NULL past the end. */
+const api_route *http_route_at(const http_server *s, size_t k);
+/* INVALID (field "routes") unless every route with an :id says what it names, and has a check for it. */
+int http_validate_routes(const http_config *cfg, dms_error *err);
+
 /* ---- deferred.c ---- */
 
 /* On the request's MHD thread, each time its connection is processed while deferred: if the reply has come,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../dms/api/auth.h"
+#include "../../dms/api/handlers.h"
 #include "../../dms/app.h"
 #include "util.h"
 
@@ -40,6 +41,7 @@ static void setup(void)
                       .threads = 2,
                       .auth = {.secret = secret, .require_exp = true},
                       .routes = dmsd_routes,
+                      .check_id = route_check_owner,
                       .app = &a};
     ck_assert_int_eq(http_start(&a.http, &hc, &err), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port(a.http));

@@ -1,7 +1,8 @@
-/* test_dmsd_http.c - dmsd's HTTP layer (api/http.c, deferred.c) on a real libmicrohttpd server with a route
- * table of its own: a deferred reply completed after the server was stopped and freed touches nothing of it
- * (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock is only ever
- * touched inside glibc, which ASan does not instrument). */
+/* test_dmsd_http.c - dmsd's HTTP layer (api/http.c, deferred.c, routetable.c) on a real libmicrohttpd server
+ * with a route table of its own: a deferred reply completed after the server was stopped and freed touches
+ * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock
+ * is only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before
+ * every handler with an :id, the refusal of a route table that does not say what an :id names. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -31,6 +32,8 @@ static char *token;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static api_pending *parked; /* the last deferred request */
+static int handler_calls;   /* handlers that ran */
+static char last_id[64];    /* the :id the last owned handler saw */
 
 static void on_deferred(void *app, api_req *r, const char *id)
 {
@@ -39,15 +42,49 @@ static void on_deferred(void *app, api_req *r, const char *id)
     api_pending *p = api_defer(r);
     pthread_mutex_lock(&lock);
     parked = p;
+    handler_calls++;
     pthread_cond_broadcast(&cond);
     pthread_mutex_unlock(&lock);
 }
 
+static void on_owned(void *app, api_req *r, const char *id)
+{
+    (void)app;
+    pthread_mutex_lock(&lock);
+    handler_calls++;
+    snprintf(last_id, sizeof(last_id), "%s", id);
+    pthread_mutex_unlock(&lock);
+    api_reply_json(r, 200, json_pack("{s:s, s:s}", "id", id, "user", api_user(r)));
+}
+
+static void on_plain(void *app, api_req *r, const char *id)
+{
+    (void)app;
+    (void)id;
+    api_reply_json(r, 200, json_pack("{s:s}", "q", api_query(r, "q") ? api_query(r, "q") : ""));
+}
+
+/* Only "mine-<user>" belongs to <user>. */
+static int check_id(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err)
+{
+    (void)app;
+    char mine[160];
+    snprintf(mine, sizeof(mine), "mine-%s", user);
+    if (kind == API_ID_DROID && strcmp(id, mine) == 0)
+        return 0;
+    return dms_error_set(err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
+}
+
 static const char *const q_none[] = {NULL};
+static const char *const q_q[] = {"q", NULL};
 
 static const api_route routes[] = {
-    {"GET", "/deferred", on_deferred, q_none},
-    {NULL, NULL, NULL, NULL},
+    {"GET", "/deferred", on_deferred, q_none, API_ID_NONE},
+    {"POST", "/plain", on_plain, q_q, API_ID_NONE},
+    {"GET", "/plain", on_plain, q_q, API_ID_NONE},
+    {"GET", "/things/:id", on_owned, q_none, API_ID_DROID},
+    {"DELETE", "/things/:id", on_owned, q_none, API_ID_DROID},
+    {NULL, NULL, NULL, NULL, API_ID_NONE},
 };
 
 static http_config config(void)
@@ -55,7 +92,8 @@ static http_config config(void)
     return (http_config){.listen = "127.0.0.1:0",
                          .threads = 2,
                          .auth = {.secret = SECRET, .require_exp = true},
-                         .routes = routes};
+                         .routes = routes,
+                         .check_id = check_id};
 }
 
 static void setup(void)
@@ -67,6 +105,8 @@ static void setup(void)
     auth_policy pol = {.secret = SECRET};
     ck_assert_int_eq(auth_mint(&pol, "alice", 600, &token, &err), 0);
     parked = NULL;
+    handler_calls = 0;
+    last_id[0] = '\0';
 }
 
 static void teardown(void)
@@ -189,6 +229,54 @@ START_TEST(test_a_deferred_reply_completed_after_the_server_was_freed_touches_no
 }
 END_TEST
 
+/* ---- ownership first ---- */
+
+START_TEST(test_the_owner_check_runs_before_the_handler)
+{
+    ck_assert_int_eq(request("GET", "/things/mine-alice", token), 200);
+    ck_assert_str_eq(last_id, "mine-alice");
+    ck_assert_int_eq(handler_calls, 1);
+    ck_assert_int_eq(request("GET", "/things/mine-bob", token), 404);
+    ck_assert_int_eq(request("DELETE", "/things/mine-bob", token), 404);
+    /* A bad query would be a 400: ownership is decided first, so another user's id says nothing more. */
+    ck_assert_int_eq(request("GET", "/things/mine-bob?nosuch=1", token), 404);
+    ck_assert_int_eq(handler_calls, 1);
+    ck_assert_int_eq(request("GET", "/things/mine-alice?nosuch=1", token), 400);
+}
+END_TEST
+
+START_TEST(test_a_route_table_that_does_not_say_what_an_id_names_is_refused)
+{
+    static const api_route no_kind[] = {{"GET", "/things/:id", on_owned, q_none, API_ID_NONE},
+                                        {NULL, NULL, NULL, NULL, API_ID_NONE}};
+    static const api_route kind_without_id[] = {{"GET", "/things", on_owned, q_none, API_ID_JOB},
+                                                {NULL, NULL, NULL, NULL, API_ID_NONE}};
+    static const api_route hook_with_token[] = {{"POST", "/things/:id/hook", on_owned, q_none, API_ID_HOOK},
+                                                {NULL, NULL, NULL, NULL, API_ID_NONE}};
+    static const api_route open_droid[] = {{"POST", "/things/:id/hook", on_owned, q_none, API_ID_DROID},
+                                           {NULL, NULL, NULL, NULL, API_ID_NONE}};
+    const api_route *bad[] = {no_kind, kind_without_id, hook_with_token};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        http_server *s = NULL;
+        dms_error err = {0};
+        http_config hc = config();
+        hc.routes = bad[i];
+        ck_assert_int_eq(http_start(&s, &hc, &err), -DMS_E_INVALID);
+        ck_assert_str_eq(err.field, "routes");
+        ck_assert_ptr_null(s);
+    }
+    http_server *s = NULL;
+    dms_error err = {0};
+    http_config hc = config();
+    hc.open_routes = open_droid; /* served without a token: only the handler can check a hook's id */
+    ck_assert_int_eq(http_start(&s, &hc, &err), -DMS_E_INVALID);
+    hc = config();
+    hc.check_id = NULL; /* nobody to ask */
+    ck_assert_int_eq(http_start(&s, &hc, &err), -DMS_E_INVALID);
+    ck_assert_msg(strstr(err.message, "ownership"), "%s", err.message);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dmsd_http");
@@ -196,6 +284,8 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_a_deferred_reply_completed_after_the_server_was_freed_touches_nothing_of_it);
+    tcase_add_test(tc, test_the_owner_check_runs_before_the_handler);
+    tcase_add_test(tc, test_a_route_table_that_does_not_say_what_an_id_names_is_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
