@@ -9,7 +9,7 @@
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
  * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
- * DMS_JWT_ISSUER. */
+ * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -42,6 +42,8 @@
 
 #define SECRET_MIN_RECOMMENDED 32
 #define GIT_CHECK_DRAIN_MS     5000 /* at exit, how long running git checks have to end */
+#define HTTP_TIMEOUT_MAX_S     3600 /* DMS_HTTP_REQUEST_TIMEOUT_S at most */
+#define HTTP_PER_IP_MAX        1024 /* DMS_HTTP_PER_IP_LIMIT at most: the server's own connection limit */
 #define EXECUTOR_RETRY_S       2    /* without an executor at startup, look for the engine this often */
 
 static void usage(FILE *f)
@@ -81,6 +83,10 @@ static void usage(FILE *f)
         "pruned).\n"
         "Tokens: DMS_JWT_REQUIRE_EXP (1; 0 accepts tokens without exp), DMS_JWT_AUDIENCE (tokens must\n"
         "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n");
+    fprintf(f,
+            "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
+            "(%d: idle limit of a connection until its request shows a token).\n",
+            HTTP_DEFAULT_PER_IP_LIMIT, HTTP_DEFAULT_REQUEST_TIMEOUT_S);
 }
 
 /* --routes: the route table as JSON, for tests and audits that must cover every route (the feature suite
@@ -156,6 +162,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->jwt_require_exp = env_int("DMS_JWT_REQUIRE_EXP", 1, 0, 1) == 1;
     cfg->jwt_audience = env_or("DMS_JWT_AUDIENCE", "");
     cfg->jwt_issuer = env_or("DMS_JWT_ISSUER", "");
+    cfg->http_per_ip_limit = env_int("DMS_HTTP_PER_IP_LIMIT", HTTP_DEFAULT_PER_IP_LIMIT, 1, HTTP_PER_IP_MAX);
+    cfg->http_request_timeout_s =
+        env_int("DMS_HTTP_REQUEST_TIMEOUT_S", HTTP_DEFAULT_REQUEST_TIMEOUT_S, 1, HTTP_TIMEOUT_MAX_S);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -379,6 +388,8 @@ int main(int argc, char **argv)
                       .routes = dmsd_routes,
                       .open_routes = dmsd_open_routes,
                       .check_id = route_check_owner,
+                      .per_ip_limit = (unsigned)a.cfg.http_per_ip_limit,
+                      .request_timeout_s = (unsigned)a.cfg.http_request_timeout_s,
                       .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,11 +17,22 @@
 
 #include "http_priv.h"
 
-#define MAX_BODY_BYTES              (1024 * 1024) /* a create body with a full env fits with room to spare */
-#define CONNECTION_LIMIT            1024
-#define CONNECTION_IDLE_TIMEOUT_SEC 120
-#define STOP_DRAIN_MS               2000 /* at stop, how long deferred requests have to get their 503 */
-#define LISTEN_BACKLOG              512
+#define MAX_BODY_BYTES (1024 * 1024) /* a create body with a full env fits with room to spare */
+/* A request without a valid token has its body read and dropped: one that announces more (or is chunked) is
+ * answered at once, and past this much the connection is closed, so that no body keeps a connection busy
+ * without a token. */
+#define UNAUTHORIZED_BODY_DRAIN_BYTES (64 * 1024)
+/* The body of a route served without a token (a push hook: a git host's payload, of which only "ref" is read,
+ * but all of it is signed): anyone may send one, so it is kept smaller. */
+#define OPEN_ROUTE_BODY_MAX_BYTES (256 * 1024)
+/* Past MAX_BODY_BYTES a body is read and dropped (the 413 goes out at its end), up to this much in all. */
+#define BODY_DRAIN_MAX_BYTES (8 * MAX_BODY_BYTES)
+#define CONNECTION_LIMIT     1024
+#define STOP_DRAIN_MS        2000 /* at stop, how long deferred requests have to get their 503 */
+#define LISTEN_BACKLOG       512
+/* MHD logs one line per refused connection: an attacker at the per-address limit must not flood the log. */
+#define MHD_LOG_BURST     20
+#define MHD_LOG_WINDOW_MS 10000
 
 /* ---- replies ---- */
 
@@ -285,6 +297,65 @@ static void dispatch(http_server *s, api_req *r)
     api_reply_errorf(r, MHD_HTTP_NOT_FOUND, NULL, "no route %s %.200s", r->method, r->url);
 }
 
+/* The body's length as announced: its Content-Length, LLONG_MAX when it is chunked (no end known), -1 without
+ * one (or an invalid one, which MHD refuses itself). */
+static long long announced_body(struct MHD_Connection *conn)
+{
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return LLONG_MAX;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl ? dms_parse_i64(cl) : -1;
+}
+
+/* The first call, once the headers are in: authenticate and set the connection's idle limit. Nothing is
+ * answered yet, unless the body announced is one that will not be read: a reply queued before MHD has read
+ * the whole request makes it close the connection (keep-alive is most of the status route's speed), and MHD
+ * sends a reply queued during the upload only once the body has ended, which a chunked one need never do. */
+static api_req *begin_request(http_server *s, struct MHD_Connection *conn, const char *url,
+                              const char *method)
+{
+    api_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->url = url;
+    r->body.max = MAX_BODY_BYTES;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (http_route_no_auth(s, method, url)) {
+        r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
+        r->body.max = OPEN_ROUTE_BODY_MAX_BYTES;
+    } else {
+        r->authorized = auth_check_header(h, &s->cfg.auth, r->user, sizeof(r->user), &r->auth_err) == 0;
+        r->has_user = r->authorized;
+    }
+    /* Only a request that proved a token earns the long idle limit (a follow, a deferred reply, the next
+     * request on a kept-alive connection); anything else keeps the short one. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              r->has_user ? s->cfg.idle_timeout_s : s->cfg.request_timeout_s);
+    long long announced = announced_body(conn);
+    if (!r->authorized && announced > UNAUTHORIZED_BODY_DRAIN_BYTES)
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
+    else if (r->authorized && announced > (long long)r->body.max && announced != LLONG_MAX)
+        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %zu bytes",
+                         r->body.max);
+    return r;
+}
+
+/* A piece of the body: kept for an authorized request, counted and dropped for another. False when the
+ * connection must be closed: an unauthorized body past UNAUTHORIZED_BODY_DRAIN_BYTES, or any body past
+ * BODY_DRAIN_MAX_BYTES (a chunked one that goes on and on: its 413 would only be sent after its end). */
+static bool take_body(api_req *r, const char *data, size_t len)
+{
+    r->dropped += len;
+    if (!r->authorized)
+        return r->dropped <= UNAUTHORIZED_BODY_DRAIN_BYTES;
+    if (!r->replied)
+        dms_buf_append(&r->body, data, len);
+    return r->dropped <= BODY_DRAIN_MAX_BYTES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_size,
                                   void **con_cls)
@@ -293,44 +364,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     api_req *r = *con_cls;
     (void)version;
     if (!r) {
-        /* Nothing is answered on this first call: a reply queued before MHD has read the whole request makes
-         * it close the connection, and keep-alive is most of the status route's speed. */
-        r = calloc(1, sizeof(*r));
-        if (!r)
-            return MHD_NO;
-        r->srv = s;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->body.max = MAX_BODY_BYTES;
-        *con_cls = r;
-        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (http_route_no_auth(s, method, url))
-            r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
-        else
-            r->authorized = auth_check_header(h, &s->cfg.auth, r->user, sizeof(r->user), &r->auth_err) == 0;
-        return MHD_YES;
+        *con_cls = r = begin_request(s, conn, url, method);
+        return r ? MHD_YES : MHD_NO;
     }
     if (*upload_size) {
-        /* A body for an unauthorized request is read and dropped, never stored. */
-        if (r->authorized)
-            dms_buf_append(&r->body, upload_data, *upload_size);
+        bool go_on = take_body(r, upload_data, *upload_size);
         *upload_size = 0;
-        return MHD_YES;
-    }
-    if (!r->authorized && !r->replied) {
-        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
-        return MHD_YES;
+        return go_on ? MHD_YES : MHD_NO;
     }
     if (r->replied)
         return MHD_YES;
-    if (r->pending) {
-        deferred_answer(r);
+    if (r->body.overflow) {
+        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %zu bytes",
+                         r->body.max);
         return MHD_YES;
     }
-    if (r->body.overflow) {
-        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %d bytes",
-                         MAX_BODY_BYTES);
+    if (!r->authorized) {
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
+        return MHD_YES;
+    }
+    if (r->pending) {
+        deferred_answer(r);
         return MHD_YES;
     }
     dispatch(s, r);
@@ -353,10 +407,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* MHD's own messages, at most MHD_LOG_BURST per MHD_LOG_WINDOW_MS (it says one line per refused connection);
+ * how many were left out is said once the window is over. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window_start;
+    static unsigned in_window, dropped;
     (void)cls;
+    int64_t now = dmsd_mono_ms();
+    pthread_mutex_lock(&lock);
+    unsigned missed = 0;
+    if (now - window_start >= MHD_LOG_WINDOW_MS) {
+        missed = dropped;
+        window_start = now;
+        in_window = dropped = 0;
+    }
+    bool say = in_window < MHD_LOG_BURST;
+    if (say)
+        in_window++;
+    else
+        dropped++;
+    pthread_mutex_unlock(&lock);
+    if (missed)
+        log_warn("component=http mhd_messages_suppressed=%u", missed);
+    if (!say)
+        return;
+    char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -404,6 +481,49 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+/* The connection limits left at 0 get their defaults. */
+static void fill_limits(http_config *out)
+{
+    if (!out->per_ip_limit)
+        out->per_ip_limit = HTTP_DEFAULT_PER_IP_LIMIT;
+    if (!out->request_timeout_s)
+        out->request_timeout_s = HTTP_DEFAULT_REQUEST_TIMEOUT_S;
+    if (!out->idle_timeout_s)
+        out->idle_timeout_s = HTTP_DEFAULT_IDLE_TIMEOUT_S;
+}
+
+static int start_daemon(http_server *s, const struct sockaddr_storage *ss, dms_error *err)
+{
+    const http_config *cfg = &s->cfg;
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
+     */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* Either bind the address or serve the socket handed over; the same option list otherwise. */
+    struct MHD_OptionItem where[2] = {
+        cfg->has_listen_fd ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL}
+                           : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)ss},
+        {MHD_OPTION_END, 0, NULL}};
+    /* The default idle limit is the short one: a connection earns the long one by showing a token
+     * (begin_request). The per-address limit keeps one client from taking the global one. */
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                                 NULL, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout_s,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!s->daemon)
+        return dms_error_set(err, DMS_E_IO, "listen",
+                             "cannot listen on %s (address in use, or not permitted)",
+                             cfg->listen ? cfg->listen : "the socket handed over");
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    return 0;
+}
+
 int http_start(http_server **out, const http_config *cfg, dms_error *err)
 {
     struct sockaddr_storage ss;
@@ -422,6 +542,7 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
     if (!s)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     s->cfg = *cfg;
+    fill_limits(&s->cfg);
     pthread_mutex_init(&s->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -437,30 +558,8 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
         r = dms_error_set(err, DMS_E_IO, NULL, "cannot start the stream thread");
         goto fail;
     }
-    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
-     */
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    /* Either bind the address or serve the socket handed over; the same option list otherwise. */
-    struct MHD_OptionItem where[2] = {
-        cfg->has_listen_fd ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL}
-                           : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss},
-        {MHD_OPTION_END, 0, NULL}};
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
-        where, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_IDLE_TIMEOUT_SEC, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    if (!s->daemon) {
-        r = dms_error_set(err, DMS_E_IO, "listen", "cannot listen on %s (address in use, or not permitted)",
-                          cfg->listen);
+    if ((r = start_daemon(s, &ss, err)) < 0)
         goto fail;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : 0;
     *out = s;
     return 0;
 fail:

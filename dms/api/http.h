@@ -54,6 +54,13 @@ typedef struct api_route {
  * for a missing one alike). Runs on the HTTP threads before the handler; must not block for long. */
 typedef int (*api_id_check)(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err);
 
+/* Connection limits (0: the default). A connection's idle limit is request_timeout_s until a request on it
+ * proved a bearer token, then idle_timeout_s: a client that never completes its request holds its connection
+ * only briefly, while an authorised follow or deferred reply is not cut. */
+#define HTTP_DEFAULT_PER_IP_LIMIT      64  /* connections at once from one address */
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_S 10  /* idle limit before a token was shown */
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S    120 /* idle limit of an authorised connection */
+
 typedef struct http_config {
     const char *listen;           /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
     int threads;                  /* pool size */
@@ -63,6 +70,9 @@ typedef struct http_config {
                                    * git push hooks); api_user() is "" there. May be NULL. */
     api_id_check check_id;        /* required when a route has an :id */
     void *app;
+    unsigned per_ip_limit;      /* DMS_HTTP_PER_IP_LIMIT */
+    unsigned request_timeout_s; /* DMS_HTTP_REQUEST_TIMEOUT_S */
+    unsigned idle_timeout_s;
     bool
         has_listen_fd; /* serve listen_fd (a socket from http_stop_keep_listener) instead of binding listen */
     int listen_fd;

@@ -2,7 +2,10 @@
  * with a route table of its own: a deferred reply completed after the server was stopped and freed touches
  * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock
  * is only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before
- * every handler with an :id, the refusal of a route table that does not say what an :id names. */
+ * every handler with an :id, the refusal of a route table that does not say what an :id names, the short idle
+ * limit of a connection that never shows a token, the long one of an authorised deferred reply, the
+ * per-address connection limit, bodies cut early (an endless one without a token, an announced one too
+ * large). */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -20,8 +23,9 @@
 #include "../../dms/api/http.h"
 #include "../../dms/common.h"
 
-#define SECRET         "http-test-secret-0123456789abcdef0123456789"
-#define ANSWER_WAIT_MS 10000 /* generous: an answer that is due comes long before */
+#define SECRET          "http-test-secret-0123456789abcdef0123456789"
+#define ANSWER_WAIT_MS  10000 /* generous: an answer that is due comes long before */
+#define SHORT_TIMEOUT_S 1
 
 static http_server *srv;
 static int port;
@@ -93,7 +97,10 @@ static http_config config(void)
                          .threads = 2,
                          .auth = {.secret = SECRET, .require_exp = true},
                          .routes = routes,
-                         .check_id = check_id};
+                         .check_id = check_id,
+                         .per_ip_limit = 4,
+                         .request_timeout_s = SHORT_TIMEOUT_S,
+                         .idle_timeout_s = 60};
 }
 
 static void setup(void)
@@ -140,6 +147,33 @@ static void send_all(int fd, const char *s)
         s += w;
         n -= (size_t)w;
     }
+}
+
+/* Reads until the peer closes or deadline_ms passes: the bytes read into buf (NUL-terminated), and whether
+ * the connection was closed (EOF or reset). */
+static bool read_until_closed(int fd, char *buf, size_t size, int deadline_ms)
+{
+    size_t used = 0;
+    int64_t end = dmsd_mono_ms() + deadline_ms;
+    for (;;) {
+        int left = (int)(end - dmsd_mono_ms());
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        char tmp[4096];
+        ssize_t n = recv(fd, tmp, sizeof(tmp), 0);
+        if (n <= 0) {
+            buf[used] = '\0';
+            return true;
+        }
+        size_t take = (size_t)n < size - 1 - used ? (size_t)n : size - 1 - used;
+        memcpy(buf + used, tmp, take);
+        used += take;
+    }
+    buf[used] = '\0';
+    return false;
 }
 
 /* Reads one response's head (up to the blank line) within the deadline; returns its status, or -1. */
@@ -229,6 +263,21 @@ START_TEST(test_a_deferred_reply_completed_after_the_server_was_freed_touches_no
 }
 END_TEST
 
+START_TEST(test_a_deferred_reply_is_not_cut_by_the_short_request_timeout)
+{
+    client c = {0};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, client_main, &c), 0);
+    wait_parked();
+    /* An authorised request earned the long idle limit: it is still open well past the short one. */
+    struct timespec nap = {.tv_sec = 3 * SHORT_TIMEOUT_S};
+    nanosleep(&nap, NULL);
+    api_pending_complete(parked, 200, json_pack("{s:b}", "ok", 1));
+    pthread_join(t, NULL);
+    ck_assert_int_eq(c.status, 200);
+}
+END_TEST
+
 /* ---- ownership first ---- */
 
 START_TEST(test_the_owner_check_runs_before_the_handler)
@@ -277,6 +326,93 @@ START_TEST(test_a_route_table_that_does_not_say_what_an_id_names_is_refused)
 }
 END_TEST
 
+/* ---- connections ---- */
+
+START_TEST(test_a_request_never_completed_is_closed_after_the_request_timeout)
+{
+    int fd = connect_from("127.0.0.2");
+    send_all(fd, "GET /plain HTTP/1.1\r\nHost: t\r\nX-Slow: "); /* and never the rest */
+    char buf[256];
+    ck_assert_msg(read_until_closed(fd, buf, sizeof(buf), ANSWER_WAIT_MS),
+                  "a half-sent request still holds its connection");
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_one_address_at_its_limit_leaves_room_for_another)
+{
+    /* A server whose short idle limit is far beyond the deadline below: a connection closed within it was
+     * refused for the limit, not timed out. */
+    http_server *own = NULL;
+    dms_error err = {0};
+    http_config hc = config();
+    hc.request_timeout_s = 300;
+    ck_assert_int_eq(http_start(&own, &hc, &err), 0);
+    int first_port = port;
+    port = http_port(own);
+    int held[4];
+    for (int i = 0; i < 4; i++) {
+        held[i] = connect_from("127.0.0.2");
+        send_all(held[i], "GET /plain HTTP/1.1\r\n");
+    }
+    /* The fifth from the same address is closed at once, without an answer. */
+    int extra = connect_from("127.0.0.2");
+    char buf[256];
+    ck_assert_msg(read_until_closed(extra, buf, sizeof(buf), ANSWER_WAIT_MS) && buf[0] == '\0',
+                  "a connection over the per-address limit was served: %s", buf);
+    close(extra);
+    /* Another address is served as usual. */
+    ck_assert_int_eq(request("GET", "/plain", token), 200);
+    for (int i = 0; i < 4; i++)
+        close(held[i]);
+    http_stop(own);
+    port = first_port;
+}
+END_TEST
+
+START_TEST(test_an_endless_body_without_a_token_is_answered_and_cut)
+{
+    int fd = connect_from("127.0.0.1");
+    send_all(fd, "POST /plain HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[16 * 1024 + 16];
+    int n = snprintf(chunk, sizeof(chunk), "%x\r\n", 16 * 1024);
+    memset(chunk + n, 'x', 16 * 1024);
+    memcpy(chunk + n + 16 * 1024, "\r\n", 3);
+    size_t sent = 0;
+    int status = -1;
+    /* Send until the server answers; it must do so long before 64 MiB. */
+    while (sent < 64u * 1024 * 1024) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) > 0) {
+            status = read_status(fd, ANSWER_WAIT_MS);
+            break;
+        }
+        ssize_t w = send(fd, chunk, strlen(chunk), MSG_NOSIGNAL);
+        if (w <= 0) {
+            status = read_status(fd, ANSWER_WAIT_MS);
+            break;
+        }
+        sent += (size_t)w;
+    }
+    ck_assert_msg(status == 401, "status %d after %zu bytes", status, sent);
+    close(fd);
+}
+END_TEST
+
+START_TEST(test_a_body_announced_too_large_is_refused_before_it_is_sent)
+{
+    int fd = connect_from("127.0.0.1");
+    char req[2048];
+    snprintf(
+        req, sizeof(req),
+        "POST /plain HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Length: 104857600\r\n\r\n",
+        token);
+    send_all(fd, req);
+    ck_assert_int_eq(read_status(fd, ANSWER_WAIT_MS), 413);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dmsd_http");
@@ -284,8 +420,13 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_a_deferred_reply_completed_after_the_server_was_freed_touches_nothing_of_it);
+    tcase_add_test(tc, test_a_deferred_reply_is_not_cut_by_the_short_request_timeout);
     tcase_add_test(tc, test_the_owner_check_runs_before_the_handler);
     tcase_add_test(tc, test_a_route_table_that_does_not_say_what_an_id_names_is_refused);
+    tcase_add_test(tc, test_a_request_never_completed_is_closed_after_the_request_timeout);
+    tcase_add_test(tc, test_one_address_at_its_limit_leaves_room_for_another);
+    tcase_add_test(tc, test_an_endless_body_without_a_token_is_answered_and_cut);
+    tcase_add_test(tc, test_a_body_announced_too_large_is_refused_before_it_is_sent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
