@@ -114,6 +114,16 @@ void api_reply_json(api_req *r, unsigned status, json_t *body)
     http_queue(r, status, "application/json", s, strlen(s), NULL, NULL);
 }
 
+/* src for a log line: the URL is the client's (MHD has percent-decoded it), so no control character or quote
+ * may reach the log, where it could forge a line or a field. */
+static void log_safe(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src && *src && i + 1 < size; src++)
+        dst[i++] = ((unsigned char)*src < 0x20 || *src == 0x7f || *src == '"' || *src == '\\') ? '?' : *src;
+    dst[i] = '\0';
+}
+
 void api_reply_errorf(api_req *r, unsigned status, const char *field, const char *fmt, ...)
 {
     char msg[DMS_ERROR_MSG_MAX];
@@ -123,8 +133,12 @@ void api_reply_errorf(api_req *r, unsigned status, const char *field, const char
     va_end(ap);
     size_t len;
     char *s = http_error_body(msg, field, &len);
-    if (status >= 500)
-        log_warn("component=http method=%s url=%s status=%u error=\"%s\"", r->method, r->url, status, msg);
+    if (status >= 500) {
+        char url[256], safe[DMS_ERROR_MSG_MAX];
+        log_safe(url, sizeof(url), r->url);
+        log_safe(safe, sizeof(safe), msg);
+        log_warn("component=http method=%s url=\"%s\" status=%u error=\"%s\"", r->method, url, status, safe);
+    }
     http_queue(r, status, "application/json", s, len, NULL, NULL);
 }
 
@@ -219,17 +233,27 @@ json_t *api_body_json(api_req *r, dms_error *err)
 
 typedef struct query_check {
     const char *const *allowed;
+    uint64_t seen; /* bit i: allowed[i] was given */
     const char *bad;
+    bool twice;
 } query_check;
 
+/* Every key must be one the route accepts, and given once: api_query() reads the first of a repeated key, and
+ * a client (or a proxy in front) that reads another must not be able to mean two things with one request. */
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     query_check *q = cls;
     (void)kind;
     (void)value;
-    for (size_t i = 0; q->allowed && q->allowed[i]; i++)
-        if (strcmp(q->allowed[i], key) == 0)
-            return MHD_YES;
+    for (size_t i = 0; q->allowed && q->allowed[i] && i < 64; i++)
+        if (strcmp(q->allowed[i], key) == 0) {
+            if (!(q->seen & (1ULL << i))) {
+                q->seen |= 1ULL << i;
+                return MHD_YES;
+            }
+            q->twice = true;
+            break;
+        }
     q->bad = key;
     return MHD_NO;
 }
@@ -255,7 +279,8 @@ static void run_route(http_server *s, api_req *r, const api_route *rt, const cha
     query_check q = {.allowed = rt->query};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
     if (q.bad) {
-        api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+        api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "%s query parameter \"%.64s\"",
+                         q.twice ? "repeated" : "unknown", q.bad);
         return;
     }
     rt->fn(s->cfg.app, r, id);

@@ -1,11 +1,11 @@
 /* test_dmsd_http.c - dmsd's HTTP layer (api/http.c, deferred.c, routetable.c) on a real libmicrohttpd server
  * with a route table of its own: a deferred reply completed after the server was stopped and freed touches
- * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock
- * is only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before
- * every handler with an :id, the refusal of a route table that does not say what an :id names, the short idle
- * limit of a connection that never shows a token, the long one of an authorised deferred reply, the
- * per-address connection limit, bodies cut early (an endless one without a token, an announced one too
- * large). */
+ * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock is
+ * only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before every
+ * handler with an :id, the refusal of a route table that does not say what an :id names, the short idle limit
+ * of a connection that never shows a token, the long one of an authorised deferred reply, the per-address
+ * connection limit, bodies cut early (an endless one without a token, an announced one too large), repeated
+ * query keys. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -413,6 +413,14 @@ START_TEST(test_a_body_announced_too_large_is_refused_before_it_is_sent)
 }
 END_TEST
 
+START_TEST(test_a_repeated_query_key_is_refused)
+{
+    ck_assert_int_eq(request("GET", "/plain?q=1", token), 200);
+    ck_assert_int_eq(request("GET", "/plain?q=1&q=2", token), 400);
+    ck_assert_int_eq(request("GET", "/plain?r=1", token), 400);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dmsd_http");
@@ -427,6 +435,7 @@ int main(void)
     tcase_add_test(tc, test_one_address_at_its_limit_leaves_room_for_another);
     tcase_add_test(tc, test_an_endless_body_without_a_token_is_answered_and_cut);
     tcase_add_test(tc, test_a_body_announced_too_large_is_refused_before_it_is_sent);
+    tcase_add_test(tc, test_a_repeated_query_key_is_refused);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
