@@ -13,29 +13,47 @@
 #include "../build/git.h"
 #include "../common.h"
 #include "../droids/droid.h"
+#include "auth.h"
 #include "http.h"
 #include "handlers.h"
 
-#define GIT_CHECKS_MAX 4
+/* A remote that never answers holds its check (libgit2 1.5 has no timeout): one user cannot hold them all. */
+#define GIT_CHECKS_MAX      4
+#define GIT_CHECKS_PER_USER 2
 
 static pthread_mutex_t checks_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t checks_gone = PTHREAD_COND_INITIALIZER;
 static int checks_running;
+static char checks_user[GIT_CHECKS_MAX][AUTH_USER_MAX + 1]; /* who runs each slot ("" when free) */
 
-/* Counts a check in: false when GIT_CHECKS_MAX are running. */
-static bool check_enter(void)
+/* Takes a slot for user: false when GIT_CHECKS_MAX run, or GIT_CHECKS_PER_USER of them are the user's. */
+static bool check_enter(const char *user)
 {
     pthread_mutex_lock(&checks_lock);
-    bool ok = checks_running < GIT_CHECKS_MAX;
-    if (ok)
+    int mine = 0, free_slot = -1;
+    for (int i = 0; i < GIT_CHECKS_MAX; i++) {
+        if (!checks_user[i][0])
+            free_slot = free_slot < 0 ? i : free_slot;
+        else if (strcmp(checks_user[i], user) == 0)
+            mine++;
+    }
+    bool ok = free_slot >= 0 && mine < GIT_CHECKS_PER_USER;
+    if (ok) {
+        snprintf(checks_user[free_slot], sizeof(checks_user[free_slot]), "%s", user);
         checks_running++;
+    }
     pthread_mutex_unlock(&checks_lock);
     return ok;
 }
 
-static void check_leave(void)
+static void check_leave(const char *user)
 {
     pthread_mutex_lock(&checks_lock);
+    for (int i = 0; i < GIT_CHECKS_MAX; i++)
+        if (strcmp(checks_user[i], user) == 0) {
+            checks_user[i][0] = '\0';
+            break;
+        }
     if (--checks_running == 0)
         pthread_cond_broadcast(&checks_gone);
     pthread_mutex_unlock(&checks_lock);
@@ -61,6 +79,7 @@ int gitroute_drain(int max_ms)
 
 typedef struct check_job {
     api_pending *p;
+    char user[AUTH_USER_MAX + 1];
     char *repo;
     char *branch;
 } check_job;
@@ -70,7 +89,7 @@ static void *check_main(void *arg)
     check_job *j = arg;
     json_t *res = gitx_check_json(j->repo, j->branch);
     api_pending_complete(j->p, MHD_HTTP_OK, res);
-    check_leave();
+    check_leave(j->user);
     free(j->repo);
     free(j->branch);
     free(j);
@@ -87,8 +106,11 @@ void route_git_check(void *app, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    if (!check_enter()) {
-        api_reply_errorf(r, MHD_HTTP_TOO_MANY_REQUESTS, NULL, "too many git checks at once; try again");
+    const char *user = api_user(r);
+    if (!check_enter(user)) {
+        api_reply_errorf(r, MHD_HTTP_TOO_MANY_REQUESTS, NULL,
+                         "too many git checks at once (%d in all, %d per user); try again", GIT_CHECKS_MAX,
+                         GIT_CHECKS_PER_USER);
         return;
     }
     check_job *j = calloc(1, sizeof(*j));
@@ -96,10 +118,11 @@ void route_git_check(void *app, api_req *r, const char *id)
         if (j)
             free(j->repo);
         free(j);
-        check_leave();
+        check_leave(user);
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
+    snprintf(j->user, sizeof(j->user), "%s", user);
     j->p = api_defer(r);
     pthread_attr_t attr;
     pthread_t t;
@@ -111,7 +134,7 @@ void route_git_check(void *app, api_req *r, const char *id)
         free(j->repo);
         free(j->branch);
         free(j);
-        check_leave();
+        check_leave(user);
     }
     pthread_attr_destroy(&attr);
 }
