@@ -38,6 +38,7 @@
 #define DD_SECRET_BYTES       24
 #define DD_TOKEN_MAX          1024
 #define DD_MAX_CLIENTS        64
+#define DD_PER_IP_LIMIT       (4 * DD_MAX_CLIENTS)
 #define DD_DEFAULT_DROIDS     2
 #define DD_DROID_WAIT_MS      120000 /* create or restart to running, bounded */
 #define DD_DROID_POLL_MS      20
@@ -194,6 +195,11 @@ static int server_start(dd_server *s, const char *bins, const char *results_dir)
         char root[PATH_MAX];
         if (realpath(s->dir, root))
             setenv("DMS_LOCAL_REPO_ROOTS", root, 1);
+        /* Every client of the bench comes from 127.0.0.1: room for wrk's connections and the clients at once
+         * (dmsd's default per-address limit is for real clients). */
+        char per_ip[16];
+        snprintf(per_ip, sizeof(per_ip), "%d", DD_PER_IP_LIMIT);
+        setenv("DMS_HTTP_PER_IP_LIMIT", per_ip, 1);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

@@ -3,8 +3,8 @@
  *   dmsctl [--json] <command> [options]      (dmsctl help, dmsctl <command> --help)
  *
  * Server: DMS_URL (default http://127.0.0.1:8080). Token: DMS_TOKEN, or minted from DMS_JWT_SECRET +
- * DMS_USER. A droid is named by its id or its name. Exit status: 0 done, 1 the server or the network said no,
- * 2 usage. */
+ * DMS_USER (with DMS_JWT_AUDIENCE / DMS_JWT_ISSUER as aud / iss when set, as dmsd then requires them). A
+ * droid is named by its id or its name. Exit status: 0 done, 1 the server or the network said no, 2 usage. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -750,14 +750,23 @@ static int cmd_git_check(int argc, char **argv)
     return j ? finish(j, human_git) : rc;
 }
 
+/* What a minted token must satisfy: dmsd's own settings, read from the same environment. */
+static auth_policy mint_policy(void)
+{
+    return (auth_policy){.secret = getenv("DMS_JWT_SECRET"),
+                         .require_exp = true,
+                         .audience = getenv("DMS_JWT_AUDIENCE"),
+                         .issuer = getenv("DMS_JWT_ISSUER")};
+}
+
 static int cmd_token(int argc, char **argv)
 {
     if (argc != 2)
         return usage_of("token", stderr, EXIT_USAGE);
-    const char *secret = getenv("DMS_JWT_SECRET");
+    auth_policy pol = mint_policy();
     char *tok = NULL;
     dms_error err = {0};
-    if (auth_mint(secret, argv[1], TOKEN_TTL_SEC, &tok, &err) < 0)
+    if (auth_mint(&pol, argv[1], TOKEN_TTL_SEC, &tok, &err) < 0)
         return fail(EXIT_USAGE, "%s", err.message);
     puts(tok);
     free(tok);
@@ -1092,7 +1101,9 @@ static const command commands[] = {
     {"job-cancel", "JOB", "Cancel a queued or running build job.", "", cmd_job_cancel, true},
     {"job-artifact", "JOB > FILE.tar", "Write a build job's artifact (a tar) to stdout.", "",
      cmd_job_artifact, true},
-    {"token", "USER", "Mint a bearer token for USER from DMS_JWT_SECRET (valid 24 h).", "", cmd_token, false},
+    {"token", "USER", "Mint a bearer token for USER from DMS_JWT_SECRET (valid 24 h).",
+     "The token carries DMS_JWT_AUDIENCE as aud and DMS_JWT_ISSUER as iss when they are set.\n", cmd_token,
+     false},
     {"help", "[COMMAND]", "Show help.", "", cmd_help, false},
 };
 
@@ -1139,7 +1150,8 @@ static int setup_conn(void)
     if (!secret || !*secret || !user || !*user)
         return fail(EXIT_USAGE, "no token: set DMS_TOKEN, or DMS_JWT_SECRET and DMS_USER to mint one");
     dms_error err = {0};
-    if (auth_mint(secret, user, TOKEN_TTL_SEC, &conn.token, &err) < 0)
+    auth_policy pol = mint_policy();
+    if (auth_mint(&pol, user, TOKEN_TTL_SEC, &conn.token, &err) < 0)
         return fail(EXIT_USAGE, "%s", err.message);
     return 0;
 }

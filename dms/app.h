@@ -29,6 +29,11 @@ typedef struct dmsd_config {
     char *listen;      /* DMS_LISTEN / --listen */
     char *data_dir;    /* DMS_DATA_DIR / --data-dir, made absolute */
     char *jwt_secret;  /* DMS_JWT_SECRET */
+    bool jwt_require_exp; /* DMS_JWT_REQUIRE_EXP (1): a token without exp is refused */
+    char *jwt_audience;   /* DMS_JWT_AUDIENCE ("": none): tokens must carry it in aud */
+    char *jwt_issuer;     /* DMS_JWT_ISSUER ("": none): tokens must carry it as iss */
+    int http_per_ip_limit;      /* DMS_HTTP_PER_IP_LIMIT: connections at once from one address */
+    int http_request_timeout_s; /* DMS_HTTP_REQUEST_TIMEOUT_S: idle limit of a connection before a token */
     char *backend;     /* DMS_BACKEND / --backend: executor backend name */
     int http_threads;  /* DMS_HTTP_THREADS */
     int keep_releases; /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */

@@ -9,7 +9,8 @@
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
  * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none),
- * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60). */
+ * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
+ * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@
 
 #include <dms/backend.h>
 
+#include "api/handlers.h"
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
@@ -41,13 +43,16 @@
 #include "view.h"
 
 #define SECRET_MIN_RECOMMENDED 32
-#define EXECUTOR_RETRY_S       2 /* without an executor at startup, look for the engine this often */
+#define GIT_CHECK_DRAIN_MS     5000 /* at exit, how long running git checks have to end */
+#define HTTP_TIMEOUT_MAX_S     3600 /* DMS_HTTP_REQUEST_TIMEOUT_S at most */
+#define HTTP_PER_IP_MAX        1024 /* DMS_HTTP_PER_IP_LIMIT at most: the server's own connection limit */
+#define EXECUTOR_RETRY_S       2    /* without an executor at startup, look for the engine this often */
 
 static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE]\n"
+        "usage: dmsd [--listen ADDR] [--data-dir DIR] [--backend NAME] [--port-file FILE] | --routes\n"
         "\n"
         "The DMS host daemon: an HTTP/JSON API (JWT bearer auth) that builds droids from git and runs them\n"
         "through an executor backend.\n"
@@ -57,6 +62,8 @@ static void usage(FILE *f)
         "  --data-dir DIR     state: dms.db, droids/<id>/ (DMS_DATA_DIR; default " DMSD_DEFAULT_DATA_DIR ")\n"
         "  --backend NAME     executor backend (DMS_BACKEND; default " DMSD_DEFAULT_BACKEND ")\n"
         "  --port-file FILE   write the bound port to FILE once listening\n"
+        "  --routes           print the API's route table as JSON (method, pattern, what :id names) and "
+        "exit\n"
         "  --help, --version\n"
         "\n"
         "Environment: DMS_JWT_SECRET (required: HS256 secret for bearer tokens), DMS_HTTP_THREADS (2),\n"
@@ -79,7 +86,29 @@ static void usage(FILE *f)
         "Repositories: DMS_LOCAL_REPO_ROOTS (none: no local path or file:// repository; dir1:dir2:\n"
         "only repositories beneath them), DMS_GIT_ALLOW_NETS (none: git connects to public addresses\n"
         "only; CIDRs such as 127.0.0.0/8,::1/128 are permitted too), DMS_GIT_TIMEOUT_S (60: a git\n"
-        "connection without progress for that long fails).\n");
+        "connection without progress for that long fails).\n"
+        "Tokens: DMS_JWT_REQUIRE_EXP (1; 0 accepts tokens without exp), DMS_JWT_AUDIENCE (tokens must\n"
+        "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n");
+    fprintf(f,
+            "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
+            "(%d: idle limit of a connection until its request shows a token).\n",
+            HTTP_DEFAULT_PER_IP_LIMIT, HTTP_DEFAULT_REQUEST_TIMEOUT_S);
+}
+
+/* --routes: the route table as JSON, for tests and audits that must cover every route (the feature suite
+ * walks it as another user). */
+static int print_routes(void)
+{
+    json_t *arr = json_array();
+    const api_route *tables[] = {dmsd_routes, dmsd_open_routes};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+        for (const api_route *rt = tables[t]; rt->method; rt++)
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "method", rt->method, "pattern",
+                                            rt->pattern, "id", api_id_kind_name(rt->id), "token", t == 0));
+    int r = json_dumpf(arr, stdout, JSON_INDENT(1)) == 0 && puts("") >= 0 ? 0 : -1;
+    json_decref(arr);
+    return r;
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -104,13 +133,10 @@ static char *env_or(const char *name, const char *def)
 static int parse_args(int argc, char **argv, dmsd_config *cfg)
 {
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"data-dir", required_argument, NULL, 'd'},
-        {"backend", required_argument, NULL, 'b'},
-        {"port-file", required_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},  {"data-dir", required_argument, NULL, 'd'},
+        {"backend", required_argument, NULL, 'b'}, {"port-file", required_argument, NULL, 'p'},
+        {"routes", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
     };
     cfg->listen = env_or("DMS_LISTEN", DMSD_DEFAULT_LISTEN);
     cfg->data_dir = env_or("DMS_DATA_DIR", DMSD_DEFAULT_DATA_DIR);
@@ -142,8 +168,14 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->local_repo_roots = env_or("DMS_LOCAL_REPO_ROOTS", "");
     cfg->git_allow_nets = env_or("DMS_GIT_ALLOW_NETS", "");
     cfg->git_timeout_s = env_int("DMS_GIT_TIMEOUT_S", GITX_DEFAULT_TIMEOUT_S, 1, GITX_MAX_TIMEOUT_S);
+    cfg->jwt_require_exp = env_int("DMS_JWT_REQUIRE_EXP", 1, 0, 1) == 1;
+    cfg->jwt_audience = env_or("DMS_JWT_AUDIENCE", "");
+    cfg->jwt_issuer = env_or("DMS_JWT_ISSUER", "");
+    cfg->http_per_ip_limit = env_int("DMS_HTTP_PER_IP_LIMIT", HTTP_DEFAULT_PER_IP_LIMIT, 1, HTTP_PER_IP_MAX);
+    cfg->http_request_timeout_s =
+        env_int("DMS_HTTP_REQUEST_TIMEOUT_S", HTTP_DEFAULT_REQUEST_TIMEOUT_S, 1, HTTP_TIMEOUT_MAX_S);
     int c;
-    while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             dmsd_set_str(&cfg->listen, optarg);
@@ -157,6 +189,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         case 'p':
             dmsd_set_str(&cfg->port_file, optarg);
             break;
+        case 'r':
+            exit(print_routes() < 0 ? 1 : 0);
         case 'h':
             usage(stdout);
             exit(0);
@@ -184,6 +218,9 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
             "component=dmsd note=\"DMS_JWT_SECRET is shorter than %d bytes; use a longer random secret\"",
             SECRET_MIN_RECOMMENDED);
     cfg->jwt_secret = strdup(secret);
+    if (!cfg->jwt_require_exp)
+        log_warn("component=dmsd note=\"DMS_JWT_REQUIRE_EXP=0: tokens without exp are accepted and never "
+                 "expire\"");
     return 0;
 }
 
@@ -371,9 +408,15 @@ int main(int argc, char **argv)
     core_set_hooks(a.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &a});
     http_config hc = {.listen = a.cfg.listen,
                       .threads = a.cfg.http_threads,
-                      .jwt_secret = a.cfg.jwt_secret,
+                      .auth = {.secret = a.cfg.jwt_secret,
+                               .require_exp = a.cfg.jwt_require_exp,
+                               .audience = a.cfg.jwt_audience,
+                               .issuer = a.cfg.jwt_issuer},
                       .routes = dmsd_routes,
                       .open_routes = dmsd_open_routes,
+                      .check_id = route_check_owner,
+                      .per_ip_limit = (unsigned)a.cfg.http_per_ip_limit,
+                      .request_timeout_s = (unsigned)a.cfg.http_request_timeout_s,
                       .app = &a};
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;
@@ -425,14 +468,23 @@ out:
     dms_registry_close(a.reg);
     core_close(a.core);
     store_close(a.st);
-    gitx_shutdown();
-    git_libgit2_shutdown();
+    /* A git check thread may still be listing a remote: libgit2 must not be shut down under it. */
+    if (gitroute_drain(GIT_CHECK_DRAIN_MS) > 0)
+        log_warn("component=dmsd note=\"a git check still runs after %d ms; exiting without shutting libgit2 "
+                 "down\"",
+                 GIT_CHECK_DRAIN_MS);
+    else {
+        gitx_shutdown();
+        git_libgit2_shutdown();
+    }
     if (lock_fd >= 0)
         close(lock_fd);
     free(a.cfg.listen);
     free(a.cfg.data_dir);
     free(a.cfg.backend);
     free(a.cfg.jwt_secret);
+    free(a.cfg.jwt_audience);
+    free(a.cfg.jwt_issuer);
     free(a.cfg.port_file);
     free(a.cfg.executor_id);
     free(a.cfg.proxy_listen);

@@ -5,10 +5,14 @@
 
 #include "http.h"
 
+/* owner.c: the api_id_check of dmsd's routes (http_config.check_id). */
+int route_check_owner(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err);
 /* logs.c */
 void route_logs(void *app, api_req *r, const char *id);
 /* gitroute.c */
 void route_git_check(void *app, api_req *r, const char *id);
+/* Waits until no git check runs (at most max_ms): before libgit2 is shut down. Returns how many still run. */
+int gitroute_drain(int max_ms);
 /* jobroutes.c: the koalaCI-style build jobs */
 void route_job_create(void *app, api_req *r, const char *id);
 void route_job_get(void *app, api_req *r, const char *id);

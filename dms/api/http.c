@@ -4,77 +4,35 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include <limits.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "../common.h"
-#include "auth.h"
+#include "http_priv.h"
 
-#define MAX_BODY_BYTES              (1024 * 1024) /* a create body with a full env fits with room to spare */
-#define CONNECTION_LIMIT            1024
-#define CONNECTION_IDLE_TIMEOUT_SEC 120
-#define LISTEN_BACKLOG              512
-#define STREAM_BLOCK_BYTES          (32 * 1024)
-#define STREAM_TICK_MS              100  /* parked streams without an fd are retried this often */
-#define STREAM_RECHECK_MS           1000 /* and those with one, in case an edge was missed */
-#define MAX_PATH_SEGMENTS           8
-
-struct http_server {
-    struct MHD_Daemon *daemon;
-    http_config cfg;
-    int port;
-    pthread_mutex_t lock;
-    api_pending *pendings; /* deferred requests not yet answered */
-    struct stream_ctx *parked;
-    bool stopping;
-    int wake_fd; /* eventfd: a stream was parked, or stop */
-    pthread_t streamer;
-    bool streamer_started;
-};
-
-struct api_req {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    const char *method;
-    const char *url;
-    char user[AUTH_USER_MAX + 1];
-    bool authorized;
-    dms_error auth_err;
-    dms_buf body;
-    bool replied;
-    api_pending *pending;
-};
-
-struct api_pending {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    api_req *r; /* NULL once the request is over */
-    int refs;   /* the request's and the worker's */
-    bool done;
-    unsigned status;
-    char *body;
-    size_t len;
-    api_pending *next;
-};
-
-typedef struct stream_ctx {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    const api_stream_ops *ops;
-    void *ud;
-    bool parked;
-    int64_t parked_at_ms;
-    struct stream_ctx *next;
-} stream_ctx;
+#define MAX_BODY_BYTES (1024 * 1024) /* a create body with a full env fits with room to spare */
+/* A request without a valid token has its body read and dropped: one that announces more (or is chunked) is
+ * answered at once, and past this much the connection is closed, so that no body keeps a connection busy
+ * without a token. */
+#define UNAUTHORIZED_BODY_DRAIN_BYTES (64 * 1024)
+/* The body of a route served without a token (a push hook: a git host's payload, of which only "ref" is read,
+ * but all of it is signed): anyone may send one, so it is kept smaller. */
+#define OPEN_ROUTE_BODY_MAX_BYTES (256 * 1024)
+/* Past MAX_BODY_BYTES a body is read and dropped (the 413 goes out at its end), up to this much in all. */
+#define BODY_DRAIN_MAX_BYTES (8 * MAX_BODY_BYTES)
+#define CONNECTION_LIMIT     1024
+#define STOP_DRAIN_MS        2000 /* at stop, how long deferred requests have to get their 503 */
+#define LISTEN_BACKLOG       512
+/* MHD logs one line per refused connection: an attacker at the per-address limit must not flood the log. */
+#define MHD_LOG_BURST     20
+#define MHD_LOG_WINDOW_MS 10000
 
 /* ---- replies ---- */
 
@@ -112,7 +70,7 @@ unsigned api_status_for(int code)
     }
 }
 
-static char *error_body(const char *message, const char *field, size_t *len)
+char *http_error_body(const char *message, const char *field, size_t *len)
 {
     json_t *j = json_pack("{s:s, s:o}", "error", message, "field",
                           field && *field ? json_string(field) : json_null());
@@ -122,8 +80,8 @@ static char *error_body(const char *message, const char *field, size_t *len)
     return s;
 }
 
-static void queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
-                  const char *value)
+void http_queue(api_req *r, unsigned status, const char *ctype, char *buf, size_t len, const char *header,
+                const char *value)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         len, buf ? buf : (char *)"", buf ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -144,7 +102,7 @@ static void queue(api_req *r, unsigned status, const char *ctype, char *buf, siz
 void api_reply_buf(api_req *r, unsigned status, const char *content_type, char *buf, size_t len,
                    const char *header, const char *value)
 {
-    queue(r, status, content_type, buf, len, header, value);
+    http_queue(r, status, content_type, buf, len, header, value);
 }
 
 void api_reply_json(api_req *r, unsigned status, json_t *body)
@@ -155,7 +113,17 @@ void api_reply_json(api_req *r, unsigned status, json_t *body)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
-    queue(r, status, "application/json", s, strlen(s), NULL, NULL);
+    http_queue(r, status, "application/json", s, strlen(s), NULL, NULL);
+}
+
+/* src for a log line: the URL is the client's (MHD has percent-decoded it), so no control character or quote
+ * may reach the log, where it could forge a line or a field. */
+static void log_safe(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src && *src && i + 1 < size; src++)
+        dst[i++] = ((unsigned char)*src < 0x20 || *src == 0x7f || *src == '"' || *src == '\\') ? '?' : *src;
+    dst[i] = '\0';
 }
 
 void api_reply_errorf(api_req *r, unsigned status, const char *field, const char *fmt, ...)
@@ -166,248 +134,20 @@ void api_reply_errorf(api_req *r, unsigned status, const char *field, const char
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t len;
-    char *s = error_body(msg, field, &len);
-    if (status >= 500)
-        log_warn("component=http method=%s url=%s status=%u error=\"%s\"", r->method, r->url, status, msg);
-    queue(r, status, "application/json", s, len, NULL, NULL);
+    char *s = http_error_body(msg, field, &len);
+    if (status >= 500) {
+        char url[256], safe[DMS_ERROR_MSG_MAX];
+        log_safe(url, sizeof(url), r->url);
+        log_safe(safe, sizeof(safe), msg);
+        log_warn("component=http method=%s url=\"%s\" status=%u error=\"%s\"", r->method, url, status, safe);
+    }
+    http_queue(r, status, "application/json", s, len, NULL, NULL);
 }
 
 void api_reply_error(api_req *r, const dms_error *err)
 {
     api_reply_errorf(r, api_status_for(err->code), err->field, "%s",
                      err->message[0] ? err->message : "error");
-}
-
-/* ---- deferred replies ---- */
-
-static void pending_release(api_pending *p)
-{
-    http_server *s = p->srv;
-    pthread_mutex_lock(&s->lock);
-    bool last = --p->refs == 0;
-    pthread_mutex_unlock(&s->lock);
-    if (last) {
-        free(p->body);
-        free(p);
-    }
-}
-
-static void pending_unlink(http_server *s, api_pending *p)
-{
-    for (api_pending **pp = &s->pendings; *pp; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
-}
-
-api_pending *api_defer(api_req *r)
-{
-    api_pending *p = calloc(1, sizeof(*p));
-    if (!p) {
-        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
-        return NULL;
-    }
-    http_server *s = r->srv;
-    p->srv = s;
-    p->conn = r->conn;
-    p->r = r;
-    p->refs = 2;
-    r->pending = p;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        p->done = true;
-        p->status = MHD_HTTP_SERVICE_UNAVAILABLE;
-        p->body = error_body("dmsd is shutting down", NULL, &p->len);
-    }
-    p->next = s->pendings;
-    s->pendings = p;
-    pthread_mutex_unlock(&s->lock);
-    MHD_suspend_connection(r->conn);
-    if (p->done)
-        MHD_resume_connection(r->conn);
-    return p;
-}
-
-/* Under s->lock. */
-static void pending_finish_locked(api_pending *p, unsigned status, char *body, size_t len)
-{
-    p->done = true;
-    p->status = status;
-    p->body = body;
-    p->len = len;
-    if (p->r)
-        MHD_resume_connection(p->conn);
-}
-
-void api_pending_complete(api_pending *p, unsigned status, json_t *body)
-{
-    if (!p) {
-        json_decref(body);
-        return;
-    }
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    size_t len = s ? strlen(s) : 0;
-    http_server *srv = p->srv;
-    pthread_mutex_lock(&srv->lock);
-    if (!p->done) {
-        if (!s && status < 300) {
-            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-            s = error_body("out of memory", NULL, &len);
-        }
-        pending_finish_locked(p, status, s, len);
-        s = NULL;
-    }
-    pthread_mutex_unlock(&srv->lock);
-    free(s);
-    pending_release(p);
-}
-
-/* ---- streams ---- */
-
-static void wake(http_server *s)
-{
-    uint64_t one = 1;
-    ssize_t n = write(s->wake_fd, &one, sizeof(one));
-    (void)n;
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    stream_ctx *c = cls;
-    (void)pos;
-    ssize_t n = c->ops->read(c->ud, buf, max);
-    if (n > 0)
-        return n;
-    if (n == API_STREAM_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n != API_STREAM_AGAIN)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    http_server *s = c->srv;
-    pthread_mutex_lock(&s->lock);
-    if (s->stopping) {
-        pthread_mutex_unlock(&s->lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Park: MHD stops polling this connection until the streamer resumes it (data, tick, or stop). */
-    c->parked = true;
-    c->parked_at_ms = dmsd_mono_ms();
-    c->next = s->parked;
-    s->parked = c;
-    MHD_suspend_connection(c->conn);
-    pthread_mutex_unlock(&s->lock);
-    wake(s);
-    return 0;
-}
-
-static void stream_free(void *cls)
-{
-    stream_ctx *c = cls;
-    http_server *s = c->srv;
-    pthread_mutex_lock(&s->lock);
-    if (c->parked)
-        for (stream_ctx **pp = &s->parked; *pp; pp = &(*pp)->next)
-            if (*pp == c) {
-                *pp = c->next;
-                break;
-            }
-    pthread_mutex_unlock(&s->lock);
-    if (c->ops->free)
-        c->ops->free(c->ud);
-    free(c);
-}
-
-void api_reply_stream(api_req *r, unsigned status, const char *content_type, const api_stream_ops *ops,
-                      void *ud, const char *header, const char *value)
-{
-    stream_ctx *c = calloc(1, sizeof(*c));
-    struct MHD_Response *resp = c ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK_BYTES,
-                                                                      stream_read, c, stream_free)
-                                  : NULL;
-    if (!resp) {
-        free(c);
-        if (ops->free)
-            ops->free(ud);
-        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
-        return;
-    }
-    c->srv = r->srv;
-    c->conn = r->conn;
-    c->ops = ops;
-    c->ud = ud;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (header && value)
-        MHD_add_response_header(resp, header, value);
-    MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    r->replied = true;
-}
-
-/* Resumes parked streams whose source may have data: fd readable, or their tick came. */
-static void *streamer_main(void *arg)
-{
-    http_server *s = arg;
-    struct pollfd *pfd = NULL;
-    size_t cap = 0;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        if (s->stopping && !s->parked) {
-            pthread_mutex_unlock(&s->lock);
-            break;
-        }
-        size_t n = 1;
-        for (stream_ctx *c = s->parked; c; c = c->next)
-            n++;
-        if (n > cap) {
-            struct pollfd *np = realloc(pfd, n * sizeof(*pfd));
-            if (np) {
-                pfd = np;
-                cap = n;
-            }
-        }
-        size_t k = 1;
-        bool any_tick = false;
-        for (stream_ctx *c = s->parked; c && k < cap; c = c->next) {
-            int fd = c->ops->fd ? c->ops->fd(c->ud) : -1;
-            if (fd < 0) {
-                any_tick = true;
-                continue;
-            }
-            pfd[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
-        }
-        pthread_mutex_unlock(&s->lock);
-        pfd[0] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
-        int timeout = any_tick ? STREAM_TICK_MS : (k > 1 ? STREAM_RECHECK_MS : -1);
-        int rc = poll(pfd, k, timeout);
-        if (rc < 0 && errno != EINTR)
-            break;
-        if (pfd[0].revents & POLLIN) {
-            uint64_t v;
-            ssize_t rd = read(s->wake_fd, &v, sizeof(v));
-            (void)rd;
-        }
-        int64_t now = dmsd_mono_ms();
-        pthread_mutex_lock(&s->lock);
-        for (stream_ctx **pp = &s->parked; *pp;) {
-            stream_ctx *c = *pp;
-            int fd = c->ops->fd ? c->ops->fd(c->ud) : -1;
-            bool ready = s->stopping || fd < 0 || now - c->parked_at_ms >= STREAM_RECHECK_MS;
-            for (size_t i = 1; !ready && i < k; i++)
-                ready = pfd[i].fd == fd && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR));
-            if (ready) {
-                *pp = c->next;
-                c->parked = false;
-                MHD_resume_connection(c->conn);
-            } else {
-                pp = &c->next;
-            }
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    free(pfd);
-    return NULL;
 }
 
 /* ---- requests ---- */
@@ -495,120 +235,152 @@ json_t *api_body_json(api_req *r, dms_error *err)
 
 typedef struct query_check {
     const char *const *allowed;
+    uint64_t seen; /* bit i: allowed[i] was given */
     const char *bad;
+    bool twice;
 } query_check;
 
+/* Every key must be one the route accepts, and given once: api_query() reads the first of a repeated key, and
+ * a client (or a proxy in front) that reads another must not be able to mean two things with one request. */
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     query_check *q = cls;
     (void)kind;
     (void)value;
-    for (size_t i = 0; q->allowed && q->allowed[i]; i++)
-        if (strcmp(q->allowed[i], key) == 0)
-            return MHD_YES;
+    for (size_t i = 0; q->allowed && q->allowed[i] && i < 64; i++)
+        if (strcmp(q->allowed[i], key) == 0) {
+            if (!(q->seen & (1ULL << i))) {
+                q->seen |= 1ULL << i;
+                return MHD_YES;
+            }
+            q->twice = true;
+            break;
+        }
     q->bad = key;
     return MHD_NO;
 }
 
-/* Splits "/a/b/c" into segments (pointers into buf). */
-static size_t split_path(char *buf, char **seg, size_t max)
+/* Ownership first: no handler ever sees an id of another user. Returns false once it has answered. */
+static bool owner_checked(http_server *s, api_req *r, const api_route *rt, const char *id)
 {
-    size_t n = 0;
-    char *save = NULL;
-    for (char *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (n == max)
-            return max + 1;
-        seg[n++] = p;
-    }
-    return n;
-}
-
-/* Whether method and url name a route served without a token (decided before the body is read, since an
- * unauthorized request's body is dropped). */
-static bool route_no_auth(http_server *s, const char *method, const char *url)
-{
-    char path[512], pat[128];
-    if (dms_snprintf_ok(path, sizeof(path), "%s", url) < 0)
-        return false;
-    char *seg[MAX_PATH_SEGMENTS + 1];
-    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
-    for (const api_route *rt = s->cfg.open_routes; rt && rt->method; rt++) {
-        if (strcmp(rt->method, method) != 0)
-            continue;
-        snprintf(pat, sizeof(pat), "%s", rt->pattern);
-        char *pseg[MAX_PATH_SEGMENTS + 1];
-        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-        bool ok = pn == n;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = strcmp(pseg[i], ":id") == 0 || strcmp(pseg[i], seg[i]) == 0;
-        if (ok)
-            return true;
-    }
+    if (rt->id == API_ID_NONE || rt->id == API_ID_HOOK)
+        return true;
+    dms_error err = {0};
+    if (s->cfg.check_id(s->cfg.app, rt->id, r->user, id, &err) == 0)
+        return true;
+    if (!err.code)
+        dms_error_set(&err, DMS_E_NOT_FOUND, "id", "%s %.64s not found", api_id_kind_name(rt->id), id);
+    api_reply_error(r, &err);
     return false;
 }
 
-/* The k-th route: the open ones first, then the others; NULL past the end. */
-static const api_route *route_at(const http_server *s, size_t k)
+static void run_route(http_server *s, api_req *r, const api_route *rt, const char *id)
 {
-    const api_route *open = s->cfg.open_routes;
-    for (; open && open->method; open++, k--)
-        if (k == 0)
-            return open;
-    return s->cfg.routes[k].method ? &s->cfg.routes[k] : NULL;
+    if (!owner_checked(s, r, rt, id))
+        return;
+    query_check q = {.allowed = rt->query};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
+    if (q.bad) {
+        api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "%s query parameter \"%.64s\"",
+                         q.twice ? "repeated" : "unknown", q.bad);
+        return;
+    }
+    rt->fn(s->cfg.app, r, id);
+    if (!r->replied && !r->pending)
+        api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
 }
 
 static void dispatch(http_server *s, api_req *r)
 {
-    char path[512], pat[128];
+    char path[512];
     if (dms_snprintf_ok(path, sizeof(path), "%s", r->url) < 0) {
         api_reply_errorf(r, MHD_HTTP_URI_TOO_LONG, NULL, "the path is too long");
         return;
     }
-    char *seg[MAX_PATH_SEGMENTS + 1];
-    size_t n = split_path(path, seg, MAX_PATH_SEGMENTS);
+    char *seg[HTTP_MAX_PATH_SEGMENTS + 1];
+    size_t n = http_split_path(path, seg, HTTP_MAX_PATH_SEGMENTS);
     bool path_matched = false;
     char allow[64] = "";
     const api_route *rt;
-    for (size_t k = 0; (rt = route_at(s, k)) != NULL; k++) {
-        snprintf(pat, sizeof(pat), "%s", rt->pattern);
-        char *pseg[MAX_PATH_SEGMENTS + 1];
-        size_t pn = split_path(pat, pseg, MAX_PATH_SEGMENTS);
-        if (pn != n)
-            continue;
-        const char *id = NULL;
-        bool ok = true;
-        for (size_t i = 0; ok && i < n; i++) {
-            if (strcmp(pseg[i], ":id") == 0)
-                id = seg[i];
-            else
-                ok = strcmp(pseg[i], seg[i]) == 0;
-        }
-        if (!ok)
+    const char *id;
+    for (size_t k = 0; (rt = http_route_at(s, k)) != NULL; k++) {
+        if (!http_match_pattern(rt->pattern, seg, n, &id))
             continue;
         path_matched = true;
-        if (strcmp(rt->method, r->method) != 0) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
-            continue;
-        }
-        query_check q = {.allowed = rt->query};
-        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &q);
-        if (q.bad) {
-            api_reply_errorf(r, MHD_HTTP_BAD_REQUEST, q.bad, "unknown query parameter \"%.64s\"", q.bad);
+        if (strcmp(rt->method, r->method) == 0) {
+            run_route(s, r, rt, id);
             return;
         }
-        rt->fn(s->cfg.app, r, id);
-        if (!r->replied && !r->pending)
-            api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no reply from the handler");
-        return;
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof(allow) - used, "%s%s", used ? ", " : "", rt->method);
     }
     if (path_matched) {
         size_t len;
-        char *body = error_body("method not allowed", NULL, &len);
-        queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, len, MHD_HTTP_HEADER_ALLOW, allow);
+        char *body = http_error_body("method not allowed", NULL, &len);
+        http_queue(r, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", body, len, MHD_HTTP_HEADER_ALLOW,
+                   allow);
         return;
     }
     api_reply_errorf(r, MHD_HTTP_NOT_FOUND, NULL, "no route %s %.200s", r->method, r->url);
+}
+
+/* The body's length as announced: its Content-Length, LLONG_MAX when it is chunked (no end known), -1 without
+ * one (or an invalid one, which MHD refuses itself). */
+static long long announced_body(struct MHD_Connection *conn)
+{
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return LLONG_MAX;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return cl ? dms_parse_i64(cl) : -1;
+}
+
+/* The first call, once the headers are in: authenticate and set the connection's idle limit. Nothing is
+ * answered yet, unless the body announced is one that will not be read: a reply queued before MHD has read
+ * the whole request makes it close the connection (keep-alive is most of the status route's speed), and MHD
+ * sends a reply queued during the upload only once the body has ended, which a chunked one need never do. */
+static api_req *begin_request(http_server *s, struct MHD_Connection *conn, const char *url,
+                              const char *method)
+{
+    api_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->url = url;
+    r->body.max = MAX_BODY_BYTES;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (http_route_no_auth(s, method, url)) {
+        r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
+        r->body.max = OPEN_ROUTE_BODY_MAX_BYTES;
+    } else {
+        r->authorized = auth_check_header(h, &s->cfg.auth, r->user, sizeof(r->user), &r->auth_err) == 0;
+        r->has_user = r->authorized;
+    }
+    /* Only a request that proved a token earns the long idle limit (a follow, a deferred reply, the next
+     * request on a kept-alive connection); anything else keeps the short one. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              r->has_user ? s->cfg.idle_timeout_s : s->cfg.request_timeout_s);
+    long long announced = announced_body(conn);
+    if (!r->authorized && announced > UNAUTHORIZED_BODY_DRAIN_BYTES)
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
+    else if (r->authorized && announced > (long long)r->body.max && announced != LLONG_MAX)
+        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %zu bytes",
+                         r->body.max);
+    return r;
+}
+
+/* A piece of the body: kept for an authorized request, counted and dropped for another. False when the
+ * connection must be closed: an unauthorized body past UNAUTHORIZED_BODY_DRAIN_BYTES, or any body past
+ * BODY_DRAIN_MAX_BYTES (a chunked one that goes on and on: its 413 would only be sent after its end). */
+static bool take_body(api_req *r, const char *data, size_t len)
+{
+    r->dropped += len;
+    if (!r->authorized)
+        return r->dropped <= UNAUTHORIZED_BODY_DRAIN_BYTES;
+    if (!r->replied)
+        dms_buf_append(&r->body, data, len);
+    return r->dropped <= BODY_DRAIN_MAX_BYTES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -619,55 +391,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     api_req *r = *con_cls;
     (void)version;
     if (!r) {
-        /* Nothing is answered on this first call: a reply queued before MHD has read the whole request makes
-         * it close the connection, and keep-alive is most of the status route's speed. */
-        r = calloc(1, sizeof(*r));
-        if (!r)
-            return MHD_NO;
-        r->srv = s;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->body.max = MAX_BODY_BYTES;
-        *con_cls = r;
-        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (route_no_auth(s, method, url))
-            r->authorized = true; /* no user: the handler checks what the route needs (a hook's secret) */
-        else
-            r->authorized =
-                auth_check_header(h, s->cfg.jwt_secret, r->user, sizeof(r->user), &r->auth_err) == 0;
-        return MHD_YES;
+        *con_cls = r = begin_request(s, conn, url, method);
+        return r ? MHD_YES : MHD_NO;
     }
     if (*upload_size) {
-        /* A body for an unauthorized request is read and dropped, never stored. */
-        if (r->authorized)
-            dms_buf_append(&r->body, upload_data, *upload_size);
+        bool go_on = take_body(r, upload_data, *upload_size);
         *upload_size = 0;
-        return MHD_YES;
-    }
-    if (!r->authorized && !r->replied) {
-        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
-        return MHD_YES;
+        return go_on ? MHD_YES : MHD_NO;
     }
     if (r->replied)
         return MHD_YES;
-    if (r->pending) {
-        api_pending *p = r->pending;
-        pthread_mutex_lock(&s->lock);
-        bool done = p->done;
-        char *body = p->body;
-        size_t len = p->len;
-        unsigned status = p->status;
-        if (done)
-            p->body = NULL;
-        pthread_mutex_unlock(&s->lock);
-        if (done)
-            queue(r, status, "application/json", body, len, NULL, NULL);
+    if (r->body.overflow) {
+        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %zu bytes",
+                         r->body.max);
         return MHD_YES;
     }
-    if (r->body.overflow) {
-        api_reply_errorf(r, MHD_HTTP_CONTENT_TOO_LARGE, "body", "the body is larger than %d bytes",
-                         MAX_BODY_BYTES);
+    if (!r->authorized) {
+        api_reply_errorf(r, MHD_HTTP_UNAUTHORIZED, "Authorization", "%s", r->auth_err.message);
+        return MHD_YES;
+    }
+    if (r->pending) {
+        deferred_answer(r);
         return MHD_YES;
     }
     dispatch(s, r);
@@ -683,22 +427,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (!r)
         return;
-    if (r->pending) {
-        pthread_mutex_lock(&s->lock);
-        r->pending->r = NULL;
-        pending_unlink(s, r->pending);
-        pthread_mutex_unlock(&s->lock);
-        pending_release(r->pending);
-    }
+    if (r->pending)
+        deferred_request_done(s, r);
     dms_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
 }
 
+/* MHD's own messages, at most MHD_LOG_BURST per MHD_LOG_WINDOW_MS (it says one line per refused connection);
+ * how many were left out is said once the window is over. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    char msg[512];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window_start;
+    static unsigned in_window, dropped;
     (void)cls;
+    int64_t now = dmsd_mono_ms();
+    pthread_mutex_lock(&lock);
+    unsigned missed = 0;
+    if (now - window_start >= MHD_LOG_WINDOW_MS) {
+        missed = dropped;
+        window_start = now;
+        in_window = dropped = 0;
+    }
+    bool say = in_window < MHD_LOG_BURST;
+    if (say)
+        in_window++;
+    else
+        dropped++;
+    pthread_mutex_unlock(&lock);
+    if (missed)
+        log_warn("component=http mhd_messages_suppressed=%u", missed);
+    if (!say)
+        return;
+    char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
@@ -746,11 +508,56 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+/* The connection limits left at 0 get their defaults. */
+static void fill_limits(http_config *out)
+{
+    if (!out->per_ip_limit)
+        out->per_ip_limit = HTTP_DEFAULT_PER_IP_LIMIT;
+    if (!out->request_timeout_s)
+        out->request_timeout_s = HTTP_DEFAULT_REQUEST_TIMEOUT_S;
+    if (!out->idle_timeout_s)
+        out->idle_timeout_s = HTTP_DEFAULT_IDLE_TIMEOUT_S;
+}
+
+static int start_daemon(http_server *s, const struct sockaddr_storage *ss, dms_error *err)
+{
+    const http_config *cfg = &s->cfg;
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
+     */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* Either bind the address or serve the socket handed over; the same option list otherwise. */
+    struct MHD_OptionItem where[2] = {
+        cfg->has_listen_fd ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL}
+                           : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)ss},
+        {MHD_OPTION_END, 0, NULL}};
+    /* The default idle limit is the short one: a connection earns the long one by showing a token
+     * (begin_request). The per-address limit keeps one client from taking the global one. */
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                                 NULL, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE,
+                                 (unsigned)(cfg->threads > 0 ? cfg->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned)CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                                 cfg->per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT, cfg->request_timeout_s,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    if (!s->daemon)
+        return dms_error_set(err, DMS_E_IO, "listen",
+                             "cannot listen on %s (address in use, or not permitted)",
+                             cfg->listen ? cfg->listen : "the socket handed over");
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    return 0;
+}
+
 int http_start(http_server **out, const http_config *cfg, dms_error *err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int r = cfg->has_listen_fd ? 0 : parse_listen(cfg->listen, &ss, &sl, err);
+    int r = http_validate_routes(cfg, err);
+    if (r == 0 && !cfg->has_listen_fd)
+        r = parse_listen(cfg->listen, &ss, &sl, err);
     if (r < 0)
         return r;
     if (cfg->has_listen_fd) {
@@ -762,41 +569,24 @@ int http_start(http_server **out, const http_config *cfg, dms_error *err)
     if (!s)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     s->cfg = *cfg;
+    fill_limits(&s->cfg);
     pthread_mutex_init(&s->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->pendings_gone, &ca);
+    pthread_condattr_destroy(&ca);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
         r = dms_error_set_errno(err, DMS_E_IO, errno, "eventfd");
         goto fail;
     }
-    if (pthread_create(&s->streamer, NULL, streamer_main, s) != 0) {
+    if (stream_thread_start(s) < 0) {
         r = dms_error_set(err, DMS_E_IO, NULL, "cannot start the stream thread");
         goto fail;
     }
-    s->streamer_started = true;
-    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
-     */
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    /* Either bind the address or serve the socket handed over; the same option list otherwise. */
-    struct MHD_OptionItem where[2] = {
-        cfg->has_listen_fd ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd, NULL}
-                           : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss},
-        {MHD_OPTION_END, 0, NULL}};
-    s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_ARRAY,
-        where, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 2),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)CONNECTION_IDLE_TIMEOUT_SEC, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-    if (!s->daemon) {
-        r = dms_error_set(err, DMS_E_IO, "listen", "cannot listen on %s (address in use, or not permitted)",
-                          cfg->listen);
+    if ((r = start_daemon(s, &ss, err)) < 0)
         goto fail;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : 0;
     *out = s;
     return 0;
 fail:
@@ -821,27 +611,17 @@ static int stop_server(http_server *s)
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     /* MHD must not be stopped with suspended connections: answer every deferred request and end every stream.
-     */
-    for (api_pending *p = s->pendings; p; p = p->next)
-        if (!p->done) {
-            size_t len;
-            char *body = error_body("dmsd is shutting down", NULL, &len);
-            pending_finish_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, body, len);
-        }
-    for (stream_ctx *c = s->parked; c; c = c->next) {
-        c->parked = false;
-        MHD_resume_connection(c->conn);
-    }
-    s->parked = NULL;
+     * A deferred reply that comes later finds its pending answered and detached from this server. */
+    deferred_stop_locked(s);
+    stream_stop_locked(s);
+    deferred_drain_locked(s, STOP_DRAIN_MS);
     pthread_mutex_unlock(&s->lock);
-    if (s->wake_fd >= 0)
-        wake(s);
-    if (s->streamer_started)
-        pthread_join(s->streamer, NULL);
+    stream_thread_join(s);
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
+    pthread_cond_destroy(&s->pendings_gone);
     pthread_mutex_destroy(&s->lock);
     free(s);
     return fd;

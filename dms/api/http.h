@@ -18,6 +18,8 @@
 
 #include <dms/error.h>
 
+#include "auth.h"
+
 typedef struct http_server http_server;
 typedef struct api_req api_req;
 typedef struct api_pending api_pending;
@@ -25,27 +27,59 @@ typedef struct api_pending api_pending;
 /* A handler answers through one of the api_reply_* calls, or defers. id is the ":id" path segment or NULL. */
 typedef void (*api_handler)(void *app, api_req *r, const char *id);
 
+/* What a route's ":id" names. The dispatcher has http_config.check_id confirm that the caller owns it before
+ * the handler runs, so a handler is never called with another user's id (the caller gets the check's answer,
+ * 404 like a missing one: existence is not revealed). http_start refuses a table in which a pattern with :id
+ * does not say what it names, so a route added later cannot skip the check. */
+typedef enum api_id_kind {
+    API_ID_NONE = 0, /* the pattern has no :id */
+    API_ID_DROID,    /* a droid of the caller */
+    API_ID_JOB,      /* a build job of the caller (its id or its deployment id) */
+    API_ID_PROJECT,  /* a project of the caller (a name in the caller's own namespace) */
+    API_ID_HOOK,     /* open routes only: no user; the handler proves the caller holds the droid's secret */
+} api_id_kind;
+
+/* "none", "droid", "job", "project", "hook". */
+const char *api_id_kind_name(api_id_kind k);
+
 typedef struct api_route {
     const char *method;  /* "GET", ... */
     const char *pattern; /* "/droids/:id/status" */
     api_handler fn;
     const char *const *query; /* the query keys this route accepts (NULL-terminated); others are refused */
+    api_id_kind id;           /* what :id names (API_ID_NONE without one) */
 } api_route;
 
+/* Confirms that user owns the id of that kind: 0, or < 0 with err set (NOT_FOUND for another user's id and
+ * for a missing one alike). Runs on the HTTP threads before the handler; must not block for long. */
+typedef int (*api_id_check)(void *app, api_id_kind kind, const char *user, const char *id, dms_error *err);
+
+/* Connection limits (0: the default). A connection's idle limit is request_timeout_s until a request on it
+ * proved a bearer token, then idle_timeout_s: a client that never completes its request holds its connection
+ * only briefly, while an authorised follow or deferred reply is not cut. */
+#define HTTP_DEFAULT_PER_IP_LIMIT      64  /* connections at once from one address */
+#define HTTP_DEFAULT_REQUEST_TIMEOUT_S 10  /* idle limit before a token was shown */
+#define HTTP_DEFAULT_IDLE_TIMEOUT_S    120 /* idle limit of an authorised connection */
+
 typedef struct http_config {
-    const char *listen; /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
-    int threads;        /* pool size */
-    const char *jwt_secret;
+    const char *listen;           /* "127.0.0.1:8080", "[::1]:80", ":0" (any free port) */
+    int threads;                  /* pool size */
+    auth_policy auth;             /* what a bearer token must satisfy */
     const api_route *routes;      /* terminated by an entry with method NULL */
     const api_route *open_routes; /* the same, served without a bearer token (the handler authenticates:
                                    * git push hooks); api_user() is "" there. May be NULL. */
+    api_id_check check_id;        /* required when a route has an :id */
     void *app;
+    unsigned per_ip_limit;      /* DMS_HTTP_PER_IP_LIMIT */
+    unsigned request_timeout_s; /* DMS_HTTP_REQUEST_TIMEOUT_S */
+    unsigned idle_timeout_s;
     bool
         has_listen_fd; /* serve listen_fd (a socket from http_stop_keep_listener) instead of binding listen */
     int listen_fd;
 } http_config;
 
-/* Binds and starts serving. The routes and app stay borrowed until http_stop(). */
+/* Binds and starts serving. The routes, the policy's strings and app stay borrowed until http_stop(). INVALID
+ * (field "routes") for a route table that does not say what an :id names. */
 int http_start(http_server **out, const http_config *cfg, dms_error *err);
 /* The bound port (useful with ":0"). */
 int http_port(const http_server *s);
@@ -84,7 +118,8 @@ unsigned api_status_for(int code);
 
 /* Parks the request; the reply comes later from any thread through api_pending_complete(), which must be
  * called exactly once (it releases the handle). If the server stops first, the client gets 503 and the
- * completion is ignored. */
+ * completion is ignored: a pending never touches its server, so it may be completed after http_stop() has
+ * freed it (deferred.c). */
 api_pending *api_defer(api_req *r);
 void api_pending_complete(api_pending *p, unsigned status, json_t *body); /* steals body */
 

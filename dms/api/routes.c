@@ -752,7 +752,9 @@ static void snooze_delete(void *ap, api_req *r, const char *id)
     droid_free(out);
 }
 
-/* ---- the table ---- */
+/* ---- the table ----
+ * Each route with an :id says what it names: the dispatcher has route_check_owner (owner.c) confirm the
+ * caller owns it before the handler runs, and http_start refuses a route with an :id that does not say. */
 
 static const char *const q_none[] = {NULL};
 static const char *const q_name[] = {"name", NULL};
@@ -765,40 +767,40 @@ static const char *const q_git[] = {"repo", "branch", NULL};
 static const char *const q_follow[] = {"follow", NULL};
 
 const api_route dmsd_routes[] = {
-    {"POST", "/droids", create, q_none},
-    {"GET", "/droids", list, q_page},
-    {"GET", "/droids/available", available, q_name},
-    {"GET", "/git/check", route_git_check, q_git},
-    {"GET", "/droids/:id", get, q_none},
-    {"PATCH", "/droids/:id", patch, q_none},
-    {"DELETE", "/droids/:id", delete_, q_delete},
-    {"POST", "/droids/:id/start", start, q_none},
-    {"POST", "/droids/:id/stop", stop, q_none},
-    {"POST", "/droids/:id/restart", restart, q_force},
-    {"GET", "/droids/:id/status", status, q_none},
-    {"GET", "/droids/:id/events", events, q_page},
-    {"GET", "/droids/:id/logs", route_logs, q_logs},
-    {"GET", "/droids/:id/releases", releases, q_page},
-    {"GET", "/droids/:id/builds", builds, q_page},
-    {"POST", "/droids/:id/rollback", rollback, q_none},
-    {"POST", "/droids/:id/build/cancel", cancel_build, q_none},
-    {"GET", "/droids/:id/snooze", snooze_get, q_none},
-    {"PUT", "/droids/:id/snooze", snooze_put, q_none},
-    {"DELETE", "/droids/:id/snooze", snooze_delete, q_none},
+    {"POST", "/droids", create, q_none, API_ID_NONE},
+    {"GET", "/droids", list, q_page, API_ID_NONE},
+    {"GET", "/droids/available", available, q_name, API_ID_NONE},
+    {"GET", "/git/check", route_git_check, q_git, API_ID_NONE},
+    {"GET", "/droids/:id", get, q_none, API_ID_DROID},
+    {"PATCH", "/droids/:id", patch, q_none, API_ID_DROID},
+    {"DELETE", "/droids/:id", delete_, q_delete, API_ID_DROID},
+    {"POST", "/droids/:id/start", start, q_none, API_ID_DROID},
+    {"POST", "/droids/:id/stop", stop, q_none, API_ID_DROID},
+    {"POST", "/droids/:id/restart", restart, q_force, API_ID_DROID},
+    {"GET", "/droids/:id/status", status, q_none, API_ID_DROID},
+    {"GET", "/droids/:id/events", events, q_page, API_ID_DROID},
+    {"GET", "/droids/:id/logs", route_logs, q_logs, API_ID_DROID},
+    {"GET", "/droids/:id/releases", releases, q_page, API_ID_DROID},
+    {"GET", "/droids/:id/builds", builds, q_page, API_ID_DROID},
+    {"POST", "/droids/:id/rollback", rollback, q_none, API_ID_DROID},
+    {"POST", "/droids/:id/build/cancel", cancel_build, q_none, API_ID_DROID},
+    {"GET", "/droids/:id/snooze", snooze_get, q_none, API_ID_DROID},
+    {"PUT", "/droids/:id/snooze", snooze_put, q_none, API_ID_DROID},
+    {"DELETE", "/droids/:id/snooze", snooze_delete, q_none, API_ID_DROID},
     /* build jobs (api/jobroutes.c) */
-    {"POST", "/job/create", route_job_create, q_none},
-    {"GET", "/jobs", route_jobs_list, q_page},
-    {"GET", "/job/:id", route_job_get, q_none},
-    {"GET", "/job/:id/status", route_job_status, q_none},
-    {"GET", "/job/:id/log", route_job_log, q_follow},
-    {"PATCH", "/job/:id/cancel", route_job_cancel, q_none},
-    {"GET", "/job/:id/artifact", route_job_artifact, q_none},
-    {"DELETE", "/projects/:id/cache", route_project_cache_delete, q_none},
-    {NULL, NULL, NULL, NULL},
+    {"POST", "/job/create", route_job_create, q_none, API_ID_NONE},
+    {"GET", "/jobs", route_jobs_list, q_page, API_ID_NONE},
+    {"GET", "/job/:id", route_job_get, q_none, API_ID_JOB},
+    {"GET", "/job/:id/status", route_job_status, q_none, API_ID_JOB},
+    {"GET", "/job/:id/log", route_job_log, q_follow, API_ID_JOB},
+    {"PATCH", "/job/:id/cancel", route_job_cancel, q_none, API_ID_JOB},
+    {"GET", "/job/:id/artifact", route_job_artifact, q_none, API_ID_JOB},
+    {"DELETE", "/projects/:id/cache", route_project_cache_delete, q_none, API_ID_PROJECT},
+    {NULL, NULL, NULL, NULL, API_ID_NONE},
 };
 
 /* Served without a bearer token: each handler authenticates what it serves. */
 const api_route dmsd_open_routes[] = {
-    {"POST", "/droids/:id/hooks/push", hook_push, q_none},
-    {NULL, NULL, NULL, NULL},
+    {"POST", "/droids/:id/hooks/push", hook_push, q_none, API_ID_HOOK},
+    {NULL, NULL, NULL, NULL, API_ID_NONE},
 };

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../dms/api/auth.h"
+#include "../../dms/api/handlers.h"
 #include "../../dms/app.h"
 #include "../../dms/build/git.h"
 #include "util.h"
@@ -44,12 +45,17 @@ static void setup(void)
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&a.st, p, &err), 0);
     ck_assert_int_eq(core_open(&a.core, a.st, &err), 0);
-    http_config hc = {
-        .listen = "127.0.0.1:0", .threads = 2, .jwt_secret = secret, .routes = dmsd_routes, .app = &a};
+    http_config hc = {.listen = "127.0.0.1:0",
+                      .threads = 2,
+                      .auth = {.secret = secret, .require_exp = true},
+                      .routes = dmsd_routes,
+                      .check_id = route_check_owner,
+                      .app = &a};
     ck_assert_int_eq(http_start(&a.http, &hc, &err), 0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port(a.http));
-    ck_assert_int_eq(auth_mint(secret, "alice", 600, &alice, &err), 0);
-    ck_assert_int_eq(auth_mint(secret, "bob", 600, &bob, &err), 0);
+    auth_policy pol = {.secret = secret};
+    ck_assert_int_eq(auth_mint(&pol, "alice", 600, &alice, &err), 0);
+    ck_assert_int_eq(auth_mint(&pol, "bob", 600, &bob, &err), 0);
 }
 
 static void teardown(void)
@@ -167,7 +173,8 @@ START_TEST(test_every_route_needs_a_valid_token)
     json_decref(expect("GET", "/droids", "not-a-token", NULL, 401, "Authorization"));
     char *forged = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(auth_mint("another-secret-0123456789abcdef0123", "alice", 60, &forged, &err), 0);
+    auth_policy other = {.secret = "another-secret-0123456789abcdef0123"};
+    ck_assert_int_eq(auth_mint(&other, "alice", 60, &forged, &err), 0);
     json_decref(expect("GET", "/droids", forged, NULL, 401, "Authorization"));
     json_decref(expect("POST", "/droids", forged, "{\"name\":\"x\",\"repo\":\"/x\"}", 401, "Authorization"));
     ck_assert(core_name_available(a.core, "x")); /* nothing was created */

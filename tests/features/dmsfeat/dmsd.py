@@ -298,8 +298,13 @@ class Dmsd:
         RUN_DROID_IDS.add(droid_id)
 
     def token(self, user):
+        """A token for user that this dmsd accepts: an exp always, and the aud / iss its settings ask for."""
         self.users.add(user)
-        return mint_token(self.secret, user_claims(user))
+        claims = user_claims(user)
+        for setting, claim in (("DMS_JWT_AUDIENCE", "aud"), ("DMS_JWT_ISSUER", "iss")):
+            if self.extra_env.get(setting):
+                claims[claim] = self.extra_env[setting]
+        return mint_token(self.secret, claims)
 
     def _connect(self, timeout_s):
         assert self.port, "dmsd has not been started"
