@@ -17,7 +17,8 @@
 
 #include "tar.h"
 
-#define NDJSON_LINE_MAX (1024 * 1024)
+#define NDJSON_LINE_MAX (1024 * 1024)     /* an engine message; its "stream" text is at most 32 KiB, escaped */
+#define BUILD_LINE_MAX_BYTES (64 * 1024) /* a line of build output longer than this is passed on in pieces */
 #define BUILD_DIR "builds"
 #define DOCKERFILE_MAX_BYTES (1024 * 1024)
 #define STEP_IMAGE_REMOVE_TRIES 20
@@ -30,6 +31,7 @@ typedef struct ndjson {
     dms_buf line;
     int (*on_line)(void *ud, json_t *j);
     void *ud;
+    size_t dropped; /* lines longer than line.max: skipped, so that memory stays bounded */
 } ndjson;
 
 static int ndjson_feed(void *ud, const char *data, size_t len)
@@ -49,6 +51,7 @@ static int ndjson_feed(void *ud, const char *data, size_t len)
             if (r < 0)
                 return r;
         }
+        n->dropped += n->line.overflow;
         dms_buf_reset(&n->line);
         data += take + 1;
         len -= take + 1;
@@ -144,7 +147,8 @@ typedef struct build_ctx {
     char last_step[80];  /* the image the last finished step made (" ---> <id>"), for cleaning up a failed build */
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
-    dms_buf text; /* partial "stream" line */
+    dms_buf text; /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
+    bool split_said;
     int fd;
 } build_ctx;
 
@@ -186,9 +190,8 @@ static void remove_step_image(docker_executor *ex, const char *id)
     dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use\"", id);
 }
 
-static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
+static void emit_complete_lines(build_ctx *bc, dms_stream_type stream)
 {
-    dms_buf_append(&bc->text, s, len);
     for (;;) {
         char *nl = bc->text.data ? memchr(bc->text.data, '\n', bc->text.len) : NULL;
         if (!nl)
@@ -199,6 +202,39 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
             bc->out(bc->userdata, stream, bc->text.data, l);
         dms_buf_consume(&bc->text, l + 1);
     }
+}
+
+/* Output that never ends a line must not grow the buffer without end (a build printing 300 MB without a
+ * newline grew dmsd by as much): a line that reaches BUILD_LINE_MAX_BYTES goes out as it is, said once. */
+static void split_long_line(build_ctx *bc, dms_stream_type stream)
+{
+    if (bc->text.len < BUILD_LINE_MAX_BYTES)
+        return;
+    if (!bc->split_said && bc->out) {
+        char note[128];
+        snprintf(note, sizeof(note), "[dms] build output has lines longer than %d bytes: they are split",
+                 BUILD_LINE_MAX_BYTES);
+        bc->out(bc->userdata, DMS_STREAM_STDOUT, note, strlen(note));
+    }
+    bc->split_said = true;
+    if (bc->out)
+        bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
+    dms_buf_reset(&bc->text);
+}
+
+static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
+{
+    do {
+        size_t take = BUILD_LINE_MAX_BYTES - bc->text.len; /* > 0: the buffer is below the max here */
+        if (take > len)
+            take = len;
+        if (dms_buf_append(&bc->text, s, take) < 0)
+            return; /* no memory: this output is lost, the build goes on */
+        s += take;
+        len -= take;
+        emit_complete_lines(bc, stream);
+        split_long_line(bc, stream);
+    } while (len > 0);
     if (flush && bc->text.len) {
         if (bc->out)
             bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
@@ -241,6 +277,17 @@ static int build_line(void *ud, json_t *j)
     return 0;
 }
 
+/* Engine messages longer than NDJSON_LINE_MAX are skipped (memory stays bounded); the log says so. */
+static void note_dropped_messages(build_ctx *bc, size_t dropped)
+{
+    if (!dropped || !bc->out)
+        return;
+    char note[160];
+    snprintf(note, sizeof(note), "[dms] %zu engine messages longer than %d bytes were dropped", dropped,
+             NDJSON_LINE_MAX);
+    bc->out(bc->userdata, DMS_STREAM_STDERR, note, strlen(note));
+}
+
 static long tar_source(void *ud, char *buf, size_t len)
 {
     build_ctx *bc = ud;
@@ -276,7 +323,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if ((r = dms_mkdir_p(dir, false, err)) < 0)
         return r;
     snprintf(tar_path, sizeof(tar_path), "%s/%s-%s.tar", dir, ex->id, req->build_id);
-    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .fd = -1};
+    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .text = {.max = BUILD_LINE_MAX_BYTES}, .fd = -1};
     bc.fd = open(tar_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (bc.fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tar_path);
@@ -335,6 +382,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
                            &resp, err);
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
+    note_dropped_messages(&bc, nj.dropped);
     dms_buf_free(&nj.line);
     dms_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
