@@ -19,6 +19,9 @@
 
 #define NDJSON_LINE_MAX (1024 * 1024)     /* an engine message; its "stream" text is at most 32 KiB, escaped */
 #define BUILD_LINE_MAX_BYTES (64 * 1024) /* a line of build output longer than this is passed on in pieces */
+#define BUILD_CPU_PERIOD_US 100000       /* the kernel's default CFS period; the quota is cpu_millis of it */
+#define SIGKILL_EXIT_CODE 137            /* 128 + SIGKILL: how a shell reports a step the kernel killed */
+#define BYTES_PER_MIB (1024 * 1024)
 #define BUILD_DIR "builds"
 #define DOCKERFILE_MAX_BYTES (1024 * 1024)
 #define STEP_IMAGE_REMOVE_TRIES 20
@@ -147,7 +150,8 @@ typedef struct build_ctx {
     char last_step[80];  /* the image the last finished step made (" ---> <id>"), for cleaning up a failed build */
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
-    dms_buf text; /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
+    long long step_exit; /* errorDetail.code: the failed RUN step's exit code */
+    dms_buf text;        /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
     bool split_said;
     int fd;
 } build_ctx;
@@ -267,7 +271,8 @@ static int build_line(void *ud, json_t *j)
         json_t *detail = json_object_get(j, "errorDetail");
         snprintf(bc->error, sizeof(bc->error), "%s", e);
         /* errorDetail.code is the exit code of a RUN step: the user's Dockerfile failed. */
-        bc->user_fault = json_integer_value(json_object_get(detail, "code")) != 0 || is_base_image_failure(e) ||
+        bc->step_exit = json_integer_value(json_object_get(detail, "code"));
+        bc->user_fault = bc->step_exit != 0 || is_base_image_failure(e) ||
                          strstr(e, "dockerfile") || strstr(e, "Dockerfile") || strstr(e, "COPY failed") ||
                          strstr(e, "ADD failed") || strstr(e, "returned a non-zero code");
         emit_lines(bc, DMS_STREAM_STDOUT, "", 0, true);
@@ -275,6 +280,16 @@ static int build_line(void *ud, json_t *j)
             bc->out(bc->userdata, DMS_STREAM_STDERR, e, strlen(e));
     }
     return 0;
+}
+
+/* A step killed by SIGKILL (exit 137) under a memory limit most likely ran out of it: say what the limit was. */
+static const char *killed_hint(const build_ctx *bc, const dms_build_request *req, char *buf, size_t n)
+{
+    if (bc->step_exit != SIGKILL_EXIT_CODE || req->memory_bytes <= 0)
+        return "";
+    snprintf(buf, n, " (killed: each build step's memory limit is %lld MiB)",
+             (long long)(req->memory_bytes / BYTES_PER_MIB));
+    return buf;
 }
 
 /* Engine messages longer than NDJSON_LINE_MAX are skipped (memory stays bounded); the log says so. */
@@ -286,6 +301,20 @@ static void note_dropped_messages(build_ctx *bc, size_t dropped)
     snprintf(note, sizeof(note), "[dms] %zu engine messages longer than %d bytes were dropped", dropped,
              NDJSON_LINE_MAX);
     bc->out(bc->userdata, DMS_STREAM_STDERR, note, strlen(note));
+}
+
+/* The build's resource limits as /build query parameters (v1.41 ImageBuild): memory and memswap (equal: no
+ * swap beyond the memory), and a CFS quota of cpu_millis per period. They apply to every step's container. */
+static void build_limits_query(const dms_build_request *req, char *buf, size_t n)
+{
+    int len = 0;
+    buf[0] = '\0';
+    if (req->memory_bytes > 0)
+        len = snprintf(buf, n, "&memory=%lld&memswap=%lld", (long long)req->memory_bytes,
+                       (long long)req->memory_bytes);
+    if (req->cpu_millis > 0 && len >= 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, "&cpuperiod=%d&cpuquota=%lld", BUILD_CPU_PERIOD_US,
+                 (long long)req->cpu_millis * (BUILD_CPU_PERIOD_US / 1000));
 }
 
 static long tar_source(void *ud, char *buf, size_t len)
@@ -369,7 +398,10 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     _cleanup_free_ char *path = dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s",
                                                   et ? et : "", ed ? ed : "", el ? el : "", ea ? ea : "",
                                                   req->no_cache ? "&nocache=1" : "");
-    if (!path || !el || !ea || !et || !ed) {
+    char limits[160];
+    build_limits_query(req, limits, sizeof(limits));
+    _cleanup_free_ char *url = path ? dms_strdup_printf("%s%s", path, limits) : NULL;
+    if (!url || !el || !ea || !et || !ed) {
         close(bc.fd);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
@@ -378,7 +410,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = build_line, .ud = &bc};
     docker_response resp;
     docker_abort ab = {.token = cancel};
-    r = docker_call_stream(&ex->client, "POST", path, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
+    r = docker_call_stream(&ex->client, "POST", url, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
                            &resp, err);
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
@@ -406,12 +438,14 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if (bc.error[0])
         remove_step_image(ex, bc.last_step);
     if (bc.error[0]) {
+        char hint[96];
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))
                 return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile",
                                      "build %s: a base image is not present locally and could not be pulled: %s",
                                      req->build_id, bc.error);
-            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s", req->build_id, bc.error);
+            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s%s", req->build_id, bc.error,
+                                 killed_hint(&bc, req, hint, sizeof(hint)));
         }
         return dms_error_set(err, DMS_E_ENGINE, NULL, "build %s: the engine failed: %s", req->build_id, bc.error);
     }
