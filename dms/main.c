@@ -5,7 +5,8 @@
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
- * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN,
+ * DMS_BUILD_LOG_MAX_MB (8). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +24,7 @@
 
 #include "app.h"
 #include "build/builder.h"
+#include "build/buildopts.h"
 #include "common.h"
 #include "follow/follow.h"
 #include "jobs/jobs.h"
@@ -60,7 +62,8 @@ static void usage(FILE *f)
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
-        "dir).\n");
+        "dir).\n"
+        "Builds: DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -74,6 +77,14 @@ static int env_int(const char *name, int def, int min, int max)
         exit(2);
     }
     return (int)v;
+}
+
+/* Builds (build/buildopts.h). */
+static int parse_build_settings(dmsd_config *cfg)
+{
+    cfg->build_log_max_mb =
+        env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
+    return 0;
 }
 
 static char *env_or(const char *name, const char *def)
@@ -106,6 +117,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
     cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
     cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
+    if (parse_build_settings(cfg) < 0)
+        return -1;
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {

@@ -6,8 +6,6 @@
  * through all of it: only the runner replaces it, once the new one runs. */
 #include "builder.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <git2.h>
 #include <limits.h>
 #include <pthread.h>
@@ -23,12 +21,14 @@
 
 #include "../common.h"
 #include "../run/runner.h"
+#include "buildlog.h"
 #include "detect.h"
 #include "git.h"
 
 #define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work)   \
                                  */
 #define REASON_MAX 400
+#define BYTES_PER_MB (1024LL * 1024)
 
 struct builder {
     app *a;
@@ -56,44 +56,28 @@ int64_t builder_backoff_ms(int attempts)
 
 /* ---- build output files ---- */
 
+/* build.out and build.err, each capped (DMS_BUILD_LOG_MAX_MB) and rotated once (buildlog.h). */
 typedef struct outputs {
-    int out;
-    int err;
+    buildlog out;
+    buildlog err;
 } outputs;
-
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
 
 static void on_output(void *ud, dms_stream_type stream, const char *line, size_t len)
 {
     outputs *o = ud;
-    int fd = stream == DMS_STREAM_STDERR ? o->err : o->out;
-    if (fd < 0)
-        return;
-    write_all(fd, line, len);
-    write_all(fd, "\n", 1);
+    buildlog_line(stream == DMS_STREAM_STDERR ? &o->err : &o->out, line, len);
 }
 
-/* A line of our own in build.out, so the log tells the whole story. */
+/* A line of our own in build.out, so the log tells the whole story (even past the cap: buildlog_note). */
 static void say(outputs *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(outputs *o, const char *fmt, ...)
 {
-    char line[1024] = "[dms] ";
+    char line[BUILDLOG_NOTE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + 6, sizeof(line) - 6, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    on_output(o, DMS_STREAM_STDOUT, line, strlen(line));
+    buildlog_note(&o->out, "%s", line);
 }
 
 /* ---- state changes ---- */
@@ -228,14 +212,16 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* A new file (a new inode) for every build: a follower still reading the previous build's log (or the empty
  * one it made while the build was queued) sees the name point elsewhere and starts over on the new one
- * (api/logs.c). */
-static int open_output(const char *dir, const char *name)
+ * (api/logs.c). The previous build's is kept as build.out.1 / build.err.1. */
+static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *err)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    if (unlink(p) < 0 && errno != ENOENT)
-        return -1;
-    return open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    int64_t max = (int64_t)bld->a->cfg.build_log_max_mb * BYTES_PER_MB;
+    int r;
+    if ((r = dms_mkdir_p(dir, false, err)) < 0 ||
+        (r = buildlog_open(&o->out, dir, "build.out", max, err)) < 0 ||
+        (r = buildlog_open(&o->err, dir, "build.err", max, err)) < 0)
+        return r;
+    return 0;
 }
 
 static bool cancelled(builder *bld)
@@ -380,15 +366,10 @@ static void run_build(builder *bld, store_build *b)
         droid_free(d);
         return;
     }
-    outputs o = {-1, -1};
-    if (dms_mkdir_p(dir, false, &err) == 0) {
-        o.out = open_output(dir, "build.out");
-        o.err = open_output(dir, "build.err");
-    }
-    if (o.out < 0 || o.err < 0) {
+    outputs o = {.out = {.fd = -1}, .err = {.fd = -1}};
+    if (open_outputs(bld, dir, &o, &err) < 0) {
         ea.kind = END_RETRY;
-        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir,
-                 err.code ? err.message : strerror(errno));
+        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir, err.message);
         goto end;
     }
     say(&o, "build %lld attempt %d of droid %s (%s)", (long long)b->id, b->attempt, d->name, d->id);
@@ -477,16 +458,14 @@ static void run_build(builder *bld, store_build *b)
     say(&o, "built %s (%s)", tag, res.image_id);
     ea.kind = END_OK;
 end:
-    if (ea.kind != END_OK && o.out >= 0)
+    if (ea.kind != END_OK)
         say(&o, "%s: %s",
             ea.kind == END_CANCELLED ? "cancelled"
             : ea.kind == END_RETRY   ? "failed (will retry)"
                                      : "failed",
             ea.reason);
-    if (o.out >= 0)
-        close(o.out);
-    if (o.err >= 0)
-        close(o.err);
+    buildlog_close(&o.out);
+    buildlog_close(&o.err);
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
              ea.kind == END_OK          ? "ok"
              : ea.kind == END_RETRY     ? "retry"
