@@ -40,7 +40,9 @@ typedef struct dmsd_config {
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
-    /* builds (build/buildopts.h) */
+    /* builds (build/queue.h, build/buildopts.h) */
+    int build_workers;    /* DMS_BUILD_WORKERS: builds that run at once */
+    int build_user_max;   /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
     int build_log_max_mb; /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
 } dmsd_config;
 

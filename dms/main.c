@@ -5,8 +5,8 @@
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
- * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN,
- * DMS_BUILD_LOG_MAX_MB (8). */
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_BUILD_WORKERS (3),
+ * DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_LOG_MAX_MB (8). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -25,6 +25,7 @@
 #include "app.h"
 #include "build/builder.h"
 #include "build/buildopts.h"
+#include "build/queue.h"
 #include "common.h"
 #include "follow/follow.h"
 #include "jobs/jobs.h"
@@ -63,7 +64,8 @@ static void usage(FILE *f)
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
         "dir).\n"
-        "Builds: DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
+        "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
+        "share), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -79,9 +81,13 @@ static int env_int(const char *name, int def, int min, int max)
     return (int)v;
 }
 
-/* Builds (build/buildopts.h). */
+/* Builds (build/queue.h, build/buildopts.h). One user's share defaults to every worker but one, so that one
+ * user's queue never holds them all. */
 static int parse_build_settings(dmsd_config *cfg)
 {
+    cfg->build_workers = env_int("DMS_BUILD_WORKERS", BUILD_WORKERS_DEFAULT, 1, BUILD_WORKERS_MAX);
+    int share = cfg->build_workers > 1 ? cfg->build_workers - 1 : 1;
+    cfg->build_user_max = env_int("DMS_BUILD_USER_MAX", share, 1, cfg->build_workers);
     cfg->build_log_max_mb =
         env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
     return 0;

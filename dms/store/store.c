@@ -633,28 +633,19 @@ int store_build_update(store *s, const store_build *b, dms_error *err)
     return 0;
 }
 
-int store_build_next(store *s, int64_t now_ns, store_build *out, int64_t *next_due_ns, dms_error *err)
+int store_build_get(store *s, int64_t id, store_build *out, dms_error *err)
 {
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    *next_due_ns = 0;
-    if ((r = prepare(s, &st,
-                     "SELECT " BUILD_COLS " FROM builds WHERE status='queued' ORDER BY next_try_ns > ?,"
-                     " next_try_ns, id LIMIT 1",
-                     err)) < 0)
+    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE id=?", err)) < 0)
         return r;
-    sqlite3_bind_int64(st, 1, now_ns);
+    sqlite3_bind_int64(st, 1, id);
     r = sqlite3_step(st);
     if (r == SQLITE_DONE)
         return 0;
     if (r != SQLITE_ROW)
-        return db_error(s, err, "next build");
-    int64_t due = sqlite3_column_int64(st, 13);
-    if (due > now_ns) {
-        *next_due_ns = due;
-        return 0;
-    }
+        return db_error(s, err, "read build");
     row_build(st, out);
     return 1;
 }
