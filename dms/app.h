@@ -41,9 +41,11 @@ typedef struct dmsd_config {
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
     /* builds (build/queue.h, build/buildopts.h) */
-    int build_workers;    /* DMS_BUILD_WORKERS: builds that run at once */
-    int build_user_max;   /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
-    int build_log_max_mb; /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
+    int build_workers;       /* DMS_BUILD_WORKERS: builds that run at once */
+    int build_user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
+    int build_timeout_s;     /* DMS_BUILD_TIMEOUT_S: time limit of a build (clone + build) */
+    int build_timeout_max_s; /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid's build_timeout_s may ask */
+    int build_log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
 } dmsd_config;
 
 struct builder;

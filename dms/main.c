@@ -6,7 +6,8 @@
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_BUILD_WORKERS (3),
- * DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_LOG_MAX_MB (8). */
+ * DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600),
+ * DMS_BUILD_LOG_MAX_MB (8). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -65,7 +66,8 @@ static void usage(FILE *f)
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
         "dir).\n"
         "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
-        "share), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
+        "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
+        "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -88,8 +90,24 @@ static int parse_build_settings(dmsd_config *cfg)
     cfg->build_workers = env_int("DMS_BUILD_WORKERS", BUILD_WORKERS_DEFAULT, 1, BUILD_WORKERS_MAX);
     int share = cfg->build_workers > 1 ? cfg->build_workers - 1 : 1;
     cfg->build_user_max = env_int("DMS_BUILD_USER_MAX", share, 1, cfg->build_workers);
+    cfg->build_timeout_s =
+        env_int("DMS_BUILD_TIMEOUT_S", BUILD_TIMEOUT_DEFAULT_S, 1, BUILD_TIMEOUT_CEILING_S);
+    int max_default = cfg->build_timeout_s > BUILD_TIMEOUT_MAX_DEFAULT_S ? cfg->build_timeout_s
+                                                                         : BUILD_TIMEOUT_MAX_DEFAULT_S;
+    cfg->build_timeout_max_s = env_int("DMS_BUILD_TIMEOUT_MAX_S", max_default, 1, BUILD_TIMEOUT_CEILING_S);
     cfg->build_log_max_mb =
         env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
+    if (cfg->build_timeout_s > cfg->build_timeout_max_s) {
+        const char *given = getenv("DMS_BUILD_TIMEOUT_S");
+        if (!given || !*given) {
+            /* Only the maximum was lowered: so is the default. */
+            cfg->build_timeout_s = cfg->build_timeout_max_s;
+        } else {
+            fprintf(stderr, "dmsd: DMS_BUILD_TIMEOUT_S=%d is above DMS_BUILD_TIMEOUT_MAX_S=%d\n",
+                    cfg->build_timeout_s, cfg->build_timeout_max_s);
+            return -1;
+        }
+    }
     return 0;
 }
 

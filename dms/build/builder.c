@@ -4,7 +4,8 @@
  * Dockerfile, build through the executor with the output going to build.out/build.err as it comes, then
  * record the release and hand the droid to the runner (-> starting). The old container, if any, keeps serving
  * through all of it: only the runner replaces it, once the new one runs. Which build a worker runs next, and
- * what cancels it (a user, newer code, dmsd stopping), is queue.c's; the log files are buildlog.c's. */
+ * what cancels it (a user, newer code, its time limit, dmsd stopping), is queue.c's; the log files are
+ * buildlog.c's. */
 #include "builder.h"
 
 #include <git2.h>
@@ -22,6 +23,7 @@
 #include "../common.h"
 #include "../run/runner.h"
 #include "buildlog.h"
+#include "buildopts.h"
 #include "detect.h"
 #include "git.h"
 #include "queue.h"
@@ -325,16 +327,16 @@ static void remove_cancelled_image(builder *bld, const char *droid_id, const cha
     }
 }
 
-/* How a build that did not succeed ended, once its cancel (if any) is known: superseded, it leaves the droid
- * to the newer build. False when dmsd's own stop interrupted it: nobody ended it, and the next start queues
- * it again. */
+/* How a build that did not succeed ended, once its cancel (if any) is known: past its time limit it failed
+ * (the user's build, not retried), superseded it leaves the droid to the newer build. False when dmsd's own
+ * stop interrupted it: nobody ended it, and the next start queues it again. */
 static bool classify_end(builder *bld, const buildq_job *job, end_args *ea)
 {
     if (ea->kind == END_OK || !dms_cancel_token_cancelled(job->token))
         return true;
     char why[REASON_MAX];
     buildq_end cause = buildq_why(bld->q, job, why, sizeof(why));
-    ea->kind = END_CANCELLED;
+    ea->kind = cause == BUILDQ_TIMED_OUT ? END_USER_FAULT : END_CANCELLED;
     snprintf(ea->reason, sizeof(ea->reason), "%s", why[0] ? why : "cancelled");
     ea->superseded = cause == BUILDQ_SUPERSEDED;
     return cause != BUILDQ_STOPPING;
@@ -396,13 +398,16 @@ static void run_build(builder *bld, buildq_job *job)
         droid_free(d);
         return;
     }
+    int limit_s = build_timeout_effective(&a->cfg, d->build_timeout_s);
+    buildq_arm(bld->q, job, limit_s); /* from here on: the clone counts too */
     outputs o = {.out = {.fd = -1}, .err = {.fd = -1}};
     if (open_outputs(bld, dir, &o, &err) < 0) {
         ea.kind = END_RETRY;
         snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir, err.message);
         goto end;
     }
-    say(&o, "build %lld attempt %d of droid %s (%s)", (long long)b->id, b->attempt, d->name, d->id);
+    say(&o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt, d->name,
+        d->id, limit_s);
 
     /* Which branch: the droid's, else the remote's default (looked up once, then kept on the droid). */
     char *branch = b->branch ? strdup(b->branch) : NULL;

@@ -4,8 +4,8 @@
  * Builds are rows in the store (queued -> running -> succeeded | failed | cancelled | superseded), so a
  * restart carries on where it stopped. DMS_BUILD_WORKERS threads each run one build at a time, picked fairly
  * across users (queue.h); a droid's builds never run two at once. A retryable failure (network, engine) is
- * queued again with exponential backoff; a user's fault (Dockerfile step, missing Dockerfile, unknown branch)
- * fails the droid with the reason.
+ * queued again with exponential backoff; a user's fault (Dockerfile step, missing Dockerfile, unknown branch,
+ * the build's time limit) fails the droid with the reason.
  *
  * Thread-safe.
  */

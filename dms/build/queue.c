@@ -1,4 +1,4 @@
-/* queue.c - the build workers' slots and the fair pick (see queue.h). */
+/* queue.c - the build workers' slots, the fair pick and the time limits (see queue.h). */
 #include "queue.h"
 
 #include <limits.h>
@@ -22,6 +22,8 @@ typedef struct slot {
     dms_cancel_token *token;
     buildq_end why;
     char reason[BUILDQ_REASON_MAX];
+    int timeout_s;
+    int64_t deadline_ms; /* monotonic; 0: no limit (yet) */
 } slot;
 
 struct buildq {
@@ -29,8 +31,11 @@ struct buildq {
     int workers;
     int user_max;
     pthread_mutex_t lock;
-    pthread_cond_t cond; /* workers wait here for a build */
+    pthread_cond_t cond;    /* workers wait here for a build */
+    pthread_cond_t wd_cond; /* the watchdog waits here for the next deadline */
     bool stop;
+    bool wd_started;
+    pthread_t watchdog;
     slot slots[BUILD_WORKERS_MAX];
 };
 
@@ -164,6 +169,37 @@ static int pick_locked(buildq *q, buildq_job *job, int64_t *wait_ms)
     return r;
 }
 
+/* ---- the watchdog: time limits ---- */
+
+static void *watchdog(void *arg)
+{
+    buildq *q = arg;
+    pthread_mutex_lock(&q->lock);
+    while (!q->stop) {
+        int64_t now = dmsd_mono_ms(), next = 0;
+        for (int i = 0; i < q->workers; i++) {
+            slot *s = &q->slots[i];
+            if (!s->busy || !s->deadline_ms || s->why != BUILDQ_NOT_CANCELLED)
+                continue;
+            if (s->deadline_ms > now) {
+                next = next && next < s->deadline_ms ? next : s->deadline_ms;
+                continue;
+            }
+            char why[64];
+            snprintf(why, sizeof(why), "build timed out after %d s", s->timeout_s);
+            cancel_slot(s, BUILDQ_TIMED_OUT, why);
+            log_info("droid=%s build=%lld op=timeout limit_s=%d", s->droid_id, (long long)s->build,
+                     s->timeout_s);
+        }
+        if (next)
+            cond_wait_ms(&q->wd_cond, &q->lock, next - now);
+        else
+            pthread_cond_wait(&q->wd_cond, &q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
 /* ---- the object ---- */
 
 static void init_monotonic_cond(pthread_cond_t *c)
@@ -188,6 +224,12 @@ int buildq_open(buildq **out, store *st, int workers, int user_max, dms_error *e
     q->user_max = user_max;
     pthread_mutex_init(&q->lock, NULL);
     init_monotonic_cond(&q->cond);
+    init_monotonic_cond(&q->wd_cond);
+    if (pthread_create(&q->watchdog, NULL, watchdog, q) != 0) {
+        buildq_close(q);
+        return dms_error_set(err, DMS_E_IO, NULL, "cannot start the build watchdog");
+    }
+    q->wd_started = true;
     *out = q;
     return 0;
 }
@@ -201,6 +243,7 @@ void buildq_stop(buildq *q)
     for (int i = 0; i < q->workers; i++)
         cancel_slot(&q->slots[i], BUILDQ_STOPPING, "interrupted: dmsd is stopping");
     pthread_cond_broadcast(&q->cond);
+    pthread_cond_broadcast(&q->wd_cond);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -209,7 +252,10 @@ void buildq_close(buildq *q)
     if (!q)
         return;
     buildq_stop(q);
+    if (q->wd_started)
+        pthread_join(q->watchdog, NULL);
     pthread_cond_destroy(&q->cond);
+    pthread_cond_destroy(&q->wd_cond);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }
@@ -250,6 +296,16 @@ void buildq_kick(buildq *q)
         return;
     pthread_mutex_lock(&q->lock);
     pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void buildq_arm(buildq *q, const buildq_job *job, int timeout_s)
+{
+    pthread_mutex_lock(&q->lock);
+    slot *s = &q->slots[job->slot];
+    s->timeout_s = timeout_s;
+    s->deadline_ms = timeout_s > 0 ? dmsd_mono_ms() + (int64_t)timeout_s * 1000 : 0;
+    pthread_cond_signal(&q->wd_cond);
     pthread_mutex_unlock(&q->lock);
 }
 

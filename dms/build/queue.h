@@ -1,5 +1,5 @@
 /* build/queue.h - who builds next, and what stops a running build: the build workers' slots, the fair pick
- * across users, cancel/supersede of a droid's running build.
+ * across users, cancel/supersede of a droid's running build, and the time limit of each build.
  *
  * The queue itself is the builds table (the store); this object holds what runs now, one slot per worker.
  * A worker asks for a build with buildq_take() and hands its slot back with buildq_done(). The pick:
@@ -8,7 +8,8 @@
  *     every worker, so another user's build starts as soon as a worker is free);
  *   - among the users left, the one with the fewest running builds goes first; ties go to whoever's build has
  *     waited longest (a retry waits from the time it became due).
- * A cancelled build learns why from buildq_why().
+ * A watchdog thread cancels a build whose time limit (buildq_arm) has passed; the build learns why from
+ * buildq_why().
  *
  * Thread-safe: one mutex guards the slots; the store is read under it (lock order: queue, then store), and
  * nothing here calls the engine.
@@ -43,12 +44,13 @@ typedef enum buildq_end {
     BUILDQ_NOT_CANCELLED = 0,
     BUILDQ_CANCELLED,  /* buildq_cancel(): by a user, a stop or a delete (the reason says which) */
     BUILDQ_SUPERSEDED, /* buildq_supersede(): newer code is wanted; the next build takes over the droid */
+    BUILDQ_TIMED_OUT,  /* its time limit passed: a failure of the user's build, not retried */
     BUILDQ_STOPPING,   /* dmsd is stopping: interrupted, queued again at the next start */
 } buildq_end;
 
-/* workers: 1..BUILD_WORKERS_MAX; user_max: 1..workers. */
+/* workers: 1..BUILD_WORKERS_MAX; user_max: 1..workers. Starts the watchdog. */
 int buildq_open(buildq **out, store *st, int workers, int user_max, dms_error *err);
-/* Once every worker has returned from buildq_take(): frees. Accepts NULL. */
+/* Once every worker has returned from buildq_take(): stops the watchdog, frees. Accepts NULL. */
 void buildq_close(buildq *q);
 /* Cancels every running build as interrupted (BUILDQ_STOPPING) and makes buildq_take() return 0. */
 void buildq_stop(buildq *q);
@@ -60,8 +62,10 @@ void buildq_done(buildq *q, buildq_job *job);
 /* Something changed in the queue (a build queued, cancelled, due): look again now. */
 void buildq_kick(buildq *q);
 
-/* Why job's build was cancelled, with the reason into buf (the cancel's own words, "superseded: ...");
- * BUILDQ_NOT_CANCELLED and "" if it was not. */
+/* Starts job's time limit: it is cancelled with BUILDQ_TIMED_OUT timeout_s from now (<= 0: no limit). */
+void buildq_arm(buildq *q, const buildq_job *job, int timeout_s);
+/* Why job's build was cancelled, with the reason into buf (the cancel's own words, "build timed out after
+ * N s", "superseded: ..."); BUILDQ_NOT_CANCELLED and "" if it was not. */
 buildq_end buildq_why(buildq *q, const buildq_job *job, char *buf, size_t size);
 
 /* The id of the droid's build that runs now, 0 if none. */

@@ -1,6 +1,6 @@
 /* test_dmsd_buildqueue.c - who builds next (build/queue.c): the fair pick as a table of running and queued
  * builds per user, then the queue object over a real store: a droid in one slot at most, a user held to their
- * share, the first cause of a cancel winning, and a stop that releases every worker. */
+ * share, the time limit, the first cause of a cancel winning, and a stop that releases every worker. */
 #include <check.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -13,7 +13,9 @@
 #include "../../dms/build/queue.h"
 #include "../../dms/common.h"
 
-#define MAX_ROWS 8
+#define MAX_ROWS         8
+#define POLL_INTERVAL_MS 20
+#define POLL_DEADLINE_MS 10000
 
 /* ---- the fair pick, as a table ---- */
 
@@ -129,6 +131,21 @@ static int64_t queue_build(const char *droid_id, const char *user)
     return id;
 }
 
+static bool poll_until(bool (*cond)(void *), void *arg)
+{
+    for (int waited = 0; waited < POLL_DEADLINE_MS; waited += POLL_INTERVAL_MS) {
+        if (cond(arg))
+            return true;
+        usleep(POLL_INTERVAL_MS * 1000);
+    }
+    return cond(arg);
+}
+
+static bool token_cancelled(void *arg)
+{
+    return dms_cancel_token_cancelled(arg);
+}
+
 START_TEST(test_take_holds_a_user_to_their_share_and_never_runs_a_droid_twice)
 {
     dms_error err = {0};
@@ -156,6 +173,33 @@ START_TEST(test_take_holds_a_user_to_their_share_and_never_runs_a_droid_twice)
         buildq_done(q, jobs[i]);
     }
     ck_assert_int_eq(buildq_running(q, "a1"), 0);
+    buildq_close(q);
+}
+END_TEST
+
+START_TEST(test_a_build_past_its_time_limit_is_cancelled_with_the_reason)
+{
+    dms_error err = {0};
+    buildq *q = NULL;
+    ck_assert_int_eq(buildq_open(&q, st, 2, 1, &err), 0);
+    queue_build("a1", "alice");
+    queue_build("b1", "bob");
+    buildq_job slow, fine;
+    ck_assert_int_eq(buildq_take(q, &slow), 1);
+    ck_assert_int_eq(buildq_take(q, &fine), 1);
+    buildq_arm(q, &slow, 1);
+    buildq_arm(q, &fine, 3600);
+    ck_assert(poll_until(token_cancelled, slow.token));
+    char why[BUILDQ_REASON_MAX];
+    ck_assert_int_eq(buildq_why(q, &slow, why, sizeof(why)), BUILDQ_TIMED_OUT);
+    ck_assert_str_eq(why, "build timed out after 1 s");
+    ck_assert(!dms_cancel_token_cancelled(fine.token)); /* the other build's limit is its own */
+    ck_assert_int_eq(buildq_why(q, &fine, why, sizeof(why)), BUILDQ_NOT_CANCELLED);
+    ck_assert_str_eq(why, "");
+    store_build_clear(&slow.b);
+    store_build_clear(&fine.b);
+    buildq_done(q, &slow);
+    buildq_done(q, &fine);
     buildq_close(q);
 }
 END_TEST
@@ -236,6 +280,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tq, store_setup, store_teardown);
     tcase_set_timeout(tq, 30);
     tcase_add_test(tq, test_take_holds_a_user_to_their_share_and_never_runs_a_droid_twice);
+    tcase_add_test(tq, test_a_build_past_its_time_limit_is_cancelled_with_the_reason);
     tcase_add_test(tq, test_the_first_cause_of_a_cancel_wins);
     tcase_add_test(tq, test_stop_interrupts_running_builds_and_releases_waiting_workers);
     tcase_add_test(tq, test_open_refuses_a_share_beyond_the_workers);

@@ -46,7 +46,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -62,8 +62,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 6);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 7);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 7);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -78,17 +78,19 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db,
-                                  "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
-                                  " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
-                                  " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
-                                  " ALTER TABLE droids DROP COLUMN woken_ns;"
-                                  " DELETE FROM schema_migrations WHERE version>=2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
+                     " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
+                     " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
+                     " ALTER TABLE droids DROP COLUMN woken_ns;"
+                     " ALTER TABLE droids DROP COLUMN build_timeout_s;"
+                     " DELETE FROM schema_migrations WHERE version>=2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
@@ -131,6 +133,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     d->crash_count = 2;
     d->retry_at_ns = 99;
     d->commit_sha = strdup("0123456789012345678901234567890123456789");
+    d->build_timeout_s = 42;
     d->volumes = calloc(1, sizeof(droid_volume));
     d->volumes[0].name = strdup("data");
     d->volumes[0].mount_path = strdup("/data");
@@ -157,6 +160,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     ck_assert_int_eq(g->crash_count, 2);
     ck_assert_int_eq(g->retry_at_ns, 99);
     ck_assert_str_eq(g->commit_sha, d->commit_sha);
+    ck_assert_int_eq(g->build_timeout_s, 42);
     ck_assert_uint_eq(g->n_volumes, 1);
     ck_assert_str_eq(g->volumes[0].mount_path, "/data");
     droid_free(g);
