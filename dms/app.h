@@ -46,6 +46,8 @@ typedef struct dmsd_config {
     int build_timeout_s;     /* DMS_BUILD_TIMEOUT_S: time limit of a build (clone + build) */
     int build_timeout_max_s; /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid's build_timeout_s may ask */
     int build_log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
+    int build_memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
+    int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
 } dmsd_config;
 
 struct builder;

@@ -7,7 +7,7 @@
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_BUILD_WORKERS (3),
  * DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600),
- * DMS_BUILD_LOG_MAX_MB (8). */
+ * DMS_BUILD_LOG_MAX_MB (8), DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -67,7 +67,8 @@ static void usage(FILE *f)
         "dir).\n"
         "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
         "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
-        "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err).\n");
+        "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err), DMS_BUILD_MEMORY_MB\n"
+        "(2048 per build step; 0: no limit), DMS_BUILD_CPU_MILLIS (1000 = a core per step; 0: no limit).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -97,6 +98,10 @@ static int parse_build_settings(dmsd_config *cfg)
     cfg->build_timeout_max_s = env_int("DMS_BUILD_TIMEOUT_MAX_S", max_default, 1, BUILD_TIMEOUT_CEILING_S);
     cfg->build_log_max_mb =
         env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
+    cfg->build_memory_mb =
+        env_int("DMS_BUILD_MEMORY_MB", BUILD_MEMORY_MB_DEFAULT, 0, BUILD_MEMORY_MB_CEILING);
+    cfg->build_cpu_millis =
+        env_int("DMS_BUILD_CPU_MILLIS", BUILD_CPU_MILLIS_DEFAULT, 0, BUILD_CPU_MILLIS_CEILING);
     if (cfg->build_timeout_s > cfg->build_timeout_max_s) {
         const char *given = getenv("DMS_BUILD_TIMEOUT_S");
         if (!given || !*given) {
@@ -107,6 +112,16 @@ static int parse_build_settings(dmsd_config *cfg)
                     cfg->build_timeout_s, cfg->build_timeout_max_s);
             return -1;
         }
+    }
+    if (cfg->build_memory_mb > 0 && cfg->build_memory_mb < BUILD_MEMORY_MB_MIN) {
+        fprintf(stderr, "dmsd: DMS_BUILD_MEMORY_MB=%d: give 0 (no limit) or at least %d\n",
+                cfg->build_memory_mb, BUILD_MEMORY_MB_MIN);
+        return -1;
+    }
+    if (cfg->build_cpu_millis > 0 && cfg->build_cpu_millis < BUILD_CPU_MILLIS_MIN) {
+        fprintf(stderr, "dmsd: DMS_BUILD_CPU_MILLIS=%d: give 0 (no limit) or at least %d\n",
+                cfg->build_cpu_millis, BUILD_CPU_MILLIS_MIN);
+        return -1;
     }
     return 0;
 }

@@ -469,8 +469,13 @@ static void run_build(builder *bld, buildq_job *job)
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
     snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
     char *labels[] = {label_droid, label_build, NULL};
-    dms_build_request req = {
-        .build_id = build_id, .job_id = d->id, .context_dir = src, .tag = tag, .labels = labels};
+    dms_build_request req = {.build_id = build_id,
+                             .job_id = d->id,
+                             .context_dir = src,
+                             .tag = tag,
+                             .labels = labels,
+                             .memory_bytes = (int64_t)a->cfg.build_memory_mb * BYTES_PER_MB,
+                             .cpu_millis = a->cfg.build_cpu_millis};
     dms_build_result res = {0};
     say(&o, "building image %s", tag);
     r = dms_executor_build(a->ex, &req, on_output, &o, job->token, &res, &err);

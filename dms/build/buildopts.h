@@ -1,5 +1,5 @@
-/* build/buildopts.h - what bounds a droid's build: the operator's settings (time, logs) and the one a user
- * may choose within them, a droid's build_timeout_s.
+/* build/buildopts.h - what bounds a droid's build: the operator's settings (time, logs, memory, CPU) and the
+ * one a user may choose within them, a droid's build_timeout_s.
  *
  * The settings are environment variables parsed in main.c into dmsd_config; their defaults and ranges are
  * here so that main.c, the API and the builder agree. Functions are pure and thread-safe.
@@ -20,6 +20,12 @@
 #define BUILD_TIMEOUT_CEILING_S     (7 * 24 * 3600) /* the largest value either setting takes */
 #define BUILD_LOG_MAX_MB_DEFAULT    8 /* DMS_BUILD_LOG_MAX_MB: per file (build.out, build.err) */
 #define BUILD_LOG_MAX_MB_CEILING    1024
+#define BUILD_MEMORY_MB_DEFAULT     2048 /* DMS_BUILD_MEMORY_MB: each build step's container; 0: no limit */
+#define BUILD_MEMORY_MB_MIN         16   /* the engine refuses less than 6 MB; a build needs more anyway */
+#define BUILD_MEMORY_MB_CEILING     (1024 * 1024)
+#define BUILD_CPU_MILLIS_DEFAULT    1000 /* DMS_BUILD_CPU_MILLIS: one core per build; 0: no limit */
+#define BUILD_CPU_MILLIS_MIN        10   /* a quota of 1 ms per 100 ms period, the kernel's least */
+#define BUILD_CPU_MILLIS_CEILING    (1024 * 1000)
 
 #define BUILD_TIMEOUT_FIELD "build_timeout_s"
 
