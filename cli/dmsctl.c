@@ -21,6 +21,8 @@
 #define TOKEN_TTL_SEC (24 * 3600)
 #define EXIT_API      1
 #define EXIT_USAGE    2
+#define PAGE_ROWS     1000 /* rows asked of each page of a list (dmsd's most) */
+#define LIST_PAGES    100  /* pages a list command reads before it says there is more and stops */
 
 static ctl_conn conn;
 static bool json_out;
@@ -65,12 +67,15 @@ static const char *str(json_t *o, const char *k)
     return s ? s : "-";
 }
 
-/* One API call; on an error status prints {"error","field"} and returns NULL with *rc set. */
-static json_t *api(const char *method, const char *path, json_t *body, int *rc)
+/* One API call; on an error status prints {"error","field"} and returns NULL with *rc set. next (may be
+ * NULL) gets the X-Next-Cursor of a list's page, or "". */
+static json_t *api_page(const char *method, const char *path, json_t *body, int *rc, char *next, size_t size)
 {
     char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
     ctl_resp r;
     int t = ctl_request(&conn, method, path, b, false, &r);
+    if (next)
+        snprintf(next, size, "%s", r.next_cursor);
     free(b);
     if (t < 0) {
         *rc = fail(EXIT_API, "%s (is dmsd running? DMS_URL=%s)", r.error, conn.url);
@@ -93,11 +98,51 @@ static json_t *api(const char *method, const char *path, json_t *body, int *rc)
     return j;
 }
 
+static json_t *api(const char *method, const char *path, json_t *body, int *rc)
+{
+    return api_page(method, path, body, rc, NULL, 0);
+}
+
+/* A page's rows: the array itself, or koalaCI's "data" (GET /jobs). */
+static json_t *rows_of(json_t *page)
+{
+    return json_is_array(page) ? page : json_object_get(page, "data");
+}
+
+/* A whole list: page after page, each from the cursor the one before gave (X-Next-Cursor), its rows added to
+ * the first page's. After LIST_PAGES pages it says there is more and stops. */
+static json_t *api_list(const char *path, int *rc)
+{
+    char url[512], next[128];
+    snprintf(url, sizeof(url), "%s?limit=%d", path, PAGE_ROWS);
+    json_t *all = api_page("GET", url, NULL, rc, next, sizeof(next));
+    for (int pages = 1; all && next[0]; pages++) {
+        if (pages == LIST_PAGES) {
+            fprintf(stderr, "dmsctl: showing the first %d rows; there are more\n", LIST_PAGES * PAGE_ROWS);
+            break;
+        }
+        char *after = ctl_escape(next);
+        snprintf(url, sizeof(url), "%s?limit=%d&after=%s", path, PAGE_ROWS, after ? after : "");
+        free(after);
+        json_t *page = api_page("GET", url, NULL, rc, next, sizeof(next));
+        if (!page || !json_is_array(rows_of(page)) || !json_is_array(rows_of(all))) {
+            json_decref(page);
+            json_decref(all);
+            return NULL;
+        }
+        json_array_extend(rows_of(all), rows_of(page));
+        json_decref(page);
+    }
+    if (json_is_object(all))
+        json_object_del(all, "next_cursor"); /* it said where the first page ended */
+    return all;
+}
+
 /* An id ("d" + 12 hex) as it is, else a name looked up in the user's droids. */
 static int resolve(const char *ref, char *id, size_t size)
 {
     int rc = 0;
-    json_t *list = api("GET", "/droids", NULL, &rc);
+    json_t *list = api_list("/droids", &rc);
     if (!list)
         return rc;
     size_t i;
@@ -232,7 +277,7 @@ static int cmd_ls(int argc, char **argv)
         return usage_of("ls", stderr, EXIT_USAGE);
     (void)argv;
     int rc = 0;
-    json_t *j = api("GET", "/droids", NULL, &rc);
+    json_t *j = api_list("/droids", &rc);
     return j ? finish(j, human_ls) : rc;
 }
 
@@ -353,7 +398,7 @@ static int cmd_events(int argc, char **argv)
     if (rc)
         return rc;
     snprintf(path, sizeof(path), "/droids/%s/events", id);
-    json_t *j = api("GET", path, NULL, &rc);
+    json_t *j = api_list(path, &rc);
     return j ? finish(j, human_events) : rc;
 }
 
@@ -378,7 +423,7 @@ static int cmd_releases(int argc, char **argv)
     if (rc)
         return rc;
     snprintf(path, sizeof(path), "/droids/%s/releases", id);
-    json_t *j = api("GET", path, NULL, &rc);
+    json_t *j = api_list(path, &rc);
     return j ? finish(j, human_releases) : rc;
 }
 
@@ -892,7 +937,7 @@ static int cmd_jobs(int argc, char **argv)
     int rc = 0;
     if (argc != 1)
         return usage_of("jobs", stderr, EXIT_USAGE);
-    json_t *j = api("GET", "/jobs", NULL, &rc);
+    json_t *j = api_list("/jobs", &rc);
     return j ? finish(j, human_jobs) : rc;
 }
 

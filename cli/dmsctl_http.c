@@ -47,6 +47,21 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return len;
 }
 
+/* The value of header line p (len bytes) into out when it is the header name ("Name:"), trimmed; else
+ * nothing. */
+static void header_value(const char *p, size_t len, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(p, name, n) != 0)
+        return;
+    const char *v = p + n, *end = p + len;
+    while (v < end && *v == ' ')
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    snprintf(out, size, "%.*s", (int)(end - v), v);
+}
+
 typedef struct hdr_ctx {
     ctl_resp *r;
     sink *s;
@@ -61,6 +76,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     long status = 0;
     if (len > 12 && strncmp(p, "HTTP/", 5) == 0 && sscanf(p, "HTTP/%*s %ld", &status) == 1 && status >= 400)
         hc->s->stream = false;
+    header_value(p, len, "X-Next-Cursor:", r->next_cursor, sizeof(r->next_cursor));
     static const char name[] = "X-Last-Log-Nano:";
     if (len > sizeof(name) && strncasecmp(p, name, sizeof(name) - 1) == 0) {
         const char *v = p + sizeof(name) - 1;

@@ -17,6 +17,7 @@ typedef struct ctl_resp {
     char *body; /* NUL-terminated; may be empty */
     size_t len;
     char last_log_nano[32]; /* X-Last-Log-Nano, if sent */
+    char next_cursor[128];  /* X-Next-Cursor, if sent: where the next page of a list starts */
     char error[256];        /* transport error (no status), else "" */
 } ctl_resp;
 

@@ -15,6 +15,7 @@
 
 #include "api/http.h"
 #include "core/core.h"
+#include "retain.h"
 #include "store/store.h"
 
 #define DMSD_DEFAULT_LISTEN        "127.0.0.1:8080"
@@ -36,10 +37,15 @@ typedef struct dmsd_config {
                         * two dmsd on one engine need different ids, or each would adopt the other's work */
     int job_concurrency;     /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
     int job_step_timeout_s;  /* DMS_JOB_TIMEOUT_S: one job step's run timeout */
+    int job_user_max;        /* DMS_JOB_USER_MAX: a user's running jobs at most */
+    int user_max_jobs;       /* DMS_USER_MAX_JOBS: a user's queued + running jobs at most */
+    int job_artifact_max_mb; /* DMS_JOB_ARTIFACT_MAX_MB: a job's artifact at most */
     int follow_interval_s;   /* DMS_FOLLOW_INTERVAL_S: how often followed branches are looked at (follow/) */
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
+    int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
+    retain_config retain; /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
     /* builds (build/queue.h, build/buildopts.h) */
     int build_workers;       /* DMS_BUILD_WORKERS: builds that run at once */
     int build_user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
@@ -56,6 +62,7 @@ struct jobs;
 struct follower;
 struct router;
 struct snooze;
+struct retain;
 
 typedef struct app {
     dmsd_config cfg;
@@ -70,6 +77,7 @@ typedef struct app {
     struct follower *follower; /* NULL without an executor */
     struct router *router; /* NULL when routing is off (DMS_PROXY_LISTEN=off) */
     struct snooze *snooze; /* NULL without a router */
+    struct retain *retain; /* the retention sweeper (needs the store only) */
     http_server *http;
 } app;
 

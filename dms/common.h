@@ -33,6 +33,23 @@ void dmsd_format_time(int64_t ns, char *buf, size_t size);
 /* n random bytes as 2n lower-case hex characters plus NUL into buf (size >= 2n+1). 0 or -DMS_E_IO. */
 int dmsd_random_hex(char *buf, size_t n, dms_error *err);
 
+/* A page of a list. In: how many rows (limit) and where the page starts (after the row at `after`, when
+ * has_after). Out: whether more rows follow (more) and where the next page starts (next: the last row given).
+ * A position is a number (an event id, a build id, a release) or, in a list ordered by creation, the creation
+ * time (n, ns) and the id that breaks ties; the API shows it as an opaque cursor (api/page.h). */
+#define DMSD_CURSOR_ID_MAX 64
+typedef struct dmsd_cursor {
+    int64_t n;
+    char id[DMSD_CURSOR_ID_MAX]; /* "" in a numeric position */
+} dmsd_cursor;
+typedef struct dmsd_page {
+    int limit;
+    bool has_after;
+    dmsd_cursor after;
+    bool more;
+    dmsd_cursor next;
+} dmsd_page;
+
 /* Frees a string and sets the pointer to the new value (which may be NULL); returns 0 or -DMS_E_NOMEM when
  * a non-NULL value could not be copied. */
 int dmsd_set_str(char **dst, const char *value);

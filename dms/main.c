@@ -4,10 +4,13 @@
  *
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
- * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
- * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_BUILD_WORKERS (3),
- * DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600),
- * DMS_BUILD_LOG_MAX_MB (8), DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000). */
+ * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_JOB_USER_MAX (concurrency - 1),
+ * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
+ * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX
+ * (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600), DMS_BUILD_LOG_MAX_MB (8),
+ * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,13 +26,16 @@
 
 #include <dms/backend.h>
 
+#include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
 #include "build/buildopts.h"
 #include "build/queue.h"
 #include "common.h"
+#include "datadir.h"
 #include "follow/follow.h"
 #include "jobs/jobs.h"
+#include "retain.h"
 #include "router/router.h"
 #include "run/runner.h"
 #include "snooze/snooze.h"
@@ -61,10 +67,17 @@ static void usage(FILE *f)
         "DMS_LOG_LEVEL (error|warn|info|debug), DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2 build jobs at once),\n"
         "DMS_JOB_TIMEOUT_S (1800 per job step), DMS_FOLLOW_INTERVAL_S (60: followed branches are looked "
         "at).\n"
+        "Jobs: DMS_JOB_USER_MAX (a user's running jobs; default DMS_JOB_CONCURRENCY - 1, at least 1),\n"
+        "DMS_USER_MAX_JOBS (20 queued or running per user), DMS_JOB_ARTIFACT_MAX_MB (256).\n"
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
         "dir).\n"
+        "Lists: DMS_PAGE_LIMIT (100 rows per page when a request gives no limit; at most 1000).\n"
+        "Retention (0: keep all): DMS_RETAIN_EVENTS (1000 per droid), DMS_RETAIN_BUILDS (100 per droid, and\n"
+        "releases whose image is gone), DMS_RETAIN_RUNS (100 per droid), DMS_RETAIN_JOBS (500 finished jobs\n"
+        "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
+        "pruned).\n"
         "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
         "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
         "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err), DMS_BUILD_MEMORY_MB\n"
@@ -151,11 +164,25 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
     cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
     cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
+    cfg->job_user_max =
+        env_int("DMS_JOB_USER_MAX", jobs_default_user_max(cfg->job_concurrency), 1, JOBS_MAX_CONCURRENCY);
+    cfg->user_max_jobs = env_int("DMS_USER_MAX_JOBS", JOBS_DEFAULT_USER_MAX_JOBS, 1, JOBS_MAX_USER_MAX_JOBS);
+    cfg->job_artifact_max_mb =
+        env_int("DMS_JOB_ARTIFACT_MAX_MB", JOBS_DEFAULT_ARTIFACT_MAX_MB, 1, JOBS_MAX_ARTIFACT_MAX_MB);
     cfg->follow_interval_s = env_int("DMS_FOLLOW_INTERVAL_S", FOLLOW_DEFAULT_INTERVAL_S,
                                      FOLLOW_MIN_INTERVAL_S, FOLLOW_MAX_INTERVAL_S);
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
     cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
     cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
+    cfg->page_limit = env_int("DMS_PAGE_LIMIT", API_PAGE_DEFAULT, 1, API_PAGE_MAX);
+    cfg->retain = (retain_config){
+        .events = env_int("DMS_RETAIN_EVENTS", RETAIN_DEFAULT_EVENTS, 0, RETAIN_MAX_COUNT),
+        .builds = env_int("DMS_RETAIN_BUILDS", RETAIN_DEFAULT_BUILDS, 0, RETAIN_MAX_COUNT),
+        .runs = env_int("DMS_RETAIN_RUNS", RETAIN_DEFAULT_RUNS, 0, RETAIN_MAX_COUNT),
+        .jobs = env_int("DMS_RETAIN_JOBS", RETAIN_DEFAULT_JOBS, 0, RETAIN_MAX_COUNT),
+        .jobs_days = env_int("DMS_RETAIN_JOBS_DAYS", RETAIN_DEFAULT_JOBS_DAYS, 0, RETAIN_MAX_DAYS),
+        .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
+    };
     if (parse_build_settings(cfg) < 0)
         return -1;
     int c;
@@ -208,7 +235,7 @@ static int lock_data_dir(const char *dir, int *fd, dms_error *err)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/dmsd.lock", dir);
-    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (*fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", p);
     if (flock(*fd, LOCK_EX | LOCK_NB) < 0)
@@ -278,10 +305,15 @@ static int start_routing(app *a, dms_error *err)
  * none. */
 static int start_components(app *a, dms_error *err)
 {
+    jobs_config jc = {.concurrency = a->cfg.job_concurrency,
+                      .step_timeout_ms = (int64_t)a->cfg.job_step_timeout_s * 1000,
+                      .user_max_running = a->cfg.job_user_max,
+                      .user_max_jobs = a->cfg.user_max_jobs,
+                      .artifact_max_mb = a->cfg.job_artifact_max_mb};
     if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
         return -1;
     if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
-        jobs_start(&a->jobs, a, a->cfg.job_concurrency, (int64_t)a->cfg.job_step_timeout_s * 1000, err) < 0 ||
+        jobs_start(&a->jobs, a, &jc, err) < 0 ||
         follower_start(&a->follower, a, a->cfg.follow_interval_s, err) < 0)
         return -1;
     core_view view = dmsd_view(a);
@@ -338,13 +370,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (dms_global_init(&err) < 0 || dms_mkdir_p(a.cfg.data_dir, false, &err) < 0)
-        goto fail;
     char abs[PATH_MAX];
-    if (!realpath(a.cfg.data_dir, abs)) {
-        dms_error_set_errno(&err, DMS_E_IO, errno, "resolve %s", a.cfg.data_dir);
+    if (dms_global_init(&err) < 0 || datadir_prepare(a.cfg.data_dir, abs, sizeof(abs), &err) < 0)
         goto fail;
-    }
     dmsd_set_str(&a.cfg.data_dir, abs);
     char p[PATH_MAX + 16];
     snprintf(p, sizeof(p), "%s/droids", a.cfg.data_dir);
@@ -352,7 +380,8 @@ int main(int argc, char **argv)
         goto fail;
     git_libgit2_init();
     snprintf(p, sizeof(p), "%s/dms.db", a.cfg.data_dir);
-    if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0)
+    if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0 ||
+        retain_start(&a.retain, a.st, a.cfg.data_dir, &a.cfg.retain, &err) < 0)
         goto fail;
     if (open_executor(&a, &err) < 0) {
         snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
@@ -414,6 +443,7 @@ out:
     snooze_close(a.snooze);
     router_stop(a.router);
     core_set_view(a.core ? a.core : NULL, NULL);
+    retain_stop(a.retain);
     dms_executor_close(a.ex);
     dms_registry_close(a.reg);
     core_close(a.core);

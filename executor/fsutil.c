@@ -43,6 +43,22 @@ void dms_logf(const dms_host_services *host, dms_log_level level, const char *fm
     host->log(host->log_ctx, level, line);
 }
 
+/* An existing directory made private: opened without following a symlink (the name could have been replaced
+ * by one pointing anywhere); only group and other lose their bits, and only on a directory of ours. */
+static int tighten_dir(const char *path, dms_error *err)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open directory %s", path);
+    if (!(st.st_mode & 077) || st.st_uid != geteuid())
+        return 0;
+    if (fchmod(fd, st.st_mode & 0700) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "make %s private (mode %o)", path,
+                                   st.st_mode & 0700);
+    return 0;
+}
+
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
 {
     char buf[PATH_MAX];
@@ -51,20 +67,22 @@ int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
     size_t n = strlen(buf);
     while (n > 1 && buf[n - 1] == '/')
         buf[--n] = '\0';
+    /* Every directory we create is private: it will hold state files, and nobody else needs to look in. */
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir(buf, DMS_PRIVATE_DIR_MODE) != 0 && errno != EEXIST)
             return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
         *p = '/';
     }
-    if (mkdir(buf, private_last ? 0700 : 0755) != 0 && errno != EEXIST)
+    bool made = mkdir(buf, DMS_PRIVATE_DIR_MODE) == 0;
+    if (!made && errno != EEXIST)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create directory %s", buf);
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return dms_error_set(err, DMS_E_IO, NULL, "%s exists and is not a directory", buf);
-    return 0;
+    return private_last && !made ? tighten_dir(buf, err) : 0;
 }
 
 static int write_replace(const char *path, const char *data, size_t len, bool sync, dms_error *err);
@@ -84,7 +102,7 @@ static int write_replace(const char *path, const char *data, size_t len, bool sy
     char tmp[PATH_MAX];
     if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
     size_t off = 0;
@@ -145,41 +163,102 @@ int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, d
     return 0;
 }
 
-static int rm_rf_at(int parent, const char *name, int depth)
+/* rm -rf of a tree a workload may have made (a job's workspace, written by root in a container): nothing in
+ * it is followed or opened but directories, each with O_NOFOLLOW (a symlink, FIFO or device node is unlinked
+ * as it is). The recursion keeps at most RM_RF_MAX_DEPTH directories open; a subtree deeper than that is
+ * renamed up into the top directory under a name of our own, and the top is emptied again until nothing was
+ * moved, so a tree of any depth goes (a tree too deep for the old depth limit used to stay on disk for good).
+ */
+#define RM_RF_MAX_DEPTH 64
+#define RM_RF_HOIST_FMT ".dms-rm-%u"
+
+typedef struct rm_ctx {
+    int top;          /* the directory being removed */
+    unsigned hoisted; /* subtrees moved up into top (names .dms-rm-<n>) */
+} rm_ctx;
+
+static int rm_entry(rm_ctx *rc, int parent, const char *name, int depth);
+
+/* Removes every entry of the directory dir (depth: dir's depth below the top). */
+static int rm_contents(rm_ctx *rc, int dir, int depth)
 {
-    if (depth > 64)
-        return -ELOOP;
-    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
-        return 0;
-    if (errno != EISDIR && errno != EPERM)
-        return -errno;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    DIR *d = fdopendir(fd);
+    int fd = dup(dir); /* closedir closes it; dir stays open (the top is read again by the next pass) */
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         int e = errno;
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         return -e;
     }
+    rewinddir(d); /* a dup shares the offset the last pass left at the end */
     int r = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
-        int rr = rm_rf_at(dirfd(d), de->d_name, depth + 1);
+        int rr = rm_entry(rc, dirfd(d), de->d_name, depth + 1);
         if (rr < 0 && r == 0)
             r = rr;
     }
     closedir(d);
+    return r;
+}
+
+/* Moves the directory parent/name up into the top: the top's next pass removes it from there. */
+static int hoist(rm_ctx *rc, int parent, const char *name)
+{
+    for (;;) {
+        char to[32];
+        snprintf(to, sizeof(to), RM_RF_HOIST_FMT, rc->hoisted++);
+        if (renameat2(parent, name, rc->top, to, RENAME_NOREPLACE) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+}
+
+static int rm_entry(rm_ctx *rc, int parent, const char *name, int depth)
+{
+    if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    if (depth >= RM_RF_MAX_DEPTH)
+        return hoist(rc, parent, name);
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int r = rm_contents(rc, fd, depth);
+    close(fd);
     if (unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT && r == 0)
+        r = -errno;
+    return r;
+}
+
+static int rm_rf_path(const char *path)
+{
+    if (unlink(path) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -errno;
+    rm_ctx rc = {.top = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
+    if (rc.top < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int r;
+    unsigned before;
+    do { /* again while a pass moved deeper subtrees up: each pass shortens the tree by RM_RF_MAX_DEPTH - 1 */
+        before = rc.hoisted;
+        r = rm_contents(&rc, rc.top, 0);
+    } while (r == 0 && rc.hoisted != before);
+    close(rc.top);
+    if (r == 0 && rmdir(path) != 0 && errno != ENOENT)
         r = -errno;
     return r;
 }
 
 int dms_rm_rf(const char *path, dms_error *err)
 {
-    int r = rm_rf_at(AT_FDCWD, path, 0);
+    int r = rm_rf_path(path);
     if (r < 0)
         return dms_error_set_errno(err, DMS_E_IO, -r, "remove %s", path);
     return 0;
@@ -190,7 +269,7 @@ int dms_state_lock(const char *dir, int *fd_out, dms_error *err)
     char path[PATH_MAX];
     if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -313,7 +313,7 @@ static int open_new_file(dms_logstore_writer *w, const uint64_t base[3], dms_err
     char path[PATH_MAX];
     if (path_in(path, sizeof(path), w->dir, "log") < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long");
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
     char hdr[FILE_HDR_BYTES];

@@ -153,6 +153,31 @@ const char *dms_kv_get(char *const *kv, const char *key)
     return NULL;
 }
 
+static int env_push(char ***env, const char *name, const char *value)
+{
+    _cleanup_free_ char *kv = dms_strdup_printf("%s=%s", name, value);
+    return kv ? dms_strv_push(env, kv) : -ENOMEM;
+}
+
+char **dms_env_minimal(const char *const *keep, const char *const *extra)
+{
+    char **env = calloc(1, sizeof(char *));
+    const char *path = getenv("PATH");
+    int r = env ? env_push(&env, "PATH", path && *path ? path : DMS_DEFAULT_PATH) : -ENOMEM;
+    for (size_t i = 0; r == 0 && keep && keep[i]; i++) {
+        const char *v = strcmp(keep[i], "PATH") != 0 ? getenv(keep[i]) : NULL;
+        if (v)
+            r = env_push(&env, keep[i], v);
+    }
+    for (size_t i = 0; r == 0 && extra && extra[i]; i++)
+        r = dms_strv_push(&env, extra[i]);
+    if (r < 0) {
+        dms_strv_free(env);
+        return NULL;
+    }
+    return env;
+}
+
 int64_t dms_parse_i64(const char *s)
 {
     if (!s || !*s)

@@ -58,6 +58,13 @@ static inline int dms_steal_fd(int *fd)
 
 #define DMS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Modes of what dms writes: state files hold requests (a workload's env, its secrets), results and captured
+ * output, so they are readable by their owner only, whatever the caller's umask. */
+#define DMS_PRIVATE_FILE_MODE 0600
+#define DMS_PRIVATE_DIR_MODE  0700
+/* PATH of a helper process whose caller has none. */
+#define DMS_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* NULL-terminated string vectors. */
 size_t dms_strv_len(char *const *v);
 char **dms_strv_copy(char *const *v); /* NULL in -> NULL out; NULL on OOM sets errno */
@@ -82,6 +89,12 @@ void dms_buf_reset(dms_buf *b);
 void dms_buf_free(dms_buf *b);
 /* Drops the first n bytes. */
 void dms_buf_consume(dms_buf *b, size_t n);
+
+/* The environment of a helper process dms starts (Caddy, the process backend's supervisor): PATH (the
+ * caller's, else DMS_DEFAULT_PATH), the caller's value of each name in keep (NULL-terminated, may be NULL)
+ * that it has, then extra ("K=V" each; may be NULL). Nothing else of the caller's environment: a secret or a
+ * DMS_* setting never reaches a child. Caller frees with dms_strv_free; NULL when out of memory. */
+char **dms_env_minimal(const char *const *keep, const char *const *extra);
 
 /* Environment/option lookup in "key=value" vectors; NULL if absent. Borrowed. */
 const char *dms_kv_get(char *const *kv, const char *key);

@@ -96,6 +96,8 @@ unsigned api_status_for(int code)
         return MHD_HTTP_NOT_IMPLEMENTED;
     case DMS_E_UNAVAILABLE:
         return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case DMS_E_QUOTA: /* it clears by itself once the user's work ends: retry later, not "forbidden" */
+        return MHD_HTTP_TOO_MANY_REQUESTS;
     case DMS_E_ENGINE:
     case DMS_E_IMAGE:
     case DMS_E_START_FAILED:

@@ -8,11 +8,12 @@
  *   PATCH /job/:id/cancel      -> {"data": "Queued for cancellation"}
  *   GET   /job/:id             -> {"data": <the job>}
  *   GET   /job/:id/artifact    -> the dist directory as a tar (application/x-tar)
- *   GET   /jobs                -> {"data": [<the user's jobs, newest first>]}
+ *   GET   /jobs                -> {"data": [<a page of the user's jobs, newest first>], "next_cursor"}
  *   DELETE /projects/:id/cache -> {"data": "OK", "volume": ...}: drops the project's dependency cache
  *
  * :id is the job's id or its deployment_id (the user's newest job of that deployment). Another user's job is
- * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503. */
+ * 404 like a missing one. Errors are dmsd's {"error", "field"} with 400/401/404/409/500/503, and 429
+ * when the user has DMS_USER_MAX_JOBS jobs queued or running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,8 +29,8 @@
 #include "../jobs/jobs.h"
 #include "../jobs/jobstore.h"
 #include "handlers.h"
+#include "page.h"
 
-#define JOBS_LIST_MAX      100
 #define JOB_LOG_READ_BYTES (64 * 1024)                /* one read of a follow */
 #define JOB_LOG_REPLY_MAX  (JOB_LOG_MAX_BYTES + 4096) /* the whole log in one JSON string */
 
@@ -63,17 +64,25 @@ void route_job_create(void *ap, api_req *r, const char *id)
     job_clear(&j);
 }
 
+/* koalaCI's {"data": [...]}, plus where the next page starts: "next_cursor" (null on the last page) and the
+ * X-Next-Cursor header of every list route. */
 void route_jobs_list(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
     dms_error err = {0};
     json_t *list = NULL;
+    dmsd_page pg;
     (void)id;
-    if (jobstore_list_json(a->st, api_user(r), JOBS_LIST_MAX, &list, &err) < 0) {
+    if (api_page_parse(r, a->cfg.page_limit, API_CURSOR_TIME_ID, &pg, &err) < 0 ||
+        jobstore_list_json(a->st, api_user(r), &pg, &list, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
-    api_reply_json(r, MHD_HTTP_OK, json_pack("{s:o}", "data", list));
+    char next[API_CURSOR_TEXT_MAX];
+    api_page_cursor(&pg, API_CURSOR_TIME_ID, next, sizeof(next));
+    api_page_reply(
+        r, &pg, API_CURSOR_TIME_ID,
+        json_pack("{s:o, s:o}", "data", list, "next_cursor", next[0] ? json_string(next) : json_null()));
 }
 
 /* The caller's job: true with *j filled (job_clear it), or false with the error answered. */
@@ -268,10 +277,13 @@ void route_job_artifact(void *ap, api_req *r, const char *id)
         job_clear(&j);
         return;
     }
-    char path[PATH_MAX];
-    int fd = -1;
-    if (j.artifact_bytes < 0 || jobs_artifact_path(a->jobs, j.id, path, sizeof(path)) < 0 ||
-        (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    /* Only the copy dmsd took out of the package step's tree, opened without following a link, a regular file
+     * only (jobs/artifact.h): never anything a workload wrote. */
+    int64_t bytes = 0;
+    int fd = j.artifact_bytes < 0 ? -DMS_E_NOT_FOUND : jobs_artifact_open(a->jobs, j.id, &bytes, &err);
+    if (fd < 0) {
+        if (fd != -DMS_E_NOT_FOUND)
+            log_warn("job=%s op=artifact error=\"%s\"", j.id, err.message);
         api_reply_errorf(r, MHD_HTTP_NOT_FOUND, "id", "job %s has no artifact (it %s)", j.id,
                          job_status_name(j.status));
         job_clear(&j);

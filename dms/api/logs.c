@@ -290,7 +290,7 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
         build_src probe = {.a = a};
         snprintf(probe.droid_id, sizeof(probe.droid_id), "%s", id);
         if (build_active(&probe) && dms_mkdir_p(dir, false, NULL) == 0)
-            fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+            fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     }
     if (fd < 0) {
         api_reply_errorf(r, MHD_HTTP_NOT_FOUND, which, "no %s yet: the droid has not been built", which);

@@ -14,9 +14,7 @@
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
 #include "handlers.h"
-
-#define EVENTS_PAGE_MAX 1000
-#define BUILDS_LIST_MAX 50
+#include "page.h"
 
 static void reply_droid(app *a, api_req *r, unsigned status, const droid *d)
 {
@@ -90,11 +88,17 @@ static void create(void *ap, api_req *r, const char *id)
 static void list(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
+    dms_error err = {0};
+    dmsd_page pg;
     (void)id;
-    json_t *list = core_list_json(a->core, api_user(r));
+    if (api_page_parse(r, a->cfg.page_limit, API_CURSOR_TIME_ID, &pg, &err) < 0) {
+        api_reply_error(r, &err);
+        return;
+    }
+    json_t *list = core_list_json(a->core, api_user(r), &pg);
     for (size_t i = 0; i < json_array_size(list); i++)
         follow_add_json(a, json_array_get(list, i));
-    api_reply_json(r, MHD_HTTP_OK, list);
+    api_page_reply(r, &pg, API_CURSOR_TIME_ID, list);
 }
 
 static void available(void *ap, api_req *r, const char *id)
@@ -140,16 +144,16 @@ static void events(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
     dms_error err = {0};
-    long long after = 0, limit = 0;
+    dmsd_page pg;
     json_t *j = NULL;
     if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
-        api_query_i64(r, "after", INT64_MAX, &after, &err) < 0 ||
-        api_query_i64(r, "limit", EVENTS_PAGE_MAX, &limit, &err) < 0 ||
-        store_events_json(a->st, id, after, (int)limit, &j, &err) < 0) {
+        api_page_parse(r, a->cfg.page_limit, API_CURSOR_NUMBER, &pg, &err) < 0 ||
+        store_events_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
-    api_reply_json(r, MHD_HTTP_OK, j);
+    api_page_trim(&pg, j, "id");
+    api_page_reply(r, &pg, API_CURSOR_NUMBER, j);
 }
 
 static void releases(void *ap, api_req *r, const char *id)
@@ -159,8 +163,11 @@ static void releases(void *ap, api_req *r, const char *id)
     store_release *rel = NULL;
     size_t n = 0;
     droid *d = NULL;
-    if (core_check_owner(a->core, api_user(r), id, &err) < 0 || !(d = core_get_copy(a->core, id)) ||
-        store_releases_list(a->st, id, &rel, &n, &err) < 0) {
+    dmsd_page pg;
+    if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+        api_page_parse(r, a->cfg.page_limit, API_CURSOR_NUMBER, &pg, &err) < 0 ||
+        !(d = core_get_copy(a->core, id)) ||
+        store_releases_page(a->st, id, pg.after.n, pg.limit + 1, &rel, &n, &err) < 0) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
         droid_free(d);
@@ -173,7 +180,8 @@ static void releases(void *ap, api_req *r, const char *id)
                               store_release_to_json(&rel[i], d->run_id ? d->run_release : d->want_release));
     store_releases_free(rel, n);
     droid_free(d);
-    api_reply_json(r, MHD_HTTP_OK, arr);
+    api_page_trim(&pg, arr, "release");
+    api_page_reply(r, &pg, API_CURSOR_NUMBER, arr);
 }
 
 static void builds(void *ap, api_req *r, const char *id)
@@ -181,12 +189,15 @@ static void builds(void *ap, api_req *r, const char *id)
     app *a = ap;
     dms_error err = {0};
     json_t *j = NULL;
+    dmsd_page pg;
     if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
-        store_builds_json(a->st, id, BUILDS_LIST_MAX, &j, &err) < 0) {
+        api_page_parse(r, a->cfg.page_limit, API_CURSOR_NUMBER, &pg, &err) < 0 ||
+        store_builds_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
-    api_reply_json(r, MHD_HTTP_OK, j);
+    api_page_trim(&pg, j, "id");
+    api_page_reply(r, &pg, API_CURSOR_NUMBER, j);
 }
 
 /* ---- PATCH /droids/:id ---- */
@@ -757,7 +768,7 @@ static void snooze_delete(void *ap, api_req *r, const char *id)
 
 static const char *const q_none[] = {NULL};
 static const char *const q_name[] = {"name", NULL};
-static const char *const q_events[] = {"after", "limit", NULL};
+static const char *const q_page[] = {"after", "limit", NULL}; /* every list: api/page.h */
 static const char *const q_force[] = {"force", NULL};
 static const char *const q_delete[] = {"keep_volumes", NULL};
 static const char *const q_logs[] = {"tail",      "follow", "from",   "limit",      "build.out",
@@ -767,7 +778,7 @@ static const char *const q_follow[] = {"follow", NULL};
 
 const api_route dmsd_routes[] = {
     {"POST", "/droids", create, q_none},
-    {"GET", "/droids", list, q_none},
+    {"GET", "/droids", list, q_page},
     {"GET", "/droids/available", available, q_name},
     {"GET", "/git/check", route_git_check, q_git},
     {"GET", "/droids/:id", get, q_none},
@@ -777,10 +788,10 @@ const api_route dmsd_routes[] = {
     {"POST", "/droids/:id/stop", stop, q_none},
     {"POST", "/droids/:id/restart", restart, q_force},
     {"GET", "/droids/:id/status", status, q_none},
-    {"GET", "/droids/:id/events", events, q_events},
+    {"GET", "/droids/:id/events", events, q_page},
     {"GET", "/droids/:id/logs", route_logs, q_logs},
-    {"GET", "/droids/:id/releases", releases, q_none},
-    {"GET", "/droids/:id/builds", builds, q_none},
+    {"GET", "/droids/:id/releases", releases, q_page},
+    {"GET", "/droids/:id/builds", builds, q_page},
     {"POST", "/droids/:id/rollback", rollback, q_none},
     {"POST", "/droids/:id/build/cancel", cancel_build, q_none},
     {"GET", "/droids/:id/snooze", snooze_get, q_none},
@@ -788,7 +799,7 @@ const api_route dmsd_routes[] = {
     {"DELETE", "/droids/:id/snooze", snooze_delete, q_none},
     /* build jobs (api/jobroutes.c) */
     {"POST", "/job/create", route_job_create, q_none},
-    {"GET", "/jobs", route_jobs_list, q_none},
+    {"GET", "/jobs", route_jobs_list, q_page},
     {"GET", "/job/:id", route_job_get, q_none},
     {"GET", "/job/:id/status", route_job_status, q_none},
     {"GET", "/job/:id/log", route_job_log, q_follow},

@@ -58,7 +58,8 @@ int buildlog_open(buildlog *l, const char *dir, const char *name, int64_t max_by
     int r = rotate(path, old, err);
     if (r < 0)
         return r;
-    l->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+    l->fd =
+        open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (l->fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
     return 0;

@@ -293,7 +293,13 @@ static int by_created(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
-json_t *core_list_json(core *c, const char *user)
+/* True if d comes after the position c in the list's order (created_ns, id). */
+static bool after_cursor(const droid *d, const dmsd_cursor *c)
+{
+    return d->created_ns > c->n || (d->created_ns == c->n && strcmp(d->id, c->id) > 0);
+}
+
+json_t *core_list_json(core *c, const char *user, dmsd_page *pg)
 {
     json_t *a = json_array();
     pthread_rwlock_rdlock(&c->cache_lock);
@@ -301,13 +307,19 @@ json_t *core_list_json(core *c, const char *user)
     size_t n = 0;
     for (size_t i = 0; mine && i < c->n_slots; i++) {
         const droid *d = c->slots[i];
-        if (d && d != TOMBSTONE && !d->deleting && strcmp(d->user_id, user) == 0)
+        if (d && d != TOMBSTONE && !d->deleting && strcmp(d->user_id, user) == 0 &&
+            (!pg || !pg->has_after || after_cursor(d, &pg->after)))
             mine[n++] = d;
     }
     if (mine)
         qsort(mine, n, sizeof(*mine), by_created);
-    for (size_t i = 0; a && i < n; i++)
+    size_t take = pg && (size_t)pg->limit < n ? (size_t)pg->limit : n;
+    for (size_t i = 0; a && i < take; i++)
         json_array_append_new(a, core_droid_json(c, mine[i]));
+    if (pg && (pg->more = take < n && take > 0)) {
+        pg->next.n = mine[take - 1]->created_ns;
+        snprintf(pg->next.id, sizeof(pg->next.id), "%s", mine[take - 1]->id);
+    }
     pthread_rwlock_unlock(&c->cache_lock);
     free(mine);
     return a;

@@ -21,6 +21,7 @@
 
 #include <dms/error.h>
 
+#include "../common.h"
 #include "../droids/droid.h"
 #include "../store/store.h"
 #include "util.h"
@@ -58,8 +59,9 @@ json_t *core_droid_json(core *c, const droid *d);
 int core_get_json(core *c, const char *user, const char *id, json_t **out, dms_error *err);
 /* {"id","name","status","reason","release","url","updated_at"}: the polling route's body, as a string. */
 int core_status_body(core *c, const char *user, const char *id, char **out, size_t *len, dms_error *err);
-/* [droid...] of the user, oldest first. */
-json_t *core_list_json(core *c, const char *user);
+/* [droid...] of the user, oldest first (by creation time, then id). pg (may be NULL: every one) says where
+ * the page starts and how many; its more/next are set. */
+json_t *core_list_json(core *c, const char *user, dmsd_page *pg);
 /* True if no droid (of any user) holds the name. */
 bool core_name_available(core *c, const char *name);
 /* A private copy of a droid (no user check: for the workers); NULL if absent. Free with droid_free(). */

@@ -368,22 +368,37 @@ const char *job_install_script(job_pm pm)
     }
 }
 
+/* Packs the dist directory with the image's tar, never a tar of the build's (the PATH is fixed and every
+ * tool is named by its path). The dist directory must resolve inside the workspace: a link to / or /proc
+ * would otherwise have the step archive the container's whole root. --one-file-system keeps tar off any
+ * other mount below it, and ulimit -f (512-byte blocks in dash) stops a huge or sparse file at the limit. */
 const char *job_package_script(void)
 {
     return "set -e\n"
            "[ -d \"$DMS_DIST_DIR\" ] || { echo \"[dms] the dist directory \\\"$DMS_DIST_DIR\\\" does not "
-           "exist "
-           "after the build\" >&2; exit 65; }\n"
-           "tar -C \"$DMS_DIST_DIR\" -cf " JOB_OUT_DIR "/artifact.tar .\n"
-           "echo \"[dms] artifact: $DMS_DIST_DIR, $(tar -tf " JOB_OUT_DIR "/artifact.tar | wc -l) entries, "
-           "$(wc -c < " JOB_OUT_DIR "/artifact.tar) bytes\"\n";
+           "exist after the build\" >&2; exit 65; }\n"
+           "dist=$(/bin/realpath -e -- \"$DMS_DIST_DIR\")\n"
+           "case \"$dist\" in\n"
+           "  " JOB_WORKSPACE "|" JOB_WORKSPACE "/*) ;;\n"
+           "  *) echo \"[dms] the dist directory \\\"$DMS_DIST_DIR\\\" leads out of the repository (to "
+           "$dist)\" >&2; exit 66 ;;\n"
+           "esac\n"
+           "ulimit -f $((DMS_ARTIFACT_MAX_MB * 2048))\n"
+           "/bin/tar --one-file-system -C \"$dist\" -cf " JOB_OUT_DIR "/artifact.tar . || { rc=$?\n"
+           "  if [ $rc -eq 153 ]; then echo \"[dms] the artifact is larger than $DMS_ARTIFACT_MAX_MB MB "
+           "(DMS_JOB_ARTIFACT_MAX_MB)\" >&2; exit 67; fi\n"
+           "  exit $rc; }\n"
+           "echo \"[dms] artifact: $DMS_DIST_DIR, $(/bin/tar -tf " JOB_OUT_DIR "/artifact.tar | /bin/wc -l) "
+           "entries, $(/bin/wc -c < " JOB_OUT_DIR "/artifact.tar) bytes\"\n";
 }
 
-char **job_step_env(const job *j)
+char **job_step_env(const job *j, job_step step, int artifact_max_mb)
 {
     char **env = NULL;
     const char *path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    if (j->pm == JOB_PM_PIP)
+    if (step == JOB_STEP_PACKAGE)
+        path = "PATH=" JOB_FIXED_PATH;
+    else if (j->pm == JOB_PM_PIP)
         path =
             "PATH=" JOB_WORKSPACE "/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     else if (j->pm == JOB_PM_PNPM)
@@ -419,5 +434,38 @@ char **job_step_env(const job *j)
             dms_strv_free(env);
             return NULL;
         }
+    if (step == JOB_STEP_PACKAGE) {
+        _cleanup_free_ char *max = dms_strdup_printf("DMS_ARTIFACT_MAX_MB=%d", artifact_max_mb);
+        if (!max || dms_strv_push(&env, max) < 0) {
+            dms_strv_free(env);
+            return NULL;
+        }
+    }
     return env;
+}
+
+/* ---- the fair queue ---- */
+
+/* Whether a should run before b (both below the cap). */
+static bool runs_before(const job_queue_user *a, const job_queue_user *b)
+{
+    if (a->running != b->running)
+        return a->running < b->running;
+    if (a->last_started_ns != b->last_started_ns)
+        return a->last_started_ns < b->last_started_ns;
+    if (a->waiting_since_ns != b->waiting_since_ns)
+        return a->waiting_since_ns < b->waiting_since_ns;
+    return strcmp(a->user_id, b->user_id) < 0;
+}
+
+int job_fair_pick(const job_queue_user *users, size_t n, int max_running)
+{
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (users[i].running >= max_running)
+            continue;
+        if (best < 0 || runs_before(&users[i], &users[best]))
+            best = (int)i;
+    }
+    return best;
 }

@@ -124,12 +124,41 @@ int job_cache_volume_name(const char *executor_id, const char *user_id, const ch
 /* Exit codes of our own checks inside the steps (not the user's commands'): */
 #define JOB_EXIT_NO_MANIFEST 64 /* the package manager's file (package.json, requirements.txt) is missing */
 #define JOB_EXIT_NO_DIST     65 /* the dist directory does not exist after the build */
+#define JOB_EXIT_DIST_OUT    66 /* the dist directory resolves outside the repository (a symlink) */
+#define JOB_EXIT_TOO_BIG     67 /* the artifact grew past DMS_JOB_ARTIFACT_MAX_MB (tar got SIGXFSZ) */
+
+/* Every step runs `JOB_SHELL -c <script>`: a name would be looked up in the step's PATH, whose first entry
+ * the build controls (.venv/bin, the cache's node_modules/.bin). */
+#define JOB_SHELL "/bin/sh"
+/* The package step's whole PATH: the builder image's own directories only (a container's root filesystem
+ * is fresh from the image; only /workspace and /cache outlive a step). */
+#define JOB_FIXED_PATH "/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* The install script of pm (NULL for none). Static string. */
 const char *job_install_script(job_pm pm);
-/* The package step's script (reads $DMS_DIST_DIR). Static string. */
+/* The package step's script: packs $DMS_DIST_DIR (which must resolve inside the workspace) with the image's
+ * own tar into JOB_OUT_DIR/artifact.tar, at most $DMS_ARTIFACT_MAX_MB (ulimit -f). Static string. */
 const char *job_package_script(void);
-/* Environment of every step of j: "K=V" vector, caller frees with dms_strv_free(). NULL on OOM. */
-char **job_step_env(const job *j);
+/* Environment of a step of j: "K=V" vector, caller frees with dms_strv_free(). NULL on OOM. The package step
+ * gets JOB_FIXED_PATH and DMS_ARTIFACT_MAX_MB=artifact_max_mb; the others the package manager's PATH. */
+char **job_step_env(const job *j, job_step step, int artifact_max_mb);
+
+/* ---- the fair queue ---- */
+
+/* A user with queued jobs, as the queue sees them when a worker is free. */
+typedef struct job_queue_user {
+    const char *user_id;
+    int running;              /* the user's jobs running now */
+    int64_t last_started_ns;  /* when the user's latest job started (0: none ever did) */
+    int64_t waiting_since_ns; /* created_ns of the user's oldest queued job */
+} job_queue_user;
+
+/* Whose oldest queued job runs next: of the users with fewer than max_running jobs running, the one with the
+ * fewest running; a tie goes to the one who has waited longest for a worker, i.e. whose latest job started
+ * longest ago (never: first), then whose oldest queued job is oldest, then the smaller user id (a total
+ * order: the pick does not depend on the order of users). So with one worker the users take turns, and a
+ * user's long queue never holds a later user back for more than one job. -1 when every user is at
+ * max_running. */
+int job_fair_pick(const job_queue_user *users, size_t n, int max_running);
 
 #endif

@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <dms/backend.h>
 
 #include "../build/git.h"
 #include "../common.h"
+#include "artifact.h"
 #include "jobstore.h"
 
 #define QUEUE_POLL_MAX_MS     60000 /* re-read the queue at least this often (kicks do the work) */
@@ -31,6 +32,7 @@
 #define CLONE_BACKOFF_BASE_MS 2000
 #define REASON_MAX            JOB_REASON_MAX
 #define CACHE_WARM_MARK       "[dms] dependency cache: warm"
+#define BYTES_PER_MB          (1024 * 1024)
 
 typedef struct slot {
     char job_id[JOB_ID_SIZE];
@@ -41,6 +43,9 @@ typedef struct slot {
 struct jobs {
     app *a;
     int64_t step_timeout_ms;
+    int user_max_running;
+    int user_max_jobs;
+    int artifact_max_mb;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;
@@ -73,7 +78,20 @@ static int job_dir(jobs *js, const char *id, const char *sub, char *buf, size_t 
 
 int jobs_artifact_path(jobs *js, const char *id, char *buf, size_t size)
 {
-    return job_dir(js, id, "out/artifact.tar", buf, size);
+    return job_dir(js, id, ARTIFACT_NAME, buf, size);
+}
+
+int jobs_artifact_open(jobs *js, const char *id, int64_t *bytes, dms_error *err)
+{
+    char dir[PATH_MAX];
+    if (job_dir(js, id, NULL, dir, sizeof(dir)) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "the data dir path is too long");
+    return artifact_open(dir, bytes, err);
+}
+
+int jobs_default_user_max(int concurrency)
+{
+    return concurrency > 1 ? concurrency - 1 : 1;
 }
 
 /* ---- the job's log: chunks in the store ---- */
@@ -151,6 +169,7 @@ typedef struct run_ctx {
     slot *sl;
     job *j;
     logw log;
+    char base[PATH_MAX]; /* jobs/<id>: dmsd's own; no container sees it, only its src/ and out/ */
     char src[PATH_MAX];
     char out[PATH_MAX];
     end_kind kind;
@@ -277,6 +296,30 @@ static int drain(dms_log_stream *ls, logw *w)
     }
 }
 
+/* Why a step that did not exit 0 failed, into c->reason: our own checks' exit codes say it in words. */
+static void step_failure(run_ctx *c, job_step step, const dms_exec_result *res, const char *how)
+{
+    int code = res->outcome == DMS_OUTCOME_EXITED ? res->exit_code : -1;
+    const char *name = job_step_name(step);
+    if (code == JOB_EXIT_NO_MANIFEST && step == JOB_STEP_INSTALL)
+        snprintf(c->reason, sizeof(c->reason), "step install: the %s project file is missing (see the log)",
+                 job_pm_name(c->j->pm));
+    else if (code == JOB_EXIT_NO_DIST && step == JOB_STEP_PACKAGE)
+        snprintf(c->reason, sizeof(c->reason), "the dist directory \"%s\" does not exist after the build",
+                 c->j->dist_dir);
+    else if (code == JOB_EXIT_DIST_OUT && step == JOB_STEP_PACKAGE)
+        snprintf(c->reason, sizeof(c->reason), "the dist directory %s leads out of the repository",
+                 c->j->dist_dir);
+    else if (code == JOB_EXIT_TOO_BIG && step == JOB_STEP_PACKAGE)
+        snprintf(c->reason, sizeof(c->reason), "the artifact is larger than %d MB (DMS_JOB_ARTIFACT_MAX_MB)",
+                 c->js->artifact_max_mb);
+    else if (res->outcome == DMS_OUTCOME_TIMED_OUT)
+        snprintf(c->reason, sizeof(c->reason), "step %s timed out after %llds", name,
+                 (long long)(c->js->step_timeout_ms / 1000));
+    else
+        snprintf(c->reason, sizeof(c->reason), "step %s %s", name, how);
+}
+
 /* Runs one step's script in the builder image; 0 when it exited 0, else sets c->kind/c->reason. */
 static int container_step(run_ctx *c, job_step step, const char *script, int64_t *ms_out)
 {
@@ -294,16 +337,20 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     snprintf(label_job, sizeof(label_job), "dms.build-job=%s", j->id);
     snprintf(label_step, sizeof(label_step), "dms.step=%s", name);
     char *labels[] = {label_job, label_step, NULL};
+    /* The package step reads the workspace and writes only /out; it needs no cache (and none of the tools a
+     * build may have planted there). */
+    bool package = step == JOB_STEP_PACKAGE;
     dms_mount mounts[3];
     size_t nm = 0;
-    mounts[nm++] = (dms_mount){.type = DMS_MOUNT_BIND, .source = c->src, .target = JOB_WORKSPACE};
-    if (j->cache_volume)
+    mounts[nm++] =
+        (dms_mount){.type = DMS_MOUNT_BIND, .source = c->src, .target = JOB_WORKSPACE, .read_only = package};
+    if (j->cache_volume && !package)
         mounts[nm++] =
             (dms_mount){.type = DMS_MOUNT_VOLUME, .source = j->cache_volume, .target = JOB_CACHE_DIR};
-    if (step == JOB_STEP_PACKAGE)
+    if (package)
         mounts[nm++] = (dms_mount){.type = DMS_MOUNT_BIND, .source = c->out, .target = JOB_OUT_DIR};
-    _cleanup_strv_ char **env = job_step_env(j);
-    char *cmd[] = {"sh", "-c", (char *)script, NULL};
+    _cleanup_strv_ char **env = job_step_env(j, step, js->artifact_max_mb);
+    char *cmd[] = {JOB_SHELL, "-c", (char *)script, NULL};
     const char *image = jobs_builder_image(j->pm);
     dms_exec_request req = {
         .job_id = j->id,
@@ -407,25 +454,48 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     } else {
         c->kind = END_FAILED;
         j->exit_code = res.outcome == DMS_OUTCOME_EXITED ? res.exit_code : -1;
-        if (res.outcome == DMS_OUTCOME_EXITED && res.exit_code == JOB_EXIT_NO_MANIFEST &&
-            step == JOB_STEP_INSTALL)
-            snprintf(c->reason, sizeof(c->reason),
-                     "step install: the %s project file is missing (see the log)", job_pm_name(j->pm));
-        else if (res.outcome == DMS_OUTCOME_EXITED && res.exit_code == JOB_EXIT_NO_DIST &&
-                 step == JOB_STEP_PACKAGE)
-            snprintf(c->reason, sizeof(c->reason), "the dist directory \"%s\" does not exist after the build",
-                     j->dist_dir);
-        else if (res.outcome == DMS_OUTCOME_TIMED_OUT)
-            snprintf(c->reason, sizeof(c->reason), "step %s timed out after %llds", name,
-                     (long long)(js->step_timeout_ms / 1000));
-        else
-            snprintf(c->reason, sizeof(c->reason), "step %s %s", name, how);
+        step_failure(c, step, &res, how);
         rc = -1;
     }
     dms_exec_result_clear(&res);
     /* Its output is in the job's log now: the container and the executor's copy can go. */
     dms_executor_remove(ex, exec_id, NULL);
     return rc;
+}
+
+/* The artifact out of the package step's tree into the job's own directory, once: the container that wrote
+ * it has ended, so nothing changes it any more; what it is is checked all the same (artifact.h). */
+static int take_out(run_ctx *c)
+{
+    dms_error err = {0};
+    int64_t bytes = 0;
+    int64_t max = (int64_t)c->js->artifact_max_mb * BYTES_PER_MB;
+    if (artifact_take_out(c->out, c->base, max, &bytes, &err) < 0) {
+        c->kind = END_FAILED;
+        if (err.code == DMS_E_INVALID) { /* what the workload left: the user's to know */
+            snprintf(c->reason, sizeof(c->reason), "%s", err.message);
+        } else { /* ours: the message names host paths, which stay in dmsd's log */
+            log_warn("job=%s op=take-out error=\"%s\"", c->j->id, err.message);
+            snprintf(c->reason, sizeof(c->reason), "dmsd could not take the artifact out (%s)",
+                     dms_error_code_name(err.code));
+        }
+        return -1;
+    }
+    c->j->artifact_bytes = bytes;
+    return 0;
+}
+
+/* The clone (with its dependencies) is big and no longer needed, nor is the package step's tree: only the
+ * artifact dmsd took out stays. Before the job is final, so that a finished job has nothing else on disk.
+ * dms_rm_rf unlinks what the workload left (links, FIFOs, device nodes) without following or opening it. */
+static void remove_trees(run_ctx *c)
+{
+    const char *trees[] = {c->src, c->out};
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(trees); i++) {
+        dms_error err = {0};
+        if (trees[i][0] && dms_rm_rf(trees[i], &err) < 0)
+            log_warn("job=%s op=remove-tree error=\"%s\"", c->j->id, err.message);
+    }
 }
 
 static void run_job(jobs *js, slot *sl, job *j)
@@ -437,15 +507,18 @@ static void run_job(jobs *js, slot *sl, job *j)
     c.log.buf.max = 0;
     /* Continue the log where it is (the queue line, an earlier attempt). */
     jobstore_log_last_seq(js->a->st, j->id, &c.log.seq, NULL);
-    char base[PATH_MAX];
-    if (job_dir(js, j->id, NULL, base, sizeof(base)) < 0 ||
+    char artifact[PATH_MAX];
+    if (job_dir(js, j->id, NULL, c.base, sizeof(c.base)) < 0 ||
         job_dir(js, j->id, "src", c.src, sizeof(c.src)) < 0 ||
-        job_dir(js, j->id, "out", c.out, sizeof(c.out)) < 0) {
+        job_dir(js, j->id, "out", c.out, sizeof(c.out)) < 0 ||
+        job_dir(js, j->id, ARTIFACT_NAME, artifact, sizeof(artifact)) < 0) {
         snprintf(c.reason, sizeof(c.reason), "the data dir path is too long");
         goto end;
     }
     dms_error err = {0};
+    /* What an earlier attempt left (a restart interrupted it). */
     dms_rm_rf(c.out, NULL);
+    unlink(artifact);
     if (dms_mkdir_p(c.out, false, &err) < 0) {
         snprintf(c.reason, sizeof(c.reason), "cannot make %s: %s", c.out, err.message);
         goto end;
@@ -470,16 +543,8 @@ static void run_job(jobs *js, slot *sl, job *j)
     if (container_step(&c, JOB_STEP_BUILD, j->build_command, &j->build_ms) < 0)
         goto end;
     persist(&c);
-    if (container_step(&c, JOB_STEP_PACKAGE, job_package_script(), NULL) < 0)
+    if (container_step(&c, JOB_STEP_PACKAGE, job_package_script(), NULL) < 0 || take_out(&c) < 0)
         goto end;
-    char tarpath[PATH_MAX + 16];
-    struct stat stt;
-    snprintf(tarpath, sizeof(tarpath), "%s/artifact.tar", c.out);
-    if (stat(tarpath, &stt) < 0) {
-        snprintf(c.reason, sizeof(c.reason), "the package step left no artifact");
-        goto end;
-    }
-    j->artifact_bytes = stt.st_size;
     c.kind = END_OK;
 end:
     if (c.kind == END_INTERRUPTED) {
@@ -489,6 +554,7 @@ end:
         log_info("job=%s op=run result=interrupted", j->id);
         return;
     }
+    remove_trees(&c);
     j->finished_ns = dmsd_now_ns();
     j->status = c.kind == END_OK ? JOB_SUCCEEDED : c.kind == END_CANCELLED ? JOB_CANCELLED : JOB_FAILED;
     dmsd_set_str(&j->reason, c.kind == END_OK ? NULL : c.reason);
@@ -500,8 +566,6 @@ end:
     logw_flush(&c.log);
     dms_buf_free(&c.log.buf);
     persist(&c);
-    /* The clone (with its dependencies) is big and no longer needed; the artifact stays. */
-    dms_rm_rf(c.src, NULL);
     log_info("job=%s op=run result=%s reason=\"%s\"", j->id, job_status_name(j->status), c.reason);
 }
 
@@ -527,7 +591,7 @@ static void *worker(void *arg)
         dms_cancel_token *t = NULL;
         int r = dms_cancel_token_new(&t, &err);
         if (r == 0)
-            r = jobstore_claim_next(js->a->st, &j, &err);
+            r = jobstore_claim_next(js->a->st, js->user_max_running, &j, &err);
         if (r < 0)
             log_error("component=jobs op=queue error=\"%s\"", err.message);
         pthread_mutex_lock(&js->lock);
@@ -545,6 +609,8 @@ static void *worker(void *arg)
             pthread_mutex_lock(&js->lock);
             sl->job_id[0] = '\0';
             sl->token = NULL;
+            /* The user of this job runs one fewer: an idle worker may now take that user's next job. */
+            pthread_cond_broadcast(&js->cond);
             pthread_mutex_unlock(&js->lock);
             dms_cancel_token_free(t);
             job_clear(&j);
@@ -587,16 +653,26 @@ static void stop_leftovers(jobs *js, const char *id, int attempt)
     }
 }
 
-int jobs_start(jobs **out, app *a, int concurrency, int64_t step_timeout_ms, dms_error *err)
+int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err)
 {
+    int concurrency = cfg->concurrency;
     if (concurrency < 1 || concurrency > JOBS_MAX_CONCURRENCY)
         return dms_error_set(err, DMS_E_INVALID, "DMS_JOB_CONCURRENCY", "job concurrency must be 1-%d",
                              JOBS_MAX_CONCURRENCY);
+    if (cfg->user_max_jobs < 1)
+        return dms_error_set(err, DMS_E_INVALID, "DMS_USER_MAX_JOBS", "DMS_USER_MAX_JOBS must be at least 1");
+    if (cfg->artifact_max_mb < 1 || cfg->artifact_max_mb > JOBS_MAX_ARTIFACT_MAX_MB)
+        return dms_error_set(err, DMS_E_INVALID, "DMS_JOB_ARTIFACT_MAX_MB",
+                             "DMS_JOB_ARTIFACT_MAX_MB must be 1-%d", JOBS_MAX_ARTIFACT_MAX_MB);
     jobs *js = calloc(1, sizeof(*js));
     if (!js)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     js->a = a;
-    js->step_timeout_ms = step_timeout_ms;
+    js->step_timeout_ms = cfg->step_timeout_ms;
+    js->user_max_running =
+        cfg->user_max_running > 0 ? cfg->user_max_running : jobs_default_user_max(concurrency);
+    js->user_max_jobs = cfg->user_max_jobs;
+    js->artifact_max_mb = cfg->artifact_max_mb;
     pthread_mutex_init(&js->lock, NULL);
     pthread_cond_init(&js->cond, NULL);
     js->threads = calloc((size_t)concurrency, sizeof(*js->threads));
@@ -618,6 +694,13 @@ int jobs_start(jobs **out, app *a, int concurrency, int64_t step_timeout_ms, dms
     }
     dms_strv_free(ids);
     free(attempts);
+    char jobs_dir[PATH_MAX];
+    if (dms_snprintf_ok(jobs_dir, sizeof(jobs_dir), "%s/jobs", a->cfg.data_dir) == 0) {
+        int adopted = artifact_adopt_legacy(jobs_dir, (int64_t)js->artifact_max_mb * BYTES_PER_MB);
+        if (adopted)
+            log_info("component=jobs op=adopt-artifacts count=%d note=\"taken out of an older dmsd's out/\"",
+                     adopted);
+    }
     for (int i = 0; i < concurrency; i++) {
         worker_arg *wa = malloc(sizeof(*wa));
         if (wa)
@@ -676,7 +759,8 @@ int jobs_create(jobs *js, job *j, dms_error *err)
              j->project_id, j->deployment_id, j->branch, j->repo_url);
     if ((r = store_begin(js->a->st, err)) < 0)
         return r;
-    if ((r = jobstore_insert(js->a->st, j, err)) < 0 ||
+    if ((r = jobstore_check_quota(js->a->st, j->user_id, js->user_max_jobs, err)) < 0 ||
+        (r = jobstore_insert(js->a->st, j, err)) < 0 ||
         (r = jobstore_log_append(js->a->st, j->id, 1, j->created_ns, line, strlen(line), err)) < 0) {
         store_rollback(js->a->st);
         return r;

@@ -166,24 +166,36 @@ int jobstore_find(store *s, const char *user, const char *id_or_deployment, job 
     return r < 0 ? r : 0;
 }
 
-int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err)
+int jobstore_list_json(store *s, const char *user, dmsd_page *pg, json_t **out, dms_error *err)
 {
     LOCK_DB(s, l);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
+    /* One row more than the page: whether another page follows. */
     if ((r = prepare(l.db, &st,
-                     "SELECT " JOB_COLS
-                     " FROM jobs WHERE user_id=? ORDER BY created_ns DESC, id DESC LIMIT ?",
+                     "SELECT " JOB_COLS " FROM jobs WHERE user_id=?1 AND (?2 = 0 OR created_ns < ?3 OR"
+                     " (created_ns = ?3 AND id < ?4)) ORDER BY created_ns DESC, id DESC LIMIT ?5",
                      err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, user);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    sqlite3_bind_int(st, 2, pg->has_after);
+    sqlite3_bind_int64(st, 3, pg->after.n);
+    sqlutil_bind_text(st, 4, pg->after.id);
+    sqlite3_bind_int(st, 5, pg->limit + 1);
     json_t *a = json_array();
     job j;
     job_init(&j);
+    pg->more = false;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (json_array_size(a) == (size_t)pg->limit) {
+            pg->more = true;
+            r = SQLITE_DONE;
+            break;
+        }
         row_job(st, &j);
         json_array_append_new(a, job_to_json(&j));
+        pg->next.n = j.created_ns;
+        snprintf(pg->next.id, sizeof(pg->next.id), "%s", j.id);
     }
     job_clear(&j);
     if (r != SQLITE_DONE) {
@@ -194,29 +206,83 @@ int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_
     return 0;
 }
 
-int jobstore_claim_next(store *s, job *out, dms_error *err)
+/* The users with queued jobs: how many each runs, when its latest job started, and since when its oldest
+ * queued job waits. *users (caller frees, and the user ids in it) has *n entries. */
+static int queue_users(locked_db *l, job_queue_user **users, size_t *n, dms_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    *users = NULL;
+    *n = 0;
+    if ((r = prepare(l->db, &st,
+                     "SELECT q.user_id, MIN(q.created_ns),"
+                     " (SELECT COUNT(*) FROM jobs r WHERE r.status='running' AND r.user_id=q.user_id),"
+                     " (SELECT COALESCE(MAX(s.started_ns), 0) FROM jobs s WHERE s.user_id=q.user_id)"
+                     " FROM jobs q WHERE q.status='queued' GROUP BY q.user_id",
+                     err)) < 0)
+        return r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        job_queue_user *nu = realloc(*users, (*n + 1) * sizeof(**users));
+        char *id = nu ? sqlutil_col_text(st, 0) : NULL;
+        if (nu)
+            *users = nu;
+        if (!id)
+            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+        (*users)[(*n)++] = (job_queue_user){.user_id = id,
+                                            .waiting_since_ns = sqlite3_column_int64(st, 1),
+                                            .running = sqlite3_column_int(st, 2),
+                                            .last_started_ns = sqlite3_column_int64(st, 3)};
+    }
+    return r == SQLITE_DONE ? 0 : sqlutil_error(l->db, err, "queued users");
+}
+
+static void free_queue_users(job_queue_user *users, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free((char *)users[i].user_id);
+    free(users);
+}
+
+/* The user's oldest queued job into *out: 1, or 0 if none. */
+static int oldest_queued(locked_db *l, const char *user, job *out, dms_error *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(l->db, &st,
+                     "SELECT " JOB_COLS
+                     " FROM jobs WHERE status='queued' AND user_id=? ORDER BY created_ns, id LIMIT 1",
+                     err)) < 0)
+        return r;
+    sqlutil_bind_text(st, 1, user);
+    r = sqlite3_step(st);
+    if (r == SQLITE_DONE)
+        return 0;
+    if (r != SQLITE_ROW)
+        return sqlutil_error(l->db, err, "next job");
+    row_job(st, out);
+    return 1;
+}
+
+int jobstore_claim_next(store *s, int max_running, job *out, dms_error *err)
 {
     int r;
     if ((r = store_begin(s, err)) < 0)
         return r;
     LOCK_DB(s, l);
     {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        if ((r = prepare(l.db, &st,
-                         "SELECT " JOB_COLS
-                         " FROM jobs WHERE status='queued' ORDER BY created_ns, id LIMIT 1",
-                         err)) < 0)
+        job_queue_user *users = NULL;
+        size_t n = 0;
+        r = queue_users(&l, &users, &n, err);
+        int pick = r < 0 ? -1 : job_fair_pick(users, n, max_running);
+        if (pick >= 0)
+            r = oldest_queued(&l, users[pick].user_id, out, err);
+        free_queue_users(users, n);
+        if (r < 0)
             goto fail;
-        r = sqlite3_step(st);
-        if (r == SQLITE_DONE) {
+        if (pick < 0 || r == 0) {
             store_rollback(s);
             return 0;
         }
-        if (r != SQLITE_ROW) {
-            r = sqlutil_error(l.db, err, "next job");
-            goto fail;
-        }
-        row_job(st, out);
     }
     out->status = JOB_RUNNING;
     out->attempt++;
@@ -229,6 +295,27 @@ int jobstore_claim_next(store *s, job *out, dms_error *err)
 fail:
     store_rollback(s);
     return r;
+}
+
+int jobstore_check_quota(store *s, const char *user, int max_jobs, dms_error *err)
+{
+    LOCK_DB(s, l);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(l.db, &st,
+                     "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND user_id=?", err)) <
+        0)
+        return r;
+    sqlutil_bind_text(st, 1, user);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return sqlutil_error(l.db, err, "count jobs");
+    int n = sqlite3_column_int(st, 0);
+    if (n >= max_jobs)
+        return dms_error_set(err, DMS_E_QUOTA, "DMS_USER_MAX_JOBS",
+                             "you have %d jobs queued or running, the most DMS_USER_MAX_JOBS allows (%d): "
+                             "post this one again once one has ended, or cancel one",
+                             n, max_jobs);
+    return 0;
 }
 
 int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_error *err)

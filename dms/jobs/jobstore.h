@@ -13,6 +13,7 @@
 
 #include <dms/error.h>
 
+#include "../common.h"
 #include "../store/store.h"
 #include "util.h"
 #include "job.h"
@@ -25,12 +26,17 @@ int jobstore_get(store *s, const char *id, job *out, dms_error *err);
 /* The user's job by its id, else the user's newest job of that deployment_id (koalaCI clients name jobs by
  * their deployment). NOT_FOUND (field "id") if neither: another user's job is not found either. */
 int jobstore_find(store *s, const char *user, const char *id_or_deployment, job *out, dms_error *err);
-/* The user's jobs, newest first, at most limit: a JSON array of job_to_json(). */
-int jobstore_list_json(store *s, const char *user, int limit, json_t **out, dms_error *err);
+/* A page of the user's jobs, newest first (by creation time, then id): a JSON array of job_to_json(). pg says
+ * where it starts and how many (limit >= 1); its more/next are set. */
+int jobstore_list_json(store *s, const char *user, dmsd_page *pg, json_t **out, dms_error *err);
 
-/* Takes the oldest queued job: marks it running (attempt + 1, started now) and fills *out. 1 taken, 0 none.
- */
-int jobstore_claim_next(store *s, job *out, dms_error *err);
+/* Takes the next queued job fairly (job_fair_pick: a user running max_running jobs waits; the user with the
+ * fewest running goes first, then the one served least recently; a user's own jobs in the order they came):
+ * marks it running (attempt + 1, started now) and fills *out. 1 taken, 0 none may run now. */
+int jobstore_claim_next(store *s, int max_running, job *out, dms_error *err);
+/* The user's jobs queued or running: QUOTA (field "DMS_USER_MAX_JOBS") when there are max_jobs or more. Call
+ * it in the transaction that inserts the job, so that two creates cannot both pass it. */
+int jobstore_check_quota(store *s, const char *user, int max_jobs, dms_error *err);
 /* At startup: running jobs a crash interrupted are queued again, or cancelled if a cancel was asked;
  * *ids (caller frees with dms_strv_free) names the requeued ones and their attempt in *attempts (parallel,
  * caller frees), so that their leftover executions can be stopped. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,8 +29,6 @@
 #define UNIX_PREFIX     "unix/"
 #define SETPRIV_BIN     "/usr/bin/setpriv"
 #define SOCKET_PATH_MAX 107
-
-extern char **environ;
 
 struct caddy {
     char *bin;
@@ -238,27 +237,41 @@ static bool is_caddy(pid_t pid)
     return strncmp(base ? base + 1 : exe, "caddy", 5) == 0;
 }
 
+/* Caddy 2.6 creates its log files 0666 less the umask (0644 here), and its log roller then keeps whatever
+ * mode the file has: made 0600 first, they stay 0600 (the access log holds every request's host and path). */
+static int private_logs(caddy *c, dms_error *err)
+{
+    static const char *const names[] = {CADDY_LOG_FILE, CADDY_ACCESS_LOG_FILE};
+    for (size_t i = 0; i < DMS_ARRAY_SIZE(names); i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/%s", c->state_dir, names[i]);
+        _cleanup_close_ int fd =
+            open(p, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
+        if (fd < 0 || fchmod(fd, DMS_PRIVATE_FILE_MODE) != 0)
+            return dms_error_set_errno(err, DMS_E_IO, errno, "make Caddy's log %s", p);
+    }
+    return 0;
+}
+
 static int spawn(caddy *c, const char *config_path, dms_error *err)
 {
-    char out_path[PATH_MAX], pid_path[PATH_MAX], xdg[PATH_MAX + 32], xdg_cfg[PATH_MAX + 32];
+    char out_path[PATH_MAX], pid_path[PATH_MAX], home[PATH_MAX + 8], xdg[PATH_MAX + 32],
+        xdg_cfg[PATH_MAX + 32];
     snprintf(out_path, sizeof(out_path), "%s/caddy.out", c->state_dir);
     snprintf(pid_path, sizeof(pid_path), "%s/caddy.pid", c->state_dir);
-    /* Caddy keeps its own files (instance id, autosave) under XDG dirs: keep them in our state dir. */
+    /* A clean environment: dmsd's holds DMS_JWT_SECRET and every DMS_* setting, none of Caddy's business
+     * (and a child's environment is one /proc read away for whoever can ptrace it). Caddy keeps its own files
+     * (instance id, autosave) under XDG dirs and HOME: all in our state dir. */
+    snprintf(home, sizeof(home), "HOME=%s", c->state_dir);
     snprintf(xdg, sizeof(xdg), "XDG_DATA_HOME=%s/data", c->state_dir);
     snprintf(xdg_cfg, sizeof(xdg_cfg), "XDG_CONFIG_HOME=%s/config", c->state_dir);
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    _cleanup_free_ char **envp = calloc(n + 3, sizeof(char *));
+    const char *const extra[] = {home, xdg, xdg_cfg, NULL};
+    _cleanup_strv_ char **envp = dms_env_minimal(NULL, extra);
     if (!envp)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "XDG_DATA_HOME=", 14) != 0 &&
-            strncmp(environ[i], "XDG_CONFIG_HOME=", 16) != 0)
-            envp[k++] = environ[i];
-    envp[k++] = xdg;
-    envp[k++] = xdg_cfg;
+    int r = private_logs(c, err);
+    if (r < 0)
+        return r;
     /* Caddy lives and dies with dmsd: util-linux's setpriv sets its parent-death signal (prctl
      * PR_SET_PDEATHSIG, kept across exec) before it becomes caddy, so a dmsd killed with SIGKILL leaves no
      * Caddy behind holding its port (the next dmsd starts a fresh one with every route). Without setpriv, a
@@ -287,7 +300,7 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
     posix_spawnattr_setsigdefault(&attr, &defs);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, DMS_PRIVATE_FILE_MODE);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     pid_t pid = 0;

@@ -114,10 +114,10 @@ json_t *caddycfg_full(const caddycfg_base *b, const route_spec *routes, size_t n
         " s:{s:s, s:s},"                                              /* storage */
         " s:{s:{s:{s:{s:[s], s:{s:b}, s:{s:s}, s:o}}}}}",             /* apps.http.servers.dms */
         "admin", "listen", b->admin, "origins", CADDY_ADMIN_ORIGIN, "config", "persist", 0, /* */
-        "logging", "logs", "default", "writer", file_writer(b->state_dir, "caddy.log"), "level", "WARN",
-        "exclude", access, CADDY_ACCESS_LOGGER, "writer", file_writer(b->state_dir, "access.log"), "encoder",
-        "format", "json", "level", "INFO", "include", access, /* */
-        "storage", "module", "file_system", "root", storage,  /* */
+        "logging", "logs", "default", "writer", file_writer(b->state_dir, CADDY_LOG_FILE), "level", "WARN",
+        "exclude", access, CADDY_ACCESS_LOGGER, "writer", file_writer(b->state_dir, CADDY_ACCESS_LOG_FILE),
+        "encoder", "format", "json", "level", "INFO", "include", access, /* */
+        "storage", "module", "file_system", "root", storage,             /* */
         "apps", "http", "servers", CADDY_SERVER_NAME, "listen", b->listen, "automatic_https", "disable", 1,
         "logs", "default_logger_name", CADDY_ACCESS_LOGGER, "routes", list);
     (void)jerr;

@@ -34,6 +34,8 @@
 #define CADDY_ACCESS_LOGGER   "dmsaccess" /* access entries are logged as http.log.access.dmsaccess */
 #define CADDY_WAKE_HEADER     "X-Dms-Wake"
 #define CADDY_HOST_SUFFIX     ".localhost"
+#define CADDY_LOG_FILE        "caddy.log"
+#define CADDY_ACCESS_LOG_FILE "access.log"
 #define CADDY_LOG_ROLL_MB     10 /* caddy.log and access.log roll at this size; one old file is kept */
 #define ROUTE_DIAL_MAX        64
 #define ROUTE_HOST_MAX        (DROID_NAME_MAX + sizeof(CADDY_HOST_SUFFIX))

@@ -412,7 +412,7 @@ void router_access_poll(router *r, router_access_fn fn, void *ud)
 {
     access_tail *a = &r->access;
     char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/access.log", r->state_dir);
+    snprintf(path, sizeof(path), "%s/" CADDY_ACCESS_LOG_FILE, r->state_dir);
     pthread_mutex_lock(&a->lock);
     struct stat st;
     bool exists = stat(path, &st) == 0;

@@ -736,16 +736,20 @@ static json_t *time_or_null(int64_t ns)
     return json_string(when);
 }
 
-int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, dms_error *err)
+int store_builds_json(store *s, const char *droid_id, int64_t before_id, int limit, json_t **out,
+                      dms_error *err)
 {
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE droid_id=? ORDER BY id DESC LIMIT ?",
+    if ((r = prepare(s, &st,
+                     "SELECT " BUILD_COLS " FROM builds WHERE droid_id=?1 AND (?2 <= 0 OR id < ?2)"
+                     " ORDER BY id DESC LIMIT ?3",
                      err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, droid_id);
-    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    sqlite3_bind_int64(st, 2, before_id);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
     json_t *a = json_array();
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         store_build b;
@@ -849,13 +853,23 @@ int store_release_get(store *s, const char *droid_id, int64_t seq, store_release
 
 int store_releases_list(store *s, const char *droid_id, store_release **out, size_t *n, dms_error *err)
 {
+    return store_releases_page(s, droid_id, 0, 0, out, n, err);
+}
+
+int store_releases_page(store *s, const char *droid_id, int64_t before_seq, int limit, store_release **out,
+                        size_t *n, dms_error *err)
+{
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=? ORDER BY seq DESC",
+    if ((r = prepare(s, &st,
+                     "SELECT " RELEASE_COLS " FROM releases WHERE droid_id=?1 AND (?2 <= 0 OR seq < ?2)"
+                     " ORDER BY seq DESC LIMIT ?3",
                      err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, droid_id);
+    sqlite3_bind_int64(st, 2, before_seq);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
     store_release *v = NULL;
     size_t len = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {

@@ -114,8 +114,9 @@ int store_builds_cancel_queued(store *s, const char *droid_id, const char *reaso
 /* At startup: builds left running by a crash are queued again; returns how many. */
 int store_builds_requeue_running(store *s, int *n, dms_error *err);
 /* [{"id","status","attempt","branch","commit","commit_sha","image_id","reason","created_at",...}] newest
- * first. */
-int store_builds_json(store *s, const char *droid_id, int limit, json_t **out, dms_error *err);
+ * first, with id < before_id (<= 0: from the newest), at most limit (<= 0: all). */
+int store_builds_json(store *s, const char *droid_id, int64_t before_id, int limit, json_t **out,
+                      dms_error *err);
 
 /* ---- releases: one per successful build, numbered per droid ---- */
 typedef struct store_release {
@@ -137,6 +138,9 @@ int store_release_insert(store *s, const store_release *r, dms_error *err);
 int store_release_get(store *s, const char *droid_id, int64_t seq, store_release *out, dms_error *err);
 /* The droid's releases, newest first; caller frees with store_releases_free(). */
 int store_releases_list(store *s, const char *droid_id, store_release **out, size_t *n, dms_error *err);
+/* The same, a page: releases numbered below before_seq (<= 0: from the newest), at most limit (<= 0: all). */
+int store_releases_page(store *s, const char *droid_id, int64_t before_seq, int limit, store_release **out,
+                        size_t *n, dms_error *err);
 int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_error *err);
 json_t *store_release_to_json(const store_release *r, int64_t current_seq);
 

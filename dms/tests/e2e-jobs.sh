@@ -26,6 +26,7 @@ export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export DMS_DATA_DIR=$WORK/var
 export DMS_LOG_LEVEL=${DMS_LOG_LEVEL:-info}
 export DMS_JOB_CONCURRENCY=2
+export DMS_JOB_USER_MAX=2 # one user (alice) runs the two long jobs below at once
 export DMS_FOLLOW_INTERVAL_S=2
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
 E2E_NAME=e2e-jobs

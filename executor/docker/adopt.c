@@ -270,7 +270,7 @@ static int get_locked(docker_executor *ex, const char *exec_id, docker_handler *
             docker_handler_unref(h);
             return r;
         }
-        if (mkdir(h->dir, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(h->dir, DMS_PRIVATE_DIR_MODE) != 0 && errno != EEXIST) {
             docker_handler_unref(h);
             return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", h->dir);
         }

@@ -666,7 +666,7 @@ static int claim(docker_executor *ex, docker_handler *h, const dms_exec_request 
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s/" DOCKER_CLAIM_PREFIX "%s-%d-%llx", ex->host->state_dir, h->exec_id, (int)getpid(),
              (unsigned long long)dms_now_ns());
-    if (mkdir(tmp, 0755) != 0)
+    if (mkdir(tmp, DMS_PRIVATE_DIR_MODE) != 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
     int r = dms_state_lock(tmp, &h->lock_fd, err);
     if (r <= 0) {

@@ -23,8 +23,6 @@
 
 #include "util.h"
 
-extern char **environ;
-
 #define SHIM_HANDSHAKE_TIMEOUT_MS 30000 /* from spawn to "the workload runs" (or why not) */
 #define SHIM_STATUS_MAX_BYTES     4096
 #define PW_BUF_BYTES              16384
@@ -377,7 +375,7 @@ static int prepare_dir(const char *dir, const dms_exec_request *req, json_t *spe
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
     if (!req->engine.working_dir) {
         snprintf(path, sizeof(path), "%s/" PROC_WORK_DIR, dir);
-        if (mkdir(path, 0755) != 0)
+        if (mkdir(path, DMS_PRIVATE_DIR_MODE) != 0)
             return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
         int64_t uid = json_integer_value(json_object_get(spec, "uid"));
         if (uid >= 0 && chown(path, (uid_t)uid, (gid_t)json_integer_value(json_object_get(spec, "gid"))) != 0)
@@ -476,7 +474,7 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&attr);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, DMS_PRIVATE_FILE_MODE);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     posix_spawn_file_actions_adddup2(&fa, status_w, PROC_SHIM_STATUS_FD);
     posix_spawn_file_actions_adddup2(&fa, lock_w, PROC_SHIM_LOCK_FD);
@@ -486,9 +484,14 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    /* Nothing else of the host's: no fd beyond these (a host's sockets or files without O_CLOEXEC), and a
+     * minimal environment (the host's may hold its secrets; the workload gets the request's env only). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, PROC_SHIM_LOCK_FD + 1);
+    static const char *const keep[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    _cleanup_strv_ char **envp = dms_env_minimal(keep, NULL);
     char *argv[] = {p->shim_path, "run", (char *)dir, NULL};
     pid_t pid;
-    int r = posix_spawn(&pid, p->shim_path, &fa, &attr, argv, environ);
+    int r = envp ? posix_spawn(&pid, p->shim_path, &fa, &attr, argv, envp) : ENOMEM;
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (r != 0)

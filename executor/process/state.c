@@ -273,7 +273,7 @@ void proc_mark_cancel(const char *dir, int reason)
              (long long)dms_now_ns());
     snprintf(path, sizeof(path), "%s/" PROC_CANCEL_FILE, dir);
     const char *why = reason == DMS_CANCEL_TIMEOUT ? "timeout\n" : "user\n";
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return;
     ssize_t w = write(fd, why, strlen(why));

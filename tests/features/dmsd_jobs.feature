@@ -80,10 +80,11 @@ Feature: dmsd build jobs - a repository in, its dist directory out as a tar (koa
     Then the answer is 409 naming the field "id"
 
   Scenario: Two jobs run at once; a third waits in the queue, and cancelling it cancels it at once
+    # Two users: by default one user runs at most DMS_JOB_CONCURRENCY - 1 jobs (security_jobs.feature).
     Given alice created the job "a" for the project "p" and the deployment "a" of the repository "site" with
       | build command     | package manager | dist directory |
       | echo a; sleep 300 | none            | dist           |
-    And alice created the job "b" for the project "p" and the deployment "b" of the repository "site" with
+    And bob created the job "b" for the project "p" and the deployment "b" of the repository "site" with
       | build command     | package manager | dist directory |
       | echo b; sleep 300 | none            | dist           |
     And alice created the job "c" for the project "p" and the deployment "c" of the repository "site" with
@@ -95,7 +96,7 @@ Feature: dmsd build jobs - a repository in, its dist directory out as a tar (koa
     Then the answer is 200 with the data "Queued for cancellation"
     And the job "c" is "cancelled" and never started
     When alice cancels the job "a"
-    And alice cancels the job "b"
+    And bob cancels the job "b"
     Then the job "a" becomes "cancelled" within 10 seconds
     And the job "b" becomes "cancelled" within 10 seconds
 

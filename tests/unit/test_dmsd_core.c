@@ -96,12 +96,49 @@ START_TEST(test_users_see_only_their_own)
     json_decref(j);
     ck_assert_int_eq(core_get_json(c, "alice", b->id, &j, &err), -DMS_E_NOT_FOUND);
     ck_assert_int_eq(core_check_owner(c, "bob", a->id, &err), -DMS_E_NOT_FOUND);
-    json_t *list = core_list_json(c, "alice");
+    json_t *list = core_list_json(c, "alice", NULL);
     ck_assert_uint_eq(json_array_size(list), 1);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "name")), "a1");
     json_decref(list);
     droid_free(a);
     droid_free(b);
+}
+END_TEST
+
+START_TEST(test_list_pages_in_creation_order_from_a_cursor)
+{
+    droid *d[5];
+    for (int i = 0; i < 5; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "p%d", i);
+        d[i] = create(name, "alice");
+    }
+    droid_free(create("q0", "bob"));
+    dmsd_page pg = {.limit = 2};
+    const char *seen[6] = {0};
+    size_t n = 0;
+    for (int pages = 0; pages < 4; pages++) {
+        json_t *list = core_list_json(c, "alice", &pg);
+        ck_assert_uint_le(json_array_size(list), 2);
+        for (size_t i = 0; i < json_array_size(list); i++)
+            seen[n++] = strdup(json_string_value(json_object_get(json_array_get(list, i), "name")));
+        json_decref(list);
+        if (!pg.more)
+            break;
+        pg.has_after = true;
+        pg.after = pg.next;
+        if (pages == 0) /* a droid created between two pages is found at the end */
+            droid_free(create("p5", "alice"));
+    }
+    ck_assert_uint_eq(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        char want[8];
+        snprintf(want, sizeof(want), "p%zu", i);
+        ck_assert_str_eq(seen[i], want);
+        free((void *)seen[i]);
+    }
+    for (int i = 0; i < 5; i++)
+        droid_free(d[i]);
 }
 END_TEST
 
@@ -263,7 +300,7 @@ START_TEST(test_many_droids_grow_the_table)
         ck_assert_int_eq(g != NULL, i % 2 == 1);
         droid_free(g);
     }
-    json_t *l = core_list_json(c, "alice");
+    json_t *l = core_list_json(c, "alice", NULL);
     ck_assert_uint_eq(json_array_size(l), 100);
     json_decref(l);
     char **all = core_ids(c);
@@ -283,6 +320,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_create_stores_droid_event_and_build);
     tcase_add_test(tc, test_users_see_only_their_own);
+    tcase_add_test(tc, test_list_pages_in_creation_order_from_a_cursor);
     tcase_add_test(tc, test_failed_mutation_changes_nothing);
     tcase_add_test(tc, test_status_body_is_valid_json);
     tcase_add_test(tc, test_hooks_fire_only_after_commit);

@@ -1,7 +1,7 @@
 /* test_dmsd_jobs.c - build jobs without an engine: the koalaCI payload's validation (every failure names its
- * key), the state machine, the cache volume's name, the step scripts and environment, and the job store (per
- * user, by deployment id, the queue's order, cancel of queued/running/finished jobs, log chunks, requeue
- * after a crash). */
+ * key), the state machine, the cache volume's name, the step scripts and environment (the package step's
+ * fixed PATH), the fair pick, and the job store (per user, by deployment id, the queue's fair order, the
+ * per-user quota, cancel of queued/running/finished jobs, log chunks, requeue after a crash). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,8 @@
 
 #include "../../dms/jobs/job.h"
 #include "../../dms/jobs/jobstore.h"
+
+#define NO_CAP 1000 /* a per-user cap of running jobs no test reaches */
 
 #define GOOD                                                                                                 \
     "\"project_id\":\"p1\",\"deployment_id\":\"d-1\",\"project_branch\":\"main\","                           \
@@ -230,14 +232,14 @@ START_TEST(test_step_scripts_and_env)
     dms_error err = {0};
     ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
     snprintf(j.id, sizeof(j.id), "jabc");
-    char **env = job_step_env(&j);
+    char **env = job_step_env(&j, JOB_STEP_BUILD, 256);
     ck_assert_str_eq(dms_kv_get(env, "DMS_JOB_ID"), "jabc");
     ck_assert_str_eq(dms_kv_get(env, "DMS_DIST_DIR"), "dist");
     ck_assert_str_eq(dms_kv_get(env, "npm_config_cache"), JOB_CACHE_DIR "/npm");
     ck_assert_str_eq(dms_kv_get(env, "CI"), "true");
     dms_strv_free(env);
     j.pm = JOB_PM_PIP;
-    env = job_step_env(&j);
+    env = job_step_env(&j, JOB_STEP_BUILD, 256);
     ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_WORKSPACE "/.venv/bin"));
     dms_strv_free(env);
     json_t *o = job_to_json(&j);
@@ -246,6 +248,91 @@ START_TEST(test_step_scripts_and_env)
     ck_assert(json_is_null(json_object_get(o, "artifact")));
     json_decref(o);
     job_clear(&j);
+}
+END_TEST
+
+/* The package step must not run a tar (or a shell) the build planted on the PATH: .venv/bin for pip, the
+ * cache's node_modules/.bin for pnpm. Its PATH is the image's own directories; the others keep theirs. */
+START_TEST(test_package_step_gets_a_fixed_path_and_the_artifact_limit)
+{
+    static const job_pm pms[] = {JOB_PM_NONE, JOB_PM_NPM, JOB_PM_YARN, JOB_PM_PNPM, JOB_PM_PIP};
+    job j;
+    dms_error err = {0};
+    ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
+    for (size_t i = 0; i < sizeof(pms) / sizeof(pms[0]); i++) {
+        j.pm = pms[i];
+        char **env = job_step_env(&j, JOB_STEP_PACKAGE, 3);
+        ck_assert_str_eq(dms_kv_get(env, "PATH"), JOB_FIXED_PATH);
+        ck_assert_str_eq(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"), "3");
+        dms_strv_free(env);
+        env = job_step_env(&j, JOB_STEP_BUILD, 3);
+        ck_assert_ptr_null(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"));
+        dms_strv_free(env);
+    }
+    j.pm = JOB_PM_PNPM;
+    char **env = job_step_env(&j, JOB_STEP_BUILD, 3);
+    ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_CACHE_DIR "/tools/node_modules/.bin"));
+    dms_strv_free(env);
+    /* No directory a step can write is on the fixed PATH. */
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_WORKSPACE));
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_CACHE_DIR));
+    ck_assert_ptr_null(strstr(JOB_FIXED_PATH, "/usr/local"));
+    ck_assert_str_eq(JOB_SHELL, "/bin/sh");
+    /* The script names its tools by path, checks where the dist directory leads, and bounds the tar. */
+    const char *pkg = job_package_script();
+    ck_assert_ptr_nonnull(strstr(pkg, "/bin/tar --one-file-system -C \"$dist\""));
+    ck_assert_ptr_nonnull(strstr(pkg, "/bin/realpath -e"));
+    ck_assert_ptr_nonnull(strstr(pkg, "ulimit -f $((DMS_ARTIFACT_MAX_MB * 2048))"));
+    ck_assert_ptr_nonnull(strstr(pkg, "exit 66"));
+    ck_assert_ptr_nonnull(strstr(pkg, "exit 67"));
+    ck_assert_ptr_null(strstr(pkg, " tar "));
+    job_clear(&j);
+}
+END_TEST
+
+#define QU(u, r, last, since)                                                                                \
+    ((job_queue_user){.user_id = (u), .running = (r), .last_started_ns = (last), .waiting_since_ns = (since)})
+
+START_TEST(test_fair_pick_takes_the_user_with_the_fewest_running)
+{
+    /* alice came first with many jobs, but she runs 1 and bob 0: bob's job is next. */
+    job_queue_user u[] = {QU("alice", 1, 150, 100), QU("bob", 0, 0, 500)};
+    ck_assert_int_eq(job_fair_pick(u, 2, 3), 1);
+    job_queue_user v[] = {QU("alice", 2, 150, 100), QU("bob", 1, 900, 500), QU("carol", 2, 1, 1)};
+    ck_assert_int_eq(job_fair_pick(v, 3, 3), 1);
+}
+END_TEST
+
+/* The same number running: who has waited longest for a worker, i.e. was served least recently; so with one
+ * worker the users take turns, and alice's long queue holds bob back for one job at most. */
+START_TEST(test_fair_pick_ties_go_to_the_user_served_least_recently)
+{
+    /* alice's next job is older than bob's, but her last one started just now; bob never ran one. */
+    job_queue_user u[] = {QU("alice", 0, 150, 110), QU("bob", 0, 0, 500)};
+    ck_assert_int_eq(job_fair_pick(u, 2, 1), 1);
+    /* bob's then started at 600: alice's turn. */
+    job_queue_user v[] = {QU("alice", 0, 150, 110), QU("bob", 0, 600, 700)};
+    ck_assert_int_eq(job_fair_pick(v, 2, 1), 0);
+    /* Both running one, both served at the same time: whose oldest job waits longest. */
+    job_queue_user w[] = {QU("bob", 1, 50, 500), QU("alice", 1, 50, 100)};
+    ck_assert_int_eq(job_fair_pick(w, 2, 3), 1);
+    /* Everything equal: the smaller user id, whatever the order they are listed in. */
+    job_queue_user x[] = {QU("zed", 0, 0, 7), QU("amy", 0, 0, 7)};
+    ck_assert_int_eq(job_fair_pick(x, 2, 3), 1);
+    job_queue_user y[] = {QU("amy", 0, 0, 7), QU("zed", 0, 0, 7)};
+    ck_assert_int_eq(job_fair_pick(y, 2, 3), 0);
+}
+END_TEST
+
+START_TEST(test_fair_pick_passes_over_users_at_their_cap)
+{
+    job_queue_user u[] = {QU("alice", 1, 5, 100), QU("bob", 1, 6, 500)};
+    ck_assert_int_eq(job_fair_pick(u, 2, 1), -1); /* both at the cap: nothing runs */
+    job_queue_user v[] = {QU("alice", 1, 5, 100), QU("bob", 0, 9, 500)};
+    ck_assert_int_eq(job_fair_pick(v, 2, 1), 1);
+    job_queue_user w[] = {QU("alice", 2, 0, 100), QU("bob", 2, 0, 500), QU("carol", 1, 99, 900)};
+    ck_assert_int_eq(job_fair_pick(w, 3, 2), 2);
+    ck_assert_int_eq(job_fair_pick(NULL, 0, 2), -1);
 }
 END_TEST
 
@@ -303,7 +390,8 @@ START_TEST(test_store_finds_by_id_or_deployment_and_only_for_its_user)
     ck_assert_int_eq(jobstore_find(st, "carol", "dep", &j, &err), -DMS_E_NOT_FOUND);
     ck_assert_str_eq(err.field, "id");
     json_t *list = NULL;
-    ck_assert_int_eq(jobstore_list_json(st, "alice", 10, &list, &err), 0);
+    dmsd_page pg = {.limit = 10};
+    ck_assert_int_eq(jobstore_list_json(st, "alice", &pg, &list, &err), 0);
     ck_assert_int_eq(json_array_size(list), 2);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 0), "id")), "j2");
     json_decref(list);
@@ -319,7 +407,7 @@ START_TEST(test_store_queue_runs_oldest_first_and_cancel_follows_the_state)
     job j;
     job_init(&j);
     dms_error err = {0};
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
     ck_assert_str_eq(j.id, "ja");
     ck_assert_int_eq(j.status, JOB_RUNNING);
     ck_assert_int_eq(j.attempt, 1);
@@ -344,9 +432,9 @@ START_TEST(test_store_queue_runs_oldest_first_and_cancel_follows_the_state)
     /* finished: CONFLICT; another user's: NOT_FOUND */
     ck_assert_int_eq(jobstore_request_cancel(st, "alice", "jb", "x", &was, id, &err), -DMS_E_CONFLICT);
     ck_assert_int_eq(jobstore_request_cancel(st, "bob", "jc", "x", &was, id, &err), -DMS_E_NOT_FOUND);
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
     ck_assert_str_eq(j.id, "jc");
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 0);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 0);
     job_clear(&j);
 }
 END_TEST
@@ -358,8 +446,8 @@ START_TEST(test_store_requeues_interrupted_jobs_after_a_crash)
     job j;
     job_init(&j);
     dms_error err = {0};
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
     job_status was;
     char id[JOB_ID_SIZE];
     ck_assert_int_eq(jobstore_request_cancel(st, "alice", "jb", "x", &was, id, &err), 0);
@@ -376,7 +464,7 @@ START_TEST(test_store_requeues_interrupted_jobs_after_a_crash)
     ck_assert_ptr_nonnull(strstr(j.reason, "restart"));
     ck_assert_int_eq(jobstore_get(st, "jb", &j, &err), 0);
     ck_assert_int_eq(j.status, JOB_CANCELLED); /* its cancel was asked before the crash */
-    ck_assert_int_eq(jobstore_claim_next(st, &j, &err), 1);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
     ck_assert_str_eq(j.id, "ja");
     ck_assert_int_eq(j.attempt, 2);
     job_clear(&j);
@@ -414,6 +502,94 @@ START_TEST(test_store_log_chunks_are_read_in_order_after_a_seq)
 }
 END_TEST
 
+/* A job's status and start time, as its worker would have left them. */
+static void set_job(const char *id, job_status status, int64_t started_ns)
+{
+    job j;
+    job_init(&j);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_get(st, id, &j, &err), 0);
+    j.status = status;
+    j.started_ns = started_ns;
+    ck_assert_int_eq(jobstore_update(st, &j, &err), 0);
+    job_clear(&j);
+}
+
+static void assert_claims(int max_running, const char *want)
+{
+    job j;
+    job_init(&j);
+    dms_error err = {0};
+    int r = jobstore_claim_next(st, max_running, &j, &err);
+    if (!want) {
+        ck_assert_msg(r == 0, "claimed %s, expected nothing", j.id);
+    } else {
+        ck_assert_msg(r == 1, "claimed nothing, expected %s (%s)", want, err.message);
+        ck_assert_str_eq(j.id, want);
+        ck_assert_int_eq(j.status, JOB_RUNNING);
+    }
+    job_clear(&j);
+}
+
+/* Alice queued three jobs before bob's one; each user runs one at most. */
+START_TEST(test_store_claim_is_fair_across_users_and_keeps_each_users_order)
+{
+    add_job("ja1", "alice", "d1", 100);
+    add_job("ja2", "alice", "d2", 200);
+    add_job("ja3", "alice", "d3", 300);
+    add_job("jb1", "bob", "d4", 400);
+    assert_claims(1, "ja1"); /* nobody ran anything: the oldest */
+    assert_claims(1, "jb1"); /* alice is at her cap */
+    assert_claims(1, NULL);
+    set_job("ja1", JOB_SUCCEEDED, 1000);
+    set_job("jb1", JOB_RUNNING, 2000);
+    assert_claims(1, "ja2"); /* alice's next, in her order */
+    set_job("ja2", JOB_SUCCEEDED, 3000);
+    set_job("jb1", JOB_SUCCEEDED, 2000);
+    /* One at a time: bob's new job goes before alice's older ja3, alice having been served last. */
+    add_job("jb2", "bob", "d5", 600);
+    assert_claims(1, "jb2");
+    set_job("jb2", JOB_RUNNING, 4000);
+    /* With a cap of 2: carol and alice run none, carol never ran one: carol, then alice (bob runs one), then
+     * bob. */
+    add_job("jc1", "carol", "d6", 700);
+    add_job("jb3", "bob", "d7", 800);
+    assert_claims(2, "jc1");
+    assert_claims(2, "ja3");
+    assert_claims(2, "jb3");
+    assert_claims(2, NULL);
+}
+END_TEST
+
+START_TEST(test_store_quota_counts_the_users_queued_and_running_jobs_only)
+{
+    add_job("ja1", "alice", "d1", 100);
+    add_job("ja2", "alice", "d2", 200);
+    add_job("jb1", "bob", "d3", 300);
+    dms_error err = {0};
+    ck_assert_int_eq(jobstore_check_quota(st, "alice", 3, &err), 0);
+    ck_assert_int_eq(jobstore_check_quota(st, "alice", 2, &err), -DMS_E_QUOTA);
+    ck_assert_str_eq(err.field, "DMS_USER_MAX_JOBS");
+    ck_assert_ptr_nonnull(strstr(err.message, "DMS_USER_MAX_JOBS"));
+    ck_assert_ptr_nonnull(strstr(err.message, "2 jobs queued or running"));
+    ck_assert_int_eq(jobstore_check_quota(st, "bob", 2, &err), 0);
+    /* A running job counts; an ended one does not. */
+    job j;
+    job_init(&j);
+    ck_assert_int_eq(jobstore_claim_next(st, NO_CAP, &j, &err), 1);
+    ck_assert_str_eq(j.id, "ja1");
+    ck_assert_int_eq(jobstore_check_quota(st, "alice", 2, &err), -DMS_E_QUOTA);
+    j.status = JOB_FAILED;
+    ck_assert_int_eq(jobstore_update(st, &j, &err), 0);
+    ck_assert_int_eq(jobstore_check_quota(st, "alice", 2, &err), 0);
+    job_status was;
+    char id[JOB_ID_SIZE];
+    ck_assert_int_eq(jobstore_request_cancel(st, "alice", "ja2", "x", &was, id, &err), 0);
+    ck_assert_int_eq(jobstore_check_quota(st, "alice", 1, &err), 0);
+    job_clear(&j);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_jobs");
@@ -427,6 +603,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_state_machine_allows_only_its_edges);
     tcase_add_test(tc, test_cache_volume_is_per_user_and_project);
     tcase_add_test(tc, test_step_scripts_and_env);
+    tcase_add_test(tc, test_package_step_gets_a_fixed_path_and_the_artifact_limit);
+    tcase_add_test(tc, test_fair_pick_takes_the_user_with_the_fewest_running);
+    tcase_add_test(tc, test_fair_pick_ties_go_to_the_user_served_least_recently);
+    tcase_add_test(tc, test_fair_pick_passes_over_users_at_their_cap);
     suite_add_tcase(s, tc);
     TCase *ts = tcase_create("store");
     tcase_add_checked_fixture(ts, store_setup, store_teardown);
@@ -434,6 +614,8 @@ static Suite *suite(void)
     tcase_add_test(ts, test_store_queue_runs_oldest_first_and_cancel_follows_the_state);
     tcase_add_test(ts, test_store_requeues_interrupted_jobs_after_a_crash);
     tcase_add_test(ts, test_store_log_chunks_are_read_in_order_after_a_seq);
+    tcase_add_test(ts, test_store_claim_is_fair_across_users_and_keeps_each_users_order);
+    tcase_add_test(ts, test_store_quota_counts_the_users_queued_and_running_jobs_only);
     suite_add_tcase(s, ts);
     return s;
 }

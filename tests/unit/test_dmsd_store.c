@@ -1,5 +1,6 @@
 /* test_dmsd_store.c - SQLite store: migrations, WAL, droid round trip, name uniqueness, transactions, events,
- * the build queue, releases and runs. Each test gets a fresh database in its own temporary directory. */
+ * the build queue, releases and runs; pages of lists; retention (prune in batches, never what is current).
+ * Each test gets a fresh database in its own temporary directory. */
 #include <check.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -8,6 +9,11 @@
 #include <unistd.h>
 
 #include "../../dms/common.h"
+#include <dms/backend.h>
+
+#include "../../dms/jobs/jobstore.h"
+#include "../../dms/retain.h"
+#include "../../dms/store/prune.h"
 #include "../../dms/store/store.h"
 
 static char dir[64];
@@ -272,7 +278,7 @@ static int next_build(store *s, int64_t now, store_build *b, int64_t *due)
     return r;
 }
 
-static void add_droid(store *s, const char *id, const char *name, const char *user)
+static void add_user_droid(store *s, const char *id, const char *name, const char *user)
 {
     dms_error err = {0};
     droid *d = make_droid(id, name, user);
@@ -285,8 +291,8 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    add_droid(s, "d1", "web1", "alice");
-    add_droid(s, "d2", "web2", "alice");
+    add_user_droid(s, "d1", "web1", "alice");
+    add_user_droid(s, "d2", "web2", "alice");
     int64_t b1, b2, b3;
     ck_assert_int_eq(store_build_insert(s, "d1", "main", NULL, &b1, &err), 0);
     ck_assert_int_eq(store_build_insert(s, "d2", NULL, NULL, &b2, &err), 0);
@@ -334,7 +340,7 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     store_build_clear(&b);
 
     json_t *list = NULL;
-    ck_assert_int_eq(store_builds_json(s, "d1", 0, &list, &err), 0);
+    ck_assert_int_eq(store_builds_json(s, "d1", 0, 0, &list, &err), 0);
     ck_assert_uint_eq(json_array_size(list), 2);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "status")), "superseded");
     json_decref(list);
@@ -363,10 +369,10 @@ START_TEST(test_build_candidates_are_one_per_droid_and_a_few_per_user_longest_wa
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    add_droid(s, "a1", "a1", "alice");
-    add_droid(s, "a2", "a2", "alice");
-    add_droid(s, "a3", "a3", "alice");
-    add_droid(s, "b1", "b1", "bob");
+    add_user_droid(s, "a1", "a1", "alice");
+    add_user_droid(s, "a2", "a2", "alice");
+    add_user_droid(s, "a3", "a3", "alice");
+    add_user_droid(s, "b1", "b1", "bob");
     int64_t a1_old = queue_at(s, "a1", 100);
     queue_at(s, "a1", 150); /* a second queued build of a1: never a candidate beside the first */
     int64_t a2 = queue_at(s, "a2", 200), a3 = queue_at(s, "a3", 300), b1 = queue_at(s, "b1", 400);
@@ -463,6 +469,320 @@ START_TEST(test_releases_and_runs)
 }
 END_TEST
 
+/* ---- pages and retention ---- */
+
+static store *open_store(void)
+{
+    store *s = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    return s;
+}
+
+static void add_events(store *s, const char *droid_id, int n)
+{
+    dms_error err = {0};
+    ck_assert_int_eq(store_begin(s, &err), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(store_event_add(s, droid_id, i + 1, "a", "b", "x", &err), 0);
+    ck_assert_int_eq(store_commit(s, &err), 0);
+}
+
+static int64_t count(store *s, const char *sql)
+{
+    sqlite3 *db = store_db_acquire(s);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    store_db_release(s);
+    return v;
+}
+
+static void exec(store *s, const char *sql)
+{
+    sqlite3 *db = store_db_acquire(s);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+    store_db_release(s);
+}
+
+/* A droid row with the releases it wants and runs (the rest as make_droid). */
+static void add_droid(store *s, const char *id, int64_t want_release, int64_t run_release, const char *run_id)
+{
+    droid *d = make_droid(id, id, "alice");
+    d->want_release = want_release;
+    d->run_release = run_release;
+    d->run_id = run_id ? strdup(run_id) : NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_droid_insert(s, d, &err), 0);
+    droid_free(d);
+}
+
+START_TEST(test_builds_and_releases_page_from_a_cursor_newest_first)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(store_build_insert(s, "d1", NULL, NULL, NULL, &err), 0);
+    json_t *page = NULL;
+    ck_assert_int_eq(store_builds_json(s, "d1", 0, 2, &page, &err), 0);
+    ck_assert_uint_eq(json_array_size(page), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 1), "id")), 4);
+    json_decref(page);
+    ck_assert_int_eq(store_builds_json(s, "d1", 4, 0, &page, &err), 0); /* the rest, from below 4 */
+    ck_assert_uint_eq(json_array_size(page), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 0), "id")), 3);
+    json_decref(page);
+    for (int i = 1; i <= 4; i++) {
+        store_release r = {.seq = i, .image_id = "sha256:x", .tag = "t", .env_json = "{}", .port = 80};
+        strcpy(r.droid_id, "d1");
+        ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
+    }
+    store_release *rel = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(store_releases_page(s, "d1", 3, 1, &rel, &n, &err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(rel[0].seq, 2);
+    store_releases_free(rel, n);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_jobs_page_by_creation_time_then_id_with_ties)
+{
+    store *s = open_store();
+    /* Five jobs, two of them created in the same nanosecond: the id breaks the tie. */
+    exec(s, "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
+            " package_manager, dist_dir, status, created_ns) VALUES"
+            " ('ja','alice','p','d','main','r','c','none','.','queued',100),"
+            " ('jb','alice','p','d','main','r','c','none','.','queued',200),"
+            " ('jc','alice','p','d','main','r','c','none','.','queued',200),"
+            " ('jd','alice','p','d','main','r','c','none','.','queued',300),"
+            " ('je','bob','p','d','main','r','c','none','.','queued',250)");
+    const char *want[] = {"jd", "jc", "jb", "ja"};
+    dmsd_page pg = {.limit = 2};
+    size_t seen = 0;
+    for (int pages = 0; pages < 3; pages++) {
+        json_t *list = NULL;
+        dms_error err = {0};
+        ck_assert_int_eq(jobstore_list_json(s, "alice", &pg, &list, &err), 0);
+        for (size_t i = 0; i < json_array_size(list); i++)
+            ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, i), "id")), want[seen++]);
+        json_decref(list);
+        if (!pg.more)
+            break;
+        pg.has_after = true;
+        pg.after = pg.next;
+    }
+    ck_assert_uint_eq(seen, 4);
+    ck_assert(!pg.more);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_prune_events_keeps_the_newest_of_each_droid_in_batches)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    add_events(s, "d1", 1200);
+    add_events(s, "d2", 5);
+    int n = 0;
+    ck_assert_int_eq(prune_events(s, "d1", 100, 500, &n, &err), 0);
+    ck_assert_int_eq(n, 500);
+    ck_assert_int_eq(prune_events(s, "d1", 100, 500, &n, &err), 0);
+    ck_assert_int_eq(prune_events(s, "d1", 100, 500, &n, &err), 0);
+    ck_assert_int_eq(n, 100);
+    ck_assert_int_eq(prune_events(s, "d1", 100, 500, &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM events WHERE droid_id='d1'"), 100);
+    ck_assert_int_eq(count(s, "SELECT MIN(ts_ns) FROM events WHERE droid_id='d1'"), 1101); /* the newest */
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM events WHERE droid_id='d2'"), 5);
+    ck_assert_int_eq(prune_events(s, "d2", 0, 500, &n, &err), 0); /* 0 keeps everything */
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM events WHERE droid_id='d2'"), 5);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_prune_builds_never_takes_an_active_build_or_the_current_releases)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    add_droid(s, "d1", 2, 1, NULL);
+    /* builds 1..8: 1 queued (a retry waiting), 2 running, 3..8 finished; releases 1 and 2 come from 3 and 4
+     */
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(store_build_insert(s, "d1", NULL, NULL, NULL, &err), 0);
+    exec(s, "UPDATE builds SET status='running' WHERE id=2");
+    exec(s, "UPDATE builds SET status='failed' WHERE id>=3");
+    exec(s, "INSERT INTO releases (droid_id, seq, build_id, image_id, tag, env, port, created_ns) VALUES"
+            " ('d1',1,3,'i','t','{}',80,1), ('d1',2,4,'i','t','{}',80,2)");
+    int n = 0;
+    ck_assert_int_eq(prune_builds(s, "d1", 2, 500, &n, &err), 0);
+    /* kept: the newest two (8, 7), queued 1, running 2, and 3 and 4 (releases 1 and 2 are current) */
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM builds WHERE id IN (5,6)"), 0);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM builds"), 6);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_prune_releases_only_takes_old_ones_whose_image_is_gone)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    add_droid(s, "d1", 6, 1, NULL); /* runs release 1 (its image gone: still current), wants 6 */
+    for (int i = 1; i <= 6; i++) {
+        store_release r = {.seq = i,
+                           .image_id = "sha256:x",
+                           .tag = "t",
+                           .env_json = "{}",
+                           .port = 80,
+                           .image_removed = i <= 4};
+        strcpy(r.droid_id, "d1");
+        ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
+    }
+    int n = 0;
+    ck_assert_int_eq(prune_releases(s, "d1", 1, 500, &n, &err), 0);
+    ck_assert_int_eq(n, 3); /* 2, 3, 4; not 1 (current), 5 (its image is there), 6 (newest) */
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM releases WHERE seq IN (1,5,6)"), 3);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_prune_runs_keeps_the_current_one_and_those_with_logs)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    add_droid(s, "d1", 1, 1, "d1-r1-1");
+    const char *ids[] = {"d1-r1-1", "d1-r1-2", "d1-r1-3", "d1-r1-4", "d1-r1-5"};
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(store_run_insert(s, ids[i], "d1", 1, 10 * (i + 1), &err), 0);
+        if (i != 2) /* run 3 still has its logs */
+            ck_assert_int_eq(store_run_mark_removed(s, ids[i], &err), 0);
+    }
+    int n = 0;
+    ck_assert_int_eq(prune_runs(s, "d1", 1, 500, &n, &err), 0);
+    ck_assert_int_eq(n, 2); /* 2 and 4: 1 is current, 3 has logs, 5 is the newest */
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM runs WHERE exec_id IN ('d1-r1-1','d1-r1-3','d1-r1-5')"),
+                     3);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM runs"), 3);
+    store_close(s);
+}
+END_TEST
+
+static void add_raw_job(store *s, const char *id, const char *user, const char *status, int64_t created,
+                        int64_t finished)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO jobs (id, user_id, project_id, deployment_id, branch, repo_url, build_command,"
+             " package_manager, dist_dir, status, created_ns, finished_ns) VALUES"
+             " ('%s','%s','p','d','main','r','c','none','.','%s',%lld,%lld);"
+             "INSERT INTO job_logs (job_id, seq, ts_ns, data) VALUES ('%s',1,1,'a'), ('%s',2,2,'b')",
+             id, user, status, (long long)created, (long long)finished, id, id);
+    exec(s, sql);
+}
+
+/* jobs/<id>/out/artifact.tar under the test's dir, as a job leaves it. */
+static void add_job_dir(const char *id)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/jobs/%s/out", dir, id);
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    snprintf(p, sizeof(p), "%s/jobs/%s/out/artifact.tar", dir, id);
+    ck_assert_int_eq(dms_write_file_atomic(p, "tar", 3, NULL), 0);
+}
+
+static bool job_dir_exists(const char *id)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/jobs/%s", dir, id);
+    return access(p, F_OK) == 0;
+}
+
+START_TEST(test_prune_jobs_by_count_and_age_never_unfinished_ones)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    const int64_t day = 86400LL * 1000000000LL, now = 1000 * day;
+    add_raw_job(s, "ja1", "alice", "succeeded", 1, now - 40 * day); /* old */
+    add_raw_job(s, "ja2", "alice", "failed", 2, now - 2 * day);
+    add_raw_job(s, "ja3", "alice", "cancelled", 3, now - 1 * day);
+    add_raw_job(s, "ja4", "alice", "running", 4, 0);
+    add_raw_job(s, "ja5", "alice", "queued", 5, 0);
+    add_raw_job(s, "jb1", "bob", "succeeded", 6, now - 1 * day);
+    char **ids = NULL;
+    /* The newest 2 of each user: alice's 1..3 are beyond them, but only finished ones go. */
+    ck_assert_int_eq(prune_jobs_due(s, 2, 0, 50, &ids, &err), 0);
+    ck_assert_uint_eq(dms_strv_len(ids), 3);
+    ck_assert_str_eq(ids[0], "ja1");
+    ck_assert_str_eq(ids[2], "ja3");
+    dms_strv_free(ids);
+    /* By age alone: finished more than 30 days before now. */
+    ck_assert_int_eq(prune_jobs_due(s, 0, now - 30 * day, 50, &ids, &err), 0);
+    ck_assert_uint_eq(dms_strv_len(ids), 1);
+    ck_assert_str_eq(ids[0], "ja1");
+    dms_strv_free(ids);
+    /* An unfinished job keeps its log and its row whatever is asked. */
+    int n = -1;
+    ck_assert_int_eq(prune_job_logs(s, "ja4", 500, &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(prune_job(s, "ja4", &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    /* A finished one: its row goes only once its log has. */
+    ck_assert_int_eq(prune_job(s, "ja1", &n, &err), 0);
+    ck_assert_int_eq(n, 0);
+    ck_assert_int_eq(prune_job_logs(s, "ja1", 500, &n, &err), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(prune_job(s, "ja1", &n, &err), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM jobs"), 5);
+    store_close(s);
+}
+END_TEST
+
+START_TEST(test_retain_sweep_prunes_every_kind_and_the_jobs_directories)
+{
+    store *s = open_store();
+    dms_error err = {0};
+    add_droid(s, "d1", 0, 0, NULL);
+    add_events(s, "d1", 30);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(store_build_insert(s, "d1", NULL, NULL, NULL, &err), 0);
+    exec(s, "UPDATE builds SET status='succeeded'");
+    const int64_t old = 1; /* finished at the epoch: long ago */
+    add_raw_job(s, "jold", "alice", "succeeded", 1, old);
+    add_raw_job(s, "jrun", "alice", "running", 2, 0);
+    add_raw_job(s, "jnew", "alice", "succeeded", 3, dmsd_now_ns());
+    add_job_dir("jold");
+    add_job_dir("jrun");
+    add_job_dir("jnew");
+    retain_config cfg = {.events = 10, .builds = 1, .runs = 1, .jobs = 100, .jobs_days = 30};
+    retain_counts c;
+    ck_assert_int_eq(retain_sweep(s, dir, &cfg, NULL, &c, &err), 0);
+    ck_assert_int_eq(c.events, 20);
+    ck_assert_int_eq(c.builds, 3);
+    ck_assert_int_eq(c.jobs, 1);
+    ck_assert(!job_dir_exists("jold"));
+    ck_assert(job_dir_exists("jrun"));
+    ck_assert(job_dir_exists("jnew"));
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM job_logs WHERE job_id='jold'"), 0);
+    ck_assert_int_eq(count(s, "SELECT COUNT(*) FROM jobs"), 2);
+    /* A second sweep finds nothing more. */
+    ck_assert_int_eq(retain_sweep(s, dir, &cfg, NULL, &c, &err), 0);
+    ck_assert_int_eq(c.events + c.builds + c.releases + c.runs + c.jobs, 0);
+    /* A stop asked before a sweep prunes nothing. */
+    add_events(s, "d1", 30);
+    atomic_bool stop = true;
+    ck_assert_int_eq(retain_sweep(s, dir, &cfg, &stop, &c, &err), 0);
+    ck_assert_int_eq(c.events, 0);
+    store_close(s);
+}
+END_TEST
+
 START_TEST(test_image_gc_queue_backs_off)
 {
     store *s = NULL;
@@ -511,6 +831,14 @@ int main(void)
     tcase_add_test(tc, test_build_candidates_are_one_per_droid_and_a_few_per_user_longest_waiting_first);
     tcase_add_test(tc, test_releases_and_runs);
     tcase_add_test(tc, test_image_gc_queue_backs_off);
+    tcase_add_test(tc, test_builds_and_releases_page_from_a_cursor_newest_first);
+    tcase_add_test(tc, test_jobs_page_by_creation_time_then_id_with_ties);
+    tcase_add_test(tc, test_prune_events_keeps_the_newest_of_each_droid_in_batches);
+    tcase_add_test(tc, test_prune_builds_never_takes_an_active_build_or_the_current_releases);
+    tcase_add_test(tc, test_prune_releases_only_takes_old_ones_whose_image_is_gone);
+    tcase_add_test(tc, test_prune_runs_keeps_the_current_one_and_those_with_logs);
+    tcase_add_test(tc, test_prune_jobs_by_count_and_age_never_unfinished_ones);
+    tcase_add_test(tc, test_retain_sweep_prunes_every_kind_and_the_jobs_directories);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

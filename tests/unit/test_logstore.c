@@ -397,6 +397,25 @@ START_TEST(test_logstore_rotation_keeps_the_newest_output_in_at_most_two_files)
 }
 END_TEST
 
+START_TEST(test_logstore_capture_files_are_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    dms_logstore_writer *w = wopen(SMALL_CAP_BYTES);
+    write_numbered(w, 1, 3000, 7, 80); /* enough to rotate: log.1 is made by the writer too */
+    finish(w);
+    dms_logstore_writer_free(w);
+    umask(old);
+    const char *names[] = {"log", "log.1"};
+    for (size_t i = 0; i < 2; i++) {
+        char *p = path_of(names[i]);
+        struct stat st;
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_msg((st.st_mode & 07777) == 0600, "%s is %o", names[i], st.st_mode & 07777);
+        free(p);
+    }
+}
+END_TEST
+
 START_TEST(test_logstore_reopen_continues_offsets_and_timestamps)
 {
     dms_logstore_writer *w = wopen(0);
@@ -1207,6 +1226,7 @@ static Suite *logstore_suite(void)
     tcase_add_test(tc, test_logstore_timestamps_strictly_increase_even_when_given_equal_or_decreasing_ts);
     tcase_add_test(tc, test_logstore_lines_are_visible_after_flush);
     tcase_add_test(tc, test_logstore_rotation_keeps_the_newest_output_in_at_most_two_files);
+    tcase_add_test(tc, test_logstore_capture_files_are_private_whatever_the_umask);
     tcase_add_test(tc, test_logstore_reopen_continues_offsets_and_timestamps);
     tcase_add_test(tc, test_logstore_finish_flushes_a_pending_partial_line_and_ends_the_capture);
     tcase_add_test(tc, test_logstore_writer_free_keeps_a_pending_partial_line);

@@ -1004,6 +1004,55 @@ START_TEST(test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed)
 }
 END_TEST
 
+START_TEST(test_process_supervisor_gets_no_host_environment_and_no_host_fd)
+{
+    /* What the host holds stays the host's: a secret in its environment, a file it opened without O_CLOEXEC.
+     */
+    setenv("DMS_PROC_TEST_HOST_SECRET", "host-only", 1);
+    char *leak_path = dms_strdup_printf("%s/host-only.fd", root);
+    int leak = open(leak_path, O_WRONLY | O_CREAT, 0600); /* no O_CLOEXEC, on purpose */
+    ck_assert_int_ge(leak, 0);
+    job j;
+    dms_error err = {0};
+    start_ok(job_sh(&j, "e1", "echo up; exec sleep 30", NULL));
+    wait_first_line("e1");
+    char *dir = exec_dir("e1");
+    char *path = dms_strdup_printf("%s/shim.json", dir);
+    char *data = NULL;
+    ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
+    const char *sp = strstr(data, "\"shim_pid\":");
+    ck_assert_ptr_nonnull(sp);
+    pid_t shim = (pid_t)atoi(sp + strlen("\"shim_pid\":"));
+    char proc[64], *env = NULL;
+    size_t len = 0;
+    snprintf(proc, sizeof(proc), "/proc/%d/environ", (int)shim);
+    ck_assert_int_eq(dms_read_file(proc, 1 << 20, &env, &len, &err), 0);
+    ck_assert_ptr_null(memmem(env, len, "DMS_PROC_TEST_HOST_SECRET", 25));
+    ck_assert_ptr_nonnull(memmem(env, len, "PATH=", 5));
+    snprintf(proc, sizeof(proc), "/proc/%d/fd", (int)shim);
+    DIR *d = opendir(proc);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char link[PATH_MAX + 64], target[PATH_MAX] = "";
+        snprintf(link, sizeof(link), "%s/%s", proc, de->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n > 0)
+            target[n] = '\0';
+        ck_assert_msg(strcmp(target, leak_path) != 0, "the supervisor holds the host's fd %s", de->d_name);
+    }
+    closedir(d);
+    ck_assert_msg(dms_executor_cancel(ex, "e1", &err) == 0, "%s", err.message);
+    close(leak);
+    unsetenv("DMS_PROC_TEST_HOST_SECRET");
+    free(env);
+    free(data);
+    free(path);
+    free(dir);
+    free(leak_path);
+}
+END_TEST
+
 START_TEST(test_process_recover_does_not_trust_a_pid_with_another_start_time)
 {
     /* A state dir whose recorded pids now belong to somebody else (pid reuse): simulated with a live process
@@ -1284,6 +1333,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_recover_from_a_second_executor_finds_the_running_job_and_its_result);
     tcase_add_test(tc, test_process_recover_does_not_trust_a_pid_with_another_start_time);
     tcase_add_test(tc, test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed);
+    tcase_add_test(tc, test_process_supervisor_gets_no_host_environment_and_no_host_fd);
     tcase_add_test(tc, test_process_remove_forgets_a_finished_job_and_refuses_a_running_one);
     tcase_add_test(tc, test_process_cleanup_kills_and_removes_everything_and_is_idempotent);
     tcase_add_test(tc, test_process_memory_limit_in_a_cgroup_ends_as_oom_killed);

@@ -103,6 +103,8 @@ START_TEST(test_error_code_names_are_stable_and_never_null)
     ck_assert_str_eq(dms_error_code_name(DMS_E_INVALID), "INVALID");
     ck_assert_str_eq(dms_error_code_name(-DMS_E_NOT_FOUND), "NOT_FOUND");
     ck_assert_str_eq(dms_error_code_name(DMS_E_INTERNAL), "INTERNAL");
+    ck_assert_str_eq(dms_error_code_name(DMS_E_QUOTA), "QUOTA");
+    ck_assert(!dms_error_code_retryable(DMS_E_QUOTA));
     ck_assert_str_eq(dms_error_code_name(DMS_E__COUNT), "UNKNOWN");
     ck_assert_str_eq(dms_error_code_name(12345), "UNKNOWN");
     for (int c = 0; c < DMS_E__COUNT; c++)
@@ -273,6 +275,101 @@ START_TEST(test_mkdir_p_creates_nested_dirs_and_is_idempotent)
 }
 END_TEST
 
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(lstat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+START_TEST(test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/x/y/z", tmpdir);
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    umask(old);
+    ck_assert_int_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/x/y", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0700);
+    snprintf(p, sizeof(p), "%s/x", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0700);
+}
+END_TEST
+
+START_TEST(test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else)
+{
+    char p[PATH_MAX], q[PATH_MAX + 8];
+    snprintf(p, sizeof(p), "%s/old", tmpdir);
+    ck_assert_int_eq(mkdir(p, 0700), 0);
+    ck_assert_int_eq(chmod(p, 0755), 0);
+    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    /* Without private_last an existing directory keeps its mode. */
+    ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0755);
+    ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0700);
+    ck_assert_int_eq(mode_of(tmpdir), 0755); /* its parent is not ours to change */
+    /* A symlink in its place is refused, and what it points to keeps its mode. */
+    snprintf(q, sizeof(q), "%s/link", tmpdir);
+    ck_assert_int_eq(chmod(p, 0755), 0);
+    ck_assert_int_eq(symlink(p, q), 0);
+    dms_error err = {0};
+    ck_assert_int_eq(dms_mkdir_p(q, true, &err), -DMS_E_IO);
+    ck_assert_ptr_nonnull(strstr(err.message, q));
+    ck_assert_int_eq(mode_of(p), 0755);
+}
+END_TEST
+
+START_TEST(test_state_files_are_private_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/spec.json", tmpdir);
+    const char *spec = "{\"env\":[\"K=secret\"]}";
+    ck_assert_int_eq(dms_write_file_atomic(p, spec, strlen(spec), NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0600);
+    snprintf(p, sizeof(p), "%s/result.json", tmpdir);
+    ck_assert_int_eq(dms_write_file_replace(p, "{}", 2, NULL), 0);
+    ck_assert_int_eq(mode_of(p), 0600);
+    int fd = -1;
+    ck_assert_int_eq(dms_state_lock(tmpdir, &fd, NULL), 1);
+    close(fd);
+    umask(old);
+    snprintf(p, sizeof(p), "%s/owner.lock", tmpdir);
+    ck_assert_int_eq(mode_of(p), 0600);
+}
+END_TEST
+
+START_TEST(test_env_minimal_holds_path_and_what_is_asked_for_only)
+{
+    char *saved_path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("DMS_JWT_SECRET", "s3cret-of-the-host", 1);
+    setenv("DMS_TEST_KEPT", "kept", 1);
+    setenv("PATH", "/opt/x/bin:/usr/bin", 1);
+    const char *const keep[] = {"DMS_TEST_KEPT", "DMS_TEST_ABSENT", NULL};
+    const char *const extra[] = {"HOME=/var/lib/x", NULL};
+    char **env = dms_env_minimal(keep, extra);
+    ck_assert_ptr_nonnull(env);
+    ck_assert_uint_eq(dms_strv_len(env), 3);
+    ck_assert_str_eq(env[0], "PATH=/opt/x/bin:/usr/bin");
+    ck_assert_str_eq(env[1], "DMS_TEST_KEPT=kept");
+    ck_assert_str_eq(env[2], "HOME=/var/lib/x");
+    dms_strv_free(env);
+    /* Without a PATH of the caller's, the default one. */
+    unsetenv("PATH");
+    env = dms_env_minimal(NULL, NULL);
+    ck_assert_uint_eq(dms_strv_len(env), 1);
+    ck_assert_str_eq(env[0], "PATH=" DMS_DEFAULT_PATH);
+    dms_strv_free(env);
+    if (saved_path)
+        setenv("PATH", saved_path, 1);
+    free(saved_path);
+    unsetenv("DMS_JWT_SECRET");
+    unsetenv("DMS_TEST_KEPT");
+}
+END_TEST
+
 START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
 {
     char p[PATH_MAX];
@@ -314,6 +411,50 @@ START_TEST(test_rm_rf_removes_trees_and_accepts_missing)
     ck_assert_int_eq(access(p, F_OK), -1);
     ck_assert_int_eq(access("/etc/passwd", F_OK), 0);
     ck_assert_int_eq(dms_rm_rf(p, NULL), 0);
+}
+END_TEST
+
+/* A workload (root in a container, writing a bind-mounted workspace) can make a tree deeper than any fixed
+ * recursion limit, with links, FIFOs and names that collide with the remover's own. All of it goes, and
+ * nothing outside is touched. */
+START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
+{
+    enum { DEPTH = 300 };
+    char top[PATH_MAX], victim[PATH_MAX];
+    snprintf(top, sizeof(top), "%s/deep", tmpdir);
+    snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+    ck_assert_int_eq(mkdir(top, 0755), 0);
+    ck_assert_int_eq(dms_write_file_atomic(victim, "keep", 4, NULL), 0);
+    int fd = open(top, O_RDONLY | O_DIRECTORY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-0", 0755), 0); /* the name the first hoist would take */
+    ck_assert_int_eq(mkdirat(fd, ".dms-rm-1", 0755), 0);
+    int sub = openat(fd, ".dms-rm-1", O_RDONLY | O_DIRECTORY);
+    ck_assert_int_eq(mkdirat(sub, "x", 0755), 0);
+    close(sub);
+    for (int i = 0; i < DEPTH; i++) {
+        ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
+        if (i % 50 == 0) {
+            ck_assert_int_eq(symlinkat(victim, fd, "link"), 0);
+            ck_assert_int_eq(symlinkat(tmpdir, fd, "dirlink"), 0);
+            ck_assert_int_eq(mkfifoat(fd, "fifo", 0644), 0);
+        }
+        int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+        ck_assert_int_ge(next, 0);
+        close(fd);
+        fd = next;
+    }
+    ck_assert_int_eq(openat(fd, "leaf", O_WRONLY | O_CREAT, 0644) >= 0, 1);
+    close(fd);
+    dms_error err = {0};
+    ck_assert_msg(dms_rm_rf(top, &err) == 0, "%s", err.message);
+    ck_assert_int_eq(access(top, F_OK), -1);
+    char buf[8] = "";
+    fd = open(victim, O_RDONLY);
+    ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
+    close(fd);
+    ck_assert_str_eq(buf, "keep");
+    ck_assert_int_eq(access(tmpdir, F_OK), 0);
 }
 END_TEST
 
@@ -373,8 +514,13 @@ static Suite *util_suite(void)
     tc = tcase_create("files");
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
     tcase_add_test(tc, test_mkdir_p_creates_nested_dirs_and_is_idempotent);
+    tcase_add_test(tc, test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask);
+    tcase_add_test(tc, test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else);
+    tcase_add_test(tc, test_state_files_are_private_whatever_the_umask);
+    tcase_add_test(tc, test_env_minimal_holds_path_and_what_is_asked_for_only);
     tcase_add_test(tc, test_write_atomic_then_read_file_round_trips_and_caps);
     tcase_add_test(tc, test_rm_rf_removes_trees_and_accepts_missing);
+    tcase_add_test(tc, test_rm_rf_removes_a_tree_of_any_depth_without_following_anything);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
     tcase_add_test(tc, test_clocks_move_forward);
     suite_add_tcase(s, tc);

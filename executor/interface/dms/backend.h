@@ -72,10 +72,11 @@ int dms_waiter_new_from_file(const char *dir, dms_waiter_check_fn check, void *u
 
 typedef struct dms_logstore_writer dms_logstore_writer;
 
-/* Opens the capture of <dir> for writing (creates <dir>/log, or continues an existing capture, keeping its
- * offsets and timestamps). file_cap_bytes: rotate to log.1 beyond this (0: DMS_DEFAULT_LOG_FILE_BYTES); at most
- * two files are kept, so the newest output always survives. One writer per dir at a time (the caller holds a lock
- * such as dms_state_lock()). Not thread-safe: one thread writes. Caller owns *out. */
+/* Opens the capture of <dir> for writing (creates <dir>/log, mode 0600: output may hold secrets; or continues
+ * an existing capture, keeping its offsets and timestamps). file_cap_bytes: rotate to log.1 beyond this (0:
+ * DMS_DEFAULT_LOG_FILE_BYTES); at most two files are kept, so the newest output always survives. One writer
+ * per dir at a time (the caller holds a lock such as dms_state_lock()). Not thread-safe: one thread writes.
+ * Caller owns *out. */
 int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t file_cap_bytes, dms_error *err);
 /* Appends raw output of a stream; it is split into lines and timestamped (ts_ns 0: now). Complete lines are
  * buffered until dms_logstore_flush() or until the buffer fills; readers see them after the flush. */
@@ -124,9 +125,11 @@ int dms_log_stream_new(const dms_log_stream_ops *ops, void *ctx, dms_log_stream 
 
 /* ---- state files ---- */
 
-/* mkdir -p with mode 0755 (0700 for the last component when private). */
+/* mkdir -p; every directory it creates is 0700 (state files hold requests, env included). private_last: an
+ * existing last component of ours also loses its group and other bits (opened without following a symlink).
+ */
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err);
-/* Writes a file atomically (tmp file, fsync, rename). */
+/* Writes a file atomically (tmp file, fsync, rename), mode 0600 whatever the umask. */
 int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_error *err);
 /* The same without fsync: atomic against crashes of the process (rename), not against power loss. For state that
  * can be recomputed, on hot paths where an fsync (milliseconds) would block other work. */

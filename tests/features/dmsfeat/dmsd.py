@@ -395,13 +395,28 @@ class Dmsd:
         except AssertionError as e:
             return [f"dmsd left resources behind after every droid was deleted through the API: {e}"]
 
+    def list_all(self, path, user, rows_of=lambda body: body):
+        """Every row of a list route, page after page from the cursor each page gives (X-Next-Cursor); the
+        answers of the pages in order. rows_of picks the rows out of a body (koalaCI's /jobs: its "data")."""
+        rows, answers, cursor = [], [], None
+        while True:
+            sep = "&" if "?" in path else "?"
+            a = self.request("GET", path + (f"{sep}after={cursor}" if cursor else ""), user)
+            answers.append(a)
+            if a.status != 200:
+                return rows, answers
+            rows += rows_of(a.json) or []
+            cursor = a.header("X-Next-Cursor")
+            if not cursor:
+                return rows, answers
+
     def _delete_all(self, user):
         problems = []
         try:
-            a = self.request("GET", "/droids", user)
-            ids = [d["id"] for d in (a.json or [])] if a.status == 200 else []
-            if a.status != 200:
-                problems.append(f"teardown: listing {user}'s droids: {a.describe()}")
+            droids, answers = self.list_all("/droids", user)
+            ids = [d["id"] for d in droids]
+            if answers[-1].status != 200:
+                problems.append(f"teardown: listing {user}'s droids: {answers[-1].describe()}")
             for droid_id in ids:
                 d = self.request("DELETE", f"/droids/{droid_id}", user, timeout_s=DELETE_TIMEOUT_S)
                 if d.status != 200:
