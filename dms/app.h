@@ -54,6 +54,14 @@ typedef struct dmsd_config {
     char *local_repo_roots; /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from ("": none) */
     char *git_allow_nets;   /* DMS_GIT_ALLOW_NETS: non-public networks git may connect to ("": none) */
     int git_timeout_s;      /* DMS_GIT_TIMEOUT_S: a git connection without progress for this long fails */
+    /* builds (build/queue.h, build/buildopts.h) */
+    int build_workers;       /* DMS_BUILD_WORKERS: builds that run at once */
+    int build_user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
+    int build_timeout_s;     /* DMS_BUILD_TIMEOUT_S: time limit of a build (clone + build) */
+    int build_timeout_max_s; /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid's build_timeout_s may ask */
+    int build_log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
+    int build_memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
+    int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
 } dmsd_config;
 
 struct builder;

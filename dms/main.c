@@ -10,7 +10,9 @@
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
  * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none),
  * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
- * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10). */
+ * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10),
+ * DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600), DMS_BUILD_LOG_MAX_MB (8),
+ * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +32,8 @@
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
+#include "build/buildopts.h"
+#include "build/queue.h"
 #include "build/git.h"
 #include "common.h"
 #include "datadir.h"
@@ -88,7 +92,11 @@ static void usage(FILE *f)
         "only; CIDRs such as 127.0.0.0/8,::1/128 are permitted too), DMS_GIT_TIMEOUT_S (60: a git\n"
         "connection without progress for that long fails).\n"
         "Tokens: DMS_JWT_REQUIRE_EXP (1; 0 accepts tokens without exp), DMS_JWT_AUDIENCE (tokens must\n"
-        "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n");
+        "carry it in aud), DMS_JWT_ISSUER (tokens must carry it as iss).\n"
+        "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
+        "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
+        "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err), DMS_BUILD_MEMORY_MB\n"
+        "(2048 per build step; 0: no limit), DMS_BUILD_CPU_MILLIS (1000 = a core per step; 0: no limit).\n");
     fprintf(f,
             "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
             "(%d: idle limit of a connection until its request shows a token).\n",
@@ -122,6 +130,48 @@ static int env_int(const char *name, int def, int min, int max)
         exit(2);
     }
     return (int)v;
+}
+
+/* Builds (build/queue.h, build/buildopts.h). One user's share defaults to every worker but one, so that one
+ * user's queue never holds them all. */
+static int parse_build_settings(dmsd_config *cfg)
+{
+    cfg->build_workers = env_int("DMS_BUILD_WORKERS", BUILD_WORKERS_DEFAULT, 1, BUILD_WORKERS_MAX);
+    int share = cfg->build_workers > 1 ? cfg->build_workers - 1 : 1;
+    cfg->build_user_max = env_int("DMS_BUILD_USER_MAX", share, 1, cfg->build_workers);
+    cfg->build_timeout_s =
+        env_int("DMS_BUILD_TIMEOUT_S", BUILD_TIMEOUT_DEFAULT_S, 1, BUILD_TIMEOUT_CEILING_S);
+    int max_default = cfg->build_timeout_s > BUILD_TIMEOUT_MAX_DEFAULT_S ? cfg->build_timeout_s
+                                                                         : BUILD_TIMEOUT_MAX_DEFAULT_S;
+    cfg->build_timeout_max_s = env_int("DMS_BUILD_TIMEOUT_MAX_S", max_default, 1, BUILD_TIMEOUT_CEILING_S);
+    cfg->build_log_max_mb =
+        env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
+    cfg->build_memory_mb =
+        env_int("DMS_BUILD_MEMORY_MB", BUILD_MEMORY_MB_DEFAULT, 0, BUILD_MEMORY_MB_CEILING);
+    cfg->build_cpu_millis =
+        env_int("DMS_BUILD_CPU_MILLIS", BUILD_CPU_MILLIS_DEFAULT, 0, BUILD_CPU_MILLIS_CEILING);
+    if (cfg->build_timeout_s > cfg->build_timeout_max_s) {
+        const char *given = getenv("DMS_BUILD_TIMEOUT_S");
+        if (!given || !*given) {
+            /* Only the maximum was lowered: so is the default. */
+            cfg->build_timeout_s = cfg->build_timeout_max_s;
+        } else {
+            fprintf(stderr, "dmsd: DMS_BUILD_TIMEOUT_S=%d is above DMS_BUILD_TIMEOUT_MAX_S=%d\n",
+                    cfg->build_timeout_s, cfg->build_timeout_max_s);
+            return -1;
+        }
+    }
+    if (cfg->build_memory_mb > 0 && cfg->build_memory_mb < BUILD_MEMORY_MB_MIN) {
+        fprintf(stderr, "dmsd: DMS_BUILD_MEMORY_MB=%d: give 0 (no limit) or at least %d\n",
+                cfg->build_memory_mb, BUILD_MEMORY_MB_MIN);
+        return -1;
+    }
+    if (cfg->build_cpu_millis > 0 && cfg->build_cpu_millis < BUILD_CPU_MILLIS_MIN) {
+        fprintf(stderr, "dmsd: DMS_BUILD_CPU_MILLIS=%d: give 0 (no limit) or at least %d\n",
+                cfg->build_cpu_millis, BUILD_CPU_MILLIS_MIN);
+        return -1;
+    }
+    return 0;
 }
 
 static char *env_or(const char *name, const char *def)
@@ -174,6 +224,8 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->http_per_ip_limit = env_int("DMS_HTTP_PER_IP_LIMIT", HTTP_DEFAULT_PER_IP_LIMIT, 1, HTTP_PER_IP_MAX);
     cfg->http_request_timeout_s =
         env_int("DMS_HTTP_REQUEST_TIMEOUT_S", HTTP_DEFAULT_REQUEST_TIMEOUT_S, 1, HTTP_TIMEOUT_MAX_S);
+    if (parse_build_settings(cfg) < 0)
+        return -1;
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {

@@ -393,6 +393,12 @@ int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build
                              req->tag ? req->tag : "");
     if (req->dockerfile && (req->dockerfile[0] == '/' || strstr(req->dockerfile, "..")))
         return dms_error_set(err, DMS_E_INVALID, "dockerfile", "dockerfile must be a path inside the context");
+    if (req->memory_bytes < 0 || (req->memory_bytes > 0 && req->memory_bytes < DMS_MEMORY_MIN_BYTES))
+        return dms_error_set(err, DMS_E_INVALID, "memory_bytes",
+                             "memory_bytes must be 0 (no limit) or at least %lld",
+                             (long long)DMS_MEMORY_MIN_BYTES);
+    if (req->cpu_millis < 0)
+        return dms_error_set(err, DMS_E_INVALID, "cpu_millis", "cpu_millis must be 0 (no limit) or more");
     memset(result, 0, sizeof(*result));
     return ex->ops->build(ex->cookie, req, out, userdata, cancel, result, err);
 }

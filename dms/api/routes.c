@@ -8,6 +8,7 @@
 
 #include "../app.h"
 #include "../build/builder.h"
+#include "../build/buildopts.h"
 #include "../build/git.h"
 #include "../common.h"
 #include "../follow/follow.h"
@@ -47,7 +48,9 @@ static void create(void *ap, api_req *r, const char *id)
         return;
     }
     follow_opts fo;
-    if (follow_take_opts(body, &fo, &err) < 0) {
+    build_opts bo;
+    if (follow_take_opts(body, &fo, &err) < 0 ||
+        build_opts_take(body, a->cfg.build_timeout_max_s, &bo, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -58,6 +61,7 @@ static void create(void *ap, api_req *r, const char *id)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
+    d->build_timeout_s = bo.timeout_s; /* in the same transaction as its first build: that build has it */
     if (droid_parse_create(body, d, &err) < 0 || gitx_check_access(d->repo, "repo", &err) < 0 ||
         core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
@@ -220,6 +224,8 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         config = true;
     }
+    if (p->has_build_timeout)
+        d->build_timeout_s = p->build_timeout_s; /* builds that start from now on */
     bool code = false;
     /* Naming the branch, even the same one, asks for its head again: that is how a new push is deployed. */
     if (p->has_branch) {
@@ -279,15 +285,20 @@ static void patch(void *ap, api_req *r, const char *id)
     droid *cur = NULL, *out = NULL;
     droid_patch p = {0};
     follow_opts fo = {0};
+    build_opts bo = {0};
     char made[HOOK_SECRET_BUF] = "";
-    if (body && follow_take_opts(body, &fo, &err) < 0) {
+    if (body && (follow_take_opts(body, &fo, &err) < 0 ||
+                 build_opts_take(body, a->cfg.build_timeout_max_s, &bo, &err) < 0)) {
         api_reply_error(r, &err);
         return;
     }
-    if (body && (fo.has_follow || fo.has_secret) && json_object_size(body) == 0) {
-        /* Only follow/hook_secret: nothing of the droid's own config changes. */
+    p.has_build_timeout = bo.has_timeout;
+    p.build_timeout_s = bo.timeout_s;
+    if (body && (fo.has_follow || fo.has_secret || bo.has_timeout) && json_object_size(body) == 0) {
+        /* Only follow/hook_secret/build_timeout_s: nothing that restarts or rebuilds the droid changes. */
         json_t *j = NULL;
         if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
+            (bo.has_timeout && core_mutate(a->core, api_user(r), id, apply_patch, &p, NULL, &err) < 0) ||
             follow_apply(a, id, &fo, made, &err) < 0 ||
             core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
             api_reply_error(r, &err);
@@ -301,10 +312,15 @@ static void patch(void *ap, api_req *r, const char *id)
     }
     /* The build that runs before the change, if any: the change supersedes it (below). */
     int64_t old_build = a->builder ? builder_running(a->builder, id) : 0;
-    if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
-        !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
-        ((p.has_branch || p.has_commit) && gitx_check_access(cur->repo, "repo", &err) < 0) ||
-        core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
+    bool ok = body && core_check_owner(a->core, api_user(r), id, &err) == 0 &&
+              (cur = core_get_copy(a->core, id)) && droid_parse_patch(body, cur, &p, &err) == 0 &&
+              (!(p.has_branch || p.has_commit) || gitx_check_access(cur->repo, "repo", &err) == 0);
+    if (ok) {
+        p.has_build_timeout = bo.has_timeout; /* taken from the body above: the parser did not see it */
+        p.build_timeout_s = bo.timeout_s;
+        ok = core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) == 0;
+    }
+    if (!ok) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
         droid_free(cur);

@@ -1,13 +1,13 @@
-/* builder.c - the build queue worker (see builder.h).
+/* builder.c - the build workers (see builder.h).
  *
  * One build, step by step: mark it running (droid -> building), clone into <droid dir>/src, check for a
  * Dockerfile, build through the executor with the output going to build.out/build.err as it comes, then
  * record the release and hand the droid to the runner (-> starting). The old container, if any, keeps serving
- * through all of it: only the runner replaces it, once the new one runs. */
+ * through all of it: only the runner replaces it, once the new one runs. Which build a worker runs next, and
+ * what cancels it (a user, newer code, its time limit, dmsd stopping), is queue.c's; the log files are
+ * buildlog.c's. */
 #include "builder.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <git2.h>
 #include <limits.h>
 #include <pthread.h>
@@ -16,34 +16,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <dms/backend.h>
 
 #include "../common.h"
 #include "../run/runner.h"
+#include "buildlog.h"
+#include "buildopts.h"
 #include "detect.h"
 #include "git.h"
+#include "queue.h"
 
-#define QUEUE_POLL_MAX_MS 60000 /* re-read the queue at least this often (a safety net; kicks do the work)   \
-                                 */
-#define REASON_MAX 400
+#define REASON_MAX   BUILDQ_REASON_MAX
+#define BYTES_PER_MB (1024LL * 1024)
 
 struct builder {
     app *a;
-    pthread_t thread;
-    bool started;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool stop;
-    /* the build in progress */
-    char cur_droid[DROID_ID_SIZE];
-    int64_t cur_build;
-    dms_cancel_token *cur_token;
-    char cur_reason[REASON_MAX];
-    bool cur_superseded; /* cancelled because newer code is wanted: the next build takes over the droid's
-                            state */
+    buildq *q;
+    pthread_t threads[BUILD_WORKERS_MAX];
+    int n_threads;
 };
 
 int64_t builder_backoff_ms(int attempts)
@@ -56,44 +48,28 @@ int64_t builder_backoff_ms(int attempts)
 
 /* ---- build output files ---- */
 
+/* build.out and build.err, each capped (DMS_BUILD_LOG_MAX_MB) and rotated once (buildlog.h). */
 typedef struct outputs {
-    int out;
-    int err;
+    buildlog out;
+    buildlog err;
 } outputs;
-
-static void write_all(int fd, const char *s, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (size_t)w;
-    }
-}
 
 static void on_output(void *ud, dms_stream_type stream, const char *line, size_t len)
 {
     outputs *o = ud;
-    int fd = stream == DMS_STREAM_STDERR ? o->err : o->out;
-    if (fd < 0)
-        return;
-    write_all(fd, line, len);
-    write_all(fd, "\n", 1);
+    buildlog_line(stream == DMS_STREAM_STDERR ? &o->err : &o->out, line, len);
 }
 
-/* A line of our own in build.out, so the log tells the whole story. */
+/* A line of our own in build.out, so the log tells the whole story (even past the cap: buildlog_note). */
 static void say(outputs *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(outputs *o, const char *fmt, ...)
 {
-    char line[1024] = "[dms] ";
+    char line[BUILDLOG_NOTE_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + 6, sizeof(line) - 6, fmt, ap);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    on_output(o, DMS_STREAM_STDOUT, line, strlen(line));
+    buildlog_note(&o->out, "%s", line);
 }
 
 /* ---- state changes ---- */
@@ -106,7 +82,16 @@ typedef struct begin_args {
 static int mut_begin(core_tx *tx, droid *d, void *ud, dms_error *err)
 {
     begin_args *ba = ud;
-    int r;
+    /* Cancelled or superseded between the pick and now: it must not come back to life. */
+    store_build cur = {0};
+    int r = store_build_get(core_tx_store(tx), ba->b->id, &cur, err);
+    build_status was = cur.status;
+    store_build_clear(&cur);
+    if (r < 0)
+        return r;
+    if (r == 0 || was != BUILD_QUEUED)
+        return dms_error_set(err, DMS_E_CONFLICT, NULL, "build %lld is no longer queued (%s)",
+                             (long long)ba->b->id, r ? build_status_name(was) : "gone");
     ba->b->status = BUILD_RUNNING;
     ba->b->attempt++;
     ba->b->started_ns = dmsd_now_ns();
@@ -228,29 +213,16 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 /* A new file (a new inode) for every build: a follower still reading the previous build's log (or the empty
  * one it made while the build was queued) sees the name point elsewhere and starts over on the new one
- * (api/logs.c). */
-static int open_output(const char *dir, const char *name)
+ * (api/logs.c). The previous build's is kept as build.out.1 / build.err.1. */
+static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *err)
 {
-    char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    if (unlink(p) < 0 && errno != ENOENT)
-        return -1;
-    return open(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
-}
-
-static bool cancelled(builder *bld)
-{
-    pthread_mutex_lock(&bld->lock);
-    bool c = bld->cur_token && dms_cancel_token_cancelled(bld->cur_token);
-    pthread_mutex_unlock(&bld->lock);
-    return c;
-}
-
-static void cancel_reason(builder *bld, char *buf, size_t size)
-{
-    pthread_mutex_lock(&bld->lock);
-    snprintf(buf, size, "%s", bld->cur_reason[0] ? bld->cur_reason : "cancelled");
-    pthread_mutex_unlock(&bld->lock);
+    int64_t max = (int64_t)bld->a->cfg.build_log_max_mb * BYTES_PER_MB;
+    int r;
+    if ((r = dms_mkdir_p(dir, false, err)) < 0 ||
+        (r = buildlog_open(&o->out, dir, "build.out", max, err)) < 0 ||
+        (r = buildlog_open(&o->err, dir, "build.err", max, err)) < 0)
+        return r;
+    return 0;
 }
 
 /* Removes images of releases beyond the newest keep_releases, never the one that runs or is wanted. */
@@ -355,9 +327,54 @@ static void remove_cancelled_image(builder *bld, const char *droid_id, const cha
     }
 }
 
-static void run_build(builder *bld, store_build *b)
+/* How a build that did not succeed ended, once its cancel (if any) is known: past its time limit it failed
+ * (the user's build, not retried), superseded it leaves the droid to the newer build. False when dmsd's own
+ * stop interrupted it: nobody ended it, and the next start queues it again. */
+static bool classify_end(builder *bld, const buildq_job *job, end_args *ea)
+{
+    if (ea->kind == END_OK || !dms_cancel_token_cancelled(job->token))
+        return true;
+    char why[REASON_MAX];
+    buildq_end cause = buildq_why(bld->q, job, why, sizeof(why));
+    ea->kind = cause == BUILDQ_TIMED_OUT ? END_USER_FAULT : END_CANCELLED;
+    snprintf(ea->reason, sizeof(ea->reason), "%s", why[0] ? why : "cancelled");
+    ea->superseded = cause == BUILDQ_SUPERSEDED;
+    return cause != BUILDQ_STOPPING;
+}
+
+/* Records how the build ended (droid and build rows), removes what a cancelled or orphaned build made, prunes
+ * old releases after a success. Frees d. */
+static void finish_build(builder *bld, const buildq_job *job, droid *d, end_args *ea, const char *dir,
+                         const char *built_tag)
 {
     app *a = bld->a;
+    store_build *b = ea->b;
+    dms_error e2 = {0};
+    if (core_mutate(a->core, NULL, d->id, mut_end, ea, NULL, &e2) < 0) {
+        log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
+        ea->orphan = e2.code == DMS_E_NOT_FOUND;
+    }
+    if (ea->kind != END_OK && dms_cancel_token_cancelled(job->token) && built_tag[0])
+        remove_cancelled_image(bld, d->id, built_tag);
+    if (ea->orphan) {
+        /* Deleted while it built: what this build made has no owner left. */
+        if (ea->kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
+            store_gc_add(a->st, b->image_id, d->id, NULL);
+            if (a->runner)
+                runner_collect_images(a->runner);
+        }
+        dms_rm_rf(dir, NULL);
+        ea->kind = END_CANCELLED; /* nothing to prune */
+    }
+    if (ea->kind == END_OK)
+        prune_releases(bld, d->id);
+    droid_free(d);
+}
+
+static void run_build(builder *bld, buildq_job *job)
+{
+    app *a = bld->a;
+    store_build *b = &job->b;
     dms_error err = {0};
     end_args ea = {.bld = bld, .b = b, .kind = END_USER_FAULT};
     char built_tag[128] = ""; /* set once the engine was asked to build */
@@ -376,22 +393,21 @@ static void run_build(builder *bld, store_build *b)
     snprintf(ba.reason, sizeof(ba.reason), "build %lld (attempt %d): cloning %.200s", (long long)b->id,
              b->attempt + 1, d->repo);
     if (core_mutate(a->core, NULL, d->id, mut_begin, &ba, NULL, &err) < 0) {
-        log_error("droid=%s build=%lld op=begin error=\"%s\"", d->id, (long long)b->id, err.message);
+        dmsd_log(err.code == DMS_E_CONFLICT ? DMS_LOG_INFO : DMS_LOG_ERROR,
+                 "droid=%s build=%lld op=begin error=\"%s\"", d->id, (long long)b->id, err.message);
         droid_free(d);
         return;
     }
-    outputs o = {-1, -1};
-    if (dms_mkdir_p(dir, false, &err) == 0) {
-        o.out = open_output(dir, "build.out");
-        o.err = open_output(dir, "build.err");
-    }
-    if (o.out < 0 || o.err < 0) {
+    int limit_s = build_timeout_effective(&a->cfg, d->build_timeout_s);
+    buildq_arm(bld->q, job, limit_s); /* from here on: the clone counts too */
+    outputs o = {.out = {.fd = -1}, .err = {.fd = -1}};
+    if (open_outputs(bld, dir, &o, &err) < 0) {
         ea.kind = END_RETRY;
-        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir,
-                 err.code ? err.message : strerror(errno));
+        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir, err.message);
         goto end;
     }
-    say(&o, "build %lld attempt %d of droid %s (%s)", (long long)b->id, b->attempt, d->name, d->id);
+    say(&o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt, d->name,
+        d->id, limit_s);
 
     /* Which branch: the droid's, else the remote's default (looked up once, then kept on the droid). */
     char *branch = b->branch ? strdup(b->branch) : NULL;
@@ -415,14 +431,11 @@ static void run_build(builder *bld, store_build *b)
         b->commit_pin ? b->commit_pin : "");
     dms_rm_rf(src, NULL);
     char sha[GIT_SHA_HEX + 1] = "";
-    int r = gitx_clone(d->repo, branch, b->commit_pin, src, bld->cur_token, sha, &err);
+    int r = gitx_clone(d->repo, branch, b->commit_pin, src, job->token, sha, &err);
     free(branch);
     if (r < 0) {
         ea.kind = r == -DMS_E_CANCELLED ? END_CANCELLED : err.retryable ? END_RETRY : END_USER_FAULT;
-        if (ea.kind == END_CANCELLED)
-            cancel_reason(bld, ea.reason, sizeof(ea.reason));
-        else
-            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
+        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
         goto end;
     }
     dmsd_set_str(&b->commit_sha, sha);
@@ -445,9 +458,8 @@ static void run_build(builder *bld, store_build *b)
             goto end;
         }
     }
-    if (cancelled(bld)) {
+    if (dms_cancel_token_cancelled(job->token)) {
         ea.kind = END_CANCELLED;
-        cancel_reason(bld, ea.reason, sizeof(ea.reason));
         goto end;
     }
     char tag[128], build_id[DMS_ID_MAX + 1], label_droid[64], label_build[64];
@@ -457,47 +469,45 @@ static void run_build(builder *bld, store_build *b)
     snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
     snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
     char *labels[] = {label_droid, label_build, NULL};
-    dms_build_request req = {
-        .build_id = build_id, .job_id = d->id, .context_dir = src, .tag = tag, .labels = labels};
+    dms_build_request req = {.build_id = build_id,
+                             .job_id = d->id,
+                             .context_dir = src,
+                             .tag = tag,
+                             .labels = labels,
+                             .memory_bytes = (int64_t)a->cfg.build_memory_mb * BYTES_PER_MB,
+                             .cpu_millis = a->cfg.build_cpu_millis};
     dms_build_result res = {0};
     say(&o, "building image %s", tag);
-    r = dms_executor_build(a->ex, &req, on_output, &o, bld->cur_token, &res, &err);
+    r = dms_executor_build(a->ex, &req, on_output, &o, job->token, &res, &err);
     if (r < 0) {
-        if (r == -DMS_E_CANCELLED || cancelled(bld)) {
-            ea.kind = END_CANCELLED;
-            cancel_reason(bld, ea.reason, sizeof(ea.reason));
-        } else {
-            ea.kind = r == -DMS_E_BUILD_FAILED ? END_USER_FAULT : err.retryable ? END_RETRY : END_USER_FAULT;
-            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-        }
+        ea.kind = r == -DMS_E_CANCELLED      ? END_CANCELLED
+                  : r == -DMS_E_BUILD_FAILED ? END_USER_FAULT
+                  : err.retryable            ? END_RETRY
+                                             : END_USER_FAULT;
+        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
         goto end;
     }
     dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : tag);
     dmsd_set_str(&b->tag, tag);
     say(&o, "built %s (%s)", tag, res.image_id);
     ea.kind = END_OK;
-end:
-    if (ea.kind != END_OK && o.out >= 0)
+end:;
+    bool ended = classify_end(bld, job, &ea);
+    if (ea.kind != END_OK)
         say(&o, "%s: %s",
             ea.kind == END_CANCELLED ? "cancelled"
             : ea.kind == END_RETRY   ? "failed (will retry)"
                                      : "failed",
             ea.reason);
-    if (o.out >= 0)
-        close(o.out);
-    if (o.err >= 0)
-        close(o.err);
+    buildlog_close(&o.out);
+    buildlog_close(&o.err);
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
              ea.kind == END_OK          ? "ok"
              : ea.kind == END_RETRY     ? "retry"
              : ea.kind == END_CANCELLED ? "cancelled"
                                         : "failed",
              ea.reason);
-    pthread_mutex_lock(&bld->lock);
-    bool stopping = bld->stop;
-    ea.superseded = ea.kind == END_CANCELLED && bld->cur_superseded;
-    pthread_mutex_unlock(&bld->lock);
-    if (stopping && ea.kind == END_CANCELLED) {
+    if (!ended) {
         /* Interrupted by dmsd's own shutdown, not cancelled by anyone: the row stays "running", and the next
          * start queues it again (store_builds_requeue_running). */
         log_info("droid=%s build=%lld op=build note=\"interrupted by shutdown; resumes at the next start\"",
@@ -505,81 +515,20 @@ end:
         droid_free(d);
         return;
     }
-    dms_error e2 = {0};
-    if (core_mutate(a->core, NULL, d->id, mut_end, &ea, NULL, &e2) < 0) {
-        log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
-        ea.orphan = e2.code == DMS_E_NOT_FOUND;
-    }
-    if (ea.kind == END_CANCELLED && built_tag[0])
-        remove_cancelled_image(bld, d->id, built_tag);
-    if (ea.orphan) {
-        /* Deleted while it built: what this build made has no owner left. */
-        if (ea.kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
-            store_gc_add(a->st, b->image_id, d->id, NULL);
-            if (a->runner)
-                runner_collect_images(a->runner);
-        }
-        dms_rm_rf(dir, NULL);
-        ea.kind = END_CANCELLED; /* nothing to prune */
-    }
-    if (ea.kind == END_OK)
-        prune_releases(bld, d->id);
-    droid_free(d);
+    finish_build(bld, job, d, &ea, dir, built_tag);
 }
 
-/* ---- the worker ---- */
+/* ---- the workers ---- */
 
 static void *worker(void *arg)
 {
     builder *bld = arg;
-    pthread_mutex_lock(&bld->lock);
-    for (;;) {
-        if (bld->stop)
-            break;
-        store_build b = {0};
-        int64_t due = 0;
-        dms_error err = {0};
-        int64_t now = dmsd_now_ns();
-        int r = store_build_next(bld->a->st, now, &b, &due, &err);
-        if (r == 1) {
-            dms_cancel_token *t = NULL;
-            if (dms_cancel_token_new(&t, &err) < 0) {
-                store_build_clear(&b);
-                log_error("component=builder error=\"%s\"", err.message);
-                r = 0;
-                due = now + QUEUE_POLL_MAX_MS * NS_PER_MS;
-            } else {
-                snprintf(bld->cur_droid, sizeof(bld->cur_droid), "%s", b.droid_id);
-                bld->cur_build = b.id;
-                bld->cur_token = t;
-                bld->cur_reason[0] = '\0';
-                bld->cur_superseded = false;
-                pthread_mutex_unlock(&bld->lock);
-                run_build(bld, &b);
-                store_build_clear(&b);
-                pthread_mutex_lock(&bld->lock);
-                bld->cur_droid[0] = '\0';
-                bld->cur_build = 0;
-                bld->cur_token = NULL;
-                pthread_mutex_unlock(&bld->lock);
-                dms_cancel_token_free(t);
-                pthread_mutex_lock(&bld->lock);
-                continue;
-            }
-        }
-        if (r < 0)
-            log_error("component=builder op=queue error=\"%s\"", err.message);
-        int64_t wait_ms = QUEUE_POLL_MAX_MS;
-        if (due > 0 && (due - now) / NS_PER_MS < wait_ms)
-            wait_ms = (due - now) / NS_PER_MS + 1;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t deadline = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + wait_ms * NS_PER_MS;
-        ts.tv_sec = deadline / NS_PER_SEC;
-        ts.tv_nsec = deadline % NS_PER_SEC;
-        pthread_cond_timedwait(&bld->cond, &bld->lock, &ts);
+    buildq_job job;
+    while (buildq_take(bld->q, &job) == 1) {
+        run_build(bld, &job);
+        store_build_clear(&job.b);
+        buildq_done(bld->q, &job);
     }
-    pthread_mutex_unlock(&bld->lock);
     return NULL;
 }
 
@@ -589,21 +538,21 @@ int builder_start(builder **out, app *a, dms_error *err)
     if (!b)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     b->a = a;
-    pthread_mutex_init(&b->lock, NULL);
-    pthread_cond_init(&b->cond, NULL);
     int n = 0;
     int r = store_builds_requeue_running(a->st, &n, err);
-    if (r < 0) {
+    if (r < 0 || (r = buildq_open(&b->q, a->st, a->cfg.build_workers, a->cfg.build_user_max, err)) < 0) {
         builder_stop(b);
         return r;
     }
     if (n)
         log_info("component=builder op=requeue interrupted=%d", n);
-    if (pthread_create(&b->thread, NULL, worker, b) != 0) {
-        builder_stop(b);
-        return dms_error_set(err, DMS_E_IO, NULL, "cannot start the build worker");
+    for (; b->n_threads < a->cfg.build_workers; b->n_threads++) {
+        if (pthread_create(&b->threads[b->n_threads], NULL, worker, b) != 0) {
+            builder_stop(b);
+            return dms_error_set(err, DMS_E_IO, NULL, "cannot start the build workers");
+        }
     }
-    b->started = true;
+    log_info("component=builder workers=%d per_user=%d", a->cfg.build_workers, a->cfg.build_user_max);
     *out = b;
     return 0;
 }
@@ -612,30 +561,19 @@ void builder_stop(builder *b)
 {
     if (!b)
         return;
-    pthread_mutex_lock(&b->lock);
-    b->stop = true;
-    if (b->cur_token) {
-        /* A restart re-queues it (store_builds_requeue_running): it is interrupted, not cancelled by a user.
-         */
-        snprintf(b->cur_reason, sizeof(b->cur_reason), "interrupted: dmsd is stopping");
-        dms_cancel_token_cancel(b->cur_token);
-    }
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->lock);
-    if (b->started)
-        pthread_join(b->thread, NULL);
-    pthread_cond_destroy(&b->cond);
-    pthread_mutex_destroy(&b->lock);
+    /* Running builds are interrupted, not cancelled: a restart queues them again
+     * (store_builds_requeue_running). */
+    buildq_stop(b->q);
+    for (int i = 0; i < b->n_threads; i++)
+        pthread_join(b->threads[i], NULL);
+    buildq_close(b->q);
     free(b);
 }
 
 void builder_kick(builder *b)
 {
-    if (!b)
-        return;
-    pthread_mutex_lock(&b->lock);
-    pthread_cond_broadcast(&b->cond);
-    pthread_mutex_unlock(&b->lock);
+    if (b)
+        buildq_kick(b->q);
 }
 
 typedef struct cancel_args {
@@ -663,39 +601,19 @@ static int mut_cancel_queued(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 int64_t builder_running(builder *b, const char *droid_id)
 {
-    pthread_mutex_lock(&b->lock);
-    int64_t id = b->cur_token && strcmp(b->cur_droid, droid_id) == 0 ? b->cur_build : 0;
-    pthread_mutex_unlock(&b->lock);
-    return id;
+    return buildq_running(b->q, droid_id);
 }
 
 void builder_supersede(builder *b, const char *droid_id, int64_t build_id)
 {
-    bool running = false;
-    pthread_mutex_lock(&b->lock);
-    if (build_id > 0 && b->cur_token && b->cur_build == build_id && strcmp(b->cur_droid, droid_id) == 0 &&
-        !dms_cancel_token_cancelled(b->cur_token)) {
-        snprintf(b->cur_reason, sizeof(b->cur_reason), "superseded: newer code is wanted");
-        b->cur_superseded = true;
-        dms_cancel_token_cancel(b->cur_token);
-        running = true;
-    }
-    pthread_mutex_unlock(&b->lock);
-    if (running)
+    if (buildq_supersede(b->q, droid_id, build_id))
         log_info("droid=%s op=cancel-build reason=superseded", droid_id);
     builder_kick(b);
 }
 
 int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *found, dms_error *err)
 {
-    bool running = false;
-    pthread_mutex_lock(&b->lock);
-    if (b->cur_token && strcmp(b->cur_droid, droid_id) == 0) {
-        snprintf(b->cur_reason, sizeof(b->cur_reason), "%s", reason);
-        dms_cancel_token_cancel(b->cur_token);
-        running = true;
-    }
-    pthread_mutex_unlock(&b->lock);
+    bool running = buildq_cancel(b->q, droid_id, reason);
     cancel_args ca = {.reason = reason};
     int r = 0;
     if (running) {

@@ -1,10 +1,11 @@
-/* build/builder.h - the build queue and its worker: clone (libgit2), build through the executor, record the
- * release, hand over to the runner.
+/* build/builder.h - the build workers: clone (libgit2), build through the executor, record the release, hand
+ * over to the runner.
  *
  * Builds are rows in the store (queued -> running -> succeeded | failed | cancelled | superseded), so a
- * restart carries on where it stopped. One worker thread runs one build at a time; a retryable failure
- * (network, engine) is queued again with exponential backoff, a user's fault (Dockerfile step, missing
- * Dockerfile, unknown branch) fails the droid with the reason.
+ * restart carries on where it stopped. DMS_BUILD_WORKERS threads each run one build at a time, picked fairly
+ * across users (queue.h); a droid's builds never run two at once. A retryable failure (network, engine) is
+ * queued again with exponential backoff; a user's fault (Dockerfile step, missing Dockerfile, unknown branch,
+ * the build's time limit) fails the droid with the reason.
  *
  * Thread-safe.
  */
@@ -19,9 +20,10 @@
 
 typedef struct builder builder;
 
-/* Requeues builds a crash interrupted and starts the worker. */
+/* Requeues builds a crash interrupted and starts the workers (a->cfg.build_workers, build_user_max). */
 int builder_start(builder **out, app *a, dms_error *err);
-/* Cancels the running build (it ends as cancelled) and joins the worker. */
+/* Interrupts the running builds (their rows stay "running": the next start queues them again) and joins the
+ * workers. Accepts NULL. */
 void builder_stop(builder *b);
 /* A build was queued: look at the queue now. */
 void builder_kick(builder *b);

@@ -535,9 +535,12 @@ json_t *droid_to_json(const droid *d)
         str_or_null(d->commit_sha), "url", url, "host_port",
         d->host_port > 0 ? json_integer(d->host_port) : json_null());
     json_t *snooze = d->snooze_json ? json_loads(d->snooze_json, 0, NULL) : NULL;
-    if (o)
+    if (o) {
         json_object_set_new(o, "snooze", snooze ? snooze : json_null());
-    else
+        json_object_set_new(o, "build_timeout_s",
+                            d->build_timeout_s > 0 ? json_integer(d->build_timeout_s) : json_null());
+    } else {
         json_decref(snooze);
+    }
     return o;
 }

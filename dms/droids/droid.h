@@ -50,6 +50,7 @@ typedef struct droid {
     char *env_json; /* compact JSON object of strings, keys sorted: {"K":"V"} */
     droid_volume *volumes;
     size_t n_volumes;
+    int build_timeout_s; /* its builds' time limit; 0: the operator's default (build/buildopts.h) */
 
     /* state machine */
     droid_state state;
@@ -120,6 +121,8 @@ typedef struct droid_patch {
     char *branch;
     bool has_commit;
     char *commit; /* NULL with has_commit: unpin (follow the branch head) */
+    bool has_build_timeout; /* set by the route from build_opts_take() (build/buildopts.h), not parsed here */
+    int build_timeout_s;
 } droid_patch;
 
 /* Parses {"name"?, "port"?, "env"?, "branch"?, "commit"?: "sha" | null}; unknown keys are refused; an empty

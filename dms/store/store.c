@@ -89,6 +89,8 @@ static const char *const migrations[] = {
     /* 6: the hook secret itself, as the HMAC key of signed hooks (GitHub, Gitea); set with every new secret
      */
     "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
+    /* 7: a droid's own build time limit (0: the operator's default) */
+    "ALTER TABLE droids ADD COLUMN build_timeout_s INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int db_error(store *s, dms_error *err, const char *what)
@@ -272,7 +274,7 @@ void store_db_release(store *s)
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
     " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
     "commit_sha,"                                                                                            \
-    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns"
+    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, build_timeout_s"
 
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
 {
@@ -312,6 +314,7 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     sqlutil_bind_text(st, i++, d->snooze_json);
     sqlite3_bind_int(st, i++, d->asleep);
     sqlite3_bind_int64(st, i++, d->woken_ns);
+    sqlite3_bind_int(st, i++, d->build_timeout_s);
     return i;
 }
 
@@ -332,7 +335,7 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if ((r = prepare(s, &st,
                      "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      err)) < 0)
         return r;
     bind_droid(st, d, vols);
@@ -357,8 +360,8 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
              " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
              " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
              " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
-             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35 WHERE "
-             "id=?1",
+             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35,"
+             " build_timeout_s=?36 WHERE id=?1",
              err)) < 0)
         return r;
     bind_droid(st, d, vols);
@@ -432,6 +435,7 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->snooze_json = sqlutil_col_text(st, i++);
     d->asleep = sqlite3_column_int(st, i++) != 0;
     d->woken_ns = sqlite3_column_int64(st, i++);
+    d->build_timeout_s = sqlite3_column_int(st, i++);
     if (droid_volumes_from_json(d, vols, err) < 0) {
         droid_free(d);
         return NULL;
@@ -633,28 +637,19 @@ int store_build_update(store *s, const store_build *b, dms_error *err)
     return 0;
 }
 
-int store_build_next(store *s, int64_t now_ns, store_build *out, int64_t *next_due_ns, dms_error *err)
+int store_build_get(store *s, int64_t id, store_build *out, dms_error *err)
 {
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    *next_due_ns = 0;
-    if ((r = prepare(s, &st,
-                     "SELECT " BUILD_COLS " FROM builds WHERE status='queued' ORDER BY next_try_ns > ?,"
-                     " next_try_ns, id LIMIT 1",
-                     err)) < 0)
+    if ((r = prepare(s, &st, "SELECT " BUILD_COLS " FROM builds WHERE id=?", err)) < 0)
         return r;
-    sqlite3_bind_int64(st, 1, now_ns);
+    sqlite3_bind_int64(st, 1, id);
     r = sqlite3_step(st);
     if (r == SQLITE_DONE)
         return 0;
     if (r != SQLITE_ROW)
-        return db_error(s, err, "next build");
-    int64_t due = sqlite3_column_int64(st, 13);
-    if (due > now_ns) {
-        *next_due_ns = due;
-        return 0;
-    }
+        return db_error(s, err, "read build");
     row_build(st, out);
     return 1;
 }

@@ -90,9 +90,21 @@ void store_build_clear(store_build *b);
 int store_build_insert(store *s, const char *droid_id, const char *branch, const char *commit_pin,
                        int64_t *id, dms_error *err);
 int store_build_update(store *s, const store_build *b, dms_error *err);
-/* The oldest queued build due at now_ns: returns 1 and fills *out, or 0 and sets *next_due_ns to the earliest
- * due time of a queued build not due yet (0 if none). */
-int store_build_next(store *s, int64_t now_ns, store_build *out, int64_t *next_due_ns, dms_error *err);
+/* Build id: 1 and *out filled, or 0 if there is none. */
+int store_build_get(store *s, int64_t id, store_build *out, dms_error *err);
+
+/* A queued build that may start now, as the build queue's fair pick sees it (build/queue.h). */
+typedef struct store_build_cand {
+    int64_t id;
+    char droid_id[DROID_ID_SIZE];
+    char user_id[DROID_USER_ID_MAX + 1];
+    int64_t waiting_since_ns; /* queued at, or due at for a retry: how long it has waited */
+} store_build_cand;
+/* The queued builds due at now_ns, at most one per droid (its longest waiting) and at most per_user per user
+ * (their longest waiting), longest waiting first (store/buildqueue.c). Caller frees *out with free().
+ * *next_due_ns: the earliest due time of a queued build not due yet (0 if none). */
+int store_build_candidates(store *s, int64_t now_ns, int per_user, store_build_cand **out, size_t *n,
+                           int64_t *next_due_ns, dms_error *err);
 /* The droid's build that is queued or running (the newest), 1 found / 0 none. */
 int store_build_active(store *s, const char *droid_id, store_build *out, dms_error *err);
 /* Marks the droid's queued builds superseded (before queuing a newer one). */

@@ -17,7 +17,11 @@
 
 #include "tar.h"
 
-#define NDJSON_LINE_MAX (1024 * 1024)
+#define NDJSON_LINE_MAX (1024 * 1024)     /* an engine message; its "stream" text is at most 32 KiB, escaped */
+#define BUILD_LINE_MAX_BYTES (64 * 1024) /* a line of build output longer than this is passed on in pieces */
+#define BUILD_CPU_PERIOD_US 100000       /* the kernel's default CFS period; the quota is cpu_millis of it */
+#define SIGKILL_EXIT_CODE 137            /* 128 + SIGKILL: how a shell reports a step the kernel killed */
+#define BYTES_PER_MIB (1024 * 1024)
 #define BUILD_DIR "builds"
 #define DOCKERFILE_MAX_BYTES (1024 * 1024)
 #define STEP_IMAGE_REMOVE_TRIES 20
@@ -30,6 +34,7 @@ typedef struct ndjson {
     dms_buf line;
     int (*on_line)(void *ud, json_t *j);
     void *ud;
+    size_t dropped; /* lines longer than line.max: skipped, so that memory stays bounded */
 } ndjson;
 
 static int ndjson_feed(void *ud, const char *data, size_t len)
@@ -49,6 +54,7 @@ static int ndjson_feed(void *ud, const char *data, size_t len)
             if (r < 0)
                 return r;
         }
+        n->dropped += n->line.overflow;
         dms_buf_reset(&n->line);
         data += take + 1;
         len -= take + 1;
@@ -144,7 +150,9 @@ typedef struct build_ctx {
     char last_step[80];  /* the image the last finished step made (" ---> <id>"), for cleaning up a failed build */
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
-    dms_buf text; /* partial "stream" line */
+    long long step_exit; /* errorDetail.code: the failed RUN step's exit code */
+    dms_buf text;        /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
+    bool split_said;
     int fd;
 } build_ctx;
 
@@ -186,9 +194,8 @@ static void remove_step_image(docker_executor *ex, const char *id)
     dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use\"", id);
 }
 
-static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
+static void emit_complete_lines(build_ctx *bc, dms_stream_type stream)
 {
-    dms_buf_append(&bc->text, s, len);
     for (;;) {
         char *nl = bc->text.data ? memchr(bc->text.data, '\n', bc->text.len) : NULL;
         if (!nl)
@@ -199,6 +206,39 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
             bc->out(bc->userdata, stream, bc->text.data, l);
         dms_buf_consume(&bc->text, l + 1);
     }
+}
+
+/* Output that never ends a line must not grow the buffer without end (a build printing 300 MB without a
+ * newline grew dmsd by as much): a line that reaches BUILD_LINE_MAX_BYTES goes out as it is, said once. */
+static void split_long_line(build_ctx *bc, dms_stream_type stream)
+{
+    if (bc->text.len < BUILD_LINE_MAX_BYTES)
+        return;
+    if (!bc->split_said && bc->out) {
+        char note[128];
+        snprintf(note, sizeof(note), "[dms] build output has lines longer than %d bytes: they are split",
+                 BUILD_LINE_MAX_BYTES);
+        bc->out(bc->userdata, DMS_STREAM_STDOUT, note, strlen(note));
+    }
+    bc->split_said = true;
+    if (bc->out)
+        bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
+    dms_buf_reset(&bc->text);
+}
+
+static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
+{
+    do {
+        size_t take = BUILD_LINE_MAX_BYTES - bc->text.len; /* > 0: the buffer is below the max here */
+        if (take > len)
+            take = len;
+        if (dms_buf_append(&bc->text, s, take) < 0)
+            return; /* no memory: this output is lost, the build goes on */
+        s += take;
+        len -= take;
+        emit_complete_lines(bc, stream);
+        split_long_line(bc, stream);
+    } while (len > 0);
     if (flush && bc->text.len) {
         if (bc->out)
             bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
@@ -231,7 +271,8 @@ static int build_line(void *ud, json_t *j)
         json_t *detail = json_object_get(j, "errorDetail");
         snprintf(bc->error, sizeof(bc->error), "%s", e);
         /* errorDetail.code is the exit code of a RUN step: the user's Dockerfile failed. */
-        bc->user_fault = json_integer_value(json_object_get(detail, "code")) != 0 || is_base_image_failure(e) ||
+        bc->step_exit = json_integer_value(json_object_get(detail, "code"));
+        bc->user_fault = bc->step_exit != 0 || is_base_image_failure(e) ||
                          strstr(e, "dockerfile") || strstr(e, "Dockerfile") || strstr(e, "COPY failed") ||
                          strstr(e, "ADD failed") || strstr(e, "returned a non-zero code");
         emit_lines(bc, DMS_STREAM_STDOUT, "", 0, true);
@@ -239,6 +280,41 @@ static int build_line(void *ud, json_t *j)
             bc->out(bc->userdata, DMS_STREAM_STDERR, e, strlen(e));
     }
     return 0;
+}
+
+/* A step killed by SIGKILL (exit 137) under a memory limit most likely ran out of it: say what the limit was. */
+static const char *killed_hint(const build_ctx *bc, const dms_build_request *req, char *buf, size_t n)
+{
+    if (bc->step_exit != SIGKILL_EXIT_CODE || req->memory_bytes <= 0)
+        return "";
+    snprintf(buf, n, " (killed: each build step's memory limit is %lld MiB)",
+             (long long)(req->memory_bytes / BYTES_PER_MIB));
+    return buf;
+}
+
+/* Engine messages longer than NDJSON_LINE_MAX are skipped (memory stays bounded); the log says so. */
+static void note_dropped_messages(build_ctx *bc, size_t dropped)
+{
+    if (!dropped || !bc->out)
+        return;
+    char note[160];
+    snprintf(note, sizeof(note), "[dms] %zu engine messages longer than %d bytes were dropped", dropped,
+             NDJSON_LINE_MAX);
+    bc->out(bc->userdata, DMS_STREAM_STDERR, note, strlen(note));
+}
+
+/* The build's resource limits as /build query parameters (v1.41 ImageBuild): memory and memswap (equal: no
+ * swap beyond the memory), and a CFS quota of cpu_millis per period. They apply to every step's container. */
+static void build_limits_query(const dms_build_request *req, char *buf, size_t n)
+{
+    int len = 0;
+    buf[0] = '\0';
+    if (req->memory_bytes > 0)
+        len = snprintf(buf, n, "&memory=%lld&memswap=%lld", (long long)req->memory_bytes,
+                       (long long)req->memory_bytes);
+    if (req->cpu_millis > 0 && len >= 0 && (size_t)len < n)
+        snprintf(buf + len, n - (size_t)len, "&cpuperiod=%d&cpuquota=%lld", BUILD_CPU_PERIOD_US,
+                 (long long)req->cpu_millis * (BUILD_CPU_PERIOD_US / 1000));
 }
 
 static long tar_source(void *ud, char *buf, size_t len)
@@ -276,7 +352,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if ((r = dms_mkdir_p(dir, false, err)) < 0)
         return r;
     snprintf(tar_path, sizeof(tar_path), "%s/%s-%s.tar", dir, ex->id, req->build_id);
-    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .fd = -1};
+    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .text = {.max = BUILD_LINE_MAX_BYTES}, .fd = -1};
     bc.fd = open(tar_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (bc.fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tar_path);
@@ -322,7 +398,10 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     _cleanup_free_ char *path = dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s",
                                                   et ? et : "", ed ? ed : "", el ? el : "", ea ? ea : "",
                                                   req->no_cache ? "&nocache=1" : "");
-    if (!path || !el || !ea || !et || !ed) {
+    char limits[160];
+    build_limits_query(req, limits, sizeof(limits));
+    _cleanup_free_ char *url = path ? dms_strdup_printf("%s%s", path, limits) : NULL;
+    if (!url || !el || !ea || !et || !ed) {
         close(bc.fd);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
@@ -331,10 +410,11 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = build_line, .ud = &bc};
     docker_response resp;
     docker_abort ab = {.token = cancel};
-    r = docker_call_stream(&ex->client, "POST", path, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
+    r = docker_call_stream(&ex->client, "POST", url, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
                            &resp, err);
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
+    note_dropped_messages(&bc, nj.dropped);
     dms_buf_free(&nj.line);
     dms_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
@@ -358,12 +438,14 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if (bc.error[0])
         remove_step_image(ex, bc.last_step);
     if (bc.error[0]) {
+        char hint[96];
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))
                 return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile",
                                      "build %s: a base image is not present locally and could not be pulled: %s",
                                      req->build_id, bc.error);
-            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s", req->build_id, bc.error);
+            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s%s", req->build_id, bc.error,
+                                 killed_hint(&bc, req, hint, sizeof(hint)));
         }
         return dms_error_set(err, DMS_E_ENGINE, NULL, "build %s: the engine failed: %s", req->build_id, bc.error);
     }

@@ -59,7 +59,10 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
     And the droid "faraway" is "pending"
 
   Scenario: Cancelling a build in progress stops it, and the next queued build starts
-    Given dmsd is running
+    # One worker: the second build waits behind the first (with more, each would have a worker of its own).
+    Given dmsd is running with the settings
+      | setting           | value |
+      | DMS_BUILD_WORKERS | 1     |
     And a git repository "forever" whose Dockerfile is
       """
       FROM dms-test/busybox:latest
@@ -91,7 +94,10 @@ Feature: dmsd builds - from a commit to a release, and back to an earlier one
   # The delete lands while a step runs, after earlier steps have committed images: every image a build makes
   # carries the droid's labels from its first step, and none may be left, however far the build got.
   Scenario: The build log of a droid whose build waits in the queue can be followed at once
-    Given dmsd is running
+    # One worker: the second build waits behind the first (with more, each would have a worker of its own).
+    Given dmsd is running with the settings
+      | setting           | value |
+      | DMS_BUILD_WORKERS | 1     |
     And a git repository "forever" whose Dockerfile is
       """
       FROM dms-test/busybox:latest

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../dms/common.h"
 #include <dms/backend.h>
 
 #include "../../dms/jobs/jobstore.h"
@@ -51,7 +52,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -67,8 +68,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 6);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 7);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 7);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -83,17 +84,19 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db,
-                                  "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
-                                  " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
-                                  " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
-                                  " ALTER TABLE droids DROP COLUMN woken_ns;"
-                                  " DELETE FROM schema_migrations WHERE version>=2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
+                     " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
+                     " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
+                     " ALTER TABLE droids DROP COLUMN woken_ns;"
+                     " ALTER TABLE droids DROP COLUMN build_timeout_s;"
+                     " DELETE FROM schema_migrations WHERE version>=2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
@@ -136,6 +139,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     d->crash_count = 2;
     d->retry_at_ns = 99;
     d->commit_sha = strdup("0123456789012345678901234567890123456789");
+    d->build_timeout_s = 42;
     d->volumes = calloc(1, sizeof(droid_volume));
     d->volumes[0].name = strdup("data");
     d->volumes[0].mount_path = strdup("/data");
@@ -162,6 +166,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     ck_assert_int_eq(g->crash_count, 2);
     ck_assert_int_eq(g->retry_at_ns, 99);
     ck_assert_str_eq(g->commit_sha, d->commit_sha);
+    ck_assert_int_eq(g->build_timeout_s, 42);
     ck_assert_uint_eq(g->n_volumes, 1);
     ck_assert_str_eq(g->volumes[0].mount_path, "/data");
     droid_free(g);
@@ -261,37 +266,63 @@ START_TEST(test_events_page_by_id)
 }
 END_TEST
 
+/* The first candidate, as the build queue would start it with nothing running: 1 and *b, or 0. */
+static int next_build(store *s, int64_t now, store_build *b, int64_t *due)
+{
+    store_build_cand *c = NULL;
+    size_t n = 0;
+    dms_error err = {0};
+    ck_assert_int_eq(store_build_candidates(s, now, 16, &c, &n, due, &err), 0);
+    int r = n ? store_build_get(s, c[0].id, b, &err) : 0;
+    free(c);
+    return r;
+}
+
+static void add_user_droid(store *s, const char *id, const char *name, const char *user)
+{
+    dms_error err = {0};
+    droid *d = make_droid(id, name, user);
+    ck_assert_int_eq(store_droid_insert(s, d, &err), 0);
+    droid_free(d);
+}
+
 START_TEST(test_build_queue_order_backoff_supersede_requeue)
 {
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
+    add_user_droid(s, "d1", "web1", "alice");
+    add_user_droid(s, "d2", "web2", "alice");
     int64_t b1, b2, b3;
     ck_assert_int_eq(store_build_insert(s, "d1", "main", NULL, &b1, &err), 0);
     ck_assert_int_eq(store_build_insert(s, "d2", NULL, NULL, &b2, &err), 0);
+    int64_t now = dmsd_now_ns() + NS_PER_SEC, later = now + 10 * NS_PER_SEC;
     store_build b;
     int64_t due = -1;
-    ck_assert_int_eq(store_build_next(s, 100, &b, &due, &err), 1);
+    ck_assert_int_eq(next_build(s, now, &b, &due), 1);
     ck_assert_int_eq(b.id, b1); /* oldest first */
     ck_assert_str_eq(b.branch, "main");
     ck_assert_int_eq(b.status, BUILD_QUEUED);
-    /* b1 fails retryably: back off until 500 */
+    ck_assert_int_eq(due, 0); /* nothing waits for a later time */
+    /* b1 fails retryably: back off until later */
     b.attempt = 1;
-    b.next_try_ns = 500;
+    b.next_try_ns = later;
     ck_assert_int_eq(store_build_update(s, &b, &err), 0);
     store_build_clear(&b);
-    ck_assert_int_eq(store_build_next(s, 100, &b, &due, &err), 1);
+    ck_assert_int_eq(next_build(s, now, &b, &due), 1);
     ck_assert_int_eq(b.id, b2);
     ck_assert_ptr_null(b.branch);
+    ck_assert_int_eq(due, later);
     b.status = BUILD_RUNNING;
     ck_assert_int_eq(store_build_update(s, &b, &err), 0);
     store_build_clear(&b);
-    ck_assert_int_eq(store_build_next(s, 100, &b, &due, &err), 0);
-    ck_assert_int_eq(due, 500);
-    ck_assert_int_eq(store_build_next(s, 600, &b, &due, &err), 1);
+    ck_assert_int_eq(next_build(s, now, &b, &due), 0);
+    ck_assert_int_eq(due, later);
+    ck_assert_int_eq(next_build(s, later, &b, &due), 1);
     ck_assert_int_eq(b.id, b1);
     ck_assert_int_eq(b.attempt, 1);
     store_build_clear(&b);
+    ck_assert_int_eq(store_build_get(s, 999, &b, &err), 0); /* no such build */
 
     /* a newer build of d1 supersedes the queued one */
     ck_assert_int_eq(store_builds_supersede(s, "d1", &err), 0);
@@ -313,6 +344,68 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     ck_assert_uint_eq(json_array_size(list), 2);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "status")), "superseded");
     json_decref(list);
+    store_close(s);
+}
+END_TEST
+
+/* Builds queued at given times (created_ns), so that "waited longest" is exact. */
+static int64_t queue_at(store *s, const char *droid_id, int64_t created_ns)
+{
+    dms_error err = {0};
+    int64_t id;
+    ck_assert_int_eq(store_build_insert(s, droid_id, NULL, NULL, &id, &err), 0);
+    sqlite3 *db; /* created_ns is the store's own clock: set it behind its back */
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "UPDATE builds SET created_ns=%lld WHERE id=%lld", (long long)created_ns,
+             (long long)id);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    return id;
+}
+
+START_TEST(test_build_candidates_are_one_per_droid_and_a_few_per_user_longest_waiting_first)
+{
+    store *s = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(store_open(&s, path, &err), 0);
+    add_user_droid(s, "a1", "a1", "alice");
+    add_user_droid(s, "a2", "a2", "alice");
+    add_user_droid(s, "a3", "a3", "alice");
+    add_user_droid(s, "b1", "b1", "bob");
+    int64_t a1_old = queue_at(s, "a1", 100);
+    queue_at(s, "a1", 150); /* a second queued build of a1: never a candidate beside the first */
+    int64_t a2 = queue_at(s, "a2", 200), a3 = queue_at(s, "a3", 300), b1 = queue_at(s, "b1", 400);
+    /* a retry of a3's is due at 500: it has waited since then, not since it was queued */
+    store_build b;
+    ck_assert_int_eq(store_build_get(s, a3, &b, &err), 1);
+    b.next_try_ns = 500;
+    ck_assert_int_eq(store_build_update(s, &b, &err), 0);
+    store_build_clear(&b);
+    store_build_cand *c = NULL;
+    size_t n = 0;
+    int64_t due = -1;
+    ck_assert_int_eq(store_build_candidates(s, 1000, 2, &c, &n, &due, &err), 0);
+    /* one per droid (a1's oldest), at most 2 of alice's (a3 left out), bob's too; longest waiting first */
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(c[0].id, a1_old);
+    ck_assert_str_eq(c[0].user_id, "alice");
+    ck_assert_int_eq(c[1].id, a2);
+    ck_assert_int_eq(c[2].id, b1);
+    ck_assert_str_eq(c[2].droid_id, "b1");
+    ck_assert_str_eq(c[2].user_id, "bob");
+    ck_assert_int_eq(c[2].waiting_since_ns, 400);
+    free(c);
+    ck_assert_int_eq(store_build_candidates(s, 1000, 16, &c, &n, &due, &err), 0);
+    ck_assert_uint_eq(n, 4);
+    ck_assert_int_eq(c[3].id, a3);
+    ck_assert_int_eq(c[3].waiting_since_ns, 500);
+    free(c);
+    /* before a3's retry is due it is no candidate, and its due time is the next one */
+    ck_assert_int_eq(store_build_candidates(s, 450, 16, &c, &n, &due, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(due, 500);
+    free(c);
     store_close(s);
 }
 END_TEST
@@ -735,6 +828,7 @@ int main(void)
     tcase_add_test(tc, test_rollback_leaves_nothing_half_written);
     tcase_add_test(tc, test_events_page_by_id);
     tcase_add_test(tc, test_build_queue_order_backoff_supersede_requeue);
+    tcase_add_test(tc, test_build_candidates_are_one_per_droid_and_a_few_per_user_longest_waiting_first);
     tcase_add_test(tc, test_releases_and_runs);
     tcase_add_test(tc, test_image_gc_queue_backs_off);
     tcase_add_test(tc, test_builds_and_releases_page_from_a_cursor_newest_first);

@@ -181,6 +181,11 @@ typedef struct dms_build_request {
     char *const *build_args;   /* "KEY=VALUE", or NULL */
     char *const *labels;       /* extra "key=value" image labels, or NULL */
     bool no_cache;
+    /* Limits of every step's container (a RUN that exceeds memory_bytes is killed and the build fails).
+     * docker: the /build query's memory and memswap (no swap beyond memory), cpuperiod and cpuquota. A backend
+     * that cannot enforce a limit it is given refuses the build with NOT_SUPPORTED naming the field. */
+    int64_t memory_bytes;      /* 0 = unlimited; else >= DMS_MEMORY_MIN_BYTES */
+    int64_t cpu_millis;        /* 1000 = one core; 0 = unlimited */
 } dms_build_request;
 
 typedef struct dms_build_result {
