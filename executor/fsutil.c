@@ -133,34 +133,7 @@ int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, d
             return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s does not exist", path);
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
     }
-    dms_buf b = {.max = max_bytes};
-    char chunk[8192];
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            dms_buf_free(&b);
-            return dms_error_set_errno(err, DMS_E_IO, e, "read %s", path);
-        }
-        if (r == 0)
-            break;
-        if (dms_buf_append(&b, chunk, (size_t)r) < 0) {
-            dms_buf_free(&b);
-            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
-        }
-        if (b.overflow) {
-            dms_buf_free(&b);
-            return dms_error_set(err, DMS_E_IO, NULL, "%s is larger than %zu bytes", path, max_bytes);
-        }
-    }
-    if (!b.data && dms_buf_append(&b, "", 0) < 0)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    *out = b.data;
-    if (len)
-        *len = b.len;
-    return 0;
+    return dms_read_fd(fd, max_bytes, out, len, path, err);
 }
 
 /* rm -rf of a tree a workload may have made (a job's workspace, written by root in a container): nothing in

@@ -105,6 +105,20 @@ char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len);
 /* Parses a non-negative decimal int64; -1 on error. */
 int64_t dms_parse_i64(const char *s);
 
+/* ---- trees a user controls (beneath.c) ----
+ * A checkout or a build context may hold symlinks to anywhere and names that climb out. These resolve rel
+ * beneath dirfd with no symlink on the way (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a walk of
+ * O_NOFOLLOW opens where openat2 is missing). O_CLOEXEC and O_NOFOLLOW are added. The fd, or -errno: ELOOP
+ * for a symlink, EXDEV for a path that leads out (absolute, or through ".."). */
+int dms_open_beneath(int dirfd, const char *rel, int flags);
+/* A regular file beneath dirfd (as above; a FIFO or device is refused, never opened blocking), at most
+ * max_bytes; caller frees *out (NUL-terminated). NOT_FOUND if absent, INVALID for a symlink, a path out or
+ * not a regular file. Messages name rel only. */
+int dms_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
+                          dms_error *err);
+/* Reads fd to its end, at most max_bytes (IO error beyond); what names it in messages. Caller frees *out. */
+int dms_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *what, dms_error *err);
+
 #pragma GCC visibility pop
 
 #endif
