@@ -122,6 +122,27 @@ START_TEST(test_a_fifo_is_refused_without_blocking_and_a_missing_file_is_not_fou
 }
 END_TEST
 
+/* The final name of an atomic write is replaced (rename), never written through, even when someone planted a
+ * symlink there; the target stays as it was. */
+START_TEST(test_atomic_write_replaces_a_planted_symlink_instead_of_writing_through_it)
+{
+    char target[PATH_MAX * 2], p[PATH_MAX * 2];
+    snprintf(target, sizeof(target), "%s/target", dir);
+    put("target", "untouched");
+    snprintf(p, sizeof(p), "%s/state.json", dir);
+    ck_assert_int_eq(symlink(target, p), 0);
+    ck_assert_int_eq(dms_write_file_atomic(p, "new", 3, NULL), 0);
+    char *t = NULL;
+    size_t len;
+    ck_assert_int_eq(dms_read_file(target, 64, &t, &len, NULL), 0);
+    ck_assert_str_eq(t, "untouched");
+    free(t);
+    struct stat st;
+    ck_assert_int_eq(lstat(p, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+}
+END_TEST
+
 /* Kernels before 5.6, and seccomp profiles that predate openat2, answer ENOSYS: this process (Check forks one
  * per test) gets such a filter, and the walk of O_NOFOLLOW opens must refuse exactly what openat2 refuses. */
 static void deny_openat2(void)
@@ -170,6 +191,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_no_symlink_is_followed_even_one_that_stays_inside);
     tcase_add_test(tc, test_paths_that_lead_out_are_refused);
     tcase_add_test(tc, test_a_fifo_is_refused_without_blocking_and_a_missing_file_is_not_found);
+    tcase_add_test(tc, test_atomic_write_replaces_a_planted_symlink_instead_of_writing_through_it);
     tcase_add_test(tc, test_without_openat2_the_walk_refuses_the_same);
     suite_add_tcase(s, tc);
     return s;
