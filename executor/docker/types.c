@@ -188,51 +188,54 @@ void docker_split_image_ref(const char *ref, char *name, char *tag)
     }
 }
 
+/* Where each FROM instruction ends, as the engine's parser sees it (dms_df_scan). */
+typedef struct from_ends {
+    dms_buf offsets; /* size_t each */
+    bool open;       /* a FROM runs into the end of the file */
+} from_ends;
+
+static int note_from(void *ud, const dms_df_instr *in, dms_error *err)
+{
+    from_ends *fe = ud;
+    size_t k = strcspn(in->text, " \t\v\f\r"); /* splitCommand's separators */
+    if (k != 4 || strncasecmp(in->text, "FROM", 4) != 0)
+        return 0;
+    fe->open |= in->open;
+    if (dms_buf_append(&fe->offsets, &in->end, sizeof(in->end)) < 0)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    return 0;
+}
+
 /* A copy of the Dockerfile with `label_line` after every FROM instruction, so that every image a build makes,
- * intermediate ones included, carries our labels from its first step: a build that is cancelled or dies leaves
- * nothing cleanup cannot find, and one LABEL step replaces the one-step-per-label the engine adds for the labels=
- * query. Only stable labels go there (per-build values would change every later step's cache key). NULL when the
- * file is not one we can edit safely (then the caller keeps query labels only). Caller frees. */
+ * intermediate ones included, carries our labels from its first step: a build that is cancelled or dies
+ * leaves nothing cleanup cannot find, and one LABEL step replaces the one-step-per-label the engine adds for
+ * the labels= query. Only stable labels go there (per-build values would change every later step's cache
+ * key). The lines are split and joined by dms_df_scan, as the engine does, so a LABEL goes in only where an
+ * instruction ends and every instruction of the file means what it meant. NULL when the file is not one we
+ * can edit (no FROM, a FROM running into the end of the file, or not parseable). Caller frees. */
 char *docker_label_after_from(const char *text, size_t len, const char *label_line)
 {
-    char esc = '\\';
-    /* Parser directives come first: "# escape=`" changes the continuation character. */
-    for (const char *p = text; p < text + len && *p == '#';) {
-        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
-        size_t l = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
-        const char *e = memmem(p, l, "escape=", 7);
-        if (e && e + 7 < p + l)
-            esc = e[7];
-        if (!nl)
-            break;
-        p = nl + 1;
+    from_ends fe = {0};
+    dms_error err;
+    if (dms_df_scan(text, len, note_from, &fe, NULL, &err) < 0 || fe.open || fe.offsets.len == 0) {
+        dms_buf_free(&fe.offsets);
+        return NULL;
     }
     dms_buf b = {0};
-    bool in_from = false, any = false;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        const char *q = p;
-        while (q < p + l && (*q == ' ' || *q == '\t'))
-            q++;
-        if (!in_from && p + l - q > 4 && strncasecmp(q, "FROM", 4) == 0 && (q[4] == ' ' || q[4] == '\t'))
-            in_from = true;
-        dms_buf_append(&b, p, l);
-        dms_buf_append(&b, "\n", 1);
-        if (in_from) {
-            const char *t = p + l;
-            while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
-                t--;
-            if (t == p || t[-1] != esc) {
-                in_from = false;
-                any = true;
-                dms_buf_printf(&b, "%s\n", label_line);
-            }
-        }
-        p = nl ? nl + 1 : end;
+    size_t at = 0, n = fe.offsets.len / sizeof(size_t);
+    bool failed = false; /* any append that fails fails the copy: a hole in it would change the build */
+    for (size_t i = 0; i < n; i++) {
+        size_t end;
+        memcpy(&end, fe.offsets.data + i * sizeof(size_t), sizeof(end));
+        failed |= dms_buf_append(&b, text + at, end - at) < 0;
+        if (end == 0 || text[end - 1] != '\n')
+            failed |= dms_buf_append(&b, "\n", 1) < 0;
+        failed |= dms_buf_printf(&b, "%s\n", label_line) < 0;
+        at = end;
     }
-    if (in_from || !any || !b.data) {
+    failed |= dms_buf_append(&b, text + at, len - at) < 0;
+    dms_buf_free(&fe.offsets);
+    if (failed || !b.data) {
         dms_buf_free(&b);
         return NULL;
     }

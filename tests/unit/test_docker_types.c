@@ -202,13 +202,30 @@ static void expect_labelled(const char *in, const char *want)
 
 START_TEST(test_labels_go_after_every_from_and_its_continuation)
 {
-    expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y", "FROM a AS b\nLABEL x=1\nRUN x\nfrom b\nLABEL x=1\nCMD y\n");
+    expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y",
+                    "FROM a AS b\nLABEL x=1\nRUN x\nfrom b\nLABEL x=1\nCMD y");
     expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n", "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\n");
     /* The escape directive changes the continuation character. */
     expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n", "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\n");
     /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside one: not edited. */
     expect_labelled("FROMAGE x\n", NULL);
     expect_labelled("FROM a \\\n", NULL);
+}
+END_TEST
+
+/* The engine skips comment and blank lines inside a continuation: a LABEL put after one would be joined to
+ * the FROM (and a later line of it would become an instruction of its own). The label goes where the engine
+ * ends the instruction, and every other byte stays. */
+START_TEST(test_labels_go_where_the_engine_ends_the_from)
+{
+    expect_labelled("FROM a \\\n# AS c\n\n  AS b\nRUN x\n",
+                    "FROM a \\\n# AS c\n\n  AS b\nLABEL x=1\nRUN x\n");
+    /* A FROM word inside a RUN's continuation is no FROM. */
+    expect_labelled("FROM a\nRUN echo \\\nFROM b\n", "FROM a\nLABEL x=1\nRUN echo \\\nFROM b\n");
+    /* CRLF line ends; a directive after a comment is a comment (the escape stays \\). */
+    expect_labelled("FROM a \\\r\n  AS b\r\nRUN x\r\n", "FROM a \\\r\n  AS b\r\nLABEL x=1\nRUN x\r\n");
+    expect_labelled("# hello\n# escape=`\nFROM a `\nRUN x\n",
+                    "# hello\n# escape=`\nFROM a `\nLABEL x=1\nRUN x\n");
 }
 END_TEST
 
@@ -225,6 +242,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_labels_go_after_every_from_and_its_continuation);
+    tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);
     tcase_add_test(tc, test_docker_requires_an_image);
     tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
     tcase_add_test(tc, test_image_ref_splits_for_pull);
