@@ -229,6 +229,22 @@ START_TEST(test_labels_go_where_the_engine_ends_the_from)
 }
 END_TEST
 
+/* An image's labels are inherited by the containers made from it: every io.dms.* key dms reads from a
+ * container must be set at create, whatever the request leaves out, or a Dockerfile's LABEL would supply it.
+ */
+START_TEST(test_spec_sets_every_label_dms_reads_so_no_image_can_supply_one)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    json_t *l = json_object_get(s, "Labels");
+    const char *keys[] = {DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR,  DMS_LABEL_BACKEND,
+                          DMS_LABEL_JOB,     DMS_LABEL_EXECUTION, DMS_LABEL_ROLE};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(json_is_string(json_object_get(l, keys[i])), "%s is not set at create", keys[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(l, DMS_LABEL_BACKEND)), "docker");
+    json_decref(s);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("docker_types");
@@ -243,6 +259,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_labels_go_after_every_from_and_its_continuation);
     tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);
+    tcase_add_test(tc, test_spec_sets_every_label_dms_reads_so_no_image_can_supply_one);
     tcase_add_test(tc, test_docker_requires_an_image);
     tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
     tcase_add_test(tc, test_image_ref_splits_for_pull);
