@@ -29,6 +29,7 @@ export DMS_JWT_SECRET=$(head -c 32 /dev/urandom | base64 | tr -d '/+=')
 export DMS_DATA_DIR=$WORK/var
 export DMS_LOG_LEVEL=info
 export DMS_PROXY_LISTEN=127.0.0.1:0
+export DMS_BUILD_ALLOWED_IMAGES='dms-test/*' # the droid starts FROM dms-test/web, like the raw floor it is measured against
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
 DMSD_PID=
 cleanup() {

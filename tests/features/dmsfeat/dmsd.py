@@ -200,7 +200,10 @@ class Dmsd:
                     "DMS_EXECUTOR_ID": self.executor_id, "DMS_BACKEND": "docker", "DMS_PLUGIN_DIR": self.plugin_dir,
                     "DMS_LOG_LEVEL": "info",
                     # Any free port for its Caddy: scenarios (and parallel runs) must not compete for 8000.
-                    "DMS_PROXY_LISTEN": "127.0.0.1:0"})
+                    "DMS_PROXY_LISTEN": "127.0.0.1:0",
+                    # The scenarios' repositories start FROM the local test images; dmsd's default allows only
+                    # dms-stack/* and the user's own droids' images (security_build.feature covers that).
+                    "DMS_BUILD_ALLOWED_IMAGES": "dms-test/*"})
         if self.keep_releases is not None:
             env["DMS_KEEP_RELEASES"] = str(self.keep_releases)
         if extra_env:
