@@ -46,6 +46,8 @@ typedef struct dmsd_config {
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
     int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
     retain_config retain; /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
+    char *build_allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: images builds may start FROM beyond the stack
+                                 * images and the user's own droids' (build/dfpolicy.h); "" by default */
 } dmsd_config;
 
 struct builder;

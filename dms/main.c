@@ -8,7 +8,8 @@
  * DMS_USER_MAX_JOBS (20), DMS_JOB_ARTIFACT_MAX_MB (256), DMS_FOLLOW_INTERVAL_S (60),
  * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN, DMS_PAGE_LIMIT (100),
  * DMS_RETAIN_EVENTS (1000), DMS_RETAIN_BUILDS (100), DMS_RETAIN_RUNS (100), DMS_RETAIN_JOBS (500),
- * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600). */
+ * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_BUILD_ALLOWED_IMAGES ("").
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "api/page.h"
 #include "app.h"
 #include "build/builder.h"
+#include "build/dfpolicy.h"
 #include "common.h"
 #include "datadir.h"
 #include "follow/follow.h"
@@ -73,7 +75,10 @@ static void usage(FILE *f)
         "Retention (0: keep all): DMS_RETAIN_EVENTS (1000 per droid), DMS_RETAIN_BUILDS (100 per droid, and\n"
         "releases whose image is gone), DMS_RETAIN_RUNS (100 per droid), DMS_RETAIN_JOBS (500 finished jobs\n"
         "per user), DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600: how often old rows are "
-        "pruned).\n");
+        "pruned).\n"
+        "Builds: DMS_BUILD_ALLOWED_IMAGES (empty: a Dockerfile may start FROM dms-stack/* and the user's own\n"
+        "droids' images only; a comma-separated list of references or prefixes ending in *, e.g. dms-test/*,\n"
+        "allows more; an image id or digest only when listed exactly).\n");
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -133,6 +138,12 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         .jobs_days = env_int("DMS_RETAIN_JOBS_DAYS", RETAIN_DEFAULT_JOBS_DAYS, 0, RETAIN_MAX_DAYS),
         .interval_s = env_int("DMS_RETAIN_INTERVAL_S", RETAIN_DEFAULT_INTERVAL_S, 1, RETAIN_MAX_INTERVAL_S),
     };
+    cfg->build_allowed_images = env_or("DMS_BUILD_ALLOWED_IMAGES", "");
+    dms_error err = {0};
+    if (dfp_allowlist_validate(cfg->build_allowed_images, &err) < 0) {
+        fprintf(stderr, "dmsd: %s\n", err.message);
+        exit(2);
+    }
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {
@@ -408,6 +419,7 @@ out:
     free(a.cfg.proxy_listen);
     free(a.cfg.caddy_bin);
     free(a.cfg.caddy_admin);
+    free(a.cfg.build_allowed_images);
     tz_cache_clear();
     return rc;
 }
