@@ -527,6 +527,13 @@ def volumes_named(prefix):
 
 # ---- git repositories ----
 
+class Symlink:
+    """A file of a repository that is a symbolic link to target (git keeps it as a link, and so does a clone)."""
+
+    def __init__(self, target):
+        self.target = target
+
+
 class Repos:
     """Local git repositories: a work tree per name, pushed to a bare repository <dir>/<name>.git."""
 
@@ -580,5 +587,10 @@ class Repos:
         for rel, text in files.items():
             p = os.path.join(w, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
+            if isinstance(text, Symlink):
+                if os.path.lexists(p):
+                    os.unlink(p)
+                os.symlink(text.target, p)
+                continue
             with open(p, "w") as f:
                 f.write(text if text.endswith("\n") else text + "\n")
