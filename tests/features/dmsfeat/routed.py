@@ -147,7 +147,9 @@ class RoutedDmsd:
         env.update({"DMS_JWT_SECRET": self.secret, "DMS_DATA_DIR": self.data_dir, "DMS_LISTEN": "127.0.0.1:0",
                     "DMS_EXECUTOR_ID": self.executor_id, "DMS_BACKEND": "docker",
                     "DMS_PLUGIN_DIR": self.plugin_dir, "DMS_LOG_LEVEL": "info",
-                    "DMS_PROXY_LISTEN": "127.0.0.1:0"})
+                    "DMS_PROXY_LISTEN": "127.0.0.1:0",
+                    # The scenarios' repositories start FROM the local test images (see dmsd.py).
+                    "DMS_BUILD_ALLOWED_IMAGES": "dms-test/*"})
         try:
             os.unlink(self.port_file)
         except FileNotFoundError:
