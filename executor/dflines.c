@@ -174,7 +174,7 @@ int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char
             break;
         if (n && *t == '#')
             n = 0;
-        dms_df_instr in = {.first_line = s.lineno};
+        dms_df_instr in = {.first_line = s.lineno, .start = (size_t)(l - text)};
         in.open = continues(&s, t, &n);
         if (!in.open && n == 0)
             continue;

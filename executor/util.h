@@ -129,6 +129,7 @@ typedef struct dms_df_instr {
                          lines inside dropped); NUL-terminated, borrowed for the callback */
     size_t len;
     int first_line, last_line; /* physical lines, from 1 */
+    size_t start;              /* offset of its first physical line */
     size_t end;                /* offset just past its last physical line (and that line's '\n') */
     bool open;                 /* the text ended inside its continuation */
 } dms_df_instr;

@@ -316,14 +316,16 @@ static int write_context(docker_executor *ex, const dms_build_request *req, cons
     return 0;
 }
 
-/* The image labels of the query: the caller's extras, then every io.dms.* label of ours over them. The engine
- * applies the query's labels last, after the Dockerfile's own LABEL steps, so these win on the image the
- * build tags: a Dockerfile's `LABEL io.dms.executor=...` cannot take an image out of its executor's cleanup.
+/* The image labels of the query: the caller's extras, then ours over them. The engine applies them after the
+ * Dockerfile's own steps, one step per label. With our labelled copy of the Dockerfile (which re-asserts the
+ * stable labels at the end of every stage) only the per-build execution label goes here; without one, every
+ * io.dms.* label does, so a Dockerfile's `LABEL io.dms.executor=...` never reaches the image the build tags.
  */
-static json_t *query_labels(docker_executor *ex, const dms_build_request *req)
+static json_t *query_labels(docker_executor *ex, const dms_build_request *req, bool labelled)
 {
     json_t *labels = kv_object(req->labels);
-    json_t *ours = docker_labels(ex->id, req->job_id, req->build_id, "build");
+    json_t *ours = labelled ? json_pack("{s:s}", DMS_LABEL_EXECUTION, req->build_id)
+                            : docker_labels(ex->id, req->job_id, req->build_id, "build");
     if (!labels || !ours || json_object_update(labels, ours) < 0) {
         json_decref(labels);
         labels = NULL;
@@ -343,20 +345,21 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     size_t df_len = 0;
     if ((r = read_dockerfile(req, &df_text, &df_len, err)) < 0)
         return r;
-    /* Stable labels after every FROM (see label_after_from); the per-build ones stay on the query. */
+    /* Stable labels after every FROM and at the end of every stage (see docker_label_stages); the per-build
+     * one stays on the query. */
     char label_line[512];
     snprintf(label_line, sizeof(label_line),
              "LABEL \"%s\"=\"true\" \"%s\"=\"%s\" \"%s\"=\"docker\" \"%s\"=\"build\"%s%s%s",
              DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR, ex->id, DMS_LABEL_BACKEND, DMS_LABEL_ROLE,
              req->job_id ? " \"" DMS_LABEL_JOB "\"=\"" : "", req->job_id ? req->job_id : "",
              req->job_id ? "\"" : "");
-    df_labelled = docker_label_after_from(df_text, df_len, label_line);
+    df_labelled = docker_label_stages(df_text, df_len, label_line);
     if ((r = write_context(ex, req, df_labelled ? df_labelled : df_text, &bc.fd, &bytes, err)) < 0) {
         if (bc.fd >= 0)
             close(bc.fd);
         return r;
     }
-    _cleanup_json_ json_t *labels = query_labels(ex, req);
+    _cleanup_json_ json_t *labels = query_labels(ex, req, df_labelled != NULL);
     _cleanup_json_ json_t *args = kv_object(req->build_args);
     _cleanup_free_ char *lj = labels ? json_dumps(labels, JSON_COMPACT) : NULL;
     _cleanup_free_ char *aj = json_dumps(args, JSON_COMPACT);

@@ -188,53 +188,67 @@ void docker_split_image_ref(const char *ref, char *name, char *tag)
     }
 }
 
-/* Where each FROM instruction ends, as the engine's parser sees it (dms_df_scan). */
-typedef struct from_ends {
-    dms_buf offsets; /* size_t each */
-    bool open;       /* a FROM runs into the end of the file */
-} from_ends;
+/* Where our LABEL goes, as the engine's parser sees the file (dms_df_scan): after every FROM, before every
+ * FROM but the first (the end of the stage before it), and at the end of the file. */
+typedef struct label_points {
+    dms_buf offsets; /* size_t each, ascending */
+    size_t froms;
+    bool open; /* an instruction (the last) runs into the end of the file */
+} label_points;
 
-static int note_from(void *ud, const dms_df_instr *in, dms_error *err)
+static int add_point(label_points *lp, size_t at, dms_error *err)
 {
-    from_ends *fe = ud;
-    size_t k = strcspn(in->text, " \t\v\f\r"); /* splitCommand's separators */
-    if (k != 4 || strncasecmp(in->text, "FROM", 4) != 0)
-        return 0;
-    fe->open |= in->open;
-    if (dms_buf_append(&fe->offsets, &in->end, sizeof(in->end)) < 0)
+    if (dms_buf_append(&lp->offsets, &at, sizeof(at)) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     return 0;
 }
 
-/* A copy of the Dockerfile with `label_line` after every FROM instruction, so that every image a build makes,
- * intermediate ones included, carries our labels from its first step: a build that is cancelled or dies
- * leaves nothing cleanup cannot find, and one LABEL step replaces the one-step-per-label the engine adds for
- * the labels= query. Only stable labels go there (per-build values would change every later step's cache
- * key). The lines are split and joined by dms_df_scan, as the engine does, so a LABEL goes in only where an
- * instruction ends and every instruction of the file means what it meant. NULL when the file is not one we
- * can edit (no FROM, a FROM running into the end of the file, or not parseable). Caller frees. */
-char *docker_label_after_from(const char *text, size_t len, const char *label_line)
+static int note_point(void *ud, const dms_df_instr *in, dms_error *err)
 {
-    from_ends fe = {0};
+    label_points *lp = ud;
+    size_t k = strcspn(in->text, " \t\v\f\r"); /* splitCommand's separators */
+    lp->open = in->open;
+    if (k != 4 || strncasecmp(in->text, "FROM", 4) != 0)
+        return 0;
+    int r = lp->froms++ ? add_point(lp, in->start, err) : 0;
+    return r < 0 ? r : add_point(lp, in->end, err);
+}
+
+/* A copy of the Dockerfile with `label_line` after every FROM and at the end of every stage.
+ *
+ * After every FROM, so that every image a build makes, intermediate ones included, carries our labels from
+ * its first step: a build that is cancelled or dies leaves nothing cleanup cannot find. At the end of every
+ * stage, so that a LABEL of the Dockerfile (`LABEL io.dms.executor=someone-else`) cannot take the image a
+ * stage ends with, the tagged one included, out of cleanup and image removal. One LABEL instruction each: the
+ * engine makes one step per label of the labels= query, so the query keeps only per-build values. Only stable
+ * labels go in the text (a per-build value would change every later step's cache key). The lines are split
+ * and joined by dms_df_scan, as the engine does, so a LABEL goes in only where an instruction ends and every
+ * instruction of the file means what it meant. NULL when the file is not one we can edit (no FROM, an
+ * instruction running into the end of the file, or not parseable): then the query carries every label. Caller
+ * frees. */
+char *docker_label_stages(const char *text, size_t len, const char *label_line)
+{
+    label_points lp = {0};
     dms_error err;
-    if (dms_df_scan(text, len, note_from, &fe, NULL, &err) < 0 || fe.open || fe.offsets.len == 0) {
-        dms_buf_free(&fe.offsets);
+    if (dms_df_scan(text, len, note_point, &lp, NULL, &err) < 0 || lp.open || !lp.froms ||
+        add_point(&lp, len, &err) < 0) {
+        dms_buf_free(&lp.offsets);
         return NULL;
     }
     dms_buf b = {0};
-    size_t at = 0, n = fe.offsets.len / sizeof(size_t);
+    size_t at = 0, n = lp.offsets.len / sizeof(size_t);
     bool failed = false; /* any append that fails fails the copy: a hole in it would change the build */
     for (size_t i = 0; i < n; i++) {
-        size_t end;
-        memcpy(&end, fe.offsets.data + i * sizeof(size_t), sizeof(end));
-        failed |= dms_buf_append(&b, text + at, end - at) < 0;
-        if (end == 0 || text[end - 1] != '\n')
+        size_t point;
+        memcpy(&point, lp.offsets.data + i * sizeof(size_t), sizeof(point));
+        failed |= dms_buf_append(&b, text + at, point - at) < 0;
+        if (point > 0 && text[point - 1] != '\n')
             failed |= dms_buf_append(&b, "\n", 1) < 0;
         failed |= dms_buf_printf(&b, "%s\n", label_line) < 0;
-        at = end;
+        at = point;
     }
     failed |= dms_buf_append(&b, text + at, len - at) < 0;
-    dms_buf_free(&fe.offsets);
+    dms_buf_free(&lp.offsets);
     if (failed || !b.data) {
         dms_buf_free(&b);
         return NULL;

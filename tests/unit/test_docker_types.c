@@ -190,7 +190,7 @@ END_TEST
 
 static void expect_labelled(const char *in, const char *want)
 {
-    char *got = docker_label_after_from(in, strlen(in), "LABEL x=1");
+    char *got = docker_label_stages(in, strlen(in), "LABEL x=1");
     if (!want) {
         ck_assert_ptr_null(got);
         return;
@@ -200,16 +200,19 @@ static void expect_labelled(const char *in, const char *want)
     free(got);
 }
 
-START_TEST(test_labels_go_after_every_from_and_its_continuation)
+START_TEST(test_labels_go_after_every_from_and_at_the_end_of_every_stage)
 {
     expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y",
-                    "FROM a AS b\nLABEL x=1\nRUN x\nfrom b\nLABEL x=1\nCMD y");
-    expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n", "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\n");
+                    "FROM a AS b\nLABEL x=1\nRUN x\nLABEL x=1\nfrom b\nLABEL x=1\nCMD y\nLABEL x=1\n");
+    expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n",
+                    "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\nLABEL x=1\n");
     /* The escape directive changes the continuation character. */
-    expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n", "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\n");
-    /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside one: not edited. */
+    expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n",
+                    "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\nLABEL x=1\n");
+    /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside an instruction: not edited. */
     expect_labelled("FROMAGE x\n", NULL);
     expect_labelled("FROM a \\\n", NULL);
+    expect_labelled("FROM a\nRUN echo \\\n", NULL);
 }
 END_TEST
 
@@ -219,13 +222,18 @@ END_TEST
 START_TEST(test_labels_go_where_the_engine_ends_the_from)
 {
     expect_labelled("FROM a \\\n# AS c\n\n  AS b\nRUN x\n",
-                    "FROM a \\\n# AS c\n\n  AS b\nLABEL x=1\nRUN x\n");
+                    "FROM a \\\n# AS c\n\n  AS b\nLABEL x=1\nRUN x\nLABEL x=1\n");
     /* A FROM word inside a RUN's continuation is no FROM. */
-    expect_labelled("FROM a\nRUN echo \\\nFROM b\n", "FROM a\nLABEL x=1\nRUN echo \\\nFROM b\n");
+    expect_labelled("FROM a\nRUN echo \\\nFROM b\n", "FROM a\nLABEL x=1\nRUN echo \\\nFROM b\nLABEL x=1\n");
     /* CRLF line ends; a directive after a comment is a comment (the escape stays \\). */
-    expect_labelled("FROM a \\\r\n  AS b\r\nRUN x\r\n", "FROM a \\\r\n  AS b\r\nLABEL x=1\nRUN x\r\n");
+    expect_labelled("FROM a \\\r\n  AS b\r\nRUN x\r\n",
+                    "FROM a \\\r\n  AS b\r\nLABEL x=1\nRUN x\r\nLABEL x=1\n");
     expect_labelled("# hello\n# escape=`\nFROM a `\nRUN x\n",
-                    "# hello\n# escape=`\nFROM a `\nLABEL x=1\nRUN x\n");
+                    "# hello\n# escape=`\nFROM a `\nLABEL x=1\nRUN x\nLABEL x=1\n");
+    /* A stage's end is before the next FROM's first line, after the comments between them. */
+    expect_labelled(
+        "FROM a\nLABEL io.dms.executor=x\n# next\nFROM b\n",
+        "FROM a\nLABEL x=1\nLABEL io.dms.executor=x\n# next\nLABEL x=1\nFROM b\nLABEL x=1\nLABEL x=1\n");
 }
 END_TEST
 
@@ -257,7 +265,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
-    tcase_add_test(tc, test_labels_go_after_every_from_and_its_continuation);
+    tcase_add_test(tc, test_labels_go_after_every_from_and_at_the_end_of_every_stage);
     tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);
     tcase_add_test(tc, test_spec_sets_every_label_dms_reads_so_no_image_can_supply_one);
     tcase_add_test(tc, test_docker_requires_an_image);
