@@ -394,14 +394,16 @@ fail:
     fprintf(stderr, "dmsd: %s\n", err.message[0] ? err.message : "startup failed");
 out:
     http_stop(a.http);
-    core_set_hooks(a.core ? a.core : NULL, &(core_hooks){0});
+    if (a.core) /* a startup that failed before the store was open has none */
+        core_set_hooks(a.core, &(core_hooks){0});
     follower_stop(a.follower);
     jobs_stop(a.jobs);
     builder_stop(a.builder);
     runner_stop(a.runner);
     snooze_close(a.snooze);
     router_stop(a.router);
-    core_set_view(a.core ? a.core : NULL, NULL);
+    if (a.core)
+        core_set_view(a.core, NULL);
     retain_stop(a.retain);
     dms_executor_close(a.ex);
     dms_registry_close(a.reg);
