@@ -30,6 +30,7 @@ export DMS_DATA_DIR=$WORK/var
 export DMS_LOCAL_REPO_ROOTS=$WORK # its repository (the data dir beneath is never read from)
 export DMS_LOG_LEVEL=info
 export DMS_PROXY_LISTEN=127.0.0.1:0
+export DMS_BUILD_ALLOWED_IMAGES='dms-test/*' # the droid starts FROM dms-test/web, like the raw floor it is measured against
 export DMS_PLUGIN_DIR=${DMS_PLUGIN_DIR:-$ROOT/$BUILD/plugins}
 DMSD_PID=
 cleanup() {

@@ -62,6 +62,8 @@ typedef struct dmsd_config {
     int build_log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
     int build_memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
     int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
+    char *build_allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: images builds may start FROM beyond the stack
+                                 * images and the user's own droids' (build/dfpolicy.h); "" by default */
 } dmsd_config;
 
 struct builder;

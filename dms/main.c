@@ -12,7 +12,8 @@
  * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
  * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10),
  * DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600), DMS_BUILD_LOG_MAX_MB (8),
- * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000). */
+ * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000),
+ * DMS_BUILD_ALLOWED_IMAGES (""). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,6 +36,7 @@
 #include "build/buildopts.h"
 #include "build/queue.h"
 #include "build/git.h"
+#include "build/dfpolicy.h"
 #include "common.h"
 #include "datadir.h"
 #include "follow/follow.h"
@@ -96,7 +98,10 @@ static void usage(FILE *f)
         "Builds: DMS_BUILD_WORKERS (3 at once, 1-16), DMS_BUILD_USER_MAX (workers-1, at least 1: one user's\n"
         "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
         "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err), DMS_BUILD_MEMORY_MB\n"
-        "(2048 per build step; 0: no limit), DMS_BUILD_CPU_MILLIS (1000 = a core per step; 0: no limit).\n");
+        "(2048 per build step; 0: no limit), DMS_BUILD_CPU_MILLIS (1000 = a core per step; 0: no limit).\n"
+        "Images: DMS_BUILD_ALLOWED_IMAGES (empty: a Dockerfile may start FROM dms-stack/* and the user's own\n"
+        "droids' images only; a comma-separated list of references or prefixes ending in *, e.g. dms-test/*,\n"
+        "allows more; an image id or digest only when listed exactly).\n");
     fprintf(f,
             "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
             "(%d: idle limit of a connection until its request shows a token).\n",
@@ -226,6 +231,12 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         env_int("DMS_HTTP_REQUEST_TIMEOUT_S", HTTP_DEFAULT_REQUEST_TIMEOUT_S, 1, HTTP_TIMEOUT_MAX_S);
     if (parse_build_settings(cfg) < 0)
         return -1;
+    cfg->build_allowed_images = env_or("DMS_BUILD_ALLOWED_IMAGES", "");
+    dms_error err = {0};
+    if (dfp_allowlist_validate(cfg->build_allowed_images, &err) < 0) {
+        fprintf(stderr, "dmsd: %s\n", err.message);
+        exit(2);
+    }
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -505,7 +516,7 @@ fail:
     fprintf(stderr, "dmsd: %s\n", err.message[0] ? err.message : "startup failed");
 out:
     http_stop(a.http);
-    if (a.core) /* a startup that failed earlier has none */
+    if (a.core) /* a startup that failed before the store was open has none */
         core_set_hooks(a.core, &(core_hooks){0});
     follower_stop(a.follower);
     jobs_stop(a.jobs);
@@ -544,6 +555,7 @@ out:
     free(a.cfg.caddy_admin);
     free(a.cfg.local_repo_roots);
     free(a.cfg.git_allow_nets);
+    free(a.cfg.build_allowed_images);
     tz_cache_clear();
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -99,10 +100,17 @@ int dms_write_file_replace(const char *path, const char *data, size_t len, dms_e
 
 static int write_replace(const char *path, const char *data, size_t len, bool sync, dms_error *err)
 {
+    /* A fresh temp file, never an existing one (O_EXCL) nor through a symlink (O_NOFOLLOW): a name someone
+     * planted in the directory is refused, not written through. Unique per process and call, so concurrent
+     * writers do not share it; a stale one a crashed process left under the same name is replaced once. */
+    static atomic_uint seq;
     char tmp[PATH_MAX];
-    if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) < 0)
+    if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&seq, 1)) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
-    _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    _cleanup_close_ int fd = open(tmp, flags, DMS_PRIVATE_FILE_MODE);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+        fd = open(tmp, flags, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tmp);
     size_t off = 0;
@@ -133,34 +141,7 @@ int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, d
             return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s does not exist", path);
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
     }
-    dms_buf b = {.max = max_bytes};
-    char chunk[8192];
-    for (;;) {
-        ssize_t r = read(fd, chunk, sizeof(chunk));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            dms_buf_free(&b);
-            return dms_error_set_errno(err, DMS_E_IO, e, "read %s", path);
-        }
-        if (r == 0)
-            break;
-        if (dms_buf_append(&b, chunk, (size_t)r) < 0) {
-            dms_buf_free(&b);
-            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", path);
-        }
-        if (b.overflow) {
-            dms_buf_free(&b);
-            return dms_error_set(err, DMS_E_IO, NULL, "%s is larger than %zu bytes", path, max_bytes);
-        }
-    }
-    if (!b.data && dms_buf_append(&b, "", 0) < 0)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    *out = b.data;
-    if (len)
-        *len = b.len;
-    return 0;
+    return dms_read_fd(fd, max_bytes, out, len, path, err);
 }
 
 /* rm -rf of a tree a workload may have made (a job's workspace, written by root in a container): nothing in

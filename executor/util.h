@@ -105,6 +105,45 @@ char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len);
 /* Parses a non-negative decimal int64; -1 on error. */
 int64_t dms_parse_i64(const char *s);
 
+/* ---- trees a user controls (beneath.c) ----
+ * A checkout or a build context may hold symlinks to anywhere and names that climb out. These resolve rel
+ * beneath dirfd with no symlink on the way (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a walk of
+ * O_NOFOLLOW opens where openat2 is missing). O_CLOEXEC and O_NOFOLLOW are added. The fd, or -errno: ELOOP
+ * for a symlink, EXDEV for a path that leads out (absolute, or through ".."). */
+int dms_open_beneath(int dirfd, const char *rel, int flags);
+/* A regular file beneath dirfd (as above; a FIFO or device is refused, never opened blocking), at most
+ * max_bytes; caller frees *out (NUL-terminated). NOT_FOUND if absent, INVALID for a symlink, a path out or
+ * not a regular file. Messages name rel only. */
+int dms_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
+                          dms_error *err);
+/* Reads fd to its end, at most max_bytes (IO error beyond); what names it in messages. Caller frees *out. */
+int dms_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *what, dms_error *err);
+
+/* ---- Dockerfiles (dflines.c) ---- */
+
+#define DMS_DF_LINE_MAX 65535 /* the engine's parser refuses longer lines (bufio.Scanner's token limit) */
+
+/* One instruction as the engine's parser joins it. */
+typedef struct dms_df_instr {
+    const char *text; /* the joined line (first line left-trimmed, continuations joined, comment and blank
+                         lines inside dropped); NUL-terminated, borrowed for the callback */
+    size_t len;
+    int first_line, last_line; /* physical lines, from 1 */
+    size_t start;              /* offset of its first physical line */
+    size_t end;                /* offset just past its last physical line (and that line's '\n') */
+    bool open;                 /* the text ended inside its continuation */
+} dms_df_instr;
+typedef int (*dms_df_instr_fn)(void *ud, const dms_df_instr *in, dms_error *err);
+
+/* Calls fn for each instruction of a Dockerfile, in order, exactly as Docker 20.10's classic builder splits
+ * and joins its lines (parser directives, comments, continuations, the escape character). *escape (may be
+ * NULL) gets the escape character in effect. INVALID (field "dockerfile") for what the engine refuses at this
+ * level (a NUL byte, a line over DMS_DF_LINE_MAX, a repeated or bad directive); fn's negative return stops
+ * the scan and is returned. */
+int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char *escape, dms_error *err);
+/* Bytes of the Unicode white space character at p (Go's unicode.IsSpace, UTF-8), 0 if there is none. */
+size_t dms_unicode_space_len(const char *p, const char *end);
+
 #pragma GCC visibility pop
 
 #endif

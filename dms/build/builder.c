@@ -27,6 +27,7 @@
 #include "detect.h"
 #include "git.h"
 #include "queue.h"
+#include "recipe.h"
 
 #define REASON_MAX   BUILDQ_REASON_MAX
 #define BYTES_PER_MB (1024LL * 1024)
@@ -266,41 +267,10 @@ static void prune_releases(builder *bld, const char *droid_id)
         runner_collect_images(a->runner);
 }
 
-/* Detects the stack of a checkout without a Dockerfile, writes the generated one at path, and shows it in
- * build.out. User faults (nothing detected, unknown language) are not retryable; a missing stack image is
- * ours to fix (scripts/stack-images), said as such. */
-static int generate_dockerfile(builder *bld, outputs *o, const droid *d, const char *src, const char *path,
-                               dms_error *err)
+/* recipe.c's lines for build.out. */
+static void say_line(void *ud, const char *line, size_t len)
 {
-    detect_result det;
-    int r = detect_stack(src, d->language, &det, err);
-    if (r < 0) {
-        err->retryable = false;
-        return r;
-    }
-    const char *image = stack_base_image(det.stack);
-    dms_image_info info = {0};
-    if (dms_executor_image_info(bld->a->ex, image, &info, NULL) == 0 && !info.present) {
-        r = dms_error_set(err, DMS_E_IMAGE, NULL,
-                          "stack %s (%s): its image %s is missing on this machine: make it with "
-                          "scripts/stack-images",
-                          stack_name(det.stack), det.reason, image);
-        err->retryable = false;
-        return r;
-    }
-    _cleanup_free_ char *text = NULL;
-    if ((r = detect_render(&det, d->port, &text, err)) < 0 ||
-        (r = dms_write_file_atomic(path, text, strlen(text), err)) < 0)
-        return r;
-    say(o, "no Dockerfile: stack %s (%s); the generated Dockerfile:", stack_name(det.stack), det.reason);
-    for (const char *line = text; *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        on_output(o, DMS_STREAM_STDOUT, line, len);
-        line += len + (nl ? 1 : 0);
-    }
-    say(o, "end of the generated Dockerfile");
-    return 0;
+    on_output(ud, DMS_STREAM_STDOUT, line, len);
 }
 
 /* A cancelled build can still have been finished and tagged by the engine (the cancel reached it after the last
@@ -378,6 +348,7 @@ static void run_build(builder *bld, buildq_job *job)
     dms_error err = {0};
     end_args ea = {.bld = bld, .b = b, .kind = END_USER_FAULT};
     char built_tag[128] = ""; /* set once the engine was asked to build */
+    char *dockerfile = NULL;  /* the text the engine builds (recipe.c) */
     droid *d = core_get_copy(a->core, b->droid_id);
     if (!d || d->deleting) {
         b->status = BUILD_CANCELLED;
@@ -445,18 +416,13 @@ static void run_build(builder *bld, buildq_job *job)
     snprintf(gitdir, sizeof(gitdir), "%s/.git", src);
     dms_rm_rf(gitdir, NULL);
 
-    char dockerfile[PATH_MAX + 16];
-    snprintf(dockerfile, sizeof(dockerfile), "%s/Dockerfile", src);
-    struct stat stt;
-    if (stat(dockerfile, &stt) < 0 || !S_ISREG(stt.st_mode)) {
-        /* No Dockerfile: one is generated from the stack's template (build/detect.c). */
-        r = generate_dockerfile(bld, &o, d, src, dockerfile, &err);
-        if (r < 0) {
-            ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
-            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-            on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
-            goto end;
-        }
+    /* The repository's Dockerfile or a generated one, checked for what it may reach (build/recipe.c). */
+    recipe_in rin = {.a = a, .d = d, .src = src, .say = say_line, .ud = &o};
+    if ((r = recipe_dockerfile(&rin, &dockerfile, &err)) < 0) {
+        ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
+        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
+        on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
+        goto end;
     }
     if (dms_cancel_token_cancelled(job->token)) {
         ea.kind = END_CANCELLED;
@@ -475,7 +441,8 @@ static void run_build(builder *bld, buildq_job *job)
                              .tag = tag,
                              .labels = labels,
                              .memory_bytes = (int64_t)a->cfg.build_memory_mb * BYTES_PER_MB,
-                             .cpu_millis = a->cfg.build_cpu_millis};
+                             .cpu_millis = a->cfg.build_cpu_millis,
+                             .dockerfile_text = dockerfile};
     dms_build_result res = {0};
     say(&o, "building image %s", tag);
     r = dms_executor_build(a->ex, &req, on_output, &o, job->token, &res, &err);
@@ -501,6 +468,7 @@ end:;
             ea.reason);
     buildlog_close(&o.out);
     buildlog_close(&o.err);
+    free(dockerfile);
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
              ea.kind == END_OK          ? "ok"
              : ea.kind == END_RETRY     ? "retry"

@@ -2,12 +2,15 @@
 #include "detect.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <dms/backend.h>
 
@@ -45,28 +48,27 @@ const char *stack_base_image(stack_kind s)
     return (unsigned)s < DMS_ARRAY_SIZE(stacks) ? stacks[s].image : NULL;
 }
 
-static bool has_file(const char *dir, const char *name)
+/* The checkout is the user's: every name is resolved beneath it with no symlink on the way (a package.json
+ * "main" of "../../etc/x", or a Procfile that links to a host file, must not make us look outside). */
+static bool has_file(int dir, const char *name)
 {
-    char p[PATH_MAX];
+    _cleanup_close_ int fd = dms_open_beneath(dir, name, O_PATH);
     struct stat st;
-    if (dms_snprintf_ok(p, sizeof(p), "%s/%s", dir, name) < 0)
-        return false;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The file's text (NUL-terminated), or NULL if absent or unreadable. Caller frees. */
-static char *read_text(const char *dir, const char *name)
+/* The file's text (NUL-terminated), or NULL if absent, unreadable, a symlink or not a regular file. Caller
+ * frees. */
+static char *read_text(int dir, const char *name)
 {
-    char p[PATH_MAX];
     char *text = NULL;
     size_t len = 0;
-    if (dms_snprintf_ok(p, sizeof(p), "%s/%s", dir, name) < 0 ||
-        dms_read_file(p, MANIFEST_MAX_BYTES, &text, &len, NULL) < 0)
+    if (dms_read_file_beneath(dir, name, MANIFEST_MAX_BYTES, &text, &len, NULL) < 0)
         return NULL;
     return text;
 }
 
-static const char *first_file(const char *dir, const char *const *names)
+static const char *first_file(int dir, const char *const *names)
 {
     for (size_t i = 0; names[i]; i++)
         if (has_file(dir, names[i]))
@@ -74,11 +76,15 @@ static const char *first_file(const char *dir, const char *const *names)
     return NULL;
 }
 
-static bool any_py(const char *dir)
+static bool any_py(int dir)
 {
-    DIR *d = opendir(dir);
-    if (!d)
+    int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
         return false;
+    }
     bool found = false;
     struct dirent *e;
     while (!found && (e = readdir(d))) {
@@ -114,7 +120,7 @@ bool detect_procfile_web(const char *text, char *buf, size_t size)
     return false;
 }
 
-static bool procfile_start(const char *dir, char *buf, size_t size)
+static bool procfile_start(int dir, char *buf, size_t size)
 {
     _cleanup_free_ char *text = read_text(dir, "Procfile");
     return text && detect_procfile_web(text, buf, size);
@@ -135,7 +141,7 @@ static bool has_requirements(const char *text)
     return false;
 }
 
-static int node_details(const char *dir, detect_result *r, dms_error *err)
+static int node_details(int dir, detect_result *r, dms_error *err)
 {
     _cleanup_free_ char *text = read_text(dir, "package.json");
     json_error_t jerr;
@@ -167,7 +173,7 @@ static int node_details(const char *dir, detect_result *r, dms_error *err)
         "one of server.js, index.js, app.js, main.js");
 }
 
-static int python_details(const char *dir, detect_result *r, dms_error *err)
+static int python_details(int dir, detect_result *r, dms_error *err)
 {
     _cleanup_free_ char *req = read_text(dir, "requirements.txt");
     r->install = req && has_requirements(req);
@@ -184,7 +190,7 @@ static int python_details(const char *dir, detect_result *r, dms_error *err)
                          "server.py");
 }
 
-static int shell_details(const char *dir, detect_result *r, dms_error *err)
+static int shell_details(int dir, detect_result *r, dms_error *err)
 {
     if (procfile_start(dir, r->start, sizeof(r->start)))
         return 0;
@@ -196,7 +202,7 @@ static int shell_details(const char *dir, detect_result *r, dms_error *err)
                          "shell: no start command: add a Procfile (web: ...) or a start.sh");
 }
 
-static int details(const char *dir, detect_result *r, dms_error *err)
+static int details(int dir, detect_result *r, dms_error *err)
 {
     switch (r->stack) {
     case STACK_NODE:
@@ -221,9 +227,8 @@ static const alias languages[] = {
     {"html", STACK_STATIC},   {"shell", STACK_SHELL},    {"sh", STACK_SHELL},        {"busybox", STACK_SHELL},
 };
 
-int detect_stack(const char *dir, const char *language, detect_result *out, dms_error *err)
+static int detect_in(int dir, const char *language, detect_result *out, dms_error *err)
 {
-    memset(out, 0, sizeof(*out));
     if (language && *language) {
         for (size_t i = 0; i < DMS_ARRAY_SIZE(languages); i++)
             if (strcmp(languages[i].name, language) == 0) {
@@ -258,6 +263,15 @@ int detect_stack(const char *dir, const char *language, detect_result *out, dms_
                              looked_for);
     return dms_error_set(err, DMS_E_BUILD_FAILED, NULL,
                          "no Dockerfile and no known stack: looked for a Dockerfile, %s", looked_for);
+}
+
+int detect_stack(const char *dir, const char *language, detect_result *out, dms_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "open the checkout %s", dir);
+    return detect_in(fd, language, out, err);
 }
 
 /* Replaces every {{key}} of tpl by its value. */

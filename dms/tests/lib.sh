@@ -13,7 +13,9 @@ check() { local what=$1; shift; if "$@"; then pass "$what"; else failed "$what";
 
 start_dmsd() {
     rm -f "$WORK/port"
-    "$DMSD" --listen 127.0.0.1:0 --port-file "$WORK/port" >>"$WORK/dmsd.log" 2>&1 &
+    # The e2e repositories start FROM the local test images, which the operator must allow (a build may start
+    # from dms-stack/* and the user's own droids' images by default).
+    DMS_BUILD_ALLOWED_IMAGES=${DMS_BUILD_ALLOWED_IMAGES:-dms-test/*} "$DMSD" --listen 127.0.0.1:0 --port-file "$WORK/port" >>"$WORK/dmsd.log" 2>&1 &
     DMSD_PID=$!
     for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
     [ -s "$WORK/port" ] || { echo "$E2E_NAME: dmsd did not start:"; tail -20 "$WORK/dmsd.log"; exit 1; }

@@ -26,7 +26,9 @@
 #define DOCKERFILE_MAX_BYTES (1024 * 1024)
 #define STEP_IMAGE_REMOVE_TRIES 20
 #define STEP_IMAGE_RETRY_MS 250
-#define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile" /* our copy of the Dockerfile, added to the context */
+/* The Dockerfile the engine builds, added to the context under this name by us (a file of the tree with this
+ * name is left out): our labelled copy, or the host's own text. */
+#define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile"
 
 /* ---- NDJSON lines ---- */
 
@@ -341,63 +343,107 @@ static json_t *kv_object(char *const *kv)
     return o;
 }
 
+/* The Dockerfile to build: the host's text, or the context's own file, read beneath context_dir with no
+ * symlink on the way (a link to a host file would otherwise be read, and the engine's parse error would print
+ * its first line into the build log). Caller frees *text. */
+static int read_dockerfile(const dms_build_request *req, char **text, size_t *len, dms_error *err)
+{
+    if (req->dockerfile_text) {
+        *len = strlen(req->dockerfile_text);
+        *text = strdup(req->dockerfile_text);
+        return *text ? 0 : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    }
+    const char *name = req->dockerfile ? req->dockerfile : "Dockerfile";
+    _cleanup_close_ int dir = open(req->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return dms_error_set_errno(err, DMS_E_INVALID, errno, "build context %s", req->context_dir);
+    dms_error e;
+    int r = dms_read_file_beneath(dir, name, DOCKERFILE_MAX_BYTES, text, len, &e);
+    if (r == -DMS_E_NOT_FOUND)
+        return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "no %s in the build context (%s)", name,
+                             req->context_dir);
+    if (r < 0)
+        return dms_error_set(err, r == -DMS_E_INVALID ? DMS_E_BUILD_FAILED : -r, "dockerfile",
+                             "Dockerfile: %s", e.message);
+    return 0;
+}
+
+/* The context as a tar in an anonymous file (written once, streamed to the engine): the tree, whose symlinks
+ * stay symlinks, plus the Dockerfile under LABELLED_DOCKERFILE, which no file of the tree can take. *fd is
+ * rewound. */
+static int write_context(docker_executor *ex, const dms_build_request *req, const char *dockerfile, int *fd,
+                         int64_t *bytes, dms_error *err)
+{
+    char dir[PATH_MAX], tar_path[PATH_MAX];
+    int r;
+    snprintf(dir, sizeof(dir), "%s/../" BUILD_DIR, ex->host->state_dir);
+    if ((r = dms_mkdir_p(dir, false, err)) < 0)
+        return r;
+    snprintf(tar_path, sizeof(tar_path), "%s/%s-%s.tar", dir, ex->id, req->build_id);
+    *fd = open(tar_path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tar_path);
+    unlink(tar_path); /* anonymous from here on: nothing to clean up if we crash */
+    if ((r = docker_tar_dir(req->context_dir, LABELLED_DOCKERFILE, dockerfile, strlen(dockerfile), *fd, bytes,
+                            err)) < 0)
+        return r;
+    if (lseek(*fd, 0, SEEK_SET) != 0)
+        return dms_error_set_errno(err, DMS_E_IO, errno, "rewind build context");
+    return 0;
+}
+
+/* The image labels of the query: the caller's extras, then ours over them. The engine applies them after the
+ * Dockerfile's own steps, one step per label. With our labelled copy of the Dockerfile (which re-asserts the
+ * stable labels at the end of every stage) only the per-build execution label goes here; without one, every
+ * io.dms.* label does, so a Dockerfile's `LABEL io.dms.executor=...` never reaches the image the build tags.
+ */
+static json_t *query_labels(docker_executor *ex, const dms_build_request *req, bool labelled)
+{
+    json_t *labels = kv_object(req->labels);
+    json_t *ours = labelled ? json_pack("{s:s}", DMS_LABEL_EXECUTION, req->build_id)
+                            : docker_labels(ex->id, req->job_id, req->build_id, "build");
+    if (!labels || !ours || json_object_update(labels, ours) < 0) {
+        json_decref(labels);
+        labels = NULL;
+    }
+    json_decref(ours);
+    return labels;
+}
+
 int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
                  dms_cancel_token *cancel, dms_build_result *result, dms_error *err)
 {
     docker_executor *ex = cookie;
     int r;
-    /* The context goes through a file: a tar of a clone is written once and streamed to the engine. */
-    char dir[PATH_MAX], tar_path[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s/../" BUILD_DIR, ex->host->state_dir);
-    if ((r = dms_mkdir_p(dir, false, err)) < 0)
-        return r;
-    snprintf(tar_path, sizeof(tar_path), "%s/%s-%s.tar", dir, ex->id, req->build_id);
     build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .text = {.max = BUILD_LINE_MAX_BYTES}, .fd = -1};
-    bc.fd = open(tar_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (bc.fd < 0)
-        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", tar_path);
-    unlink(tar_path); /* anonymous from here on: nothing to clean up if we crash */
     int64_t bytes = 0;
-    const char *dockerfile = req->dockerfile ? req->dockerfile : "Dockerfile";
-    char dfpath[PATH_MAX];
-    snprintf(dfpath, sizeof(dfpath), "%s/%s", req->context_dir, dockerfile);
-    if (access(dfpath, R_OK) != 0) {
-        close(bc.fd);
-        return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "no %s in the build context (%s)", dockerfile,
-                             req->context_dir);
-    }
-    /* Stable labels after every FROM (see label_after_from); the per-build ones stay on the query. */
-    char label_line[512];
-    snprintf(label_line, sizeof(label_line), "LABEL \"%s\"=\"true\" \"%s\"=\"%s\" \"%s\"=\"docker\" \"%s\"=\"build\"%s%s%s%s",
-             DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR, ex->id, DMS_LABEL_BACKEND, DMS_LABEL_ROLE,
-             req->job_id ? " \"" DMS_LABEL_JOB "\"=\"" : "", req->job_id ? req->job_id : "", req->job_id ? "\"" : "",
-             "");
     _cleanup_free_ char *df_text = NULL, *df_labelled = NULL;
     size_t df_len = 0;
-    dms_error ignored;
-    if (dms_read_file(dfpath, DOCKERFILE_MAX_BYTES, &df_text, &df_len, &ignored) == 0)
-        df_labelled = docker_label_after_from(df_text, df_len, label_line);
-    if ((r = docker_tar_dir(req->context_dir, df_labelled ? LABELLED_DOCKERFILE : NULL, df_labelled,
-                            df_labelled ? strlen(df_labelled) : 0, bc.fd, &bytes, err)) < 0 ||
-        lseek(bc.fd, 0, SEEK_SET) != 0) {
-        close(bc.fd);
-        return r < 0 ? r : dms_error_set_errno(err, DMS_E_IO, errno, "rewind build context");
+    if ((r = read_dockerfile(req, &df_text, &df_len, err)) < 0)
+        return r;
+    /* Stable labels after every FROM and at the end of every stage (see docker_label_stages); the per-build
+     * one stays on the query. */
+    char label_line[512];
+    snprintf(label_line, sizeof(label_line),
+             "LABEL \"%s\"=\"true\" \"%s\"=\"%s\" \"%s\"=\"docker\" \"%s\"=\"build\"%s%s%s",
+             DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR, ex->id, DMS_LABEL_BACKEND, DMS_LABEL_ROLE,
+             req->job_id ? " \"" DMS_LABEL_JOB "\"=\"" : "", req->job_id ? req->job_id : "",
+             req->job_id ? "\"" : "");
+    df_labelled = docker_label_stages(df_text, df_len, label_line);
+    if ((r = write_context(ex, req, df_labelled ? df_labelled : df_text, &bc.fd, &bytes, err)) < 0) {
+        if (bc.fd >= 0)
+            close(bc.fd);
+        return r;
     }
-    if (df_labelled)
-        dockerfile = LABELLED_DOCKERFILE;
-    _cleanup_json_ json_t *labels =
-        df_labelled ? json_pack("{s:s}", DMS_LABEL_EXECUTION, req->build_id)
-                    : docker_labels(ex->id, req->job_id, req->build_id, "build");
-    json_t *extra = kv_object(req->labels);
-    json_object_update(labels, extra);
-    json_decref(extra);
+    _cleanup_json_ json_t *labels = query_labels(ex, req, df_labelled != NULL);
     _cleanup_json_ json_t *args = kv_object(req->build_args);
-    _cleanup_free_ char *lj = json_dumps(labels, JSON_COMPACT), *aj = json_dumps(args, JSON_COMPACT);
+    _cleanup_free_ char *lj = labels ? json_dumps(labels, JSON_COMPACT) : NULL;
+    _cleanup_free_ char *aj = json_dumps(args, JSON_COMPACT);
     _cleanup_free_ char *el = lj ? docker_escape(lj) : NULL, *ea = aj ? docker_escape(aj) : NULL;
-    _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(dockerfile);
-    _cleanup_free_ char *path = dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s",
-                                                  et ? et : "", ed ? ed : "", el ? el : "", ea ? ea : "",
-                                                  req->no_cache ? "&nocache=1" : "");
+    _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(LABELLED_DOCKERFILE);
+    _cleanup_free_ char *path =
+        dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s", et ? et : "",
+                          ed ? ed : "", el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "");
     char limits[160];
     build_limits_query(req, limits, sizeof(limits));
     _cleanup_free_ char *url = path ? dms_strdup_printf("%s%s", path, limits) : NULL;

@@ -17,3 +17,4 @@ INSTALL_PLUGINS += $(DOCKER_PLUGIN)
 # Unit tests compile the backend's private parts in.
 TEST_OBJS_test_docker_demux := $(OBJ_DIR)/executor/docker/demux.o
 TEST_OBJS_test_docker_types := $(OBJ_DIR)/executor/docker/types.o
+TEST_OBJS_test_docker_tar := $(OBJ_DIR)/executor/docker/tar.o

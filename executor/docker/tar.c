@@ -1,5 +1,9 @@
-/* tar.c - a minimal tar writer for build contexts: regular files, directories and symlinks, in sorted order (a
- * stable context keeps the engine's build cache warm), ustar headers plus pax records for names over 100 bytes. */
+/* tar.c - a minimal tar writer for build contexts: regular files, directories and symlinks, in sorted order
+ * (a stable context keeps the engine's build cache warm), ustar headers plus pax records for names over 100
+ * bytes.
+ *
+ * The tree is the user's (a checkout): it is walked through directory fds with O_NOFOLLOW at every step, so a
+ * symlink is archived as a symlink and never followed, wherever it points and whenever it appeared. */
 #include "tar.h"
 
 #include <dirent.h>
@@ -22,6 +26,7 @@ typedef struct tar_ctx {
     int fd;
     int64_t bytes;
     dms_error *err;
+    const char *reserved; /* a top-level name the tree may not supply (the caller's extra file) */
 } tar_ctx;
 
 static int out(tar_ctx *t, const void *data, size_t len)
@@ -117,105 +122,137 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int add_file(tar_ctx *t, const char *path, const char *name, const struct stat *st)
+/* A regular file, opened without following a link, and written with what fstat says of the open file (a name
+ * replaced since the directory was read is either refused or read as what it is now, never followed). */
+static int add_file(tar_ctx *t, int dir, const char *name, const char *rel)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: cannot read %s", name);
-    int r = entry_header(t, name, '0', st, st->st_size, NULL);
+    _cleanup_close_ int fd = openat(dir, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0)
+        return dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: cannot read %s", rel);
+    if (!S_ISREG(st.st_mode))
+        return dms_error_set(t->err, DMS_E_INVALID, "context_dir",
+                             "build context: %s changed while being read", rel);
+    int r = entry_header(t, rel, '0', &st, st.st_size, NULL);
     if (r < 0)
         return r;
     char *buf = malloc(COPY_CHUNK);
     if (!buf)
         return dms_error_set(t->err, DMS_E_NOMEM, NULL, "out of memory");
-    int64_t left = st->st_size;
+    int64_t left = st.st_size;
     while (left > 0 && r == 0) {
         ssize_t n = read(fd, buf, left < COPY_CHUNK ? (size_t)left : COPY_CHUNK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            r = dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context: %s changed while being read",
-                              name);
+            r = dms_error_set(t->err, DMS_E_INVALID, "context_dir",
+                              "build context: %s changed while being read", rel);
             break;
         }
         r = out(t, buf, (size_t)n);
         left -= n;
     }
     free(buf);
-    return r < 0 ? r : pad(t, st->st_size);
+    return r < 0 ? r : pad(t, st.st_size);
 }
 
-static int add_dir(tar_ctx *t, const char *root, const char *rel, int depth)
+/* The names in a directory, sorted (a stable context keeps the engine's build cache warm). At the top, .git
+ * and the name reserved for the caller's extra file are left out. */
+static int sorted_names(tar_ctx *t, DIR *d, int depth, char ***out)
 {
-    if (depth > MAX_DEPTH)
-        return dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context nests deeper than %d", MAX_DEPTH);
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s%s%s", root, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d)
-        return dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: cannot open %s", path);
     char **names = NULL;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        if (depth == 0 && !strcmp(de->d_name, ".git"))
+        if (depth == 0 && (!strcmp(de->d_name, ".git") || (t->reserved && !strcmp(de->d_name, t->reserved))))
             continue;
         if (dms_strv_push(&names, de->d_name) < 0) {
-            closedir(d);
             dms_strv_free(names);
             return dms_error_set(t->err, DMS_E_NOMEM, NULL, "out of memory");
         }
     }
-    closedir(d);
     size_t n = dms_strv_len(names);
     if (n)
         qsort(names, n, sizeof(char *), cmp_names);
-    int r = 0;
-    for (size_t i = 0; i < n && r == 0; i++) {
-        char child_rel[PATH_MAX], child[PATH_MAX];
-        if (dms_snprintf_ok(child_rel, sizeof(child_rel), "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0 ||
-            dms_snprintf_ok(child, sizeof(child), "%s/%s", root, child_rel) < 0) {
-            r = dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context: path too long under %s", rel);
-            break;
-        }
-        struct stat st;
-        if (lstat(child, &st) != 0) {
-            r = dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: %s", child_rel);
-            break;
-        }
-        if (S_ISDIR(st.st_mode)) {
-            char dname[PATH_MAX + 1];
-            snprintf(dname, sizeof(dname), "%s/", child_rel);
-            r = entry_header(t, dname, '5', &st, 0, NULL);
-            if (r == 0)
-                r = add_dir(t, root, child_rel, depth + 1);
-        } else if (S_ISREG(st.st_mode)) {
-            r = add_file(t, child, child_rel, &st);
-        } else if (S_ISLNK(st.st_mode)) {
-            char target[PATH_MAX];
-            ssize_t tl = readlink(child, target, sizeof(target) - 1);
-            if (tl < 0) {
-                r = dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: readlink %s", child_rel);
-                break;
-            }
-            target[tl] = '\0';
-            r = entry_header(t, child_rel, '2', &st, 0, target);
-        }
-        /* sockets, fifos and devices are not build input */
+    *out = names;
+    return 0;
+}
+
+static int add_dir(tar_ctx *t, int dir, const char *rel, int depth);
+
+/* One entry of a directory: a directory (recursed into through its fd), a regular file or a symlink (as a
+ * symlink: its target is never looked at). */
+static int add_entry(tar_ctx *t, int dir, const char *name, const char *rel, int depth)
+{
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: %s", rel);
+    if (S_ISDIR(st.st_mode)) {
+        char dname[PATH_MAX + 1];
+        snprintf(dname, sizeof(dname), "%s/", rel);
+        int r = entry_header(t, dname, '5', &st, 0, NULL);
+        _cleanup_close_ int sub =
+            r < 0 ? -1 : openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (r == 0 && sub < 0)
+            r = dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: cannot open %s", rel);
+        return r < 0 ? r : add_dir(t, dms_steal_fd(&sub), rel, depth + 1);
+    }
+    if (S_ISREG(st.st_mode))
+        return add_file(t, dir, name, rel);
+    if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t tl = readlinkat(dir, name, target, sizeof(target) - 1);
+        if (tl < 0)
+            return dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: readlink %s", rel);
+        target[tl] = '\0';
+        return entry_header(t, rel, '2', &st, 0, target);
+    }
+    return 0; /* sockets, fifos and devices are not build input */
+}
+
+/* Takes dir (an open directory fd) and closes it. */
+static int add_dir(tar_ctx *t, int dir, const char *rel, int depth)
+{
+    if (depth > MAX_DEPTH) {
+        close(dir);
+        return dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context nests deeper than %d",
+                             MAX_DEPTH);
+    }
+    DIR *d = fdopendir(dir);
+    if (!d) {
+        int e = errno;
+        close(dir);
+        return dms_error_set_errno(t->err, DMS_E_INVALID, e, "build context: cannot open %s",
+                                   *rel ? rel : ".");
+    }
+    char **names = NULL;
+    int r = sorted_names(t, d, depth, &names);
+    for (size_t i = 0; r == 0 && names && names[i]; i++) {
+        char child_rel[PATH_MAX];
+        if (dms_snprintf_ok(child_rel, sizeof(child_rel), "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0)
+            r = dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context: path too long under %s",
+                              rel);
+        else
+            r = add_entry(t, dirfd(d), names[i], child_rel, depth);
     }
     dms_strv_free(names);
+    closedir(d);
     return r;
 }
 
 int docker_tar_dir(const char *dir, const char *extra_name, const char *extra_data, size_t extra_len, int fd,
                    int64_t *bytes, dms_error *err)
 {
-    tar_ctx t = {.fd = fd, .err = err};
+    tar_ctx t = {.fd = fd, .err = err, .reserved = extra_name};
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    int root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 || fstat(root, &st) != 0) {
+        if (root >= 0)
+            close(root);
         return dms_error_set(err, DMS_E_INVALID, "context_dir", "build context %s is not a directory", dir);
-    int r = add_dir(&t, dir, "", 0);
+    }
+    int r = add_dir(&t, root, "", 0);
     if (r < 0)
         return r;
     if (extra_name) {

@@ -188,51 +188,68 @@ void docker_split_image_ref(const char *ref, char *name, char *tag)
     }
 }
 
-/* A copy of the Dockerfile with `label_line` after every FROM instruction, so that every image a build makes,
- * intermediate ones included, carries our labels from its first step: a build that is cancelled or dies leaves
- * nothing cleanup cannot find, and one LABEL step replaces the one-step-per-label the engine adds for the labels=
- * query. Only stable labels go there (per-build values would change every later step's cache key). NULL when the
- * file is not one we can edit safely (then the caller keeps query labels only). Caller frees. */
-char *docker_label_after_from(const char *text, size_t len, const char *label_line)
+/* Where our LABEL goes, as the engine's parser sees the file (dms_df_scan): after every FROM, before every
+ * FROM but the first (the end of the stage before it), and at the end of the file. */
+typedef struct label_points {
+    dms_buf offsets; /* size_t each, ascending */
+    size_t froms;
+    bool open; /* an instruction (the last) runs into the end of the file */
+} label_points;
+
+static int add_point(label_points *lp, size_t at, dms_error *err)
 {
-    char esc = '\\';
-    /* Parser directives come first: "# escape=`" changes the continuation character. */
-    for (const char *p = text; p < text + len && *p == '#';) {
-        const char *nl = memchr(p, '\n', (size_t)(text + len - p));
-        size_t l = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
-        const char *e = memmem(p, l, "escape=", 7);
-        if (e && e + 7 < p + l)
-            esc = e[7];
-        if (!nl)
-            break;
-        p = nl + 1;
+    if (dms_buf_append(&lp->offsets, &at, sizeof(at)) < 0)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    return 0;
+}
+
+static int note_point(void *ud, const dms_df_instr *in, dms_error *err)
+{
+    label_points *lp = ud;
+    size_t k = strcspn(in->text, " \t\v\f\r"); /* splitCommand's separators */
+    lp->open = in->open;
+    if (k != 4 || strncasecmp(in->text, "FROM", 4) != 0)
+        return 0;
+    int r = lp->froms++ ? add_point(lp, in->start, err) : 0;
+    return r < 0 ? r : add_point(lp, in->end, err);
+}
+
+/* A copy of the Dockerfile with `label_line` after every FROM and at the end of every stage.
+ *
+ * After every FROM, so that every image a build makes, intermediate ones included, carries our labels from
+ * its first step: a build that is cancelled or dies leaves nothing cleanup cannot find. At the end of every
+ * stage, so that a LABEL of the Dockerfile (`LABEL io.dms.executor=someone-else`) cannot take the image a
+ * stage ends with, the tagged one included, out of cleanup and image removal. One LABEL instruction each: the
+ * engine makes one step per label of the labels= query, so the query keeps only per-build values. Only stable
+ * labels go in the text (a per-build value would change every later step's cache key). The lines are split
+ * and joined by dms_df_scan, as the engine does, so a LABEL goes in only where an instruction ends and every
+ * instruction of the file means what it meant. NULL when the file is not one we can edit (no FROM, an
+ * instruction running into the end of the file, or not parseable): then the query carries every label. Caller
+ * frees. */
+char *docker_label_stages(const char *text, size_t len, const char *label_line)
+{
+    label_points lp = {0};
+    dms_error err;
+    if (dms_df_scan(text, len, note_point, &lp, NULL, &err) < 0 || lp.open || !lp.froms ||
+        add_point(&lp, len, &err) < 0) {
+        dms_buf_free(&lp.offsets);
+        return NULL;
     }
     dms_buf b = {0};
-    bool in_from = false, any = false;
-    const char *p = text, *end = text + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
-        const char *q = p;
-        while (q < p + l && (*q == ' ' || *q == '\t'))
-            q++;
-        if (!in_from && p + l - q > 4 && strncasecmp(q, "FROM", 4) == 0 && (q[4] == ' ' || q[4] == '\t'))
-            in_from = true;
-        dms_buf_append(&b, p, l);
-        dms_buf_append(&b, "\n", 1);
-        if (in_from) {
-            const char *t = p + l;
-            while (t > p && (t[-1] == ' ' || t[-1] == '\t' || t[-1] == '\r'))
-                t--;
-            if (t == p || t[-1] != esc) {
-                in_from = false;
-                any = true;
-                dms_buf_printf(&b, "%s\n", label_line);
-            }
-        }
-        p = nl ? nl + 1 : end;
+    size_t at = 0, n = lp.offsets.len / sizeof(size_t);
+    bool failed = false; /* any append that fails fails the copy: a hole in it would change the build */
+    for (size_t i = 0; i < n; i++) {
+        size_t point;
+        memcpy(&point, lp.offsets.data + i * sizeof(size_t), sizeof(point));
+        failed |= dms_buf_append(&b, text + at, point - at) < 0;
+        if (point > 0 && text[point - 1] != '\n')
+            failed |= dms_buf_append(&b, "\n", 1) < 0;
+        failed |= dms_buf_printf(&b, "%s\n", label_line) < 0;
+        at = point;
     }
-    if (in_from || !any || !b.data) {
+    failed |= dms_buf_append(&b, text + at, len - at) < 0;
+    dms_buf_free(&lp.offsets);
+    if (failed || !b.data) {
         dms_buf_free(&b);
         return NULL;
     }

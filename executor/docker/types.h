@@ -33,8 +33,9 @@ long docker_grace_seconds(int64_t grace_ms);
  * "" with a digest). Buffers of at least strlen(ref)+1. */
 void docker_split_image_ref(const char *ref, char *name, char *tag);
 
-/* A copy of a Dockerfile with label_line inserted after every FROM instruction (continuations and the escape
- * directive respected); NULL when there is no FROM or the file ends inside one. Caller frees. */
-char *docker_label_after_from(const char *text, size_t len, const char *label_line);
+/* A copy of a Dockerfile with label_line inserted after every FROM instruction and at the end of every stage
+ * (where the engine's parser ends instructions); NULL when there is no FROM or the file ends inside an
+ * instruction. Caller frees. */
+char *docker_label_stages(const char *text, size_t len, const char *label_line);
 
 #endif

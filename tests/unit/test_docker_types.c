@@ -190,7 +190,7 @@ END_TEST
 
 static void expect_labelled(const char *in, const char *want)
 {
-    char *got = docker_label_after_from(in, strlen(in), "LABEL x=1");
+    char *got = docker_label_stages(in, strlen(in), "LABEL x=1");
     if (!want) {
         ck_assert_ptr_null(got);
         return;
@@ -200,15 +200,56 @@ static void expect_labelled(const char *in, const char *want)
     free(got);
 }
 
-START_TEST(test_labels_go_after_every_from_and_its_continuation)
+START_TEST(test_labels_go_after_every_from_and_at_the_end_of_every_stage)
 {
-    expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y", "FROM a AS b\nLABEL x=1\nRUN x\nfrom b\nLABEL x=1\nCMD y\n");
-    expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n", "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\n");
+    expect_labelled("FROM a AS b\nRUN x\nfrom b\nCMD y",
+                    "FROM a AS b\nLABEL x=1\nRUN x\nLABEL x=1\nfrom b\nLABEL x=1\nCMD y\nLABEL x=1\n");
+    expect_labelled("ARG V=1\n  FROM \\\n   a:$V\nRUN x\n",
+                    "ARG V=1\n  FROM \\\n   a:$V\nLABEL x=1\nRUN x\nLABEL x=1\n");
     /* The escape directive changes the continuation character. */
-    expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n", "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\n");
-    /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside one: not edited. */
+    expect_labelled("# escape=`\nFROM a `\n  AS b\nRUN x\n",
+                    "# escape=`\nFROM a `\n  AS b\nLABEL x=1\nRUN x\nLABEL x=1\n");
+    /* A FROMAGE is not a FROM; no FROM at all, or a file ending inside an instruction: not edited. */
     expect_labelled("FROMAGE x\n", NULL);
     expect_labelled("FROM a \\\n", NULL);
+    expect_labelled("FROM a\nRUN echo \\\n", NULL);
+}
+END_TEST
+
+/* The engine skips comment and blank lines inside a continuation: a LABEL put after one would be joined to
+ * the FROM (and a later line of it would become an instruction of its own). The label goes where the engine
+ * ends the instruction, and every other byte stays. */
+START_TEST(test_labels_go_where_the_engine_ends_the_from)
+{
+    expect_labelled("FROM a \\\n# AS c\n\n  AS b\nRUN x\n",
+                    "FROM a \\\n# AS c\n\n  AS b\nLABEL x=1\nRUN x\nLABEL x=1\n");
+    /* A FROM word inside a RUN's continuation is no FROM. */
+    expect_labelled("FROM a\nRUN echo \\\nFROM b\n", "FROM a\nLABEL x=1\nRUN echo \\\nFROM b\nLABEL x=1\n");
+    /* CRLF line ends; a directive after a comment is a comment (the escape stays \\). */
+    expect_labelled("FROM a \\\r\n  AS b\r\nRUN x\r\n",
+                    "FROM a \\\r\n  AS b\r\nLABEL x=1\nRUN x\r\nLABEL x=1\n");
+    expect_labelled("# hello\n# escape=`\nFROM a `\nRUN x\n",
+                    "# hello\n# escape=`\nFROM a `\nLABEL x=1\nRUN x\nLABEL x=1\n");
+    /* A stage's end is before the next FROM's first line, after the comments between them. */
+    expect_labelled(
+        "FROM a\nLABEL io.dms.executor=x\n# next\nFROM b\n",
+        "FROM a\nLABEL x=1\nLABEL io.dms.executor=x\n# next\nLABEL x=1\nFROM b\nLABEL x=1\nLABEL x=1\n");
+}
+END_TEST
+
+/* An image's labels are inherited by the containers made from it: every io.dms.* key dms reads from a
+ * container must be set at create, whatever the request leaves out, or a Dockerfile's LABEL would supply it.
+ */
+START_TEST(test_spec_sets_every_label_dms_reads_so_no_image_can_supply_one)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    json_t *l = json_object_get(s, "Labels");
+    const char *keys[] = {DMS_LABEL_MANAGED, DMS_LABEL_EXECUTOR,  DMS_LABEL_BACKEND,
+                          DMS_LABEL_JOB,     DMS_LABEL_EXECUTION, DMS_LABEL_ROLE};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        ck_assert_msg(json_is_string(json_object_get(l, keys[i])), "%s is not set at create", keys[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(l, DMS_LABEL_BACKEND)), "docker");
+    json_decref(s);
 }
 END_TEST
 
@@ -224,7 +265,9 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
-    tcase_add_test(tc, test_labels_go_after_every_from_and_its_continuation);
+    tcase_add_test(tc, test_labels_go_after_every_from_and_at_the_end_of_every_stage);
+    tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);
+    tcase_add_test(tc, test_spec_sets_every_label_dms_reads_so_no_image_can_supply_one);
     tcase_add_test(tc, test_docker_requires_an_image);
     tcase_add_test(tc, test_grace_rounds_up_to_whole_seconds);
     tcase_add_test(tc, test_image_ref_splits_for_pull);

@@ -172,20 +172,27 @@ int dms_executor_recover(dms_executor *ex, size_t *adopted, dms_error *err);
 
 /* ---- builds (optional) ---- */
 
+/* The build context is a tree the user controls: the backend never follows a symlink in it (they are sent as
+ * symlinks) and reads the Dockerfile beneath context_dir only, refusing one that is a symlink. A host that
+ * has the Dockerfile's text itself (generated, or read and checked against its policy) passes it in
+ * dockerfile_text: the backend then builds exactly that text, which it adds to the context under a reserved
+ * name of its own that no file of the context can take, and never reads a Dockerfile from context_dir. */
 typedef struct dms_build_request {
     const char *build_id;      /* identifier (labels, logs) */
     const char *job_id;        /* identifier, or NULL */
     const char *context_dir;   /* directory sent as the build context */
-    const char *dockerfile;    /* path relative to context_dir; NULL = "Dockerfile" */
+    const char
+        *dockerfile; /* path relative to context_dir; NULL = "Dockerfile"; unused with dockerfile_text */
     const char *tag;           /* image reference to tag the result with */
     char *const *build_args;   /* "KEY=VALUE", or NULL */
-    char *const *labels;       /* extra "key=value" image labels, or NULL */
+    char *const *labels; /* extra "key=value" image labels, or NULL; io.dms.* keys are the backend's own */
     bool no_cache;
     /* Limits of every step's container (a RUN that exceeds memory_bytes is killed and the build fails).
      * docker: the /build query's memory and memswap (no swap beyond memory), cpuperiod and cpuquota. A backend
      * that cannot enforce a limit it is given refuses the build with NOT_SUPPORTED naming the field. */
     int64_t memory_bytes;      /* 0 = unlimited; else >= DMS_MEMORY_MIN_BYTES */
     int64_t cpu_millis;        /* 1000 = one core; 0 = unlimited */
+    const char *dockerfile_text; /* the Dockerfile itself (NUL-terminated; borrowed for the call), or NULL */
 } dms_build_request;
 
 typedef struct dms_build_result {

@@ -203,7 +203,10 @@ class Dmsd:
                     "DMS_EXECUTOR_ID": self.executor_id, "DMS_BACKEND": "docker", "DMS_PLUGIN_DIR": self.plugin_dir,
                     "DMS_LOG_LEVEL": "info", "DMS_LOCAL_REPO_ROOTS": self.repo_roots,
                     # Any free port for its Caddy: scenarios (and parallel runs) must not compete for 8000.
-                    "DMS_PROXY_LISTEN": "127.0.0.1:0"})
+                    "DMS_PROXY_LISTEN": "127.0.0.1:0",
+                    # The scenarios' repositories start FROM the local test images; dmsd's default allows only
+                    # dms-stack/* and the user's own droids' images (security_build.feature covers that).
+                    "DMS_BUILD_ALLOWED_IMAGES": "dms-test/*"})
         if self.keep_releases is not None:
             env["DMS_KEEP_RELEASES"] = str(self.keep_releases)
         if extra_env:
@@ -532,6 +535,13 @@ def volumes_named(prefix):
 
 # ---- git repositories ----
 
+class Symlink:
+    """A file of a repository that is a symbolic link to target (git keeps it as a link, and so does a clone)."""
+
+    def __init__(self, target):
+        self.target = target
+
+
 class Repos:
     """Local git repositories: a work tree per name, pushed to a bare repository <dir>/<name>.git."""
 
@@ -585,5 +595,10 @@ class Repos:
         for rel, text in files.items():
             p = os.path.join(w, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
+            if isinstance(text, Symlink):
+                if os.path.lexists(p):
+                    os.unlink(p)
+                os.symlink(text.target, p)
+                continue
             with open(p, "w") as f:
                 f.write(text if text.endswith("\n") else text + "\n")

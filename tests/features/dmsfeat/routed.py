@@ -149,7 +149,9 @@ class RoutedDmsd:
                     "DMS_PLUGIN_DIR": self.plugin_dir, "DMS_LOG_LEVEL": "info",
                     "DMS_PROXY_LISTEN": "127.0.0.1:0",
                     # its repositories are beneath its directory (and so is its data dir, never read from)
-                    "DMS_LOCAL_REPO_ROOTS": self.dir})
+                    "DMS_LOCAL_REPO_ROOTS": self.dir,
+                    # The scenarios' repositories start FROM the local test images (see dmsd.py).
+                    "DMS_BUILD_ALLOWED_IMAGES": "dms-test/*"})
         try:
             os.unlink(self.port_file)
         except FileNotFoundError:

@@ -213,10 +213,17 @@ def step_rebuilt(context, name, page, n):
 
 @then('the releases of the droid "{name:Q}" are')
 def step_releases(context, name):
-    got = [(str(r["release"]), str(r["current"]).lower(), str(r["image_available"]).lower())
-           for r in sorted(releases(context, name), key=lambda r: -r["release"])]
     want = [(row["release"], row["current"], row["image_available"]) for row in context.table]
-    assert got == want, f"the releases of droid {name} (release, current, image_available) are {got}, not {want}"
+
+    # The builder prunes old images right after a build, while the runner starts the new release: on a busy
+    # engine the removal can still be going on when the new release already runs, hence a poll.
+    def probe():
+        got = [(str(r["release"]), str(r["current"]).lower(), str(r["image_available"]).lower())
+               for r in sorted(releases(context, name), key=lambda r: -r["release"])]
+        assert got == want, \
+            f"the releases of droid {name} (release, current, image_available) are {got}, not {want}"
+        return True
+    eventually(probe, GONE_TIMEOUT_S, f"the releases of droid {name} are {want}", interval_s=0.5)
 
 
 @then('the engine no longer holds the image of release {n:d} of the droid "{name:Q}"')
