@@ -29,7 +29,7 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION 3u
+#define DMS_EXECUTOR_ABI_VERSION 4u /* 4: dms_exec_request.security */
 #define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
 #define DMS_PLUGIN_EXPORT __attribute__((visibility("default")))
 
