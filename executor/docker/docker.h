@@ -162,6 +162,11 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
 int docker_remove_image(void *cookie, const char *image, dms_error *err);
 int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_error *err);
 int docker_remove_volume(void *cookie, const char *name, dms_error *err);
+/* network.c: a named network made (labelled) unless it exists; removal of one of ours (CONFLICT while in use);
+ * whether an answer says a container's network is gone. */
+int docker_ensure_network(docker_executor *ex, const char *name, dms_error *err);
+int docker_remove_network(void *cookie, const char *name, dms_error *err);
+bool docker_network_missing(const docker_response *resp);
 /* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
 int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err);
 /* 1 if the image is present locally, 0 if not. */
