@@ -89,6 +89,11 @@ static const char *const migrations[] = {
     /* 6: the hook secret itself, as the HMAC key of signed hooks (GitHub, Gitea); set with every new secret
      */
     "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
+    /* 7: the container limits a droid asks for (kept in its releases, like env), and the size of each
+     * release's image as the engine reported it after the build (the user's disk quota) */
+    "ALTER TABLE droids ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE releases ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE releases ADD COLUMN image_bytes INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int db_error(store *s, dms_error *err, const char *what)
@@ -272,9 +277,9 @@ void store_db_release(store *s)
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
     " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
     "commit_sha,"                                                                                            \
-    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns"
+    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, resources"
 
-static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
+static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes, const char *resources)
 {
     int i = 1;
     sqlutil_bind_text(st, i++, d->id);
@@ -312,6 +317,7 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     sqlutil_bind_text(st, i++, d->snooze_json);
     sqlite3_bind_int(st, i++, d->asleep);
     sqlite3_bind_int64(st, i++, d->woken_ns);
+    sqlutil_bind_text(st, i++, resources);
     return i;
 }
 
@@ -326,16 +332,17 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
 {
     LOCKED(s);
     _cleanup_free_ char *vols = droid_volumes_to_json(d);
+    _cleanup_free_ char *res = droid_resources_to_json(&d->resources);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if (!vols)
+    if (!vols || !res)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if ((r = prepare(s, &st,
                      "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      err)) < 0)
         return r;
-    bind_droid(st, d, vols);
+    bind_droid(st, d, vols, res);
     if (sqlite3_step(st) != SQLITE_DONE)
         return name_conflict(s, d, err);
     return 0;
@@ -345,9 +352,10 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
 {
     LOCKED(s);
     _cleanup_free_ char *vols = droid_volumes_to_json(d);
+    _cleanup_free_ char *res = droid_resources_to_json(&d->resources);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if (!vols)
+    if (!vols || !res)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     /* Same column order as DROID_COLS; id is bound first and used in WHERE. */
     if ((r = prepare(
@@ -357,11 +365,11 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
              " want_running=?15, want_release=?16, config_gen=?17, restart_gen=?18, run_id=?19,"
              " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
              " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
-             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35 WHERE "
-             "id=?1",
+             " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35,"
+             " resources=?36 WHERE id=?1",
              err)) < 0)
         return r;
-    bind_droid(st, d, vols);
+    bind_droid(st, d, vols, res);
     if (sqlite3_step(st) != SQLITE_DONE)
         return name_conflict(s, d, err);
     if (sqlite3_changes(s->db) == 0)
@@ -432,7 +440,8 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->snooze_json = sqlutil_col_text(st, i++);
     d->asleep = sqlite3_column_int(st, i++) != 0;
     d->woken_ns = sqlite3_column_int64(st, i++);
-    if (droid_volumes_from_json(d, vols, err) < 0) {
+    const char *res = (const char *)sqlite3_column_text(st, i++);
+    if (droid_volumes_from_json(d, vols, err) < 0 || droid_resources_from_json(res, &d->resources, err) < 0) {
         droid_free(d);
         return NULL;
     }
@@ -783,6 +792,7 @@ void store_release_clear(store_release *r)
     free(r->tag);
     free(r->commit_sha);
     free(r->env_json);
+    free(r->resources_json);
     memset(r, 0, sizeof(*r));
 }
 
@@ -794,7 +804,8 @@ void store_releases_free(store_release *r, size_t n)
 }
 
 #define RELEASE_COLS                                                                                         \
-    "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed"
+    "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed, resources, "  \
+    "image_bytes"
 
 static void row_release(sqlite3_stmt *st, store_release *r)
 {
@@ -809,6 +820,8 @@ static void row_release(sqlite3_stmt *st, store_release *r)
     r->port = sqlite3_column_int(st, 7);
     r->created_ns = sqlite3_column_int64(st, 8);
     r->image_removed = sqlite3_column_int(st, 9) != 0;
+    r->resources_json = sqlutil_col_text(st, 10);
+    r->image_bytes = sqlite3_column_int64(st, 11);
 }
 
 int store_release_insert(store *s, const store_release *rel, dms_error *err)
@@ -816,8 +829,8 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)", err)) <
-        0)
+    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, rel->droid_id);
     sqlite3_bind_int64(st, 2, rel->seq);
@@ -829,6 +842,8 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     sqlite3_bind_int(st, 8, rel->port);
     sqlite3_bind_int64(st, 9, rel->created_ns);
     sqlite3_bind_int(st, 10, rel->image_removed);
+    sqlutil_bind_text(st, 11, rel->resources_json ? rel->resources_json : "{}");
+    sqlite3_bind_int64(st, 12, rel->image_bytes);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "add release");
     return 0;
@@ -898,12 +913,14 @@ int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_
 json_t *store_release_to_json(const store_release *r, int64_t current_seq)
 {
     json_t *env = json_loads(r->env_json ? r->env_json : "{}", 0, NULL);
-    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b}", "release", (json_int_t)r->seq,
-                     "build", (json_int_t)r->build_id, "image_id", r->image_id ? r->image_id : "", "tag",
-                     r->tag ? r->tag : "", "commit_sha",
+    json_t *res = json_loads(r->resources_json ? r->resources_json : "{}", 0, NULL);
+    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b, s:o, s:I}", "release",
+                     (json_int_t)r->seq, "build", (json_int_t)r->build_id, "image_id",
+                     r->image_id ? r->image_id : "", "tag", r->tag ? r->tag : "", "commit_sha",
                      r->commit_sha ? json_string(r->commit_sha) : json_null(), "env",
                      env ? env : json_object(), "port", r->port, "created_at", time_or_null(r->created_ns),
-                     "image_available", !r->image_removed, "current", r->seq == current_seq);
+                     "image_available", !r->image_removed, "current", r->seq == current_seq, "resources",
+                     res ? res : json_object(), "image_bytes", (json_int_t)r->image_bytes);
 }
 
 /* ---- runs ---- */

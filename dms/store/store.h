@@ -117,6 +117,8 @@ typedef struct store_release {
     int port;
     int64_t created_ns;
     bool image_removed;
+    char *resources_json; /* the droid's resources when it was built (droid_resources_to_json) */
+    int64_t image_bytes;  /* the image's size as the engine reported it after the build; 0 = unknown */
 } store_release;
 void store_release_clear(store_release *r);
 void store_releases_free(store_release *r, size_t n);

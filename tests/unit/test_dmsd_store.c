@@ -45,7 +45,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -61,8 +61,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 6);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 6);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 7);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 7);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -77,17 +77,20 @@ START_TEST(test_open_upgrades_an_older_schema)
     /* make it a version-1 database, as an older dmsd left it */
     sqlite3 *db;
     ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(db,
-                                  "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
-                                  " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
-                                  " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
-                                  " ALTER TABLE droids DROP COLUMN woken_ns;"
-                                  " DELETE FROM schema_migrations WHERE version>=2",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db,
+                     "DROP TABLE image_gc; DROP TABLE jobs; DROP TABLE job_logs;"
+                     " DROP TABLE droid_follow; ALTER TABLE droids DROP COLUMN run_addr;"
+                     " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
+                     " ALTER TABLE droids DROP COLUMN woken_ns; ALTER TABLE droids DROP COLUMN resources;"
+                     " ALTER TABLE releases DROP COLUMN resources;"
+                     " ALTER TABLE releases DROP COLUMN image_bytes;"
+                     " DELETE FROM schema_migrations WHERE version>=2",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 6);
+    ck_assert_int_eq(store_schema_version(s), 7);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
@@ -134,6 +137,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     d->volumes[0].name = strdup("data");
     d->volumes[0].mount_path = strdup("/data");
     d->n_volumes = 1;
+    d->resources = (droid_resources){.memory_mb = 1024, .pids = 64};
     ck_assert_int_eq(store_droid_insert(s, d, &err), 0);
     droid **all = NULL;
     size_t n = 0;
@@ -158,6 +162,9 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     ck_assert_str_eq(g->commit_sha, d->commit_sha);
     ck_assert_uint_eq(g->n_volumes, 1);
     ck_assert_str_eq(g->volumes[0].mount_path, "/data");
+    ck_assert_int_eq(g->resources.memory_mb, 1024);
+    ck_assert_int_eq(g->resources.cpu_millis, 0);
+    ck_assert_int_eq(g->resources.pids, 64);
     droid_free(g);
     free(all);
 
@@ -325,6 +332,8 @@ START_TEST(test_releases_and_runs)
                            .tag = "dms-droid/d1:r1",
                            .env_json = "{\"A\":\"1\"}",
                            .port = 8080,
+                           .resources_json = "{\"memory_mb\":256}",
+                           .image_bytes = 1000 * i,
                            .created_ns = i};
         strcpy(r.droid_id, "d1");
         ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
@@ -345,8 +354,10 @@ START_TEST(test_releases_and_runs)
     json_t *j = store_release_to_json(&list[0], 3);
     ck_assert(json_is_true(json_object_get(j, "current")));
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "env"), "A")), "1");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "resources"), "memory_mb")), 256);
     json_decref(j);
     store_releases_free(list, n);
+
 
     ck_assert_int_eq(store_run_insert(s, "d1-r1-1", "d1", 1, 10, &err), 0);
     ck_assert_int_eq(store_run_insert(s, "d1-r2-2", "d1", 2, 20, &err), 0);
