@@ -14,6 +14,7 @@
 #include <dms/executor.h>
 
 #include "api/http.h"
+#include "confine/confine.h"
 #include "core/core.h"
 #include "store/store.h"
 
@@ -40,6 +41,7 @@ typedef struct dmsd_config {
     char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
     char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
     char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
+    confine_config confine; /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
 } dmsd_config;
 
 struct builder;

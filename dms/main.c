@@ -5,7 +5,9 @@
  * Environment: DMS_JWT_SECRET (required), DMS_LISTEN (127.0.0.1:8080), DMS_DATA_DIR (./var), DMS_BACKEND
  * (docker), DMS_HTTP_THREADS (2), DMS_KEEP_RELEASES (3), DMS_EXECUTOR_ID (dmsd), DMS_LOG_LEVEL (warn),
  * DMS_PLUGIN_DIR, DMS_JOB_CONCURRENCY (2), DMS_JOB_TIMEOUT_S (1800), DMS_FOLLOW_INTERVAL_S (60),
- * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN. */
+ * DMS_PROXY_LISTEN (127.0.0.1:8000; off), DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN; the containers' limits and
+ * the users' quotas: DMS_DROID_*, DMS_JOB_MEMORY_MB, DMS_JOB_CPU_MILLIS, DMS_JOB_PIDS, DMS_USER_MAX_DROIDS,
+ * DMS_USER_MAX_DISK_MB (parse_confine). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -60,7 +62,19 @@ static void usage(FILE *f)
         "Routing: DMS_PROXY_LISTEN (" ROUTER_DEFAULT_LISTEN
         "; port 0: any free one; off: no routing, no snooze),\n"
         "DMS_CADDY_BIN (caddy), DMS_CADDY_ADMIN (Caddy's admin address; default: a unix socket in the data "
-        "dir).\n");
+        "dir).\n"
+        "Containers (a droid may ask for its own limits up to the ceilings): DMS_DROID_MEMORY_MB (%d),\n"
+        "DMS_DROID_CPU_MILLIS (%d), DMS_DROID_PIDS (%d), DMS_DROID_MEMORY_MAX_MB (%d), "
+        "DMS_DROID_CPU_MAX_MILLIS "
+        "(%d),\n"
+        "DMS_DROID_PIDS_MAX (%d); every job step: DMS_JOB_MEMORY_MB (%d), DMS_JOB_CPU_MILLIS (%d), "
+        "DMS_JOB_PIDS "
+        "(%d).\n"
+        "Quotas per user: DMS_USER_MAX_DROIDS (%d droids), DMS_USER_MAX_DISK_MB (%d MB of images and "
+        "data).\n",
+        CONFINE_DROID_MEMORY_MB, CONFINE_DROID_CPU_MILLIS, CONFINE_DROID_PIDS, CONFINE_DROID_MEMORY_MAX_MB,
+        CONFINE_DROID_CPU_MAX_MILLIS, CONFINE_DROID_PIDS_MAX, CONFINE_JOB_MEMORY_MB, CONFINE_JOB_CPU_MILLIS,
+        CONFINE_JOB_PIDS, CONFINE_USER_MAX_DROIDS, CONFINE_USER_MAX_DISK_MB);
 }
 
 static int env_int(const char *name, int def, int min, int max)
@@ -80,6 +94,34 @@ static char *env_or(const char *name, const char *def)
 {
     const char *s = getenv(name);
     return strdup(s && *s ? s : def);
+}
+
+/* The containers' limits and the users' quotas (confine/); a default above its ceiling is refused. */
+static void parse_confine(confine_config *c)
+{
+    confine_config_defaults(c);
+    c->droid.memory_mb =
+        env_int("DMS_DROID_MEMORY_MB", c->droid.memory_mb, CONFINE_MEMORY_MIN_MB, CONFINE_MEMORY_MAX_MB);
+    c->droid.cpu_millis =
+        env_int("DMS_DROID_CPU_MILLIS", c->droid.cpu_millis, CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->droid.pids = env_int("DMS_DROID_PIDS", c->droid.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->droid_max.memory_mb = env_int("DMS_DROID_MEMORY_MAX_MB", c->droid_max.memory_mb, CONFINE_MEMORY_MIN_MB,
+                                     CONFINE_MEMORY_MAX_MB);
+    c->droid_max.cpu_millis = env_int("DMS_DROID_CPU_MAX_MILLIS", c->droid_max.cpu_millis,
+                                      CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->droid_max.pids = env_int("DMS_DROID_PIDS_MAX", c->droid_max.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->job.memory_mb =
+        env_int("DMS_JOB_MEMORY_MB", c->job.memory_mb, CONFINE_MEMORY_MIN_MB, CONFINE_MEMORY_MAX_MB);
+    c->job.cpu_millis =
+        env_int("DMS_JOB_CPU_MILLIS", c->job.cpu_millis, CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->job.pids = env_int("DMS_JOB_PIDS", c->job.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->user_max_droids = env_int("DMS_USER_MAX_DROIDS", c->user_max_droids, 1, INT32_MAX);
+    c->user_max_disk_mb = env_int("DMS_USER_MAX_DISK_MB", c->user_max_disk_mb, 1, INT32_MAX);
+    dms_error err = {0};
+    if (confine_config_check(c, &err) < 0) {
+        fprintf(stderr, "dmsd: %s\n", err.message);
+        exit(2);
+    }
 }
 
 static int parse_args(int argc, char **argv, dmsd_config *cfg)
@@ -106,6 +148,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
     cfg->proxy_listen = env_or("DMS_PROXY_LISTEN", ROUTER_DEFAULT_LISTEN);
     cfg->caddy_bin = env_or("DMS_CADDY_BIN", "caddy");
     cfg->caddy_admin = env_or("DMS_CADDY_ADMIN", "");
+    parse_confine(&cfg->confine);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:hV", longopts, NULL)) != -1) {
         switch (c) {

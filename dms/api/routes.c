@@ -9,6 +9,7 @@
 #include "../app.h"
 #include "../build/builder.h"
 #include "../common.h"
+#include "../confine/confine.h"
 #include "../follow/follow.h"
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
@@ -59,7 +60,9 @@ static void create(void *ap, api_req *r, const char *id)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
-    if (droid_parse_create(body, d, &err) < 0 || core_create(a->core, d, &out, &err) < 0) {
+    if (droid_parse_create(body, d, &err) < 0 ||
+        confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
+        core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
         return;
@@ -207,6 +210,11 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         config = true;
     }
+    bool resources = p->has_resources && memcmp(&p->resources, &d->resources, sizeof(d->resources)) != 0;
+    if (resources) {
+        d->resources = p->resources;
+        config = true;
+    }
     bool code = false;
     /* Naming the branch, even the same one, asks for its head again: that is how a new push is deployed. */
     if (p->has_branch) {
@@ -223,8 +231,9 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (config) {
         d->config_gen++;
         char why[96];
-        snprintf(why, sizeof(why), "configuration changed (%s%s%s)", p->has_port ? "port" : "",
-                 p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "");
+        snprintf(why, sizeof(why), "configuration changed (%s%s%s%s%s)", p->has_port ? "port" : "",
+                 p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "",
+                 resources && (p->has_port || p->env_json) ? ", " : "", resources ? "resources" : "");
         if ((r = core_tx_note(tx, d, why, err)) < 0)
             return r;
         if (d->want_release && d->want_running && !code) {
@@ -290,6 +299,7 @@ static void patch(void *ap, api_req *r, const char *id)
     int64_t old_build = a->builder ? builder_running(a->builder, id) : 0;
     if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
+        (p.has_resources && confine_check_resources(&a->cfg.confine, &p.resources, &err) < 0) ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);
@@ -596,6 +606,9 @@ static int do_rollback(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (dmsd_set_str(&d->env_json, ra->rel.env_json) < 0 ||
         dmsd_set_str(&d->commit_sha, ra->rel.commit_sha) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    /* Its limits come back with its env (within today's ceilings: confine_droid_limits). */
+    if ((r = droid_resources_from_json(ra->rel.resources_json, &d->resources, err)) < 0)
+        return r;
     d->port = ra->rel.port;
     d->config_gen++;
     d->crash_count = d->start_failures = 0;

@@ -158,6 +158,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     switch (ea->kind) {
     case END_OK: {
         b->status = BUILD_SUCCEEDED;
+        _cleanup_free_ char *resources = droid_resources_to_json(&d->resources);
         store_release rel = {.seq = d->release_seq + 1,
                              .build_id = b->id,
                              .image_id = b->image_id,
@@ -165,6 +166,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
                              .commit_sha = b->commit_sha,
                              .env_json = d->env_json,
                              .port = d->port,
+                             .resources_json = resources,
                              .created_ns = b->finished_ns};
         snprintf(rel.droid_id, sizeof(rel.droid_id), "%s", d->id);
         if ((r = store_build_update(st, b, err)) < 0 || (r = store_release_insert(st, &rel, err)) < 0)

@@ -419,6 +419,16 @@ RUN_EXECUTOR_IDS = set()
 RUN_DROID_IDS = set()
 
 
+def user_network(executor_id, user):
+    """The network of a user's droids and job steps (dms/confine/confine.c: confine_user_network), derived here
+    on its own so that a scenario checks dmsd's derivation instead of repeating it."""
+    user_hash = hashlib.sha256(user.encode()).hexdigest()[:16]
+    base = "droid-net" if executor_id == "dmsd" else f"droid-net-{executor_id}"
+    if len(base) + 2 + 16 > 64:
+        base = "droid-net-" + hashlib.sha256(executor_id.encode()).hexdigest()[:16]
+    return f"{base}-u{user_hash}"
+
+
 def run_leftovers():
     """Images of this run's dmsd instances still in the engine (after every scenario's teardown)."""
     images = set()
