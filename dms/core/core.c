@@ -351,6 +351,19 @@ char **core_ids(core *c)
     return v;
 }
 
+size_t core_count_user(core *c, const char *user)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&c->cache_lock);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        const droid *d = c->slots[i];
+        if (d && d != TOMBSTONE && !d->deleting && strcmp(d->user_id, user) == 0)
+            n++;
+    }
+    pthread_rwlock_unlock(&c->cache_lock);
+    return n;
+}
+
 size_t core_count(core *c)
 {
     pthread_rwlock_rdlock(&c->cache_lock);

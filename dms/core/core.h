@@ -70,6 +70,8 @@ int core_check_owner(core *c, const char *user, const char *id, dms_error *err);
  * dms_strv_free. */
 char **core_ids(core *c);
 size_t core_count(core *c);
+/* The user's droids (being deleted ones left out). */
+size_t core_count_user(core *c, const char *user);
 
 /* ---- writes ---- */
 

@@ -19,6 +19,7 @@
 
 #include "../common.h"
 #include "../confine/confine.h"
+#include "../confine/network.h"
 #include "../jobs/job.h"
 #include "../router/probe.h"
 #include "../router/router.h"
@@ -925,6 +926,7 @@ static void delete_droid(runner *r, droid *d)
         log_error("droid=%s op=purge error=\"%s\"", d->id, err.message);
     else
         log_info("droid=%s op=delete", d->id);
+    confine_network_release(a, d->user_id);
     if (gc)
         set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
@@ -1301,6 +1303,7 @@ static void adopt(runner *r)
     }
     free(all);
     free(runs);
+    confine_network_release_legacy(a);
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
     dms_strv_free(ids);
