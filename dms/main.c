@@ -345,6 +345,7 @@ int main(int argc, char **argv)
     snprintf(p, sizeof(p), "%s/dms.db", a.cfg.data_dir);
     if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0)
         goto fail;
+    core_set_user_max_droids(a.core, a.cfg.confine.user_max_droids);
     if (open_executor(&a, &err) < 0) {
         snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
         log_error(

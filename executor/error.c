@@ -25,6 +25,7 @@ static const char *const code_names[DMS_E__COUNT] = {
     [DMS_E_PROTOCOL] = "PROTOCOL",
     [DMS_E_INTERNAL] = "INTERNAL",
     [DMS_E_NOT_OURS] = "NOT_OURS",
+    [DMS_E_FORBIDDEN] = "FORBIDDEN",
 };
 
 const char *dms_error_code_name(int code)

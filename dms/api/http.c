@@ -103,6 +103,8 @@ unsigned api_status_for(int code)
         return MHD_HTTP_BAD_GATEWAY;
     case DMS_E_TIMEOUT:
         return MHD_HTTP_GATEWAY_TIMEOUT;
+    case DMS_E_FORBIDDEN:
+        return MHD_HTTP_FORBIDDEN;
     default:
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
     }

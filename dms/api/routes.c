@@ -9,7 +9,7 @@
 #include "../app.h"
 #include "../build/builder.h"
 #include "../common.h"
-#include "../confine/confine.h"
+#include "../confine/quota.h"
 #include "../follow/follow.h"
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
@@ -60,9 +60,10 @@ static void create(void *ap, api_req *r, const char *id)
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
+    /* Bad input is a 400 first; then the quotas, 403 (the droid count is core_create's, under its lock). */
     if (droid_parse_create(body, d, &err) < 0 ||
         confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
-        core_create(a->core, d, &out, &err) < 0) {
+        quota_check_disk(a, d->user_id, &err) < 0 || core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
         return;
@@ -300,6 +301,7 @@ static void patch(void *ap, api_req *r, const char *id)
     if (!body || core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         !(cur = core_get_copy(a->core, id)) || droid_parse_patch(body, cur, &p, &err) < 0 ||
         (p.has_resources && confine_check_resources(&a->cfg.confine, &p.resources, &err) < 0) ||
+        ((p.has_branch || p.has_commit) && quota_check_disk(a, api_user(r), &err) < 0) ||
         core_mutate(a->core, api_user(r), id, apply_patch, &p, &out, &err) < 0) {
         if (!err.code)
             dms_error_set(&err, DMS_E_NOT_FOUND, "id", "droid %s not found", id);

@@ -849,6 +849,24 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     return 0;
 }
 
+int store_user_image_bytes(store *s, const char *user_id, int64_t *out, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(
+             s, &st,
+             "SELECT COALESCE(SUM(r.image_bytes), 0) FROM releases r JOIN droids d ON d.id = r.droid_id"
+             " WHERE d.user_id = ? AND r.image_removed = 0",
+             err)) < 0)
+        return r;
+    sqlutil_bind_text(st, 1, user_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return db_error(s, err, "sum the user's image sizes");
+    *out = sqlite3_column_int64(st, 0);
+    return 0;
+}
+
 int store_release_get(store *s, const char *droid_id, int64_t seq, store_release *out, dms_error *err)
 {
     LOCKED(s);

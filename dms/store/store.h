@@ -128,6 +128,8 @@ int store_release_get(store *s, const char *droid_id, int64_t seq, store_release
 /* The droid's releases, newest first; caller frees with store_releases_free(). */
 int store_releases_list(store *s, const char *droid_id, store_release **out, size_t *n, dms_error *err);
 int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_error *err);
+/* The sizes of the images of every release of the user's droids that is still kept (image not removed). */
+int store_user_image_bytes(store *s, const char *user_id, int64_t *out, dms_error *err);
 json_t *store_release_to_json(const store_release *r, int64_t current_seq);
 
 /* ---- runs: every container execution of a droid (for logs of earlier runs and for cleanup) ---- */

@@ -1,6 +1,7 @@
 /* test_dmsd_confine.c - what dmsd confines users' containers with: a droid's limits within the operator's
  * ceilings (every refusal names its field and the setting), the defaults and a lowered ceiling, the security
- * part, per-user network names. */
+ * part, per-user network names, the droid quota (counted under core's lock) and the disk quota (release
+ * images plus data directories, never through a symlink). */
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "../../dms/app.h"
 #include "../../dms/confine/confine.h"
+#include "../../dms/confine/quota.h"
 #include "security.h"
 #include "util.h"
 
@@ -136,6 +138,124 @@ START_TEST(test_each_user_of_each_dmsd_gets_a_network_of_their_own)
 }
 END_TEST
 
+/* ---- quotas, on a store, core and data dir of their own ---- */
+
+static char dir[64];
+static app A;
+
+static void setup(void)
+{
+    dms_error err = {0};
+    char p[128];
+    strcpy(dir, "/tmp/dmsd-confine-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    memset(&A, 0, sizeof(A));
+    A.cfg.data_dir = dir;
+    confine_config_defaults(&A.cfg.confine);
+    snprintf(p, sizeof(p), "%s/dms.db", dir);
+    ck_assert_int_eq(store_open(&A.st, p, &err), 0);
+    ck_assert_int_eq(core_open(&A.core, A.st, &err), 0);
+}
+
+static void teardown(void)
+{
+    core_close(A.core);
+    store_close(A.st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static int create(const char *name, const char *user, droid **out, dms_error *err)
+{
+    droid *d = droid_new();
+    d->name = strdup(name);
+    d->user_id = strdup(user);
+    d->repo = strdup("/srv/x.git");
+    d->env_json = strdup("{}");
+    d->port = 8080;
+    int r = core_create(A.core, d, out, err);
+    droid_free(d);
+    return r;
+}
+
+START_TEST(test_a_user_at_the_droid_quota_gets_forbidden_and_nothing_is_created)
+{
+    dms_error err = {0};
+    droid *d = NULL;
+    core_set_user_max_droids(A.core, 2);
+    ck_assert_int_eq(create("a1", "alice", &d, &err), 0);
+    droid_free(d);
+    ck_assert_int_eq(create("a2", "alice", &d, &err), 0);
+    droid_free(d);
+    ck_assert_int_eq(create("a3", "alice", NULL, &err), -DMS_E_FORBIDDEN);
+    ck_assert_str_eq(err.field, "quota.droids");
+    ck_assert_ptr_nonnull(strstr(err.message, "DMS_USER_MAX_DROIDS"));
+    ck_assert_uint_eq(core_count_user(A.core, "alice"), 2);
+    ck_assert(core_name_available(A.core, "a3"));
+    droid **all = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(store_droid_load_all(A.st, &all, &n, &err), 0);
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < n; i++)
+        droid_free(all[i]);
+    free(all);
+    /* Another user's count is their own. */
+    ck_assert_int_eq(create("b1", "bob", &d, &err), 0);
+    droid_free(d);
+}
+END_TEST
+
+static void write_file(const char *path, size_t bytes)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    char buf[4096];
+    memset(buf, 'x', sizeof(buf));
+    for (size_t done = 0; done < bytes; done += sizeof(buf))
+        ck_assert_int_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+    close(fd);
+}
+
+START_TEST(test_disk_use_counts_images_and_data_dirs_but_never_follows_a_link)
+{
+    dms_error err = {0};
+    droid *d = NULL;
+    ck_assert_int_eq(create("web", "alice", &d, &err), 0);
+    char ddir[256], p[320];
+    ck_assert_int_eq(app_droid_dir(&A, d->id, ddir, sizeof(ddir)), 0);
+    ck_assert_int_eq(dms_mkdir_p(ddir, false, &err), 0);
+    snprintf(p, sizeof(p), "%s/build.out", ddir);
+    write_file(p, 1024 * 1024);
+    /* A clone holding a link to a big host file: the link is counted, not the file. */
+    char big[128];
+    snprintf(big, sizeof(big), "%s/host-file", dir);
+    write_file(big, 8 * 1024 * 1024);
+    snprintf(p, sizeof(p), "%s/src", ddir);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/src/link", ddir);
+    ck_assert_int_eq(symlink(big, p), 0);
+    store_release rel = {.seq = 1, .image_id = "sha256:1", .tag = "t", .image_bytes = 3 * 1024 * 1024};
+    strcpy(rel.droid_id, d->id);
+    ck_assert_int_eq(store_release_insert(A.st, &rel, &err), 0);
+    int64_t used = 0;
+    ck_assert_int_eq(quota_disk_used(&A, "alice", &used, &err), 0);
+    ck_assert_int_ge(used, 4 * 1024 * 1024);
+    ck_assert_int_lt(used, 5 * 1024 * 1024);
+    ck_assert_int_eq(quota_disk_used(&A, "bob", &used, &err), 0);
+    ck_assert_int_eq(used, 0);
+
+    A.cfg.confine.user_max_disk_mb = 5;
+    ck_assert_int_eq(quota_check_disk(&A, "alice", &err), 0);
+    A.cfg.confine.user_max_disk_mb = 4;
+    ck_assert_int_eq(quota_check_disk(&A, "alice", &err), -DMS_E_FORBIDDEN);
+    ck_assert_str_eq(err.field, "quota.disk_mb");
+    ck_assert_ptr_nonnull(strstr(err.message, "DMS_USER_MAX_DISK_MB"));
+    ck_assert_int_eq(quota_check_disk(&A, "bob", &err), 0);
+    droid_free(d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_confine");
@@ -145,6 +265,11 @@ static Suite *suite(void)
     tcase_add_test(tc, test_a_default_above_its_ceiling_is_a_configuration_error);
     tcase_add_test(tc, test_every_container_drops_all_capabilities_but_a_few_and_gains_none);
     tcase_add_test(tc, test_each_user_of_each_dmsd_gets_a_network_of_their_own);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("quota");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_a_user_at_the_droid_quota_gets_forbidden_and_nothing_is_created);
+    tcase_add_test(tc, test_disk_use_counts_images_and_data_dirs_but_never_follows_a_link);
     suite_add_tcase(s, tc);
     return s;
 }

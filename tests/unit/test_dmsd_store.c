@@ -358,6 +358,15 @@ START_TEST(test_releases_and_runs)
     json_decref(j);
     store_releases_free(list, n);
 
+    /* A user's disk: the images of the releases still kept, of their droids only. */
+    droid *owner = make_droid("d1", "web", "alice");
+    ck_assert_int_eq(store_droid_insert(s, owner, &err), 0);
+    droid_free(owner);
+    int64_t bytes = -1;
+    ck_assert_int_eq(store_user_image_bytes(s, "alice", &bytes, &err), 0);
+    ck_assert_int_eq(bytes, 2000 + 3000); /* release 1's image was removed */
+    ck_assert_int_eq(store_user_image_bytes(s, "bob", &bytes, &err), 0);
+    ck_assert_int_eq(bytes, 0);
 
     ck_assert_int_eq(store_run_insert(s, "d1-r1-1", "d1", 1, 10, &err), 0);
     ck_assert_int_eq(store_run_insert(s, "d1-r2-2", "d1", 2, 20, &err), 0);

@@ -37,6 +37,7 @@ typedef enum dms_error_code {
     DMS_E_PROTOCOL = 17,         /* the engine answered something we cannot parse */
     DMS_E_INTERNAL = 18,         /* a bug in dms; please report */
     DMS_E_NOT_OURS = 19,         /* it exists but does not carry this executor's labels: not touched */
+    DMS_E_FORBIDDEN = 20,        /* refused by the operator's policy or a quota; the message names the setting */
     DMS_E__COUNT
 } dms_error_code;
 
