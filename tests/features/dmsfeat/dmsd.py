@@ -381,7 +381,8 @@ class Dmsd:
 
     def _nothing_left_by_deletes(self):
         """Once every droid is deleted, dmsd itself must have removed their containers, images and volumes
-        (only its shared network stays until cleanup). Image removals a busy engine refused are retried by
+        (networks may stay until cleanup: a user's network goes with their last droid, but a job step keeps
+        one, and a network in use at that moment stays). Image removals a busy engine refused are retried by
         dmsd's collector, hence the wait."""
         def probe():
             left = {k: v for k, v in leftovers(self.executor_id, self.droid_ids).items() if k != "network"}
@@ -569,8 +570,14 @@ class Repos:
 
     @staticmethod
     def _write(w, files):
+        """Text gets a final newline; bytes (a program) are written as they are, executable."""
         for rel, text in files.items():
             p = os.path.join(w, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
+            if isinstance(text, bytes):
+                with open(p, "wb") as f:
+                    f.write(text)
+                os.chmod(p, 0o755)
+                continue
             with open(p, "w") as f:
                 f.write(text if text.endswith("\n") else text + "\n")

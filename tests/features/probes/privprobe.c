@@ -5,8 +5,10 @@
  * 1
  */
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +29,16 @@ int main(int argc, char **argv)
         printf("raw socket: opened\n");
         return 0;
     }
-    fprintf(stderr, "usage: privprobe euid|raw\n");
+    if (argc >= 4 && strcmp(argv[1], "as") == 0) {
+        unsigned id = (unsigned)strtoul(argv[2], NULL, 10);
+        if (setgroups(0, NULL) != 0 || setgid(id) != 0 || setuid(id) != 0) {
+            printf("become uid %u: %s\n", id, strerror(errno));
+            return 1;
+        }
+        execv(argv[3], argv + 3);
+        printf("exec %s: %s\n", argv[3], strerror(errno));
+        return 127;
+    }
+    fprintf(stderr, "usage: privprobe euid|raw|as UID PROG [ARG...]\n");
     return 2;
 }

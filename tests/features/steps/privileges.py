@@ -3,16 +3,13 @@ of it) in a directory every backend lets the job reach, runs under several ids, 
 workload reports."""
 import os
 import shutil
-import subprocess
 import tempfile
 
 from behave import given, then, when
 
 from dmsfeat import backends, engine
+from dmsfeat.probe import compile_probe
 from dmsfeat.steputil import job, remember
-
-PROBE_SOURCE = os.path.join(os.path.dirname(__file__), "..", "probes", "privprobe.c")
-COMPILE_TIMEOUT_S = 60
 
 
 @given('the privilege probe, and a setuid-root copy of it, where the job can run them')
@@ -23,10 +20,7 @@ def step_probe(context):
     d = tempfile.mkdtemp(prefix="dms-privprobe-")
     context.add_cleanup(shutil.rmtree, d, True)
     os.chmod(d, 0o755)
-    plain = os.path.join(d, "privprobe")
-    p = subprocess.run(["cc", "-static", "-Os", "-o", plain, PROBE_SOURCE], capture_output=True, text=True,
-                       timeout=COMPILE_TIMEOUT_S)
-    assert p.returncode == 0, f"cc -static privprobe.c failed: {p.stderr}"
+    plain = compile_probe(os.path.join(d, "privprobe"))
     suid = os.path.join(d, "privprobe-suid")
     shutil.copy(plain, suid)
     if os.geteuid() == 0:
