@@ -792,10 +792,16 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
 
     snprintf(path, sizeof(path), "/containers/%s/start", h->container_id);
     r = docker_call(&ex->client, "POST", path, NULL, DOCKER_START_TIMEOUT_MS, &resp, err);
-    /* A created container does not hold its network: a removal in between leaves start a 404 (network.c). */
-    if (r == 0 && req->network_mode == DMS_NET_NAMED && docker_network_missing(&resp)) {
+    /* A created container holds its network by name only: removed in between (404), or made twice by creates
+     * that raced (ambiguous), it is mended and the start tried again (network.c). */
+    for (int i = 0; i < DOCKER_NETWORK_START_ATTEMPTS && r == 0 && req->network_mode == DMS_NET_NAMED; i++) {
+        bool missing = docker_network_missing(&resp), ambiguous = !missing && docker_network_ambiguous(&resp);
+        if (!missing && !ambiguous)
+            break;
         dms_buf_free(&resp.body);
-        if ((r = docker_ensure_network(ex, req->network_name, err)) == 0)
+        r = missing ? docker_ensure_network(ex, req->network_name, err)
+                    : docker_network_dedupe(ex, req->network_name, err);
+        if (r == 0)
             r = docker_call(&ex->client, "POST", path, NULL, DOCKER_START_TIMEOUT_MS, &resp, err);
     }
     int64_t started = dms_now_ns();
