@@ -127,18 +127,18 @@ Feature: security - confined containers: limits, privileges, a network per user,
     Given dmsd is running with the settings
       | setting             | value |
       | DMS_USER_MAX_DROIDS | 2     |
-    And alice created the droid "one" from the repository "web"
-    And alice created the droid "two" from the repository "web"
+    And alice has a running droid "one" from the repository "web"
+    And alice has a running droid "two" from the repository "web"
     When alice creates the droid "three" from the repository "web"
     Then the answer is 403 naming the field "quota.droids"
     And the answer says "DMS_USER_MAX_DROIDS allows 2"
     And alice's droids are "one,two"
     And the name "three" is free
-    When bob creates the droid "bobs" from the repository "web"
-    Then the answer is 201 and the droid is "pending"
+    Given bob has a running droid "bobs" from the repository "web"
     When alice deletes the droid "one"
     And alice creates the droid "three" from the repository "web"
     Then the answer is 201 and the droid is "pending"
+    And the droid "three" becomes "running" within 60 seconds
 
   Scenario: Alice at her disk quota can neither create nor rebuild, while her droid keeps serving
     Given dmsd is running with the settings
@@ -156,5 +156,4 @@ Feature: security - confined containers: limits, privileges, a network per user,
     Then the answer is 403 naming the field "quota.disk_mb"
     And the droid "web" is "running"
     And the droid "web" serves "web"
-    When bob creates the droid "bobs" from the repository "web"
-    Then the answer is 201 and the droid is "pending"
+    Given bob has a running droid "bobs" from the repository "web"
