@@ -282,8 +282,20 @@ typedef struct req_builder {
     dms_port ports[64];
     char *entry[2];
     char exec_id[DMS_ID_MAX + 1];
+    char *cap_drop[MAX_LIST + 1], *cap_add[MAX_LIST + 1];
+    size_t n_cap_drop, n_cap_add;
     dms_exec_request *from_json;
 } req_builder;
+
+/* --cap-drop/--cap-add take one name or a comma-separated list, as docker's flags do. */
+static void add_caps(char **list, size_t *n, char *arg, const char *flag)
+{
+    for (char *s = arg, *tok; (tok = strsep(&s, ","));) {
+        if (*n >= MAX_LIST)
+            die_usage("too many %s", flag);
+        list[(*n)++] = tok;
+    }
+}
 
 static void add_mount(req_builder *b, dms_mount_type type, char *spec)
 {
@@ -347,6 +359,7 @@ enum {
     OPT_IMAGE = 1000, OPT_JOB, OPT_EXEC, OPT_ENV, OPT_WORKDIR, OPT_USER, OPT_ENTRYPOINT, OPT_MEMORY, OPT_CPUS,
     OPT_PIDS, OPT_TIMEOUT, OPT_GRACE, OPT_NETWORK, OPT_PUBLISH, OPT_BIND, OPT_VOLUME, OPT_TMPFS, OPT_LABEL, OPT_KEEP,
     OPT_SPEC, OPT_RESULT_BYTES, OPT_LOG_BYTES, OPT_QUIET, OPT_HELP, OPT_DISK, OPT_INIT,
+    OPT_CAP_DROP, OPT_CAP_ADD, OPT_NNP,
 };
 
 static const struct option req_long[] = {
@@ -362,6 +375,9 @@ static const struct option req_long[] = {
     {"tmpfs", required_argument, NULL, OPT_TMPFS},       {"label", required_argument, NULL, OPT_LABEL},
     {"keep", no_argument, NULL, OPT_KEEP},               {"spec", required_argument, NULL, OPT_SPEC},
     {"init", no_argument, NULL, OPT_INIT},
+    {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
+    {"cap-add", required_argument, NULL, OPT_CAP_ADD},
+    {"no-new-privileges", no_argument, NULL, OPT_NNP},
     {"result-bytes", required_argument, NULL, OPT_RESULT_BYTES},
     {"log-bytes", required_argument, NULL, OPT_LOG_BYTES}, {"quiet", no_argument, NULL, OPT_QUIET},
     {"help", no_argument, NULL, OPT_HELP},               {NULL, 0, NULL, 0},
@@ -393,6 +409,9 @@ static const char *const run_help =
     "  --label K=V            extra label (keys under io.dms. are reserved)\n"
     "  --keep                 keep the container after it ends (debugging)\n"
     "  --init                 run a minimal init as PID 1 (default signal handling for the workload, reaping)\n"
+    "  --cap-drop CAP[,CAP]   drop capabilities (NET_RAW, ... or ALL; repeatable)\n"
+    "  --cap-add CAP[,CAP]    add capabilities after the drop (--cap-drop ALL --cap-add X: only X)\n"
+    "  --no-new-privileges    setuid binaries and file capabilities grant nothing\n"
     "  --result-bytes SIZE    stdout/stderr excerpt kept in the result (default 64k)\n"
     "  --log-bytes SIZE       capture file size before rotation (default 32m; two are kept)\n"
     "  --spec FILE            take the whole request as JSON from FILE ('-' = stdin); flags override ids\n"
@@ -482,6 +501,9 @@ static void build_request(req_builder *b, const char *cmd, int argc, char **argv
             break;
         case OPT_KEEP: b->req.keep_container = true; break;
         case OPT_INIT: b->req.init = true; break;
+        case OPT_CAP_DROP: add_caps(b->cap_drop, &b->n_cap_drop, optarg, "--cap-drop"); break;
+        case OPT_CAP_ADD: add_caps(b->cap_add, &b->n_cap_add, optarg, "--cap-add"); break;
+        case OPT_NNP: b->req.security.no_new_privileges = true; break;
         case OPT_SPEC: spec = optarg; break;
         case OPT_RESULT_BYTES: b->req.limits.result_output_bytes = parse_size(optarg); break;
         case OPT_LOG_BYTES: b->req.limits.log_file_bytes = parse_size(optarg); break;
@@ -499,6 +521,10 @@ static void build_request(req_builder *b, const char *cmd, int argc, char **argv
         b->req.engine.env = b->env;
     if (b->n_labels)
         b->req.labels = b->labels;
+    if (b->n_cap_drop)
+        b->req.security.cap_drop = b->cap_drop;
+    if (b->n_cap_add)
+        b->req.security.cap_add = b->cap_add;
     if (optind < argc)
         b->req.engine.cmd = argv + optind;
     if (spec) {

@@ -14,6 +14,7 @@
 #include <dms/executor.h>
 
 #include "api/http.h"
+#include "confine/confine.h"
 #include "core/core.h"
 #include "retain.h"
 #include "store/store.h"
@@ -64,6 +65,7 @@ typedef struct dmsd_config {
     int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
     char *build_allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: images builds may start FROM beyond the stack
                                  * images and the user's own droids' (build/dfpolicy.h); "" by default */
+    confine_config confine; /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
 } dmsd_config;
 
 struct builder;

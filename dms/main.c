@@ -13,7 +13,8 @@
  * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10),
  * DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600), DMS_BUILD_LOG_MAX_MB (8),
  * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000),
- * DMS_BUILD_ALLOWED_IMAGES (""). */
+ * DMS_BUILD_ALLOWED_IMAGES (""); the containers' limits and the users' quotas: DMS_DROID_*,
+ * DMS_JOB_MEMORY_MB, DMS_JOB_CPU_MILLIS, DMS_JOB_PIDS, DMS_USER_MAX_DROIDS, DMS_USER_MAX_DISK_MB (parse_confine). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -103,6 +104,19 @@ static void usage(FILE *f)
         "droids' images only; a comma-separated list of references or prefixes ending in *, e.g. dms-test/*,\n"
         "allows more; an image id or digest only when listed exactly).\n");
     fprintf(f,
+        "Containers (a droid may ask for its own limits up to the ceilings): DMS_DROID_MEMORY_MB (%d),\n"
+        "DMS_DROID_CPU_MILLIS (%d), DMS_DROID_PIDS (%d), DMS_DROID_MEMORY_MAX_MB (%d), "
+        "DMS_DROID_CPU_MAX_MILLIS "
+        "(%d),\n"
+        "DMS_DROID_PIDS_MAX (%d); every job step: DMS_JOB_MEMORY_MB (%d), DMS_JOB_CPU_MILLIS (%d), "
+        "DMS_JOB_PIDS "
+        "(%d).\n"
+        "Quotas per user: DMS_USER_MAX_DROIDS (%d droids), DMS_USER_MAX_DISK_MB (%d MB of images and "
+        "data).\n",
+        CONFINE_DROID_MEMORY_MB, CONFINE_DROID_CPU_MILLIS, CONFINE_DROID_PIDS, CONFINE_DROID_MEMORY_MAX_MB,
+        CONFINE_DROID_CPU_MAX_MILLIS, CONFINE_DROID_PIDS_MAX, CONFINE_JOB_MEMORY_MB, CONFINE_JOB_CPU_MILLIS,
+        CONFINE_JOB_PIDS, CONFINE_USER_MAX_DROIDS, CONFINE_USER_MAX_DISK_MB);
+    fprintf(f,
             "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
             "(%d: idle limit of a connection until its request shows a token).\n",
             HTTP_DEFAULT_PER_IP_LIMIT, HTTP_DEFAULT_REQUEST_TIMEOUT_S);
@@ -185,6 +199,34 @@ static char *env_or(const char *name, const char *def)
     return strdup(s && *s ? s : def);
 }
 
+/* The containers' limits and the users' quotas (confine/); a default above its ceiling is refused. */
+static void parse_confine(confine_config *c)
+{
+    confine_config_defaults(c);
+    c->droid.memory_mb =
+        env_int("DMS_DROID_MEMORY_MB", c->droid.memory_mb, CONFINE_MEMORY_MIN_MB, CONFINE_MEMORY_MAX_MB);
+    c->droid.cpu_millis =
+        env_int("DMS_DROID_CPU_MILLIS", c->droid.cpu_millis, CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->droid.pids = env_int("DMS_DROID_PIDS", c->droid.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->droid_max.memory_mb = env_int("DMS_DROID_MEMORY_MAX_MB", c->droid_max.memory_mb, CONFINE_MEMORY_MIN_MB,
+                                     CONFINE_MEMORY_MAX_MB);
+    c->droid_max.cpu_millis = env_int("DMS_DROID_CPU_MAX_MILLIS", c->droid_max.cpu_millis,
+                                      CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->droid_max.pids = env_int("DMS_DROID_PIDS_MAX", c->droid_max.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->job.memory_mb =
+        env_int("DMS_JOB_MEMORY_MB", c->job.memory_mb, CONFINE_MEMORY_MIN_MB, CONFINE_MEMORY_MAX_MB);
+    c->job.cpu_millis =
+        env_int("DMS_JOB_CPU_MILLIS", c->job.cpu_millis, CONFINE_CPU_MIN_MILLIS, CONFINE_CPU_MAX_MILLIS);
+    c->job.pids = env_int("DMS_JOB_PIDS", c->job.pids, CONFINE_PIDS_MIN, CONFINE_PIDS_MAX);
+    c->user_max_droids = env_int("DMS_USER_MAX_DROIDS", c->user_max_droids, 1, INT32_MAX);
+    c->user_max_disk_mb = env_int("DMS_USER_MAX_DISK_MB", c->user_max_disk_mb, 1, INT32_MAX);
+    dms_error err = {0};
+    if (confine_config_check(c, &err) < 0) {
+        fprintf(stderr, "dmsd: %s\n", err.message);
+        exit(2);
+    }
+}
+
 static int parse_args(int argc, char **argv, dmsd_config *cfg)
 {
     static const struct option longopts[] = {
@@ -237,6 +279,7 @@ static int parse_args(int argc, char **argv, dmsd_config *cfg)
         fprintf(stderr, "dmsd: %s\n", err.message);
         exit(2);
     }
+    parse_confine(&cfg->confine);
     int c;
     while ((c = getopt_long(argc, argv, "l:d:b:p:rhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -458,6 +501,7 @@ int main(int argc, char **argv)
     if (store_open(&a.st, p, &err) < 0 || core_open(&a.core, a.st, &err) < 0 ||
         retain_start(&a.retain, a.st, a.cfg.data_dir, &a.cfg.retain, &err) < 0)
         goto fail;
+    core_set_user_max_droids(a.core, a.cfg.confine.user_max_droids);
     if (open_executor(&a, &err) < 0) {
         snprintf(a.ex_error, sizeof(a.ex_error), "%s backend: %s", a.cfg.backend, err.message);
         log_error(

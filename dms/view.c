@@ -18,6 +18,10 @@ static void view_json(void *ud, const droid *d, json_t *obj)
     }
     if (a->snooze)
         snooze_describe(a->snooze, d, obj);
+    /* What its container gets: its own limits, or the defaults, within today's ceilings. */
+    json_t *res = confine_limits_json(confine_droid_limits(&a->cfg.confine, &d->resources));
+    if (res)
+        json_object_set_new(obj, "resources", res);
 }
 
 static void view_status(void *ud, const droid *d, dms_buf *b)

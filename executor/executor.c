@@ -432,3 +432,13 @@ int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *er
                              name ? name : "");
     return ex->ops->remove_volume(ex->cookie, name, err);
 }
+
+int dms_executor_remove_network(dms_executor *ex, const char *name, dms_error *err)
+{
+    if (!ex->ops->remove_network)
+        return not_supported(ex, "remove_network", err);
+    if (!dms_id_valid(name))
+        return dms_error_set(err, DMS_E_INVALID, "name",
+                             "network name \"%.64s\" must be [A-Za-z0-9][A-Za-z0-9_.-]*", name ? name : "");
+    return ex->ops->remove_network(ex->cookie, name, err);
+}

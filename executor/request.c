@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "security.h"
 #include "util.h"
 
 #define ARGV_MAX_ITEMS 4096
@@ -462,7 +463,7 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
                              (long long)STOP_GRACE_MAX_MS);
     if (req->role && strcmp(req->role, "job") != 0 && strcmp(req->role, "build") != 0)
         return dms_error_set(err, DMS_E_INVALID, "role", "role must be job or build");
-    return 0;
+    return dms_security_validate(&req->security, err);
 }
 
 /* ---- ownership ---- */
@@ -492,6 +493,8 @@ void dms_exec_request_free(dms_exec_request *req)
     free((dms_port *)req->ports);
     dms_strv_free((char **)req->labels);
     free((char *)req->role);
+    dms_strv_free((char **)req->security.cap_drop);
+    dms_strv_free((char **)req->security.cap_add);
     free(req);
 }
 
@@ -525,13 +528,17 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
     c->mounts = NULL;
     c->ports = NULL;
     c->network_name = c->role = NULL;
+    c->security.cap_drop = c->security.cap_add = NULL;
     c->n_mounts = c->n_ports = 0;
     bool bad = dup_str(req->job_id, &c->job_id) || dup_str(req->execution_id, &c->execution_id) ||
-               dup_str(req->engine.image, &c->engine.image) || dup_strv(req->engine.entrypoint, &c->engine.entrypoint) ||
+               dup_str(req->engine.image, &c->engine.image) ||
+               dup_strv(req->engine.entrypoint, &c->engine.entrypoint) ||
                dup_strv(req->engine.cmd, &c->engine.cmd) || dup_strv(req->engine.env, &c->engine.env) ||
-               dup_str(req->engine.working_dir, &c->engine.working_dir) || dup_str(req->engine.user, &c->engine.user) ||
-               dup_str(req->network_name, &c->network_name) || dup_strv(req->labels, &c->labels) ||
-               dup_str(req->role, &c->role);
+               dup_str(req->engine.working_dir, &c->engine.working_dir) ||
+               dup_str(req->engine.user, &c->engine.user) || dup_str(req->network_name, &c->network_name) ||
+               dup_strv(req->labels, &c->labels) || dup_str(req->role, &c->role) ||
+               dup_strv(req->security.cap_drop, &c->security.cap_drop) ||
+               dup_strv(req->security.cap_add, &c->security.cap_add);
     if (!bad && req->n_mounts) {
         dms_mount *m = calloc(req->n_mounts, sizeof(*m));
         c->mounts = m;
@@ -870,10 +877,28 @@ static int parse_limits(json_t *o, dms_exec_request *req, dms_error *err)
     return 0;
 }
 
+static int parse_security(json_t *o, dms_exec_request *req, dms_error *err)
+{
+    static const char *const keys[] = {"no_new_privileges", "cap_drop", "cap_add", NULL};
+    dms_security *s = &req->security;
+    int r;
+    if (!json_is_object(o))
+        return dms_error_set(err, DMS_E_INVALID, "security", "security must be an object");
+    if ((r = check_keys(o, "security.", keys, err)) < 0 ||
+        (r = get_bool(o, "no_new_privileges", "security.no_new_privileges", &s->no_new_privileges, err)) <
+            0 ||
+        (r = get_strv(o, "cap_drop", "security.cap_drop", &s->cap_drop, err)) < 0 ||
+        (r = get_strv(o, "cap_add", "security.cap_add", &s->cap_add, err)) < 0)
+        return r;
+    return 0;
+}
+
 static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
 {
-    static const char *const keys[] = {"job_id", "execution_id", "engine", "resources", "mounts", "network", "labels",
-                                       "limits", "timeout_ms", "stop_grace_ms", "keep_container", "role", "init", NULL};
+    static const char *const keys[] = {
+        "job_id",         "execution_id", "engine", "resources",  "mounts",
+        "network",        "labels",       "limits", "timeout_ms", "stop_grace_ms",
+        "keep_container", "role",         "init",   "security",   NULL};
     int r;
     json_t *v;
     if (!json_is_object(root))
@@ -890,6 +915,8 @@ static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
     if ((v = json_object_get(root, "network")) && (r = parse_network(v, req, err)) < 0)
         return r;
     if ((v = json_object_get(root, "limits")) && (r = parse_limits(v, req, err)) < 0)
+        return r;
+    if ((v = json_object_get(root, "security")) && (r = parse_security(v, req, err)) < 0)
         return r;
     if ((r = get_kv(root, "labels", "labels", &req->labels, err)) < 0 ||
         (r = get_int(root, "timeout_ms", "timeout_ms", 0, INT64_MAX, &req->timeout_ms, err)) < 0 ||
@@ -993,5 +1020,11 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
     json_object_set_new(root, "init", json_boolean(req->init));
     if (req->role)
         json_object_set_new(root, "role", json_string(req->role));
+    json_t *sec = json_pack("{s:b}", "no_new_privileges", req->security.no_new_privileges);
+    if (sec && req->security.cap_drop)
+        json_object_set_new(sec, "cap_drop", strv_json(req->security.cap_drop));
+    if (sec && req->security.cap_add)
+        json_object_set_new(sec, "cap_add", strv_json(req->security.cap_add));
+    json_object_set_new(root, "security", sec);
     return json_dumps(root, JSON_COMPACT);
 }

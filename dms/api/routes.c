@@ -11,6 +11,7 @@
 #include "../build/buildopts.h"
 #include "../build/git.h"
 #include "../common.h"
+#include "../confine/quota.h"
 #include "../follow/follow.h"
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
@@ -62,7 +63,11 @@ static void create(void *ap, api_req *r, const char *id)
         return;
     }
     d->build_timeout_s = bo.timeout_s; /* in the same transaction as its first build: that build has it */
-    if (droid_parse_create(body, d, &err) < 0 || gitx_check_access(d->repo, "repo", &err) < 0 ||
+    /* Bad input is a 400 first; then the policy and the quotas, 403 (the droid count is core_create's, under
+     * its lock). */
+    if (droid_parse_create(body, d, &err) < 0 ||
+        confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
+        gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(a, d->user_id, &err) < 0 ||
         core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
@@ -226,6 +231,11 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     if (p->has_build_timeout)
         d->build_timeout_s = p->build_timeout_s; /* builds that start from now on */
+    bool resources = p->has_resources && memcmp(&p->resources, &d->resources, sizeof(d->resources)) != 0;
+    if (resources) {
+        d->resources = p->resources;
+        config = true;
+    }
     bool code = false;
     /* Naming the branch, even the same one, asks for its head again: that is how a new push is deployed. */
     if (p->has_branch) {
@@ -242,8 +252,9 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (config) {
         d->config_gen++;
         char why[96];
-        snprintf(why, sizeof(why), "configuration changed (%s%s%s)", p->has_port ? "port" : "",
-                 p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "");
+        snprintf(why, sizeof(why), "configuration changed (%s%s%s%s%s)", p->has_port ? "port" : "",
+                 p->has_port && p->env_json ? ", " : "", p->env_json ? "env" : "",
+                 resources && (p->has_port || p->env_json) ? ", " : "", resources ? "resources" : "");
         if ((r = core_tx_note(tx, d, why, err)) < 0)
             return r;
         if (d->want_release && d->want_running && !code) {
@@ -314,7 +325,9 @@ static void patch(void *ap, api_req *r, const char *id)
     int64_t old_build = a->builder ? builder_running(a->builder, id) : 0;
     bool ok = body && core_check_owner(a->core, api_user(r), id, &err) == 0 &&
               (cur = core_get_copy(a->core, id)) && droid_parse_patch(body, cur, &p, &err) == 0 &&
-              (!(p.has_branch || p.has_commit) || gitx_check_access(cur->repo, "repo", &err) == 0);
+              (!p.has_resources || confine_check_resources(&a->cfg.confine, &p.resources, &err) == 0) &&
+              (!(p.has_branch || p.has_commit) || (gitx_check_access(cur->repo, "repo", &err) == 0 &&
+                                                  quota_check_disk(a, api_user(r), &err) == 0));
     if (ok) {
         p.has_build_timeout = bo.has_timeout; /* taken from the body above: the parser did not see it */
         p.build_timeout_s = bo.timeout_s;
@@ -626,6 +639,9 @@ static int do_rollback(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (dmsd_set_str(&d->env_json, ra->rel.env_json) < 0 ||
         dmsd_set_str(&d->commit_sha, ra->rel.commit_sha) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    /* Its limits come back with its env (within today's ceilings: confine_droid_limits). */
+    if ((r = droid_resources_from_json(ra->rel.resources_json, &d->resources, err)) < 0)
+        return r;
     d->port = ra->rel.port;
     d->config_gen++;
     d->crash_count = d->start_failures = 0;

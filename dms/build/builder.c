@@ -21,6 +21,7 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../confine/quota.h"
 #include "../run/runner.h"
 #include "buildlog.h"
 #include "buildopts.h"
@@ -118,8 +119,9 @@ typedef struct end_args {
     store_build *b;
     end_kind kind;
     char reason[REASON_MAX];
-    int64_t release; /* out (END_OK) */
-    bool orphan;     /* out: the droid is being deleted; what the build made must go */
+    int64_t release;     /* out (END_OK) */
+    int64_t image_bytes; /* END_OK: the image's size as the engine reports it (the disk quota counts it) */
+    bool orphan;         /* out: the droid is being deleted; what the build made must go */
     bool superseded; /* cancelled for a newer build, which is queued: the droid's state is left to it */
 } end_args;
 
@@ -144,6 +146,7 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     switch (ea->kind) {
     case END_OK: {
         b->status = BUILD_SUCCEEDED;
+        _cleanup_free_ char *resources = droid_resources_to_json(&d->resources);
         store_release rel = {.seq = d->release_seq + 1,
                              .build_id = b->id,
                              .image_id = b->image_id,
@@ -151,6 +154,8 @@ static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
                              .commit_sha = b->commit_sha,
                              .env_json = d->env_json,
                              .port = d->port,
+                             .resources_json = resources,
+                             .image_bytes = ea->image_bytes,
                              .created_ns = b->finished_ns};
         snprintf(rel.droid_id, sizeof(rel.droid_id), "%s", d->id);
         if ((r = store_build_update(st, b, err)) < 0 || (r = store_release_insert(st, &rel, err)) < 0)
@@ -379,6 +384,10 @@ static void run_build(builder *bld, buildq_job *job)
     }
     say(&o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt, d->name,
         d->id, limit_s);
+    if (quota_check_disk(a, d->user_id, &err) < 0) {
+        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message); /* a user fault: not retried */
+        goto end;
+    }
 
     /* Which branch: the droid's, else the remote's default (looked up once, then kept on the droid). */
     char *branch = b->branch ? strdup(b->branch) : NULL;
@@ -456,6 +465,7 @@ static void run_build(builder *bld, buildq_job *job)
     }
     dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : tag);
     dmsd_set_str(&b->tag, tag);
+    ea.image_bytes = quota_image_bytes(a, b->image_id);
     say(&o, "built %s (%s)", tag, res.image_id);
     ea.kind = END_OK;
 end:;

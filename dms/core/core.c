@@ -20,6 +20,7 @@ struct core {
     size_t n_filled; /* live + tombstones */
     core_hooks hooks;
     core_view view;
+    int user_max_droids; /* 0: no quota; set once before the API serves */
 };
 
 static droid tombstone_;
@@ -363,6 +364,24 @@ char **core_ids(core *c)
     return v;
 }
 
+size_t core_count_user(core *c, const char *user)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&c->cache_lock);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        const droid *d = c->slots[i];
+        if (d && d != TOMBSTONE && !d->deleting && strcmp(d->user_id, user) == 0)
+            n++;
+    }
+    pthread_rwlock_unlock(&c->cache_lock);
+    return n;
+}
+
+void core_set_user_max_droids(core *c, int max)
+{
+    c->user_max_droids = max;
+}
+
 size_t core_count(core *c)
 {
     pthread_rwlock_rdlock(&c->cache_lock);
@@ -514,7 +533,15 @@ int core_create(core *c, droid *d, droid **out, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     core_tx tx = {.c = c, .kick_builder = true};
     pthread_mutex_lock(&c->write_lock);
-    if ((r = store_begin(c->st, err)) == 0) {
+    /* Counted under the write lock: two creates at the quota's edge cannot both pass. */
+    size_t have = c->user_max_droids > 0 ? core_count_user(c, d->user_id) : 0;
+    if (c->user_max_droids > 0 && have >= (size_t)c->user_max_droids)
+        r = dms_error_set(
+            err, DMS_E_FORBIDDEN, "quota.droids",
+            "droid quota reached: you have %zu droids and DMS_USER_MAX_DROIDS allows %d per user; "
+            "delete one first (the operator sets DMS_USER_MAX_DROIDS)",
+            have, c->user_max_droids);
+    else if ((r = store_begin(c->st, err)) == 0) {
         if ((r = store_droid_insert(c->st, d, err)) == 0 &&
             (r = store_event_add(c->st, d->id, d->created_ns, NULL, "pending", d->reason, err)) == 0 &&
             (r = store_build_insert(c->st, d->id, d->branch, d->commit, NULL, err)) == 0)

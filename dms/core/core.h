@@ -72,6 +72,11 @@ int core_check_owner(core *c, const char *user, const char *id, dms_error *err);
  * dms_strv_free. */
 char **core_ids(core *c);
 size_t core_count(core *c);
+/* The user's droids (being deleted ones left out). */
+size_t core_count_user(core *c, const char *user);
+/* The most droids a user may have (DMS_USER_MAX_DROIDS; 0: no limit): core_create refuses one more with
+ * FORBIDDEN, field "quota.droids". Set once before the API serves. */
+void core_set_user_max_droids(core *c, int max);
 
 /* ---- writes ---- */
 
@@ -99,7 +104,8 @@ int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void
                 dms_error *err);
 
 /* Creates a droid from a validated one (id, user, times set here), with its "created" event and a queued
- * build, in one transaction. CONFLICT (field "name") if the name is taken. *out: a copy as committed. */
+ * build, in one transaction. CONFLICT (field "name") if the name is taken; FORBIDDEN (field "quota.droids")
+ * when the user has core_set_user_max_droids() droids already. *out: a copy as committed. */
 int core_create(core *c, droid *d, droid **out, dms_error *err);
 
 #endif

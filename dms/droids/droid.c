@@ -288,6 +288,67 @@ static int parse_volumes(json_t *arr, droid *d, dms_error *err)
     return 0;
 }
 
+/* ---- resources ---- */
+
+static const char *const resource_keys[] = {"memory_mb", "cpu_millis", "pids", NULL};
+
+static int *resource_slot(droid_resources *r, size_t i)
+{
+    return i == 0 ? &r->memory_mb : i == 1 ? &r->cpu_millis : &r->pids;
+}
+
+int droid_parse_resources(json_t *o, droid_resources *out, dms_error *err)
+{
+    droid_resources r = {0};
+    char field[48];
+    if (o && !json_is_null(o)) {
+        if (!json_is_object(o))
+            return dms_error_set(err, DMS_E_INVALID, "resources",
+                                 "resources must be an object {memory_mb, cpu_millis, pids}");
+        const char *k;
+        json_t *v;
+        json_object_foreach(o, k, v)
+        {
+            size_t i = 0;
+            while (resource_keys[i] && strcmp(resource_keys[i], k) != 0)
+                i++;
+            snprintf(field, sizeof(field), "resources.%.24s", k);
+            if (!resource_keys[i])
+                return dms_error_set(err, DMS_E_INVALID, field,
+                                     "unknown key %s (known: memory_mb, cpu_millis, pids)", field);
+            if (json_is_null(v))
+                continue;
+            if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT32_MAX)
+                return dms_error_set(err, DMS_E_INVALID, field,
+                                     "%s must be a positive integer (or null: the default)", field);
+            *resource_slot(&r, i) = (int)json_integer_value(v);
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+char *droid_resources_to_json(const droid_resources *r)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && resource_keys[i]; i++)
+        if (*resource_slot((droid_resources *)r, i) > 0)
+            json_object_set_new(o, resource_keys[i], json_integer(*resource_slot((droid_resources *)r, i)));
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+int droid_resources_from_json(const char *json, droid_resources *out, dms_error *err)
+{
+    json_error_t jerr;
+    _cleanup_json_ json_t *o = json_loads(json && *json ? json : "{}", 0, &jerr);
+    if (!o)
+        return dms_error_set(err, DMS_E_INTERNAL, "resources", "stored resources are not JSON: %s",
+                             jerr.text);
+    return droid_parse_resources(o, out, err);
+}
+
 /* The port from "port" and env.PORT: both given must agree; neither: the default. */
 static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 {
@@ -309,8 +370,8 @@ static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 
 int droid_parse_create(json_t *body, droid *d, dms_error *err)
 {
-    static const char *const keys[] = {"name", "repo", "branch",  "commit", "language",
-                                       "port", "env",  "volumes", NULL};
+    static const char *const keys[] = {"name", "repo", "branch",  "commit",    "language",
+                                       "port", "env",  "volumes", "resources", NULL};
     if (!json_is_object(body))
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     int r;
@@ -348,6 +409,8 @@ int droid_parse_create(json_t *body, droid *d, dms_error *err)
     json_t *vols = json_object_get(body, "volumes");
     if (vols && !json_is_null(vols) && (r = parse_volumes(vols, d, err)) < 0)
         return r;
+    if ((r = droid_parse_resources(json_object_get(body, "resources"), &d->resources, err)) < 0)
+        return r;
     if (dmsd_set_str(&d->name, name) < 0 || dmsd_set_str(&d->repo, repo) < 0 ||
         dmsd_set_str(&d->branch, branch) < 0 || dmsd_set_str(&d->commit, commit) < 0 ||
         dmsd_set_str(&d->language, language) < 0)
@@ -366,13 +429,13 @@ void droid_patch_clear(droid_patch *p)
 
 int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error *err)
 {
-    static const char *const keys[] = {"name", "port", "env", "branch", "commit", NULL};
+    static const char *const keys[] = {"name", "port", "env", "branch", "commit", "resources", NULL};
     memset(p, 0, sizeof(*p));
     if (!json_is_object(body))
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     if (json_object_size(body) == 0)
         return dms_error_set(err, DMS_E_INVALID, "body",
-                             "nothing to change: give name, port, env, branch or commit");
+                             "nothing to change: give name, port, env, branch, commit or resources");
     int r;
     const char *name, *branch;
     if ((r = dmsd_json_known_keys(body, keys, err)) < 0 ||
@@ -384,6 +447,12 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
     /* "branch": null goes back to the repository's default branch. */
     if (branch && (r = droid_validate_branch(branch, err)) < 0)
         goto fail;
+    json_t *res = json_object_get(body, "resources");
+    if (res) {
+        if ((r = droid_parse_resources(res, &p->resources, err)) < 0)
+            goto fail;
+        p->has_resources = true;
+    }
     json_t *commit = json_object_get(body, "commit");
     if (commit) {
         p->has_commit = true;
@@ -542,5 +611,15 @@ json_t *droid_to_json(const droid *d)
     } else {
         json_decref(snooze);
     }
+    /* As asked (null: the operator's default); the view replaces it with what the container gets. */
+    json_t *res = json_object();
+    for (size_t i = 0; o && res && resource_keys[i]; i++) {
+        int v = *resource_slot((droid_resources *)&d->resources, i);
+        json_object_set_new(res, resource_keys[i], v > 0 ? json_integer(v) : json_null());
+    }
+    if (o && res)
+        json_object_set_new(o, "resources", res);
+    else
+        json_decref(res);
     return o;
 }

@@ -32,6 +32,14 @@
 #define DROID_MOUNT_PATH_MAX  255
 #define DROID_DEFAULT_PORT    8080
 
+/* What a droid asks for its container, each 0 when it leaves it to the operator's default (DMS_DROID_*);
+ * the operator's ceilings are checked where the configuration is known (confine/). */
+typedef struct droid_resources {
+    int memory_mb;
+    int cpu_millis;
+    int pids;
+} droid_resources;
+
 typedef struct droid_volume {
     char *name;       /* user's name ([a-z0-9-]); the engine's volume is droid_volume_engine_name() */
     char *mount_path; /* absolute path inside the container */
@@ -51,6 +59,7 @@ typedef struct droid {
     droid_volume *volumes;
     size_t n_volumes;
     int build_timeout_s; /* its builds' time limit; 0: the operator's default (build/buildopts.h) */
+    droid_resources resources; /* limits asked for; a change restarts the droid like env */
 
     /* state machine */
     droid_state state;
@@ -107,8 +116,9 @@ int droid_validate_port(json_t *port, int *out, dms_error *err);
 
 /* Fills a new droid's config from a create body:
  *   {"name", "repo", "branch"?, "commit"?, "language"?, "port"?, "env"?: {k: v}, "volumes"?:
- * [{"name","mount_path"}]} Unknown keys are refused. Port: "port", else env.PORT, else DROID_DEFAULT_PORT;
- * both given must agree. Leaves id, user and state to the caller. */
+ * [{"name","mount_path"}], "resources"?: {"memory_mb"?, "cpu_millis"?, "pids"?}} Unknown keys are refused.
+ * Port: "port", else env.PORT, else DROID_DEFAULT_PORT; both given must agree. Leaves id, user and state to
+ * the caller. */
 int droid_parse_create(json_t *body, droid *d, dms_error *err);
 
 /* A PATCH: each field is set only if present in the body. */
@@ -123,12 +133,23 @@ typedef struct droid_patch {
     char *commit; /* NULL with has_commit: unpin (follow the branch head) */
     bool has_build_timeout; /* set by the route from build_opts_take() (build/buildopts.h), not parsed here */
     int build_timeout_s;
+    bool has_resources;
+    droid_resources resources; /* replaces the whole set; a key left out goes back to the default */
 } droid_patch;
 
-/* Parses {"name"?, "port"?, "env"?, "branch"?, "commit"?: "sha" | null}; unknown keys are refused; an empty
- * body is refused. cur is the droid as it is (env.PORT vs port is checked against the result). */
+/* Parses {"name"?, "port"?, "env"?, "branch"?, "commit"?: "sha" | null, "resources"?: {...} | null}; unknown
+ * keys are refused; an empty body is refused. cur is the droid as it is (env.PORT vs port is checked against
+ * the result). */
 int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error *err);
 void droid_patch_clear(droid_patch *p);
+
+/* resources: an object of positive integers under known keys (memory_mb, cpu_millis, pids), each optional or
+ * null; null or {} is "all defaults". INVALID naming resources.<key>. Ranges are confine/'s to check. */
+int droid_parse_resources(json_t *o, droid_resources *out, dms_error *err);
+/* As stored (and kept in releases): {"memory_mb":512} with the keys that are set. Caller frees; NULL on OOM.
+ */
+char *droid_resources_to_json(const droid_resources *r);
+int droid_resources_from_json(const char *json, droid_resources *out, dms_error *err);
 
 /* Volumes as stored: JSON array [{"name","mount_path"}]. */
 char *droid_volumes_to_json(const droid *d); /* caller frees; NULL on OOM */

@@ -20,6 +20,7 @@
 
 #include "../build/git.h"
 #include "../common.h"
+#include "../confine/confine.h"
 #include "artifact.h"
 #include "jobstore.h"
 
@@ -352,19 +353,33 @@ static int container_step(run_ctx *c, job_step step, const char *script, int64_t
     _cleanup_strv_ char **env = job_step_env(j, step, js->artifact_max_mb);
     char *cmd[] = {JOB_SHELL, "-c", (char *)script, NULL};
     const char *image = jobs_builder_image(j->pm);
+    /* Its user's network (today: the default bridge, shared by every user's jobs), the job limits and the
+     * security part of every container dmsd runs for users (confine/). */
+    char net[CONFINE_NETWORK_MAX] = "";
+    dms_error nerr = {0};
+    int nr = confine_user_network(dms_executor_id(ex), j->user_id, net, sizeof(net), &nerr);
     dms_exec_request req = {
         .job_id = j->id,
         .execution_id = exec_id,
         .engine = {.image = image, .cmd = cmd, .env = env, .working_dir = JOB_WORKSPACE},
+        .resources = confine_resources(js->a->cfg.confine.job),
         .mounts = mounts,
         .n_mounts = nm,
+        .network_mode = DMS_NET_NAMED,
+        .network_name = net,
         .labels = labels,
         .timeout_ms = js->step_timeout_ms,
         .stop_grace_ms = JOB_STOP_GRACE_MS,
         /* An init as PID 1 passes a cancel's SIGTERM on to the shell; a shell as PID 1 would ignore it and
          * every cancel would wait for the SIGKILL. */
         .init = true,
+        .security = *confine_security(),
     };
+    if (nr < 0) {
+        c->kind = END_FAILED;
+        snprintf(c->reason, sizeof(c->reason), "step %s: %s", name, nerr.message);
+        return -1;
+    }
     if (!env) {
         c->kind = END_FAILED;
         snprintf(c->reason, sizeof(c->reason), "out of memory");

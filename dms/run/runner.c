@@ -18,13 +18,14 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../confine/confine.h"
+#include "../confine/network.h"
 #include "../jobs/job.h"
 #include "../router/probe.h"
 #include "../router/router.h"
 #include "../snooze/snooze.h"
 
 #define RUN_WORKERS           2
-#define DROID_NETWORK         "droid-net" /* the default dmsd's; another executor id gets droid-net-<id> */
 #define DROID_STOP_GRACE_MS   3000 /* SIGTERM to SIGKILL for a droid's container */
 #define RUN_KEEP_LOGS         5 /* finished runs of a droid whose logs are kept (older ones are forgotten) */
 #define REASON_MAX            512
@@ -718,17 +719,15 @@ static int start_run(runner *r, const droid *d0, bool forced)
     char *labels[] = {label_droid, label_release, NULL};
     dms_port port = {.container_port = (uint16_t)d->port, .host_port = 0, .host_ip = "127.0.0.1"};
     rc = droid_env_vector(d, &env, &err);
-    /* One network per dmsd (per executor id): two dmsd on one engine must not share, and fight over, one network
-     * that carries only the label of whichever created it. */
-    char net[DMS_ID_MAX + 16];
-    if (strcmp(dms_executor_id(a->ex), "dmsd") == 0)
-        snprintf(net, sizeof(net), "%s", DROID_NETWORK);
-    else
-        snprintf(net, sizeof(net), "%s-%s", DROID_NETWORK, dms_executor_id(a->ex));
+    /* Its user's network, its limits and the security part of every droid (confine/). */
+    char net[CONFINE_NETWORK_MAX] = "";
+    if (rc == 0)
+        rc = confine_user_network(dms_executor_id(a->ex), d->user_id, net, sizeof(net), &err);
     dms_exec_request req = {
         .job_id = d->id,
         .execution_id = pa.exec_id,
         .engine = {.image = rel.tag, .env = env},
+        .resources = confine_resources(confine_droid_limits(&a->cfg.confine, &d->resources)),
         .mounts = mounts,
         .n_mounts = d->n_volumes,
         .network_mode = DMS_NET_NAMED,
@@ -740,6 +739,7 @@ static int start_run(runner *r, const droid *d0, bool forced)
         /* Apps are often PID 1 without a SIGTERM handler (httpd -f): an init gives them default signal
          * handling, so a stop takes milliseconds instead of the whole grace period. */
         .init = true,
+        .security = *confine_security(),
     };
     int64_t t_start = dmsd_mono_ms();
     if (rc == 0)
@@ -926,6 +926,7 @@ static void delete_droid(runner *r, droid *d)
         log_error("droid=%s op=purge error=\"%s\"", d->id, err.message);
     else
         log_info("droid=%s op=delete", d->id);
+    confine_network_release(a, d->user_id);
     if (gc)
         set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
@@ -1302,6 +1303,7 @@ static void adopt(runner *r)
     }
     free(all);
     free(runs);
+    confine_network_release_legacy(a);
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
     dms_strv_free(ids);

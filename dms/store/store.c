@@ -91,6 +91,11 @@ static const char *const migrations[] = {
     "ALTER TABLE droid_follow ADD COLUMN hmac_key TEXT;",
     /* 7: a droid's own build time limit (0: the operator's default) */
     "ALTER TABLE droids ADD COLUMN build_timeout_s INTEGER NOT NULL DEFAULT 0;",
+    /* 8: the container limits a droid asks for (kept in its releases, like env), and the size of each
+     * release's image as the engine reported it after the build (the user's disk quota) */
+    "ALTER TABLE droids ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE releases ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE releases ADD COLUMN image_bytes INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int db_error(store *s, dms_error *err, const char *what)
@@ -274,9 +279,9 @@ void store_db_release(store *s)
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
     " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
     "commit_sha,"                                                                                            \
-    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, build_timeout_s"
+    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, build_timeout_s, resources"
 
-static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
+static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes, const char *resources)
 {
     int i = 1;
     sqlutil_bind_text(st, i++, d->id);
@@ -315,6 +320,7 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes)
     sqlite3_bind_int(st, i++, d->asleep);
     sqlite3_bind_int64(st, i++, d->woken_ns);
     sqlite3_bind_int(st, i++, d->build_timeout_s);
+    sqlutil_bind_text(st, i++, resources);
     return i;
 }
 
@@ -329,16 +335,17 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
 {
     LOCKED(s);
     _cleanup_free_ char *vols = droid_volumes_to_json(d);
+    _cleanup_free_ char *res = droid_resources_to_json(&d->resources);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if (!vols)
+    if (!vols || !res)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if ((r = prepare(s, &st,
                      "INSERT INTO droids (" DROID_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      err)) < 0)
         return r;
-    bind_droid(st, d, vols);
+    bind_droid(st, d, vols, res);
     if (sqlite3_step(st) != SQLITE_DONE)
         return name_conflict(s, d, err);
     return 0;
@@ -348,9 +355,10 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
 {
     LOCKED(s);
     _cleanup_free_ char *vols = droid_volumes_to_json(d);
+    _cleanup_free_ char *res = droid_resources_to_json(&d->resources);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if (!vols)
+    if (!vols || !res)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     /* Same column order as DROID_COLS; id is bound first and used in WHERE. */
     if ((r = prepare(
@@ -361,10 +369,10 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
              " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
              " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
              " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35,"
-             " build_timeout_s=?36 WHERE id=?1",
+             " build_timeout_s=?36, resources=?37 WHERE id=?1",
              err)) < 0)
         return r;
-    bind_droid(st, d, vols);
+    bind_droid(st, d, vols, res);
     if (sqlite3_step(st) != SQLITE_DONE)
         return name_conflict(s, d, err);
     if (sqlite3_changes(s->db) == 0)
@@ -436,7 +444,8 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->asleep = sqlite3_column_int(st, i++) != 0;
     d->woken_ns = sqlite3_column_int64(st, i++);
     d->build_timeout_s = sqlite3_column_int(st, i++);
-    if (droid_volumes_from_json(d, vols, err) < 0) {
+    const char *res = (const char *)sqlite3_column_text(st, i++);
+    if (droid_volumes_from_json(d, vols, err) < 0 || droid_resources_from_json(res, &d->resources, err) < 0) {
         droid_free(d);
         return NULL;
     }
@@ -782,6 +791,7 @@ void store_release_clear(store_release *r)
     free(r->tag);
     free(r->commit_sha);
     free(r->env_json);
+    free(r->resources_json);
     memset(r, 0, sizeof(*r));
 }
 
@@ -793,7 +803,8 @@ void store_releases_free(store_release *r, size_t n)
 }
 
 #define RELEASE_COLS                                                                                         \
-    "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed"
+    "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed, resources, "  \
+    "image_bytes"
 
 static void row_release(sqlite3_stmt *st, store_release *r)
 {
@@ -808,6 +819,8 @@ static void row_release(sqlite3_stmt *st, store_release *r)
     r->port = sqlite3_column_int(st, 7);
     r->created_ns = sqlite3_column_int64(st, 8);
     r->image_removed = sqlite3_column_int(st, 9) != 0;
+    r->resources_json = sqlutil_col_text(st, 10);
+    r->image_bytes = sqlite3_column_int64(st, 11);
 }
 
 int store_release_insert(store *s, const store_release *rel, dms_error *err)
@@ -815,8 +828,8 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     LOCKED(s);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     int r;
-    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)", err)) <
-        0)
+    if ((r = prepare(s, &st, "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                     err)) < 0)
         return r;
     sqlutil_bind_text(st, 1, rel->droid_id);
     sqlite3_bind_int64(st, 2, rel->seq);
@@ -828,8 +841,28 @@ int store_release_insert(store *s, const store_release *rel, dms_error *err)
     sqlite3_bind_int(st, 8, rel->port);
     sqlite3_bind_int64(st, 9, rel->created_ns);
     sqlite3_bind_int(st, 10, rel->image_removed);
+    sqlutil_bind_text(st, 11, rel->resources_json ? rel->resources_json : "{}");
+    sqlite3_bind_int64(st, 12, rel->image_bytes);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(s, err, "add release");
+    return 0;
+}
+
+int store_user_image_bytes(store *s, const char *user_id, int64_t *out, dms_error *err)
+{
+    LOCKED(s);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    int r;
+    if ((r = prepare(
+             s, &st,
+             "SELECT COALESCE(SUM(r.image_bytes), 0) FROM releases r JOIN droids d ON d.id = r.droid_id"
+             " WHERE d.user_id = ? AND r.image_removed = 0",
+             err)) < 0)
+        return r;
+    sqlutil_bind_text(st, 1, user_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return db_error(s, err, "sum the user's image sizes");
+    *out = sqlite3_column_int64(st, 0);
     return 0;
 }
 
@@ -907,12 +940,14 @@ int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_
 json_t *store_release_to_json(const store_release *r, int64_t current_seq)
 {
     json_t *env = json_loads(r->env_json ? r->env_json : "{}", 0, NULL);
-    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b}", "release", (json_int_t)r->seq,
-                     "build", (json_int_t)r->build_id, "image_id", r->image_id ? r->image_id : "", "tag",
-                     r->tag ? r->tag : "", "commit_sha",
+    json_t *res = json_loads(r->resources_json ? r->resources_json : "{}", 0, NULL);
+    return json_pack("{s:I, s:I, s:s, s:s, s:o, s:o, s:i, s:o, s:b, s:b, s:o, s:I}", "release",
+                     (json_int_t)r->seq, "build", (json_int_t)r->build_id, "image_id",
+                     r->image_id ? r->image_id : "", "tag", r->tag ? r->tag : "", "commit_sha",
                      r->commit_sha ? json_string(r->commit_sha) : json_null(), "env",
                      env ? env : json_object(), "port", r->port, "created_at", time_or_null(r->created_ns),
-                     "image_available", !r->image_removed, "current", r->seq == current_seq);
+                     "image_available", !r->image_removed, "current", r->seq == current_seq, "resources",
+                     res ? res : json_object(), "image_bytes", (json_int_t)r->image_bytes);
 }
 
 /* ---- runs ---- */

@@ -130,6 +130,8 @@ typedef struct store_release {
     int port;
     int64_t created_ns;
     bool image_removed;
+    char *resources_json; /* the droid's resources when it was built (droid_resources_to_json) */
+    int64_t image_bytes;  /* the image's size as the engine reported it after the build; 0 = unknown */
 } store_release;
 void store_release_clear(store_release *r);
 void store_releases_free(store_release *r, size_t n);
@@ -142,6 +144,8 @@ int store_releases_list(store *s, const char *droid_id, store_release **out, siz
 int store_releases_page(store *s, const char *droid_id, int64_t before_seq, int limit, store_release **out,
                         size_t *n, dms_error *err);
 int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_error *err);
+/* The sizes of the images of every release of the user's droids that is still kept (image not removed). */
+int store_user_image_bytes(store *s, const char *user_id, int64_t *out, dms_error *err);
 json_t *store_release_to_json(const store_release *r, int64_t current_seq);
 
 /* ---- runs: every container execution of a droid (for logs of earlier runs and for cleanup) ---- */

@@ -528,6 +528,7 @@ int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_
     out->present = true;
     out->ours = owner && strcmp(owner, ex->id) == 0;
     snprintf(out->id, sizeof(out->id), "%s", json_string_value(json_object_get(j, "Id")));
+    out->size_bytes = json_integer_value(json_object_get(j, "Size"));
     json_decref(j);
     return 0;
 }

@@ -36,6 +36,7 @@
 #define DOCKER_DRAIN_WAIT_MS 10000
 #define DOCKER_PERSIST_WAIT_MS 10000     /* remove/cleanup wait this long for a result to be written */
 #define DOCKER_START_TIMEOUT_MS 120000   /* POST start under heavy load took over 30 s (measured at K=128) */
+#define DOCKER_NETWORK_START_ATTEMPTS 3 /* starts again after its named network was mended (network.c) */
 #define DOCKER_RECOVER_SETTLE_MS 30000  /* recover waits this long for adopted, ended jobs to be finished */       /* destroy waits this long for removals in flight */
 #define DOCKER_SPEC_FILE "spec.json"
 #define DOCKER_RESULT_FILE "result.json"
@@ -162,6 +163,14 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
 int docker_remove_image(void *cookie, const char *image, dms_error *err);
 int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_error *err);
 int docker_remove_volume(void *cookie, const char *name, dms_error *err);
+/* network.c: a named network made (labelled) unless it exists; removal of one of ours (CONFLICT while in
+ * use); whether an answer says a container's network is gone, or that its name matches several (creates that
+ * raced); the removal of such duplicates, one always left. */
+int docker_ensure_network(docker_executor *ex, const char *name, dms_error *err);
+int docker_remove_network(void *cookie, const char *name, dms_error *err);
+bool docker_network_missing(const docker_response *resp);
+bool docker_network_ambiguous(const docker_response *resp);
+int docker_network_dedupe(docker_executor *ex, const char *name, dms_error *err);
 /* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
 int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err);
 /* 1 if the image is present locally, 0 if not. */

@@ -465,6 +465,7 @@ static const dms_executor_ops docker_ops = {
     .remove_image = docker_remove_image,
     .image_info = docker_image_info,
     .remove_volume = docker_remove_volume,
+    .remove_network = docker_remove_network,
 };
 
 DMS_PLUGIN_EXPORT const dms_executor_ops *dms_executor_plugin_entry(void);

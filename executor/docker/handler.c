@@ -596,35 +596,6 @@ static int remove_container_now(docker_executor *ex, const char *id)
     return r;
 }
 
-static int ensure_network(docker_executor *ex, const char *name, dms_error *err)
-{
-    char p[200];
-    docker_response resp;
-    snprintf(p, sizeof(p), "/networks/%s", name);
-    int r = docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
-    if (r < 0)
-        return r;
-    long st = resp.status;
-    dms_buf_free(&resp.body);
-    if (st == 200)
-        return 0;
-    _cleanup_json_ json_t *labels = docker_labels(ex->id, NULL, NULL, "network");
-    _cleanup_json_ json_t *body = json_pack("{s:s,s:b,s:s,s:O}", "Name", name, "CheckDuplicate", 1, "Driver", "bridge",
-                                            "Labels", labels);
-    _cleanup_free_ char *js = json_dumps(body, JSON_COMPACT);
-    r = docker_call(&ex->client, "POST", "/networks/create", js, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
-    if (r < 0)
-        return r;
-    /* 409: created meanwhile by someone else, which is fine. */
-    if (resp.status != 201 && resp.status != 409) {
-        char what[160];
-        snprintf(what, sizeof(what), "create network %s", name);
-        r = docker_error_from_response(&resp, what, err);
-    }
-    dms_buf_free(&resp.body);
-    return r;
-}
-
 /* A named volume carries the executor's labels and the job that created it (io.dms.job): a volume kept after
  * its droid was deleted can still be traced to it. It outlives executions; cleanup removes it with the rest. */
 static int ensure_volume(docker_executor *ex, const char *name, const char *job_id, dms_error *err)
@@ -752,7 +723,8 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
     }
     if (r < 0 && r != -DMS_E_CANCELLED)
         return fail_start(h, DMS_OUTCOME_FAILED, r, err);
-    if (req->network_mode == DMS_NET_NAMED && !aborted(h) && (r = ensure_network(ex, req->network_name, err)) < 0)
+    if (req->network_mode == DMS_NET_NAMED && !aborted(h) &&
+        (r = docker_ensure_network(ex, req->network_name, err)) < 0)
         return fail_start(h, DMS_OUTCOME_FAILED, r, err);
     for (size_t i = 0; i < req->n_mounts && !aborted(h); i++)
         if (req->mounts[i].type == DMS_MOUNT_VOLUME && (r = ensure_volume(ex, req->mounts[i].source, req->job_id, err)) < 0)
@@ -820,6 +792,18 @@ static int launch(docker_executor *ex, docker_handler *h, const dms_exec_request
 
     snprintf(path, sizeof(path), "/containers/%s/start", h->container_id);
     r = docker_call(&ex->client, "POST", path, NULL, DOCKER_START_TIMEOUT_MS, &resp, err);
+    /* A created container holds its network by name only: removed in between (404), or made twice by creates
+     * that raced (ambiguous), it is mended and the start tried again (network.c). */
+    for (int i = 0; i < DOCKER_NETWORK_START_ATTEMPTS && r == 0 && req->network_mode == DMS_NET_NAMED; i++) {
+        bool missing = docker_network_missing(&resp), ambiguous = !missing && docker_network_ambiguous(&resp);
+        if (!missing && !ambiguous)
+            break;
+        dms_buf_free(&resp.body);
+        r = missing ? docker_ensure_network(ex, req->network_name, err)
+                    : docker_network_dedupe(ex, req->network_name, err);
+        if (r == 0)
+            r = docker_call(&ex->client, "POST", path, NULL, DOCKER_START_TIMEOUT_MS, &resp, err);
+    }
     int64_t started = dms_now_ns();
     if (r == -DMS_E_TIMEOUT && started_anyway(ex, h)) {
         /* The engine was slow to answer, but the container did start: it is running (or ran). */

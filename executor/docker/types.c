@@ -162,6 +162,16 @@ json_t *docker_container_spec(const dms_exec_request *req, const char *executor_
     }
     if (req->init)
         json_object_set_new(host, "Init", json_true());
+    /* API 1.41 HostConfig: SecurityOpt "no-new-privileges" (runc sets PR_SET_NO_NEW_PRIVS for every process
+     * of the container, exec'd ones included), CapDrop then CapAdd applied to the engine's default set, names
+     * with or without CAP_ (ours are without). */
+    const dms_security *sec = &req->security;
+    if (sec->no_new_privileges)
+        json_object_set_new(host, "SecurityOpt", json_pack("[s]", "no-new-privileges"));
+    if (sec->cap_drop)
+        json_object_set_new(host, "CapDrop", strv_array(sec->cap_drop));
+    if (sec->cap_add)
+        json_object_set_new(host, "CapAdd", strv_array(sec->cap_add));
     json_object_set_new(host, "LogConfig",
                         json_pack("{s:s,s:{s:s,s:s}}", "Type", DOCKER_LOG_DRIVER, "Config", "max-size",
                                   DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "security.h"
 #include "util.h"
 
 #define SHIM_HANDSHAKE_TIMEOUT_MS 30000 /* from spawn to "the workload runs" (or why not) */
@@ -217,6 +218,34 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
     return 0;
 }
 
+/* The security part: no_new_privs for the shim's child, and the capability set it keeps (cap_keep, a mask;
+ * -1 = leave the host's). Dropping from the bounding set needs CAP_SETPCAP, i.e. root here; a host that is
+ * not root gives its workloads no capabilities at all, which only no_new_privileges keeps true across a
+ * setuid binary, so without root cap_drop is honoured only together with it, and cap_add never. */
+static int security_spec(const dms_exec_request *req, json_t *spec, dms_error *err)
+{
+    const dms_security *sec = &req->security;
+    json_int_t keep = -1;
+    if (dms_security_has_caps(sec) && geteuid() == 0)
+        keep = (json_int_t)dms_security_cap_mask(sec, ~UINT64_C(0));
+    else if (sec->cap_add && sec->cap_add[0])
+        return dms_error_set(
+            err, DMS_E_NOT_SUPPORTED, "security.cap_add",
+            "security.cap_add: this host runs as uid %u, whose workloads get no capabilities "
+            "to add (run it as root)",
+            (unsigned)geteuid());
+    else if (sec->cap_drop && sec->cap_drop[0] && !sec->no_new_privileges)
+        return dms_error_set(
+            err, DMS_E_NOT_SUPPORTED, "security.cap_drop",
+            "security.cap_drop: dropping capabilities needs root here (PR_CAPBSET_DROP); as uid "
+            "%u the workload has none, but a setuid binary could gain them unless "
+            "security.no_new_privileges is set",
+            (unsigned)geteuid());
+    json_object_set_new(spec, "no_new_privs", json_boolean(sec->no_new_privileges));
+    json_object_set_new(spec, "cap_keep", json_integer(keep));
+    return 0;
+}
+
 static int add_cgroup(json_t *list, const proc_executor *p, proc_cg_ctrl c, const char *exec_id,
                       int64_t value, dms_error *err)
 {
@@ -289,7 +318,7 @@ static int build_spec(const proc_executor *p, const dms_exec_request *req, const
     json_object_set_new(spec, "gid", json_integer(-1));
     json_object_set_new(spec, "groups", json_array());
     int r;
-    if (e->user && (r = resolve_user(e->user, spec, err)) < 0)
+    if ((e->user && (r = resolve_user(e->user, spec, err)) < 0) || (r = security_spec(req, spec, err)) < 0)
         return r;
     /* Limits: a cgroup where we can write one; otherwise the nearest rlimit, or a refusal naming the field.
      */

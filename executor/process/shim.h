@@ -13,7 +13,9 @@ enum proc_child_stage {
     PROC_STAGE_NETNS,
     PROC_STAGE_CHDIR,
     PROC_STAGE_USER,
-    PROC_STAGE_EXEC
+    PROC_STAGE_EXEC,
+    PROC_STAGE_CAPS,
+    PROC_STAGE_NNP
 };
 
 typedef struct proc_exec_failure {
@@ -39,6 +41,8 @@ typedef struct proc_spec {
     size_t n_groups;
     int64_t rlimit_as, rlimit_nproc;
     bool netns;
+    bool no_new_privs; /* PR_SET_NO_NEW_PRIVS before exec */
+    int64_t cap_keep;  /* capabilities kept (bit n = capability n); < 0: the host's, untouched */
     proc_cg_item *cgroups;
     size_t n_cgroups;
     int64_t timeout_ms, stop_grace_ms, result_output_bytes, log_file_bytes;

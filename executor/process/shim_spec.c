@@ -54,7 +54,8 @@ int proc_spec_load(const char *dir, proc_spec *sp, dms_error *err)
     const char *id = NULL, *wd = NULL, *field = NULL;
     json_t *argv = NULL, *env = NULL, *groups = NULL, *cgroups = NULL;
     json_int_t uid = -1, gid = -1, ras = 0, rnp = 0, tmo = 0, grace = 0, rob = 0, lfb = 0;
-    int netns = 0;
+    int netns = 0, nnp = 0;
+    json_int_t cap_keep = -1;
     memset(sp, 0, sizeof(*sp));
     if (json_unpack_ex(o, &jerr, 0, "{s:s,s:o,s:o,s:s,s:s,s:I,s:I,s:o,s:I,s:I,s:b,s:o,s:I,s:I,s:I,s:I}",
                        "execution_id", &id, "argv", &argv, "env", &env, "working_dir", &wd, "program_field",
@@ -62,6 +63,11 @@ int proc_spec_load(const char *dir, proc_spec *sp, dms_error *err)
                        &rnp, "netns", &netns, "cgroups", &cgroups, "timeout_ms", &tmo, "stop_grace_ms",
                        &grace, "result_output_bytes", &rob, "log_file_bytes", &lfb) < 0)
         return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
+    /* Optional: a spec written by a plugin older than the security part has neither. */
+    if (json_unpack_ex(o, &jerr, 0, "{s?b,s?I}", "no_new_privs", &nnp, "cap_keep", &cap_keep) < 0)
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: %s", path, jerr.text);
+    sp->no_new_privs = nnp;
+    sp->cap_keep = cap_keep;
     sp->uid = uid;
     sp->gid = gid;
     sp->rlimit_as = ras;

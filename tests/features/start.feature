@@ -92,6 +92,12 @@ Feature: start - begin one execution from a request
     Then the outcome is "exited" with exit code 0
     And the marker file says the job ran exactly once
 
+  @needs-networks
+  Scenario: Executions started at once on a network nobody made yet all run, on one network
+    When 4 clients start executions at the same time on the network "<executor id>-shared" running "sleep 30"
+    Then every start succeeds
+    And exactly one network named "<executor id>-shared" is left, carrying this executor's label
+
   @needs-image
   Scenario: While its image is being pulled, an execution is preparing
     Given a registry on 127.0.0.1 that accepts connections and never answers

@@ -297,6 +297,55 @@ START_TEST(test_to_json_and_copy_round_trip)
 }
 END_TEST
 
+START_TEST(test_resources_are_kept_as_asked_and_refused_naming_the_key)
+{
+    droid *d = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"memory_mb\":1024,"
+                                  "\"pids\":null}}",
+                                  &d, &err),
+                     0);
+    ck_assert_int_eq(d->resources.memory_mb, 1024);
+    ck_assert_int_eq(d->resources.cpu_millis, 0);
+    ck_assert_int_eq(d->resources.pids, 0);
+    char *stored = droid_resources_to_json(&d->resources);
+    ck_assert_str_eq(stored, "{\"memory_mb\":1024}");
+    droid_resources back = {0};
+    ck_assert_int_eq(droid_resources_from_json(stored, &back, &err), 0);
+    ck_assert_int_eq(memcmp(&back, &d->resources, sizeof(back)), 0);
+    free(stored);
+    json_t *j = droid_to_json(d);
+    json_t *res = json_object_get(j, "resources");
+    ck_assert_int_eq(json_integer_value(json_object_get(res, "memory_mb")), 1024);
+    ck_assert(json_is_null(json_object_get(res, "cpu_millis")));
+    json_decref(j);
+
+    droid_patch p;
+    ck_assert_int_eq(parse_patch(d, "{\"resources\":{\"cpu_millis\":500}}", &p, &err), 0);
+    ck_assert(p.has_resources);
+    ck_assert_int_eq(p.resources.cpu_millis, 500);
+    ck_assert_int_eq(p.resources.memory_mb, 0); /* the whole set is replaced: left out = the default */
+    droid_patch_clear(&p);
+    ck_assert_int_eq(parse_patch(d, "{\"resources\":null}", &p, &err), 0);
+    ck_assert(p.has_resources);
+    ck_assert_int_eq(p.resources.memory_mb, 0);
+    droid_patch_clear(&p);
+    ck_assert_int_eq(parse_patch(d, "{\"resources\":{\"memory\":1}}", &p, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "resources.memory");
+    droid_free(d);
+
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"memory_mb\":0}}", "resources.memory_mb");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"cpu_millis\":-5}}",
+                   "resources.cpu_millis");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"pids\":\"64\"}}", "resources.pids");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"pids\":1.5}}", "resources.pids");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"memory_mb\":4294967296}}",
+                   "resources.memory_mb");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":{\"disk_mb\":1}}", "resources.disk_mb");
+    assert_invalid("{\"name\":\"a\",\"repo\":\"/r\",\"resources\":[512]}", "resources");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_droid");
@@ -314,6 +363,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_patch_rejects_bad_input);
     tcase_add_test(tc, test_env_vector_adds_port);
     tcase_add_test(tc, test_to_json_and_copy_round_trip);
+    tcase_add_test(tc, test_resources_are_kept_as_asked_and_refused_naming_the_key);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -91,6 +91,9 @@ START_TEST(test_open_upgrades_an_older_schema)
                      " ALTER TABLE droids DROP COLUMN snooze; ALTER TABLE droids DROP COLUMN asleep;"
                      " ALTER TABLE droids DROP COLUMN woken_ns;"
                      " ALTER TABLE droids DROP COLUMN build_timeout_s;"
+                     " ALTER TABLE droids DROP COLUMN resources;"
+                     " ALTER TABLE releases DROP COLUMN resources;"
+                     " ALTER TABLE releases DROP COLUMN image_bytes;"
                      " DELETE FROM schema_migrations WHERE version>=2",
                      NULL, NULL, NULL),
         SQLITE_OK);
@@ -144,6 +147,7 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     d->volumes[0].name = strdup("data");
     d->volumes[0].mount_path = strdup("/data");
     d->n_volumes = 1;
+    d->resources = (droid_resources){.memory_mb = 1024, .pids = 64};
     ck_assert_int_eq(store_droid_insert(s, d, &err), 0);
     droid **all = NULL;
     size_t n = 0;
@@ -169,6 +173,9 @@ START_TEST(test_droid_round_trip_keeps_every_field)
     ck_assert_int_eq(g->build_timeout_s, 42);
     ck_assert_uint_eq(g->n_volumes, 1);
     ck_assert_str_eq(g->volumes[0].mount_path, "/data");
+    ck_assert_int_eq(g->resources.memory_mb, 1024);
+    ck_assert_int_eq(g->resources.cpu_millis, 0);
+    ck_assert_int_eq(g->resources.pids, 64);
     droid_free(g);
     free(all);
 
@@ -424,6 +431,8 @@ START_TEST(test_releases_and_runs)
                            .tag = "dms-droid/d1:r1",
                            .env_json = "{\"A\":\"1\"}",
                            .port = 8080,
+                           .resources_json = "{\"memory_mb\":256}",
+                           .image_bytes = 1000 * i,
                            .created_ns = i};
         strcpy(r.droid_id, "d1");
         ck_assert_int_eq(store_release_insert(s, &r, &err), 0);
@@ -444,8 +453,19 @@ START_TEST(test_releases_and_runs)
     json_t *j = store_release_to_json(&list[0], 3);
     ck_assert(json_is_true(json_object_get(j, "current")));
     ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "env"), "A")), "1");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "resources"), "memory_mb")), 256);
     json_decref(j);
     store_releases_free(list, n);
+
+    /* A user's disk: the images of the releases still kept, of their droids only. */
+    droid *owner = make_droid("d1", "web", "alice");
+    ck_assert_int_eq(store_droid_insert(s, owner, &err), 0);
+    droid_free(owner);
+    int64_t bytes = -1;
+    ck_assert_int_eq(store_user_image_bytes(s, "alice", &bytes, &err), 0);
+    ck_assert_int_eq(bytes, 2000 + 3000); /* release 1's image was removed */
+    ck_assert_int_eq(store_user_image_bytes(s, "bob", &bytes, &err), 0);
+    ck_assert_int_eq(bytes, 0);
 
     ck_assert_int_eq(store_run_insert(s, "d1-r1-1", "d1", 1, 10, &err), 0);
     ck_assert_int_eq(store_run_insert(s, "d1-r2-2", "d1", 2, 20, &err), 0);

@@ -135,6 +135,30 @@ START_TEST(test_spec_init_asks_for_an_init_process)
 }
 END_TEST
 
+START_TEST(test_spec_maps_the_security_part_to_host_config)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"security\":{\"no_new_privileges\":true,\"cap_drop\":[\"ALL\"],"
+                        "\"cap_add\":[\"CHOWN\",\"NET_BIND_SERVICE\"]}}");
+    json_t *h = json_object_get(s, "HostConfig");
+    ck_assert_uint_eq(json_array_size(json_object_get(h, "SecurityOpt")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(h, "SecurityOpt"), 0)),
+                     "no-new-privileges");
+    ck_assert_uint_eq(json_array_size(json_object_get(h, "CapDrop")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(h, "CapDrop"), 0)), "ALL");
+    ck_assert_uint_eq(json_array_size(json_object_get(h, "CapAdd")), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(h, "CapAdd"), 1)), "NET_BIND_SERVICE");
+    json_decref(s);
+    /* Unset: the engine's defaults, nothing sent. */
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    h = json_object_get(s, "HostConfig");
+    ck_assert_ptr_null(json_object_get(h, "SecurityOpt"));
+    ck_assert_ptr_null(json_object_get(h, "CapDrop"));
+    ck_assert_ptr_null(json_object_get(h, "CapAdd"));
+    json_decref(s);
+}
+END_TEST
+
 START_TEST(test_spec_network_none_and_host)
 {
     json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
@@ -264,6 +288,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_maps_mounts_of_each_kind);
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
+    tcase_add_test(tc, test_spec_maps_the_security_part_to_host_config);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_labels_go_after_every_from_and_at_the_end_of_every_stage);
     tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);

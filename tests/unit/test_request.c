@@ -8,6 +8,7 @@
 
 #include <dms/request.h>
 
+#include "security.h"
 #include "util.h"
 
 /* A complete request using every field, as a caller would send it. */
@@ -28,7 +29,9 @@ static const char FULL_JSON[] =
     "     {\"container\": 53, \"protocol\": \"udp\"}]},"
     " \"labels\": {\"team\": \"core\", \"example.com/tier\": \"gold\"},"
     " \"limits\": {\"result_output_bytes\": 65536, \"log_file_bytes\": 33554432},"
-    " \"timeout_ms\": 60000, \"stop_grace_ms\": 5000, \"keep_container\": true, \"role\": \"build\"}";
+    " \"timeout_ms\": 60000, \"stop_grace_ms\": 5000, \"keep_container\": true, \"role\": \"build\","
+    " \"security\": {\"no_new_privileges\": true, \"cap_drop\": [\"ALL\"], \"cap_add\": [\"CHOWN\", "
+    "\"NET_BIND_SERVICE\"]}}";
 
 static dms_exec_request *parse_ok(const char *json)
 {
@@ -130,6 +133,11 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert_int_eq(r->stop_grace_ms, 5000);
     ck_assert(r->keep_container);
     ck_assert_str_eq(r->role, "build");
+    ck_assert(r->security.no_new_privileges);
+    ck_assert_uint_eq(dms_strv_len(r->security.cap_drop), 1);
+    ck_assert_str_eq(r->security.cap_drop[0], "ALL");
+    ck_assert_uint_eq(dms_strv_len(r->security.cap_add), 2);
+    ck_assert_str_eq(r->security.cap_add[1], "NET_BIND_SERVICE");
     dms_exec_request_free(r);
 }
 END_TEST
@@ -592,6 +600,9 @@ static void assert_requests_equal(const dms_exec_request *a, const dms_exec_requ
     ck_assert_int_eq(a->stop_grace_ms, b->stop_grace_ms);
     ck_assert_int_eq(a->keep_container, b->keep_container);
     assert_str_eq_null(a->role, b->role);
+    ck_assert_int_eq(a->security.no_new_privileges, b->security.no_new_privileges);
+    assert_strv_eq(a->security.cap_drop, b->security.cap_drop);
+    assert_strv_eq(a->security.cap_add, b->security.cap_add);
 }
 
 START_TEST(test_request_copy_is_deep_and_frees_cleanly)
@@ -605,6 +616,8 @@ START_TEST(test_request_copy_is_deep_and_frees_cleanly)
     ck_assert_ptr_ne(a->mounts[0].source, b->mounts[0].source);
     ck_assert_ptr_ne(a->ports[0].host_ip, b->ports[0].host_ip);
     ck_assert_ptr_ne(a->engine.env[0], b->engine.env[0]);
+    ck_assert_ptr_ne(a->security.cap_add, b->security.cap_add);
+    ck_assert_ptr_ne(a->security.cap_add[0], b->security.cap_add[0]);
     dms_exec_request_free(a); /* b must stand on its own */
     ck_assert_int_eq(dms_exec_request_validate(b, NULL), 0);
     ck_assert_str_eq(b->mounts[2].target, "/scratch");
@@ -676,6 +689,99 @@ START_TEST(test_request_to_json_of_caller_built_request_round_trips)
 }
 END_TEST
 
+/* ---- the security part ---- */
+
+START_TEST(test_request_security_names_known_capabilities_only)
+{
+    frag_ok("\"security\": {\"cap_drop\": [\"ALL\"], \"cap_add\": [\"CHOWN\", \"KILL\"]}");
+    frag_ok("\"security\": {\"cap_drop\": [\"NET_RAW\", \"MKNOD\"], \"no_new_privileges\": false}");
+    frag_ok("\"security\": {\"cap_add\": [\"CHECKPOINT_RESTORE\"]}");
+    frag_invalid("\"security\": {\"cap_drop\": [\"NET_RWA\"]}", "security.cap_drop[0]",
+                 "unknown capability \"NET_RWA\"");
+    /* One spelling only: the kernel's name without CAP_, upper case. */
+    frag_invalid("\"security\": {\"cap_add\": [\"KILL\", \"CAP_CHOWN\"]}", "security.cap_add[1]",
+                 "without CAP_");
+    frag_invalid("\"security\": {\"cap_add\": [\"chown\"]}", "security.cap_add[0]", "unknown capability");
+    frag_invalid("\"security\": {\"cap_add\": [\"\"]}", "security.cap_add[0]", "unknown capability");
+}
+END_TEST
+
+START_TEST(test_request_security_refuses_a_capability_dropped_and_added_or_listed_twice)
+{
+    frag_invalid("\"security\": {\"cap_drop\": [\"NET_RAW\"], \"cap_add\": [\"NET_RAW\"]}",
+                 "security.cap_drop[0]", "either dropped or added");
+    frag_invalid("\"security\": {\"cap_drop\": [\"ALL\"], \"cap_add\": [\"ALL\"]}", "security.cap_drop[0]",
+                 NULL);
+    frag_invalid("\"security\": {\"cap_add\": [\"KILL\", \"CHOWN\", \"KILL\"]}", "security.cap_add[2]",
+                 "listed twice");
+}
+END_TEST
+
+START_TEST(test_request_security_wrong_shapes_name_the_field)
+{
+    frag_invalid("\"security\": []", "security", "must be an object");
+    frag_invalid("\"security\": {\"no_new_privs\": true}", "security.no_new_privs", "unknown field");
+    frag_invalid("\"security\": {\"no_new_privileges\": 1}", "security.no_new_privileges", "true or false");
+    frag_invalid("\"security\": {\"cap_drop\": \"ALL\"}", "security.cap_drop", "array of strings");
+    frag_invalid("\"security\": {\"cap_add\": [13]}", "security.cap_add", "security.cap_add[0]");
+}
+END_TEST
+
+START_TEST(test_request_security_of_a_caller_built_request_is_validated)
+{
+    char *drop[] = {"ALL", NULL}, *add[] = {"SETUID", "FROB", NULL};
+    dms_exec_request a = {.job_id = "j", .execution_id = "e", .security = {.cap_drop = drop, .cap_add = add}};
+    dms_error err = {0};
+    ck_assert_int_eq(dms_exec_request_validate(&a, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "security.cap_add[1]");
+    add[1] = NULL;
+    ck_assert_int_eq(dms_exec_request_validate(&a, &err), 0);
+}
+END_TEST
+
+START_TEST(test_request_capability_names_and_numbers_are_the_kernels)
+{
+    ck_assert_int_eq(dms_capability_number("CHOWN"), 0);
+    ck_assert_int_eq(dms_capability_number("NET_BIND_SERVICE"), 10);
+    ck_assert_int_eq(dms_capability_number("NET_RAW"), 13);
+    ck_assert_int_eq(dms_capability_number("SYS_ADMIN"), 21);
+    ck_assert_int_eq(dms_capability_number("MKNOD"), 27);
+    ck_assert_int_eq(dms_capability_number("SETFCAP"), 31);
+    ck_assert_int_eq(dms_capability_number("CHECKPOINT_RESTORE"), DMS_CAP_LAST);
+    ck_assert_int_eq(dms_capability_number("ALL"), -1);
+    ck_assert_int_eq(dms_capability_number(NULL), -1);
+    ck_assert_str_eq(dms_capability_name(13), "NET_RAW");
+    ck_assert_ptr_null(dms_capability_name(DMS_CAP_LAST + 1));
+    ck_assert_ptr_null(dms_capability_name(-1));
+    for (int i = 0; i <= DMS_CAP_LAST; i++)
+        ck_assert_int_eq(dms_capability_number(dms_capability_name(i)), i);
+}
+END_TEST
+
+START_TEST(test_request_capability_mask_drops_then_adds_as_docker_does)
+{
+    const uint64_t all = (UINT64_C(1) << (DMS_CAP_LAST + 1)) - 1, raw = UINT64_C(1) << 13;
+    char *drop_all[] = {"ALL", NULL}, *drop_raw[] = {"NET_RAW", NULL},
+         *add[] = {"NET_BIND_SERVICE", "KILL", NULL};
+    char *add_all[] = {"ALL", NULL};
+    dms_security s = {0};
+    ck_assert(!dms_security_has_caps(&s));
+    ck_assert_uint_eq(dms_security_cap_mask(&s, ~UINT64_C(0)), all); /* bits beyond the last one are cut */
+    s.cap_drop = drop_all;
+    s.cap_add = add;
+    ck_assert(dms_security_has_caps(&s));
+    ck_assert_uint_eq(dms_security_cap_mask(&s, all), (UINT64_C(1) << 10) | (UINT64_C(1) << 5));
+    s.cap_drop = drop_raw;
+    s.cap_add = NULL;
+    ck_assert_uint_eq(dms_security_cap_mask(&s, all), all & ~raw);
+    ck_assert_uint_eq(dms_security_cap_mask(&s, raw | 1), 1);
+    s.cap_drop = NULL;
+    s.cap_add = add_all;
+    ck_assert_uint_eq(dms_security_cap_mask(&s, 0), all);
+    s.cap_drop = drop_raw; /* as Docker has it: ALL added still leaves out what is named in the drop list */
+    ck_assert_uint_eq(dms_security_cap_mask(&s, 0), all & ~raw);
+}
+END_TEST
 
 static int parse_err(const char *json, dms_error *err)
 {
@@ -732,6 +838,14 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_request_label_rules);
     tcase_add_test(tc, test_request_limits_timeout_grace_and_role);
     tcase_add_test(tc, test_request_strings_must_be_valid_utf8);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("security");
+    tcase_add_test(tc, test_request_security_names_known_capabilities_only);
+    tcase_add_test(tc, test_request_security_refuses_a_capability_dropped_and_added_or_listed_twice);
+    tcase_add_test(tc, test_request_security_wrong_shapes_name_the_field);
+    tcase_add_test(tc, test_request_security_of_a_caller_built_request_is_validated);
+    tcase_add_test(tc, test_request_capability_names_and_numbers_are_the_kernels);
+    tcase_add_test(tc, test_request_capability_mask_drops_then_adds_as_docker_does);
     suite_add_tcase(s, tc);
     tc = tcase_create("ownership");
     tcase_add_test(tc, test_request_copy_is_deep_and_frees_cleanly);

@@ -38,8 +38,8 @@ typedef enum dms_error_code {
     DMS_E_INTERNAL = 18,         /* a bug in dms; please report */
     DMS_E_NOT_OURS = 19,         /* it exists but does not carry this executor's labels: not touched */
     DMS_E_QUOTA = 20,            /* a per-user quota is reached; retry once some of the user's work ended */
-    DMS_E_FORBIDDEN = 21,        /* refused by the operator's policy (field names what; the message, which
-                                  * setting allows it) */
+    DMS_E_FORBIDDEN = 21,        /* refused by the operator's policy or a quota that needs the user to remove
+                                  * something (field names what; the message, which setting) */
     DMS_E__COUNT
 } dms_error_code;
 

@@ -216,6 +216,7 @@ typedef struct dms_image_info {
     bool present;       /* the engine has it */
     bool ours;          /* it carries this executor's labels (built by it) */
     char id[80];        /* "sha256:..." when present */
+    int64_t size_bytes; /* its size as the engine reports it (Docker: Size, its base layers included) */
 } dms_image_info;
 
 /* Whether an image is present (no pull is attempted). 0 with out->present false when it is not. */
@@ -224,6 +225,12 @@ int dms_executor_image_info(dms_executor *ex, const char *image, dms_image_info 
 /* Removes a named volume this executor created (it carries its labels). NOT_FOUND when there is none, NOT_OURS
  * for someone else's, CONFLICT while a container uses it. */
 int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *err);
+
+/* Removes a named network this executor created (made on first use by an execution with network mode named).
+ * NOT_FOUND when there is none, NOT_OURS for someone else's, CONFLICT while a running container is attached.
+ * An execution that starts on it meanwhile makes it again (Docker: a container that is only created does not
+ * keep its network). */
+int dms_executor_remove_network(dms_executor *ex, const char *name, dms_error *err);
 
 /* ---- cancel tokens: cancel a blocking call from another thread ---- */
 int dms_cancel_token_new(dms_cancel_token **out, dms_error *err);

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION 4u
+#define DMS_EXECUTOR_ABI_VERSION 4u /* 4: build dockerfile_text and limits, exec security, remove_network, image size */
 #define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
 #define DMS_PLUGIN_EXPORT __attribute__((visibility("default")))
 
@@ -78,6 +78,7 @@ typedef struct dms_executor_ops {
     int (*remove_image)(void *cookie, const char *image, dms_error *err);
     int (*image_info)(void *cookie, const char *image, dms_image_info *out, dms_error *err);
     int (*remove_volume)(void *cookie, const char *name, dms_error *err);
+    int (*remove_network)(void *cookie, const char *name, dms_error *err); /* ABI 4 */
 } dms_executor_ops;
 
 typedef const dms_executor_ops *(*dms_plugin_entry_fn)(void);

@@ -5,8 +5,9 @@
  * freed with dms_exec_request_free()). Validation is shared by every backend: dms_executor_start() validates
  * before the backend sees the request, so an invalid request creates nothing anywhere.
  *
- * String lists (entrypoint, cmd, env, labels) are NULL-terminated arrays, argv-style; NULL means "unset"
- * (the image's default for entrypoint/cmd), an array holding only NULL means "explicitly empty".
+ * String lists (entrypoint, cmd, env, labels, cap_drop, cap_add) are NULL-terminated arrays, argv-style; NULL
+ * means "unset" (the image's default for entrypoint/cmd), an array holding only NULL means "explicitly
+ * empty".
  */
 #ifndef DMS_REQUEST_H
 #define DMS_REQUEST_H
@@ -79,6 +80,23 @@ typedef struct dms_resources {
     int32_t gpus;         /* 0 = none, -1 = all */
 } dms_resources;
 
+/* Capabilities are named as capabilities(7) spells them without the "CAP_" prefix ("NET_RAW",
+ * "NET_BIND_SERVICE"); DMS_CAP_ALL in a list stands for every capability. */
+#define DMS_CAP_ALL  "ALL"
+#define DMS_CAP_LAST 40 /* CAP_CHECKPOINT_RESTORE (Linux 5.9): the highest capability number known here */
+
+/* What the workload may do as a process: the privileges it starts with and whether it can gain more.
+ * The capability set is the backend's default set (Docker: its 14 default capabilities; process backend: what
+ * the host gives a process of its user), minus cap_drop, plus cap_add, as Docker applies CapDrop and CapAdd:
+ * {"ALL"} in cap_drop with a few names in cap_add is an allow-list. A name may not be in both lists. Owned
+ * like every other string list of the request (borrowed, or the request's own after from_json/copy). */
+typedef struct dms_security {
+    bool no_new_privileges; /* execve never grants privileges: setuid/setgid bits and file capabilities are
+                             * ignored (Linux PR_SET_NO_NEW_PRIVS; Docker: SecurityOpt no-new-privileges) */
+    char *const *cap_drop;  /* capability names or "ALL"; NULL = nothing dropped */
+    char *const *cap_add;   /* capability names (or "ALL") added after the drop; NULL = nothing added */
+} dms_security;
+
 typedef struct dms_output_limits {
     int64_t result_output_bytes; /* cap of each stdout/stderr excerpt in the result (0 = default) */
     int64_t log_file_bytes;      /* cap of one capture file before rotation (0 = default) */
@@ -104,6 +122,7 @@ typedef struct dms_exec_request {
     bool init;                /* a minimal init runs as PID 1 (Docker: HostConfig.Init): the workload gets default
                                * signal handling (a server that never installed a SIGTERM handler still stops at
                                * once) and zombies are reaped */
+    dms_security security;    /* privileges (appended in ABI 4): all zero = the backend's defaults */
 } dms_exec_request;
 
 /* Parses the JSON form of a request:
@@ -116,7 +135,8 @@ typedef struct dms_exec_request {
  *    "network": {"mode": "default|none|host|named", "name": "...",
  *                "ports": [{"container": 8080, "host": 0, "protocol": "tcp", "host_ip": "127.0.0.1"}]},
  *    "labels": {"k": "v"}, "limits": {"result_output_bytes": 65536, "log_file_bytes": 33554432},
- *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job", "init": false}
+ *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job", "init": false,
+ *    "security": {"no_new_privileges": true, "cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]}}
  * Unknown keys are refused (a typo must not be silently ignored); err->field names the offending key.
  * The result is validated. Caller owns *out; free with dms_exec_request_free(). */
 int dms_exec_request_from_json(const char *json, size_t len, dms_exec_request **out, dms_error *err);
@@ -135,6 +155,12 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err);
 
 /* True if s is a valid identifier (see DMS_ID_MAX). */
 bool dms_id_valid(const char *s);
+
+/* The Linux number of a capability name ("NET_RAW" -> 13; see DMS_CAP_ALL for the spelling), or -1 for a name
+ * this library does not know ("ALL" included). Thread-safe. */
+int dms_capability_number(const char *name);
+/* The name of capability number n (13 -> "NET_RAW"), or NULL beyond DMS_CAP_LAST. Static string. */
+const char *dms_capability_name(int n);
 
 /* True if s is a plausible image reference: [registry[:port]/]name[:tag][@digest], lower-case name parts. */
 bool dms_image_ref_valid(const char *s);

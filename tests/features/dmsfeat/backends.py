@@ -146,6 +146,9 @@ class ProcessBackend(Backend):
 
     def unsupported_reason(self, tags):
         reason = super().unsupported_reason(tags)
+        if reason is None and "needs-privileges" in tags and os.geteuid() != 0:
+            reason = ("@needs-privileges: the process backend drops capabilities and switches users only as root "
+                      "(PR_CAPBSET_DROP needs CAP_SETPCAP); this suite runs as uid %d" % os.geteuid())
         if reason is None and "needs-oom-kill" in tags and not _memory_cgroup_writable():
             reason = ("@needs-oom-kill: no writable memory cgroup here (v1 memory hierarchy or v2 memory controller);"
                       " the process backend then limits memory with RLIMIT_AS, which fails allocations, not OOM-kills")

@@ -392,7 +392,8 @@ class Dmsd:
 
     def _nothing_left_by_deletes(self):
         """Once every droid is deleted, dmsd itself must have removed their containers, images and volumes
-        (only its shared network stays until cleanup). Image removals a busy engine refused are retried by
+        (networks may stay until cleanup: a user's network goes with their last droid, but a job step keeps
+        one, and a network in use at that moment stays). Image removals a busy engine refused are retried by
         dmsd's collector, hence the wait."""
         def probe():
             left = {k: v for k, v in leftovers(self.executor_id, self.droid_ids).items() if k != "network"}
@@ -443,6 +444,16 @@ class Dmsd:
 # its image after the scenario's teardown looked, so after_all looks once more (run_leftovers).
 RUN_EXECUTOR_IDS = set()
 RUN_DROID_IDS = set()
+
+
+def user_network(executor_id, user):
+    """The network of a user's droids and job steps (dms/confine/confine.c: confine_user_network), derived here
+    on its own so that a scenario checks dmsd's derivation instead of repeating it."""
+    user_hash = hashlib.sha256(user.encode()).hexdigest()[:16]
+    base = "droid-net" if executor_id == "dmsd" else f"droid-net-{executor_id}"
+    if len(base) + 2 + 16 > 64:
+        base = "droid-net-" + hashlib.sha256(executor_id.encode()).hexdigest()[:16]
+    return f"{base}-u{user_hash}"
 
 
 def run_leftovers():
@@ -592,6 +603,7 @@ class Repos:
 
     @staticmethod
     def _write(w, files):
+        """Text gets a final newline; bytes (a program) are written as they are, executable."""
         for rel, text in files.items():
             p = os.path.join(w, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
@@ -599,6 +611,11 @@ class Repos:
                 if os.path.lexists(p):
                     os.unlink(p)
                 os.symlink(text.target, p)
+                continue
+            if isinstance(text, bytes):
+                with open(p, "wb") as f:
+                    f.write(text)
+                os.chmod(p, 0o755)
                 continue
             with open(p, "w") as f:
                 f.write(text if text.endswith("\n") else text + "\n")

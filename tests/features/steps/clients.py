@@ -5,7 +5,8 @@ import subprocess
 
 from behave import then, when
 
-from dmsfeat.steputil import assert_error, assert_ok, check_outcome, job, remember
+from dmsfeat import engine
+from dmsfeat.steputil import assert_error, assert_ok, check_outcome, job, remember, subst
 from dmsfeat.cli import Outcome
 
 RECOVER_WAIT_TIMEOUT_MS = 30000
@@ -36,6 +37,30 @@ def step_one_wins(context, code):
     assert len(won) == 1, f"{len(won)} starts succeeded:\n" + "\n".join(o.describe() for o in context.outcomes)
     for o in lost:
         assert_error(o, code)
+
+
+@when('{n:d} clients start executions at the same time on the network "{network:Q}" running "{script:Q}"')
+def step_concurrent_network(context, n, network, script):
+    """Executions e1..en, each from its own dms-exec, all on one named network that nobody has made yet: every
+    process sees it missing and creates it at once."""
+    name = subst(context, network)
+    argvs = [["start", "--exec", f"e{i + 1}", *job(context, script, f"--network {name}")] for i in range(n)]
+    context.outcomes = all_at_once(context, argvs)
+
+
+@then('every start succeeds')
+def step_all_won(context):
+    bad = [o for o in context.outcomes if o.rc != 0]
+    assert not bad, f"{len(bad)} starts failed:\n" + "\n".join(o.describe() for o in bad)
+
+
+@then('exactly one network named "{network:Q}" is left, carrying this executor\'s label')
+def step_one_network(context, network):
+    name = subst(context, network)
+    out = engine.docker("network", "ls", "--filter", f"name={name}", "--format", "{{.Name}} {{.ID}}")
+    exact = [line.split()[1] for line in out.splitlines() if line.split()[0] == name]
+    assert len(exact) == 1, f"{len(exact)} networks are named {name}: {exact}"
+    assert engine.labels("network", exact[0]).get("io.dms.executor") == context.executor_id
 
 
 @when('{n:d} clients wait for execution "{execution:Q}" at the same time')

@@ -204,8 +204,10 @@ def step_dials(context, name):
     containers = d.containers(name)
     assert len(containers) == 1, containers
     from dmsfeat import engine
-    # The droid network is droid-net-<executor id> for any dmsd but the default one.
-    net = f"droid-net-{d.executor_id}"
+    from dmsfeat.dmsd import user_network
+    from dmsfeat.routed import USER
+    # The droid's network is its user's: droid-net-<executor id>-u<hash of the user id> (confine/confine.c).
+    net = user_network(d.executor_id, USER)
     ip = engine.docker("inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}',
                        containers[0]).strip()
     assert dial == f"{ip}:8080", f"the route dials {dial}; the container is at {ip} on {net}"

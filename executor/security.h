@@ -1,0 +1,27 @@
+/* executor/security.h - private to the framework and its backends (built with -Iexecutor): the security part
+ * of a request (dms_security, dms/request.h) checked and turned into a capability mask. Thread-safe. */
+#ifndef DMS_SECURITY_PRIV_H
+#define DMS_SECURITY_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <dms/request.h>
+
+/* Known names only, no name twice in a list nor in both lists; err->field names the entry
+ * ("security.cap_add[1]"). Called by dms_exec_request_validate(). */
+int dms_security_validate(const dms_security *s, dms_error *err);
+
+/* Exported for the backends (like util.h), not installed. */
+#pragma GCC visibility push(default)
+
+/* The capability set a workload keeps: base (bit n = capability n) minus cap_drop plus cap_add, in Docker's
+ * order ("ALL" in cap_drop clears base first). Only bits 0..DMS_CAP_LAST can be set. */
+uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base);
+
+/* True if the request drops or adds any capability. */
+bool dms_security_has_caps(const dms_security *s);
+
+#pragma GCC visibility pop
+
+#endif
