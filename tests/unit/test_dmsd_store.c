@@ -52,7 +52,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 7);
+    ck_assert_int_eq(store_schema_version(s), 8);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -99,7 +99,7 @@ START_TEST(test_open_upgrades_an_older_schema)
         SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 7);
+    ck_assert_int_eq(store_schema_version(s), 8);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
