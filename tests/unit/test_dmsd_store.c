@@ -69,7 +69,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_int_eq(sqlite3_column_int(st, 0), 8);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 7);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 8);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
