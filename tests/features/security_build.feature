@@ -156,3 +156,17 @@ Feature: What a repository's build may do - base images, remote sources, files o
     When alice deletes the droid "spoof"
     Then the answer is 200
     And the engine holds no container, image or volume of the droid "spoof"
+
+  Scenario: One user's build never reuses a step another user's build made; a droid's own rebuild does
+    Given dmsd is running
+    And a git repository "cached" whose Dockerfile is
+      """
+      FROM dms-test/web:latest
+      RUN echo "made once <unique>" > /www/made.txt
+      """
+    And alice has a running droid "first" from the repository "cached"
+    When bob creates the droid "other" from the repository "cached"
+    Then bob's droid "other" becomes "running" within 60 seconds
+    And the build log of bob's droid "other" does not have "Using cache"
+    And alice rebuilds the droid "first" within 60 seconds
+    And the build log of alice's droid "first" has "Using cache"

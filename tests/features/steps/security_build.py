@@ -233,3 +233,19 @@ def step_labels_ours(context, name):
     for key, want in (("io.dms.executor", ex), ("io.dms.managed", "true"), ("io.dms.job", did),
                       ("io.dms.role", "job"), ("io.dms.backend", "docker")):
         assert labels.get(key) == want, f"container: {key}={labels.get(key)!r}, not {want!r} ({labels})"
+
+
+@then('{user:w} rebuilds the droid "{name:Q}" within {seconds:d} seconds')
+def step_user_rebuilds(context, user, name, seconds):
+    """Names the droid's branch again (a redeploy of its head) and waits for that second build to succeed."""
+    did = droid_id(context, name)
+    d = request(context, user, did).json
+    a = host(context).request("PATCH", f"/droids/{did}", user, body={"branch": d.get("branch") or "main"})
+    expect_status(a, 200)
+
+    def rebuilt():
+        bs = request(context, user, f"{did}/builds").json
+        done = [b for b in bs if b["status"] == "succeeded"]
+        assert len(done) >= 2, f"droid {name} has builds {bs}"
+        return True
+    eventually(rebuilt, seconds, f"droid {name} rebuilt", interval_s=0.3)
