@@ -11,10 +11,11 @@
  * DMS_RETAIN_JOBS_DAYS (30), DMS_RETAIN_INTERVAL_S (600), DMS_LOCAL_REPO_ROOTS (none),
  * DMS_GIT_ALLOW_NETS (none), DMS_GIT_TIMEOUT_S (60), DMS_JWT_REQUIRE_EXP (1), DMS_JWT_AUDIENCE,
  * DMS_JWT_ISSUER, DMS_HTTP_PER_IP_LIMIT (64), DMS_HTTP_REQUEST_TIMEOUT_S (10),
- * DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S (3600), DMS_BUILD_LOG_MAX_MB (8),
- * DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000),
+ * DMS_BUILD_WORKERS (3), DMS_BUILD_USER_MAX (workers-1), DMS_BUILD_TIMEOUT_S (1800), DMS_BUILD_TIMEOUT_MAX_S
+ * (3600), DMS_BUILD_LOG_MAX_MB (8), DMS_BUILD_MEMORY_MB (2048), DMS_BUILD_CPU_MILLIS (1000),
  * DMS_BUILD_ALLOWED_IMAGES (""); the containers' limits and the users' quotas: DMS_DROID_*,
- * DMS_JOB_MEMORY_MB, DMS_JOB_CPU_MILLIS, DMS_JOB_PIDS, DMS_USER_MAX_DROIDS, DMS_USER_MAX_DISK_MB (parse_confine). */
+ * DMS_JOB_MEMORY_MB, DMS_JOB_CPU_MILLIS, DMS_JOB_PIDS, DMS_USER_MAX_DROIDS, DMS_USER_MAX_DISK_MB
+ * (parse_confine). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -100,22 +101,25 @@ static void usage(FILE *f)
         "share), DMS_BUILD_TIMEOUT_S (1800 per build), DMS_BUILD_TIMEOUT_MAX_S (3600: the most a droid's\n"
         "build_timeout_s may ask), DMS_BUILD_LOG_MAX_MB (8 per build.out/build.err), DMS_BUILD_MEMORY_MB\n"
         "(2048 per build step; 0: no limit), DMS_BUILD_CPU_MILLIS (1000 = a core per step; 0: no limit).\n"
-        "Images: DMS_BUILD_ALLOWED_IMAGES (empty: a Dockerfile may start FROM dms-stack/* and the user's own\n"
-        "droids' images only; a comma-separated list of references or prefixes ending in *, e.g. dms-test/*,\n"
+        "Images: DMS_BUILD_ALLOWED_IMAGES (empty: a Dockerfile may start FROM dms-stack/* and the user's "
+        "own\n"
+        "droids' images only; a comma-separated list of references or prefixes ending in *, e.g. "
+        "dms-test/*,\n"
         "allows more; an image id or digest only when listed exactly).\n");
     fprintf(f,
-        "Containers (a droid may ask for its own limits up to the ceilings): DMS_DROID_MEMORY_MB (%d),\n"
-        "DMS_DROID_CPU_MILLIS (%d), DMS_DROID_PIDS (%d), DMS_DROID_MEMORY_MAX_MB (%d), "
-        "DMS_DROID_CPU_MAX_MILLIS "
-        "(%d),\n"
-        "DMS_DROID_PIDS_MAX (%d); every job step: DMS_JOB_MEMORY_MB (%d), DMS_JOB_CPU_MILLIS (%d), "
-        "DMS_JOB_PIDS "
-        "(%d).\n"
-        "Quotas per user: DMS_USER_MAX_DROIDS (%d droids), DMS_USER_MAX_DISK_MB (%d MB of images and "
-        "data).\n",
-        CONFINE_DROID_MEMORY_MB, CONFINE_DROID_CPU_MILLIS, CONFINE_DROID_PIDS, CONFINE_DROID_MEMORY_MAX_MB,
-        CONFINE_DROID_CPU_MAX_MILLIS, CONFINE_DROID_PIDS_MAX, CONFINE_JOB_MEMORY_MB, CONFINE_JOB_CPU_MILLIS,
-        CONFINE_JOB_PIDS, CONFINE_USER_MAX_DROIDS, CONFINE_USER_MAX_DISK_MB);
+            "Containers (a droid may ask for its own limits up to the ceilings): DMS_DROID_MEMORY_MB (%d),\n"
+            "DMS_DROID_CPU_MILLIS (%d), DMS_DROID_PIDS (%d), DMS_DROID_MEMORY_MAX_MB (%d), "
+            "DMS_DROID_CPU_MAX_MILLIS "
+            "(%d),\n"
+            "DMS_DROID_PIDS_MAX (%d); every job step: DMS_JOB_MEMORY_MB (%d), DMS_JOB_CPU_MILLIS (%d), "
+            "DMS_JOB_PIDS "
+            "(%d).\n"
+            "Quotas per user: DMS_USER_MAX_DROIDS (%d droids), DMS_USER_MAX_DISK_MB (%d MB of images and "
+            "data).\n",
+            CONFINE_DROID_MEMORY_MB, CONFINE_DROID_CPU_MILLIS, CONFINE_DROID_PIDS,
+            CONFINE_DROID_MEMORY_MAX_MB, CONFINE_DROID_CPU_MAX_MILLIS, CONFINE_DROID_PIDS_MAX,
+            CONFINE_JOB_MEMORY_MB, CONFINE_JOB_CPU_MILLIS, CONFINE_JOB_PIDS, CONFINE_USER_MAX_DROIDS,
+            CONFINE_USER_MAX_DISK_MB);
     fprintf(f,
             "Connections: DMS_HTTP_PER_IP_LIMIT (%d at once per client address), DMS_HTTP_REQUEST_TIMEOUT_S\n"
             "(%d: idle limit of a connection until its request shows a token).\n",

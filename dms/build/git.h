@@ -28,10 +28,11 @@
 
 /* The operator's policy for every repository dmsd reads (see localrepo.h and gitstream.h). */
 typedef struct gitx_config {
-    const char *local_roots; /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from (NULL/"": none) */
-    const char *allow_nets;  /* DMS_GIT_ALLOW_NETS: networks git may connect to beyond the public ones */
-    int timeout_s;           /* DMS_GIT_TIMEOUT_S: longest a connection may make no progress (0: default) */
-    const char *data_dir;    /* dmsd's data directory: never a local repository (may be NULL) */
+    const char
+        *local_roots;       /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from (NULL/"": none) */
+    const char *allow_nets; /* DMS_GIT_ALLOW_NETS: networks git may connect to beyond the public ones */
+    int timeout_s;          /* DMS_GIT_TIMEOUT_S: longest a connection may make no progress (0: default) */
+    const char *data_dir;   /* dmsd's data directory: never a local repository (may be NULL) */
 } gitx_config;
 
 /* Sets the policy and installs the guarded socket stream; after git_libgit2_init, before any other call

@@ -31,10 +31,10 @@
 #define GITSTREAM_MESSAGE_MAX     320
 
 typedef struct gitstream_call {
-    dms_cancel_token *cancel; /* borrowed; may be NULL */
-    bool refused;             /* a host had no address the policy permits */
-    bool timed_out;           /* a connection made no progress for the timeout */
-    bool cancelled;           /* a connection was shut down because cancel fired */
+    dms_cancel_token *cancel;            /* borrowed; may be NULL */
+    bool refused;                        /* a host had no address the policy permits */
+    bool timed_out;                      /* a connection made no progress for the timeout */
+    bool cancelled;                      /* a connection was shut down because cancel fired */
     char message[GITSTREAM_MESSAGE_MAX]; /* why, for the user (no resolved address in it) */
 } gitstream_call;
 

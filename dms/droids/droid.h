@@ -58,7 +58,7 @@ typedef struct droid {
     char *env_json; /* compact JSON object of strings, keys sorted: {"K":"V"} */
     droid_volume *volumes;
     size_t n_volumes;
-    int build_timeout_s; /* its builds' time limit; 0: the operator's default (build/buildopts.h) */
+    int build_timeout_s;       /* its builds' time limit; 0: the operator's default (build/buildopts.h) */
     droid_resources resources; /* limits asked for; a change restarts the droid like env */
 
     /* state machine */
@@ -130,7 +130,7 @@ typedef struct droid_patch {
     bool has_branch;
     char *branch;
     bool has_commit;
-    char *commit; /* NULL with has_commit: unpin (follow the branch head) */
+    char *commit;           /* NULL with has_commit: unpin (follow the branch head) */
     bool has_build_timeout; /* set by the route from build_opts_take() (build/buildopts.h), not parsed here */
     int build_timeout_s;
     bool has_resources;

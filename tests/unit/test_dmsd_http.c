@@ -1,11 +1,11 @@
 /* test_dmsd_http.c - dmsd's HTTP layer (api/http.c, deferred.c, routetable.c) on a real libmicrohttpd server
  * with a route table of its own: a deferred reply completed after the server was stopped and freed touches
- * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock is
- * only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before every
- * handler with an :id, the refusal of a route table that does not say what an :id names, the short idle limit
- * of a connection that never shows a token, the long one of an authorised deferred reply, the per-address
- * connection limit, bodies cut early (an endless one without a token, an announced one too large), repeated
- * query keys. */
+ * nothing of it (under valgrind, `make valgrind`, any read of the freed server is an error: the server's lock
+ * is only ever touched inside glibc, which ASan does not instrument), the ownership check that runs before
+ * every handler with an :id, the refusal of a route table that does not say what an :id names, the short idle
+ * limit of a connection that never shows a token, the long one of an authorised deferred reply, the
+ * per-address connection limit, bodies cut early (an endless one without a token, an announced one too
+ * large), repeated query keys. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
