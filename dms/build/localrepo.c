@@ -179,6 +179,13 @@ static int open_beneath(const char *root_real, const char *rest)
         if ((fd = syscall(SYS_openat2, rootfd, rest, &how, sizeof(how))) >= 0 || errno != EAGAIN)
             break;
     int e = errno;
+    if (fd < 0 && (e == ENOSYS || e == EPERM)) {
+        /* No openat2 (a kernel before 5.6, a seccomp profile, valgrind): a walk of one O_NOFOLLOW component
+         * at a time, which refuses every symlink beneath the root rather than only those leading out of it.
+         */
+        fd = dms_open_beneath(rootfd, rest, O_PATH | O_DIRECTORY);
+        e = fd < 0 ? (int)-fd : 0;
+    }
     close(rootfd);
     return fd >= 0 ? (int)fd : -e;
 }
@@ -242,8 +249,6 @@ int localrepo_resolve(const localrepo_policy *p, const char *repo, const char *f
     case ELOOP:
         return forbidden(field, repo,
                          "it is not beneath a permitted directory once symlinks and .. are resolved", err);
-    case ENOSYS:
-        return forbidden(field, repo, "this kernel has no openat2 (Linux 5.6+) to confine the path", err);
     default:
         return dms_error_set(err, DMS_E_INVALID, field, "%s %s: cannot open it: %s", field, repo,
                              strerror(-last));

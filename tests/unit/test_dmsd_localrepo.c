@@ -5,6 +5,11 @@
  * repository swapped for a symlink after the API accepted it is refused at clone time; what the API checks
  * (POST /job/create names project_repo_url). */
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
 #include <git2.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -101,8 +106,20 @@ START_TEST(test_local_repositories_are_off_without_roots)
 }
 END_TEST
 
+/* Without openat2 (valgrind 3.19, an old kernel, a seccomp profile) the walk refuses every symlink and "..",
+ * even those that stay beneath the root: stricter, never looser. */
+static bool have_openat2(void)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC};
+    long fd = syscall(SYS_openat2, AT_FDCWD, ".", &how, sizeof(how));
+    if (fd >= 0)
+        close((int)fd);
+    return fd >= 0 || (errno != ENOSYS && errno != EPERM);
+}
+
 START_TEST(test_a_repository_beneath_a_root_is_allowed_by_its_real_path)
 {
+    int beneath = have_openat2() ? 0 : DMS_E_FORBIDDEN; /* what a ".." or a link that stays beneath gets */
     char repo[256], want[256];
     snprintf(want, sizeof(want), "%s/app.git", root);
     snprintf(repo, sizeof(repo), "%s/app.git", root);
@@ -110,15 +127,15 @@ START_TEST(test_a_repository_beneath_a_root_is_allowed_by_its_real_path)
     snprintf(repo, sizeof(repo), "%s/app.git/", root);
     expect(repo, 0, want);
     snprintf(repo, sizeof(repo), "%s/sub/../app.git", root); /* ".." that stays beneath */
-    expect(repo, 0, want);
+    expect(repo, beneath, want);
     snprintf(repo, sizeof(repo), "%s//./app.git", root);
     expect(repo, 0, want);
     sh("ln -s app.git %s/link.git && ln -s sub %s/s", root, root); /* relative symlinks that stay beneath */
     snprintf(repo, sizeof(repo), "%s/link.git", root);
-    expect(repo, 0, want);
+    expect(repo, beneath, want);
     snprintf(repo, sizeof(repo), "%s/s/deep.git", root);
     snprintf(want, sizeof(want), "%s/sub/deep.git", root);
-    expect(repo, 0, want);
+    expect(repo, beneath, want);
 }
 END_TEST
 
