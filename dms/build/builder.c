@@ -455,6 +455,11 @@ static void run_build(builder *bld, buildq_job *job)
     dms_build_result res = {0};
     say(&o, "building image %s", tag);
     r = dms_executor_build(a->ex, &req, on_output, &o, job->token, &res, &err);
+    if (r < 0 && res.image_id[0]) { /* a step image the engine still used: the image collector removes it */
+        store_gc_add(a->st, res.image_id, d->id, NULL);
+        if (a->runner)
+            runner_collect_images(a->runner);
+    }
     if (r < 0) {
         ea.kind = r == -DMS_E_CANCELLED      ? END_CANCELLED
                   : r == -DMS_E_BUILD_FAILED ? END_USER_FAULT

@@ -173,12 +173,33 @@ static void note_step_image(build_ctx *bc, const char *line, size_t len)
     bc->last_step[n] = '\0';
 }
 
-/* A build that failed or was cancelled leaves the image of its last finished step behind, untagged. Removing it
- * (without force) takes its untagged ancestors with it and leaves anything another image uses. */
-static void remove_step_image(docker_executor *ex, const char *id)
+/* Whether id is a step image of one of our builds: it carries our executor label and no tag. The step a build
+ * was at may be its FROM, whose " ---> <id>" is the base image (a stack image, or the user's own release): never
+ * that one. */
+static bool is_our_step_image(docker_executor *ex, const char *id)
 {
-    if (!id[0])
-        return;
+    char p[160];
+    snprintf(p, sizeof(p), "/images/%s/json", id);
+    docker_response resp;
+    dms_error e;
+    if (docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e) < 0)
+        return false;
+    json_t *j = resp.status == 200 ? docker_response_json(&resp, "inspect image", &e) : NULL;
+    dms_buf_free(&resp.body);
+    const char *owner = json_string_value(
+        json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
+    bool ours = owner && strcmp(owner, ex->id) == 0 && json_array_size(json_object_get(j, "RepoTags")) == 0;
+    json_decref(j);
+    return ours;
+}
+
+/* A build that failed or was cancelled leaves the image of its last finished step behind, untagged. Removing it
+ * (without force) takes its untagged ancestors with it and leaves anything another image uses. false when the
+ * engine still refused it after the tries (a busy engine): the caller hands it to the host. */
+static bool remove_step_image(docker_executor *ex, const char *id)
+{
+    if (!id[0] || !is_our_step_image(ex, id))
+        return true;
     char p[160];
     snprintf(p, sizeof(p), "/images/%s", id);
     /* Right after a cancel the engine is still removing the interrupted step's container, and refuses (409
@@ -190,10 +211,19 @@ static void remove_step_image(docker_executor *ex, const char *id)
         long st = resp.status;
         dms_buf_free(&resp.body);
         if (r < 0 || st != 409)
-            return;
+            return true;
         usleep(STEP_IMAGE_RETRY_MS * 1000);
     }
-    dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use\"", id);
+    dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use; handed to the host\"", id);
+    return false;
+}
+
+/* A failed or cancelled build's step image the engine would not remove yet goes to result->image_id, for the
+ * host to remove later (dms_build_result). */
+static void drop_step_image(docker_executor *ex, const char *id, dms_build_result *result)
+{
+    if (!remove_step_image(ex, id))
+        snprintf(result->image_id, sizeof(result->image_id), "%s", id);
 }
 
 static void emit_complete_lines(build_ctx *bc, dms_stream_type stream)
@@ -465,7 +495,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     dms_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
         dms_buf_free(&resp.body);
-        remove_step_image(ex, bc.last_step);
+        drop_step_image(ex, bc.last_step, result);
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "build %s cancelled", req->build_id);
     }
     if (r == 0 && resp.status != 200) {
@@ -481,9 +511,8 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     dms_buf_free(&resp.body);
     if (r < 0)
         return r;
-    if (bc.error[0])
-        remove_step_image(ex, bc.last_step);
     if (bc.error[0]) {
+        drop_step_image(ex, bc.last_step, result);
         char hint[96];
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))

@@ -196,7 +196,10 @@ typedef struct dms_build_request {
 } dms_build_request;
 
 typedef struct dms_build_result {
-    char image_id[80];         /* "sha256:..." */
+    /* The built image ("sha256:..."). When the build failed or was cancelled: empty, or an untagged image of
+     * one of its steps that the backend could not remove yet (the engine still used it), which the host removes
+     * later with dms_executor_remove_image. */
+    char image_id[80];
 } dms_build_result;
 
 /* Called for each line of build output (stream 1: progress, 2: error text), from the building thread. */
