@@ -49,11 +49,11 @@ static droid *create(const char *name, const char *user)
 
 static size_t count_events(const char *id)
 {
-    json_t *ev = NULL;
+    store_event *ev = NULL;
+    size_t n = 0;
     dms_error err = {0};
-    ck_assert_int_eq(store_events_json(st, id, 0, 0, &ev, &err), 0);
-    size_t n = json_array_size(ev);
-    json_decref(ev);
+    ck_assert_int_eq(store_events_list(st, id, 0, 0, &ev, &n, &err), 0);
+    store_events_free(ev, n);
     return n;
 }
 
