@@ -6,16 +6,20 @@
 #include "router/router.h"
 #include "snooze/snooze.h"
 
+/* http://<name>.localhost:<proxy port>/ through the router, or null without one. */
+static json_t *route_url_json(app *a, const droid *d)
+{
+    if (!a->router)
+        return json_null();
+    char url[ROUTE_HOST_MAX + 32];
+    router_url(a->router, d->name, url, sizeof(url));
+    return json_string(url);
+}
+
 static void view_json(void *ud, const droid *d, json_t *obj)
 {
     app *a = ud;
-    if (a->router) {
-        char url[ROUTE_HOST_MAX + 32];
-        router_url(a->router, d->name, url, sizeof(url));
-        json_object_set_new(obj, "route_url", json_string(url));
-    } else {
-        json_object_set_new(obj, "route_url", json_null());
-    }
+    json_object_set_new(obj, "route_url", route_url_json(a, d));
     if (a->snooze)
         snooze_describe(a->snooze, d, obj);
     /* What its container gets: its own limits, or the defaults, within today's ceilings. */
@@ -24,25 +28,16 @@ static void view_json(void *ud, const droid *d, json_t *obj)
         json_object_set_new(obj, "resources", res);
 }
 
-static void view_status(void *ud, const droid *d, dms_buf *b)
+static void view_status(void *ud, const droid *d, json_t *obj)
 {
     app *a = ud;
-    if (d->host_port > 0 && d->run_id)
-        dms_buf_printf(b, ",\"url\":\"http://127.0.0.1:%d\"", d->host_port);
-    else
-        dms_buf_append(b, ",\"url\":null", 11);
-    if (a->router) {
-        char url[ROUTE_HOST_MAX + 32];
-        router_url(a->router, d->name, url, sizeof(url)); /* names are [a-z0-9-]: nothing to escape */
-        dms_buf_printf(b, ",\"route_url\":\"%s\"", url);
-    } else {
-        dms_buf_append(b, ",\"route_url\":null", 17);
-    }
+    json_object_set_new(obj, "url", core_url_json(d));
+    json_object_set_new(obj, "route_url", route_url_json(a, d));
     if (a->snooze)
-        snooze_status(a->snooze, d, b);
+        snooze_status(a->snooze, d, obj);
 }
 
 core_view dmsd_view(app *a)
 {
-    return (core_view){.droid_json = view_json, .status_body = view_status, .ud = a};
+    return (core_view){.droid_json = view_json, .status_json = view_status, .ud = a};
 }

@@ -16,6 +16,7 @@
 #include "../run/runner.h"
 #include "../snooze/snooze.h"
 #include "handlers.h"
+#include "history.h"
 #include "page.h"
 
 static void reply_droid(app *a, api_req *r, unsigned status, const droid *d)
@@ -155,7 +156,7 @@ static void events(void *ap, api_req *r, const char *id)
     json_t *j = NULL;
     if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         api_page_parse(r, a->cfg.page_limit, API_CURSOR_NUMBER, &pg, &err) < 0 ||
-        store_events_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
+        history_events_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -184,7 +185,7 @@ static void releases(void *ap, api_req *r, const char *id)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr,
-                              store_release_to_json(&rel[i], d->run_id ? d->run_release : d->want_release));
+                              history_release_json(&rel[i], d->run_id ? d->run_release : d->want_release));
     store_releases_free(rel, n);
     droid_free(d);
     api_page_trim(&pg, arr, "release");
@@ -199,7 +200,7 @@ static void builds(void *ap, api_req *r, const char *id)
     dmsd_page pg;
     if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
         api_page_parse(r, a->cfg.page_limit, API_CURSOR_NUMBER, &pg, &err) < 0 ||
-        store_builds_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
+        history_builds_json(a->st, id, pg.after.n, pg.limit + 1, &j, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }

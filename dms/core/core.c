@@ -223,66 +223,61 @@ int core_get_json(core *c, const char *user, const char *id, json_t **out, dms_e
     return 0;
 }
 
-/* Appends s as a JSON string literal. The status body is built by hand: it is the hottest route. */
-static void put_json_string(dms_buf *b, const char *s)
+json_t *core_url_json(const droid *d)
 {
-    static const char hex[] = "0123456789abcdef";
-    dms_buf_append(b, "\"", 1);
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
-            continue;
-        dms_buf_append(b, run, (size_t)(s - run));
-        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
-        if (ch == '"' || ch == '\\') {
-            esc[1] = (char)ch;
-            dms_buf_append(b, esc, 2);
-        } else {
-            dms_buf_append(b, esc, 6);
-        }
-        run = s + 1;
-    }
-    dms_buf_append(b, run, (size_t)(s - run));
-    dms_buf_append(b, "\"", 1);
+    if (d->host_port <= 0 || !d->run_id)
+        return json_null();
+    char u[64];
+    snprintf(u, sizeof(u), "http://127.0.0.1:%d", d->host_port);
+    return json_string(u);
+}
+
+/* A JSON string of s; text that is not UTF-8 (a reason quoting a tool) is made so rather than lost. */
+static json_t *text_json(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = 0;
+    char *clean = dms_utf8_sanitize(s, strlen(s), &n);
+    j = clean ? json_stringn(clean, n) : NULL;
+    free(clean);
+    return j;
+}
+
+/* The polling route's body, members in the order clients have always seen. Called under the read lock. */
+static json_t *status_json(core *c, const droid *d)
+{
+    char updated[32];
+    dmsd_format_time(d->updated_ns, updated, sizeof(updated));
+    json_t *o = json_pack("{s:s, s:o, s:s, s:o, s:o}", "id", d->id, "name", text_json(d->name ? d->name : ""),
+                          "status", droid_state_name(d->state), "reason",
+                          d->reason ? text_json(d->reason) : json_null(), "release",
+                          d->want_release ? json_integer(d->want_release) : json_null());
+    if (!o)
+        return NULL;
+    if (c->view.status_json)
+        c->view.status_json(c->view.ud, d, o);
+    else
+        json_object_set_new(o, "url", core_url_json(d));
+    json_object_set_new(o, "updated_at", json_string(updated));
+    return o;
 }
 
 int core_status_body(core *c, const char *user, const char *id, char **out, size_t *len, dms_error *err)
 {
-    dms_buf b = {0};
     pthread_rwlock_rdlock(&c->cache_lock);
     const droid *d = visible(c, user, id);
-    if (d) {
-        char updated[32];
-        dmsd_format_time(d->updated_ns, updated, sizeof(updated));
-        dms_buf_printf(&b, "{\"id\":\"%s\",\"name\":", d->id);
-        put_json_string(&b, d->name);
-        dms_buf_printf(&b, ",\"status\":\"%s\",\"reason\":", droid_state_name(d->state));
-        if (d->reason)
-            put_json_string(&b, d->reason);
-        else
-            dms_buf_append(&b, "null", 4);
-        if (d->want_release)
-            dms_buf_printf(&b, ",\"release\":%lld", (long long)d->want_release);
-        else
-            dms_buf_append(&b, ",\"release\":null", 15);
-        if (c->view.status_body)
-            c->view.status_body(c->view.ud, d, &b);
-        else if (d->host_port > 0 && d->run_id)
-            dms_buf_printf(&b, ",\"url\":\"http://127.0.0.1:%d\"", d->host_port);
-        else
-            dms_buf_append(&b, ",\"url\":null", 11);
-        dms_buf_printf(&b, ",\"updated_at\":\"%s\"}", updated);
-    }
+    json_t *j = d ? status_json(c, d) : NULL;
     pthread_rwlock_unlock(&c->cache_lock);
     if (!d)
         return not_found(err, id);
-    if (!b.data) {
-        dms_buf_free(&b);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!body)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    }
-    *out = b.data;
-    *len = b.len;
+    *out = body;
+    *len = strlen(body);
     return 0;
 }
 

@@ -39,7 +39,8 @@ typedef struct core_hooks {
 typedef struct core_view {
     void (*droid_json)(void *ud, const droid *d,
                        json_t *obj); /* adds or replaces members of the public JSON */
-    void (*status_body)(void *ud, const droid *d, dms_buf *b); /* appends ",\"url\":..." and other members */
+    /* sets "url" (core_url_json() if nothing better) and other members of the status body, in order */
+    void (*status_json)(void *ud, const droid *d, json_t *obj);
     void *ud;
 } core_view;
 
@@ -50,6 +51,8 @@ void core_set_hooks(core *c, const core_hooks *hooks);
 store *core_store(core *c);
 /* Set once before the API serves (not synchronised with readers). */
 void core_set_view(core *c, const core_view *view);
+/* "url" of a droid's status: its container's published port on 127.0.0.1, or null while it has none. */
+json_t *core_url_json(const droid *d);
 /* droid_to_json() plus the view. Caller owns; NULL on OOM. */
 json_t *core_droid_json(core *c, const droid *d);
 
@@ -57,7 +60,8 @@ json_t *core_droid_json(core *c, const droid *d);
 
 /* The droid's public JSON. NOT_FOUND if absent, being deleted, or not the user's. */
 int core_get_json(core *c, const char *user, const char *id, json_t **out, dms_error *err);
-/* {"id","name","status","reason","release","url","updated_at"}: the polling route's body, as a string. */
+/* {"id","name","status","reason","release","url",<the view's>,"updated_at"}: the polling route's body, as a
+ * compact JSON string (*out: caller frees; *len its length). */
 int core_status_body(core *c, const char *user, const char *id, char **out, size_t *len, dms_error *err);
 /* [droid...] of the user, oldest first (by creation time, then id). pg (may be NULL: every one) says where
  * the page starts and how many; its more/next are set. */

@@ -536,6 +536,16 @@ static view compute_view(snooze *s, const droid *d, snooze_schedule *sc)
     return v;
 }
 
+/* An instant as the API shows it, or null for none (0). */
+static json_t *iso_or_null(int64_t ns)
+{
+    if (!ns)
+        return json_null();
+    char t[32];
+    iso(ns, t, sizeof(t));
+    return json_string(t);
+}
+
 void snooze_describe(snooze *s, const droid *d, json_t *obj)
 {
     snooze_schedule sc;
@@ -547,43 +557,25 @@ void snooze_describe(snooze *s, const droid *d, json_t *obj)
     json_t *j = schedule_to_json(&sc);
     if (!j)
         return;
-    char t[32];
     json_object_set_new(j, "asleep", json_boolean(v.asleep));
     json_object_set_new(j, "in_window", json_boolean(v.in_window));
-    if (v.next_sleep_ns)
-        iso(v.next_sleep_ns, t, sizeof(t));
-    json_object_set_new(j, "next_sleep_at", v.next_sleep_ns ? json_string(t) : json_null());
-    if (v.next_wake_ns)
-        iso(v.next_wake_ns, t, sizeof(t));
-    json_object_set_new(j, "next_wake_at", v.next_wake_ns ? json_string(t) : json_null());
+    json_object_set_new(j, "next_sleep_at", iso_or_null(v.next_sleep_ns));
+    json_object_set_new(j, "next_wake_at", iso_or_null(v.next_wake_ns));
     json_object_set_new(j, "wakes_on_request", json_true());
     json_object_set_new(j, "idle_for_s", v.idle_for_s >= 0 ? json_integer(v.idle_for_s) : json_null());
     json_object_set_new(obj, "snooze", j);
 }
 
-void snooze_status(snooze *s, const droid *d, dms_buf *b)
+void snooze_status(snooze *s, const droid *d, json_t *obj)
 {
     snooze_schedule sc;
     view v = compute_view(s, d, &sc);
     if (!v.has) {
-        dms_buf_append(b, ",\"snooze\":null", 14);
+        json_object_set_new(obj, "snooze", json_null());
         return;
     }
-    char t[32];
-    dms_buf_printf(b, ",\"snooze\":{\"asleep\":%s,\"in_window\":%s,\"next_wake_at\":",
-                   v.asleep ? "true" : "false", v.in_window ? "true" : "false");
-    if (v.next_wake_ns) {
-        iso(v.next_wake_ns, t, sizeof(t));
-        dms_buf_printf(b, "\"%s\"", t);
-    } else {
-        dms_buf_append(b, "null", 4);
-    }
-    dms_buf_append(b, ",\"next_sleep_at\":", 17);
-    if (v.next_sleep_ns) {
-        iso(v.next_sleep_ns, t, sizeof(t));
-        dms_buf_printf(b, "\"%s\"", t);
-    } else {
-        dms_buf_append(b, "null", 4);
-    }
-    dms_buf_append(b, "}", 1);
+    json_object_set_new(obj, "snooze",
+                        json_pack("{s:b, s:b, s:o, s:o}", "asleep", v.asleep, "in_window", v.in_window,
+                                  "next_wake_at", iso_or_null(v.next_wake_ns), "next_sleep_at",
+                                  iso_or_null(v.next_sleep_ns)));
 }

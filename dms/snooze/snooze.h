@@ -71,8 +71,8 @@ int snooze_set(snooze *s, const char *user, const char *droid_id, json_t *body, 
 /* Adds to a droid's public JSON "snooze": {windows, idle_timeout_s, asleep, in_window, next_sleep_at,
  * next_wake_at, idle_for_s} (or null). Called under core's read lock: takes only the snooze lock. */
 void snooze_describe(snooze *s, const droid *d, json_t *obj);
-/* The status body's summary: appends ,"snooze":{"asleep","next_wake_at","next_sleep_at"} when the droid has a
- * schedule. Called under core's read lock. */
-void snooze_status(snooze *s, const droid *d, dms_buf *b);
+/* The status body's summary: sets "snooze": {"asleep","in_window","next_wake_at","next_sleep_at"} when the
+ * droid has a schedule, null when not. Called under core's read lock. */
+void snooze_status(snooze *s, const droid *d, json_t *obj);
 
 #endif

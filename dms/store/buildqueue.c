@@ -23,33 +23,29 @@
     "  FROM per_droid WHERE rd = 1)"                                                                         \
     " SELECT id, droid_id, user_id, since FROM per_user WHERE ru <= ?2 ORDER BY since, id"
 
-static int next_due(sqlite3 *db, int64_t now_ns, int64_t *out, dms_error *err)
+static int due_row(sqlite3_stmt *st, void *ud, dms_error *err)
 {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    *out = 0;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT MIN(next_try_ns) FROM builds WHERE status = 'queued' AND next_try_ns > ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sqlutil_error(db, err, "next due build");
-    sqlite3_bind_int64(st, 1, now_ns);
-    if (sqlite3_step(st) != SQLITE_ROW)
-        return sqlutil_error(db, err, "next due build");
-    *out = sqlite3_column_int64(st, 0); /* NULL reads as 0: none */
-    return 0;
+    (void)err;
+    *(int64_t *)ud = sqlite3_column_int64(st, 0); /* NULL reads as 0: none */
+    return 1;
 }
 
-static int append(store_build_cand **arr, size_t *n, size_t *cap, sqlite3_stmt *st, dms_error *err)
+static int next_due(sqlite3 *db, int64_t now_ns, int64_t *out, dms_error *err)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 16;
-        store_build_cand *na = realloc(*arr, ncap * sizeof(**arr));
-        if (!na)
-            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-        *arr = na;
-        *cap = ncap;
-    }
-    store_build_cand *c = &(*arr)[(*n)++];
-    memset(c, 0, sizeof(*c));
+    *out = 0;
+    int r = sqlutil_query(db, "next due build",
+                          "SELECT MIN(next_try_ns) FROM builds WHERE status = 'queued' AND next_try_ns > ?",
+                          SQL_ARGS(SQL_INT(now_ns)), due_row, out, err);
+    if (r == 0) /* an aggregate always has its row */
+        return sqlutil_error(db, err, "next due build");
+    return r < 0 ? r : 0;
+}
+
+static int cand_row(sqlite3_stmt *st, void *ud, dms_error *err)
+{
+    store_build_cand *c = sqlutil_vec_push(ud, err);
+    if (!c)
+        return -DMS_E_NOMEM;
     c->id = sqlite3_column_int64(st, 0);
     snprintf(c->droid_id, sizeof(c->droid_id), "%s", (const char *)sqlite3_column_text(st, 1));
     snprintf(c->user_id, sizeof(c->user_id), "%s", (const char *)sqlite3_column_text(st, 2));
@@ -61,29 +57,18 @@ int store_build_candidates(store *s, int64_t now_ns, int per_user, store_build_c
                            int64_t *next_due_ns, dms_error *err)
 {
     LOCK_DB(s, l);
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    store_build_cand *arr = NULL;
-    size_t len = 0, cap = 0;
+    sqlutil_vec v = {.size = sizeof(store_build_cand)};
     int r;
     *out = NULL;
     *n = 0;
     if ((r = next_due(l.db, now_ns, next_due_ns, err)) < 0)
         return r;
-    if (sqlite3_prepare_v2(l.db, CANDIDATES_SQL, -1, &st, NULL) != SQLITE_OK)
-        return sqlutil_error(l.db, err, "queued builds");
-    sqlite3_bind_int64(st, 1, now_ns);
-    sqlite3_bind_int(st, 2, per_user);
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (append(&arr, &len, &cap, st, err) < 0) {
-            free(arr);
-            return -DMS_E_NOMEM;
-        }
+    if ((r = sqlutil_query(l.db, "queued builds", CANDIDATES_SQL,
+                           SQL_ARGS(SQL_INT(now_ns), SQL_INT(per_user)), cand_row, &v, err)) < 0) {
+        free(v.items);
+        return r;
     }
-    if (r != SQLITE_DONE) {
-        free(arr);
-        return sqlutil_error(l.db, err, "queued builds");
-    }
-    *out = arr;
-    *n = len;
+    *out = v.items;
+    *n = v.n;
     return 0;
 }

@@ -15,14 +15,10 @@ static int delete_batch(store *s, const char *sql, const char *id, int keep, int
 {
     *n = 0;
     LOCK_DB(s, l);
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l.db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sqlutil_error(l.db, err, "prepare prune");
-    sqlutil_bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, keep);
-    sqlite3_bind_int(st, 3, batch);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        return sqlutil_error(l.db, err, "prune");
+    int r = sqlutil_query(l.db, "prune", sql, SQL_ARGS(SQL_TEXT(id), SQL_INT(keep), SQL_INT(batch)), NULL,
+                          NULL, err);
+    if (r < 0)
+        return r;
     *n = sqlite3_changes(l.db);
     return 0;
 }
@@ -30,20 +26,14 @@ static int delete_batch(store *s, const char *sql, const char *id, int keep, int
 int prune_droid_ids(store *s, char ***ids, dms_error *err)
 {
     LOCK_DB(s, l);
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l.db, "SELECT id FROM droids ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-        return sqlutil_error(l.db, err, "prepare");
     char **v = calloc(1, sizeof(char *));
-    int r = v ? SQLITE_OK : SQLITE_NOMEM;
-    while (v && (r = sqlite3_step(st)) == SQLITE_ROW)
-        if (dms_strv_push(&v, (const char *)sqlite3_column_text(st, 0)) < 0) {
-            r = SQLITE_NOMEM;
-            break;
-        }
-    if (r != SQLITE_DONE) {
+    if (!v)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    int r = sqlutil_query(l.db, "list droids", "SELECT id FROM droids ORDER BY id", SQL_NOARGS,
+                          sqlutil_strv_row, &v, err);
+    if (r < 0) {
         dms_strv_free(v);
-        return r == SQLITE_NOMEM ? dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory")
-                                 : sqlutil_error(l.db, err, "list droids");
+        return r;
     }
     *ids = v;
     return 0;
@@ -104,28 +94,19 @@ int prune_jobs_due(store *s, int keep, int64_t before_ns, int batch, char ***ids
 {
     *ids = NULL;
     LOCK_DB(s, l);
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(l.db,
-                           "SELECT id FROM (SELECT id, status, created_ns, finished_ns, ROW_NUMBER() OVER"
-                           " (PARTITION BY user_id ORDER BY created_ns DESC, id DESC) AS rn FROM jobs)"
-                           " WHERE status IN " JOB_FINISHED " AND ((?1 > 0 AND rn > ?1) OR (?2 > 0 AND"
-                           " finished_ns < ?2)) ORDER BY created_ns, id LIMIT ?3",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sqlutil_error(l.db, err, "prepare");
-    sqlite3_bind_int(st, 1, keep);
-    sqlite3_bind_int64(st, 2, before_ns);
-    sqlite3_bind_int(st, 3, batch);
     char **v = calloc(1, sizeof(char *));
-    int r = v ? SQLITE_OK : SQLITE_NOMEM;
-    while (v && (r = sqlite3_step(st)) == SQLITE_ROW)
-        if (dms_strv_push(&v, (const char *)sqlite3_column_text(st, 0)) < 0) {
-            r = SQLITE_NOMEM;
-            break;
-        }
-    if (r != SQLITE_DONE) {
+    if (!v)
+        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
+    int r =
+        sqlutil_query(l.db, "list jobs to prune",
+                      "SELECT id FROM (SELECT id, status, created_ns, finished_ns, ROW_NUMBER() OVER"
+                      " (PARTITION BY user_id ORDER BY created_ns DESC, id DESC) AS rn FROM jobs)"
+                      " WHERE status IN " JOB_FINISHED " AND ((?1 > 0 AND rn > ?1) OR (?2 > 0 AND"
+                      " finished_ns < ?2)) ORDER BY created_ns, id LIMIT ?3",
+                      SQL_ARGS(SQL_INT(keep), SQL_INT(before_ns), SQL_INT(batch)), sqlutil_strv_row, &v, err);
+    if (r < 0) {
         dms_strv_free(v);
-        return r == SQLITE_NOMEM ? dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory")
-                                 : sqlutil_error(l.db, err, "list jobs to prune");
+        return r;
     }
     *ids = v;
     return 0;

@@ -7,6 +7,10 @@
  * Threads: a store is used from many threads; one recursive mutex serialises them, and store_begin() holds it
  * until store_commit()/store_rollback(), so a transaction is never interleaved with another thread's
  * statements. Every function may be called inside or outside a transaction.
+ *
+ * The store returns rows as structs; how the API shows them is api/history.h. Each table's queries are a file
+ * of their own (droidtab.c, eventtab.c, buildtab.c, releasetab.c, runtab.c, imagegc.c); store.c opens the
+ * database and migrates it.
  */
 #ifndef DMSD_STORE_H
 #define DMSD_STORE_H
@@ -14,8 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <jansson.h>
 
 #include <dms/error.h>
 #include <dms/request.h>
@@ -52,10 +54,18 @@ int store_droid_load_all(store *s, droid ***out, size_t *n, dms_error *err);
 /* ---- events ---- */
 int store_event_add(store *s, const char *droid_id, int64_t ts_ns, const char *from, const char *to,
                     const char *reason, dms_error *err);
-/* [{"id","time","ts_ns","from","to","reason"}] oldest first, with id > after_id, at most limit (<= 0: all).
- */
-int store_events_json(store *s, const char *droid_id, int64_t after_id, int limit, json_t **out,
-                      dms_error *err);
+typedef struct store_event {
+    int64_t id;
+    int64_t ts_ns;
+    char *from; /* NULL: the droid's first state */
+    char *to;
+    char *reason;
+} store_event;
+/* The droid's events oldest first, with id > after_id, at most limit (<= 0: all). Caller frees with
+ * store_events_free(). */
+int store_events_list(store *s, const char *droid_id, int64_t after_id, int limit, store_event **out,
+                      size_t *n, dms_error *err);
+void store_events_free(store_event *v, size_t n); /* accepts NULL */
 
 /* ---- builds ---- */
 typedef enum build_status {
@@ -113,10 +123,11 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err);
 int store_builds_cancel_queued(store *s, const char *droid_id, const char *reason, int *n, dms_error *err);
 /* At startup: builds left running by a crash are queued again; returns how many. */
 int store_builds_requeue_running(store *s, int *n, dms_error *err);
-/* [{"id","status","attempt","branch","commit","commit_sha","image_id","reason","created_at",...}] newest
- * first, with id < before_id (<= 0: from the newest), at most limit (<= 0: all). */
-int store_builds_json(store *s, const char *droid_id, int64_t before_id, int limit, json_t **out,
-                      dms_error *err);
+/* The droid's builds newest first, with id < before_id (<= 0: from the newest), at most limit (<= 0: all).
+ * Caller frees with store_builds_free(). */
+int store_builds_page(store *s, const char *droid_id, int64_t before_id, int limit, store_build **out,
+                      size_t *n, dms_error *err);
+void store_builds_free(store_build *v, size_t n); /* accepts NULL */
 
 /* ---- releases: one per successful build, numbered per droid ---- */
 typedef struct store_release {
@@ -146,7 +157,6 @@ int store_releases_page(store *s, const char *droid_id, int64_t before_seq, int 
 int store_release_mark_removed(store *s, const char *droid_id, int64_t seq, dms_error *err);
 /* The sizes of the images of every release of the user's droids that is still kept (image not removed). */
 int store_user_image_bytes(store *s, const char *user_id, int64_t *out, dms_error *err);
-json_t *store_release_to_json(const store_release *r, int64_t current_seq);
 
 /* ---- runs: every container execution of a droid (for logs of earlier runs and for cleanup) ---- */
 typedef struct store_run {

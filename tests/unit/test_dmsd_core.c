@@ -49,11 +49,11 @@ static droid *create(const char *name, const char *user)
 
 static size_t count_events(const char *id)
 {
-    json_t *ev = NULL;
+    store_event *ev = NULL;
+    size_t n = 0;
     dms_error err = {0};
-    ck_assert_int_eq(store_events_json(st, id, 0, 0, &ev, &err), 0);
-    size_t n = json_array_size(ev);
-    json_decref(ev);
+    ck_assert_int_eq(store_events_list(st, id, 0, 0, &ev, &n, &err), 0);
+    store_events_free(ev, n);
     return n;
 }
 
@@ -213,6 +213,55 @@ START_TEST(test_status_body_is_valid_json)
 }
 END_TEST
 
+static int published_on_1234(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    (void)ud;
+    d->want_release = 4;
+    d->host_port = 1234;
+    free(d->run_id);
+    d->run_id = strdup("web-r4-1");
+    return core_tx_set_state(tx, d, DROID_FAILED, "a \"q\" \\ \n\t\x01 \xff", err);
+}
+
+static void route_view(void *ud, const droid *d, json_t *obj)
+{
+    (void)ud;
+    json_object_set_new(obj, "url", core_url_json(d));
+    json_object_set_new(obj, "route_url", json_string("http://web.localhost:8000/"));
+}
+
+/* The bytes clients have always read (when the body was built by hand), but for control characters, which
+ * are escaped the short way now (\n, not \u000a), and text that is not UTF-8, made so. */
+START_TEST(test_status_body_keeps_its_members_in_order)
+{
+    droid *d = create("web", "alice");
+    dms_error err = {0};
+    ck_assert_int_eq(core_mutate(c, NULL, d->id, published_on_1234, NULL, NULL, &err), 0);
+    droid *now = core_get_copy(c, d->id);
+    char updated[32], want[512];
+    dmsd_format_time(now->updated_ns, updated, sizeof(updated));
+    char *body = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(core_status_body(c, "alice", d->id, &body, &len, &err), 0);
+    snprintf(
+        want, sizeof(want),
+        "{\"id\":\"%s\",\"name\":\"web\",\"status\":\"failed\",\"reason\":\"a \\\"q\\\" \\\\ \\n\\t\\u0001 "
+        "\xef\xbf\xbd\",\"release\":4,\"url\":\"http://127.0.0.1:1234\",\"updated_at\":\"%s\"}",
+        d->id, updated);
+    ck_assert_str_eq(body, want);
+    ck_assert_uint_eq(len, strlen(want));
+    free(body);
+    core_set_view(c, &(core_view){.status_json = route_view});
+    ck_assert_int_eq(core_status_body(c, "alice", d->id, &body, &len, &err), 0);
+    ck_assert_ptr_nonnull(strstr(body, ",\"release\":4,\"url\":\"http://127.0.0.1:1234\",\"route_url\":"
+                                       "\"http://web.localhost:8000/\",\"updated_at\":\""));
+    free(body);
+    core_set_view(c, NULL);
+    droid_free(now);
+    droid_free(d);
+}
+END_TEST
+
 static int kicks_builder, kicks_runner;
 static void on_build(void *ud)
 {
@@ -323,6 +372,7 @@ int main(void)
     tcase_add_test(tc, test_list_pages_in_creation_order_from_a_cursor);
     tcase_add_test(tc, test_failed_mutation_changes_nothing);
     tcase_add_test(tc, test_status_body_is_valid_json);
+    tcase_add_test(tc, test_status_body_keeps_its_members_in_order);
     tcase_add_test(tc, test_hooks_fire_only_after_commit);
     tcase_add_test(tc, test_purge_and_reopen);
     tcase_add_test(tc, test_many_droids_grow_the_table);

@@ -12,6 +12,7 @@
 
 #include <dms/backend.h>
 
+#include "../../dms/api/history.h"
 #include "../../dms/build/git.h"
 #include "../../dms/follow/follow.h"
 
@@ -181,7 +182,7 @@ START_TEST(test_follow_on_makes_a_secret_once_and_the_hook_checks_it)
     json_decref(j);
     /* Events tell the story. */
     json_t *ev = NULL;
-    ck_assert_int_eq(store_events_json(st, id, 0, 0, &ev, &err), 0);
+    ck_assert_int_eq(history_events_json(st, id, 0, 0, &ev, &err), 0);
     dump = json_dumps(ev, 0);
     ck_assert_ptr_nonnull(strstr(dump, "follows its branch now; hook secret set"));
     free(dump);

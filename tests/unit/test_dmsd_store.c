@@ -233,10 +233,10 @@ START_TEST(test_rollback_leaves_nothing_half_written)
     ck_assert_int_eq(store_droid_load_all(s, &all, &n, &err), 0);
     ck_assert_uint_eq(n, 0);
     free(all);
-    json_t *ev = NULL;
-    ck_assert_int_eq(store_events_json(s, a->id, 0, 0, &ev, &err), 0);
-    ck_assert_uint_eq(json_array_size(ev), 0);
-    json_decref(ev);
+    store_event *ev = NULL;
+    ck_assert_int_eq(store_events_list(s, a->id, 0, 0, &ev, &n, &err), 0);
+    ck_assert_uint_eq(n, 0);
+    store_events_free(ev, n);
     droid_free(a);
     store_close(s);
 }
@@ -251,24 +251,24 @@ START_TEST(test_events_page_by_id)
     ck_assert_int_eq(store_event_add(s, "d1", 2000000000, "pending", "building", "build 1", &err), 0);
     ck_assert_int_eq(store_event_add(s, "d2", 3000000000, NULL, "pending", "other droid", &err), 0);
     ck_assert_int_eq(store_event_add(s, "d1", 4000000000, "building", "failed", "Dockerfile step", &err), 0);
-    json_t *ev = NULL;
-    ck_assert_int_eq(store_events_json(s, "d1", 0, 0, &ev, &err), 0);
-    ck_assert_uint_eq(json_array_size(ev), 3);
-    json_t *e1 = json_array_get(ev, 1);
-    ck_assert_str_eq(json_string_value(json_object_get(e1, "from")), "pending");
-    ck_assert_str_eq(json_string_value(json_object_get(e1, "to")), "building");
-    ck_assert_str_eq(json_string_value(json_object_get(e1, "reason")), "build 1");
-    ck_assert_str_eq(json_string_value(json_object_get(e1, "time")), "1970-01-01T00:00:02.000Z");
-    ck_assert(json_is_null(json_object_get(json_array_get(ev, 0), "from")));
-    json_int_t second = json_integer_value(json_object_get(e1, "id"));
-    json_decref(ev);
-    ck_assert_int_eq(store_events_json(s, "d1", second, 0, &ev, &err), 0);
-    ck_assert_uint_eq(json_array_size(ev), 1);
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ev, 0), "to")), "failed");
-    json_decref(ev);
-    ck_assert_int_eq(store_events_json(s, "d1", 0, 1, &ev, &err), 0);
-    ck_assert_uint_eq(json_array_size(ev), 1);
-    json_decref(ev);
+    store_event *ev = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(store_events_list(s, "d1", 0, 0, &ev, &n, &err), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(ev[1].from, "pending");
+    ck_assert_str_eq(ev[1].to, "building");
+    ck_assert_str_eq(ev[1].reason, "build 1");
+    ck_assert_int_eq(ev[1].ts_ns, 2000000000);
+    ck_assert_ptr_null(ev[0].from);
+    int64_t second = ev[1].id;
+    store_events_free(ev, n);
+    ck_assert_int_eq(store_events_list(s, "d1", second, 0, &ev, &n, &err), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(ev[0].to, "failed");
+    store_events_free(ev, n);
+    ck_assert_int_eq(store_events_list(s, "d1", 0, 1, &ev, &n, &err), 0);
+    ck_assert_uint_eq(n, 1);
+    store_events_free(ev, n);
     store_close(s);
 }
 END_TEST
@@ -346,11 +346,12 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     ck_assert_int_eq(b.status, BUILD_QUEUED);
     store_build_clear(&b);
 
-    json_t *list = NULL;
-    ck_assert_int_eq(store_builds_json(s, "d1", 0, 0, &list, &err), 0);
-    ck_assert_uint_eq(json_array_size(list), 2);
-    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(list, 1), "status")), "superseded");
-    json_decref(list);
+    store_build *list = NULL;
+    size_t nb = 0;
+    ck_assert_int_eq(store_builds_page(s, "d1", 0, 0, &list, &nb, &err), 0);
+    ck_assert_uint_eq(nb, 2);
+    ck_assert_int_eq(list[1].status, BUILD_SUPERSEDED);
+    store_builds_free(list, nb);
     store_close(s);
 }
 END_TEST
@@ -450,11 +451,9 @@ START_TEST(test_releases_and_runs)
     ck_assert_uint_eq(n, 3);
     ck_assert_int_eq(list[0].seq, 3); /* newest first */
     ck_assert(list[2].image_removed);
-    json_t *j = store_release_to_json(&list[0], 3);
-    ck_assert(json_is_true(json_object_get(j, "current")));
-    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "env"), "A")), "1");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "resources"), "memory_mb")), 256);
-    json_decref(j);
+    ck_assert_str_eq(list[0].env_json, "{\"A\":\"1\"}");
+    ck_assert_str_eq(list[0].resources_json, "{\"memory_mb\":256}");
+    ck_assert_int_eq(list[0].image_bytes, 3000);
     store_releases_free(list, n);
 
     /* A user's disk: the images of the releases still kept, of their droids only. */
@@ -547,15 +546,16 @@ START_TEST(test_builds_and_releases_page_from_a_cursor_newest_first)
     dms_error err = {0};
     for (int i = 0; i < 5; i++)
         ck_assert_int_eq(store_build_insert(s, "d1", NULL, NULL, NULL, &err), 0);
-    json_t *page = NULL;
-    ck_assert_int_eq(store_builds_json(s, "d1", 0, 2, &page, &err), 0);
-    ck_assert_uint_eq(json_array_size(page), 2);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 1), "id")), 4);
-    json_decref(page);
-    ck_assert_int_eq(store_builds_json(s, "d1", 4, 0, &page, &err), 0); /* the rest, from below 4 */
-    ck_assert_uint_eq(json_array_size(page), 3);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(page, 0), "id")), 3);
-    json_decref(page);
+    store_build *page = NULL;
+    size_t nb = 0;
+    ck_assert_int_eq(store_builds_page(s, "d1", 0, 2, &page, &nb, &err), 0);
+    ck_assert_uint_eq(nb, 2);
+    ck_assert_int_eq(page[1].id, 4);
+    store_builds_free(page, nb);
+    ck_assert_int_eq(store_builds_page(s, "d1", 4, 0, &page, &nb, &err), 0); /* the rest, from below 4 */
+    ck_assert_uint_eq(nb, 3);
+    ck_assert_int_eq(page[0].id, 3);
+    store_builds_free(page, nb);
     for (int i = 1; i <= 4; i++) {
         store_release r = {.seq = i, .image_id = "sha256:x", .tag = "t", .env_json = "{}", .port = 80};
         strcpy(r.droid_id, "d1");
