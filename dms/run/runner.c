@@ -24,9 +24,9 @@
 #include "../router/probe.h"
 #include "../router/router.h"
 #include "../snooze/snooze.h"
+#include "execreq.h"
 
 #define RUN_WORKERS           2
-#define DROID_STOP_GRACE_MS   3000 /* SIGTERM to SIGKILL for a droid's container */
 #define RUN_KEEP_LOGS         5 /* finished runs of a droid whose logs are kept (older ones are forgotten) */
 #define REASON_MAX            512
 #define DELETE_IMAGE_ATTEMPTS 20
@@ -705,46 +705,19 @@ static int start_run(runner *r, const droid *d0, bool forced)
         store_release_clear(&rel);
         return -err.code;
     }
-    _cleanup_strv_ char **env = NULL;
-    dms_mount mounts[DROID_VOLUMES_MAX];
-    char vol_names[DROID_VOLUMES_MAX][DROID_ID_SIZE + DROID_VOLUME_NAME_MAX + 2];
-    for (size_t i = 0; i < d->n_volumes && i < DROID_VOLUMES_MAX; i++) {
-        droid_volume_engine_name(d, i, vol_names[i], sizeof(vol_names[i]));
-        mounts[i] =
-            (dms_mount){.type = DMS_MOUNT_VOLUME, .source = vol_names[i], .target = d->volumes[i].mount_path};
-    }
-    char label_droid[64], label_release[64];
-    snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
-    snprintf(label_release, sizeof(label_release), "dms.release=%lld", (long long)pa.release);
-    char *labels[] = {label_droid, label_release, NULL};
-    dms_port port = {.container_port = (uint16_t)d->port, .host_port = 0, .host_ip = "127.0.0.1"};
-    rc = droid_env_vector(d, &env, &err);
-    /* Its user's network, its limits and the security part of every droid (confine/). */
-    char net[CONFINE_NETWORK_MAX] = "";
-    if (rc == 0)
-        rc = confine_user_network(dms_executor_id(a->ex), d->user_id, net, sizeof(net), &err);
-    dms_exec_request req = {
-        .job_id = d->id,
-        .execution_id = pa.exec_id,
-        .engine = {.image = rel.tag, .env = env},
-        .resources = confine_resources(confine_droid_limits(&a->cfg.confine, &d->resources)),
-        .mounts = mounts,
-        .n_mounts = d->n_volumes,
-        .network_mode = DMS_NET_NAMED,
-        .network_name = net,
-        .ports = &port,
-        .n_ports = 1,
-        .labels = labels,
-        .stop_grace_ms = DROID_STOP_GRACE_MS,
-        /* Apps are often PID 1 without a SIGTERM handler (httpd -f): an init gives them default signal
-         * handling, so a stop takes milliseconds instead of the whole grace period. */
-        .init = true,
-        .security = *confine_security(),
-    };
+    execreq xr;
+    execreq_input in = {.d = d,
+                        .exec_id = pa.exec_id,
+                        .release = pa.release,
+                        .image = rel.tag,
+                        .confine = &a->cfg.confine,
+                        .executor_id = dms_executor_id(a->ex)};
+    rc = execreq_build(&xr, &in, &err);
     int64_t t_start = dmsd_mono_ms();
     if (rc == 0)
-        rc = dms_executor_start(a->ex, &req, &err);
+        rc = dms_executor_start(a->ex, &xr.req, &err);
     int64_t start_ms = dmsd_mono_ms() - t_start;
+    execreq_clear(&xr);
     store_release_clear(&rel);
     if (rc < 0) {
         log_warn("droid=%s exec=%s op=start error=\"%s\"", d->id, pa.exec_id, err.message);
