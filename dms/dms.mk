@@ -46,3 +46,6 @@ check-dmsd-e2e: $(DMSD) $(BIN_DIR)/dmsctl $(PLUGIN_DIR)/libdms-executor-docker.s
 
 ALL_TARGETS += $(DMSD)
 INSTALL_BINS += $(DMSD)
+
+# The runner's suite drives the runner through the in-memory test backend (tests/plugins).
+$(TEST_DIR)/test_dmsd_runner: $(TEST_DIR)/plugins/libdms-executor-memtest.so
