@@ -5,6 +5,7 @@
 #                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
 #                        runs on the sanitizer build (build-san/), the feature suite too
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
+#   make check-layers    every #include "..." within its folder's README "May depend on:" line
 #   make check-install   make install into a staging DESTDIR; the installed tree must work on its own
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
@@ -86,9 +87,10 @@ build-all: $(ALL_TARGETS)
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
 
 # ---- checks ----
-.PHONY: check check-env check-unit check-features check-install
+.PHONY: check check-env check-unit check-features check-install check-layers
 check:
 	scripts/install-deps
+	$(MAKE) check-layers
 	scripts/docker-up
 	scripts/test-images
 	scripts/stack-images
@@ -97,6 +99,10 @@ check:
 	$(if $(filter 1,$(SAN)),,$(MAKE) check-unit SAN=1)
 	$(if $(filter 1,$(SAN)),,$(MAKE) check-install)
 	$(MAKE) check-features
+
+# Every #include "..." within its folder's README "May depend on:" line (CONTRIBUTING.md, "Layers").
+check-layers:
+	@scripts/check-layers
 
 check-unit: build-all $(UNIT_TESTS)
 	@scripts/run-unit-tests $(UNIT_TESTS)
