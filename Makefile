@@ -5,12 +5,13 @@
 #                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
 #                        runs on the sanitizer build (build-san/), the feature suite too
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
+#   make check-layers    every #include "..." within its folder's README "May depend on:" line
 #   make check-install   make install into a staging DESTDIR; the installed tree must work on its own
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
 #   make install PREFIX=/usr/local DESTDIR=   library, plugins, headers, dms-executor.pc, binaries
 #   make run             install deps, bring Docker up, build, start dmsd and deploy the example droid
 #   make demo            the same set-up, then workloads straight through the executor CLI (scripts/demo)
-#   make format / lint / valgrind / bench / clean
+#   make format / format-check / lint (lint-tidy, lint-cppcheck) / valgrind / bench / clean
 
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -86,9 +87,10 @@ build-all: $(ALL_TARGETS)
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
 
 # ---- checks ----
-.PHONY: check check-env check-unit check-features check-install
+.PHONY: check check-env check-unit check-features check-install check-layers
 check:
 	scripts/install-deps
+	$(MAKE) check-layers
 	scripts/docker-up
 	scripts/test-images
 	scripts/stack-images
@@ -97,6 +99,10 @@ check:
 	$(if $(filter 1,$(SAN)),,$(MAKE) check-unit SAN=1)
 	$(if $(filter 1,$(SAN)),,$(MAKE) check-install)
 	$(MAKE) check-features
+
+# Every #include "..." within its folder's README "May depend on:" line (CONTRIBUTING.md, "Layers").
+check-layers:
+	@scripts/check-layers
 
 check-unit: build-all $(UNIT_TESTS)
 	@scripts/run-unit-tests $(UNIT_TESTS)
@@ -142,12 +148,50 @@ install: build-all
 
 # ---- housekeeping ----
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
-.PHONY: format lint clean valgrind
+LINT_SRCS = $(filter %.c,$(FORMAT_SRCS))
+.PHONY: format format-check lint lint-tidy lint-cppcheck clean valgrind
 format:
 	clang-format -i $(FORMAT_SRCS)
-lint:
+
+# Fails if any tracked C file differs from what .clang-format makes of it, and names those files.
+format-check:
+	@out=$$(clang-format --dry-run -Werror $(FORMAT_SRCS) 2>&1); rc=$$?; \
+	files=$$(printf '%s\n' "$$out" | sed -n 's/^\([^ :][^:]*\):[0-9]*:[0-9]*: error: .*/\1/p' | sort -u); \
+	if [ -n "$$files" ]; then \
+	    echo "format-check: $$(printf '%s\n' $$files | wc -l) file(s) differ from .clang-format (make format):"; \
+	    printf '  %s\n' $$files; exit 1; \
+	elif [ $$rc -ne 0 ]; then printf '%s\n' "$$out"; exit $$rc; fi; \
+	echo "format-check: $(words $(FORMAT_SRCS)) files match .clang-format"
+
+# make lint: clang-tidy (the checks in .clang-tidy, each disabled one with its reason; scripts/lint-tidy prints
+# the findings and their count per check) and cppcheck. clang-tidy reads each file's flags from
+# $(BUILD)/compile_commands.json, written from the same variables the object rule uses (minus the warning flags,
+# which are gcc's), so editors with clangd can use it too.
+lint: $(BUILD)/compile_commands.json
+	@rc=0; scripts/lint-tidy $(BUILD) $(LINT_JOBS) || rc=1; $(MAKE) --no-print-directory lint-cppcheck || rc=1; \
+	exit $$rc
+lint-cppcheck:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --inline-suppr \
 	    --suppress=missingIncludeSystem -Iexecutor/interface -D_GNU_SOURCE $(FORMAT_SRCS)
+LINT_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+lint-tidy: $(BUILD)/compile_commands.json
+	@scripts/lint-tidy $(BUILD) $(LINT_JOBS)
+
+comma := ,
+json_esc = $(subst ",\",$(subst \,\\,$(1)))
+lint_cflags = -std=c11 -D_GNU_SOURCE -pthread -Iexecutor/interface $(DEFS) $(EXTRA_CFLAGS_$(subst /,_,$(dir $(1))))
+cc_entry = {"directory": "$(TOP)", "file": "$(TOP)/$(1)", "command": "$(call json_esc,cc $(call lint_cflags,$(1)) -c $(1))"}
+# Written every time (it is cheap), so new files are in it.
+.PHONY: $(BUILD)/compile_commands.json
+$(BUILD)/compile_commands.json:
+	$(file >$@,$(shell mkdir -p $(dir $@))[$(call cc_entry,$(firstword $(LINT_SRCS)))$(foreach f,$(wordlist 2,100000,$(LINT_SRCS)),$(comma)$(newline)$(call cc_entry,$(f)))])
+	@echo "  GEN     $@"
+
+define newline
+
+
+endef
+
 valgrind: $(UNIT_TESTS)
 	@for t in $(UNIT_TESTS); do CK_FORK=no valgrind --quiet --error-exitcode=1 --leak-check=full \
 	    --errors-for-leak-kinds=definite --child-silent-after-fork=yes --suppressions=tests/unit/valgrind.supp \

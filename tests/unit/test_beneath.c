@@ -17,6 +17,7 @@
 
 #include <dms/backend.h>
 
+#include "testutil.h"
 #include "util.h"
 
 static char dir[PATH_MAX];
@@ -39,8 +40,7 @@ static void link_at(const char *target, const char *rel)
 /* A tree with what a hostile repository plants: links to a host file, to a directory inside, and a FIFO. */
 static void setup(void)
 {
-    snprintf(dir, sizeof(dir), "/tmp/dms-test-beneath-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     char p[PATH_MAX * 2];
     snprintf(p, sizeof(p), "%s/sub", dir);
     ck_assert_int_eq(mkdir(p, 0755), 0);
@@ -58,7 +58,7 @@ static void setup(void)
 static void teardown(void)
 {
     close(dfd);
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 static int read_rel(const char *rel, char **text, dms_error *err)
@@ -199,9 +199,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

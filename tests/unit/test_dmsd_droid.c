@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../dms/droids/droid.h"
+#include "testutil.h"
 
 static int parse_create(const char *json, droid **out, dms_error *err)
 {
@@ -370,9 +371,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <git2.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "../../dms/build/git.h"
 #include "../../dms/build/localrepo.h"
 #include "../../dms/jobs/job.h"
+#include "testutil.h"
 
 /* libgit2 1.5.1 (Debian 12) leaks pcre2 match data on every clone (fixed upstream by libgit2 PR #6382). */
 const char *__lsan_default_suppressions(void);
@@ -35,33 +35,21 @@ static char outside[96];     /* top/outside: a repository nobody may use */
 static char data[96];        /* top/root/var: dmsd's data directory, beneath the root */
 static localrepo_policy pol; /* roots = root */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
-}
-
 /* A bare repository at path with one commit on main. */
 static void make_repo(const char *path)
 {
-    sh("set -e; w=$(mktemp -d %s/w-XXXXXX); git init -q -b main $w; echo hi > $w/f; git -C $w add f; "
-       "git -C $w -c user.email=t@t -c user.name=t commit -qm one; git clone -q --bare $w '%s'; rm -rf $w",
-       top, path);
+    tu_sh("set -e; w=$(mktemp -d %s/w-XXXXXX); git init -q -b main $w; echo hi > $w/f; git -C $w add f; "
+          "git -C $w -c user.email=t@t -c user.name=t commit -qm one; git clone -q --bare $w '%s'; rm -rf $w",
+          top, path);
 }
 
 static void setup(void)
 {
-    strcpy(top, "/tmp/dmsd-localrepo-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(top));
+    tu_mkdtemp(top, sizeof(top));
     snprintf(root, sizeof(root), "%s/root", top);
     snprintf(outside, sizeof(outside), "%s/outside", top);
     snprintf(data, sizeof(data), "%s/var", root);
-    sh("mkdir -p %s/sub %s %s %s/root-evil", root, outside, data, top);
+    tu_sh("mkdir -p %s/sub %s %s %s/root-evil", root, outside, data, top);
     make_repo(strcat(strcpy((char[128]){0}, root), "/app.git"));
     make_repo(strcat(strcpy((char[128]){0}, root), "/sub/deep.git"));
     make_repo(strcat(strcpy((char[128]){0}, outside), "/secret.git"));
@@ -74,7 +62,7 @@ static void setup(void)
 static void teardown(void)
 {
     localrepo_policy_clear(&pol);
-    sh("rm -rf %s", top);
+    tu_rmtree(top);
 }
 
 /* resolve, expecting code (0: allowed, and then the real path is want) */
@@ -130,7 +118,8 @@ START_TEST(test_a_repository_beneath_a_root_is_allowed_by_its_real_path)
     expect(repo, beneath, want);
     snprintf(repo, sizeof(repo), "%s//./app.git", root);
     expect(repo, 0, want);
-    sh("ln -s app.git %s/link.git && ln -s sub %s/s", root, root); /* relative symlinks that stay beneath */
+    /* relative symlinks that stay beneath */
+    tu_sh("ln -s app.git %s/link.git && ln -s sub %s/s", root, root);
     snprintf(repo, sizeof(repo), "%s/link.git", root);
     expect(repo, beneath, want);
     snprintf(repo, sizeof(repo), "%s/s/deep.git", root);
@@ -167,8 +156,8 @@ START_TEST(test_a_path_that_leaves_the_root_is_refused_however_it_is_spelled)
     expect(repo, DMS_E_FORBIDDEN, NULL);
     snprintf(repo, sizeof(repo), "%s/root-evil/x.git", top); /* starts like the root, is not beneath it */
     expect(repo, DMS_E_FORBIDDEN, NULL);
-    sh("ln -s ../outside/secret.git %s/rel.git && ln -s %s/secret.git %s/abs.git && ln -s %s %s/dir", root,
-       outside, root, outside, root);
+    tu_sh("ln -s ../outside/secret.git %s/rel.git && ln -s %s/secret.git %s/abs.git && ln -s %s %s/dir", root,
+          outside, root, outside, root);
     snprintf(repo, sizeof(repo), "%s/rel.git", root);
     expect(repo, DMS_E_FORBIDDEN, NULL);
     snprintf(repo, sizeof(repo), "%s/abs.git", root);
@@ -192,7 +181,7 @@ START_TEST(test_a_root_is_matched_as_configured_and_as_its_real_path)
 {
     char link[128], roots[256], repo[256], want[256];
     snprintf(link, sizeof(link), "%s/root-link", top);
-    sh("ln -s %s %s", root, link);
+    tu_sh("ln -s %s %s", root, link);
     localrepo_policy p2;
     dms_error err = {0};
     snprintf(roots, sizeof(roots), "%s/::%s/", outside, link); /* empty entries and trailing slashes */
@@ -266,7 +255,7 @@ START_TEST(test_a_repository_swapped_for_a_symlink_after_the_check_is_refused_at
     ck_assert_int_eq(gitx_check_access(repo, "repo", &err), 0); /* what POST /droids checks */
     snprintf(dst, sizeof(dst), "%s/c1", top);
     ck_assert_msg(gitx_clone(repo, NULL, NULL, dst, NULL, sha, &err) == 0, "%s", err.message);
-    sh("rm -rf %s && ln -s %s/secret.git %s", repo, outside, repo); /* between create and build */
+    tu_sh("rm -rf %s && ln -s %s/secret.git %s", repo, outside, repo); /* between create and build */
     snprintf(dst, sizeof(dst), "%s/c2", top);
     ck_assert_int_eq(gitx_clone(repo, NULL, NULL, dst, NULL, sha, &err), -DMS_E_FORBIDDEN);
     ck_assert(!err.retryable);

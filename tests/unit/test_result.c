@@ -7,6 +7,7 @@
 
 #include <dms/result.h>
 
+#include "testutil.h"
 #include "util.h"
 
 static void round_trip(const dms_exec_result *in, dms_exec_result *out)
@@ -206,9 +207,5 @@ static Suite *result_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(result_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(result_suite());
 }

@@ -14,23 +14,11 @@
 
 #include <dms/backend.h>
 
+#include "testutil.h"
 #include "util.h"
 
 #define N_THREADS           16
 #define SLOW_TEST_TIMEOUT_S 20
-
-static char tmpdir[PATH_MAX];
-
-static void tmp_setup(void)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dms-test-waiter-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_teardown(void)
-{
-    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
-}
 
 static bool readable(int fd, int timeout_ms)
 {
@@ -279,11 +267,11 @@ START_TEST(test_file_waiter_sees_result_written_later_by_rename)
 {
     dms_waiter *w = NULL;
     dms_exec_result got = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, NULL), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, NULL, NULL, NULL, &w, NULL), 0);
     ck_assert(!readable(dms_waiter_fd(w), 0));
     ck_assert_int_eq(dms_waiter_result(w, 0, &got, NULL), -DMS_E_TIMEOUT);
     pthread_t th;
-    pthread_create(&th, NULL, write_later, tmpdir);
+    pthread_create(&th, NULL, write_later, tu_dir);
     int64_t t0 = dms_mono_ms();
     ck_assert_int_eq(dms_waiter_result(w, 5000, &got, NULL), 0);
     ck_assert_int_lt(dms_mono_ms() - t0, 900); /* woken by inotify, not by a periodic check */
@@ -299,13 +287,13 @@ START_TEST(test_file_waiter_fd_becomes_readable_when_another_process_writes)
 {
     dms_waiter *w = NULL;
     dms_exec_result got = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, NULL), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, NULL, NULL, NULL, &w, NULL), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         dms_waiter_free(w); /* the child's copy */
         usleep(100 * 1000);
-        _exit(write_result_file(tmpdir, 11) == 0 ? 0 : 1);
+        _exit(write_result_file(tu_dir, 11) == 0 ? 0 : 1);
     }
     /* A host's loop: poll, then ask without blocking. The fd may wake early (the writer's temporary file
      * shows up in the same directory), so "not yet" is a legal answer; the result must come within a few
@@ -332,10 +320,10 @@ END_TEST
  * before it asks would otherwise wait forever. */
 START_TEST(test_file_waiter_over_existing_result_is_readable_at_once)
 {
-    ck_assert_int_eq(write_result_file(tmpdir, 12), 0);
+    ck_assert_int_eq(write_result_file(tu_dir, 12), 0);
     dms_waiter *w = NULL;
     dms_exec_result got = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, NULL), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, NULL, NULL, NULL, &w, NULL), 0);
     ck_assert(readable(dms_waiter_fd(w), 0));
     ck_assert_int_eq(dms_waiter_result(w, 0, &got, NULL), 0);
     ck_assert_int_eq(got.exit_code, 12);
@@ -378,7 +366,7 @@ START_TEST(test_file_waiter_check_callback_ends_it_with_an_error)
     dms_waiter *w = NULL;
     dms_exec_result got = {0};
     dms_error err = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, producer_check, &st, check_free, &w, &err), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, producer_check, &st, check_free, &w, &err), 0);
     int64_t t0 = dms_mono_ms();
     ck_assert_int_eq(dms_waiter_result(w, 10000, &got, &err), -DMS_E_UNAVAILABLE);
     int64_t took = dms_mono_ms() - t0;
@@ -396,10 +384,10 @@ START_TEST(test_file_waiter_check_callback_may_produce_the_result)
 {
     int freed = 0;
     check_state st = {.write_on_call = true, .freed = &freed};
-    snprintf(st.dir, sizeof(st.dir), "%s", tmpdir);
+    snprintf(st.dir, sizeof(st.dir), "%s", tu_dir);
     dms_waiter *w = NULL;
     dms_exec_result got = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, producer_check, &st, check_free, &w, NULL), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, producer_check, &st, check_free, &w, NULL), 0);
     ck_assert_int_eq(dms_waiter_result(w, 10000, &got, NULL), 0);
     ck_assert_int_eq(got.exit_code, 21);
     dms_exec_result_clear(&got);
@@ -415,16 +403,16 @@ START_TEST(test_file_waiter_errors_missing_dir_and_corrupt_file)
     dms_waiter *w = NULL;
     dms_error err = {0};
     char missing[PATH_MAX + 8];
-    snprintf(missing, sizeof(missing), "%s/nope", tmpdir);
+    snprintf(missing, sizeof(missing), "%s/nope", tu_dir);
     ck_assert_int_eq(dms_waiter_new_from_file(missing, producer_check, &st, check_free, &w, &err),
                      -DMS_E_NOT_FOUND);
     ck_assert_ptr_nonnull(strstr(err.message, missing));
     ck_assert_int_eq(freed, 1); /* ownership of ud passed even on failure */
 
     char path[PATH_MAX + 16];
-    snprintf(path, sizeof(path), "%s/result.json", tmpdir);
+    snprintf(path, sizeof(path), "%s/result.json", tu_dir);
     ck_assert_int_eq(dms_write_file_atomic(path, "{\"outcome\":", 11, NULL), 0);
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, &err), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, NULL, NULL, NULL, &w, &err), 0);
     dms_exec_result got = {0};
     ck_assert_int_eq(dms_waiter_result(w, 1000, &got, &err), -DMS_E_PROTOCOL);
     dms_waiter_free(w);
@@ -486,12 +474,12 @@ START_TEST(test_file_waiter_ends_when_its_directory_is_removed)
 {
     dms_waiter *w = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, NULL, NULL, NULL, &w, &err), 0);
-    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, NULL, NULL, NULL, &w, &err), 0);
+    ck_assert_int_eq(dms_rm_rf(tu_dir, NULL), 0);
     dms_exec_result got = {0};
     ck_assert_int_eq(dms_waiter_result(w, 5000, &got, &err), -DMS_E_NOT_FOUND);
     dms_waiter_free(w);
-    ck_assert_int_eq(mkdir(tmpdir, 0700), 0); /* for the teardown */
+    ck_assert_int_eq(mkdir(tu_dir, 0700), 0); /* for the teardown */
 }
 END_TEST
 
@@ -505,7 +493,7 @@ START_TEST(test_file_waiter_check_ending_with_a_positive_code)
 {
     dms_waiter *w = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_waiter_new_from_file(tmpdir, positive_check, NULL, NULL, &w, &err), 0);
+    ck_assert_int_eq(dms_waiter_new_from_file(tu_dir, positive_check, NULL, NULL, &w, &err), 0);
     dms_exec_result got = {0};
     ck_assert_int_eq(dms_waiter_result(w, 5000, &got, &err), -DMS_E_CANCELLED);
     dms_waiter_free(w);
@@ -529,7 +517,7 @@ static Suite *waiter_suite(void)
     tcase_add_test(tc, test_file_waiter_ends_when_its_directory_is_removed);
     tcase_add_test(tc, test_file_waiter_check_ending_with_a_positive_code);
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_file_waiter_sees_result_written_later_by_rename);
     tcase_add_test(tc, test_file_waiter_fd_becomes_readable_when_another_process_writes);
     tcase_add_test(tc, test_file_waiter_over_existing_result_is_readable_at_once);
@@ -545,9 +533,5 @@ static Suite *waiter_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(waiter_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(waiter_suite());
 }

@@ -7,10 +7,13 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_TESTS += $(UNIT_SRCS:tests/unit/%.c=$(TEST_DIR)/%)
 EXTRA_CFLAGS_tests_unit_ := $(call pkg_cflags,check libcurl jansson) -Iexecutor
 
-$(TEST_DIR)/test_%: $(OBJ_DIR)/tests/unit/test_%.o $(LIBDMS) $$(TEST_OBJS_test_$$*)
+# testutil.c (tmpdir, sh, main: testutil.h) is linked into every suite.
+TESTUTIL_OBJ := $(OBJ_DIR)/tests/unit/testutil.o
+
+$(TEST_DIR)/test_%: $(OBJ_DIR)/tests/unit/test_%.o $(TESTUTIL_OBJ) $(LIBDMS) $$(TEST_OBJS_test_$$*)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $< $(TEST_OBJS_test_$*) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
+	$(Q)$(CC) -o $@ $< $(TESTUTIL_OBJ) $(TEST_OBJS_test_$*) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
 	    -Wl,-rpath,'$(abspath $(LIB_DIR))' $(call pkg_libs,check libcurl jansson) $(TEST_LIBS_test_$*) -lm
 
 ALL_TARGETS += $(UNIT_TESTS)
