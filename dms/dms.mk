@@ -46,3 +46,5 @@ check-dmsd-e2e: $(DMSD) $(BIN_DIR)/dmsctl $(PLUGIN_DIR)/libdms-executor-docker.s
 
 ALL_TARGETS += $(DMSD)
 INSTALL_BINS += $(DMSD)
+# test_dmsd_jobstep runs a step through the in-memory test backend (tests/plugins).
+$(TEST_DIR)/test_dmsd_jobstep: $(TEST_DIR)/plugins/libdms-executor-memtest.so
