@@ -49,3 +49,5 @@ INSTALL_BINS += $(DMSD)
 
 # The runner's suite drives the runner through the in-memory test backend (tests/plugins).
 $(TEST_DIR)/test_dmsd_runner: $(TEST_DIR)/plugins/libdms-executor-memtest.so
+# test_dmsd_jobstep runs a step through the in-memory test backend (tests/plugins).
+$(TEST_DIR)/test_dmsd_jobstep: $(TEST_DIR)/plugins/libdms-executor-memtest.so

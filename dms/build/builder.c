@@ -25,12 +25,13 @@
 #include "../run/runner.h"
 #include "buildlog.h"
 #include "buildopts.h"
+#include "buildreq.h"
+#include "buildstate.h"
 #include "detect.h"
 #include "git.h"
 #include "queue.h"
 #include "recipe.h"
 
-#define REASON_MAX   BUILDQ_REASON_MAX
 #define BYTES_PER_MB (1024LL * 1024)
 
 struct builder {
@@ -72,147 +73,6 @@ static void say(outputs *o, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     buildlog_note(&o->out, "%s", line);
-}
-
-/* ---- state changes ---- */
-
-typedef struct begin_args {
-    store_build *b;
-    char reason[REASON_MAX];
-} begin_args;
-
-static int mut_begin(core_tx *tx, droid *d, void *ud, dms_error *err)
-{
-    begin_args *ba = ud;
-    /* Cancelled or superseded between the pick and now: it must not come back to life. */
-    store_build cur = {0};
-    int r = store_build_get(core_tx_store(tx), ba->b->id, &cur, err);
-    build_status was = cur.status;
-    store_build_clear(&cur);
-    if (r < 0)
-        return r;
-    if (r == 0 || was != BUILD_QUEUED)
-        return dms_error_set(err, DMS_E_CONFLICT, NULL, "build %lld is no longer queued (%s)",
-                             (long long)ba->b->id, r ? build_status_name(was) : "gone");
-    ba->b->status = BUILD_RUNNING;
-    ba->b->attempt++;
-    ba->b->started_ns = dmsd_now_ns();
-    free(ba->b->reason);
-    ba->b->reason = NULL;
-    if ((r = store_build_update(core_tx_store(tx), ba->b, err)) < 0)
-        return r;
-    return core_tx_set_state(tx, d, DROID_BUILDING, ba->reason, err);
-}
-
-static int mut_branch(core_tx *tx, droid *d, void *ud, dms_error *err)
-{
-    (void)tx;
-    if (!d->branch && dmsd_set_str(&d->branch, ud) < 0)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    return 0;
-}
-
-typedef enum end_kind { END_OK, END_USER_FAULT, END_RETRY, END_CANCELLED } end_kind;
-
-typedef struct end_args {
-    builder *bld;
-    store_build *b;
-    end_kind kind;
-    char reason[REASON_MAX];
-    int64_t release;     /* out (END_OK) */
-    int64_t image_bytes; /* END_OK: the image's size as the engine reports it (the disk quota counts it) */
-    bool orphan;         /* out: the droid is being deleted; what the build made must go */
-    bool superseded; /* cancelled for a newer build, which is queued: the droid's state is left to it */
-} end_args;
-
-static int mut_end(core_tx *tx, droid *d, void *ud, dms_error *err)
-{
-    end_args *ea = ud;
-    store *st = core_tx_store(tx);
-    store_build *b = ea->b;
-    char why[REASON_MAX + 128];
-    int r;
-    b->finished_ns = dmsd_now_ns();
-    if (dmsd_set_str(&b->reason, ea->kind == END_OK ? NULL : ea->reason) < 0)
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    /* An older release still runs, or sleeps (snooze) and serves when a request wakes it. */
-    bool serving = d->run_id != NULL || (d->asleep && d->want_running);
-    droid_state serving_state = d->asleep ? DROID_SNOOZED : DROID_RUNNING;
-    if (d->deleting) {
-        ea->orphan = true;
-        b->status = BUILD_CANCELLED;
-        return store_build_update(st, b, err);
-    }
-    switch (ea->kind) {
-    case END_OK: {
-        b->status = BUILD_SUCCEEDED;
-        _cleanup_free_ char *resources = droid_resources_to_json(&d->resources);
-        store_release rel = {.seq = d->release_seq + 1,
-                             .build_id = b->id,
-                             .image_id = b->image_id,
-                             .tag = b->tag,
-                             .commit_sha = b->commit_sha,
-                             .env_json = d->env_json,
-                             .port = d->port,
-                             .resources_json = resources,
-                             .image_bytes = ea->image_bytes,
-                             .created_ns = b->finished_ns};
-        snprintf(rel.droid_id, sizeof(rel.droid_id), "%s", d->id);
-        if ((r = store_build_update(st, b, err)) < 0 || (r = store_release_insert(st, &rel, err)) < 0)
-            return r;
-        d->release_seq = rel.seq;
-        d->want_release = rel.seq;
-        d->crash_count = d->start_failures = 0;
-        d->retry_at_ns = 0;
-        if (dmsd_set_str(&d->commit_sha, b->commit_sha) < 0)
-            return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-        ea->release = rel.seq;
-        snprintf(why, sizeof(why), "build %lld succeeded: release %lld (commit %.12s)", (long long)b->id,
-                 (long long)rel.seq, b->commit_sha ? b->commit_sha : "?");
-        core_tx_kick_runner(tx);
-        if (!d->want_running)
-            return core_tx_set_state(tx, d, DROID_STOPPED, why, err);
-        return core_tx_set_state(tx, d, DROID_STARTING, why, err);
-    }
-    case END_RETRY:
-        if (b->attempt < BUILD_MAX_ATTEMPTS) {
-            int64_t delay = builder_backoff_ms(b->attempt);
-            b->status = BUILD_QUEUED;
-            b->next_try_ns = dmsd_now_ns() + delay * NS_PER_MS;
-            snprintf(why, sizeof(why), "build %lld attempt %d/%d failed: %s; retrying in %llds",
-                     (long long)b->id, b->attempt, BUILD_MAX_ATTEMPTS, ea->reason, (long long)(delay / 1000));
-            if ((r = store_build_update(st, b, err)) < 0)
-                return r;
-            if (serving)
-                return core_tx_set_state(tx, d, serving_state, why, err);
-            return core_tx_set_state(tx, d, DROID_PENDING, why, err);
-        }
-        snprintf(why, sizeof(why), "build %lld failed after %d attempts: %s", (long long)b->id, b->attempt,
-                 ea->reason);
-        b->status = BUILD_FAILED;
-        break;
-    case END_USER_FAULT:
-        b->status = BUILD_FAILED;
-        snprintf(why, sizeof(why), "build %lld failed: %s", (long long)b->id, ea->reason);
-        break;
-    case END_CANCELLED:
-        b->status = BUILD_CANCELLED;
-        snprintf(why, sizeof(why), "%s", ea->reason);
-        break;
-    }
-    if ((r = store_build_update(st, b, err)) < 0)
-        return r;
-    if (d->deleting || ea->superseded)
-        return 0;
-    if (serving) {
-        /* The old release keeps serving; say so, and say what happened to the build. */
-        char note[REASON_MAX + 200];
-        snprintf(note, sizeof(note), "%s; still serving release %lld", why, (long long)d->run_release);
-        return core_tx_set_state(tx, d, d->state == DROID_BUILDING ? serving_state : d->state, note, err);
-    }
-    if (ea->kind == END_CANCELLED || !d->want_running)
-        return core_tx_set_state(tx, d, DROID_STOPPED, why, err);
-    return core_tx_set_state(tx, d, DROID_FAILED, why, err);
 }
 
 /* ---- one build ---- */
@@ -278,9 +138,9 @@ static void say_line(void *ud, const char *line, size_t len)
     on_output(ud, DMS_STREAM_STDOUT, line, len);
 }
 
-/* A cancelled build can still have been finished and tagged by the engine (the cancel reached it after the last
- * step, or it tags a moment later): that image belongs to no release. Removed now, and looked for once more
- * after a short while; a removal the engine refuses goes to the image collector. */
+/* A cancelled build can still have been finished and tagged by the engine (the cancel reached it after the
+ * last step, or it tags a moment later): that image belongs to no release. Removed now, and looked for once
+ * more after a short while; a removal the engine refuses goes to the image collector. */
 #define CANCELLED_TAG_RECHECK_MS 500
 
 static void remove_cancelled_image(builder *bld, const char *droid_id, const char *tag)
@@ -302,194 +162,231 @@ static void remove_cancelled_image(builder *bld, const char *droid_id, const cha
     }
 }
 
-/* How a build that did not succeed ended, once its cancel (if any) is known: past its time limit it failed
- * (the user's build, not retried), superseded it leaves the droid to the newer build. False when dmsd's own
- * stop interrupted it: nobody ended it, and the next start queues it again. */
-static bool classify_end(builder *bld, const buildq_job *job, end_args *ea)
+/* How a build that did not succeed ended, once its cancel (if any) is known (buildstate_cancelled). False
+ * when dmsd's own stop interrupted it. */
+static bool classify_end(builder *bld, const buildq_job *job, build_end *ea)
 {
-    if (ea->kind == END_OK || !dms_cancel_token_cancelled(job->token))
+    if (ea->kind == BUILD_END_OK || !dms_cancel_token_cancelled(job->token))
         return true;
-    char why[REASON_MAX];
+    char why[BUILD_REASON_MAX];
     buildq_end cause = buildq_why(bld->q, job, why, sizeof(why));
-    ea->kind = cause == BUILDQ_TIMED_OUT ? END_USER_FAULT : END_CANCELLED;
-    snprintf(ea->reason, sizeof(ea->reason), "%s", why[0] ? why : "cancelled");
-    ea->superseded = cause == BUILDQ_SUPERSEDED;
-    return cause != BUILDQ_STOPPING;
+    return buildstate_cancelled(ea, cause, why);
 }
 
 /* Records how the build ended (droid and build rows), removes what a cancelled or orphaned build made, prunes
  * old releases after a success. Frees d. */
-static void finish_build(builder *bld, const buildq_job *job, droid *d, end_args *ea, const char *dir,
+static void finish_build(builder *bld, const buildq_job *job, droid *d, build_end *ea, const char *dir,
                          const char *built_tag)
 {
     app *a = bld->a;
     store_build *b = ea->b;
     dms_error e2 = {0};
-    if (core_mutate(a->core, NULL, d->id, mut_end, ea, NULL, &e2) < 0) {
+    if (core_mutate(a->core, NULL, d->id, buildstate_end, ea, NULL, &e2) < 0) {
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
         ea->orphan = e2.code == DMS_E_NOT_FOUND;
     }
-    if (ea->kind != END_OK && dms_cancel_token_cancelled(job->token) && built_tag[0])
+    if (ea->kind != BUILD_END_OK && dms_cancel_token_cancelled(job->token) && built_tag[0])
         remove_cancelled_image(bld, d->id, built_tag);
     if (ea->orphan) {
         /* Deleted while it built: what this build made has no owner left. */
-        if (ea->kind == END_OK && b->image_id && dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
+        if (ea->kind == BUILD_END_OK && b->image_id &&
+            dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
             store_gc_add(a->st, b->image_id, d->id, NULL);
             if (a->runner)
                 runner_collect_images(a->runner);
         }
         dms_rm_rf(dir, NULL);
-        ea->kind = END_CANCELLED; /* nothing to prune */
+        ea->kind = BUILD_END_CANCELLED; /* nothing to prune */
     }
-    if (ea->kind == END_OK)
+    if (ea->kind == BUILD_END_OK)
         prune_releases(bld, d->id);
     droid_free(d);
 }
 
-static void run_build(builder *bld, buildq_job *job)
+/* One build on its way: what its steps share. */
+typedef struct build_run {
+    builder *bld;
+    buildq_job *job;
+    droid *d; /* a copy, the run's own */
+    char dir[PATH_MAX];
+    char src[PATH_MAX + 8];
+    outputs o;
+    build_end ea;
+    char built_tag[BUILDREQ_TAG_MAX]; /* set once the engine was asked to build */
+    char *dockerfile;                 /* the text the engine builds (recipe.c) */
+} build_run;
+
+/* A step that failed: how the build ends (ea.kind is the caller's), and why. */
+static int step_failed(build_run *br, build_end_kind kind, const char *reason)
 {
-    app *a = bld->a;
-    store_build *b = &job->b;
+    br->ea.kind = kind;
+    snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", reason);
+    return -1;
+}
+
+/* The build starts (droid -> building), unless its droid is gone or it is no longer queued: then false, and
+ * nothing else is to be done. */
+static bool begin_build(build_run *br)
+{
+    app *a = br->bld->a;
+    store_build *b = &br->job->b;
     dms_error err = {0};
-    end_args ea = {.bld = bld, .b = b, .kind = END_USER_FAULT};
-    char built_tag[128] = ""; /* set once the engine was asked to build */
-    char *dockerfile = NULL;  /* the text the engine builds (recipe.c) */
     droid *d = core_get_copy(a->core, b->droid_id);
     if (!d || d->deleting) {
         b->status = BUILD_CANCELLED;
         dmsd_set_str(&b->reason, "the droid is gone");
         store_build_update(a->st, b, NULL);
         droid_free(d);
-        return;
+        return false;
     }
-    char dir[PATH_MAX], src[PATH_MAX + 8];
-    app_droid_dir(a, d->id, dir, sizeof(dir));
-    snprintf(src, sizeof(src), "%s/src", dir);
-    begin_args ba = {.b = b};
+    app_droid_dir(a, d->id, br->dir, sizeof(br->dir));
+    snprintf(br->src, sizeof(br->src), "%s/src", br->dir);
+    build_begin ba = {.b = b};
     snprintf(ba.reason, sizeof(ba.reason), "build %lld (attempt %d): cloning %.200s", (long long)b->id,
              b->attempt + 1, d->repo);
-    if (core_mutate(a->core, NULL, d->id, mut_begin, &ba, NULL, &err) < 0) {
+    if (core_mutate(a->core, NULL, d->id, buildstate_begin, &ba, NULL, &err) < 0) {
         dmsd_log(err.code == DMS_E_CONFLICT ? DMS_LOG_INFO : DMS_LOG_ERROR,
                  "droid=%s build=%lld op=begin error=\"%s\"", d->id, (long long)b->id, err.message);
         droid_free(d);
-        return;
+        return false;
     }
-    int limit_s = build_timeout_effective(&a->cfg, d->build_timeout_s);
-    buildq_arm(bld->q, job, limit_s); /* from here on: the clone counts too */
-    outputs o = {.out = {.fd = -1}, .err = {.fd = -1}};
-    if (open_outputs(bld, dir, &o, &err) < 0) {
-        ea.kind = END_RETRY;
-        snprintf(ea.reason, sizeof(ea.reason), "cannot write build logs in %s: %s", dir, err.message);
-        goto end;
-    }
-    say(&o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt, d->name,
-        d->id, limit_s);
-    if (quota_check_disk(a, d->user_id, &err) < 0) {
-        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message); /* a user fault: not retried */
-        goto end;
-    }
+    br->d = d;
+    return true;
+}
 
-    /* Which branch: the droid's, else the remote's default (looked up once, then kept on the droid). */
-    char *branch = b->branch ? strdup(b->branch) : NULL;
-    if (!branch) {
-        gitx_remote_info info;
-        if (gitx_ls_remote(d->repo, &info, &err) < 0) {
-            ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
-            snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-            goto end;
-        }
-        branch = info.default_branch ? strdup(info.default_branch) : NULL;
-        gitx_remote_info_clear(&info);
-        if (!branch) {
-            snprintf(ea.reason, sizeof(ea.reason), "%s has no default branch (is it empty?)", d->repo);
-            goto end;
-        }
-        dmsd_set_str(&b->branch, branch);
-        core_mutate(a->core, NULL, d->id, mut_branch, branch, NULL, NULL);
+/* The time limit starts, the log files open, and the user's disk quota is checked. */
+static int prepare(build_run *br)
+{
+    app *a = br->bld->a;
+    store_build *b = &br->job->b;
+    droid *d = br->d;
+    dms_error err = {0};
+    int limit_s = build_timeout_effective(&a->cfg, d->build_timeout_s);
+    buildq_arm(br->bld->q, br->job, limit_s); /* from here on: the clone counts too */
+    if (open_outputs(br->bld, br->dir, &br->o, &err) < 0) {
+        br->ea.kind = BUILD_END_RETRY;
+        snprintf(br->ea.reason, sizeof(br->ea.reason), "cannot write build logs in %s: %s", br->dir,
+                 err.message);
+        return -1;
     }
-    say(&o, "cloning %s (branch %s%s%s)", d->repo, branch, b->commit_pin ? ", commit " : "",
+    say(&br->o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt,
+        d->name, d->id, limit_s);
+    if (quota_check_disk(a, d->user_id, &err) < 0) {
+        snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", err.message); /* a user fault: not retried */
+        return -1;
+    }
+    return 0;
+}
+
+/* Which branch: the droid's, else the remote's default (looked up once, then kept on the droid). Caller owns
+ * *branch. */
+static int pick_branch(build_run *br, char **branch)
+{
+    app *a = br->bld->a;
+    store_build *b = &br->job->b;
+    droid *d = br->d;
+    dms_error err = {0};
+    *branch = b->branch ? strdup(b->branch) : NULL;
+    if (*branch)
+        return 0;
+    gitx_remote_info info;
+    if (gitx_ls_remote(d->repo, &info, &err) < 0)
+        return step_failed(br, err.retryable ? BUILD_END_RETRY : BUILD_END_USER_FAULT, err.message);
+    *branch = info.default_branch ? strdup(info.default_branch) : NULL;
+    gitx_remote_info_clear(&info);
+    if (!*branch) {
+        snprintf(br->ea.reason, sizeof(br->ea.reason), "%s has no default branch (is it empty?)", d->repo);
+        return -1;
+    }
+    dmsd_set_str(&b->branch, *branch);
+    core_mutate(a->core, NULL, d->id, buildstate_branch, *branch, NULL, NULL);
+    return 0;
+}
+
+/* The branch (or the pinned commit) into <droid dir>/src, without its history. */
+static int clone_source(build_run *br)
+{
+    store_build *b = &br->job->b;
+    droid *d = br->d;
+    dms_error err = {0};
+    char *branch = NULL;
+    if (pick_branch(br, &branch) < 0)
+        return -1;
+    say(&br->o, "cloning %s (branch %s%s%s)", d->repo, branch, b->commit_pin ? ", commit " : "",
         b->commit_pin ? b->commit_pin : "");
-    dms_rm_rf(src, NULL);
+    dms_rm_rf(br->src, NULL);
     char sha[GIT_SHA_HEX + 1] = "";
-    int r = gitx_clone(d->repo, branch, b->commit_pin, src, job->token, sha, &err);
+    int r = gitx_clone(d->repo, branch, b->commit_pin, br->src, br->job->token, sha, &err);
     free(branch);
-    if (r < 0) {
-        ea.kind = r == -DMS_E_CANCELLED ? END_CANCELLED : err.retryable ? END_RETRY : END_USER_FAULT;
-        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-        goto end;
-    }
+    if (r < 0)
+        return step_failed(br, buildstate_kind_of(r, &err), err.message);
     dmsd_set_str(&b->commit_sha, sha);
-    say(&o, "checked out %s", sha);
+    say(&br->o, "checked out %s", sha);
     /* The build context is the tree; the history is not needed (and would only slow the context upload). */
     char gitdir[PATH_MAX + 16];
-    snprintf(gitdir, sizeof(gitdir), "%s/.git", src);
+    snprintf(gitdir, sizeof(gitdir), "%s/.git", br->src);
     dms_rm_rf(gitdir, NULL);
+    return 0;
+}
 
-    /* The repository's Dockerfile or a generated one, checked for what it may reach (build/recipe.c). */
-    recipe_in rin = {.a = a, .d = d, .src = src, .say = say_line, .ud = &o};
-    if ((r = recipe_dockerfile(&rin, &dockerfile, &err)) < 0) {
-        ea.kind = err.retryable ? END_RETRY : END_USER_FAULT;
-        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-        on_output(&o, DMS_STREAM_STDERR, ea.reason, strlen(ea.reason));
-        goto end;
+/* The repository's Dockerfile or a generated one, checked for what it may reach (build/recipe.c). */
+static int make_recipe(build_run *br)
+{
+    dms_error err = {0};
+    recipe_in rin = {.a = br->bld->a, .d = br->d, .src = br->src, .say = say_line, .ud = &br->o};
+    if (recipe_dockerfile(&rin, &br->dockerfile, &err) < 0) {
+        step_failed(br, err.retryable ? BUILD_END_RETRY : BUILD_END_USER_FAULT, err.message);
+        on_output(&br->o, DMS_STREAM_STDERR, br->ea.reason, strlen(br->ea.reason));
+        return -1;
     }
-    if (dms_cancel_token_cancelled(job->token)) {
-        ea.kind = END_CANCELLED;
-        goto end;
+    if (dms_cancel_token_cancelled(br->job->token)) {
+        br->ea.kind = BUILD_END_CANCELLED;
+        return -1;
     }
-    char tag[128], build_id[DMS_ID_MAX + 1], label_droid[64], label_build[64];
-    snprintf(tag, sizeof(tag), "dms-droid/%s:b%lld", d->id, (long long)b->id);
-    snprintf(built_tag, sizeof(built_tag), "%s", tag);
-    snprintf(build_id, sizeof(build_id), "%s-b%lld", d->id, (long long)b->id);
-    snprintf(label_droid, sizeof(label_droid), "dms.droid=%s", d->id);
-    snprintf(label_build, sizeof(label_build), "dms.build=%lld", (long long)b->id);
-    char *labels[] = {label_droid, label_build, NULL};
-    dms_build_request req = {.build_id = build_id,
-                             .job_id = d->id,
-                             .context_dir = src,
-                             .tag = tag,
-                             .labels = labels,
-                             .memory_bytes = (int64_t)a->cfg.build_memory_mb * BYTES_PER_MB,
-                             .cpu_millis = a->cfg.build_cpu_millis,
-                             .dockerfile_text = dockerfile};
+    return 0;
+}
+
+/* The engine builds the image (buildreq.h), its output going to build.out/build.err as it comes. */
+static int build_image(build_run *br)
+{
+    app *a = br->bld->a;
+    store_build *b = &br->job->b;
+    dms_error err = {0};
+    buildreq bq;
+    buildreq_make(&bq, &a->cfg, br->d->id, b->id, br->src, br->dockerfile);
+    snprintf(br->built_tag, sizeof(br->built_tag), "%s", bq.tag);
     dms_build_result res = {0};
-    say(&o, "building image %s", tag);
-    r = dms_executor_build(a->ex, &req, on_output, &o, job->token, &res, &err);
+    say(&br->o, "building image %s", bq.tag);
+    int r = dms_executor_build(a->ex, &bq.req, on_output, &br->o, br->job->token, &res, &err);
     if (r < 0 && res.image_id[0]) { /* a step image the engine still used: the image collector removes it */
-        store_gc_add(a->st, res.image_id, d->id, NULL);
+        store_gc_add(a->st, res.image_id, br->d->id, NULL);
         if (a->runner)
             runner_collect_images(a->runner);
     }
-    if (r < 0) {
-        ea.kind = r == -DMS_E_CANCELLED      ? END_CANCELLED
-                  : r == -DMS_E_BUILD_FAILED ? END_USER_FAULT
-                  : err.retryable            ? END_RETRY
-                                             : END_USER_FAULT;
-        snprintf(ea.reason, sizeof(ea.reason), "%s", err.message);
-        goto end;
-    }
-    dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : tag);
-    dmsd_set_str(&b->tag, tag);
-    ea.image_bytes = quota_image_bytes(a, b->image_id);
-    say(&o, "built %s (%s)", tag, res.image_id);
-    ea.kind = END_OK;
-end:;
-    bool ended = classify_end(bld, job, &ea);
-    if (ea.kind != END_OK)
-        say(&o, "%s: %s",
-            ea.kind == END_CANCELLED ? "cancelled"
-            : ea.kind == END_RETRY   ? "failed (will retry)"
-                                     : "failed",
-            ea.reason);
-    buildlog_close(&o.out);
-    buildlog_close(&o.err);
-    free(dockerfile);
+    if (r < 0)
+        return step_failed(br, buildstate_kind_of(r, &err), err.message);
+    dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : bq.tag);
+    dmsd_set_str(&b->tag, bq.tag);
+    br->ea.image_bytes = quota_image_bytes(a, b->image_id);
+    say(&br->o, "built %s (%s)", bq.tag, res.image_id);
+    br->ea.kind = BUILD_END_OK;
+    return 0;
+}
+
+/* However it went: the log's last line, dmsd's log, and the build's end recorded (finish_build), unless
+ * dmsd's own stop interrupted it. Frees the droid. */
+static void end_build(build_run *br)
+{
+    store_build *b = &br->job->b;
+    droid *d = br->d;
+    bool ended = classify_end(br->bld, br->job, &br->ea);
+    if (br->ea.kind != BUILD_END_OK)
+        say(&br->o, "%s: %s", buildstate_kind_said(br->ea.kind), br->ea.reason);
+    buildlog_close(&br->o.out);
+    buildlog_close(&br->o.err);
+    free(br->dockerfile);
     log_info("droid=%s build=%lld op=build result=%s reason=\"%s\"", d->id, (long long)b->id,
-             ea.kind == END_OK          ? "ok"
-             : ea.kind == END_RETRY     ? "retry"
-             : ea.kind == END_CANCELLED ? "cancelled"
-                                        : "failed",
-             ea.reason);
+             buildstate_kind_name(br->ea.kind), br->ea.reason);
     if (!ended) {
         /* Interrupted by dmsd's own shutdown, not cancelled by anyone: the row stays "running", and the next
          * start queues it again (store_builds_requeue_running). */
@@ -498,7 +395,20 @@ end:;
         droid_free(d);
         return;
     }
-    finish_build(bld, job, d, &ea, dir, built_tag);
+    finish_build(br->bld, br->job, d, &br->ea, br->dir, br->built_tag);
+}
+
+static void run_build(builder *bld, buildq_job *job)
+{
+    build_run br = {.bld = bld,
+                    .job = job,
+                    .o = {.out = {.fd = -1}, .err = {.fd = -1}},
+                    .ea = {.b = &job->b, .kind = BUILD_END_USER_FAULT}};
+    if (!begin_build(&br))
+        return;
+    if (prepare(&br) == 0 && clone_source(&br) == 0 && make_recipe(&br) == 0)
+        build_image(&br);
+    end_build(&br);
 }
 
 /* ---- the workers ---- */
