@@ -150,6 +150,36 @@ static int stop_container(docker_executor *ex, const char *name_or_id, int64_t g
     return r;
 }
 
+/* Another process owns it: mark, stop through the engine, and wait for its result file. */
+static int cancel_in_other_process(docker_executor *ex, const char *exec_id, dms_cancel_reason reason,
+                                   int64_t grace_ms, dms_error *err)
+{
+    int r;
+    char dir[PATH_MAX], name[DOCKER_NAME_MAX];
+    docker_exec_dir(ex, exec_id, dir);
+    docker_container_name(name, ex->id, exec_id);
+    write_cancel_marker(dir, reason);
+    docker_handler *spec = docker_handler_new(ex, exec_id, NULL);
+    int64_t grace = DMS_DEFAULT_STOP_GRACE_MS;
+    if (spec) {
+        docker_load_spec(spec);
+        grace = spec->grace_ms;
+        docker_handler_unref(spec);
+    }
+    if (grace_ms >= 0)
+        grace = grace_ms;
+    if ((r = stop_container(ex, name, grace, err)) < 0)
+        return r;
+    dms_waiter *w = NULL;
+    if ((r = dms_waiter_new_from_file(dir, NULL, NULL, NULL, &w, err)) < 0)
+        return r;
+    dms_exec_result res = {0};
+    r = dms_waiter_result(w, grace + DOCKER_CANCEL_WAIT_EXTRA_MS, &res, err);
+    dms_waiter_free(w);
+    dms_exec_result_clear(&res);
+    return r;
+}
+
 int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason reason, int64_t grace_ms,
                   dms_error *err)
 {
@@ -157,32 +187,8 @@ int docker_cancel(docker_executor *ex, const char *exec_id, dms_cancel_reason re
     int r = docker_get(ex, exec_id, &h, err);
     if (r < 0)
         return r;
-    if (r == 0) {
-        /* Another process owns it: mark, stop through the engine, and wait for its result file. */
-        char dir[PATH_MAX], name[DOCKER_NAME_MAX];
-        docker_exec_dir(ex, exec_id, dir);
-        docker_container_name(name, ex->id, exec_id);
-        write_cancel_marker(dir, reason);
-        docker_handler *spec = docker_handler_new(ex, exec_id, NULL);
-        int64_t grace = DMS_DEFAULT_STOP_GRACE_MS;
-        if (spec) {
-            docker_load_spec(spec);
-            grace = spec->grace_ms;
-            docker_handler_unref(spec);
-        }
-        if (grace_ms >= 0)
-            grace = grace_ms;
-        if ((r = stop_container(ex, name, grace, err)) < 0)
-            return r;
-        dms_waiter *w = NULL;
-        if ((r = dms_waiter_new_from_file(dir, NULL, NULL, NULL, &w, err)) < 0)
-            return r;
-        dms_exec_result res = {0};
-        r = dms_waiter_result(w, grace + DOCKER_CANCEL_WAIT_EXTRA_MS, &res, err);
-        dms_waiter_free(w);
-        dms_exec_result_clear(&res);
-        return r;
-    }
+    if (r == 0)
+        return cancel_in_other_process(ex, exec_id, reason, grace_ms, err);
     pthread_mutex_lock(&h->lock);
     dms_exec_state st = h->state;
     bool first = false;
