@@ -1,5 +1,5 @@
 /* logstream.c - the public log stream object: a small vtable so that backends may serve logs their own way;
- * the log store (logstore.c) is the implementation both bundled backends use. */
+ * the log store (logstore*.c) is the implementation both bundled backends use. */
 #include <dms/backend.h>
 
 #include <stdlib.h>

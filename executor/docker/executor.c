@@ -1,5 +1,6 @@
 /* executor.c - the Docker backend's executor object (one per executor id) and its ops table, the plugin's one
- * exported symbol. Operations on one execution are in handler.c (start, cancel) and adopt.c (recover, status). */
+ * exported symbol. Operations on one execution are in prepare.c (start), handler.c (cancel) and adopt.c
+ * (recover, status). */
 #include "docker.h"
 
 #include <dirent.h>
@@ -91,7 +92,8 @@ void docker_handler_unregister(docker_executor *ex, docker_handler *h)
 
 static void docker_destroy(void *cookie);
 
-static int docker_create(void **cookie, const char *executor_id, const dms_host_services *host, dms_error *err)
+static int docker_create(void **cookie, const char *executor_id, const dms_host_services *host,
+                         dms_error *err)
 {
     docker_executor *ex = calloc(1, sizeof(*ex));
     if (!ex)
@@ -117,8 +119,9 @@ static int docker_create(void **cookie, const char *executor_id, const dms_host_
         free(ex);
         return r;
     }
-    /* The engine may be down now and up later: that is not a reason to refuse the executor (a host must survive a
-     * daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it answers. */
+    /* The engine may be down now and up later: that is not a reason to refuse the executor (a host must
+     * survive a daemon restart); is_installed says why, and operations fail with UNAVAILABLE until it
+     * answers. */
     dms_error pe = {0};
     bool up = docker_client_ping(&ex->client, DOCKER_CREATE_PING_TIMEOUT_MS, &pe) == 0;
     if (!up) /* info: the operation that needs the engine reports it as its error */
@@ -133,8 +136,8 @@ static void docker_destroy(void *cookie)
     docker_executor *ex = cookie;
     if (!ex)
         return;
-    /* Finished containers are removed off the critical path; let removals in flight land (a CLI exits right after
-     * the result), bounded. */
+    /* Finished containers are removed off the critical path; let removals in flight land (a CLI exits right
+     * after the result), bounded. */
     int64_t deadline = dms_mono_ms() + DOCKER_DRAIN_WAIT_MS;
     while (atomic_load(&ex->pending_removals) > 0 && dms_mono_ms() < deadline)
         usleep(2000);
@@ -238,8 +241,8 @@ static int docker_cancel_op(void *cookie, const char *exec_id, dms_cancel_reason
 
 /* ---- logs ---- */
 
-static int docker_log_stream(void *cookie, const char *exec_id, const dms_log_options *opts, dms_log_stream **out,
-                             dms_error *err)
+static int docker_log_stream(void *cookie, const char *exec_id, const dms_log_options *opts,
+                             dms_log_stream **out, dms_error *err)
 {
     docker_executor *ex = cookie;
     docker_handler *h = NULL;
@@ -273,7 +276,8 @@ static void cleanup_fail(cleanup_ctx *c, int rc, const dms_error *e)
     }
 }
 
-/* Lists a kind of labelled resource and deletes each; counts what was removed (404 counts as done, not removed). */
+/* Lists a kind of labelled resource and deletes each; counts what was removed (404 counts as done, not
+ * removed). */
 static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *array_key, const char *id_key,
                             const char *delete_fmt, int *count)
 {
@@ -282,7 +286,8 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
     snprintf(filter, sizeof(filter), "{\"label\":[\"%s=%s\"]}", DMS_LABEL_EXECUTOR, ex->id);
     _cleanup_free_ char *ef = docker_escape(filter);
     char path[512];
-    snprintf(path, sizeof(path), "%s%sfilters=%s", list_path, strchr(list_path, '?') ? "&" : "?", ef ? ef : "");
+    snprintf(path, sizeof(path), "%s%sfilters=%s", list_path, strchr(list_path, '?') ? "&" : "?",
+             ef ? ef : "");
     docker_response resp;
     dms_error e = {0};
     int r = docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
@@ -308,7 +313,8 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
         r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
         if (r == 0 && (resp.status == 200 || resp.status == 204))
             (*count)++;
-        else if (r == 0 && resp.status == 409 && strstr(resp.body.data ? resp.body.data : "", "already in progress"))
+        else if (r == 0 && resp.status == 409 &&
+                 strstr(resp.body.data ? resp.body.data : "", "already in progress"))
             (*count)++; /* being removed right now (our own async removal): it is going */
         else if (r == 0 && resp.status != 404)
             r = docker_error_from_response(&resp, p, &e);
@@ -335,7 +341,8 @@ static int docker_cleanup(void *cookie, dms_cleanup_report *report, dms_error *e
     }
     pthread_mutex_unlock(&ex->lock);
 
-    remove_labelled(&c, "/containers/json?all=1", NULL, "Id", "/containers/%s?force=1&v=1", &report->containers);
+    remove_labelled(&c, "/containers/json?all=1", NULL, "Id", "/containers/%s?force=1&v=1",
+                    &report->containers);
     remove_labelled(&c, "/networks", NULL, "Id", "/networks/%s", &report->networks);
     remove_labelled(&c, "/volumes", "Volumes", "Name", "/volumes/%s", &report->volumes);
     remove_labelled(&c, "/images/json", NULL, "Id", "/images/%s?force=1", &report->images);
@@ -402,9 +409,9 @@ static int docker_cleanup(void *cookie, dms_cleanup_report *report, dms_error *e
         closedir(d);
     }
     dms_logf(ex->host, DMS_LOG_INFO,
-             "executor=%s op=cleanup containers=%d networks=%d volumes=%d images=%d state_dirs=%d errors=%d", ex->id,
-             report->containers, report->networks, report->volumes, report->images, report->state_dirs,
-             report->errors);
+             "executor=%s op=cleanup containers=%d networks=%d volumes=%d images=%d state_dirs=%d errors=%d",
+             ex->id, report->containers, report->networks, report->volumes, report->images,
+             report->state_dirs, report->errors);
     return c.first_rc;
 }
 
@@ -418,15 +425,15 @@ static int docker_remove(void *cookie, const char *exec_id, dms_error *err)
     if (r < 0)
         return r;
     if (!h)
-        return dms_error_set(err, DMS_E_CONFLICT, "execution_id", "execution %s is running in another process",
-                             exec_id);
+        return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
+                             "execution %s is running in another process", exec_id);
     pthread_mutex_lock(&h->lock);
     bool finished = h->state == DMS_STATE_FINISHED;
     pthread_mutex_unlock(&h->lock);
     if (!finished) {
         docker_handler_unref(h);
-        return dms_error_set(err, DMS_E_CONFLICT, "execution_id", "execution %s is still running; cancel it first",
-                             exec_id);
+        return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
+                             "execution %s is still running; cancel it first", exec_id);
     }
     /* Finished a moment ago: its result file is being written into the dir we are about to remove. */
     docker_handler_wait_persisted(h, DOCKER_PERSIST_WAIT_MS);

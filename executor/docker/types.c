@@ -41,7 +41,8 @@ long docker_grace_seconds(int64_t grace_ms)
 int docker_validate_request(const dms_exec_request *req, dms_error *err)
 {
     if (!req->engine.image || !*req->engine.image)
-        return dms_error_set(err, DMS_E_INVALID, "engine.image", "engine.image is required by the docker backend");
+        return dms_error_set(err, DMS_E_INVALID, "engine.image",
+                             "engine.image is required by the docker backend");
     return 0;
 }
 
@@ -56,6 +57,118 @@ static json_t *strv_array(char *const *v)
 static void port_key(char *buf, size_t n, const dms_port *p)
 {
     snprintf(buf, n, "%u/%s", p->container_port, p->protocol ? p->protocol : "tcp");
+}
+
+/* The executor's labels (io.dms.*), then the request's own "key=value" labels. */
+static json_t *container_labels(const dms_exec_request *req, const char *executor_id)
+{
+    json_t *labels =
+        docker_labels(executor_id, req->job_id, req->execution_id, req->role ? req->role : "job");
+    for (size_t i = 0; labels && req->labels && req->labels[i]; i++) {
+        const char *eq = strchr(req->labels[i], '=');
+        if (!eq)
+            continue;
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - req->labels[i]), req->labels[i]);
+        json_object_set_new(labels, key, json_string(eq + 1));
+    }
+    return labels;
+}
+
+/* HostConfig's limits: CPU, memory (no swap beyond it), pids, disk, GPUs. */
+static void resources_config(json_t *host, const dms_resources *rs)
+{
+    if (rs->cpu_millis > 0)
+        json_object_set_new(host, "NanoCpus", json_integer(rs->cpu_millis * NANO_CPUS_PER_MILLI));
+    if (rs->memory_bytes > 0) {
+        json_object_set_new(host, "Memory", json_integer(rs->memory_bytes));
+        /* No swap beyond the limit, so that exceeding it is an OOM kill and not a slow crawl. */
+        json_object_set_new(host, "MemorySwap", json_integer(rs->memory_bytes));
+    }
+    if (rs->pids_limit > 0)
+        json_object_set_new(host, "PidsLimit", json_integer(rs->pids_limit));
+    if (rs->disk_bytes > 0) {
+        char size[32];
+        snprintf(size, sizeof(size), "%lld", (long long)rs->disk_bytes);
+        json_object_set_new(host, "StorageOpt", json_pack("{s:s}", "size", size));
+    }
+    if (rs->gpus != 0)
+        json_object_set_new(
+            host, "DeviceRequests",
+            json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count", rs->gpus, "Capabilities", "gpu"));
+}
+
+static json_t *mounts_array(const dms_exec_request *req)
+{
+    json_t *mounts = json_array();
+    for (size_t i = 0; i < req->n_mounts; i++) {
+        const dms_mount *m = &req->mounts[i];
+        json_t *mo = json_pack("{s:s,s:b}", "Target", m->target, "ReadOnly", m->read_only);
+        switch (m->type) {
+        case DMS_MOUNT_BIND:
+            json_object_set_new(mo, "Type", json_string("bind"));
+            json_object_set_new(mo, "Source", json_string(m->source));
+            break;
+        case DMS_MOUNT_VOLUME:
+            json_object_set_new(mo, "Type", json_string("volume"));
+            json_object_set_new(mo, "Source", json_string(m->source));
+            break;
+        case DMS_MOUNT_TMPFS:
+            json_object_set_new(mo, "Type", json_string("tmpfs"));
+            if (m->size_bytes > 0)
+                json_object_set_new(mo, "TmpfsOptions",
+                                    json_pack("{s:I}", "SizeBytes", (json_int_t)m->size_bytes));
+            break;
+        }
+        json_array_append_new(mounts, mo);
+    }
+    return mounts;
+}
+
+/* NetworkMode, and the published ports (ExposedPorts in the spec, PortBindings in HostConfig). */
+static void network_config(json_t *spec, json_t *host, const dms_exec_request *req)
+{
+    const char *mode = "bridge";
+    if (req->network_mode == DMS_NET_NONE)
+        mode = "none";
+    else if (req->network_mode == DMS_NET_HOST)
+        mode = "host";
+    else if (req->network_mode == DMS_NET_NAMED)
+        mode = req->network_name;
+    json_object_set_new(host, "NetworkMode", json_string(mode));
+    if (req->n_ports) {
+        json_t *exposed = json_object(), *bindings = json_object();
+        for (size_t i = 0; i < req->n_ports; i++) {
+            const dms_port *p = &req->ports[i];
+            char key[32], hp[8] = "";
+            port_key(key, sizeof(key), p);
+            if (p->host_port)
+                snprintf(hp, sizeof(hp), "%u", p->host_port);
+            json_object_set_new(exposed, key, json_object());
+            json_object_set_new(
+                bindings, key,
+                json_pack("[{s:s,s:s}]", "HostIp", p->host_ip ? p->host_ip : "127.0.0.1", "HostPort", hp));
+        }
+        json_object_set_new(spec, "ExposedPorts", exposed);
+        json_object_set_new(host, "PortBindings", bindings);
+    }
+}
+
+static void security_config(json_t *host, const dms_exec_request *req)
+{
+    /* API 1.41 HostConfig: SecurityOpt "no-new-privileges" (runc sets PR_SET_NO_NEW_PRIVS for every process
+     * of the container, exec'd ones included), CapDrop then CapAdd applied to the engine's default set, names
+     * with or without CAP_ (ours are without). */
+    const dms_security *sec = &req->security;
+    if (sec->no_new_privileges)
+        json_object_set_new(host, "SecurityOpt", json_pack("[s]", "no-new-privileges"));
+    if (sec->cap_drop)
+        json_object_set_new(host, "CapDrop", strv_array(sec->cap_drop));
+    if (sec->cap_add)
+        json_object_set_new(host, "CapAdd", strv_array(sec->cap_add));
+    json_object_set_new(host, "LogConfig",
+                        json_pack("{s:s,s:{s:s,s:s}}", "Type", DOCKER_LOG_DRIVER, "Config", "max-size",
+                                  DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));
 }
 
 json_t *docker_container_spec(const dms_exec_request *req, const char *executor_id)
@@ -77,104 +190,20 @@ json_t *docker_container_spec(const dms_exec_request *req, const char *executor_
         json_object_set_new(spec, "WorkingDir", json_string(req->engine.working_dir));
     if (req->engine.user)
         json_object_set_new(spec, "User", json_string(req->engine.user));
-    /* Jobs never get a TTY: a TTY stream is not framed, and API 1.41 does not say which kind a response is. */
+    /* Jobs never get a TTY: a TTY stream is not framed, and API 1.41 does not say which kind a response is.
+     */
     json_object_set_new(spec, "Tty", json_false());
     json_object_set_new(spec, "OpenStdin", json_false());
     json_object_set_new(spec, "AttachStdout", json_true());
     json_object_set_new(spec, "AttachStderr", json_true());
     json_object_set_new(spec, "StopTimeout", json_integer(docker_grace_seconds(req->stop_grace_ms)));
-
-    json_t *labels = docker_labels(executor_id, req->job_id, req->execution_id, req->role ? req->role : "job");
-    for (size_t i = 0; labels && req->labels && req->labels[i]; i++) {
-        const char *eq = strchr(req->labels[i], '=');
-        if (!eq)
-            continue;
-        char key[256];
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - req->labels[i]), req->labels[i]);
-        json_object_set_new(labels, key, json_string(eq + 1));
-    }
-    json_object_set_new(spec, "Labels", labels);
-
-    const dms_resources *rs = &req->resources;
-    if (rs->cpu_millis > 0)
-        json_object_set_new(host, "NanoCpus", json_integer(rs->cpu_millis * NANO_CPUS_PER_MILLI));
-    if (rs->memory_bytes > 0) {
-        json_object_set_new(host, "Memory", json_integer(rs->memory_bytes));
-        /* No swap beyond the limit, so that exceeding it is an OOM kill and not a slow crawl. */
-        json_object_set_new(host, "MemorySwap", json_integer(rs->memory_bytes));
-    }
-    if (rs->pids_limit > 0)
-        json_object_set_new(host, "PidsLimit", json_integer(rs->pids_limit));
-    if (rs->disk_bytes > 0) {
-        char size[32];
-        snprintf(size, sizeof(size), "%lld", (long long)rs->disk_bytes);
-        json_object_set_new(host, "StorageOpt", json_pack("{s:s}", "size", size));
-    }
-    if (rs->gpus != 0)
-        json_object_set_new(host, "DeviceRequests",
-                            json_pack("[{s:s,s:i,s:[[s]]}]", "Driver", "", "Count", rs->gpus, "Capabilities", "gpu"));
-
-    json_t *mounts = json_array();
-    for (size_t i = 0; i < req->n_mounts; i++) {
-        const dms_mount *m = &req->mounts[i];
-        json_t *mo = json_pack("{s:s,s:b}", "Target", m->target, "ReadOnly", m->read_only);
-        switch (m->type) {
-        case DMS_MOUNT_BIND:
-            json_object_set_new(mo, "Type", json_string("bind"));
-            json_object_set_new(mo, "Source", json_string(m->source));
-            break;
-        case DMS_MOUNT_VOLUME:
-            json_object_set_new(mo, "Type", json_string("volume"));
-            json_object_set_new(mo, "Source", json_string(m->source));
-            break;
-        case DMS_MOUNT_TMPFS:
-            json_object_set_new(mo, "Type", json_string("tmpfs"));
-            if (m->size_bytes > 0)
-                json_object_set_new(mo, "TmpfsOptions", json_pack("{s:I}", "SizeBytes", (json_int_t)m->size_bytes));
-            break;
-        }
-        json_array_append_new(mounts, mo);
-    }
-    json_object_set_new(host, "Mounts", mounts);
-
-    const char *mode = "bridge";
-    if (req->network_mode == DMS_NET_NONE)
-        mode = "none";
-    else if (req->network_mode == DMS_NET_HOST)
-        mode = "host";
-    else if (req->network_mode == DMS_NET_NAMED)
-        mode = req->network_name;
-    json_object_set_new(host, "NetworkMode", json_string(mode));
-    if (req->n_ports) {
-        json_t *exposed = json_object(), *bindings = json_object();
-        for (size_t i = 0; i < req->n_ports; i++) {
-            const dms_port *p = &req->ports[i];
-            char key[32], hp[8] = "";
-            port_key(key, sizeof(key), p);
-            if (p->host_port)
-                snprintf(hp, sizeof(hp), "%u", p->host_port);
-            json_object_set_new(exposed, key, json_object());
-            json_object_set_new(bindings, key,
-                                json_pack("[{s:s,s:s}]", "HostIp", p->host_ip ? p->host_ip : "127.0.0.1", "HostPort", hp));
-        }
-        json_object_set_new(spec, "ExposedPorts", exposed);
-        json_object_set_new(host, "PortBindings", bindings);
-    }
+    json_object_set_new(spec, "Labels", container_labels(req, executor_id));
+    resources_config(host, &req->resources);
+    json_object_set_new(host, "Mounts", mounts_array(req));
+    network_config(spec, host, req);
     if (req->init)
         json_object_set_new(host, "Init", json_true());
-    /* API 1.41 HostConfig: SecurityOpt "no-new-privileges" (runc sets PR_SET_NO_NEW_PRIVS for every process
-     * of the container, exec'd ones included), CapDrop then CapAdd applied to the engine's default set, names
-     * with or without CAP_ (ours are without). */
-    const dms_security *sec = &req->security;
-    if (sec->no_new_privileges)
-        json_object_set_new(host, "SecurityOpt", json_pack("[s]", "no-new-privileges"));
-    if (sec->cap_drop)
-        json_object_set_new(host, "CapDrop", strv_array(sec->cap_drop));
-    if (sec->cap_add)
-        json_object_set_new(host, "CapAdd", strv_array(sec->cap_add));
-    json_object_set_new(host, "LogConfig",
-                        json_pack("{s:s,s:{s:s,s:s}}", "Type", DOCKER_LOG_DRIVER, "Config", "max-size",
-                                  DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));
+    security_config(host, req);
     return steal_pointer(&spec);
 }
 

@@ -103,7 +103,8 @@ bool proc_cgroup_oom_killed(const char *dir, int version);
  * Missing is fine. 0 or -errno. */
 int proc_cgroup_remove(const char *dir);
 
-/* ---- the plugin (process.c: create/start; state.c: everything that reads an execution's directory) ---- */
+/* ---- the plugin (process.c: create/start; spec.c: request -> spec.json; state.c: everything that reads an
+ * execution's directory) ---- */
 
 typedef struct proc_executor {
     char *id;
@@ -112,6 +113,12 @@ typedef struct proc_executor {
     char *shim_path;
     proc_cgroups cg; /* usable controllers; all version 0 with cgroups=off */
 } proc_executor;
+
+/* spec.c: checks what this backend cannot do (NOT_SUPPORTED or INVALID naming the field) and builds the
+ * spec.json its shim executes for an execution whose directory will be `dir`. Creates nothing, so a refused
+ * request leaves no trace. On success *out is a new reference (caller owns). */
+int proc_build_spec(const proc_executor *p, const dms_exec_request *req, const char *dir, json_t **out,
+                    dms_error *err);
 
 /* <state_dir>/<id>; INVALID if it does not fit. */
 int proc_exec_dir(const proc_executor *p, const char *execution_id, char *buf, size_t size, dms_error *err);

@@ -2,7 +2,7 @@
 #   libdms-executor-process.so  the plugin (ops table; start, wait, cancel, logs, cleanup, recover)
 #   dms-proc-shim               the per-execution supervisor the plugin spawns (see README.md for why a binary)
 PROC_COMMON_SRCS := executor/process/cgroup.c
-PROC_PLUGIN_SRCS := executor/process/process.c executor/process/state.c executor/process/inventory.c \
+PROC_PLUGIN_SRCS := executor/process/process.c executor/process/spec.c executor/process/state.c executor/process/inventory.c \
     $(PROC_COMMON_SRCS)
 PROC_SHIM_SRCS := executor/process/shim.c executor/process/shim_spec.c executor/process/shim_child.c \
     executor/process/shim_tail.c $(PROC_COMMON_SRCS)

@@ -428,7 +428,9 @@ static int setup_signals(shim *s, dms_error *err)
     return 0;
 }
 
-static int run(shim *s)
+/* Everything before the fork: spec, capture, excerpt rings, signals, ctl FIFO, cgroups, and a cancel that
+ * came first. 0, or 1 once fail_start() has reported and written the result. */
+static int prepare_run(shim *s)
 {
     dms_error e = {0};
     char path[PATH_MAX];
@@ -469,6 +471,15 @@ static int run(shim *s)
         dms_error_set(&e, DMS_E_CANCELLED, NULL, "cancelled before the workload started");
         return fail_start_as(s, &e, DMS_OUTCOME_CANCELLED);
     }
+    return 0;
+}
+
+/* Forks the workload, puts it into its cgroups, lets it exec and learns whether that worked. 0, or 1 once
+ * fail_start() has reported and written the result. */
+static int spawn_workload(shim *s)
+{
+    dms_error e = {0};
+    int r = 0;
     int out[2], errp[2], fail[2], go[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC) || pipe2(fail, O_CLOEXEC) || pipe2(go, O_CLOEXEC)) {
         dms_error_set_errno(&e, DMS_E_IO, errno, "pipe");
@@ -517,6 +528,18 @@ static int run(shim *s)
         proc_child_describe(&s->sp, &f, &e);
         return fail_start(s, &e);
     }
+    return 0;
+}
+
+static int run(shim *s)
+{
+    int r = prepare_run(s);
+    if (r == 0)
+        r = spawn_workload(s);
+    if (r != 0)
+        return r;
+    dms_error e = {0};
+    pid_t pid = s->child;
     /* exec worked. */
     s->started_ns = dms_now_ns();
     if (s->sp.timeout_ms > 0)

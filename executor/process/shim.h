@@ -60,7 +60,7 @@ void proc_tail_append(proc_tail *t, const char *data, size_t len);
 /* Sets the result's excerpt of stream (1 stdout, 2 stderr); truncated when more was written than kept. */
 int proc_tail_to_result(const proc_tail *t, dms_exec_result *res, int stream);
 
-/* Reads <dir>/spec.json (written by the plugin, process.c build_spec). proc_spec_free frees what it filled,
+/* Reads <dir>/spec.json (written by the plugin, spec.c proc_build_spec). proc_spec_free frees what it filled,
  * also after a failure. */
 int proc_spec_load(const char *dir, proc_spec *sp, dms_error *err);
 void proc_spec_free(proc_spec *sp);
