@@ -173,6 +173,41 @@ static int retry_executor(app *a, http_config *hc, dms_error *err)
     return r < 0 ? r : 1;
 }
 
+/* Everything in reverse of its start (each stop accepts what never started): the API first, so that no
+ * handler reaches a part that is gone; libgit2 last. */
+static void stop_all(app *a, int lock_fd)
+{
+    http_stop(a->http);
+    if (a->core) /* a startup that failed before the store was open has none */
+        core_set_hooks(a->core, &(core_hooks){0});
+    follower_stop(a->follower);
+    jobs_stop(a->jobs);
+    builder_stop(a->builder);
+    runner_stop(a->runner);
+    snooze_close(a->snooze);
+    router_stop(a->router);
+    if (a->core)
+        core_set_view(a->core, NULL);
+    retain_stop(a->retain);
+    dms_executor_close(a->ex);
+    dms_registry_close(a->reg);
+    core_close(a->core);
+    store_close(a->st);
+    /* A git check thread may still be listing a remote: libgit2 must not be shut down under it. */
+    if (gitroute_drain(GIT_CHECK_DRAIN_MS) > 0)
+        log_warn("component=dmsd note=\"a git check still runs after %d ms; exiting without shutting libgit2 "
+                 "down\"",
+                 GIT_CHECK_DRAIN_MS);
+    else {
+        gitx_shutdown();
+        git_libgit2_shutdown();
+    }
+    if (lock_fd >= 0)
+        close(lock_fd);
+    settings_free(&a->cfg);
+    tz_cache_clear();
+}
+
 int main(int argc, char **argv)
 {
     app a = {0};
@@ -261,34 +296,6 @@ int main(int argc, char **argv)
 fail:
     fprintf(stderr, "dmsd: %s\n", err.message[0] ? err.message : "startup failed");
 out:
-    http_stop(a.http);
-    if (a.core) /* a startup that failed before the store was open has none */
-        core_set_hooks(a.core, &(core_hooks){0});
-    follower_stop(a.follower);
-    jobs_stop(a.jobs);
-    builder_stop(a.builder);
-    runner_stop(a.runner);
-    snooze_close(a.snooze);
-    router_stop(a.router);
-    if (a.core)
-        core_set_view(a.core, NULL);
-    retain_stop(a.retain);
-    dms_executor_close(a.ex);
-    dms_registry_close(a.reg);
-    core_close(a.core);
-    store_close(a.st);
-    /* A git check thread may still be listing a remote: libgit2 must not be shut down under it. */
-    if (gitroute_drain(GIT_CHECK_DRAIN_MS) > 0)
-        log_warn("component=dmsd note=\"a git check still runs after %d ms; exiting without shutting libgit2 "
-                 "down\"",
-                 GIT_CHECK_DRAIN_MS);
-    else {
-        gitx_shutdown();
-        git_libgit2_shutdown();
-    }
-    if (lock_fd >= 0)
-        close(lock_fd);
-    settings_free(&a.cfg);
-    tz_cache_clear();
+    stop_all(&a, lock_fd);
     return rc;
 }
