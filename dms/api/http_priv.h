@@ -1,6 +1,7 @@
-/* api/http_priv.h - what http.c shares with the two modules that hold its suspended connections: deferred.c
+/* api/http_priv.h - what http.c shares with its replies and request accessors (reply.c, request.c), its
+ * route matching (routetable.c) and the two modules that hold its suspended connections: deferred.c
  * (replies answered later from another thread) and stream.c (streamed replies parked while their source has
- * nothing to send). Private to api/: nothing outside http*.c, deferred.c and stream.c includes it.
+ * nothing to send). Private to api/: nothing outside those files includes it.
  *
  * Locks: the server's lock guards its lists (pendings, parked) and the stopping flag. A pending has a lock of
  * its own (deferred.c) and may be taken while the server's is held, never the other way round.
