@@ -3,7 +3,8 @@
  *   dms-exec run --image dms-test/busybox:latest -- echo hello
  *   dms-exec start --exec e1 --image IMG -- sleep 60 ; dms-exec logs -f e1 ; dms-exec cancel e1
  *
- * A thin layer over the public API (dms/executor.h): every command opens the executor (backend + id), does one
+ * A thin layer over the public API (dms/executor.h), with one internal helper of the library (executor/util.h,
+ * linked from libdms-executor: its UTF-8 sanitizer): every command opens the executor (backend + id), does one
  * thing and exits. Executions outlive the process: another dms-exec can wait for, follow or cancel them. */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +21,8 @@
 #include <jansson.h>
 
 #include <dms/executor.h>
+
+#include "util.h" /* dms_utf8_sanitize: JSON strings must be UTF-8 */
 
 #define EXIT_USAGE 2
 #define EXIT_DMS_ERROR 125  /* like docker run: the tool failed, not the workload */
@@ -679,44 +682,6 @@ static int cmd_run(int argc, char **argv)
     return code;
 }
 
-/* A copy where bytes that are not valid UTF-8 (and NULs) become U+FFFD: JSON strings must be UTF-8. */
-static char *utf8_clean(const char *s, size_t n)
-{
-    char *out = malloc(n * 3 + 1), *o = out;
-    if (!out)
-        return NULL;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    while (p < end) {
-        size_t k = 0;
-        if (*p >= 0x01 && *p < 0x80)
-            k = 1;
-        else if ((*p & 0xE0) == 0xC0 && *p >= 0xC2)
-            k = 2;
-        else if ((*p & 0xF0) == 0xE0)
-            k = 3;
-        else if ((*p & 0xF8) == 0xF0 && *p <= 0xF4)
-            k = 4;
-        bool ok = k > 0 && p + k <= end;
-        for (size_t i = 1; ok && i < k; i++)
-            ok = (p[i] & 0xC0) == 0x80;
-        if (ok && k == 3) /* no overlongs, no surrogates */
-            ok = !(p[0] == 0xE0 && p[1] < 0xA0) && !(p[0] == 0xED && p[1] >= 0xA0);
-        if (ok && k == 4)
-            ok = !(p[0] == 0xF0 && p[1] < 0x90) && !(p[0] == 0xF4 && p[1] >= 0x90);
-        if (!ok) {
-            memcpy(o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            p++;
-            continue;
-        }
-        memcpy(o, p, k);
-        o += k;
-        p += k;
-    }
-    *o = '\0';
-    return out;
-}
-
 static const char *need_exec_id(int argc, char **argv, const char *cmd)
 {
     if (optind >= argc)
@@ -843,7 +808,7 @@ static int cmd_logs(int argc, char **argv)
         dms_log_frame f;
         while ((r = dms_log_stream_next(s, -1, &f, &err)) > 0) {
             if (g.json) {
-                char *clean = utf8_clean(f.data, f.len);
+                char *clean = dms_utf8_sanitize(f.data, f.len, NULL);
                 json_t *o = clean ? json_pack("{s:s,s:I,s:s,s:b}", "stream",
                                               f.stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "ts_ns",
                                               (json_int_t)f.ts_ns, "data", clean, "partial", f.partial)

@@ -1,6 +1,7 @@
 # cli/dms-exec: the executor CLI (owned with the executor framework).
 DMS_EXEC := $(BIN_DIR)/dms-exec
-EXTRA_CFLAGS_cli_ += $(call pkg_cflags,jansson)
+# -Iexecutor: util.h, the library's internal helpers (dms_utf8_sanitize for --json logs).
+EXTRA_CFLAGS_cli_ += $(call pkg_cflags,jansson) -Iexecutor
 
 $(DMS_EXEC): $(OBJ_DIR)/cli/dms-exec.o $(LIBDMS)
 	@mkdir -p $(dir $@)
