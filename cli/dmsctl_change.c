@@ -7,79 +7,137 @@
 
 #include "dmsctl.h"
 
+/* ---- create and update: one parser for the options they share ---- */
+
+/* What create's and update's options give: the request's body, and the parts it is completed with. */
+typedef struct droid_opts {
+    json_t *body;  /* --repo, --name, --branch, --commit, --unpin, --port, --language, --follow */
+    json_t *env;   /* --env K=V */
+    json_t *vols;  /* --volume NAME:/PATH (create) */
+    json_t *unset; /* --unset-env K (update) */
+} droid_opts;
+
+/* Each command accepts its own options (short ones included, as before); the parser is shared. */
+static const struct option create_opts[] = {{"repo", required_argument, NULL, 'r'},
+                                            {"branch", required_argument, NULL, 'b'},
+                                            {"commit", required_argument, NULL, 'c'},
+                                            {"port", required_argument, NULL, 'p'},
+                                            {"env", required_argument, NULL, 'e'},
+                                            {"volume", required_argument, NULL, 'v'},
+                                            {"language", required_argument, NULL, 'l'},
+                                            {"follow", no_argument, NULL, 'F'},
+                                            {NULL, 0, NULL, 0}};
+#define CREATE_SHORT_OPTS "r:b:c:p:e:v:l:"
+static const struct option update_opts[] = {
+    {"name", required_argument, NULL, 'n'},   {"port", required_argument, NULL, 'p'},
+    {"env", required_argument, NULL, 'e'},    {"unset-env", required_argument, NULL, 'u'},
+    {"branch", required_argument, NULL, 'b'}, {"commit", required_argument, NULL, 'c'},
+    {"unpin", no_argument, NULL, 'U'},        {NULL, 0, NULL, 0}};
+#define UPDATE_SHORT_OPTS "n:p:e:u:b:c:U"
+
+static void droid_opts_clear(droid_opts *d)
+{
+    json_decref(d->body);
+    json_decref(d->env);
+    json_decref(d->vols);
+    json_decref(d->unset);
+}
+
+static int port_opt(json_t *body, const char *arg)
+{
+    char *end;
+    long p = strtol(arg, &end, 10);
+    int code = 0;
+    if (*end || !*arg)
+        code = fail(EXIT_USAGE, "--port needs a number");
+    json_object_set_new(body, "port", json_integer(p));
+    return code;
+}
+
+static int volume_opt(json_t *vols, const char *arg)
+{
+    const char *colon = strchr(arg, ':');
+    if (!colon)
+        return fail(EXIT_USAGE, "--volume needs NAME:/mount/path");
+    char *name = strndup(arg, (size_t)(colon - arg));
+    json_array_append_new(vols, json_pack("{s:s, s:s}", "name", name, "mount_path", colon + 1));
+    free(name);
+    return 0;
+}
+
+/* One option (c as getopt_long returned it, arg its value) into d; 0, or the exit code (error printed). */
+static int droid_opt(droid_opts *d, int c, const char *arg)
+{
+    switch (c) {
+    case 'F':
+        json_object_set_new(d->body, "follow", json_true());
+        break;
+    case 'r':
+        json_object_set_new(d->body, "repo", json_string(arg));
+        break;
+    case 'n':
+        json_object_set_new(d->body, "name", json_string(arg));
+        break;
+    case 'b':
+        json_object_set_new(d->body, "branch", json_string(arg));
+        break;
+    case 'c':
+        json_object_set_new(d->body, "commit", json_string(arg));
+        break;
+    case 'U':
+        json_object_set_new(d->body, "commit", json_null());
+        break;
+    case 'l':
+        json_object_set_new(d->body, "language", json_string(arg));
+        break;
+    case 'p':
+        return port_opt(d->body, arg);
+    case 'e':
+        if (put_kv(d->env, arg) < 0)
+            return fail(EXIT_USAGE, "--env needs KEY=VALUE");
+        break;
+    case 'u':
+        json_array_append_new(d->unset, json_string(arg));
+        break;
+    case 'v':
+        return volume_opt(d->vols, arg);
+    default:
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The options of create or update (shortopts and longopts: those it accepts) into d, up to the first bad one.
+ * 0, or the exit code (error printed). The caller clears d. */
+static int parse_droid_opts(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                            droid_opts *d)
+{
+    *d = (droid_opts){
+        .body = json_object(), .env = json_object(), .vols = json_array(), .unset = json_array()};
+    int c, code = 0;
+    while (!code && (c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1)
+        code = droid_opt(d, c, optarg);
+    return code;
+}
+
 int cmd_create(int argc, char **argv)
 {
-    static const struct option o[] = {{"repo", required_argument, NULL, 'r'},
-                                      {"branch", required_argument, NULL, 'b'},
-                                      {"commit", required_argument, NULL, 'c'},
-                                      {"port", required_argument, NULL, 'p'},
-                                      {"env", required_argument, NULL, 'e'},
-                                      {"volume", required_argument, NULL, 'v'},
-                                      {"language", required_argument, NULL, 'l'},
-                                      {"follow", no_argument, NULL, 'F'},
-                                      {NULL, 0, NULL, 0}};
-    json_t *body = json_object(), *env = json_object(), *vols = json_array();
-    int c, code = 0;
-    while (!code && (c = getopt_long(argc, argv, "r:b:c:p:e:v:l:", o, NULL)) != -1) {
-        switch (c) {
-        case 'F':
-            json_object_set_new(body, "follow", json_true());
-            break;
-        case 'r':
-            json_object_set_new(body, "repo", json_string(optarg));
-            break;
-        case 'b':
-            json_object_set_new(body, "branch", json_string(optarg));
-            break;
-        case 'c':
-            json_object_set_new(body, "commit", json_string(optarg));
-            break;
-        case 'l':
-            json_object_set_new(body, "language", json_string(optarg));
-            break;
-        case 'p': {
-            char *end;
-            long p = strtol(optarg, &end, 10);
-            if (*end || !*optarg)
-                code = fail(EXIT_USAGE, "--port needs a number");
-            json_object_set_new(body, "port", json_integer(p));
-            break;
-        }
-        case 'e':
-            if (put_kv(env, optarg) < 0)
-                code = fail(EXIT_USAGE, "--env needs KEY=VALUE");
-            break;
-        case 'v': {
-            const char *colon = strchr(optarg, ':');
-            if (!colon)
-                code = fail(EXIT_USAGE, "--volume needs NAME:/mount/path");
-            else {
-                char *name = strndup(optarg, (size_t)(colon - optarg));
-                json_array_append_new(vols, json_pack("{s:s, s:s}", "name", name, "mount_path", colon + 1));
-                free(name);
-            }
-            break;
-        }
-        default:
-            code = EXIT_USAGE;
-        }
-    }
+    droid_opts d;
+    int code = parse_droid_opts(argc, argv, CREATE_SHORT_OPTS, create_opts, &d);
     if (!code && optind != argc - 1)
         code = usage_of("create", stderr, EXIT_USAGE);
-    if (!code && !json_object_get(body, "repo"))
+    if (!code && !json_object_get(d.body, "repo"))
         code = fail(EXIT_USAGE, "create needs --repo");
     json_t *j = NULL;
     if (!code) {
-        json_object_set_new(body, "name", json_string(argv[optind]));
-        if (json_object_size(env))
-            json_object_set(body, "env", env);
-        if (json_array_size(vols))
-            json_object_set(body, "volumes", vols);
-        j = api("POST", "/droids", body, &code);
+        json_object_set_new(d.body, "name", json_string(argv[optind]));
+        if (json_object_size(d.env))
+            json_object_set(d.body, "env", d.env);
+        if (json_array_size(d.vols))
+            json_object_set(d.body, "volumes", d.vols);
+        j = api("POST", "/droids", d.body, &code);
     }
-    json_decref(body);
-    json_decref(env);
-    json_decref(vols);
+    droid_opts_clear(&d);
     if (j && !json_out && json_string_value(json_object_get(j, "hook_secret")))
         printf("hook secret (shown once): %s\nhook:       POST %s%s with header X-DMS-Hook-Secret\n",
                json_string_value(json_object_get(j, "hook_secret")), conn.url,
@@ -87,48 +145,31 @@ int cmd_create(int argc, char **argv)
     return j ? finish(j, print_droid) : code;
 }
 
+/* --env and --unset-env change single variables, but env in the API replaces the whole map: start from the
+ * droid's current env (path is the droid's). 0, or the exit code. */
+static int merge_env(droid_opts *d, const char *path)
+{
+    int code = 0;
+    json_t *cur = api("GET", path, NULL, &code);
+    if (cur) {
+        json_t *env = json_deep_copy(json_object_get(cur, "env"));
+        json_object_update(env, d->env);
+        size_t i;
+        json_t *k;
+        json_array_foreach(d->unset, i, k)
+        {
+            json_object_del(env, json_string_value(k));
+        }
+        json_object_set_new(d->body, "env", env);
+        json_decref(cur);
+    }
+    return code;
+}
+
 int cmd_update(int argc, char **argv)
 {
-    static const struct option o[] = {
-        {"name", required_argument, NULL, 'n'},   {"port", required_argument, NULL, 'p'},
-        {"env", required_argument, NULL, 'e'},    {"unset-env", required_argument, NULL, 'u'},
-        {"branch", required_argument, NULL, 'b'}, {"commit", required_argument, NULL, 'c'},
-        {"unpin", no_argument, NULL, 'U'},        {NULL, 0, NULL, 0}};
-    json_t *body = json_object(), *set = json_object(), *unset = json_array();
-    int c, code = 0;
-    while (!code && (c = getopt_long(argc, argv, "n:p:e:u:b:c:U", o, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            json_object_set_new(body, "name", json_string(optarg));
-            break;
-        case 'p': {
-            char *end;
-            long p = strtol(optarg, &end, 10);
-            if (*end || !*optarg)
-                code = fail(EXIT_USAGE, "--port needs a number");
-            json_object_set_new(body, "port", json_integer(p));
-            break;
-        }
-        case 'e':
-            if (put_kv(set, optarg) < 0)
-                code = fail(EXIT_USAGE, "--env needs KEY=VALUE");
-            break;
-        case 'u':
-            json_array_append_new(unset, json_string(optarg));
-            break;
-        case 'b':
-            json_object_set_new(body, "branch", json_string(optarg));
-            break;
-        case 'c':
-            json_object_set_new(body, "commit", json_string(optarg));
-            break;
-        case 'U':
-            json_object_set_new(body, "commit", json_null());
-            break;
-        default:
-            code = EXIT_USAGE;
-        }
-    }
+    droid_opts d;
+    int code = parse_droid_opts(argc, argv, UPDATE_SHORT_OPTS, update_opts, &d);
     if (!code && optind != argc - 1)
         code = usage_of("update", stderr, EXIT_USAGE);
     char id[64] = "", path[128];
@@ -136,31 +177,15 @@ int cmd_update(int argc, char **argv)
         code = resolve(argv[optind], id, sizeof(id));
     snprintf(path, sizeof(path), "/droids/%s", id);
     json_t *j = NULL;
-    if (!code && (json_object_size(set) || json_array_size(unset))) {
-        /* env in the API replaces the whole map: start from the droid's current env. */
-        json_t *cur = api("GET", path, NULL, &code);
-        if (cur) {
-            json_t *env = json_deep_copy(json_object_get(cur, "env"));
-            json_object_update(env, set);
-            size_t i;
-            json_t *k;
-            json_array_foreach(unset, i, k)
-            {
-                json_object_del(env, json_string_value(k));
-            }
-            json_object_set_new(body, "env", env);
-            json_decref(cur);
-        }
-    }
-    if (!code && json_object_size(body) == 0)
+    if (!code && (json_object_size(d.env) || json_array_size(d.unset)))
+        code = merge_env(&d, path);
+    if (!code && json_object_size(d.body) == 0)
         code =
             fail(EXIT_USAGE,
                  "nothing to update: give --name, --port, --env, --unset-env, --branch, --commit or --unpin");
     if (!code)
-        j = api("PATCH", path, body, &code);
-    json_decref(body);
-    json_decref(set);
-    json_decref(unset);
+        j = api("PATCH", path, d.body, &code);
+    droid_opts_clear(&d);
     return j ? finish(j, print_droid) : code;
 }
 
