@@ -306,70 +306,65 @@ static json_t *parse_window(const char *s)
     return w;
 }
 
-int cmd_snooze(int argc, char **argv)
+static int window_opt(json_t *wins, const char *arg)
+{
+    json_t *w = parse_window(arg);
+    if (!w)
+        return fail(EXIT_USAGE, "--window %s: expected HH:MM-HH:MM or HH:MM-HH:MM@Zone/Name", arg);
+    json_array_append_new(wins, w);
+    return 0;
+}
+
+static int idle_opt(json_t *body, const char *arg)
+{
+    char *end = NULL;
+    long long v = strtoll(arg, &end, 10);
+    if (!*arg || *end)
+        return fail(EXIT_USAGE, "--idle %s: expected a number of seconds", arg);
+    json_object_set_new(body, "idle_timeout_s", json_integer(v)); /* dmsd checks the range */
+    return 0;
+}
+
+/* snooze's options into body (its windows and idle timeout); *set and *clear say what was asked. 0, or the
+ * exit code (error printed). */
+static int parse_snooze_opts(int argc, char **argv, json_t *body, bool *set, bool *clear)
 {
     static const struct option o[] = {{"window", required_argument, NULL, 'w'},
                                       {"idle", required_argument, NULL, 'i'},
                                       {"clear", no_argument, NULL, 'c'},
                                       {NULL, 0, NULL, 0}};
-    json_t *body = json_object(), *wins = json_array();
-    bool clear = false, set = false;
-    int c;
+    json_t *wins = json_array();
+    int c, code = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "w:i:c", o, NULL)) != -1) {
-        json_t *w;
+    while (!code && (c = getopt_long(argc, argv, "w:i:c", o, NULL)) != -1) {
         switch (c) {
         case 'w':
-            if (!(w = parse_window(optarg))) {
-                json_decref(body);
-                json_decref(wins);
-                return fail(EXIT_USAGE, "--window %s: expected HH:MM-HH:MM or HH:MM-HH:MM@Zone/Name", optarg);
-            }
-            json_array_append_new(wins, w);
-            set = true;
+            code = window_opt(wins, optarg);
+            *set = true;
             break;
-        case 'i': {
-            char *end = NULL;
-            long long v = strtoll(optarg, &end, 10);
-            if (!*optarg || *end) {
-                json_decref(body);
-                json_decref(wins);
-                return fail(EXIT_USAGE, "--idle %s: expected a number of seconds", optarg);
-            }
-            json_object_set_new(body, "idle_timeout_s", json_integer(v)); /* dmsd checks the range */
-            set = true;
+        case 'i':
+            code = idle_opt(body, optarg);
+            *set = true;
             break;
-        }
         case 'c':
-            clear = true;
+            *clear = true;
             break;
         default:
-            json_decref(body);
-            json_decref(wins);
-            return usage_of("snooze", stderr, EXIT_USAGE);
+            code = usage_of("snooze", stderr, EXIT_USAGE);
         }
     }
-    if (optind != argc - 1 || (clear && set)) {
-        json_decref(body);
-        json_decref(wins);
-        return usage_of("snooze", stderr, EXIT_USAGE);
-    }
-    if (json_array_size(wins))
+    if (!code && (optind != argc - 1 || (*clear && *set)))
+        code = usage_of("snooze", stderr, EXIT_USAGE);
+    if (!code && json_array_size(wins))
         json_object_set(body, "windows", wins);
     json_decref(wins);
-    char id[64], path[160];
-    int rc = resolve(argv[optind], id, sizeof(id));
-    if (rc) {
-        json_decref(body);
-        return rc;
-    }
-    snprintf(path, sizeof(path), "/droids/%s%s", id, set || clear ? "/snooze" : "");
-    json_t *j = api(clear ? "DELETE" : set ? "PUT" : "GET", path, set ? body : NULL, &rc);
-    json_decref(body);
-    if (!j)
-        return rc;
+    return code;
+}
+
+/* The snooze of the droid j: as JSON (null when it has none) with --json. */
+static void show_snooze(json_t *j)
+{
     json_t *sn = json_incref(json_object_get(j, "snooze"));
-    json_decref(j);
     if (json_out) {
         json_t *out = sn ? sn : json_null();
         char *txt = json_dumps(out, JSON_INDENT(2) | JSON_ENCODE_ANY);
@@ -380,5 +375,26 @@ int cmd_snooze(int argc, char **argv)
         print_snooze(sn);
     }
     json_decref(sn);
+}
+
+int cmd_snooze(int argc, char **argv)
+{
+    json_t *body = json_object();
+    bool clear = false, set = false;
+    int rc = parse_snooze_opts(argc, argv, body, &set, &clear);
+    char id[64], path[160];
+    if (!rc)
+        rc = resolve(argv[optind], id, sizeof(id));
+    if (rc) {
+        json_decref(body);
+        return rc;
+    }
+    snprintf(path, sizeof(path), "/droids/%s%s", id, set || clear ? "/snooze" : "");
+    json_t *j = api(clear ? "DELETE" : set ? "PUT" : "GET", path, set ? body : NULL, &rc);
+    json_decref(body);
+    if (!j)
+        return rc;
+    show_snooze(j);
+    json_decref(j);
     return 0;
 }

@@ -108,45 +108,50 @@ int cmd_releases(int argc, char **argv)
     return j ? finish(j, human_releases) : rc;
 }
 
-int cmd_logs(int argc, char **argv)
+/* What logs' options ask for. Strings borrowed from argv. */
+typedef struct logs_opts {
+    bool follow, build, errs, ts;
+    const char *tail, *from, *limit, *run;
+} logs_opts;
+
+/* logs' options into o; 0, or the exit code. */
+static int parse_logs_opts(int argc, char **argv, logs_opts *o)
 {
-    static const struct option o[] = {{"follow", no_argument, NULL, 'f'},
-                                      {"build", no_argument, NULL, 'B'},
-                                      {"err", no_argument, NULL, 'E'},
-                                      {"tail", required_argument, NULL, 't'},
-                                      {"from", required_argument, NULL, 'F'},
-                                      {"limit", required_argument, NULL, 'n'},
-                                      {"timestamps", no_argument, NULL, 'T'},
-                                      {"run", required_argument, NULL, 'r'},
-                                      {NULL, 0, NULL, 0}};
-    bool follow = false, build = false, errs = false, ts = false;
-    const char *tail = NULL, *from = NULL, *limit = NULL, *run = NULL;
+    static const struct option lo[] = {{"follow", no_argument, NULL, 'f'},
+                                       {"build", no_argument, NULL, 'B'},
+                                       {"err", no_argument, NULL, 'E'},
+                                       {"tail", required_argument, NULL, 't'},
+                                       {"from", required_argument, NULL, 'F'},
+                                       {"limit", required_argument, NULL, 'n'},
+                                       {"timestamps", no_argument, NULL, 'T'},
+                                       {"run", required_argument, NULL, 'r'},
+                                       {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "fBEt:F:n:Tr:", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fBEt:F:n:Tr:", lo, NULL)) != -1) {
         switch (c) {
         case 'f':
-            follow = true;
+            o->follow = true;
             break;
         case 'B':
-            build = true;
+            o->build = true;
             break;
         case 'E':
-            build = errs = true;
+            o->build = o->errs = true;
             break;
         case 't':
-            tail = optarg;
+            o->tail = optarg;
             break;
         case 'F':
-            from = optarg;
+            o->from = optarg;
             break;
         case 'n':
-            limit = optarg;
+            o->limit = optarg;
             break;
         case 'T':
-            ts = true;
+            o->ts = true;
             break;
         case 'r':
-            run = optarg;
+            o->run = optarg;
             break;
         default:
             return EXIT_USAGE;
@@ -154,32 +159,46 @@ int cmd_logs(int argc, char **argv)
     }
     if (optind != argc - 1)
         return usage_of("logs", stderr, EXIT_USAGE);
+    return 0;
+}
+
+/* The droid id's logs URL path, with o's query, into path (size bytes). */
+static void logs_path(const logs_opts *o, const char *id, char *path, size_t size)
+{
+    int n = snprintf(path, size, "/droids/%s/logs", id);
+    char sep = '?';
+#define ADD(fmt, ...) (n += snprintf(path + n, size - (size_t)n, "%c" fmt, sep, __VA_ARGS__), sep = '&')
+    if (o->build)
+        ADD("%s", o->errs ? "build.err" : "build.out");
+    if (o->follow)
+        ADD("%s", "follow=1");
+    if (o->ts && !o->build)
+        ADD("%s", "timestamps=1");
+    if (o->tail)
+        ADD("tail=%s", o->tail);
+    if (o->from)
+        ADD("from=%s", o->from);
+    if (o->limit)
+        ADD("limit=%s", o->limit);
+    if (o->run)
+        ADD("run=%s", o->run);
+    if (json_out && !o->build)
+        ADD("%s", "format=json");
+#undef ADD
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    logs_opts o = {0};
+    int rc = parse_logs_opts(argc, argv, &o);
+    if (rc)
+        return rc;
     char id[64];
-    int rc = resolve(argv[optind], id, sizeof(id));
+    rc = resolve(argv[optind], id, sizeof(id));
     if (rc)
         return rc;
     char path[512];
-    int n = snprintf(path, sizeof(path), "/droids/%s/logs", id);
-    char sep = '?';
-#define ADD(fmt, ...)                                                                                        \
-    (n += snprintf(path + n, sizeof(path) - (size_t)n, "%c" fmt, sep, __VA_ARGS__), sep = '&')
-    if (build)
-        ADD("%s", errs ? "build.err" : "build.out");
-    if (follow)
-        ADD("%s", "follow=1");
-    if (ts && !build)
-        ADD("%s", "timestamps=1");
-    if (tail)
-        ADD("tail=%s", tail);
-    if (from)
-        ADD("from=%s", from);
-    if (limit)
-        ADD("limit=%s", limit);
-    if (run)
-        ADD("run=%s", run);
-    if (json_out && !build)
-        ADD("%s", "format=json");
-#undef ADD
+    logs_path(&o, id, path, sizeof(path));
     ctl_resp r;
     /* A 2xx body goes straight to stdout as it arrives; an error body is kept and reported. */
     if (ctl_request(&conn, "GET", path, NULL, true, &r) < 0) {
@@ -191,7 +210,7 @@ int cmd_logs(int argc, char **argv)
         rc = fail(EXIT_API, "%s%s%s%s (HTTP %ld)", msg ? msg : r.body, field ? " [" : "", field ? field : "",
                   field ? "]" : "", r.status);
         json_decref(j);
-    } else if (r.last_log_nano[0] && !follow && isatty(2)) {
+    } else if (r.last_log_nano[0] && !o.follow && isatty(2)) {
         fprintf(stderr, "(next page: dmsctl logs --from %s %s)\n", r.last_log_nano, argv[optind]);
     }
     ctl_resp_clear(&r);
