@@ -7,15 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util.h"
+
 #define CTL_CONNECT_TIMEOUT_MS 5000
 #define CTL_BODY_MAX           (64 * 1024 * 1024)
 
 typedef struct sink {
-    char *data;
-    size_t len;
-    size_t cap;
+    dms_buf buf; /* capped: the answer is kept whole, NUL-terminated */
     bool stream;
-    bool overflow;
 } sink;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
@@ -27,23 +26,9 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
         fflush(stdout);
         return len;
     }
-    if (s->len + len + 1 > CTL_BODY_MAX) {
-        s->overflow = true;
+    /* A short count makes libcurl stop with CURLE_WRITE_ERROR; buf.overflow says why. */
+    if (dms_buf_append(&s->buf, p, len) < 0 || s->buf.overflow)
         return 0;
-    }
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        char *nd = realloc(s->data, cap);
-        if (!nd)
-            return 0;
-        s->data = nd;
-        s->cap = cap;
-    }
-    memcpy(s->data + s->len, p, len);
-    s->len += len;
-    s->data[s->len] = '\0';
     return len;
 }
 
@@ -107,7 +92,8 @@ int ctl_request(const ctl_conn *c, const char *method, const char *path, const c
     sprintf(auth, "Authorization: Bearer %s", c->token);
     struct curl_slist *hdrs = curl_slist_append(NULL, auth);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    sink s = {.stream = stream};
+    /* The body and its NUL stay under CTL_BODY_MAX. */
+    sink s = {.buf = {.max = CTL_BODY_MAX - 1}, .stream = stream};
     hdr_ctx hc = {.r = out, .s = &s};
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -128,11 +114,11 @@ int ctl_request(const ctl_conn *c, const char *method, const char *path, const c
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     if (rc != CURLE_OK)
         snprintf(out->error, sizeof(out->error), "%s %s: %s", method, url,
-                 s.overflow  ? "response too large"
-                 : errbuf[0] ? errbuf
-                             : curl_easy_strerror(rc));
-    out->body = s.data ? s.data : strdup("");
-    out->len = s.len;
+                 s.buf.overflow ? "response too large"
+                 : errbuf[0]    ? errbuf
+                                : curl_easy_strerror(rc));
+    out->body = s.buf.data ? s.buf.data : strdup("");
+    out->len = s.buf.len;
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     free(auth);
