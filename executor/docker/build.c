@@ -1,6 +1,6 @@
 /* build.c - images: presence, pulls and builds.
  *
- * Pull and build answer 200 and then report failure in-band as NDJSON (ENGINE-FACTS §2): every line is parsed and
+ * Pull and build answer 200 and then report failure in-band as NDJSON (docs/engine-notes.md §2): every line is parsed and
  * an `error` key is a failure. For a build, errorDetail.code is the exit code of the user's RUN step: the user's
  * fault (BUILD_FAILED, not retryable), as is a Dockerfile the engine cannot find or parse, or a base image that is
  * neither local nor pullable. The engine failing or going away is ours (ENGINE/UNAVAILABLE, retryable). Cancelling

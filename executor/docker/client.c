@@ -1,6 +1,6 @@
 /* client.c - blocking Engine API calls over the unix socket, and what their failures mean to a user.
  *
- * ENGINE-FACTS.md §1: CURLOPT_UNIX_SOCKET_PATH plus a URL that still names a host; never CURLOPT_FAILONERROR (the
+ * docs/engine-notes.md §1: CURLOPT_UNIX_SOCKET_PATH plus a URL that still names a host; never CURLOPT_FAILONERROR (the
  * daemon's {"message"} is the error users need); status from CURLINFO_RESPONSE_CODE; every body capped. */
 #include "client.h"
 

@@ -2,7 +2,7 @@
  *
  * Why one loop: waits and log follows are long-lived and mostly idle; a thread each would put hundreds of
  * threads in a host tracking hundreds of jobs. Cancelling is curl_multi_remove_handle() on this thread, which is
- * legal at any time outside a libcurl callback and stops only that transfer (ENGINE-FACTS §5). */
+ * legal at any time outside a libcurl callback and stops only that transfer (docs/engine-notes.md §9). */
 #include "loop.h"
 
 #include <errno.h>

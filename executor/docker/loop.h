@@ -2,7 +2,7 @@
  * streaming transfer (the events subscription, each job's attach, log follows) and the asynchronous calls made on
  * behalf of jobs (stop on timeout, delete after the result), plus timers. No thread per job.
  *
- * Other threads talk to it through a mutex-protected command queue and curl_multi_wakeup() (ENGINE-FACTS §5).
+ * Other threads talk to it through a mutex-protected command queue and curl_multi_wakeup() (docs/engine-notes.md §9).
  * Callbacks run on the loop thread, must not block, and must not call docker_loop_free(). Every transfer's on_done
  * and every timer's fn is called exactly once (with cancelled=true / rc=-DMS_E_CANCELLED on abort or shutdown),
  * so the user data they hold can be released there. */

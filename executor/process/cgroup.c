@@ -1,7 +1,7 @@
 /* cgroup.c - per-execution cgroups for the process backend, v1 or v2, whichever this machine lets us write.
  *
  * Each controller (memory, pids, cpu) is looked up on its own, because "hybrid" machines (ours:
- * ENGINE-FACTS.md) mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in it. For
+ * docs/engine-notes.md §8) mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in it. For
  * each controller we use the cgroup this process already lives in as the parent, never a directory above it:
  * whatever limits the host's own supervisor put on us keep applying to the workloads (systemd's delegation
  * rule). A controller counts as usable only if a probe child cgroup can really be created there and carries

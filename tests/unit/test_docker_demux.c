@@ -43,7 +43,7 @@ static size_t frame(char *buf, int type, const char *payload, size_t len)
     return 8 + len;
 }
 
-/* The measured stream of ENGINE-FACTS §3 plus a zero-size frame and a stdin frame. */
+/* The measured stream of docs/engine-notes.md §3 plus a zero-size frame and a stdin frame. */
 static size_t fixture(char *buf)
 {
     size_t n = 0;
