@@ -163,28 +163,43 @@ static int parse_logs_opts(int argc, char **argv, logs_opts *o)
 }
 
 /* The droid id's logs URL path, with o's query, into path (size bytes). */
-static void logs_path(const logs_opts *o, const char *id, char *path, size_t size)
+/* Appends "<sep>key[=value]" to path; false once it would not fit (nothing is written past size). */
+static bool add_query(char *path, size_t size, size_t *n, char *sep, const char *key, const char *value)
 {
-    int n = snprintf(path, size, "/droids/%s/logs", id);
+    int w = snprintf(path + *n, size - *n, "%c%s%s%s", *sep, key, value ? "=" : "", value ? value : "");
+    if (w < 0 || (size_t)w >= size - *n)
+        return false;
+    *n += (size_t)w;
+    *sep = '&';
+    return true;
+}
+
+/* The logs route with the options' query; -1 when it does not fit in size (a value far too long). */
+static int logs_path(const logs_opts *o, const char *id, char *path, size_t size)
+{
+    int w = snprintf(path, size, "/droids/%s/logs", id);
+    if (w < 0 || (size_t)w >= size)
+        return -1;
+    size_t n = (size_t)w;
     char sep = '?';
-#define ADD(fmt, ...) (n += snprintf(path + n, size - (size_t)n, "%c" fmt, sep, __VA_ARGS__), sep = '&')
+    bool ok = true;
     if (o->build)
-        ADD("%s", o->errs ? "build.err" : "build.out");
+        ok = ok && add_query(path, size, &n, &sep, o->errs ? "build.err" : "build.out", NULL);
     if (o->follow)
-        ADD("%s", "follow=1");
+        ok = ok && add_query(path, size, &n, &sep, "follow=1", NULL);
     if (o->ts && !o->build)
-        ADD("%s", "timestamps=1");
+        ok = ok && add_query(path, size, &n, &sep, "timestamps=1", NULL);
     if (o->tail)
-        ADD("tail=%s", o->tail);
+        ok = ok && add_query(path, size, &n, &sep, "tail", o->tail);
     if (o->from)
-        ADD("from=%s", o->from);
+        ok = ok && add_query(path, size, &n, &sep, "from", o->from);
     if (o->limit)
-        ADD("limit=%s", o->limit);
+        ok = ok && add_query(path, size, &n, &sep, "limit", o->limit);
     if (o->run)
-        ADD("run=%s", o->run);
+        ok = ok && add_query(path, size, &n, &sep, "run", o->run);
     if (json_out && !o->build)
-        ADD("%s", "format=json");
-#undef ADD
+        ok = ok && add_query(path, size, &n, &sep, "format=json", NULL);
+    return ok ? 0 : -1;
 }
 
 int cmd_logs(int argc, char **argv)
@@ -198,7 +213,8 @@ int cmd_logs(int argc, char **argv)
     if (rc)
         return rc;
     char path[512];
-    logs_path(&o, id, path, sizeof(path));
+    if (logs_path(&o, id, path, sizeof(path)) < 0)
+        return fail(EXIT_USAGE, "logs: the options are too long (a --run, --from, --tail or --limit value)");
     ctl_resp r;
     /* A 2xx body goes straight to stdout as it arrives; an error body is kept and reported. */
     if (ctl_request(&conn, "GET", path, NULL, true, &r) < 0) {
