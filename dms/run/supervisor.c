@@ -337,6 +337,11 @@ void *run_supervisor_main(void *arg)
         size_t k = fill_poll_set(r, &pfd, &who, &cap);
         int64_t now = dmsd_now_ns(), next = fire_timers(r, now);
         pthread_mutex_unlock(&r->lock);
+        if (cap == 0) { /* not even the wake fd's entry: out of memory, try again in a moment */
+            log_error("component=runner op=poll error=\"out of memory for the poll set\"");
+            sleep(1);
+            continue;
+        }
         pfd[0] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
         int timeout = next ? (int)((next - now) / NS_PER_MS + 1) : -1;
         int rc = poll(pfd, k, timeout);
