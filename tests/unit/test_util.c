@@ -142,6 +142,15 @@ START_TEST(test_strv_copy_push_len_and_free)
 }
 END_TEST
 
+START_TEST(test_strv_contains_matches_whole_entries_and_accepts_null)
+{
+    char *v[] = {"NET_RAW", "ALL", NULL};
+    ck_assert(dms_strv_contains(v, "ALL"));
+    ck_assert(!dms_strv_contains(v, "NET"));
+    ck_assert(!dms_strv_contains(NULL, "ALL"));
+}
+END_TEST
+
 START_TEST(test_kv_get_matches_whole_keys_only)
 {
     char *kv[] = {"host=unix:///x", "hostname=h", "empty=", "noeq", NULL};
@@ -506,6 +515,7 @@ static Suite *util_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("strings");
     tcase_add_test(tc, test_strv_copy_push_len_and_free);
+    tcase_add_test(tc, test_strv_contains_matches_whole_entries_and_accepts_null);
     tcase_add_test(tc, test_kv_get_matches_whole_keys_only);
     tcase_add_test(tc, test_snprintf_ok_reports_truncation);
     tcase_add_test(tc, test_buf_append_grows_and_stays_nul_terminated);

@@ -7,10 +7,10 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_TESTS += $(UNIT_SRCS:tests/unit/%.c=$(TEST_DIR)/%)
 EXTRA_CFLAGS_tests_unit_ := $(call pkg_cflags,check libcurl jansson) -Iexecutor
 
-$(TEST_DIR)/test_%: $(OBJ_DIR)/tests/unit/test_%.o $(LIBDMS) $$(TEST_OBJS_test_$$*)
+$(TEST_DIR)/test_%: $(OBJ_DIR)/tests/unit/test_%.o $(LIBDMS_UTIL) $(LIBDMS) $$(TEST_OBJS_test_$$*)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $< $(TEST_OBJS_test_$*) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
+	$(Q)$(CC) -o $@ $< $(TEST_OBJS_test_$*) $(LIBDMS_UTIL) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
 	    -Wl,-rpath,'$(abspath $(LIB_DIR))' $(call pkg_libs,check libcurl jansson) $(TEST_LIBS_test_$*) -lm
 
 ALL_TARGETS += $(UNIT_TESTS)
