@@ -11,18 +11,18 @@
 #include "security.h"
 #include "util.h"
 
-#define ARGV_MAX_ITEMS 4096
-#define ENV_MAX_ITEMS 4096
-#define MOUNTS_MAX 64
-#define PORTS_MAX 64
-#define LABELS_MAX 64
+#define ARGV_MAX_ITEMS          4096
+#define ENV_MAX_ITEMS           4096
+#define MOUNTS_MAX              64
+#define PORTS_MAX               64
+#define LABELS_MAX              64
 #define RESULT_OUTPUT_MAX_BYTES (16LL * 1024 * 1024)
-#define LOG_FILE_MIN_BYTES (64LL * 1024)
-#define STOP_GRACE_MAX_MS (3600LL * 1000)
-#define CPU_MILLIS_MAX (1024LL * 1000)
-#define IMAGE_REF_MAX 255
-#define DIGEST_HEX_MIN 32
-#define SHA256_HEX_LEN 64
+#define LOG_FILE_MIN_BYTES      (64LL * 1024)
+#define STOP_GRACE_MAX_MS       (3600LL * 1000)
+#define CPU_MILLIS_MAX          (1024LL * 1000)
+#define IMAGE_REF_MAX           255
+#define DIGEST_HEX_MIN          32
+#define SHA256_HEX_LEN          64
 
 /* ---- identifiers and references ---- */
 
@@ -133,7 +133,8 @@ bool dms_image_ref_valid(const char *ref)
             return false;
         end = tagc;
     }
-    /* name: [domain/]component(/component)* ; the first part is a domain if it has '.', ':' or is localhost */
+    /* name: [domain/]component(/component)* ; the first part is a domain if it has '.', ':' or is localhost
+     */
     const char *p = ref;
     const char *first_end = memchr(p, '/', (size_t)(end - p));
     if (first_end) {
@@ -268,8 +269,8 @@ static int validate_env(char *const *env, dms_error *err)
         size_t kl = (size_t)(eq - env[i]);
         if (!env_key_valid(env[i], kl))
             return dms_error_set(err, DMS_E_INVALID, field,
-                                 "%s: key \"%.*s\" must match [A-Za-z_][A-Za-z0-9_]*", field, (int)(kl > 64 ? 64 : kl),
-                                 env[i]);
+                                 "%s: key \"%.*s\" must match [A-Za-z_][A-Za-z0-9_]*", field,
+                                 (int)(kl > 64 ? 64 : kl), env[i]);
         for (size_t j = 0; j < i; j++)
             if (strncmp(env[j], env[i], kl + 1) == 0)
                 return dms_error_set(err, DMS_E_INVALID, field, "%s: key \"%.*s\" is set twice", field,
@@ -282,14 +283,16 @@ static int validate_mounts(const dms_exec_request *req, dms_error *err)
 {
     char field[DMS_ERROR_FIELD_MAX];
     if (req->n_mounts > MOUNTS_MAX)
-        return dms_error_set(err, DMS_E_INVALID, "mounts", "%zu mounts; at most %d", req->n_mounts, MOUNTS_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "mounts", "%zu mounts; at most %d", req->n_mounts,
+                             MOUNTS_MAX);
     if (req->n_mounts && !req->mounts)
         return dms_error_set(err, DMS_E_INVALID, "mounts", "mounts is NULL with n_mounts %zu", req->n_mounts);
     for (size_t i = 0; i < req->n_mounts; i++) {
         const dms_mount *m = &req->mounts[i];
         snprintf(field, sizeof(field), "mounts[%zu].target", i);
         if (!m->target || m->target[0] != '/' || strcmp(m->target, "/") == 0)
-            return dms_error_set(err, DMS_E_INVALID, field, "%s must be an absolute path other than /", field);
+            return dms_error_set(err, DMS_E_INVALID, field, "%s must be an absolute path other than /",
+                                 field);
         if (strlen(m->target) > 4096)
             return dms_error_set(err, DMS_E_INVALID, field, "%s is too long", field);
         int r = check_utf8(m->target, field, err);
@@ -305,8 +308,8 @@ static int validate_mounts(const dms_exec_request *req, dms_error *err)
         switch (m->type) {
         case DMS_MOUNT_BIND:
             if (!m->source || m->source[0] != '/')
-                return dms_error_set(err, DMS_E_INVALID, field, "%s: a bind mount needs an absolute host path",
-                                     field);
+                return dms_error_set(err, DMS_E_INVALID, field,
+                                     "%s: a bind mount needs an absolute host path", field);
             if (stat(m->source, &st) != 0)
                 return dms_error_set(err, DMS_E_INVALID, field, "%s: host path %s does not exist", field,
                                      m->source);
@@ -314,7 +317,8 @@ static int validate_mounts(const dms_exec_request *req, dms_error *err)
         case DMS_MOUNT_VOLUME:
             if (!m->source || !dms_id_valid(m->source))
                 return dms_error_set(err, DMS_E_INVALID, field,
-                                     "%s: a volume mount needs a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*)", field);
+                                     "%s: a volume mount needs a volume name ([A-Za-z0-9][A-Za-z0-9_.-]*)",
+                                     field);
             break;
         case DMS_MOUNT_TMPFS:
             if (m->source && *m->source)
@@ -346,13 +350,15 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
                                  "network.name is required for a named network ([A-Za-z0-9][A-Za-z0-9_.-]*)");
         break;
     default:
-        return dms_error_set(err, DMS_E_INVALID, "network.mode", "network.mode must be default, none, host or named");
+        return dms_error_set(err, DMS_E_INVALID, "network.mode",
+                             "network.mode must be default, none, host or named");
     }
     if (req->network_name && req->network_mode != DMS_NET_NAMED)
         return dms_error_set(err, DMS_E_INVALID, "network.name",
                              "network.name is only for mode \"named\" (or leave the mode out)");
     if (req->n_ports > PORTS_MAX)
-        return dms_error_set(err, DMS_E_INVALID, "network.ports", "%zu ports; at most %d", req->n_ports, PORTS_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "network.ports", "%zu ports; at most %d", req->n_ports,
+                             PORTS_MAX);
     if (req->n_ports && (req->network_mode == DMS_NET_NONE || req->network_mode == DMS_NET_HOST))
         return dms_error_set(err, DMS_E_INVALID, "network.ports",
                              "network.ports: ports cannot be published with network mode %s",
@@ -365,8 +371,8 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
         if (p->protocol && strcmp(p->protocol, "tcp") != 0 && strcmp(p->protocol, "udp") != 0)
             return dms_error_set(err, DMS_E_INVALID, field, "%s: protocol must be tcp or udp", field);
         if (p->host_ip && !ip_valid(p->host_ip))
-            return dms_error_set(err, DMS_E_INVALID, field, "%s: host_ip \"%.48s\" is not an IP address", field,
-                                 p->host_ip);
+            return dms_error_set(err, DMS_E_INVALID, field, "%s: host_ip \"%.48s\" is not an IP address",
+                                 field, p->host_ip);
         for (size_t j = 0; j < i; j++) {
             const dms_port *q = &req->ports[j];
             const char *pp = p->protocol ? p->protocol : "tcp", *qp = q->protocol ? q->protocol : "tcp";
@@ -392,8 +398,9 @@ static int validate_labels(char *const *labels, dms_error *err)
         const char *eq = strchr(labels[i], '=');
         size_t kl = eq ? (size_t)(eq - labels[i]) : strlen(labels[i]);
         if (!eq || !label_key_valid(labels[i], kl))
-            return dms_error_set(err, DMS_E_INVALID, field, "%s: \"%.64s\" is not key=value with key [A-Za-z0-9._/-]+",
-                                 field, labels[i]);
+            return dms_error_set(err, DMS_E_INVALID, field,
+                                 "%s: \"%.64s\" is not key=value with key [A-Za-z0-9._/-]+", field,
+                                 labels[i]);
         if (strncmp(labels[i], "io.dms.", 7) == 0)
             return dms_error_set(err, DMS_E_INVALID, field, "%s: keys under io.dms. are reserved", field);
         for (size_t j = 0; j < i; j++)
@@ -413,39 +420,45 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
     if (!req)
         return dms_error_set(err, DMS_E_INVALID, NULL, "request is NULL");
     if (!dms_id_valid(req->execution_id))
-        return dms_error_set(err, DMS_E_INVALID, "execution_id",
-                             "execution_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
-                             DMS_ID_MAX);
+        return dms_error_set(
+            err, DMS_E_INVALID, "execution_id",
+            "execution_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
+            DMS_ID_MAX);
     if (!dms_id_valid(req->job_id))
-        return dms_error_set(err, DMS_E_INVALID, "job_id",
-                             "job_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit",
-                             DMS_ID_MAX);
+        return dms_error_set(
+            err, DMS_E_INVALID, "job_id",
+            "job_id must be 1-%d characters of [A-Za-z0-9_.-], starting with a letter or digit", DMS_ID_MAX);
     if (req->engine.image && !dms_image_ref_valid(req->engine.image))
-        return dms_error_set(err, DMS_E_INVALID, "engine.image", "engine.image \"%.128s\" is not a valid image reference",
-                             req->engine.image);
+        return dms_error_set(err, DMS_E_INVALID, "engine.image",
+                             "engine.image \"%.128s\" is not a valid image reference", req->engine.image);
     if ((r = validate_argv(req->engine.entrypoint, "engine.entrypoint", err)) < 0 ||
-        (r = validate_argv(req->engine.cmd, "engine.cmd", err)) < 0 || (r = validate_env(req->engine.env, err)) < 0)
+        (r = validate_argv(req->engine.cmd, "engine.cmd", err)) < 0 ||
+        (r = validate_env(req->engine.env, err)) < 0)
         return r;
     if (req->engine.working_dir && req->engine.working_dir[0] != '/')
-        return dms_error_set(err, DMS_E_INVALID, "engine.working_dir", "engine.working_dir must be an absolute path");
+        return dms_error_set(err, DMS_E_INVALID, "engine.working_dir",
+                             "engine.working_dir must be an absolute path");
     if ((r = check_utf8(req->engine.working_dir, "engine.working_dir", err)) < 0)
         return r;
     if (req->engine.user && !user_valid(req->engine.user))
         return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user must be uid[:gid] or a name");
     const dms_resources *rs = &req->resources;
     if (rs->cpu_millis < 0 || rs->cpu_millis > CPU_MILLIS_MAX)
-        return dms_error_set(err, DMS_E_INVALID, "resources.cpu_millis", "resources.cpu_millis must be 0-%lld",
-                             (long long)CPU_MILLIS_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "resources.cpu_millis",
+                             "resources.cpu_millis must be 0-%lld", (long long)CPU_MILLIS_MAX);
     if (rs->memory_bytes < 0 || (rs->memory_bytes > 0 && rs->memory_bytes < DMS_MEMORY_MIN_BYTES))
         return dms_error_set(err, DMS_E_INVALID, "resources.memory_bytes",
                              "resources.memory_bytes must be 0 (unlimited) or at least %lld (6 MiB)",
                              (long long)DMS_MEMORY_MIN_BYTES);
     if (rs->disk_bytes < 0)
-        return dms_error_set(err, DMS_E_INVALID, "resources.disk_bytes", "resources.disk_bytes must not be negative");
+        return dms_error_set(err, DMS_E_INVALID, "resources.disk_bytes",
+                             "resources.disk_bytes must not be negative");
     if (rs->pids_limit < 0)
-        return dms_error_set(err, DMS_E_INVALID, "resources.pids_limit", "resources.pids_limit must not be negative");
+        return dms_error_set(err, DMS_E_INVALID, "resources.pids_limit",
+                             "resources.pids_limit must not be negative");
     if (rs->gpus < -1)
-        return dms_error_set(err, DMS_E_INVALID, "resources.gpus", "resources.gpus must be -1 (all), 0 or a count");
+        return dms_error_set(err, DMS_E_INVALID, "resources.gpus",
+                             "resources.gpus must be -1 (all), 0 or a count");
     if ((r = validate_mounts(req, err)) < 0 || (r = validate_network(req, err)) < 0 ||
         (r = validate_labels(req->labels, err)) < 0)
         return r;
@@ -455,7 +468,8 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
     if (req->limits.log_file_bytes < 0 ||
         (req->limits.log_file_bytes > 0 && req->limits.log_file_bytes < LOG_FILE_MIN_BYTES))
         return dms_error_set(err, DMS_E_INVALID, "limits.log_file_bytes",
-                             "limits.log_file_bytes must be 0 (default) or at least %lld", (long long)LOG_FILE_MIN_BYTES);
+                             "limits.log_file_bytes must be 0 (default) or at least %lld",
+                             (long long)LOG_FILE_MIN_BYTES);
     if (req->timeout_ms < 0)
         return dms_error_set(err, DMS_E_INVALID, "timeout_ms", "timeout_ms must not be negative");
     if (req->stop_grace_ms < 0 || req->stop_grace_ms > STOP_GRACE_MAX_MS)
@@ -548,7 +562,8 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
             c->n_mounts = i + 1;
             m[i] = req->mounts[i];
             m[i].source = m[i].target = NULL;
-            bad = dup_str(req->mounts[i].source, &m[i].source) || dup_str(req->mounts[i].target, &m[i].target);
+            bad =
+                dup_str(req->mounts[i].source, &m[i].source) || dup_str(req->mounts[i].target, &m[i].target);
         }
     }
     if (!bad && req->n_ports) {
@@ -560,7 +575,8 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
             c->n_ports = i + 1;
             p[i] = req->ports[i];
             p[i].protocol = p[i].host_ip = NULL;
-            bad = dup_str(req->ports[i].protocol, &p[i].protocol) || dup_str(req->ports[i].host_ip, &p[i].host_ip);
+            bad = dup_str(req->ports[i].protocol, &p[i].protocol) ||
+                  dup_str(req->ports[i].host_ip, &p[i].host_ip);
         }
     }
     if (bad) {
@@ -617,8 +633,8 @@ static int get_int(json_t *obj, const char *key, const char *field, int64_t lo, 
         return dms_error_set(err, DMS_E_INVALID, field, "%s must be an integer", field);
     json_int_t i = json_integer_value(v);
     if (i < lo || i > hi)
-        return dms_error_set(err, DMS_E_INVALID, field, "%s must be between %lld and %lld", field, (long long)lo,
-                             (long long)hi);
+        return dms_error_set(err, DMS_E_INVALID, field, "%s must be between %lld and %lld", field,
+                             (long long)lo, (long long)hi);
     *out = i;
     return 0;
 }
@@ -653,7 +669,8 @@ static int get_strv(json_t *obj, const char *key, const char *field, char *const
     {
         if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item)) {
             dms_strv_free(a);
-            return dms_error_set(err, DMS_E_INVALID, field, "%s[%zu] must be a string without NUL bytes", field, i);
+            return dms_error_set(err, DMS_E_INVALID, field, "%s[%zu] must be a string without NUL bytes",
+                                 field, i);
         }
         if (!(a[i] = strdup(json_string_value(item)))) {
             dms_strv_free(a);
@@ -674,7 +691,8 @@ static int get_kv(json_t *obj, const char *key, const char *field, char *const *
     if (json_is_array(v))
         return get_strv(obj, key, field, out, err);
     if (!json_is_object(v))
-        return dms_error_set(err, DMS_E_INVALID, field, "%s must be an object of strings or an array of K=V", field);
+        return dms_error_set(err, DMS_E_INVALID, field, "%s must be an object of strings or an array of K=V",
+                             field);
     char **a = calloc(json_object_size(v) + 1, sizeof(char *));
     if (!a)
         return dms_error_set(err, DMS_E_NOMEM, field, "out of memory");
@@ -719,18 +737,21 @@ static int parse_engine(json_t *e, dms_exec_request *req, dms_error *err)
 
 static int parse_resources(json_t *o, dms_exec_request *req, dms_error *err)
 {
-    static const char *const keys[] = {"cpu_millis", "memory_bytes", "disk_bytes", "pids_limit", "gpus", NULL};
+    static const char *const keys[] = {"cpu_millis", "memory_bytes", "disk_bytes",
+                                       "pids_limit", "gpus",         NULL};
     int r;
     int64_t gpus = 0;
     if (!json_is_object(o))
         return dms_error_set(err, DMS_E_INVALID, "resources", "resources must be an object");
     if ((r = check_keys(o, "resources.", keys, err)) < 0 ||
-        (r = get_int(o, "cpu_millis", "resources.cpu_millis", 0, CPU_MILLIS_MAX, &req->resources.cpu_millis, err)) <
-            0 ||
-        (r = get_int(o, "memory_bytes", "resources.memory_bytes", 0, INT64_MAX, &req->resources.memory_bytes, err)) <
-            0 ||
-        (r = get_int(o, "disk_bytes", "resources.disk_bytes", 0, INT64_MAX, &req->resources.disk_bytes, err)) < 0 ||
-        (r = get_int(o, "pids_limit", "resources.pids_limit", 0, INT64_MAX, &req->resources.pids_limit, err)) < 0 ||
+        (r = get_int(o, "cpu_millis", "resources.cpu_millis", 0, CPU_MILLIS_MAX, &req->resources.cpu_millis,
+                     err)) < 0 ||
+        (r = get_int(o, "memory_bytes", "resources.memory_bytes", 0, INT64_MAX, &req->resources.memory_bytes,
+                     err)) < 0 ||
+        (r = get_int(o, "disk_bytes", "resources.disk_bytes", 0, INT64_MAX, &req->resources.disk_bytes,
+                     err)) < 0 ||
+        (r = get_int(o, "pids_limit", "resources.pids_limit", 0, INT64_MAX, &req->resources.pids_limit,
+                     err)) < 0 ||
         (r = get_int(o, "gpus", "resources.gpus", -1, 1024, &gpus, err)) < 0)
         return r;
     req->resources.gpus = (int32_t)gpus;
@@ -815,7 +836,8 @@ static int parse_network(json_t *o, dms_exec_request *req, dms_error *err)
         req->network_mode = DMS_NET_NAMED;
     else {
         free((char *)mode);
-        return dms_error_set(err, DMS_E_INVALID, "network.mode", "network.mode must be default, none, host or named");
+        return dms_error_set(err, DMS_E_INVALID, "network.mode",
+                             "network.mode must be default, none, host or named");
     }
     free((char *)mode);
     json_t *ports = json_object_get(o, "ports");
@@ -871,8 +893,8 @@ static int parse_limits(json_t *o, dms_exec_request *req, dms_error *err)
     if ((r = check_keys(o, "limits.", keys, err)) < 0 ||
         (r = get_int(o, "result_output_bytes", "limits.result_output_bytes", 0, RESULT_OUTPUT_MAX_BYTES,
                      &req->limits.result_output_bytes, err)) < 0 ||
-        (r = get_int(o, "log_file_bytes", "limits.log_file_bytes", 0, INT64_MAX, &req->limits.log_file_bytes, err)) <
-            0)
+        (r = get_int(o, "log_file_bytes", "limits.log_file_bytes", 0, INT64_MAX, &req->limits.log_file_bytes,
+                     err)) < 0)
         return r;
     return 0;
 }
@@ -903,7 +925,8 @@ static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
     json_t *v;
     if (!json_is_object(root))
         return dms_error_set(err, DMS_E_INVALID, NULL, "a request must be a JSON object");
-    if ((r = check_keys(root, "", keys, err)) < 0 || (r = get_string(root, "job_id", "job_id", &req->job_id, err)) < 0 ||
+    if ((r = check_keys(root, "", keys, err)) < 0 ||
+        (r = get_string(root, "job_id", "job_id", &req->job_id, err)) < 0 ||
         (r = get_string(root, "execution_id", "execution_id", &req->execution_id, err)) < 0)
         return r;
     if ((v = json_object_get(root, "engine")) && (r = parse_engine(v, req, err)) < 0)
@@ -920,7 +943,8 @@ static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
         return r;
     if ((r = get_kv(root, "labels", "labels", &req->labels, err)) < 0 ||
         (r = get_int(root, "timeout_ms", "timeout_ms", 0, INT64_MAX, &req->timeout_ms, err)) < 0 ||
-        (r = get_int(root, "stop_grace_ms", "stop_grace_ms", 0, STOP_GRACE_MAX_MS, &req->stop_grace_ms, err)) < 0 ||
+        (r = get_int(root, "stop_grace_ms", "stop_grace_ms", 0, STOP_GRACE_MAX_MS, &req->stop_grace_ms,
+                     err)) < 0 ||
         (r = get_bool(root, "keep_container", "keep_container", &req->keep_container, err)) < 0 ||
         (r = get_bool(root, "init", "init", &req->init, err)) < 0 ||
         (r = get_string(root, "role", "role", &req->role, err)) < 0)
@@ -933,8 +957,8 @@ int dms_exec_request_from_json(const char *json, size_t len, dms_exec_request **
     json_error_t jerr;
     _cleanup_json_ json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return dms_error_set(err, DMS_E_INVALID, NULL, "request is not valid JSON: %s (line %d, column %d)", jerr.text,
-                             jerr.line, jerr.column);
+        return dms_error_set(err, DMS_E_INVALID, NULL, "request is not valid JSON: %s (line %d, column %d)",
+                             jerr.text, jerr.line, jerr.column);
     dms_exec_request *req = calloc(1, sizeof(*req));
     if (!req)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -983,22 +1007,25 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
     if (req->engine.user)
         json_object_set_new(e, "user", json_string(req->engine.user));
     json_object_set_new(root, "resources",
-                        json_pack("{s:I,s:I,s:I,s:I,s:i}", "cpu_millis", (json_int_t)req->resources.cpu_millis,
-                                  "memory_bytes", (json_int_t)req->resources.memory_bytes, "disk_bytes",
+                        json_pack("{s:I,s:I,s:I,s:I,s:i}", "cpu_millis",
+                                  (json_int_t)req->resources.cpu_millis, "memory_bytes",
+                                  (json_int_t)req->resources.memory_bytes, "disk_bytes",
                                   (json_int_t)req->resources.disk_bytes, "pids_limit",
                                   (json_int_t)req->resources.pids_limit, "gpus", (int)req->resources.gpus));
     json_t *mounts = json_array();
     for (size_t i = 0; i < req->n_mounts; i++) {
         const dms_mount *m = &req->mounts[i];
         json_t *mo = json_pack("{s:s,s:s?,s:s?,s:b,s:I}", "type",
-                               (m->type >= 1 && m->type <= 3) ? mount_types[m->type] : "", "source", m->source,
-                               "target", m->target, "read_only", m->read_only, "size_bytes", (json_int_t)m->size_bytes);
+                               (m->type >= 1 && m->type <= 3) ? mount_types[m->type] : "", "source",
+                               m->source, "target", m->target, "read_only", m->read_only, "size_bytes",
+                               (json_int_t)m->size_bytes);
         json_array_append_new(mounts, mo);
     }
     json_object_set_new(root, "mounts", mounts);
     json_t *net = json_object();
-    json_object_set_new(net, "mode", json_string(req->network_mode <= DMS_NET_NAMED ? net_modes[req->network_mode]
-                                                                                     : "default"));
+    json_object_set_new(
+        net, "mode",
+        json_string(req->network_mode <= DMS_NET_NAMED ? net_modes[req->network_mode] : "default"));
     if (req->network_name)
         json_object_set_new(net, "name", json_string(req->network_name));
     json_t *ports = json_array();
@@ -1012,8 +1039,9 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
     if (req->labels)
         json_object_set_new(root, "labels", strv_json(req->labels));
     json_object_set_new(root, "limits",
-                        json_pack("{s:I,s:I}", "result_output_bytes", (json_int_t)req->limits.result_output_bytes,
-                                  "log_file_bytes", (json_int_t)req->limits.log_file_bytes));
+                        json_pack("{s:I,s:I}", "result_output_bytes",
+                                  (json_int_t)req->limits.result_output_bytes, "log_file_bytes",
+                                  (json_int_t)req->limits.log_file_bytes));
     json_object_set_new(root, "timeout_ms", json_integer(req->timeout_ms));
     json_object_set_new(root, "stop_grace_ms", json_integer(req->stop_grace_ms));
     json_object_set_new(root, "keep_container", json_boolean(req->keep_container));
