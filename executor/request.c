@@ -190,37 +190,12 @@ static bool user_valid(const char *s)
     return true;
 }
 
-/* True if s is well-formed UTF-8 (no overlong forms, surrogates or code points beyond U+10FFFF). Every string
- * of a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops what it cannot
- * encode: refusing such strings here keeps a command from silently losing an argument later. */
-static bool utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-        size_t need = (*s & 0xE0) == 0xC0 ? 2 : (*s & 0xF0) == 0xE0 ? 3 : (*s & 0xF8) == 0xF0 ? 4 : 0;
-        if (!need)
-            return false;
-        uint32_t cp = *s & (0x7F >> need);
-        for (size_t i = 1; i < need; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
-            (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        s += need;
-    }
-    return true;
-}
-
+/* Every string of a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops
+ * what it cannot encode: refusing a string that is not well-formed UTF-8 (dms_utf8_valid: no overlong forms,
+ * surrogates or code points beyond U+10FFFF) here keeps a command from silently losing an argument later. */
 static int check_utf8(const char *s, const char *field, dms_error *err)
 {
-    if (s && !utf8_valid(s))
+    if (s && !dms_utf8_valid(s))
         return dms_error_set(err, DMS_E_INVALID, field, "%s is not valid UTF-8", field);
     return 0;
 }

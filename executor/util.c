@@ -233,6 +233,16 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return need;
 }
 
+bool dms_utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = strlen(str);
+    for (size_t i = 0, k; i < len; i += k)
+        if ((k = utf8_seq_len(s + i, len - i)) == 0)
+            return false;
+    return true;
+}
+
 char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len)
 {
     dms_buf b = {0};

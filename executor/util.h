@@ -102,8 +102,12 @@ char **dms_env_minimal(const char *const *keep, const char *const *extra);
 /* Environment/option lookup in "key=value" vectors; NULL if absent. Borrowed. */
 const char *dms_kv_get(char *const *kv, const char *key);
 
+/* UTF-8, with the one decoder of the tree: well-formed means no overlong forms, no surrogates and no code
+ * point beyond U+10FFFF. */
+/* True if the NUL-terminated s is well-formed UTF-8. */
+bool dms_utf8_valid(const char *s);
 /* A copy of data with invalid UTF-8 and NUL bytes replaced by U+FFFD (JSON strings must be UTF-8). Caller
- * frees. */
+ * frees; NULL when out of memory. *out_len (may be NULL) gets the copy's length. */
 char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len);
 
 /* Parses a non-negative decimal int64; -1 on error. */

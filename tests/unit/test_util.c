@@ -251,6 +251,30 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
 }
 END_TEST
 
+START_TEST(test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else)
+{
+    ck_assert(dms_utf8_valid(""));
+    ck_assert(dms_utf8_valid("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+    const char *bad[] = {
+        "\x80",                 /* a lone continuation byte */
+        "c\xE2\x82",            /* a truncated sequence at the end */
+        "\xE2\x82x",            /* ... and in the middle */
+        "\xC0\xAF",             /* an overlong form */
+        "\xE0\x80\xAF",         /* a 3-byte overlong form */
+        "\xED\xA0\x80",         /* a surrogate */
+        "\xF4\x90\x80\x80",     /* beyond U+10FFFF */
+        "\xF8\x88\x80\x80\x80", /* a 5-byte form */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(!dms_utf8_valid(bad[i]), "bad[%zu] accepted", i);
+        size_t n = 0;
+        char *s = dms_utf8_sanitize(bad[i], strlen(bad[i]), &n);
+        ck_assert(dms_utf8_valid(s));
+        free(s);
+    }
+}
+END_TEST
+
 START_TEST(test_parse_i64_refuses_signs_garbage_and_overflow)
 {
     ck_assert_int_eq(dms_parse_i64("0"), 0);
@@ -521,6 +545,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_buf_append_grows_and_stays_nul_terminated);
     tcase_add_test(tc, test_buf_cap_keeps_first_max_bytes_and_flags_overflow);
     tcase_add_test(tc, test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest);
+    tcase_add_test(tc, test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else);
     tcase_add_test(tc, test_parse_i64_refuses_signs_garbage_and_overflow);
     suite_add_tcase(s, tc);
     tc = tcase_create("files");
