@@ -24,9 +24,9 @@ void dmsd_log(dms_log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_info(...)  dmsd_log(DMS_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) dmsd_log(DMS_LOG_DEBUG, __VA_ARGS__)
 
-/* Wall clock in ns since the epoch; monotonic clock in ms: the executor library's clocks (dms/backend.h), so
- * that the daemon and its executors read time one way. The old names stay until one rename moves every caller
- * to dms_now_ns / dms_mono_ms (the lines marked seal-rename go with it). */
+/* Wall clock in ns since the epoch and monotonic clock in ms: dms_now_ns() and dms_mono_ms() of the executor
+ * library (dms/backend.h), so that the daemon and its executors read time one way. */
+/* The old names, until one rename moves every caller (seal-rename: drop) */
 #define dmsd_now_ns  dms_now_ns  /* seal-rename: drop */
 #define dmsd_mono_ms dms_mono_ms /* seal-rename: drop */
 

@@ -1,8 +1,9 @@
 /* executor/util.h - private helpers shared inside libdms-executor, by its backends and by dmsd and the CLIs.
  * Not installed, and not exported by the library: they are built into libdms-util.a (util.c, beneath.c,
  * dflines.c, capmask.c), which every consumer links, so libdms-executor.so exports only its public API
- * (executor/libdms-executor.map). These names are private although they still carry the public dms_ prefix;
- * their own prefix is dmsu_ (dmsu_buf_append, dmsu_strv_free, ...), applied by one rename across the tree.
+ * (executor/libdms-executor.map). Their own prefix is dmsu_ (dmsu_buf_append, dmsu_strv_free, ...), never the
+ * public API's dms_; the macros keep DMS_.
+ * Until one rename across the tree they are still spelled dms_ (seal-rename: drop).
  * Cleanup attributes after crun/systemd: a variable declared _cleanup_free_ is freed when it goes out of
  * scope, so early returns do not leak. A function uses these or one `goto done`, never both. */
 #ifndef DMS_UTIL_H
