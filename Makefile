@@ -4,7 +4,8 @@
 #   make check           install missing deps, bring Docker up, make test images, build, run unit tests (plain and
 #                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
 #                        runs on the sanitizer build (build-san/), the feature suite too
-#   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/)
+#   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/), after check-exports:
+#                        the library exports exactly its public API, each plugin only its entry
 #   make check-layers    every #include "..." within its folder's README "May depend on:" line
 #   make check-install   make install into a staging DESTDIR; the installed tree must work on its own
 #   make check-features  the feature suite only (behave; BEHAVE_ARGS=... passes options, e.g. -D executor=process)
@@ -104,7 +105,9 @@ check:
 check-layers:
 	@scripts/check-layers
 
+# The export check first: it is the cheapest, and a leaked symbol could make a suite pass for the wrong reason.
 check-unit: build-all $(UNIT_TESTS)
+	@tests/check-exports.sh $(BUILD)
 	@scripts/run-unit-tests $(UNIT_TESTS)
 
 # make install into a staging DESTDIR with another PREFIX: its dms-exec, plugins, headers and .pc must work there.

@@ -9,10 +9,10 @@ DMS_BENCH := $(BIN_DIR)/dms-bench
 BENCHES ?= lifecycle logs concurrency dmsd wake
 EXTRA_CFLAGS_bench_ := $(call pkg_cflags,libcurl jansson) -Iexecutor
 
-$(DMS_BENCH): $(BENCH_OBJS) $(LIBDMS)
+$(DMS_BENCH): $(BENCH_OBJS) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(BENCH_OBJS) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson) -lm
+	$(Q)$(CC) -o $@ $(BENCH_OBJS) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson) -lm
 
 ALL_TARGETS += $(DMS_BENCH)
 

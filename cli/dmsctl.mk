@@ -6,10 +6,10 @@ DMSCTL_OBJS := $(patsubst %,$(OBJ_DIR)/cli/%.o,dmsctl dmsctl_api dmsctl_show dms
 DMSCTL_ARCHIVE := $(LIB_DIR)/libdmsd.a
 EXTRA_CFLAGS_cli_ += $(call pkg_cflags,libcurl jansson libjwt) -Iexecutor
 
-$(DMSCTL): $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(LIBDMS)
+$(DMSCTL): $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson libjwt)
+	$(Q)$(CC) -o $@ $(DMSCTL_OBJS) $(DMSCTL_ARCHIVE) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,libcurl jansson libjwt)
 
 .PHONY: dmsctl
 dmsctl: $(DMSCTL)

@@ -1,4 +1,4 @@
-/* common.c - logging, clocks, random ids (see common.h). */
+/* common.c - logging, time formatting, random ids (see common.h; the clocks are the library's). */
 #include "common.h"
 
 #include <errno.h>
@@ -16,20 +16,6 @@ void dmsd_log(dms_log_level level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     dms_log_stderr(NULL, level, msg);
-}
-
-int64_t dmsd_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
-
-int64_t dmsd_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / NS_PER_MS;
 }
 
 void dmsd_format_time(int64_t ns, char *buf, size_t size)

@@ -24,10 +24,10 @@ $(DMSD_ARCHIVE): $(DMSD_LIB_OBJS)
 	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
-$(DMSD): $(OBJ_DIR)/dms/main.o $(DMSD_ARCHIVE) $(LIBDMS)
+$(DMSD): $(OBJ_DIR)/dms/main.o $(DMSD_ARCHIVE) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(OBJ_DIR)/dms/main.o $(DMSD_ARCHIVE) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(DMSD_LIBS)
+	$(Q)$(CC) -o $@ $(OBJ_DIR)/dms/main.o $(DMSD_ARCHIVE) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(DMSD_LIBS)
 
 # Unit tests of dmsd: every test_dmsd_<x> links the archive and dmsd's libraries.
 DMSD_UNIT_SRCS := $(sort $(wildcard tests/unit/test_dmsd_*.c))

@@ -72,14 +72,6 @@ const char *dms_capability_name(int n)
     return n >= 0 && n <= DMS_CAP_LAST ? cap_names[n] : NULL;
 }
 
-static bool in_list(char *const *v, const char *name)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], name) == 0)
-            return true;
-    return false;
-}
-
 static int validate_caps(char *const *v, const char *field, char *const *other, const char *other_field,
                          dms_error *err)
 {
@@ -99,7 +91,7 @@ static int validate_caps(char *const *v, const char *field, char *const *other, 
         for (size_t j = 0; j < i; j++)
             if (strcmp(v[j], v[i]) == 0)
                 return dms_error_set(err, DMS_E_INVALID, item, "%s: %s is listed twice", item, v[i]);
-        if (in_list(other, v[i]))
+        if (dms_strv_contains(other, v[i]))
             return dms_error_set(err, DMS_E_INVALID, item,
                                  "%s: %s is also in %s; a capability is either dropped "
                                  "or added",
@@ -112,31 +104,4 @@ int dms_security_validate(const dms_security *s, dms_error *err)
 {
     int r = validate_caps(s->cap_drop, "security.cap_drop", s->cap_add, "security.cap_add", err);
     return r < 0 ? r : validate_caps(s->cap_add, "security.cap_add", NULL, NULL, err);
-}
-
-uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base)
-{
-    const uint64_t all = (UINT64_C(1) << (DMS_CAP_LAST + 1)) - 1;
-    /* Docker's order: "ALL" added means every capability but the ones named in the drop list; otherwise the
-     * drop list applies to the base ("ALL" there clears it) and the add list comes on top. */
-    bool add_all = in_list(s->cap_add, DMS_CAP_ALL);
-    uint64_t keep = add_all ? all : base & all;
-    for (size_t i = 0; s->cap_drop && s->cap_drop[i]; i++) {
-        int n = dms_capability_number(s->cap_drop[i]);
-        if (n >= 0)
-            keep &= ~(UINT64_C(1) << n);
-        else if (!add_all && strcmp(s->cap_drop[i], DMS_CAP_ALL) == 0)
-            keep = 0;
-    }
-    for (size_t i = 0; s->cap_add && s->cap_add[i]; i++) {
-        int n = dms_capability_number(s->cap_add[i]);
-        if (n >= 0)
-            keep |= UINT64_C(1) << n;
-    }
-    return keep;
-}
-
-bool dms_security_has_caps(const dms_security *s)
-{
-    return (s->cap_drop && s->cap_drop[0]) || (s->cap_add && s->cap_add[0]);
 }

@@ -12,8 +12,7 @@
  * ("security.cap_add[1]"). Called by dms_exec_request_validate(). */
 int dms_security_validate(const dms_security *s, dms_error *err);
 
-/* Exported for the backends (like util.h), not installed. */
-#pragma GCC visibility push(default)
+/* For the backends, in libdms-util.a (capmask.c) like util.h's helpers: not exported, not installed. */
 
 /* The capability set a workload keeps: base (bit n = capability n) minus cap_drop plus cap_add, in Docker's
  * order ("ALL" in cap_drop clears base first). Only bits 0..DMS_CAP_LAST can be set. */
@@ -21,7 +20,5 @@ uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base);
 
 /* True if the request drops or adds any capability. */
 bool dms_security_has_caps(const dms_security *s);
-
-#pragma GCC visibility pop
 
 #endif

@@ -1,4 +1,5 @@
-/* util.c - string vectors, capped buffers and small parsers used across the library and backends. */
+/* util.c - string vectors, capped buffers, UTF-8 and small parsers used across the library, the backends,
+ * dmsd and the CLIs (libdms-util.a, see util.h). */
 #include "util.h"
 
 #include <errno.h>
@@ -58,6 +59,14 @@ int dms_strv_push(char ***v, const char *s)
     nv[n + 1] = NULL;
     *v = nv;
     return 0;
+}
+
+bool dms_strv_contains(char *const *v, const char *s)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
 }
 
 char *dms_strdup_printf(const char *fmt, ...)
@@ -218,10 +227,20 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
             return 0;
         cp = (cp << 6) | (s[i] & 0x3F);
     }
-    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
+    if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
+        (need == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
         return 0;
     return need;
+}
+
+bool dms_utf8_valid(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t len = strlen(str);
+    for (size_t i = 0, k; i < len; i += k)
+        if ((k = utf8_seq_len(s + i, len - i)) == 0)
+            return false;
+    return true;
 }
 
 char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len)

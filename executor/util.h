@@ -1,6 +1,11 @@
-/* executor/util.h - private helpers shared inside libdms-executor and by the backends that link it.
- * Not installed. Cleanup attributes after crun/systemd: a variable declared _cleanup_free_ is freed when it goes
- * out of scope, so early returns do not leak. A function uses these or one `goto done`, never both. */
+/* executor/util.h - private helpers shared inside libdms-executor, by its backends and by dmsd and the CLIs.
+ * Not installed, and not exported by the library: they are built into libdms-util.a (util.c, beneath.c,
+ * dflines.c, capmask.c), which every consumer links, so libdms-executor.so exports only its public API
+ * (executor/libdms-executor.map). Their own prefix is dmsu_ (dmsu_buf_append, dmsu_strv_free, ...), never the
+ * public API's dms_; the macros keep DMS_.
+ * Until one rename across the tree they are still spelled dms_ (seal-rename: drop).
+ * Cleanup attributes after crun/systemd: a variable declared _cleanup_free_ is freed when it goes out of
+ * scope, so early returns do not leak. A function uses these or one `goto done`, never both. */
 #ifndef DMS_UTIL_H
 #define DMS_UTIL_H
 
@@ -13,8 +18,6 @@
 #include <jansson.h>
 
 #include <dms/error.h>
-
-#pragma GCC visibility push(default)
 
 static inline void dms_freep(void *p)
 {
@@ -35,10 +38,10 @@ static inline void dms_strv_freep(char ***v)
     dms_strv_free(*v);
 }
 
-#define _cleanup_free_ __attribute__((cleanup(dms_freep)))
+#define _cleanup_free_  __attribute__((cleanup(dms_freep)))
 #define _cleanup_close_ __attribute__((cleanup(dms_closep)))
-#define _cleanup_json_ __attribute__((cleanup(dms_json_decrefp)))
-#define _cleanup_strv_ __attribute__((cleanup(dms_strv_freep)))
+#define _cleanup_json_  __attribute__((cleanup(dms_json_decrefp)))
+#define _cleanup_strv_  __attribute__((cleanup(dms_strv_freep)))
 
 /* Takes ownership out of a cleanup variable: return steal_pointer(&p). */
 static inline void *dms_steal_ptr(void *pp)
@@ -67,8 +70,9 @@ static inline int dms_steal_fd(int *fd)
 
 /* NULL-terminated string vectors. */
 size_t dms_strv_len(char *const *v);
-char **dms_strv_copy(char *const *v); /* NULL in -> NULL out; NULL on OOM sets errno */
-int dms_strv_push(char ***v, const char *s); /* 0 or -ENOMEM */
+char **dms_strv_copy(char *const *v);                  /* NULL in -> NULL out; NULL on OOM sets errno */
+int dms_strv_push(char ***v, const char *s);           /* 0 or -ENOMEM */
+bool dms_strv_contains(char *const *v, const char *s); /* v may be NULL */
 
 /* Formatted strdup; NULL on OOM. */
 char *dms_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -80,8 +84,8 @@ typedef struct dms_buf {
     char *data;
     size_t len;
     size_t cap;
-    size_t max;      /* 0 = unlimited */
-    bool overflow;   /* an append hit max; data holds the first max bytes */
+    size_t max;    /* 0 = unlimited */
+    bool overflow; /* an append hit max; data holds the first max bytes */
 } dms_buf;
 int dms_buf_append(dms_buf *b, const void *data, size_t len); /* 0, or -ENOMEM */
 int dms_buf_printf(dms_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -99,7 +103,12 @@ char **dms_env_minimal(const char *const *keep, const char *const *extra);
 /* Environment/option lookup in "key=value" vectors; NULL if absent. Borrowed. */
 const char *dms_kv_get(char *const *kv, const char *key);
 
-/* A copy of data with invalid UTF-8 and NUL bytes replaced by U+FFFD (JSON strings must be UTF-8). Caller frees. */
+/* UTF-8, with the one decoder of the tree: well-formed means no overlong forms, no surrogates and no code
+ * point beyond U+10FFFF. */
+/* True if the NUL-terminated s is well-formed UTF-8. */
+bool dms_utf8_valid(const char *s);
+/* A copy of data with invalid UTF-8 and NUL bytes replaced by U+FFFD (JSON strings must be UTF-8). Caller
+ * frees; NULL when out of memory. *out_len (may be NULL) gets the copy's length. */
 char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len);
 
 /* Parses a non-negative decimal int64; -1 on error. */
@@ -143,7 +152,5 @@ typedef int (*dms_df_instr_fn)(void *ud, const dms_df_instr *in, dms_error *err)
 int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char *escape, dms_error *err);
 /* Bytes of the Unicode white space character at p (Go's unicode.IsSpace, UTF-8), 0 if there is none. */
 size_t dms_unicode_space_len(const char *p, const char *end);
-
-#pragma GCC visibility pop
 
 #endif

@@ -6,10 +6,10 @@ EXTRA_CFLAGS_executor_docker_ := $(call pkg_cflags,libcurl jansson) -Iexecutor -
 # Plugins find libdms-executor next to them in the build tree and in the installed tree.
 PLUGIN_RPATH := -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,'$$ORIGIN/../..'
 
-$(DOCKER_PLUGIN): $(DOCKER_OBJS) $(LIBDMS)
+$(DOCKER_PLUGIN): $(DOCKER_OBJS) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,--no-undefined -o $@ $(DOCKER_OBJS) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
+	$(Q)$(CC) -shared -Wl,--no-undefined -o $@ $(DOCKER_OBJS) $(LIBDMS_UTIL) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
 	    $(PLUGIN_RPATH) $(call pkg_libs,libcurl jansson)
 
 ALL_TARGETS += $(DOCKER_PLUGIN)

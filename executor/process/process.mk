@@ -11,10 +11,10 @@ EXTRA_CFLAGS_executor_process_ := $(call pkg_cflags,jansson) -Iexecutor -fvisibi
 PROC_PLUGIN := $(PLUGIN_DIR)/libdms-executor-process.so
 PROC_SHIM := $(PLUGIN_DIR)/dms-proc-shim
 
-$(PROC_PLUGIN): $(PROC_PLUGIN_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS)
+$(PROC_PLUGIN): $(PROC_PLUGIN_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,--no-undefined -o $@ $(filter %.o,$^) $(ALL_LDFLAGS) $(LIBDMS_LINK) \
+	$(Q)$(CC) -shared -Wl,--no-undefined -o $@ $(filter %.o,$^) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) \
 	    $(call pkg_libs,jansson)
 
 # The shim links libdms-executor.so like the plugin does, so that one copy of the on-disk formats (log store,
@@ -23,10 +23,10 @@ $(PROC_PLUGIN): $(PROC_PLUGIN_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS)
 # never calls, costs ~13 ms per start (measured: start 16 ms instead of 10). A curl-free core library would
 # remove it; see README.md.
 # rpath: build/plugins/../lib in the build tree; PREFIX/lib/dms/plugins/../.. = PREFIX/lib once installed.
-$(PROC_SHIM): $(PROC_SHIM_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS)
+$(PROC_SHIM): $(PROC_SHIM_SRCS:%.c=$(OBJ_DIR)/%.o) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(filter %.o,$^) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
+	$(Q)$(CC) -o $@ $(filter %.o,$^) $(LIBDMS_UTIL) $(ALL_LDFLAGS) -L$(LIB_DIR) -ldms-executor \
 	    -Wl,-rpath,'$$ORIGIN/../lib:$$ORIGIN/../..' $(call pkg_libs,jansson)
 
 ALL_TARGETS += $(PROC_PLUGIN) $(PROC_SHIM)

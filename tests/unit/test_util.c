@@ -142,6 +142,15 @@ START_TEST(test_strv_copy_push_len_and_free)
 }
 END_TEST
 
+START_TEST(test_strv_contains_matches_whole_entries_and_accepts_null)
+{
+    char *v[] = {"NET_RAW", "ALL", NULL};
+    ck_assert(dms_strv_contains(v, "ALL"));
+    ck_assert(!dms_strv_contains(v, "NET"));
+    ck_assert(!dms_strv_contains(NULL, "ALL"));
+}
+END_TEST
+
 START_TEST(test_kv_get_matches_whole_keys_only)
 {
     char *kv[] = {"host=unix:///x", "hostname=h", "empty=", "noeq", NULL};
@@ -239,6 +248,30 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
     ck_assert_str_eq(s, "");
     ck_assert_uint_eq(n, 0);
     free(s);
+}
+END_TEST
+
+START_TEST(test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else)
+{
+    ck_assert(dms_utf8_valid(""));
+    ck_assert(dms_utf8_valid("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+    const char *bad[] = {
+        "\x80",                 /* a lone continuation byte */
+        "c\xE2\x82",            /* a truncated sequence at the end */
+        "\xE2\x82x",            /* ... and in the middle */
+        "\xC0\xAF",             /* an overlong form */
+        "\xE0\x80\xAF",         /* a 3-byte overlong form */
+        "\xED\xA0\x80",         /* a surrogate */
+        "\xF4\x90\x80\x80",     /* beyond U+10FFFF */
+        "\xF8\x88\x80\x80\x80", /* a 5-byte form */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(!dms_utf8_valid(bad[i]), "bad[%zu] accepted", i);
+        size_t n = 0;
+        char *s = dms_utf8_sanitize(bad[i], strlen(bad[i]), &n);
+        ck_assert(dms_utf8_valid(s));
+        free(s);
+    }
 }
 END_TEST
 
@@ -506,11 +539,13 @@ static Suite *util_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("strings");
     tcase_add_test(tc, test_strv_copy_push_len_and_free);
+    tcase_add_test(tc, test_strv_contains_matches_whole_entries_and_accepts_null);
     tcase_add_test(tc, test_kv_get_matches_whole_keys_only);
     tcase_add_test(tc, test_snprintf_ok_reports_truncation);
     tcase_add_test(tc, test_buf_append_grows_and_stays_nul_terminated);
     tcase_add_test(tc, test_buf_cap_keeps_first_max_bytes_and_flags_overflow);
     tcase_add_test(tc, test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest);
+    tcase_add_test(tc, test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else);
     tcase_add_test(tc, test_parse_i64_refuses_signs_garbage_and_overflow);
     suite_add_tcase(s, tc);
     tc = tcase_create("files");
