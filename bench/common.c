@@ -318,14 +318,14 @@ int bench_env_open(bench_env *env, const char *results_dir)
     /* The image must be local: the machine has no registry, and a pull inside a timed loop would be a lie. */
     raw_conn c;
     long status = 0;
-    dms_buf body = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf body = {.max = RAW_BODY_MAX_BYTES};
     char path[512];
     snprintf(path, sizeof(path), "/images/%s/json", env->image);
     int r = raw_conn_init(&c);
     if (r == 0)
         r = raw_call(&c, "GET", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &body);
     raw_conn_free(&c);
-    dms_buf_free(&body);
+    dmsu_buf_free(&body);
     if (r < 0 || status != 200) {
         fprintf(stderr, "bench: image %s is not present (status %ld); run scripts/test-images\n", env->image,
                 status);

@@ -289,14 +289,14 @@ static int get(dd_client *c, const char *url, long want, double *ms)
 
 static size_t collect(char *data, size_t size, size_t n, void *ud)
 {
-    dms_buf *b = ud;
-    dms_buf_append(b, data, size * n); /* capped */
+    dmsu_buf *b = ud;
+    dmsu_buf_append(b, data, size * n); /* capped */
     return size * n;
 }
 
-/* A request with a JSON body or none; the answer's status and body (caller frees with dms_buf_free). */
+/* A request with a JSON body or none; the answer's status and body (caller frees with dmsu_buf_free). */
 static int call(dd_client *c, const dd_server *s, const char *method, const char *path, const char *json,
-                long *status, dms_buf *body)
+                long *status, dmsu_buf *body)
 {
     char url[512];
     snprintf(url, sizeof(url), "%s%s", s->base_url, path);
@@ -327,11 +327,11 @@ static int call(dd_client *c, const dd_server *s, const char *method, const char
 static json_t *get_json(dd_client *c, const dd_server *s, const char *path)
 {
     long status = 0;
-    dms_buf b = {.max = DD_BODY_MAX_BYTES};
+    dmsu_buf b = {.max = DD_BODY_MAX_BYTES};
     json_t *j = NULL;
     if (call(c, s, "GET", path, NULL, &status, &b) == 0 && status == 200)
         j = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
     return j;
 }
 
@@ -553,7 +553,7 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
     char body[PATH_MAX + 128], id[128] = "", path[200];
     snprintf(body, sizeof(body), "{\"name\":\"bench-hello-%ld\",\"repo\":\"%s\"}", i, repo);
     long status = 0;
-    dms_buf b = {.max = DD_BODY_MAX_BYTES};
+    dmsu_buf b = {.max = DD_BODY_MAX_BYTES};
     int64_t t0 = bench_mono_ns();
     if (call(c, s, "POST", "/droids", body, &status, &b) == 0 && status == 201) {
         json_t *j = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
@@ -563,11 +563,11 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
     }
     if (!id[0]) {
         fprintf(stderr, "bench: dmsd: create: status %ld: %.*s\n", status, (int)b.len, b.data ? b.data : "");
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         out->failures++;
         return;
     }
-    dms_buf_reset(&b);
+    dmsu_buf_reset(&b);
     if (wait_running(c, s, id, 1) < 0) {
         out->failures++;
     } else {
@@ -580,7 +580,7 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
         } else {
             bench_samples_add(&out->restart, bench_ms(bench_mono_ns() - t1));
         }
-        dms_buf_reset(&b);
+        dmsu_buf_reset(&b);
         if (i == 0) {
             /* Under load while it runs: its status (the droid cache) and the list. */
             snprintf(path, sizeof(path), "/droids/%s/status", id);
@@ -599,7 +599,7 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
         } else {
             bench_samples_add(&out->rebuild, bench_ms(bench_mono_ns() - t3));
         }
-        dms_buf_reset(&b);
+        dmsu_buf_reset(&b);
     }
     /* Deleted even after a failure: it must not outlive the benchmark. */
     snprintf(path, sizeof(path), "/droids/%s", id);
@@ -610,7 +610,7 @@ static void one_droid(dd_client *c, const dd_server *s, const char *repo, long i
     } else {
         bench_samples_add(&out->remove, bench_ms(bench_mono_ns() - t2));
     }
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
 }
 
 /* `count` droids one after the other. */

@@ -43,7 +43,7 @@ void raw_conn_free(raw_conn *c)
 }
 
 typedef struct call_ctx {
-    dms_buf *body;
+    dmsu_buf *body;
     raw_sink_fn sink;
     raw_headers_fn on_headers;
     void *ud;
@@ -80,7 +80,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud)
         return len;
     }
     if (cc->body)
-        dms_buf_append(cc->body, data, len); /* capped: overflow just drops the rest */
+        dmsu_buf_append(cc->body, data, len); /* capped: overflow just drops the rest */
     return len;
 }
 
@@ -95,7 +95,7 @@ static int perform(raw_conn *c, const char *method, const char *path, const char
                    call_ctx *cc)
 {
     char url[RAW_URL_MAX];
-    if (dms_snprintf_ok(url, sizeof(url), "http://localhost" RAW_API "%s", path) < 0)
+    if (dmsu_snprintf_ok(url, sizeof(url), "http://localhost" RAW_API "%s", path) < 0)
         return -1;
     CURL *h = c->h;
     /* Reset keeps the connection cache: a bare client talks over one kept-alive connection. */
@@ -144,7 +144,7 @@ static int perform(raw_conn *c, const char *method, const char *path, const char
 }
 
 int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms,
-             long *status, dms_buf *body)
+             long *status, dmsu_buf *body)
 {
     call_ctx cc = {.body = body};
     int r = perform(c, method, path, json, timeout_ms, &cc);
@@ -155,14 +155,14 @@ int raw_call(raw_conn *c, const char *method, const char *path, const char *json
 int raw_stream(raw_conn *c, const char *method, const char *path, long timeout_ms, raw_headers_fn on_headers,
                raw_sink_fn sink, void *ud, long *status)
 {
-    dms_buf errbody = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf errbody = {.max = RAW_BODY_MAX_BYTES};
     call_ctx cc = {.body = &errbody, .sink = sink, .on_headers = on_headers, .ud = ud};
     int r = perform(c, method, path, NULL, timeout_ms, &cc);
     *status = cc.status;
     if (r == 0 && (cc.status < 200 || cc.status >= 300))
         fprintf(stderr, "bench: %s %s: status %ld: %.*s\n", method, path, cc.status, (int)errbody.len,
                 errbody.data ? errbody.data : "");
-    dms_buf_free(&errbody);
+    dmsu_buf_free(&errbody);
     return r;
 }
 
@@ -184,7 +184,7 @@ char *raw_create_body(const char *image, const char *script, const char *log_max
     return s;
 }
 
-static int expect(const char *what, long status, long want, const dms_buf *body)
+static int expect(const char *what, long status, long want, const dmsu_buf *body)
 {
     if (status == want)
         return 0;
@@ -198,7 +198,7 @@ int raw_create(raw_conn *c, const char *name, const char *body, char id[80])
     char path[256];
     snprintf(path, sizeof(path), "/containers/create?name=%s", name);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int r = raw_call(c, "POST", path, body, RAW_CALL_TIMEOUT_MS, &status, &out);
     if (r == 0)
         r = expect("create", status, 201, &out);
@@ -211,7 +211,7 @@ int raw_create(raw_conn *c, const char *name, const char *body, char id[80])
             r = -1;
         json_decref(j);
     }
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     return r;
 }
 
@@ -220,11 +220,11 @@ int raw_start(raw_conn *c, const char *id)
     char path[160];
     snprintf(path, sizeof(path), "/containers/%s/start", id);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int r = raw_call(c, "POST", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out);
     if (r == 0)
         r = expect("start", status, 204, &out);
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     return r;
 }
 
@@ -233,7 +233,7 @@ int raw_wait(raw_conn *c, const char *id, int *exit_code)
     char path[160];
     snprintf(path, sizeof(path), "/containers/%s/wait?condition=not-running", id);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int r = raw_call(c, "POST", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out);
     if (r == 0)
         r = expect("wait", status, 200, &out);
@@ -243,7 +243,7 @@ int raw_wait(raw_conn *c, const char *id, int *exit_code)
         *exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
         json_decref(j);
     }
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     return r;
 }
 
@@ -252,11 +252,11 @@ int raw_delete(raw_conn *c, const char *id)
     char path[160];
     snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", id);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int r = raw_call(c, "DELETE", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out);
     if (r == 0)
         r = expect("delete", status, 204, &out);
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     return r;
 }
 
@@ -268,7 +268,7 @@ static int count_list(raw_conn *c, const char *what, const char *filters, const 
     snprintf(path, sizeof(path), "/%s%sfilters=%s", what, strchr(what, '?') ? "&" : "?", esc ? esc : "");
     curl_free(esc);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int r = raw_call(c, "GET", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out);
     if (r == 0)
         r = expect(what, status, 200, &out);
@@ -280,7 +280,7 @@ static int count_list(raw_conn *c, const char *what, const char *filters, const 
             r = -1;
         json_decref(j);
     }
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     return r;
 }
 
@@ -304,28 +304,28 @@ static int remove_listed(raw_conn *c, const char *list, const char *filters, con
     snprintf(path, sizeof(path), "/%s%sfilters=%s", list, strchr(list, '?') ? "&" : "?", esc ? esc : "");
     curl_free(esc);
     long status = 0;
-    dms_buf out = {.max = RAW_BODY_MAX_BYTES};
+    dmsu_buf out = {.max = RAW_BODY_MAX_BYTES};
     int failed = 0;
     if (raw_call(c, "GET", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &out) < 0 || status != 200) {
-        dms_buf_free(&out);
+        dmsu_buf_free(&out);
         return 1;
     }
     json_t *j = json_loadb(out.data, out.len, 0, NULL);
-    dms_buf_free(&out);
+    dmsu_buf_free(&out);
     json_t *a = array_key ? json_object_get(j, array_key) : j;
     for (size_t i = 0; i < json_array_size(a); i++) {
         const char *id = json_string_value(json_object_get(json_array_get(a, i), id_key));
         if (!id)
             continue;
         snprintf(path, sizeof(path), "/%s/%s%s", what, id, query);
-        dms_buf body = {.max = RAW_BODY_MAX_BYTES};
+        dmsu_buf body = {.max = RAW_BODY_MAX_BYTES};
         if (raw_call(c, "DELETE", path, NULL, RAW_CALL_TIMEOUT_MS, &status, &body) < 0 ||
             (status != 200 && status != 204 && status != 404)) {
             fprintf(stderr, "bench: remove %s %s: status %ld: %.*s\n", what, id, status, (int)body.len,
                     body.data ? body.data : "");
             failed++;
         }
-        dms_buf_free(&body);
+        dmsu_buf_free(&body);
     }
     json_decref(j);
     return failed;
@@ -553,7 +553,7 @@ static size_t events_write_cb(char *data, size_t size, size_t n, void *ud)
     while (done < len) {
         const char *nl = memchr(data + done, '\n', len - done);
         size_t take = nl ? (size_t)(nl - (data + done)) : len - done;
-        dms_buf_append(&ev->line, data + done, take);
+        dmsu_buf_append(&ev->line, data + done, take);
         done += take;
         if (!nl)
             break;
@@ -562,7 +562,7 @@ static size_t events_write_cb(char *data, size_t size, size_t n, void *ud)
         if (e)
             events_record(ev, e);
         json_decref(e);
-        dms_buf_reset(&ev->line);
+        dmsu_buf_reset(&ev->line);
     }
     return len;
 }
@@ -661,7 +661,7 @@ void raw_events_stop(raw_events *ev)
         curl_easy_cleanup(ev->h);
     if (ev->multi)
         curl_multi_cleanup(ev->multi);
-    dms_buf_free(&ev->line);
+    dmsu_buf_free(&ev->line);
     pthread_mutex_destroy(&ev->lock);
     pthread_cond_destroy(&ev->cond);
 }

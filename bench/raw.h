@@ -31,9 +31,9 @@ int raw_conn_init(raw_conn *c);
 void raw_conn_free(raw_conn *c);
 
 /* A blocking call: method, path under /v1.41, JSON body or NULL. Fills *status and the body (capped; caller
- * frees with dms_buf_free). Returns 0 when an HTTP answer came, negative (message printed) otherwise. */
+ * frees with dmsu_buf_free). Returns 0 when an HTTP answer came, negative (message printed) otherwise. */
 int raw_call(raw_conn *c, const char *method, const char *path, const char *json, long timeout_ms,
-             long *status, dms_buf *body);
+             long *status, dmsu_buf *body);
 
 /* A streaming call: the 2xx body goes to sink (return non-zero to stop), on_headers (may be NULL) is told the
  * status as soon as it is known; both get ud. */
@@ -126,7 +126,7 @@ typedef struct raw_events {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int state; /* 0 connecting, 1 up, -1 ended */
-    dms_buf line;
+    dmsu_buf line;
     size_t n; /* ring of the last RAW_EVENTS_MAX containers */
     raw_timeline ring[RAW_EVENTS_MAX];
     uint64_t destroyed;

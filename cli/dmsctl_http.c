@@ -13,7 +13,7 @@
 #define CTL_BODY_MAX           (64 * 1024 * 1024)
 
 typedef struct sink {
-    dms_buf buf; /* capped: the answer is kept whole, NUL-terminated */
+    dmsu_buf buf; /* capped: the answer is kept whole, NUL-terminated */
     bool stream;
 } sink;
 
@@ -27,7 +27,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
         return len;
     }
     /* A short count makes libcurl stop with CURLE_WRITE_ERROR; buf.overflow says why. */
-    if (dms_buf_append(&s->buf, p, len) < 0 || s->buf.overflow)
+    if (dmsu_buf_append(&s->buf, p, len) < 0 || s->buf.overflow)
         return 0;
     return len;
 }

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "exec_cli.h"
-#include "util.h" /* dms_utf8_sanitize: JSON strings must be UTF-8 */
+#include "util.h" /* dmsu_utf8_sanitize: JSON strings must be UTF-8 */
 
 int cmd_wait(int argc, char **argv)
 {
@@ -137,7 +137,7 @@ static bool parse_logs_opts(int argc, char **argv, dms_log_options *opts, bool *
 /* --json: one object per frame. */
 static void print_frame_json(const dms_log_frame *f)
 {
-    char *clean = dms_utf8_sanitize(f->data, f->len, NULL);
+    char *clean = dmsu_utf8_sanitize(f->data, f->len, NULL);
     json_t *o =
         clean ? json_pack("{s:s,s:I,s:s,s:b}", "stream", f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout",
                           "ts_ns", (json_int_t)f->ts_ns, "data", clean, "partial", f->partial)

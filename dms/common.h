@@ -26,9 +26,6 @@ void dmsd_log(dms_log_level level, const char *fmt, ...) __attribute__((format(p
 
 /* Wall clock in ns since the epoch and monotonic clock in ms: dms_now_ns() and dms_mono_ms() of the executor
  * library (dms/backend.h), so that the daemon and its executors read time one way. */
-/* The old names, until one rename moves every caller (seal-rename: drop) */
-#define dmsd_now_ns  dms_now_ns  /* seal-rename: drop */
-#define dmsd_mono_ms dms_mono_ms /* seal-rename: drop */
 
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z") of a wall-clock ns value. buf >= 32 bytes. */
 void dmsd_format_time(int64_t ns, char *buf, size_t size);

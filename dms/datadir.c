@@ -92,7 +92,7 @@ int datadir_prepare(const char *path, char *abs, size_t abs_size, dms_error *err
     char real[PATH_MAX];
     if (!realpath(path, real))
         return dms_error_set_errno(err, DMS_E_IO, errno, "resolve %s", path);
-    if (dms_snprintf_ok(abs, abs_size, "%s", real) < 0)
+    if (dmsu_snprintf_ok(abs, abs_size, "%s", real) < 0)
         return dms_error_set(err, DMS_E_INVALID, DATADIR_SETTING, "%.64s...: path too long", real);
     _cleanup_close_ int fd = open(abs, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;

@@ -80,7 +80,7 @@ static int prune_one_job(store *st, const char *data_dir, const char *id, const 
                          dms_error *err)
 {
     char dir[PATH_MAX];
-    if (!dmsd_is_slug(id) || dms_snprintf_ok(dir, sizeof(dir), "%s/jobs/%s", data_dir, id) < 0)
+    if (!dmsd_is_slug(id) || dmsu_snprintf_ok(dir, sizeof(dir), "%s/jobs/%s", data_dir, id) < 0)
         return dms_error_set(err, DMS_E_INTERNAL, NULL, "job id %.32s is not one of dmsd's", id);
     long logs = 0;
     int n = 0, r = dms_rm_rf(dir, err);
@@ -96,11 +96,11 @@ static int sweep_jobs(store *st, const char *data_dir, const retain_config *cfg,
 {
     if (cfg->jobs <= 0 && cfg->jobs_days <= 0)
         return 0;
-    int64_t before = cfg->jobs_days > 0 ? dmsd_now_ns() - cfg->jobs_days * NS_PER_DAY : 0;
+    int64_t before = cfg->jobs_days > 0 ? dms_now_ns() - cfg->jobs_days * NS_PER_DAY : 0;
     for (;;) {
         _cleanup_strv_ char **ids = NULL;
         int r = prune_jobs_due(st, cfg->jobs, before, RETAIN_BATCH_JOBS, &ids, err);
-        size_t n = r == 0 ? dms_strv_len(ids) : 0;
+        size_t n = r == 0 ? dmsu_strv_len(ids) : 0;
         long was = c->jobs;
         for (size_t i = 0; r == 0 && i < n && !stopping(stop); i++)
             r = prune_one_job(st, data_dir, ids[i], stop, &c->jobs, err);
@@ -133,12 +133,12 @@ static void *sweeper(void *ud)
         pthread_mutex_unlock(&rt->lock);
         retain_counts c;
         dms_error err = {0};
-        int64_t t0 = dmsd_mono_ms();
+        int64_t t0 = dms_mono_ms();
         if (retain_sweep(rt->st, rt->data_dir, &rt->cfg, &rt->stop, &c, &err) < 0)
             log_warn("component=retain op=sweep error=\"%s\"", err.message);
         else if (c.events + c.builds + c.releases + c.runs + c.jobs > 0)
             log_info("component=retain op=sweep events=%ld builds=%ld releases=%ld runs=%ld jobs=%ld ms=%lld",
-                     c.events, c.builds, c.releases, c.runs, c.jobs, (long long)(dmsd_mono_ms() - t0));
+                     c.events, c.builds, c.releases, c.runs, c.jobs, (long long)(dms_mono_ms() - t0));
         pthread_mutex_lock(&rt->lock);
     }
     pthread_mutex_unlock(&rt->lock);

@@ -130,7 +130,7 @@ static int env_int(const char *name, int def, int min, int max)
     const char *s = getenv(name);
     if (!s || !*s)
         return def;
-    int64_t v = dms_parse_i64(s);
+    int64_t v = dmsu_parse_i64(s);
     if (v < min || v > max) {
         fprintf(stderr, "dmsd: %s=%s must be an integer from %d to %d\n", name, s, min, max);
         exit(2);

@@ -43,7 +43,7 @@ static int open_component(int cur, const char *comp, bool last, int flags)
 static int open_walk(int dirfd, const char *rel, int flags)
 {
     char buf[PATH_MAX];
-    if (dms_snprintf_ok(buf, sizeof(buf), "%s", rel) < 0)
+    if (dmsu_snprintf_ok(buf, sizeof(buf), "%s", rel) < 0)
         return -ENAMETOOLONG;
     int cur = dirfd;
     char *save = NULL;
@@ -96,14 +96,14 @@ static int open_beneath(int dirfd, const char *rel, int flags)
     return -EAGAIN;
 }
 
-int dms_open_beneath(int dirfd, const char *rel, int flags)
+int dmsu_open_beneath(int dirfd, const char *rel, int flags)
 {
     return no_link(open_beneath(dirfd, rel, flags), flags);
 }
 
-int dms_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *what, dms_error *err)
+int dmsu_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *what, dms_error *err)
 {
-    dms_buf b = {.max = max_bytes};
+    dmsu_buf b = {.max = max_bytes};
     char chunk[READ_CHUNK_BYTES];
     for (;;) {
         ssize_t r = read(fd, chunk, sizeof(chunk));
@@ -111,21 +111,21 @@ int dms_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *w
             continue;
         if (r < 0) {
             int e = errno;
-            dms_buf_free(&b);
+            dmsu_buf_free(&b);
             return dms_error_set_errno(err, DMS_E_IO, e, "read %s", what);
         }
         if (r == 0)
             break;
-        if (dms_buf_append(&b, chunk, (size_t)r) < 0) {
-            dms_buf_free(&b);
+        if (dmsu_buf_append(&b, chunk, (size_t)r) < 0) {
+            dmsu_buf_free(&b);
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory reading %s", what);
         }
         if (b.overflow) {
-            dms_buf_free(&b);
+            dmsu_buf_free(&b);
             return dms_error_set(err, DMS_E_IO, NULL, "%s is larger than %zu bytes", what, max_bytes);
         }
     }
-    if (!b.data && dms_buf_append(&b, "", 0) < 0)
+    if (!b.data && dmsu_buf_append(&b, "", 0) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     *out = b.data;
     if (len)
@@ -133,11 +133,11 @@ int dms_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *w
     return 0;
 }
 
-int dms_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
+int dmsu_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
                           dms_error *err)
 {
     /* O_NONBLOCK: a FIFO planted under the name must not hang the reader; it is refused below. */
-    _cleanup_close_ int fd = dms_open_beneath(dirfd, rel, O_RDONLY | O_NONBLOCK);
+    _cleanup_close_ int fd = dmsu_open_beneath(dirfd, rel, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         switch (-fd) {
         case ENOENT:
@@ -156,5 +156,5 @@ int dms_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **o
         return dms_error_set_errno(err, DMS_E_IO, errno, "stat %s", rel);
     if (!S_ISREG(st.st_mode))
         return dms_error_set(err, DMS_E_INVALID, NULL, "%s is not a regular file", rel);
-    return dms_read_fd(fd, max_bytes, out, len, rel, err);
+    return dmsu_read_fd(fd, max_bytes, out, len, rel, err);
 }

@@ -7,12 +7,12 @@
 
 #include "util.h"
 
-uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base)
+uint64_t dmsu_security_cap_mask(const dms_security *s, uint64_t base)
 {
     const uint64_t all = (UINT64_C(1) << (DMS_CAP_LAST + 1)) - 1;
     /* Docker's order: "ALL" added means every capability but the ones named in the drop list; otherwise the
      * drop list applies to the base ("ALL" there clears it) and the add list comes on top. */
-    bool add_all = dms_strv_contains(s->cap_add, DMS_CAP_ALL);
+    bool add_all = dmsu_strv_contains(s->cap_add, DMS_CAP_ALL);
     uint64_t keep = add_all ? all : base & all;
     for (size_t i = 0; s->cap_drop && s->cap_drop[i]; i++) {
         int n = dms_capability_number(s->cap_drop[i]);
@@ -29,7 +29,7 @@ uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base)
     return keep;
 }
 
-bool dms_security_has_caps(const dms_security *s)
+bool dmsu_security_has_caps(const dms_security *s)
 {
     return (s->cap_drop && s->cap_drop[0]) || (s->cap_add && s->cap_add[0]);
 }

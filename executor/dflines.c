@@ -1,4 +1,4 @@
-/* dflines.c - a Dockerfile's instructions as the engine's parser joins them (see util.h: dms_df_scan).
+/* dflines.c - a Dockerfile's instructions as the engine's parser joins them (see util.h: dmsu_df_scan).
  *
  * Mirrors the classic builder's line parser (moby/buildkit frontend/dockerfile/parser, as vendored by Docker
  * 20.10): lines split at '\n' with one trailing '\r' dropped and a UTF-8 BOM dropped from the first; parser
@@ -20,7 +20,7 @@ typedef struct scan {
     bool directives_done, seen_escape, seen_syntax;
 } scan;
 
-size_t dms_unicode_space_len(const char *p, const char *end)
+size_t dmsu_unicode_space_len(const char *p, const char *end)
 {
     const unsigned char *u = (const unsigned char *)p;
     size_t n = (size_t)(end - p);
@@ -42,7 +42,7 @@ size_t dms_unicode_space_len(const char *p, const char *end)
 static const char *ltrim(const char *p, const char *end)
 {
     size_t n;
-    while (p < end && (n = dms_unicode_space_len(p, end)) > 0)
+    while (p < end && (n = dmsu_unicode_space_len(p, end)) > 0)
         p += n;
     return p;
 }
@@ -141,7 +141,7 @@ static bool continues(const scan *s, const char *l, size_t *n)
 }
 
 /* The rest of an instruction whose first line ended in the escape character. */
-static int join_continuation(scan *s, dms_buf *b, bool *open, dms_error *err)
+static int join_continuation(scan *s, dmsu_buf *b, bool *open, dms_error *err)
 {
     const char *l;
     size_t n;
@@ -150,7 +150,7 @@ static int join_continuation(scan *s, dms_buf *b, bool *open, dms_error *err)
         if (is_comment(l, n) || ltrim(l, l + n) == l + n)
             continue;
         *open = continues(s, l, &n);
-        if (dms_buf_append(b, l, n) < 0)
+        if (dmsu_buf_append(b, l, n) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         if (!*open)
             return 0;
@@ -158,12 +158,12 @@ static int join_continuation(scan *s, dms_buf *b, bool *open, dms_error *err)
     return r;
 }
 
-int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char *escape, dms_error *err)
+int dmsu_df_scan(const char *text, size_t len, dmsu_df_instr_fn fn, void *ud, char *escape, dms_error *err)
 {
     if (memchr(text, '\0', len))
         return dms_error_set(err, DMS_E_INVALID, "dockerfile", "the Dockerfile contains a NUL byte");
     scan s = {.p = text, .end = text + len, .esc = '\\'};
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     const char *l;
     size_t n;
     int r;
@@ -174,13 +174,13 @@ int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char
             break;
         if (n && *t == '#')
             n = 0;
-        dms_df_instr in = {.first_line = s.lineno, .start = (size_t)(l - text)};
+        dmsu_df_instr in = {.first_line = s.lineno, .start = (size_t)(l - text)};
         in.open = continues(&s, t, &n);
         if (!in.open && n == 0)
             continue;
-        dms_buf_reset(&b);
-        if (dms_buf_append(&b, t, n) < 0 || (in.open && (r = join_continuation(&s, &b, &in.open, err)) < 0) ||
-            dms_buf_append(&b, "", 1) < 0) {
+        dmsu_buf_reset(&b);
+        if (dmsu_buf_append(&b, t, n) < 0 || (in.open && (r = join_continuation(&s, &b, &in.open, err)) < 0) ||
+            dmsu_buf_append(&b, "", 1) < 0) {
             r = r < 0 ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
             break;
         }
@@ -191,7 +191,7 @@ int dms_df_scan(const char *text, size_t len, dms_df_instr_fn fn, void *ud, char
         if ((r = fn(ud, &in, err)) < 0)
             break;
     }
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
     if (escape)
         *escape = s.esc;
     return r < 0 ? r : 0;

@@ -114,14 +114,14 @@ static char *default_state_root(void)
         return strdup(s);
     s = getenv("DMS_DATA_DIR");
     if (s && *s)
-        return dms_strdup_printf("%s/exec", s);
+        return dmsu_strdup_printf("%s/exec", s);
     if (geteuid() == 0)
         return strdup("/var/lib/dms/exec");
     s = getenv("XDG_STATE_HOME");
     if (s && *s)
-        return dms_strdup_printf("%s/dms/exec", s);
+        return dmsu_strdup_printf("%s/dms/exec", s);
     s = getenv("HOME");
-    return dms_strdup_printf("%s/.local/state/dms/exec", s && *s ? s : "/tmp");
+    return dmsu_strdup_printf("%s/.local/state/dms/exec", s && *s ? s : "/tmp");
 }
 
 /* ---- open/close ---- */
@@ -156,8 +156,8 @@ int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend
     dms_executor *ex = calloc(1, sizeof(*ex));
     _cleanup_free_ char *root = cfg && cfg->state_dir ? strdup(cfg->state_dir) : default_state_root();
     if (!ex || !root || !(ex->id = strdup(executor_id)) ||
-        !(ex->state_dir = dms_strdup_printf("%s/%s/%s", root, backend, executor_id)) ||
-        !(ex->options = cfg && cfg->options ? dms_strv_copy(cfg->options) : calloc(1, sizeof(char *)))) {
+        !(ex->state_dir = dmsu_strdup_printf("%s/%s/%s", root, backend, executor_id)) ||
+        !(ex->options = cfg && cfg->options ? dmsu_strv_copy(cfg->options) : calloc(1, sizeof(char *)))) {
         if (ex) {
             free(ex->id);
             free(ex->state_dir);
@@ -193,7 +193,7 @@ int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend
     return 0;
 fail:
     pthread_mutex_unlock(&reg->lock);
-    dms_strv_free(ex->options);
+    dmsu_strv_free(ex->options);
     free(ex->state_dir);
     free(ex->id);
     free(ex);
@@ -218,7 +218,7 @@ void dms_executor_close(dms_executor *ex)
     ex->plugin->users--;
     pthread_mutex_unlock(&reg->lock);
     ex->ops->destroy(ex->cookie);
-    dms_strv_free(ex->options);
+    dmsu_strv_free(ex->options);
     free(ex->state_dir);
     free(ex->id);
     free(ex);

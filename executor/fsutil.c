@@ -63,7 +63,7 @@ static int tighten_dir(const char *path, dms_error *err)
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err)
 {
     char buf[PATH_MAX];
-    if (dms_snprintf_ok(buf, sizeof(buf), "%s", path) < 0)
+    if (dmsu_snprintf_ok(buf, sizeof(buf), "%s", path) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
     size_t n = strlen(buf);
     while (n > 1 && buf[n - 1] == '/')
@@ -105,7 +105,7 @@ static int write_replace(const char *path, const char *data, size_t len, bool sy
      * writers do not share it; a stale one a crashed process left under the same name is replaced once. */
     static atomic_uint seq;
     char tmp[PATH_MAX];
-    if (dms_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&seq, 1)) < 0)
+    if (dmsu_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&seq, 1)) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
     int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     _cleanup_close_ int fd = open(tmp, flags, DMS_PRIVATE_FILE_MODE);
@@ -141,7 +141,7 @@ int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, d
             return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s does not exist", path);
         return dms_error_set_errno(err, DMS_E_IO, errno, "open %s", path);
     }
-    return dms_read_fd(fd, max_bytes, out, len, path, err);
+    return dmsu_read_fd(fd, max_bytes, out, len, path, err);
 }
 
 /* rm -rf of a tree a workload may have made (a job's workspace, written by root in a container): nothing in
@@ -248,7 +248,7 @@ int dms_rm_rf(const char *path, dms_error *err)
 int dms_state_lock(const char *dir, int *fd_out, dms_error *err)
 {
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (fd < 0)
@@ -267,7 +267,7 @@ int dms_state_lock(const char *dir, int *fd_out, dms_error *err)
 int dms_state_lock_held(const char *dir)
 {
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/owner.lock", dir) < 0)
         return 0;
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)

@@ -34,7 +34,7 @@
 
 int logstore_path_in(char *buf, size_t size, const char *dir, const char *name)
 {
-    return dms_snprintf_ok(buf, size, "%s/%s", dir, name);
+    return dmsu_snprintf_ok(buf, size, "%s/%s", dir, name);
 }
 
 int logstore_pread_full(int fd, void *buf, size_t n, int64_t off)

@@ -22,9 +22,9 @@ struct dms_logstore_writer {
     int64_t cap;
     uint64_t offset[3]; /* per stream: bytes captured */
     int64_t last_ts;
-    dms_buf pending[3]; /* per stream: a line not yet ended */
+    dmsu_buf pending[3]; /* per stream: a line not yet ended */
     int64_t pending_ts[3];
-    dms_buf out; /* records not yet written */
+    dmsu_buf out; /* records not yet written */
     bool finished;
 };
 
@@ -163,7 +163,7 @@ int dms_logstore_flush(dms_logstore_writer *w, dms_error *err)
             int r = write_all(w->fd, w->out.data + pos, end - pos);
             if (r < 0) {
                 /* Keep what was not written, so a later flush can try again. */
-                dms_buf_consume(&w->out, pos);
+                dmsu_buf_consume(&w->out, pos);
                 return dms_error_set_errno(err, DMS_E_IO, -r, "write log in %s", w->dir);
             }
             w->file_size += (int64_t)(end - pos);
@@ -182,12 +182,12 @@ int dms_logstore_flush(dms_logstore_writer *w, dms_error *err)
             }
             int r = rotate(w, base, err);
             if (r < 0) {
-                dms_buf_consume(&w->out, pos);
+                dmsu_buf_consume(&w->out, pos);
                 return r;
             }
         }
     }
-    dms_buf_reset(&w->out);
+    dmsu_buf_reset(&w->out);
     return 0;
 }
 
@@ -204,8 +204,8 @@ static int emit(dms_logstore_writer *w, int stream, int64_t ts, bool partial, co
         w->offset[stream] += len;
     }
     uint32_t tl = (uint32_t)len;
-    if (dms_buf_append(&w->out, &h, sizeof(h)) < 0 || dms_buf_append(&w->out, data, len) < 0 ||
-        dms_buf_append(&w->out, &tl, sizeof(tl)) < 0)
+    if (dmsu_buf_append(&w->out, &h, sizeof(h)) < 0 || dmsu_buf_append(&w->out, data, len) < 0 ||
+        dmsu_buf_append(&w->out, &tl, sizeof(tl)) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory capturing output");
     if (w->out.len >= WRITE_BUF_FLUSH_BYTES)
         return dms_logstore_flush(w, err);
@@ -240,7 +240,7 @@ int dms_logstore_write(dms_logstore_writer *w, dms_stream_type stream, int64_t t
         return dms_error_set(err, DMS_E_INVALID, NULL, "bad stream %d", (int)stream);
     if (ts_ns <= 0)
         ts_ns = dms_now_ns();
-    dms_buf *p = &w->pending[stream];
+    dmsu_buf *p = &w->pending[stream];
     int r;
     while (len > 0) {
         const char *nl = memchr(data, '\n', len);
@@ -255,13 +255,13 @@ int dms_logstore_write(dms_logstore_writer *w, dms_stream_type stream, int64_t t
         } else {
             if (p->len == 0)
                 w->pending_ts[stream] = ts_ns;
-            if (dms_buf_append(p, data, take) < 0)
+            if (dmsu_buf_append(p, data, take) < 0)
                 return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory capturing output");
             bool line_done = nl && take == seg_len;
             if (line_done || p->len == DMS_LOG_LINE_MAX) {
                 if ((r = emit(w, stream, ts_ns, !line_done, p->data, p->len, err)) < 0)
                     return r;
-                dms_buf_reset(p);
+                dmsu_buf_reset(p);
             }
         }
         data += take;
@@ -279,7 +279,7 @@ int dms_logstore_finish(dms_logstore_writer *w, dms_error *err)
         if (w->pending[s].len) {
             if ((r = emit(w, s, w->pending_ts[s], false, w->pending[s].data, w->pending[s].len, err)) < 0)
                 return r;
-            dms_buf_reset(&w->pending[s]);
+            dmsu_buf_reset(&w->pending[s]);
         }
     }
     if ((r = emit(w, STREAM_END, dms_now_ns(), false, "", 0, err)) < 0 ||
@@ -311,13 +311,13 @@ void dms_logstore_writer_free(dms_logstore_writer *w)
         for (int s = 1; s <= 2 && !w->finished; s++)
             if (w->pending[s].len &&
                 emit(w, s, w->pending_ts[s], true, w->pending[s].data, w->pending[s].len, NULL) == 0)
-                dms_buf_reset(&w->pending[s]);
+                dmsu_buf_reset(&w->pending[s]);
         dms_logstore_flush(w, NULL);
         close(w->fd);
     }
     for (int i = 0; i < 3; i++)
-        dms_buf_free(&w->pending[i]);
-    dms_buf_free(&w->out);
+        dmsu_buf_free(&w->pending[i]);
+    dmsu_buf_free(&w->out);
     free(w->dir);
     free(w);
 }

@@ -200,15 +200,15 @@ static int list_names(const char *dir, char ***names, dms_error *err)
             continue;
         memcpy(name, de->d_name + pl, nl);
         name[nl] = '\0';
-        if (dms_strv_push(&v, name) < 0) {
+        if (dmsu_strv_push(&v, name) < 0) {
             closedir(d);
-            dms_strv_free(v);
+            dmsu_strv_free(v);
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         }
     }
     closedir(d);
     /* Sorted, for stable listings. */
-    size_t n = dms_strv_len(v);
+    size_t n = dmsu_strv_len(v);
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
             char *t = v[j];
@@ -225,7 +225,7 @@ int dms_registry_list(dms_registry *reg, dms_backend_info **out, size_t *n_out, 
     int r = list_names(reg->dir, &names, err);
     if (r < 0)
         return r;
-    size_t n = dms_strv_len(names);
+    size_t n = dmsu_strv_len(names);
     dms_backend_info *infos = calloc(n ? n : 1, sizeof(*infos));
     if (!infos)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -261,19 +261,19 @@ int dms_registry_load(dms_registry *reg, const char *name, dms_plugin **out, dms
             return 0;
         }
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/" PLUGIN_PREFIX "%s" PLUGIN_SUFFIX, reg->dir, name) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/" PLUGIN_PREFIX "%s" PLUGIN_SUFFIX, reg->dir, name) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "plugin path too long");
     struct stat st;
     if (stat(path, &st) != 0) {
         _cleanup_strv_ char **names = NULL;
         dms_error e2;
-        dms_buf found = {0};
+        dmsu_buf found = {0};
         if (list_names(reg->dir, &names, &e2) == 0)
             for (size_t i = 0; names && names[i]; i++)
-                dms_buf_printf(&found, "%s%s", i ? ", " : "", names[i]);
+                dmsu_buf_printf(&found, "%s%s", i ? ", " : "", names[i]);
         int r = dms_error_set(err, DMS_E_NOT_FOUND, "backend", "no backend \"%s\": %s does not exist (available: %s)",
                               name, path, found.data && *found.data ? found.data : "none");
-        dms_buf_free(&found);
+        dmsu_buf_free(&found);
         return r;
     }
     dms_plugin *p = calloc(1, sizeof(*p));

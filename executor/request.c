@@ -184,11 +184,11 @@ static bool user_valid(const char *s)
 }
 
 /* Every string of a request travels as JSON (dmsd, result files, the engine API), and a JSON encoder drops
- * what it cannot encode: refusing a string that is not well-formed UTF-8 (dms_utf8_valid: no overlong forms,
+ * what it cannot encode: refusing a string that is not well-formed UTF-8 (dmsu_utf8_valid: no overlong forms,
  * surrogates or code points beyond U+10FFFF) here keeps a command from silently losing an argument later. */
 static int check_utf8(const char *s, const char *field, dms_error *err)
 {
-    if (s && !dms_utf8_valid(s))
+    if (s && !dmsu_utf8_valid(s))
         return dms_error_set(err, DMS_E_INVALID, field, "%s is not valid UTF-8", field);
     return 0;
 }
@@ -205,7 +205,7 @@ static int validate_argv(char *const *v, const char *field, dms_error *err)
 {
     if (!v)
         return 0;
-    size_t n = dms_strv_len(v);
+    size_t n = dmsu_strv_len(v);
     if (n > ARGV_MAX_ITEMS)
         return dms_error_set(err, DMS_E_INVALID, field, "%s has %zu items; at most %d are allowed", field, n,
                              ARGV_MAX_ITEMS);
@@ -221,7 +221,7 @@ static int validate_argv(char *const *v, const char *field, dms_error *err)
 
 static int validate_env(char *const *env, dms_error *err)
 {
-    size_t n = dms_strv_len(env);
+    size_t n = dmsu_strv_len(env);
     char field[DMS_ERROR_FIELD_MAX];
     if (n > ENV_MAX_ITEMS)
         return dms_error_set(err, DMS_E_INVALID, "engine.env", "engine.env has %zu entries; at most %d", n,
@@ -358,7 +358,7 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
 static int validate_labels(char *const *labels, dms_error *err)
 {
     char field[DMS_ERROR_FIELD_MAX];
-    size_t n = dms_strv_len(labels);
+    size_t n = dmsu_strv_len(labels);
     if (n > LABELS_MAX)
         return dms_error_set(err, DMS_E_INVALID, "labels", "%zu labels; at most %d", n, LABELS_MAX);
     for (size_t i = 0; i < n; i++) {

@@ -16,9 +16,9 @@ void dms_exec_request_free(dms_exec_request *req)
     free((char *)req->job_id);
     free((char *)req->execution_id);
     free((char *)req->engine.image);
-    dms_strv_free((char **)req->engine.entrypoint);
-    dms_strv_free((char **)req->engine.cmd);
-    dms_strv_free((char **)req->engine.env);
+    dmsu_strv_free((char **)req->engine.entrypoint);
+    dmsu_strv_free((char **)req->engine.cmd);
+    dmsu_strv_free((char **)req->engine.env);
     free((char *)req->engine.working_dir);
     free((char *)req->engine.user);
     for (size_t i = 0; req->mounts && i < req->n_mounts; i++) {
@@ -32,10 +32,10 @@ void dms_exec_request_free(dms_exec_request *req)
         free((char *)req->ports[i].host_ip);
     }
     free((dms_port *)req->ports);
-    dms_strv_free((char **)req->labels);
+    dmsu_strv_free((char **)req->labels);
     free((char *)req->role);
-    dms_strv_free((char **)req->security.cap_drop);
-    dms_strv_free((char **)req->security.cap_add);
+    dmsu_strv_free((char **)req->security.cap_drop);
+    dmsu_strv_free((char **)req->security.cap_add);
     free(req);
 }
 
@@ -53,7 +53,7 @@ static int dup_strv(char *const *in, char *const **out)
     *out = NULL;
     if (!in)
         return 0;
-    *out = dms_strv_copy(in);
+    *out = dmsu_strv_copy(in);
     return *out ? 0 : -1;
 }
 

@@ -90,12 +90,12 @@ static int get_strv(json_t *obj, const char *key, const char *field, char *const
     json_array_foreach(v, i, item)
     {
         if (!json_is_string(item) || strlen(json_string_value(item)) != json_string_length(item)) {
-            dms_strv_free(a);
+            dmsu_strv_free(a);
             return dms_error_set(err, DMS_E_INVALID, field, "%s[%zu] must be a string without NUL bytes",
                                  field, i);
         }
         if (!(a[i] = strdup(json_string_value(item)))) {
-            dms_strv_free(a);
+            dmsu_strv_free(a);
             return dms_error_set(err, DMS_E_NOMEM, field, "out of memory");
         }
     }
@@ -124,15 +124,15 @@ static int get_kv(json_t *obj, const char *key, const char *field, char *const *
     json_object_foreach(v, k, val)
     {
         if (!json_is_string(val) || strlen(json_string_value(val)) != json_string_length(val)) {
-            dms_strv_free(a);
+            dmsu_strv_free(a);
             return dms_error_set(err, DMS_E_INVALID, field, "%s.%s must be a string", field, k);
         }
         if (strchr(k, '=')) {
-            dms_strv_free(a);
+            dmsu_strv_free(a);
             return dms_error_set(err, DMS_E_INVALID, field, "%s: key \"%s\" must not contain '='", field, k);
         }
-        if (!(a[n++] = dms_strdup_printf("%s=%s", k, json_string_value(val)))) {
-            dms_strv_free(a);
+        if (!(a[n++] = dmsu_strdup_printf("%s=%s", k, json_string_value(val)))) {
+            dmsu_strv_free(a);
             return dms_error_set(err, DMS_E_NOMEM, field, "out of memory");
         }
     }

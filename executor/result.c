@@ -83,9 +83,9 @@ int dms_exec_result_copy(dms_exec_result *dst, const dms_exec_result *src, dms_e
 char *dms_exec_result_to_json(const dms_exec_result *r)
 {
     size_t ol = 0, el = 0;
-    _cleanup_free_ char *out = dms_utf8_sanitize(r->stdout_data ? r->stdout_data : "", r->stdout_len, &ol);
-    _cleanup_free_ char *errs = dms_utf8_sanitize(r->stderr_data ? r->stderr_data : "", r->stderr_len, &el);
-    _cleanup_free_ char *msg = dms_utf8_sanitize(r->error, strlen(r->error), NULL);
+    _cleanup_free_ char *out = dmsu_utf8_sanitize(r->stdout_data ? r->stdout_data : "", r->stdout_len, &ol);
+    _cleanup_free_ char *errs = dmsu_utf8_sanitize(r->stderr_data ? r->stderr_data : "", r->stderr_len, &el);
+    _cleanup_free_ char *msg = dmsu_utf8_sanitize(r->error, strlen(r->error), NULL);
     if (!out || !errs || !msg)
         return NULL;
     _cleanup_json_ json_t *o = json_pack(

@@ -76,7 +76,7 @@ static int validate_caps(char *const *v, const char *field, char *const *other, 
                          dms_error *err)
 {
     char item[DMS_ERROR_FIELD_MAX];
-    size_t n = dms_strv_len(v);
+    size_t n = dmsu_strv_len(v);
     if (n > CAP_LIST_MAX)
         return dms_error_set(err, DMS_E_INVALID, field, "%s has %zu entries; at most %d", field, n,
                              CAP_LIST_MAX);
@@ -91,7 +91,7 @@ static int validate_caps(char *const *v, const char *field, char *const *other, 
         for (size_t j = 0; j < i; j++)
             if (strcmp(v[j], v[i]) == 0)
                 return dms_error_set(err, DMS_E_INVALID, item, "%s: %s is listed twice", item, v[i]);
-        if (dms_strv_contains(other, v[i]))
+        if (dmsu_strv_contains(other, v[i]))
             return dms_error_set(err, DMS_E_INVALID, item,
                                  "%s: %s is also in %s; a capability is either dropped "
                                  "or added",

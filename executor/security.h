@@ -16,9 +16,9 @@ int dms_security_validate(const dms_security *s, dms_error *err);
 
 /* The capability set a workload keeps: base (bit n = capability n) minus cap_drop plus cap_add, in Docker's
  * order ("ALL" in cap_drop clears base first). Only bits 0..DMS_CAP_LAST can be set. */
-uint64_t dms_security_cap_mask(const dms_security *s, uint64_t base);
+uint64_t dmsu_security_cap_mask(const dms_security *s, uint64_t base);
 
 /* True if the request drops or adds any capability. */
-bool dms_security_has_caps(const dms_security *s);
+bool dmsu_security_has_caps(const dms_security *s);
 
 #endif

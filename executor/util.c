@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void dms_strv_free(char **v)
+void dmsu_strv_free(char **v)
 {
     if (!v)
         return;
@@ -16,7 +16,7 @@ void dms_strv_free(char **v)
     free(v);
 }
 
-size_t dms_strv_len(char *const *v)
+size_t dmsu_strv_len(char *const *v)
 {
     size_t n = 0;
     if (v)
@@ -25,18 +25,18 @@ size_t dms_strv_len(char *const *v)
     return n;
 }
 
-char **dms_strv_copy(char *const *v)
+char **dmsu_strv_copy(char *const *v)
 {
     if (!v)
         return NULL;
-    size_t n = dms_strv_len(v);
+    size_t n = dmsu_strv_len(v);
     char **out = calloc(n + 1, sizeof(char *));
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
         out[i] = strdup(v[i]);
         if (!out[i]) {
-            dms_strv_free(out);
+            dmsu_strv_free(out);
             errno = ENOMEM;
             return NULL;
         }
@@ -44,9 +44,9 @@ char **dms_strv_copy(char *const *v)
     return out;
 }
 
-int dms_strv_push(char ***v, const char *s)
+int dmsu_strv_push(char ***v, const char *s)
 {
-    size_t n = dms_strv_len(*v);
+    size_t n = dmsu_strv_len(*v);
     char *copy = strdup(s);
     if (!copy)
         return -ENOMEM;
@@ -61,7 +61,7 @@ int dms_strv_push(char ***v, const char *s)
     return 0;
 }
 
-bool dms_strv_contains(char *const *v, const char *s)
+bool dmsu_strv_contains(char *const *v, const char *s)
 {
     for (size_t i = 0; v && v[i]; i++)
         if (strcmp(v[i], s) == 0)
@@ -69,7 +69,7 @@ bool dms_strv_contains(char *const *v, const char *s)
     return false;
 }
 
-char *dms_strdup_printf(const char *fmt, ...)
+char *dmsu_strdup_printf(const char *fmt, ...)
 {
     va_list ap;
     char *s = NULL;
@@ -79,7 +79,7 @@ char *dms_strdup_printf(const char *fmt, ...)
     return r < 0 ? NULL : s;
 }
 
-int dms_snprintf_ok(char *buf, size_t size, const char *fmt, ...)
+int dmsu_snprintf_ok(char *buf, size_t size, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -88,7 +88,7 @@ int dms_snprintf_ok(char *buf, size_t size, const char *fmt, ...)
     return (r < 0 || (size_t)r >= size) ? -1 : 0;
 }
 
-int dms_buf_append(dms_buf *b, const void *data, size_t len)
+int dmsu_buf_append(dmsu_buf *b, const void *data, size_t len)
 {
     if (b->max && b->len + len > b->max) {
         b->overflow = true;
@@ -112,7 +112,7 @@ int dms_buf_append(dms_buf *b, const void *data, size_t len)
     return 0;
 }
 
-int dms_buf_printf(dms_buf *b, const char *fmt, ...)
+int dmsu_buf_printf(dmsu_buf *b, const char *fmt, ...)
 {
     va_list ap;
     char *s = NULL;
@@ -121,12 +121,12 @@ int dms_buf_printf(dms_buf *b, const char *fmt, ...)
     va_end(ap);
     if (r < 0)
         return -ENOMEM;
-    r = dms_buf_append(b, s, (size_t)r);
+    r = dmsu_buf_append(b, s, (size_t)r);
     free(s);
     return r;
 }
 
-void dms_buf_reset(dms_buf *b)
+void dmsu_buf_reset(dmsu_buf *b)
 {
     b->len = 0;
     b->overflow = false;
@@ -134,7 +134,7 @@ void dms_buf_reset(dms_buf *b)
         b->data[0] = '\0';
 }
 
-void dms_buf_free(dms_buf *b)
+void dmsu_buf_free(dmsu_buf *b)
 {
     free(b->data);
     b->data = NULL;
@@ -142,10 +142,10 @@ void dms_buf_free(dms_buf *b)
     b->overflow = false;
 }
 
-void dms_buf_consume(dms_buf *b, size_t n)
+void dmsu_buf_consume(dmsu_buf *b, size_t n)
 {
     if (n >= b->len) {
-        dms_buf_reset(b);
+        dmsu_buf_reset(b);
         return;
     }
     memmove(b->data, b->data + n, b->len - n);
@@ -153,7 +153,7 @@ void dms_buf_consume(dms_buf *b, size_t n)
     b->data[b->len] = '\0';
 }
 
-const char *dms_kv_get(char *const *kv, const char *key)
+const char *dmsu_kv_get(char *const *kv, const char *key)
 {
     size_t kl = strlen(key);
     for (size_t i = 0; kv && kv[i]; i++)
@@ -164,11 +164,11 @@ const char *dms_kv_get(char *const *kv, const char *key)
 
 static int env_push(char ***env, const char *name, const char *value)
 {
-    _cleanup_free_ char *kv = dms_strdup_printf("%s=%s", name, value);
-    return kv ? dms_strv_push(env, kv) : -ENOMEM;
+    _cleanup_free_ char *kv = dmsu_strdup_printf("%s=%s", name, value);
+    return kv ? dmsu_strv_push(env, kv) : -ENOMEM;
 }
 
-char **dms_env_minimal(const char *const *keep, const char *const *extra)
+char **dmsu_env_minimal(const char *const *keep, const char *const *extra)
 {
     char **env = calloc(1, sizeof(char *));
     const char *path = getenv("PATH");
@@ -179,15 +179,15 @@ char **dms_env_minimal(const char *const *keep, const char *const *extra)
             r = env_push(&env, keep[i], v);
     }
     for (size_t i = 0; r == 0 && extra && extra[i]; i++)
-        r = dms_strv_push(&env, extra[i]);
+        r = dmsu_strv_push(&env, extra[i]);
     if (r < 0) {
-        dms_strv_free(env);
+        dmsu_strv_free(env);
         return NULL;
     }
     return env;
 }
 
-int64_t dms_parse_i64(const char *s)
+int64_t dmsu_parse_i64(const char *s)
 {
     if (!s || !*s)
         return -1;
@@ -233,7 +233,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n)
     return need;
 }
 
-bool dms_utf8_valid(const char *str)
+bool dmsu_utf8_valid(const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t len = strlen(str);
@@ -243,24 +243,24 @@ bool dms_utf8_valid(const char *str)
     return true;
 }
 
-char *dms_utf8_sanitize(const char *data, size_t len, size_t *out_len)
+char *dmsu_utf8_sanitize(const char *data, size_t len, size_t *out_len)
 {
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     const unsigned char *s = (const unsigned char *)data;
     size_t i = 0;
-    if (dms_buf_append(&b, "", 0) < 0)
+    if (dmsu_buf_append(&b, "", 0) < 0)
         return NULL;
     while (i < len) {
         size_t k = s[i] ? utf8_seq_len(s + i, len - i) : 0;
         int r;
         if (k == 0) {
-            r = dms_buf_append(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for invalid bytes and NUL */
+            r = dmsu_buf_append(&b, "\xEF\xBF\xBD", 3); /* U+FFFD for invalid bytes and NUL */
             k = 1;
         } else {
-            r = dms_buf_append(&b, s + i, k);
+            r = dmsu_buf_append(&b, s + i, k);
         }
         if (r < 0) {
-            dms_buf_free(&b);
+            dmsu_buf_free(&b);
             return NULL;
         }
         i += k;

@@ -170,7 +170,7 @@ int dms_waiter_new_from_file(const char *dir, dms_waiter_check_fn check, void *u
      * and a host that polls before it asks would wait forever. So if the file is already there (checked after
      * the watch exists, so no write falls between), the fd is made readable at once. */
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/result.json", dir) == 0 && access(path, F_OK) == 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/result.json", dir) == 0 && access(path, F_OK) == 0)
         wake_fd(w->fd);
     *out = w;
     return 0;

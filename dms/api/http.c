@@ -96,7 +96,7 @@ static void run_route(http_server *s, api_req *r, const api_route *rt, const cha
 static void dispatch(http_server *s, api_req *r)
 {
     char path[512];
-    if (dms_snprintf_ok(path, sizeof(path), "%s", r->url) < 0) {
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s", r->url) < 0) {
         api_reply_errorf(r, MHD_HTTP_URI_TOO_LONG, NULL, "the path is too long");
         return;
     }
@@ -134,7 +134,7 @@ static long long announced_body(struct MHD_Connection *conn)
     if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         return LLONG_MAX;
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    return cl ? dms_parse_i64(cl) : -1;
+    return cl ? dmsu_parse_i64(cl) : -1;
 }
 
 /* The first call, once the headers are in: authenticate and set the connection's idle limit. Nothing is
@@ -182,7 +182,7 @@ static bool take_body(api_req *r, const char *data, size_t len)
     if (!r->authorized)
         return r->dropped <= UNAUTHORIZED_BODY_DRAIN_BYTES;
     if (!r->replied)
-        dms_buf_append(&r->body, data, len);
+        dmsu_buf_append(&r->body, data, len);
     return r->dropped <= BODY_DRAIN_MAX_BYTES;
 }
 
@@ -232,7 +232,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (r->pending)
         deferred_request_done(s, r);
-    dms_buf_free(&r->body);
+    dmsu_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
 }
@@ -245,7 +245,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     static int64_t window_start;
     static unsigned in_window, dropped;
     (void)cls;
-    int64_t now = dmsd_mono_ms();
+    int64_t now = dms_mono_ms();
     pthread_mutex_lock(&lock);
     unsigned missed = 0;
     if (now - window_start >= MHD_LOG_WINDOW_MS) {
@@ -295,7 +295,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
         if (!*host)
             snprintf(host, sizeof(host), "127.0.0.1");
     }
-    int64_t p = dms_parse_i64(port);
+    int64_t p = dmsu_parse_i64(port);
     if (p < 0 || p > 65535)
         return dms_error_set(err, DMS_E_INVALID, "listen", "listen address \"%.64s\": port must be 0-65535",
                              listen);

@@ -42,7 +42,7 @@ struct api_req {
     bool authorized;
     bool has_user; /* authorized by a bearer token (not an open route) */
     dms_error auth_err;
-    dms_buf body;
+    dmsu_buf body;
     size_t dropped; /* body bytes read so far (an unauthorized request's are counted, never stored) */
     bool replied;
     api_pending *pending;

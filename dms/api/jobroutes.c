@@ -135,7 +135,7 @@ typedef struct log_src {
     app *a;
     char id[JOB_ID_SIZE];
     int64_t seq;
-    dms_buf pending;
+    dmsu_buf pending;
     size_t off;
     bool final; /* the job had ended when the last read found nothing new */
 } log_src;
@@ -144,7 +144,7 @@ static ssize_t log_read(void *ud, char *buf, size_t max)
 {
     log_src *s = ud;
     if (s->off >= s->pending.len) {
-        dms_buf_reset(&s->pending);
+        dmsu_buf_reset(&s->pending);
         s->off = 0;
         /* Read the status first: a job writes its last chunk before it is marked final, so "final, then
          * nothing new" means the end. */
@@ -174,7 +174,7 @@ static int log_fd(void *ud)
 static void log_free(void *ud)
 {
     log_src *s = ud;
-    dms_buf_free(&s->pending);
+    dmsu_buf_free(&s->pending);
     free(s);
 }
 
@@ -205,18 +205,18 @@ void route_job_log(void *ap, api_req *r, const char *id)
         api_reply_stream(r, MHD_HTTP_OK, "text/plain; charset=utf-8", &log_ops, s, NULL, NULL);
         return;
     }
-    dms_buf buf = {0};
+    dmsu_buf buf = {0};
     int64_t last = 0;
     if (jobstore_log_read(a->st, j.id, 0, JOB_LOG_REPLY_MAX, &buf, &last, &err) < 0) {
         job_clear(&j);
-        dms_buf_free(&buf);
+        dmsu_buf_free(&buf);
         api_reply_error(r, &err);
         return;
     }
     job_clear(&j);
     size_t clean_len = 0;
-    _cleanup_free_ char *clean = dms_utf8_sanitize(buf.data ? buf.data : "", buf.len, &clean_len);
-    dms_buf_free(&buf);
+    _cleanup_free_ char *clean = dmsu_utf8_sanitize(buf.data ? buf.data : "", buf.len, &clean_len);
+    dmsu_buf_free(&buf);
     if (!clean) {
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;

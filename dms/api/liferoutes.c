@@ -36,7 +36,7 @@ static int wake_for_request(core_tx *tx, droid *d, const char *why, dms_error *e
     if (!d->asleep)
         return 0;
     d->asleep = false;
-    d->woken_ns = dmsd_now_ns();
+    d->woken_ns = dms_now_ns();
     core_tx_kick_runner(tx);
     if (d->state == DROID_SNOOZED)
         return core_tx_set_state(tx, d, DROID_STARTING, why, err);
@@ -98,7 +98,7 @@ static int do_restart(core_tx *tx, droid *d, void *ud, dms_error *err)
         return dms_error_set(err, DMS_E_CONFLICT, "status", "droid %s has no release to restart yet", d->id);
     d->want_running = true;
     d->asleep = false;
-    d->woken_ns = dmsd_now_ns();
+    d->woken_ns = dms_now_ns();
     d->restart_gen++;
     d->crash_count = d->start_failures = 0;
     d->retry_at_ns = 0;

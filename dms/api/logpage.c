@@ -15,13 +15,13 @@ int64_t logpage_since(int64_t from)
     return from > 0 ? from + 1 : 0;
 }
 
-void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start)
+void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start)
 {
     if (fmt->json) {
         size_t len = f->len;
         if (len && f->data[len - 1] == '\n')
             len--;
-        char *clean = dms_utf8_sanitize(f->data, len, &len);
+        char *clean = dmsu_utf8_sanitize(f->data, len, &len);
         json_t *o = json_pack("{s:I, s:s, s:s%, s:b}", "ts", (json_int_t)f->ts_ns, "stream",
                               f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "line",
                               clean ? clean : "", len, "partial", f->partial);
@@ -29,8 +29,8 @@ void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (s) {
-            dms_buf_append(b, s, strlen(s));
-            dms_buf_append(b, "\n", 1);
+            dmsu_buf_append(b, s, strlen(s));
+            dmsu_buf_append(b, "\n", 1);
             free(s);
         }
         return;
@@ -41,13 +41,13 @@ void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool
         struct tm tm;
         gmtime_r(&sec, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        dms_buf_printf(b, "%s.%09lldZ ", when, (long long)(f->ts_ns % NS_PER_SECOND));
+        dmsu_buf_printf(b, "%s.%09lldZ ", when, (long long)(f->ts_ns % NS_PER_SECOND));
     }
-    dms_buf_append(b, f->data, f->len);
+    dmsu_buf_append(b, f->data, f->len);
     *at_line_start = !f->partial;
 }
 
-int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b,
+int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dmsu_buf *b,
                  logpage *pg, dms_error *err)
 {
     for (;;) {

@@ -31,11 +31,11 @@ typedef struct logpage {
 int64_t logpage_since(int64_t from);
 
 /* Appends one frame to b in the chosen form. */
-void logpage_format(dms_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start);
+void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start);
 
 /* Reads what the stream has now (never waits), up to `limit` whole lines (< 0: no limit) and about max_bytes,
  * into b. 0 or a negative error. */
-int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dms_buf *b,
+int logpage_read(dms_log_stream *s, long long limit, size_t max_bytes, const log_fmt *fmt, dmsu_buf *b,
                  logpage *pg, dms_error *err);
 
 #endif

@@ -39,7 +39,7 @@ typedef struct run_src {
     dms_log_stream *s;
     log_fmt fmt;
     bool at_line_start;
-    dms_buf pending;
+    dmsu_buf pending;
     size_t off;
     bool ended;
 } run_src;
@@ -48,7 +48,7 @@ static ssize_t run_read(void *ud, char *buf, size_t max)
 {
     run_src *rs = ud;
     if (rs->off >= rs->pending.len) {
-        dms_buf_reset(&rs->pending);
+        dmsu_buf_reset(&rs->pending);
         rs->off = 0;
         while (!rs->ended && rs->pending.len < max) {
             dms_log_frame f;
@@ -85,7 +85,7 @@ static void run_free(void *ud)
 {
     run_src *rs = ud;
     dms_log_stream_free(rs->s);
-    dms_buf_free(&rs->pending);
+    dmsu_buf_free(&rs->pending);
     free(rs);
 }
 
@@ -173,11 +173,11 @@ static void runtime_logs(app *a, api_req *r, const char *id)
         return;
     }
     /* History first, bounded by limit (whole lines) and bytes; a follow then goes on live from there. */
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     logpage pg = {.last_ts = from, .at_line_start = true};
     if (logpage_read(s, follow ? -1 : limit, LOGS_MAX_BYTES, &fmt, &b, &pg, &err) < 0) {
         dms_log_stream_free(s);
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         api_reply_error(r, &err);
         return;
     }
@@ -191,7 +191,7 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     run_src *rs = calloc(1, sizeof(*rs));
     if (!rs) {
         dms_log_stream_free(s);
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         api_reply_errorf(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
         return;
     }
@@ -344,12 +344,12 @@ static void build_logs(app *a, api_req *r, const char *id, const char *which)
         api_reply_stream(r, MHD_HTTP_OK, "text/plain; charset=utf-8", &build_ops, bs, NULL, NULL);
         return;
     }
-    dms_buf b = {.max = BUILD_LOG_MAX_BYTES};
+    dmsu_buf b = {.max = BUILD_LOG_MAX_BYTES};
     char blk[65536];
     ssize_t n;
     off_t off = start;
     while ((n = pread(fd, blk, sizeof(blk), off)) > 0 && !b.overflow) {
-        dms_buf_append(&b, blk, (size_t)n);
+        dmsu_buf_append(&b, blk, (size_t)n);
         off += n;
     }
     close(fd);

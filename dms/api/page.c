@@ -17,7 +17,7 @@ static bool parse_time_id(const char *s, dmsd_cursor *c)
     num[dot - s] = '\0';
     const char *id = dot + 1;
     size_t n = strlen(id);
-    if ((c->n = dms_parse_i64(num)) < 0 || n == 0 || n >= sizeof(c->id) ||
+    if ((c->n = dmsu_parse_i64(num)) < 0 || n == 0 || n >= sizeof(c->id) ||
         strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789") != n)
         return false;
     memcpy(c->id, id, n + 1);
@@ -36,7 +36,7 @@ int api_page_parse(api_req *r, int default_limit, api_cursor_kind kind, dmsd_pag
     if (!after)
         return 0;
     pg->has_after = true;
-    bool ok = kind == API_CURSOR_NUMBER ? (pg->after.n = dms_parse_i64(after)) >= 0
+    bool ok = kind == API_CURSOR_NUMBER ? (pg->after.n = dmsu_parse_i64(after)) >= 0
                                         : parse_time_id(after, &pg->after);
     if (!ok)
         return dms_error_set(err, DMS_E_INVALID, "after",

@@ -40,7 +40,7 @@ int api_query_i64(api_req *r, const char *key, long long max, long long *out, dm
     const char *v = api_query(r, key);
     if (!v)
         return 1;
-    int64_t n = dms_parse_i64(v);
+    int64_t n = dmsu_parse_i64(v);
     if (n < 0 || n > max)
         return dms_error_set(err, DMS_E_INVALID, key, "%s must be an integer from 0 to %lld", key, max);
     *out = n;

@@ -21,7 +21,7 @@ size_t http_split_path(char *buf, char **seg, size_t max)
 bool http_match_pattern(const char *pattern, char **seg, size_t n, const char **id)
 {
     char pat[HTTP_PATTERN_MAX];
-    if (dms_snprintf_ok(pat, sizeof(pat), "%s", pattern) < 0)
+    if (dmsu_snprintf_ok(pat, sizeof(pat), "%s", pattern) < 0)
         return false;
     char *pseg[HTTP_MAX_PATH_SEGMENTS + 1];
     if (http_split_path(pat, pseg, HTTP_MAX_PATH_SEGMENTS) != n)
@@ -41,7 +41,7 @@ bool http_match_pattern(const char *pattern, char **seg, size_t n, const char **
 bool http_route_no_auth(http_server *s, const char *method, const char *url)
 {
     char path[512];
-    if (dms_snprintf_ok(path, sizeof(path), "%s", url) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s", url) < 0)
         return false;
     char *seg[HTTP_MAX_PATH_SEGMENTS + 1];
     size_t n = http_split_path(path, seg, HTTP_MAX_PATH_SEGMENTS);
@@ -85,7 +85,7 @@ static int validate_route(const http_config *cfg, const api_route *rt, bool open
 {
     char pat[HTTP_PATTERN_MAX];
     char *pseg[HTTP_MAX_PATH_SEGMENTS + 1];
-    if (dms_snprintf_ok(pat, sizeof(pat), "%s", rt->pattern) < 0 ||
+    if (dmsu_snprintf_ok(pat, sizeof(pat), "%s", rt->pattern) < 0 ||
         http_split_path(pat, pseg, HTTP_MAX_PATH_SEGMENTS) > HTTP_MAX_PATH_SEGMENTS)
         return dms_error_set(err, DMS_E_INVALID, "routes", "route %s %.64s: pattern too long", rt->method,
                              rt->pattern);

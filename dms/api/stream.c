@@ -50,7 +50,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     }
     /* Park: MHD stops polling this connection until the streamer resumes it (data, tick, or stop). */
     c->parked = true;
-    c->parked_at_ms = dmsd_mono_ms();
+    c->parked_at_ms = dms_mono_ms();
     c->next = s->parked;
     s->parked = c;
     MHD_suspend_connection(c->conn);
@@ -134,7 +134,7 @@ static size_t collect_fds_locked(http_server *s, struct pollfd **pfd, size_t *ca
  */
 static void resume_ready_locked(http_server *s, const struct pollfd *pfd, size_t k)
 {
-    int64_t now = dmsd_mono_ms();
+    int64_t now = dms_mono_ms();
     for (stream_ctx **pp = &s->parked; *pp;) {
         stream_ctx *c = *pp;
         int fd = c->ops->fd ? c->ops->fd(c->ud) : -1;

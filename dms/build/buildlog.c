@@ -52,8 +52,8 @@ int buildlog_open(buildlog *l, const char *dir, const char *name, int64_t max_by
     snprintf(l->name, sizeof(l->name), "%s", name);
     l->max_bytes = max_bytes < BUILDLOG_MIN_BYTES ? BUILDLOG_MIN_BYTES : max_bytes;
     char path[PATH_MAX], old[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
-        dms_snprintf_ok(old, sizeof(old), "%s/%s.1", dir, name) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
+        dmsu_snprintf_ok(old, sizeof(old), "%s/%s.1", dir, name) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "build log path too long: %s/%s", dir, name);
     int r = rotate(path, old, err);
     if (r < 0)

@@ -22,7 +22,7 @@ int buildstate_begin(core_tx *tx, droid *d, void *ud, dms_error *err)
                              (long long)ba->b->id, r ? build_status_name(was) : "gone");
     ba->b->status = BUILD_RUNNING;
     ba->b->attempt++;
-    ba->b->started_ns = dmsd_now_ns();
+    ba->b->started_ns = dms_now_ns();
     free(ba->b->reason);
     ba->b->reason = NULL;
     if ((r = store_build_update(core_tx_store(tx), ba->b, err)) < 0)
@@ -95,7 +95,7 @@ static int end_requeue(core_tx *tx, droid *d, build_end *ea, dms_error *err)
     int r;
     int64_t delay = builder_backoff_ms(b->attempt);
     b->status = BUILD_QUEUED;
-    b->next_try_ns = dmsd_now_ns() + delay * NS_PER_MS;
+    b->next_try_ns = dms_now_ns() + delay * NS_PER_MS;
     snprintf(why, sizeof(why), "build %lld attempt %d/%d failed: %s; retrying in %llds", (long long)b->id,
              b->attempt, BUILD_MAX_ATTEMPTS, ea->reason, (long long)(delay / 1000));
     if ((r = store_build_update(core_tx_store(tx), b, err)) < 0)
@@ -135,7 +135,7 @@ int buildstate_end(core_tx *tx, droid *d, void *ud, dms_error *err)
     store_build *b = ea->b;
     char why[BUILD_REASON_MAX + 128];
     int r;
-    b->finished_ns = dmsd_now_ns();
+    b->finished_ns = dms_now_ns();
     if (dmsd_set_str(&b->reason, ea->kind == BUILD_END_OK ? NULL : ea->reason) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if (d->deleting) {

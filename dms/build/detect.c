@@ -52,7 +52,7 @@ const char *stack_base_image(stack_kind s)
  * "main" of "../../etc/x", or a Procfile that links to a host file, must not make us look outside). */
 static bool has_file(int dir, const char *name)
 {
-    _cleanup_close_ int fd = dms_open_beneath(dir, name, O_PATH);
+    _cleanup_close_ int fd = dmsu_open_beneath(dir, name, O_PATH);
     struct stat st;
     return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 }
@@ -63,7 +63,7 @@ static char *read_text(int dir, const char *name)
 {
     char *text = NULL;
     size_t len = 0;
-    if (dms_read_file_beneath(dir, name, MANIFEST_MAX_BYTES, &text, &len, NULL) < 0)
+    if (dmsu_read_file_beneath(dir, name, MANIFEST_MAX_BYTES, &text, &len, NULL) < 0)
         return NULL;
     return text;
 }
@@ -277,17 +277,17 @@ int detect_stack(const char *dir, const char *language, detect_result *out, dms_
 /* Replaces every {{key}} of tpl by its value. */
 static int render(const char *tpl, const char *const *kv, char **out, dms_error *err)
 {
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     for (const char *p = tpl; *p;) {
         const char *open = strstr(p, "{{");
         if (!open) {
-            dms_buf_append(&b, p, strlen(p));
+            dmsu_buf_append(&b, p, strlen(p));
             break;
         }
-        dms_buf_append(&b, p, (size_t)(open - p));
+        dmsu_buf_append(&b, p, (size_t)(open - p));
         const char *close = strstr(open, "}}");
         if (!close) {
-            dms_buf_free(&b);
+            dmsu_buf_free(&b);
             return dms_error_set(err, DMS_E_INTERNAL, NULL, "template: unclosed {{");
         }
         size_t kl = (size_t)(close - open - 2);
@@ -296,15 +296,15 @@ static int render(const char *tpl, const char *const *kv, char **out, dms_error 
             if (strlen(kv[i]) == kl && strncmp(kv[i], open + 2, kl) == 0)
                 val = kv[i + 1];
         if (!val) {
-            dms_buf_free(&b);
+            dmsu_buf_free(&b);
             return dms_error_set(err, DMS_E_INTERNAL, NULL, "template: unknown key {{%.*s}}", (int)kl,
                                  open + 2);
         }
-        dms_buf_append(&b, val, strlen(val));
+        dmsu_buf_append(&b, val, strlen(val));
         p = close + 2;
     }
-    if (dms_buf_append(&b, "", 1) < 0) {
-        dms_buf_free(&b);
+    if (dmsu_buf_append(&b, "", 1) < 0) {
+        dmsu_buf_free(&b);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     *out = b.data;

@@ -126,7 +126,7 @@ static df_var from_var(const var *v, const char **value)
 /* getBuildArg: a build arg, else the declared default; undeclared names are unset (the proxies excepted). */
 static df_var arg_value(const walk *w, const var *declared, const char *name, const char **value)
 {
-    const char *given = dms_kv_get(w->p->build_args, name);
+    const char *given = dmsu_kv_get(w->p->build_args, name);
     if ((declared || builtin_arg(name)) && given) {
         *value = given;
         return DF_VAR_SET;
@@ -238,7 +238,7 @@ static int do_from(walk *w, const df_instr *in)
     static const char *const flags[] = {"platform", NULL};
     const char *fv[1];
     _cleanup_strv_ char **words = df_split_ws(in->args);
-    size_t n = dms_strv_len(words);
+    size_t n = dmsu_strv_len(words);
     dms_error e;
     if (df_flags(in, flags, fv, &e) < 0)
         return refuse(w, "FROM: %s", e.message);
@@ -304,7 +304,7 @@ static int set_pairs(walk *w, const char *what, char **keys, char **values, vars
  * when need_value. */
 static int split_pairs(walk *w, const char *what, char **words, bool need_value, char ***keys, char ***values)
 {
-    size_t n = dms_strv_len(words);
+    size_t n = dmsu_strv_len(words);
     *keys = calloc(n + 1, sizeof(char *));
     *values = calloc(n + 1, sizeof(char *));
     if (!*keys || !*values)
@@ -325,14 +325,14 @@ static void free_pairs(char **keys, char **values, size_t n)
     for (size_t i = 0; i < n; i++)
         free(values ? values[i] : NULL);
     free(values);
-    dms_strv_free(keys);
+    dmsu_strv_free(keys);
 }
 
 static int do_arg(walk *w, const df_instr *in)
 {
     _cleanup_strv_ char **words = df_words(in->args, w->esc);
     char **keys = NULL, **values = NULL;
-    size_t n = dms_strv_len(words);
+    size_t n = dmsu_strv_len(words);
     int r = n ? split_pairs(w, "ARG", words, false, &keys, &values) : refuse(w, "ARG needs a name");
     if (r == 0)
         r = w->n_st ? set_pairs(w, "ARG", keys, values, &w->args, stage_lookup)
@@ -346,7 +346,7 @@ static int do_env(walk *w, const df_instr *in)
 {
     _cleanup_strv_ char **words = df_words(in->args, w->esc);
     char **keys = NULL, **values = NULL;
-    size_t n = dms_strv_len(words);
+    size_t n = dmsu_strv_len(words);
     int r;
     if (!n)
         return refuse(w, "ENV needs a name and a value");
@@ -442,7 +442,7 @@ static int do_add(walk *w, const df_instr *in)
     _cleanup_strv_ char **words = NULL;
     if (df_json_or_ws(in->args, &words, &e) < 0)
         return refuse(w, "ADD %.*s: %s", SHOWN_MAX, in->args, e.message);
-    size_t n = dms_strv_len(words);
+    size_t n = dmsu_strv_len(words);
     if (n < 2)
         return refuse(w, "ADD needs a source and a destination");
     int r = 0;

@@ -32,11 +32,11 @@ static void trim_space(const char **s, size_t *n)
 {
     const char *p = *s, *end = *s + *n, *last = p;
     size_t k;
-    while (p < end && (k = dms_unicode_space_len(p, end)) > 0)
+    while (p < end && (k = dmsu_unicode_space_len(p, end)) > 0)
         p += k;
     *s = p;
     for (const char *q = p; q < end;) {
-        k = dms_unicode_space_len(q, end);
+        k = dmsu_unicode_space_len(q, end);
         q += k ? k : 1;
         if (!k)
             last = q;
@@ -49,7 +49,7 @@ static void trim_space(const char **s, size_t *n)
 static int extract_flags(const char *line, char ***flags, const char **rest)
 {
     enum { IN_SPACES, IN_WORD, IN_QUOTE } phase = IN_SPACES;
-    dms_buf w = {0};
+    dmsu_buf w = {0};
     char quote = 0;
     bool blank_ok = false;
     size_t len = strlen(line);
@@ -71,7 +71,7 @@ static int extract_flags(const char *line, char ***flags, const char **rest)
         bool dashes = w.len == 2 && memcmp(w.data, "--", 2) == 0;
         if (pos == len) {
             if (!dashes && (blank_ok || w.len))
-                r = dms_strv_push(flags, w.data ? w.data : "");
+                r = dmsu_strv_push(flags, w.data ? w.data : "");
             break;
         }
         if (phase == IN_WORD && go_byte_space((unsigned char)ch)) {
@@ -80,8 +80,8 @@ static int extract_flags(const char *line, char ***flags, const char **rest)
                 break;
             }
             if (blank_ok || w.len)
-                r = dms_strv_push(flags, w.data ? w.data : "");
-            dms_buf_reset(&w);
+                r = dmsu_strv_push(flags, w.data ? w.data : "");
+            dmsu_buf_reset(&w);
             blank_ok = false;
             phase = IN_SPACES;
             continue;
@@ -103,13 +103,13 @@ static int extract_flags(const char *line, char ***flags, const char **rest)
             }
             ch = line[++pos];
         }
-        r = dms_buf_append(&w, &ch, 1);
+        r = dmsu_buf_append(&w, &ch, 1);
     }
-    dms_buf_free(&w);
+    dmsu_buf_free(&w);
     return r < 0 ? -DMS_E_NOMEM : 0;
 }
 
-static int on_instr(void *ud, const dms_df_instr *in, dms_error *err)
+static int on_instr(void *ud, const dmsu_df_instr *in, dms_error *err)
 {
     df_file *f = ud;
     df_instr *v = realloc(f->v, (f->n + 1) * sizeof(*v));
@@ -146,14 +146,14 @@ static int on_instr(void *ud, const dms_df_instr *in, dms_error *err)
 int df_parse(const char *text, size_t len, df_file *out, dms_error *err)
 {
     memset(out, 0, sizeof(*out));
-    return dms_df_scan(text, len, on_instr, out, &out->escape, err);
+    return dmsu_df_scan(text, len, on_instr, out, &out->escape, err);
 }
 
 void df_file_clear(df_file *f)
 {
     for (size_t i = 0; f && i < f->n; i++) {
         free(f->v[i].cmd);
-        dms_strv_free(f->v[i].flags);
+        dmsu_strv_free(f->v[i].flags);
         free(f->v[i].args);
         free(f->v[i].original);
     }
@@ -176,8 +176,8 @@ char **df_split_ws(const char *args)
             q++;
         if (q > p) {
             _cleanup_free_ char *word = strndup(p, (size_t)(q - p));
-            if (!word || dms_strv_push(&v, word) < 0) {
-                dms_strv_free(v);
+            if (!word || dmsu_strv_push(&v, word) < 0) {
+                dmsu_strv_free(v);
                 return NULL;
             }
         }
@@ -190,7 +190,7 @@ int df_json_or_ws(const char *args, char ***out, dms_error *err)
 {
     const char *p = args, *end = args + strlen(args);
     size_t k;
-    while (p < end && (k = dms_unicode_space_len(p, end)) > 0)
+    while (p < end && (k = dmsu_unicode_space_len(p, end)) > 0)
         p += k;
     *out = NULL;
     if (*p != '[') {
@@ -205,8 +205,8 @@ int df_json_or_ws(const char *args, char ***out, dms_error *err)
     json_t *e;
     json_array_foreach(a, i, e)
     {
-        if (!json_is_string(e) || dms_strv_push(out, json_string_value(e)) < 0) {
-            dms_strv_free(*out);
+        if (!json_is_string(e) || dmsu_strv_push(out, json_string_value(e)) < 0) {
+            dmsu_strv_free(*out);
             *out = NULL;
             return dms_error_set(err, DMS_E_INVALID, NULL, "not a JSON array of strings");
         }
@@ -217,17 +217,17 @@ int df_json_or_ws(const char *args, char ***out, dms_error *err)
 char **df_words(const char *args, char escape)
 {
     char **v = NULL;
-    dms_buf w = {0};
+    dmsu_buf w = {0};
     const char *p = args, *end = args + strlen(args);
     char quote = 0;
     bool in_word = false, blank_ok = false;
     int r = 0;
     while (p < end && r == 0) {
-        size_t sp = dms_unicode_space_len(p, end);
+        size_t sp = dmsu_unicode_space_len(p, end);
         if (!quote && sp) {
             if (in_word && (blank_ok || w.len))
-                r = dms_strv_push(&v, w.data ? w.data : "");
-            dms_buf_reset(&w);
+                r = dmsu_strv_push(&v, w.data ? w.data : "");
+            dmsu_buf_reset(&w);
             in_word = blank_ok = false;
             p += sp;
             continue;
@@ -245,17 +245,17 @@ char **df_words(const char *args, char escape)
         if (ch == escape && quote != '\'') {
             if (p == end)
                 continue;
-            r = dms_buf_append(&w, &ch, 1);
+            r = dmsu_buf_append(&w, &ch, 1);
             ch = *p++;
         }
         if (r == 0)
-            r = dms_buf_append(&w, &ch, 1);
+            r = dmsu_buf_append(&w, &ch, 1);
     }
     if (r == 0 && in_word && (blank_ok || w.len))
-        r = dms_strv_push(&v, w.data ? w.data : "");
-    dms_buf_free(&w);
+        r = dmsu_strv_push(&v, w.data ? w.data : "");
+    dmsu_buf_free(&w);
     if (r < 0) {
-        dms_strv_free(v);
+        dmsu_strv_free(v);
         return NULL;
     }
     return v;
@@ -298,19 +298,19 @@ typedef struct lex {
     dms_error *err;
 } lex;
 
-static int until(lex *lx, char stop, dms_buf *out);
+static int until(lex *lx, char stop, dmsu_buf *out);
 
 static int lex_error(lex *lx, const char *what)
 {
     return dms_error_set(lx->err, DMS_E_INVALID, NULL, "%s", what);
 }
 
-static int put(lex *lx, dms_buf *out, const char *s, size_t n)
+static int put(lex *lx, dmsu_buf *out, const char *s, size_t n)
 {
-    return dms_buf_append(out, s, n) < 0 ? dms_error_set(lx->err, DMS_E_NOMEM, NULL, "out of memory") : 0;
+    return dmsu_buf_append(out, s, n) < 0 ? dms_error_set(lx->err, DMS_E_NOMEM, NULL, "out of memory") : 0;
 }
 
-static int single_quote(lex *lx, dms_buf *out)
+static int single_quote(lex *lx, dmsu_buf *out)
 {
     const char *start = ++lx->p;
     const char *q = memchr(start, '\'', (size_t)(lx->end - start));
@@ -320,9 +320,9 @@ static int single_quote(lex *lx, dms_buf *out)
     return put(lx, out, start, (size_t)(q - start));
 }
 
-static int dollar(lex *lx, dms_buf *out);
+static int dollar(lex *lx, dmsu_buf *out);
 
-static int double_quote(lex *lx, dms_buf *out)
+static int double_quote(lex *lx, dmsu_buf *out)
 {
     lx->p++;
     for (;;) {
@@ -389,14 +389,14 @@ static bool value_of(lex *lx, const char *var, const char **value)
 }
 
 /* ${name:-word} / ${name:+word}, after the ':'. */
-static int modifier(lex *lx, const char *var, dms_buf *out)
+static int modifier(lex *lx, const char *var, dmsu_buf *out)
 {
     if (lx->p >= lx->end)
         return lex_error(lx, "syntax error: missing '}'");
     char mod = *lx->p++;
     if (lx->depth + 1 > EXPAND_NESTING_MAX)
         return lex_error(lx, "substitutions nest too deeply");
-    dms_buf word = {0};
+    dmsu_buf word = {0};
     lx->depth++;
     int r = until(lx, '}', &word);
     lx->depth--;
@@ -410,11 +410,11 @@ static int modifier(lex *lx, const char *var, dms_buf *out)
         else
             r = dms_error_set(lx->err, DMS_E_INVALID, NULL, "unsupported modifier (%c) in substitution", mod);
     }
-    dms_buf_free(&word);
+    dmsu_buf_free(&word);
     return r;
 }
 
-static int dollar(lex *lx, dms_buf *out)
+static int dollar(lex *lx, dmsu_buf *out)
 {
     char var[256];
     bool unknown = false;
@@ -452,7 +452,7 @@ static int dollar(lex *lx, dms_buf *out)
 }
 
 /* processStopOn: stop is '\0' for the end of the word. */
-static int until(lex *lx, char stop, dms_buf *out)
+static int until(lex *lx, char stop, dmsu_buf *out)
 {
     while (lx->p < lx->end) {
         char ch = *lx->p;
@@ -488,7 +488,7 @@ static int until(lex *lx, char stop, dms_buf *out)
 static bool utf8_valid(const char *s)
 {
     size_t n = strlen(s), k;
-    _cleanup_free_ char *clean = dms_utf8_sanitize(s, n, &k);
+    _cleanup_free_ char *clean = dmsu_utf8_sanitize(s, n, &k);
     return clean && k == n && memcmp(clean, s, n) == 0;
 }
 
@@ -500,12 +500,12 @@ int df_expand(const char *word, char escape, df_lookup_fn lookup, void *ud, char
     if (!utf8_valid(word))
         return dms_error_set(err, DMS_E_INVALID, NULL, "not valid UTF-8");
     lex lx = {.p = word, .end = word + strlen(word), .esc = escape, .lookup = lookup, .ud = ud, .err = err};
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     int r = until(&lx, '\0', &b);
-    if (r == 0 && dms_buf_append(&b, "", 0) < 0)
+    if (r == 0 && dmsu_buf_append(&b, "", 0) < 0)
         r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     if (r < 0) {
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         return r;
     }
     *out = b.data;

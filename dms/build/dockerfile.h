@@ -1,6 +1,6 @@
 /* build/dockerfile.h - a Dockerfile read the way Docker 20.10's classic builder reads it, for dfpolicy.c.
  *
- * Lines are split and joined by dms_df_scan (executor/util.h: directives, comments, continuations, the escape
+ * Lines are split and joined by dmsu_df_scan (executor/util.h: directives, comments, continuations, the escape
  * character); each instruction is then cut as the engine's parser cuts it (the keyword, the builder flags
  * `--name=value` with their quotes removed, the arguments), and words are expanded as its shell lexer expands
  * them (quotes, escapes, $VAR, ${VAR}, ${VAR:-word}, ${VAR:+word}). Where the engine would know a value we do
@@ -34,7 +34,7 @@ typedef struct df_file {
 int df_parse(const char *text, size_t len, df_file *out, dms_error *err);
 void df_file_clear(df_file *f);
 
-/* Words of an instruction's arguments; NULL-terminated vectors the caller frees with dms_strv_free. */
+/* Words of an instruction's arguments; NULL-terminated vectors the caller frees with dmsu_strv_free. */
 /* Split at runs of [\t\v\f\r ] (FROM's arguments, and ADD/COPY's when they are not a JSON array). */
 char **df_split_ws(const char *args);
 /* ADD/COPY: a JSON array of strings when args begins with '[' (anything else after '[' is INVALID: we do not

@@ -73,7 +73,7 @@ static int target_url(const char *repo, char **url, dms_error *err)
 void gitx_remote_info_clear(gitx_remote_info *info)
 {
     free(info->default_branch);
-    dms_strv_free(info->branches);
+    dmsu_strv_free(info->branches);
     memset(info, 0, sizeof(*info));
 }
 

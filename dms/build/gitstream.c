@@ -215,7 +215,7 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline_ms)
         return -1;
     int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
     while (r < 0 && (errno == EINPROGRESS || errno == EINTR)) {
-        int64_t left = deadline_ms - dmsd_mono_ms();
+        int64_t left = deadline_ms - dms_mono_ms();
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         int n = left > 0 ? poll(&p, 1, (int)left) : 0;
         if (n < 0 && errno == EINTR)
@@ -258,7 +258,7 @@ static int gs_connect(git_stream *stream)
         return -1;
     }
     /* One deadline for every address: a name with many silent addresses gets no more time than one. */
-    int64_t deadline = dmsd_mono_ms() + (int64_t)cfg.timeout_s * MS_PER_SEC;
+    int64_t deadline = dms_mono_ms() + (int64_t)cfg.timeout_s * MS_PER_SEC;
     int fd = -1, last_errno = 0;
     size_t permitted = 0;
     for (const struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {

@@ -183,7 +183,7 @@ static int open_beneath(const char *root_real, const char *rest)
         /* No openat2 (a kernel before 5.6, a seccomp profile, valgrind): a walk of one O_NOFOLLOW component
          * at a time, which refuses every symlink beneath the root rather than only those leading out of it.
          */
-        fd = dms_open_beneath(rootfd, rest, O_PATH | O_DIRECTORY);
+        fd = dmsu_open_beneath(rootfd, rest, O_PATH | O_DIRECTORY);
         e = fd < 0 ? (int)-fd : 0;
     }
     close(rootfd);

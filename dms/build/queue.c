@@ -151,7 +151,7 @@ static int pick_locked(buildq *q, buildq_job *job, int64_t *wait_ms)
 {
     store_build_cand *cands = NULL;
     size_t n = 0;
-    int64_t due = 0, now = dmsd_now_ns();
+    int64_t due = 0, now = dms_now_ns();
     dms_error err = {0};
     *wait_ms = QUEUE_POLL_MAX_MS;
     if (store_build_candidates(q->st, now, q->user_max, &cands, &n, &due, &err) < 0) {
@@ -176,7 +176,7 @@ static void *watchdog(void *arg)
     buildq *q = arg;
     pthread_mutex_lock(&q->lock);
     while (!q->stop) {
-        int64_t now = dmsd_mono_ms(), next = 0;
+        int64_t now = dms_mono_ms(), next = 0;
         for (int i = 0; i < q->workers; i++) {
             slot *s = &q->slots[i];
             if (!s->busy || !s->deadline_ms || s->why != BUILDQ_NOT_CANCELLED)
@@ -304,7 +304,7 @@ void buildq_arm(buildq *q, const buildq_job *job, int timeout_s)
     pthread_mutex_lock(&q->lock);
     slot *s = &q->slots[job->slot];
     s->timeout_s = timeout_s;
-    s->deadline_ms = timeout_s > 0 ? dmsd_mono_ms() + (int64_t)timeout_s * 1000 : 0;
+    s->deadline_ms = timeout_s > 0 ? dms_mono_ms() + (int64_t)timeout_s * 1000 : 0;
     pthread_cond_signal(&q->wd_cond);
     pthread_mutex_unlock(&q->lock);
 }

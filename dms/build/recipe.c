@@ -82,7 +82,7 @@ static int read_own(int dir, char **text, dms_error *err)
             "the file itself");
     dms_error e;
     size_t len;
-    if (dms_read_file_beneath(dir, "Dockerfile", RECIPE_DOCKERFILE_MAX_BYTES, text, &len, &e) < 0)
+    if (dmsu_read_file_beneath(dir, "Dockerfile", RECIPE_DOCKERFILE_MAX_BYTES, text, &len, &e) < 0)
         return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "the repository's Dockerfile: %s",
                              e.message);
     if (strlen(*text) != len) /* the text goes on as a C string: what is checked must be all of it */

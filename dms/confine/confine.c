@@ -148,7 +148,7 @@ int confine_user_network(const char *executor_id, const char *user_id, char *buf
             return r;
         snprintf(base, sizeof(base), "%s-%s", NETWORK_PREFIX, ex);
     }
-    if (dms_snprintf_ok(buf, size, "%s-u%s", base, user) < 0)
+    if (dmsu_snprintf_ok(buf, size, "%s-u%s", base, user) < 0)
         return dms_error_set(err, DMS_E_INTERNAL, NULL, "network name buffer too small");
     return 0;
 }

@@ -51,7 +51,7 @@ int quota_disk_used(app *a, const char *user_id, int64_t *bytes, dms_error *err)
             total += du(dir);
         droid_free(d);
     }
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     *bytes = total;
     return 0;
 }

@@ -239,7 +239,7 @@ static json_t *text_json(const char *s)
     if (j)
         return j;
     size_t n = 0;
-    char *clean = dms_utf8_sanitize(s, strlen(s), &n);
+    char *clean = dmsu_utf8_sanitize(s, strlen(s), &n);
     j = clean ? json_stringn(clean, n) : NULL;
     free(clean);
     return j;
@@ -351,7 +351,7 @@ char **core_ids(core *c)
     for (size_t i = 0; v && i < c->n_slots; i++) {
         const droid *d = c->slots[i];
         if (d && d != TOMBSTONE && !(v[n++] = strdup(d->id))) {
-            dms_strv_free(v);
+            dmsu_strv_free(v);
             v = NULL;
         }
     }
@@ -425,7 +425,7 @@ int core_tx_set_state(core_tx *tx, droid *d, droid_state to, const char *reason,
     int r = droid_transition_check(d->state, to, reason, err);
     if (r < 0)
         return r;
-    int64_t now = dmsd_now_ns();
+    int64_t now = dms_now_ns();
     if ((r = store_event_add(tx->c->st, d->id, now, droid_state_name(d->state), droid_state_name(to), reason,
                              err)) < 0)
         return r;
@@ -442,7 +442,7 @@ int core_tx_note(core_tx *tx, droid *d, const char *reason, dms_error *err)
 {
     const char *s = droid_state_name(d->state);
     log_info("droid=%s op=note state=%s reason=\"%s\"", d->id, s, reason);
-    return store_event_add(tx->c->st, d->id, dmsd_now_ns(), s, s, reason, err);
+    return store_event_add(tx->c->st, d->id, dms_now_ns(), s, s, reason, err);
 }
 
 static void run_hooks(core *c, const core_tx *tx, const char *id)
@@ -479,7 +479,7 @@ int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void
         int64_t before = d->updated_ns;
         r = fn(&tx, d, ud, err);
         if (r == 0 && d->updated_ns == before)
-            d->updated_ns = dmsd_now_ns();
+            d->updated_ns = dms_now_ns();
         if (r == 0)
             r = tx.purge ? store_droid_delete(c->st, d->id, err) : store_droid_update(c->st, d, err);
         if (r == 0)
@@ -518,7 +518,7 @@ int core_create(core *c, droid *d, droid **out, dms_error *err)
     if (r < 0)
         return r;
     d->id[0] = 'd';
-    d->created_ns = d->updated_ns = dmsd_now_ns();
+    d->created_ns = d->updated_ns = dms_now_ns();
     d->state = DROID_PENDING;
     d->want_running = true;
     if (dmsd_set_str(&d->reason, "created; waiting for its first build") < 0)

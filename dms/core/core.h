@@ -73,7 +73,7 @@ droid *core_get_copy(core *c, const char *id);
 /* Checks the droid exists and is the user's; 0 or NOT_FOUND. */
 int core_check_owner(core *c, const char *user, const char *id, dms_error *err);
 /* Ids of every droid (deleting ones included), for the workers' startup pass. Caller frees with
- * dms_strv_free. */
+ * dmsu_strv_free. */
 char **core_ids(core *c);
 size_t core_count(core *c);
 /* The user's droids (being deleted ones left out). */

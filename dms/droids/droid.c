@@ -168,7 +168,7 @@ int droid_volumes_from_json(droid *d, const char *json, dms_error *err)
 
 int droid_volume_engine_name(const droid *d, size_t i, char *buf, size_t size)
 {
-    if (i >= d->n_volumes || dms_snprintf_ok(buf, size, "%s-%s", d->id, d->volumes[i].name) < 0)
+    if (i >= d->n_volumes || dmsu_snprintf_ok(buf, size, "%s-%s", d->id, d->volumes[i].name) < 0)
         return -DMS_E_INVALID;
     return 0;
 }
@@ -186,13 +186,13 @@ int droid_env_vector(const droid *d, char ***out, dms_error *err)
     json_t *val;
     json_object_foreach(env, k, val)
     {
-        _cleanup_free_ char *kv = dms_strdup_printf("%s=%s", k, json_string_value(val));
-        if (!kv || dms_strv_push(&v, kv) < 0)
+        _cleanup_free_ char *kv = dmsu_strdup_printf("%s=%s", k, json_string_value(val));
+        if (!kv || dmsu_strv_push(&v, kv) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     if (!json_object_get(env, "PORT")) {
-        _cleanup_free_ char *kv = dms_strdup_printf("PORT=%d", d->port);
-        if (!kv || dms_strv_push(&v, kv) < 0)
+        _cleanup_free_ char *kv = dmsu_strdup_printf("PORT=%d", d->port);
+        if (!kv || dmsu_strv_push(&v, kv) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     *out = steal_pointer(&v);

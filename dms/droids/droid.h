@@ -161,7 +161,7 @@ int droid_volume_engine_name(const droid *d, size_t i, char *buf, size_t size);
 json_t *droid_to_json(const droid *d);
 
 /* The env as a NULL-terminated "K=V" vector with PORT=<port> added (unless env sets PORT itself). Caller
- * frees with dms_strv_free(). */
+ * frees with dmsu_strv_free(). */
 int droid_env_vector(const droid *d, char ***out, dms_error *err);
 
 #endif

@@ -94,7 +94,7 @@ static int row_put(store *s, const char *id, const follow_row *r, dms_error *err
     return 0;
 }
 
-/* Ids and last checks of the followed droids. Caller frees *ids (dms_strv_free) and *checked. */
+/* Ids and last checks of the followed droids. Caller frees *ids (dmsu_strv_free) and *checked. */
 static int rows_followed(store *s, char ***ids, int64_t **checked, dms_error *err)
 {
     LOCK_DB(s, l);
@@ -111,7 +111,7 @@ static int rows_followed(store *s, char ***ids, int64_t **checked, dms_error *er
         int64_t *nc = realloc(*checked, (n + 1) * sizeof(int64_t));
         if (nc)
             *checked = nc;
-        if (!nc || dms_strv_push(ids, (const char *)sqlite3_column_text(st, 0)) < 0)
+        if (!nc || dmsu_strv_push(ids, (const char *)sqlite3_column_text(st, 0)) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         (*checked)[n++] = sqlite3_column_int64(st, 1);
     }
@@ -404,7 +404,7 @@ static void record(follower *f, const char *id, const char *remote_sha, const ch
     if (remote_sha)
         dmsd_set_str(&row.remote_sha, remote_sha);
     dmsd_set_str(&row.last_error, error);
-    row.checked_ns = dmsd_now_ns();
+    row.checked_ns = dms_now_ns();
     row_put(f->a->st, id, &row, NULL);
     row_clear(&row);
 }
@@ -464,10 +464,10 @@ static void *follower_main(void *arg)
         pthread_mutex_unlock(&f->lock);
         for (size_t i = 0; now && now[i]; i++)
             check(f, now[i], "hook");
-        dms_strv_free(now);
+        dmsu_strv_free(now);
         char **ids = NULL;
         int64_t *checked = NULL;
-        int64_t t = dmsd_now_ns();
+        int64_t t = dms_now_ns();
         int64_t next = t + f->interval_ns;
         if (rows_followed(f->a->st, &ids, &checked, NULL) == 0) {
             for (size_t i = 0; ids && ids[i]; i++) {
@@ -478,14 +478,14 @@ static void *follower_main(void *arg)
                     next = due;
             }
         }
-        dms_strv_free(ids);
+        dmsu_strv_free(ids);
         free(checked);
         pthread_mutex_lock(&f->lock);
         if (f->stop || f->now)
             continue;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t wait_ns = next - dmsd_now_ns();
+        int64_t wait_ns = next - dms_now_ns();
         if (wait_ns < NS_PER_MS)
             wait_ns = NS_PER_MS;
         int64_t deadline = (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec + wait_ns;
@@ -529,7 +529,7 @@ void follower_stop(follower *f)
     pthread_mutex_unlock(&f->lock);
     if (f->started)
         pthread_join(f->thread, NULL);
-    dms_strv_free(f->now);
+    dmsu_strv_free(f->now);
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
     free(f);
@@ -544,7 +544,7 @@ void follower_check_now(follower *f, const char *droid_id)
     for (size_t i = 0; f->now && f->now[i] && !there; i++)
         there = strcmp(f->now[i], droid_id) == 0;
     if (!there)
-        dms_strv_push(&f->now, droid_id);
+        dmsu_strv_push(&f->now, droid_id);
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->lock);
 }

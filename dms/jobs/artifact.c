@@ -186,9 +186,9 @@ static int adopt_one(const char *jobs_dir, const char *id, int64_t max_bytes)
 {
     char dir[PATH_MAX], out[PATH_MAX], copy[PATH_MAX];
     struct stat st;
-    if (dms_snprintf_ok(dir, sizeof(dir), "%s/%s", jobs_dir, id) < 0 ||
-        dms_snprintf_ok(out, sizeof(out), "%s/out", dir) < 0 ||
-        dms_snprintf_ok(copy, sizeof(copy), "%s/" ARTIFACT_NAME, dir) < 0 || lstat(copy, &st) == 0 ||
+    if (dmsu_snprintf_ok(dir, sizeof(dir), "%s/%s", jobs_dir, id) < 0 ||
+        dmsu_snprintf_ok(out, sizeof(out), "%s/out", dir) < 0 ||
+        dmsu_snprintf_ok(copy, sizeof(copy), "%s/" ARTIFACT_NAME, dir) < 0 || lstat(copy, &st) == 0 ||
         lstat(out, &st) != 0 || !S_ISDIR(st.st_mode))
         return 0;
     dms_error err = {0};

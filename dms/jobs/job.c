@@ -304,7 +304,7 @@ int job_cache_volume_name(const char *executor_id, const char *user_id, const ch
         hex[2 * i + 1] = digits[md[i] & 15];
     }
     hex[CACHE_NAME_HEX] = '\0';
-    if (dms_snprintf_ok(buf, size, "%s-cache-%s", executor_id, hex) < 0 || !dms_id_valid(buf))
+    if (dmsu_snprintf_ok(buf, size, "%s-cache-%s", executor_id, hex) < 0 || !dms_id_valid(buf))
         return dms_error_set(err, DMS_E_INVALID, NULL,
                              "executor id \"%.64s\" is too long for a cache volume name", executor_id);
     return 0;
@@ -409,10 +409,10 @@ char **job_step_env(const job *j, job_step step, int artifact_max_mb)
         path = "PATH=" JOB_CACHE_DIR
                "/tools/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
                "/sbin:/bin";
-    _cleanup_free_ char *id = dms_strdup_printf("DMS_JOB_ID=%s", j->id);
-    _cleanup_free_ char *proj = dms_strdup_printf("DMS_PROJECT_ID=%s", j->project_id);
-    _cleanup_free_ char *dep = dms_strdup_printf("DMS_DEPLOYMENT_ID=%s", j->deployment_id);
-    _cleanup_free_ char *dist = dms_strdup_printf("DMS_DIST_DIR=%s", j->dist_dir);
+    _cleanup_free_ char *id = dmsu_strdup_printf("DMS_JOB_ID=%s", j->id);
+    _cleanup_free_ char *proj = dmsu_strdup_printf("DMS_PROJECT_ID=%s", j->project_id);
+    _cleanup_free_ char *dep = dmsu_strdup_printf("DMS_DEPLOYMENT_ID=%s", j->deployment_id);
+    _cleanup_free_ char *dist = dmsu_strdup_printf("DMS_DIST_DIR=%s", j->dist_dir);
     static const char *const fixed[] = {
         "CI=true",
         "HOME=/root",
@@ -428,20 +428,20 @@ char **job_step_env(const job *j, job_step step, int artifact_max_mb)
         "PIP_NO_INPUT=1",
         NULL,
     };
-    if (!id || !proj || !dep || !dist || dms_strv_push(&env, path) < 0 || dms_strv_push(&env, id) < 0 ||
-        dms_strv_push(&env, proj) < 0 || dms_strv_push(&env, dep) < 0 || dms_strv_push(&env, dist) < 0) {
-        dms_strv_free(env);
+    if (!id || !proj || !dep || !dist || dmsu_strv_push(&env, path) < 0 || dmsu_strv_push(&env, id) < 0 ||
+        dmsu_strv_push(&env, proj) < 0 || dmsu_strv_push(&env, dep) < 0 || dmsu_strv_push(&env, dist) < 0) {
+        dmsu_strv_free(env);
         return NULL;
     }
     for (size_t i = 0; fixed[i]; i++)
-        if (dms_strv_push(&env, fixed[i]) < 0) {
-            dms_strv_free(env);
+        if (dmsu_strv_push(&env, fixed[i]) < 0) {
+            dmsu_strv_free(env);
             return NULL;
         }
     if (step == JOB_STEP_PACKAGE) {
-        _cleanup_free_ char *max = dms_strdup_printf("DMS_ARTIFACT_MAX_MB=%d", artifact_max_mb);
-        if (!max || dms_strv_push(&env, max) < 0) {
-            dms_strv_free(env);
+        _cleanup_free_ char *max = dmsu_strdup_printf("DMS_ARTIFACT_MAX_MB=%d", artifact_max_mb);
+        if (!max || dmsu_strv_push(&env, max) < 0) {
+            dmsu_strv_free(env);
             return NULL;
         }
     }

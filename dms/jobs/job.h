@@ -140,7 +140,7 @@ const char *job_install_script(job_pm pm);
 /* The package step's script: packs $DMS_DIST_DIR (which must resolve inside the workspace) with the image's
  * own tar into JOB_OUT_DIR/artifact.tar, at most $DMS_ARTIFACT_MAX_MB (ulimit -f). Static string. */
 const char *job_package_script(void);
-/* Environment of a step of j: "K=V" vector, caller frees with dms_strv_free(). NULL on OOM. The package step
+/* Environment of a step of j: "K=V" vector, caller frees with dmsu_strv_free(). NULL on OOM. The package step
  * gets JOB_FIXED_PATH and DMS_ARTIFACT_MAX_MB=artifact_max_mb; the others the package manager's PATH. */
 char **job_step_env(const job *j, job_step step, int artifact_max_mb);
 

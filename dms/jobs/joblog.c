@@ -17,12 +17,12 @@ void joblog_flush(joblog *w)
     if (!w->buf.len)
         return;
     dms_error err = {0};
-    if (jobstore_log_append(w->st, w->id, w->seq + 1, dmsd_now_ns(), w->buf.data, w->buf.len, &err) < 0)
+    if (jobstore_log_append(w->st, w->id, w->seq + 1, dms_now_ns(), w->buf.data, w->buf.len, &err) < 0)
         log_warn("job=%s op=log error=\"%s\"", w->id, err.message);
     else
         w->seq++;
-    dms_buf_reset(&w->buf);
-    w->last_flush_ms = dmsd_mono_ms();
+    dmsu_buf_reset(&w->buf);
+    w->last_flush_ms = dms_mono_ms();
 }
 
 void joblog_write(joblog *w, const char *data, size_t len)
@@ -32,7 +32,7 @@ void joblog_write(joblog *w, const char *data, size_t len)
     if (w->total + len > JOB_LOG_MAX_BYTES) {
         static const char note[] = "\n[dms] the log reached its size limit; further output is not kept\n";
         w->truncated = true;
-        dms_buf_append(&w->buf, note, sizeof(note) - 1);
+        dmsu_buf_append(&w->buf, note, sizeof(note) - 1);
         joblog_flush(w);
         return;
     }
@@ -40,14 +40,14 @@ void joblog_write(joblog *w, const char *data, size_t len)
         memcmp(data, JOBLOG_CACHE_WARM_MARK, strlen(JOBLOG_CACHE_WARM_MARK)) == 0)
         w->cache_warm = true;
     w->total += len;
-    dms_buf_append(&w->buf, data, len);
+    dmsu_buf_append(&w->buf, data, len);
     if (w->buf.len >= LOG_CHUNK_BYTES)
         joblog_flush(w);
 }
 
 void joblog_tick(joblog *w)
 {
-    if (w->buf.len && dmsd_mono_ms() - w->last_flush_ms >= LOG_FLUSH_MS)
+    if (w->buf.len && dms_mono_ms() - w->last_flush_ms >= LOG_FLUSH_MS)
         joblog_flush(w);
 }
 

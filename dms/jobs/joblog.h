@@ -22,7 +22,7 @@ typedef struct joblog {
     store *st;
     const char *id; /* the job's, borrowed */
     int64_t seq;    /* the last chunk written */
-    dms_buf buf;
+    dmsu_buf buf;
     int64_t last_flush_ms;
     size_t total;
     bool truncated;

@@ -20,7 +20,7 @@
 
 int jobrun_dir(const app *a, const char *id, const char *sub, char *buf, size_t size)
 {
-    return dms_snprintf_ok(buf, size, "%s/jobs/%s%s%s", a->cfg.data_dir, id, sub ? "/" : "", sub ? sub : "") <
+    return dmsu_snprintf_ok(buf, size, "%s/jobs/%s%s%s", a->cfg.data_dir, id, sub ? "/" : "", sub ? sub : "") <
                    0
                ? -DMS_E_INVALID
                : 0;
@@ -152,7 +152,7 @@ static int open_run(run_ctx *c)
     job *j = c->j;
     c->log.st = a->st;
     c->log.id = j->id;
-    c->log.last_flush_ms = dmsd_mono_ms();
+    c->log.last_flush_ms = dms_mono_ms();
     c->log.buf.max = 0;
     /* Continue the log where it is (the queue line, an earlier attempt). */
     jobstore_log_last_seq(a->st, j->id, &c->log.seq, NULL);
@@ -212,12 +212,12 @@ static void end_run(run_ctx *c)
     if (c->kind == JOBRUN_INTERRUPTED) {
         /* Stays "running": the next start of dmsd queues it again. */
         joblog_flush(&c->log);
-        dms_buf_free(&c->log.buf);
+        dmsu_buf_free(&c->log.buf);
         log_info("job=%s op=run result=interrupted", j->id);
         return;
     }
     remove_trees(c);
-    j->finished_ns = dmsd_now_ns();
+    j->finished_ns = dms_now_ns();
     j->status = c->kind == JOBRUN_OK          ? JOB_SUCCEEDED
                 : c->kind == JOBRUN_CANCELLED ? JOB_CANCELLED
                                               : JOB_FAILED;
@@ -229,7 +229,7 @@ static void end_run(run_ctx *c)
     else
         joblog_say(&c->log, "job %s %s: %s", j->id, job_status_name(j->status), c->reason);
     joblog_flush(&c->log);
-    dms_buf_free(&c->log.buf);
+    dmsu_buf_free(&c->log.buf);
     jobrun_persist(c);
     log_info("job=%s op=run result=%s reason=\"%s\"", j->id, job_status_name(j->status), c->reason);
 }

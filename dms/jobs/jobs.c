@@ -151,10 +151,10 @@ static int recover(jobs *js, dms_error *err)
         stop_leftovers(js, ids[i], attempts[i]);
         log_info("job=%s op=requeue note=\"interrupted by a restart\"", ids[i]);
     }
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     free(attempts);
     char jobs_dir[PATH_MAX];
-    if (dms_snprintf_ok(jobs_dir, sizeof(jobs_dir), "%s/jobs", a->cfg.data_dir) == 0) {
+    if (dmsu_snprintf_ok(jobs_dir, sizeof(jobs_dir), "%s/jobs", a->cfg.data_dir) == 0) {
         int adopted = artifact_adopt_legacy(jobs_dir, (int64_t)js->env.artifact_max_mb * BYTES_PER_MB);
         if (adopted)
             log_info("component=jobs op=adopt-artifacts count=%d note=\"taken out of an older dmsd's out/\"",
@@ -243,7 +243,7 @@ int jobs_create(jobs *js, job *j, dms_error *err)
         return r;
     snprintf(j->id, sizeof(j->id), "j%s", hex);
     j->status = JOB_QUEUED;
-    j->created_ns = dmsd_now_ns();
+    j->created_ns = dms_now_ns();
     if (j->pm != JOB_PM_NONE) {
         char vol[DMS_ID_MAX + 1];
         if ((r = job_cache_volume_name(js->a->cfg.executor_id, j->user_id, j->project_id, vol, sizeof(vol),

@@ -91,7 +91,7 @@ int jobstep_request(jobstep_req *out, const jobstep_in *in, char *reason, size_t
 
 void jobstep_request_clear(jobstep_req *r)
 {
-    dms_strv_free(r->env);
+    dmsu_strv_free(r->env);
     r->env = NULL;
 }
 
@@ -243,7 +243,7 @@ static void watch_step(run_ctx *c, step_watch *w)
         joblog_tick(&c->log);
     }
     /* The follow ends with the workload; what it still holds comes now. */
-    for (int64_t t = dmsd_mono_ms(); w->stream_open && dmsd_mono_ms() - t < LOG_DRAIN_MAX_MS;) {
+    for (int64_t t = dms_mono_ms(); w->stream_open && dms_mono_ms() - t < LOG_DRAIN_MAX_MS;) {
         struct pollfd p = {.fd = dms_log_stream_fd(w->ls), .events = POLLIN};
         poll(&p, 1, STEP_POLL_MS);
         w->stream_open = drain(w->ls, &c->log) > 0;
@@ -298,7 +298,7 @@ int jobstep_run(run_ctx *c, job_step step, const char *script, int64_t *ms_out)
         joblog_say(&c->log, "step build in %s: %s", sp.req.engine.image, j->build_command);
     else
         joblog_say(&c->log, "step %s in %s", name, sp.req.engine.image);
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     if (start_step(c, &sp, name) < 0) {
         jobstep_request_clear(&sp);
         return -1;
@@ -310,7 +310,7 @@ int jobstep_run(run_ctx *c, job_step step, const char *script, int64_t *ms_out)
     c->log.watch_cache = false;
     dms_log_stream_free(w.ls);
     dms_waiter_free(w.wt);
-    int64_t ms = dmsd_mono_ms() - t0;
+    int64_t ms = dms_mono_ms() - t0;
     if (ms_out)
         *ms_out = ms;
     int rc = step_result(c, step, &w, ms);

@@ -286,7 +286,7 @@ int jobstore_claim_next(store *s, int max_running, job *out, dms_error *err)
     }
     out->status = JOB_RUNNING;
     out->attempt++;
-    out->started_ns = dmsd_now_ns();
+    out->started_ns = dms_now_ns();
     out->finished_ns = 0;
     if ((r = jobstore_update(s, out, err)) < 0)
         goto fail;
@@ -335,7 +335,7 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
         size_t n = 0;
         while ((r = sqlite3_step(q)) == SQLITE_ROW) {
             int *na = realloc(*attempts, (n + 1) * sizeof(int));
-            if (!na || dms_strv_push(ids, (const char *)sqlite3_column_text(q, 0)) < 0) {
+            if (!na || dmsu_strv_push(ids, (const char *)sqlite3_column_text(q, 0)) < 0) {
                 if (na)
                     *attempts = na;
                 r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -360,7 +360,7 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
         if ((r = prepare(l.db, &st, sql[i], err)) < 0)
             goto fail;
         if (i == 0)
-            sqlite3_bind_int64(st, 1, dmsd_now_ns());
+            sqlite3_bind_int64(st, 1, dms_now_ns());
         if (sqlite3_step(st) != SQLITE_DONE) {
             r = sqlutil_error(l.db, err, "requeue jobs");
             goto fail;
@@ -369,7 +369,7 @@ int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_erro
     return store_commit(s, err);
 fail:
     store_rollback(s);
-    dms_strv_free(*ids);
+    dmsu_strv_free(*ids);
     free(*attempts);
     *ids = NULL;
     *attempts = NULL;
@@ -395,7 +395,7 @@ int jobstore_request_cancel(store *s, const char *user, const char *id_or_deploy
     }
     if (j.status == JOB_QUEUED) {
         j.status = JOB_CANCELLED;
-        j.finished_ns = dmsd_now_ns();
+        j.finished_ns = dms_now_ns();
         if (dmsd_set_str(&j.reason, reason) < 0) {
             r = dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
             goto fail;
@@ -429,7 +429,7 @@ int jobstore_log_append(store *s, const char *id, int64_t seq, int64_t ts_ns, co
     return 0;
 }
 
-int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_bytes, dms_buf *out,
+int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_bytes, dmsu_buf *out,
                       int64_t *last_seq, dms_error *err)
 {
     LOCK_DB(s, l);
@@ -444,7 +444,7 @@ int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_by
     while (out->len < max_bytes && (r = sqlite3_step(st)) == SQLITE_ROW) {
         const void *d = sqlite3_column_blob(st, 1);
         int n = sqlite3_column_bytes(st, 1);
-        if (n > 0 && dms_buf_append(out, d, (size_t)n) < 0)
+        if (n > 0 && dmsu_buf_append(out, d, (size_t)n) < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         *last_seq = sqlite3_column_int64(st, 0);
         r = SQLITE_DONE;

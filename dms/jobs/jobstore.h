@@ -38,7 +38,7 @@ int jobstore_claim_next(store *s, int max_running, job *out, dms_error *err);
  * it in the transaction that inserts the job, so that two creates cannot both pass it. */
 int jobstore_check_quota(store *s, const char *user, int max_jobs, dms_error *err);
 /* At startup: running jobs a crash interrupted are queued again, or cancelled if a cancel was asked;
- * *ids (caller frees with dms_strv_free) names the requeued ones and their attempt in *attempts (parallel,
+ * *ids (caller frees with dmsu_strv_free) names the requeued ones and their attempt in *attempts (parallel,
  * caller frees), so that their leftover executions can be stopped. */
 int jobstore_requeue_interrupted(store *s, char ***ids, int **attempts, dms_error *err);
 
@@ -55,7 +55,7 @@ int jobstore_log_append(store *s, const char *id, int64_t seq, int64_t ts_ns, co
 int jobstore_log_last_seq(store *s, const char *id, int64_t *seq, dms_error *err);
 /* Appends to out the chunks with seq > after_seq, stopping once out holds max_bytes or more (a chunk is never
  * split); *last_seq gets the last seq appended (after_seq if none). */
-int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_bytes, dms_buf *out,
+int jobstore_log_read(store *s, const char *id, int64_t after_seq, size_t max_bytes, dmsu_buf *out,
                       int64_t *last_seq, dms_error *err);
 
 #endif

@@ -44,10 +44,10 @@ static void access_feed(access_tail *a, const char *data, size_t len, router_acc
         if (data[i] != '\n')
             continue;
         if (a->partial.len) {
-            dms_buf_append(&a->partial, data + start, i - start);
+            dmsu_buf_append(&a->partial, data + start, i - start);
             if (!a->partial.overflow)
                 access_line(a->partial.data, a->partial.len, fn, ud);
-            dms_buf_reset(&a->partial);
+            dmsu_buf_reset(&a->partial);
             a->partial.overflow = false;
         } else {
             access_line(data + start, i - start, fn, ud);
@@ -55,7 +55,7 @@ static void access_feed(access_tail *a, const char *data, size_t len, router_acc
         start = i + 1;
     }
     if (start < len)
-        dms_buf_append(&a->partial, data + start, len - start);
+        dmsu_buf_append(&a->partial, data + start, len - start);
 }
 
 static void access_drain_fd(access_tail *a, router_access_fn fn, void *ud)
@@ -87,7 +87,7 @@ void access_tail_poll(access_tail *a, const char *path, router_access_fn fn, voi
             close(a->fd);
         a->fd = open(path, O_RDONLY | O_CLOEXEC);
         a->ino = st.st_ino;
-        dms_buf_reset(&a->partial);
+        dmsu_buf_reset(&a->partial);
         if (a->fd >= 0 && !a->started)
             lseek(a->fd, 0, SEEK_END);
         if (a->fd >= 0)
@@ -101,6 +101,6 @@ void access_tail_destroy(access_tail *a)
 {
     if (a->fd >= 0)
         close(a->fd);
-    dms_buf_free(&a->partial);
+    dmsu_buf_free(&a->partial);
     pthread_mutex_destroy(&a->lock);
 }

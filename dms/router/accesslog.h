@@ -15,7 +15,7 @@ typedef struct access_tail {
     int fd;
     ino_t ino;
     bool started;
-    dms_buf partial;
+    dmsu_buf partial;
 } access_tail;
 
 /* fd -1, nothing read yet, a line cap, its lock. */

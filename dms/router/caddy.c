@@ -67,7 +67,7 @@ int caddy_new(caddy **out, const caddy_config *cfg, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     if (strncmp(c->admin, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0 &&
-        dms_snprintf_ok(c->socket_path, sizeof(c->socket_path), "%s", c->admin + strlen(UNIX_PREFIX)) < 0) {
+        dmsu_snprintf_ok(c->socket_path, sizeof(c->socket_path), "%s", c->admin + strlen(UNIX_PREFIX)) < 0) {
         caddy_free(c);
         return dms_error_set(err, DMS_E_INVALID, "DMS_CADDY_ADMIN",
                              "the admin socket path %s is longer than %d bytes (a unix socket's limit)",
@@ -105,13 +105,13 @@ pid_t caddy_pid(const caddy *c)
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
-    dms_buf *b = ud;
-    if (b && dms_buf_append(b, data, size * n) < 0)
+    dmsu_buf *b = ud;
+    if (b && dmsu_buf_append(b, data, size * n) < 0)
         return 0;
     return size * n;
 }
 
-int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status, dms_buf *resp,
+int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status, dmsu_buf *resp,
                 dms_error *err)
 {
     CURL *h = curl_easy_init();
@@ -137,7 +137,7 @@ int caddy_admin(caddy *c, const char *method, const char *path, const char *body
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)CADDY_ADMIN_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    dms_buf scratch = {.max = CADDY_ADMIN_RESP_MAX};
+    dmsu_buf scratch = {.max = CADDY_ADMIN_RESP_MAX};
     if (resp && !resp->max)
         resp->max = CADDY_ADMIN_RESP_MAX;
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp ? resp : &scratch);
@@ -150,7 +150,7 @@ int caddy_admin(caddy *c, const char *method, const char *path, const char *body
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    dms_buf_free(&scratch);
+    dmsu_buf_free(&scratch);
     if (rc != CURLE_OK)
         return dms_error_set(err, rc == CURLE_COULDNT_CONNECT ? DMS_E_UNAVAILABLE : DMS_E_IO, NULL,
                              "caddy admin %s %s: %s", method, path,
@@ -266,7 +266,7 @@ static int spawn(caddy *c, const char *config_path, dms_error *err)
     snprintf(xdg, sizeof(xdg), "XDG_DATA_HOME=%s/data", c->state_dir);
     snprintf(xdg_cfg, sizeof(xdg_cfg), "XDG_CONFIG_HOME=%s/config", c->state_dir);
     const char *const extra[] = {home, xdg, xdg_cfg, NULL};
-    _cleanup_strv_ char **envp = dms_env_minimal(NULL, extra);
+    _cleanup_strv_ char **envp = dmsu_env_minimal(NULL, extra);
     if (!envp)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     int r = private_logs(c, err);
@@ -335,13 +335,13 @@ int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, boo
     if (admin_answers(c)) {
         /* Ours from an earlier dmsd (the admin address is per data dir): load our config into it. */
         long status = 0;
-        dms_buf resp = {0};
+        dmsu_buf resp = {0};
         r = caddy_admin(c, "POST", "/load", config_json, &status, &resp, err);
         if (r == 0 && status != 200)
             r = dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "caddy at %s refused the config (%ld): %.*s",
                               c->admin, status, (int)(resp.len > 300 ? 300 : resp.len),
                               resp.data ? resp.data : "");
-        dms_buf_free(&resp);
+        dmsu_buf_free(&resp);
         if (r < 0)
             return r;
         pid_t pid = read_pidfile(c);
@@ -359,7 +359,7 @@ int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, boo
         unlink(c->socket_path); /* a socket file left by a Caddy that died */
     if ((r = spawn(c, path, err)) < 0)
         return r;
-    int64_t deadline = dmsd_mono_ms() + CADDY_START_TIMEOUT_MS;
+    int64_t deadline = dms_mono_ms() + CADDY_START_TIMEOUT_MS;
     for (;;) {
         int status = 0;
         if (child_gone(c, &status)) {
@@ -372,7 +372,7 @@ int caddy_ensure(caddy *c, const char *config_json, const char *listen_addr, boo
         }
         if (admin_answers(c) && tcp_answers(listen_addr))
             break;
-        if (dmsd_mono_ms() > deadline) {
+        if (dms_mono_ms() > deadline) {
             caddy_stop(c);
             return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
                                  "caddy did not answer on %s and %s within %d ms", c->admin, listen_addr,
@@ -405,12 +405,12 @@ void caddy_stop(caddy *c)
     }
     pid_t pid = c->pid;
     kill(c->pid, SIGTERM);
-    int64_t deadline = dmsd_mono_ms() + CADDY_STOP_GRACE_MS;
+    int64_t deadline = dms_mono_ms() + CADDY_STOP_GRACE_MS;
     for (;;) {
         bool gone = c->child ? child_gone(c, &(int){0}) : (kill(c->pid, 0) < 0 && errno == ESRCH);
         if (gone)
             break;
-        if (dmsd_mono_ms() > deadline) {
+        if (dms_mono_ms() > deadline) {
             log_warn("component=router op=caddy action=kill pid=%d note=\"no exit %d ms after SIGTERM\"",
                      (int)c->pid, CADDY_STOP_GRACE_MS);
             kill(c->pid, SIGKILL);

@@ -23,7 +23,7 @@ int probe_parse_addr(const char *addr, struct sockaddr_in *out)
         return -1;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
-    int64_t port = dms_parse_i64(colon + 1);
+    int64_t port = dmsu_parse_i64(colon + 1);
     if (port < 1 || port > 65535)
         return -1;
     memset(out, 0, sizeof(*out));
@@ -35,7 +35,7 @@ int probe_parse_addr(const char *addr, struct sockaddr_in *out)
 static int wait_fd(int fd, short events, int64_t deadline_ms)
 {
     for (;;) {
-        int64_t left = deadline_ms - dmsd_mono_ms();
+        int64_t left = deadline_ms - dms_mono_ms();
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = events};
@@ -70,7 +70,7 @@ static int connect_within(const char *addr, int64_t deadline_ms)
 
 int probe_tcp(const char *addr, int timeout_ms)
 {
-    int fd = connect_within(addr, dmsd_mono_ms() + timeout_ms);
+    int fd = connect_within(addr, dms_mono_ms() + timeout_ms);
     if (fd < 0)
         return -1;
     close(fd);
@@ -79,7 +79,7 @@ int probe_tcp(const char *addr, int timeout_ms)
 
 int probe_http(const char *addr, const char *host, int timeout_ms, int *status)
 {
-    int64_t deadline = dmsd_mono_ms() + timeout_ms;
+    int64_t deadline = dms_mono_ms() + timeout_ms;
     _cleanup_close_ int fd = connect_within(addr, deadline);
     if (fd < 0)
         return -1;

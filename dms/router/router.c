@@ -104,12 +104,12 @@ static void remove_entry(router *r, rentry *e)
 static int admin_ok(router *r, const char *method, const char *path, const char *body, long *status,
                     dms_error *err)
 {
-    dms_buf resp = {0};
+    dmsu_buf resp = {0};
     int rc = caddy_admin(r->caddy, method, path, body, status, &resp, err);
     if (rc == 0 && *status != 200 && *status != 404)
         rc = dms_error_set(err, DMS_E_ENGINE, NULL, "caddy %s %s: %ld %.*s", method, path, *status,
                            (int)(resp.len > 300 ? 300 : resp.len), resp.data ? resp.data : "");
-    dms_buf_free(&resp);
+    dmsu_buf_free(&resp);
     return rc;
 }
 
@@ -256,12 +256,12 @@ int router_upstreams(router *r, router_upstream **out, size_t *n, dms_error *err
     *out = NULL;
     *n = 0;
     long status = 0;
-    dms_buf resp = {0};
+    dmsu_buf resp = {0};
     int rc = caddy_admin(r->caddy, "GET", "/reverse_proxy/upstreams", NULL, &status, &resp, err);
     if (rc == 0 && status != 200)
         rc = dms_error_set(err, DMS_E_ENGINE, NULL, "caddy GET /reverse_proxy/upstreams: %ld", status);
     json_t *j = rc == 0 ? json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL) : NULL;
-    dms_buf_free(&resp);
+    dmsu_buf_free(&resp);
     if (rc < 0)
         return rc;
     if (!json_is_array(j)) {
@@ -287,7 +287,7 @@ int router_upstreams(router *r, router_upstream **out, size_t *n, dms_error *err
 
 int64_t router_drain(router *r, const char *addr, int64_t timeout_ms)
 {
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     for (;;) {
         router_upstream *u = NULL;
         size_t n = 0;
@@ -297,7 +297,7 @@ int64_t router_drain(router *r, const char *addr, int64_t timeout_ms)
                 if (strcmp(u[i].addr, addr) == 0)
                     busy = u[i].num_requests;
         free(u);
-        int64_t waited = dmsd_mono_ms() - t0;
+        int64_t waited = dms_mono_ms() - t0;
         if (busy <= 0)
             return waited;
         if (waited >= timeout_ms)

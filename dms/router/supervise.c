@@ -78,7 +78,7 @@ static void try_start(router *r)
     r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : ROUTER_RESTART_MIN_MS;
     if (r->backoff_ms > ROUTER_RESTART_MAX_MS)
         r->backoff_ms = ROUTER_RESTART_MAX_MS;
-    r->next_start_ms = dmsd_mono_ms() + r->backoff_ms;
+    r->next_start_ms = dms_mono_ms() + r->backoff_ms;
     log_error("component=router op=caddy error=\"%s\" retry_in_ms=%lld", err.message,
               (long long)r->backoff_ms);
 }
@@ -102,7 +102,7 @@ static void *supervise(void *arg)
             r->next_start_ms = 0;
         }
         if (!r->up) {
-            if (dmsd_mono_ms() >= r->next_start_ms)
+            if (dms_mono_ms() >= r->next_start_ms)
                 try_start(r);
             continue;
         }
@@ -201,7 +201,7 @@ static int free_port(void)
 static int running_port(router *r, const char *host)
 {
     long status = 0;
-    dms_buf resp = {0};
+    dmsu_buf resp = {0};
     int port = 0;
     if (caddy_admin(r->caddy, "GET", "/config/apps/http/servers/" CADDY_SERVER_NAME "/listen", NULL, &status,
                     &resp, NULL) == 0 &&
@@ -213,7 +213,7 @@ static int running_port(router *r, const char *host)
             port = atoi(colon + 1);
         json_decref(j);
     }
-    dms_buf_free(&resp);
+    dmsu_buf_free(&resp);
     return port;
 }
 
@@ -221,7 +221,7 @@ int router_start(router **out, core *c, const router_config *cfg, dms_error *err
 {
     const char *listen = cfg->listen && *cfg->listen ? cfg->listen : ROUTER_DEFAULT_LISTEN;
     const char *colon = strrchr(listen, ':');
-    int64_t port = colon ? dms_parse_i64(colon + 1) : -1;
+    int64_t port = colon ? dmsu_parse_i64(colon + 1) : -1;
     char host[48];
     if (!colon || port < 0 || port > 65535 || (size_t)(colon - listen) >= sizeof(host))
         return dms_error_set(err, DMS_E_INVALID, "DMS_PROXY_LISTEN", "\"%s\" is not host:port (e.g. %s)",
@@ -285,7 +285,7 @@ int router_start(router **out, core *c, const router_config *cfg, dms_error *err
         }
         droid_free(d);
     }
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     try_start(r);
     pthread_mutex_unlock(&r->lock);
     router_access_poll(r, NULL,

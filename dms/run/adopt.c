@@ -92,6 +92,6 @@ void run_adopt(runner *r)
     confine_network_release_legacy(a);
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     runner_kick(r, GC_ID);
 }

@@ -58,6 +58,6 @@ int execreq_build(execreq *r, const execreq_input *in, dms_error *err)
 
 void execreq_clear(execreq *r)
 {
-    dms_strv_free(r->env);
+    dmsu_strv_free(r->env);
     r->env = NULL;
 }

@@ -19,14 +19,14 @@ gate_mode health_gate(const char *old_addr, const char *host)
 
 int health_wait(const health_target *t, gate_mode mode, int64_t timeout_ms, char *why, size_t size)
 {
-    int64_t t0 = dmsd_mono_ms(), next_check = t0 + RUN_EXIT_CHECK_MS;
+    int64_t t0 = dms_mono_ms(), next_check = t0 + RUN_EXIT_CHECK_MS;
     for (;;) {
         int status = 0;
         int rc = mode == GATE_TCP ? probe_tcp(t->addr, RUN_HEALTH_PROBE_MS)
                                   : probe_http(t->addr, t->host, RUN_HEALTH_PROBE_MS, &status);
         if (rc == 0 && mode == GATE_HTTP_OK && status >= 500)
             rc = -1;
-        int64_t now = dmsd_mono_ms();
+        int64_t now = dms_mono_ms();
         if (rc == 0) {
             log_info("exec=%s op=health addr=%s answered_ms=%lld", t->exec_id, t->addr,
                      (long long)(now - t0));

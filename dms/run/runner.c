@@ -241,7 +241,7 @@ static void delete_droid(runner *r, droid *d)
         log_info("droid=%s op=delete", d->id);
     confine_network_release(a, d->user_id);
     if (gc)
-        run_set_timer(r, GC_ID, dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
+        run_set_timer(r, GC_ID, dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
 
 /* The image collector: removals that failed earlier (engine busy or away) are tried again with backoff. */
@@ -250,7 +250,7 @@ static void collect_images(runner *r)
     char **due = NULL;
     int64_t next = 0;
     dms_error err = {0};
-    if (store_gc_due(r->a->st, dmsd_now_ns(), &due, &next, &err) < 0) {
+    if (store_gc_due(r->a->st, dms_now_ns(), &due, &next, &err) < 0) {
         log_warn("component=runner op=gc error=\"%s\"", err.message);
         return;
     }
@@ -268,11 +268,11 @@ static void collect_images(runner *r)
             log_warn("component=runner op=gc image=%s error=\"%s\"", due[i], err.message);
         }
     }
-    dms_strv_free(due);
-    if (store_gc_due(r->a->st, dmsd_now_ns(), &due, &next, &err) == 0) {
+    dmsu_strv_free(due);
+    if (store_gc_due(r->a->st, dms_now_ns(), &due, &next, &err) == 0) {
         if (due[0])
-            next = dmsd_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS;
-        dms_strv_free(due);
+            next = dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS;
+        dmsu_strv_free(due);
         if (next)
             run_set_timer(r, GC_ID, next);
     }
@@ -310,7 +310,7 @@ static bool start_due(runner *r, const droid *d)
     if (!d->want_release || d->state == DROID_FAILED || d->state == DROID_PENDING ||
         d->state == DROID_BUILDING || (d->state == DROID_STOPPED && !d->run_id))
         return false;
-    if (d->retry_at_ns > dmsd_now_ns()) {
+    if (d->retry_at_ns > dms_now_ns()) {
         run_set_timer(r, d->id, d->retry_at_ns);
         return false;
     }

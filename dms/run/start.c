@@ -33,7 +33,7 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
     snprintf(pa->exec_id, sizeof(pa->exec_id), "%s-r%lld-%lld", d->id, (long long)d->want_release,
              (long long)d->run_seq);
     /* Recorded before the start: a crash right after it still knows this run (reconciliation cancels it). */
-    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dmsd_now_ns(), err)) <
+    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dms_now_ns(), err)) <
         0)
         return r;
     if (d->state != DROID_STARTING) {
@@ -112,7 +112,7 @@ static int mut_start_failed(core_tx *tx, droid *d, void *ud, dms_error *err)
         return core_tx_set_state(tx, d, DROID_FAILED, why, err);
     }
     int64_t delay = runner_backoff_ms(d->start_failures);
-    d->retry_at_ns = dmsd_now_ns() + delay * NS_PER_MS;
+    d->retry_at_ns = dms_now_ns() + delay * NS_PER_MS;
     fa->retry_at_ns = d->retry_at_ns;
     snprintf(why, sizeof(why), "start attempt %d/%d failed: %s; retrying in %llds", d->start_failures,
              RUN_MAX_START_ATTEMPTS, fa->msg, (long long)(delay / 1000));
@@ -125,9 +125,9 @@ static void end_unwatched(runner *r, const char *exec_id)
     dms_exec_result res = {0};
     dms_error e2;
     if (dms_executor_wait(r->a->ex, exec_id, 0, &res, &e2) == 0)
-        store_run_end(r->a->st, exec_id, dmsd_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
+        store_run_end(r->a->st, exec_id, dms_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
     else
-        store_run_end(r->a->st, exec_id, dmsd_now_ns(), "failed", -1, NULL);
+        store_run_end(r->a->st, exec_id, dms_now_ns(), "failed", -1, NULL);
     dms_exec_result_clear(&res);
 }
 
@@ -202,10 +202,10 @@ static int launch(start_ctx *c, const store_release *rel)
                         .confine = &a->cfg.confine,
                         .executor_id = dms_executor_id(a->ex)};
     int rc = execreq_build(&xr, &in, &err);
-    c->t_start = dmsd_mono_ms();
+    c->t_start = dms_mono_ms();
     if (rc == 0)
         rc = dms_executor_start(a->ex, &xr.req, &err);
-    c->start_ms = dmsd_mono_ms() - c->t_start;
+    c->start_ms = dms_mono_ms() - c->t_start;
     execreq_clear(&xr);
     if (rc < 0) {
         log_warn("droid=%s exec=%s op=start error=\"%s\"", c->d->id, c->pa.exec_id, err.message);
@@ -221,7 +221,7 @@ static void find_address(start_ctx *c)
     const droid *d = c->d;
     dms_exec_status st;
     dms_error err = {0};
-    c->started_ns = dmsd_now_ns();
+    c->started_ns = dms_now_ns();
     if (dms_executor_status(c->r->a->ex, c->pa.exec_id, &st, &err) == 0) {
         for (size_t i = 0; i < st.n_ports; i++)
             if (st.ports[i].container_port == d->port)
@@ -294,7 +294,7 @@ static int move_route(start_ctx *c)
     if (!a->router || !c->addr[0])
         return 0;
     dms_error err = {0};
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     if (router_swap(a->router, c->d->id, c->addr, c->old_addr[0] ? c->old_addr : NULL, &err) < 0) {
         log_warn("droid=%s exec=%s op=route error=\"%s\"", c->d->id, c->pa.exec_id, err.message);
         if (c->gate && err.code != DMS_E_UNAVAILABLE) {
@@ -304,7 +304,7 @@ static int move_route(start_ctx *c)
         }
     } else {
         log_info("droid=%s exec=%s op=swap addr=%s old=%s swap_ms=%lld", c->d->id, c->pa.exec_id, c->addr,
-                 c->old_addr[0] ? c->old_addr : "-", (long long)(dmsd_mono_ms() - t0));
+                 c->old_addr[0] ? c->old_addr : "-", (long long)(dms_mono_ms() - t0));
     }
     return 0;
 }
@@ -336,7 +336,7 @@ static void take_over(start_ctx *c)
     if (a->router)
         router_release(a->router, d->id, NULL);
     log_info("droid=%s exec=%s op=start port=%d start_ms=%lld total_ms=%lld", d->id, c->pa.exec_id,
-             c->host_port, (long long)c->start_ms, (long long)(dmsd_mono_ms() - c->t_start));
+             c->host_port, (long long)c->start_ms, (long long)(dms_mono_ms() - c->t_start));
     run_forget_old(r, d, false);
 }
 

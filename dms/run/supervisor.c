@@ -101,7 +101,7 @@ static int exit_never_ran(core_tx *tx, droid *d, exit_args *ea, dms_error *err)
         return core_tx_set_state(tx, d, DROID_FAILED, why, err);
     }
     int64_t delay = runner_backoff_ms(d->start_failures);
-    d->retry_at_ns = dmsd_now_ns() + delay * NS_PER_MS;
+    d->retry_at_ns = dms_now_ns() + delay * NS_PER_MS;
     ea->retry_at_ns = d->retry_at_ns;
     snprintf(why, sizeof(why), "start attempt %d/%d failed: %s; retrying in %llds", d->start_failures,
              RUN_MAX_START_ATTEMPTS, ea->res->error, (long long)(delay / 1000));
@@ -113,7 +113,7 @@ static int exit_crashed(core_tx *tx, droid *d, exit_args *ea, const char *what, 
 {
     char why[REASON_MAX + 128];
     d->start_failures = 0; /* it ran: starting works */
-    int64_t now = dmsd_now_ns();
+    int64_t now = dms_now_ns();
     /* How long it lived, from the result's own times when it has them: a run that died while dmsd was down
      * must not look long-lived because it was noticed late. */
     int64_t started = ea->res->started_at_ns ? ea->res->started_at_ns : ea->started_ns;
@@ -175,7 +175,7 @@ static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 static void intend(runner *r, const char *exec_id)
 {
-    int64_t now = dmsd_mono_ms();
+    int64_t now = dms_mono_ms();
     pthread_mutex_lock(&r->lock);
     for (intent **pp = &r->intents; *pp;) {
         intent *i = *pp;
@@ -237,7 +237,7 @@ static void handle_exit(runner *r, watch *wa, const dms_exec_result *res)
     describe(res, what, sizeof(what));
     log_info("droid=%s exec=%s op=exit outcome=%s detail=\"%s\"", wa->droid_id, wa->exec_id,
              dms_outcome_name(res->outcome), what);
-    store_run_end(r->a->st, wa->exec_id, res->finished_at_ns ? res->finished_at_ns : dmsd_now_ns(),
+    store_run_end(r->a->st, wa->exec_id, res->finished_at_ns ? res->finished_at_ns : dms_now_ns(),
                   dms_outcome_name(res->outcome), res->exit_code, NULL);
     exit_args ea = {.r = r,
                     .exec_id = wa->exec_id,
@@ -335,7 +335,7 @@ void *run_supervisor_main(void *arg)
             break;
         }
         size_t k = fill_poll_set(r, &pfd, &who, &cap);
-        int64_t now = dmsd_now_ns(), next = fire_timers(r, now);
+        int64_t now = dms_now_ns(), next = fire_timers(r, now);
         pthread_mutex_unlock(&r->lock);
         if (cap == 0) { /* not even the wake fd's entry: out of memory, try again in a moment */
             log_error("component=runner op=poll error=\"out of memory for the poll set\"");

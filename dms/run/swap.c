@@ -8,16 +8,16 @@
 
 int64_t run_drain(runner *r, const char *droid_id, const char *addr)
 {
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     usleep(RUN_SWAP_SETTLE_MS * 1000);
     for (;;) {
-        int64_t left = RUN_DRAIN_MAX_MS - (dmsd_mono_ms() - t0);
+        int64_t left = RUN_DRAIN_MAX_MS - (dms_mono_ms() - t0);
         if (router_drain(r->a->router, addr, left < RUN_DRAIN_SLICE_MS ? left : RUN_DRAIN_SLICE_MS) >= 0)
-            return dmsd_mono_ms() - t0;
-        if (run_stopping(r) || dmsd_mono_ms() - t0 >= RUN_DRAIN_MAX_MS) {
+            return dms_mono_ms() - t0;
+        if (run_stopping(r) || dms_mono_ms() - t0 >= RUN_DRAIN_MAX_MS) {
             log_warn("droid=%s op=drain addr=%s note=\"requests still in flight after %lld ms; stopping it "
                      "anyway\"",
-                     droid_id, addr, (long long)(dmsd_mono_ms() - t0));
+                     droid_id, addr, (long long)(dms_mono_ms() - t0));
             return -1;
         }
     }

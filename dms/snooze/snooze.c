@@ -85,7 +85,7 @@ static int mut_wake(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (!d->asleep || d->deleting)
         return 0;
     d->asleep = false;
-    d->woken_ns = dmsd_now_ns();
+    d->woken_ns = dms_now_ns();
     wa->woken = true;
     core_tx_kick_runner(tx);
     if (d->state == DROID_SNOOZED && d->want_running)
@@ -219,7 +219,7 @@ static void tick(snooze *s)
             memset(&v[k].sched, 0, sizeof(v[k].sched));
         k++;
     }
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     /* Forget what is known of droids that are gone (and hold nothing). */
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n;) {
@@ -246,7 +246,7 @@ static void tick(snooze *s)
                         v[i].open = true;
         }
         free(u);
-        int64_t now = dmsd_now_ns();
+        int64_t now = dms_now_ns();
         for (size_t i = 0; i < k; i++)
             if (!schedule_is_empty(&v[i].sched))
                 decide(s, &v[i], now);
@@ -333,7 +333,7 @@ void snooze_close(snooze *s)
 int snooze_wait_awake(snooze *s, const char *droid_id, int64_t timeout_ms, char *addr, size_t size,
                       dms_error *err)
 {
-    int64_t deadline = dmsd_mono_ms() + timeout_ms;
+    int64_t deadline = dms_mono_ms() + timeout_ms;
     pthread_mutex_lock(&s->lock);
     sstate *st = get(s, droid_id, true);
     if (!st) {
@@ -368,7 +368,7 @@ int snooze_wait_awake(snooze *s, const char *droid_id, int64_t timeout_ms, char 
                 rc = 1;
             } else if (s->stop) {
                 rc = dms_error_set(err, DMS_E_CANCELLED, NULL, "dmsd is stopping");
-            } else if (dmsd_mono_ms() >= deadline) {
+            } else if (dms_mono_ms() >= deadline) {
                 rc = dms_error_set(err, DMS_E_TIMEOUT, NULL, "droid %s did not wake within %lld ms", droid_id,
                                    (long long)timeout_ms);
             } else {
@@ -404,7 +404,7 @@ void snooze_conn_close(snooze *s, const char *droid_id)
     sstate *st = get(s, droid_id, false);
     if (st) {
         st->open_conns--;
-        st->last_active_ns = dmsd_now_ns();
+        st->last_active_ns = dms_now_ns();
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -431,7 +431,7 @@ void snooze_ready(snooze *s, const char *droid_id, const char *addr)
     if (st) {
         snprintf(st->ready_addr, sizeof(st->ready_addr), "%s", addr);
         st->ready_gen++;
-        st->last_active_ns = dmsd_now_ns();
+        st->last_active_ns = dms_now_ns();
     }
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
@@ -457,7 +457,7 @@ static int mut_set(core_tx *tx, droid *d, void *ud, dms_error *err)
     if (!sa->json && d->asleep) {
         /* No schedule, no sleep. */
         d->asleep = false;
-        d->woken_ns = dmsd_now_ns();
+        d->woken_ns = dms_now_ns();
         core_tx_kick_runner(tx);
         if (d->state == DROID_SNOOZED && d->want_running)
             return core_tx_set_state(tx, d, DROID_STARTING, "woken: its snooze schedule was cleared", err);
@@ -501,7 +501,7 @@ static view compute_view(snooze *s, const droid *d, snooze_schedule *sc)
         return v;
     v.has = true;
     v.asleep = d->asleep;
-    int64_t now = dmsd_now_ns(), ws = 0, we = 0;
+    int64_t now = dms_now_ns(), ws = 0, we = 0;
     bool windows = sc->n_windows > 0;
     v.in_window = windows && schedule_window_at(sc, now / NS_PER_SEC, &ws, &we);
     pthread_mutex_lock(&s->lock);

@@ -146,7 +146,7 @@ static int send_all(int fd, const char *p, size_t n)
  * *total. 0 on a closed or slow connection, -1 when the head is too large. */
 static size_t read_head(wake *w, int fd, char *buf, size_t cap, size_t *total)
 {
-    int64_t deadline = dmsd_mono_ms() + WAKE_HEAD_TIMEOUT_MS;
+    int64_t deadline = dms_mono_ms() + WAKE_HEAD_TIMEOUT_MS;
     size_t got = 0;
     for (;;) {
         buf[got] = '\0';
@@ -157,7 +157,7 @@ static size_t read_head(wake *w, int fd, char *buf, size_t cap, size_t *total)
         }
         if (got + 1 >= cap)
             return (size_t)-1;
-        int64_t left = deadline - dmsd_mono_ms();
+        int64_t left = deadline - dms_mono_ms();
         struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = w->stop_fd, .events = POLLIN}};
         if (left <= 0 || poll(p, 2, (int)left) <= 0 || (p[1].revents & POLLIN))
             return 0;
@@ -216,7 +216,7 @@ static int connect_up(const char *addr)
     struct sockaddr_in sa;
     if (probe_parse_addr(addr, &sa) < 0)
         return -1;
-    int64_t deadline = dmsd_mono_ms() + WAKE_CONNECT_MS;
+    int64_t deadline = dms_mono_ms() + WAKE_CONNECT_MS;
     for (;;) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -227,7 +227,7 @@ static int connect_up(const char *addr)
             return fd;
         }
         close(fd);
-        if (dmsd_mono_ms() >= deadline)
+        if (dms_mono_ms() >= deadline)
             return -1;
         usleep(10 *
                1000); /* the port answered the runner's probe; this is only a race with its listen queue */
@@ -253,7 +253,7 @@ static void handle(conn *c)
         head[hlen] = '\0';
         size_t len = hlen;
         dms_error err = {0};
-        int64_t t0 = dmsd_mono_ms();
+        int64_t t0 = dms_mono_ms();
         if (wake_take_header(head, &len, id, sizeof(id)) < 0) {
             reply(c->fd, 400, "Bad Request", "no droid named in " CADDY_WAKE_HEADER "\n");
         } else if (snooze_wait_awake(w->s, id, SNOOZE_WAKE_TIMEOUT_MS, addr, sizeof(addr), &err) < 0) {
@@ -266,7 +266,7 @@ static void handle(conn *c)
             reply(c->fd, 502, "Bad Gateway", "droid woke but its port %s does not answer\n", addr);
         } else {
             log_info("droid=%s op=wake action=forward addr=%s held_ms=%lld", id, addr,
-                     (long long)(dmsd_mono_ms() - t0));
+                     (long long)(dms_mono_ms() - t0));
             snooze_conn_open(w->s, id);
             if (send_all(c->up, head, len) == 0 && (!rest || (after && send_all(c->up, after, rest) == 0)))
                 splice_both(w, c->fd, c->up);

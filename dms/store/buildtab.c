@@ -74,7 +74,7 @@ int store_build_insert(store *s, const char *droid_id, const char *branch, const
         l.db, "queue build",
         "INSERT INTO builds (droid_id, status, branch, commit_pin, created_ns)"
         " VALUES (?, 'queued', ?, ?, ?)",
-        SQL_ARGS(SQL_TEXT(droid_id), SQL_TEXT(branch), SQL_TEXT(commit_pin), SQL_INT(dmsd_now_ns())), NULL,
+        SQL_ARGS(SQL_TEXT(droid_id), SQL_TEXT(branch), SQL_TEXT(commit_pin), SQL_INT(dms_now_ns())), NULL,
         NULL, err);
     if (r < 0)
         return r;
@@ -121,7 +121,7 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err)
     int r = sqlutil_query(l.db, "supersede builds",
                           "UPDATE builds SET status='superseded', reason='a newer build was queued',"
                           " finished_ns=? WHERE droid_id=? AND status='queued'",
-                          SQL_ARGS(SQL_INT(dmsd_now_ns()), SQL_TEXT(droid_id)), NULL, NULL, err);
+                          SQL_ARGS(SQL_INT(dms_now_ns()), SQL_TEXT(droid_id)), NULL, NULL, err);
     return r < 0 ? r : 0;
 }
 
@@ -131,7 +131,7 @@ int store_builds_cancel_queued(store *s, const char *droid_id, const char *reaso
     int r = sqlutil_query(l.db, "cancel builds",
                           "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
                           " status='queued'",
-                          SQL_ARGS(SQL_TEXT(reason), SQL_INT(dmsd_now_ns()), SQL_TEXT(droid_id)), NULL, NULL,
+                          SQL_ARGS(SQL_TEXT(reason), SQL_INT(dms_now_ns()), SQL_TEXT(droid_id)), NULL, NULL,
                           err);
     if (r < 0)
         return r;

@@ -30,7 +30,7 @@ static int due_row(sqlite3_stmt *st, void *ud, dms_error *err)
         *d->next_due_ns = due;
         return 1;
     }
-    if (dms_strv_push(&d->images, (const char *)sqlite3_column_text(st, 0)) < 0)
+    if (dmsu_strv_push(&d->images, (const char *)sqlite3_column_text(st, 0)) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     return 0;
 }
@@ -46,7 +46,7 @@ int store_gc_due(store *s, int64_t now_ns, char ***images, int64_t *next_due_ns,
                           "SELECT image, next_try_ns FROM image_gc ORDER BY next_try_ns", SQL_NOARGS, due_row,
                           &d, err);
     if (r < 0) {
-        dms_strv_free(d.images);
+        dmsu_strv_free(d.images);
         return r;
     }
     *images = d.images;
@@ -70,7 +70,7 @@ int store_gc_retry(store *s, const char *image, int64_t base_ms, int64_t max_ms,
         l.db, "reschedule image removal",
         "UPDATE image_gc SET attempts=attempts+1, last_error=?,"
         " next_try_ns=? + 1000000 * MIN(?, ? << MIN(attempts, 20)) WHERE image=?",
-        SQL_ARGS(SQL_TEXT(error), SQL_INT(dmsd_now_ns()), SQL_INT(max_ms), SQL_INT(base_ms), SQL_TEXT(image)),
+        SQL_ARGS(SQL_TEXT(error), SQL_INT(dms_now_ns()), SQL_INT(max_ms), SQL_INT(base_ms), SQL_TEXT(image)),
         NULL, NULL, err);
     return r < 0 ? r : 0;
 }

@@ -32,7 +32,7 @@ int prune_droid_ids(store *s, char ***ids, dms_error *err)
     int r = sqlutil_query(l.db, "list droids", "SELECT id FROM droids ORDER BY id", SQL_NOARGS,
                           sqlutil_strv_row, &v, err);
     if (r < 0) {
-        dms_strv_free(v);
+        dmsu_strv_free(v);
         return r;
     }
     *ids = v;
@@ -105,7 +105,7 @@ int prune_jobs_due(store *s, int keep, int64_t before_ns, int batch, char ***ids
                       " finished_ns < ?2)) ORDER BY created_ns, id LIMIT ?3",
                       SQL_ARGS(SQL_INT(keep), SQL_INT(before_ns), SQL_INT(batch)), sqlutil_strv_row, &v, err);
     if (r < 0) {
-        dms_strv_free(v);
+        dmsu_strv_free(v);
         return r;
     }
     *ids = v;

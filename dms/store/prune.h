@@ -15,7 +15,7 @@
 
 #include "store.h"
 
-/* Every droid's id (deleting ones too). Caller frees with dms_strv_free. */
+/* Every droid's id (deleting ones too). Caller frees with dmsu_strv_free. */
 int prune_droid_ids(store *s, char ***ids, dms_error *err);
 
 /* Events of the droid beyond its newest keep. */
@@ -29,7 +29,7 @@ int prune_runs(store *s, const char *droid_id, int keep, int batch, int *n, dms_
 
 /* Finished jobs (succeeded, failed, cancelled) beyond the newest keep of their user (keep <= 0: no count
  * limit) or finished before before_ns (<= 0: no age limit), at most batch of them, oldest first. Caller frees
- * *ids with dms_strv_free. */
+ * *ids with dmsu_strv_free. */
 int prune_jobs_due(store *s, int keep, int64_t before_ns, int batch, char ***ids, dms_error *err);
 /* Log chunks of a finished job, at most batch. */
 int prune_job_logs(store *s, const char *job_id, int batch, int *n, dms_error *err);

@@ -64,7 +64,7 @@ void *sqlutil_vec_push(sqlutil_vec *v, dms_error *err)
 
 int sqlutil_strv_row(sqlite3_stmt *st, void *ud, dms_error *err)
 {
-    if (dms_strv_push(ud, (const char *)sqlite3_column_text(st, 0)) < 0)
+    if (dmsu_strv_push(ud, (const char *)sqlite3_column_text(st, 0)) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     return 0;
 }

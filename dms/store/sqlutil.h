@@ -92,7 +92,7 @@ int sqlutil_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql, const sqlar
                     dms_error *err);
 
 /* A row callback for a query of one text column: pushes it onto the NULL-terminated array at ud (a char ***,
- * dms_strv_push). */
+ * dmsu_strv_push). */
 int sqlutil_strv_row(sqlite3_stmt *st, void *ud, dms_error *err);
 
 /* A growing array of fixed-size items, for a query's rows. Zeroed it is empty; the caller frees items. */

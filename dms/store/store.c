@@ -152,7 +152,7 @@ static int migrate(store *s, dms_error *err)
             return r;
         char rec[128];
         snprintf(rec, sizeof(rec), "INSERT INTO schema_migrations(version, applied_ns) VALUES (%d, %lld)", v,
-                 (long long)dmsd_now_ns());
+                 (long long)dms_now_ns());
         if ((r = exec_sql(s, migrations[v - 1], err)) < 0 || (r = exec_sql(s, rec, err)) < 0) {
             store_rollback(s);
             return dms_error_prefix(err, "migration %d: ", v);

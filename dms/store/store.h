@@ -182,7 +182,7 @@ int store_runs_all(store *s, store_run **out, size_t *n, dms_error *err);
 
 /* ---- image garbage collection: removals that failed are retried until the engine agrees ---- */
 int store_gc_add(store *s, const char *image, const char *droid_id, dms_error *err);
-/* Images due at now_ns (caller frees with dms_strv_free); *next_due_ns: the earliest later one, or 0. */
+/* Images due at now_ns (caller frees with dmsu_strv_free); *next_due_ns: the earliest later one, or 0. */
 int store_gc_due(store *s, int64_t now_ns, char ***images, int64_t *next_due_ns, dms_error *err);
 int store_gc_done(store *s, const char *image, dms_error *err);
 int store_gc_retry(store *s, const char *image, int64_t base_ms, int64_t max_ms, const char *error,

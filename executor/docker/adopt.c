@@ -21,11 +21,11 @@ int docker_inspect(docker_executor *ex, const char *name_or_id, json_t **out, dm
         return r;
     if (resp.status != 200) {
         r = docker_error_from_response(&resp, "inspect container", err);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     *out = docker_response_json(&resp, "inspect container", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return *out ? 0 : -DMS_E_PROTOCOL;
 }
 
@@ -111,7 +111,7 @@ static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err
  * ones, and since/until make the stream end. Best effort: without them we still have State. */
 typedef struct replay_ctx {
     docker_handler *h;
-    dms_buf line;
+    dmsu_buf line;
 } replay_ctx;
 
 static int replay_sink(void *ud, const char *data, size_t len)
@@ -119,7 +119,7 @@ static int replay_sink(void *ud, const char *data, size_t len)
     replay_ctx *rc = ud;
     for (size_t i = 0; i < len; i++) {
         if (data[i] != '\n') {
-            dms_buf_append(&rc->line, data + i, 1);
+            dmsu_buf_append(&rc->line, data + i, 1);
             continue;
         }
         json_t *ev = rc->line.len ? json_loadb(rc->line.data, rc->line.len, 0, NULL) : NULL;
@@ -129,13 +129,13 @@ static int replay_sink(void *ud, const char *data, size_t len)
         if (action && !strcmp(action, "oom"))
             rc->h->oom = true;
         else if (action && !strcmp(action, "kill") && !rc->h->cancel_reason) {
-            int64_t sig = dms_parse_i64(json_string_value(json_object_get(attrs, "signal")));
+            int64_t sig = dmsu_parse_i64(json_string_value(json_object_get(attrs, "signal")));
             if (sig > 0)
                 rc->h->outside_signal = (int)sig;
         }
         pthread_mutex_unlock(&rc->h->lock);
         json_decref(ev);
-        dms_buf_reset(&rc->line);
+        dmsu_buf_reset(&rc->line);
     }
     return 0;
 }
@@ -155,8 +155,8 @@ static void replay_events(docker_executor *ex, docker_handler *h, int64_t since_
     dms_error e;
     docker_call_stream(&ex->client, "GET", path, NULL, NULL, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, replay_sink, &rc,
                        &resp, &e);
-    dms_buf_free(&rc.line);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&rc.line);
+    dmsu_buf_free(&resp.body);
 }
 
 /* We hold owner.lock and there is no result: find the container and carry on where the last owner stopped. */
@@ -333,7 +333,7 @@ static void idset_add(idset *s, const char *id)
     for (size_t i = 0; s->ids && s->ids[i]; i++)
         if (strcmp(s->ids[i], id) == 0)
             return;
-    dms_strv_push(&s->ids, id);
+    dmsu_strv_push(&s->ids, id);
 }
 
 /* Every execution id of this executor: state dirs plus labelled containers. */
@@ -358,11 +358,11 @@ static int all_ids(docker_executor *ex, idset *s, dms_error *err)
         return r;
     if (resp.status != 200) {
         r = docker_error_from_response(&resp, "list containers", err);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     json_t *a = docker_response_json(&resp, "list containers", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     size_t i;
     json_t *c;
     json_array_foreach(a, i, c)
@@ -382,9 +382,9 @@ int docker_recover(void *cookie, size_t *adopted, dms_error *err)
     idset s = {0};
     int r = all_ids(ex, &s, err);
     size_t n = 0, k = 0;
-    docker_handler **adoptees = calloc(dms_strv_len(s.ids) + 1, sizeof(*adoptees));
+    docker_handler **adoptees = calloc(dmsu_strv_len(s.ids) + 1, sizeof(*adoptees));
     if (!adoptees) {
-        dms_strv_free(s.ids);
+        dmsu_strv_free(s.ids);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     for (size_t i = 0; r == 0 && s.ids && s.ids[i]; i++) {
@@ -413,7 +413,7 @@ int docker_recover(void *cookie, size_t *adopted, dms_error *err)
         docker_handler_unref(h);
     }
     free(adoptees);
-    dms_strv_free(s.ids);
+    dmsu_strv_free(s.ids);
     *adopted = n;
     return r;
 }
@@ -436,7 +436,7 @@ static void fill_ports(json_t *j, dms_exec_status *out)
         json_t *b;
         json_array_foreach(v, i, b)
         {
-            int64_t hp = dms_parse_i64(json_string_value(json_object_get(b, "HostPort")));
+            int64_t hp = dmsu_parse_i64(json_string_value(json_object_get(b, "HostPort")));
             if (hp <= 0 || out->n_ports >= DMS_STATUS_MAX_PORTS)
                 continue;
             out->ports[out->n_ports].container_port = (uint16_t)cp;
@@ -531,13 +531,13 @@ int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err)
     idset s = {0};
     int r = all_ids(ex, &s, err);
     if (r < 0) {
-        dms_strv_free(s.ids);
+        dmsu_strv_free(s.ids);
         return r;
     }
-    size_t cnt = dms_strv_len(s.ids);
+    size_t cnt = dmsu_strv_len(s.ids);
     dms_exec_status *a = calloc(cnt ? cnt : 1, sizeof(*a));
     if (!a) {
-        dms_strv_free(s.ids);
+        dmsu_strv_free(s.ids);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     size_t k = 0;
@@ -546,7 +546,7 @@ int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err)
         if (docker_status(ex, s.ids[i], &a[k], &e) == 0)
             k++;
     }
-    dms_strv_free(s.ids);
+    dmsu_strv_free(s.ids);
     *out = a;
     *n = k;
     return 0;

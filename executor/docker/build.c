@@ -33,7 +33,7 @@
 /* ---- NDJSON lines ---- */
 
 typedef struct ndjson {
-    dms_buf line;
+    dmsu_buf line;
     int (*on_line)(void *ud, json_t *j);
     void *ud;
     size_t dropped; /* lines longer than line.max: skipped, so that memory stays bounded */
@@ -45,7 +45,7 @@ static int ndjson_feed(void *ud, const char *data, size_t len)
     while (len) {
         const char *nl = memchr(data, '\n', len);
         size_t take = nl ? (size_t)(nl - data) : len;
-        if (dms_buf_append(&n->line, data, take) < 0)
+        if (dmsu_buf_append(&n->line, data, take) < 0)
             return -DMS_E_NOMEM;
         if (!nl)
             break;
@@ -57,7 +57,7 @@ static int ndjson_feed(void *ud, const char *data, size_t len)
                 return r;
         }
         n->dropped += n->line.overflow;
-        dms_buf_reset(&n->line);
+        dmsu_buf_reset(&n->line);
         data += take + 1;
         len -= take + 1;
     }
@@ -77,7 +77,7 @@ int docker_image_present(docker_executor *ex, const char *ref, dms_error *err)
     long st = resp.status;
     if (st != 200 && st != 404)
         r = docker_error_from_response(&resp, "inspect image", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r < 0 ? r : st == 200;
 }
 
@@ -113,9 +113,9 @@ int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort,
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = pull_line, .ud = &pc};
     docker_response resp;
     int r = docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, abort, ndjson_feed, &nj, &resp, err);
-    dms_buf_free(&nj.line);
+    dmsu_buf_free(&nj.line);
     if (r == -DMS_E_CANCELLED) {
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     if (r == 0 && resp.status != 200) {
@@ -123,7 +123,7 @@ int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort,
         docker_response_message(&resp, msg, sizeof(msg));
         snprintf(pc.error, sizeof(pc.error), "%s", msg[0] ? msg : "no message");
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (r < 0) {
         char why[DMS_ERROR_MSG_MAX];
         snprintf(why, sizeof(why), "%s", err ? err->message : "");
@@ -153,7 +153,7 @@ typedef struct build_ctx {
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
     long long step_exit; /* errorDetail.code: the failed RUN step's exit code */
-    dms_buf text;        /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
+    dmsu_buf text;        /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
     bool split_said;
     int fd;
 } build_ctx;
@@ -185,7 +185,7 @@ static bool is_our_step_image(docker_executor *ex, const char *id)
     if (docker_call(&ex->client, "GET", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e) < 0)
         return false;
     json_t *j = resp.status == 200 ? docker_response_json(&resp, "inspect image", &e) : NULL;
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     const char *owner = json_string_value(
         json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
     bool ours = owner && strcmp(owner, ex->id) == 0 && json_array_size(json_object_get(j, "RepoTags")) == 0;
@@ -209,7 +209,7 @@ static bool remove_step_image(docker_executor *ex, const char *id)
         dms_error e;
         int r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
         long st = resp.status;
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         if (r < 0 || st != 409)
             return true;
         usleep(STEP_IMAGE_RETRY_MS * 1000);
@@ -236,7 +236,7 @@ static void emit_complete_lines(build_ctx *bc, dms_stream_type stream)
         note_step_image(bc, bc->text.data, l);
         if (bc->out)
             bc->out(bc->userdata, stream, bc->text.data, l);
-        dms_buf_consume(&bc->text, l + 1);
+        dmsu_buf_consume(&bc->text, l + 1);
     }
 }
 
@@ -255,7 +255,7 @@ static void split_long_line(build_ctx *bc, dms_stream_type stream)
     bc->split_said = true;
     if (bc->out)
         bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
-    dms_buf_reset(&bc->text);
+    dmsu_buf_reset(&bc->text);
 }
 
 static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, size_t len, bool flush)
@@ -264,7 +264,7 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
         size_t take = BUILD_LINE_MAX_BYTES - bc->text.len; /* > 0: the buffer is below the max here */
         if (take > len)
             take = len;
-        if (dms_buf_append(&bc->text, s, take) < 0)
+        if (dmsu_buf_append(&bc->text, s, take) < 0)
             return; /* no memory: this output is lost, the build goes on */
         s += take;
         len -= take;
@@ -274,7 +274,7 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
     if (flush && bc->text.len) {
         if (bc->out)
             bc->out(bc->userdata, stream, bc->text.data, bc->text.len);
-        dms_buf_reset(&bc->text);
+        dmsu_buf_reset(&bc->text);
     }
 }
 
@@ -388,7 +388,7 @@ static int read_dockerfile(const dms_build_request *req, char **text, size_t *le
     if (dir < 0)
         return dms_error_set_errno(err, DMS_E_INVALID, errno, "build context %s", req->context_dir);
     dms_error e;
-    int r = dms_read_file_beneath(dir, name, DOCKERFILE_MAX_BYTES, text, len, &e);
+    int r = dmsu_read_file_beneath(dir, name, DOCKERFILE_MAX_BYTES, text, len, &e);
     if (r == -DMS_E_NOT_FOUND)
         return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "no %s in the build context (%s)", name,
                              req->context_dir);
@@ -472,11 +472,11 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     _cleanup_free_ char *el = lj ? docker_escape(lj) : NULL, *ea = aj ? docker_escape(aj) : NULL;
     _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(LABELLED_DOCKERFILE);
     _cleanup_free_ char *path =
-        dms_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s", et ? et : "",
+        dmsu_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s", et ? et : "",
                           ed ? ed : "", el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "");
     char limits[160];
     build_limits_query(req, limits, sizeof(limits));
-    _cleanup_free_ char *url = path ? dms_strdup_printf("%s%s", path, limits) : NULL;
+    _cleanup_free_ char *url = path ? dmsu_strdup_printf("%s%s", path, limits) : NULL;
     if (!url || !el || !ea || !et || !ed) {
         close(bc.fd);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -491,10 +491,10 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
     note_dropped_messages(&bc, nj.dropped);
-    dms_buf_free(&nj.line);
-    dms_buf_free(&bc.text);
+    dmsu_buf_free(&nj.line);
+    dmsu_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         drop_step_image(ex, bc.last_step, result);
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "build %s cancelled", req->build_id);
     }
@@ -508,7 +508,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
         r = dms_error_set(err, user ? DMS_E_BUILD_FAILED : DMS_E_ENGINE, NULL, "build %s: %s (HTTP %ld)",
                           req->build_id, msg, resp.status);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (r < 0)
         return r;
     if (bc.error[0]) {
@@ -540,16 +540,16 @@ int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_
     if (r < 0)
         return r;
     if (resp.status == 404) {
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return 0;
     }
     if (resp.status != 200) {
         r = docker_error_from_response(&resp, "inspect image", err);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     json_t *j = docker_response_json(&resp, "inspect image", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (!j)
         return -DMS_E_PROTOCOL;
     const char *owner =
@@ -580,7 +580,7 @@ int docker_remove_image(void *cookie, const char *image, dms_error *err)
     r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 200 && resp.status != 404)
         r = docker_error_from_response(&resp, "remove image", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 
@@ -595,11 +595,11 @@ int docker_remove_volume(void *cookie, const char *name, dms_error *err)
         return r;
     if (resp.status != 200) {
         r = docker_error_from_response(&resp, "inspect volume", err);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     json_t *j = docker_response_json(&resp, "inspect volume", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     const char *owner = json_string_value(json_object_get(json_object_get(j, "Labels"), DMS_LABEL_EXECUTOR));
     bool ours = owner && strcmp(owner, ex->id) == 0;
     json_decref(j);
@@ -612,6 +612,6 @@ int docker_remove_volume(void *cookie, const char *name, dms_error *err)
         snprintf(what, sizeof(what), "remove volume %s", name);
         r = docker_error_from_response(&resp, what, err); /* 409: in use */
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }

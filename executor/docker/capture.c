@@ -10,7 +10,7 @@
 /* Adopted capture: a frame from /logs is "<RFC3339Nano> <payload>"; skip what the capture already has. */
 static int logs_frame(docker_handler *h, int stream, const char *data, size_t len, bool frame_end)
 {
-    if (dms_buf_append(&h->frame, data, len) < 0)
+    if (dmsu_buf_append(&h->frame, data, len) < 0)
         return -DMS_E_NOMEM;
     if (!frame_end)
         return 0;
@@ -29,7 +29,7 @@ static int logs_frame(docker_handler *h, int stream, const char *data, size_t le
         bool partial = n == 0 || p[n - 1] != '\n';
         r = dms_logstore_write_frame(h->writer, (dms_stream_type)stream, ts, partial, p, n, &err);
     }
-    dms_buf_reset(&h->frame);
+    dmsu_buf_reset(&h->frame);
     return r;
 }
 
@@ -134,7 +134,7 @@ static void capture_done(void *ud, int rc, long status, const char *body, size_t
         bool progressed = captured_bytes(h) > h->pass_start_bytes;
         if (progressed || !exited) {
             docker_demux_reset(&h->demux);
-            dms_buf_reset(&h->frame);
+            dmsu_buf_reset(&h->frame);
             docker_loop_timer(h->ex->loop, progressed ? 0 : DOCKER_LOGS_REPASS_IDLE_MS, capture_again, h);
             return; /* the timer owns our reference */
         }

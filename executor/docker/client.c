@@ -19,7 +19,7 @@ int docker_client_init(docker_client *c, const dms_host_services *host, dms_erro
     memset(c, 0, sizeof(*c));
     c->host = host;
     pthread_mutex_init(&c->lock, NULL);
-    const char *h = dms_kv_get(host->options, "host");
+    const char *h = dmsu_kv_get(host->options, "host");
     const char *from = "option host";
     if (!h || !*h) {
         h = getenv("DOCKER_HOST");
@@ -144,7 +144,7 @@ static size_t write_cb(char *data, size_t size, size_t n, void *ud)
         }
         return len;
     }
-    if (dms_buf_append(&cc->resp->body, data, len) < 0)
+    if (dmsu_buf_append(&cc->resp->body, data, len) < 0)
         return CURL_WRITEFUNC_ERROR;
     return len;
 }
@@ -290,8 +290,8 @@ static size_t ping_header_cb(char *data, size_t size, size_t n, void *ud)
 
 static size_t discard_cb(char *data, size_t size, size_t n, void *ud)
 {
-    dms_buf *b = ud;
-    dms_buf_append(b, data, size * n);
+    dmsu_buf *b = ud;
+    dmsu_buf_append(b, data, size * n);
     return size * n;
 }
 
@@ -300,7 +300,7 @@ static int api_minor(const char *v)
 {
     if (strncmp(v, "1.", 2) != 0)
         return -1;
-    int64_t m = dms_parse_i64(v + 2);
+    int64_t m = dmsu_parse_i64(v + 2);
     return m < 0 || m > 1000 ? -1 : (int)m;
 }
 
@@ -311,7 +311,7 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "curl_easy_init failed");
     char errbuf[CURL_ERROR_SIZE];
     ping_ctx pc = {.h = h};
-    dms_buf body = {.max = 1024};
+    dmsu_buf body = {.max = 1024};
     docker_easy_setup(h, c, errbuf);
     curl_easy_setopt(h, CURLOPT_URL, "http://localhost/_ping");
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -326,13 +326,13 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
     char why[300];
     int e = 0;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        dms_buf_free(&body);
+        dmsu_buf_free(&body);
         return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
                              "socket %s did not answer /_ping within %ld ms: not a Docker engine, or a hung one",
                              c->socket_path, timeout_ms);
     }
     if (rc != CURLE_OK) {
-        dms_buf_free(&body);
+        dmsu_buf_free(&body);
         docker_diagnose_socket(c, why, sizeof(why), &e);
         int r = dms_error_set(err, DMS_E_UNAVAILABLE, NULL, "cannot reach the Docker engine: %s", why);
         if (err)
@@ -340,7 +340,7 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
         return r;
     }
     bool ok = status == 200 && body.data && strncmp(body.data, "OK", 2) == 0;
-    dms_buf_free(&body);
+    dmsu_buf_free(&body);
     if (!ok || !pc.version[0])
         return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
                              "socket %s answered /_ping with HTTP %ld and no Api-Version: not a Docker engine",
@@ -377,7 +377,7 @@ int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_erro
         snprintf(v, sizeof(v), "%s", c->api_version);
         pthread_mutex_unlock(&c->lock);
     }
-    if (dms_snprintf_ok(out, n, "http://localhost/v%s%s", v, path) < 0)
+    if (dmsu_snprintf_ok(out, n, "http://localhost/v%s%s", v, path) < 0)
         return dms_error_set(err, DMS_E_INTERNAL, NULL, "URL too long: %.80s", path);
     return 0;
 }

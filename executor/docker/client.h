@@ -35,7 +35,7 @@ typedef struct docker_client {
 
 typedef struct docker_response {
     long status;
-    dms_buf body;
+    dmsu_buf body;
 } docker_response;
 
 /* What may abort a long call: any of an in-process flag, a cancel token, or a marker file written by another
@@ -63,7 +63,7 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err);
 int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_error *err);
 
 /* A blocking call. body: JSON text or NULL. timeout_ms 0 = none.
- * Fills resp (caller frees resp->body with dms_buf_free) for any HTTP status; returns negative only when no HTTP
+ * Fills resp (caller frees resp->body with dmsu_buf_free) for any HTTP status; returns negative only when no HTTP
  * answer came (UNAVAILABLE, TIMEOUT, CANCELLED, IO). */
 int docker_call(docker_client *c, const char *method, const char *path, const char *body, long timeout_ms,
                 docker_response *resp, dms_error *err);

@@ -64,7 +64,7 @@ typedef struct docker_executor {
     uint64_t events_xfer;
     int64_t events_last_ns; /* timeNano of the last event, for since= on reconnect */
     int64_t events_retry_ms;
-    dms_buf events_line;
+    dmsu_buf events_line;
     atomic_bool shutting_down;
     atomic_int pending_removals; /* async deletes in flight: destroy lets them finish (bounded) */
 } docker_executor;
@@ -97,7 +97,7 @@ struct docker_handler {
     bool capture_is_logs;      /* adopted: frames carry timestamps, skip what we have */
     uint64_t skip[3];          /* adopted: bytes per stream already captured */
     uint64_t pass_start_bytes; /* adopted: bytes captured when this /logs pass began */
-    dms_buf frame;             /* adopted: one frame being reassembled */
+    dmsu_buf frame;             /* adopted: one frame being reassembled */
     /* how it ends (under lock) */
     bool exited;
     bool lost;

@@ -43,12 +43,12 @@ static void handle_event(docker_executor *ex, json_t *ev)
         h->oom = true;
     } else if (strcmp(action, "kill") == 0) {
         const char *sig = json_string_value(json_object_get(attrs, "signal"));
-        int64_t n = sig ? dms_parse_i64(sig) : -1;
+        int64_t n = sig ? dmsu_parse_i64(sig) : -1;
         if (!h->cancel_reason && n > 0)
             h->outside_signal = (int)n;
     } else if (strcmp(action, "die") == 0) {
         const char *code = json_string_value(json_object_get(attrs, "exitCode"));
-        int64_t c = code ? dms_parse_i64(code) : -1;
+        int64_t c = code ? dmsu_parse_i64(code) : -1;
         if (!h->exited) {
             h->exited = true;
             h->exit_code = c >= 0 ? (int)c : -1;
@@ -107,11 +107,11 @@ static int events_data(void *ud, const char *data, size_t len)
     while (len > 0) {
         const char *nl = memchr(data, '\n', len);
         size_t take = nl ? (size_t)(nl - data) : len;
-        if (dms_buf_append(&ex->events_line, data, take) < 0)
+        if (dmsu_buf_append(&ex->events_line, data, take) < 0)
             return -DMS_E_NOMEM;
         if (ex->events_line.overflow) {
             dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"event longer than %d bytes dropped\"", EVENT_LINE_MAX);
-            dms_buf_reset(&ex->events_line);
+            dmsu_buf_reset(&ex->events_line);
         }
         if (!nl)
             break;
@@ -124,7 +124,7 @@ static int events_data(void *ud, const char *data, size_t len)
                 dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"unparsable event: %s\"", jerr.text);
             json_decref(ev);
         }
-        dms_buf_reset(&ex->events_line);
+        dmsu_buf_reset(&ex->events_line);
         data += take + 1;
         len -= take + 1;
     }
@@ -142,7 +142,7 @@ static void events_done(void *ud, int rc, long status, const char *body, size_t 
 {
     docker_executor *ex = ud;
     ex->events_xfer = 0;
-    dms_buf_reset(&ex->events_line);
+    dmsu_buf_reset(&ex->events_line);
     pthread_mutex_lock(&ex->lock);
     bool was_up = ex->events_state == 1;
     pthread_mutex_unlock(&ex->lock);

@@ -153,7 +153,7 @@ static void docker_destroy(void *cookie)
         docker_handler_unref(h);
         h = next;
     }
-    dms_buf_free(&ex->events_line);
+    dmsu_buf_free(&ex->events_line);
     docker_client_destroy(&ex->client);
     pthread_cond_destroy(&ex->cond);
     pthread_mutex_destroy(&ex->adopt_lock);
@@ -294,12 +294,12 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
     if (r == 0 && resp.status != 200)
         r = docker_error_from_response(&resp, list_path, &e);
     if (r < 0) {
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         cleanup_fail(c, r, &e);
         return;
     }
     json_t *j = docker_response_json(&resp, list_path, &e);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     json_t *arr = array_key ? json_object_get(j, array_key) : j;
     size_t i;
     json_t *item;
@@ -318,7 +318,7 @@ static void remove_labelled(cleanup_ctx *c, const char *list_path, const char *a
             (*count)++; /* being removed right now (our own async removal): it is going */
         else if (r == 0 && resp.status != 404)
             r = docker_error_from_response(&resp, p, &e);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         if (r < 0)
             cleanup_fail(c, r, &e);
     }
@@ -443,7 +443,7 @@ static int docker_remove(void *cookie, const char *exec_id, dms_error *err)
     r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 204 && resp.status != 404)
         r = docker_error_from_response(&resp, "remove container", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (r == 0)
         r = dms_rm_rf(h->dir, err);
     docker_handler_unregister(ex, h);

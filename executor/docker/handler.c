@@ -60,7 +60,7 @@ void docker_handler_unref(docker_handler *h)
     dms_logstore_writer_free(h->writer);
     if (h->lock_fd >= 0)
         close(h->lock_fd);
-    dms_buf_free(&h->frame);
+    dmsu_buf_free(&h->frame);
     dms_result_cell_unref(h->cell);
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
@@ -135,7 +135,7 @@ static int stop_container(docker_executor *ex, const char *name_or_id, int64_t g
         int kr_rc = docker_call(&ex->client, "POST", kp, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &kr, err);
         if (kr_rc == 0 && kr.status != 204 && kr.status != 409 && kr.status != 404)
             kr_rc = docker_error_from_response(&kr, "kill container", err);
-        dms_buf_free(&kr.body);
+        dmsu_buf_free(&kr.body);
         return kr_rc;
     }
     char p[200];
@@ -146,7 +146,7 @@ static int stop_container(docker_executor *ex, const char *name_or_id, int64_t g
     int r = docker_call(&ex->client, "POST", p, NULL, t * 1000 + DOCKER_STOP_MARGIN_MS, &resp, err);
     if (r == 0 && resp.status != 204 && resp.status != 304 && resp.status != 404)
         r = docker_error_from_response(&resp, "stop container", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 

@@ -22,7 +22,7 @@ typedef struct xfer {
     long status;
     bool headers_done;
     int data_error;
-    dms_buf collected;
+    dmsu_buf collected;
     char errbuf[CURL_ERROR_SIZE];
     char what[96]; /* "POST /containers/x/attach" for messages */
     struct xfer *next;
@@ -93,7 +93,7 @@ static void xfer_free(xfer *x)
         curl_easy_cleanup(x->h);
     curl_slist_free_all(x->headers);
     free(x->body);
-    dms_buf_free(&x->collected);
+    dmsu_buf_free(&x->collected);
     free(x);
 }
 
@@ -126,7 +126,7 @@ static size_t xfer_write_cb(char *data, size_t size, size_t n, void *ud)
         }
         return len;
     }
-    if (dms_buf_append(&x->collected, data, len) < 0)
+    if (dmsu_buf_append(&x->collected, data, len) < 0)
         return CURL_WRITEFUNC_ERROR;
     return len;
 }
@@ -195,7 +195,7 @@ uint64_t docker_loop_add(docker_loop *l, const char *method, const char *path, c
     pthread_mutex_lock(&l->client->lock);
     snprintf(v, sizeof(v), "%s", l->client->api_version[0] ? l->client->api_version : DOCKER_API_VERSION_MAX);
     pthread_mutex_unlock(&l->client->lock);
-    if (dms_snprintf_ok(url, sizeof(url), "http://localhost/v%s%s", v, path) < 0)
+    if (dmsu_snprintf_ok(url, sizeof(url), "http://localhost/v%s%s", v, path) < 0)
         return 0;
     xfer *x = calloc(1, sizeof(*x));
     cmd *c = calloc(1, sizeof(*c));

@@ -33,7 +33,7 @@ int docker_ensure_network(docker_executor *ex, const char *name, dms_error *err)
     if (r < 0)
         return r;
     long st = resp.status;
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (st == 200)
         return 0;
     _cleanup_json_ json_t *labels = docker_labels(ex->id, NULL, NULL, "network");
@@ -57,7 +57,7 @@ int docker_ensure_network(docker_executor *ex, const char *name, dms_error *err)
         else
             r = docker_error_from_response(&resp, what, err);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 
@@ -98,7 +98,7 @@ static int networks_named(docker_executor *ex, const char *name, json_t **out, d
     if (r == 0 && resp.status != 200)
         r = docker_error_from_response(&resp, "list networks", err);
     json_t *all = r == 0 ? docker_response_json(&resp, "list networks", err) : NULL;
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     if (r < 0 || !all)
         return r < 0 ? r : -DMS_E_PROTOCOL;
     json_t *mine = json_array();
@@ -143,7 +143,7 @@ int docker_network_dedupe(docker_executor *ex, const char *name, dms_error *err)
         if (docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, NULL) == 0 &&
             (resp.status == 204 || resp.status == 404))
             left--;
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
     }
     dms_logf(ex->host, DMS_LOG_INFO, "op=network network=%s duplicates=%zu left=%zu", name,
              json_array_size(nets), left);
@@ -162,11 +162,11 @@ int docker_remove_network(void *cookie, const char *name, dms_error *err)
         return r;
     if (resp.status != 200) {
         r = docker_error_from_response(&resp, "inspect network", err);
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         return r;
     }
     json_t *j = docker_response_json(&resp, "inspect network", err);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     const char *owner = json_string_value(json_object_get(json_object_get(j, "Labels"), DMS_LABEL_EXECUTOR));
     bool ours = owner && strcmp(owner, ex->id) == 0;
     json_decref(j);
@@ -183,6 +183,6 @@ int docker_remove_network(void *cookie, const char *name, dms_error *err)
         snprintf(what, sizeof(what), "remove network %s", name);
         r = docker_error_from_response(&resp, what, err);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }

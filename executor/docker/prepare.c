@@ -34,7 +34,7 @@ static int remove_container_now(docker_executor *ex, const char *id)
     dms_error e;
     snprintf(p, sizeof(p), "/containers/%s?force=1&v=1", id);
     int r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e);
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 
@@ -57,7 +57,7 @@ static int ensure_volume(docker_executor *ex, const char *name, const char *job_
         snprintf(what, sizeof(what), "create volume %s", name);
         r = docker_error_from_response(&resp, what, err);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 
@@ -228,7 +228,7 @@ static int create_container(docker_executor *ex, docker_handler *h, const dms_ex
         }
         json_decref(j);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 
@@ -246,7 +246,7 @@ static int start_container(docker_executor *ex, docker_handler *h, const dms_exe
         bool missing = docker_network_missing(&resp), ambiguous = !missing && docker_network_ambiguous(&resp);
         if (!missing && !ambiguous)
             break;
-        dms_buf_free(&resp.body);
+        dmsu_buf_free(&resp.body);
         r = missing ? docker_ensure_network(ex, req->network_name, err)
                     : docker_network_dedupe(ex, req->network_name, err);
         if (r == 0)
@@ -272,7 +272,7 @@ static int start_container(docker_executor *ex, docker_handler *h, const dms_exe
         else
             r = docker_error_from_response(&resp, "start container", err);
     }
-    dms_buf_free(&resp.body);
+    dmsu_buf_free(&resp.body);
     return r;
 }
 

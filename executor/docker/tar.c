@@ -86,13 +86,13 @@ static int header(tar_ctx *t, const char *name, char type, mode_t mode, int64_t 
 }
 
 /* A pax record "<len> key=value\n", where len counts the whole record including its own digits. */
-static int pax_record(dms_buf *b, const char *key, const char *value)
+static int pax_record(dmsu_buf *b, const char *key, const char *value)
 {
     size_t body = strlen(key) + strlen(value) + 3; /* ' ' '=' '\n' */
     size_t len = body + 1;
     while (len != body + (size_t)snprintf(NULL, 0, "%zu", len))
         len = body + (size_t)snprintf(NULL, 0, "%zu", len);
-    return dms_buf_printf(b, "%zu %s=%s\n", len, key, value);
+    return dmsu_buf_printf(b, "%zu %s=%s\n", len, key, value);
 }
 
 static int entry_header(tar_ctx *t, const char *name, char type, const struct stat *st, int64_t size,
@@ -100,7 +100,7 @@ static int entry_header(tar_ctx *t, const char *name, char type, const struct st
 {
     bool long_name = strlen(name) >= 100, long_link = link && strlen(link) >= 100;
     if (long_name || long_link) {
-        dms_buf pax = {0};
+        dmsu_buf pax = {0};
         int r = 0;
         if ((long_name && pax_record(&pax, "path", name) < 0) || (long_link && pax_record(&pax, "linkpath", link) < 0))
             r = dms_error_set(t->err, DMS_E_NOMEM, NULL, "out of memory");
@@ -110,7 +110,7 @@ static int entry_header(tar_ctx *t, const char *name, char type, const struct st
             r = out(t, pax.data, pax.len);
         if (r == 0)
             r = pad(t, (int64_t)pax.len);
-        dms_buf_free(&pax);
+        dmsu_buf_free(&pax);
         if (r < 0)
             return r;
     }
@@ -167,12 +167,12 @@ static int sorted_names(tar_ctx *t, DIR *d, int depth, char ***out)
             continue;
         if (depth == 0 && (!strcmp(de->d_name, ".git") || (t->reserved && !strcmp(de->d_name, t->reserved))))
             continue;
-        if (dms_strv_push(&names, de->d_name) < 0) {
-            dms_strv_free(names);
+        if (dmsu_strv_push(&names, de->d_name) < 0) {
+            dmsu_strv_free(names);
             return dms_error_set(t->err, DMS_E_NOMEM, NULL, "out of memory");
         }
     }
-    size_t n = dms_strv_len(names);
+    size_t n = dmsu_strv_len(names);
     if (n)
         qsort(names, n, sizeof(char *), cmp_names);
     *out = names;
@@ -196,7 +196,7 @@ static int add_entry(tar_ctx *t, int dir, const char *name, const char *rel, int
             r < 0 ? -1 : openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (r == 0 && sub < 0)
             r = dms_error_set_errno(t->err, DMS_E_INVALID, errno, "build context: cannot open %s", rel);
-        return r < 0 ? r : add_dir(t, dms_steal_fd(&sub), rel, depth + 1);
+        return r < 0 ? r : add_dir(t, dmsu_steal_fd(&sub), rel, depth + 1);
     }
     if (S_ISREG(st.st_mode))
         return add_file(t, dir, name, rel);
@@ -230,13 +230,13 @@ static int add_dir(tar_ctx *t, int dir, const char *rel, int depth)
     int r = sorted_names(t, d, depth, &names);
     for (size_t i = 0; r == 0 && names && names[i]; i++) {
         char child_rel[PATH_MAX];
-        if (dms_snprintf_ok(child_rel, sizeof(child_rel), "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0)
+        if (dmsu_snprintf_ok(child_rel, sizeof(child_rel), "%s%s%s", rel, *rel ? "/" : "", names[i]) < 0)
             r = dms_error_set(t->err, DMS_E_INVALID, "context_dir", "build context: path too long under %s",
                               rel);
         else
             r = add_entry(t, dirfd(d), names[i], child_rel, depth);
     }
-    dms_strv_free(names);
+    dmsu_strv_free(names);
     closedir(d);
     return r;
 }

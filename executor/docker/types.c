@@ -227,22 +227,22 @@ void docker_split_image_ref(const char *ref, char *name, char *tag)
     }
 }
 
-/* Where our LABEL goes, as the engine's parser sees the file (dms_df_scan): after every FROM, before every
+/* Where our LABEL goes, as the engine's parser sees the file (dmsu_df_scan): after every FROM, before every
  * FROM but the first (the end of the stage before it), and at the end of the file. */
 typedef struct label_points {
-    dms_buf offsets; /* size_t each, ascending */
+    dmsu_buf offsets; /* size_t each, ascending */
     size_t froms;
     bool open; /* an instruction (the last) runs into the end of the file */
 } label_points;
 
 static int add_point(label_points *lp, size_t at, dms_error *err)
 {
-    if (dms_buf_append(&lp->offsets, &at, sizeof(at)) < 0)
+    if (dmsu_buf_append(&lp->offsets, &at, sizeof(at)) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     return 0;
 }
 
-static int note_point(void *ud, const dms_df_instr *in, dms_error *err)
+static int note_point(void *ud, const dmsu_df_instr *in, dms_error *err)
 {
     label_points *lp = ud;
     size_t k = strcspn(in->text, " \t\v\f\r"); /* splitCommand's separators */
@@ -261,7 +261,7 @@ static int note_point(void *ud, const dms_df_instr *in, dms_error *err)
  * stage ends with, the tagged one included, out of cleanup and image removal. One LABEL instruction each: the
  * engine makes one step per label of the labels= query, so the query keeps only per-build values. Only stable
  * labels go in the text (a per-build value would change every later step's cache key). The lines are split
- * and joined by dms_df_scan, as the engine does, so a LABEL goes in only where an instruction ends and every
+ * and joined by dmsu_df_scan, as the engine does, so a LABEL goes in only where an instruction ends and every
  * instruction of the file means what it meant. NULL when the file is not one we can edit (no FROM, an
  * instruction running into the end of the file, or not parseable): then the query carries every label. Caller
  * frees. */
@@ -269,27 +269,27 @@ char *docker_label_stages(const char *text, size_t len, const char *label_line)
 {
     label_points lp = {0};
     dms_error err;
-    if (dms_df_scan(text, len, note_point, &lp, NULL, &err) < 0 || lp.open || !lp.froms ||
+    if (dmsu_df_scan(text, len, note_point, &lp, NULL, &err) < 0 || lp.open || !lp.froms ||
         add_point(&lp, len, &err) < 0) {
-        dms_buf_free(&lp.offsets);
+        dmsu_buf_free(&lp.offsets);
         return NULL;
     }
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     size_t at = 0, n = lp.offsets.len / sizeof(size_t);
     bool failed = false; /* any append that fails fails the copy: a hole in it would change the build */
     for (size_t i = 0; i < n; i++) {
         size_t point;
         memcpy(&point, lp.offsets.data + i * sizeof(size_t), sizeof(point));
-        failed |= dms_buf_append(&b, text + at, point - at) < 0;
+        failed |= dmsu_buf_append(&b, text + at, point - at) < 0;
         if (point > 0 && text[point - 1] != '\n')
-            failed |= dms_buf_append(&b, "\n", 1) < 0;
-        failed |= dms_buf_printf(&b, "%s\n", label_line) < 0;
+            failed |= dmsu_buf_append(&b, "\n", 1) < 0;
+        failed |= dmsu_buf_printf(&b, "%s\n", label_line) < 0;
         at = point;
     }
-    failed |= dms_buf_append(&b, text + at, len - at) < 0;
-    dms_buf_free(&lp.offsets);
+    failed |= dmsu_buf_append(&b, text + at, len - at) < 0;
+    dmsu_buf_free(&lp.offsets);
     if (failed || !b.data) {
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         return NULL;
     }
     return b.data;

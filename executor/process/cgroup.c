@@ -90,7 +90,7 @@ bool proc_alive(pid_t pid, uint64_t start_time)
 static int write_str(const char *dir, const char *name, const char *value)
 {
     char path[PATH_MAX];
-    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0)
         return -ENAMETOOLONG;
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -108,7 +108,7 @@ static bool file_exists(const char *dir, const char *name)
 {
     char path[PATH_MAX];
     struct stat st;
-    return dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) == 0 && stat(path, &st) == 0;
+    return dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) == 0 && stat(path, &st) == 0;
 }
 
 /* The value of `key N` in a flat keyed file such as memory.events; -1 if absent. */
@@ -116,7 +116,7 @@ static int64_t keyed_value(const char *dir, const char *name, const char *key)
 {
     char path[PATH_MAX];
     _cleanup_free_ char *data = NULL;
-    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
         dms_read_file(path, CG_FILE_MAX_BYTES, &data, NULL, NULL) < 0)
         return -1;
     size_t kl = strlen(key);
@@ -125,7 +125,7 @@ static int64_t keyed_value(const char *dir, const char *name, const char *key)
         if (nl)
             *nl = '\0';
         if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
-            return dms_parse_i64(line + kl + 1);
+            return dmsu_parse_i64(line + kl + 1);
         line = nl ? nl + 1 : NULL;
     }
     return -1;
@@ -180,7 +180,7 @@ static int own_cgroup_path(const char *ctrl, char *out, size_t size)
             *c2 = '\0';
             bool match = ctrl ? list_has(c1 + 1, ctrl, ",") : (strcmp(line, "0:") == 0 && c1[1] == '\0');
             if (match)
-                return dms_snprintf_ok(out, size, "%s", c2 + 1);
+                return dmsu_snprintf_ok(out, size, "%s", c2 + 1);
         }
         line = nl ? nl + 1 : NULL;
     }
@@ -216,8 +216,8 @@ static int find_mount(const char *ctrl, char *mnt, size_t mnt_size, char *root, 
                 match = strcmp(fstype, "cgroup2") == 0;
         }
         if (match)
-            return dms_snprintf_ok(mnt, mnt_size, "%s", f[4]) < 0 ||
-                           dms_snprintf_ok(root, root_size, "%s", f[3]) < 0
+            return dmsu_snprintf_ok(mnt, mnt_size, "%s", f[4]) < 0 ||
+                           dmsu_snprintf_ok(root, root_size, "%s", f[3]) < 0
                        ? -1
                        : 0;
         line = nl ? nl + 1 : NULL;
@@ -241,14 +241,14 @@ static int base_dir(const char *ctrl, char *out, size_t size)
     }
     while (*rel == '/')
         rel++;
-    return dms_snprintf_ok(out, size, "%s%s%s", mnt, *rel ? "/" : "", rel);
+    return dmsu_snprintf_ok(out, size, "%s%s%s", mnt, *rel ? "/" : "", rel);
 }
 
 static bool probe_dir(const char *base, int version, proc_cg_ctrl c)
 {
     static int counter;
     char probe[PATH_MAX];
-    if (dms_snprintf_ok(probe, sizeof(probe), "%s/%s%d.%d", base, PROC_CGROUP_PROBE_PREFIX, (int)getpid(),
+    if (dmsu_snprintf_ok(probe, sizeof(probe), "%s/%s%d.%d", base, PROC_CGROUP_PROBE_PREFIX, (int)getpid(),
                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0)
         return false;
     if (mkdir(probe, 0755) != 0)
@@ -261,7 +261,7 @@ static bool probe_dir(const char *base, int version, proc_cg_ctrl c)
 void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
 {
     memset(out, 0, sizeof(*out));
-    dms_buf summary = {0};
+    dmsu_buf summary = {0};
     char v2[PATH_MAX];
     bool have_v2 = base_dir(NULL, v2, sizeof(v2)) == 0;
     for (int c = 0; c < PROC_CG__COUNT; c++) {
@@ -274,7 +274,7 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
              * the no-internal-processes rule for the cgroup we live in. */
             char subtree[PATH_MAX];
             _cleanup_free_ char *ctl = NULL;
-            if (dms_snprintf_ok(subtree, sizeof(subtree), "%s/cgroup.subtree_control", v2) == 0 &&
+            if (dmsu_snprintf_ok(subtree, sizeof(subtree), "%s/cgroup.subtree_control", v2) == 0 &&
                 dms_read_file(subtree, CG_FILE_MAX_BYTES, &ctl, NULL, NULL) == 0 &&
                 list_has(ctl, cg_names[c], " \n") && probe_dir(v2, 2, (proc_cg_ctrl)c)) {
                 b->version = 2;
@@ -283,7 +283,7 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
         }
         if (b->version == 0)
             b->dir[0] = '\0';
-        dms_buf_printf(&summary, "%s%s=%s%s", c ? " " : "", cg_names[c],
+        dmsu_buf_printf(&summary, "%s%s=%s%s", c ? " " : "", cg_names[c],
                        b->version == 1   ? "v1:"
                        : b->version == 2 ? "v2:"
                                          : "none",
@@ -291,7 +291,7 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
     }
     if (why && why_len)
         snprintf(why, why_len, "%s", summary.data ? summary.data : "");
-    dms_buf_free(&summary);
+    dmsu_buf_free(&summary);
 }
 
 /* ---- per-execution cgroups ---- */
@@ -356,7 +356,7 @@ int proc_cgroup_signal(const char *dir, int sig)
 {
     char path[PATH_MAX];
     _cleanup_free_ char *data = NULL;
-    if (dms_snprintf_ok(path, sizeof(path), "%s/cgroup.procs", dir) < 0 ||
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/cgroup.procs", dir) < 0 ||
         dms_read_file(path, CG_FILE_MAX_BYTES, &data, NULL, NULL) < 0)
         return 0;
     int n = 0;

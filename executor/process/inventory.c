@@ -256,7 +256,7 @@ static void cleanup_cgroups(const proc_executor *p)
         while ((de = readdir(d))) {
             char path[PATH_MAX];
             if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
-                dms_snprintf_ok(path, sizeof(path), "%s/%s", b->dir, de->d_name) < 0)
+                dmsu_snprintf_ok(path, sizeof(path), "%s/%s", b->dir, de->d_name) < 0)
                 continue;
             int r = proc_cgroup_remove(path);
             dms_logf(p->host, r < 0 ? DMS_LOG_WARN : DMS_LOG_INFO, "executor=%s op=cleanup cgroup=%s%s%s",

@@ -39,7 +39,7 @@ static int anchor; /* any address inside this .so, for dladdr */
  */
 static char *find_shim(const dms_host_services *host)
 {
-    const char *s = dms_kv_get(host->options, "shim");
+    const char *s = dmsu_kv_get(host->options, "shim");
     if (s && *s)
         return strdup(s);
     s = getenv("DMS_PROC_SHIM");
@@ -51,7 +51,7 @@ static char *find_shim(const dms_host_services *host)
     const char *slash = strrchr(info.dli_fname, '/');
     if (!slash)
         return strdup("./" PROC_SHIM_NAME);
-    return dms_strdup_printf("%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, PROC_SHIM_NAME);
+    return dmsu_strdup_printf("%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, PROC_SHIM_NAME);
 }
 
 static void proc_destroy(void *cookie)
@@ -79,7 +79,7 @@ static int proc_create(void **cookie, const char *executor_id, const dms_host_se
                 err, DMS_E_INVALID, "options",
                 "process backend: unknown option \"%.64s\" (known: shim=<path>, cgroups=auto|off)", o);
     }
-    const char *cg = dms_kv_get(host->options, "cgroups");
+    const char *cg = dmsu_kv_get(host->options, "cgroups");
     if (cg && strcmp(cg, "auto") != 0 && strcmp(cg, "off") != 0)
         return dms_error_set(err, DMS_E_INVALID, "options",
                              "process backend: cgroups must be auto or off, not %.32s", cg);
@@ -139,7 +139,7 @@ static int write_json_file(const char *dir, const char *name, const char *json, 
     char path[PATH_MAX];
     if (!json)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0)
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long in %s", dir);
     return dms_write_file_atomic(path, json, strlen(json), err);
 }
@@ -271,7 +271,7 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
      * minimal environment (the host's may hold its secrets; the workload gets the request's env only). */
     posix_spawn_file_actions_addclosefrom_np(&fa, PROC_SHIM_LOCK_FD + 1);
     static const char *const keep[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
-    _cleanup_strv_ char **envp = dms_env_minimal(keep, NULL);
+    _cleanup_strv_ char **envp = dmsu_env_minimal(keep, NULL);
     char *argv[] = {p->shim_path, "run", (char *)dir, NULL};
     pid_t pid;
     int r = envp ? posix_spawn(&pid, p->shim_path, &fa, &attr, argv, envp) : ENOMEM;
@@ -280,8 +280,8 @@ static int spawn_shim(const proc_executor *p, const char *dir, int lock_fd, hand
     if (r != 0)
         return dms_error_set_errno(err, DMS_E_START_FAILED, r, "spawn the supervisor %s", p->shim_path);
     /* Only the shim may hold the write end now, so its exit is our EOF. */
-    close(dms_steal_fd(&status_w));
-    close(dms_steal_fd(&lock_w));
+    close(dmsu_steal_fd(&status_w));
+    close(dmsu_steal_fd(&lock_w));
     /* Stage 1 of the shim exits as soon as it has forked the supervisor: reap it (ECHILD if the host ignores
      * SIGCHLD, which is fine). */
     int st;

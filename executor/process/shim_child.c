@@ -46,7 +46,7 @@ static void exec_in_path(const proc_spec *sp)
         execve(file, sp->argv, sp->env);
         return;
     }
-    const char *path = dms_kv_get(sp->env, "PATH");
+    const char *path = dmsu_kv_get(sp->env, "PATH");
     if (!path)
         path = PROC_DEFAULT_PATH + 5;
     int saved = ENOENT;
@@ -54,7 +54,7 @@ static void exec_in_path(const proc_spec *sp)
         const char *colon = strchr(p, ':');
         size_t dl = colon ? (size_t)(colon - p) : strlen(p);
         char buf[PATH_MAX];
-        if (dms_snprintf_ok(buf, sizeof(buf), "%.*s%s%s", (int)dl, p, dl ? "/" : "", file) == 0) {
+        if (dmsu_snprintf_ok(buf, sizeof(buf), "%.*s%s%s", (int)dl, p, dl ? "/" : "", file) == 0) {
             execve(buf, sp->argv, sp->env);
             if (errno == EACCES)
                 saved = EACCES;

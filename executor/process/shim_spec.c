@@ -17,7 +17,7 @@ static char **strv_from_json(json_t *a)
     json_array_foreach(a, i, s)
     {
         if (!json_is_string(s) || !(v[i] = strdup(json_string_value(s)))) {
-            dms_strv_free(v);
+            dmsu_strv_free(v);
             return NULL;
         }
     }
@@ -27,8 +27,8 @@ static char **strv_from_json(json_t *a)
 void proc_spec_free(proc_spec *sp)
 {
     free(sp->execution_id);
-    dms_strv_free(sp->argv);
-    dms_strv_free(sp->env);
+    dmsu_strv_free(sp->argv);
+    dmsu_strv_free(sp->env);
     free(sp->working_dir);
     free(sp->program_field);
     free(sp->groups);

@@ -42,7 +42,7 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
     uid_t uid;
     gid_t gid = 0;
     if (all_digits(uname, ul)) {
-        int64_t v = dms_parse_i64(uname);
+        int64_t v = dmsu_parse_i64(uname);
         if (v < 0 || v > (int64_t)UINT32_MAX - 1)
             return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: uid %s is out of range",
                                  uname);
@@ -60,7 +60,7 @@ static int resolve_user(const char *user, json_t *spec, dms_error *err)
     if (colon) {
         const char *g = colon + 1;
         if (all_digits(g, strlen(g))) {
-            int64_t v = dms_parse_i64(g);
+            int64_t v = dmsu_parse_i64(g);
             if (v < 0 || v > (int64_t)UINT32_MAX - 1)
                 return dms_error_set(err, DMS_E_INVALID, "engine.user", "engine.user: gid %s is out of range",
                                      g);
@@ -107,8 +107,8 @@ static int security_spec(const dms_exec_request *req, json_t *spec, dms_error *e
 {
     const dms_security *sec = &req->security;
     json_int_t keep = -1;
-    if (dms_security_has_caps(sec) && geteuid() == 0)
-        keep = (json_int_t)dms_security_cap_mask(sec, ~UINT64_C(0));
+    if (dmsu_security_has_caps(sec) && geteuid() == 0)
+        keep = (json_int_t)dmsu_security_cap_mask(sec, ~UINT64_C(0));
     else if (sec->cap_add && sec->cap_add[0])
         return dms_error_set(
             err, DMS_E_NOT_SUPPORTED, "security.cap_add",
@@ -132,7 +132,7 @@ static int add_cgroup(json_t *list, const proc_executor *p, proc_cg_ctrl c, cons
 {
     const proc_cg_base *b = &p->cg.base[c];
     char dir[PATH_MAX];
-    if (dms_snprintf_ok(dir, sizeof(dir), "%s/" PROC_CGROUP_PREFIX "%s@%s", b->dir, p->id, exec_id) < 0)
+    if (dmsu_snprintf_ok(dir, sizeof(dir), "%s/" PROC_CGROUP_PREFIX "%s@%s", b->dir, p->id, exec_id) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "cgroup path too long under %s", b->dir);
     json_array_append_new(list, json_pack("{s:s,s:i,s:s,s:I}", "dir", dir, "version", b->version,
                                           "controller", proc_cg_name(c), "value", (json_int_t)value));
@@ -181,10 +181,10 @@ static int command_spec(const dms_exec_request *req, const char *dir, json_t *sp
     /* A clean environment: the request's variables only, plus a PATH when it brings none. */
     for (size_t i = 0; e->env && e->env[i]; i++)
         json_array_append_new(env, json_string(e->env[i]));
-    if (!dms_kv_get(e->env, "PATH"))
+    if (!dmsu_kv_get(e->env, "PATH"))
         json_array_append_new(env, json_string(PROC_DEFAULT_PATH));
     char work[PATH_MAX];
-    if (dms_snprintf_ok(work, sizeof(work), "%s/" PROC_WORK_DIR, dir) < 0)
+    if (dmsu_snprintf_ok(work, sizeof(work), "%s/" PROC_WORK_DIR, dir) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "state dir path too long");
     json_object_set_new(spec, "working_dir", json_string(e->working_dir ? e->working_dir : work));
     json_object_set_new(spec, "program_field",

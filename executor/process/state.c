@@ -31,7 +31,7 @@
 
 int proc_exec_dir(const proc_executor *p, const char *execution_id, char *buf, size_t size, dms_error *err)
 {
-    if (dms_snprintf_ok(buf, size, "%s/%s", p->state_dir, execution_id) < 0)
+    if (dmsu_snprintf_ok(buf, size, "%s/%s", p->state_dir, execution_id) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "state dir path too long for execution %s",
                              execution_id);
     return 0;
@@ -47,7 +47,7 @@ bool proc_file_exists(const char *dir, const char *name)
 {
     char path[PATH_MAX];
     struct stat st;
-    return dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) == 0 && stat(path, &st) == 0;
+    return dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) == 0 && stat(path, &st) == 0;
 }
 
 json_t *proc_read_json(const char *dir, const char *name)
@@ -55,7 +55,7 @@ json_t *proc_read_json(const char *dir, const char *name)
     char path[PATH_MAX];
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
-    if (dms_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
+    if (dmsu_snprintf_ok(path, sizeof(path), "%s/%s", dir, name) < 0 ||
         dms_read_file(path, PROC_STATE_FILE_MAX_BYTES, &data, &len, NULL) < 0)
         return NULL;
     return json_loadb(data, len, 0, NULL);

@@ -65,7 +65,7 @@ static int read_rel(const char *rel, char **text, dms_error *err)
 {
     size_t len;
     *text = NULL;
-    return dms_read_file_beneath(dfd, rel, 1024, text, &len, err);
+    return dmsu_read_file_beneath(dfd, rel, 1024, text, &len, err);
 }
 
 START_TEST(test_files_beneath_the_directory_are_read)
@@ -106,8 +106,8 @@ START_TEST(test_paths_that_lead_out_are_refused)
         ck_assert_int_eq(read_rel(rels[i], &t, &err), -DMS_E_INVALID);
         ck_assert_msg(strstr(err.message, "outside"), "%s: %s", rels[i], err.message);
     }
-    ck_assert_int_eq(dms_open_beneath(dfd, "../", O_RDONLY), -EXDEV);
-    ck_assert_int_eq(dms_open_beneath(dfd, "host", O_PATH), -ELOOP);
+    ck_assert_int_eq(dmsu_open_beneath(dfd, "../", O_RDONLY), -EXDEV);
+    ck_assert_int_eq(dmsu_open_beneath(dfd, "host", O_PATH), -ELOOP);
 }
 END_TEST
 
@@ -178,7 +178,7 @@ START_TEST(test_without_openat2_the_walk_refuses_the_same)
                       out[i]);
     ck_assert_int_eq(read_rel("fifo", &t, &err), -DMS_E_INVALID);
     ck_assert_int_eq(read_rel("nothing", &t, &err), -DMS_E_NOT_FOUND);
-    ck_assert_int_eq(dms_open_beneath(dfd, "host", O_PATH), -ELOOP);
+    ck_assert_int_eq(dmsu_open_beneath(dfd, "host", O_PATH), -ELOOP);
 }
 END_TEST
 

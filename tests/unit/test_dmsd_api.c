@@ -74,14 +74,14 @@ static void teardown(void)
 
 typedef struct resp {
     long status;
-    dms_buf body;
+    dmsu_buf body;
     char header[256]; /* the value of the header asked for */
     const char *want_header;
 } resp;
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
-    dms_buf_append(&((resp *)ud)->body, p, sz * n);
+    dmsu_buf_append(&((resp *)ud)->body, p, sz * n);
     return sz * n;
 }
 
@@ -148,7 +148,7 @@ static json_t *expect(const char *method, const char *path, const char *token, c
                           "%s %s: field %s, expected %s", method, path,
                           json_is_string(f) ? json_string_value(f) : "null", field);
     }
-    dms_buf_free(&r.body);
+    dmsu_buf_free(&r.body);
     return j;
 }
 
@@ -182,7 +182,7 @@ START_TEST(test_every_route_needs_a_valid_token)
     resp r = {.want_header = "WWW-Authenticate"};
     json_decref(call("GET", "/droids", NULL, NULL, &r));
     ck_assert_str_eq(r.header, "Bearer");
-    dms_buf_free(&r.body);
+    dmsu_buf_free(&r.body);
 }
 END_TEST
 
@@ -316,7 +316,7 @@ START_TEST(test_availability_and_routing_errors)
     ck_assert_int_eq(r.status, 405);
     ck_assert_ptr_nonnull(strstr(r.header, "GET"));
     ck_assert_ptr_nonnull(strstr(r.header, "POST"));
-    dms_buf_free(&r.body);
+    dmsu_buf_free(&r.body);
     char path[128];
     snprintf(path, sizeof(path), "/droids/%s/events?limit=x", id);
     json_decref(expect("GET", path, alice, NULL, 400, "limit"));
@@ -410,7 +410,7 @@ START_TEST(test_logs_before_any_run)
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(r.body.len, 0);
     ck_assert_str_eq(r.header, "0");
-    dms_buf_free(&r.body);
+    dmsu_buf_free(&r.body);
     snprintf(path, sizeof(path), "/droids/%s/logs?build.out", id);
     json_decref(expect("GET", path, alice, NULL, 404, "build.out"));
     snprintf(path, sizeof(path), "/droids/%s/logs?build.out&build.err", id);

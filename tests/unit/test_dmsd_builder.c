@@ -241,7 +241,7 @@ START_TEST(test_retryable_failure_queues_the_build_again_after_the_backoff)
 {
     store_build b = {0};
     droid *d = building(&b);
-    int64_t before = dmsd_now_ns();
+    int64_t before = dms_now_ns();
     build_end ea = {0};
     ck_assert_int_eq(end(d, &b, &ea, BUILD_END_RETRY, "engine unavailable"), 0);
     ck_assert_int_eq(status_of(b.id), BUILD_QUEUED);

@@ -90,7 +90,7 @@ START_TEST(test_every_container_drops_all_capabilities_but_a_few_and_gains_none)
 {
     const dms_security *s = confine_security();
     ck_assert(s->no_new_privileges);
-    uint64_t kept = dms_security_cap_mask(s, ~UINT64_C(0));
+    uint64_t kept = dmsu_security_cap_mask(s, ~UINT64_C(0));
     const char *want[] = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID",
                           "KILL",  "SETGID",       "SETUID", "NET_BIND_SERVICE"};
     uint64_t expect = 0;

@@ -357,7 +357,7 @@ START_TEST(test_many_droids_grow_the_table)
     while (all[n])
         n++;
     ck_assert_uint_eq(n, 100);
-    dms_strv_free(all);
+    dmsu_strv_free(all);
 }
 END_TEST
 

@@ -320,7 +320,7 @@ START_TEST(test_instructions_are_cut_into_keyword_flags_and_arguments)
     ck_assert_str_eq(w[0], "a=\"b c\"");
     ck_assert_str_eq(w[1], "d=e");
     ck_assert_ptr_null(w[2]);
-    dms_strv_free(w);
+    dmsu_strv_free(w);
     df_file_clear(&f);
 }
 END_TEST

@@ -200,9 +200,9 @@ static void *listener_main(void *arg)
     if (c < 0)
         return NULL;
     atomic_store(&l->accepted, true);
-    int64_t end = dmsd_mono_ms() + STALL_MAX_MS;
+    int64_t end = dms_mono_ms() + STALL_MAX_MS;
     /* Record: until the client is quiet. Stall: read and never answer, until told to stop. */
-    while (!atomic_load(&l->stop) && dmsd_mono_ms() < end) {
+    while (!atomic_load(&l->stop) && dms_mono_ms() < end) {
         struct pollfd q = {.fd = c, .events = POLLIN};
         int r = poll(&q, 1, QUIET_MS);
         if (r == 0 && l->mode == L_RECORD)
@@ -217,7 +217,7 @@ static void *listener_main(void *arg)
             l->n += (size_t)k < room ? (size_t)k : room;
         }
     }
-    if (dmsd_mono_ms() >= end)
+    if (dms_mono_ms() >= end)
         atomic_store(&l->gave_up, true);
     close(c);
     return NULL;
@@ -436,7 +436,7 @@ START_TEST(test_a_cancel_ends_a_clone_that_waits_on_a_silent_remote)
     ck_assert_int_eq(dms_cancel_token_new(&c.cancel, &err), 0);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, clone_main, &c), 0);
-    for (int64_t end = dmsd_mono_ms() + ACCEPT_WAIT_MS; !atomic_load(&l.accepted) && dmsd_mono_ms() < end;)
+    for (int64_t end = dms_mono_ms() + ACCEPT_WAIT_MS; !atomic_load(&l.accepted) && dms_mono_ms() < end;)
         usleep(10000);
     ck_assert(atomic_load(&l.accepted));
     dms_cancel_token_cancel(c.cancel);

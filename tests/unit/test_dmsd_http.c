@@ -154,9 +154,9 @@ static void send_all(int fd, const char *s)
 static bool read_until_closed(int fd, char *buf, size_t size, int deadline_ms)
 {
     size_t used = 0;
-    int64_t end = dmsd_mono_ms() + deadline_ms;
+    int64_t end = dms_mono_ms() + deadline_ms;
     for (;;) {
-        int left = (int)(end - dmsd_mono_ms());
+        int left = (int)(end - dms_mono_ms());
         if (left <= 0)
             break;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -181,9 +181,9 @@ static int read_status(int fd, int deadline_ms)
 {
     char head[8192];
     size_t used = 0;
-    int64_t end = dmsd_mono_ms() + deadline_ms;
+    int64_t end = dms_mono_ms() + deadline_ms;
     while (used < sizeof(head) - 1) {
-        int left = (int)(end - dmsd_mono_ms());
+        int left = (int)(end - dms_mono_ms());
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             return -1;

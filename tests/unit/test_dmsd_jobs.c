@@ -233,15 +233,15 @@ START_TEST(test_step_scripts_and_env)
     ck_assert_int_eq(parse("{" GOOD "}", &j, &err), 0);
     snprintf(j.id, sizeof(j.id), "jabc");
     char **env = job_step_env(&j, JOB_STEP_BUILD, 256);
-    ck_assert_str_eq(dms_kv_get(env, "DMS_JOB_ID"), "jabc");
-    ck_assert_str_eq(dms_kv_get(env, "DMS_DIST_DIR"), "dist");
-    ck_assert_str_eq(dms_kv_get(env, "npm_config_cache"), JOB_CACHE_DIR "/npm");
-    ck_assert_str_eq(dms_kv_get(env, "CI"), "true");
-    dms_strv_free(env);
+    ck_assert_str_eq(dmsu_kv_get(env, "DMS_JOB_ID"), "jabc");
+    ck_assert_str_eq(dmsu_kv_get(env, "DMS_DIST_DIR"), "dist");
+    ck_assert_str_eq(dmsu_kv_get(env, "npm_config_cache"), JOB_CACHE_DIR "/npm");
+    ck_assert_str_eq(dmsu_kv_get(env, "CI"), "true");
+    dmsu_strv_free(env);
     j.pm = JOB_PM_PIP;
     env = job_step_env(&j, JOB_STEP_BUILD, 256);
-    ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_WORKSPACE "/.venv/bin"));
-    dms_strv_free(env);
+    ck_assert_ptr_nonnull(strstr(dmsu_kv_get(env, "PATH"), JOB_WORKSPACE "/.venv/bin"));
+    dmsu_strv_free(env);
     json_t *o = job_to_json(&j);
     ck_assert_str_eq(json_string_value(json_object_get(o, "status")), "queued");
     ck_assert_str_eq(json_string_value(json_object_get(o, "project_package_manager")), "pip");
@@ -262,17 +262,17 @@ START_TEST(test_package_step_gets_a_fixed_path_and_the_artifact_limit)
     for (size_t i = 0; i < sizeof(pms) / sizeof(pms[0]); i++) {
         j.pm = pms[i];
         char **env = job_step_env(&j, JOB_STEP_PACKAGE, 3);
-        ck_assert_str_eq(dms_kv_get(env, "PATH"), JOB_FIXED_PATH);
-        ck_assert_str_eq(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"), "3");
-        dms_strv_free(env);
+        ck_assert_str_eq(dmsu_kv_get(env, "PATH"), JOB_FIXED_PATH);
+        ck_assert_str_eq(dmsu_kv_get(env, "DMS_ARTIFACT_MAX_MB"), "3");
+        dmsu_strv_free(env);
         env = job_step_env(&j, JOB_STEP_BUILD, 3);
-        ck_assert_ptr_null(dms_kv_get(env, "DMS_ARTIFACT_MAX_MB"));
-        dms_strv_free(env);
+        ck_assert_ptr_null(dmsu_kv_get(env, "DMS_ARTIFACT_MAX_MB"));
+        dmsu_strv_free(env);
     }
     j.pm = JOB_PM_PNPM;
     char **env = job_step_env(&j, JOB_STEP_BUILD, 3);
-    ck_assert_ptr_nonnull(strstr(dms_kv_get(env, "PATH"), JOB_CACHE_DIR "/tools/node_modules/.bin"));
-    dms_strv_free(env);
+    ck_assert_ptr_nonnull(strstr(dmsu_kv_get(env, "PATH"), JOB_CACHE_DIR "/tools/node_modules/.bin"));
+    dmsu_strv_free(env);
     /* No directory a step can write is on the fixed PATH. */
     ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_WORKSPACE));
     ck_assert_ptr_null(strstr(JOB_FIXED_PATH, JOB_CACHE_DIR));
@@ -454,10 +454,10 @@ START_TEST(test_store_requeues_interrupted_jobs_after_a_crash)
     char **ids = NULL;
     int *attempts = NULL;
     ck_assert_int_eq(jobstore_requeue_interrupted(st, &ids, &attempts, &err), 0);
-    ck_assert_int_eq(dms_strv_len(ids), 1);
+    ck_assert_int_eq(dmsu_strv_len(ids), 1);
     ck_assert_str_eq(ids[0], "ja");
     ck_assert_int_eq(attempts[0], 1);
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     free(attempts);
     ck_assert_int_eq(jobstore_get(st, "ja", &j, &err), 0);
     ck_assert_int_eq(j.status, JOB_QUEUED);
@@ -479,17 +479,17 @@ START_TEST(test_store_log_chunks_are_read_in_order_after_a_seq)
     ck_assert_int_eq(jobstore_log_append(st, "ja", 2, 2, "two\n", 4, &err), 0);
     ck_assert_int_eq(jobstore_log_append(st, "ja", 3, 3, "three\n", 6, &err), 0);
     ck_assert_int_lt(jobstore_log_append(st, "ja", 3, 4, "dup\n", 4, &err), 0); /* seq is unique */
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     int64_t last = 0;
     ck_assert_int_eq(jobstore_log_read(st, "ja", 0, 1 << 20, &b, &last, &err), 0);
     ck_assert_int_eq(last, 3);
     ck_assert_int_eq(b.len, 14);
     ck_assert_int_eq(memcmp(b.data, "one\ntwo\nthree\n", 14), 0);
-    dms_buf_reset(&b);
+    dmsu_buf_reset(&b);
     ck_assert_int_eq(jobstore_log_read(st, "ja", 1, 5, &b, &last, &err), 0); /* stops once 5 bytes are in */
     ck_assert_int_eq(last, 3);
     ck_assert_int_eq(memcmp(b.data, "two\nthree\n", 10), 0);
-    dms_buf_reset(&b);
+    dmsu_buf_reset(&b);
     ck_assert_int_eq(jobstore_log_read(st, "ja", 3, 100, &b, &last, &err), 0);
     ck_assert_int_eq(b.len, 0);
     ck_assert_int_eq(last, 3);
@@ -498,7 +498,7 @@ START_TEST(test_store_log_chunks_are_read_in_order_after_a_seq)
     ck_assert_int_eq(seq, 3);
     ck_assert_int_eq(jobstore_log_last_seq(st, "nope", &seq, &err), 0);
     ck_assert_int_eq(seq, 0);
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
 }
 END_TEST
 

@@ -209,7 +209,7 @@ static void run_setup(void)
 
 static void run_teardown(void)
 {
-    dms_buf_free(&c.log.buf);
+    dmsu_buf_free(&c.log.buf);
     dms_cancel_token_free(sl.token);
     dms_executor_close(ex);
     dms_registry_close(reg);
@@ -222,10 +222,10 @@ static void run_teardown(void)
 static char *log_text(void)
 {
     joblog_flush(&c.log);
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     int64_t last = 0;
     ck_assert_int_eq(jobstore_log_read(st, j.id, 0, 1 << 20, &b, &last, NULL), 0);
-    dms_buf_append(&b, "", 1);
+    dmsu_buf_append(&b, "", 1);
     return b.data;
 }
 

@@ -53,11 +53,11 @@ static char *page(int64_t from, long long limit, long long tail, const log_fmt *
     dms_log_stream *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(dms_logstore_stream_open(dir, &opts, NULL, NULL, NULL, &s, &err), 0);
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     *pg = (logpage){.last_ts = from, .at_line_start = true};
     ck_assert_int_eq(logpage_read(s, limit, 1 << 20, fmt, &b, pg, &err), 0);
     dms_log_stream_free(s);
-    dms_buf_append(&b, "", 1);
+    dmsu_buf_append(&b, "", 1);
     return b.data;
 }
 
@@ -164,7 +164,7 @@ START_TEST(test_a_followed_live_capture_does_not_end)
     dms_log_stream *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(dms_logstore_stream_open(dir, &opts, NULL, NULL, NULL, &s, &err), 0);
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     log_fmt text = {0};
     logpage pg = {.at_line_start = true};
     ck_assert_int_eq(logpage_read(s, -1, 1 << 20, &text, &b, &pg, &err), 0);
@@ -172,7 +172,7 @@ START_TEST(test_a_followed_live_capture_does_not_end)
     ck_assert(!pg.ended); /* history read; live lines may still come */
     ck_assert_int_eq(pg.last_ts, BASE_TS + 1);
     dms_log_stream_free(s);
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
 }
 END_TEST
 

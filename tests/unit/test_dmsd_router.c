@@ -435,9 +435,9 @@ START_TEST(test_swap_keeps_requests_in_flight_and_drains_the_old_upstream)
     pthread_t t;
     pthread_create(&t, NULL, slow_get, &sr);
     usleep(300 * 1000); /* in flight to "one" */
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     ck_assert_msg(router_swap(A.router, id, S2.addr, S1.addr, &err) == 0, "%s", err.message);
-    int64_t swap_ms = dmsd_mono_ms() - t0;
+    int64_t swap_ms = dms_mono_ms() - t0;
     char body[64];
     for (int i = 0; i < 20; i++) { /* every new request goes to the new upstream */
         ck_assert_int_eq(get(port, "web.localhost", "/", body, sizeof(body)), 200);
@@ -488,9 +488,9 @@ START_TEST(test_caddy_is_restarted_with_every_route_and_routes_come_from_the_sto
     pid_t pid = caddy_pid_file();
     ck_assert_int_gt(pid, 1);
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     int st = -1;
-    while (dmsd_mono_ms() - t0 < 10000 && (st = get(port, "beta.localhost", "/", body, sizeof(body))) != 200)
+    while (dms_mono_ms() - t0 < 10000 && (st = get(port, "beta.localhost", "/", body, sizeof(body))) != 200)
         usleep(50 * 1000);
     ck_assert_int_eq(st, 200);
     ck_assert_str_eq(body, "two");
@@ -522,9 +522,9 @@ typedef struct wake_req {
 static void *wake_get(void *arg)
 {
     wake_req *wr = arg;
-    int64_t t0 = dmsd_mono_ms();
+    int64_t t0 = dms_mono_ms();
     wr->status = get(wr->port, "sleepy.localhost", "/hello", wr->body, sizeof(wr->body));
-    wr->ms = dmsd_mono_ms() - t0;
+    wr->ms = dms_mono_ms() - t0;
     return NULL;
 }
 
@@ -540,8 +540,8 @@ START_TEST(test_wake_handler_holds_the_request_until_ready_and_passes_it_through
     pthread_t t;
     pthread_create(&t, NULL, wake_get, &wr);
     /* the request is held: the droid is asked to wake (snoozed -> starting), nothing is answered yet */
-    int64_t t0 = dmsd_mono_ms();
-    while (!snooze_waiting(A.snooze, id) && dmsd_mono_ms() - t0 < 5000)
+    int64_t t0 = dms_mono_ms();
+    while (!snooze_waiting(A.snooze, id) && dms_mono_ms() - t0 < 5000)
         usleep(10 * 1000);
     ck_assert(snooze_waiting(A.snooze, id));
     droid *d = NULL;

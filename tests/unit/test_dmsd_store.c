@@ -303,7 +303,7 @@ START_TEST(test_build_queue_order_backoff_supersede_requeue)
     int64_t b1, b2, b3;
     ck_assert_int_eq(store_build_insert(s, "d1", "main", NULL, &b1, &err), 0);
     ck_assert_int_eq(store_build_insert(s, "d2", NULL, NULL, &b2, &err), 0);
-    int64_t now = dmsd_now_ns() + NS_PER_SEC, later = now + 10 * NS_PER_SEC;
+    int64_t now = dms_now_ns() + NS_PER_SEC, later = now + 10 * NS_PER_SEC;
     store_build b;
     int64_t due = -1;
     ck_assert_int_eq(next_build(s, now, &b, &due), 1);
@@ -737,15 +737,15 @@ START_TEST(test_prune_jobs_by_count_and_age_never_unfinished_ones)
     char **ids = NULL;
     /* The newest 2 of each user: alice's 1..3 are beyond them, but only finished ones go. */
     ck_assert_int_eq(prune_jobs_due(s, 2, 0, 50, &ids, &err), 0);
-    ck_assert_uint_eq(dms_strv_len(ids), 3);
+    ck_assert_uint_eq(dmsu_strv_len(ids), 3);
     ck_assert_str_eq(ids[0], "ja1");
     ck_assert_str_eq(ids[2], "ja3");
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     /* By age alone: finished more than 30 days before now. */
     ck_assert_int_eq(prune_jobs_due(s, 0, now - 30 * day, 50, &ids, &err), 0);
-    ck_assert_uint_eq(dms_strv_len(ids), 1);
+    ck_assert_uint_eq(dmsu_strv_len(ids), 1);
     ck_assert_str_eq(ids[0], "ja1");
-    dms_strv_free(ids);
+    dmsu_strv_free(ids);
     /* An unfinished job keeps its log and its row whatever is asked. */
     int n = -1;
     ck_assert_int_eq(prune_job_logs(s, "ja4", 500, &n, &err), 0);
@@ -776,7 +776,7 @@ START_TEST(test_retain_sweep_prunes_every_kind_and_the_jobs_directories)
     const int64_t old = 1; /* finished at the epoch: long ago */
     add_raw_job(s, "jold", "alice", "succeeded", 1, old);
     add_raw_job(s, "jrun", "alice", "running", 2, 0);
-    add_raw_job(s, "jnew", "alice", "succeeded", 3, dmsd_now_ns());
+    add_raw_job(s, "jnew", "alice", "succeeded", 3, dms_now_ns());
     add_job_dir("jold");
     add_job_dir("jrun");
     add_job_dir("jnew");

@@ -106,11 +106,11 @@ static frames read_all(void)
 /* The concatenated payload of one stream (0: both). Caller frees. */
 static char *joined(const frames *f, int stream, size_t *len)
 {
-    dms_buf b = {0};
-    dms_buf_append(&b, "", 0);
+    dmsu_buf b = {0};
+    dmsu_buf_append(&b, "", 0);
     for (size_t i = 0; i < f->n; i++)
         if (!stream || f->v[i].stream == stream)
-            dms_buf_append(&b, f->v[i].data, f->v[i].len);
+            dmsu_buf_append(&b, f->v[i].data, f->v[i].len);
     if (len)
         *len = b.len;
     return b.data;
@@ -146,7 +146,7 @@ static void finish(dms_logstore_writer *w)
 
 static char *path_of(const char *name)
 {
-    return dms_strdup_printf("%s/%s", tmpdir, name);
+    return dmsu_strdup_printf("%s/%s", tmpdir, name);
 }
 
 static off_t file_size(const char *name)
@@ -166,20 +166,20 @@ static char *dir_listing(void)
     struct dirent *de;
     while ((de = readdir(d)))
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            dms_strv_push(&names, de->d_name);
+            dmsu_strv_push(&names, de->d_name);
     closedir(d);
-    size_t n = dms_strv_len(names);
+    size_t n = dmsu_strv_len(names);
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
             char *t = names[j];
             names[j] = names[j - 1];
             names[j - 1] = t;
         }
-    dms_buf b = {0};
-    dms_buf_append(&b, "", 0);
+    dmsu_buf b = {0};
+    dmsu_buf_append(&b, "", 0);
     for (size_t i = 0; i < n; i++)
-        dms_buf_printf(&b, "%s%s", i ? "," : "", names[i]);
-    dms_strv_free(names);
+        dmsu_buf_printf(&b, "%s%s", i ? "," : "", names[i]);
+    dmsu_strv_free(names);
     return b.data;
 }
 
@@ -1033,13 +1033,13 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
 {
     enum { LINES = 1000 };
     dms_logstore_writer *w = wopen(SMALL_CAP_BYTES);
-    dms_buf all = {0};
+    dmsu_buf all = {0};
     char line[128];
     for (int i = 1; i <= LINES; i++) {
         snprintf(line, sizeof(line), "out %04d %s\n", i,
                  "0123456789012345678901234567890123456789012345678901234567");
         wr(w, DMS_STREAM_STDOUT, 0, line);
-        dms_buf_append(&all, line, strlen(line));
+        dmsu_buf_append(&all, line, strlen(line));
         if (i % 100 == 0)
             wr(w, DMS_STREAM_STDERR, 0, "err\n");
         if (i % 10 == 0)
@@ -1077,7 +1077,7 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
     ck_assert_uint_eq(len, 40);
     ck_assert(!trunc);
     free(out);
-    dms_buf_free(&all);
+    dmsu_buf_free(&all);
 }
 END_TEST
 

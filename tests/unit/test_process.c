@@ -53,19 +53,19 @@ static void setup(void)
 static char *find_sanitizer_reports(void)
 {
     char *found = NULL;
-    char *dir = dms_strdup_printf("%s/process/%s", root, exec_id);
+    char *dir = dmsu_strdup_printf("%s/process/%s", root, exec_id);
     DIR *d = opendir(dir);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        char *edir = dms_strdup_printf("%s/%s", dir, de->d_name);
+        char *edir = dmsu_strdup_printf("%s/%s", dir, de->d_name);
         for (int64_t until = dms_mono_ms() + 5000; dms_state_lock_held(edir) && dms_mono_ms() < until;)
             usleep(10000);
-        char *path = dms_strdup_printf("%s/shim.log", edir), *log = NULL;
+        char *path = dmsu_strdup_printf("%s/shim.log", edir), *log = NULL;
         if (!found && dms_read_file(path, 1 << 20, &log, NULL, NULL) == 0) {
             if (strstr(log, "Sanitizer") || strstr(log, "runtime error:"))
-                found = dms_strdup_printf("%s:\n%s", path, log);
+                found = dmsu_strdup_printf("%s:\n%s", path, log);
             free(log);
         }
         free(path);
@@ -103,7 +103,7 @@ static void teardown(void)
  * it. */
 static void cleanup_root(void)
 {
-    char *dir = dms_strdup_printf("%s/process", root);
+    char *dir = dmsu_strdup_printf("%s/process", root);
     DIR *d = opendir(dir);
     struct dirent *de;
     dms_registry *r = NULL;
@@ -149,7 +149,7 @@ static dms_exec_request *job_sh(job *j, const char *id, const char *script, cons
 
 static char *exec_dir(const char *id)
 {
-    return dms_strdup_printf("%s/process/%s/%s", root, exec_id, id);
+    return dmsu_strdup_printf("%s/process/%s/%s", root, exec_id, id);
 }
 
 static bool path_exists(const char *p)
@@ -215,15 +215,15 @@ static char *read_stream(const char *id, const dms_log_options *opts, int64_t fr
     dms_error err = {0};
     dms_log_stream *s = NULL;
     ck_assert_msg(dms_executor_log_stream(ex, id, opts, &s, &err) == 0, "%s", err.message);
-    dms_buf b = {0};
-    dms_buf_append(&b, "", 0);
+    dmsu_buf b = {0};
+    dmsu_buf_append(&b, "", 0);
     dms_log_frame f;
     int r;
     int64_t last_ts = 0;
     while ((r = dms_log_stream_next(s, frame_timeout_ms, &f, &err)) == 1) {
         ck_assert(f.ts_ns > last_ts);
         last_ts = f.ts_ns;
-        dms_buf_printf(&b, "%d:%.*s", (int)f.stream, (int)f.len, f.data);
+        dmsu_buf_printf(&b, "%d:%.*s", (int)f.stream, (int)f.len, f.data);
     }
     ck_assert_msg(r == 0, "log stream: %s %s", dms_error_code_name(r), err.message);
     dms_log_stream_free(s);
@@ -252,8 +252,8 @@ static double ms_since(int64_t t0)
  */
 static char *tagged_processes(void)
 {
-    dms_buf b = {0};
-    dms_buf_append(&b, "", 0);
+    dmsu_buf b = {0};
+    dmsu_buf_append(&b, "", 0);
     DIR *d = opendir("/proc");
     struct dirent *de;
     while (d && (de = readdir(d))) {
@@ -276,7 +276,7 @@ static char *tagged_processes(void)
             }
         }
         if (hit)
-            dms_buf_printf(&b, "%d ", (int)pid);
+            dmsu_buf_printf(&b, "%d ", (int)pid);
     }
     if (d)
         closedir(d);
@@ -333,7 +333,7 @@ START_TEST(test_process_environment_is_only_the_requests_plus_default_path)
     j.cmd[0] = "env"; /* not a shell: it prints exactly what it got */
     j.cmd[1] = NULL;
     run_ok(req, &res);
-    char *want = dms_strdup_printf("%s\nFOO=bar baz\n"
+    char *want = dmsu_strdup_printf("%s\nFOO=bar baz\n"
                                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
                                    tag_env);
     ck_assert_int_eq(res.exit_code, 0);
@@ -347,7 +347,7 @@ START_TEST(test_process_environment_is_only_the_requests_plus_default_path)
     k.cmd[0] = "env";
     k.cmd[1] = NULL;
     run_ok(req, &res);
-    want = dms_strdup_printf("%s\nPATH=/usr/bin\n", tag_env);
+    want = dmsu_strdup_printf("%s\nPATH=/usr/bin\n", tag_env);
     ck_assert_str_eq(res.stdout_data, want);
     free(want);
     dms_exec_result_clear(&res);
@@ -363,10 +363,10 @@ START_TEST(test_process_working_dir_is_the_requested_one_or_a_private_work_dir)
     dms_exec_request *req = job_sh(&j, "e1", "pwd; echo x > here", NULL);
     req->engine.working_dir = wd;
     run_ok(req, &res);
-    char *want = dms_strdup_printf("%s\n", wd);
+    char *want = dmsu_strdup_printf("%s\n", wd);
     ck_assert_str_eq(res.stdout_data, want);
     free(want);
-    char *file = dms_strdup_printf("%s/here", wd);
+    char *file = dmsu_strdup_printf("%s/here", wd);
     ck_assert(path_exists(file));
     unlink(file);
     free(file);
@@ -376,7 +376,7 @@ START_TEST(test_process_working_dir_is_the_requested_one_or_a_private_work_dir)
     job k;
     run_ok(job_sh(&k, "e2", "pwd", NULL), &res);
     char *dir = exec_dir("e2");
-    want = dms_strdup_printf("%s/work\n", dir);
+    want = dmsu_strdup_printf("%s/work\n", dir);
     ck_assert_str_eq(res.stdout_data, want);
     free(want);
     free(dir);
@@ -584,7 +584,7 @@ START_TEST(test_process_same_id_is_already_started_then_already_complete)
     int fd = mkstemp(marker);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    char *script = dms_strdup_printf("echo ran >> %s; sleep 1", marker);
+    char *script = dmsu_strdup_printf("echo ran >> %s; sleep 1", marker);
     job j;
     dms_error err = {0};
     dms_exec_request *req = job_sh(&j, "e1", script, NULL);
@@ -634,7 +634,7 @@ START_TEST(test_process_concurrent_starts_of_one_id_run_it_once)
     int fd = mkstemp(marker);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    char *script = dms_strdup_printf("echo ran >> %s", marker);
+    char *script = dmsu_strdup_printf("echo ran >> %s", marker);
     job j;
     dms_exec_request *req = job_sh(&j, "e1", script, NULL);
     racer r[RACERS];
@@ -917,7 +917,7 @@ START_TEST(test_process_capture_files_stay_within_their_cap)
     char *dir = exec_dir("e1");
     const char *files[] = {"log", "log.1"};
     for (int i = 0; i < 2; i++) {
-        char *path = dms_strdup_printf("%s/%s", dir, files[i]);
+        char *path = dmsu_strdup_printf("%s/%s", dir, files[i]);
         struct stat st;
         ck_assert_int_eq(stat(path, &st), 0);
         ck_assert_msg(st.st_size <= 64 * 1024, "%s is %lld bytes", path, (long long)st.st_size);
@@ -982,7 +982,7 @@ START_TEST(test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed)
     wait_first_line("e1");
     pid_t pid = workload_pid("e1");
     char *dir = exec_dir("e1");
-    char *path = dms_strdup_printf("%s/shim.json", dir);
+    char *path = dmsu_strdup_printf("%s/shim.json", dir);
     char *data = NULL;
     ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
     const char *sp = strstr(data, "\"shim_pid\":");
@@ -1009,7 +1009,7 @@ START_TEST(test_process_supervisor_gets_no_host_environment_and_no_host_fd)
     /* What the host holds stays the host's: a secret in its environment, a file it opened without O_CLOEXEC.
      */
     setenv("DMS_PROC_TEST_HOST_SECRET", "host-only", 1);
-    char *leak_path = dms_strdup_printf("%s/host-only.fd", root);
+    char *leak_path = dmsu_strdup_printf("%s/host-only.fd", root);
     int leak = open(leak_path, O_WRONLY | O_CREAT, 0600); /* no O_CLOEXEC, on purpose */
     ck_assert_int_ge(leak, 0);
     job j;
@@ -1017,7 +1017,7 @@ START_TEST(test_process_supervisor_gets_no_host_environment_and_no_host_fd)
     start_ok(job_sh(&j, "e1", "echo up; exec sleep 30", NULL));
     wait_first_line("e1");
     char *dir = exec_dir("e1");
-    char *path = dms_strdup_printf("%s/shim.json", dir);
+    char *path = dmsu_strdup_printf("%s/shim.json", dir);
     char *data = NULL;
     ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
     const char *sp = strstr(data, "\"shim_pid\":");
@@ -1066,10 +1066,10 @@ START_TEST(test_process_recover_does_not_trust_a_pid_with_another_start_time)
     }
     char *dir = exec_dir("e1");
     ck_assert_int_eq(dms_mkdir_p(dir, true, NULL), 0);
-    char *state = dms_strdup_printf("{\"shim_pid\":%d,\"shim_start\":1,\"pid\":%d,\"start_time\":1,"
+    char *state = dmsu_strdup_printf("{\"shim_pid\":%d,\"shim_start\":1,\"pid\":%d,\"start_time\":1,"
                                     "\"started_at_ns\":5}",
                                     (int)victim, (int)victim);
-    char *path = dms_strdup_printf("%s/shim.json", dir);
+    char *path = dmsu_strdup_printf("%s/shim.json", dir);
     ck_assert_int_eq(dms_write_file_atomic(path, state, strlen(state), NULL), 0);
     usleep(100 * 1000);
     ck_assert(pid_running(victim));
@@ -1136,7 +1136,7 @@ START_TEST(test_process_cleanup_kills_and_removes_everything_and_is_idempotent)
     ck_assert_int_eq(rep.errors, 0);
     ck_assert(!pid_running(p1));
     ck_assert(!pid_running(p2));
-    char *dir = dms_strdup_printf("%s/process/%s", root, exec_id);
+    char *dir = dmsu_strdup_printf("%s/process/%s", root, exec_id);
     DIR *d = opendir(dir);
     ck_assert_ptr_nonnull(d);
     struct dirent *de;
@@ -1172,7 +1172,7 @@ static bool cgroup_controller_usable(const char *ctrl)
         *c2 = '\0';
         if (strcmp(c1 + 1, ctrl) == 0) {
             char *probe =
-                dms_strdup_printf("/sys/fs/cgroup/%s%s/dms-test-probe.%d", ctrl, c2 + 1, (int)getpid());
+                dmsu_strdup_printf("/sys/fs/cgroup/%s%s/dms-test-probe.%d", ctrl, c2 + 1, (int)getpid());
             ok = mkdir(probe, 0755) == 0 && rmdir(probe) == 0;
             free(probe);
         }
@@ -1195,7 +1195,7 @@ START_TEST(test_process_memory_limit_in_a_cgroup_ends_as_oom_killed)
     run_ok(req, &res);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_OOM_KILLED);
     ck_assert(res.oom_killed);
-    char *cg = dms_strdup_printf("dms-proc@%s@e1\n", exec_id);
+    char *cg = dmsu_strdup_printf("dms-proc@%s@e1\n", exec_id);
     ck_assert_msg(strstr(res.stdout_data, cg), "the job ran in its cgroup: %s", res.stdout_data);
     free(cg);
     dms_exec_result_clear(&res);
@@ -1290,7 +1290,7 @@ START_TEST(test_process_suite_leaves_no_processes_and_no_cgroups)
     free(left);
     const char *bases[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(bases); i++) {
-        char *cmd = dms_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@%s-*' 2>/dev/null | grep -q .",
+        char *cmd = dmsu_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@%s-*' 2>/dev/null | grep -q .",
                                       bases[i], run_tag);
         ck_assert_msg(system(cmd) != 0, "cgroups left under %s", bases[i]);
         free(cmd);

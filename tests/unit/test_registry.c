@@ -50,21 +50,21 @@ static void teardown(void)
 
 static char *plugin_path(const char *name)
 {
-    return dms_strdup_printf("%s/libdms-executor-%s.so", plugin_dir, name);
+    return dmsu_strdup_printf("%s/libdms-executor-%s.so", plugin_dir, name);
 }
 
 /* ---- a logger that records what plugins say ---- */
 
 typedef struct logcap {
     pthread_mutex_t lock;
-    dms_buf text;
+    dmsu_buf text;
 } logcap;
 
 static void capture_log(void *ctx, dms_log_level level, const char *msg)
 {
     logcap *c = ctx;
     pthread_mutex_lock(&c->lock);
-    dms_buf_printf(&c->text, "%d %s\n", (int)level, msg);
+    dmsu_buf_printf(&c->text, "%d %s\n", (int)level, msg);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -87,7 +87,7 @@ static logcap *logcap_new(void)
 
 static void logcap_free(logcap *c)
 {
-    dms_buf_free(&c->text);
+    dmsu_buf_free(&c->text);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -538,13 +538,13 @@ START_TEST(test_registry_runs_a_good_plugin_through_the_executor_api)
     o.follow = true; /* ends at the capture's end marker */
     ck_assert_int_eq(dms_executor_log_stream(ex, "e1", &o, &s, &err), 0);
     dms_log_frame lf;
-    dms_buf got = {0};
+    dmsu_buf got = {0};
     int r;
     while ((r = dms_log_stream_next(s, 5000, &lf, &err)) == 1)
-        dms_buf_printf(&got, "%d:%.*s", (int)lf.stream, (int)lf.len, lf.data);
+        dmsu_buf_printf(&got, "%d:%.*s", (int)lf.stream, (int)lf.len, lf.data);
     ck_assert_int_eq(r, 0);
     ck_assert_str_eq(got.data, "1:hello\n2:oops\n1:world\n");
-    dms_buf_free(&got);
+    dmsu_buf_free(&got);
     dms_log_stream_free(s);
     o.no_stdout = o.no_stderr = true;
     ck_assert_int_eq(dms_executor_log_stream(ex, "e1", &o, &s, &err), -DMS_E_INVALID);
@@ -627,21 +627,21 @@ END_TEST
 /* Defined function symbols in the dynamic table of a shared object, as "a,b". NULL if nm failed. */
 static char *exported_functions(const char *path)
 {
-    char *cmd = dms_strdup_printf("nm -D --defined-only '%s' 2>/dev/null", path);
+    char *cmd = dmsu_strdup_printf("nm -D --defined-only '%s' 2>/dev/null", path);
     FILE *f = popen(cmd, "r");
     free(cmd);
     if (!f)
         return NULL;
-    dms_buf b = {0};
-    dms_buf_append(&b, "", 0);
+    dmsu_buf b = {0};
+    dmsu_buf_append(&b, "", 0);
     char line[512], type[8], name[400];
     unsigned long long addr;
     while (fgets(line, sizeof(line), f))
         if (sscanf(line, "%llx %7s %399s", &addr, type, name) == 3 && strchr("TtWiI", type[0]))
-            dms_buf_printf(&b, "%s%s", b.len ? "," : "", name);
+            dmsu_buf_printf(&b, "%s%s", b.len ? "," : "", name);
     int st = pclose(f);
     if (st != 0) {
-        dms_buf_free(&b);
+        dmsu_buf_free(&b);
         return NULL;
     }
     return b.data;
@@ -662,7 +662,7 @@ static int check_exports(const char *dir, const char *skip)
             continue;
         if (skip && strcmp(de->d_name, skip) == 0)
             continue;
-        char *path = dms_strdup_printf("%s/%s", dir, de->d_name);
+        char *path = dmsu_strdup_printf("%s/%s", dir, de->d_name);
         char *syms = exported_functions(path);
         ck_assert_msg(syms != NULL, "nm -D failed on %s", path);
         ck_assert_msg(strcmp(syms, DMS_PLUGIN_ENTRY_SYMBOL) == 0,

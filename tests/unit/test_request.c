@@ -62,7 +62,7 @@ static void parse_invalid(const char *json, const char *field, const char *want)
 /* A request with the minimal valid body plus a fragment spliced in: {"job_id","execution_id", <frag>}. */
 static char *with(const char *frag)
 {
-    return dms_strdup_printf("{\"job_id\": \"j1\", \"execution_id\": \"e1\"%s%s}", *frag ? ", " : "", frag);
+    return dmsu_strdup_printf("{\"job_id\": \"j1\", \"execution_id\": \"e1\"%s%s}", *frag ? ", " : "", frag);
 }
 
 static void frag_invalid(const char *frag, const char *field, const char *want)
@@ -87,14 +87,14 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert_str_eq(r->job_id, "job-1");
     ck_assert_str_eq(r->execution_id, "exec.1_a");
     ck_assert_str_eq(r->engine.image, "localhost:5000/team/app:v1.2");
-    ck_assert_uint_eq(dms_strv_len(r->engine.entrypoint), 2);
+    ck_assert_uint_eq(dmsu_strv_len(r->engine.entrypoint), 2);
     ck_assert_str_eq(r->engine.entrypoint[0], "sh");
     ck_assert_str_eq(r->engine.entrypoint[1], "-c");
-    ck_assert_uint_eq(dms_strv_len(r->engine.cmd), 1);
+    ck_assert_uint_eq(dmsu_strv_len(r->engine.cmd), 1);
     ck_assert_str_eq(r->engine.cmd[0], "echo hi");
-    ck_assert_uint_eq(dms_strv_len(r->engine.env), 2);
-    ck_assert_str_eq(dms_kv_get(r->engine.env, "A"), "1");
-    ck_assert_str_eq(dms_kv_get(r->engine.env, "_B2"), "x=y");
+    ck_assert_uint_eq(dmsu_strv_len(r->engine.env), 2);
+    ck_assert_str_eq(dmsu_kv_get(r->engine.env, "A"), "1");
+    ck_assert_str_eq(dmsu_kv_get(r->engine.env, "_B2"), "x=y");
     ck_assert_str_eq(r->engine.working_dir, "/work");
     ck_assert_str_eq(r->engine.user, "1000:1000");
     ck_assert_int_eq(r->resources.cpu_millis, 500);
@@ -124,9 +124,9 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert_uint_eq(r->ports[1].host_port, 0);
     ck_assert_str_eq(r->ports[1].protocol, "udp");
     ck_assert_ptr_null(r->ports[1].host_ip);
-    ck_assert_uint_eq(dms_strv_len(r->labels), 2);
-    ck_assert_str_eq(dms_kv_get(r->labels, "team"), "core");
-    ck_assert_str_eq(dms_kv_get(r->labels, "example.com/tier"), "gold");
+    ck_assert_uint_eq(dmsu_strv_len(r->labels), 2);
+    ck_assert_str_eq(dmsu_kv_get(r->labels, "team"), "core");
+    ck_assert_str_eq(dmsu_kv_get(r->labels, "example.com/tier"), "gold");
     ck_assert_int_eq(r->limits.result_output_bytes, 65536);
     ck_assert_int_eq(r->limits.log_file_bytes, 33554432);
     ck_assert_int_eq(r->timeout_ms, 60000);
@@ -134,9 +134,9 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert(r->keep_container);
     ck_assert_str_eq(r->role, "build");
     ck_assert(r->security.no_new_privileges);
-    ck_assert_uint_eq(dms_strv_len(r->security.cap_drop), 1);
+    ck_assert_uint_eq(dmsu_strv_len(r->security.cap_drop), 1);
     ck_assert_str_eq(r->security.cap_drop[0], "ALL");
-    ck_assert_uint_eq(dms_strv_len(r->security.cap_add), 2);
+    ck_assert_uint_eq(dmsu_strv_len(r->security.cap_add), 2);
     ck_assert_str_eq(r->security.cap_add[1], "NET_BIND_SERVICE");
     dms_exec_request_free(r);
 }
@@ -179,7 +179,7 @@ START_TEST(test_request_json_env_and_labels_accept_arrays)
         parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"engine\": {\"env\": [\"A=1\", "
                  "\"B=\"]}, \"labels\": [\"k=v\"]}");
     ck_assert_str_eq(r->engine.env[0], "A=1");
-    ck_assert_str_eq(dms_kv_get(r->engine.env, "B"), "");
+    ck_assert_str_eq(dmsu_kv_get(r->engine.env, "B"), "");
     ck_assert_str_eq(r->labels[0], "k=v");
     dms_exec_request_free(r);
 }
@@ -549,7 +549,7 @@ static void assert_strv_eq(char *const *a, char *const *b)
     ck_assert((a == NULL) == (b == NULL));
     if (!a)
         return;
-    ck_assert_uint_eq(dms_strv_len(a), dms_strv_len(b));
+    ck_assert_uint_eq(dmsu_strv_len(a), dmsu_strv_len(b));
     for (size_t i = 0; a[i]; i++)
         ck_assert_str_eq(a[i], b[i]);
 }
@@ -765,21 +765,21 @@ START_TEST(test_request_capability_mask_drops_then_adds_as_docker_does)
          *add[] = {"NET_BIND_SERVICE", "KILL", NULL};
     char *add_all[] = {"ALL", NULL};
     dms_security s = {0};
-    ck_assert(!dms_security_has_caps(&s));
-    ck_assert_uint_eq(dms_security_cap_mask(&s, ~UINT64_C(0)), all); /* bits beyond the last one are cut */
+    ck_assert(!dmsu_security_has_caps(&s));
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, ~UINT64_C(0)), all); /* bits beyond the last one are cut */
     s.cap_drop = drop_all;
     s.cap_add = add;
-    ck_assert(dms_security_has_caps(&s));
-    ck_assert_uint_eq(dms_security_cap_mask(&s, all), (UINT64_C(1) << 10) | (UINT64_C(1) << 5));
+    ck_assert(dmsu_security_has_caps(&s));
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, all), (UINT64_C(1) << 10) | (UINT64_C(1) << 5));
     s.cap_drop = drop_raw;
     s.cap_add = NULL;
-    ck_assert_uint_eq(dms_security_cap_mask(&s, all), all & ~raw);
-    ck_assert_uint_eq(dms_security_cap_mask(&s, raw | 1), 1);
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, all), all & ~raw);
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, raw | 1), 1);
     s.cap_drop = NULL;
     s.cap_add = add_all;
-    ck_assert_uint_eq(dms_security_cap_mask(&s, 0), all);
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, 0), all);
     s.cap_drop = drop_raw; /* as Docker has it: ALL added still leaves out what is named in the drop list */
-    ck_assert_uint_eq(dms_security_cap_mask(&s, 0), all & ~raw);
+    ck_assert_uint_eq(dmsu_security_cap_mask(&s, 0), all & ~raw);
 }
 END_TEST
 

@@ -122,54 +122,54 @@ END_TEST
 START_TEST(test_strv_copy_push_len_and_free)
 {
     char *src[] = {"a", "bb", NULL};
-    char **c = dms_strv_copy(src);
+    char **c = dmsu_strv_copy(src);
     ck_assert_ptr_nonnull(c);
-    ck_assert_uint_eq(dms_strv_len(c), 2);
+    ck_assert_uint_eq(dmsu_strv_len(c), 2);
     ck_assert_ptr_ne(c[0], src[0]);
     ck_assert_str_eq(c[1], "bb");
-    ck_assert_int_eq(dms_strv_push(&c, "ccc"), 0);
-    ck_assert_uint_eq(dms_strv_len(c), 3);
+    ck_assert_int_eq(dmsu_strv_push(&c, "ccc"), 0);
+    ck_assert_uint_eq(dmsu_strv_len(c), 3);
     ck_assert_str_eq(c[2], "ccc");
     ck_assert_ptr_null(c[3]);
-    dms_strv_free(c);
-    ck_assert_ptr_null(dms_strv_copy(NULL));
-    ck_assert_uint_eq(dms_strv_len(NULL), 0);
+    dmsu_strv_free(c);
+    ck_assert_ptr_null(dmsu_strv_copy(NULL));
+    ck_assert_uint_eq(dmsu_strv_len(NULL), 0);
     char **v = NULL;
-    ck_assert_int_eq(dms_strv_push(&v, "x"), 0);
-    ck_assert_uint_eq(dms_strv_len(v), 1);
-    dms_strv_free(v);
-    dms_strv_free(NULL);
+    ck_assert_int_eq(dmsu_strv_push(&v, "x"), 0);
+    ck_assert_uint_eq(dmsu_strv_len(v), 1);
+    dmsu_strv_free(v);
+    dmsu_strv_free(NULL);
 }
 END_TEST
 
 START_TEST(test_strv_contains_matches_whole_entries_and_accepts_null)
 {
     char *v[] = {"NET_RAW", "ALL", NULL};
-    ck_assert(dms_strv_contains(v, "ALL"));
-    ck_assert(!dms_strv_contains(v, "NET"));
-    ck_assert(!dms_strv_contains(NULL, "ALL"));
+    ck_assert(dmsu_strv_contains(v, "ALL"));
+    ck_assert(!dmsu_strv_contains(v, "NET"));
+    ck_assert(!dmsu_strv_contains(NULL, "ALL"));
 }
 END_TEST
 
 START_TEST(test_kv_get_matches_whole_keys_only)
 {
     char *kv[] = {"host=unix:///x", "hostname=h", "empty=", "noeq", NULL};
-    ck_assert_str_eq(dms_kv_get(kv, "host"), "unix:///x");
-    ck_assert_str_eq(dms_kv_get(kv, "hostname"), "h");
-    ck_assert_str_eq(dms_kv_get(kv, "empty"), "");
-    ck_assert_ptr_null(dms_kv_get(kv, "hos"));
-    ck_assert_ptr_null(dms_kv_get(kv, "noeq"));
-    ck_assert_ptr_null(dms_kv_get(NULL, "host"));
+    ck_assert_str_eq(dmsu_kv_get(kv, "host"), "unix:///x");
+    ck_assert_str_eq(dmsu_kv_get(kv, "hostname"), "h");
+    ck_assert_str_eq(dmsu_kv_get(kv, "empty"), "");
+    ck_assert_ptr_null(dmsu_kv_get(kv, "hos"));
+    ck_assert_ptr_null(dmsu_kv_get(kv, "noeq"));
+    ck_assert_ptr_null(dmsu_kv_get(NULL, "host"));
 }
 END_TEST
 
 START_TEST(test_snprintf_ok_reports_truncation)
 {
     char buf[4];
-    ck_assert_int_eq(dms_snprintf_ok(buf, sizeof(buf), "%s", "abc"), 0);
-    ck_assert_int_eq(dms_snprintf_ok(buf, sizeof(buf), "%s", "abcd"), -1);
+    ck_assert_int_eq(dmsu_snprintf_ok(buf, sizeof(buf), "%s", "abc"), 0);
+    ck_assert_int_eq(dmsu_snprintf_ok(buf, sizeof(buf), "%s", "abcd"), -1);
     ck_assert_str_eq(buf, "abc");
-    char *s = dms_strdup_printf("%d-%s", 7, "x");
+    char *s = dmsu_strdup_printf("%d-%s", 7, "x");
     ck_assert_str_eq(s, "7-x");
     free(s);
 }
@@ -179,40 +179,40 @@ END_TEST
 
 START_TEST(test_buf_append_grows_and_stays_nul_terminated)
 {
-    dms_buf b = {0};
+    dmsu_buf b = {0};
     for (int i = 0; i < 1000; i++)
-        ck_assert_int_eq(dms_buf_append(&b, "0123456789", 10), 0);
+        ck_assert_int_eq(dmsu_buf_append(&b, "0123456789", 10), 0);
     ck_assert_uint_eq(b.len, 10000);
     ck_assert_int_eq(b.data[b.len], '\0');
     ck_assert(!b.overflow);
-    dms_buf_consume(&b, 9995);
+    dmsu_buf_consume(&b, 9995);
     ck_assert_str_eq(b.data, "56789");
-    dms_buf_consume(&b, 100);
+    dmsu_buf_consume(&b, 100);
     ck_assert_uint_eq(b.len, 0);
     ck_assert_str_eq(b.data, "");
-    ck_assert_int_eq(dms_buf_printf(&b, "%s=%d", "k", 42), 0);
+    ck_assert_int_eq(dmsu_buf_printf(&b, "%s=%d", "k", 42), 0);
     ck_assert_str_eq(b.data, "k=42");
-    dms_buf_reset(&b);
+    dmsu_buf_reset(&b);
     ck_assert_uint_eq(b.len, 0);
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
     ck_assert_ptr_null(b.data);
 }
 END_TEST
 
 START_TEST(test_buf_cap_keeps_first_max_bytes_and_flags_overflow)
 {
-    dms_buf b = {.max = 8};
-    ck_assert_int_eq(dms_buf_append(&b, "12345", 5), 0);
+    dmsu_buf b = {.max = 8};
+    ck_assert_int_eq(dmsu_buf_append(&b, "12345", 5), 0);
     ck_assert(!b.overflow);
-    ck_assert_int_eq(dms_buf_append(&b, "67890", 5), 0);
+    ck_assert_int_eq(dmsu_buf_append(&b, "67890", 5), 0);
     ck_assert(b.overflow);
     ck_assert_uint_eq(b.len, 8);
     ck_assert_str_eq(b.data, "12345678");
-    ck_assert_int_eq(dms_buf_append(&b, "x", 1), 0);
+    ck_assert_int_eq(dmsu_buf_append(&b, "x", 1), 0);
     ck_assert_uint_eq(b.len, 8);
-    dms_buf_reset(&b);
+    dmsu_buf_reset(&b);
     ck_assert(!b.overflow);
-    dms_buf_free(&b);
+    dmsu_buf_free(&b);
 }
 END_TEST
 
@@ -222,7 +222,7 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
 {
     size_t n = 0;
     const char ok[] = "h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80";
-    char *s = dms_utf8_sanitize(ok, strlen(ok), &n);
+    char *s = dmsu_utf8_sanitize(ok, strlen(ok), &n);
     ck_assert_str_eq(s, ok);
     ck_assert_uint_eq(n, strlen(ok));
     free(s);
@@ -232,7 +232,7 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
                        "d\xC0\xAF"
                        "e\xED\xA0\x80"
                        "f\xF4\x90\x80\x80";
-    s = dms_utf8_sanitize(bad, sizeof(bad) - 1, &n);
+    s = dmsu_utf8_sanitize(bad, sizeof(bad) - 1, &n);
     ck_assert_uint_eq(n, strlen(s));
     ck_assert_ptr_null(memchr(s, '\0', n));
     /* Every byte that is not part of a valid sequence becomes U+FFFD; the ASCII letters survive in order. */
@@ -244,7 +244,7 @@ START_TEST(test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest)
                        "f\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
     ck_assert_str_eq(s, want);
     free(s);
-    s = dms_utf8_sanitize("", 0, &n);
+    s = dmsu_utf8_sanitize("", 0, &n);
     ck_assert_str_eq(s, "");
     ck_assert_uint_eq(n, 0);
     free(s);
@@ -253,8 +253,8 @@ END_TEST
 
 START_TEST(test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else)
 {
-    ck_assert(dms_utf8_valid(""));
-    ck_assert(dms_utf8_valid("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
+    ck_assert(dmsu_utf8_valid(""));
+    ck_assert(dmsu_utf8_valid("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF"));
     const char *bad[] = {
         "\x80",                 /* a lone continuation byte */
         "c\xE2\x82",            /* a truncated sequence at the end */
@@ -266,10 +266,10 @@ START_TEST(test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else)
         "\xF8\x88\x80\x80\x80", /* a 5-byte form */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        ck_assert_msg(!dms_utf8_valid(bad[i]), "bad[%zu] accepted", i);
+        ck_assert_msg(!dmsu_utf8_valid(bad[i]), "bad[%zu] accepted", i);
         size_t n = 0;
-        char *s = dms_utf8_sanitize(bad[i], strlen(bad[i]), &n);
-        ck_assert(dms_utf8_valid(s));
+        char *s = dmsu_utf8_sanitize(bad[i], strlen(bad[i]), &n);
+        ck_assert(dmsu_utf8_valid(s));
         free(s);
     }
 }
@@ -277,14 +277,14 @@ END_TEST
 
 START_TEST(test_parse_i64_refuses_signs_garbage_and_overflow)
 {
-    ck_assert_int_eq(dms_parse_i64("0"), 0);
-    ck_assert_int_eq(dms_parse_i64("9223372036854775807"), INT64_MAX);
-    ck_assert_int_eq(dms_parse_i64("9223372036854775808"), -1);
-    ck_assert_int_eq(dms_parse_i64("-1"), -1);
-    ck_assert_int_eq(dms_parse_i64("+1"), -1);
-    ck_assert_int_eq(dms_parse_i64("12a"), -1);
-    ck_assert_int_eq(dms_parse_i64(""), -1);
-    ck_assert_int_eq(dms_parse_i64(NULL), -1);
+    ck_assert_int_eq(dmsu_parse_i64("0"), 0);
+    ck_assert_int_eq(dmsu_parse_i64("9223372036854775807"), INT64_MAX);
+    ck_assert_int_eq(dmsu_parse_i64("9223372036854775808"), -1);
+    ck_assert_int_eq(dmsu_parse_i64("-1"), -1);
+    ck_assert_int_eq(dmsu_parse_i64("+1"), -1);
+    ck_assert_int_eq(dmsu_parse_i64("12a"), -1);
+    ck_assert_int_eq(dmsu_parse_i64(""), -1);
+    ck_assert_int_eq(dmsu_parse_i64(NULL), -1);
 }
 END_TEST
 
@@ -384,19 +384,19 @@ START_TEST(test_env_minimal_holds_path_and_what_is_asked_for_only)
     setenv("PATH", "/opt/x/bin:/usr/bin", 1);
     const char *const keep[] = {"DMS_TEST_KEPT", "DMS_TEST_ABSENT", NULL};
     const char *const extra[] = {"HOME=/var/lib/x", NULL};
-    char **env = dms_env_minimal(keep, extra);
+    char **env = dmsu_env_minimal(keep, extra);
     ck_assert_ptr_nonnull(env);
-    ck_assert_uint_eq(dms_strv_len(env), 3);
+    ck_assert_uint_eq(dmsu_strv_len(env), 3);
     ck_assert_str_eq(env[0], "PATH=/opt/x/bin:/usr/bin");
     ck_assert_str_eq(env[1], "DMS_TEST_KEPT=kept");
     ck_assert_str_eq(env[2], "HOME=/var/lib/x");
-    dms_strv_free(env);
+    dmsu_strv_free(env);
     /* Without a PATH of the caller's, the default one. */
     unsetenv("PATH");
-    env = dms_env_minimal(NULL, NULL);
-    ck_assert_uint_eq(dms_strv_len(env), 1);
+    env = dmsu_env_minimal(NULL, NULL);
+    ck_assert_uint_eq(dmsu_strv_len(env), 1);
     ck_assert_str_eq(env[0], "PATH=" DMS_DEFAULT_PATH);
-    dms_strv_free(env);
+    dmsu_strv_free(env);
     if (saved_path)
         setenv("PATH", saved_path, 1);
     free(saved_path);
