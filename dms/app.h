@@ -27,34 +27,34 @@
 #define DMSD_DEFAULT_KEEP_RELEASES 3
 
 typedef struct dmsd_config {
-    char *listen;      /* DMS_LISTEN / --listen */
-    char *data_dir;    /* DMS_DATA_DIR / --data-dir, made absolute */
-    char *jwt_secret;  /* DMS_JWT_SECRET */
-    bool jwt_require_exp; /* DMS_JWT_REQUIRE_EXP (1): a token without exp is refused */
-    char *jwt_audience;   /* DMS_JWT_AUDIENCE ("": none): tokens must carry it in aud */
-    char *jwt_issuer;     /* DMS_JWT_ISSUER ("": none): tokens must carry it as iss */
+    char *listen;               /* DMS_LISTEN / --listen */
+    char *data_dir;             /* DMS_DATA_DIR / --data-dir, made absolute */
+    char *jwt_secret;           /* DMS_JWT_SECRET */
+    bool jwt_require_exp;       /* DMS_JWT_REQUIRE_EXP (1): a token without exp is refused */
+    char *jwt_audience;         /* DMS_JWT_AUDIENCE ("": none): tokens must carry it in aud */
+    char *jwt_issuer;           /* DMS_JWT_ISSUER ("": none): tokens must carry it as iss */
     int http_per_ip_limit;      /* DMS_HTTP_PER_IP_LIMIT: connections at once from one address */
     int http_request_timeout_s; /* DMS_HTTP_REQUEST_TIMEOUT_S: idle limit of a connection before a token */
-    char *backend;     /* DMS_BACKEND / --backend: executor backend name */
-    int http_threads;  /* DMS_HTTP_THREADS */
-    int keep_releases; /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
-    char *port_file;   /* --port-file: write the bound port here once listening (tests, scripts) */
-    char *executor_id; /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
-                        * two dmsd on one engine need different ids, or each would adopt the other's work */
-    int job_concurrency;     /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
+    char *backend;              /* DMS_BACKEND / --backend: executor backend name */
+    int http_threads;           /* DMS_HTTP_THREADS */
+    int keep_releases;          /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
+    char *port_file;            /* --port-file: write the bound port here once listening (tests, scripts) */
+    char *executor_id;   /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
+                          * two dmsd on one engine need different ids, or each would adopt the other's work */
+    int job_concurrency; /* DMS_JOB_CONCURRENCY: build jobs run at once (jobs/) */
     int job_step_timeout_s;  /* DMS_JOB_TIMEOUT_S: one job step's run timeout */
     int job_user_max;        /* DMS_JOB_USER_MAX: a user's running jobs at most */
     int user_max_jobs;       /* DMS_USER_MAX_JOBS: a user's queued + running jobs at most */
     int job_artifact_max_mb; /* DMS_JOB_ARTIFACT_MAX_MB: a job's artifact at most */
     int follow_interval_s;   /* DMS_FOLLOW_INTERVAL_S: how often followed branches are looked at (follow/) */
-    char *proxy_listen; /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
-    char *caddy_bin;    /* DMS_CADDY_BIN (default caddy) */
-    char *caddy_admin;  /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
-    int page_limit;     /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
-    retain_config retain; /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
-    char *local_repo_roots; /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from ("": none) */
-    char *git_allow_nets;   /* DMS_GIT_ALLOW_NETS: non-public networks git may connect to ("": none) */
-    int git_timeout_s;      /* DMS_GIT_TIMEOUT_S: a git connection without progress for this long fails */
+    char *proxy_listen;      /* DMS_PROXY_LISTEN (127.0.0.1:8000; port 0: any free one; "off": no routing) */
+    char *caddy_bin;         /* DMS_CADDY_BIN (default caddy) */
+    char *caddy_admin;       /* DMS_CADDY_ADMIN (default: the unix socket $DMS_DATA_DIR/caddy/admin.sock) */
+    int page_limit;          /* DMS_PAGE_LIMIT: rows of a list route's page when the client gives no limit */
+    retain_config retain;    /* DMS_RETAIN_*: what the retention sweeper keeps (retain.h) */
+    char *local_repo_roots;  /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from ("": none) */
+    char *git_allow_nets;    /* DMS_GIT_ALLOW_NETS: non-public networks git may connect to ("": none) */
+    int git_timeout_s;       /* DMS_GIT_TIMEOUT_S: a git connection without progress for this long fails */
     /* builds (build/queue.h, build/buildopts.h) */
     int build_workers;       /* DMS_BUILD_WORKERS: builds that run at once */
     int build_user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
@@ -65,7 +65,7 @@ typedef struct dmsd_config {
     int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
     char *build_allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: images builds may start FROM beyond the stack
                                  * images and the user's own droids' (build/dfpolicy.h); "" by default */
-    confine_config confine; /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
+    confine_config confine;     /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
 } dmsd_config;
 
 struct builder;
@@ -87,9 +87,9 @@ typedef struct app {
     struct runner *runner;
     struct jobs *jobs;         /* NULL without an executor */
     struct follower *follower; /* NULL without an executor */
-    struct router *router; /* NULL when routing is off (DMS_PROXY_LISTEN=off) */
-    struct snooze *snooze; /* NULL without a router */
-    struct retain *retain; /* the retention sweeper (needs the store only) */
+    struct router *router;     /* NULL when routing is off (DMS_PROXY_LISTEN=off) */
+    struct snooze *snooze;     /* NULL without a router */
+    struct retain *retain;     /* the retention sweeper (needs the store only) */
     http_server *http;
 } app;
 

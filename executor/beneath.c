@@ -134,7 +134,7 @@ int dmsu_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *
 }
 
 int dmsu_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
-                          dms_error *err)
+                           dms_error *err)
 {
     /* O_NONBLOCK: a FIFO planted under the name must not hang the reader; it is refused below. */
     _cleanup_close_ int fd = dmsu_open_beneath(dirfd, rel, O_RDONLY | O_NONBLOCK);

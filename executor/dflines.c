@@ -179,7 +179,8 @@ int dmsu_df_scan(const char *text, size_t len, dmsu_df_instr_fn fn, void *ud, ch
         if (!in.open && n == 0)
             continue;
         dmsu_buf_reset(&b);
-        if (dmsu_buf_append(&b, t, n) < 0 || (in.open && (r = join_continuation(&s, &b, &in.open, err)) < 0) ||
+        if (dmsu_buf_append(&b, t, n) < 0 ||
+            (in.open && (r = join_continuation(&s, &b, &in.open, err)) < 0) ||
             dmsu_buf_append(&b, "", 1) < 0) {
             r = r < 0 ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
             break;

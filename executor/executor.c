@@ -1,5 +1,6 @@
-/* executor.c - executor objects: one per (backend, id) in a registry, wrapping the plugin's ops with the parts
- * every backend shares (request validation, run = start + wait, the default logger, state directories). */
+/* executor.c - executor objects: one per (backend, id) in a registry, wrapping the plugin's ops with the
+ * parts every backend shares (request validation, run = start + wait, the default logger, state directories).
+ */
 #include <dms/plugin.h>
 
 #include <curl/curl.h> /* constants only: libcurl is loaded at run time */
@@ -32,9 +33,11 @@ struct dms_executor {
 
 /* ---- process-wide ---- */
 
-/* libcurl is loaded here at run time, not linked: the library is also used by programs that never talk HTTP (the
- * process backend's per-job supervisor), and linking libcurl made each of their starts load 15 more libraries
- * (~6 ms). The Docker backend links libcurl itself; this makes sure it is initialised once, before threads. */
+/* libcurl is loaded here at run time, not linked: the library is also used by programs that never talk HTTP
+ * (the process backend's per-job supervisor), and linking libcurl made each of their starts load 15 more
+ * libraries
+ * (~6 ms). The Docker backend links libcurl itself; this makes sure it is initialised once, before threads.
+ */
 typedef int (*curl_global_init_fn)(long);
 typedef void (*curl_global_cleanup_fn)(void);
 
@@ -130,12 +133,14 @@ int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend
                       const dms_executor_config *cfg, dms_error *err)
 {
     if (!dms_id_valid(executor_id))
-        return dms_error_set(err, DMS_E_INVALID, "executor_id",
-                             "executor id \"%.40s\" must be 1-%d characters of [A-Za-z0-9_.-], starting with a "
-                             "letter or digit",
-                             executor_id ? executor_id : "", DMS_ID_MAX);
+        return dms_error_set(
+            err, DMS_E_INVALID, "executor_id",
+            "executor id \"%.40s\" must be 1-%d characters of [A-Za-z0-9_.-], starting with a "
+            "letter or digit",
+            executor_id ? executor_id : "", DMS_ID_MAX);
     if (!backend || !*backend)
-        return dms_error_set(err, DMS_E_INVALID, "backend", "a backend name is required (docker, process, ...)");
+        return dms_error_set(err, DMS_E_INVALID, "backend",
+                             "a backend name is required (docker, process, ...)");
     int r = dms_global_init(err);
     if (r < 0)
         return r;
@@ -222,8 +227,9 @@ void dms_executor_close(dms_executor *ex)
     free(ex->state_dir);
     free(ex->id);
     free(ex);
-    /* The registry was closed while we were open: it goes with the last executor, once its destroy has returned
-     * (the plugin's code must stay mapped until then). Exactly one closer sees the count reach zero. */
+    /* The registry was closed while we were open: it goes with the last executor, once its destroy has
+     * returned (the plugin's code must stay mapped until then). Exactly one closer sees the count reach zero.
+     */
     pthread_mutex_lock(&reg->lock);
     bool free_reg = --reg->alive == 0 && reg->closed;
     pthread_mutex_unlock(&reg->lock);
@@ -246,16 +252,18 @@ const char *dms_executor_id(const dms_executor *ex)
 static int check_exec_id(const char *id, dms_error *err)
 {
     if (!dms_id_valid(id))
-        return dms_error_set(err, DMS_E_INVALID, "execution_id",
-                             "execution id \"%.40s\" must be 1-%d characters of [A-Za-z0-9_.-], starting with a "
-                             "letter or digit",
-                             id ? id : "", DMS_ID_MAX);
+        return dms_error_set(
+            err, DMS_E_INVALID, "execution_id",
+            "execution id \"%.40s\" must be 1-%d characters of [A-Za-z0-9_.-], starting with a "
+            "letter or digit",
+            id ? id : "", DMS_ID_MAX);
     return 0;
 }
 
 static int not_supported(const dms_executor *ex, const char *op, dms_error *err)
 {
-    return dms_error_set(err, DMS_E_NOT_SUPPORTED, NULL, "backend %s does not support %s", ex->plugin->name, op);
+    return dms_error_set(err, DMS_E_NOT_SUPPORTED, NULL, "backend %s does not support %s", ex->plugin->name,
+                         op);
 }
 
 bool dms_executor_is_installed(dms_executor *ex, dms_error *why)
@@ -319,7 +327,8 @@ int dms_executor_run(dms_executor *ex, const dms_exec_request *req, dms_exec_res
 {
     int r = dms_executor_start(ex, req, err);
     if (r < 0) {
-        /* A start that failed after validation has still recorded a result (outcome FAILED): hand it over too. */
+        /* A start that failed after validation has still recorded a result (outcome FAILED): hand it over
+         * too. */
         if (r != -DMS_E_INVALID && r != -DMS_E_ALREADY_STARTED && r != -DMS_E_ALREADY_COMPLETE) {
             dms_error ignored;
             dms_executor_wait(ex, req->execution_id, 0, out, &ignored);
@@ -375,14 +384,14 @@ int dms_executor_recover(dms_executor *ex, size_t *adopted, dms_error *err)
     return ex->ops->recover(ex->cookie, adopted ? adopted : &local, err);
 }
 
-int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build_output_fn out, void *userdata,
-                       dms_cancel_token *cancel, dms_build_result *result, dms_error *err)
+int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build_output_fn out,
+                       void *userdata, dms_cancel_token *cancel, dms_build_result *result, dms_error *err)
 {
     if (!ex->ops->build)
         return not_supported(ex, "build", err);
     if (!req || !dms_id_valid(req->build_id))
-        return dms_error_set(err, DMS_E_INVALID, "build_id", "build_id must be 1-%d characters of [A-Za-z0-9_.-]",
-                             DMS_ID_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "build_id",
+                             "build_id must be 1-%d characters of [A-Za-z0-9_.-]", DMS_ID_MAX);
     if (req->job_id && !dms_id_valid(req->job_id))
         return dms_error_set(err, DMS_E_INVALID, "job_id", "job_id must be 1-%d characters of [A-Za-z0-9_.-]",
                              DMS_ID_MAX);
@@ -392,7 +401,8 @@ int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build
         return dms_error_set(err, DMS_E_INVALID, "tag", "tag \"%.128s\" is not a valid image reference",
                              req->tag ? req->tag : "");
     if (req->dockerfile && (req->dockerfile[0] == '/' || strstr(req->dockerfile, "..")))
-        return dms_error_set(err, DMS_E_INVALID, "dockerfile", "dockerfile must be a path inside the context");
+        return dms_error_set(err, DMS_E_INVALID, "dockerfile",
+                             "dockerfile must be a path inside the context");
     if (req->memory_bytes < 0 || (req->memory_bytes > 0 && req->memory_bytes < DMS_MEMORY_MIN_BYTES))
         return dms_error_set(err, DMS_E_INVALID, "memory_bytes",
                              "memory_bytes must be 0 (no limit) or at least %lld",
@@ -428,8 +438,8 @@ int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *er
     if (!ex->ops->remove_volume)
         return not_supported(ex, "remove_volume", err);
     if (!dms_id_valid(name))
-        return dms_error_set(err, DMS_E_INVALID, "name", "volume name \"%.64s\" must be [A-Za-z0-9][A-Za-z0-9_.-]*",
-                             name ? name : "");
+        return dms_error_set(err, DMS_E_INVALID, "name",
+                             "volume name \"%.64s\" must be [A-Za-z0-9][A-Za-z0-9_.-]*", name ? name : "");
     return ex->ops->remove_volume(ex->cookie, name, err);
 }
 

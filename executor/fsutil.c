@@ -1,4 +1,5 @@
-/* fsutil.c - state files (atomic writes, capped reads, rm -rf, owner locks), clocks and the host logger hook. */
+/* fsutil.c - state files (atomic writes, capped reads, rm -rf, owner locks), clocks and the host logger hook.
+ */
 #include <dms/backend.h>
 
 #include <dirent.h>
@@ -105,7 +106,8 @@ static int write_replace(const char *path, const char *data, size_t len, bool sy
      * writers do not share it; a stale one a crashed process left under the same name is replaced once. */
     static atomic_uint seq;
     char tmp[PATH_MAX];
-    if (dmsu_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&seq, 1)) < 0)
+    if (dmsu_snprintf_ok(tmp, sizeof(tmp), "%s.tmp.%d.%u", path, (int)getpid(), atomic_fetch_add(&seq, 1)) <
+        0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "path too long: %.64s...", path);
     int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
     _cleanup_close_ int fd = open(tmp, flags, DMS_PRIVATE_FILE_MODE);
@@ -273,8 +275,8 @@ int dms_state_lock_held(const char *dir)
     if (fd < 0)
         return 0;
     /* A shared lock is refused while anyone holds the exclusive one. flock locks belong to open file
-     * descriptions, so this probe conflicts with an exclusive lock held through another descriptor, even one of
-     * this process, and releasing the probe leaves that lock alone. */
+     * descriptions, so this probe conflicts with an exclusive lock held through another descriptor, even one
+     * of this process, and releasing the probe leaves that lock alone. */
     if (flock(fd, LOCK_SH | LOCK_NB) != 0)
         return errno == EWOULDBLOCK ? 1 : 0;
     flock(fd, LOCK_UN);

@@ -1,5 +1,6 @@
-/* registry.c - finds backend plugins (libdms-executor-<name>.so) in a directory, loads them with dlopen, checks
- * their ABI, and hands out one executor object per (backend, id): crun's handler manager is the model. */
+/* registry.c - finds backend plugins (libdms-executor-<name>.so) in a directory, loads them with dlopen,
+ * checks their ABI, and hands out one executor object per (backend, id): crun's handler manager is the model.
+ */
 #include <dms/plugin.h>
 
 #include <dirent.h>
@@ -14,8 +15,8 @@
 #include "registry.h"
 #include "util.h"
 
-#define PLUGIN_PREFIX "libdms-executor-"
-#define PLUGIN_SUFFIX ".so"
+#define PLUGIN_PREFIX    "libdms-executor-"
+#define PLUGIN_SUFFIX    ".so"
 #define BACKEND_NAME_MAX 32
 
 #ifndef DMS_BUILD_PLUGIN_DIR
@@ -75,7 +76,8 @@ int dms_registry_open(dms_registry **out, const char *plugin_dir, dms_error *err
     char beside[PATH_MAX];
     if (dir && *dir) {
         if (!is_dir(dir))
-            return dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin directory %s (from %s) does not exist", dir, why);
+            return dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin directory %s (from %s) does not exist", dir,
+                                 why);
     } else if (plugins_beside_library(beside, sizeof(beside))) {
         dir = beside;
     } else if (is_dir(DMS_BUILD_PLUGIN_DIR)) {
@@ -83,9 +85,9 @@ int dms_registry_open(dms_registry **out, const char *plugin_dir, dms_error *err
     } else if (is_dir(DMS_INSTALL_PLUGIN_DIR)) {
         dir = DMS_INSTALL_PLUGIN_DIR;
     } else {
-        return dms_error_set(err, DMS_E_PLUGIN, NULL,
-                             "no plugin directory: set DMS_PLUGIN_DIR (looked in %s and %s)",
-                             *DMS_BUILD_PLUGIN_DIR ? DMS_BUILD_PLUGIN_DIR : "(no build dir)", DMS_INSTALL_PLUGIN_DIR);
+        return dms_error_set(
+            err, DMS_E_PLUGIN, NULL, "no plugin directory: set DMS_PLUGIN_DIR (looked in %s and %s)",
+            *DMS_BUILD_PLUGIN_DIR ? DMS_BUILD_PLUGIN_DIR : "(no build dir)", DMS_INSTALL_PLUGIN_DIR);
     }
     dms_registry *reg = calloc(1, sizeof(*reg));
     if (!reg || !(reg->dir = strdup(dir))) {
@@ -122,7 +124,8 @@ void dms_registry_close(dms_registry *reg)
 {
     if (!reg)
         return;
-    /* Executors still open keep the registry (and their plugin's code) alive: it goes with the last of them. */
+    /* Executors still open keep the registry (and their plugin's code) alive: it goes with the last of them.
+     */
     pthread_mutex_lock(&reg->lock);
     reg->closed = true;
     bool in_use = reg->alive > 0;
@@ -132,30 +135,33 @@ void dms_registry_close(dms_registry *reg)
 }
 
 /* Loads and checks one plugin file. On success *ops and *dl are set; the caller dlcloses. */
-static int load_file(const char *path, const char *expect_name, void **dl_out, const dms_executor_ops **ops_out,
-                     dms_error *err)
+static int load_file(const char *path, const char *expect_name, void **dl_out,
+                     const dms_executor_ops **ops_out, dms_error *err)
 {
     dlerror();
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *e = dlerror();
-        return dms_error_set(err, DMS_E_PLUGIN, NULL, "cannot load plugin %s: %s", path, e ? e : "unknown error");
+        return dms_error_set(err, DMS_E_PLUGIN, NULL, "cannot load plugin %s: %s", path,
+                             e ? e : "unknown error");
     }
     dlerror();
     void *sym = dlsym(dl, DMS_PLUGIN_ENTRY_SYMBOL);
     if (!sym) {
         dlclose(dl);
-        return dms_error_set(err, DMS_E_PLUGIN, NULL,
-                             "plugin %s does not export %s: it is not a dms executor plugin (or was built with "
-                             "-fvisibility=hidden and no DMS_PLUGIN_EXPORT)",
-                             path, DMS_PLUGIN_ENTRY_SYMBOL);
+        return dms_error_set(
+            err, DMS_E_PLUGIN, NULL,
+            "plugin %s does not export %s: it is not a dms executor plugin (or was built with "
+            "-fvisibility=hidden and no DMS_PLUGIN_EXPORT)",
+            path, DMS_PLUGIN_ENTRY_SYMBOL);
     }
     dms_plugin_entry_fn entry;
     memcpy(&entry, &sym, sizeof(entry)); /* object pointer to function pointer, the POSIX way */
     const dms_executor_ops *ops = entry();
     int r = 0;
     if (!ops)
-        r = dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin %s: %s() returned NULL", path, DMS_PLUGIN_ENTRY_SYMBOL);
+        r = dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin %s: %s() returned NULL", path,
+                          DMS_PLUGIN_ENTRY_SYMBOL);
     else if (ops->abi_version != DMS_EXECUTOR_ABI_VERSION)
         r = dms_error_set(err, DMS_E_PLUGIN, NULL,
                           "plugin %s has ABI version %u, this dms needs %u: rebuild the plugin against this "
@@ -163,15 +169,17 @@ static int load_file(const char *path, const char *expect_name, void **dl_out, c
                           path, ops->abi_version, DMS_EXECUTOR_ABI_VERSION);
     else if (ops->size < sizeof(dms_executor_ops))
         r = dms_error_set(err, DMS_E_PLUGIN, NULL,
-                          "plugin %s has an ops table of %u bytes, this dms needs %zu: rebuild the plugin", path,
-                          ops->size, sizeof(dms_executor_ops));
+                          "plugin %s has an ops table of %u bytes, this dms needs %zu: rebuild the plugin",
+                          path, ops->size, sizeof(dms_executor_ops));
     else if (!ops->name || (expect_name && strcmp(ops->name, expect_name) != 0))
-        r = dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin %s calls itself \"%s\", but its file name says \"%s\"",
-                          path, ops->name ? ops->name : "(null)", expect_name ? expect_name : "?");
+        r = dms_error_set(err, DMS_E_PLUGIN, NULL,
+                          "plugin %s calls itself \"%s\", but its file name says \"%s\"", path,
+                          ops->name ? ops->name : "(null)", expect_name ? expect_name : "?");
     else if (!ops->create || !ops->destroy || !ops->is_installed || !ops->start || !ops->subscribe ||
              !ops->cancel || !ops->log_stream || !ops->cleanup)
-        r = dms_error_set(err, DMS_E_PLUGIN, NULL, "plugin %s lacks a required operation (create, destroy, "
-                                                   "is_installed, start, subscribe, cancel, log_stream, cleanup)",
+        r = dms_error_set(err, DMS_E_PLUGIN, NULL,
+                          "plugin %s lacks a required operation (create, destroy, "
+                          "is_installed, start, subscribe, cancel, log_stream, cleanup)",
                           path);
     if (r < 0) {
         dlclose(dl);
@@ -239,7 +247,8 @@ int dms_registry_list(dms_registry *reg, dms_backend_info **out, size_t *n_out, 
         if (load_file(bi->path, names[i], &dl, &ops, &e) == 0) {
             bi->loadable = true;
             bi->abi_version = ops->abi_version;
-            snprintf(bi->description, sizeof(bi->description), "%s", ops->description ? ops->description : "");
+            snprintf(bi->description, sizeof(bi->description), "%s",
+                     ops->description ? ops->description : "");
             dlclose(dl);
         } else {
             snprintf(bi->description, sizeof(bi->description), "%s", e.message);
@@ -253,8 +262,9 @@ int dms_registry_list(dms_registry *reg, dms_backend_info **out, size_t *n_out, 
 int dms_registry_load(dms_registry *reg, const char *name, dms_plugin **out, dms_error *err)
 {
     if (!backend_name_valid(name))
-        return dms_error_set(err, DMS_E_INVALID, "backend", "backend name \"%.40s\" must be 1-%d characters of [a-z0-9_-]",
-                             name ? name : "", BACKEND_NAME_MAX);
+        return dms_error_set(err, DMS_E_INVALID, "backend",
+                             "backend name \"%.40s\" must be 1-%d characters of [a-z0-9_-]", name ? name : "",
+                             BACKEND_NAME_MAX);
     for (dms_plugin *p = reg->plugins; p; p = p->next)
         if (strcmp(p->name, name) == 0) {
             *out = p;
@@ -271,8 +281,9 @@ int dms_registry_load(dms_registry *reg, const char *name, dms_plugin **out, dms
         if (list_names(reg->dir, &names, &e2) == 0)
             for (size_t i = 0; names && names[i]; i++)
                 dmsu_buf_printf(&found, "%s%s", i ? ", " : "", names[i]);
-        int r = dms_error_set(err, DMS_E_NOT_FOUND, "backend", "no backend \"%s\": %s does not exist (available: %s)",
-                              name, path, found.data && *found.data ? found.data : "none");
+        int r = dms_error_set(err, DMS_E_NOT_FOUND, "backend",
+                              "no backend \"%s\": %s does not exist (available: %s)", name, path,
+                              found.data && *found.data ? found.data : "none");
         dmsu_buf_free(&found);
         return r;
     }

@@ -7,10 +7,14 @@
 #include "util.h"
 
 static const char *const outcome_names[] = {
-    [DMS_OUTCOME_NONE] = "none",           [DMS_OUTCOME_EXITED] = "exited",
-    [DMS_OUTCOME_SIGNALED] = "signaled",   [DMS_OUTCOME_OOM_KILLED] = "oom_killed",
-    [DMS_OUTCOME_CANCELLED] = "cancelled", [DMS_OUTCOME_TIMED_OUT] = "timed_out",
-    [DMS_OUTCOME_LOST] = "lost",           [DMS_OUTCOME_FAILED] = "failed",
+    [DMS_OUTCOME_NONE] = "none",
+    [DMS_OUTCOME_EXITED] = "exited",
+    [DMS_OUTCOME_SIGNALED] = "signaled",
+    [DMS_OUTCOME_OOM_KILLED] = "oom_killed",
+    [DMS_OUTCOME_CANCELLED] = "cancelled",
+    [DMS_OUTCOME_TIMED_OUT] = "timed_out",
+    [DMS_OUTCOME_LOST] = "lost",
+    [DMS_OUTCOME_FAILED] = "failed",
     [DMS_OUTCOME_ENGINE_ERROR] = "engine_error",
 };
 
@@ -22,7 +26,7 @@ const char *dms_outcome_name(dms_exec_outcome o)
 }
 
 static const char *const state_names[] = {
-    [DMS_STATE_UNKNOWN] = "unknown", [DMS_STATE_PREPARING] = "preparing", [DMS_STATE_RUNNING] = "running",
+    [DMS_STATE_UNKNOWN] = "unknown",   [DMS_STATE_PREPARING] = "preparing", [DMS_STATE_RUNNING] = "running",
     [DMS_STATE_STOPPING] = "stopping", [DMS_STATE_FINISHED] = "finished",
 };
 
@@ -68,12 +72,10 @@ int dms_exec_result_copy(dms_exec_result *dst, const dms_exec_result *src, dms_e
 {
     *dst = *src;
     dst->stdout_data = dst->stderr_data = NULL;
-    if ((src->stdout_data &&
-         dms_exec_result_set_output(dst, DMS_STREAM_STDOUT, src->stdout_data, src->stdout_len, src->stdout_truncated) <
-             0) ||
-        (src->stderr_data &&
-         dms_exec_result_set_output(dst, DMS_STREAM_STDERR, src->stderr_data, src->stderr_len, src->stderr_truncated) <
-             0)) {
+    if ((src->stdout_data && dms_exec_result_set_output(dst, DMS_STREAM_STDOUT, src->stdout_data,
+                                                        src->stdout_len, src->stdout_truncated) < 0) ||
+        (src->stderr_data && dms_exec_result_set_output(dst, DMS_STREAM_STDERR, src->stderr_data,
+                                                        src->stderr_len, src->stderr_truncated) < 0)) {
         dms_exec_result_clear(dst);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory copying a result");
     }
@@ -88,11 +90,12 @@ char *dms_exec_result_to_json(const dms_exec_result *r)
     _cleanup_free_ char *msg = dmsu_utf8_sanitize(r->error, strlen(r->error), NULL);
     if (!out || !errs || !msg)
         return NULL;
-    _cleanup_json_ json_t *o = json_pack(
-        "{s:s,s:i,s:i,s:b,s:I,s:I,s:s%,s:b,s:s%,s:b,s:s}", "outcome", dms_outcome_name(r->outcome), "exit_code",
-        r->exit_code, "signal", r->signal, "oom_killed", r->oom_killed, "started_at_ns", (json_int_t)r->started_at_ns,
-        "finished_at_ns", (json_int_t)r->finished_at_ns, "stdout", out, ol, "stdout_truncated", r->stdout_truncated,
-        "stderr", errs, el, "stderr_truncated", r->stderr_truncated, "error", msg);
+    _cleanup_json_ json_t *o =
+        json_pack("{s:s,s:i,s:i,s:b,s:I,s:I,s:s%,s:b,s:s%,s:b,s:s}", "outcome", dms_outcome_name(r->outcome),
+                  "exit_code", r->exit_code, "signal", r->signal, "oom_killed", r->oom_killed,
+                  "started_at_ns", (json_int_t)r->started_at_ns, "finished_at_ns",
+                  (json_int_t)r->finished_at_ns, "stdout", out, ol, "stdout_truncated", r->stdout_truncated,
+                  "stderr", errs, el, "stderr_truncated", r->stderr_truncated, "error", msg);
     if (!o)
         return NULL;
     return json_dumps(o, JSON_COMPACT);
@@ -109,10 +112,10 @@ int dms_exec_result_from_json(const char *json, size_t len, dms_exec_result *out
     json_t *so = NULL, *se = NULL;
     json_int_t started = 0, finished = 0;
     int oom = 0, st = 0, et = 0;
-    if (json_unpack_ex(o, &jerr, 0, "{s:s,s:i,s:i,s?b,s?I,s?I,s?o,s?b,s?o,s?b,s?s}", "outcome", &outcome, "exit_code",
-                       &out->exit_code, "signal", &out->signal, "oom_killed", &oom, "started_at_ns", &started,
-                       "finished_at_ns", &finished, "stdout", &so, "stdout_truncated", &st, "stderr", &se,
-                       "stderr_truncated", &et, "error", &error) < 0)
+    if (json_unpack_ex(o, &jerr, 0, "{s:s,s:i,s:i,s?b,s?I,s?I,s?o,s?b,s?o,s?b,s?s}", "outcome", &outcome,
+                       "exit_code", &out->exit_code, "signal", &out->signal, "oom_killed", &oom,
+                       "started_at_ns", &started, "finished_at_ns", &finished, "stdout", &so,
+                       "stdout_truncated", &st, "stderr", &se, "stderr_truncated", &et, "error", &error) < 0)
         return dms_error_set(err, DMS_E_PROTOCOL, NULL, "result JSON: %s", jerr.text);
     out->outcome = DMS_OUTCOME_NONE;
     for (size_t i = 0; i < DMS_ARRAY_SIZE(outcome_names); i++)

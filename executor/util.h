@@ -123,7 +123,7 @@ int dmsu_open_beneath(int dirfd, const char *rel, int flags);
  * max_bytes; caller frees *out (NUL-terminated). NOT_FOUND if absent, INVALID for a symlink, a path out or
  * not a regular file. Messages name rel only. */
 int dmsu_read_file_beneath(int dirfd, const char *rel, size_t max_bytes, char **out, size_t *len,
-                          dms_error *err);
+                           dms_error *err);
 /* Reads fd to its end, at most max_bytes (IO error beyond); what names it in messages. Caller frees *out. */
 int dmsu_read_fd(int fd, size_t max_bytes, char **out, size_t *len, const char *what, dms_error *err);
 

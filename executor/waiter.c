@@ -1,8 +1,9 @@
-/* waiter.c - results published once and waited for by many: result cells, waiters (each with its own fd, so any
- * number of threads can poll), waiters over result files written by other processes, and cancel tokens.
+/* waiter.c - results published once and waited for by many: result cells, waiters (each with its own fd, so
+ * any number of threads can poll), waiters over result files written by other processes, and cancel tokens.
  *
  * The rule from the Go executors this descends from: publish one result under a lock, then wake every waiter.
- * A waiter that subscribes after the publish is woken at once, so there is no window in which a result is lost. */
+ * A waiter that subscribes after the publish is woken at once, so there is no window in which a result is
+ * lost. */
 #include <dms/backend.h>
 
 #include <errno.h>
@@ -19,7 +20,7 @@
 #include "watch.h"
 
 #define FILE_CHECK_INTERVAL_MS 1000
-#define RESULT_FILE_MAX_BYTES (64 * 1024 * 1024)
+#define RESULT_FILE_MAX_BYTES  (64 * 1024 * 1024)
 
 struct dms_result_cell {
     pthread_mutex_t lock;
@@ -214,7 +215,8 @@ int dms_waiter_result(dms_waiter *w, int64_t timeout_ms, dms_exec_result *out, d
     for (;;) {
         int r;
         if (w->kind == WAITER_CELL) {
-            /* Once published, the fd stays readable (not drained): the result is there for every later call. */
+            /* Once published, the fd stays readable (not drained): the result is there for every later call.
+             */
             if (dms_result_cell_published(w->cell))
                 return dms_result_cell_get(w->cell, out, err);
             drain_fd(w->fd);
@@ -226,8 +228,8 @@ int dms_waiter_result(dms_waiter *w, int64_t timeout_ms, dms_exec_result *out, d
             if (r != -DMS_E_TIMEOUT)
                 return r;
             if (access(w->dir, F_OK) != 0 && errno == ENOENT)
-                return dms_error_set(err, DMS_E_NOT_FOUND, NULL, "%s was removed while waiting for its result",
-                                     w->dir);
+                return dms_error_set(err, DMS_E_NOT_FOUND, NULL,
+                                     "%s was removed while waiting for its result", w->dir);
             if (w->check && dms_mono_ms() >= next_check) {
                 next_check = dms_mono_ms() + FILE_CHECK_INTERVAL_MS;
                 if ((r = w->check(w->ud, err)) != 0)

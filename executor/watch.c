@@ -1,10 +1,10 @@
 /* watch.c - directory watches for waiters and log streams, through ONE inotify instance per process.
  *
- * Why shared: Linux allows 128 inotify instances per user (fs.inotify.max_user_instances) and closing one costs
- * 4-15 ms in the kernel (measured), so an instance per waiter or log follow capped a host near 127 concurrent
- * follows and made every wait pay the close. Here one instance serves all: a dispatcher thread reads its events
- * and wakes the eventfd of every subscriber of that directory. Spurious wakeups are allowed by the callers (they
- * re-check their file), so every event on a directory wakes all its subscribers. */
+ * Why shared: Linux allows 128 inotify instances per user (fs.inotify.max_user_instances) and closing one
+ * costs 4-15 ms in the kernel (measured), so an instance per waiter or log follow capped a host near 127
+ * concurrent follows and made every wait pay the close. Here one instance serves all: a dispatcher thread
+ * reads its events and wakes the eventfd of every subscriber of that directory. Spurious wakeups are allowed
+ * by the callers (they re-check their file), so every event on a directory wakes all its subscribers. */
 #include "watch.h"
 
 #include <errno.h>
@@ -19,7 +19,7 @@
 
 #include "util.h"
 
-#define WATCH_MASK (IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+#define WATCH_MASK      (IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
 #define EVENT_BUF_BYTES (64 * 1024)
 
 struct dms_watch {
@@ -70,7 +70,8 @@ static void *hub_main(void *arg)
     return NULL;
 }
 
-/* A forked child has no dispatcher thread (and the parent's subscriptions are not its own): start over there. */
+/* A forked child has no dispatcher thread (and the parent's subscriptions are not its own): start over there.
+ */
 static void hub_atfork_child(void)
 {
     pthread_mutex_init(&hub.lock, NULL);
@@ -128,7 +129,8 @@ int dms_watch_open(const char *dir, dms_watch **out, dms_error *err)
         /* The same directory gives the same wd: subscribers share it, and it goes with the last one. */
         w->wd = inotify_add_watch(hub.ifd, dir, WATCH_MASK);
         if (w->wd < 0)
-            r = dms_error_set_errno(err, errno == ENOENT ? DMS_E_NOT_FOUND : DMS_E_IO, errno, "watch %s", dir);
+            r = dms_error_set_errno(err, errno == ENOENT ? DMS_E_NOT_FOUND : DMS_E_IO, errno, "watch %s",
+                                    dir);
     }
     if (r == 0) {
         w->next = hub.subs;

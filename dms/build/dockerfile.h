@@ -1,7 +1,8 @@
 /* build/dockerfile.h - a Dockerfile read the way Docker 20.10's classic builder reads it, for dfpolicy.c.
  *
- * Lines are split and joined by dmsu_df_scan (executor/util.h: directives, comments, continuations, the escape
- * character); each instruction is then cut as the engine's parser cuts it (the keyword, the builder flags
+ * Lines are split and joined by dmsu_df_scan (executor/util.h: directives, comments, continuations, the
+ * escape character); each instruction is then cut as the engine's parser cuts it (the keyword, the builder
+ * flags
  * `--name=value` with their quotes removed, the arguments), and words are expanded as its shell lexer expands
  * them (quotes, escapes, $VAR, ${VAR}, ${VAR:-word}, ${VAR:+word}). Where the engine would know a value we do
  * not (a base image's environment), the lookup says so and the expansion reports it unresolved instead of

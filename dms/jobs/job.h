@@ -17,8 +17,8 @@
 
 #include <dms/error.h>
 
-#define JOB_ID_HEX_BYTES      6 /* ids are "j" + 12 hex characters */
-#define JOB_ID_SIZE           16
+#define JOB_ID_HEX_BYTES 6 /* ids are "j" + 12 hex characters */
+#define JOB_ID_SIZE      16
 /* A build job's id (its step executions carry it as their job id); a droid's id is plain hex. */
 #define JOB_ID_IS(id)         ((id) && (id)[0] == 'j')
 #define JOB_REF_ID_MAX        64 /* project_id, deployment_id: [A-Za-z0-9][A-Za-z0-9_.-]* */

@@ -20,8 +20,8 @@
 
 int jobrun_dir(const app *a, const char *id, const char *sub, char *buf, size_t size)
 {
-    return dmsu_snprintf_ok(buf, size, "%s/jobs/%s%s%s", a->cfg.data_dir, id, sub ? "/" : "", sub ? sub : "") <
-                   0
+    return dmsu_snprintf_ok(buf, size, "%s/jobs/%s%s%s", a->cfg.data_dir, id, sub ? "/" : "",
+                            sub ? sub : "") < 0
                ? -DMS_E_INVALID
                : 0;
 }

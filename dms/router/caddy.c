@@ -111,8 +111,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     return size * n;
 }
 
-int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status, dmsu_buf *resp,
-                dms_error *err)
+int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status,
+                dmsu_buf *resp, dms_error *err)
 {
     CURL *h = curl_easy_init();
     if (!h)

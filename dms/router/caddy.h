@@ -51,8 +51,8 @@ pid_t caddy_pid(const caddy *c);
 
 /* One admin API call. body may be NULL (no body). *status: the HTTP status; resp (may be NULL) gets the body.
  * UNAVAILABLE when nothing answers on the admin address. */
-int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status, dmsu_buf *resp,
-                dms_error *err);
+int caddy_admin(caddy *c, const char *method, const char *path, const char *body, long *status,
+                dmsu_buf *resp, dms_error *err);
 
 /* Stops the Caddy we run or adopted: SIGTERM, SIGKILL after CADDY_STOP_GRACE_MS. */
 void caddy_stop(caddy *c);

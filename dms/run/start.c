@@ -33,8 +33,7 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
     snprintf(pa->exec_id, sizeof(pa->exec_id), "%s-r%lld-%lld", d->id, (long long)d->want_release,
              (long long)d->run_seq);
     /* Recorded before the start: a crash right after it still knows this run (reconciliation cancels it). */
-    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dms_now_ns(), err)) <
-        0)
+    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dms_now_ns(), err)) < 0)
         return r;
     if (d->state != DROID_STARTING) {
         char why[96];

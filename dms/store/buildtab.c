@@ -128,11 +128,11 @@ int store_builds_supersede(store *s, const char *droid_id, dms_error *err)
 int store_builds_cancel_queued(store *s, const char *droid_id, const char *reason, int *n, dms_error *err)
 {
     LOCK_DB(s, l);
-    int r = sqlutil_query(l.db, "cancel builds",
-                          "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
-                          " status='queued'",
-                          SQL_ARGS(SQL_TEXT(reason), SQL_INT(dms_now_ns()), SQL_TEXT(droid_id)), NULL, NULL,
-                          err);
+    int r =
+        sqlutil_query(l.db, "cancel builds",
+                      "UPDATE builds SET status='cancelled', reason=?, finished_ns=? WHERE droid_id=? AND"
+                      " status='queued'",
+                      SQL_ARGS(SQL_TEXT(reason), SQL_INT(dms_now_ns()), SQL_TEXT(droid_id)), NULL, NULL, err);
     if (r < 0)
         return r;
     if (n)

@@ -1,7 +1,7 @@
-/* adopt.c - executions this process did not start: after a restart (recover), or started by another process (a
- * CLI that started a job and exited). The execution dir holds the truth (spec.json, the capture, result.json);
- * owner.lock says whether a live process is capturing it. We take ownership only when nobody holds the lock, and
- * never call start on an exited container: that would run the job a second time. */
+/* adopt.c - executions this process did not start: after a restart (recover), or started by another process
+ * (a CLI that started a job and exited). The execution dir holds the truth (spec.json, the capture,
+ * result.json); owner.lock says whether a live process is capturing it. We take ownership only when nobody
+ * holds the lock, and never call start on an exited container: that would run the job a second time. */
 #include "docker.h"
 
 #include <dirent.h>
@@ -73,7 +73,8 @@ void docker_load_spec(docker_handler *h)
             h->log_cap = v;
         h->keep_container = json_is_true(json_object_get(rq, "keep_container"));
         h->init = json_is_true(json_object_get(rq, "init"));
-        h->memory_bytes = json_integer_value(json_object_get(json_object_get(rq, "resources"), "memory_bytes"));
+        h->memory_bytes =
+            json_integer_value(json_object_get(json_object_get(rq, "resources"), "memory_bytes"));
         const char *job = json_string_value(json_object_get(rq, "job_id"));
         if (job)
             snprintf(h->job_id, sizeof(h->job_id), "%s", job);
@@ -107,8 +108,8 @@ static int adopt_finished(docker_executor *ex, docker_handler *h, dms_error *err
     return 0;
 }
 
-/* Events about the container from before we listened (an oom, a kill by someone else): the engine keeps recent
- * ones, and since/until make the stream end. Best effort: without them we still have State. */
+/* Events about the container from before we listened (an oom, a kill by someone else): the engine keeps
+ * recent ones, and since/until make the stream end. Best effort: without them we still have State. */
 typedef struct replay_ctx {
     docker_handler *h;
     dmsu_buf line;
@@ -153,8 +154,8 @@ static void replay_events(docker_executor *ex, docker_handler *h, int64_t since_
     replay_ctx rc = {.h = h, .line = {.max = 64 * 1024}};
     docker_response resp;
     dms_error e;
-    docker_call_stream(&ex->client, "GET", path, NULL, NULL, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL, replay_sink, &rc,
-                       &resp, &e);
+    docker_call_stream(&ex->client, "GET", path, NULL, NULL, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, NULL,
+                       replay_sink, &rc, &resp, &e);
     dmsu_buf_free(&rc.line);
     dmsu_buf_free(&resp.body);
 }
@@ -182,8 +183,8 @@ static int adopt_live(docker_executor *ex, docker_handler *h, dms_error *err)
     if (!owner || strcmp(owner, ex->id) != 0) {
         json_decref(j);
         return dms_error_set(err, DMS_E_CONFLICT, "execution_id",
-                             "container %s exists but does not carry io.dms.executor=%s; not touching it", h->name,
-                             ex->id);
+                             "container %s exists but does not carry io.dms.executor=%s; not touching it",
+                             h->name, ex->id);
     }
     json_t *st = json_object_get(j, "State");
     bool running = json_is_true(json_object_get(st, "Running"));
@@ -239,7 +240,8 @@ int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, d
     if (*out)
         return 1;
     /* Adoption is serialised (a dedicated lock, so it blocks only other adoptions): two threads adopting one
-     * execution would otherwise race for its owner.lock, and the loser would take this very process for another. */
+     * execution would otherwise race for its owner.lock, and the loser would take this very process for
+     * another. */
     pthread_mutex_lock(&ex->adopt_lock);
     int r = get_locked(ex, exec_id, out, err);
     pthread_mutex_unlock(&ex->adopt_lock);
@@ -263,8 +265,8 @@ static int get_locked(docker_executor *ex, const char *exec_id, docker_handler *
         json_decref(j);
         if (r == -DMS_E_NOT_FOUND) {
             docker_handler_unref(h);
-            return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "no execution %s in executor %s", exec_id,
-                                 ex->id);
+            return dms_error_set(err, DMS_E_NOT_FOUND, "execution_id", "no execution %s in executor %s",
+                                 exec_id, ex->id);
         }
         if (r < 0) {
             docker_handler_unref(h);
@@ -491,7 +493,8 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
         }
         docker_handler_unref(h);
     } else {
-        /* Owned by another live process: the engine says where it stands (no container yet: still preparing). */
+        /* Owned by another live process: the engine says where it stands (no container yet: still preparing).
+         */
         out->state = DMS_STATE_PREPARING;
         char dir[PATH_MAX];
         docker_exec_dir(ex, exec_id, dir);

@@ -1,10 +1,10 @@
 /* build.c - images: presence, pulls and builds.
  *
- * Pull and build answer 200 and then report failure in-band as NDJSON (docs/engine-notes.md §2): every line is parsed and
- * an `error` key is a failure. For a build, errorDetail.code is the exit code of the user's RUN step: the user's
- * fault (BUILD_FAILED, not retryable), as is a Dockerfile the engine cannot find or parse, or a base image that is
- * neither local nor pullable. The engine failing or going away is ours (ENGINE/UNAVAILABLE, retryable). Cancelling
- * a build closes the connection, which stops it at the engine. */
+ * Pull and build answer 200 and then report failure in-band as NDJSON (docs/engine-notes.md §2): every line
+ * is parsed and an `error` key is a failure. For a build, errorDetail.code is the exit code of the user's RUN
+ * step: the user's fault (BUILD_FAILED, not retryable), as is a Dockerfile the engine cannot find or parse,
+ * or a base image that is neither local nor pullable. The engine failing or going away is ours
+ * (ENGINE/UNAVAILABLE, retryable). Cancelling a build closes the connection, which stops it at the engine. */
 #include "docker.h"
 
 #include <ctype.h>
@@ -17,15 +17,17 @@
 
 #include "tar.h"
 
-#define NDJSON_LINE_MAX (1024 * 1024)     /* an engine message; its "stream" text is at most 32 KiB, escaped */
-#define BUILD_LINE_MAX_BYTES (64 * 1024) /* a line of build output longer than this is passed on in pieces */
-#define BUILD_CPU_PERIOD_US 100000       /* the kernel's default CFS period; the quota is cpu_millis of it */
-#define SIGKILL_EXIT_CODE 137            /* 128 + SIGKILL: how a shell reports a step the kernel killed */
-#define BYTES_PER_MIB (1024 * 1024)
-#define BUILD_DIR "builds"
-#define DOCKERFILE_MAX_BYTES (1024 * 1024)
+/* An engine message; its "stream" text is at most 32 KiB, escaped. */
+#define NDJSON_LINE_MAX (1024 * 1024)
+/* A line of build output longer than this is passed on in pieces. */
+#define BUILD_LINE_MAX_BYTES    (64 * 1024)
+#define BUILD_CPU_PERIOD_US     100000 /* the kernel's default CFS period; the quota is cpu_millis of it */
+#define SIGKILL_EXIT_CODE       137    /* 128 + SIGKILL: how a shell reports a step the kernel killed */
+#define BYTES_PER_MIB           (1024 * 1024)
+#define BUILD_DIR               "builds"
+#define DOCKERFILE_MAX_BYTES    (1024 * 1024)
 #define STEP_IMAGE_REMOVE_TRIES 20
-#define STEP_IMAGE_RETRY_MS 250
+#define STEP_IMAGE_RETRY_MS     250
 /* The Dockerfile the engine builds, added to the context under this name by us (a file of the tree with this
  * name is left out): our labelled copy, or the host's own text. */
 #define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile"
@@ -107,12 +109,14 @@ int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort,
     docker_split_image_ref(ref, name, tag);
     _cleanup_free_ char *en = docker_escape(name), *et = docker_escape(tag);
     char p[1024];
-    snprintf(p, sizeof(p), "/images/create?fromImage=%s%s%s", en ? en : "", tag[0] ? "&tag=" : "", tag[0] && et ? et : "");
+    snprintf(p, sizeof(p), "/images/create?fromImage=%s%s%s", en ? en : "", tag[0] ? "&tag=" : "",
+             tag[0] && et ? et : "");
     dms_logf(ex->host, DMS_LOG_INFO, "op=pull image=%s msg=\"not present locally; pulling\"", ref);
     pull_ctx pc = {.ex = ex};
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = pull_line, .ud = &pc};
     docker_response resp;
-    int r = docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, abort, ndjson_feed, &nj, &resp, err);
+    int r =
+        docker_call_stream(&ex->client, "POST", p, NULL, NULL, NULL, 0, abort, ndjson_feed, &nj, &resp, err);
     dmsu_buf_free(&nj.line);
     if (r == -DMS_E_CANCELLED) {
         dmsu_buf_free(&resp.body);
@@ -149,11 +153,12 @@ typedef struct build_ctx {
     dms_build_output_fn out;
     void *userdata;
     char image_id[80];
-    char last_step[80];  /* the image the last finished step made (" ---> <id>"), for cleaning up a failed build */
+    char last_step[80]; /* the image the last finished step made (" ---> <id>"), for cleaning up a failed
+                           build */
     char error[DMS_ERROR_MSG_MAX];
     bool user_fault;
     long long step_exit; /* errorDetail.code: the failed RUN step's exit code */
-    dmsu_buf text;        /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
+    dmsu_buf text;       /* partial "stream" line, at most BUILD_LINE_MAX_BYTES */
     bool split_said;
     int fd;
 } build_ctx;
@@ -174,8 +179,8 @@ static void note_step_image(build_ctx *bc, const char *line, size_t len)
 }
 
 /* Whether id is a step image of one of our builds: it carries our executor label and no tag. The step a build
- * was at may be its FROM, whose " ---> <id>" is the base image (a stack image, or the user's own release): never
- * that one. */
+ * was at may be its FROM, whose " ---> <id>" is the base image (a stack image, or the user's own release):
+ * never that one. */
 static bool is_our_step_image(docker_executor *ex, const char *id)
 {
     char p[160];
@@ -193,9 +198,9 @@ static bool is_our_step_image(docker_executor *ex, const char *id)
     return ours;
 }
 
-/* A build that failed or was cancelled leaves the image of its last finished step behind, untagged. Removing it
- * (without force) takes its untagged ancestors with it and leaves anything another image uses. false when the
- * engine still refused it after the tries (a busy engine): the caller hands it to the host. */
+/* A build that failed or was cancelled leaves the image of its last finished step behind, untagged. Removing
+ * it (without force) takes its untagged ancestors with it and leaves anything another image uses. false when
+ * the engine still refused it after the tries (a busy engine): the caller hands it to the host. */
 static bool remove_step_image(docker_executor *ex, const char *id)
 {
     if (!id[0] || !is_our_step_image(ex, id))
@@ -214,7 +219,8 @@ static bool remove_step_image(docker_executor *ex, const char *id)
             return true;
         usleep(STEP_IMAGE_RETRY_MS * 1000);
     }
-    dms_logf(ex->host, DMS_LOG_WARN, "op=build msg=\"left image %s behind: still in use; handed to the host\"", id);
+    dms_logf(ex->host, DMS_LOG_WARN,
+             "op=build msg=\"left image %s behind: still in use; handed to the host\"", id);
     return false;
 }
 
@@ -280,8 +286,9 @@ static void emit_lines(build_ctx *bc, dms_stream_type stream, const char *s, siz
 
 static bool is_base_image_failure(const char *msg)
 {
-    return strstr(msg, "pull access denied") || strstr(msg, "failed to resolve") || strstr(msg, "no such host") ||
-           strstr(msg, "manifest unknown") || strstr(msg, "repository does not exist") || strstr(msg, "not found");
+    return strstr(msg, "pull access denied") || strstr(msg, "failed to resolve") ||
+           strstr(msg, "no such host") || strstr(msg, "manifest unknown") ||
+           strstr(msg, "repository does not exist") || strstr(msg, "not found");
 }
 
 static int build_line(void *ud, json_t *j)
@@ -304,9 +311,9 @@ static int build_line(void *ud, json_t *j)
         snprintf(bc->error, sizeof(bc->error), "%s", e);
         /* errorDetail.code is the exit code of a RUN step: the user's Dockerfile failed. */
         bc->step_exit = json_integer_value(json_object_get(detail, "code"));
-        bc->user_fault = bc->step_exit != 0 || is_base_image_failure(e) ||
-                         strstr(e, "dockerfile") || strstr(e, "Dockerfile") || strstr(e, "COPY failed") ||
-                         strstr(e, "ADD failed") || strstr(e, "returned a non-zero code");
+        bc->user_fault = bc->step_exit != 0 || is_base_image_failure(e) || strstr(e, "dockerfile") ||
+                         strstr(e, "Dockerfile") || strstr(e, "COPY failed") || strstr(e, "ADD failed") ||
+                         strstr(e, "returned a non-zero code");
         emit_lines(bc, DMS_STREAM_STDOUT, "", 0, true);
         if (bc->out)
             bc->out(bc->userdata, DMS_STREAM_STDERR, e, strlen(e));
@@ -314,7 +321,8 @@ static int build_line(void *ud, json_t *j)
     return 0;
 }
 
-/* A step killed by SIGKILL (exit 137) under a memory limit most likely ran out of it: say what the limit was. */
+/* A step killed by SIGKILL (exit 137) under a memory limit most likely ran out of it: say what the limit was.
+ */
 static const char *killed_hint(const build_ctx *bc, const dms_build_request *req, char *buf, size_t n)
 {
     if (bc->step_exit != SIGKILL_EXIT_CODE || req->memory_bytes <= 0)
@@ -445,7 +453,8 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
 {
     docker_executor *ex = cookie;
     int r;
-    build_ctx bc = {.ex = ex, .out = out, .userdata = userdata, .text = {.max = BUILD_LINE_MAX_BYTES}, .fd = -1};
+    build_ctx bc = {
+        .ex = ex, .out = out, .userdata = userdata, .text = {.max = BUILD_LINE_MAX_BYTES}, .fd = -1};
     int64_t bytes = 0;
     _cleanup_free_ char *df_text = NULL, *df_labelled = NULL;
     size_t df_len = 0;
@@ -473,7 +482,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(LABELLED_DOCKERFILE);
     _cleanup_free_ char *path =
         dmsu_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s", et ? et : "",
-                          ed ? ed : "", el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "");
+                           ed ? ed : "", el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "");
     char limits[160];
     build_limits_query(req, limits, sizeof(limits));
     _cleanup_free_ char *url = path ? dmsu_strdup_printf("%s%s", path, limits) : NULL;
@@ -486,8 +495,8 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     ndjson nj = {.line = {.max = NDJSON_LINE_MAX}, .on_line = build_line, .ud = &bc};
     docker_response resp;
     docker_abort ab = {.token = cancel};
-    r = docker_call_stream(&ex->client, "POST", url, "application/x-tar", tar_source, &bc, 0, &ab, ndjson_feed, &nj,
-                           &resp, err);
+    r = docker_call_stream(&ex->client, "POST", url, "application/x-tar", tar_source, &bc, 0, &ab,
+                           ndjson_feed, &nj, &resp, err);
     close(bc.fd);
     emit_lines(&bc, DMS_STREAM_STDOUT, "", 0, true);
     note_dropped_messages(&bc, nj.dropped);
@@ -501,8 +510,8 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if (r == 0 && resp.status != 200) {
         char msg[DMS_ERROR_MSG_MAX];
         docker_response_message(&resp, msg, sizeof(msg));
-        bool user = strstr(msg, "ockerfile") || strstr(msg, "parse error") || strstr(msg, "unknown instruction") ||
-                    resp.status == 400;
+        bool user = strstr(msg, "ockerfile") || strstr(msg, "parse error") ||
+                    strstr(msg, "unknown instruction") || resp.status == 400;
         if (out)
             out(userdata, DMS_STREAM_STDERR, msg, strlen(msg));
         r = dms_error_set(err, user ? DMS_E_BUILD_FAILED : DMS_E_ENGINE, NULL, "build %s: %s (HTTP %ld)",
@@ -516,16 +525,19 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
         char hint[96];
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))
-                return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile",
-                                     "build %s: a base image is not present locally and could not be pulled: %s",
-                                     req->build_id, bc.error);
-            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s%s", req->build_id, bc.error,
-                                 killed_hint(&bc, req, hint, sizeof(hint)));
+                return dms_error_set(
+                    err, DMS_E_BUILD_FAILED, "dockerfile",
+                    "build %s: a base image is not present locally and could not be pulled: %s",
+                    req->build_id, bc.error);
+            return dms_error_set(err, DMS_E_BUILD_FAILED, NULL, "build %s failed: %s%s", req->build_id,
+                                 bc.error, killed_hint(&bc, req, hint, sizeof(hint)));
         }
-        return dms_error_set(err, DMS_E_ENGINE, NULL, "build %s: the engine failed: %s", req->build_id, bc.error);
+        return dms_error_set(err, DMS_E_ENGINE, NULL, "build %s: the engine failed: %s", req->build_id,
+                             bc.error);
     }
     if (!bc.image_id[0])
-        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "build %s: the engine reported no image id", req->build_id);
+        return dms_error_set(err, DMS_E_PROTOCOL, NULL, "build %s: the engine reported no image id",
+                             req->build_id);
     snprintf(result->image_id, sizeof(result->image_id), "%s", bc.image_id);
     return 0;
 }
@@ -552,8 +564,8 @@ int docker_image_info(void *cookie, const char *image, dms_image_info *out, dms_
     dmsu_buf_free(&resp.body);
     if (!j)
         return -DMS_E_PROTOCOL;
-    const char *owner =
-        json_string_value(json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
+    const char *owner = json_string_value(
+        json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), DMS_LABEL_EXECUTOR));
     out->present = true;
     out->ours = owner && strcmp(owner, ex->id) == 0;
     snprintf(out->id, sizeof(out->id), "%s", json_string_value(json_object_get(j, "Id")));
@@ -604,8 +616,8 @@ int docker_remove_volume(void *cookie, const char *name, dms_error *err)
     bool ours = owner && strcmp(owner, ex->id) == 0;
     json_decref(j);
     if (!ours)
-        return dms_error_set(err, DMS_E_NOT_OURS, "name", "volume %s does not carry %s=%s; not removing it", name,
-                             DMS_LABEL_EXECUTOR, ex->id);
+        return dms_error_set(err, DMS_E_NOT_OURS, "name", "volume %s does not carry %s=%s; not removing it",
+                             name, DMS_LABEL_EXECUTOR, ex->id);
     r = docker_call(&ex->client, "DELETE", p, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, err);
     if (r == 0 && resp.status != 204 && resp.status != 404) {
         char what[160];

@@ -1,7 +1,8 @@
 /* client.c - blocking Engine API calls over the unix socket, and what their failures mean to a user.
  *
- * docs/engine-notes.md §1: CURLOPT_UNIX_SOCKET_PATH plus a URL that still names a host; never CURLOPT_FAILONERROR (the
- * daemon's {"message"} is the error users need); status from CURLINFO_RESPONSE_CODE; every body capped. */
+ * docs/engine-notes.md §1: CURLOPT_UNIX_SOCKET_PATH plus a URL that still names a host; never
+ * CURLOPT_FAILONERROR (the daemon's {"message"} is the error users need); status from CURLINFO_RESPONSE_CODE;
+ * every body capped. */
 #include "client.h"
 
 #include <errno.h>
@@ -54,8 +55,8 @@ void docker_diagnose_socket(const docker_client *c, char *buf, size_t n, int *er
     *errnum = 0;
     if (stat(c->socket_path, &st) != 0) {
         *errnum = errno;
-        snprintf(buf, n, "socket %s: %s (is dockerd running? start it with scripts/docker-up)", c->socket_path,
-                 strerror(errno));
+        snprintf(buf, n, "socket %s: %s (is dockerd running? start it with scripts/docker-up)",
+                 c->socket_path, strerror(errno));
         return;
     }
     if (!S_ISSOCK(st.st_mode)) {
@@ -69,12 +70,14 @@ void docker_diagnose_socket(const docker_client *c, char *buf, size_t n, int *er
     if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         *errnum = errno;
         if (errno == EACCES)
-            snprintf(buf, n, "socket %s: permission denied (run as root or join the docker group)", c->socket_path);
+            snprintf(buf, n, "socket %s: permission denied (run as root or join the docker group)",
+                     c->socket_path);
         else
-            snprintf(buf, n, "socket %s: %s (a stale socket? is dockerd running? scripts/docker-up)", c->socket_path,
-                     strerror(errno));
+            snprintf(buf, n, "socket %s: %s (a stale socket? is dockerd running? scripts/docker-up)",
+                     c->socket_path, strerror(errno));
     } else {
-        snprintf(buf, n, "socket %s accepts connections but does not answer as a Docker engine", c->socket_path);
+        snprintf(buf, n, "socket %s accepts connections but does not answer as a Docker engine",
+                 c->socket_path);
     }
     if (fd >= 0)
         close(fd);
@@ -172,10 +175,10 @@ static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return docker_abort_requested(cc->abort) ? 1 : 0;
 }
 
-static int perform(docker_client *c, const char *method, const char *url, const char *body, const char *content_type,
-                   docker_source_fn source, void *source_ud, long timeout_ms, const docker_abort *abort,
-                   docker_sink_fn sink, void *sink_ud, docker_response *resp, struct curl_slist *extra_headers,
-                   dms_error *err)
+static int perform(docker_client *c, const char *method, const char *url, const char *body,
+                   const char *content_type, docker_source_fn source, void *source_ud, long timeout_ms,
+                   const docker_abort *abort, docker_sink_fn sink, void *sink_ud, docker_response *resp,
+                   struct curl_slist *extra_headers, dms_error *err)
 {
     memset(resp, 0, sizeof(*resp));
     resp->body.max = sink ? DOCKER_ERROR_BODY_MAX_BYTES : DOCKER_BODY_MAX_BYTES;
@@ -184,8 +187,13 @@ static int perform(docker_client *c, const char *method, const char *url, const 
         return dms_error_set(err, DMS_E_NOMEM, NULL, "curl_easy_init failed");
     char errbuf[CURL_ERROR_SIZE];
     docker_easy_setup(h, c, errbuf);
-    call_ctx cc = {.resp = resp, .sink = sink, .sink_ud = sink_ud, .source = source, .source_ud = source_ud,
-                   .abort = abort, .h = h};
+    call_ctx cc = {.resp = resp,
+                   .sink = sink,
+                   .sink_ud = sink_ud,
+                   .source = source,
+                   .source_ud = source_ud,
+                   .abort = abort,
+                   .h = h};
     struct curl_slist *headers = extra_headers;
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
@@ -238,17 +246,20 @@ static int perform(docker_client *c, const char *method, const char *url, const 
     if (cc.sink_error)
         return cc.sink_error;
     if (rc == CURLE_ABORTED_BY_CALLBACK)
-        return dms_error_set(err, DMS_E_CANCELLED, NULL, "%s %s: cancelled", method, url + strlen("http://localhost"));
+        return dms_error_set(err, DMS_E_CANCELLED, NULL, "%s %s: cancelled", method,
+                             url + strlen("http://localhost"));
     if (rc == CURLE_OPERATION_TIMEDOUT)
-        return dms_error_set(err, DMS_E_TIMEOUT, NULL, "%s %s: no answer from the Docker engine within %ld ms", method,
+        return dms_error_set(err, DMS_E_TIMEOUT, NULL,
+                             "%s %s: no answer from the Docker engine within %ld ms", method,
                              url + strlen("http://localhost"), timeout_ms);
     if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_GOT_NOTHING ||
         rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR || rc == CURLE_WEIRD_SERVER_REPLY) {
         char why[300];
         int e;
         if (resp->status > 0 && (rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
-            int r = dms_error_set(err, DMS_E_ENGINE, NULL, "%s %s: the Docker engine dropped the connection (%s)",
-                                  method, url + strlen("http://localhost"), errbuf[0] ? errbuf : curl_easy_strerror(rc));
+            int r = dms_error_set(
+                err, DMS_E_ENGINE, NULL, "%s %s: the Docker engine dropped the connection (%s)", method,
+                url + strlen("http://localhost"), errbuf[0] ? errbuf : curl_easy_strerror(rc));
             if (err)
                 err->retryable = true;
             return r;
@@ -327,9 +338,10 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
     int e = 0;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         dmsu_buf_free(&body);
-        return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
-                             "socket %s did not answer /_ping within %ld ms: not a Docker engine, or a hung one",
-                             c->socket_path, timeout_ms);
+        return dms_error_set(
+            err, DMS_E_UNAVAILABLE, NULL,
+            "socket %s did not answer /_ping within %ld ms: not a Docker engine, or a hung one",
+            c->socket_path, timeout_ms);
     }
     if (rc != CURLE_OK) {
         dmsu_buf_free(&body);
@@ -342,9 +354,10 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
     bool ok = status == 200 && body.data && strncmp(body.data, "OK", 2) == 0;
     dmsu_buf_free(&body);
     if (!ok || !pc.version[0])
-        return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
-                             "socket %s answered /_ping with HTTP %ld and no Api-Version: not a Docker engine",
-                             c->socket_path, status);
+        return dms_error_set(
+            err, DMS_E_UNAVAILABLE, NULL,
+            "socket %s answered /_ping with HTTP %ld and no Api-Version: not a Docker engine", c->socket_path,
+            status);
     int theirs = api_minor(pc.version), ours = api_minor(DOCKER_API_VERSION_MAX);
     if (theirs < DOCKER_API_VERSION_MIN_MINOR)
         return dms_error_set(err, DMS_E_UNAVAILABLE, NULL,
@@ -353,8 +366,9 @@ int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err)
     pthread_mutex_lock(&c->lock);
     if (theirs < ours) {
         if (strcmp(c->api_version, pc.version) != 0)
-            dms_logf(c->host, DMS_LOG_WARN, "op=ping engine_api=%s our_api=%s msg=\"speaking the engine's older API\"",
-                     pc.version, DOCKER_API_VERSION_MAX);
+            dms_logf(c->host, DMS_LOG_WARN,
+                     "op=ping engine_api=%s our_api=%s msg=\"speaking the engine's older API\"", pc.version,
+                     DOCKER_API_VERSION_MAX);
         snprintf(c->api_version, sizeof(c->api_version), "%s", pc.version);
     } else {
         snprintf(c->api_version, sizeof(c->api_version), "%s", DOCKER_API_VERSION_MAX);
@@ -404,8 +418,8 @@ int docker_call_stream(docker_client *c, const char *method, const char *path, c
     int r = docker_url(c, url, sizeof(url), path, err);
     if (r < 0)
         return r;
-    return perform(c, method, url, NULL, content_type, source, source_ud, timeout_ms, abort, sink, sink_ud, resp,
-                   NULL, err);
+    return perform(c, method, url, NULL, content_type, source, source_ud, timeout_ms, abort, sink, sink_ud,
+                   resp, NULL, err);
 }
 
 const char *docker_response_message(const docker_response *resp, char *buf, size_t n)
@@ -446,7 +460,8 @@ int docker_error_from_response(const docker_response *resp, const char *what, dm
     default:
         code = DMS_E_ENGINE;
     }
-    return dms_error_set(err, code, NULL, "%s: %s (HTTP %ld)", what, msg[0] ? msg : "no message", resp->status);
+    return dms_error_set(err, code, NULL, "%s: %s (HTTP %ld)", what, msg[0] ? msg : "no message",
+                         resp->status);
 }
 
 json_t *docker_response_json(const docker_response *resp, const char *what, dms_error *err)
@@ -454,7 +469,7 @@ json_t *docker_response_json(const docker_response *resp, const char *what, dms_
     json_error_t jerr;
     json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &jerr);
     if (!j)
-        dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: the engine answered something that is not JSON: %s", what,
-                      jerr.text);
+        dms_error_set(err, DMS_E_PROTOCOL, NULL, "%s: the engine answered something that is not JSON: %s",
+                      what, jerr.text);
     return j;
 }

@@ -14,16 +14,17 @@
 
 #include "util.h"
 
-#define DOCKER_DEFAULT_SOCKET "/var/run/docker.sock"
-#define DOCKER_API_VERSION_MAX "1.41"   /* what we speak; we speak min(this, the daemon's) */
-#define DOCKER_API_VERSION_MIN_MINOR 25 /* the oldest we accept (1.25: NanoCpus, Mounts) */
-#define DOCKER_SOCKET_PATH_MAX 108      /* sun_path */
-#define DOCKER_CONNECT_TIMEOUT_MS 2000
+#define DOCKER_DEFAULT_SOCKET        "/var/run/docker.sock"
+#define DOCKER_API_VERSION_MAX       "1.41" /* what we speak; we speak min(this, the daemon's) */
+#define DOCKER_API_VERSION_MIN_MINOR 25     /* the oldest we accept (1.25: NanoCpus, Mounts) */
+#define DOCKER_SOCKET_PATH_MAX       108    /* sun_path */
+#define DOCKER_CONNECT_TIMEOUT_MS    2000
 #define DOCKER_SHORT_CALL_TIMEOUT_MS 30000
-#define DOCKER_PING_TIMEOUT_MS 2000
-#define DOCKER_CREATE_PING_TIMEOUT_MS 1000 /* at create only a hint (a warning): is_installed gives the verdict */
-#define DOCKER_STOP_MARGIN_MS 10000     /* HTTP timeout of stop = grace + this */
-#define DOCKER_BODY_MAX_BYTES (8 * 1024 * 1024)
+#define DOCKER_PING_TIMEOUT_MS       2000
+#define DOCKER_CREATE_PING_TIMEOUT_MS                                                                        \
+    1000 /* at create only a hint (a warning): is_installed gives the verdict */
+#define DOCKER_STOP_MARGIN_MS       10000 /* HTTP timeout of stop = grace + this */
+#define DOCKER_BODY_MAX_BYTES       (8 * 1024 * 1024)
 #define DOCKER_ERROR_BODY_MAX_BYTES (64 * 1024)
 
 typedef struct docker_client {
@@ -39,7 +40,8 @@ typedef struct docker_response {
 } docker_response;
 
 /* What may abort a long call: any of an in-process flag, a cancel token, or a marker file written by another
- * process (an execution's cancel file). Checked by libcurl's progress callback, about once a second when idle. */
+ * process (an execution's cancel file). Checked by libcurl's progress callback, about once a second when
+ * idle. */
 typedef struct docker_abort {
     const atomic_bool *flag;
     const dms_cancel_token *token;
@@ -52,19 +54,21 @@ typedef int (*docker_sink_fn)(void *ud, const char *data, size_t len);
 /* Body source for uploads (the build context): fill buf, return bytes (0 at the end) or negative to abort. */
 typedef long (*docker_source_fn)(void *ud, char *buf, size_t len);
 
-/* Resolves the socket from the executor options (host=unix://...) or DOCKER_HOST; INVALID for non-unix hosts. */
+/* Resolves the socket from the executor options (host=unix://...) or DOCKER_HOST; INVALID for non-unix hosts.
+ */
 int docker_client_init(docker_client *c, const dms_host_services *host, dms_error *err);
 void docker_client_destroy(docker_client *c);
 
 /* Pings the daemon (bounded by timeout_ms) and negotiates the API version; UNAVAILABLE with the reason. */
 int docker_client_ping(docker_client *c, long timeout_ms, dms_error *err);
 
-/* Builds "http://localhost/v<api>/<path>" into out (path starts with '/'). Negotiates the version first if needed. */
+/* Builds "http://localhost/v<api>/<path>" into out (path starts with '/'). Negotiates the version first if
+ * needed. */
 int docker_url(docker_client *c, char *out, size_t n, const char *path, dms_error *err);
 
 /* A blocking call. body: JSON text or NULL. timeout_ms 0 = none.
- * Fills resp (caller frees resp->body with dmsu_buf_free) for any HTTP status; returns negative only when no HTTP
- * answer came (UNAVAILABLE, TIMEOUT, CANCELLED, IO). */
+ * Fills resp (caller frees resp->body with dmsu_buf_free) for any HTTP status; returns negative only when no
+ * HTTP answer came (UNAVAILABLE, TIMEOUT, CANCELLED, IO). */
 int docker_call(docker_client *c, const char *method, const char *path, const char *body, long timeout_ms,
                 docker_response *resp, dms_error *err);
 
@@ -87,7 +91,8 @@ json_t *docker_response_json(const docker_response *resp, const char *what, dms_
 /* Sets up an easy handle for the socket (shared by client and loop). */
 void docker_easy_setup(CURL *h, const docker_client *c, char *errbuf);
 
-/* Explains why the socket cannot be used (missing, not a socket, permission, refused), for UNAVAILABLE messages. */
+/* Explains why the socket cannot be used (missing, not a socket, permission, refused), for UNAVAILABLE
+ * messages. */
 void docker_diagnose_socket(const docker_client *c, char *buf, size_t n, int *errnum);
 
 /* URL-encodes a query value. Caller frees. */

@@ -1,5 +1,6 @@
-/* demux.c - the multiplexed stream parser and Docker's log timestamps. A state machine that accepts any split:
- * an older C log parser assumed each 8-byte header arrives in one piece, and lost frames when it did not. */
+/* demux.c - the multiplexed stream parser and Docker's log timestamps. A state machine that accepts any
+ * split: an older C log parser assumed each 8-byte header arrives in one piece, and lost frames when it did
+ * not. */
 #include "demux.h"
 
 #include <string.h>
@@ -110,7 +111,8 @@ size_t docker_parse_timestamp(const char *s, size_t len, int64_t *ns)
     }
     if (i >= len || s[i] != ' ')
         return 0;
-    struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
+    struct tm tm = {
+        .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
     time_t t = timegm(&tm);
     *ns = ((int64_t)t - offset_s) * 1000000000LL + frac;
     return i + 1;

@@ -29,8 +29,9 @@
 #define DOCKER_EVENTS_RETRY_MAX_MS    10000
 #define DOCKER_ATTACH_WAIT_MS         10000 /* start waits this long for the attach to be in place */
 #define DOCKER_ATTACH_GRACE_MS        2000  /* after die, how long the attach may take to end */
-#define DOCKER_LOGS_REPASS_IDLE_MS    100 /* a /logs pass that brought nothing, job still running: retry after \
-                                           */
+#define DOCKER_LOGS_REPASS_IDLE_MS                                                                           \
+    100 /* a /logs pass that brought nothing, job still running: retry after                                 \
+         */
 #define DOCKER_PULL_IDLE_MS           120000 /* a pull that sends nothing this long is dead */
 #define DOCKER_CANCEL_WAIT_EXTRA_MS   30000  /* cancel waits grace + this for the end */
 #define DOCKER_FINISHED_KEEP          256 /* finished handlers kept in memory; older ones reload from disk */
@@ -97,7 +98,7 @@ struct docker_handler {
     bool capture_is_logs;      /* adopted: frames carry timestamps, skip what we have */
     uint64_t skip[3];          /* adopted: bytes per stream already captured */
     uint64_t pass_start_bytes; /* adopted: bytes captured when this /logs pass began */
-    dmsu_buf frame;             /* adopted: one frame being reassembled */
+    dmsu_buf frame;            /* adopted: one frame being reassembled */
     /* how it ends (under lock) */
     bool exited;
     bool lost;

@@ -1,9 +1,10 @@
-/* events.c - one subscription to GET /events per executor, filtered server-side by our executor label: die (with
- * the exit code), oom, kill and destroy as they happen, instead of polling. Measured here: `die` arrives about
- * 50 ms before POST /wait returns on the bridge network, a fifth of a trivial job's life.
+/* events.c - one subscription to GET /events per executor, filtered server-side by our executor label: die
+ * (with the exit code), oom, kill and destroy as they happen, instead of polling. Measured here: `die`
+ * arrives about 50 ms before POST /wait returns on the bridge network, a fifth of a trivial job's life.
  *
- * If the stream drops (daemon restart), it is re-opened with since=<last event> so that nothing is missed, with a
- * capped backoff; meanwhile every running job is inspected once so that an exit in the gap is not lost. */
+ * If the stream drops (daemon restart), it is re-opened with since=<last event> so that nothing is missed,
+ * with a capped backoff; meanwhile every running job is inspected once so that an exit in the gap is not
+ * lost. */
 #include "docker.h"
 
 #include <stdio.h>
@@ -110,7 +111,8 @@ static int events_data(void *ud, const char *data, size_t len)
         if (dmsu_buf_append(&ex->events_line, data, take) < 0)
             return -DMS_E_NOMEM;
         if (ex->events_line.overflow) {
-            dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"event longer than %d bytes dropped\"", EVENT_LINE_MAX);
+            dms_logf(ex->host, DMS_LOG_WARN, "op=events msg=\"event longer than %d bytes dropped\"",
+                     EVENT_LINE_MAX);
             dmsu_buf_reset(&ex->events_line);
         }
         if (!nl)
@@ -149,7 +151,8 @@ static void events_done(void *ud, int rc, long status, const char *body, size_t 
     set_events_state(ex, -1);
     if (atomic_load(&ex->shutting_down) || rc == -DMS_E_CANCELLED)
         return;
-    /* A stream that was up and dropped is news; an engine that is not there yet is said once, by whoever needs it. */
+    /* A stream that was up and dropped is news; an engine that is not there yet is said once, by whoever
+     * needs it. */
     dms_logf(ex->host, was_up ? DMS_LOG_WARN : DMS_LOG_INFO,
              "op=events msg=\"event stream ended (%s); reconnecting in %lld ms\"",
              rc < 0 && err ? err->message : "engine closed it", (long long)ex->events_retry_ms);
@@ -169,14 +172,16 @@ static void events_connect(docker_executor *ex)
 {
     char filter[256];
     /* Only what ends a job or says how: every other event of every container would be parsed for nothing. */
-    snprintf(filter, sizeof(filter),
-             "{\"type\":[\"container\"],\"event\":[\"die\",\"oom\",\"kill\",\"destroy\"],\"label\":[\"%s=%s\"]}",
-             DMS_LABEL_EXECUTOR, ex->id);
+    snprintf(
+        filter, sizeof(filter),
+        "{\"type\":[\"container\"],\"event\":[\"die\",\"oom\",\"kill\",\"destroy\"],\"label\":[\"%s=%s\"]}",
+        DMS_LABEL_EXECUTOR, ex->id);
     _cleanup_free_ char *ef = docker_escape(filter);
     char path[640];
     if (ex->events_last_ns > 0)
         snprintf(path, sizeof(path), "/events?filters=%s&since=%lld.%09lld", ef ? ef : "",
-                 (long long)(ex->events_last_ns / 1000000000LL), (long long)(ex->events_last_ns % 1000000000LL));
+                 (long long)(ex->events_last_ns / 1000000000LL),
+                 (long long)(ex->events_last_ns % 1000000000LL));
     else
         snprintf(path, sizeof(path), "/events?filters=%s", ef ? ef : "");
     ex->events_xfer = docker_loop_add(ex->loop, "GET", path, NULL, &events_cbs, ex, 0);
@@ -207,5 +212,6 @@ void docker_events_start(docker_executor *ex, bool wait_for_it)
     pthread_mutex_unlock(&ex->lock);
     if (st != 1)
         dms_logf(ex->host, DMS_LOG_WARN,
-                 "op=events msg=\"no event stream yet; exits will be learned from the engine state until it is up\"");
+                 "op=events msg=\"no event stream yet; exits will be learned from the engine state until it "
+                 "is up\"");
 }

@@ -1,8 +1,8 @@
 /* loop.c - the executor's event loop: a curl multi handle owned by one thread, fed through a command queue.
  *
  * Why one loop: waits and log follows are long-lived and mostly idle; a thread each would put hundreds of
- * threads in a host tracking hundreds of jobs. Cancelling is curl_multi_remove_handle() on this thread, which is
- * legal at any time outside a libcurl callback and stops only that transfer (docs/engine-notes.md §9). */
+ * threads in a host tracking hundreds of jobs. Cancelling is curl_multi_remove_handle() on this thread, which
+ * is legal at any time outside a libcurl callback and stops only that transfer (docs/engine-notes.md §9). */
 #include "loop.h"
 
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define LOOP_MAX_WAIT_MS 1000
-#define URL_MAX 4096
+#define URL_MAX          4096
 
 typedef struct xfer {
     uint64_t id;
@@ -148,8 +148,10 @@ static void finish(docker_loop *l, xfer *x, CURLcode rc)
         docker_diagnose_socket(l->client, why, sizeof(why), &e);
         r = dms_error_set(&err, DMS_E_UNAVAILABLE, NULL, "cannot reach the Docker engine: %s", why);
     } else if (rc != CURLE_OK)
-        r = dms_error_set(&err, DMS_E_ENGINE, NULL, "%s: %s", x->what, x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
-    x->cbs->on_done(x->ud, r, status, x->collected.data ? x->collected.data : "", x->collected.len, r ? &err : NULL);
+        r = dms_error_set(&err, DMS_E_ENGINE, NULL, "%s: %s", x->what,
+                          x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    x->cbs->on_done(x->ud, r, status, x->collected.data ? x->collected.data : "", x->collected.len,
+                    r ? &err : NULL);
 }
 
 static void start_xfer(docker_loop *l, xfer *x)
@@ -157,7 +159,8 @@ static void start_xfer(docker_loop *l, xfer *x)
     CURLMcode mc = curl_multi_add_handle(l->multi, x->h);
     if (mc != CURLM_OK) {
         dms_error err;
-        dms_error_set(&err, DMS_E_INTERNAL, NULL, "%s: curl_multi_add_handle: %s", x->what, curl_multi_strerror(mc));
+        dms_error_set(&err, DMS_E_INTERNAL, NULL, "%s: curl_multi_add_handle: %s", x->what,
+                      curl_multi_strerror(mc));
         x->cbs->on_done(x->ud, -DMS_E_INTERNAL, 0, "", 0, &err);
         xfer_free(x);
         return;

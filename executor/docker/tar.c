@@ -18,9 +18,9 @@
 
 #include "util.h"
 
-#define BLOCK 512
+#define BLOCK      512
 #define COPY_CHUNK (64 * 1024)
-#define MAX_DEPTH 64
+#define MAX_DEPTH  64
 
 typedef struct tar_ctx {
     int fd;
@@ -102,7 +102,8 @@ static int entry_header(tar_ctx *t, const char *name, char type, const struct st
     if (long_name || long_link) {
         dmsu_buf pax = {0};
         int r = 0;
-        if ((long_name && pax_record(&pax, "path", name) < 0) || (long_link && pax_record(&pax, "linkpath", link) < 0))
+        if ((long_name && pax_record(&pax, "path", name) < 0) ||
+            (long_link && pax_record(&pax, "linkpath", link) < 0))
             r = dms_error_set(t->err, DMS_E_NOMEM, NULL, "out of memory");
         if (r == 0)
             r = header(t, "././@PaxHeader", 'x', 0644, (int64_t)pax.len, st->st_mtime, NULL);

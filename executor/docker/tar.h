@@ -1,5 +1,6 @@
-/* executor/docker/tar.h - writes a directory as a tar stream (ustar, with pax headers for long names) into a file:
- * the build context. The top-level .git directory is left out (a clone's history is not build input). */
+/* executor/docker/tar.h - writes a directory as a tar stream (ustar, with pax headers for long names) into a
+ * file: the build context. The top-level .git directory is left out (a clone's history is not build input).
+ */
 #ifndef DOCKER_TAR_H
 #define DOCKER_TAR_H
 

@@ -1,4 +1,5 @@
-/* executor/docker/types.h - the Docker engine spec: a validated dms_exec_request mapped to Engine API JSON. */
+/* executor/docker/types.h - the Docker engine spec: a validated dms_exec_request mapped to Engine API JSON.
+ */
 #ifndef DOCKER_TYPES_H
 #define DOCKER_TYPES_H
 
@@ -11,15 +12,17 @@
 
 /* Log driver settings of job containers: we capture through attach, so the engine's own copy only serves
  * re-adoption after a restart; "local" is its cheapest driver and these bounds keep it small. */
-#define DOCKER_LOG_DRIVER "local"
+#define DOCKER_LOG_DRIVER   "local"
 #define DOCKER_LOG_MAX_SIZE "16m"
 #define DOCKER_LOG_MAX_FILE "2"
 
 /* Deterministic container name: dms-<executor>-<execution>. */
 void docker_container_name(char out[DOCKER_NAME_MAX], const char *executor_id, const char *execution_id);
 
-/* The labels object for a resource: managed, executor, backend, and job/execution/role when not NULL. New ref. */
-json_t *docker_labels(const char *executor_id, const char *job_id, const char *execution_id, const char *role);
+/* The labels object for a resource: managed, executor, backend, and job/execution/role when not NULL. New
+ * ref. */
+json_t *docker_labels(const char *executor_id, const char *job_id, const char *execution_id,
+                      const char *role);
 
 /* The body of POST /containers/create for a request. New reference, NULL on OOM. Docker-specific validation
  * (image required) is done by docker_validate_request(). */
@@ -29,7 +32,8 @@ int docker_validate_request(const dms_exec_request *req, dms_error *err);
 /* Seconds for stop?t= from a grace period in ms, rounded up (the wire takes whole seconds). */
 long docker_grace_seconds(int64_t grace_ms);
 
-/* Splits an image reference for POST /images/create: fromImage (name, or name@digest) and tag ("latest" default,
+/* Splits an image reference for POST /images/create: fromImage (name, or name@digest) and tag ("latest"
+ * default,
  * "" with a digest). Buffers of at least strlen(ref)+1. */
 void docker_split_image_ref(const char *ref, char *name, char *tag);
 

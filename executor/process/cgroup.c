@@ -1,11 +1,11 @@
 /* cgroup.c - per-execution cgroups for the process backend, v1 or v2, whichever this machine lets us write.
  *
  * Each controller (memory, pids, cpu) is looked up on its own, because "hybrid" machines (ours:
- * docs/engine-notes.md §8) mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in it. For
- * each controller we use the cgroup this process already lives in as the parent, never a directory above it:
- * whatever limits the host's own supervisor put on us keep applying to the workloads (systemd's delegation
- * rule). A controller counts as usable only if a probe child cgroup can really be created there and carries
- * the limit file.
+ * docs/engine-notes.md §8) mount memory/pids/cpu as v1 hierarchies and keep a v2 tree with no controllers in
+ * it. For each controller we use the cgroup this process already lives in as the parent, never a directory
+ * above it: whatever limits the host's own supervisor put on us keep applying to the workloads (systemd's
+ * delegation rule). A controller counts as usable only if a probe child cgroup can really be created there
+ * and carries the limit file.
  *
  * Also /proc/<pid>/stat parsing, which both the plugin and the shim need to tell a live process from a
  * recycled pid. */
@@ -249,7 +249,7 @@ static bool probe_dir(const char *base, int version, proc_cg_ctrl c)
     static int counter;
     char probe[PATH_MAX];
     if (dmsu_snprintf_ok(probe, sizeof(probe), "%s/%s%d.%d", base, PROC_CGROUP_PROBE_PREFIX, (int)getpid(),
-                        __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0)
+                         __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0)
         return false;
     if (mkdir(probe, 0755) != 0)
         return false;
@@ -284,10 +284,10 @@ void proc_cgroup_probe(proc_cgroups *out, char *why, size_t why_len)
         if (b->version == 0)
             b->dir[0] = '\0';
         dmsu_buf_printf(&summary, "%s%s=%s%s", c ? " " : "", cg_names[c],
-                       b->version == 1   ? "v1:"
-                       : b->version == 2 ? "v2:"
-                                         : "none",
-                       b->dir);
+                        b->version == 1   ? "v1:"
+                        : b->version == 2 ? "v2:"
+                                          : "none",
+                        b->dir);
     }
     if (why && why_len)
         snprintf(why, why_len, "%s", summary.data ? summary.data : "");

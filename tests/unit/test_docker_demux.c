@@ -1,4 +1,5 @@
-/* test_docker_demux.c - the multiplexed stream parser accepts any split, and Docker's log timestamps parse. */
+/* test_docker_demux.c - the multiplexed stream parser accepts any split, and Docker's log timestamps parse.
+ */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>

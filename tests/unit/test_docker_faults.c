@@ -1,9 +1,9 @@
-/* test_docker_faults.c - faults a real engine cannot be made to show, injected by a small fake engine on a unix
- * socket: a 500 on create, an in-band pull error, an attach dropped mid-stream, the event stream dropping. The happy
- * path is never tested here: that is what the feature suite does against the real engine.
+/* test_docker_faults.c - faults a real engine cannot be made to show, injected by a small fake engine on a
+ * unix socket: a 500 on create, an in-band pull error, an attach dropped mid-stream, the event stream
+ * dropping. The happy path is never tested here: that is what the feature suite does against the real engine.
  *
- * The fake speaks just enough HTTP/1.1: one thread per connection, one scripted answer per request, chosen by the
- * test's handler. Streaming answers (events, attach) keep the connection and write later. */
+ * The fake speaks just enough HTTP/1.1: one thread per connection, one scripted answer per request, chosen by
+ * the test's handler. Streaming answers (events, attach) keep the connection and write later. */
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
@@ -21,7 +21,7 @@
 #include <dms/executor.h>
 
 #define TEST_TIMEOUT_S 30
-#define FAKE_EXEC_ID "faults"
+#define FAKE_EXEC_ID   "faults"
 
 typedef struct fake fake;
 typedef struct conn {
@@ -41,7 +41,7 @@ struct fake {
     pthread_t th;
     atomic_bool stop;
     fake_handler handler;
-    bool handler_pings;     /* the handler answers /_ping itself (to play a socket that is not Docker) */
+    bool handler_pings; /* the handler answers /_ping itself (to play a socket that is not Docker) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int events_fd;          /* the held /events connection, -1 when none */
@@ -63,8 +63,8 @@ static void send_all(int fd, const char *s, size_t n)
     }
 }
 
-/* The API version the fake engine announces (a test may play an older or newer engine; each test runs in its own
- * process), and the version of the last versioned request it got. */
+/* The API version the fake engine announces (a test may play an older or newer engine; each test runs in its
+ * own process), and the version of the last versioned request it got. */
 static const char *fake_api = "1.41";
 static char fake_seen_version[16];
 
@@ -72,8 +72,9 @@ static void respond(conn *c, int status, const char *ctype, const char *body)
 {
     char head[256];
     size_t bl = body ? strlen(body) : 0;
-    snprintf(head, sizeof(head), "HTTP/1.1 %d X\r\nContent-Type: %s\r\nApi-Version: %s\r\nContent-Length: %zu\r\n\r\n",
-             status, ctype ? ctype : "application/json", fake_api, bl);
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 %d X\r\nContent-Type: %s\r\nApi-Version: %s\r\nContent-Length: %zu\r\n\r\n", status,
+             ctype ? ctype : "application/json", fake_api, bl);
     send_all(c->fd, head, strlen(head));
     if (bl)
         send_all(c->fd, body, bl);
@@ -82,8 +83,9 @@ static void respond(conn *c, int status, const char *ctype, const char *body)
 /* Starts a chunked stream (events) or a raw hijacked one (attach). */
 static void stream_head(conn *c, bool chunked)
 {
-    const char *h = chunked ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            : "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n";
+    const char *h =
+        chunked ? "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n";
     send_all(c->fd, h, strlen(h));
 }
 
@@ -99,8 +101,14 @@ static void chunk(int fd, const char *s)
 static void frame(int fd, int type, const char *payload)
 {
     size_t len = strlen(payload);
-    unsigned char h[8] = {(unsigned char)type, 0, 0, 0, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char h[8] = {(unsigned char)type,
+                          0,
+                          0,
+                          0,
+                          (unsigned char)(len >> 24),
+                          (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 8),
+                          (unsigned char)len};
     send_all(fd, (const char *)h, 8);
     send_all(fd, payload, len);
 }
@@ -250,8 +258,9 @@ static bool common(fake *f, conn *c)
     }
     if (!strncmp(c->path, "/containers/", 12) && strstr(c->path, "/json") && !strcmp(c->method, "GET")) {
         /* Still running, as far as the engine knows (the end comes as a die event). */
-        respond(c, 200, NULL, "{\"Id\":\"c0ffee\",\"State\":{\"Status\":\"running\",\"Running\":true,"
-                              "\"ExitCode\":0,\"OOMKilled\":false}}");
+        respond(c, 200, NULL,
+                "{\"Id\":\"c0ffee\",\"State\":{\"Status\":\"running\",\"Running\":true,"
+                "\"ExitCode\":0,\"OOMKilled\":false}}");
         return false;
     }
     if (!strcmp(c->method, "DELETE")) {
@@ -304,8 +313,9 @@ static char *cmd_true[] = {"true", NULL};
 
 static dms_exec_request request(const char *exec_id)
 {
-    dms_exec_request r = {.job_id = "j", .execution_id = exec_id, .engine = {.image = "dms-test/busybox:latest",
-                                                                             .cmd = cmd_true}};
+    dms_exec_request r = {.job_id = "j",
+                          .execution_id = exec_id,
+                          .engine = {.image = "dms-test/busybox:latest", .cmd = cmd_true}};
     return r;
 }
 
@@ -318,8 +328,8 @@ static void start_and_see_version(const char *engine_api, const char *want)
     env_open(&e, common);
     dms_error err = {0};
     ck_assert_msg(dms_executor_is_installed(e.ex, &err), "%s", err.message);
-    /* Every request the start makes (image inspect, create, ...) carries the version; the fake does not script a
-     * whole run, so how the start ends does not matter here. */
+    /* Every request the start makes (image inspect, create, ...) carries the version; the fake does not
+     * script a whole run, so how the start ends does not matter here. */
     dms_exec_request req = request("ev1");
     dms_executor_start(e.ex, &req, &err);
     pthread_mutex_lock(&e.f->lock);
@@ -398,7 +408,8 @@ static bool pull_inband(fake *f, conn *c)
     }
     if (!strncmp(c->path, "/images/create", 14)) {
         respond(c, 200, NULL,
-                "{\"status\":\"Pulling from dms-test/busybox\"}\n{\"errorDetail\":{\"message\":\"toomanyrequests: rate "
+                "{\"status\":\"Pulling from "
+                "dms-test/busybox\"}\n{\"errorDetail\":{\"message\":\"toomanyrequests: rate "
                 "limit\"},\"error\":\"toomanyrequests: rate limit\"}\n");
         return false;
     }
@@ -412,7 +423,8 @@ START_TEST(test_pull_error_in_band_is_an_image_error_naming_the_cause)
     dms_exec_request req = request("epull");
     dms_error err = {0};
     ck_assert_int_eq(dms_executor_start(e.ex, &req, &err), -DMS_E_IMAGE);
-    ck_assert_msg(strstr(err.message, "not present locally") && strstr(err.message, "rate limit"), "%s", err.message);
+    ck_assert_msg(strstr(err.message, "not present locally") && strstr(err.message, "rate limit"), "%s",
+                  err.message);
     ck_assert_str_eq(err.field, "engine.image");
     pthread_mutex_lock(&e.f->lock);
     ck_assert_int_eq(e.f->creates, 0); /* nothing created */
@@ -626,7 +638,8 @@ START_TEST(test_is_installed_refuses_a_socket_that_answers_but_is_not_docker)
     ck_assert_int_eq(dms_executor_open(&ex, reg, "docker", "garbage", &cfg, &err), 0);
     ck_assert(!dms_executor_is_installed(ex, &err));
     ck_assert_int_eq(err.code, DMS_E_UNAVAILABLE);
-    ck_assert_msg(strstr(err.message, "not a Docker engine") && strstr(err.message, f->sock), "%s", err.message);
+    ck_assert_msg(strstr(err.message, "not a Docker engine") && strstr(err.message, f->sock), "%s",
+                  err.message);
     dms_executor_close(ex);
     dms_registry_close(reg);
     fake_stop(f);
@@ -645,8 +658,9 @@ START_TEST(test_is_installed_names_a_missing_socket_and_start_is_unavailable)
     dms_executor_config cfg = {.state_dir = st, .options = opts};
     ck_assert_int_eq(dms_executor_open(&ex, reg, "docker", "nosock", &cfg, &err), 0);
     ck_assert(!dms_executor_is_installed(ex, &err));
-    ck_assert_msg(strstr(err.message, "/tmp/dms-no-such-dir/docker.sock") && strstr(err.message, "No such file"), "%s",
-                  err.message);
+    ck_assert_msg(strstr(err.message, "/tmp/dms-no-such-dir/docker.sock") &&
+                      strstr(err.message, "No such file"),
+                  "%s", err.message);
     dms_exec_request req = request("enosock");
     ck_assert_int_eq(dms_executor_start(ex, &req, &err), -DMS_E_UNAVAILABLE);
     ck_assert(err.retryable);

@@ -32,9 +32,10 @@ static const char *str_at(json_t *o, const char *path)
 
 START_TEST(test_spec_maps_engine_fields_and_never_a_tty)
 {
-    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"dms-test/busybox:latest\","
-                        "\"entrypoint\":[\"sh\",\"-c\"],\"cmd\":[\"echo hi\"],\"env\":{\"A\":\"1\"},"
-                        "\"working_dir\":\"/tmp\",\"user\":\"1000:1000\"}}");
+    json_t *s = spec_of(
+        "{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"dms-test/busybox:latest\","
+        "\"entrypoint\":[\"sh\",\"-c\"],\"cmd\":[\"echo hi\"],\"env\":{\"A\":\"1\"},"
+        "\"working_dir\":\"/tmp\",\"user\":\"1000:1000\"}}");
     ck_assert_str_eq(str_at(s, "Image"), "dms-test/busybox:latest");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s, "Entrypoint"), 1)), "-c");
     ck_assert_str_eq(json_string_value(json_array_get(json_object_get(s, "Cmd"), 0)), "echo hi");
@@ -90,27 +91,29 @@ END_TEST
 
 START_TEST(test_spec_maps_mounts_of_each_kind)
 {
-    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"mounts\":["
-                        "{\"type\":\"bind\",\"source\":\"/tmp\",\"target\":\"/host\",\"read_only\":true},"
-                        "{\"type\":\"volume\",\"source\":\"data\",\"target\":\"/data\"},"
-                        "{\"type\":\"tmpfs\",\"target\":\"/scratch\",\"size_bytes\":1048576}]}");
+    json_t *s =
+        spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"mounts\":["
+                "{\"type\":\"bind\",\"source\":\"/tmp\",\"target\":\"/host\",\"read_only\":true},"
+                "{\"type\":\"volume\",\"source\":\"data\",\"target\":\"/data\"},"
+                "{\"type\":\"tmpfs\",\"target\":\"/scratch\",\"size_bytes\":1048576}]}");
     json_t *m = json_object_get(json_object_get(s, "HostConfig"), "Mounts");
     ck_assert_uint_eq(json_array_size(m), 3);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 0), "Type")), "bind");
     ck_assert(json_is_true(json_object_get(json_array_get(m, 0), "ReadOnly")));
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(m, 1), "Source")), "data");
-    ck_assert_int_eq(
-        json_integer_value(json_object_get(json_object_get(json_array_get(m, 2), "TmpfsOptions"), "SizeBytes")),
-        1048576);
+    ck_assert_int_eq(json_integer_value(
+                         json_object_get(json_object_get(json_array_get(m, 2), "TmpfsOptions"), "SizeBytes")),
+                     1048576);
     json_decref(s);
 }
 END_TEST
 
 START_TEST(test_spec_publishes_ports_on_loopback_by_default)
 {
-    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
-                        "\"network\":{\"mode\":\"named\",\"name\":\"droid-net\",\"ports\":[{\"container\":8080},"
-                        "{\"container\":53,\"host\":5353,\"protocol\":\"udp\",\"host_ip\":\"0.0.0.0\"}]}}");
+    json_t *s =
+        spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"network\":{\"mode\":\"named\",\"name\":\"droid-net\",\"ports\":[{\"container\":8080},"
+                "{\"container\":53,\"host\":5353,\"protocol\":\"udp\",\"host_ip\":\"0.0.0.0\"}]}}");
     ck_assert_str_eq(str_at(s, "HostConfig.NetworkMode"), "droid-net");
     ck_assert_ptr_nonnull(json_object_get(json_object_get(s, "ExposedPorts"), "8080/tcp"));
     json_t *pb = json_object_get(json_object_get(s, "HostConfig"), "PortBindings");
@@ -126,7 +129,8 @@ END_TEST
 
 START_TEST(test_spec_init_asks_for_an_init_process)
 {
-    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"init\":true}");
+    json_t *s = spec_of(
+        "{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},\"init\":true}");
     ck_assert(json_is_true(json_object_get(json_object_get(s, "HostConfig"), "Init")));
     json_decref(s);
     s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");

@@ -1151,7 +1151,6 @@ START_TEST(test_logstore_info_and_reopen_after_crash_like_truncation)
 }
 END_TEST
 
-
 START_TEST(test_excerpt_of_zero_bytes_still_says_truncated)
 {
     dms_logstore_writer *w = wopen(0);
@@ -1191,7 +1190,6 @@ START_TEST(test_info_keeps_a_stream_total_after_its_records_rotated_away)
     free(data);
 }
 END_TEST
-
 
 START_TEST(test_a_single_large_flush_still_respects_the_cap)
 {

@@ -334,8 +334,8 @@ START_TEST(test_process_environment_is_only_the_requests_plus_default_path)
     j.cmd[1] = NULL;
     run_ok(req, &res);
     char *want = dmsu_strdup_printf("%s\nFOO=bar baz\n"
-                                   "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
-                                   tag_env);
+                                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                                    tag_env);
     ck_assert_int_eq(res.exit_code, 0);
     ck_assert_str_eq(res.stdout_data, want);
     free(want);
@@ -1067,8 +1067,8 @@ START_TEST(test_process_recover_does_not_trust_a_pid_with_another_start_time)
     char *dir = exec_dir("e1");
     ck_assert_int_eq(dms_mkdir_p(dir, true, NULL), 0);
     char *state = dmsu_strdup_printf("{\"shim_pid\":%d,\"shim_start\":1,\"pid\":%d,\"start_time\":1,"
-                                    "\"started_at_ns\":5}",
-                                    (int)victim, (int)victim);
+                                     "\"started_at_ns\":5}",
+                                     (int)victim, (int)victim);
     char *path = dmsu_strdup_printf("%s/shim.json", dir);
     ck_assert_int_eq(dms_write_file_atomic(path, state, strlen(state), NULL), 0);
     usleep(100 * 1000);
@@ -1291,7 +1291,7 @@ START_TEST(test_process_suite_leaves_no_processes_and_no_cgroups)
     const char *bases[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"};
     for (size_t i = 0; i < DMS_ARRAY_SIZE(bases); i++) {
         char *cmd = dmsu_strdup_printf("find %s -maxdepth 4 -name 'dms-proc@%s-*' 2>/dev/null | grep -q .",
-                                      bases[i], run_tag);
+                                       bases[i], run_tag);
         ck_assert_msg(system(cmd) != 0, "cgroups left under %s", bases[i]);
         free(cmd);
     }

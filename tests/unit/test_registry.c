@@ -704,7 +704,6 @@ START_TEST(test_plugins_export_exactly_one_function_symbol)
 }
 END_TEST
 
-
 START_TEST(test_closing_the_registry_first_keeps_it_until_the_last_executor_closes)
 {
     dms_registry *reg = NULL;
@@ -713,7 +712,8 @@ START_TEST(test_closing_the_registry_first_keeps_it_until_the_last_executor_clos
     logcap *lc = logcap_new();
     dms_executor *a = ex_open(reg, "memtest", "first", lc, NULL);
     dms_executor *b = ex_open(reg, "memtest", "second", lc, NULL);
-    /* Closed early: the executors (and the plugin's code) must stay usable; ASan/valgrind see any use after free. */
+    /* Closed early: the executors (and the plugin's code) must stay usable; ASan/valgrind see any use after
+     * free. */
     dms_registry_close(reg);
     ck_assert(dms_executor_is_installed(a, &err));
     dms_executor_close(a);

@@ -794,21 +794,25 @@ static int parse_err(const char *json, dms_error *err)
 START_TEST(test_request_refuses_duplicate_label_keys_host_ports_and_a_stray_network_name)
 {
     dms_error err = {0};
-    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"labels\":[\"a=1\",\"a=2\"]}", &err),
-                     -DMS_E_INVALID);
+    ck_assert_int_eq(
+        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"labels\":[\"a=1\",\"a=2\"]}", &err),
+        -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "labels[1]");
-    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"ports\":[{\"container\":80,"
-                               "\"host\":8080},{\"container\":81,\"host\":8080}]}}",
-                               &err),
-                     -DMS_E_INVALID);
+    ck_assert_int_eq(
+        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"ports\":[{\"container\":80,"
+                  "\"host\":8080},{\"container\":81,\"host\":8080}]}}",
+                  &err),
+        -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "network.ports[1]");
     ck_assert(strstr(err.message, "host port 8080"));
     ck_assert_int_eq(
-        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"mode\":\"none\",\"name\":\"x\"}}", &err),
+        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"mode\":\"none\",\"name\":\"x\"}}",
+                  &err),
         -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "network.name");
     /* A name with no mode means "named". */
-    ck_assert_int_eq(parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"name\":\"x\"}}", &err), 0);
+    ck_assert_int_eq(
+        parse_err("{\"job_id\":\"j\",\"execution_id\":\"e\",\"network\":{\"name\":\"x\"}}", &err), 0);
 }
 END_TEST
 

@@ -448,7 +448,6 @@ START_TEST(test_cancel_token_fires_once_from_another_thread)
 }
 END_TEST
 
-
 START_TEST(test_cell_waiter_fd_stays_readable_after_the_result_was_taken)
 {
     dms_result_cell *c = dms_result_cell_new();

@@ -4,8 +4,8 @@
  *   - result cells: publish one result under a lock, then wake every waiter (each waiter has its own fd);
  *   - result files: a waiter over <dir>/result.json for results produced by another process;
  *   - the log store: capture a workload's output to its own files, bounded and rotated, with nanosecond
- *     timestamps, and serve tail/since/follow from them (so logs outlive the container and a follow never races
- *     the job's end);
+ *     timestamps, and serve tail/since/follow from them (so logs outlive the container and a follow never
+ * races the job's end);
  *   - small file helpers (atomic write, read with a cap, rm -rf) and the label names.
  * Thread-safety is stated per function.
  */
@@ -25,12 +25,12 @@ extern "C" {
 #pragma GCC visibility push(default)
 
 /* Labels: one per dimension, never values glued together. */
-#define DMS_LABEL_MANAGED "io.dms.managed"     /* "true" */
-#define DMS_LABEL_EXECUTOR "io.dms.executor"   /* executor id */
-#define DMS_LABEL_BACKEND "io.dms.backend"     /* backend name */
-#define DMS_LABEL_JOB "io.dms.job"             /* job id */
+#define DMS_LABEL_MANAGED   "io.dms.managed"   /* "true" */
+#define DMS_LABEL_EXECUTOR  "io.dms.executor"  /* executor id */
+#define DMS_LABEL_BACKEND   "io.dms.backend"   /* backend name */
+#define DMS_LABEL_JOB       "io.dms.job"       /* job id */
 #define DMS_LABEL_EXECUTION "io.dms.execution" /* execution id */
-#define DMS_LABEL_ROLE "io.dms.role"           /* job | build | network | volume */
+#define DMS_LABEL_ROLE      "io.dms.role"      /* job | build | network | volume */
 
 /* Logs through the host's logger: dms_logf(host, DMS_LOG_INFO, "exec=%s op=start", id). Thread-safe. */
 void dms_logf(const dms_host_services *host, dms_log_level level, const char *fmt, ...)
@@ -48,8 +48,8 @@ typedef struct dms_result_cell dms_result_cell;
 dms_result_cell *dms_result_cell_new(void);
 dms_result_cell *dms_result_cell_ref(dms_result_cell *c);
 void dms_result_cell_unref(dms_result_cell *c); /* accepts NULL */
-/* Publishes a copy of r and wakes every waiter. Only the first publish counts: returns 1 if this call published,
- * 0 if a result was already there (r is then ignored), negative on OOM. */
+/* Publishes a copy of r and wakes every waiter. Only the first publish counts: returns 1 if this call
+ * published, 0 if a result was already there (r is then ignored), negative on OOM. */
 int dms_result_cell_publish(dms_result_cell *c, const dms_exec_result *r);
 bool dms_result_cell_published(dms_result_cell *c);
 /* Copies the result into *out if published (returns 0), else -DMS_E_TIMEOUT. */
@@ -59,8 +59,9 @@ int dms_result_cell_get(dms_result_cell *c, dms_exec_result *out, dms_error *err
 int dms_waiter_new_from_cell(dms_result_cell *c, dms_waiter **out, dms_error *err);
 
 /* A waiter over a result file written by another process (atomically, by rename, into dir): readable once
- * <dir>/result.json exists. While it does not, check (if not NULL) is called about once a second from the waiting
- * thread; when it returns non-zero the waiter ends with that error (e.g. the producer died). Caller owns *out. */
+ * <dir>/result.json exists. While it does not, check (if not NULL) is called about once a second from the
+ * waiting thread; when it returns non-zero the waiter ends with that error (e.g. the producer died). Caller
+ * owns *out. */
 typedef int (*dms_waiter_check_fn)(void *ud, dms_error *err);
 int dms_waiter_new_from_file(const char *dir, dms_waiter_check_fn check, void *ud, void (*ud_free)(void *),
                              dms_waiter **out, dms_error *err);
@@ -77,11 +78,12 @@ typedef struct dms_logstore_writer dms_logstore_writer;
  * DMS_DEFAULT_LOG_FILE_BYTES); at most two files are kept, so the newest output always survives. One writer
  * per dir at a time (the caller holds a lock such as dms_state_lock()). Not thread-safe: one thread writes.
  * Caller owns *out. */
-int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t file_cap_bytes, dms_error *err);
+int dms_logstore_writer_open(dms_logstore_writer **out, const char *dir, int64_t file_cap_bytes,
+                             dms_error *err);
 /* Appends raw output of a stream; it is split into lines and timestamped (ts_ns 0: now). Complete lines are
  * buffered until dms_logstore_flush() or until the buffer fills; readers see them after the flush. */
-int dms_logstore_write(dms_logstore_writer *w, dms_stream_type stream, int64_t ts_ns, const char *data, size_t len,
-                       dms_error *err);
+int dms_logstore_write(dms_logstore_writer *w, dms_stream_type stream, int64_t ts_ns, const char *data,
+                       size_t len, dms_error *err);
 /* Appends one already-delimited frame (a line as Docker's logs endpoint gives it, with its own timestamp). */
 int dms_logstore_write_frame(dms_logstore_writer *w, dms_stream_type stream, int64_t ts_ns, bool partial,
                              const char *data, size_t len, dms_error *err);
@@ -103,14 +105,14 @@ typedef struct dms_logstore_info {
 } dms_logstore_info;
 int dms_logstore_info_read(const char *dir, dms_logstore_info *out, dms_error *err);
 
-/* The last max_bytes of one stream's output, as one buffer (caller frees *out; NUL-terminated). truncated is set
- * when the stream held more. Reads the files; safe while a writer appends. */
+/* The last max_bytes of one stream's output, as one buffer (caller frees *out; NUL-terminated). truncated is
+ * set when the stream held more. Reads the files; safe while a writer appends. */
 int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_bytes, char **out, size_t *len,
                          bool *truncated, dms_error *err);
 
-/* A log stream over <dir>'s capture files (history per opts, then follow until the end marker). While following
- * and idle, idle_check (if not NULL) is called about once a second: non-zero ends the stream (producer gone).
- * Works across processes (inotify). Caller owns *out. */
+/* A log stream over <dir>'s capture files (history per opts, then follow until the end marker). While
+ * following and idle, idle_check (if not NULL) is called about once a second: non-zero ends the stream
+ * (producer gone). Works across processes (inotify). Caller owns *out. */
 typedef bool (*dms_logstore_idle_fn)(void *ud);
 int dms_logstore_stream_open(const char *dir, const dms_log_options *opts, dms_logstore_idle_fn idle_check,
                              void *ud, void (*ud_free)(void *), dms_log_stream **out, dms_error *err);
@@ -131,8 +133,8 @@ int dms_log_stream_new(const dms_log_stream_ops *ops, void *ctx, dms_log_stream 
 int dms_mkdir_p(const char *path, bool private_last, dms_error *err);
 /* Writes a file atomically (tmp file, fsync, rename), mode 0600 whatever the umask. */
 int dms_write_file_atomic(const char *path, const char *data, size_t len, dms_error *err);
-/* The same without fsync: atomic against crashes of the process (rename), not against power loss. For state that
- * can be recomputed, on hot paths where an fsync (milliseconds) would block other work. */
+/* The same without fsync: atomic against crashes of the process (rename), not against power loss. For state
+ * that can be recomputed, on hot paths where an fsync (milliseconds) would block other work. */
 int dms_write_file_replace(const char *path, const char *data, size_t len, dms_error *err);
 /* Reads a whole file of at most max_bytes; caller frees *out (NUL-terminated). NOT_FOUND if absent. */
 int dms_read_file(const char *path, size_t max_bytes, char **out, size_t *len, dms_error *err);

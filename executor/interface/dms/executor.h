@@ -1,16 +1,15 @@
 /* dms/executor.h - the public executor API: load backends, run executions through them.
  *
- *   dms_registry *reg;  dms_registry_open(&reg, NULL, &err);        // plugin dir from DMS_PLUGIN_DIR or defaults
- *   dms_executor *ex;   dms_executor_open(&ex, reg, "docker", "my-exec", NULL, &err);
+ *   dms_registry *reg;  dms_registry_open(&reg, NULL, &err);        // plugin dir from DMS_PLUGIN_DIR or
+ * defaults dms_executor *ex;   dms_executor_open(&ex, reg, "docker", "my-exec", NULL, &err);
  *   dms_executor_start(ex, &req, &err);
  *   dms_exec_result res = {0};
- *   dms_executor_wait(ex, "e1", -1, &res, &err);                   // or: dms_executor_run(ex, &req, &res, &err)
- *   dms_exec_result_clear(&res);
- *   dms_executor_close(ex);  dms_registry_close(reg);
+ *   dms_executor_wait(ex, "e1", -1, &res, &err);                   // or: dms_executor_run(ex, &req, &res,
+ * &err) dms_exec_result_clear(&res); dms_executor_close(ex);  dms_registry_close(reg);
  *
  * Threads: every dms_executor_* function is thread-safe and may be called concurrently on one executor
- * (start from one thread while another waits or cancels). A dms_waiter or dms_log_stream is used by one thread
- * at a time. dms_registry_open/close are not thread-safe against other calls on the same registry.
+ * (start from one thread while another waits or cancels). A dms_waiter or dms_log_stream is used by one
+ * thread at a time. dms_registry_open/close are not thread-safe against other calls on the same registry.
  *
  * Process setup: the host calls curl_global_init() (or dms_global_init()) once before any thread starts.
  */
@@ -70,10 +69,10 @@ void dms_registry_close(dms_registry *reg);
 const char *dms_registry_dir(const dms_registry *reg);
 
 typedef struct dms_backend_info {
-    char name[64];          /* "docker" */
-    char path[4096];        /* the plugin file */
-    char description[160];  /* from the plugin, or why it could not be loaded */
-    uint32_t abi_version;   /* 0 if it could not be loaded */
+    char name[64];         /* "docker" */
+    char path[4096];       /* the plugin file */
+    char description[160]; /* from the plugin, or why it could not be loaded */
+    uint32_t abi_version;  /* 0 if it could not be loaded */
     bool loadable;
 } dms_backend_info;
 
@@ -84,19 +83,19 @@ int dms_registry_list(dms_registry *reg, dms_backend_info **out, size_t *n, dms_
 /* ---- executors ---- */
 
 typedef struct dms_executor_config {
-    const char *state_dir;       /* where execution state and captured logs live; NULL: see below */
-    dms_log_fn log;              /* NULL: dms_log_stderr */
+    const char *state_dir; /* where execution state and captured logs live; NULL: see below */
+    dms_log_fn log;        /* NULL: dms_log_stderr */
     void *log_ctx;
-    char *const *options;        /* backend options, "key=value", NULL-terminated (docker: "host=unix:///...") */
+    char *const *options; /* backend options, "key=value", NULL-terminated (docker: "host=unix:///...") */
 } dms_executor_config;
 
 /* Default state dir: $DMS_STATE_DIR, else $DMS_DATA_DIR/exec, else /var/lib/dms/exec as root, else
  * $XDG_STATE_HOME/dms/exec (or ~/.local/state/dms/exec). The executor keeps <state>/<backend>/<id>/ there. */
 
-/* Opens the executor `executor_id` of `backend`, loading the plugin if needed. Within one registry there is one
- * executor object per (backend, id): a second open returns the same object with a reference added, so that a host
- * holds a singleton. Fails with UNAVAILABLE when the backend cannot run work here and says why (which socket).
- * cfg may be NULL. Caller owns *out; close with dms_executor_close(). */
+/* Opens the executor `executor_id` of `backend`, loading the plugin if needed. Within one registry there is
+ * one executor object per (backend, id): a second open returns the same object with a reference added, so
+ * that a host holds a singleton. Fails with UNAVAILABLE when the backend cannot run work here and says why
+ * (which socket). cfg may be NULL. Caller owns *out; close with dms_executor_close(). */
 int dms_executor_open(dms_executor **out, dms_registry *reg, const char *backend, const char *executor_id,
                       const dms_executor_config *cfg, dms_error *err);
 /* Drops a reference; the last one destroys the backend's object (running jobs keep running). Accepts NULL. */
@@ -109,14 +108,14 @@ const char *dms_executor_id(const dms_executor *ex);      /* borrowed */
 bool dms_executor_is_installed(dms_executor *ex, dms_error *why);
 
 /* Validates req and starts it; returns once the workload runs (or fails to).
- * Errors: INVALID (nothing created), ALREADY_STARTED, ALREADY_COMPLETE, IMAGE, START_FAILED, ENGINE, CANCELLED
- * (cancelled during preparation). A start that fails after validation still ends the execution with a result
- * (outcome FAILED), so waiters learn why and the id is not run twice. */
+ * Errors: INVALID (nothing created), ALREADY_STARTED, ALREADY_COMPLETE, IMAGE, START_FAILED, ENGINE,
+ * CANCELLED (cancelled during preparation). A start that fails after validation still ends the execution with
+ * a result (outcome FAILED), so waiters learn why and the id is not run twice. */
 int dms_executor_start(dms_executor *ex, const dms_exec_request *req, dms_error *err);
 
 /* Waits until the execution ends, at most timeout_ms (< 0: no limit), and copies the result into *out (caller
- * clears it with dms_exec_result_clear()). TIMEOUT leaves the job running. NOT_FOUND at once for an unknown id.
- * Any number of threads may wait for one execution; each gets the same result. */
+ * clears it with dms_exec_result_clear()). TIMEOUT leaves the job running. NOT_FOUND at once for an unknown
+ * id. Any number of threads may wait for one execution; each gets the same result. */
 int dms_executor_wait(dms_executor *ex, const char *execution_id, int64_t timeout_ms, dms_exec_result *out,
                       dms_error *err);
 
@@ -128,8 +127,8 @@ int dms_waiter_fd(const dms_waiter *w);
 int dms_waiter_result(dms_waiter *w, int64_t timeout_ms, dms_exec_result *out, dms_error *err);
 void dms_waiter_free(dms_waiter *w);
 
-/* Stops an execution: SIGTERM, then SIGKILL after its grace period; returns once it has ended. Idempotent while
- * it stops. Cancel during preparation aborts the pull/create and creates nothing. Errors: NOT_FOUND,
+/* Stops an execution: SIGTERM, then SIGKILL after its grace period; returns once it has ended. Idempotent
+ * while it stops. Cancel during preparation aborts the pull/create and creates nothing. Errors: NOT_FOUND,
  * ALREADY_COMPLETE (it had already finished; harmless). */
 int dms_executor_cancel(dms_executor *ex, const char *execution_id, dms_error *err);
 
@@ -149,12 +148,13 @@ int dms_log_stream_next(dms_log_stream *s, int64_t timeout_ms, dms_log_frame *fr
 int dms_log_stream_fd(const dms_log_stream *s);
 void dms_log_stream_free(dms_log_stream *s);
 
-/* start + wait. A job that ran and failed is a successful run (0) whose result says so; the run timeout of the
- * request (timeout_ms, not counting pull time) ends it as TIMED_OUT. */
+/* start + wait. A job that ran and failed is a successful run (0) whose result says so; the run timeout of
+ * the request (timeout_ms, not counting pull time) ends it as TIMED_OUT. */
 int dms_executor_run(dms_executor *ex, const dms_exec_request *req, dms_exec_result *out, dms_error *err);
 
 /* Removes every resource carrying this executor's labels (containers running or not, networks, volumes) and
- * its execution state. Carries on past failures; report counts what was removed. Idempotent. report may be NULL. */
+ * its execution state. Carries on past failures; report counts what was removed. Idempotent. report may be
+ * NULL. */
 int dms_executor_cleanup(dms_executor *ex, dms_cleanup_report *report, dms_error *err);
 
 /* Optional operations: NOT_SUPPORTED when the backend lacks them. */
@@ -178,38 +178,39 @@ int dms_executor_recover(dms_executor *ex, size_t *adopted, dms_error *err);
  * dockerfile_text: the backend then builds exactly that text, which it adds to the context under a reserved
  * name of its own that no file of the context can take, and never reads a Dockerfile from context_dir. */
 typedef struct dms_build_request {
-    const char *build_id;      /* identifier (labels, logs) */
-    const char *job_id;        /* identifier, or NULL */
-    const char *context_dir;   /* directory sent as the build context */
+    const char *build_id;    /* identifier (labels, logs) */
+    const char *job_id;      /* identifier, or NULL */
+    const char *context_dir; /* directory sent as the build context */
     const char
         *dockerfile; /* path relative to context_dir; NULL = "Dockerfile"; unused with dockerfile_text */
-    const char *tag;           /* image reference to tag the result with */
-    char *const *build_args;   /* "KEY=VALUE", or NULL */
+    const char *tag; /* image reference to tag the result with */
+    char *const *build_args; /* "KEY=VALUE", or NULL */
     char *const *labels; /* extra "key=value" image labels, or NULL; io.dms.* keys are the backend's own */
     bool no_cache;
     /* Limits of every step's container (a RUN that exceeds memory_bytes is killed and the build fails).
-     * docker: the /build query's memory and memswap (no swap beyond memory), cpuperiod and cpuquota. A backend
-     * that cannot enforce a limit it is given refuses the build with NOT_SUPPORTED naming the field. */
-    int64_t memory_bytes;      /* 0 = unlimited; else >= DMS_MEMORY_MIN_BYTES */
-    int64_t cpu_millis;        /* 1000 = one core; 0 = unlimited */
+     * docker: the /build query's memory and memswap (no swap beyond memory), cpuperiod and cpuquota. A
+     * backend that cannot enforce a limit it is given refuses the build with NOT_SUPPORTED naming the field.
+     */
+    int64_t memory_bytes;        /* 0 = unlimited; else >= DMS_MEMORY_MIN_BYTES */
+    int64_t cpu_millis;          /* 1000 = one core; 0 = unlimited */
     const char *dockerfile_text; /* the Dockerfile itself (NUL-terminated; borrowed for the call), or NULL */
 } dms_build_request;
 
 typedef struct dms_build_result {
     /* The built image ("sha256:..."). When the build failed or was cancelled: empty, or an untagged image of
-     * one of its steps that the backend could not remove yet (the engine still used it), which the host removes
-     * later with dms_executor_remove_image. */
+     * one of its steps that the backend could not remove yet (the engine still used it), which the host
+     * removes later with dms_executor_remove_image. */
     char image_id[80];
 } dms_build_result;
 
 /* Called for each line of build output (stream 1: progress, 2: error text), from the building thread. */
 typedef void (*dms_build_output_fn)(void *userdata, dms_stream_type stream, const char *line, size_t len);
 
-/* Builds an image. BUILD_FAILED when the user's input failed (a Dockerfile step, no Dockerfile; not retryable),
- * ENGINE/UNAVAILABLE when we did (retryable), CANCELLED when cancel fired (the build is stopped at the engine).
- * cancel may be NULL. */
-int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build_output_fn out, void *userdata,
-                       dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
+/* Builds an image. BUILD_FAILED when the user's input failed (a Dockerfile step, no Dockerfile; not
+ * retryable), ENGINE/UNAVAILABLE when we did (retryable), CANCELLED when cancel fired (the build is stopped
+ * at the engine). cancel may be NULL. */
+int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build_output_fn out,
+                       void *userdata, dms_cancel_token *cancel, dms_build_result *result, dms_error *err);
 
 /* Removes an image this executor built (by reference or id). NOT_OURS for an image without its labels (left
  * alone), CONFLICT when the engine refuses because a container uses it. */
@@ -225,8 +226,8 @@ typedef struct dms_image_info {
 /* Whether an image is present (no pull is attempted). 0 with out->present false when it is not. */
 int dms_executor_image_info(dms_executor *ex, const char *image, dms_image_info *out, dms_error *err);
 
-/* Removes a named volume this executor created (it carries its labels). NOT_FOUND when there is none, NOT_OURS
- * for someone else's, CONFLICT while a container uses it. */
+/* Removes a named volume this executor created (it carries its labels). NOT_FOUND when there is none,
+ * NOT_OURS for someone else's, CONFLICT while a container uses it. */
 int dms_executor_remove_volume(dms_executor *ex, const char *name, dms_error *err);
 
 /* Removes a named network this executor created (made on first use by an execution with network mode named).
@@ -237,9 +238,9 @@ int dms_executor_remove_network(dms_executor *ex, const char *name, dms_error *e
 
 /* ---- cancel tokens: cancel a blocking call from another thread ---- */
 int dms_cancel_token_new(dms_cancel_token **out, dms_error *err);
-void dms_cancel_token_cancel(dms_cancel_token *t);            /* thread-safe, idempotent */
-bool dms_cancel_token_cancelled(const dms_cancel_token *t);   /* thread-safe */
-int dms_cancel_token_fd(const dms_cancel_token *t);           /* readable once cancelled */
+void dms_cancel_token_cancel(dms_cancel_token *t);          /* thread-safe, idempotent */
+bool dms_cancel_token_cancelled(const dms_cancel_token *t); /* thread-safe */
+int dms_cancel_token_fd(const dms_cancel_token *t);         /* readable once cancelled */
 void dms_cancel_token_free(dms_cancel_token *t);
 
 #pragma GCC visibility pop

@@ -4,14 +4,15 @@
  * DMS_PLUGIN_ENTRY_SYMBOL, a function returning a pointer to a static, const dms_executor_ops table.
  * Build it with -fvisibility=hidden and mark only the entry with DMS_PLUGIN_EXPORT.
  *
- * ABI rule: the table begins with abi_version and size. The registry refuses a plugin whose abi_version differs
- * from DMS_EXECUTOR_ABI_VERSION, or whose size is smaller than the registry's sizeof(dms_executor_ops), naming the
- * file. Any change to the layout of this table or of the structs it passes (request, result, status, options,
- * config) bumps DMS_EXECUTOR_ABI_VERSION. Adding an optional op at the end of the table also bumps it.
+ * ABI rule: the table begins with abi_version and size. The registry refuses a plugin whose abi_version
+ * differs from DMS_EXECUTOR_ABI_VERSION, or whose size is smaller than the registry's
+ * sizeof(dms_executor_ops), naming the file. Any change to the layout of this table or of the structs it
+ * passes (request, result, status, options, config) bumps DMS_EXECUTOR_ABI_VERSION. Adding an optional op at
+ * the end of the table also bumps it.
  *
  * Ownership across the boundary: the registry passes borrowed pointers valid for the duration of a call (the
- * request, ids, options). Waiters and log streams a plugin returns are built with the helpers of dms/backend.h
- * and freed through them. What a plugin allocates, the plugin frees (destroy frees the cookie).
+ * request, ids, options). Waiters and log streams a plugin returns are built with the helpers of
+ * dms/backend.h and freed through them. What a plugin allocates, the plugin frees (destroy frees the cookie).
  *
  * The framework validates a request before start() sees it, resolves run() as start()+wait, and serialises
  * nothing: ops are called concurrently from any thread, so a plugin guards its state itself.
@@ -29,9 +30,10 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION 4u /* 4: build dockerfile_text and limits, exec security, remove_network, image size */
+#define DMS_EXECUTOR_ABI_VERSION                                                                             \
+    4u /* 4: build dockerfile_text and limits, exec security, remove_network, image size */
 #define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
-#define DMS_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define DMS_PLUGIN_EXPORT       __attribute__((visibility("default")))
 
 /* Services of the host, handed to create(); valid until destroy(). */
 typedef struct dms_host_services {
@@ -39,20 +41,20 @@ typedef struct dms_host_services {
     uint32_t size;
     dms_log_fn log;
     void *log_ctx;
-    const char *state_dir;     /* <state>/<backend>/<executor id>, created by the registry */
-    char *const *options;      /* "key=value", NULL-terminated, never NULL */
+    const char *state_dir; /* <state>/<backend>/<executor id>, created by the registry */
+    char *const *options;  /* "key=value", NULL-terminated, never NULL */
 } dms_host_services;
 
 typedef enum dms_cancel_reason {
-    DMS_CANCEL_USER = 1,       /* outcome CANCELLED */
-    DMS_CANCEL_TIMEOUT = 2,    /* outcome TIMED_OUT */
+    DMS_CANCEL_USER = 1,    /* outcome CANCELLED */
+    DMS_CANCEL_TIMEOUT = 2, /* outcome TIMED_OUT */
 } dms_cancel_reason;
 
 typedef struct dms_executor_ops {
-    uint32_t abi_version;      /* DMS_EXECUTOR_ABI_VERSION */
-    uint32_t size;             /* sizeof(dms_executor_ops) as the plugin was built */
-    const char *name;          /* "docker"; must match the file name */
-    const char *description;   /* one line */
+    uint32_t abi_version;    /* DMS_EXECUTOR_ABI_VERSION */
+    uint32_t size;           /* sizeof(dms_executor_ops) as the plugin was built */
+    const char *name;        /* "docker"; must match the file name */
+    const char *description; /* one line */
 
     /* Required. */
     int (*create)(void **cookie, const char *executor_id, const dms_host_services *host, dms_error *err);
@@ -64,8 +66,8 @@ typedef struct dms_executor_ops {
     /* grace_ms: SIGTERM to SIGKILL; 0 = SIGKILL at once; < 0 = the execution's own stop_grace_ms. */
     int (*cancel)(void *cookie, const char *execution_id, dms_cancel_reason reason, int64_t grace_ms,
                   dms_error *err);
-    int (*log_stream)(void *cookie, const char *execution_id, const dms_log_options *opts, dms_log_stream **out,
-                      dms_error *err);
+    int (*log_stream)(void *cookie, const char *execution_id, const dms_log_options *opts,
+                      dms_log_stream **out, dms_error *err);
     int (*cleanup)(void *cookie, dms_cleanup_report *report, dms_error *err);
 
     /* Optional: NULL when not supported. */

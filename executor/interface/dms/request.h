@@ -23,17 +23,17 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-/* Identifiers (executor id, job id, execution id, volume names): [A-Za-z0-9][A-Za-z0-9_.-]*, at most this long.
- * They go into container names, label values and file names as they are, never escaped. */
+/* Identifiers (executor id, job id, execution id, volume names): [A-Za-z0-9][A-Za-z0-9_.-]*, at most this
+ * long. They go into container names, label values and file names as they are, never escaped. */
 #define DMS_ID_MAX 64
 
 /* The smallest memory limit a container runtime accepts (runc refuses less than 6 MiB). */
 #define DMS_MEMORY_MIN_BYTES (6LL * 1024 * 1024)
 
 /* Defaults applied when the request leaves a limit at 0. */
-#define DMS_DEFAULT_RESULT_OUTPUT_BYTES (64 * 1024)      /* excerpt of stdout/stderr kept in the result */
-#define DMS_DEFAULT_LOG_FILE_BYTES (32LL * 1024 * 1024)  /* capture file size before rotation (2 kept) */
-#define DMS_DEFAULT_STOP_GRACE_MS 10000                  /* SIGTERM to SIGKILL */
+#define DMS_DEFAULT_RESULT_OUTPUT_BYTES (64 * 1024)          /* excerpt of stdout/stderr kept in the result */
+#define DMS_DEFAULT_LOG_FILE_BYTES      (32LL * 1024 * 1024) /* capture file size before rotation (2 kept) */
+#define DMS_DEFAULT_STOP_GRACE_MS       10000                /* SIGTERM to SIGKILL */
 
 typedef enum dms_mount_type {
     DMS_MOUNT_BIND = 1,   /* source: absolute host path that exists */
@@ -58,18 +58,18 @@ typedef enum dms_network_mode {
 
 typedef struct dms_port {
     uint16_t container_port;
-    uint16_t host_port; /* 0 = any free port; the bound one is reported by status */
+    uint16_t host_port;   /* 0 = any free port; the bound one is reported by status */
     const char *protocol; /* "tcp" (default, NULL) or "udp" */
     const char *host_ip;  /* NULL = 127.0.0.1 (never published to the world unless asked) */
 } dms_port;
 
 typedef struct dms_engine_spec {
-    const char *image;             /* Docker: required; process: ignored */
-    char *const *entrypoint;       /* NULL = image default */
-    char *const *cmd;              /* NULL = image default */
-    char *const *env;              /* "KEY=VALUE"; KEY matches [A-Za-z_][A-Za-z0-9_]* */
-    const char *working_dir;       /* absolute, or NULL */
-    const char *user;              /* "uid[:gid]" or name, or NULL */
+    const char *image;       /* Docker: required; process: ignored */
+    char *const *entrypoint; /* NULL = image default */
+    char *const *cmd;        /* NULL = image default */
+    char *const *env;        /* "KEY=VALUE"; KEY matches [A-Za-z_][A-Za-z0-9_]* */
+    const char *working_dir; /* absolute, or NULL */
+    const char *user;        /* "uid[:gid]" or name, or NULL */
 } dms_engine_spec;
 
 typedef struct dms_resources {
@@ -113,24 +113,24 @@ typedef struct dms_exec_request {
     const char *network_name; /* DMS_NET_NAMED only */
     const dms_port *ports;
     size_t n_ports;
-    char *const *labels;      /* extra "key=value" labels; keys must not start with "io.dms." */
+    char *const *labels; /* extra "key=value" labels; keys must not start with "io.dms." */
     dms_output_limits limits;
-    int64_t timeout_ms;       /* run timeout, counted from the moment the workload runs; 0 = none */
-    int64_t stop_grace_ms;    /* SIGTERM to SIGKILL on cancel/timeout; 0 = default */
-    bool keep_container;      /* keep the finished container (debugging); default: removed after the result */
-    const char *role;         /* the io.dms.role label: "job" (NULL) or "build" */
-    bool init;                /* a minimal init runs as PID 1 (Docker: HostConfig.Init): the workload gets default
-                               * signal handling (a server that never installed a SIGTERM handler still stops at
-                               * once) and zombies are reaped */
-    dms_security security;    /* privileges (appended in ABI 4): all zero = the backend's defaults */
+    int64_t timeout_ms;    /* run timeout, counted from the moment the workload runs; 0 = none */
+    int64_t stop_grace_ms; /* SIGTERM to SIGKILL on cancel/timeout; 0 = default */
+    bool keep_container;   /* keep the finished container (debugging); default: removed after the result */
+    const char *role;      /* the io.dms.role label: "job" (NULL) or "build" */
+    bool init; /* a minimal init runs as PID 1 (Docker: HostConfig.Init): the workload gets default
+                * signal handling (a server that never installed a SIGTERM handler still stops at
+                * once) and zombies are reaped */
+    dms_security security; /* privileges (appended in ABI 4): all zero = the backend's defaults */
 } dms_exec_request;
 
 /* Parses the JSON form of a request:
  *   {"job_id": "j1", "execution_id": "e1",
  *    "engine": {"image": "...", "entrypoint": ["sh","-c"], "cmd": ["echo hi"],
  *               "env": {"K": "V"} or ["K=V"], "working_dir": "/", "user": "1000"},
- *    "resources": {"cpu_millis": 500, "memory_bytes": 67108864, "pids_limit": 64, "disk_bytes": 0, "gpus": 0},
- *    "mounts": [{"type": "bind|volume|tmpfs", "source": "...", "target": "/data", "read_only": false,
+ *    "resources": {"cpu_millis": 500, "memory_bytes": 67108864, "pids_limit": 64, "disk_bytes": 0, "gpus":
+ * 0}, "mounts": [{"type": "bind|volume|tmpfs", "source": "...", "target": "/data", "read_only": false,
  *                "size_bytes": 0}],
  *    "network": {"mode": "default|none|host|named", "name": "...",
  *                "ports": [{"container": 8080, "host": 0, "protocol": "tcp", "host_ip": "127.0.0.1"}]},
@@ -141,7 +141,8 @@ typedef struct dms_exec_request {
  * The result is validated. Caller owns *out; free with dms_exec_request_free(). */
 int dms_exec_request_from_json(const char *json, size_t len, dms_exec_request **out, dms_error *err);
 
-/* The JSON form of a request (as accepted by dms_exec_request_from_json). Caller owns; free() it. NULL on OOM. */
+/* The JSON form of a request (as accepted by dms_exec_request_from_json). Caller owns; free() it. NULL on
+ * OOM. */
 char *dms_exec_request_to_json(const dms_exec_request *req);
 
 /* Deep copy; caller owns *out, free with dms_exec_request_free(). */

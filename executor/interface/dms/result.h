@@ -30,17 +30,18 @@ typedef enum dms_exec_outcome {
 /* Stable lower-case name ("exited", "oom_killed", ...); never NULL. */
 const char *dms_outcome_name(dms_exec_outcome o);
 
-/* The result of a finished execution. Caller-owned value; its buffers are released by dms_exec_result_clear(). */
+/* The result of a finished execution. Caller-owned value; its buffers are released by
+ * dms_exec_result_clear(). */
 typedef struct dms_exec_result {
     dms_exec_outcome outcome;
-    int exit_code;            /* -1 when there is none (never ran, lost) */
-    int signal;               /* the signal that ended it, 0 if none */
-    bool oom_killed;          /* the memory limit was hit (also set when outcome is CANCELLED by coincidence) */
-    int64_t started_at_ns;    /* wall clock, 0 if it never ran */
+    int exit_code;         /* -1 when there is none (never ran, lost) */
+    int signal;            /* the signal that ended it, 0 if none */
+    bool oom_killed;       /* the memory limit was hit (also set when outcome is CANCELLED by coincidence) */
+    int64_t started_at_ns; /* wall clock, 0 if it never ran */
     int64_t finished_at_ns;
-    char *stdout_data;        /* the last bytes of stdout, at most limits.result_output_bytes; NUL-terminated */
+    char *stdout_data; /* the last bytes of stdout, at most limits.result_output_bytes; NUL-terminated */
     size_t stdout_len;
-    bool stdout_truncated;    /* more was written than the excerpt holds (the capture file has the rest) */
+    bool stdout_truncated; /* more was written than the excerpt holds (the capture file has the rest) */
     char *stderr_data;
     size_t stderr_len;
     bool stderr_truncated;
@@ -63,8 +64,8 @@ typedef enum dms_exec_state {
     DMS_STATE_UNKNOWN = 0,
     DMS_STATE_PREPARING = 1, /* registered; pulling/creating */
     DMS_STATE_RUNNING = 2,
-    DMS_STATE_STOPPING = 3,  /* cancel in progress */
-    DMS_STATE_FINISHED = 4,  /* a result is available */
+    DMS_STATE_STOPPING = 3, /* cancel in progress */
+    DMS_STATE_FINISHED = 4, /* a result is available */
 } dms_exec_state;
 
 const char *dms_state_name(dms_exec_state s);
@@ -75,22 +76,22 @@ typedef struct dms_exec_status {
     char execution_id[DMS_ERROR_FIELD_MAX];
     char job_id[DMS_ERROR_FIELD_MAX];
     dms_exec_state state;
-    dms_exec_outcome outcome;  /* when FINISHED */
-    int exit_code;             /* when FINISHED, else -1 */
+    dms_exec_outcome outcome; /* when FINISHED */
+    int exit_code;            /* when FINISHED, else -1 */
     int64_t started_at_ns;
     int64_t finished_at_ns;
-    char handle[80];           /* backend's own handle: Docker container id, process pid, ... */
-    size_t n_ports;            /* published ports as bound (Docker) */
+    char handle[80]; /* backend's own handle: Docker container id, process pid, ... */
+    size_t n_ports;  /* published ports as bound (Docker) */
     struct {
         uint16_t container_port;
         uint16_t host_port;
         char protocol[4];
     } ports[DMS_STATUS_MAX_PORTS];
-    char ip_address[48];       /* address on its network, "" if none */
+    char ip_address[48]; /* address on its network, "" if none */
 } dms_exec_status;
 
-/* One chunk of a workload's output: normally one line (with its '\n'); a line longer than the frame limit comes
- * as several frames, all but the last flagged partial. */
+/* One chunk of a workload's output: normally one line (with its '\n'); a line longer than the frame limit
+ * comes as several frames, all but the last flagged partial. */
 typedef enum dms_stream_type {
     DMS_STREAM_STDOUT = 1,
     DMS_STREAM_STDERR = 2,
@@ -98,31 +99,33 @@ typedef enum dms_stream_type {
 
 typedef struct dms_log_frame {
     dms_stream_type stream;
-    bool partial;         /* the line continues in the next frame of this stream */
-    int64_t ts_ns;        /* wall clock when captured; strictly increasing within one execution */
-    const char *data;     /* borrowed: valid until the next call on the stream */
+    bool partial;     /* the line continues in the next frame of this stream */
+    int64_t ts_ns;    /* wall clock when captured; strictly increasing within one execution */
+    const char *data; /* borrowed: valid until the next call on the stream */
     size_t len;
 } dms_log_frame;
 
 typedef struct dms_log_options {
-    int64_t tail_lines;   /* < 0: all history; N >= 0: only the last N lines of history (0: none) */
-    int64_t since_ns;     /* only frames with ts_ns >= since_ns (0: no bound) */
-    bool follow;          /* after history, wait for new frames until the execution ends */
-    bool no_stdout;       /* leave stdout out */
-    bool no_stderr;       /* leave stderr out */
+    int64_t tail_lines; /* < 0: all history; N >= 0: only the last N lines of history (0: none) */
+    int64_t since_ns;   /* only frames with ts_ns >= since_ns (0: no bound) */
+    bool follow;        /* after history, wait for new frames until the execution ends */
+    bool no_stdout;     /* leave stdout out */
+    bool no_stderr;     /* leave stderr out */
 } dms_log_options;
 
-#define DMS_LOG_OPTIONS_INIT {.tail_lines = -1, .since_ns = 0, .follow = false, .no_stdout = false, \
-                              .no_stderr = false}
+#define DMS_LOG_OPTIONS_INIT                                                                                 \
+    {                                                                                                        \
+        .tail_lines = -1, .since_ns = 0, .follow = false, .no_stdout = false, .no_stderr = false             \
+    }
 
 /* What cleanup removed; counts of resources carrying this executor's labels. */
 typedef struct dms_cleanup_report {
-    int containers;   /* or processes */
+    int containers; /* or processes */
     int networks;
     int volumes;
     int images;
-    int state_dirs;   /* execution state directories removed */
-    int errors;       /* removals that failed (see err of the call for the first) */
+    int state_dirs; /* execution state directories removed */
+    int errors;     /* removals that failed (see err of the call for the first) */
 } dms_cleanup_report;
 
 #pragma GCC visibility pop
