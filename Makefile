@@ -88,10 +88,11 @@ build-all: $(ALL_TARGETS)
 -include $(shell find $(OBJ_DIR) -name '*.d' 2>/dev/null)
 
 # ---- checks ----
-.PHONY: check check-env check-unit check-features check-install check-layers
+.PHONY: check check-env check-unit check-features check-install check-layers format-check
 check:
 	scripts/install-deps
 	$(MAKE) check-layers
+	$(MAKE) format-check
 	scripts/docker-up
 	scripts/test-images
 	scripts/stack-images
