@@ -201,9 +201,19 @@ int droid_env_vector(const droid *d, char ***out, dms_error *err)
 
 /* ---- JSON ---- */
 
+/* A string member; one that is not UTF-8 (a reason can quote a tool's output) is shown with U+FFFD for each
+ * bad byte, as the status route does, rather than failing the whole droid's JSON. */
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    char *clean = dmsu_utf8_sanitize(s, strlen(s), NULL);
+    j = clean ? json_string(clean) : NULL;
+    free(clean);
+    return j ? j : json_null();
 }
 
 json_t *droid_to_json(const droid *d)

@@ -298,6 +298,22 @@ START_TEST(test_to_json_and_copy_round_trip)
 }
 END_TEST
 
+START_TEST(test_to_json_shows_a_reason_that_is_not_utf8)
+{
+    droid *d = NULL;
+    dms_error err = {0};
+    ck_assert_int_eq(parse_create("{\"name\":\"a\",\"repo\":\"/r\"}", &d, &err), 0);
+    strcpy(d->id, "d0123456789ab");
+    d->reason = strdup("git said \xff\xfe here");
+    json_t *j = droid_to_json(d);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "reason")),
+                     "git said \xef\xbf\xbd\xef\xbf\xbd here");
+    json_decref(j);
+    droid_free(d);
+}
+END_TEST
+
 START_TEST(test_resources_are_kept_as_asked_and_refused_naming_the_key)
 {
     droid *d = NULL;
@@ -365,6 +381,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_env_vector_adds_port);
     tcase_add_test(tc, test_to_json_and_copy_round_trip);
     tcase_add_test(tc, test_resources_are_kept_as_asked_and_refused_naming_the_key);
+    tcase_add_test(tc, test_to_json_shows_a_reason_that_is_not_utf8);
     suite_add_tcase(s, tc);
     return s;
 }
