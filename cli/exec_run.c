@@ -32,6 +32,8 @@ typedef struct sig_ctx {
     dms_executor *ex;
     const char *exec_id;
     sigset_t set;
+    pthread_mutex_t lock; /* a cancel and the executor's close never overlap */
+    bool closed;          /* under lock: the executor is gone, a late signal has nothing to cancel */
 } sig_ctx;
 
 static void *signal_thread(void *arg)
@@ -39,11 +41,23 @@ static void *signal_thread(void *arg)
     sig_ctx *s = arg;
     int sig;
     if (sigwait(&s->set, &sig) == 0) {
-        fprintf(stderr, "dms-exec: signal %d: cancelling %s\n", sig, s->exec_id);
-        dms_error err;
-        dms_executor_cancel(s->ex, s->exec_id, &err);
+        pthread_mutex_lock(&s->lock);
+        if (!s->closed) {
+            fprintf(stderr, "dms-exec: signal %d: cancelling %s\n", sig, s->exec_id);
+            dms_error err;
+            dms_executor_cancel(s->ex, s->exec_id, &err);
+        }
+        pthread_mutex_unlock(&s->lock);
     }
     return NULL;
+}
+
+/* Waits for a cancel in progress, then keeps any later signal away from the executor about to be closed. */
+static void signals_done(sig_ctx *sc)
+{
+    pthread_mutex_lock(&sc->lock);
+    sc->closed = true;
+    pthread_mutex_unlock(&sc->lock);
 }
 
 /* Blocks SIGINT and SIGTERM (the threads the library starts later inherit the mask) and has one thread wait
@@ -117,12 +131,13 @@ int cmd_run(int argc, char **argv)
     const dms_exec_request *req = the_request(&b);
     maybe_fall_back(req);
     dms_executor *ex = open_executor();
-    sig_ctx sc = {.ex = ex, .exec_id = req->execution_id};
+    sig_ctx sc = {.ex = ex, .exec_id = req->execution_id, .lock = PTHREAD_MUTEX_INITIALIZER};
     cancel_on_signals(&sc);
 
     dms_error err = {0};
     int r = dms_executor_start(ex, req, &err);
     int code = r < 0 ? start_failed(ex, req, r, &err) : follow_and_wait(ex, req->execution_id, quiet, &err);
+    signals_done(&sc);
     close_executor(ex);
     dms_exec_request_free(b.from_json);
     return code;
