@@ -20,14 +20,15 @@
 /* An engine message; its "stream" text is at most 32 KiB, escaped. */
 #define NDJSON_LINE_MAX (1024 * 1024)
 /* A line of build output longer than this is passed on in pieces. */
-#define BUILD_LINE_MAX_BYTES    (64 * 1024)
-#define BUILD_CPU_PERIOD_US     100000 /* the kernel's default CFS period; the quota is cpu_millis of it */
-#define SIGKILL_EXIT_CODE       137    /* 128 + SIGKILL: how a shell reports a step the kernel killed */
-#define BYTES_PER_MIB           (1024 * 1024)
-#define BUILD_DIR               "builds"
-#define DOCKERFILE_MAX_BYTES    (1024 * 1024)
-#define STEP_IMAGE_REMOVE_TRIES 20
-#define STEP_IMAGE_RETRY_MS     250
+#define BUILD_LINE_MAX_BYTES      (64 * 1024)
+#define BUILD_CPU_PERIOD_US       100000 /* the kernel's default CFS period; the quota is cpu_millis of it */
+#define SIGKILL_EXIT_CODE         137    /* 128 + SIGKILL: how a shell reports a step the kernel killed */
+#define BYTES_PER_MIB             (1024 * 1024)
+#define BUILD_DIR                 "builds"
+#define DOCKERFILE_MAX_BYTES      (1024 * 1024)
+#define STEP_IMAGE_REMOVE_TRIES   20
+#define STEP_IMAGE_RETRY_MS       250
+#define CANCELLED_STEP_RECHECK_MS 500
 /* The Dockerfile the engine builds, added to the context under this name by us (a file of the tree with this
  * name is left out): our labelled copy, or the host's own text. */
 #define LABELLED_DOCKERFILE ".dms-labelled.Dockerfile"
@@ -224,12 +225,54 @@ static bool remove_step_image(docker_executor *ex, const char *id)
     return false;
 }
 
+/* The untagged images one job's builds left: a step the engine committed after our cancel reached it has an
+ * id we never read ("dangling", labelled by our LABEL after its FROM). Removed without force, so an image
+ * another image or a container uses stays. Only with a job id: the host builds one of a job's images at a
+ * time. */
+static void remove_job_leftovers(docker_executor *ex, const char *job_id)
+{
+    if (!job_id)
+        return;
+    char filter[384];
+    snprintf(filter, sizeof(filter), "{\"dangling\":[\"true\"],\"label\":[\"%s=%s\",\"%s=%s\"]}",
+             DMS_LABEL_EXECUTOR, ex->id, DMS_LABEL_JOB, job_id);
+    _cleanup_free_ char *ef = docker_escape(filter);
+    char path[768];
+    snprintf(path, sizeof(path), "/images/json?filters=%s", ef ? ef : "");
+    docker_response resp;
+    dms_error e;
+    if (!ef || docker_call(&ex->client, "GET", path, NULL, DOCKER_SHORT_CALL_TIMEOUT_MS, &resp, &e) < 0)
+        return;
+    json_t *a = resp.status == 200 ? docker_response_json(&resp, "list images", &e) : NULL;
+    dmsu_buf_free(&resp.body);
+    size_t i;
+    json_t *img;
+    json_array_foreach(a, i, img)
+    {
+        const char *id = json_string_value(json_object_get(img, "Id"));
+        if (id && is_our_step_image(ex, id))
+            remove_step_image(ex, id);
+    }
+    json_decref(a);
+}
+
 /* A failed or cancelled build's step image the engine would not remove yet goes to result->image_id, for the
  * host to remove later (dms_build_result). */
-static void drop_step_image(docker_executor *ex, const char *id, dms_build_result *result)
+static void drop_step_image(docker_executor *ex, const char *id, const char *job_id, dms_build_result *result)
 {
     if (!remove_step_image(ex, id))
         snprintf(result->image_id, sizeof(result->image_id), "%s", id);
+    remove_job_leftovers(ex, job_id);
+}
+
+/* After a cancel the engine may still commit the step it was at (a LABEL or COPY takes milliseconds): looked
+ * for once more a moment later. */
+static void drop_cancelled_steps(docker_executor *ex, const char *id, const char *job_id,
+                                 dms_build_result *result)
+{
+    drop_step_image(ex, id, job_id, result);
+    usleep(CANCELLED_STEP_RECHECK_MS * 1000);
+    remove_job_leftovers(ex, job_id);
 }
 
 static void emit_complete_lines(build_ctx *bc, dms_stream_type stream)
@@ -504,7 +547,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     dmsu_buf_free(&bc.text);
     if (r == -DMS_E_CANCELLED || dms_cancel_token_cancelled(cancel)) {
         dmsu_buf_free(&resp.body);
-        drop_step_image(ex, bc.last_step, result);
+        drop_cancelled_steps(ex, bc.last_step, req->job_id, result);
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "build %s cancelled", req->build_id);
     }
     if (r == 0 && resp.status != 200) {
@@ -521,7 +564,7 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     if (r < 0)
         return r;
     if (bc.error[0]) {
-        drop_step_image(ex, bc.last_step, result);
+        drop_step_image(ex, bc.last_step, req->job_id, result);
         char hint[96];
         if (bc.user_fault) {
             if (is_base_image_failure(bc.error))
