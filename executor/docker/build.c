@@ -250,8 +250,8 @@ static void remove_job_leftovers(docker_executor *ex, const char *job_id)
     json_array_foreach(a, i, img)
     {
         const char *id = json_string_value(json_object_get(img, "Id"));
-        if (id && is_our_step_image(ex, id))
-            remove_step_image(ex, id);
+        if (id)
+            remove_step_image(ex, id); /* checks it is ours and untagged, as the filter asked */
     }
     json_decref(a);
 }
