@@ -359,11 +359,50 @@ int dms_executor_status(dms_executor *ex, const char *execution_id, dms_exec_sta
     return ex->ops->status(ex->cookie, execution_id, out, err);
 }
 
+/* The array dms_executor_list hands its caller, grown by the plugin's callback. */
+typedef struct status_list {
+    dms_exec_status *items;
+    size_t n, cap;
+} status_list;
+
+static int collect_status(void *userdata, const dms_exec_status *status)
+{
+    status_list *l = userdata;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        if (cap > SIZE_MAX / sizeof(*l->items))
+            return -DMS_E_NOMEM;
+        dms_exec_status *items = realloc(l->items, cap * sizeof(*items));
+        if (!items)
+            return -DMS_E_NOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *status;
+    return 0;
+}
+
+static int by_execution_id(const void *a, const void *b)
+{
+    return strcmp(((const dms_exec_status *)a)->execution_id, ((const dms_exec_status *)b)->execution_id);
+}
+
 int dms_executor_list(dms_executor *ex, dms_exec_status **out, size_t *n, dms_error *err)
 {
     if (!ex->ops->list)
         return not_supported(ex, "list", err);
-    return ex->ops->list(ex->cookie, out, n, err);
+    status_list l = {0};
+    int r = ex->ops->list(ex->cookie, collect_status, &l, err);
+    if (r == 0 && !l.items && !(l.items = calloc(1, sizeof(*l.items))))
+        r = -DMS_E_NOMEM;
+    if (r < 0) {
+        free(l.items);
+        return r == -DMS_E_NOMEM ? dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory") : r;
+    }
+    qsort(l.items, l.n, sizeof(*l.items), by_execution_id); /* backends report in their own order */
+    *out = l.items;
+    *n = l.n;
+    return 0;
 }
 
 int dms_executor_remove(dms_executor *ex, const char *execution_id, dms_error *err)

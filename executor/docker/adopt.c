@@ -528,29 +528,17 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
     return 0;
 }
 
-int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err)
+int docker_list(void *cookie, dms_exec_status_fn each, void *userdata, dms_error *err)
 {
     docker_executor *ex = cookie;
     idset s = {0};
     int r = all_ids(ex, &s, err);
-    if (r < 0) {
-        dmsu_strv_free(s.ids);
-        return r;
-    }
-    size_t cnt = dmsu_strv_len(s.ids);
-    dms_exec_status *a = calloc(cnt ? cnt : 1, sizeof(*a));
-    if (!a) {
-        dmsu_strv_free(s.ids);
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < cnt; i++) {
+    for (size_t i = 0; r == 0 && s.ids && s.ids[i]; i++) {
+        dms_exec_status st = {0};
         dms_error e;
-        if (docker_status(ex, s.ids[i], &a[k], &e) == 0)
-            k++;
+        if (docker_status(ex, s.ids[i], &st, &e) == 0) /* gone since it was listed: not listed */
+            r = each(userdata, &st);
     }
     dmsu_strv_free(s.ids);
-    *out = a;
-    *n = k;
-    return 0;
+    return r;
 }

@@ -162,7 +162,7 @@ void docker_events_start(docker_executor *ex, bool wait_for_it);
 int docker_get(docker_executor *ex, const char *exec_id, docker_handler **out, dms_error *err);
 int docker_recover(void *cookie, size_t *adopted, dms_error *err);
 int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_error *err);
-int docker_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err);
+int docker_list(void *cookie, dms_exec_status_fn each, void *userdata, dms_error *err);
 /* Inspects a container by name or id; NOT_FOUND when absent. New reference. */
 int docker_inspect(docker_executor *ex, const char *name_or_id, json_t **out, dms_error *err);
 /* Reads spec.json's request bits (job id, limits, grace) into a handler's fields. */

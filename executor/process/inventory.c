@@ -79,44 +79,22 @@ static int each_execution(const proc_executor *p,
 }
 
 typedef struct list_ctx {
-    dms_exec_status *items;
-    size_t n, cap;
+    dms_exec_status_fn each;
+    void *userdata;
 } list_ctx;
 
 static int list_one(const proc_executor *p, const char *dir, const char *id, void *ctx)
 {
     list_ctx *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        dms_exec_status *n = realloc(l->items, cap * sizeof(*n));
-        if (!n)
-            return -DMS_E_NOMEM;
-        l->items = n;
-        l->cap = cap;
-    }
-    fill_status(p, dir, id, &l->items[l->n++]);
-    return 0;
+    dms_exec_status st;
+    fill_status(p, dir, id, &st);
+    return l->each(l->userdata, &st);
 }
 
-static int by_execution_id(const void *a, const void *b)
+int proc_op_list(void *cookie, dms_exec_status_fn each, void *userdata, dms_error *err)
 {
-    return strcmp(((const dms_exec_status *)a)->execution_id, ((const dms_exec_status *)b)->execution_id);
-}
-
-int proc_op_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err)
-{
-    list_ctx l = {0};
-    int r = each_execution(cookie, list_one, &l, err);
-    if (r < 0) {
-        free(l.items);
-        return r == -DMS_E_NOMEM ? dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory") : r;
-    }
-    if (!l.items && !(l.items = calloc(1, sizeof(*l.items))))
-        return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    qsort(l.items, l.n, sizeof(*l.items), by_execution_id); /* readdir order is arbitrary */
-    *out = l.items;
-    *n = l.n;
-    return 0;
+    list_ctx l = {each, userdata};
+    return each_execution(cookie, list_one, &l, err);
 }
 
 static void wait_lock_free(const char *dir, int64_t ms)

@@ -172,7 +172,7 @@ int proc_op_log_stream(void *cookie, const char *execution_id, const dms_log_opt
                        dms_log_stream **out, dms_error *err);
 int proc_op_cleanup(void *cookie, dms_cleanup_report *report, dms_error *err);
 int proc_op_status(void *cookie, const char *execution_id, dms_exec_status *out, dms_error *err);
-int proc_op_list(void *cookie, dms_exec_status **out, size_t *n, dms_error *err);
+int proc_op_list(void *cookie, dms_exec_status_fn each, void *userdata, dms_error *err);
 int proc_op_remove(void *cookie, const char *execution_id, dms_error *err);
 int proc_op_recover(void *cookie, size_t *adopted, dms_error *err);
 

@@ -961,6 +961,9 @@ START_TEST(test_process_recover_from_a_second_executor_finds_the_running_job_and
     size_t n = 0;
     ck_assert_int_eq(dms_executor_list(ex2, &all, &n, &err), 0);
     ck_assert_int_eq(n, 2);
+    ck_assert_str_eq(all[0].execution_id, "e1"); /* sorted by the library, whatever the plugin's order */
+    ck_assert_str_eq(all[1].execution_id, "e2");
+    ck_assert_int_eq(all[0].state, DMS_STATE_RUNNING);
     free(all);
     ck_assert_int_eq(dms_executor_wait(ex2, "e1", 10000, &res, &err), 0);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);

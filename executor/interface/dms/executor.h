@@ -161,8 +161,8 @@ int dms_executor_cleanup(dms_executor *ex, dms_cleanup_report *report, dms_error
 
 /* Where one execution stands. */
 int dms_executor_status(dms_executor *ex, const char *execution_id, dms_exec_status *out, dms_error *err);
-/* Every execution this executor knows (live and finished, found through labels and state, not memory alone).
- * Caller owns *out (array of *n); free() it. */
+/* Every execution this executor knows (live and finished, found through labels and state, not memory alone),
+ * sorted by execution id. Caller owns *out (array of *n); free() it. */
 int dms_executor_list(dms_executor *ex, dms_exec_status **out, size_t *n, dms_error *err);
 /* Forgets a finished execution: removes its container (if kept) and its state and logs. Running: CONFLICT. */
 int dms_executor_remove(dms_executor *ex, const char *execution_id, dms_error *err);

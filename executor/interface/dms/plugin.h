@@ -30,10 +30,9 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION                                                                             \
-    4u /* 4: build dockerfile_text and limits, exec security, remove_network, image size */
-#define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
-#define DMS_PLUGIN_EXPORT       __attribute__((visibility("default")))
+#define DMS_EXECUTOR_ABI_VERSION 5u /* 5: list reports each execution through a callback */
+#define DMS_PLUGIN_ENTRY_SYMBOL  "dms_executor_plugin_entry"
+#define DMS_PLUGIN_EXPORT        __attribute__((visibility("default")))
 
 /* Services of the host, handed to create(); valid until destroy(). */
 typedef struct dms_host_services {
@@ -49,6 +48,10 @@ typedef enum dms_cancel_reason {
     DMS_CANCEL_USER = 1,    /* outcome CANCELLED */
     DMS_CANCEL_TIMEOUT = 2, /* outcome TIMED_OUT */
 } dms_cancel_reason;
+
+/* What list() calls once per execution, with a status valid for the call only (the registry copies it).
+ * Returns 0 to go on; a negative DMS_E_* code stops the listing, and list() returns that code. */
+typedef int (*dms_exec_status_fn)(void *userdata, const dms_exec_status *status);
 
 typedef struct dms_executor_ops {
     uint32_t abi_version;    /* DMS_EXECUTOR_ABI_VERSION */
@@ -72,7 +75,9 @@ typedef struct dms_executor_ops {
 
     /* Optional: NULL when not supported. */
     int (*status)(void *cookie, const char *execution_id, dms_exec_status *out, dms_error *err);
-    int (*list)(void *cookie, dms_exec_status **out, size_t *n, dms_error *err);
+    /* Reports every execution through each (in no particular order); the registry owns the array its caller
+     * gets, so nothing the plugin allocates crosses the boundary. */
+    int (*list)(void *cookie, dms_exec_status_fn each, void *userdata, dms_error *err);
     int (*remove)(void *cookie, const char *execution_id, dms_error *err);
     int (*recover)(void *cookie, size_t *adopted, dms_error *err);
     int (*build)(void *cookie, const dms_build_request *req, dms_build_output_fn out, void *userdata,
