@@ -4,7 +4,7 @@
 PROC_COMMON_SRCS := executor/process/cgroup.c
 PROC_PLUGIN_SRCS := executor/process/process.c executor/process/spec.c executor/process/state.c executor/process/inventory.c \
     $(PROC_COMMON_SRCS)
-PROC_SHIM_SRCS := executor/process/shim.c executor/process/shim_spec.c executor/process/shim_child.c \
+PROC_SHIM_SRCS := executor/process/shim.c executor/process/shim_setup.c executor/process/shim_spec.c executor/process/shim_child.c \
     executor/process/shim_tail.c $(PROC_COMMON_SRCS)
 EXTRA_CFLAGS_executor_process_ := $(call pkg_cflags,jansson) -Iexecutor -fvisibility=hidden
 

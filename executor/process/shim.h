@@ -1,6 +1,6 @@
 /* executor/process/shim.h - private to dms-proc-shim: the spec it executes and the workload's side of the
- * fork. Split from shim.c by responsibility: shim_spec.c reads spec.json, shim_child.c runs in the forked
- * workload, shim.c supervises. */
+ * fork. Split from shim.c by responsibility: shim_spec.c reads spec.json, shim_setup.c prepares and forks,
+ * shim_child.c runs in the forked workload, shim.c supervises. */
 #ifndef DMS_PROC_SHIM_H
 #define DMS_PROC_SHIM_H
 
@@ -72,5 +72,39 @@ __attribute__((noreturn)) void proc_child_run(const proc_spec *sp, int go_r, int
                                               int err_w);
 /* The error a failed preparation stands for: the field at fault and a message naming the program or path. */
 void proc_child_describe(const proc_spec *sp, const proc_exec_failure *f, dms_error *e);
+
+/* The supervisor's state (shim.c, shim_setup.c): one per dms-proc-shim process. */
+typedef struct shim {
+    const char *dir;
+    proc_spec sp;
+    dms_logstore_writer *log;
+    proc_tail tail[3]; /* per stream (1 stdout, 2 stderr): the result's excerpts */
+    int status_fd;
+    pid_t child;
+    uint64_t child_start;
+    int out_fd, err_fd, sfd, ctl_fd;
+    bool child_done;
+    int wstatus;
+    int64_t started_ns, finished_ns;
+    int stop_reason;                                     /* 0, DMS_CANCEL_USER or DMS_CANCEL_TIMEOUT */
+    bool killed;                                         /* SIGKILL sent */
+    int64_t run_deadline, kill_deadline, drain_deadline; /* monotonic ms, -1: none */
+} shim;
+
+/* shim.c: a line of shim.log (stderr), tagged with the execution once known. */
+void shim_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void shim_log_set_exec(const char *execution_id);
+/* shim.c: the workload never ran; the result says why (outcome FAILED, or the one given) and the starter
+ * hears the same. Returns 1. */
+int shim_fail_start_as(shim *s, const dms_error *e, dms_exec_outcome outcome);
+int shim_fail_start(shim *s, const dms_error *e);
+
+/* shim_setup.c: everything before the fork (spec, capture, excerpt rings, signals, ctl FIFO, cgroups, a
+ * cancel that came first); then the fork, the move into the cgroups and the exec handshake. Each returns 0,
+ * or 1 once shim_fail_start has reported and written the result. */
+int shim_prepare_run(shim *s);
+int shim_spawn_workload(shim *s);
+/* Writes shim.json: the supervisor's and the workload's pid and start time, and when it started. */
+int shim_write_state(shim *s, dms_error *err);
 
 #endif
