@@ -182,6 +182,16 @@ int docker_remove_network(void *cookie, const char *name, dms_error *err);
 bool docker_network_missing(const docker_response *resp);
 bool docker_network_ambiguous(const docker_response *resp);
 int docker_network_dedupe(docker_executor *ex, const char *name, dms_error *err);
+/* image.c: an NDJSON body (pull, build) read line by line; each complete line that parses is handed to
+ * on_line, whose negative return stops the read. A line longer than line.max is skipped and counted. */
+#define NDJSON_LINE_MAX (1024 * 1024) /* an engine message; its "stream" text is at most 32 KiB, escaped */
+typedef struct ndjson {
+    dmsu_buf line;
+    int (*on_line)(void *ud, json_t *j);
+    void *ud;
+    size_t dropped; /* lines longer than line.max: skipped, so that memory stays bounded */
+} ndjson;
+int docker_ndjson_feed(void *ud, const char *data, size_t len);
 /* Pulls an image (streams progress to the log). IMAGE when no registry answers. */
 int docker_pull(docker_executor *ex, const char *ref, const docker_abort *abort, dms_error *err);
 /* 1 if the image is present locally, 0 if not. */
