@@ -8,7 +8,7 @@ DMS_EXEC_OBJS := $(patsubst %,$(OBJ_DIR)/cli/%.o,dms-exec exec_cli exec_request 
 $(DMS_EXEC): $(DMS_EXEC_OBJS) $(LIBDMS_UTIL) $(LIBDMS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(DMS_EXEC_OBJS) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,jansson)
+	$(Q)$(CC) -o $@ $(DMS_EXEC_OBJS) $(LIBDMS_UTIL) $(ALL_LDFLAGS) $(LIBDMS_LINK) $(call pkg_libs,jansson) -luuid
 
 ALL_TARGETS += $(DMS_EXEC)
 INSTALL_BINS += $(DMS_EXEC)

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "util.h"
+
 global_opts gopt = {.backend = NULL, .executor_id = NULL};
 
 void die_usage(const char *fmt, ...)
@@ -122,10 +124,8 @@ int64_t parse_duration(const char *s)
 
 void gen_id(char *buf, size_t n, const char *prefix)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    unsigned seed = (unsigned)(ts.tv_nsec ^ (ts.tv_sec << 8) ^ ((unsigned)getpid() << 16));
-    snprintf(buf, n, "%s%08x%04x", prefix, (unsigned)rand_r(&seed), (unsigned)(rand_r(&seed) & 0xffff));
+    if (dmsu_random_id(buf, n, prefix) < 0)
+        abort(); /* every caller's buffer holds an id: a bug, not an input */
 }
 
 /* ---- the executor ---- */

@@ -30,7 +30,8 @@ void dmsd_log(dms_log_level level, const char *fmt, ...) __attribute__((format(p
 /* RFC 3339 UTC with milliseconds ("2024-05-01T12:00:00.123Z") of a wall-clock ns value. buf >= 32 bytes. */
 void dmsd_format_time(int64_t ns, char *buf, size_t size);
 
-/* n random bytes as 2n lower-case hex characters plus NUL into buf (size >= 2n+1). 0 or -DMS_E_IO. */
+/* n random bytes (getrandom) as 2n lower-case hex characters plus NUL into buf (size >= 2n+1): for secrets
+ * (webhook secrets). Ids come from dmsu_random_id (util.h). 0 or -DMS_E_IO. */
 int dmsd_random_hex(char *buf, size_t n, dms_error *err);
 
 /* A page of a list. In: how many rows (limit) and where the page starts (after the row at `after`, when

@@ -6,7 +6,7 @@ DMSD_LIB_SRCS := $(filter-out dms/main.c,$(DMSD_SRCS))
 DMSD_LIB_OBJS := $(DMSD_LIB_SRCS:%.c=$(OBJ_DIR)/%.o)
 DMSD_ARCHIVE := $(LIB_DIR)/libdmsd.a
 DMSD := $(BIN_DIR)/dmsd
-DMSD_LIBS := $(call pkg_libs,$(DMSD_PKGS)) -lm
+DMSD_LIBS := $(call pkg_libs,$(DMSD_PKGS)) -luuid -lm
 
 DMSD_CFLAGS := $(call pkg_cflags,$(DMSD_PKGS)) -Iexecutor
 EXTRA_CFLAGS_dms_ := $(DMSD_CFLAGS)

@@ -1,9 +1,9 @@
 # executor/: the framework library libdms-executor.so (registry, plugin loader, shared backend helpers), and
 # libdms-util.a, the private helpers of util.h (string vectors, capped buffers, reading beneath a tree,
-# Dockerfile lines, capability masks). The archive is linked into every consumer (the library, the plugins,
+# Dockerfile lines, capability masks, random ids). The archive is linked into every consumer (the library, the plugins,
 # dmsd, the CLIs, the tests) instead of being exported: the library's dynamic symbols are exactly its public
 # API, the names the installed headers declare (libdms-executor.map; tests/check-exports.sh checks it).
-UTIL_SRCS := executor/util.c executor/beneath.c executor/dflines.c executor/capmask.c
+UTIL_SRCS := executor/util.c executor/beneath.c executor/dflines.c executor/capmask.c executor/randid.c
 UTIL_OBJS := $(UTIL_SRCS:%.c=$(OBJ_DIR)/%.o)
 LIBDMS_UTIL := $(LIB_DIR)/libdms-util.a
 EXEC_SRCS := $(filter-out $(UTIL_SRCS),$(wildcard executor/*.c))
@@ -29,6 +29,8 @@ $(LIBDMS): $(LIB_DIR)/libdms-executor.so.$(VERSION)
 	ln -sf libdms-executor.so.$(VERSION) $@
 
 ALL_TARGETS += $(LIBDMS) $(LIBDMS_UTIL)
+# randid.o uses libuuid: whoever calls dmsu_random_id links it (dmsd, dms-exec, this suite).
+TEST_LIBS_test_util := -luuid
 
 # The library exports exactly the public API and each plugin exactly its entry symbol (run by check-unit).
 .PHONY: check-exports

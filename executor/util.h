@@ -152,4 +152,10 @@ int dmsu_df_scan(const char *text, size_t len, dmsu_df_instr_fn fn, void *ud, ch
 /* Bytes of the Unicode white space character at p (Go's unicode.IsSpace, UTF-8), 0 if there is none. */
 size_t dmsu_unicode_space_len(const char *p, const char *end);
 
+/* ---- ids (randid.c; link -luuid) ---- */
+
+/* prefix + 12 hex digits of a random UUID into buf: 0, or -1 if it did not fit. Not for secrets (a secret
+ * wants more than 48 bits: getrandom). */
+int dmsu_random_id(char *buf, size_t size, const char *prefix);
+
 #endif

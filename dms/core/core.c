@@ -514,10 +514,10 @@ int core_mutate(core *c, const char *user, const char *id, core_mutator fn, void
 
 int core_create(core *c, droid *d, droid **out, dms_error *err)
 {
-    int r = dmsd_random_hex(d->id + 1, DROID_ID_HEX_BYTES, err);
-    if (r < 0)
-        return r;
-    d->id[0] = 'd';
+    int r;
+    if (dmsu_random_id(d->id, sizeof(d->id), "d") < 0)
+        return dms_error_set(err, DMS_E_INTERNAL, NULL, "a droid id does not fit in %zu bytes",
+                             sizeof(d->id));
     d->created_ns = d->updated_ns = dms_now_ns();
     d->state = DROID_PENDING;
     d->want_running = true;

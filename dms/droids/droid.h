@@ -18,7 +18,7 @@
 
 #include "state.h"
 
-#define DROID_ID_HEX_BYTES    6 /* ids are "d" + 12 hex characters */
+/* ids are "d" + 12 hex characters (dmsu_random_id) */
 #define DROID_ID_SIZE         16
 #define DROID_NAME_MAX        63 /* a DNS label: the name becomes <name>.localhost */
 #define DROID_USER_ID_MAX     128

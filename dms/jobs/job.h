@@ -17,7 +17,7 @@
 
 #include <dms/error.h>
 
-#define JOB_ID_HEX_BYTES 6 /* ids are "j" + 12 hex characters */
+/* ids are "j" + 12 hex characters (dmsu_random_id) */
 #define JOB_ID_SIZE      16
 /* A build job's id (its step executions carry it as their job id); a droid's id is plain hex. */
 #define JOB_ID_IS(id)         ((id) && (id)[0] == 'j')

@@ -237,11 +237,9 @@ void jobs_stop(jobs *js)
 
 int jobs_create(jobs *js, job *j, dms_error *err)
 {
-    char hex[2 * JOB_ID_HEX_BYTES + 1];
     int r;
-    if ((r = dmsd_random_hex(hex, JOB_ID_HEX_BYTES, err)) < 0)
-        return r;
-    snprintf(j->id, sizeof(j->id), "j%s", hex);
+    if (dmsu_random_id(j->id, sizeof(j->id), "j") < 0)
+        return dms_error_set(err, DMS_E_INTERNAL, NULL, "a job id does not fit in %zu bytes", sizeof(j->id));
     j->status = JOB_QUEUED;
     j->created_ns = dms_now_ns();
     if (j->pm != JOB_PM_NONE) {

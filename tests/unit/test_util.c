@@ -516,6 +516,19 @@ START_TEST(test_state_lock_is_exclusive_across_processes)
 }
 END_TEST
 
+START_TEST(test_random_ids_have_the_prefix_twelve_hex_digits_and_differ)
+{
+    char a[16], b[16], tiny[8];
+    ck_assert_int_eq(dmsu_random_id(a, sizeof(a), "d"), 0);
+    ck_assert_int_eq(dmsu_random_id(b, sizeof(b), "d"), 0);
+    ck_assert_uint_eq(strlen(a), 13);
+    ck_assert_int_eq(a[0], 'd');
+    ck_assert_uint_eq(strspn(a + 1, "0123456789abcdef"), 12);
+    ck_assert_str_ne(a, b);
+    ck_assert_int_eq(dmsu_random_id(tiny, sizeof(tiny), "e-"), -1); /* truncation is reported */
+}
+END_TEST
+
 START_TEST(test_clocks_move_forward)
 {
     int64_t a = dms_now_ns(), m = dms_mono_ms();
@@ -560,6 +573,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_rm_rf_removes_a_tree_of_any_depth_without_following_anything);
     tcase_add_test(tc, test_state_lock_is_exclusive_across_processes);
     tcase_add_test(tc, test_clocks_move_forward);
+    tcase_add_test(tc, test_random_ids_have_the_prefix_twelve_hex_digits_and_differ);
     suite_add_tcase(s, tc);
     return s;
 }
