@@ -343,10 +343,11 @@ int dms_logstore_excerpt(const char *dir, dms_stream_type stream, size_t max_byt
     }
     size_t w = 0;
     if (read_spans(&ss, &x, want, buf, &w) < 0) {
+        int e = errno ? errno : EIO; /* before close() can change it */
         free(buf);
         free(x.spans);
         logstore_segset_close(&ss);
-        return dms_error_set_errno(err, DMS_E_IO, errno ? errno : EIO, "read capture in %s", dir);
+        return dms_error_set_errno(err, DMS_E_IO, e, "read capture in %s", dir);
     }
     buf[w] = '\0';
     free(x.spans);
