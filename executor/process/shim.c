@@ -78,7 +78,7 @@ static void shim_log(const char *level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level,
             (int)getpid(), log_exec, msg);
 }
@@ -421,7 +421,7 @@ static int setup_signals(shim *s, dms_error *err)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (s->sfd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "signalfd");
