@@ -1,9 +1,9 @@
 # dms - one Makefile; each code folder contributes a fragment (<folder>/*.mk) included below.
 #
 #   make                 build everything (library, plugins, binaries) into build/
-#   make check           install missing deps, bring Docker up, make test images, build, run unit tests (plain and
-#                        under ASan+UBSan) and the feature suite against the real engine; with SAN=1 all of it
-#                        runs on the sanitizer build (build-san/), the feature suite too
+#   make check           install missing deps, check layers, format and lint, bring Docker up, make test images,
+#                        build, run unit tests (plain and under ASan+UBSan) and the feature suite against the real
+#                        engine; with SAN=1 all of it runs on the sanitizer build (build-san/), the feature suite too
 #   make check-unit      unit tests only (add SAN=1 for ASan+UBSan; builds into build-san/), after check-exports:
 #                        the library exports exactly its public API, each plugin only its entry
 #   make check-layers    every #include "..." within its folder's README "May depend on:" line
@@ -93,6 +93,7 @@ check:
 	scripts/install-deps
 	$(MAKE) check-layers
 	$(MAKE) format-check
+	$(MAKE) lint
 	scripts/docker-up
 	scripts/test-images
 	scripts/stack-images

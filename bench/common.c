@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -497,7 +498,7 @@ static long status_kb(const char *key)
             v = strtol(line + kl + 1, NULL, 10);
             break;
         }
-    fclose(f);
+    (void)fclose(f);
     return v;
 }
 
@@ -519,10 +520,11 @@ static void sample_once(bench_sampler *s)
     int all = 0, foreign = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+        int64_t pid = dmsu_parse_i64(e->d_name); /* /proc's numbered entries are the processes */
+        if (pid <= 0 || pid > INT_MAX)
             continue;
         all++;
-        if (!is_own(s, (pid_t)atoi(e->d_name)))
+        if (!is_own(s, (pid_t)pid))
             foreign++;
     }
     closedir(d);

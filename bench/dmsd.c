@@ -140,11 +140,36 @@ static int read_small_file(const char *path, char *out, size_t n)
     if (!f)
         return -1;
     size_t got = fread(out, 1, n - 1, f);
-    fclose(f);
+    (void)fclose(f);
     out[got] = '\0';
     while (got > 0 && (out[got - 1] == '\n' || out[got - 1] == '\r'))
         out[--got] = '\0';
     return got > 0 ? 0 : -1;
+}
+
+/* The first line of `dmsctl token bench` into out (size bytes); -1 if it printed none. Run without a shell,
+ * so no character of the path can matter. */
+static int mint_token(const char *dmsctl, char *out, size_t size)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (dup2(fds[1], STDOUT_FILENO) >= 0)
+            execl(dmsctl, dmsctl, "token", "bench", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *p = pid > 0 ? fdopen(fds[0], "re") : NULL;
+    bool ok = p && fgets(out, (int)size, p);
+    if (p)
+        (void)fclose(p);
+    else
+        close(fds[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    return ok ? 0 : -1;
 }
 
 static int server_start(dd_server *s, const char *bins, const char *results_dir)
@@ -168,17 +193,11 @@ static int server_start(dd_server *s, const char *bins, const char *results_dir)
     }
     /* The token: minted by dmsctl from the same secret, as a user of dmsd would get one. */
     setenv("DMS_JWT_SECRET", secret, 1);
-    char cmd[PATH_MAX + 32];
-    snprintf(cmd, sizeof(cmd), "'%s' token bench", dmsctl);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(s->token, sizeof(s->token), p)) {
+    if (mint_token(dmsctl, s->token, sizeof(s->token)) < 0) {
         fprintf(stderr, "bench: dmsd: %s token failed\n", dmsctl);
-        if (p)
-            pclose(p);
         unsetenv("DMS_JWT_SECRET");
         return -1;
     }
-    pclose(p);
     s->token[strcspn(s->token, "\r\n")] = '\0';
 
     s->pid = fork();
@@ -440,13 +459,13 @@ static void proc_status(pid_t pid, int *threads, long *rss_kb, long *hwm_kb)
         return;
     while (fgets(line, sizeof(line), f)) {
         if (!strncmp(line, "Threads:", 8))
-            *threads = atoi(line + 8);
+            *threads = (int)dmsu_parse_i64_prefix(line + 8, NULL);
         else if (!strncmp(line, "VmRSS:", 6))
-            *rss_kb = atol(line + 6);
+            *rss_kb = (long)dmsu_parse_i64_prefix(line + 6, NULL);
         else if (!strncmp(line, "VmHWM:", 6))
-            *hwm_kb = atol(line + 6);
+            *hwm_kb = (long)dmsu_parse_i64_prefix(line + 6, NULL);
     }
-    fclose(f);
+    (void)fclose(f);
 }
 
 /* One wrk run: 64 connections against one route for 10 s. */
@@ -488,6 +507,53 @@ static long proc_rss_kb(pid_t pid)
     return rss;
 }
 
+/* The rest of line after its leading blanks and prefix, or NULL if it does not start so. */
+static const char *after(const char *line, const char *prefix)
+{
+    line += strspn(line, " \t");
+    size_t n = strlen(prefix);
+    return strncmp(line, prefix, n) == 0 ? line + n : NULL;
+}
+
+/* wrk's " connect N, read N, write N, timeout N" (after "Socket errors:"), summed; -1 if it is not that. */
+static long socket_errors(const char *v)
+{
+    static const char *const kinds[] = {"connect", ", read", ", write", ", timeout"};
+    long sum = 0;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        if (!(v = after(v, kinds[i])))
+            return -1;
+        int64_t n = dmsu_parse_i64_prefix(v, &v);
+        if (n < 0)
+            return -1;
+        sum += (long)n;
+    }
+    return sum;
+}
+
+/* One line of wrk's report into l: rate, latency percentiles, request count and errors. */
+static void wrk_line(const char *line, dd_load *l)
+{
+    const char *v;
+    int64_t n;
+    if ((v = after(line, "Requests/sec:"))) {
+        char *end;
+        double x = strtod(v, &end);
+        if (end != v) {
+            l->per_s = x;
+            l->ran = true;
+        }
+    } else if ((v = after(line, "50%")))
+        l->p50_ms = wrk_ms(v);
+    else if ((v = after(line, "99%")))
+        l->p99_ms = wrk_ms(v);
+    else if ((n = dmsu_parse_i64_prefix(line, &v)) >= 0 && after(v, "requests in"))
+        l->requests = (long)n;
+    else if (((v = after(line, "Socket errors:")) && (n = socket_errors(v)) >= 0) ||
+             ((v = after(line, "Non-2xx or 3xx responses:")) && (n = dmsu_parse_i64_prefix(v, NULL)) >= 0))
+        l->errors += (long)n;
+}
+
 /* wrk against path with the bench's token; dmsd's RSS sampled while it runs. */
 static void run_load(const dd_server *s, const char *path, dd_load *l)
 {
@@ -521,24 +587,9 @@ static void run_load(const dd_server *s, const char *path, dd_load *l)
     if (!f)
         return;
     char line[512];
-    while (fgets(line, sizeof(line), f)) {
-        char a[64];
-        long n, e1, e2, e3, e4;
-        if (sscanf(line, " Requests/sec: %lf", &l->per_s) == 1)
-            l->ran = true;
-        else if (sscanf(line, " 50%% %63s", a) == 1)
-            l->p50_ms = wrk_ms(a);
-        else if (sscanf(line, " 99%% %63s", a) == 1)
-            l->p99_ms = wrk_ms(a);
-        else if (sscanf(line, " %ld requests in", &n) == 1)
-            l->requests = n;
-        else if (sscanf(line, " Socket errors: connect %ld, read %ld, write %ld, timeout %ld", &e1, &e2, &e3,
-                        &e4) == 4)
-            l->errors += e1 + e2 + e3 + e4;
-        else if (sscanf(line, " Non-2xx or 3xx responses: %ld", &n) == 1)
-            l->errors += n;
-    }
-    fclose(f);
+    while (fgets(line, sizeof(line), f))
+        wrk_line(line, l);
+    (void)fclose(f);
     if (!l->ran || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr,
                 "bench: dmsd: wrk %s did not run (exit %d; is wrk installed? scripts/install-deps --all)\n",

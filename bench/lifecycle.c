@@ -141,6 +141,7 @@ static int run_cli(lc_state *st, int i, lc_job *job)
     char name[160];
     snprintf(name, sizeof(name), "dms-%s-cli-%d-%d", BENCH_EXECUTOR_ID, (int)st->pid, i);
     /* The executor's labels, log driver and stop timeout, so that the engine does the same work. */
+    static char executor_label[] = "io.dms.executor=" BENCH_EXECUTOR_ID;
     char *argv[] = {"docker",
                     "run",
                     "--rm",
@@ -149,7 +150,7 @@ static int run_cli(lc_state *st, int i, lc_job *job)
                     "--label",
                     "io.dms.managed=true",
                     "--label",
-                    "io.dms.executor=" BENCH_EXECUTOR_ID,
+                    executor_label,
                     "--label",
                     "io.dms.backend=docker",
                     "--label",

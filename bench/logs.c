@@ -73,7 +73,7 @@ static void conf_init(lg_conf *c)
     snprintf(c->script, sizeof(c->script), "yes %s | head -c %llu & yes %s | head -c %llu >&2; wait", out,
              (unsigned long long)c->per_stream, err, (unsigned long long)c->per_stream);
     snprintf(c->script_one, sizeof(c->script_one), "yes %s | head -c %llu >&2", err,
-             (unsigned long long)(2 * c->per_stream));
+             2 * (unsigned long long)c->per_stream);
     c->timeout_ms = LG_BASE_TIMEOUT_MS + c->mib * LG_TIMEOUT_MS_PER_MIB;
     snprintf(c->engine_max_size, sizeof(c->engine_max_size), "%ldm", c->mib * LG_CAPTURE_FACTOR);
 }

@@ -22,7 +22,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     sink *s = ud;
     size_t len = sz * n;
     if (s->stream) {
-        fwrite(p, 1, len, stdout);
+        (void)fwrite(p, 1, len, stdout);
         fflush(stdout);
         return len;
     }
@@ -47,6 +47,8 @@ static void header_value(const char *p, size_t len, const char *name, char *out,
     snprintf(out, size, "%.*s", (int)(end - v), v);
 }
 
+#define STATUS_LINE_SHOWN 64 /* enough of "HTTP/<version> <status> ..." to read the status */
+
 typedef struct hdr_ctx {
     ctl_resp *r;
     sink *s;
@@ -58,9 +60,13 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     ctl_resp *r = hc->r;
     size_t len = sz * n;
     /* The status line comes first: an error body is collected, not streamed. */
-    long status = 0;
-    if (len > 12 && strncmp(p, "HTTP/", 5) == 0 && sscanf(p, "HTTP/%*s %ld", &status) == 1 && status >= 400)
-        hc->s->stream = false;
+    if (len > 12 && strncmp(p, "HTTP/", 5) == 0) {
+        char line[STATUS_LINE_SHOWN]; /* p is not NUL-terminated */
+        snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
+        const char *sp = strchr(line, ' ');
+        if (sp && dmsu_parse_i64_prefix(sp, NULL) >= 400)
+            hc->s->stream = false;
+    }
     header_value(p, len, "X-Next-Cursor:", r->next_cursor, sizeof(r->next_cursor));
     static const char name[] = "X-Last-Log-Nano:";
     if (len > sizeof(name) && strncasecmp(p, name, sizeof(name) - 1) == 0) {

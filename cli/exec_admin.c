@@ -99,7 +99,7 @@ int cmd_backends(int argc, char **argv)
 static void build_output(void *ud, dms_stream_type stream, const char *line, size_t len)
 {
     FILE *f = stream == DMS_STREAM_STDERR ? stderr : stdout;
-    fwrite(line, 1, len, f);
+    (void)fwrite(line, 1, len, f);
     fputc('\n', f);
     fflush(f);
 }

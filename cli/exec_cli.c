@@ -272,14 +272,14 @@ void print_result(const char *exec_id, const dms_exec_result *r, bool with_outpu
     fprintf(stderr, "\n");
     if (with_output) {
         if (r->stdout_len)
-            fwrite(r->stdout_data, 1, r->stdout_len, stdout);
+            (void)fwrite(r->stdout_data, 1, r->stdout_len, stdout);
         if (r->stderr_len)
-            fwrite(r->stderr_data, 1, r->stderr_len, stderr);
+            (void)fwrite(r->stderr_data, 1, r->stderr_len, stderr);
     }
 }
 
 void write_all(FILE *f, const char *data, size_t len)
 {
-    fwrite(data, 1, len, f);
+    (void)fwrite(data, 1, len, f);
     fflush(f);
 }

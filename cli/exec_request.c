@@ -63,7 +63,7 @@ static void add_port(req_builder *b, char *spec)
         *slash = '\0';
         p->protocol = slash + 1;
     }
-    char *parts[3];
+    char *parts[3] = {0};
     int n = 0;
     for (char *s = spec, *tok; n < 3 && (tok = strsep(&s, ":"));)
         parts[n++] = tok;
@@ -364,7 +364,7 @@ static void load_spec(req_builder *b, const char *spec)
     json_error_t jerr;
     json_t *j = json_loadf(f, 0, &jerr);
     if (f != stdin)
-        fclose(f);
+        (void)fclose(f);
     if (!j)
         die_usage("--spec %s: %s (line %d)", spec, jerr.text, jerr.line);
     /* Ids given as flags win; fill the spec's missing ids before parsing (parsing validates). */

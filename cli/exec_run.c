@@ -123,7 +123,7 @@ static int follow_and_wait(dms_executor *ex, const char *exec_id, bool quiet, dm
 int cmd_run(int argc, char **argv)
 {
     bool quiet = false;
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (!strcmp(argv[i], "--quiet"))
             quiet = true;
     req_builder b;

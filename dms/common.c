@@ -24,7 +24,7 @@ void dmsd_format_time(int64_t ns, char *buf, size_t size)
     struct tm tm;
     gmtime_r(&sec, &tm);
     char when[24];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, size, "%s.%03dZ", when, (int)((ns % NS_PER_SEC) / NS_PER_MS));
 }
 

@@ -221,7 +221,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
 
     char abs[PATH_MAX];
     if (dms_global_init(&err) < 0 || datadir_prepare(a.cfg.data_dir, abs, sizeof(abs), &err) < 0)

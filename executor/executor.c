@@ -103,7 +103,7 @@ void dms_log_stderr(void *ctx, dms_log_level level, const char *msg)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per line: stdio locks the stream, so concurrent lines do not interleave. */
     fprintf(stderr, "%s.%03ldZ level=%s %s\n", when, ts.tv_nsec / 1000000, names[level & 3], msg);
 }

@@ -202,6 +202,28 @@ int64_t dmsu_parse_i64(const char *s)
     return v;
 }
 
+int64_t dmsu_parse_i64_prefix(const char *s, const char **end)
+{
+    const char *p = s;
+    if (end)
+        *end = s;
+    if (!p)
+        return -1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    int64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            return -1;
+        v = v * 10 + (*p - '0');
+    }
+    if (end)
+        *end = p;
+    return v;
+}
+
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid/incomplete. */
 static size_t utf8_seq_len(const unsigned char *s, size_t n)
 {

@@ -112,6 +112,11 @@ char *dmsu_utf8_sanitize(const char *data, size_t len, size_t *out_len);
 
 /* Parses a non-negative decimal int64; -1 on error. */
 int64_t dmsu_parse_i64(const char *s);
+/* Parses the non-negative decimal int64 that s starts with, after any spaces and tabs: "\t 1234 kB" gives
+ * 1234 and, if end is not NULL, *end at " kB". -1 (and *end = s) if no digit follows the blanks, the number
+ * overflows or s is NULL. For a number inside a line of text (a /proc status field, an HTTP status line, a
+ * line the shim writes); dmsu_parse_i64 for a field that must be the number alone. */
+int64_t dmsu_parse_i64_prefix(const char *s, const char **end);
 
 /* ---- trees a user controls (beneath.c) ----
  * A checkout or a build context may hold symlinks to anywhere and names that climb out. These resolve rel

@@ -40,7 +40,7 @@ void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, boo
         time_t sec = (time_t)(f->ts_ns / NS_PER_SECOND);
         struct tm tm;
         gmtime_r(&sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
         dmsu_buf_printf(b, "%s.%09lldZ ", when, (long long)(f->ts_ns % NS_PER_SECOND));
     }
     dmsu_buf_append(b, f->data, f->len);

@@ -94,8 +94,12 @@ void api_reply_json(api_req *r, unsigned status, json_t *body)
 static void log_safe(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
-    for (; src && *src && i + 1 < size; src++)
-        dst[i++] = ((unsigned char)*src < 0x20 || *src == 0x7f || *src == '"' || *src == '\\') ? '?' : *src;
+    for (; src && *src && i + 1 < size; src++) {
+        char c = *src;
+        if ((unsigned char)c < 0x20 || c == 0x7f || c == '"' || c == '\\')
+            c = '?';
+        dst[i++] = c;
+    }
     dst[i] = '\0';
 }
 

@@ -497,7 +497,7 @@ static int check_one(walk *w, const df_instr *in)
         return refuse(w, "unknown instruction %.*s", SHOWN_MAX, c);
     if (w->onbuild && (!strcmp(c, "from") || !strcmp(c, "onbuild") || !strcmp(c, "maintainer")))
         return refuse(w, "%s cannot be an ONBUILD trigger", c);
-    if (!w->onbuild && !w->n_st && strcmp(c, "arg") && strcmp(c, "from"))
+    if (!w->onbuild && !w->n_st && strcmp(c, "arg") != 0 && strcmp(c, "from") != 0)
         return refuse(w, "%s before the first FROM", c);
     if (!strcmp(c, "from"))
         return do_from(w, in);
@@ -555,7 +555,7 @@ bool dfp_image_allowed(const dfp_policy *p, const char *ref, char *why, size_t w
     if (!imgref_parse(ref, &r))
         reason = "not a valid image reference";
     else if (imgref_listed(p->allowed, ref, &r))
-        return true;
+        return true; // NOLINT(bugprone-branch-clone): the pinned refusal must come before the stack prefix
     else if (r.pinned)
         reason = "an image id or digest is refused unless DMS_BUILD_ALLOWED_IMAGES names it exactly";
     else if (!strncmp(r.canon, DFP_STACK_PREFIX, strlen(DFP_STACK_PREFIX)))

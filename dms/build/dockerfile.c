@@ -56,7 +56,7 @@ static int extract_flags(const char *line, char ***flags, const char **rest)
     int r = 0;
     *rest = "";
     for (size_t pos = 0; pos <= len && r == 0; pos++) {
-        char ch = pos < len ? line[pos] : '\0';
+        char ch = line[pos]; /* line[len] is the NUL */
         if (phase == IN_SPACES) {
             if (pos == len)
                 break;
@@ -443,7 +443,9 @@ static int dollar(lex *lx, dmsu_buf *out)
         lx->unresolved = true;
         return 0;
     }
-    char ch = lx->p < lx->end ? *lx->p++ : '\0';
+    char ch = '\0';
+    if (lx->p < lx->end)
+        ch = *lx->p++;
     if (ch == '}')
         return value_of(lx, var, &value) ? put(lx, out, value, strlen(value)) : 0;
     if (ch == ':')

@@ -57,7 +57,7 @@ static droid *lookup(core *c, const char *id)
 
 static int rehash(core *c, size_t n_slots)
 {
-    droid **ns = calloc(n_slots, sizeof(*ns));
+    droid **ns = calloc(n_slots, sizeof(*ns)); // NOLINT(bugprone-sizeof-expression): an array of pointers
     if (!ns)
         return -DMS_E_NOMEM;
     for (size_t i = 0; i < c->n_slots; i++) {
@@ -118,6 +118,7 @@ static void cache_remove(core *c, const char *id)
 int core_open(core **out, store *st, dms_error *err)
 {
     core *c = calloc(1, sizeof(*c));
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     if (!c || !(c->slots = calloc(CACHE_MIN_SLOTS, sizeof(*c->slots)))) {
         free(c);
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -299,6 +300,7 @@ json_t *core_list_json(core *c, const char *user, dmsd_page *pg)
 {
     json_t *a = json_array();
     pthread_rwlock_rdlock(&c->cache_lock);
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     const droid **mine = calloc(c->n_used + 1, sizeof(*mine));
     size_t n = 0;
     for (size_t i = 0; mine && i < c->n_slots; i++) {
@@ -308,7 +310,7 @@ json_t *core_list_json(core *c, const char *user, dmsd_page *pg)
             mine[n++] = d;
     }
     if (mine)
-        qsort(mine, n, sizeof(*mine), by_created);
+        qsort(mine, n, sizeof(*mine), by_created); // NOLINT(bugprone-sizeof-expression): an array of pointers
     size_t take = pg && (size_t)pg->limit < n ? (size_t)pg->limit : n;
     for (size_t i = 0; a && i < take; i++)
         json_array_append_new(a, core_droid_json(c, mine[i]));

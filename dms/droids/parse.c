@@ -10,6 +10,14 @@
 #include "../common.h"
 #include "droid_priv.h"
 
+/* env.PORT as a port number (1-DROID_PORT_MAX), or -1. One parser for the check and for what is stored. */
+static int env_port(const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    return !*s || *end || v < 1 || v > DROID_PORT_MAX ? -1 : (int)v;
+}
+
 /* The port from "port" and env.PORT: both given must agree; neither: the default. */
 static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 {
@@ -17,12 +25,11 @@ static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
         return droid_validate_port(port, out, err);
     json_t *p = json_is_object(env) ? json_object_get(env, "PORT") : NULL;
     if (json_is_string(p)) {
-        char *end = NULL;
-        long v = strtol(json_string_value(p), &end, 10);
-        if (!*json_string_value(p) || *end || v < 1 || v > DROID_PORT_MAX)
+        int v = env_port(json_string_value(p));
+        if (v < 0)
             return dms_error_set(err, DMS_E_INVALID, "env.PORT", "env.PORT must be a port number (1-%d)",
                                  DROID_PORT_MAX);
-        *out = (int)v;
+        *out = v;
         return 0;
     }
     *out = DROID_DEFAULT_PORT;
@@ -154,7 +161,7 @@ int droid_parse_patch(json_t *body, const droid *cur, droid_patch *p, dms_error 
         json_t *old = json_loads(cur->env_json, 0, NULL);
         json_t *ep = json_object_get(old, "PORT");
         bool pinned = json_is_string(ep);
-        int v = pinned ? atoi(json_string_value(ep)) : 0;
+        int v = pinned ? env_port(json_string_value(ep)) : 0;
         json_decref(old);
         if (pinned && v != new_port) {
             r = dms_error_set(err, DMS_E_INVALID, "port", "port %d disagrees with env.PORT (%d); change both",

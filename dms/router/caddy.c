@@ -178,7 +178,10 @@ static bool tcp_answers(const char *addr)
         return false;
     memcpy(host, addr, (size_t)(colon - addr));
     host[colon - addr] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    int64_t port = dmsu_parse_i64(colon + 1);
+    if (port <= 0 || port > 65535)
+        return false;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     if (inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &sa.sin_addr) != 1)
         return false;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -219,9 +222,12 @@ static pid_t read_pidfile(caddy *c)
     size_t len = 0;
     if (dms_read_file(p, 64, &data, &len, NULL) < 0)
         return 0;
-    pid_t pid = (pid_t)atoi(data);
+    /* Caddy writes the pid and a newline. */
+    const char *end;
+    int64_t pid = dmsu_parse_i64_prefix(data, &end);
+    bool whole = *end == '\0' || strcmp(end, "\n") == 0;
     free(data);
-    return pid > 1 ? pid : 0;
+    return whole && pid > 1 && pid <= INT_MAX ? (pid_t)pid : 0;
 }
 
 /* True if pid runs a program called caddy (a pid file can outlive its process, and pids are reused). */

@@ -104,10 +104,10 @@ int probe_http(const char *addr, const char *host, int timeout_ms, int *status)
     buf[got] = '\0';
     if (strncmp(buf, "HTTP/", 5) != 0 || buf[8] != ' ')
         return -1;
-    int code = atoi(buf + 9);
+    int64_t code = dmsu_parse_i64_prefix(buf + 9, NULL);
     if (code < 100 || code > 999)
         return -1;
     if (status)
-        *status = code;
+        *status = (int)code;
     return 0;
 }

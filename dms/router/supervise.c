@@ -149,7 +149,7 @@ static void ensure_tcp_migrate_req(void)
     }
     if (!fgets(cur, sizeof(cur), f))
         cur[0] = '\0';
-    fclose(f);
+    (void)fclose(f);
     if (cur[0] == '1')
         return;
     f = fopen(TCP_MIGRATE_REQ_PATH, "w");
@@ -209,8 +209,11 @@ static int running_port(router *r, const char *host)
         json_t *j = json_loadb(resp.data ? resp.data : "", resp.len, 0, NULL);
         const char *a = json_string_value(json_array_get(j, 0));
         const char *colon = a ? strrchr(a, ':') : NULL;
-        if (colon && (size_t)(colon - a) == strlen(host) && strncmp(a, host, strlen(host)) == 0)
-            port = atoi(colon + 1);
+        int64_t p = colon && (size_t)(colon - a) == strlen(host) && strncmp(a, host, strlen(host)) == 0
+                        ? dmsu_parse_i64(colon + 1)
+                        : -1;
+        if (p > 0 && p <= 65535)
+            port = (int)p;
         json_decref(j);
     }
     dmsu_buf_free(&resp);

@@ -262,6 +262,7 @@ static size_t fill_poll_set(runner *r, struct pollfd **pfd, watch ***who, size_t
         n++;
     if (n > *cap) {
         struct pollfd *np = realloc(*pfd, n * sizeof(**pfd));
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
         watch **nw = np ? realloc(*who, n * sizeof(**who)) : NULL;
         if (np)
             *pfd = np;

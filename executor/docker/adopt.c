@@ -384,6 +384,7 @@ int docker_recover(void *cookie, size_t *adopted, dms_error *err)
     idset s = {0};
     int r = all_ids(ex, &s, err);
     size_t n = 0, k = 0;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     docker_handler **adoptees = calloc(dmsu_strv_len(s.ids) + 1, sizeof(*adoptees));
     if (!adoptees) {
         dmsu_strv_free(s.ids);
@@ -430,10 +431,13 @@ static void fill_ports(json_t *j, dms_exec_status *out)
     {
         if (!json_is_array(v) || out->n_ports >= DMS_STATUS_MAX_PORTS)
             continue;
-        unsigned cp = 0;
-        char proto[8] = "";
-        if (sscanf(key, "%u/%7s", &cp, proto) != 2)
+        /* The key is "<container port>/<protocol>" ("8080/tcp"). */
+        const char *slash;
+        int64_t cp = dmsu_parse_i64_prefix(key, &slash);
+        if (cp < 0 || cp > UINT16_MAX || *slash != '/' || !slash[1])
             continue;
+        char proto[8];
+        snprintf(proto, sizeof(proto), "%s", slash + 1);
         size_t i;
         json_t *b;
         json_array_foreach(v, i, b)

@@ -113,11 +113,11 @@ static int networks_named(docker_executor *ex, const char *name, json_t **out, d
     json_decref(all);
     /* One order for every process: whoever removes duplicates keeps the same last one. */
     size_t cnt = json_array_size(mine);
-    json_t **v = calloc(cnt + 1, sizeof(*v));
+    json_t **v = calloc(cnt + 1, sizeof(*v)); // NOLINT(bugprone-sizeof-expression): an array of pointers
     for (i = 0; v && i < cnt; i++)
         v[i] = json_incref(json_array_get(mine, i));
     if (v)
-        qsort(v, cnt, sizeof(*v), by_id);
+        qsort(v, cnt, sizeof(*v), by_id); // NOLINT(bugprone-sizeof-expression): an array of pointers
     json_array_clear(mine);
     for (i = 0; v && i < cnt; i++)
         json_array_append_new(mine, v[i]);

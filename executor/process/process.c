@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -176,14 +177,26 @@ typedef struct handshake {
     bool failed;
 } handshake;
 
+/* The first word of src (after spaces; up to a space, tab or newline) into dst, cut to fit. */
+static void copy_word(char *dst, size_t size, const char *src)
+{
+    src += strspn(src, " ");
+    size_t n = strcspn(src, " \t\r\n");
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static void parse_status_line(char *line, handshake *h, dms_error *err)
 {
+    const char *end;
     if (strncmp(line, "SHIM ", 5) == 0) {
-        unsigned long long st = 0;
-        int pid = 0;
-        if (sscanf(line + 5, "%d %llu", &pid, &st) == 2) {
-            h->shim_pid = pid;
-            h->shim_start = st;
+        int64_t pid = dmsu_parse_i64_prefix(line + 5, &end);
+        int64_t st = pid > 0 && *end == ' ' ? dmsu_parse_i64_prefix(end, NULL) : -1;
+        if (pid > 0 && pid <= INT_MAX && st >= 0) {
+            h->shim_pid = (pid_t)pid;
+            h->shim_start = (uint64_t)st;
         }
     } else if (strncmp(line, "OK ", 3) == 0) {
         h->ok = true;
@@ -191,9 +204,11 @@ static void parse_status_line(char *line, handshake *h, dms_error *err)
         int code = DMS_E_START_FAILED;
         char field[DMS_ERROR_FIELD_MAX] = "";
         char *tab = strchr(line, '\t');
-        sscanf(line + 4, "%d %63s", &code, field);
-        if (code <= 0 || code >= DMS_E__COUNT)
-            code = DMS_E_START_FAILED;
+        int64_t c = dmsu_parse_i64_prefix(line + 4, &end);
+        if (c > 0 && c < DMS_E__COUNT)
+            code = (int)c;
+        if (c >= 0 && *end == ' ')
+            copy_word(field, sizeof(field), end);
         h->failed = true;
         dms_error_set(err, code, strcmp(field, "-") == 0 ? NULL : field, "%s", tab ? tab + 1 : line);
     }

@@ -65,7 +65,7 @@ void shim_log(const char *level, const char *fmt, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char when[32];
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     fprintf(stderr, "%s.%03ldZ level=%s shim=%d exec=%s %s\n", when, ts.tv_nsec / 1000000, level,
             (int)getpid(), log_exec, msg);
 }

@@ -118,7 +118,7 @@ __attribute__((noreturn)) void proc_child_run(const proc_spec *sp, int go_r, int
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    (void)signal(SIGPIPE, SIG_DFL);
     if (sp->rlimit_as > 0) {
         struct rlimit rl = {(rlim_t)sp->rlimit_as, (rlim_t)sp->rlimit_as};
         if (setrlimit(RLIMIT_AS, &rl) != 0)

@@ -39,7 +39,7 @@ static int setup_signals(shim *s, dms_error *err)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (s->sfd < 0)
         return dms_error_set_errno(err, DMS_E_IO, errno, "signalfd");

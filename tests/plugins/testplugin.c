@@ -13,6 +13,8 @@
  *   TP_SHORT       a too-short table          TP_MISSING_OP  no cleanup op
  *   TP_NO_ENTRY    the entry not exported     TP_NULL_OPS    the entry returns NULL
  */
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,18 @@ static const char *opt(char *const *kv, const char *key)
         if (strncmp(kv[i], key, kl) == 0 && kv[i][kl] == '=')
             return kv[i] + kl + 1;
     return NULL;
+}
+
+/* env EXIT=n: the exit code n, 0 without it; INVALID for anything but a whole decimal int. */
+static int exit_code(const char *s, int *out, dms_error *err)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (s && (!*s || *end || errno || v < INT_MIN || v > INT_MAX))
+        return dms_error_set(err, DMS_E_INVALID, "EXIT", "env EXIT=%s is not an exit code", s);
+    *out = (int)v;
+    return 0;
 }
 
 static mt_exec *find(mt *m, const char *id)
@@ -146,9 +160,9 @@ static int run_now(mt *m, mt_exec *e, const dms_exec_request *req, dms_exec_resu
         if (r < 0)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
-    const char *exit_s = opt(req->engine.env, "EXIT");
     res->outcome = DMS_OUTCOME_EXITED;
-    res->exit_code = exit_s ? atoi(exit_s) : 0;
+    if ((r = exit_code(opt(req->engine.env, "EXIT"), &res->exit_code, err)) < 0)
+        return r;
     (void)m;
     return 0;
 }

@@ -288,6 +288,26 @@ START_TEST(test_parse_i64_refuses_signs_garbage_and_overflow)
 }
 END_TEST
 
+START_TEST(test_parse_i64_prefix_reads_the_number_a_line_starts_with)
+{
+    const char *end = NULL;
+    ck_assert_int_eq(dmsu_parse_i64_prefix("\t  1234 kB\n", &end), 1234);
+    ck_assert_str_eq(end, " kB\n");
+    ck_assert_int_eq(dmsu_parse_i64_prefix("404 Not Found", &end), 404);
+    ck_assert_str_eq(end, " Not Found");
+    ck_assert_int_eq(dmsu_parse_i64_prefix("0", &end), 0);
+    ck_assert_str_eq(end, "");
+    ck_assert_int_eq(dmsu_parse_i64_prefix("9223372036854775807/tcp", NULL), INT64_MAX);
+    const char *bad[] = {"", "  ", "kB 12", "-1", "+1", "\n12", "9223372036854775808"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(dmsu_parse_i64_prefix(bad[i], &end), -1);
+        ck_assert_ptr_eq(end, bad[i]);
+    }
+    ck_assert_int_eq(dmsu_parse_i64_prefix(NULL, &end), -1);
+    ck_assert_ptr_null(end);
+}
+END_TEST
+
 /* ---- state files ---- */
 
 START_TEST(test_mkdir_p_creates_nested_dirs_and_is_idempotent)
@@ -560,6 +580,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_utf8_sanitize_keeps_valid_text_and_replaces_the_rest);
     tcase_add_test(tc, test_utf8_valid_accepts_what_sanitize_keeps_and_nothing_else);
     tcase_add_test(tc, test_parse_i64_refuses_signs_garbage_and_overflow);
+    tcase_add_test(tc, test_parse_i64_prefix_reads_the_number_a_line_starts_with);
     suite_add_tcase(s, tc);
     tc = tcase_create("files");
     tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
