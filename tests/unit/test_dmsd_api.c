@@ -17,6 +17,7 @@
 #include "../../dms/app.h"
 #include "../../dms/build/git.h"
 #include "util.h"
+#include "testutil.h"
 
 static const char *secret = "api-test-secret-0123456789abcdef0123456789";
 static char dir[64];
@@ -423,9 +424,8 @@ START_TEST(test_logs_before_any_run)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("dmsd_api");
     TCase *tc = tcase_create("api");
     tcase_set_timeout(tc, 30);
@@ -442,10 +442,13 @@ int main(void)
     tcase_add_test(tc, test_a_rebuild_from_a_repository_no_longer_permitted_is_refused);
     tcase_add_test(tc, test_logs_before_any_run);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    return s;
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = tu_run(suite());
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

@@ -17,6 +17,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/jobs/artifact.h"
+#include "testutil.h"
 
 #define SECRET     "DMS_JWT_SECRET=not-for-the-workload\n"
 #define MAX_BYTES  (1024 * 1024)
@@ -384,9 +385,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

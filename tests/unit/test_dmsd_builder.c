@@ -13,6 +13,7 @@
 #include "../../dms/build/buildstate.h"
 #include "../../dms/core/core.h"
 #include "util.h"
+#include "testutil.h"
 
 /* ---- the request ---- */
 
@@ -373,7 +374,7 @@ START_TEST(test_build_of_a_deleted_droid_is_an_orphan)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_builder");
     TCase *req = tcase_create("request");
@@ -401,9 +402,10 @@ int main(void)
     tcase_add_test(st_, test_failure_while_an_older_release_serves_keeps_it_serving);
     tcase_add_test(st_, test_build_of_a_deleted_droid_is_an_orphan);
     suite_add_tcase(s, st_);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -12,6 +12,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/build/buildlog.h"
+#include "testutil.h"
 
 #define CAP_BYTES (BUILDLOG_MIN_BYTES * 2)
 
@@ -202,9 +203,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

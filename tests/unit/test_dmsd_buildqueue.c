@@ -12,6 +12,7 @@
 
 #include "../../dms/build/queue.h"
 #include "../../dms/common.h"
+#include "testutil.h"
 
 #define MAX_ROWS         8
 #define POLL_INTERVAL_MS 20
@@ -290,9 +291,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

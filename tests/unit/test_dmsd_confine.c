@@ -17,6 +17,7 @@
 #include "../../dms/confine/quota.h"
 #include "security.h"
 #include "util.h"
+#include "testutil.h"
 
 static confine_config defaults(void)
 {
@@ -276,9 +277,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

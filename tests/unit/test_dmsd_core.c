@@ -9,6 +9,7 @@
 
 #include "../../dms/core/core.h"
 #include "util.h"
+#include "testutil.h"
 
 static char dir[64], path[128];
 static store *st;
@@ -361,7 +362,7 @@ START_TEST(test_many_droids_grow_the_table)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_core");
     TCase *tc = tcase_create("core");
@@ -377,9 +378,10 @@ int main(void)
     tcase_add_test(tc, test_purge_and_reopen);
     tcase_add_test(tc, test_many_droids_grow_the_table);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

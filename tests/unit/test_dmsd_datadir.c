@@ -14,6 +14,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/datadir.h"
+#include "testutil.h"
 
 static char tmp[PATH_MAX];
 
@@ -141,9 +142,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

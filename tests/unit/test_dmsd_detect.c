@@ -11,6 +11,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/build/detect.h"
+#include "testutil.h"
 
 static char dir[PATH_MAX];
 
@@ -251,9 +252,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

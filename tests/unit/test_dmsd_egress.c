@@ -21,6 +21,7 @@
 #include "../../dms/build/egress.h"
 #include "../../dms/build/git.h"
 #include "../../dms/common.h"
+#include "testutil.h"
 
 #define STALL_TIMEOUT_S 1    /* DMS_GIT_TIMEOUT_S of the stall tests */
 #define ACCEPT_WAIT_MS  5000 /* how long a listener waits for its one connection */
@@ -462,7 +463,7 @@ START_TEST(test_git_refuses_to_run_unguarded)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_egress");
     TCase *policy = tcase_create("policy");
@@ -480,9 +481,10 @@ int main(void)
     tcase_add_test(stream, test_a_remote_that_stalls_fails_after_the_timeout);
     tcase_add_test(stream, test_a_cancel_ends_a_clone_that_waits_on_a_silent_remote);
     suite_add_tcase(s, stream);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -15,6 +15,7 @@
 #include "../../dms/api/history.h"
 #include "../../dms/build/git.h"
 #include "../../dms/follow/follow.h"
+#include "testutil.h"
 
 static char dir[64];
 
@@ -269,9 +270,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

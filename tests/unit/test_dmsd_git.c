@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../dms/build/git.h"
+#include "testutil.h"
 
 /* libgit2 1.5.1 (Debian 12) leaks pcre2 match data on every clone (fixed upstream by libgit2 PR #6382, after
  * 1.5): not ours, so LeakSanitizer is told to ignore allocations made inside libpcre2. */
@@ -202,7 +203,7 @@ START_TEST(test_clone_honours_cancel)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_git");
     TCase *tc = tcase_create("git");
@@ -216,9 +217,10 @@ int main(void)
     tcase_add_test(tc, test_clone_failures_are_classified);
     tcase_add_test(tc, test_clone_honours_cancel);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -8,6 +8,7 @@
 
 #include "../../dms/api/history.h"
 #include "../../dms/store/store.h"
+#include "testutil.h"
 
 static char dir[64];
 static char path[128];
@@ -130,7 +131,7 @@ START_TEST(test_a_release_reads_as_it_always_did)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *su = suite_create("dmsd_history");
     TCase *tc = tcase_create("history");
@@ -139,9 +140,10 @@ int main(void)
     tcase_add_test(tc, test_builds_read_as_they_always_did);
     tcase_add_test(tc, test_a_release_reads_as_it_always_did);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return su;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

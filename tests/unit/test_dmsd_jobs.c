@@ -12,6 +12,7 @@
 
 #include "../../dms/jobs/job.h"
 #include "../../dms/jobs/jobstore.h"
+#include "testutil.h"
 
 #define NO_CAP 1000 /* a per-user cap of running jobs no test reaches */
 
@@ -622,9 +623,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

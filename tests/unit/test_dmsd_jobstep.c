@@ -18,6 +18,7 @@
 #include "../../dms/jobs/jobs.h"
 #include "../../dms/jobs/jobstep.h"
 #include "../../dms/jobs/jobstore.h"
+#include "testutil.h"
 
 static job j;
 
@@ -280,7 +281,7 @@ START_TEST(test_dmsd_stopping_interrupts_instead_of_cancelling)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_jobstep");
     TCase *tc = tcase_create("request");
@@ -300,9 +301,10 @@ int main(void)
     tcase_add_test(run, test_cancel_asked_before_the_start_runs_nothing);
     tcase_add_test(run, test_dmsd_stopping_interrupts_instead_of_cancelling);
     suite_add_tcase(s, run);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -10,6 +10,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/api/logpage.h"
+#include "testutil.h"
 
 #define BASE_TS 1700000000000000000LL
 
@@ -176,7 +177,7 @@ START_TEST(test_a_followed_live_capture_does_not_end)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_logpage");
     TCase *tc = tcase_create("logpage");
@@ -188,9 +189,10 @@ int main(void)
     tcase_add_test(tc, test_json_form_carries_ts_and_stream);
     tcase_add_test(tc, test_a_followed_live_capture_does_not_end);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -25,6 +25,7 @@
 #include "../../dms/snooze/snooze.h"
 #include "../../dms/snooze/tz.h"
 #include "../../dms/snooze/wake.h"
+#include "testutil.h"
 
 /* ---- pure parts ---- */
 
@@ -569,9 +570,8 @@ START_TEST(test_wake_handler_holds_the_request_until_ready_and_passes_it_through
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     Suite *s = suite_create("dmsd_router");
     TCase *t = tcase_create("pure");
     tcase_add_test(t, test_desired_route_follows_the_droid);
@@ -586,9 +586,11 @@ int main(void)
     tcase_add_test(t, test_caddy_is_restarted_with_every_route_and_routes_come_from_the_store);
     tcase_add_test(t, test_wake_handler_holds_the_request_until_ready_and_passes_it_through);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    return tu_run(suite());
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../../dms/router/caddycfg.h"
+#include "testutil.h"
 
 static const char *str_at(json_t *j, const char *path)
 {
@@ -194,7 +195,7 @@ START_TEST(test_caddy_accepts_the_config)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_router_caddycfg");
     TCase *t = tcase_create("routes");
@@ -209,9 +210,10 @@ int main(void)
     tcase_set_timeout(t, 20);
     tcase_add_test(t, test_caddy_accepts_the_config);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

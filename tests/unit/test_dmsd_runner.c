@@ -14,6 +14,7 @@
 
 #include "../../dms/app.h"
 #include "../../dms/run/runner.h"
+#include "testutil.h"
 
 #define DIR_TEMPLATE "/tmp/dms-runner-test-XXXXXX"
 #define WAIT_MS      5000 /* far above what a pass takes; the tests never depend on it being short */
@@ -238,9 +239,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

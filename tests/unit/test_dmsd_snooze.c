@@ -11,6 +11,7 @@
 #include "../../dms/common.h"
 #include "../../dms/snooze/snooze.h"
 #include "../../dms/snooze/tz.h"
+#include "testutil.h"
 
 START_TEST(test_snoozed_state_transitions)
 {
@@ -242,7 +243,7 @@ START_TEST(test_a_droid_shows_its_next_sleep_and_wake)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_snooze");
     TCase *t = tcase_create("state");
@@ -255,9 +256,10 @@ int main(void)
     tcase_add_test(t, test_clearing_the_schedule_wakes_a_sleeping_droid);
     tcase_add_test(t, test_a_droid_shows_its_next_sleep_and_wake);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -20,6 +20,8 @@
 #include <dms/backend.h>
 #include <dms/executor.h>
 
+#include "testutil.h"
+
 #define TEST_TIMEOUT_S 30
 #define FAKE_EXEC_ID   "faults"
 
@@ -694,9 +696,5 @@ static Suite *suite(void)
 int main(void)
 {
     dms_global_init(NULL);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

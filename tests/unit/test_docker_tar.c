@@ -14,6 +14,7 @@
 
 #include "docker/tar.h"
 #include "util.h"
+#include "testutil.h"
 
 #define RESERVED "reserved.Dockerfile"
 
@@ -138,9 +139,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

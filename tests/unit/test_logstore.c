@@ -18,6 +18,7 @@
 #include <dms/backend.h>
 
 #include "util.h"
+#include "testutil.h"
 
 #define SLOW_TEST_TIMEOUT_S 60
 #define SMALL_CAP_BYTES     (64 * 1024)
@@ -1269,9 +1270,5 @@ static Suite *logstore_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(logstore_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(logstore_suite());
 }

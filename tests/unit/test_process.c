@@ -24,6 +24,7 @@
 #include <dms/executor.h>
 
 #include "util.h"
+#include "testutil.h"
 
 #define CASE_TIMEOUT_S 60
 #define SHORT_GRACE_MS 1000
@@ -1357,11 +1358,8 @@ int main(void)
     }
     snprintf(tag_env, sizeof(tag_env), TAG_VAR "=%s", root);
     snprintf(run_tag, sizeof(run_tag), "t%s", strrchr(root, '.') + 1);
-    SRunner *sr = srunner_create(process_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = tu_run(process_suite());
     cleanup_root();
     dms_rm_rf(root, NULL);
-    return failed ? 1 : 0;
+    return rc;
 }

@@ -18,6 +18,7 @@
 #include <dms/executor.h>
 
 #include "util.h"
+#include "testutil.h"
 
 #define N_THREADS 8
 
@@ -783,10 +784,7 @@ static Suite *registry_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(registry_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = tu_run(registry_suite());
     dms_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

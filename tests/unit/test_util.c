@@ -15,6 +15,7 @@
 #include <dms/backend.h>
 
 #include "util.h"
+#include "testutil.h"
 
 static char tmpdir[PATH_MAX];
 
@@ -566,9 +567,5 @@ static Suite *util_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(util_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(util_suite());
 }
