@@ -36,6 +36,16 @@ void tu_tmpdir_teardown(void)
     tu_rmtree(tu_dir);
 }
 
+void tu_write(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof(path), "tu_write: path too long: %s/%s", dir, name);
+    dms_error err = {0};
+    ck_assert_msg(dms_write_file_atomic(path, text, strlen(text), &err) == 0, "write %s: %s", path,
+                  err.message);
+}
+
 void tu_sh(const char *fmt, ...)
 {
     char *cmd = NULL;
