@@ -43,8 +43,7 @@ static void write_file(const char *path, const char *data, size_t len)
 
 static void setup(void)
 {
-    strcpy(root, "/tmp/dmsd-artifact-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
+    tu_mkdtemp(root, sizeof(root));
     path_in(from, root, "out");
     path_in(to, root, "job");
     path_in(secret, root, "secret");
@@ -55,7 +54,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    dms_rm_rf(root, NULL);
+    tu_rmtree(root);
 }
 
 static void planted(char *buf)

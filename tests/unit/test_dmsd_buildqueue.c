@@ -99,8 +99,7 @@ static store *st;
 
 static void store_setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-buildq-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
@@ -110,7 +109,7 @@ static void store_setup(void)
 static void store_teardown(void)
 {
     store_close(st);
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 static int64_t queue_build(const char *droid_id, const char *user)

@@ -148,8 +148,7 @@ static void setup(void)
 {
     dms_error err = {0};
     char p[128];
-    strcpy(dir, "/tmp/dmsd-confine-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     memset(&A, 0, sizeof(A));
     A.cfg.data_dir = dir;
     confine_config_defaults(&A.cfg.confine);
@@ -162,9 +161,7 @@ static void teardown(void)
 {
     core_close(A.core);
     store_close(A.st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static int create(const char *name, const char *user, droid **out, dms_error *err)

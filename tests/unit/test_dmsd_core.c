@@ -18,8 +18,7 @@ static core *c;
 static void setup(void)
 {
     dms_error err = {0};
-    strcpy(dir, "/tmp/dmsd-core-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&st, path, &err), 0);
     ck_assert_int_eq(core_open(&c, st, &err), 0);
@@ -29,9 +28,7 @@ static void teardown(void)
 {
     core_close(c);
     store_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static droid *create(const char *name, const char *user)

@@ -16,8 +16,7 @@ static store *s;
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-history-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
@@ -26,9 +25,7 @@ static void setup(void)
 static void teardown(void)
 {
     store_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 /* j as the API sends it (compact), then freed. */

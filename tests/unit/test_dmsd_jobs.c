@@ -344,8 +344,7 @@ static store *st;
 
 static void store_setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-jobs-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
@@ -355,7 +354,7 @@ static void store_setup(void)
 static void store_teardown(void)
 {
     store_close(st);
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 static void add_job(const char *id, const char *user, const char *deployment, int64_t created)

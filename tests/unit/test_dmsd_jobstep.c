@@ -176,8 +176,7 @@ static void run_setup(void)
     ck_assert_int_gt(n, 0);
     exe[n] = '\0';
     snprintf(plugins, sizeof(plugins), "%s/plugins", dirname(exe));
-    snprintf(tmp, sizeof(tmp), "/tmp/dmsd-jobstep-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    tu_mkdtemp(tmp, sizeof(tmp));
     char path[PATH_MAX + 32];
     dms_error err = {0};
     snprintf(path, sizeof(path), "%s/dms.db", tmp);
@@ -215,7 +214,7 @@ static void run_teardown(void)
     dms_executor_close(ex);
     dms_registry_close(reg);
     store_close(st);
-    ck_assert_int_eq(dms_rm_rf(tmp, NULL), 0);
+    tu_rmtree(tmp);
     teardown();
 }
 

@@ -22,16 +22,13 @@ static char path[128];
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-store-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static droid *make_droid(const char *id, const char *name, const char *user)
