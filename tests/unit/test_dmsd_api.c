@@ -30,10 +30,8 @@ static void setup(void)
 {
     dms_error err = {0};
     git_libgit2_init(); /* as dmsd's main does: GET /git/check uses libgit2 */
-    strcpy(dir, "/tmp/dmsd-api-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    strcpy(repos, "/tmp/dmsd-api-repos-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(repos));
+    tu_mkdtemp(dir, sizeof(dir));
+    tu_mkdtemp(repos, sizeof(repos));
     char roots[128];
     snprintf(roots, sizeof(roots), "/srv:%s", repos); /* the droids below name repositories in /srv */
     gitx_config gc = {.local_roots = roots, .data_dir = dir};
@@ -68,9 +66,8 @@ static void teardown(void)
     store_close(a.st);
     free(alice);
     free(bob);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, repos);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
+    tu_rmtree(repos);
 }
 
 typedef struct resp {
@@ -354,13 +351,10 @@ END_TEST
 
 START_TEST(test_git_check_of_a_local_repository)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
-             "--allow-empty "
-             "-m x && git branch dev && git clone -q --bare . ../r.git && cp -r ../r.git %s/",
-             repos, dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_sh("cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
+          "--allow-empty "
+          "-m x && git branch dev && git clone -q --bare . ../r.git && cp -r ../r.git %s/",
+          repos, dir);
     char path[256];
     snprintf(path, sizeof(path), "/git/check?repo=%s/r.git&branch=dev", repos);
     json_t *j = expect("GET", path, alice, NULL, 200, NULL);
