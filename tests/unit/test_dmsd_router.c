@@ -237,8 +237,7 @@ static int get(int port, const char *host, const char *path, char *out, size_t s
 
 /* ---- the fixture: a store, core, wake listener, router with its Caddy ---- */
 
-#define DIR_TEMPLATE "/tmp/dms-router-test-XXXXXX"
-static char dir[sizeof(DIR_TEMPLATE)];
+static char dir[64];
 static app A;
 static server S1, S2;
 
@@ -266,16 +265,13 @@ static void at_exit(void)
     pid_t pid = caddy_pid_file();
     if (pid > 1 && runs_caddy(pid))
         kill(pid, SIGTERM);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (dms_rm_rf(dir, NULL) != 0) /* not tu_rmtree: atexit runs outside any test */
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
 static void fixture_up(void)
 {
-    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir)); /* anew per test: CK_FORK=no shares the process */
     static bool registered;
     if (!registered)
         atexit(at_exit);
@@ -308,9 +304,7 @@ static void fixture_down(void)
     router_stop(A.router);
     core_close(A.core);
     store_close(A.st);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
     tz_cache_clear();
 }
 

@@ -171,8 +171,8 @@ START_TEST(test_caddy_accepts_the_config)
     snprintf(r[2].droid_id, sizeof(r[2].droid_id), "d3");
     snprintf(r[2].host, sizeof(r[2].host), "three.localhost");
     snprintf(r[2].message, sizeof(r[2].message), "stopped");
-    char dir[] = "/tmp/dms-caddycfg-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64];
+    tu_mkdtemp(dir, sizeof(dir));
     caddycfg_base b = {
         .admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = dir};
     json_t *j = caddycfg_full(&b, r, 3);
@@ -185,12 +185,9 @@ START_TEST(test_caddy_accepts_the_config)
              "HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s %s validate --config %s >%s/out 2>&1", dir, dir,
              dir, bin && *bin ? bin : "caddy", path, dir);
     int rc = system(cmd);
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "cat %s/out >&2", dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    if (rc != 0)
+        tu_sh("cat %s/out >&2", dir);
+    tu_rmtree(dir);
     ck_assert_msg(rc == 0, "caddy validate refused the config (exit %d); is caddy installed?", rc);
 }
 END_TEST

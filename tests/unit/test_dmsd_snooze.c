@@ -36,14 +36,12 @@ END_TEST
 
 /* ---- a store and core in a temp dir; a snooze object (it binds the wake listener) ---- */
 
-#define DIR_TEMPLATE "/tmp/dms-snooze-test-XXXXXX"
-static char dir[sizeof(DIR_TEMPLATE)];
+static char dir[64];
 static app A;
 
 static void up(void)
 {
-    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir)); /* anew per test: CK_FORK=no shares the process */
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     dms_error err = {0};
@@ -58,9 +56,7 @@ static void down(void)
     snooze_close(A.snooze);
     core_close(A.core);
     store_close(A.st);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
     tz_cache_clear();
 }
 
