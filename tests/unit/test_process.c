@@ -357,8 +357,8 @@ END_TEST
 
 START_TEST(test_process_working_dir_is_the_requested_one_or_a_private_work_dir)
 {
-    char wd[] = "/tmp/dms-proc-wd.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(wd));
+    char wd[64];
+    tu_mkdtemp(wd, sizeof(wd));
     job j;
     dms_exec_result res = {0};
     dms_exec_request *req = job_sh(&j, "e1", "pwd; echo x > here", NULL);

@@ -37,8 +37,7 @@ static void find_plugin_dir(void)
 static void setup(void)
 {
     find_plugin_dir();
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dms-test-registry-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+    tu_mkdtemp(tmpdir, sizeof(tmpdir));
     unsetenv("DMS_PLUGIN_DIR");
 }
 
@@ -46,7 +45,7 @@ static void teardown(void)
 {
     unsetenv("DMS_PLUGIN_DIR");
     unsetenv("DMS_STATE_DIR");
-    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
+    tu_rmtree(tmpdir);
 }
 
 static char *plugin_path(const char *name)
