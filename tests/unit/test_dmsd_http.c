@@ -196,8 +196,7 @@ static int read_status(int fd, int deadline_ms)
         if (strstr(head, "\r\n\r\n"))
             break;
     }
-    int status = -1;
-    return sscanf(head, "HTTP/1.%*d %d", &status) == 1 ? status : -1;
+    return tu_http_status(head);
 }
 
 /* A whole request on a new connection; the response's status (the connection is closed after). */

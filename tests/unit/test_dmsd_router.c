@@ -227,8 +227,8 @@ static int get(int port, const char *host, const char *path, char *out, size_t s
     }
     close(fd);
     buf[got] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    int status = tu_http_status(buf);
+    if (status < 0)
         return -1;
     char *b = strstr(buf, "\r\n\r\n");
     snprintf(out, size, "%s", b ? b + 4 : "");

@@ -1,6 +1,7 @@
 /* tests/unit/testutil.c - the suites' shared helpers (testutil.h). */
 #include "testutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,6 +45,19 @@ void tu_write(const char *dir, const char *name, const char *text)
     dms_error err = {0};
     ck_assert_msg(dms_write_file_atomic(path, text, strlen(text), &err) == 0, "write %s: %s", path,
                   err.message);
+}
+
+int tu_http_status(const char *head)
+{
+    static const char prefix[] = "HTTP/1.";
+    if (strncmp(head, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    const char *minor = head + sizeof(prefix) - 1, *p = minor;
+    while (isdigit((unsigned char)*p))
+        p++;
+    char *end = NULL;
+    long status = p == minor ? -1 : strtol(p, &end, 10);
+    return end == NULL || end == p || status < 0 || status > INT_MAX ? -1 : (int)status;
 }
 
 void tu_sh(const char *fmt, ...)
