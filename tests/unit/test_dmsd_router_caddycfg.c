@@ -17,7 +17,7 @@ static const char *str_at(json_t *j, const char *path)
     json_t *cur = j;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
         if (json_is_array(cur))
-            cur = json_array_get(cur, (size_t)atoi(tok));
+            cur = json_array_get(cur, (size_t)strtol(tok, NULL, 10));
         else
             cur = json_object_get(cur, tok);
     }
@@ -30,7 +30,8 @@ static json_t *at_path(json_t *j, const char *path)
     snprintf(buf, sizeof(buf), "%s", path);
     json_t *cur = j;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok)) : json_object_get(cur, tok);
+        cur = json_is_array(cur) ? json_array_get(cur, (size_t)strtol(tok, NULL, 10))
+                                 : json_object_get(cur, tok);
     return cur;
 }
 

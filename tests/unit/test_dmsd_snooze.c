@@ -181,7 +181,7 @@ static void hhmm(int delta_min, char *buf, size_t size)
     time_t t = time(NULL) + delta_min * 60;
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(buf, size, "%H:%M", &tm);
+    ck_assert_uint_gt(strftime(buf, size, "%H:%M", &tm), 0);
 }
 
 START_TEST(test_a_droid_shows_its_next_sleep_and_wake)

@@ -129,7 +129,8 @@ static bool read_request(conn *c)
         char *end = strstr(buf, "\r\n\r\n");
         if (!end)
             continue;
-        sscanf(buf, "%15s %2047s", c->method, c->path);
+        if (sscanf(buf, "%15s %2047s", c->method, c->path) != 2)
+            return false; /* no request line: nothing a handler could answer */
         long clen = 0;
         char *cl = strcasestr(buf, "content-length:");
         if (cl)

@@ -635,10 +635,12 @@ static char *exported_functions(const char *path)
     dmsu_buf b = {0};
     dmsu_buf_append(&b, "", 0);
     char line[512], type[8], name[400];
-    unsigned long long addr;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "%llx %7s %399s", &addr, type, name) == 3 && strchr("TtWiI", type[0]))
+    while (fgets(line, sizeof(line), f)) {
+        char *end = NULL;
+        (void)strtoull(line, &end, 16); /* the address: undefined symbols have none */
+        if (end != line && sscanf(end, "%7s %399s", type, name) == 2 && strchr("TtWiI", type[0]))
             dmsu_buf_printf(&b, "%s%s", b.len ? "," : "", name);
+    }
     int st = pclose(f);
     if (st != 0) {
         dmsu_buf_free(&b);
