@@ -23,13 +23,6 @@
 static char dir[PATH_MAX];
 static int dfd = -1;
 
-static void put(const char *rel, const char *text)
-{
-    char p[PATH_MAX * 2];
-    snprintf(p, sizeof(p), "%s/%s", dir, rel);
-    ck_assert_int_eq(dms_write_file_atomic(p, text, strlen(text), NULL), 0);
-}
-
 static void link_at(const char *target, const char *rel)
 {
     char p[PATH_MAX * 2];
@@ -44,8 +37,8 @@ static void setup(void)
     char p[PATH_MAX * 2];
     snprintf(p, sizeof(p), "%s/sub", dir);
     ck_assert_int_eq(mkdir(p, 0755), 0);
-    put("a.txt", "a");
-    put("sub/b.txt", "b");
+    tu_write(dir, "a.txt", "a");
+    tu_write(dir, "sub/b.txt", "b");
     link_at("/etc/passwd", "host");
     link_at("sub", "sublink");
     link_at("a.txt", "inner");
@@ -128,7 +121,7 @@ START_TEST(test_atomic_write_replaces_a_planted_symlink_instead_of_writing_throu
 {
     char target[PATH_MAX * 2], p[PATH_MAX * 2];
     snprintf(target, sizeof(target), "%s/target", dir);
-    put("target", "untouched");
+    tu_write(dir, "target", "untouched");
     snprintf(p, sizeof(p), "%s/state.json", dir);
     ck_assert_int_eq(symlink(target, p), 0);
     ck_assert_int_eq(dms_write_file_atomic(p, "new", 3, NULL), 0);

@@ -17,6 +17,7 @@
 #include "../../dms/app.h"
 #include "../../dms/build/git.h"
 #include "util.h"
+#include "testutil.h"
 
 static const char *secret = "api-test-secret-0123456789abcdef0123456789";
 static char dir[64];
@@ -29,10 +30,8 @@ static void setup(void)
 {
     dms_error err = {0};
     git_libgit2_init(); /* as dmsd's main does: GET /git/check uses libgit2 */
-    strcpy(dir, "/tmp/dmsd-api-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-    strcpy(repos, "/tmp/dmsd-api-repos-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(repos));
+    tu_mkdtemp(dir, sizeof(dir));
+    tu_mkdtemp(repos, sizeof(repos));
     char roots[128];
     snprintf(roots, sizeof(roots), "/srv:%s", repos); /* the droids below name repositories in /srv */
     gitx_config gc = {.local_roots = roots, .data_dir = dir};
@@ -67,9 +66,8 @@ static void teardown(void)
     store_close(a.st);
     free(alice);
     free(bob);
-    char cmd[160];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, repos);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
+    tu_rmtree(repos);
 }
 
 typedef struct resp {
@@ -353,13 +351,10 @@ END_TEST
 
 START_TEST(test_git_check_of_a_local_repository)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
-             "--allow-empty "
-             "-m x && git branch dev && git clone -q --bare . ../r.git && cp -r ../r.git %s/",
-             repos, dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_sh("cd %s && git init -q -b main w && cd w && git -c user.email=t@t -c user.name=t commit -q "
+          "--allow-empty "
+          "-m x && git branch dev && git clone -q --bare . ../r.git && cp -r ../r.git %s/",
+          repos, dir);
     char path[256];
     snprintf(path, sizeof(path), "/git/check?repo=%s/r.git&branch=dev", repos);
     json_t *j = expect("GET", path, alice, NULL, 200, NULL);
@@ -423,9 +418,8 @@ START_TEST(test_logs_before_any_run)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     Suite *s = suite_create("dmsd_api");
     TCase *tc = tcase_create("api");
     tcase_set_timeout(tc, 30);
@@ -442,10 +436,13 @@ int main(void)
     tcase_add_test(tc, test_a_rebuild_from_a_repository_no_longer_permitted_is_refused);
     tcase_add_test(tc, test_logs_before_any_run);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    return s;
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = tu_run(suite());
     curl_global_cleanup();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }

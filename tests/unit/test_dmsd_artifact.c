@@ -17,6 +17,7 @@
 #include <dms/backend.h>
 
 #include "../../dms/jobs/artifact.h"
+#include "testutil.h"
 
 #define SECRET     "DMS_JWT_SECRET=not-for-the-workload\n"
 #define MAX_BYTES  (1024 * 1024)
@@ -42,8 +43,7 @@ static void write_file(const char *path, const char *data, size_t len)
 
 static void setup(void)
 {
-    strcpy(root, "/tmp/dmsd-artifact-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(root));
+    tu_mkdtemp(root, sizeof(root));
     path_in(from, root, "out");
     path_in(to, root, "job");
     path_in(secret, root, "secret");
@@ -54,7 +54,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    dms_rm_rf(root, NULL);
+    tu_rmtree(root);
 }
 
 static void planted(char *buf)
@@ -384,9 +384,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

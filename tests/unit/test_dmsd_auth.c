@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../../dms/api/auth.h"
+#include "testutil.h"
 
 static const char *secret = "test-secret-of-reasonable-length-0123456789";
 static const auth_policy strict = {.secret = "test-secret-of-reasonable-length-0123456789",
@@ -267,7 +268,7 @@ START_TEST(test_mint_refuses_empty_secret_or_user)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_auth");
     TCase *tc = tcase_create("jwt");
@@ -284,9 +285,10 @@ int main(void)
     tcase_add_test(tc, test_tampered_payload_is_refused);
     tcase_add_test(tc, test_mint_refuses_empty_secret_or_user);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -13,6 +13,7 @@
 #include "../../dms/build/buildstate.h"
 #include "../../dms/core/core.h"
 #include "util.h"
+#include "testutil.h"
 
 /* ---- the request ---- */
 
@@ -129,8 +130,7 @@ static core *c;
 static void setup(void)
 {
     dms_error err = {0};
-    strcpy(dir, "/tmp/dmsd-builder-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&st, path, &err), 0);
     ck_assert_int_eq(core_open(&c, st, &err), 0);
@@ -140,9 +140,7 @@ static void teardown(void)
 {
     core_close(c);
     store_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 /* A new droid (pending, wanted running) and its queued build, begun: the build running, the droid building.
@@ -373,7 +371,7 @@ START_TEST(test_build_of_a_deleted_droid_is_an_orphan)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_builder");
     TCase *req = tcase_create("request");
@@ -401,9 +399,10 @@ int main(void)
     tcase_add_test(st_, test_failure_while_an_older_release_serves_keeps_it_serving);
     tcase_add_test(st_, test_build_of_a_deleted_droid_is_an_orphan);
     suite_add_tcase(s, st_);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

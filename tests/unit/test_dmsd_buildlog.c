@@ -12,41 +12,19 @@
 #include <dms/backend.h>
 
 #include "../../dms/build/buildlog.h"
+#include "testutil.h"
 
 #define CAP_BYTES (BUILDLOG_MIN_BYTES * 2)
-
-static char dir[64];
-
-static void setup(void)
-{
-    strcpy(dir, "/tmp/dmsd-buildlog-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    dms_rm_rf(dir, NULL);
-}
 
 /* The file's text (caller frees), its size in *len. */
 static char *slurp(const char *name, size_t *len)
 {
     char p[128];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    snprintf(p, sizeof(p), "%s/%s", tu_dir, name);
     char *text = NULL;
     dms_error err = {0};
     ck_assert_int_eq(dms_read_file(p, 64 * 1024 * 1024, &text, len, &err), 0);
     return text;
-}
-
-static void put(const char *name, const char *text)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -61,7 +39,7 @@ START_TEST(test_lines_under_the_cap_are_all_kept)
 {
     buildlog l;
     dms_error err = {0};
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", CAP_BYTES, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
     buildlog_line(&l, "Step 1/2 : FROM x", 17);
     buildlog_note(&l, "building image %s", "t:1");
     buildlog_line(&l, "done", 4);
@@ -77,7 +55,7 @@ START_TEST(test_output_past_the_cap_is_dropped_with_one_note_and_the_count)
 {
     buildlog l;
     dms_error err = {0};
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", CAP_BYTES, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
     char line[1000];
     memset(line, 'x', sizeof(line));
     size_t lines = 10 * CAP_BYTES / sizeof(line); /* ten times the cap */
@@ -105,11 +83,11 @@ START_TEST(test_a_new_build_keeps_the_previous_log_once)
 {
     buildlog l;
     dms_error err = {0};
-    put("build.out", "build 1\n");
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", CAP_BYTES, &err), 0);
+    tu_write(tu_dir, "build.out", "build 1\n");
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
     buildlog_line(&l, "build 2", 7);
     buildlog_close(&l);
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", CAP_BYTES, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
     buildlog_line(&l, "build 3", 7);
     buildlog_close(&l);
     size_t len;
@@ -125,15 +103,15 @@ START_TEST(test_an_empty_placeholder_does_not_replace_the_previous_log)
 {
     buildlog l;
     dms_error err = {0};
-    put("build.out.1", "the last real build\n");
-    put("build.out", ""); /* made by a follower while the build was queued (api/logs.c) */
+    tu_write(tu_dir, "build.out.1", "the last real build\n");
+    tu_write(tu_dir, "build.out", ""); /* made by a follower while the build was queued (api/logs.c) */
     struct stat before;
     char p[128];
-    snprintf(p, sizeof(p), "%s/build.out", dir);
+    snprintf(p, sizeof(p), "%s/build.out", tu_dir);
     int follower = open(p, O_RDONLY); /* the follower holds it open, as api/logs.c does */
     ck_assert_int_ge(follower, 0);
     ck_assert_int_eq(fstat(follower, &before), 0);
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", CAP_BYTES, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
     buildlog_close(&l);
     struct stat after;
     ck_assert_int_eq(stat(p, &after), 0);
@@ -150,12 +128,12 @@ START_TEST(test_a_link_at_the_logs_name_is_not_followed)
 {
     buildlog l;
     dms_error err = {0};
-    put("target", "not the log's\n");
+    tu_write(tu_dir, "target", "not the log's\n");
     char p[128], t[128];
-    snprintf(p, sizeof(p), "%s/build.err", dir);
-    snprintf(t, sizeof(t), "%s/target", dir);
+    snprintf(p, sizeof(p), "%s/build.err", tu_dir);
+    snprintf(t, sizeof(t), "%s/target", tu_dir);
     ck_assert_int_eq(symlink(t, p), 0);
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.err", CAP_BYTES, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.err", CAP_BYTES, &err), 0);
     buildlog_line(&l, "written", 7);
     buildlog_close(&l);
     struct stat st;
@@ -174,7 +152,7 @@ START_TEST(test_a_cap_below_the_minimum_is_raised_to_it)
 {
     buildlog l;
     dms_error err = {0};
-    ck_assert_int_eq(buildlog_open(&l, dir, "build.out", 1, &err), 0);
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", 1, &err), 0);
     ck_assert_int_eq(l.max_bytes, BUILDLOG_MIN_BYTES);
     buildlog_line(&l, "fits", 4);
     buildlog_close(&l);
@@ -189,7 +167,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_buildlog");
     TCase *tc = tcase_create("buildlog");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_lines_under_the_cap_are_all_kept);
     tcase_add_test(tc, test_output_past_the_cap_is_dropped_with_one_note_and_the_count);
     tcase_add_test(tc, test_a_new_build_keeps_the_previous_log_once);
@@ -202,9 +180,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

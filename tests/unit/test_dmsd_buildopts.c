@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../dms/build/buildopts.h"
+#include "testutil.h"
 
 static int take(const char *json, int max_s, build_opts *o, json_t **left, dms_error *err)
 {
@@ -83,9 +84,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -12,6 +12,7 @@
 
 #include "../../dms/build/queue.h"
 #include "../../dms/common.h"
+#include "testutil.h"
 
 #define MAX_ROWS         8
 #define POLL_INTERVAL_MS 20
@@ -98,8 +99,7 @@ static store *st;
 
 static void store_setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-buildq-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
@@ -109,7 +109,7 @@ static void store_setup(void)
 static void store_teardown(void)
 {
     store_close(st);
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 static int64_t queue_build(const char *droid_id, const char *user)
@@ -290,9 +290,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

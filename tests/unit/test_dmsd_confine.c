@@ -17,6 +17,7 @@
 #include "../../dms/confine/quota.h"
 #include "security.h"
 #include "util.h"
+#include "testutil.h"
 
 static confine_config defaults(void)
 {
@@ -147,8 +148,7 @@ static void setup(void)
 {
     dms_error err = {0};
     char p[128];
-    strcpy(dir, "/tmp/dmsd-confine-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     memset(&A, 0, sizeof(A));
     A.cfg.data_dir = dir;
     confine_config_defaults(&A.cfg.confine);
@@ -161,9 +161,7 @@ static void teardown(void)
 {
     core_close(A.core);
     store_close(A.st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static int create(const char *name, const char *user, droid **out, dms_error *err)
@@ -276,9 +274,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

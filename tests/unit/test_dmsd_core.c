@@ -9,6 +9,7 @@
 
 #include "../../dms/core/core.h"
 #include "util.h"
+#include "testutil.h"
 
 static char dir[64], path[128];
 static store *st;
@@ -17,8 +18,7 @@ static core *c;
 static void setup(void)
 {
     dms_error err = {0};
-    strcpy(dir, "/tmp/dmsd-core-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&st, path, &err), 0);
     ck_assert_int_eq(core_open(&c, st, &err), 0);
@@ -28,9 +28,7 @@ static void teardown(void)
 {
     core_close(c);
     store_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static droid *create(const char *name, const char *user)
@@ -361,7 +359,7 @@ START_TEST(test_many_droids_grow_the_table)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_core");
     TCase *tc = tcase_create("core");
@@ -377,9 +375,10 @@ int main(void)
     tcase_add_test(tc, test_purge_and_reopen);
     tcase_add_test(tc, test_many_droids_grow_the_table);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

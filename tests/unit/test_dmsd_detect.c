@@ -11,35 +11,13 @@
 #include <dms/backend.h>
 
 #include "../../dms/build/detect.h"
-
-static char dir[PATH_MAX];
-
-static void setup(void)
-{
-    snprintf(dir, sizeof(dir), "/tmp/test-dmsd-detect.XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    dms_rm_rf(dir, NULL);
-}
-
-static void put(const char *name, const char *text)
-{
-    char p[PATH_MAX + 64];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
+#include "testutil.h"
 
 static detect_result detect_ok(const char *language)
 {
     detect_result r;
     dms_error err = {0};
-    int rc = detect_stack(dir, language, &r, &err);
+    int rc = detect_stack(tu_dir, language, &r, &err);
     ck_assert_msg(rc == 0, "detect failed: %s", err.message);
     return r;
 }
@@ -69,9 +47,9 @@ END_TEST
 
 START_TEST(test_package_json_is_node_and_start_script_wins_over_main_files)
 {
-    put("package.json", "{\"name\":\"a\",\"scripts\":{\"start\":\"node srv.js\"}}");
-    put("index.js", "");
-    put("index.html", "<p>not a static site: package.json comes first</p>");
+    tu_write(tu_dir, "package.json", "{\"name\":\"a\",\"scripts\":{\"start\":\"node srv.js\"}}");
+    tu_write(tu_dir, "index.js", "");
+    tu_write(tu_dir, "index.html", "<p>not a static site: package.json comes first</p>");
     detect_result r = detect_ok(NULL);
     ck_assert_int_eq(r.stack, STACK_NODE);
     ck_assert_str_eq(r.reason, "package.json found");
@@ -82,51 +60,52 @@ END_TEST
 
 START_TEST(test_node_start_falls_back_to_main_then_server_js)
 {
-    put("package.json", "{\"name\":\"a\",\"main\":\"lib/x.js\"}"); /* main names a missing file */
-    put("app.js", "");
-    put("server.js", "");
+    tu_write(tu_dir, "package.json",
+             "{\"name\":\"a\",\"main\":\"lib/x.js\"}"); /* main names a missing file */
+    tu_write(tu_dir, "app.js", "");
+    tu_write(tu_dir, "server.js", "");
     ck_assert_str_eq(detect_ok(NULL).start, "exec node server.js");
-    put("package.json", "{\"name\":\"a\",\"main\":\"app.js\",\"dependencies\":{\"x\":\"1\"}}");
+    tu_write(tu_dir, "package.json", "{\"name\":\"a\",\"main\":\"app.js\",\"dependencies\":{\"x\":\"1\"}}");
     detect_result r = detect_ok(NULL);
     ck_assert_str_eq(r.start, "exec node app.js");
     ck_assert(r.install);
     ck_assert(!r.has_lockfile);
-    put("Procfile", "web: node app.js --fast\n");
+    tu_write(tu_dir, "Procfile", "web: node app.js --fast\n");
     ck_assert_str_eq(detect_ok(NULL).start, "node app.js --fast");
 }
 END_TEST
 
 START_TEST(test_node_without_a_start_command_says_what_to_add)
 {
-    put("package.json", "{\"name\":\"a\"}");
+    tu_write(tu_dir, "package.json", "{\"name\":\"a\"}");
     detect_result r;
     dms_error err = {0};
-    ck_assert_int_eq(detect_stack(dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
+    ck_assert_int_eq(detect_stack(tu_dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
     ck_assert_ptr_nonnull(strstr(err.message, "scripts.start"));
     ck_assert_ptr_nonnull(strstr(err.message, "Procfile"));
-    put("package.json", "[1, 2]");
-    ck_assert_int_eq(detect_stack(dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
+    tu_write(tu_dir, "package.json", "[1, 2]");
+    ck_assert_int_eq(detect_stack(tu_dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
     ck_assert_ptr_nonnull(strstr(err.message, "package.json"));
 }
 END_TEST
 
 START_TEST(test_requirements_txt_is_python)
 {
-    put("requirements.txt", "# nothing yet\n\n");
-    put("main.py", "");
+    tu_write(tu_dir, "requirements.txt", "# nothing yet\n\n");
+    tu_write(tu_dir, "main.py", "");
     detect_result r = detect_ok(NULL);
     ck_assert_int_eq(r.stack, STACK_PYTHON);
     ck_assert_str_eq(r.start, "exec python3 main.py");
     ck_assert(!r.install); /* comments only */
-    put("requirements.txt", "  flask==2.2\n");
+    tu_write(tu_dir, "requirements.txt", "  flask==2.2\n");
     ck_assert(detect_ok(NULL).install);
 }
 END_TEST
 
 START_TEST(test_procfile_next_to_python_files_is_python_not_shell)
 {
-    put("Procfile", "web: python3 -m http.server $PORT\n");
-    put("tool.py", "");
+    tu_write(tu_dir, "Procfile", "web: python3 -m http.server $PORT\n");
+    tu_write(tu_dir, "tool.py", "");
     detect_result r = detect_ok(NULL);
     ck_assert_int_eq(r.stack, STACK_PYTHON);
     ck_assert_str_eq(r.start, "python3 -m http.server $PORT");
@@ -135,11 +114,11 @@ END_TEST
 
 START_TEST(test_index_html_is_static_and_start_sh_is_shell)
 {
-    put("index.html", "<h1>hi</h1>");
+    tu_write(tu_dir, "index.html", "<h1>hi</h1>");
     ck_assert_int_eq(detect_ok(NULL).stack, STACK_STATIC);
-    teardown();
-    setup();
-    put("start.sh", "echo hi\n");
+    tu_tmpdir_teardown();
+    tu_tmpdir_setup();
+    tu_write(tu_dir, "start.sh", "echo hi\n");
     detect_result r = detect_ok(NULL);
     ck_assert_int_eq(r.stack, STACK_SHELL);
     ck_assert_str_eq(r.start, "exec sh start.sh");
@@ -149,41 +128,42 @@ END_TEST
 
 START_TEST(test_language_given_overrides_markers)
 {
-    put("index.html", "<h1>hi</h1>");
-    put("start.sh", "httpd -f -p $PORT\n");
+    tu_write(tu_dir, "index.html", "<h1>hi</h1>");
+    tu_write(tu_dir, "start.sh", "httpd -f -p $PORT\n");
     detect_result r = detect_ok("shell");
     ck_assert_int_eq(r.stack, STACK_SHELL);
     ck_assert_str_eq(r.reason, "language \"shell\" given");
     ck_assert_int_eq(detect_ok("html").stack, STACK_STATIC);
     dms_error err = {0};
-    ck_assert_int_eq(detect_stack(dir, "cobol", &r, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(detect_stack(tu_dir, "cobol", &r, &err), -DMS_E_INVALID);
     ck_assert_str_eq(err.field, "language");
     ck_assert_ptr_nonnull(strstr(err.message, "node, python, static, shell"));
     /* A language whose start command cannot be found fails like detection does. */
-    ck_assert_int_eq(detect_stack(dir, "python", &r, &err), -DMS_E_BUILD_FAILED);
+    ck_assert_int_eq(detect_stack(tu_dir, "python", &r, &err), -DMS_E_BUILD_FAILED);
 }
 END_TEST
 
 START_TEST(test_undetectable_repo_lists_what_was_looked_for)
 {
-    put("README.md", "# nothing to run\n");
+    tu_write(tu_dir, "README.md", "# nothing to run\n");
     detect_result r;
     dms_error err = {0};
-    ck_assert_int_eq(detect_stack(dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
+    ck_assert_int_eq(detect_stack(tu_dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
     static const char *const wanted[] = {"Dockerfile", "package.json", "requirements.txt", "index.html",
                                          "Procfile",   "start.sh",     "language"};
     for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++)
         ck_assert_msg(strstr(err.message, wanted[i]), "\"%s\" not named in: %s", wanted[i], err.message);
-    put("go.mod", "module x\n");
-    ck_assert_int_eq(detect_stack(dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
+    tu_write(tu_dir, "go.mod", "module x\n");
+    ck_assert_int_eq(detect_stack(tu_dir, NULL, &r, &err), -DMS_E_BUILD_FAILED);
     ck_assert_ptr_nonnull(strstr(err.message, "go.mod"));
 }
 END_TEST
 
 START_TEST(test_render_node_with_lockfile_uses_npm_ci)
 {
-    put("package.json", "{\"scripts\":{\"start\":\"node a.js\"},\"dependencies\":{\"x\":\"1\"}}");
-    put("package-lock.json", "{}");
+    tu_write(tu_dir, "package.json",
+             "{\"scripts\":{\"start\":\"node a.js\"},\"dependencies\":{\"x\":\"1\"}}");
+    tu_write(tu_dir, "package-lock.json", "{}");
     detect_result r = detect_ok(NULL);
     ck_assert(r.has_lockfile);
     char *text = render_ok(&r, 3000);
@@ -198,7 +178,7 @@ END_TEST
 
 START_TEST(test_render_escapes_the_start_command_as_json)
 {
-    put("Procfile", "web: echo \"hi \\\\ there\" && exec httpd -f -p $PORT\n");
+    tu_write(tu_dir, "Procfile", "web: echo \"hi \\\\ there\" && exec httpd -f -p $PORT\n");
     detect_result r = detect_ok(NULL);
     ck_assert_int_eq(r.stack, STACK_SHELL);
     char *text = render_ok(&r, 8080);
@@ -232,7 +212,7 @@ static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_detect");
     TCase *tc = tcase_create("detect");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_procfile_web_line_is_the_start_command);
     tcase_add_test(tc, test_package_json_is_node_and_start_script_wins_over_main_files);
     tcase_add_test(tc, test_node_start_falls_back_to_main_then_server_js);
@@ -251,9 +231,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -17,6 +17,7 @@
 #include "../../dms/build/dfpolicy.h"
 #include "../../dms/build/dockerfile.h"
 #include "../../dms/build/imageref.h"
+#include "testutil.h"
 
 static bool own(void *ud, const char *droid_id)
 {
@@ -393,9 +394,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

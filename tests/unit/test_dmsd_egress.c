@@ -21,6 +21,7 @@
 #include "../../dms/build/egress.h"
 #include "../../dms/build/git.h"
 #include "../../dms/common.h"
+#include "testutil.h"
 
 #define STALL_TIMEOUT_S 1    /* DMS_GIT_TIMEOUT_S of the stall tests */
 #define ACCEPT_WAIT_MS  5000 /* how long a listener waits for its one connection */
@@ -337,8 +338,8 @@ START_TEST(test_scp_like_ssh_and_a_name_that_resolves_to_loopback_are_refused)
     ck_assert(listener_untouched(&l));
     listener_close(&l);
     ck_assert_int_eq(gitx_ls_remote("git@127.0.0.1:x.git", &info, &err), -DMS_E_FORBIDDEN);
-    char dst[] = "/tmp/dmsd-egress-XXXXXX", sha[GIT_SHA_HEX + 1];
-    ck_assert_ptr_nonnull(mkdtemp(dst));
+    char dst[64], sha[GIT_SHA_HEX + 1];
+    tu_mkdtemp(dst, sizeof(dst));
     rmdir(dst);
     ck_assert_int_eq(gitx_clone("http://169.254.169.254/x.git", NULL, NULL, dst, NULL, sha, &err),
                      -DMS_E_FORBIDDEN);
@@ -429,8 +430,7 @@ START_TEST(test_a_cancel_ends_a_clone_that_waits_on_a_silent_remote)
     listener_open(&l, L_STALL);
     clone_args c = {0};
     snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/x.git", l.port);
-    strcpy(c.dst, "/tmp/dmsd-egress-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(c.dst));
+    tu_mkdtemp(c.dst, sizeof(c.dst));
     rmdir(c.dst);
     dms_error err = {0};
     ck_assert_int_eq(dms_cancel_token_new(&c.cancel, &err), 0);
@@ -445,9 +445,7 @@ START_TEST(test_a_cancel_ends_a_clone_that_waits_on_a_silent_remote)
     ck_assert_msg(!atomic_load(&l.gave_up), "the clone outlasted the listener");
     ck_assert_msg(c.rc == -DMS_E_CANCELLED, "%d %s", c.rc, c.err.message);
     dms_cancel_token_free(c.cancel);
-    char cmd[96];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", c.dst);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(c.dst);
     fini_git();
 }
 END_TEST
@@ -462,7 +460,7 @@ START_TEST(test_git_refuses_to_run_unguarded)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_egress");
     TCase *policy = tcase_create("policy");
@@ -480,9 +478,10 @@ int main(void)
     tcase_add_test(stream, test_a_remote_that_stalls_fails_after_the_timeout);
     tcase_add_test(stream, test_a_cancel_ends_a_clone_that_waits_on_a_silent_remote);
     suite_add_tcase(s, stream);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -9,6 +9,7 @@
 #include "../../dms/confine/confine.h"
 #include "../../dms/droids/droid.h"
 #include "../../dms/run/execreq.h"
+#include "testutil.h"
 
 #define EXEC_ID "d0123456789ab-r3-7"
 #define IMAGE   "dms-droid/d0123456789ab:r3"
@@ -249,9 +250,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -15,29 +15,9 @@
 #include "../../dms/api/history.h"
 #include "../../dms/build/git.h"
 #include "../../dms/follow/follow.h"
+#include "testutil.h"
 
 static char dir[64];
-
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
-}
-
-static void mkdir_tmp(void)
-{
-    strcpy(dir, "/tmp/dmsd-follow-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void rm_tmp(void)
-{
-    dms_rm_rf(dir, NULL);
-}
 
 static int take(const char *json, follow_opts *o, json_t **left, dms_error *err)
 {
@@ -92,7 +72,7 @@ static app a;
 
 static void core_setup(void)
 {
-    mkdir_tmp();
+    tu_mkdtemp(dir, sizeof(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
@@ -107,7 +87,7 @@ static void core_teardown(void)
 {
     core_close(co);
     store_close(st);
-    rm_tmp();
+    tu_rmtree(dir);
 }
 
 static char *create_droid(const char *name)
@@ -217,16 +197,16 @@ END_TEST
 
 START_TEST(test_branch_head_of_a_remote_without_cloning)
 {
-    mkdir_tmp();
+    tu_mkdtemp(dir, sizeof(dir));
     git_libgit2_init();
     dms_error err = {0};
     gitx_config gc = {.local_roots = dir};
     ck_assert_msg(gitx_init(&gc, &err) == 0, "%s", err.message);
-    sh("cd %s && git init -q -b trunk w && cd w && git -c user.email=t@t -c user.name=t commit -q "
-       "--allow-empty -m one"
-       " && git branch other && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m two"
-       " && cd .. && git clone -q --bare w r.git",
-       dir);
+    tu_sh("cd %s && git init -q -b trunk w && cd w && git -c user.email=t@t -c user.name=t commit -q "
+          "--allow-empty -m one"
+          " && git branch other && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m two"
+          " && cd .. && git clone -q --bare w r.git",
+          dir);
     char repo[128], sha[GIT_SHA_HEX + 1], resolved[GITX_BRANCH_MAX], want[GIT_SHA_HEX + 8], cmd[256];
     snprintf(repo, sizeof(repo), "%s/r.git", dir);
     ck_assert_msg(gitx_branch_head(repo, NULL, sha, resolved, &err) == 0, "%s", err.message);
@@ -247,7 +227,7 @@ START_TEST(test_branch_head_of_a_remote_without_cloning)
     ck_assert(!err.retryable); /* a local path that is not a repository is the user's */
     gitx_shutdown();
     git_libgit2_shutdown();
-    rm_tmp();
+    tu_rmtree(dir);
 }
 END_TEST
 
@@ -269,9 +249,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../../dms/build/git.h"
+#include "testutil.h"
 
 /* libgit2 1.5.1 (Debian 12) leaks pcre2 match data on every clone (fixed upstream by libgit2 PR #6382, after
  * 1.5): not ours, so LeakSanitizer is told to ignore allocations made inside libpcre2. */
@@ -22,35 +23,24 @@ static char dir[64];
 static char bare[128];
 static char first_sha[48];
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    ck_assert_msg(system(cmd) == 0, "command failed: %s", cmd);
-}
-
 /* A bare repo with branches trunk (default, 2 commits) and dev (1 more); dir is the only local root, and git
  * may connect to loopback (the transport failure below). */
 static void setup(void)
 {
     git_libgit2_init();
-    strcpy(dir, "/tmp/dmsd-git-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     dms_error err = {0};
     gitx_config cfg = {.local_roots = dir, .allow_nets = "127.0.0.0/8"};
     ck_assert_msg(gitx_init(&cfg, &err) == 0, "%s", err.message);
     snprintf(bare, sizeof(bare), "%s/app.git", dir);
-    sh("cd %s && git init -q -b trunk work && cd work && git config user.email t@t && git config user.name t "
-       "&& "
-       "echo one > f && git add f && git commit -qm one && git rev-parse HEAD > ../first && "
-       "echo two > f && git commit -qam two && git checkout -qb dev && echo three > f && git commit -qam "
-       "three && "
-       "git checkout -q trunk && git clone -q --bare . %s",
-       dir, bare);
+    tu_sh("cd %s && git init -q -b trunk work && cd work && git config user.email t@t && git config "
+          "user.name t "
+          "&& "
+          "echo one > f && git add f && git commit -qm one && git rev-parse HEAD > ../first && "
+          "echo two > f && git commit -qam two && git checkout -qb dev && echo three > f && git commit -qam "
+          "three && "
+          "git checkout -q trunk && git clone -q --bare . %s",
+          dir, bare);
     char p[128];
     snprintf(p, sizeof(p), "%s/first", dir);
     FILE *f = fopen(p, "r");
@@ -61,7 +51,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    sh("rm -rf %s", dir);
+    tu_rmtree(dir);
     gitx_shutdown();
     git_libgit2_shutdown();
 }
@@ -122,7 +112,7 @@ START_TEST(test_empty_repository_has_no_default_branch)
 {
     char empty[160];
     snprintf(empty, sizeof(empty), "%s/empty.git", dir);
-    sh("git init -q --bare %s", empty);
+    tu_sh("git init -q --bare %s", empty);
     gitx_remote_info info;
     dms_error err = {0};
     ck_assert_int_eq(gitx_ls_remote(empty, &info, &err), 0);
@@ -202,7 +192,7 @@ START_TEST(test_clone_honours_cancel)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_git");
     TCase *tc = tcase_create("git");
@@ -216,9 +206,10 @@ int main(void)
     tcase_add_test(tc, test_clone_failures_are_classified);
     tcase_add_test(tc, test_clone_honours_cancel);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -8,6 +8,7 @@
 
 #include "../../dms/api/history.h"
 #include "../../dms/store/store.h"
+#include "testutil.h"
 
 static char dir[64];
 static char path[128];
@@ -15,8 +16,7 @@ static store *s;
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-history-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
@@ -25,9 +25,7 @@ static void setup(void)
 static void teardown(void)
 {
     store_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 /* j as the API sends it (compact), then freed. */
@@ -130,7 +128,7 @@ START_TEST(test_a_release_reads_as_it_always_did)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *su = suite_create("dmsd_history");
     TCase *tc = tcase_create("history");
@@ -139,9 +137,10 @@ int main(void)
     tcase_add_test(tc, test_builds_read_as_they_always_did);
     tcase_add_test(tc, test_a_release_reads_as_it_always_did);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return su;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -22,6 +22,7 @@
 #include "../../dms/api/auth.h"
 #include "../../dms/api/http.h"
 #include "../../dms/common.h"
+#include "testutil.h"
 
 #define SECRET          "http-test-secret-0123456789abcdef0123456789"
 #define ANSWER_WAIT_MS  10000 /* generous: an answer that is due comes long before */
@@ -195,8 +196,7 @@ static int read_status(int fd, int deadline_ms)
         if (strstr(head, "\r\n\r\n"))
             break;
     }
-    int status = -1;
-    return sscanf(head, "HTTP/1.%*d %d", &status) == 1 ? status : -1;
+    return tu_http_status(head);
 }
 
 /* A whole request on a new connection; the response's status (the connection is closed after). */
@@ -421,7 +421,7 @@ START_TEST(test_a_repeated_query_key_is_refused)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_http");
     TCase *tc = tcase_create("http");
@@ -437,9 +437,10 @@ int main(void)
     tcase_add_test(tc, test_a_body_announced_too_large_is_refused_before_it_is_sent);
     tcase_add_test(tc, test_a_repeated_query_key_is_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -12,6 +12,7 @@
 
 #include "../../dms/jobs/job.h"
 #include "../../dms/jobs/jobstore.h"
+#include "testutil.h"
 
 #define NO_CAP 1000 /* a per-user cap of running jobs no test reaches */
 
@@ -343,8 +344,7 @@ static store *st;
 
 static void store_setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-jobs-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     char path[128];
     snprintf(path, sizeof(path), "%s/dms.db", dir);
     dms_error err = {0};
@@ -354,7 +354,7 @@ static void store_setup(void)
 static void store_teardown(void)
 {
     store_close(st);
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 static void add_job(const char *id, const char *user, const char *deployment, int64_t created)
@@ -622,9 +622,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

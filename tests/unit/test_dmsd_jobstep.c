@@ -18,6 +18,7 @@
 #include "../../dms/jobs/jobs.h"
 #include "../../dms/jobs/jobstep.h"
 #include "../../dms/jobs/jobstore.h"
+#include "testutil.h"
 
 static job j;
 
@@ -175,8 +176,7 @@ static void run_setup(void)
     ck_assert_int_gt(n, 0);
     exe[n] = '\0';
     snprintf(plugins, sizeof(plugins), "%s/plugins", dirname(exe));
-    snprintf(tmp, sizeof(tmp), "/tmp/dmsd-jobstep-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
+    tu_mkdtemp(tmp, sizeof(tmp));
     char path[PATH_MAX + 32];
     dms_error err = {0};
     snprintf(path, sizeof(path), "%s/dms.db", tmp);
@@ -214,7 +214,7 @@ static void run_teardown(void)
     dms_executor_close(ex);
     dms_registry_close(reg);
     store_close(st);
-    ck_assert_int_eq(dms_rm_rf(tmp, NULL), 0);
+    tu_rmtree(tmp);
     teardown();
 }
 
@@ -280,7 +280,7 @@ START_TEST(test_dmsd_stopping_interrupts_instead_of_cancelling)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_jobstep");
     TCase *tc = tcase_create("request");
@@ -300,9 +300,10 @@ int main(void)
     tcase_add_test(run, test_cancel_asked_before_the_start_runs_nothing);
     tcase_add_test(run, test_dmsd_stopping_interrupts_instead_of_cancelling);
     suite_add_tcase(s, run);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -293,7 +293,7 @@ START_TEST(test_a_job_with_a_local_repository_outside_the_roots_is_refused_namin
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_localrepo");
     TCase *tc = tcase_create("localrepo");
@@ -309,9 +309,10 @@ int main(void)
     tcase_add_test(tc, test_a_repository_swapped_for_a_symlink_after_the_check_is_refused_at_clone);
     tcase_add_test(tc, test_a_job_with_a_local_repository_outside_the_roots_is_refused_naming_the_field);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -10,16 +10,15 @@
 #include <dms/backend.h>
 
 #include "../../dms/api/logpage.h"
+#include "testutil.h"
 
 #define BASE_TS 1700000000000000000LL
-
-static char dir[64];
 
 static void write_lines(int n, bool finish)
 {
     dms_logstore_writer *w = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_writer_open(&w, dir, 0, &err), 0);
+    ck_assert_int_eq(dms_logstore_writer_open(&w, tu_dir, 0, &err), 0);
     for (int i = 0; i < n; i++) {
         char line[32];
         int len = snprintf(line, sizeof(line), "line %d\n", i);
@@ -31,19 +30,6 @@ static void write_lines(int n, bool finish)
     dms_logstore_writer_free(w);
 }
 
-static void setup(void)
-{
-    strcpy(dir, "/tmp/dmsd-logpage-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
 /* One page as the route reads it: open with since = logpage_since(from), read up to limit. */
 static char *page(int64_t from, long long limit, long long tail, const log_fmt *fmt, logpage *pg)
 {
@@ -52,7 +38,7 @@ static char *page(int64_t from, long long limit, long long tail, const log_fmt *
     opts.tail_lines = tail;
     dms_log_stream *s = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_stream_open(dir, &opts, NULL, NULL, NULL, &s, &err), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &opts, NULL, NULL, NULL, &s, &err), 0);
     dmsu_buf b = {0};
     *pg = (logpage){.last_ts = from, .at_line_start = true};
     ck_assert_int_eq(logpage_read(s, limit, 1 << 20, fmt, &b, pg, &err), 0);
@@ -122,7 +108,7 @@ START_TEST(test_a_split_line_stays_on_one_page)
 {
     dms_logstore_writer *w = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_writer_open(&w, dir, 0, &err), 0);
+    ck_assert_int_eq(dms_logstore_writer_open(&w, tu_dir, 0, &err), 0);
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 1, true, "aaa", 3, &err), 0);
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 2, true, "bbb", 3, &err), 0);
     ck_assert_int_eq(dms_logstore_write_frame(w, DMS_STREAM_STDOUT, BASE_TS + 3, false, "ccc\n", 4, &err), 0);
@@ -163,7 +149,7 @@ START_TEST(test_a_followed_live_capture_does_not_end)
     opts.follow = true;
     dms_log_stream *s = NULL;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_stream_open(dir, &opts, NULL, NULL, NULL, &s, &err), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &opts, NULL, NULL, NULL, &s, &err), 0);
     dmsu_buf b = {0};
     log_fmt text = {0};
     logpage pg = {.at_line_start = true};
@@ -176,11 +162,11 @@ START_TEST(test_a_followed_live_capture_does_not_end)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_logpage");
     TCase *tc = tcase_create("logpage");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_pages_follow_the_cursor_without_repeats);
     tcase_add_test(tc, test_from_between_lines_starts_at_the_next_one);
     tcase_add_test(tc, test_tail_takes_the_last_lines);
@@ -188,9 +174,10 @@ int main(void)
     tcase_add_test(tc, test_json_form_carries_ts_and_stream);
     tcase_add_test(tc, test_a_followed_live_capture_does_not_end);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -25,6 +25,7 @@
 #include "../../dms/snooze/snooze.h"
 #include "../../dms/snooze/tz.h"
 #include "../../dms/snooze/wake.h"
+#include "testutil.h"
 
 /* ---- pure parts ---- */
 
@@ -157,7 +158,7 @@ static void *serve_conn(void *arg)
     buf[got] = '\0';
     char *sl = strstr(buf, "/sleep/");
     if (sl)
-        usleep((useconds_t)atoi(sl + 7) * 1000);
+        usleep((useconds_t)strtol(sl + 7, NULL, 10) * 1000);
     /* The app must never see dmsd's wake header. */
     const char *body = strstr(buf, "X-Dms-Wake") || strstr(buf, "x-dms-wake") ? "LEAKED" : ca->name;
     char resp[256];
@@ -226,8 +227,8 @@ static int get(int port, const char *host, const char *path, char *out, size_t s
     }
     close(fd);
     buf[got] = '\0';
-    int status = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    int status = tu_http_status(buf);
+    if (status < 0)
         return -1;
     char *b = strstr(buf, "\r\n\r\n");
     snprintf(out, size, "%s", b ? b + 4 : "");
@@ -236,8 +237,7 @@ static int get(int port, const char *host, const char *path, char *out, size_t s
 
 /* ---- the fixture: a store, core, wake listener, router with its Caddy ---- */
 
-#define DIR_TEMPLATE "/tmp/dms-router-test-XXXXXX"
-static char dir[sizeof(DIR_TEMPLATE)];
+static char dir[64];
 static app A;
 static server S1, S2;
 
@@ -265,19 +265,16 @@ static void at_exit(void)
     pid_t pid = caddy_pid_file();
     if (pid > 1 && runs_caddy(pid))
         kill(pid, SIGTERM);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
+    if (dms_rm_rf(dir, NULL) != 0) /* not tu_rmtree: atexit runs outside any test */
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
 static void fixture_up(void)
 {
-    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir)); /* anew per test: CK_FORK=no shares the process */
     static bool registered;
     if (!registered)
-        atexit(at_exit);
+        ck_assert_int_eq(atexit(at_exit), 0);
     registered = true;
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
@@ -307,9 +304,7 @@ static void fixture_down(void)
     router_stop(A.router);
     core_close(A.core);
     store_close(A.st);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
     tz_cache_clear();
 }
 
@@ -370,13 +365,13 @@ static long admin_status(const char *path)
              "http://dms-admin%s",
              dir, path);
     FILE *f = popen(cmd, "r");
-    long code = 0;
+    char out[32] = "";
     if (f) {
-        if (fscanf(f, "%ld", &code) != 1)
-            code = 0;
+        if (!fgets(out, sizeof(out), f))
+            out[0] = '\0';
         pclose(f);
     }
-    return code;
+    return strtol(out, NULL, 10); /* 0 when curl printed nothing */
 }
 
 START_TEST(test_routes_by_name_and_a_deleted_droid_has_none)
@@ -465,13 +460,13 @@ static pid_t caddy_pid_file(void)
     char p[600];
     snprintf(p, sizeof(p), "%s/caddy/caddy.pid", dir);
     FILE *f = fopen(p, "r");
-    int pid = 0;
+    char line[32] = "";
     if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
+        if (!fgets(line, sizeof(line), f))
+            line[0] = '\0';
         fclose(f);
     }
-    return (pid_t)pid;
+    return (pid_t)strtol(line, NULL, 10); /* 0 without a pid file */
 }
 
 START_TEST(test_caddy_is_restarted_with_every_route_and_routes_come_from_the_store)
@@ -569,9 +564,8 @@ START_TEST(test_wake_handler_holds_the_request_until_ready_and_passes_it_through
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
-    signal(SIGPIPE, SIG_IGN);
     Suite *s = suite_create("dmsd_router");
     TCase *t = tcase_create("pure");
     tcase_add_test(t, test_desired_route_follows_the_droid);
@@ -586,9 +580,12 @@ int main(void)
     tcase_add_test(t, test_caddy_is_restarted_with_every_route_and_routes_come_from_the_store);
     tcase_add_test(t, test_wake_handler_holds_the_request_until_ready_and_passes_it_through);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        return EXIT_FAILURE;
+    return tu_run(suite());
 }

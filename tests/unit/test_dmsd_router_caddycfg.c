@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../../dms/router/caddycfg.h"
+#include "testutil.h"
 
 static const char *str_at(json_t *j, const char *path)
 {
@@ -16,7 +17,7 @@ static const char *str_at(json_t *j, const char *path)
     json_t *cur = j;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, ".")) {
         if (json_is_array(cur))
-            cur = json_array_get(cur, (size_t)atoi(tok));
+            cur = json_array_get(cur, (size_t)strtol(tok, NULL, 10));
         else
             cur = json_object_get(cur, tok);
     }
@@ -29,7 +30,8 @@ static json_t *at_path(json_t *j, const char *path)
     snprintf(buf, sizeof(buf), "%s", path);
     json_t *cur = j;
     for (char *tok = strtok(buf, "."); tok && cur; tok = strtok(NULL, "."))
-        cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok)) : json_object_get(cur, tok);
+        cur = json_is_array(cur) ? json_array_get(cur, (size_t)strtol(tok, NULL, 10))
+                                 : json_object_get(cur, tok);
     return cur;
 }
 
@@ -170,8 +172,8 @@ START_TEST(test_caddy_accepts_the_config)
     snprintf(r[2].droid_id, sizeof(r[2].droid_id), "d3");
     snprintf(r[2].host, sizeof(r[2].host), "three.localhost");
     snprintf(r[2].message, sizeof(r[2].message), "stopped");
-    char dir[] = "/tmp/dms-caddycfg-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64];
+    tu_mkdtemp(dir, sizeof(dir));
     caddycfg_base b = {
         .admin = "unix//tmp/dms-test-admin.sock", .listen = "127.0.0.1:18000", .state_dir = dir};
     json_t *j = caddycfg_full(&b, r, 3);
@@ -184,17 +186,14 @@ START_TEST(test_caddy_accepts_the_config)
              "HOME=%s XDG_DATA_HOME=%s XDG_CONFIG_HOME=%s %s validate --config %s >%s/out 2>&1", dir, dir,
              dir, bin && *bin ? bin : "caddy", path, dir);
     int rc = system(cmd);
-    if (rc != 0) {
-        snprintf(cmd, sizeof(cmd), "cat %s/out >&2", dir);
-        ck_assert_int_eq(system(cmd), 0);
-    }
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    if (rc != 0)
+        tu_sh("cat %s/out >&2", dir);
+    tu_rmtree(dir);
     ck_assert_msg(rc == 0, "caddy validate refused the config (exit %d); is caddy installed?", rc);
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_router_caddycfg");
     TCase *t = tcase_create("routes");
@@ -209,9 +208,10 @@ int main(void)
     tcase_set_timeout(t, 20);
     tcase_add_test(t, test_caddy_accepts_the_config);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

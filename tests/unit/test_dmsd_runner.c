@@ -14,12 +14,12 @@
 
 #include "../../dms/app.h"
 #include "../../dms/run/runner.h"
+#include "testutil.h"
 
-#define DIR_TEMPLATE "/tmp/dms-runner-test-XXXXXX"
-#define WAIT_MS      5000 /* far above what a pass takes; the tests never depend on it being short */
-#define POLL_MS      10
+#define WAIT_MS 5000 /* far above what a pass takes; the tests never depend on it being short */
+#define POLL_MS 10
 
-static char dir[sizeof(DIR_TEMPLATE)];
+static char dir[64];
 static app A;
 
 static void hook_droid(void *ud, const char *id)
@@ -42,8 +42,7 @@ static void quiet_log(void *ctx, dms_log_level level, const char *msg)
 
 static void up(void)
 {
-    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir)); /* anew per test: CK_FORK=no shares the process */
     memset(&A, 0, sizeof(A));
     A.cfg.data_dir = dir;
     A.cfg.executor_id = "dmsd-test";
@@ -73,7 +72,7 @@ static void down(void)
     dms_registry_close(A.reg);
     core_close(A.core);
     store_close(A.st);
-    ck_assert_int_eq(dms_rm_rf(dir, NULL), 0);
+    tu_rmtree(dir);
 }
 
 typedef struct want {
@@ -238,9 +237,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

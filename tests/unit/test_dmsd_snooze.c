@@ -11,6 +11,7 @@
 #include "../../dms/common.h"
 #include "../../dms/snooze/snooze.h"
 #include "../../dms/snooze/tz.h"
+#include "testutil.h"
 
 START_TEST(test_snoozed_state_transitions)
 {
@@ -35,14 +36,12 @@ END_TEST
 
 /* ---- a store and core in a temp dir; a snooze object (it binds the wake listener) ---- */
 
-#define DIR_TEMPLATE "/tmp/dms-snooze-test-XXXXXX"
-static char dir[sizeof(DIR_TEMPLATE)];
+static char dir[64];
 static app A;
 
 static void up(void)
 {
-    snprintf(dir, sizeof(dir), "%s", DIR_TEMPLATE); /* anew per test: CK_FORK=no shares the process */
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir)); /* anew per test: CK_FORK=no shares the process */
     char p[512];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     dms_error err = {0};
@@ -57,9 +56,7 @@ static void down(void)
     snooze_close(A.snooze);
     core_close(A.core);
     store_close(A.st);
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
     tz_cache_clear();
 }
 
@@ -184,7 +181,7 @@ static void hhmm(int delta_min, char *buf, size_t size)
     time_t t = time(NULL) + delta_min * 60;
     struct tm tm;
     gmtime_r(&t, &tm);
-    strftime(buf, size, "%H:%M", &tm);
+    ck_assert_uint_gt(strftime(buf, size, "%H:%M", &tm), 0);
 }
 
 START_TEST(test_a_droid_shows_its_next_sleep_and_wake)
@@ -242,7 +239,7 @@ START_TEST(test_a_droid_shows_its_next_sleep_and_wake)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_snooze");
     TCase *t = tcase_create("state");
@@ -255,9 +252,10 @@ int main(void)
     tcase_add_test(t, test_clearing_the_schedule_wakes_a_sleeping_droid);
     tcase_add_test(t, test_a_droid_shows_its_next_sleep_and_wake);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

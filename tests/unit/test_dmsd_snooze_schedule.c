@@ -7,6 +7,7 @@
 
 #include "../../dms/snooze/schedule.h"
 #include "../../dms/snooze/tz.h"
+#include "testutil.h"
 
 static int64_t at(int64_t y, unsigned mo, unsigned d, int h, int mi)
 {
@@ -420,7 +421,7 @@ static void teardown(void)
     tz_cache_clear();
 }
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_snooze_schedule");
     TCase *t = tcase_create("tz");
@@ -447,9 +448,10 @@ int main(void)
     tcase_add_test(t, test_windows_in_different_zones);
     tcase_add_test(t, test_no_windows_no_window);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

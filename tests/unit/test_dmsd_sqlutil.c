@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../../dms/store/sqlutil.h"
+#include "testutil.h"
 
 static sqlite3 *db;
 
@@ -124,7 +125,7 @@ START_TEST(test_vec_grows_and_zeroes_each_item)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *su = suite_create("dmsd_sqlutil");
     TCase *tc = tcase_create("sqlutil");
@@ -134,9 +135,10 @@ int main(void)
     tcase_add_test(tc, test_query_errors_carry_their_context);
     tcase_add_test(tc, test_vec_grows_and_zeroes_each_item);
     suite_add_tcase(su, tc);
-    SRunner *sr = srunner_create(su);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return su;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -6,6 +6,7 @@
 #include "../../dms/build/builder.h"
 #include "../../dms/droids/state.h"
 #include "../../dms/run/runner.h"
+#include "testutil.h"
 
 START_TEST(test_state_names_round_trip)
 {
@@ -96,7 +97,7 @@ START_TEST(test_retry_backoff_doubles_and_is_capped)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_state");
     TCase *tc = tcase_create("state");
@@ -109,9 +110,10 @@ int main(void)
     tcase_add_test(tc, test_active_states);
     tcase_add_test(tc, test_retry_backoff_doubles_and_is_capped);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

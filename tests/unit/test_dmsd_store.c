@@ -15,22 +15,20 @@
 #include "../../dms/retain.h"
 #include "../../dms/store/prune.h"
 #include "../../dms/store/store.h"
+#include "testutil.h"
 
 static char dir[64];
 static char path[128];
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/dmsd-store-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/dms.db", dir);
 }
 
 static void teardown(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static droid *make_droid(const char *id, const char *name, const char *user)
@@ -835,7 +833,7 @@ START_TEST(test_image_gc_queue_backs_off)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("dmsd_store");
     TCase *tc = tcase_create("store");
@@ -860,9 +858,10 @@ int main(void)
     tcase_add_test(tc, test_prune_jobs_by_count_and_age_never_unfinished_ones);
     tcase_add_test(tc, test_retain_sweep_prunes_every_kind_and_the_jobs_directories);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

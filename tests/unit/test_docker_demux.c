@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "docker/demux.h"
+#include "testutil.h"
 
 typedef struct collected {
     char out[4096];
@@ -211,9 +212,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

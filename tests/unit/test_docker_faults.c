@@ -20,6 +20,8 @@
 #include <dms/backend.h>
 #include <dms/executor.h>
 
+#include "testutil.h"
+
 #define TEST_TIMEOUT_S 30
 #define FAKE_EXEC_ID   "faults"
 
@@ -127,7 +129,8 @@ static bool read_request(conn *c)
         char *end = strstr(buf, "\r\n\r\n");
         if (!end)
             continue;
-        sscanf(buf, "%15s %2047s", c->method, c->path);
+        if (sscanf(buf, "%15s %2047s", c->method, c->path) != 2)
+            return false; /* no request line: nothing a handler could answer */
         long clen = 0;
         char *cl = strcasestr(buf, "content-length:");
         if (cl)
@@ -201,8 +204,7 @@ static fake *fake_start(fake_handler h)
 {
     fake *f = &the_fake;
     memset(f, 0, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dms-fake-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(f->dir));
+    tu_mkdtemp(f->dir, sizeof(f->dir));
     snprintf(f->sock, sizeof(f->sock), "%s/docker.sock", f->dir);
     f->handler = h;
     f->events_fd = -1;
@@ -226,9 +228,7 @@ static void fake_stop(fake *f)
     pthread_join(f->th, NULL);
     close(f->lfd);
     unlink(f->sock);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (dms_rm_rf(f->dir, NULL) != 0)
         fprintf(stderr, "could not remove %s\n", f->dir);
 }
 
@@ -286,8 +286,7 @@ typedef struct env {
 static void env_open(env *e, fake_handler h)
 {
     e->f = fake_start(h);
-    snprintf(e->state, sizeof(e->state), "/tmp/dms-fault-state-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(e->state));
+    tu_mkdtemp(e->state, sizeof(e->state));
     dms_error err = {0};
     ck_assert_int_eq(dms_registry_open(&e->reg, DMS_BUILD_PLUGIN_DIR, &err), 0);
     char opt[160];
@@ -303,9 +302,7 @@ static void env_close(env *e)
     dms_executor_close(e->ex);
     dms_registry_close(e->reg);
     fake_stop(e->f);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", e->state);
-    if (system(cmd) != 0)
+    if (dms_rm_rf(e->state, NULL) != 0)
         fprintf(stderr, "could not remove %s\n", e->state);
 }
 
@@ -588,8 +585,8 @@ static void *silent_main(void *arg)
 
 START_TEST(test_is_installed_says_why_for_a_socket_that_never_answers)
 {
-    char dir[] = "/tmp/dms-silent-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char dir[64];
+    tu_mkdtemp(dir, sizeof(dir));
     char sock[108];
     snprintf(sock, sizeof(sock), "%s/s.sock", dir);
     int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -618,8 +615,7 @@ START_TEST(test_is_installed_says_why_for_a_socket_that_never_answers)
     dms_registry_close(reg);
     pthread_join(t, NULL);
     close(lfd);
-    unlink(sock);
-    rmdir(dir);
+    tu_rmtree(dir); /* the socket and the executor's state (docker/silent), which rmdir left behind */
 }
 END_TEST
 
@@ -653,8 +649,8 @@ START_TEST(test_is_installed_names_a_missing_socket_and_start_is_unavailable)
     dms_executor *ex;
     ck_assert_int_eq(dms_registry_open(&reg, DMS_BUILD_PLUGIN_DIR, &err), 0);
     char *opts[] = {"host=unix:///tmp/dms-no-such-dir/docker.sock", NULL};
-    char st[] = "/tmp/dms-nosock-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(st));
+    char st[64];
+    tu_mkdtemp(st, sizeof(st));
     dms_executor_config cfg = {.state_dir = st, .options = opts};
     ck_assert_int_eq(dms_executor_open(&ex, reg, "docker", "nosock", &cfg, &err), 0);
     ck_assert(!dms_executor_is_installed(ex, &err));
@@ -666,9 +662,7 @@ START_TEST(test_is_installed_names_a_missing_socket_and_start_is_unavailable)
     ck_assert(err.retryable);
     dms_executor_close(ex);
     dms_registry_close(reg);
-    char cmd[64];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", st);
-    ck_assert_int_eq(system(cmd), 0);
+    tu_rmtree(st);
 }
 END_TEST
 
@@ -694,9 +688,5 @@ static Suite *suite(void)
 int main(void)
 {
     dms_global_init(NULL);
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -14,31 +14,24 @@
 
 #include "docker/tar.h"
 #include "util.h"
+#include "testutil.h"
 
 #define RESERVED "reserved.Dockerfile"
 
 static char dir[PATH_MAX];
 
-static void put(const char *rel, const char *text)
-{
-    char p[PATH_MAX * 2];
-    snprintf(p, sizeof(p), "%s/%s", dir, rel);
-    ck_assert_int_eq(dms_write_file_atomic(p, text, strlen(text), NULL), 0);
-}
-
 static void setup(void)
 {
     char p[PATH_MAX * 2];
-    snprintf(dir, sizeof(dir), "/tmp/dms-test-tar-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    tu_mkdtemp(dir, sizeof(dir));
     snprintf(p, sizeof(p), "%s/sub", dir);
     ck_assert_int_eq(mkdir(p, 0755), 0);
     snprintf(p, sizeof(p), "%s/.git", dir);
     ck_assert_int_eq(mkdir(p, 0755), 0);
-    put("a.txt", "a");
-    put("sub/b.txt", "bb");
-    put(".git/HEAD", "ref");
-    put(RESERVED, "FROM the-users-choice\n");
+    tu_write(dir, "a.txt", "a");
+    tu_write(dir, "sub/b.txt", "bb");
+    tu_write(dir, ".git/HEAD", "ref");
+    tu_write(dir, RESERVED, "FROM the-users-choice\n");
     snprintf(p, sizeof(p), "%s/host", dir);
     ck_assert_int_eq(symlink("/etc/passwd", p), 0);
     snprintf(p, sizeof(p), "%s/dirlink", dir);
@@ -49,7 +42,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    dms_rm_rf(dir, NULL);
+    tu_rmtree(dir);
 }
 
 typedef struct entry {
@@ -115,8 +108,8 @@ START_TEST(test_symlinks_are_archived_as_symlinks_and_the_reserved_name_is_ours)
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq(e->type, '2');
     for (size_t i = 0; i < n; i++)
-        ck_assert_msg(strncmp(v[i].name, "dirlink/", 8) && strncmp(v[i].name, ".git", 4) &&
-                          strcmp(v[i].name, "fifo"),
+        ck_assert_msg(strncmp(v[i].name, "dirlink/", 8) != 0 && strncmp(v[i].name, ".git", 4) != 0 &&
+                          strcmp(v[i].name, "fifo") != 0,
                       "%s should not be in the archive", v[i].name);
     ck_assert_str_eq(find(v, n, "sub/b.txt")->data, "bb");
     ck_assert_int_eq(find(v, n, "sub/")->type, '5');
@@ -138,9 +131,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -6,6 +6,7 @@
 #include <dms/backend.h>
 
 #include "docker/types.h"
+#include "testutil.h"
 
 static json_t *spec_of(const char *request_json)
 {
@@ -307,9 +308,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(suite());
 }

@@ -18,23 +18,11 @@
 #include <dms/backend.h>
 
 #include "util.h"
+#include "testutil.h"
 
 #define SLOW_TEST_TIMEOUT_S 60
 #define SMALL_CAP_BYTES     (64 * 1024)
 #define NEXT_TIMEOUT_MS     10000
-
-static char tmpdir[PATH_MAX];
-
-static void tmp_setup(void)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dms-test-logstore-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_teardown(void)
-{
-    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
-}
 
 /* ---- helpers ---- */
 
@@ -100,7 +88,7 @@ static frames read_dir(const char *dir, const dms_log_options *opts)
 
 static frames read_all(void)
 {
-    return read_dir(tmpdir, NULL);
+    return read_dir(tu_dir, NULL);
 }
 
 /* The concatenated payload of one stream (0: both). Caller frees. */
@@ -120,7 +108,7 @@ static dms_logstore_writer *wopen(int64_t cap)
 {
     dms_logstore_writer *w = NULL;
     dms_error err = {0};
-    int r = dms_logstore_writer_open(&w, tmpdir, cap, &err);
+    int r = dms_logstore_writer_open(&w, tu_dir, cap, &err);
     ck_assert_msg(r == 0, "writer_open: %s", err.message);
     return w;
 }
@@ -146,7 +134,7 @@ static void finish(dms_logstore_writer *w)
 
 static char *path_of(const char *name)
 {
-    return dmsu_strdup_printf("%s/%s", tmpdir, name);
+    return dmsu_strdup_printf("%s/%s", tu_dir, name);
 }
 
 static off_t file_size(const char *name)
@@ -161,11 +149,11 @@ static off_t file_size(const char *name)
 /* Names in the capture dir, other than . and .., as "a,b" sorted. */
 static char *dir_listing(void)
 {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tu_dir);
     char **names = NULL;
     struct dirent *de;
     while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             dmsu_strv_push(&names, de->d_name);
     closedir(d);
     size_t n = dmsu_strv_len(names);
@@ -199,6 +187,19 @@ static void write_numbered(dms_logstore_writer *w, int first, int last, int flus
     }
 }
 
+/* Reads n from a frame "line <n>..." into *k; false (and *k untouched) when the frame is not one. */
+static bool line_number(const char *data, int *k)
+{
+    if (strncmp(data, "line", 4) != 0)
+        return false;
+    char *end = NULL;
+    long n = strtol(data + 4, &end, 10);
+    if (end == data + 4)
+        return false;
+    *k = (int)n;
+    return true;
+}
+
 /* Asserts the frames are whole numbered lines, consecutive, ending at last; returns the first number. */
 static int assert_consecutive(const frames *f, int last)
 {
@@ -206,7 +207,7 @@ static int assert_consecutive(const frames *f, int last)
     int first = -1, prev = -1;
     for (size_t i = 0; i < f->n; i++) {
         int k = -1;
-        ck_assert_msg(sscanf(f->v[i].data, "line %d", &k) == 1, "frame %zu: %s", i, f->v[i].data);
+        ck_assert_msg(line_number(f->v[i].data, &k), "frame %zu: %s", i, f->v[i].data);
         ck_assert(!f->v[i].partial);
         if (first < 0)
             first = k;
@@ -338,8 +339,8 @@ START_TEST(test_logstore_timestamps_strictly_increase_even_when_given_equal_or_d
         ck_assert_int_eq(f.v[i].ts, want[i]);
     frames_free(&f);
     /* ts 0 means now. */
-    dms_rm_rf(tmpdir, NULL);
-    mkdir(tmpdir, 0700);
+    dms_rm_rf(tu_dir, NULL);
+    mkdir(tu_dir, 0700);
     int64_t before = dms_now_ns();
     w = wopen(0);
     wr(w, DMS_STREAM_STDOUT, 0, "now\n");
@@ -389,7 +390,7 @@ START_TEST(test_logstore_rotation_keeps_the_newest_output_in_at_most_two_files)
     ck_assert_uint_gt(f.n, SMALL_CAP_BYTES / (PAD + 13 + 28));
     frames_free(&f);
     dms_logstore_info info;
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert(info.exists);
     ck_assert(info.finished);
     ck_assert_uint_eq(info.stdout_bytes, total); /* offsets count what was written, not what was kept */
@@ -423,7 +424,7 @@ START_TEST(test_logstore_reopen_continues_offsets_and_timestamps)
     wr(w, DMS_STREAM_STDERR, 2000, "err\n");
     dms_logstore_writer_free(w); /* flushes, does not finish: a restart of the producer */
     dms_logstore_info info;
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert(info.exists);
     ck_assert(!info.finished);
     ck_assert_uint_eq(info.stdout_bytes, 4);
@@ -440,7 +441,7 @@ START_TEST(test_logstore_reopen_continues_offsets_and_timestamps)
     ck_assert_str_eq(f.v[2].data, "two\n");
     ck_assert_int_eq(f.v[2].ts, 2001);
     frames_free(&f);
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert_uint_eq(info.stdout_bytes, 8);
     ck_assert(info.finished);
 }
@@ -465,8 +466,8 @@ START_TEST(test_logstore_finish_flushes_a_pending_partial_line_and_ends_the_capt
     ck_assert_str_eq(f.v[2].data, "err tail");
     frames_free(&f);
     dms_logstore_writer *w2 = NULL;
-    ck_assert_int_eq(dms_logstore_writer_open(&w2, tmpdir, 0, &err), -DMS_E_ALREADY_COMPLETE);
-    ck_assert_ptr_nonnull(strstr(err.message, tmpdir));
+    ck_assert_int_eq(dms_logstore_writer_open(&w2, tu_dir, 0, &err), -DMS_E_ALREADY_COMPLETE);
+    ck_assert_ptr_nonnull(strstr(err.message, tu_dir));
 }
 END_TEST
 
@@ -479,7 +480,7 @@ START_TEST(test_logstore_writer_free_keeps_a_pending_partial_line)
     ck_assert_uint_eq(dms_logstore_bytes(w, DMS_STREAM_STDOUT), 8);
     dms_logstore_writer_free(w);
     dms_logstore_info info;
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert_uint_eq(info.stdout_bytes, 8);
     w = wopen(0);
     wr(w, DMS_STREAM_STDOUT, 0, "def\n");
@@ -551,7 +552,7 @@ static void write_mixed(void)
 
 static char *text_with(dms_log_options o)
 {
-    frames f = read_dir(tmpdir, &o);
+    frames f = read_dir(tu_dir, &o);
     char *s = joined(&f, 0, NULL);
     frames_free(&f);
     return s;
@@ -632,7 +633,7 @@ START_TEST(test_logstore_tail_spans_log_1_and_log)
     ck_assert_int_ge(file_size("log.1"), 0);
     /* How many lines the two files hold together. */
     dms_log_options all = DMS_LOG_OPTIONS_INIT;
-    frames f = read_dir(tmpdir, &all);
+    frames f = read_dir(tu_dir, &all);
     int first = assert_consecutive(&f, LINES);
     size_t held = f.n;
     frames_free(&f);
@@ -640,21 +641,21 @@ START_TEST(test_logstore_tail_spans_log_1_and_log)
     ck_assert_uint_gt(held, SMALL_CAP_BYTES / (28 + 53));
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.tail_lines = (int64_t)held - 10;
-    f = read_dir(tmpdir, &o);
+    f = read_dir(tu_dir, &o);
     ck_assert_uint_eq(f.n, held - 10);
     ck_assert_int_eq(assert_consecutive(&f, LINES), first + 10);
     frames_free(&f);
     o.tail_lines = (int64_t)held - 1;
-    f = read_dir(tmpdir, &o);
+    f = read_dir(tu_dir, &o);
     ck_assert_uint_eq(f.n, held - 1);
     ck_assert_int_eq(assert_consecutive(&f, LINES), first + 1);
     frames_free(&f);
     o.tail_lines = (int64_t)held + 50;
-    f = read_dir(tmpdir, &o);
+    f = read_dir(tu_dir, &o);
     ck_assert_uint_eq(f.n, held);
     frames_free(&f);
     o.tail_lines = 0;
-    f = read_dir(tmpdir, &o);
+    f = read_dir(tu_dir, &o);
     ck_assert_uint_eq(f.n, 0);
     frames_free(&f);
 }
@@ -674,7 +675,7 @@ START_TEST(test_logstore_tail_keeps_every_partial_frame_of_the_last_line)
     dms_logstore_writer_free(w);
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.tail_lines = 1;
-    frames f = read_dir(tmpdir, &o);
+    frames f = read_dir(tu_dir, &o);
     ck_assert_uint_eq(f.n, 3);
     size_t n;
     char *s = joined(&f, 0, &n);
@@ -699,7 +700,7 @@ START_TEST(test_logstore_stream_open_errors_and_empty_capture)
     ck_assert_uint_eq(f.n, 0);
     frames_free(&f);
     dms_logstore_info info;
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert(!info.exists);
     ck_assert(!info.finished);
 }
@@ -746,7 +747,7 @@ static dms_log_stream *open_follow(dms_log_options *o)
     dms_log_stream *s = NULL;
     dms_error err = {0};
     o->follow = true;
-    int r = dms_logstore_stream_open(tmpdir, o, NULL, NULL, NULL, &s, &err);
+    int r = dms_logstore_stream_open(tu_dir, o, NULL, NULL, NULL, &s, &err);
     ck_assert_msg(r == 0, "stream_open: %s", err.message);
     return s;
 }
@@ -765,7 +766,7 @@ START_TEST(test_logstore_follow_receives_lines_from_a_thread_and_ends_at_finish)
     ck_assert_int_eq(dms_log_stream_next(s, NEXT_TIMEOUT_MS, &lf, &err), 1);
     ck_assert_int_eq(dms_log_stream_next(s, 100, &lf, &err), -DMS_E_TIMEOUT);
     producer p = {.first = 1, .last = 200, .delay_us = 500};
-    snprintf(p.dir, sizeof(p.dir), "%s", tmpdir);
+    snprintf(p.dir, sizeof(p.dir), "%s", tu_dir);
     pthread_t th;
     pthread_create(&th, NULL, produce_thread, &p);
     frames f = read_stream(s);
@@ -788,7 +789,7 @@ START_TEST(test_logstore_follow_receives_lines_from_another_process)
     if (pid == 0) {
         dms_log_stream_free(s); /* the child's copy; the parent keeps reading its own */
         producer p = {.first = 1, .last = 300, .delay_us = 200};
-        snprintf(p.dir, sizeof(p.dir), "%s", tmpdir);
+        snprintf(p.dir, sizeof(p.dir), "%s", tu_dir);
         usleep(50 * 1000);
         produce(&p);
         _exit(0);
@@ -834,7 +835,7 @@ START_TEST(test_logstore_follow_across_rotation_loses_nothing_when_the_reader_ke
     enum { LINES = 40000, LEAD = 1000 };
     atomic_int consumed = 0;
     producer p = {.first = 1, .last = LINES, .cap = SMALL_CAP_BYTES, .consumed = &consumed, .lead = LEAD};
-    snprintf(p.dir, sizeof(p.dir), "%s", tmpdir);
+    snprintf(p.dir, sizeof(p.dir), "%s", tu_dir);
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     dms_log_stream *s = open_follow(&o);
     pthread_t th;
@@ -844,8 +845,7 @@ START_TEST(test_logstore_follow_across_rotation_loses_nothing_when_the_reader_ke
     int r, prev = 0;
     while ((r = dms_log_stream_next(s, NEXT_TIMEOUT_MS, &lf, &err)) == 1) {
         int k = -1;
-        sscanf(lf.data, "line %d", &k);
-        if (k != prev + 1)
+        if (!line_number(lf.data, &k) || k != prev + 1)
             break;
         prev = k;
         atomic_store(&consumed, k);
@@ -901,7 +901,7 @@ START_TEST(test_logstore_record_cut_short_is_not_returned_until_completed)
         ck_assert_uint_eq(h.n, 1);
         frames_free(&h);
         dms_logstore_info info;
-        ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+        ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
         ck_assert_uint_eq(info.stdout_bytes, 6);
     }
     ck_assert_int_eq(write(fd, rec + done, sizeof(rec) - done), (ssize_t)(sizeof(rec) - done));
@@ -954,7 +954,7 @@ START_TEST(test_logstore_idle_check_ends_a_follow)
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.follow = true;
     dms_log_stream *s = NULL;
-    ck_assert_int_eq(dms_logstore_stream_open(tmpdir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
     int64_t t0 = dms_mono_ms();
     frames f = read_stream(s);
     int64_t took = dms_mono_ms() - t0;
@@ -975,7 +975,7 @@ START_TEST(test_logstore_idle_check_keeps_a_follow_while_alive)
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.follow = true;
     dms_log_stream *s = NULL;
-    ck_assert_int_eq(dms_logstore_stream_open(tmpdir, &o, idle_alive, &st, idle_free, &s, NULL), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &o, idle_alive, &st, idle_free, &s, NULL), 0);
     dms_log_frame lf;
     ck_assert_int_eq(dms_log_stream_next(s, 2500, &lf, NULL), -DMS_E_TIMEOUT);
     ck_assert_int_ge(st.calls, 1);
@@ -993,7 +993,7 @@ START_TEST(test_logstore_idle_check_runs_across_short_next_calls)
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.follow = true;
     dms_log_stream *s = NULL;
-    ck_assert_int_eq(dms_logstore_stream_open(tmpdir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
     dms_log_frame lf;
     int r = -DMS_E_TIMEOUT;
     int64_t t0 = dms_mono_ms();
@@ -1016,7 +1016,7 @@ START_TEST(test_logstore_idle_check_end_still_delivers_output_written_before_it)
     dms_log_options o = DMS_LOG_OPTIONS_INIT;
     o.follow = true;
     dms_log_stream *s = NULL;
-    ck_assert_int_eq(dms_logstore_stream_open(tmpdir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
+    ck_assert_int_eq(dms_logstore_stream_open(tu_dir, &o, idle_gone, &st, idle_free, &s, NULL), 0);
     frames f = read_stream(s);
     dms_log_stream_free(s);
     dms_logstore_writer_free(w);
@@ -1053,7 +1053,7 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
     size_t len = 0;
     bool trunc = false;
     /* Within the newest file. */
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, 100, &out, &len, &trunc, NULL), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, 100, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, 100);
     ck_assert_mem_eq(out, all.data + all.len - 100, 100);
     ck_assert_int_eq(out[len], '\0');
@@ -1061,19 +1061,19 @@ START_TEST(test_logstore_excerpt_last_bytes_across_files_with_truncated_flag)
     free(out);
     /* Across log.1 and log. */
     size_t want = all.len - 1000;
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, want, &out, &len, &trunc, NULL), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, want, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, want);
     ck_assert_mem_eq(out, all.data + 1000, want);
     ck_assert(trunc);
     free(out);
     /* All of it. */
     ck_assert_int_eq(
-        dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, all.len + 5000, &out, &len, &trunc, NULL), 0);
+        dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, all.len + 5000, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, all.len);
     ck_assert_mem_eq(out, all.data, all.len);
     ck_assert(!trunc);
     free(out);
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDERR, 1 << 20, &out, &len, &trunc, NULL), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDERR, 1 << 20, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, 40);
     ck_assert(!trunc);
     free(out);
@@ -1091,15 +1091,15 @@ START_TEST(test_logstore_excerpt_after_rotation_lost_output_is_truncated)
     char *out = NULL;
     size_t len = 0;
     bool trunc = false;
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, total, &out, &len, &trunc, NULL), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, total, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_lt(len, total);
     ck_assert(trunc);
     ck_assert_mem_eq(out + len - 53, "line 005000 ", 12); /* the last line: 12 + 40 pad + newline */
     free(out);
     /* An empty capture: nothing, not truncated. */
-    dms_rm_rf(tmpdir, NULL);
-    mkdir(tmpdir, 0700);
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, 10, &out, &len, &trunc, NULL), 0);
+    dms_rm_rf(tu_dir, NULL);
+    mkdir(tu_dir, 0700);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, 10, &out, &len, &trunc, NULL), 0);
     ck_assert_uint_eq(len, 0);
     ck_assert_str_eq(out, "");
     ck_assert(!trunc);
@@ -1120,7 +1120,7 @@ START_TEST(test_logstore_info_and_reopen_after_crash_like_truncation)
     char *logp = path_of("log");
     ck_assert_int_eq(truncate(logp, full - 8), 0);
     dms_logstore_info info;
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert(info.exists);
     ck_assert(!info.finished);
     ck_assert_uint_eq(info.stdout_bytes, 5);
@@ -1131,7 +1131,7 @@ START_TEST(test_logstore_info_and_reopen_after_crash_like_truncation)
     frames_free(&f);
     /* Cut inside a record header too. */
     ck_assert_int_eq(truncate(logp, full - 9 - 4 - 20), 0);
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert_uint_eq(info.stdout_bytes, 5);
     /* A new writer continues after the last complete record. */
     w = wopen(0);
@@ -1144,7 +1144,7 @@ START_TEST(test_logstore_info_and_reopen_after_crash_like_truncation)
     ck_assert_str_eq(f.v[2].data, "dd\n");
     ck_assert_int_eq(f.v[2].ts, 250);
     frames_free(&f);
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, NULL), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, NULL), 0);
     ck_assert(info.finished);
     ck_assert_uint_eq(info.stdout_bytes, 8);
     free(logp);
@@ -1161,7 +1161,7 @@ START_TEST(test_excerpt_of_zero_bytes_still_says_truncated)
     size_t len = 99;
     bool trunc = false;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDOUT, 0, &data, &len, &trunc, &err), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDOUT, 0, &data, &len, &trunc, &err), 0);
     ck_assert_uint_eq(len, 0);
     ck_assert(trunc);
     free(data);
@@ -1179,12 +1179,12 @@ START_TEST(test_info_keeps_a_stream_total_after_its_records_rotated_away)
     dms_logstore_writer_free(w);
     dms_logstore_info info;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, &err), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, &err), 0);
     ck_assert_uint_eq(info.stderr_bytes, strlen("only-once\n"));
     char *data = NULL;
     size_t len = 0;
     bool trunc = false;
-    ck_assert_int_eq(dms_logstore_excerpt(tmpdir, DMS_STREAM_STDERR, 100, &data, &len, &trunc, &err), 0);
+    ck_assert_int_eq(dms_logstore_excerpt(tu_dir, DMS_STREAM_STDERR, 100, &data, &len, &trunc, &err), 0);
     ck_assert_uint_eq(len, 0);
     ck_assert(trunc); /* rotated away, and said so */
     free(data);
@@ -1204,7 +1204,7 @@ START_TEST(test_a_single_large_flush_still_respects_the_cap)
     /* The newest output is whole, and the totals are right although the first lines were rotated away. */
     dms_logstore_info info;
     dms_error err = {0};
-    ck_assert_int_eq(dms_logstore_info_read(tmpdir, &info, &err), 0);
+    ck_assert_int_eq(dms_logstore_info_read(tu_dir, &info, &err), 0);
     ck_assert_uint_eq(info.stdout_bytes, 20000u * strlen("line 000001 \n"));
     frames f = read_all();
     ck_assert_int_eq(assert_consecutive(&f, 20000) > 1, 1);
@@ -1217,7 +1217,7 @@ static Suite *logstore_suite(void)
     Suite *s = suite_create("logstore");
     TCase *tc = tcase_create("writer");
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_logstore_writer_splits_chunks_into_lines);
     tcase_add_test(tc, test_logstore_long_lines_become_partial_frames);
     tcase_add_test(tc, test_logstore_line_of_exactly_the_frame_limit_is_one_frame);
@@ -1233,7 +1233,7 @@ static Suite *logstore_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("history");
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_logstore_history_all_in_order);
     tcase_add_test(tc, test_logstore_tail_counts_selected_lines);
     tcase_add_test(tc, test_logstore_since_and_stream_selection);
@@ -1243,7 +1243,7 @@ static Suite *logstore_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("follow");
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_logstore_follow_receives_lines_from_a_thread_and_ends_at_finish);
     tcase_add_test(tc, test_logstore_follow_receives_lines_from_another_process);
     tcase_add_test(tc, test_logstore_follow_fd_is_readable_when_output_arrives);
@@ -1259,7 +1259,7 @@ static Suite *logstore_suite(void)
     tcase_add_test(tc, test_excerpt_of_zero_bytes_still_says_truncated);
     tcase_add_test(tc, test_info_keeps_a_stream_total_after_its_records_rotated_away);
     tcase_set_timeout(tc, SLOW_TEST_TIMEOUT_S);
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_logstore_excerpt_last_bytes_across_files_with_truncated_flag);
     tcase_add_test(tc, test_logstore_excerpt_after_rotation_lost_output_is_truncated);
     tcase_add_test(tc, test_logstore_info_and_reopen_after_crash_like_truncation);
@@ -1269,9 +1269,5 @@ static Suite *logstore_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(logstore_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(logstore_suite());
 }

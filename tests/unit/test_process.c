@@ -24,6 +24,7 @@
 #include <dms/executor.h>
 
 #include "util.h"
+#include "testutil.h"
 
 #define CASE_TIMEOUT_S 60
 #define SHORT_GRACE_MS 1000
@@ -184,7 +185,7 @@ static pid_t workload_pid(const char *id)
     dms_exec_status st;
     dms_error err = {0};
     ck_assert_msg(dms_executor_status(ex, id, &st, &err) == 0, "%s", err.message);
-    return (pid_t)atoi(st.handle);
+    return (pid_t)strtol(st.handle, NULL, 10);
 }
 
 static bool pid_running(pid_t pid)
@@ -257,7 +258,7 @@ static char *tagged_processes(void)
     DIR *d = opendir("/proc");
     struct dirent *de;
     while (d && (de = readdir(d))) {
-        pid_t pid = (pid_t)atoi(de->d_name);
+        pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
         if (pid <= 0 || pid == getpid() || !pid_running(pid))
             continue;
         char path[64];
@@ -356,8 +357,8 @@ END_TEST
 
 START_TEST(test_process_working_dir_is_the_requested_one_or_a_private_work_dir)
 {
-    char wd[] = "/tmp/dms-proc-wd.XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(wd));
+    char wd[64];
+    tu_mkdtemp(wd, sizeof(wd));
     job j;
     dms_exec_result res = {0};
     dms_exec_request *req = job_sh(&j, "e1", "pwd; echo x > here", NULL);
@@ -420,8 +421,9 @@ START_TEST(test_process_leftovers_die_when_the_main_process_ends)
     double after_exit_ms = (double)(dms_now_ns() - res.finished_at_ns) / 1e6;
     ck_assert_msg(after_exit_ms < 800, "result came %.0f ms after the job ended", after_exit_ms);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
-    int a = 0, b = 0;
-    ck_assert_int_eq(sscanf(res.stdout_data, "%d\n%d", &a, &b), 2);
+    char *end_a = NULL, *end_b = NULL;
+    int a = (int)strtol(res.stdout_data, &end_a, 10), b = (int)strtol(end_a, &end_b, 10);
+    ck_assert_msg(end_a != res.stdout_data && end_b != end_a, "want two pids: %s", res.stdout_data);
     wait_pid_gone(a, 2000);
     wait_pid_gone(b, 2000);
     ck_assert_msg(!pid_running(a), "same-group leftover %d survived", a);
@@ -769,7 +771,7 @@ START_TEST(test_process_wait_timeout_leaves_it_running)
     ck_assert_int_eq(dms_executor_status(ex, "e1", &st, &err), 0);
     ck_assert_int_eq(st.state, DMS_STATE_RUNNING);
     ck_assert_str_eq(st.job_id, "job1");
-    ck_assert(pid_running((pid_t)atoi(st.handle)));
+    ck_assert(pid_running((pid_t)strtol(st.handle, NULL, 10)));
     wait_ok("e1", 10000, &res);
     ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
     ck_assert_str_eq(res.stdout_data, "done\n");
@@ -956,7 +958,7 @@ START_TEST(test_process_recover_from_a_second_executor_finds_the_running_job_and
     dms_exec_status st;
     ck_assert_int_eq(dms_executor_status(ex2, "e1", &st, &err), 0);
     ck_assert_int_eq(st.state, DMS_STATE_RUNNING);
-    ck_assert(pid_running((pid_t)atoi(st.handle)));
+    ck_assert(pid_running((pid_t)strtol(st.handle, NULL, 10)));
     dms_exec_status *all = NULL;
     size_t n = 0;
     ck_assert_int_eq(dms_executor_list(ex2, &all, &n, &err), 0);
@@ -990,7 +992,7 @@ START_TEST(test_process_a_dead_shim_makes_the_job_lost_and_its_workload_killed)
     ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
     const char *sp = strstr(data, "\"shim_pid\":");
     ck_assert_ptr_nonnull(sp);
-    pid_t shim = (pid_t)atoi(sp + strlen("\"shim_pid\":"));
+    pid_t shim = (pid_t)strtol(sp + strlen("\"shim_pid\":"), NULL, 10);
     ck_assert(shim > 0 && kill(shim, SIGKILL) == 0);
     wait_pid_gone(shim, 5000);
     dms_exec_result res = {0};
@@ -1025,7 +1027,7 @@ START_TEST(test_process_supervisor_gets_no_host_environment_and_no_host_fd)
     ck_assert_int_eq(dms_read_file(path, 4096, &data, NULL, &err), 0);
     const char *sp = strstr(data, "\"shim_pid\":");
     ck_assert_ptr_nonnull(sp);
-    pid_t shim = (pid_t)atoi(sp + strlen("\"shim_pid\":"));
+    pid_t shim = (pid_t)strtol(sp + strlen("\"shim_pid\":"), NULL, 10);
     char proc[64], *env = NULL;
     size_t len = 0;
     snprintf(proc, sizeof(proc), "/proc/%d/environ", (int)shim);
@@ -1360,11 +1362,8 @@ int main(void)
     }
     snprintf(tag_env, sizeof(tag_env), TAG_VAR "=%s", root);
     snprintf(run_tag, sizeof(run_tag), "t%s", strrchr(root, '.') + 1);
-    SRunner *sr = srunner_create(process_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = tu_run(process_suite());
     cleanup_root();
     dms_rm_rf(root, NULL);
-    return failed ? 1 : 0;
+    return rc;
 }

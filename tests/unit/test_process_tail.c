@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "process/shim.h"
+#include "testutil.h"
 
 #define ROUNDS 2000
 
@@ -72,16 +73,17 @@ START_TEST(test_process_tail_of_zero_bytes_is_empty_and_counts_truncation)
 }
 END_TEST
 
-int main(void)
+static Suite *suite(void)
 {
     Suite *s = suite_create("process_tail");
     TCase *tc = tcase_create("ring");
     tcase_add_test(tc, test_process_tail_keeps_exactly_the_last_bytes_across_wraps);
     tcase_add_test(tc, test_process_tail_of_zero_bytes_is_empty_and_counts_truncation);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return s;
+}
+
+int main(void)
+{
+    return tu_run(suite());
 }

@@ -10,6 +10,7 @@
 
 #include "security.h"
 #include "util.h"
+#include "testutil.h"
 
 /* A complete request using every field, as a caller would send it. */
 static const char FULL_JSON[] =
@@ -861,9 +862,5 @@ static Suite *request_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(request_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(request_suite());
 }

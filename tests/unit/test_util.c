@@ -15,19 +15,7 @@
 #include <dms/backend.h>
 
 #include "util.h"
-
-static char tmpdir[PATH_MAX];
-
-static void tmp_setup(void)
-{
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/dms-test-util-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-}
-
-static void tmp_teardown(void)
-{
-    ck_assert_int_eq(dms_rm_rf(tmpdir, NULL), 0);
-}
+#include "testutil.h"
 
 /* ---- errors ---- */
 
@@ -313,16 +301,16 @@ END_TEST
 START_TEST(test_mkdir_p_creates_nested_dirs_and_is_idempotent)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/a/b/c/", tmpdir);
+    snprintf(p, sizeof(p), "%s/a/b/c/", tu_dir);
     ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
     ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
     struct stat st;
-    snprintf(p, sizeof(p), "%s/a/b/c", tmpdir);
+    snprintf(p, sizeof(p), "%s/a/b/c", tu_dir);
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert(S_ISDIR(st.st_mode));
     ck_assert_int_eq(st.st_mode & 0777, 0700);
     /* A file in the way is an error that names it. */
-    snprintf(p, sizeof(p), "%s/f", tmpdir);
+    snprintf(p, sizeof(p), "%s/f", tu_dir);
     ck_assert_int_eq(dms_write_file_atomic(p, "x", 1, NULL), 0);
     dms_error err = {0};
     ck_assert_int_eq(dms_mkdir_p(p, false, &err), -DMS_E_IO);
@@ -341,13 +329,13 @@ START_TEST(test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_um
 {
     mode_t old = umask(0);
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/x/y/z", tmpdir);
+    snprintf(p, sizeof(p), "%s/x/y/z", tu_dir);
     ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
     umask(old);
     ck_assert_int_eq(mode_of(p), 0700);
-    snprintf(p, sizeof(p), "%s/x/y", tmpdir);
+    snprintf(p, sizeof(p), "%s/x/y", tu_dir);
     ck_assert_int_eq(mode_of(p), 0700);
-    snprintf(p, sizeof(p), "%s/x", tmpdir);
+    snprintf(p, sizeof(p), "%s/x", tu_dir);
     ck_assert_int_eq(mode_of(p), 0700);
 }
 END_TEST
@@ -355,18 +343,18 @@ END_TEST
 START_TEST(test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else)
 {
     char p[PATH_MAX], q[PATH_MAX + 8];
-    snprintf(p, sizeof(p), "%s/old", tmpdir);
+    snprintf(p, sizeof(p), "%s/old", tu_dir);
     ck_assert_int_eq(mkdir(p, 0700), 0);
     ck_assert_int_eq(chmod(p, 0755), 0);
-    ck_assert_int_eq(chmod(tmpdir, 0755), 0);
+    ck_assert_int_eq(chmod(tu_dir, 0755), 0);
     /* Without private_last an existing directory keeps its mode. */
     ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
     ck_assert_int_eq(mode_of(p), 0755);
     ck_assert_int_eq(dms_mkdir_p(p, true, NULL), 0);
     ck_assert_int_eq(mode_of(p), 0700);
-    ck_assert_int_eq(mode_of(tmpdir), 0755); /* its parent is not ours to change */
+    ck_assert_int_eq(mode_of(tu_dir), 0755); /* its parent is not ours to change */
     /* A symlink in its place is refused, and what it points to keeps its mode. */
-    snprintf(q, sizeof(q), "%s/link", tmpdir);
+    snprintf(q, sizeof(q), "%s/link", tu_dir);
     ck_assert_int_eq(chmod(p, 0755), 0);
     ck_assert_int_eq(symlink(p, q), 0);
     dms_error err = {0};
@@ -380,18 +368,18 @@ START_TEST(test_state_files_are_private_whatever_the_umask)
 {
     mode_t old = umask(0);
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/spec.json", tmpdir);
+    snprintf(p, sizeof(p), "%s/spec.json", tu_dir);
     const char *spec = "{\"env\":[\"K=secret\"]}";
     ck_assert_int_eq(dms_write_file_atomic(p, spec, strlen(spec), NULL), 0);
     ck_assert_int_eq(mode_of(p), 0600);
-    snprintf(p, sizeof(p), "%s/result.json", tmpdir);
+    snprintf(p, sizeof(p), "%s/result.json", tu_dir);
     ck_assert_int_eq(dms_write_file_replace(p, "{}", 2, NULL), 0);
     ck_assert_int_eq(mode_of(p), 0600);
     int fd = -1;
-    ck_assert_int_eq(dms_state_lock(tmpdir, &fd, NULL), 1);
+    ck_assert_int_eq(dms_state_lock(tu_dir, &fd, NULL), 1);
     close(fd);
     umask(old);
-    snprintf(p, sizeof(p), "%s/owner.lock", tmpdir);
+    snprintf(p, sizeof(p), "%s/owner.lock", tu_dir);
     ck_assert_int_eq(mode_of(p), 0600);
 }
 END_TEST
@@ -428,7 +416,7 @@ END_TEST
 START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
 {
     char p[PATH_MAX];
-    snprintf(p, sizeof(p), "%s/r.json", tmpdir);
+    snprintf(p, sizeof(p), "%s/r.json", tu_dir);
     ck_assert_int_eq(dms_write_file_atomic(p, "hello\0world", 11, NULL), 0);
     char *data = NULL;
     size_t len = 0;
@@ -440,10 +428,10 @@ START_TEST(test_write_atomic_then_read_file_round_trips_and_caps)
     dms_error err = {0};
     ck_assert_int_eq(dms_read_file(p, 10, &data, &len, &err), -DMS_E_IO);
     ck_assert_ptr_nonnull(strstr(err.message, "larger than 10"));
-    snprintf(p, sizeof(p), "%s/missing", tmpdir);
+    snprintf(p, sizeof(p), "%s/missing", tu_dir);
     ck_assert_int_eq(dms_read_file(p, 10, &data, &len, &err), -DMS_E_NOT_FOUND);
     /* An empty file reads as an empty, NUL-terminated buffer. */
-    snprintf(p, sizeof(p), "%s/empty", tmpdir);
+    snprintf(p, sizeof(p), "%s/empty", tu_dir);
     ck_assert_int_eq(dms_write_file_atomic(p, "", 0, NULL), 0);
     ck_assert_int_eq(dms_read_file(p, 10, &data, &len, NULL), 0);
     ck_assert_uint_eq(len, 0);
@@ -455,13 +443,13 @@ END_TEST
 START_TEST(test_rm_rf_removes_trees_and_accepts_missing)
 {
     char p[PATH_MAX], f[PATH_MAX + 16];
-    snprintf(p, sizeof(p), "%s/t/u/v", tmpdir);
+    snprintf(p, sizeof(p), "%s/t/u/v", tu_dir);
     ck_assert_int_eq(dms_mkdir_p(p, false, NULL), 0);
     snprintf(f, sizeof(f), "%s/file", p);
     ck_assert_int_eq(dms_write_file_atomic(f, "x", 1, NULL), 0);
-    snprintf(f, sizeof(f), "%s/t/link", tmpdir);
+    snprintf(f, sizeof(f), "%s/t/link", tu_dir);
     ck_assert_int_eq(symlink("/etc", f), 0); /* must remove the link, not follow it */
-    snprintf(p, sizeof(p), "%s/t", tmpdir);
+    snprintf(p, sizeof(p), "%s/t", tu_dir);
     ck_assert_int_eq(dms_rm_rf(p, NULL), 0);
     ck_assert_int_eq(access(p, F_OK), -1);
     ck_assert_int_eq(access("/etc/passwd", F_OK), 0);
@@ -476,8 +464,8 @@ START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
 {
     enum { DEPTH = 300 };
     char top[PATH_MAX], victim[PATH_MAX];
-    snprintf(top, sizeof(top), "%s/deep", tmpdir);
-    snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+    snprintf(top, sizeof(top), "%s/deep", tu_dir);
+    snprintf(victim, sizeof(victim), "%s/victim", tu_dir);
     ck_assert_int_eq(mkdir(top, 0755), 0);
     ck_assert_int_eq(dms_write_file_atomic(victim, "keep", 4, NULL), 0);
     int fd = open(top, O_RDONLY | O_DIRECTORY);
@@ -491,7 +479,7 @@ START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
         ck_assert_int_eq(mkdirat(fd, "d", 0755), 0);
         if (i % 50 == 0) {
             ck_assert_int_eq(symlinkat(victim, fd, "link"), 0);
-            ck_assert_int_eq(symlinkat(tmpdir, fd, "dirlink"), 0);
+            ck_assert_int_eq(symlinkat(tu_dir, fd, "dirlink"), 0);
             ck_assert_int_eq(mkfifoat(fd, "fifo", 0644), 0);
         }
         int next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
@@ -509,30 +497,30 @@ START_TEST(test_rm_rf_removes_a_tree_of_any_depth_without_following_anything)
     ck_assert_int_eq(read(fd, buf, sizeof(buf)), 4);
     close(fd);
     ck_assert_str_eq(buf, "keep");
-    ck_assert_int_eq(access(tmpdir, F_OK), 0);
+    ck_assert_int_eq(access(tu_dir, F_OK), 0);
 }
 END_TEST
 
 START_TEST(test_state_lock_is_exclusive_across_processes)
 {
     int fd = -1;
-    ck_assert_int_eq(dms_state_lock_held(tmpdir), 0);
-    ck_assert_int_eq(dms_state_lock(tmpdir, &fd, NULL), 1);
-    ck_assert_int_eq(dms_state_lock_held(tmpdir), 1);
+    ck_assert_int_eq(dms_state_lock_held(tu_dir), 0);
+    ck_assert_int_eq(dms_state_lock(tu_dir, &fd, NULL), 1);
+    ck_assert_int_eq(dms_state_lock_held(tu_dir), 1);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         int cfd = -1;
-        int r = dms_state_lock(tmpdir, &cfd, NULL);
-        _exit(r == 0 && dms_state_lock_held(tmpdir) == 1 ? 0 : 1);
+        int r = dms_state_lock(tu_dir, &cfd, NULL);
+        _exit(r == 0 && dms_state_lock_held(tu_dir) == 1 ? 0 : 1);
     }
     int st = 0;
     ck_assert_int_eq(waitpid(pid, &st, 0), pid);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* The probe must not have released the lock. */
-    ck_assert_int_eq(dms_state_lock_held(tmpdir), 1);
+    ck_assert_int_eq(dms_state_lock_held(tu_dir), 1);
     close(fd);
-    ck_assert_int_eq(dms_state_lock_held(tmpdir), 0);
+    ck_assert_int_eq(dms_state_lock_held(tu_dir), 0);
 }
 END_TEST
 
@@ -583,7 +571,7 @@ static Suite *util_suite(void)
     tcase_add_test(tc, test_parse_i64_prefix_reads_the_number_a_line_starts_with);
     suite_add_tcase(s, tc);
     tc = tcase_create("files");
-    tcase_add_checked_fixture(tc, tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(tc, tu_tmpdir_setup, tu_tmpdir_teardown);
     tcase_add_test(tc, test_mkdir_p_creates_nested_dirs_and_is_idempotent);
     tcase_add_test(tc, test_mkdir_p_makes_every_directory_it_creates_private_whatever_the_umask);
     tcase_add_test(tc, test_mkdir_p_private_last_tightens_an_existing_dir_and_nothing_else);
@@ -601,9 +589,5 @@ static Suite *util_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(util_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(util_suite());
 }

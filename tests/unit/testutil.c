@@ -1,6 +1,7 @@
 /* tests/unit/testutil.c - the suites' shared helpers (testutil.h). */
 #include "testutil.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,29 @@ void tu_tmpdir_teardown(void)
     tu_rmtree(tu_dir);
 }
 
+void tu_write(const char *dir, const char *name, const char *text)
+{
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    ck_assert_msg(n > 0 && (size_t)n < sizeof(path), "tu_write: path too long: %s/%s", dir, name);
+    dms_error err = {0};
+    ck_assert_msg(dms_write_file_atomic(path, text, strlen(text), &err) == 0, "write %s: %s", path,
+                  err.message);
+}
+
+int tu_http_status(const char *head)
+{
+    static const char prefix[] = "HTTP/1.";
+    if (strncmp(head, prefix, sizeof(prefix) - 1) != 0)
+        return -1;
+    const char *minor = head + sizeof(prefix) - 1, *p = minor;
+    while (isdigit((unsigned char)*p))
+        p++;
+    char *end = NULL;
+    long status = p == minor ? -1 : strtol(p, &end, 10);
+    return end == NULL || end == p || status < 0 || status > INT_MAX ? -1 : (int)status;
+}
+
 void tu_sh(const char *fmt, ...)
 {
     char *cmd = NULL;
@@ -46,14 +70,12 @@ void tu_sh(const char *fmt, ...)
     ck_assert_msg(n >= 0, "tu_sh: out of memory");
     int status = system(cmd);
     int code = status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    if (code != 0) {
-        /* ck_assert_msg does not return: copy the command into the message before freeing it. */
-        char shown[1024];
-        snprintf(shown, sizeof(shown), "%s", cmd);
-        free(cmd);
-        ck_abort_msg("command failed (exit %d): %s", code, shown);
-    }
+    /* ck_assert_msg does not return on failure: copy the command for its message and free it first, on one
+     * path, so no path frees it twice or leaks it. */
+    char shown[1024];
+    snprintf(shown, sizeof(shown), "%s", cmd);
     free(cmd);
+    ck_assert_msg(code == 0, "command failed (exit %d): %s", code, shown);
 }
 
 int tu_run(Suite *s)

@@ -1,5 +1,5 @@
 /* tests/unit/testutil.h - what the Check suites share instead of copying it: a private temporary directory
- * per test, a shell command that must succeed, and main().
+ * per test, a file written in it, a shell command that must succeed, an HTTP status line read, and main().
  *
  *   static void setup(void) { tu_mkdtemp(dir, sizeof(dir)); ... }      or the fixture pair below
  *   int main(void) { return tu_run(util_suite()); }
@@ -25,6 +25,14 @@ void tu_rmtree(const char *dir);
 extern char tu_dir[PATH_MAX];
 void tu_tmpdir_setup(void);
 void tu_tmpdir_teardown(void);
+
+/* Writes text to dir/name (a file beneath dir, whose directories exist), replacing what is there: atomically
+ * (dms_write_file_atomic: mode 0600, a symlink at name is replaced, not followed). */
+void tu_write(const char *dir, const char *name, const char *text);
+
+/* The status code of an HTTP/1.x response head ("HTTP/1.1 200 OK..."), or -1 when head does not start with
+ * one. */
+int tu_http_status(const char *head);
 
 /* Runs a command (printf format, no length limit) with /bin/sh -c; the test fails, naming the command and its
  * exit status, unless it exits 0. */
