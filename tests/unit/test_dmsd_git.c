@@ -45,7 +45,7 @@ static void setup(void)
     snprintf(p, sizeof(p), "%s/first", dir);
     FILE *f = fopen(p, "r");
     ck_assert_ptr_nonnull(fgets(first_sha, sizeof(first_sha), f));
-    fclose(f);
+    (void)fclose(f); /* read only */
     first_sha[40] = '\0';
 }
 
@@ -63,7 +63,7 @@ static char *read_file(const char *path)
     ck_assert_ptr_nonnull(f);
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     buf[n] = '\0';
-    fclose(f);
+    (void)fclose(f); /* read only */
     return buf;
 }
 

@@ -464,7 +464,7 @@ static pid_t caddy_pid_file(void)
     if (f) {
         if (!fgets(line, sizeof(line), f))
             line[0] = '\0';
-        fclose(f);
+        (void)fclose(f); /* read only */
     }
     return (pid_t)strtol(line, NULL, 10); /* 0 without a pid file */
 }
