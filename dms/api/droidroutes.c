@@ -40,6 +40,7 @@ bool route_need_runner(app *a, api_req *r)
 void route_droid_create(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
+    quota_deps quota = app_quota_deps(a);
     dms_error err = {0};
     (void)id;
     _cleanup_json_ json_t *body = api_body_json(r, &err);
@@ -66,7 +67,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
      * its lock). */
     if (droid_parse_create(body, d, &err) < 0 ||
         confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
-        gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(a, d->user_id, &err) < 0 ||
+        gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(&quota, d->user_id, &err) < 0 ||
         core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
@@ -246,6 +247,7 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
 void route_droid_patch(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
+    quota_deps quota = app_quota_deps(a);
     dms_error err = {0};
     _cleanup_json_ json_t *body = api_body_json(r, &err);
     droid *cur = NULL, *out = NULL;
@@ -282,7 +284,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
               (cur = core_get_copy(a->core, id)) && droid_parse_patch(body, cur, &p, &err) == 0 &&
               (!p.has_resources || confine_check_resources(&a->cfg.confine, &p.resources, &err) == 0) &&
               (!(p.has_branch || p.has_commit) || (gitx_check_access(cur->repo, "repo", &err) == 0 &&
-                                                   quota_check_disk(a, api_user(r), &err) == 0));
+                                                   quota_check_disk(&quota, api_user(r), &err) == 0));
     if (ok) {
         p.has_build_timeout = bo.has_timeout; /* taken from the body above: the parser did not see it */
         p.build_timeout_s = bo.timeout_s;

@@ -271,7 +271,8 @@ static int prepare(build_run *br)
     }
     say(&br->o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt,
         d->name, d->id, limit_s);
-    if (quota_check_disk(a, d->user_id, &err) < 0) {
+    quota_deps quota = app_quota_deps(a);
+    if (quota_check_disk(&quota, d->user_id, &err) < 0) {
         snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", err.message); /* a user fault: not retried */
         return -1;
     }
@@ -367,7 +368,7 @@ static int build_image(build_run *br)
         return step_failed(br, buildstate_kind_of(r, &err), err.message);
     dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : bq.tag);
     dmsd_set_str(&b->tag, bq.tag);
-    br->ea.image_bytes = quota_image_bytes(a, b->image_id);
+    br->ea.image_bytes = quota_image_bytes(a->ex, b->image_id);
     say(&br->o, "built %s (%s)", bq.tag, res.image_id);
     br->ea.kind = BUILD_END_OK;
     return 0;

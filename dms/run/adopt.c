@@ -89,7 +89,7 @@ void run_adopt(runner *r)
     watch_current_runs(r, ids);
     stop_orphans(r);
     remove_unknown(r);
-    confine_network_release_legacy(a);
+    confine_network_release_legacy(a->ex);
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
     dmsu_strv_free(ids);

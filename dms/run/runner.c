@@ -239,7 +239,7 @@ static void delete_droid(runner *r, droid *d)
         log_error("droid=%s op=purge error=\"%s\"", d->id, err.message);
     else
         log_info("droid=%s op=delete", d->id);
-    confine_network_release(a, d->user_id);
+    confine_network_release(a->ex, a->core, d->user_id);
     if (gc)
         run_set_timer(r, GC_ID, dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
