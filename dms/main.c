@@ -103,7 +103,7 @@ static int open_executor(app *a, dms_error *err)
 /* The wake listener first (the router's wake routes point at it), then the router with Caddy. */
 static int start_routing(app *a, dms_error *err)
 {
-    int r = snooze_open(&a->snooze, a, err);
+    int r = snooze_open(&a->snooze, a->core, err);
     if (r < 0)
         return r;
     char state[PATH_MAX];
@@ -136,7 +136,7 @@ static int start_components(app *a, dms_error *err)
         return -1;
     core_view view = dmsd_view(a);
     core_set_view(a->core, &view);
-    if (a->snooze && snooze_start(a->snooze, err) < 0)
+    if (a->snooze && snooze_start(a->snooze, a->router, err) < 0)
         return -1;
     return 0;
 }
