@@ -132,7 +132,7 @@ static int start_components(app *a, dms_error *err)
         return -1;
     if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
         jobs_start(&a->jobs, a, &jc, err) < 0 ||
-        follower_start(&a->follower, a, a->cfg.follow_interval_s, err) < 0)
+        follower_start(&a->follower, a->st, a->core, a->cfg.follow_interval_s, err) < 0)
         return -1;
     core_view view = dmsd_view(a);
     core_set_view(a->core, &view);

@@ -75,7 +75,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     }
     droid_free(d);
     char made[HOOK_SECRET_BUF];
-    if (follow_apply(a, out->id, &fo, made, &err) < 0) {
+    if (follow_apply(a->core, a->follower, out->id, &fo, made, &err) < 0) {
         droid_free(out);
         api_reply_error(r, &err);
         return;
@@ -83,7 +83,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     json_t *j = core_droid_json(a->core, out);
     droid_free(out);
     if (j) {
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0]) /* shown this once: only its hash is kept */
             json_object_set_new(j, "hook_secret", json_string(made));
     }
@@ -104,7 +104,7 @@ void route_droids_list(void *ap, api_req *r, const char *id)
     }
     json_t *list = core_list_json(a->core, api_user(r), &pg);
     for (size_t i = 0; i < json_array_size(list); i++)
-        follow_add_json(a, json_array_get(list, i));
+        follow_add_json(a->st, json_array_get(list, i));
     api_page_reply(r, &pg, API_CURSOR_TIME_ID, list);
 }
 
@@ -131,7 +131,7 @@ void route_droid_get(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    follow_add_json(a, j);
+    follow_add_json(a->st, j);
     api_reply_json(r, MHD_HTTP_OK, j);
 }
 
@@ -267,12 +267,12 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
         json_t *j = NULL;
         if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
             (bo.has_timeout && core_mutate(a->core, api_user(r), id, apply_patch, &p, NULL, &err) < 0) ||
-            follow_apply(a, id, &fo, made, &err) < 0 ||
+            follow_apply(a->core, a->follower, id, &fo, made, &err) < 0 ||
             core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
             api_reply_error(r, &err);
             return;
         }
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0])
             json_object_set_new(j, "hook_secret", json_string(made));
         api_reply_json(r, MHD_HTTP_OK, j);
@@ -304,7 +304,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
         builder_supersede(a->builder, id, old_build);
     droid_free(cur);
     droid_patch_clear(&p);
-    if (follow_apply(a, id, &fo, made, &err) < 0) {
+    if (follow_apply(a->core, a->follower, id, &fo, made, &err) < 0) {
         droid_free(out);
         api_reply_error(r, &err);
         return;
@@ -312,7 +312,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
     json_t *j = core_droid_json(a->core, out);
     droid_free(out);
     if (j) {
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0])
             json_object_set_new(j, "hook_secret", json_string(made));
     }
