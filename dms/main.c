@@ -127,11 +127,14 @@ static int start_components(app *a, dms_error *err)
                       .step_timeout_ms = (int64_t)a->cfg.job_step_timeout_s * 1000,
                       .user_max_running = a->cfg.job_user_max,
                       .user_max_jobs = a->cfg.user_max_jobs,
-                      .artifact_max_mb = a->cfg.job_artifact_max_mb};
+                      .artifact_max_mb = a->cfg.job_artifact_max_mb,
+                      .data_dir = a->cfg.data_dir,
+                      .executor_id = a->cfg.executor_id,
+                      .step_limits = a->cfg.confine.job};
     if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
         return -1;
     if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
-        jobs_start(&a->jobs, a, &jc, err) < 0 ||
+        jobs_start(&a->jobs, a->st, a->ex, &jc, err) < 0 ||
         follower_start(&a->follower, a->st, a->core, a->cfg.follow_interval_s, err) < 0)
         return -1;
     core_view view = dmsd_view(a);
