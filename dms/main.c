@@ -154,7 +154,14 @@ static int start_components(app *a, dms_error *err)
                       .step_limits = a->cfg.confine.job};
     if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
         return -1;
-    if (runner_start(&a->runner, a, err) < 0)
+    runner_deps rd = {.st = a->st,
+                      .core = a->core,
+                      .ex = a->ex,
+                      .router = a->router,
+                      .snooze = a->snooze,
+                      .data_dir = a->cfg.data_dir,
+                      .confine = &a->cfg.confine};
+    if (runner_start(&a->runner, &rd, err) < 0)
         return -1;
     builder_deps bd = builder_deps_of(a);
     if (builder_start(&a->builder, &bd, err) < 0 || jobs_start(&a->jobs, a->st, a->ex, &jc, err) < 0 ||
