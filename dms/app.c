@@ -5,5 +5,13 @@
 
 int app_droid_dir(const app *a, const char *id, char *buf, size_t size)
 {
-    return dmsu_snprintf_ok(buf, size, "%s/droids/%s", a->cfg.data_dir, id) < 0 ? -DMS_E_INVALID : 0;
+    return dmsd_droid_dir(a->cfg.data_dir, id, buf, size);
+}
+
+quota_deps app_quota_deps(const app *a)
+{
+    return (quota_deps){.st = a->st,
+                        .core = a->core,
+                        .data_dir = a->cfg.data_dir,
+                        .user_max_disk_mb = a->cfg.confine.user_max_disk_mb};
 }

@@ -15,6 +15,7 @@
 
 #include "api/http.h"
 #include "confine/confine.h"
+#include "confine/quota.h"
 #include "core/core.h"
 #include "retain.h"
 #include "store/store.h"
@@ -99,5 +100,7 @@ extern const api_route dmsd_open_routes[];
 
 /* $DMS_DATA_DIR/droids/<id> into buf. */
 int app_droid_dir(const app *a, const char *id, char *buf, size_t size);
+/* What the disk quota reads (confine/quota.h), from the app's parts and settings (for the routes). */
+quota_deps app_quota_deps(const app *a);
 
 #endif

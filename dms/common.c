@@ -52,6 +52,11 @@ int dmsd_random_hex(char *buf, size_t n, dms_error *err)
     return 0;
 }
 
+int dmsd_droid_dir(const char *data_dir, const char *id, char *buf, size_t size)
+{
+    return dmsu_snprintf_ok(buf, size, "%s/droids/%s", data_dir, id) < 0 ? -DMS_E_INVALID : 0;
+}
+
 int dmsd_set_str(char **dst, const char *value)
 {
     char *copy = NULL;

@@ -51,6 +51,10 @@ typedef struct dmsd_page {
     dmsd_cursor next;
 } dmsd_page;
 
+/* <data_dir>/droids/<id> into buf: a droid's data directory (its clone and build logs). INVALID when it does
+ * not fit. */
+int dmsd_droid_dir(const char *data_dir, const char *id, char *buf, size_t size);
+
 /* Frees a string and sets the pointer to the new value (which may be NULL); returns 0 or -DMS_E_NOMEM when
  * a non-NULL value could not be copied. */
 int dmsd_set_str(char **dst, const char *value);

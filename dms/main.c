@@ -103,7 +103,7 @@ static int open_executor(app *a, dms_error *err)
 /* The wake listener first (the router's wake routes point at it), then the router with Caddy. */
 static int start_routing(app *a, dms_error *err)
 {
-    int r = snooze_open(&a->snooze, a, err);
+    int r = snooze_open(&a->snooze, a->core, err);
     if (r < 0)
         return r;
     char state[PATH_MAX];
@@ -118,6 +118,27 @@ static int start_routing(app *a, dms_error *err)
     return router_start(&a->router, a->core, &rc, err);
 }
 
+/* What the builder uses: the parts (the runner is started before it) and its settings. */
+static builder_deps builder_deps_of(const app *a)
+{
+    const dmsd_config *c = &a->cfg;
+    return (builder_deps){.st = a->st,
+                          .core = a->core,
+                          .ex = a->ex,
+                          .runner = a->runner,
+                          .data_dir = c->data_dir,
+                          .user_max_disk_mb = c->confine.user_max_disk_mb,
+                          .cfg = {.workers = c->build_workers,
+                                  .user_max = c->build_user_max,
+                                  .timeout_s = c->build_timeout_s,
+                                  .timeout_max_s = c->build_timeout_max_s,
+                                  .log_max_mb = c->build_log_max_mb,
+                                  .memory_mb = c->build_memory_mb,
+                                  .cpu_millis = c->build_cpu_millis,
+                                  .allowed_images = c->build_allowed_images,
+                                  .keep_releases = c->keep_releases}};
+}
+
 /* Everything that needs the executor: routing and snooze, the runner, builder, jobs and follower, then the
  * view that shows their parts of a droid. Runs before the HTTP server serves, so handlers see them all or
  * none. */
@@ -127,16 +148,28 @@ static int start_components(app *a, dms_error *err)
                       .step_timeout_ms = (int64_t)a->cfg.job_step_timeout_s * 1000,
                       .user_max_running = a->cfg.job_user_max,
                       .user_max_jobs = a->cfg.user_max_jobs,
-                      .artifact_max_mb = a->cfg.job_artifact_max_mb};
+                      .artifact_max_mb = a->cfg.job_artifact_max_mb,
+                      .data_dir = a->cfg.data_dir,
+                      .executor_id = a->cfg.executor_id,
+                      .step_limits = a->cfg.confine.job};
     if (strcmp(a->cfg.proxy_listen, "off") != 0 && start_routing(a, err) < 0)
         return -1;
-    if (runner_start(&a->runner, a, err) < 0 || builder_start(&a->builder, a, err) < 0 ||
-        jobs_start(&a->jobs, a, &jc, err) < 0 ||
-        follower_start(&a->follower, a, a->cfg.follow_interval_s, err) < 0)
+    runner_deps rd = {.st = a->st,
+                      .core = a->core,
+                      .ex = a->ex,
+                      .router = a->router,
+                      .snooze = a->snooze,
+                      .data_dir = a->cfg.data_dir,
+                      .confine = &a->cfg.confine};
+    if (runner_start(&a->runner, &rd, err) < 0)
+        return -1;
+    builder_deps bd = builder_deps_of(a);
+    if (builder_start(&a->builder, &bd, err) < 0 || jobs_start(&a->jobs, a->st, a->ex, &jc, err) < 0 ||
+        follower_start(&a->follower, a->st, a->core, a->cfg.follow_interval_s, err) < 0)
         return -1;
     core_view view = dmsd_view(a);
     core_set_view(a->core, &view);
-    if (a->snooze && snooze_start(a->snooze, err) < 0)
+    if (a->snooze && snooze_start(a->snooze, a->router, err) < 0)
         return -1;
     return 0;
 }

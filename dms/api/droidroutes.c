@@ -40,6 +40,7 @@ bool route_need_runner(app *a, api_req *r)
 void route_droid_create(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
+    quota_deps quota = app_quota_deps(a);
     dms_error err = {0};
     (void)id;
     _cleanup_json_ json_t *body = api_body_json(r, &err);
@@ -66,7 +67,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
      * its lock). */
     if (droid_parse_create(body, d, &err) < 0 ||
         confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
-        gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(a, d->user_id, &err) < 0 ||
+        gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(&quota, d->user_id, &err) < 0 ||
         core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
@@ -74,7 +75,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     }
     droid_free(d);
     char made[HOOK_SECRET_BUF];
-    if (follow_apply(a, out->id, &fo, made, &err) < 0) {
+    if (follow_apply(a->core, a->follower, out->id, &fo, made, &err) < 0) {
         droid_free(out);
         api_reply_error(r, &err);
         return;
@@ -82,7 +83,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     json_t *j = core_droid_json(a->core, out);
     droid_free(out);
     if (j) {
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0]) /* shown this once: only its hash is kept */
             json_object_set_new(j, "hook_secret", json_string(made));
     }
@@ -103,7 +104,7 @@ void route_droids_list(void *ap, api_req *r, const char *id)
     }
     json_t *list = core_list_json(a->core, api_user(r), &pg);
     for (size_t i = 0; i < json_array_size(list); i++)
-        follow_add_json(a, json_array_get(list, i));
+        follow_add_json(a->st, json_array_get(list, i));
     api_page_reply(r, &pg, API_CURSOR_TIME_ID, list);
 }
 
@@ -130,7 +131,7 @@ void route_droid_get(void *ap, api_req *r, const char *id)
         api_reply_error(r, &err);
         return;
     }
-    follow_add_json(a, j);
+    follow_add_json(a->st, j);
     api_reply_json(r, MHD_HTTP_OK, j);
 }
 
@@ -246,6 +247,7 @@ static int apply_patch(core_tx *tx, droid *d, void *ud, dms_error *err)
 void route_droid_patch(void *ap, api_req *r, const char *id)
 {
     app *a = ap;
+    quota_deps quota = app_quota_deps(a);
     dms_error err = {0};
     _cleanup_json_ json_t *body = api_body_json(r, &err);
     droid *cur = NULL, *out = NULL;
@@ -265,12 +267,12 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
         json_t *j = NULL;
         if (core_check_owner(a->core, api_user(r), id, &err) < 0 ||
             (bo.has_timeout && core_mutate(a->core, api_user(r), id, apply_patch, &p, NULL, &err) < 0) ||
-            follow_apply(a, id, &fo, made, &err) < 0 ||
+            follow_apply(a->core, a->follower, id, &fo, made, &err) < 0 ||
             core_get_json(a->core, api_user(r), id, &j, &err) < 0) {
             api_reply_error(r, &err);
             return;
         }
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0])
             json_object_set_new(j, "hook_secret", json_string(made));
         api_reply_json(r, MHD_HTTP_OK, j);
@@ -282,7 +284,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
               (cur = core_get_copy(a->core, id)) && droid_parse_patch(body, cur, &p, &err) == 0 &&
               (!p.has_resources || confine_check_resources(&a->cfg.confine, &p.resources, &err) == 0) &&
               (!(p.has_branch || p.has_commit) || (gitx_check_access(cur->repo, "repo", &err) == 0 &&
-                                                   quota_check_disk(a, api_user(r), &err) == 0));
+                                                   quota_check_disk(&quota, api_user(r), &err) == 0));
     if (ok) {
         p.has_build_timeout = bo.has_timeout; /* taken from the body above: the parser did not see it */
         p.build_timeout_s = bo.timeout_s;
@@ -302,7 +304,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
         builder_supersede(a->builder, id, old_build);
     droid_free(cur);
     droid_patch_clear(&p);
-    if (follow_apply(a, id, &fo, made, &err) < 0) {
+    if (follow_apply(a->core, a->follower, id, &fo, made, &err) < 0) {
         droid_free(out);
         api_reply_error(r, &err);
         return;
@@ -310,7 +312,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
     json_t *j = core_droid_json(a->core, out);
     droid_free(out);
     if (j) {
-        follow_add_json(a, j);
+        follow_add_json(a->st, j);
         if (made[0])
             json_object_set_new(j, "hook_secret", json_string(made));
     }

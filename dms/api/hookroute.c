@@ -33,8 +33,8 @@ void route_hook_push(void *ap, api_req *r, const char *id)
     /* A wrong secret or signature and a droid without a secret (or none at all) get the same answer. */
     size_t len = 0;
     const char *raw = api_body(r, &len);
-    int vr = secret ? follow_verify_secret(a, id, secret, &err)
-                    : follow_verify_signature(a, id, signature, raw, len, &err);
+    int vr = secret ? follow_verify_secret(a->st, a->core, id, secret, &err)
+                    : follow_verify_signature(a->st, a->core, id, signature, raw, len, &err);
     if (vr < 0) {
         const char *field = secret ? HOOK_SECRET_HEADER : HOOK_SIGNATURE_HEADER;
         if (err.code == DMS_E_NOT_FOUND || err.code == DMS_E_INVALID)

@@ -35,7 +35,8 @@
 #define BYTES_PER_MB (1024LL * 1024)
 
 struct builder {
-    app *a;
+    builder_deps dep;
+    quota_deps quota; /* the disk quota a build is checked against (the deps' store, core, data dir) */
     buildq *q;
     pthread_t threads[BUILD_WORKERS_MAX];
     int n_threads;
@@ -82,7 +83,7 @@ static void say(outputs *o, const char *fmt, ...)
  * (api/logs.c). The previous build's is kept as build.out.1 / build.err.1. */
 static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *err)
 {
-    int64_t max = (int64_t)bld->a->cfg.build_log_max_mb * BYTES_PER_MB;
+    int64_t max = (int64_t)bld->dep.cfg.log_max_mb * BYTES_PER_MB;
     int r;
     if ((r = dms_mkdir_p(dir, false, err)) < 0 ||
         (r = buildlog_open(&o->out, dir, "build.out", max, err)) < 0 ||
@@ -94,12 +95,12 @@ static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *er
 /* Removes images of releases beyond the newest keep_releases, never the one that runs or is wanted. */
 static void prune_releases(builder *bld, const char *droid_id)
 {
-    app *a = bld->a;
-    droid *d = core_get_copy(a->core, droid_id);
+    const builder_deps *dep = &bld->dep;
+    droid *d = core_get_copy(dep->core, droid_id);
     store_release *rel = NULL;
     size_t n = 0;
     dms_error err = {0};
-    if (!d || store_releases_list(a->st, droid_id, &rel, &n, &err) < 0) {
+    if (!d || store_releases_list(dep->st, droid_id, &rel, &n, &err) < 0) {
         droid_free(d);
         return;
     }
@@ -109,27 +110,27 @@ static void prune_releases(builder *bld, const char *droid_id)
         if (rel[i].image_removed)
             continue;
         bool protected_ = rel[i].seq == d->want_release || (d->run_id && rel[i].seq == d->run_release);
-        if (kept < (size_t)a->cfg.keep_releases || protected_) {
+        if (kept < (size_t)dep->cfg.keep_releases || protected_) {
             kept++;
             continue;
         }
         dms_error e = {0};
-        int r = dms_executor_remove_image(a->ex, rel[i].image_id, &e);
+        int r = dms_executor_remove_image(dep->ex, rel[i].image_id, &e);
         if (r < 0 && r != -DMS_E_NOT_FOUND) {
             /* Still marked removed (the release cannot be rolled back to any more); the collector retries. */
             log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\" note=\"retried by the image "
                      "collector\"",
                      droid_id, (long long)rel[i].seq, rel[i].image_id, e.message);
-            store_gc_add(a->st, rel[i].image_id, droid_id, NULL);
+            store_gc_add(dep->st, rel[i].image_id, droid_id, NULL);
             gc = true;
         }
-        store_release_mark_removed(a->st, droid_id, rel[i].seq, NULL);
+        store_release_mark_removed(dep->st, droid_id, rel[i].seq, NULL);
         log_info("droid=%s op=prune release=%lld image=%s", droid_id, (long long)rel[i].seq, rel[i].image_id);
     }
     store_releases_free(rel, n);
     droid_free(d);
-    if (gc && a->runner)
-        runner_collect_images(a->runner);
+    if (gc && dep->runner)
+        runner_collect_images(dep->runner);
 }
 
 /* recipe.c's lines for build.out. */
@@ -145,16 +146,16 @@ static void say_line(void *ud, const char *line, size_t len)
 
 static void remove_cancelled_image(builder *bld, const char *droid_id, const char *tag)
 {
-    app *a = bld->a;
+    const builder_deps *dep = &bld->dep;
     for (int attempt = 0; attempt < 2; attempt++) {
         dms_error e = {0};
-        int r = dms_executor_remove_image(a->ex, tag, &e);
+        int r = dms_executor_remove_image(dep->ex, tag, &e);
         if (r == 0 || r == -DMS_E_NOT_OURS)
             return;
         if (r != -DMS_E_NOT_FOUND) {
-            store_gc_add(a->st, tag, droid_id, NULL);
-            if (a->runner)
-                runner_collect_images(a->runner);
+            store_gc_add(dep->st, tag, droid_id, NULL);
+            if (dep->runner)
+                runner_collect_images(dep->runner);
             return;
         }
         if (attempt == 0)
@@ -178,10 +179,10 @@ static bool classify_end(builder *bld, const buildq_job *job, build_end *ea)
 static void finish_build(builder *bld, const buildq_job *job, droid *d, build_end *ea, const char *dir,
                          const char *built_tag)
 {
-    app *a = bld->a;
+    const builder_deps *dep = &bld->dep;
     store_build *b = ea->b;
     dms_error e2 = {0};
-    if (core_mutate(a->core, NULL, d->id, buildstate_end, ea, NULL, &e2) < 0) {
+    if (core_mutate(dep->core, NULL, d->id, buildstate_end, ea, NULL, &e2) < 0) {
         log_warn("droid=%s build=%lld op=end error=\"%s\"", d->id, (long long)b->id, e2.message);
         ea->orphan = e2.code == DMS_E_NOT_FOUND;
     }
@@ -190,10 +191,10 @@ static void finish_build(builder *bld, const buildq_job *job, droid *d, build_en
     if (ea->orphan) {
         /* Deleted while it built: what this build made has no owner left. */
         if (ea->kind == BUILD_END_OK && b->image_id &&
-            dms_executor_remove_image(a->ex, b->image_id, NULL) < 0) {
-            store_gc_add(a->st, b->image_id, d->id, NULL);
-            if (a->runner)
-                runner_collect_images(a->runner);
+            dms_executor_remove_image(dep->ex, b->image_id, NULL) < 0) {
+            store_gc_add(dep->st, b->image_id, d->id, NULL);
+            if (dep->runner)
+                runner_collect_images(dep->runner);
         }
         dms_rm_rf(dir, NULL);
         ea->kind = BUILD_END_CANCELLED; /* nothing to prune */
@@ -228,23 +229,23 @@ static int step_failed(build_run *br, build_end_kind kind, const char *reason)
  * nothing else is to be done. */
 static bool begin_build(build_run *br)
 {
-    app *a = br->bld->a;
+    const builder_deps *dep = &br->bld->dep;
     store_build *b = &br->job->b;
     dms_error err = {0};
-    droid *d = core_get_copy(a->core, b->droid_id);
+    droid *d = core_get_copy(dep->core, b->droid_id);
     if (!d || d->deleting) {
         b->status = BUILD_CANCELLED;
         dmsd_set_str(&b->reason, "the droid is gone");
-        store_build_update(a->st, b, NULL);
+        store_build_update(dep->st, b, NULL);
         droid_free(d);
         return false;
     }
-    app_droid_dir(a, d->id, br->dir, sizeof(br->dir));
+    dmsd_droid_dir(dep->data_dir, d->id, br->dir, sizeof(br->dir));
     snprintf(br->src, sizeof(br->src), "%s/src", br->dir);
     build_begin ba = {.b = b};
     snprintf(ba.reason, sizeof(ba.reason), "build %lld (attempt %d): cloning %.200s", (long long)b->id,
              b->attempt + 1, d->repo);
-    if (core_mutate(a->core, NULL, d->id, buildstate_begin, &ba, NULL, &err) < 0) {
+    if (core_mutate(dep->core, NULL, d->id, buildstate_begin, &ba, NULL, &err) < 0) {
         dmsd_log(err.code == DMS_E_CONFLICT ? DMS_LOG_INFO : DMS_LOG_ERROR,
                  "droid=%s build=%lld op=begin error=\"%s\"", d->id, (long long)b->id, err.message);
         droid_free(d);
@@ -257,11 +258,11 @@ static bool begin_build(build_run *br)
 /* The time limit starts, the log files open, and the user's disk quota is checked. */
 static int prepare(build_run *br)
 {
-    app *a = br->bld->a;
+    const builder_deps *dep = &br->bld->dep;
     store_build *b = &br->job->b;
     droid *d = br->d;
     dms_error err = {0};
-    int limit_s = build_timeout_effective(&a->cfg, d->build_timeout_s);
+    int limit_s = build_timeout_effective(&dep->cfg, d->build_timeout_s);
     buildq_arm(br->bld->q, br->job, limit_s); /* from here on: the clone counts too */
     if (open_outputs(br->bld, br->dir, &br->o, &err) < 0) {
         br->ea.kind = BUILD_END_RETRY;
@@ -271,7 +272,7 @@ static int prepare(build_run *br)
     }
     say(&br->o, "build %lld attempt %d of droid %s (%s); time limit %d s", (long long)b->id, b->attempt,
         d->name, d->id, limit_s);
-    if (quota_check_disk(a, d->user_id, &err) < 0) {
+    if (quota_check_disk(&br->bld->quota, d->user_id, &err) < 0) {
         snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", err.message); /* a user fault: not retried */
         return -1;
     }
@@ -282,7 +283,7 @@ static int prepare(build_run *br)
  * *branch. */
 static int pick_branch(build_run *br, char **branch)
 {
-    app *a = br->bld->a;
+    const builder_deps *dep = &br->bld->dep;
     store_build *b = &br->job->b;
     droid *d = br->d;
     dms_error err = {0};
@@ -299,7 +300,7 @@ static int pick_branch(build_run *br, char **branch)
         return -1;
     }
     dmsd_set_str(&b->branch, *branch);
-    core_mutate(a->core, NULL, d->id, buildstate_branch, *branch, NULL, NULL);
+    core_mutate(dep->core, NULL, d->id, buildstate_branch, *branch, NULL, NULL);
     return 0;
 }
 
@@ -333,7 +334,13 @@ static int clone_source(build_run *br)
 static int make_recipe(build_run *br)
 {
     dms_error err = {0};
-    recipe_in rin = {.a = br->bld->a, .d = br->d, .src = br->src, .say = say_line, .ud = &br->o};
+    recipe_in rin = {.core = br->bld->dep.core,
+                     .ex = br->bld->dep.ex,
+                     .allowed_images = br->bld->dep.cfg.allowed_images,
+                     .d = br->d,
+                     .src = br->src,
+                     .say = say_line,
+                     .ud = &br->o};
     if (recipe_dockerfile(&rin, &br->dockerfile, &err) < 0) {
         step_failed(br, err.retryable ? BUILD_END_RETRY : BUILD_END_USER_FAULT, err.message);
         on_output(&br->o, DMS_STREAM_STDERR, br->ea.reason, strlen(br->ea.reason));
@@ -349,25 +356,25 @@ static int make_recipe(build_run *br)
 /* The engine builds the image (buildreq.h), its output going to build.out/build.err as it comes. */
 static int build_image(build_run *br)
 {
-    app *a = br->bld->a;
+    const builder_deps *dep = &br->bld->dep;
     store_build *b = &br->job->b;
     dms_error err = {0};
     buildreq bq;
-    buildreq_make(&bq, &a->cfg, br->d->id, b->id, br->src, br->dockerfile);
+    buildreq_make(&bq, &dep->cfg, br->d->id, b->id, br->src, br->dockerfile);
     snprintf(br->built_tag, sizeof(br->built_tag), "%s", bq.tag);
     dms_build_result res = {0};
     say(&br->o, "building image %s", bq.tag);
-    int r = dms_executor_build(a->ex, &bq.req, on_output, &br->o, br->job->token, &res, &err);
+    int r = dms_executor_build(dep->ex, &bq.req, on_output, &br->o, br->job->token, &res, &err);
     if (r < 0 && res.image_id[0]) { /* a step image the engine still used: the image collector removes it */
-        store_gc_add(a->st, res.image_id, br->d->id, NULL);
-        if (a->runner)
-            runner_collect_images(a->runner);
+        store_gc_add(dep->st, res.image_id, br->d->id, NULL);
+        if (dep->runner)
+            runner_collect_images(dep->runner);
     }
     if (r < 0)
         return step_failed(br, buildstate_kind_of(r, &err), err.message);
     dmsd_set_str(&b->image_id, res.image_id[0] ? res.image_id : bq.tag);
     dmsd_set_str(&b->tag, bq.tag);
-    br->ea.image_bytes = quota_image_bytes(a, b->image_id);
+    br->ea.image_bytes = quota_image_bytes(dep->ex, b->image_id);
     say(&br->o, "built %s (%s)", bq.tag, res.image_id);
     br->ea.kind = BUILD_END_OK;
     return 0;
@@ -425,27 +432,31 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int builder_start(builder **out, app *a, dms_error *err)
+int builder_start(builder **out, const builder_deps *deps, dms_error *err)
 {
     builder *b = calloc(1, sizeof(*b));
     if (!b)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    b->a = a;
+    b->dep = *deps;
+    b->quota = (quota_deps){.st = deps->st,
+                            .core = deps->core,
+                            .data_dir = deps->data_dir,
+                            .user_max_disk_mb = deps->user_max_disk_mb};
     int n = 0;
-    int r = store_builds_requeue_running(a->st, &n, err);
-    if (r < 0 || (r = buildq_open(&b->q, a->st, a->cfg.build_workers, a->cfg.build_user_max, err)) < 0) {
+    int r = store_builds_requeue_running(deps->st, &n, err);
+    if (r < 0 || (r = buildq_open(&b->q, deps->st, deps->cfg.workers, deps->cfg.user_max, err)) < 0) {
         builder_stop(b);
         return r;
     }
     if (n)
         log_info("component=builder op=requeue interrupted=%d", n);
-    for (; b->n_threads < a->cfg.build_workers; b->n_threads++) {
+    for (; b->n_threads < deps->cfg.workers; b->n_threads++) {
         if (pthread_create(&b->threads[b->n_threads], NULL, worker, b) != 0) {
             builder_stop(b);
             return dms_error_set(err, DMS_E_IO, NULL, "cannot start the build workers");
         }
     }
-    log_info("component=builder workers=%d per_user=%d", a->cfg.build_workers, a->cfg.build_user_max);
+    log_info("component=builder workers=%d per_user=%d", deps->cfg.workers, deps->cfg.user_max);
     *out = b;
     return 0;
 }
@@ -511,9 +522,9 @@ int builder_cancel(builder *b, const char *droid_id, const char *reason, bool *f
     int r = 0;
     if (running) {
         /* The running build ends as cancelled by itself; queued ones (retries) go too. */
-        r = store_builds_cancel_queued(b->a->st, droid_id, reason, &ca.n, err);
+        r = store_builds_cancel_queued(b->dep.st, droid_id, reason, &ca.n, err);
     } else {
-        r = core_mutate(b->a->core, NULL, droid_id, mut_cancel_queued, &ca, NULL, err);
+        r = core_mutate(b->dep.core, NULL, droid_id, mut_cancel_queued, &ca, NULL, err);
     }
     if (found)
         *found = running || ca.n > 0;

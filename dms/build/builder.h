@@ -15,13 +15,30 @@
 #include <stdbool.h>
 
 #include <dms/error.h>
+#include <dms/executor.h>
 
-#include "../app.h"
+#include "../core/core.h"
+#include "../run/runner.h"
+#include "../store/store.h"
+#include "buildopts.h"
 
 typedef struct builder builder;
 
-/* Requeues builds a crash interrupted and starts the workers (a->cfg.build_workers, build_user_max). */
-int builder_start(builder **out, app *a, dms_error *err);
+/* What the builder uses. The pointers are borrowed and outlive builder_stop; builder_start copies the rest.
+ */
+typedef struct builder_deps {
+    store *st;            /* the builds, releases and images to collect */
+    core *core;           /* the droids a build changes */
+    dms_executor *ex;     /* builds the images */
+    runner *runner;       /* collects the images the builder could not remove; NULL: none (the runner starts
+                           * before the builder, main.c, so it is known here and never changes) */
+    const char *data_dir; /* each droid's data directory is droids/<id> beneath it */
+    int user_max_disk_mb; /* DMS_USER_MAX_DISK_MB: a build is refused once its user is at the quota */
+    build_config cfg;     /* DMS_BUILD_*, DMS_KEEP_RELEASES */
+} builder_deps;
+
+/* Requeues builds a crash interrupted and starts the workers (deps->cfg.workers, user_max). */
+int builder_start(builder **out, const builder_deps *deps, dms_error *err);
 /* Interrupts the running builds (their rows stay "running": the next start queues them again) and joins the
  * workers. Accepts NULL. */
 void builder_stop(builder *b);

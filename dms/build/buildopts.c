@@ -32,9 +32,9 @@ int build_opts_take(json_t *body, int max_s, build_opts *out, dms_error *err)
     return 0;
 }
 
-int build_timeout_effective(const dmsd_config *cfg, int droid_s)
+int build_timeout_effective(const build_config *cfg, int droid_s)
 {
     if (droid_s <= 0)
-        return cfg->build_timeout_s;
-    return droid_s < cfg->build_timeout_max_s ? droid_s : cfg->build_timeout_max_s;
+        return cfg->timeout_s;
+    return droid_s < cfg->timeout_max_s ? droid_s : cfg->timeout_max_s;
 }

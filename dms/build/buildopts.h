@@ -1,8 +1,9 @@
 /* build/buildopts.h - what bounds a droid's build: the operator's settings (time, logs, memory, CPU) and the
  * one a user may choose within them, a droid's build_timeout_s.
  *
- * The settings are environment variables parsed in main.c into dmsd_config; their defaults and ranges are
- * here so that main.c, the API and the builder agree. Functions are pure and thread-safe.
+ * The settings are environment variables parsed in settings.c into dmsd_config, and handed to the builder as
+ * a build_config (main.c); their defaults and ranges are here so that settings.c, the API and the builder
+ * agree. Functions are pure and thread-safe.
  */
 #ifndef DMSD_BUILD_BUILDOPTS_H
 #define DMSD_BUILD_BUILDOPTS_H
@@ -12,8 +13,6 @@
 #include <jansson.h>
 
 #include <dms/error.h>
-
-#include "../app.h"
 
 #define BUILD_TIMEOUT_DEFAULT_S     1800            /* DMS_BUILD_TIMEOUT_S: clone + build of one attempt */
 #define BUILD_TIMEOUT_MAX_DEFAULT_S 3600            /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid may ask */
@@ -29,6 +28,19 @@
 
 #define BUILD_TIMEOUT_FIELD "build_timeout_s"
 
+/* The operator's build settings, as the builder reads them (a copy of dmsd_config's, made by main.c). */
+typedef struct build_config {
+    int workers;       /* DMS_BUILD_WORKERS: builds that run at once */
+    int user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
+    int timeout_s;     /* DMS_BUILD_TIMEOUT_S: time limit of a build (clone + build) */
+    int timeout_max_s; /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid's build_timeout_s may ask */
+    int log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
+    int memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
+    int cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
+    const char *allowed_images; /* DMS_BUILD_ALLOWED_IMAGES (borrowed): FROM images beyond the stacks' */
+    int keep_releases;          /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
+} build_config;
+
 /* A request body's build options (POST /droids, PATCH /droids/:id). */
 typedef struct build_opts {
     bool has_timeout;
@@ -42,6 +54,6 @@ int build_opts_take(json_t *body, int max_s, build_opts *out, dms_error *err);
 
 /* The time limit of a build of a droid whose own build_timeout_s is droid_s (0: none): the droid's, never
  * more than the operator's maximum (which may have been lowered since), else the operator's default. */
-int build_timeout_effective(const dmsd_config *cfg, int droid_s);
+int build_timeout_effective(const build_config *cfg, int droid_s);
 
 #endif

@@ -6,7 +6,7 @@
 
 #define BYTES_PER_MB (1024LL * 1024)
 
-void buildreq_make(buildreq *out, const dmsd_config *cfg, const char *droid_id, int64_t build_id,
+void buildreq_make(buildreq *out, const build_config *cfg, const char *droid_id, int64_t build_id,
                    const char *context_dir, const char *dockerfile)
 {
     memset(out, 0, sizeof(*out));
@@ -22,7 +22,7 @@ void buildreq_make(buildreq *out, const dmsd_config *cfg, const char *droid_id, 
                                    .context_dir = context_dir,
                                    .tag = out->tag,
                                    .labels = out->labels,
-                                   .memory_bytes = (int64_t)cfg->build_memory_mb * BYTES_PER_MB,
-                                   .cpu_millis = cfg->build_cpu_millis,
+                                   .memory_bytes = (int64_t)cfg->memory_mb * BYTES_PER_MB,
+                                   .cpu_millis = cfg->cpu_millis,
                                    .dockerfile_text = dockerfile};
 }

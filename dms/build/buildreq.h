@@ -15,7 +15,7 @@
 
 #include <dms/executor.h>
 
-#include "../app.h"
+#include "buildopts.h"
 
 #define BUILDREQ_TAG_MAX 128
 
@@ -32,7 +32,7 @@ typedef struct buildreq {
 
 /* Fills out for build build_id of droid droid_id: the context is context_dir, the Dockerfile's text
  * dockerfile (borrowed, as is context_dir: both must outlive out). */
-void buildreq_make(buildreq *out, const dmsd_config *cfg, const char *droid_id, int64_t build_id,
+void buildreq_make(buildreq *out, const build_config *cfg, const char *droid_id, int64_t build_id,
                    const char *context_dir, const char *dockerfile);
 
 #endif

@@ -33,7 +33,7 @@ static void say(const recipe_in *in, const char *fmt, ...)
 static bool own_droid(void *ud, const char *droid_id)
 {
     const recipe_in *in = ud;
-    return in->d->user_id && core_check_owner(in->a->core, in->d->user_id, droid_id, NULL) == 0;
+    return in->d->user_id && core_check_owner(in->core, in->d->user_id, droid_id, NULL) == 0;
 }
 
 /* No Dockerfile: one from the stack's template, shown in build.out. User faults (nothing detected, an unknown
@@ -46,7 +46,7 @@ static int generate(const recipe_in *in, char **text, dms_error *err)
         return r;
     const char *image = stack_base_image(det.stack);
     dms_image_info info = {0};
-    if (dms_executor_image_info(in->a->ex, image, &info, NULL) == 0 && !info.present)
+    if (dms_executor_image_info(in->ex, image, &info, NULL) == 0 && !info.present)
         return dms_error_set(err, DMS_E_IMAGE, NULL,
                              "stack %s (%s): its image %s is missing on this machine: make it with "
                              "scripts/stack-images",
@@ -100,8 +100,7 @@ int recipe_dockerfile(const recipe_in *in, char **text, dms_error *err)
     int r = read_own(dir, text, err);
     if (r == 1)
         r = generate(in, text, err);
-    dfp_policy policy = {
-        .allowed = in->a->cfg.build_allowed_images, .own_droid = own_droid, .ud = (void *)in};
+    dfp_policy policy = {.allowed = in->allowed_images, .own_droid = own_droid, .ud = (void *)in};
     if (r == 0)
         r = dfp_check(*text, strlen(*text), &policy, err);
     if (r < 0) {

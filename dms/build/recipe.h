@@ -13,7 +13,9 @@
 
 #include <dms/error.h>
 
-#include "../app.h"
+#include <dms/executor.h>
+
+#include "../core/core.h"
 #include "../droids/droid.h"
 
 #define RECIPE_DOCKERFILE_MAX_BYTES (1024 * 1024)
@@ -22,7 +24,9 @@
 typedef void (*recipe_say_fn)(void *ud, const char *line, size_t len);
 
 typedef struct recipe_in {
-    app *a;
+    core *core;                 /* whose droids' images the user may build FROM */
+    dms_executor *ex;           /* whether a stack image is present */
+    const char *allowed_images; /* DMS_BUILD_ALLOWED_IMAGES (dfpolicy.h) */
     const droid *d;
     const char *src; /* the checkout */
     recipe_say_fn say;

@@ -5,13 +5,16 @@
 #ifndef DMSD_CONFINE_NETWORK_H
 #define DMSD_CONFINE_NETWORK_H
 
-#include "../app.h"
+#include <dms/executor.h>
 
-/* Removes the user's network if they have no droid (being deleted ones aside). A job step or a droid starting
- * on it meanwhile keeps it (CONFLICT) or makes it again at its start; either way nothing fails. */
-void confine_network_release(app *a, const char *user_id);
+#include "../core/core.h"
+
+/* Removes the user's network if they have no droid in c (being deleted ones aside). A job step or a droid
+ * starting on it meanwhile keeps it (CONFLICT) or makes it again at its start; either way nothing fails. ex
+ * may be NULL (nothing to give back then). */
+void confine_network_release(dms_executor *ex, core *c, const char *user_id);
 /* Removes the shared network of older dmsd versions when nothing runs on it any more (at startup, after the
  * runner adopted what runs; an adopted droid moves to its user's network at its next start). */
-void confine_network_release_legacy(app *a);
+void confine_network_release_legacy(dms_executor *ex);
 
 #endif

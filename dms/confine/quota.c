@@ -37,17 +37,18 @@ static int64_t du(const char *dir)
     return du_bytes;
 }
 
-int quota_disk_used(app *a, const char *user_id, int64_t *bytes, dms_error *err)
+int quota_disk_used(const quota_deps *q, const char *user_id, int64_t *bytes, dms_error *err)
 {
     int64_t total = 0;
-    int r = store_user_image_bytes(a->st, user_id, &total, err);
+    int r = store_user_image_bytes(q->st, user_id, &total, err);
     if (r < 0)
         return r;
-    char **ids = core_ids(a->core);
+    char **ids = core_ids(q->core);
     for (size_t i = 0; ids && ids[i]; i++) {
-        droid *d = core_get_copy(a->core, ids[i]);
+        droid *d = core_get_copy(q->core, ids[i]);
         char dir[PATH_MAX];
-        if (d && strcmp(d->user_id, user_id) == 0 && app_droid_dir(a, d->id, dir, sizeof(dir)) == 0)
+        if (d && strcmp(d->user_id, user_id) == 0 &&
+            dmsd_droid_dir(q->data_dir, d->id, dir, sizeof(dir)) == 0)
             total += du(dir);
         droid_free(d);
     }
@@ -56,11 +57,11 @@ int quota_disk_used(app *a, const char *user_id, int64_t *bytes, dms_error *err)
     return 0;
 }
 
-int quota_check_disk(app *a, const char *user_id, dms_error *err)
+int quota_check_disk(const quota_deps *q, const char *user_id, dms_error *err)
 {
-    int max = a->cfg.confine.user_max_disk_mb;
+    int max = q->user_max_disk_mb;
     int64_t used = 0;
-    int r = quota_disk_used(a, user_id, &used, err);
+    int r = quota_disk_used(q, user_id, &used, err);
     if (r < 0)
         return r;
     if (max > 0 && used >= (int64_t)max * MB)
@@ -73,11 +74,11 @@ int quota_check_disk(app *a, const char *user_id, dms_error *err)
     return 0;
 }
 
-int64_t quota_image_bytes(app *a, const char *image)
+int64_t quota_image_bytes(dms_executor *ex, const char *image)
 {
     dms_image_info info = {0};
     dms_error err = {0};
-    if (a->ex && dms_executor_image_info(a->ex, image, &info, &err) == 0 && info.present)
+    if (ex && dms_executor_image_info(ex, image, &info, &err) == 0 && info.present)
         return info.size_bytes;
     log_warn("op=quota image=%s error=\"%s\" note=\"its size counts as 0\"", image,
              err.message[0] ? err.message : "the engine does not have it");

@@ -15,15 +15,26 @@
 
 #include <stdint.h>
 
-#include "../app.h"
+#include <dms/executor.h>
+
+#include "../core/core.h"
+#include "../store/store.h"
+
+/* What the quota reads: borrowed; each outlives the calls that are given it. */
+typedef struct quota_deps {
+    store *st;            /* the releases' image sizes */
+    core *core;           /* the user's droids */
+    const char *data_dir; /* $DMS_DATA_DIR: each droid's data directory is droids/<id> beneath it */
+    int user_max_disk_mb; /* DMS_USER_MAX_DISK_MB (confine_config; 0: no quota) */
+} quota_deps;
 
 /* Bytes the user's droids hold (see above). */
-int quota_disk_used(app *a, const char *user_id, int64_t *bytes, dms_error *err);
+int quota_disk_used(const quota_deps *q, const char *user_id, int64_t *bytes, dms_error *err);
 /* 0 while the user is under DMS_USER_MAX_DISK_MB; FORBIDDEN naming "quota.disk_mb", their usage and the
  * setting once they have reached it. */
-int quota_check_disk(app *a, const char *user_id, dms_error *err);
-/* After a build: the size of its image as the engine reports it, to keep with the release (0, logged, when
- * the engine cannot say). */
-int64_t quota_image_bytes(app *a, const char *image);
+int quota_check_disk(const quota_deps *q, const char *user_id, dms_error *err);
+/* After a build: the size of its image as ex reports it, to keep with the release (0, logged, when the engine
+ * cannot say or ex is NULL). */
+int64_t quota_image_bytes(dms_executor *ex, const char *image);
 
 #endif

@@ -136,19 +136,19 @@ int follow_hash_secret(const char *s, char *out, dms_error *err)
 }
 
 /* The follow row of a droid that exists and is not being deleted: 1, 0 (no such droid or row), or < 0. */
-static int live_row(app *a, const char *droid_id, follow_row *row, dms_error *err)
+static int live_row(store *st, core *c, const char *droid_id, follow_row *row, dms_error *err)
 {
-    droid *d = core_get_copy(a->core, droid_id);
+    droid *d = core_get_copy(c, droid_id);
     bool alive = d && !d->deleting;
     droid_free(d);
     memset(row, 0, sizeof(*row));
-    return alive ? row_get(a->st, droid_id, row, err) : 0;
+    return alive ? row_get(st, droid_id, row, err) : 0;
 }
 
-int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err)
+int follow_verify_secret(store *st, core *c, const char *droid_id, const char *secret, dms_error *err)
 {
     follow_row row;
-    int r = live_row(a, droid_id, &row, err);
+    int r = live_row(st, c, droid_id, &row, err);
     if (r < 0)
         return r;
     bool has = r == 1 && row.secret_hash && strlen(row.secret_hash) == SHA256_HEX;
@@ -169,11 +169,11 @@ int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_e
 
 /* GitHub and Gitea sign the body with HMAC-SHA256 keyed by the secret: "sha256=<hex>" (X-Hub-Signature-256)
  * or the bare hex (X-Gitea-Signature). */
-int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
-                            dms_error *err)
+int follow_verify_signature(store *st, core *c, const char *droid_id, const char *signature, const void *body,
+                            size_t len, dms_error *err)
 {
     follow_row row;
-    int r = live_row(a, droid_id, &row, err);
+    int r = live_row(st, c, droid_id, &row, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *key = r == 1 ? row.hmac_key : NULL;
@@ -291,15 +291,16 @@ static int mut_apply(core_tx *tx, droid *d, void *ud, dms_error *err)
     return 0;
 }
 
-int follow_apply(app *a, const char *droid_id, const follow_opts *opts, char *made_secret, dms_error *err)
+int follow_apply(core *c, follower *f, const char *droid_id, const follow_opts *opts, char *made_secret,
+                 dms_error *err)
 {
     made_secret[0] = '\0';
     if (!opts->has_follow && !opts->has_secret)
         return 0;
     apply_args aa = {.opts = opts, .made = made_secret};
-    int r = core_mutate(a->core, NULL, droid_id, mut_apply, &aa, NULL, err);
-    if (r == 0 && a->follower && (opts->follow || opts->has_secret))
-        follower_check_now(a->follower, droid_id);
+    int r = core_mutate(c, NULL, droid_id, mut_apply, &aa, NULL, err);
+    if (r == 0 && f && (opts->follow || opts->has_secret))
+        follower_check_now(f, droid_id);
     return r;
 }
 
@@ -308,13 +309,13 @@ static json_t *str_or_null(const char *s)
     return s ? json_string(s) : json_null();
 }
 
-void follow_add_json(app *a, json_t *dj)
+void follow_add_json(store *st, json_t *dj)
 {
     const char *id = json_string_value(json_object_get(dj, "id"));
     if (!id)
         return;
     follow_row row;
-    if (row_get(a->st, id, &row, NULL) < 0)
+    if (row_get(st, id, &row, NULL) < 0)
         return;
     char url[96], when[32] = "";
     snprintf(url, sizeof(url), "/droids/%s/hooks/push", id);
@@ -333,7 +334,8 @@ void follow_add_json(app *a, json_t *dj)
 /* ---- the follower ---- */
 
 struct follower {
-    app *a;
+    store *st;
+    core *core;
     int64_t interval_ns;
     pthread_t thread;
     bool started;
@@ -399,19 +401,19 @@ static int mut_rebuild(core_tx *tx, droid *d, void *ud, dms_error *err)
 static void record(follower *f, const char *id, const char *remote_sha, const char *error)
 {
     follow_row row;
-    if (row_get(f->a->st, id, &row, NULL) != 1)
+    if (row_get(f->st, id, &row, NULL) != 1)
         return;
     if (remote_sha)
         dmsd_set_str(&row.remote_sha, remote_sha);
     dmsd_set_str(&row.last_error, error);
     row.checked_ns = dms_now_ns();
-    row_put(f->a->st, id, &row, NULL);
+    row_put(f->st, id, &row, NULL);
     row_clear(&row);
 }
 
 static void check(follower *f, const char *id, const char *why)
 {
-    droid *d = core_get_copy(f->a->core, id);
+    droid *d = core_get_copy(f->core, id);
     if (!d || d->deleting) {
         droid_free(d);
         return;
@@ -439,14 +441,14 @@ static void check(follower *f, const char *id, const char *why)
     record(f, id, sha, NULL);
     follow_row row = {0};
     bool queued_already =
-        row_get(f->a->st, id, &row, NULL) == 1 && row.queued_sha && strcmp(row.queued_sha, sha) == 0;
+        row_get(f->st, id, &row, NULL) == 1 && row.queued_sha && strcmp(row.queued_sha, sha) == 0;
     row_clear(&row);
     bool deployed = d->commit_sha && strcmp(d->commit_sha, sha) == 0;
     log_debug("droid=%s op=follow via=%s head=%.12s deployed=%d queued=%d", id, why, sha, deployed,
               queued_already);
     if (!deployed && !queued_already) {
         rebuild_args ra = {.sha = sha, .resolved = resolved};
-        if (core_mutate(f->a->core, NULL, id, mut_rebuild, &ra, NULL, &err) < 0)
+        if (core_mutate(f->core, NULL, id, mut_rebuild, &ra, NULL, &err) < 0)
             log_warn("droid=%s op=follow-rebuild error=\"%s\"", id, err.message);
         else if (ra.queued)
             log_info("droid=%s op=follow head=%.12s via=%s note=\"rebuild queued\"", id, sha, why);
@@ -469,7 +471,7 @@ static void *follower_main(void *arg)
         int64_t *checked = NULL;
         int64_t t = dms_now_ns();
         int64_t next = t + f->interval_ns;
-        if (rows_followed(f->a->st, &ids, &checked, NULL) == 0) {
+        if (rows_followed(f->st, &ids, &checked, NULL) == 0) {
             for (size_t i = 0; ids && ids[i]; i++) {
                 int64_t due = checked[i] + f->interval_ns;
                 if (due <= t)
@@ -497,7 +499,7 @@ static void *follower_main(void *arg)
     return NULL;
 }
 
-int follower_start(follower **out, app *a, int interval_s, dms_error *err)
+int follower_start(follower **out, store *st, core *c, int interval_s, dms_error *err)
 {
     if (interval_s < FOLLOW_MIN_INTERVAL_S || interval_s > FOLLOW_MAX_INTERVAL_S)
         return dms_error_set(err, DMS_E_INVALID, "DMS_FOLLOW_INTERVAL_S",
@@ -506,7 +508,8 @@ int follower_start(follower **out, app *a, int interval_s, dms_error *err)
     follower *f = calloc(1, sizeof(*f));
     if (!f)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    f->a = a;
+    f->st = st;
+    f->core = c;
     f->interval_ns = (int64_t)interval_s * NS_PER_SEC;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cond, NULL);

@@ -22,7 +22,8 @@
 
 #include <dms/error.h>
 
-#include "../app.h"
+#include "../core/core.h"
+#include "../store/store.h"
 
 #define FOLLOW_DEFAULT_INTERVAL_S 60
 #define FOLLOW_MIN_INTERVAL_S     1
@@ -41,7 +42,9 @@
 
 typedef struct follower follower;
 
-int follower_start(follower **out, app *a, int interval_s, dms_error *err);
+/* Starts the follower thread: it reads the droids of c and their follow rows in st (both borrowed; they
+ * outlive follower_stop) and queues rebuilds through core's mutations. */
+int follower_start(follower **out, store *st, core *c, int interval_s, dms_error *err);
 void follower_stop(follower *f); /* accepts NULL */
 /* Look at this droid's branch now (a hook came). */
 void follower_check_now(follower *f, const char *droid_id);
@@ -58,23 +61,25 @@ typedef struct follow_opts {
 } follow_opts;
 int follow_take_opts(json_t *body, follow_opts *out, dms_error *err);
 
-/* Applies opts to the droid (one transaction, with an event). When follow is turned on and the droid has no
- * secret yet, one is made and copied into made_secret (HOOK_SECRET_BUF bytes; "" otherwise): the only time
- * it is shown. */
-int follow_apply(app *a, const char *droid_id, const follow_opts *opts, char *made_secret, dms_error *err);
+/* Applies opts to the droid in c (one transaction, with an event). When follow is turned on and the droid has
+ * no secret yet, one is made and copied into made_secret (HOOK_SECRET_BUF bytes; "" otherwise): the only time
+ * it is shown. f (NULL without an executor: nothing is looked at then) is told to look at the branch now. */
+int follow_apply(core *c, follower *f, const char *droid_id, const follow_opts *opts, char *made_secret,
+                 dms_error *err);
 
-/* Adds "follow" and "hook" ({url, secret_set, remote_sha, checked_at, error}) to a droid's JSON. */
-void follow_add_json(app *a, json_t *droid_json);
+/* Adds "follow" and "hook" ({url, secret_set, remote_sha, checked_at, error}) to a droid's JSON, from st. */
+void follow_add_json(store *st, json_t *droid_json);
 
-/* Checks a hook call's secret for the droid in constant time: 0, or NOT_FOUND for an unknown droid or one
- * without a secret, or INVALID for a wrong secret (the route answers both with one status). */
-int follow_verify_secret(app *a, const char *droid_id, const char *secret, dms_error *err);
+/* Checks a hook call's secret for the droid (a live one in c, its row in st) in constant time: 0, or
+ * NOT_FOUND for an unknown droid or one without a secret, or INVALID for a wrong secret (the route answers
+ * both with one status). */
+int follow_verify_secret(store *st, core *c, const char *droid_id, const char *secret, dms_error *err);
 
 /* Checks a signed hook call: signature ("sha256=<hex>" or "<hex>") must be the HMAC-SHA256 of body keyed by
  * the droid's hook secret, compared in constant time. 0, NOT_FOUND (no such droid, no secret, or one set
  * before dmsd kept secrets for signatures), or INVALID. */
-int follow_verify_signature(app *a, const char *droid_id, const char *signature, const void *body, size_t len,
-                            dms_error *err);
+int follow_verify_signature(store *st, core *c, const char *droid_id, const char *signature, const void *body,
+                            size_t len, dms_error *err);
 
 /* SHA-256 of s as 64 hex characters + NUL into out (65 bytes). */
 int follow_hash_secret(const char *s, char *out, dms_error *err);

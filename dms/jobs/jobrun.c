@@ -18,10 +18,9 @@
 #define CLONE_BACKOFF_BASE_MS 2000
 #define BYTES_PER_MB          (1024 * 1024)
 
-int jobrun_dir(const app *a, const char *id, const char *sub, char *buf, size_t size)
+int jobrun_dir(const char *data_dir, const char *id, const char *sub, char *buf, size_t size)
 {
-    return dmsu_snprintf_ok(buf, size, "%s/jobs/%s%s%s", a->cfg.data_dir, id, sub ? "/" : "",
-                            sub ? sub : "") < 0
+    return dmsu_snprintf_ok(buf, size, "%s/jobs/%s%s%s", data_dir, id, sub ? "/" : "", sub ? sub : "") < 0
                ? -DMS_E_INVALID
                : 0;
 }
@@ -41,7 +40,7 @@ bool jobrun_cancel_asked(run_ctx *c)
         return true;
     job now;
     job_init(&now);
-    bool asked = jobstore_get(c->env->a->st, c->j->id, &now, NULL) == 0 && now.cancel_requested;
+    bool asked = jobstore_get(c->env->st, c->j->id, &now, NULL) == 0 && now.cancel_requested;
     job_clear(&now);
     if (asked)
         dms_cancel_token_cancel(c->sl->token);
@@ -62,7 +61,7 @@ void jobrun_set_cancelled(run_ctx *c, const char *during)
 void jobrun_persist(run_ctx *c)
 {
     dms_error err = {0};
-    if (jobstore_update(c->env->a->st, c->j, &err) < 0)
+    if (jobstore_update(c->env->st, c->j, &err) < 0)
         log_warn("job=%s op=update error=\"%s\"", c->j->id, err.message);
 }
 
@@ -148,19 +147,19 @@ static void remove_trees(run_ctx *c)
  * attempt left (a restart interrupted it) goes. -1 with c->reason set. */
 static int open_run(run_ctx *c)
 {
-    const app *a = c->env->a;
+    const jobrun_env *env = c->env;
     job *j = c->j;
-    c->log.st = a->st;
+    c->log.st = env->st;
     c->log.id = j->id;
     c->log.last_flush_ms = dms_mono_ms();
     c->log.buf.max = 0;
     /* Continue the log where it is (the queue line, an earlier attempt). */
-    jobstore_log_last_seq(a->st, j->id, &c->log.seq, NULL);
+    jobstore_log_last_seq(env->st, j->id, &c->log.seq, NULL);
     char artifact[PATH_MAX];
-    if (jobrun_dir(a, j->id, NULL, c->base, sizeof(c->base)) < 0 ||
-        jobrun_dir(a, j->id, "src", c->src, sizeof(c->src)) < 0 ||
-        jobrun_dir(a, j->id, "out", c->out, sizeof(c->out)) < 0 ||
-        jobrun_dir(a, j->id, ARTIFACT_NAME, artifact, sizeof(artifact)) < 0) {
+    if (jobrun_dir(env->data_dir, j->id, NULL, c->base, sizeof(c->base)) < 0 ||
+        jobrun_dir(env->data_dir, j->id, "src", c->src, sizeof(c->src)) < 0 ||
+        jobrun_dir(env->data_dir, j->id, "out", c->out, sizeof(c->out)) < 0 ||
+        jobrun_dir(env->data_dir, j->id, ARTIFACT_NAME, artifact, sizeof(artifact)) < 0) {
         snprintf(c->reason, sizeof(c->reason), "the data dir path is too long");
         return -1;
     }

@@ -18,7 +18,8 @@
 
 #include <dms/executor.h>
 
-#include "../app.h"
+#include "../confine/confine.h"
+#include "../store/store.h"
 #include "job.h"
 #include "joblog.h"
 
@@ -31,7 +32,10 @@ typedef struct job_slot {
 
 /* What a job's run needs of the queue. */
 typedef struct jobrun_env {
-    app *a;
+    store *st;             /* the job's row and log */
+    dms_executor *ex;      /* runs the steps */
+    const char *data_dir;  /* jobs/<id> beneath it */
+    confine_limits limits; /* each step's container */
     pthread_mutex_t *lock; /* the queue's: guards every job_slot */
     int64_t step_timeout_ms;
     int artifact_max_mb;
@@ -56,7 +60,7 @@ typedef struct run_ctx {
 void jobrun_run(const jobrun_env *env, job_slot *sl, job *j);
 
 /* $data_dir/jobs/<id>[/<sub>] into buf; -INVALID when it does not fit. */
-int jobrun_dir(const app *a, const char *id, const char *sub, char *buf, size_t size);
+int jobrun_dir(const char *data_dir, const char *id, const char *sub, char *buf, size_t size);
 
 /* For the steps (jobstep.c): */
 /* dmsd stops (not a user's cancel). */

@@ -23,8 +23,8 @@
 #define BYTES_PER_MB      (1024 * 1024)
 
 struct jobs {
-    app *a;
-    jobrun_env env; /* what each job's run needs of the queue */
+    jobrun_env env;          /* what each job's run needs of the queue: the store, the executor, ... */
+    const char *executor_id; /* DMS_EXECUTOR_ID, for the cache volumes' names */
     int user_max_running;
     int user_max_jobs;
     pthread_mutex_t lock;
@@ -37,13 +37,13 @@ struct jobs {
 
 int jobs_artifact_path(jobs *js, const char *id, char *buf, size_t size)
 {
-    return jobrun_dir(js->a, id, ARTIFACT_NAME, buf, size);
+    return jobrun_dir(js->env.data_dir, id, ARTIFACT_NAME, buf, size);
 }
 
 int jobs_artifact_open(jobs *js, const char *id, int64_t *bytes, dms_error *err)
 {
     char dir[PATH_MAX];
-    if (jobrun_dir(js->a, id, NULL, dir, sizeof(dir)) < 0)
+    if (jobrun_dir(js->env.data_dir, id, NULL, dir, sizeof(dir)) < 0)
         return dms_error_set(err, DMS_E_INVALID, NULL, "the data dir path is too long");
     return artifact_open(dir, bytes, err);
 }
@@ -75,7 +75,7 @@ static void *worker(void *arg)
         dms_cancel_token *t = NULL;
         int r = dms_cancel_token_new(&t, &err);
         if (r == 0)
-            r = jobstore_claim_next(js->a->st, js->user_max_running, &j, &err);
+            r = jobstore_claim_next(js->env.st, js->user_max_running, &j, &err);
         if (r < 0)
             log_error("component=jobs op=queue error=\"%s\"", err.message);
         pthread_mutex_lock(&js->lock);
@@ -131,9 +131,9 @@ static void stop_leftovers(jobs *js, const char *id, int attempt)
     for (size_t i = 0; i < DMS_ARRAY_SIZE(steps); i++) {
         char exec_id[DMS_ID_MAX + 1];
         snprintf(exec_id, sizeof(exec_id), "%s-%s-%d", id, job_step_name(steps[i]), attempt);
-        if (dms_executor_cancel_grace(js->a->ex, exec_id, 0, NULL) == 0)
+        if (dms_executor_cancel_grace(js->env.ex, exec_id, 0, NULL) == 0)
             log_info("job=%s exec=%s op=stop-leftover", id, exec_id);
-        dms_executor_remove(js->a->ex, exec_id, NULL);
+        dms_executor_remove(js->env.ex, exec_id, NULL);
     }
 }
 
@@ -141,10 +141,9 @@ static void stop_leftovers(jobs *js, const char *id, int attempt)
  * older dmsd left in out/ taken out. */
 static int recover(jobs *js, dms_error *err)
 {
-    app *a = js->a;
     char **ids = NULL;
     int *attempts = NULL;
-    int r = jobstore_requeue_interrupted(a->st, &ids, &attempts, err);
+    int r = jobstore_requeue_interrupted(js->env.st, &ids, &attempts, err);
     if (r < 0)
         return r;
     for (size_t i = 0; ids && ids[i]; i++) {
@@ -154,7 +153,7 @@ static int recover(jobs *js, dms_error *err)
     dmsu_strv_free(ids);
     free(attempts);
     char jobs_dir[PATH_MAX];
-    if (dmsu_snprintf_ok(jobs_dir, sizeof(jobs_dir), "%s/jobs", a->cfg.data_dir) == 0) {
+    if (dmsu_snprintf_ok(jobs_dir, sizeof(jobs_dir), "%s/jobs", js->env.data_dir) == 0) {
         int adopted = artifact_adopt_legacy(jobs_dir, (int64_t)js->env.artifact_max_mb * BYTES_PER_MB);
         if (adopted)
             log_info("component=jobs op=adopt-artifacts count=%d note=\"taken out of an older dmsd's out/\"",
@@ -163,7 +162,7 @@ static int recover(jobs *js, dms_error *err)
     return 0;
 }
 
-int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err)
+int jobs_start(jobs **out, store *st, dms_executor *ex, const jobs_config *cfg, dms_error *err)
 {
     int concurrency = cfg->concurrency;
     if (concurrency < 1 || concurrency > JOBS_MAX_CONCURRENCY)
@@ -177,8 +176,11 @@ int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err)
     jobs *js = calloc(1, sizeof(*js));
     if (!js)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    js->a = a;
-    js->env = (jobrun_env){.a = a,
+    js->executor_id = cfg->executor_id;
+    js->env = (jobrun_env){.st = st,
+                           .ex = ex,
+                           .data_dir = cfg->data_dir,
+                           .limits = cfg->step_limits,
                            .lock = &js->lock,
                            .step_timeout_ms = cfg->step_timeout_ms,
                            .artifact_max_mb = cfg->artifact_max_mb};
@@ -244,23 +246,22 @@ int jobs_create(jobs *js, job *j, dms_error *err)
     j->created_ns = dms_now_ns();
     if (j->pm != JOB_PM_NONE) {
         char vol[DMS_ID_MAX + 1];
-        if ((r = job_cache_volume_name(js->a->cfg.executor_id, j->user_id, j->project_id, vol, sizeof(vol),
-                                       err)) < 0 ||
-            (r = dmsd_set_str(&j->cache_volume, vol)) < 0)
+        r = job_cache_volume_name(js->executor_id, j->user_id, j->project_id, vol, sizeof(vol), err);
+        if (r < 0 || (r = dmsd_set_str(&j->cache_volume, vol)) < 0)
             return r < 0 && err && err->code ? r : dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     }
     char line[1024];
     snprintf(line, sizeof(line), "[dms] job %s queued: project %s, deployment %s, branch %s of %s\n", j->id,
              j->project_id, j->deployment_id, j->branch, j->repo_url);
-    if ((r = store_begin(js->a->st, err)) < 0)
+    if ((r = store_begin(js->env.st, err)) < 0)
         return r;
-    if ((r = jobstore_check_quota(js->a->st, j->user_id, js->user_max_jobs, err)) < 0 ||
-        (r = jobstore_insert(js->a->st, j, err)) < 0 ||
-        (r = jobstore_log_append(js->a->st, j->id, 1, j->created_ns, line, strlen(line), err)) < 0) {
-        store_rollback(js->a->st);
+    if ((r = jobstore_check_quota(js->env.st, j->user_id, js->user_max_jobs, err)) < 0 ||
+        (r = jobstore_insert(js->env.st, j, err)) < 0 ||
+        (r = jobstore_log_append(js->env.st, j->id, 1, j->created_ns, line, strlen(line), err)) < 0) {
+        store_rollback(js->env.st);
         return r;
     }
-    if ((r = store_commit(js->a->st, err)) < 0)
+    if ((r = store_commit(js->env.st, err)) < 0)
         return r;
     log_info("job=%s user=%s op=create project=%s deployment=%s", j->id, j->user_id, j->project_id,
              j->deployment_id);
@@ -272,7 +273,7 @@ int jobs_cancel(jobs *js, const char *user, const char *id, dms_error *err)
 {
     job_status was;
     char jid[JOB_ID_SIZE] = "";
-    int r = jobstore_request_cancel(js->a->st, user, id, "cancelled before it started", &was, jid, err);
+    int r = jobstore_request_cancel(js->env.st, user, id, "cancelled before it started", &was, jid, err);
     if (r < 0)
         return r;
     if (was == JOB_RUNNING) {

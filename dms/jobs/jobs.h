@@ -20,8 +20,10 @@
 #include <stdint.h>
 
 #include <dms/error.h>
+#include <dms/executor.h>
 
-#include "../app.h"
+#include "../confine/confine.h"
+#include "../store/store.h"
 #include "job.h"
 
 #define JOBS_DEFAULT_CONCURRENCY     2
@@ -47,14 +49,19 @@ typedef struct jobs_config {
     int user_max_running;    /* DMS_JOB_USER_MAX: a user's running jobs; 0: concurrency - 1, at least 1 */
     int user_max_jobs;       /* DMS_USER_MAX_JOBS: a user's queued + running jobs */
     int artifact_max_mb;     /* DMS_JOB_ARTIFACT_MAX_MB */
+    const char *data_dir;    /* DMS_DATA_DIR: each job's tree is jobs/<id> beneath it (borrowed) */
+    const char *executor_id; /* DMS_EXECUTOR_ID: part of the cache volumes' names (borrowed) */
+    confine_limits
+        step_limits; /* DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS: each step's container (confine_config) */
 } jobs_config;
 
 /* The running jobs a user may hold when the setting is 0 (unset): all workers but one, so that one is always
  * left for another user; at least 1. */
 int jobs_default_user_max(int concurrency);
 
-/* Requeues jobs a crash interrupted (stopping what they left running) and starts the workers. */
-int jobs_start(jobs **out, app *a, const jobs_config *cfg, dms_error *err);
+/* Requeues jobs a crash interrupted (stopping what they left running) and starts the workers. The jobs are
+ * rows in st, their steps run through ex; both are borrowed and outlive jobs_stop, as do cfg's strings. */
+int jobs_start(jobs **out, store *st, dms_executor *ex, const jobs_config *cfg, dms_error *err);
 /* Stops the workers; running jobs are stopped and stay "running" in the store (the next start runs them
  * again). */
 void jobs_stop(jobs *js);

@@ -173,7 +173,7 @@ typedef struct step_watch {
 /* The execution starts; -1 with c->kind/c->reason set if it does not (what it left is removed). */
 static int start_step(run_ctx *c, const jobstep_req *sp, const char *name)
 {
-    dms_executor *ex = c->env->a->ex;
+    dms_executor *ex = c->env->ex;
     dms_error err = {0};
     if (dms_executor_start(ex, &sp->req, &err) == 0)
         return 0;
@@ -284,8 +284,8 @@ int jobstep_run(run_ctx *c, job_step step, const char *script, int64_t *ms_out)
                      .script = script,
                      .src = c->src,
                      .out = c->out,
-                     .executor_id = dms_executor_id(c->env->a->ex),
-                     .limits = c->env->a->cfg.confine.job,
+                     .executor_id = dms_executor_id(c->env->ex),
+                     .limits = c->env->limits,
                      .timeout_ms = c->env->step_timeout_ms,
                      .artifact_max_mb = c->env->artifact_max_mb};
     jobstep_req sp;
@@ -303,7 +303,7 @@ int jobstep_run(run_ctx *c, job_step step, const char *script, int64_t *ms_out)
         jobstep_request_clear(&sp);
         return -1;
     }
-    step_watch w = {.ex = c->env->a->ex, .exec_id = sp.exec_id, .name = name};
+    step_watch w = {.ex = c->env->ex, .exec_id = sp.exec_id, .name = name};
     open_watch(c, &w);
     c->log.watch_cache = step == JOB_STEP_INSTALL;
     watch_step(c, &w);

@@ -9,14 +9,14 @@
 /* Watches the current run of every droid. */
 static void watch_current_runs(runner *r, char **ids)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     dms_error err = {0};
     for (size_t i = 0; ids && ids[i]; i++) {
-        droid *d = core_get_copy(a->core, ids[i]);
+        droid *d = core_get_copy(dep->core, ids[i]);
         if (d && d->run_id) {
             dms_exec_status st;
             int64_t started = 0;
-            if (dms_executor_status(a->ex, d->run_id, &st, &err) == 0)
+            if (dms_executor_status(dep->ex, d->run_id, &st, &err) == 0)
                 started = st.started_at_ns;
             /* A run that ended while dmsd was down shows up at once as a result: handled like any exit. */
             run_watch_add(r, d->run_id, d->id, started);
@@ -28,17 +28,17 @@ static void watch_current_runs(runner *r, char **ids)
 /* Runs recorded but not current (a crash between start and record, or a replaced run still up): stop them. */
 static void stop_orphans(runner *r)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     dms_error err = {0};
     store_run *runs = NULL;
     size_t n = 0;
-    if (store_runs_all(a->st, &runs, &n, NULL) < 0)
+    if (store_runs_all(dep->st, &runs, &n, NULL) < 0)
         return;
     for (size_t i = 0; i < n; i++) {
-        droid *d = core_get_copy(a->core, runs[i].droid_id);
+        droid *d = core_get_copy(dep->core, runs[i].droid_id);
         bool current = d && d->run_id && strcmp(d->run_id, runs[i].exec_id) == 0;
         dms_exec_status st;
-        if (!current && dms_executor_status(a->ex, runs[i].exec_id, &st, &err) == 0 &&
+        if (!current && dms_executor_status(dep->ex, runs[i].exec_id, &st, &err) == 0 &&
             st.state != DMS_STATE_FINISHED) {
             log_info("droid=%s exec=%s op=reconcile action=stop-orphan", runs[i].droid_id, runs[i].exec_id);
             run_stop(r, runs[i].droid_id, runs[i].exec_id);
@@ -51,13 +51,13 @@ static void stop_orphans(runner *r)
 /* Executions of this executor that the store does not know at all (never recorded): stop and forget. */
 static void remove_unknown(runner *r)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     dms_error err = {0};
     store_run *runs = NULL;
     size_t n = 0;
     dms_exec_status *all = NULL;
     size_t na = 0;
-    if (store_runs_all(a->st, &runs, &n, NULL) == 0 && dms_executor_list(a->ex, &all, &na, &err) == 0) {
+    if (store_runs_all(dep->st, &runs, &n, NULL) == 0 && dms_executor_list(dep->ex, &all, &na, &err) == 0) {
         for (size_t i = 0; i < na; i++) {
             bool known = false;
             for (size_t j = 0; j < n && !known; j++)
@@ -69,7 +69,7 @@ static void remove_unknown(runner *r)
             log_info("exec=%s job=%s op=reconcile action=remove-unknown", all[i].execution_id, all[i].job_id);
             if (all[i].state != DMS_STATE_FINISHED)
                 run_stop(r, all[i].job_id, all[i].execution_id);
-            dms_executor_remove(a->ex, all[i].execution_id, NULL);
+            dms_executor_remove(dep->ex, all[i].execution_id, NULL);
         }
     }
     free(all);
@@ -78,18 +78,18 @@ static void remove_unknown(runner *r)
 
 void run_adopt(runner *r)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     dms_error err = {0};
     size_t adopted = 0;
-    if (dms_executor_recover(a->ex, &adopted, &err) < 0)
+    if (dms_executor_recover(dep->ex, &adopted, &err) < 0)
         log_warn("component=runner op=recover error=\"%s\"", err.message);
     else
         log_info("component=runner op=recover adopted=%zu", adopted);
-    char **ids = core_ids(a->core);
+    char **ids = core_ids(dep->core);
     watch_current_runs(r, ids);
     stop_orphans(r);
     remove_unknown(r);
-    confine_network_release_legacy(a);
+    confine_network_release_legacy(dep->ex);
     for (size_t i = 0; ids && ids[i]; i++)
         runner_kick(r, ids[i]);
     dmsu_strv_free(ids);

@@ -81,7 +81,7 @@ typedef struct intent {
 } intent;
 
 struct runner {
-    app *a;
+    runner_deps dep; /* what it uses (runner.h) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stop;

@@ -93,7 +93,7 @@ void runner_when_settled(runner *r, const char *droid_id, runner_settled_fn fn, 
     pthread_mutex_unlock(&r->lock);
     if (!t) {
         free(s);
-        droid *d = core_get_copy(r->a->core, droid_id);
+        droid *d = core_get_copy(r->dep.core, droid_id);
         fn(ud, d && !d->deleting ? d : NULL);
         droid_free(d);
     }
@@ -163,7 +163,7 @@ void run_forget_old(runner *r, const droid *d, bool all)
 {
     store_run *runs = NULL;
     size_t n = 0;
-    if (store_runs_list(r->a->st, d->id, &runs, &n, NULL) < 0)
+    if (store_runs_list(r->dep.st, d->id, &runs, &n, NULL) < 0)
         return;
     size_t keep = all ? 0 : RUN_KEEP_LOGS;
     for (size_t i = 0; i + keep < n; i++) {
@@ -172,7 +172,7 @@ void run_forget_old(runner *r, const droid *d, bool all)
         dms_error err = {0};
         int rc = 0;
         for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
-            rc = dms_executor_remove(r->a->ex, runs[i].exec_id, &err);
+            rc = dms_executor_remove(r->dep.ex, runs[i].exec_id, &err);
             /* "removal already in progress" (409): the executor's own clean-up is racing us; let it finish.
              */
             if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "in progress"))
@@ -180,7 +180,7 @@ void run_forget_old(runner *r, const droid *d, bool all)
             usleep(DELETE_IMAGE_RETRY_MS * 1000);
         }
         if (rc == 0 || rc == -DMS_E_NOT_FOUND)
-            store_run_mark_removed(r->a->st, runs[i].exec_id, NULL);
+            store_run_mark_removed(r->dep.st, runs[i].exec_id, NULL);
         else
             log_warn("droid=%s exec=%s op=forget error=\"%s\"", d->id, runs[i].exec_id, err.message);
     }
@@ -189,21 +189,21 @@ void run_forget_old(runner *r, const droid *d, bool all)
 
 static void delete_droid(runner *r, droid *d)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     dms_error err = {0};
     bool gc = false;
     store_run *runs = NULL;
     size_t n = 0;
     /* Every run still live (the current one, and any a crash left behind), then every execution's leftovers.
      */
-    if (store_runs_list(a->st, d->id, &runs, &n, NULL) == 0) {
+    if (store_runs_list(dep->st, d->id, &runs, &n, NULL) == 0) {
         for (size_t i = 0; i < n; i++)
             run_stop(r, d->id, runs[i].exec_id);
         free(runs);
     }
     run_forget_old(r, d, true);
     store_release *rel = NULL;
-    if (store_releases_list(a->st, d->id, &rel, &n, NULL) == 0) {
+    if (store_releases_list(dep->st, d->id, &rel, &n, NULL) == 0) {
         for (size_t i = 0; i < n; i++) {
             if (rel[i].image_removed)
                 continue;
@@ -211,7 +211,7 @@ static void delete_droid(runner *r, droid *d)
              * refuses to remove the image (409 "being used by stopped container"): give it a moment. */
             int rc = 0;
             for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
-                rc = dms_executor_remove_image(a->ex, rel[i].image_id, &err);
+                rc = dms_executor_remove_image(dep->ex, rel[i].image_id, &err);
                 if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "being used"))
                     break;
                 usleep(DELETE_IMAGE_RETRY_MS * 1000);
@@ -219,7 +219,7 @@ static void delete_droid(runner *r, droid *d)
             if (rc < 0 && rc != -DMS_E_NOT_FOUND) {
                 log_warn("droid=%s op=delete image=%s error=\"%s\" note=\"retried by the image collector\"",
                          d->id, rel[i].image_id, err.message);
-                store_gc_add(a->st, rel[i].image_id, d->id, NULL);
+                store_gc_add(dep->st, rel[i].image_id, d->id, NULL);
                 gc = true;
             }
         }
@@ -228,18 +228,18 @@ static void delete_droid(runner *r, droid *d)
     for (size_t i = 0; !d->keep_volumes && i < d->n_volumes && i < DROID_VOLUMES_MAX; i++) {
         char vol[DROID_ID_SIZE + DROID_VOLUME_NAME_MAX + 2];
         droid_volume_engine_name(d, i, vol, sizeof(vol));
-        int rc = dms_executor_remove_volume(a->ex, vol, &err);
+        int rc = dms_executor_remove_volume(dep->ex, vol, &err);
         if (rc < 0 && rc != -DMS_E_NOT_FOUND)
             log_warn("droid=%s op=delete volume=%s error=\"%s\"", d->id, vol, err.message);
     }
     char dir[PATH_MAX];
-    if (app_droid_dir(a, d->id, dir, sizeof(dir)) == 0)
+    if (dmsd_droid_dir(dep->data_dir, d->id, dir, sizeof(dir)) == 0)
         dms_rm_rf(dir, NULL);
-    if (core_mutate(a->core, NULL, d->id, mut_purge, NULL, NULL, &err) < 0)
+    if (core_mutate(dep->core, NULL, d->id, mut_purge, NULL, NULL, &err) < 0)
         log_error("droid=%s op=purge error=\"%s\"", d->id, err.message);
     else
         log_info("droid=%s op=delete", d->id);
-    confine_network_release(a, d->user_id);
+    confine_network_release(dep->ex, dep->core, d->user_id);
     if (gc)
         run_set_timer(r, GC_ID, dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
 }
@@ -250,26 +250,26 @@ static void collect_images(runner *r)
     char **due = NULL;
     int64_t next = 0;
     dms_error err = {0};
-    if (store_gc_due(r->a->st, dms_now_ns(), &due, &next, &err) < 0) {
+    if (store_gc_due(r->dep.st, dms_now_ns(), &due, &next, &err) < 0) {
         log_warn("component=runner op=gc error=\"%s\"", err.message);
         return;
     }
     for (size_t i = 0; due[i]; i++) {
-        int rc = dms_executor_remove_image(r->a->ex, due[i], &err);
+        int rc = dms_executor_remove_image(r->dep.ex, due[i], &err);
         /* Gone already, or not ours (then it never will be): either way nothing is left to do. CONFLICT ("in
          * use by a container") is retried. */
         bool not_ours = rc == -DMS_E_NOT_OURS;
         if (rc == 0 || rc == -DMS_E_NOT_FOUND || not_ours) {
-            store_gc_done(r->a->st, due[i], NULL);
+            store_gc_done(r->dep.st, due[i], NULL);
             log_info("component=runner op=gc image=%s result=%s", due[i],
                      rc == 0 ? "removed" : dms_error_code_name(-rc));
         } else {
-            store_gc_retry(r->a->st, due[i], GC_BACKOFF_BASE_MS, GC_BACKOFF_MAX_MS, err.message, NULL);
+            store_gc_retry(r->dep.st, due[i], GC_BACKOFF_BASE_MS, GC_BACKOFF_MAX_MS, err.message, NULL);
             log_warn("component=runner op=gc image=%s error=\"%s\"", due[i], err.message);
         }
     }
     dmsu_strv_free(due);
-    if (store_gc_due(r->a->st, dms_now_ns(), &due, &next, &err) == 0) {
+    if (store_gc_due(r->dep.st, dms_now_ns(), &due, &next, &err) == 0) {
         if (due[0])
             next = dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS;
         dmsu_strv_free(due);
@@ -288,9 +288,9 @@ static void reconcile_stopped(runner *r, const droid *d)
 {
     if (d->run_id) {
         run_stop(r, d->id, d->run_id);
-        core_mutate(r->a->core, NULL, d->id, mut_stopped, d->run_id, NULL, NULL);
+        core_mutate(r->dep.core, NULL, d->id, mut_stopped, d->run_id, NULL, NULL);
     } else if (d->state == DROID_STARTING || d->state == DROID_RUNNING) {
-        core_mutate(r->a->core, NULL, d->id, mut_stopped, NULL, NULL, NULL);
+        core_mutate(r->dep.core, NULL, d->id, mut_stopped, NULL, NULL, NULL);
     }
 }
 
@@ -301,7 +301,7 @@ static bool start_due(runner *r, const droid *d)
      * release with it now would only cost the old container's uptime. */
     if (d->run_id && d->run_release == d->want_release && d->run_config_gen != d->config_gen) {
         store_build b = {0};
-        int active = store_build_active(r->a->st, d->id, &b, NULL);
+        int active = store_build_active(r->dep.st, d->id, &b, NULL);
         store_build_clear(&b);
         if (active == 1)
             return false;
@@ -323,7 +323,7 @@ static void reconcile_running(runner *r, const droid *d)
     bool current = d->run_id && d->run_release == d->want_release && d->run_config_gen == d->config_gen &&
                    d->run_restart_gen == d->restart_gen;
     if (current) {
-        core_mutate(r->a->core, NULL, d->id, mut_settle_state, NULL, NULL, NULL);
+        core_mutate(r->dep.core, NULL, d->id, mut_settle_state, NULL, NULL, NULL);
         return;
     }
     if (!start_due(r, d))
@@ -347,7 +347,7 @@ static void reconcile(runner *r, const char *id)
         collect_images(r);
         return;
     }
-    droid *d = core_get_copy(r->a->core, id);
+    droid *d = core_get_copy(r->dep.core, id);
     if (!d)
         return;
     if (d->deleting)
@@ -368,7 +368,7 @@ static void fire_settles(runner *r, rt *t)
     if (!s)
         return;
     pthread_mutex_unlock(&r->lock);
-    droid *d = core_get_copy(r->a->core, t->id);
+    droid *d = core_get_copy(r->dep.core, t->id);
     const droid *shown = d && !d->deleting ? d : NULL;
     while (s) {
         settle *next = s->next;
@@ -403,8 +403,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&r->lock);
         reconcile(r, id);
         /* The route follows what the pass left (nothing is sent to Caddy when it is already so). */
-        if (r->a->router && strcmp(id, GC_ID) != 0)
-            router_sync(r->a->router, id, NULL);
+        if (r->dep.router && strcmp(id, GC_ID) != 0)
+            router_sync(r->dep.router, id, NULL);
         pthread_mutex_lock(&r->lock);
         t->busy = false;
         if (t->dirty) {
@@ -420,12 +420,12 @@ static void *worker_main(void *arg)
 
 /* ---- start and stop ---- */
 
-int runner_start(runner **out, app *a, dms_error *err)
+int runner_start(runner **out, const runner_deps *deps, dms_error *err)
 {
     runner *r = calloc(1, sizeof(*r));
     if (!r)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    r->a = a;
+    r->dep = *deps;
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
     r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -15,14 +15,31 @@
 #include <stdbool.h>
 
 #include <dms/error.h>
+#include <dms/executor.h>
 
-#include "../app.h"
+#include "../confine/confine.h"
+#include "../core/core.h"
+#include "../router/router.h"
+#include "../snooze/snooze.h"
+#include "../store/store.h"
 
 typedef struct runner runner;
 
+/* What the runner uses. All borrowed: each outlives runner_stop. The router and the snooze are started before
+ * the runner (main.c) and never replaced, so they are given here, before any runner thread reads them. */
+typedef struct runner_deps {
+    store *st;                     /* runs, releases, builds, images to collect */
+    core *core;                    /* the droids it reconciles */
+    dms_executor *ex;              /* runs the containers */
+    router *router;                /* moves routes; NULL when routing is off */
+    snooze *snooze;                /* held requests of waking droids; NULL when routing is off */
+    const char *data_dir;          /* a deleted droid's directory, droids/<id> beneath it, is removed */
+    const confine_config *confine; /* a droid's limits, security and network */
+} runner_deps;
+
 /* Recovers the executor's executions (dms_executor_recover), re-adopts running droids, and starts the
- * threads. */
-int runner_start(runner **out, app *a, dms_error *err);
+ * threads. Copies *deps. */
+int runner_start(runner **out, const runner_deps *deps, dms_error *err);
 void runner_stop(runner *r);
 
 /* Reconcile this droid soon. */

@@ -123,10 +123,10 @@ static void end_unwatched(runner *r, const char *exec_id)
 {
     dms_exec_result res = {0};
     dms_error e2;
-    if (dms_executor_wait(r->a->ex, exec_id, 0, &res, &e2) == 0)
-        store_run_end(r->a->st, exec_id, dms_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
+    if (dms_executor_wait(r->dep.ex, exec_id, 0, &res, &e2) == 0)
+        store_run_end(r->dep.st, exec_id, dms_now_ns(), dms_outcome_name(res.outcome), res.exit_code, NULL);
     else
-        store_run_end(r->a->st, exec_id, dms_now_ns(), "failed", -1, NULL);
+        store_run_end(r->dep.st, exec_id, dms_now_ns(), "failed", -1, NULL);
     dms_exec_result_clear(&res);
 }
 
@@ -149,7 +149,7 @@ typedef struct start_ctx {
 static void start_failed(start_ctx *c, const char *droid_id, const char *msg, bool permanent)
 {
     failed_args fa = {.pa = &c->pa, .msg = msg, .permanent = permanent};
-    core_mutate(c->r->a->core, NULL, droid_id, mut_start_failed, &fa, NULL, NULL);
+    core_mutate(c->r->dep.core, NULL, droid_id, mut_start_failed, &fa, NULL, NULL);
     if (fa.retry_at_ns)
         run_set_timer(c->r, droid_id, fa.retry_at_ns);
 }
@@ -166,7 +166,7 @@ static void abandon(start_ctx *c, const char *msg)
 static int load_release(start_ctx *c, const droid *d0, store_release *rel)
 {
     dms_error err = {0};
-    int rc = store_release_get(c->r->a->st, d0->id, d0->want_release, rel, &err);
+    int rc = store_release_get(c->r->dep.st, d0->id, d0->want_release, rel, &err);
     if (rc == 0 && rel->image_removed)
         rc = dms_error_set(&err, DMS_E_IMAGE, "release", "the image of release %lld was removed",
                            (long long)rel->seq);
@@ -181,7 +181,7 @@ static int load_release(start_ctx *c, const droid *d0, store_release *rel)
 static int prepare(start_ctx *c, const droid *d0)
 {
     dms_error err = {0};
-    if (core_mutate(c->r->a->core, NULL, d0->id, mut_prepare, &c->pa, &c->d, &err) < 0) {
+    if (core_mutate(c->r->dep.core, NULL, d0->id, mut_prepare, &c->pa, &c->d, &err) < 0) {
         log_error("droid=%s op=prepare error=\"%s\"", d0->id, err.message);
         return -err.code;
     }
@@ -191,19 +191,19 @@ static int prepare(start_ctx *c, const droid *d0)
 /* Builds the request and starts it. */
 static int launch(start_ctx *c, const store_release *rel)
 {
-    app *a = c->r->a;
+    const runner_deps *dep = &c->r->dep;
     dms_error err = {0};
     execreq xr;
     execreq_input in = {.d = c->d,
                         .exec_id = c->pa.exec_id,
                         .release = c->pa.release,
                         .image = rel->tag,
-                        .confine = &a->cfg.confine,
-                        .executor_id = dms_executor_id(a->ex)};
+                        .confine = dep->confine,
+                        .executor_id = dms_executor_id(dep->ex)};
     int rc = execreq_build(&xr, &in, &err);
     c->t_start = dms_mono_ms();
     if (rc == 0)
-        rc = dms_executor_start(a->ex, &xr.req, &err);
+        rc = dms_executor_start(dep->ex, &xr.req, &err);
     c->start_ms = dms_mono_ms() - c->t_start;
     execreq_clear(&xr);
     if (rc < 0) {
@@ -221,7 +221,7 @@ static void find_address(start_ctx *c)
     dms_exec_status st;
     dms_error err = {0};
     c->started_ns = dms_now_ns();
-    if (dms_executor_status(c->r->a->ex, c->pa.exec_id, &st, &err) == 0) {
+    if (dms_executor_status(c->r->dep.ex, c->pa.exec_id, &st, &err) == 0) {
         for (size_t i = 0; i < st.n_ports; i++)
             if (st.ports[i].container_port == d->port)
                 c->host_port = st.ports[i].host_port;
@@ -248,12 +248,12 @@ static bool stopping_cb(void *ud)
  * START_FAILED (recorded). */
 static int pass_gate(start_ctx *c)
 {
-    app *a = c->r->a;
+    const runner_deps *dep = &c->r->dep;
     const droid *d = c->d;
-    if (a->router && c->old_addr[0] && !c->forced)
+    if (dep->router && c->old_addr[0] && !c->forced)
         c->gate = health_gate(c->old_addr, c->host);
-    bool held = snooze_waiting(a->snooze, d->id);
-    health_target t = {.ex = a->ex,
+    bool held = snooze_waiting(dep->snooze, d->id);
+    health_target t = {.ex = dep->ex,
                        .exec_id = c->pa.exec_id,
                        .addr = c->addr,
                        .host = c->host,
@@ -281,7 +281,7 @@ static int pass_gate(start_ctx *c)
         health_wait(&t, GATE_TCP, RUN_WAKE_PORT_MS, why, sizeof(why));
     /* Requests held while it woke go straight to it; the route follows. */
     if (held && c->addr[0])
-        snooze_ready(a->snooze, d->id, c->addr);
+        snooze_ready(dep->snooze, d->id, c->addr);
     return 0;
 }
 
@@ -289,12 +289,12 @@ static int pass_gate(start_ctx *c)
  * container keeps serving. */
 static int move_route(start_ctx *c)
 {
-    app *a = c->r->a;
-    if (!a->router || !c->addr[0])
+    const runner_deps *dep = &c->r->dep;
+    if (!dep->router || !c->addr[0])
         return 0;
     dms_error err = {0};
     int64_t t0 = dms_mono_ms();
-    if (router_swap(a->router, c->d->id, c->addr, c->old_addr[0] ? c->old_addr : NULL, &err) < 0) {
+    if (router_swap(dep->router, c->d->id, c->addr, c->old_addr[0] ? c->old_addr : NULL, &err) < 0) {
         log_warn("droid=%s exec=%s op=route error=\"%s\"", c->d->id, c->pa.exec_id, err.message);
         if (c->gate && err.code != DMS_E_UNAVAILABLE) {
             /* The route could not move: the old container keeps serving, the new one goes. */
@@ -312,11 +312,11 @@ static int move_route(start_ctx *c)
 static void take_over(start_ctx *c)
 {
     runner *r = c->r;
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     const droid *d = c->d;
     dms_error err = {0};
     started_args sa = {.pa = &c->pa, .host_port = c->host_port, .addr = c->addr};
-    int mrc = core_mutate(a->core, NULL, d->id, mut_started, &sa, NULL, &err);
+    int mrc = core_mutate(dep->core, NULL, d->id, mut_started, &sa, NULL, &err);
     /* Watched only once it is the droid's current run: an exit seen earlier would not be recognised as its
      * end (the waiter of an execution that already ended is ready at once, so nothing is missed). */
     run_watch_add(r, c->pa.exec_id, d->id, c->started_ns);
@@ -325,15 +325,15 @@ static void take_over(start_ctx *c)
         run_stop(r, d->id, c->pa.exec_id);
     } else if (sa.old_run[0]) {
         /* The new container serves: requests still in flight to the old one finish, then it goes. */
-        if (a->router && c->old_addr[0]) {
+        if (dep->router && c->old_addr[0]) {
             int64_t waited = run_drain(r, d->id, c->old_addr);
             log_info("droid=%s exec=%s op=drain addr=%s waited_ms=%lld", d->id, sa.old_run, c->old_addr,
                      (long long)waited);
         }
         run_stop(r, d->id, sa.old_run);
     }
-    if (a->router)
-        router_release(a->router, d->id, NULL);
+    if (dep->router)
+        router_release(dep->router, d->id, NULL);
     log_info("droid=%s exec=%s op=start port=%d start_ms=%lld total_ms=%lld", d->id, c->pa.exec_id,
              c->host_port, (long long)c->start_ms, (long long)(dms_mono_ms() - c->t_start));
     run_forget_old(r, d, false);

@@ -26,7 +26,7 @@ void run_watch_add(runner *r, const char *exec_id, const char *droid_id, int64_t
 {
     dms_waiter *w = NULL;
     dms_error err = {0};
-    if (dms_executor_waiter(r->a->ex, exec_id, &w, &err) < 0) {
+    if (dms_executor_waiter(r->dep.ex, exec_id, &w, &err) < 0) {
         /* The executor does not know the run (its state is gone): for the droid it is lost, like a crash. */
         log_warn("droid=%s exec=%s op=watch error=\"%s\"", droid_id, exec_id, err.message);
         watch gone = {.started_ns = started_ns};
@@ -217,7 +217,7 @@ void run_stop_grace(runner *r, const char *droid_id, const char *exec_id, int64_
 {
     dms_error err = {0};
     intend(r, exec_id);
-    int rc = dms_executor_cancel_grace(r->a->ex, exec_id, grace_ms, &err);
+    int rc = dms_executor_cancel_grace(r->dep.ex, exec_id, grace_ms, &err);
     if (rc < 0 && rc != -DMS_E_ALREADY_COMPLETE && rc != -DMS_E_NOT_FOUND)
         log_warn("droid=%s exec=%s op=stop error=\"%s\"", droid_id, exec_id, err.message);
     else
@@ -237,7 +237,7 @@ static void handle_exit(runner *r, watch *wa, const dms_exec_result *res)
     describe(res, what, sizeof(what));
     log_info("droid=%s exec=%s op=exit outcome=%s detail=\"%s\"", wa->droid_id, wa->exec_id,
              dms_outcome_name(res->outcome), what);
-    store_run_end(r->a->st, wa->exec_id, res->finished_at_ns ? res->finished_at_ns : dms_now_ns(),
+    store_run_end(r->dep.st, wa->exec_id, res->finished_at_ns ? res->finished_at_ns : dms_now_ns(),
                   dms_outcome_name(res->outcome), res->exit_code, NULL);
     exit_args ea = {.r = r,
                     .exec_id = wa->exec_id,
@@ -245,7 +245,7 @@ static void handle_exit(runner *r, watch *wa, const dms_exec_result *res)
                     .started_ns = wa->started_ns,
                     .intended = take_intent(r, wa->exec_id)};
     dms_error err = {0};
-    if (core_mutate(r->a->core, NULL, wa->droid_id, mut_exited, &ea, NULL, &err) < 0 &&
+    if (core_mutate(r->dep.core, NULL, wa->droid_id, mut_exited, &ea, NULL, &err) < 0 &&
         err.code != DMS_E_NOT_FOUND)
         log_error("droid=%s exec=%s op=exit error=\"%s\"", wa->droid_id, wa->exec_id, err.message);
     if (ea.retry_at_ns)

@@ -12,7 +12,7 @@ int64_t run_drain(runner *r, const char *droid_id, const char *addr)
     usleep(RUN_SWAP_SETTLE_MS * 1000);
     for (;;) {
         int64_t left = RUN_DRAIN_MAX_MS - (dms_mono_ms() - t0);
-        if (router_drain(r->a->router, addr, left < RUN_DRAIN_SLICE_MS ? left : RUN_DRAIN_SLICE_MS) >= 0)
+        if (router_drain(r->dep.router, addr, left < RUN_DRAIN_SLICE_MS ? left : RUN_DRAIN_SLICE_MS) >= 0)
             return dms_mono_ms() - t0;
         if (run_stopping(r) || dms_mono_ms() - t0 >= RUN_DRAIN_MAX_MS) {
             log_warn("droid=%s op=drain addr=%s note=\"requests still in flight after %lld ms; stopping it "
@@ -47,23 +47,23 @@ static int mut_asleep(core_tx *tx, droid *d, void *ud, dms_error *err)
  * executor. */
 void run_put_to_sleep(runner *r, const droid *d)
 {
-    app *a = r->a;
+    const runner_deps *dep = &r->dep;
     if (!d->run_id) {
-        core_mutate(a->core, NULL, d->id, mut_asleep, NULL, NULL, NULL);
+        core_mutate(dep->core, NULL, d->id, mut_asleep, NULL, NULL, NULL);
         return;
     }
     char old_addr[ROUTE_DIAL_MAX];
     run_dial_addr(d, old_addr, sizeof(old_addr));
-    if (a->router) {
+    if (dep->router) {
         dms_error err = {0};
-        if (router_sleep(a->router, d->id, old_addr[0] ? old_addr : NULL, &err) < 0)
+        if (router_sleep(dep->router, d->id, old_addr[0] ? old_addr : NULL, &err) < 0)
             log_warn("droid=%s op=route error=\"%s\"", d->id, err.message);
         if (old_addr[0])
             run_drain(r, d->id, old_addr);
     }
     run_stop(r, d->id, d->run_id);
-    core_mutate(a->core, NULL, d->id, mut_asleep, d->run_id, NULL, NULL);
-    if (a->router)
-        router_release(a->router, d->id, NULL);
+    core_mutate(dep->core, NULL, d->id, mut_asleep, d->run_id, NULL, NULL);
+    if (dep->router)
+        router_release(dep->router, d->id, NULL);
     log_info("droid=%s exec=%s op=sleep", d->id, d->run_id);
 }

@@ -29,7 +29,8 @@ typedef struct sstate {
 } sstate;
 
 struct snooze {
-    app *a;
+    core *core;
+    router *router; /* set by snooze_start before the tick thread runs; NULL: no routing */
     wake *w;
     pthread_mutex_t lock;
     pthread_cond_t cond; /* readiness, stop */
@@ -97,7 +98,7 @@ static bool wake_droid(snooze *s, const char *id, const char *why)
 {
     wake_args wa = {.why = why};
     dms_error err = {0};
-    if (core_mutate(s->a->core, NULL, id, mut_wake, &wa, NULL, &err) < 0)
+    if (core_mutate(s->core, NULL, id, mut_wake, &wa, NULL, &err) < 0)
         log_warn("droid=%s op=wake error=\"%s\"", id, err.message);
     else if (wa.woken)
         log_info("droid=%s op=wake reason=\"%s\"", id, why);
@@ -192,21 +193,20 @@ static void decide(snooze *s, tick_droid *td, int64_t now)
                  (long long)sc->idle_timeout_s);
     }
     dms_error err = {0};
-    if (core_mutate(s->a->core, NULL, d->id, mut_sleep, why, NULL, &err) < 0)
+    if (core_mutate(s->core, NULL, d->id, mut_sleep, why, NULL, &err) < 0)
         log_warn("droid=%s op=sleep error=\"%s\"", d->id, err.message);
 }
 
 static void tick(snooze *s)
 {
-    app *a = s->a;
-    char **ids = core_ids(a->core);
+    char **ids = core_ids(s->core);
     size_t n = 0;
     while (ids && ids[n])
         n++;
     tick_droid *v = calloc(n ? n : 1, sizeof(*v));
     size_t k = 0, scheduled = 0;
     for (size_t i = 0; v && i < n; i++) {
-        droid *d = core_get_copy(a->core, ids[i]);
+        droid *d = core_get_copy(s->core, ids[i]);
         if (!d || d->deleting) {
             droid_free(d);
             continue;
@@ -234,12 +234,12 @@ static void tick(snooze *s)
     pthread_mutex_unlock(&s->lock);
     /* The access log is read every tick (also with no schedule) so that its position stays current. */
     access_ctx ac = {.v = v, .n = k};
-    if (a->router)
-        router_access_poll(a->router, on_access, &ac);
-    if (scheduled && a->router) {
+    if (s->router)
+        router_access_poll(s->router, on_access, &ac);
+    if (scheduled && s->router) {
         router_upstream *u = NULL;
         size_t nu = 0;
-        if (router_upstreams(a->router, &u, &nu, NULL) == 0) {
+        if (router_upstreams(s->router, &u, &nu, NULL) == 0) {
             for (size_t i = 0; i < k; i++)
                 for (size_t j = 0; v[i].d->run_addr && j < nu; j++)
                     if (u[j].num_requests > 0 && strcmp(u[j].addr, v[i].d->run_addr) == 0)
@@ -278,12 +278,12 @@ static void *tick_main(void *arg)
 
 /* ---- lifecycle ---- */
 
-int snooze_open(snooze **out, app *a, dms_error *err)
+int snooze_open(snooze **out, core *c, dms_error *err)
 {
     snooze *s = calloc(1, sizeof(*s));
     if (!s)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    s->a = a;
+    s->core = c;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     int r = wake_open(&s->w, s, err);
@@ -300,8 +300,9 @@ const char *snooze_wake_addr(const snooze *s)
     return wake_addr(s->w);
 }
 
-int snooze_start(snooze *s, dms_error *err)
+int snooze_start(snooze *s, router *rt, dms_error *err)
 {
+    s->router = rt;
     int r = wake_start(s->w, err);
     if (r < 0)
         return r;
@@ -345,7 +346,7 @@ int snooze_wait_awake(snooze *s, const char *droid_id, int64_t timeout_ms, char 
     pthread_mutex_unlock(&s->lock);
     int rc = 0;
     for (;;) {
-        droid *d = core_get_copy(s->a->core, droid_id);
+        droid *d = core_get_copy(s->core, droid_id);
         if (!d || d->deleting) {
             rc = dms_error_set(err, DMS_E_NOT_FOUND, "id", "no droid %s", droid_id);
         } else if (!d->want_running) {
@@ -475,7 +476,7 @@ int snooze_set(snooze *s, const char *user, const char *droid_id, json_t *body, 
     set_args sa = {.json = schedule_is_empty(&sc) ? NULL : schedule_to_string(&sc)};
     if (!schedule_is_empty(&sc) && !sa.json)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-    r = core_mutate(s->a->core, user, droid_id, mut_set, &sa, out, err);
+    r = core_mutate(s->core, user, droid_id, mut_set, &sa, out, err);
     free(sa.json);
     return r;
 }

@@ -27,7 +27,8 @@
 
 #include <dms/error.h>
 
-#include "../app.h"
+#include "../core/core.h"
+#include "../router/router.h"
 
 #define SNOOZE_TICK_MS 500 /* schedules and activity are looked at this often */
 #define SNOOZE_WAKE_TIMEOUT_MS                                                                               \
@@ -36,12 +37,17 @@
 
 typedef struct snooze snooze;
 
-/* Binds the wake listener on 127.0.0.1 (a free port); no thread runs yet. Caller owns *out. */
-int snooze_open(snooze **out, app *a, dms_error *err);
+/* Binds the wake listener on 127.0.0.1 (a free port); no thread runs yet. c (borrowed, outlives the snooze)
+ * holds the droids it puts to sleep and wakes. Caller owns *out. */
+int snooze_open(snooze **out, core *c, dms_error *err);
 /* "127.0.0.1:PORT" of the wake listener (borrowed). */
 const char *snooze_wake_addr(const snooze *s);
-/* Starts the tick thread and the wake listener. Needs a->router (and a->runner to act). */
-int snooze_start(snooze *s, dms_error *err);
+/* Starts the tick thread and the wake listener. rt (borrowed; stopped only after snooze_close; NULL: no
+ * activity is seen and no schedule acted on) is the router whose access log and upstreams the tick thread
+ * reads. It is given here, not to snooze_open, because the router is started after the wake listener its
+ * wake routes point at (main.c), and before this thread starts, which reads it without a lock. The runner
+ * acts on what the tick thread decides (through core's hooks). */
+int snooze_start(snooze *s, router *rt, dms_error *err);
 /* Stops both and frees. Accepts NULL. */
 void snooze_close(snooze *s);
 

@@ -19,7 +19,7 @@
 
 START_TEST(test_request_names_the_image_and_labels_it_for_droid_and_build)
 {
-    dmsd_config cfg = {.build_memory_mb = 512, .build_cpu_millis = 1500};
+    build_config cfg = {.memory_mb = 512, .cpu_millis = 1500};
     buildreq bq;
     buildreq_make(&bq, &cfg, "dabc123456789", 42, "/data/droids/dabc/src", "FROM scratch\n");
     ck_assert_str_eq(bq.req.tag, "dms-droid/dabc123456789:b42");
@@ -35,7 +35,7 @@ END_TEST
 
 START_TEST(test_request_carries_the_limits_and_the_dockerfile_text)
 {
-    dmsd_config cfg = {.build_memory_mb = 512, .build_cpu_millis = 1500};
+    build_config cfg = {.memory_mb = 512, .cpu_millis = 1500};
     const char *text = "FROM dms-stack/node:latest\nRUN true\n";
     buildreq bq;
     buildreq_make(&bq, &cfg, "d1", 1, "/src", text);
@@ -50,7 +50,7 @@ END_TEST
 
 START_TEST(test_request_without_limits_asks_for_none)
 {
-    dmsd_config cfg = {0};
+    build_config cfg = {0};
     buildreq bq;
     buildreq_make(&bq, &cfg, "d1", 7, "/src", NULL);
     ck_assert_int_eq(bq.req.memory_bytes, 0);

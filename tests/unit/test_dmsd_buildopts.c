@@ -62,11 +62,11 @@ END_TEST
 
 START_TEST(test_a_build_gets_the_droids_limit_never_above_the_maximum)
 {
-    dmsd_config cfg = {.build_timeout_s = 1800, .build_timeout_max_s = 3600};
+    build_config cfg = {.timeout_s = 1800, .timeout_max_s = 3600};
     ck_assert_int_eq(build_timeout_effective(&cfg, 0), 1800);
     ck_assert_int_eq(build_timeout_effective(&cfg, 5), 5);
     ck_assert_int_eq(build_timeout_effective(&cfg, 3600), 3600);
-    cfg.build_timeout_max_s = 600; /* lowered since the droid chose 3600 */
+    cfg.timeout_max_s = 600; /* lowered since the droid chose 3600 */
     ck_assert_int_eq(build_timeout_effective(&cfg, 3600), 600);
 }
 END_TEST

@@ -12,7 +12,7 @@
 
 #include <dms/backend.h>
 
-#include "../../dms/app.h"
+#include "../../dms/common.h"
 #include "../../dms/confine/confine.h"
 #include "../../dms/confine/quota.h"
 #include "security.h"
@@ -142,7 +142,7 @@ END_TEST
 /* ---- quotas, on a store, core and data dir of their own ---- */
 
 static char dir[64];
-static app A;
+static quota_deps A; /* the store, core and data dir the quota reads */
 
 static void setup(void)
 {
@@ -150,8 +150,7 @@ static void setup(void)
     char p[128];
     tu_mkdtemp(dir, sizeof(dir));
     memset(&A, 0, sizeof(A));
-    A.cfg.data_dir = dir;
-    confine_config_defaults(&A.cfg.confine);
+    A.data_dir = dir;
     snprintf(p, sizeof(p), "%s/dms.db", dir);
     ck_assert_int_eq(store_open(&A.st, p, &err), 0);
     ck_assert_int_eq(core_open(&A.core, A.st, &err), 0);
@@ -221,7 +220,7 @@ START_TEST(test_disk_use_counts_images_and_data_dirs_but_never_follows_a_link)
     droid *d = NULL;
     ck_assert_int_eq(create("web", "alice", &d, &err), 0);
     char ddir[256], p[320];
-    ck_assert_int_eq(app_droid_dir(&A, d->id, ddir, sizeof(ddir)), 0);
+    ck_assert_int_eq(dmsd_droid_dir(dir, d->id, ddir, sizeof(ddir)), 0);
     ck_assert_int_eq(dms_mkdir_p(ddir, false, &err), 0);
     snprintf(p, sizeof(p), "%s/build.out", ddir);
     write_file(p, 1024 * 1024);
@@ -243,9 +242,9 @@ START_TEST(test_disk_use_counts_images_and_data_dirs_but_never_follows_a_link)
     ck_assert_int_eq(quota_disk_used(&A, "bob", &used, &err), 0);
     ck_assert_int_eq(used, 0);
 
-    A.cfg.confine.user_max_disk_mb = 5;
+    A.user_max_disk_mb = 5;
     ck_assert_int_eq(quota_check_disk(&A, "alice", &err), 0);
-    A.cfg.confine.user_max_disk_mb = 4;
+    A.user_max_disk_mb = 4;
     ck_assert_int_eq(quota_check_disk(&A, "alice", &err), -DMS_E_FORBIDDEN);
     ck_assert_str_eq(err.field, "quota.disk_mb");
     ck_assert_ptr_nonnull(strstr(err.message, "DMS_USER_MAX_DISK_MB"));

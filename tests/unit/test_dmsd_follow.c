@@ -68,7 +68,6 @@ END_TEST
 
 static store *st;
 static core *co;
-static app a;
 
 static void core_setup(void)
 {
@@ -78,9 +77,6 @@ static void core_setup(void)
     dms_error err = {0};
     ck_assert_int_eq(store_open(&st, path, &err), 0);
     ck_assert_int_eq(core_open(&co, st, &err), 0);
-    memset(&a, 0, sizeof(a));
-    a.st = st;
-    a.core = co;
 }
 
 static void core_teardown(void)
@@ -110,49 +106,51 @@ START_TEST(test_follow_on_makes_a_secret_once_and_the_hook_checks_it)
 {
     char *id = create_droid("web");
     dms_error err = {0};
-    ck_assert_int_eq(follow_verify_secret(&a, id, "anything-at-all-1234", &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, "anything-at-all-1234", &err), -DMS_E_NOT_FOUND);
     follow_opts o = {.has_follow = true, .follow = true};
     char made[HOOK_SECRET_BUF];
-    ck_assert_int_eq(follow_apply(&a, id, &o, made, &err), 0);
+    ck_assert_int_eq(follow_apply(co, NULL, id, &o, made, &err), 0);
     ck_assert_int_eq(strlen(made), 2 * HOOK_SECRET_HEX_BYTES);
-    ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), 0);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, made, &err), 0);
     char wrong[HOOK_SECRET_BUF];
     snprintf(wrong, sizeof(wrong), "%s", made);
     wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
-    ck_assert_int_eq(follow_verify_secret(&a, id, wrong, &err), -DMS_E_INVALID);
-    ck_assert_int_eq(follow_verify_secret(&a, id, "", &err), -DMS_E_INVALID);
-    ck_assert_int_eq(follow_verify_secret(&a, "dnosuchdroid0", made, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, wrong, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, "", &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_secret(st, co, "dnosuchdroid0", made, &err), -DMS_E_NOT_FOUND);
     /* Turning it on again keeps the secret: nothing new is shown. */
     char again[HOOK_SECRET_BUF];
-    ck_assert_int_eq(follow_apply(&a, id, &o, again, &err), 0);
+    ck_assert_int_eq(follow_apply(co, NULL, id, &o, again, &err), 0);
     ck_assert_str_eq(again, "");
-    ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), 0);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, made, &err), 0);
     /* A secret of the user's own replaces it. */
     follow_opts s = {.has_secret = true};
     snprintf(s.secret, sizeof(s.secret), "my-own-secret-123456");
-    ck_assert_int_eq(follow_apply(&a, id, &s, again, &err), 0);
+    ck_assert_int_eq(follow_apply(co, NULL, id, &s, again, &err), 0);
     ck_assert_str_eq(again, "");
-    ck_assert_int_eq(follow_verify_secret(&a, id, "my-own-secret-123456", &err), 0);
-    ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, "my-own-secret-123456", &err), 0);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, made, &err), -DMS_E_INVALID);
     /* Signed as GitHub and Gitea sign: HMAC-SHA256 of the body keyed by the secret (python's hmac says so).
      */
     static const char body[] = "{\"ref\":\"refs/heads/main\"}";
     static const char mac[] = "f50396739491dae54143cceebae4db69e217d1d767e559d1dc5689c0349fa7b5";
     char sig[80];
     snprintf(sig, sizeof(sig), "sha256=%s", mac);
-    ck_assert_int_eq(follow_verify_signature(&a, id, sig, body, strlen(body), &err), 0);
-    ck_assert_int_eq(follow_verify_signature(&a, id, mac, body, strlen(body), &err), 0); /* Gitea: bare hex */
+    ck_assert_int_eq(follow_verify_signature(st, co, id, sig, body, strlen(body), &err), 0);
+    ck_assert_int_eq(follow_verify_signature(st, co, id, mac, body, strlen(body), &err),
+                     0);         /* Gitea: bare hex */
     for (char *c = sig; *c; c++) /* hex in capitals is the same signature */
         *c = (char)(*c >= 'a' && *c <= 'f' ? *c - 'a' + 'A' : *c);
-    ck_assert_int_eq(follow_verify_signature(&a, id, sig + 7, body, strlen(body), &err), 0);
-    ck_assert_int_eq(follow_verify_signature(&a, id, "sha256=00", body, strlen(body), &err), -DMS_E_INVALID);
-    ck_assert_int_eq(follow_verify_signature(&a, id, mac, body, strlen(body) - 1, &err), -DMS_E_INVALID);
-    ck_assert_int_eq(follow_verify_signature(&a, "dnosuchdroid0", mac, body, strlen(body), &err),
+    ck_assert_int_eq(follow_verify_signature(st, co, id, sig + 7, body, strlen(body), &err), 0);
+    ck_assert_int_eq(follow_verify_signature(st, co, id, "sha256=00", body, strlen(body), &err),
+                     -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_signature(st, co, id, mac, body, strlen(body) - 1, &err), -DMS_E_INVALID);
+    ck_assert_int_eq(follow_verify_signature(st, co, "dnosuchdroid0", mac, body, strlen(body), &err),
                      -DMS_E_NOT_FOUND);
     /* The droid's JSON says follow and the hook, never the secret. */
     json_t *j = NULL;
     ck_assert_int_eq(core_get_json(co, "alice", id, &j, &err), 0);
-    follow_add_json(&a, j);
+    follow_add_json(st, j);
     ck_assert(json_is_true(json_object_get(j, "follow")));
     json_t *hook = json_object_get(j, "hook");
     ck_assert(json_is_true(json_object_get(hook, "secret_set")));
@@ -177,7 +175,7 @@ START_TEST(test_deleting_a_droid_drops_its_follow_row)
     follow_opts o = {.has_follow = true, .follow = true};
     char made[HOOK_SECRET_BUF];
     dms_error err = {0};
-    ck_assert_int_eq(follow_apply(&a, id, &o, made, &err), 0);
+    ck_assert_int_eq(follow_apply(co, NULL, id, &o, made, &err), 0);
     ck_assert_int_eq(store_droid_delete(st, id, &err), 0);
     sqlite3 *db = store_db_acquire(st);
     char sql[128];
@@ -188,7 +186,7 @@ START_TEST(test_deleting_a_droid_drops_its_follow_row)
     ck_assert_int_eq(sqlite3_column_int(q, 0), 0);
     sqlite3_finalize(q);
     store_db_release(st);
-    ck_assert_int_eq(follow_verify_secret(&a, id, made, &err), -DMS_E_NOT_FOUND);
+    ck_assert_int_eq(follow_verify_secret(st, co, id, made, &err), -DMS_E_NOT_FOUND);
     free(id);
 }
 END_TEST

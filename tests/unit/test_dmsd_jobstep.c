@@ -162,7 +162,6 @@ static char tmp[PATH_MAX];
 static store *st;
 static dms_registry *reg;
 static dms_executor *ex;
-static app a;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static jobrun_env env;
 static job_slot sl;
@@ -185,11 +184,13 @@ static void run_setup(void)
     snprintf(path, sizeof(path), "%s/exec", tmp);
     dms_executor_config cfg = {.state_dir = path};
     ck_assert_msg(dms_executor_open(&ex, reg, "memtest", "jobstep", &cfg, &err) == 0, "%s", err.message);
-    memset(&a, 0, sizeof(a));
-    a.st = st;
-    a.ex = ex;
-    a.cfg.confine.job = (confine_limits){.memory_mb = 256, .cpu_millis = 1000, .pids = 256};
-    env = (jobrun_env){.a = &a, .lock = &lock, .step_timeout_ms = 60000, .artifact_max_mb = 8};
+    env = (jobrun_env){.st = st,
+                       .ex = ex,
+                       .data_dir = tmp,
+                       .limits = {.memory_mb = 256, .cpu_millis = 1000, .pids = 256},
+                       .lock = &lock,
+                       .step_timeout_ms = 60000,
+                       .artifact_max_mb = 8};
     memset(&sl, 0, sizeof(sl));
     ck_assert_int_eq(dms_cancel_token_new(&sl.token, &err), 0);
     j.status = JOB_RUNNING;

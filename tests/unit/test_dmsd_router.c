@@ -282,7 +282,7 @@ static void fixture_up(void)
     memset(&A, 0, sizeof(A));
     ck_assert_int_eq(store_open(&A.st, p, &err), 0);
     ck_assert_int_eq(core_open(&A.core, A.st, &err), 0);
-    ck_assert_msg(snooze_open(&A.snooze, &A, &err) == 0, "%s", err.message);
+    ck_assert_msg(snooze_open(&A.snooze, A.core, &err) == 0, "%s", err.message);
     server_start(&S1, "one");
     server_start(&S2, "two");
 }
@@ -527,7 +527,7 @@ START_TEST(test_wake_handler_holds_the_request_until_ready_and_passes_it_through
 {
     start_router();
     dms_error err = {0};
-    ck_assert_int_eq(snooze_start(A.snooze, &err), 0);
+    ck_assert_int_eq(snooze_start(A.snooze, A.router, &err), 0);
     char *id = create_droid("sleepy");
     set_run(id, NULL, DROID_SNOOZED, true);
     ck_assert_int_eq(router_sync(A.router, id, &err), 0);

@@ -62,7 +62,9 @@ static void up(void)
     ck_assert_msg(dms_executor_open(&A.ex, A.reg, "memtest", "dmsd-test", &cfg, &err) == 0, "%s",
                   err.message);
     core_set_hooks(A.core, &(core_hooks){.build_queued = hook_build, .droid_changed = hook_droid, .ud = &A});
-    ck_assert_msg(runner_start(&A.runner, &A, &err) == 0, "%s", err.message);
+    runner_deps rd = {
+        .st = A.st, .core = A.core, .ex = A.ex, .data_dir = A.cfg.data_dir, .confine = &A.cfg.confine};
+    ck_assert_msg(runner_start(&A.runner, &rd, &err) == 0, "%s", err.message);
 }
 
 static void down(void)

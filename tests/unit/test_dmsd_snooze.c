@@ -48,7 +48,7 @@ static void up(void)
     memset(&A, 0, sizeof(A));
     ck_assert_int_eq(store_open(&A.st, p, &err), 0);
     ck_assert_int_eq(core_open(&A.core, A.st, &err), 0);
-    ck_assert_msg(snooze_open(&A.snooze, &A, &err) == 0, "%s", err.message);
+    ck_assert_msg(snooze_open(&A.snooze, A.core, &err) == 0, "%s", err.message);
 }
 
 static void down(void)
