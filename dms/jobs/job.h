@@ -18,7 +18,7 @@
 #include <dms/error.h>
 
 /* ids are "j" + 12 hex characters (dmsu_random_id) */
-#define JOB_ID_SIZE      16
+#define JOB_ID_SIZE 16
 /* A build job's id (its step executions carry it as their job id); a droid's id is plain hex. */
 #define JOB_ID_IS(id)         ((id) && (id)[0] == 'j')
 #define JOB_REF_ID_MAX        64 /* project_id, deployment_id: [A-Za-z0-9][A-Za-z0-9_.-]* */
