@@ -14,6 +14,7 @@
 #include <dms/executor.h>
 
 #include "api/http.h"
+#include "build/buildopts.h"
 #include "confine/confine.h"
 #include "confine/quota.h"
 #include "core/core.h"
@@ -38,7 +39,6 @@ typedef struct dmsd_config {
     int http_request_timeout_s; /* DMS_HTTP_REQUEST_TIMEOUT_S: idle limit of a connection before a token */
     char *backend;              /* DMS_BACKEND / --backend: executor backend name */
     int http_threads;           /* DMS_HTTP_THREADS */
-    int keep_releases;          /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
     char *port_file;            /* --port-file: write the bound port here once listening (tests, scripts) */
     char *executor_id;   /* DMS_EXECUTOR_ID (default "dmsd"): the io.dms.executor label of everything it runs;
                           * two dmsd on one engine need different ids, or each would adopt the other's work */
@@ -56,17 +56,8 @@ typedef struct dmsd_config {
     char *local_repo_roots;  /* DMS_LOCAL_REPO_ROOTS: where local repositories may come from ("": none) */
     char *git_allow_nets;    /* DMS_GIT_ALLOW_NETS: non-public networks git may connect to ("": none) */
     int git_timeout_s;       /* DMS_GIT_TIMEOUT_S: a git connection without progress for this long fails */
-    /* builds (build/queue.h, build/buildopts.h) */
-    int build_workers;       /* DMS_BUILD_WORKERS: builds that run at once */
-    int build_user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
-    int build_timeout_s;     /* DMS_BUILD_TIMEOUT_S: time limit of a build (clone + build) */
-    int build_timeout_max_s; /* DMS_BUILD_TIMEOUT_MAX_S: the most a droid's build_timeout_s may ask */
-    int build_log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
-    int build_memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
-    int build_cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
-    char *build_allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: images builds may start FROM beyond the stack
-                                 * images and the user's own droids' (build/dfpolicy.h); "" by default */
-    confine_config confine;     /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
+    build_config build;      /* DMS_BUILD_*, DMS_KEEP_RELEASES: build/buildopts.h */
+    confine_config confine;  /* DMS_DROID_*, DMS_JOB_MEMORY_MB/CPU_MILLIS/PIDS, DMS_USER_MAX_*: confine/ */
 } dmsd_config;
 
 struct builder;

@@ -128,15 +128,7 @@ static builder_deps builder_deps_of(const app *a)
                           .runner = a->runner,
                           .data_dir = c->data_dir,
                           .user_max_disk_mb = c->confine.user_max_disk_mb,
-                          .cfg = {.workers = c->build_workers,
-                                  .user_max = c->build_user_max,
-                                  .timeout_s = c->build_timeout_s,
-                                  .timeout_max_s = c->build_timeout_max_s,
-                                  .log_max_mb = c->build_log_max_mb,
-                                  .memory_mb = c->build_memory_mb,
-                                  .cpu_millis = c->build_cpu_millis,
-                                  .allowed_images = c->build_allowed_images,
-                                  .keep_releases = c->keep_releases}};
+                          .cfg = c->build};
 }
 
 /* Everything that needs the executor: routing and snooze, the runner, builder, jobs and follower, then the

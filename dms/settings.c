@@ -142,39 +142,39 @@ static int env_int(const char *name, int def, int min, int max)
  * user's queue never holds them all. */
 static int parse_build_settings(dmsd_config *cfg)
 {
-    cfg->build_workers = env_int("DMS_BUILD_WORKERS", BUILD_WORKERS_DEFAULT, 1, BUILD_WORKERS_MAX);
-    int share = cfg->build_workers > 1 ? cfg->build_workers - 1 : 1;
-    cfg->build_user_max = env_int("DMS_BUILD_USER_MAX", share, 1, cfg->build_workers);
-    cfg->build_timeout_s =
+    cfg->build.workers = env_int("DMS_BUILD_WORKERS", BUILD_WORKERS_DEFAULT, 1, BUILD_WORKERS_MAX);
+    int share = cfg->build.workers > 1 ? cfg->build.workers - 1 : 1;
+    cfg->build.user_max = env_int("DMS_BUILD_USER_MAX", share, 1, cfg->build.workers);
+    cfg->build.timeout_s =
         env_int("DMS_BUILD_TIMEOUT_S", BUILD_TIMEOUT_DEFAULT_S, 1, BUILD_TIMEOUT_CEILING_S);
-    int max_default = cfg->build_timeout_s > BUILD_TIMEOUT_MAX_DEFAULT_S ? cfg->build_timeout_s
+    int max_default = cfg->build.timeout_s > BUILD_TIMEOUT_MAX_DEFAULT_S ? cfg->build.timeout_s
                                                                          : BUILD_TIMEOUT_MAX_DEFAULT_S;
-    cfg->build_timeout_max_s = env_int("DMS_BUILD_TIMEOUT_MAX_S", max_default, 1, BUILD_TIMEOUT_CEILING_S);
-    cfg->build_log_max_mb =
+    cfg->build.timeout_max_s = env_int("DMS_BUILD_TIMEOUT_MAX_S", max_default, 1, BUILD_TIMEOUT_CEILING_S);
+    cfg->build.log_max_mb =
         env_int("DMS_BUILD_LOG_MAX_MB", BUILD_LOG_MAX_MB_DEFAULT, 1, BUILD_LOG_MAX_MB_CEILING);
-    cfg->build_memory_mb =
+    cfg->build.memory_mb =
         env_int("DMS_BUILD_MEMORY_MB", BUILD_MEMORY_MB_DEFAULT, 0, BUILD_MEMORY_MB_CEILING);
-    cfg->build_cpu_millis =
+    cfg->build.cpu_millis =
         env_int("DMS_BUILD_CPU_MILLIS", BUILD_CPU_MILLIS_DEFAULT, 0, BUILD_CPU_MILLIS_CEILING);
-    if (cfg->build_timeout_s > cfg->build_timeout_max_s) {
+    if (cfg->build.timeout_s > cfg->build.timeout_max_s) {
         const char *given = getenv("DMS_BUILD_TIMEOUT_S");
         if (!given || !*given) {
             /* Only the maximum was lowered: so is the default. */
-            cfg->build_timeout_s = cfg->build_timeout_max_s;
+            cfg->build.timeout_s = cfg->build.timeout_max_s;
         } else {
             fprintf(stderr, "dmsd: DMS_BUILD_TIMEOUT_S=%d is above DMS_BUILD_TIMEOUT_MAX_S=%d\n",
-                    cfg->build_timeout_s, cfg->build_timeout_max_s);
+                    cfg->build.timeout_s, cfg->build.timeout_max_s);
             return -1;
         }
     }
-    if (cfg->build_memory_mb > 0 && cfg->build_memory_mb < BUILD_MEMORY_MB_MIN) {
+    if (cfg->build.memory_mb > 0 && cfg->build.memory_mb < BUILD_MEMORY_MB_MIN) {
         fprintf(stderr, "dmsd: DMS_BUILD_MEMORY_MB=%d: give 0 (no limit) or at least %d\n",
-                cfg->build_memory_mb, BUILD_MEMORY_MB_MIN);
+                cfg->build.memory_mb, BUILD_MEMORY_MB_MIN);
         return -1;
     }
-    if (cfg->build_cpu_millis > 0 && cfg->build_cpu_millis < BUILD_CPU_MILLIS_MIN) {
+    if (cfg->build.cpu_millis > 0 && cfg->build.cpu_millis < BUILD_CPU_MILLIS_MIN) {
         fprintf(stderr, "dmsd: DMS_BUILD_CPU_MILLIS=%d: give 0 (no limit) or at least %d\n",
-                cfg->build_cpu_millis, BUILD_CPU_MILLIS_MIN);
+                cfg->build.cpu_millis, BUILD_CPU_MILLIS_MIN);
         return -1;
     }
     return 0;
@@ -222,7 +222,7 @@ static int parse_env(dmsd_config *cfg)
     cfg->backend = env_or("DMS_BACKEND", DMSD_DEFAULT_BACKEND);
     cfg->executor_id = env_or("DMS_EXECUTOR_ID", DMSD_EXECUTOR_ID);
     cfg->http_threads = env_int("DMS_HTTP_THREADS", DMSD_DEFAULT_HTTP_THREADS, 1, 64);
-    cfg->keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
+    cfg->build.keep_releases = env_int("DMS_KEEP_RELEASES", DMSD_DEFAULT_KEEP_RELEASES, 1, 100);
     cfg->job_concurrency = env_int("DMS_JOB_CONCURRENCY", JOBS_DEFAULT_CONCURRENCY, 1, JOBS_MAX_CONCURRENCY);
     cfg->job_step_timeout_s = env_int("DMS_JOB_TIMEOUT_S", JOBS_DEFAULT_STEP_TIMEOUT_S, 1, 7 * 24 * 3600);
     cfg->job_user_max =
@@ -255,9 +255,9 @@ static int parse_env(dmsd_config *cfg)
         env_int("DMS_HTTP_REQUEST_TIMEOUT_S", HTTP_DEFAULT_REQUEST_TIMEOUT_S, 1, HTTP_TIMEOUT_MAX_S);
     if (parse_build_settings(cfg) < 0)
         return -1;
-    cfg->build_allowed_images = env_or("DMS_BUILD_ALLOWED_IMAGES", "");
+    cfg->build.allowed_images = env_or("DMS_BUILD_ALLOWED_IMAGES", "");
     dms_error err = {0};
-    if (dfp_allowlist_validate(cfg->build_allowed_images, &err) < 0) {
+    if (dfp_allowlist_validate(cfg->build.allowed_images, &err) < 0) {
         fprintf(stderr, "dmsd: %s\n", err.message);
         exit(2);
     }
@@ -340,5 +340,5 @@ void settings_free(dmsd_config *cfg)
     free(cfg->caddy_admin);
     free(cfg->local_repo_roots);
     free(cfg->git_allow_nets);
-    free(cfg->build_allowed_images);
+    free(cfg->build.allowed_images);
 }

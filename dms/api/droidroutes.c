@@ -51,7 +51,7 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     follow_opts fo;
     build_opts bo;
     if (follow_take_opts(body, &fo, &err) < 0 ||
-        build_opts_take(body, a->cfg.build_timeout_max_s, &bo, &err) < 0) {
+        build_opts_take(body, a->cfg.build.timeout_max_s, &bo, &err) < 0) {
         api_reply_error(r, &err);
         return;
     }
@@ -256,7 +256,7 @@ void route_droid_patch(void *ap, api_req *r, const char *id)
     build_opts bo = {0};
     char made[HOOK_SECRET_BUF] = "";
     if (body && (follow_take_opts(body, &fo, &err) < 0 ||
-                 build_opts_take(body, a->cfg.build_timeout_max_s, &bo, &err) < 0)) {
+                 build_opts_take(body, a->cfg.build.timeout_max_s, &bo, &err) < 0)) {
         api_reply_error(r, &err);
         return;
     }

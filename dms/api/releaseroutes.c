@@ -140,7 +140,7 @@ void route_droid_rollback(void *ap, api_req *r, const char *id)
         api_reply_errorf(r, MHD_HTTP_CONFLICT, "release",
                          "the image of release %lld was removed (only the last %d are "
                          "kept)",
-                         (long long)ra.rel.seq, a->cfg.keep_releases);
+                         (long long)ra.rel.seq, a->cfg.build.keep_releases);
         store_release_clear(&ra.rel);
         return;
     }

@@ -28,7 +28,7 @@
 
 #define BUILD_TIMEOUT_FIELD "build_timeout_s"
 
-/* The operator's build settings, as the builder reads them (a copy of dmsd_config's, made by main.c). */
+/* The operator's build settings: dmsd_config holds them (settings.c fills them), the builder gets a copy. */
 typedef struct build_config {
     int workers;       /* DMS_BUILD_WORKERS: builds that run at once */
     int user_max;      /* DMS_BUILD_USER_MAX: of those, at most this many of one user */
@@ -37,8 +37,9 @@ typedef struct build_config {
     int log_max_mb;    /* DMS_BUILD_LOG_MAX_MB: cap of build.out and of build.err */
     int memory_mb;     /* DMS_BUILD_MEMORY_MB: memory of each build step (0: no limit) */
     int cpu_millis;    /* DMS_BUILD_CPU_MILLIS: CPU of each build step, 1000 = a core (0: no limit) */
-    const char *allowed_images; /* DMS_BUILD_ALLOWED_IMAGES (borrowed): FROM images beyond the stacks' */
-    int keep_releases;          /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
+    char
+        *allowed_images; /* DMS_BUILD_ALLOWED_IMAGES: FROM images beyond the stacks' (dmsd_config frees it) */
+    int keep_releases;   /* DMS_KEEP_RELEASES: images kept per droid (older ones are removed) */
 } build_config;
 
 /* A request body's build options (POST /droids, PATCH /droids/:id). */

@@ -38,7 +38,7 @@ static void setup(void)
     ck_assert_msg(gitx_init(&gc, &err) == 0, "%s", err.message);
     memset(&a, 0, sizeof(a));
     a.cfg.data_dir = dir;
-    a.cfg.keep_releases = 3;
+    a.cfg.build.keep_releases = 3;
     snprintf(a.ex_error, sizeof(a.ex_error), "none in this test");
     char p[128];
     snprintf(p, sizeof(p), "%s/dms.db", dir);
