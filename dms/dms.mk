@@ -1,6 +1,6 @@
 # dms/: dmsd, the DMS host daemon. Everything but main.o also goes into a static archive that the unit tests
 # (tests/unit/test_dmsd_*.c) link, so tests exercise the very objects the daemon runs.
-DMSD_PKGS := libmicrohttpd libjwt libgit2 sqlite3 jansson libcurl libcrypto
+DMSD_PKGS := libmicrohttpd libjwt libgit2 sqlite3 jansson libcurl libcrypto libfyaml
 DMSD_SRCS := $(sort $(wildcard dms/*.c dms/*/*.c))
 DMSD_LIB_SRCS := $(filter-out dms/main.c,$(DMSD_SRCS))
 DMSD_LIB_OBJS := $(DMSD_LIB_SRCS:%.c=$(OBJ_DIR)/%.o)
