@@ -129,7 +129,7 @@ static bool all_placed(const compose_file *f, size_t i, const bool *placed)
  * the first such dependency from any of them runs into a cycle, which the error names. */
 static int cycle_error(const compose_file *f, const bool *placed, dms_error *err)
 {
-    int seen[COMPOSE_SERVICES_MAX], n = 0, at = 0;
+    int seen[COMPOSE_SERVICES_MAX] = {0}, n = 0, at = 0;
     while (placed[at])
         at++;
     for (;;) {

@@ -115,7 +115,9 @@ static int expand(interp *ip, const char *s, size_t len, int depth, dmsu_buf *ou
         if (r < 0 || !dollar)
             return r;
         i += lit;
-        char next = i + 1 < len ? s[i + 1] : '\0';
+        char next = '\0';
+        if (i + 1 < len)
+            next = s[i + 1];
         if (next == '$') {
             r = append(ip, out, "$", 1);
             i += 2;

@@ -385,7 +385,7 @@ START_TEST(test_alias_bomb_is_refused_within_the_node_budget)
     dmsu_buf b = {0};
     dmsu_buf_printf(&b,
                     "x-a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
-    for (char c = 'b'; c <= 'i'; c++)
+    for (int c = 'b'; c <= 'i'; c++)
         dmsu_buf_printf(&b, "x-%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", c, c, c - 1, c - 1, c - 1,
                         c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
     dmsu_buf_printf(&b, "services:\n  web:\n    image: x\n    x-bomb: *i\n");
