@@ -107,6 +107,7 @@ enum {
     OPT_CAP_DROP,
     OPT_CAP_ADD,
     OPT_NNP,
+    OPT_NETWORK_ALIAS,
 };
 
 static const struct option req_long[] = {
@@ -124,6 +125,7 @@ static const struct option req_long[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"grace", required_argument, NULL, OPT_GRACE},
     {"network", required_argument, NULL, OPT_NETWORK},
+    {"network-alias", required_argument, NULL, OPT_NETWORK_ALIAS},
     {"publish", required_argument, NULL, OPT_PUBLISH},
     {"bind", required_argument, NULL, OPT_BIND},
     {"volume", required_argument, NULL, OPT_VOLUME},
@@ -161,6 +163,7 @@ static const char *const run_help =
     "  --timeout DURATION     run timeout (500ms, 10s, 2m); the job is stopped and marked timed_out\n"
     "  --grace DURATION       SIGTERM to SIGKILL on cancel/timeout (default 10s)\n"
     "  --network MODE         default | none | host | NAME (a labelled network, created if absent)\n"
+    "  --network-alias NAME   a name the workload is also found by on its --network NAME (repeatable)\n"
     "  --publish [IP:][HOSTPORT:]PORT[/PROTO]   publish a port (host side 127.0.0.1 by default)\n"
     "  --bind SRC:DST[:ro]    bind-mount a host path\n"
     "  --volume NAME:DST[:ro] mount a named volume (labelled, created if absent)\n"
@@ -249,7 +252,7 @@ static void set_network(dms_exec_request *req, char *arg)
     }
 }
 
-/* The options that add to a list (env, labels, ports, mounts, capabilities); false for another. */
+/* The options that add to a list (env, labels, ports, mounts, capabilities, aliases); false for another. */
 static bool list_opt(req_builder *b, int c, char *arg)
 {
     switch (c) {
@@ -281,6 +284,11 @@ static bool list_opt(req_builder *b, int c, char *arg)
         break;
     case OPT_CAP_ADD:
         add_caps(b->cap_add, &b->n_cap_add, arg, "--cap-add");
+        break;
+    case OPT_NETWORK_ALIAS:
+        if (b->n_aliases >= MAX_LIST)
+            die_usage("too many --network-alias");
+        b->aliases[b->n_aliases++] = arg;
         break;
     default:
         return false;
@@ -351,6 +359,8 @@ static void attach_lists(req_builder *b, int argc, char **argv)
         b->req.security.cap_drop = b->cap_drop;
     if (b->n_cap_add)
         b->req.security.cap_add = b->cap_add;
+    if (b->n_aliases)
+        b->req.network_aliases = b->aliases;
     if (optind < argc)
         b->req.engine.cmd = argv + optind;
 }

@@ -21,6 +21,8 @@ typedef struct req_builder {
     char exec_id[DMS_ID_MAX + 1];
     char *cap_drop[MAX_LIST + 1], *cap_add[MAX_LIST + 1];
     size_t n_cap_drop, n_cap_add;
+    char *aliases[MAX_LIST + 1];
+    size_t n_aliases;
     dms_exec_request *from_json; /* --spec: the parsed request; caller frees with dms_exec_request_free */
 } req_builder;
 

@@ -304,6 +304,48 @@ static int validate_mounts(const dms_exec_request *req, dms_error *err)
     return 0;
 }
 
+/* A DNS label as an alias must be one (RFC 1123, lower case: the engine's resolver matches names without
+ * regard to case, so "Web" and "web" would be one name given twice). */
+static bool alias_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > DMS_NETWORK_ALIAS_MAX || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+            return false;
+    return true;
+}
+
+static int validate_aliases(const dms_exec_request *req, dms_error *err)
+{
+    char field[DMS_ERROR_FIELD_MAX];
+    char *const *v = req->network_aliases;
+    if (!v)
+        return 0;
+    if (req->network_mode != DMS_NET_NAMED)
+        return dms_error_set(err, DMS_E_INVALID, "network.aliases",
+                             "network.aliases are only for mode \"named\": other workloads find the alias on "
+                             "that network");
+    size_t n = dmsu_strv_len(v);
+    if (n > DMS_NETWORK_ALIASES_MAX)
+        return dms_error_set(err, DMS_E_INVALID, "network.aliases",
+                             "network.aliases has %zu items; at most %d", n, DMS_NETWORK_ALIASES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(field, sizeof(field), "network.aliases[%zu]", i);
+        if (!alias_valid(v[i]))
+            return dms_error_set(
+                err, DMS_E_INVALID, field,
+                "%s: \"%.64s\" is not a DNS label ([a-z0-9]([a-z0-9-]*[a-z0-9])?, at most %d "
+                "characters)",
+                field, v[i], DMS_NETWORK_ALIAS_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(v[j], v[i]) == 0)
+                return dms_error_set(err, DMS_E_INVALID, field, "%s: \"%s\" is given twice", field, v[i]);
+    }
+    return 0;
+}
+
 static int validate_network(const dms_exec_request *req, dms_error *err)
 {
     char field[DMS_ERROR_FIELD_MAX];
@@ -324,6 +366,9 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
     if (req->network_name && req->network_mode != DMS_NET_NAMED)
         return dms_error_set(err, DMS_E_INVALID, "network.name",
                              "network.name is only for mode \"named\" (or leave the mode out)");
+    int r = validate_aliases(req, err);
+    if (r < 0)
+        return r;
     if (req->n_ports > PORTS_MAX)
         return dms_error_set(err, DMS_E_INVALID, "network.ports", "%zu ports; at most %d", req->n_ports,
                              PORTS_MAX);

@@ -36,6 +36,7 @@ void dms_exec_request_free(dms_exec_request *req)
     free((char *)req->role);
     dmsu_strv_free((char **)req->security.cap_drop);
     dmsu_strv_free((char **)req->security.cap_add);
+    dmsu_strv_free((char **)req->network_aliases);
     free(req);
 }
 
@@ -69,7 +70,7 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
     c->mounts = NULL;
     c->ports = NULL;
     c->network_name = c->role = NULL;
-    c->security.cap_drop = c->security.cap_add = NULL;
+    c->security.cap_drop = c->security.cap_add = c->network_aliases = NULL;
     c->n_mounts = c->n_ports = 0;
     bool bad = dup_str(req->job_id, &c->job_id) || dup_str(req->execution_id, &c->execution_id) ||
                dup_str(req->engine.image, &c->engine.image) ||
@@ -79,7 +80,8 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
                dup_str(req->engine.user, &c->engine.user) || dup_str(req->network_name, &c->network_name) ||
                dup_strv(req->labels, &c->labels) || dup_str(req->role, &c->role) ||
                dup_strv(req->security.cap_drop, &c->security.cap_drop) ||
-               dup_strv(req->security.cap_add, &c->security.cap_add);
+               dup_strv(req->security.cap_add, &c->security.cap_add) ||
+               dup_strv(req->network_aliases, &c->network_aliases);
     if (!bad && req->n_mounts) {
         dms_mount *m = calloc(req->n_mounts, sizeof(*m));
         c->mounts = m;

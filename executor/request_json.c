@@ -236,7 +236,7 @@ static int parse_mounts(json_t *a, dms_exec_request *req, dms_error *err)
 
 static int parse_network(json_t *o, dms_exec_request *req, dms_error *err)
 {
-    static const char *const keys[] = {"mode", "name", "ports", NULL};
+    static const char *const keys[] = {"mode", "name", "aliases", "ports", NULL};
     static const char *const port_keys[] = {"container", "host", "protocol", "host_ip", NULL};
     char field[DMS_ERROR_FIELD_MAX], prefix[DMS_ERROR_FIELD_MAX];
     int r;
@@ -246,8 +246,11 @@ static int parse_network(json_t *o, dms_exec_request *req, dms_error *err)
         return r;
     const char *mode = NULL;
     if ((r = get_string(o, "mode", "network.mode", &mode, err)) < 0 ||
-        (r = get_string(o, "name", "network.name", &req->network_name, err)) < 0)
+        (r = get_string(o, "name", "network.name", &req->network_name, err)) < 0 ||
+        (r = get_strv(o, "aliases", "network.aliases", &req->network_aliases, err)) < 0) {
+        free((char *)mode);
         return r;
+    }
     if (!mode || strcmp(mode, "default") == 0 || strcmp(mode, "bridge") == 0)
         req->network_mode = req->network_name && !mode ? DMS_NET_NAMED : DMS_NET_DEFAULT;
     else if (strcmp(mode, "none") == 0)
@@ -450,6 +453,8 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
         json_string(req->network_mode <= DMS_NET_NAMED ? net_modes[req->network_mode] : "default"));
     if (req->network_name)
         json_object_set_new(net, "name", json_string(req->network_name));
+    if (req->network_aliases)
+        json_object_set_new(net, "aliases", strv_json(req->network_aliases));
     json_t *ports = json_array();
     for (size_t i = 0; i < req->n_ports; i++) {
         const dms_port *p = &req->ports[i];

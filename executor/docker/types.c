@@ -136,6 +136,14 @@ static void network_config(json_t *spec, json_t *host, const dms_exec_request *r
     else if (req->network_mode == DMS_NET_NAMED)
         mode = req->network_name;
     json_object_set_new(host, "NetworkMode", json_string(mode));
+    /* Aliases are the endpoint's, under the same name as NetworkMode (API 1.41 NetworkingConfig). The engine
+     * keeps them in the container, not the network (docs/engine-notes.md §6): a network removed under a
+     * created container and made again before its start (start_container's retry) still resolves the alias,
+     * and adoption after a restart has nothing to restore. */
+    if (req->network_mode == DMS_NET_NAMED && req->network_aliases && req->network_aliases[0])
+        json_object_set_new(spec, "NetworkingConfig",
+                            json_pack("{s:{s:{s:o}}}", "EndpointsConfig", req->network_name, "Aliases",
+                                      strv_array(req->network_aliases)));
     if (req->n_ports) {
         json_t *exposed = json_object(), *bindings = json_object();
         for (size_t i = 0; i < req->n_ports; i++) {

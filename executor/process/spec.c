@@ -149,6 +149,11 @@ static int refuse_unsupported(const dms_exec_request *req, dms_error *err)
         return dms_error_set(
             err, DMS_E_NOT_SUPPORTED, "network.ports",
             "network.ports: the process backend shares the host's network and cannot publish ports");
+    /* Before the mode: a request with aliases is named, and the alias is what it cannot have. */
+    if (req->network_aliases && req->network_aliases[0])
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.aliases",
+                             "network.aliases: the process backend has no named networks, so no aliases "
+                             "on them");
     if (req->network_mode == DMS_NET_NAMED)
         return dms_error_set(err, DMS_E_NOT_SUPPORTED, "network.mode",
                              "network.mode: the process backend cannot attach to a named network");

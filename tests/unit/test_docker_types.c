@@ -128,6 +128,31 @@ START_TEST(test_spec_publishes_ports_on_loopback_by_default)
 }
 END_TEST
 
+START_TEST(test_spec_gives_network_aliases_to_the_endpoint_of_the_named_network)
+{
+    json_t *s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                        "\"network\":{\"name\":\"droid.net-1\",\"aliases\":[\"web\",\"www\"]}}");
+    ck_assert_str_eq(str_at(s, "HostConfig.NetworkMode"), "droid.net-1");
+    json_t *eps = json_object_get(json_object_get(s, "NetworkingConfig"), "EndpointsConfig");
+    ck_assert_uint_eq(json_object_size(eps), 1);
+    json_t *aliases = json_object_get(json_object_get(eps, "droid.net-1"), "Aliases");
+    ck_assert_uint_eq(json_array_size(aliases), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(aliases, 0)), "web");
+    ck_assert_str_eq(json_string_value(json_array_get(aliases, 1)), "www");
+    json_decref(s);
+
+    /* No aliases (or an empty list): no NetworkingConfig, as before. */
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"network\":{\"name\":\"droid-net\",\"aliases\":[]}}");
+    ck_assert_ptr_null(json_object_get(s, "NetworkingConfig"));
+    json_decref(s);
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"network\":{\"name\":\"droid-net\"}}");
+    ck_assert_ptr_null(json_object_get(s, "NetworkingConfig"));
+    json_decref(s);
+}
+END_TEST
+
 START_TEST(test_spec_init_asks_for_an_init_process)
 {
     json_t *s = spec_of(
@@ -294,6 +319,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_publishes_ports_on_loopback_by_default);
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_maps_the_security_part_to_host_config);
+    tcase_add_test(tc, test_spec_gives_network_aliases_to_the_endpoint_of_the_named_network);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_labels_go_after_every_from_and_at_the_end_of_every_stage);
     tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);

@@ -545,6 +545,15 @@ START_TEST(test_process_refuses_what_it_cannot_do_naming_the_field)
     ck_assert_str_eq(err.field, "network.mode");
 
     req = job_sh(&j, "e1", "true", NULL);
+    char *aliases[] = {"web", NULL};
+    req->network_mode = DMS_NET_NAMED;
+    req->network_name = "droid-net";
+    req->network_aliases = aliases;
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "network.aliases");
+    ck_assert_msg(strstr(err.message, "no named networks"), "%s", err.message);
+
+    req = job_sh(&j, "e1", "true", NULL);
     req->resources.disk_bytes = 1 << 30;
     ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
     ck_assert_str_eq(err.field, "resources.disk_bytes");

@@ -24,7 +24,7 @@ static const char FULL_JSON[] =
     " \"mounts\": [{\"type\": \"bind\", \"source\": \"/tmp\", \"target\": \"/data\", \"read_only\": true},"
     "   {\"type\": \"volume\", \"source\": \"vol-1\", \"target\": \"/vol\"},"
     "   {\"type\": \"tmpfs\", \"target\": \"/scratch\", \"size_bytes\": 1048576}],"
-    " \"network\": {\"mode\": \"named\", \"name\": \"droid-net\","
+    " \"network\": {\"mode\": \"named\", \"name\": \"droid-net\", \"aliases\": [\"web\", \"api-1\"],"
     "   \"ports\": [{\"container\": 8080, \"host\": 18080, \"protocol\": \"tcp\", \"host_ip\": "
     "\"127.0.0.1\"},"
     "     {\"container\": 53, \"protocol\": \"udp\"}]},"
@@ -116,6 +116,9 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert_int_eq(r->mounts[2].size_bytes, 1048576);
     ck_assert_int_eq(r->network_mode, DMS_NET_NAMED);
     ck_assert_str_eq(r->network_name, "droid-net");
+    ck_assert_uint_eq(dmsu_strv_len(r->network_aliases), 2);
+    ck_assert_str_eq(r->network_aliases[0], "web");
+    ck_assert_str_eq(r->network_aliases[1], "api-1");
     ck_assert_uint_eq(r->n_ports, 2);
     ck_assert_uint_eq(r->ports[0].container_port, 8080);
     ck_assert_uint_eq(r->ports[0].host_port, 18080);
@@ -488,6 +491,65 @@ START_TEST(test_request_port_rules)
 }
 END_TEST
 
+START_TEST(test_request_network_alias_rules)
+{
+    frag_ok("\"network\": {\"name\": \"n\", \"aliases\": [\"web\", \"db-1\", \"0\", \"a1b2\"]}");
+    frag_ok("\"network\": {\"mode\": \"named\", \"name\": \"n\", \"aliases\": []}");
+    /* 63 characters is the longest DNS label. */
+    frag_ok("\"network\": {\"name\": \"n\", \"aliases\": "
+            "[\"a23456789012345678901234567890123456789012345678901234567890123\"]}");
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": "
+                 "[\"a234567890123456789012345678901234567890123456789012345678901234\"]}",
+                 "network.aliases[0]", "not a DNS label");
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"web\", \"Web\"]}", "network.aliases[1]",
+                 "\"Web\" is not a DNS label");
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"-web\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"web-\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"web.local\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"we_b\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"caf\\u00e9\"]}", "network.aliases[0]", NULL);
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [\"web\", \"db\", \"web\"]}",
+                 "network.aliases[2]", "\"web\" is given twice");
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": \"web\"}", "network.aliases",
+                 "array of strings");
+    frag_invalid("\"network\": {\"name\": \"n\", \"aliases\": [7]}", "network.aliases", NULL);
+    /* Only a named network has members to find the alias. */
+    frag_invalid("\"network\": {\"aliases\": [\"web\"]}", "network.aliases", "only for mode \"named\"");
+    frag_invalid("\"network\": {\"mode\": \"none\", \"aliases\": [\"web\"]}", "network.aliases", NULL);
+    frag_invalid("\"network\": {\"mode\": \"host\", \"aliases\": []}", "network.aliases", NULL);
+
+    /* At most DMS_NETWORK_ALIASES_MAX, in JSON and in a caller-built request alike. */
+    char *many[DMS_NETWORK_ALIASES_MAX + 2] = {0};
+    char names[DMS_NETWORK_ALIASES_MAX + 1][8];
+    for (int i = 0; i <= DMS_NETWORK_ALIASES_MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "s%d", i);
+        many[i] = names[i];
+    }
+    dms_exec_request req = {.job_id = "j",
+                            .execution_id = "e",
+                            .network_mode = DMS_NET_NAMED,
+                            .network_name = "n",
+                            .network_aliases = many};
+    dms_error err = {0};
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "network.aliases");
+    ck_assert_msg(strstr(err.message, "at most 16"), "%s", err.message);
+    many[DMS_NETWORK_ALIASES_MAX] = NULL;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), 0);
+    char *json = dms_exec_request_to_json(&req);
+    dms_exec_request *back = parse_ok(json);
+    ck_assert_uint_eq(dmsu_strv_len(back->network_aliases), DMS_NETWORK_ALIASES_MAX);
+    ck_assert_str_eq(back->network_aliases[DMS_NETWORK_ALIASES_MAX - 1], "s15");
+    free(json);
+    dms_exec_request_free(back);
+    req.network_mode = DMS_NET_DEFAULT;
+    req.network_name = NULL;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "network.aliases");
+}
+END_TEST
+
 START_TEST(test_request_label_rules)
 {
     frag_ok("\"labels\": {\"a.b/c-d_e\": \"\"}");
@@ -604,6 +666,7 @@ static void assert_requests_equal(const dms_exec_request *a, const dms_exec_requ
     ck_assert_int_eq(a->security.no_new_privileges, b->security.no_new_privileges);
     assert_strv_eq(a->security.cap_drop, b->security.cap_drop);
     assert_strv_eq(a->security.cap_add, b->security.cap_add);
+    assert_strv_eq(a->network_aliases, b->network_aliases);
 }
 
 START_TEST(test_request_copy_is_deep_and_frees_cleanly)
@@ -619,6 +682,8 @@ START_TEST(test_request_copy_is_deep_and_frees_cleanly)
     ck_assert_ptr_ne(a->engine.env[0], b->engine.env[0]);
     ck_assert_ptr_ne(a->security.cap_add, b->security.cap_add);
     ck_assert_ptr_ne(a->security.cap_add[0], b->security.cap_add[0]);
+    ck_assert_ptr_ne(a->network_aliases, b->network_aliases);
+    ck_assert_ptr_ne(a->network_aliases[1], b->network_aliases[1]);
     dms_exec_request_free(a); /* b must stand on its own */
     ck_assert_int_eq(dms_exec_request_validate(b, NULL), 0);
     ck_assert_str_eq(b->mounts[2].target, "/scratch");
@@ -840,6 +905,7 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_request_mount_rules);
     tcase_add_test(tc, test_request_resource_bounds);
     tcase_add_test(tc, test_request_port_rules);
+    tcase_add_test(tc, test_request_network_alias_rules);
     tcase_add_test(tc, test_request_label_rules);
     tcase_add_test(tc, test_request_limits_timeout_grace_and_role);
     tcase_add_test(tc, test_request_strings_must_be_valid_utf8);

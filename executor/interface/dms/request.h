@@ -5,9 +5,9 @@
  * freed with dms_exec_request_free()). Validation is shared by every backend: dms_executor_start() validates
  * before the backend sees the request, so an invalid request creates nothing anywhere.
  *
- * String lists (entrypoint, cmd, env, labels, cap_drop, cap_add) are NULL-terminated arrays, argv-style; NULL
- * means "unset" (the image's default for entrypoint/cmd), an array holding only NULL means "explicitly
- * empty".
+ * String lists (entrypoint, cmd, env, labels, cap_drop, cap_add, network_aliases) are NULL-terminated arrays,
+ * argv-style; NULL means "unset" (the image's default for entrypoint/cmd), an array holding only NULL means
+ * "explicitly empty".
  */
 #ifndef DMS_REQUEST_H
 #define DMS_REQUEST_H
@@ -55,6 +55,13 @@ typedef enum dms_network_mode {
     DMS_NET_HOST = 2,    /* the host's network namespace */
     DMS_NET_NAMED = 3,   /* attach to network `name`; created (labelled) by the backend when absent */
 } dms_network_mode;
+
+/* Network aliases: other members of a named network reach the workload by these names as well as by its
+ * own (Docker: the engine's DNS on a user-defined network; compose's service names). Each is a DNS label,
+ * [a-z0-9]([a-z0-9-]*[a-z0-9])?, at most DMS_NETWORK_ALIAS_MAX characters; at most DMS_NETWORK_ALIASES_MAX of
+ * them, none twice. */
+#define DMS_NETWORK_ALIAS_MAX   63
+#define DMS_NETWORK_ALIASES_MAX 16
 
 typedef struct dms_port {
     uint16_t container_port;
@@ -122,7 +129,10 @@ typedef struct dms_exec_request {
     bool init; /* a minimal init runs as PID 1 (Docker: HostConfig.Init): the workload gets default
                 * signal handling (a server that never installed a SIGTERM handler still stops at
                 * once) and zombies are reaped */
-    dms_security security; /* privileges (appended in ABI 4): all zero = the backend's defaults */
+    dms_security security;        /* privileges (appended in ABI 4): all zero = the backend's defaults */
+    char *const *network_aliases; /* appended in ABI 6: names the workload is also reached by on its named
+                                   * network (see DMS_NETWORK_ALIAS_MAX); DMS_NET_NAMED only; NULL = none.
+                                   * Backends without named networks refuse it (NOT_SUPPORTED). */
 } dms_exec_request;
 
 /* Parses the JSON form of a request:
@@ -132,7 +142,7 @@ typedef struct dms_exec_request {
  *    "resources": {"cpu_millis": 500, "memory_bytes": 67108864, "pids_limit": 64, "disk_bytes": 0, "gpus":
  * 0}, "mounts": [{"type": "bind|volume|tmpfs", "source": "...", "target": "/data", "read_only": false,
  *                "size_bytes": 0}],
- *    "network": {"mode": "default|none|host|named", "name": "...",
+ *    "network": {"mode": "default|none|host|named", "name": "...", "aliases": ["web"],
  *                "ports": [{"container": 8080, "host": 0, "protocol": "tcp", "host_ip": "127.0.0.1"}]},
  *    "labels": {"k": "v"}, "limits": {"result_output_bytes": 65536, "log_file_bytes": 33554432},
  *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job", "init": false,
