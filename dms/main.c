@@ -189,6 +189,7 @@ static int retry_executor(app *a, http_config *hc, dms_error *err)
         return dms_error_set(err, DMS_E_IO, NULL, "cannot take the API's listening socket over");
     int r = start_components(a, err);
     hc->has_listen_fd = true;
+    hc->handover = false; /* this one runs until dmsd stops: epoll */
     hc->listen_fd = fd;
     if (r == 0 && (r = http_start(&a->http, hc, err)) == 0)
         log_info("component=dmsd op=executor backend=%s note=\"the engine answers: builds and runs start\"",
@@ -286,7 +287,8 @@ int main(int argc, char **argv)
                       .check_id = route_check_owner,
                       .per_ip_limit = (unsigned)a.cfg.http_per_ip_limit,
                       .request_timeout_s = (unsigned)a.cfg.http_request_timeout_s,
-                      .app = &a};
+                      .app = &a,
+                      .handover = !a.ex}; /* without an executor, retry_executor hands the socket over */
     if (http_start(&a.http, &hc, &err) < 0)
         goto fail;
     int port = http_port(a.http);

@@ -325,10 +325,10 @@ static void fill_limits(http_config *out)
 static int start_daemon(http_server *s, const struct sockaddr_storage *ss, dms_error *err)
 {
     const http_config *cfg = &s->cfg;
-    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener).
-     */
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it to hand the listening socket back (http_stop_keep_listener),
+     * which only a poll() server may do: see http_config.handover. */
+    unsigned flags = (cfg->handover ? MHD_USE_POLL_INTERNAL_THREAD : MHD_USE_EPOLL_INTERNAL_THREAD) |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     if (ss->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* Either bind the address or serve the socket handed over; the same option list otherwise. */
@@ -402,12 +402,12 @@ int http_port(const http_server *s)
     return s->port;
 }
 
-static int stop_server(http_server *s)
+static int stop_server(http_server *s, bool keep_listener)
 {
     if (!s)
         return -1;
     int fd = -1;
-    if (s->daemon) {
+    if (s->daemon && keep_listener && s->cfg.handover) {
         MHD_socket q = MHD_quiesce_daemon(s->daemon);
         fd = q == MHD_INVALID_SOCKET ? -1 : (int)q;
     }
@@ -432,12 +432,10 @@ static int stop_server(http_server *s)
 
 void http_stop(http_server *s)
 {
-    int fd = stop_server(s);
-    if (fd >= 0)
-        close(fd);
+    stop_server(s, false);
 }
 
 int http_stop_keep_listener(http_server *s)
 {
-    return stop_server(s);
+    return stop_server(s, true);
 }

@@ -76,6 +76,9 @@ typedef struct http_config {
     bool
         has_listen_fd; /* serve listen_fd (a socket from http_stop_keep_listener) instead of binding listen */
     int listen_fd;
+    bool handover; /* this server will end with http_stop_keep_listener: it serves through poll(), not epoll
+                    * (libmicrohttpd 0.9.75's MHD_quiesce_daemon races its own epoll workers for the listening
+                    * socket and aborts the process when it loses; with poll() a quiesce is only a message) */
 } http_config;
 
 /* Binds and starts serving. The routes, the policy's strings and app stay borrowed until http_stop(). INVALID
@@ -83,11 +86,11 @@ typedef struct http_config {
 int http_start(http_server **out, const http_config *cfg, dms_error *err);
 /* The bound port (useful with ":0"). */
 int http_port(const http_server *s);
-/* Stops accepting, ends parked streams and answers deferred requests with 503, then stops the daemon. */
+/* Ends parked streams and answers deferred requests with 503, then stops the daemon and closes its socket. */
 void http_stop(http_server *s);
-/* The same, but the listening socket stays open and is returned (-1 if MHD could not give it back):
- * connections wait in its backlog until a new server serves it (http_config.has_listen_fd). The caller owns
- * it. */
+/* Stops accepting first, then the same, but the listening socket stays open and is returned (-1 if MHD could
+ * not give it back, or the server was not started with http_config.handover): connections wait in its
+ * backlog until a new server serves it (http_config.has_listen_fd). The caller owns it. */
 int http_stop_keep_listener(http_server *s);
 
 /* ---- inside a handler ---- */

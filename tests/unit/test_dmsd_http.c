@@ -263,6 +263,40 @@ START_TEST(test_a_deferred_reply_completed_after_the_server_was_freed_touches_no
 }
 END_TEST
 
+/* ---- handing the listening socket over (dmsd without an engine, then with one) ---- */
+
+START_TEST(test_a_handover_server_gives_its_socket_to_the_next_server)
+{
+    dms_error err = {0};
+    http_stop(srv); /* the fixture's server: this test starts its own */
+    http_config hc = config();
+    hc.handover = true;
+    ck_assert_int_eq(http_start(&srv, &hc, &err), 0);
+    port = http_port(srv);
+    ck_assert_int_eq(request("GET", "/plain", token), 200);
+    int fd = http_stop_keep_listener(srv);
+    srv = NULL;
+    ck_assert_int_ge(fd, 0);
+    hc = config();
+    hc.has_listen_fd = true;
+    hc.listen_fd = fd;
+    ck_assert_int_eq(http_start(&srv, &hc, &err), 0);
+    ck_assert_int_eq(http_port(srv), port);
+    ck_assert_int_eq(request("GET", "/plain", token), 200);
+}
+END_TEST
+
+START_TEST(test_an_epoll_server_does_not_hand_its_socket_over)
+{
+    /* MHD's quiesce races its epoll workers and aborts the process when it loses: such a server is stopped
+     * without one, and says it has no socket to give. */
+    ck_assert_int_eq(http_stop_keep_listener(srv), -1);
+    dms_error err = {0};
+    http_config hc = config();
+    ck_assert_int_eq(http_start(&srv, &hc, &err), 0); /* for the teardown */
+}
+END_TEST
+
 START_TEST(test_a_deferred_reply_is_not_cut_by_the_short_request_timeout)
 {
     client c = {0};
@@ -429,6 +463,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_a_deferred_reply_completed_after_the_server_was_freed_touches_nothing_of_it);
     tcase_add_test(tc, test_a_deferred_reply_is_not_cut_by_the_short_request_timeout);
+    tcase_add_test(tc, test_a_handover_server_gives_its_socket_to_the_next_server);
+    tcase_add_test(tc, test_an_epoll_server_does_not_hand_its_socket_over);
     tcase_add_test(tc, test_the_owner_check_runs_before_the_handler);
     tcase_add_test(tc, test_a_route_table_that_does_not_say_what_an_id_names_is_refused);
     tcase_add_test(tc, test_a_request_never_completed_is_closed_after_the_request_timeout);
