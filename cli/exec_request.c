@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "util.h"
+
 /* --cap-drop/--cap-add take one name or a comma-separated list, as docker's flags do. */
 static void add_caps(char **list, size_t *n, char *arg, const char *flag)
 {
@@ -52,11 +54,22 @@ static void add_mount(req_builder *b, dms_mount_type type, char *spec)
     m->target = a;
 }
 
+/* A port of --publish: 1-65535, or 0 too where "any free port" is meant (the host side). */
+static uint16_t port_arg(const char *s, bool zero_ok, const char *what, const char *spec)
+{
+    int64_t v = dmsu_parse_i64(s);
+    if (v < (zero_ok ? 0 : 1) || v > 65535)
+        die_usage("--publish %s: bad %s port '%s' (a number, %d-65535)", spec, what, s, zero_ok ? 0 : 1);
+    return (uint16_t)v;
+}
+
 static void add_port(req_builder *b, char *spec)
 {
     /* [host_ip:][host_port:]container_port[/proto] */
     if (b->req.n_ports >= MAX_PORTS)
         die_usage("too many ports");
+    char whole[256];
+    snprintf(whole, sizeof(whole), "%s", spec); /* for messages: spec is cut up below */
     dms_port *p = &b->ports[b->req.n_ports++];
     char *slash = strchr(spec, '/');
     if (slash) {
@@ -65,14 +78,14 @@ static void add_port(req_builder *b, char *spec)
     }
     char *parts[3] = {0};
     int n = 0;
-    for (char *s = spec, *tok; n < 3 && (tok = strsep(&s, ":"));)
+    char *s = spec;
+    for (char *tok; n < 3 && (tok = strsep(&s, ":"));)
         parts[n++] = tok;
-    long cp = strtol(parts[n - 1], NULL, 10);
-    if (cp <= 0 || cp > 65535)
-        die_usage("--publish: bad container port in %s", spec);
-    p->container_port = (uint16_t)cp;
+    if (s)
+        die_usage("--publish %s: expected [IP:][HOSTPORT:]PORT[/PROTO]", whole);
+    p->container_port = port_arg(parts[n - 1], false, "container", whole);
     if (n >= 2)
-        p->host_port = (uint16_t)strtol(parts[n - 2], NULL, 10);
+        p->host_port = port_arg(parts[n - 2], true, "host", whole);
     if (n == 3)
         p->host_ip = parts[0];
 }

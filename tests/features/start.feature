@@ -46,6 +46,18 @@ Feature: start - begin one execution from a request
       | empty-ref | --image ''               | engine.image |
       | bad-image | --image UPPER/Case:x     | engine.image |
 
+  Scenario Outline: A --publish that is not a port is a usage error, and creates nothing
+    When I start execution "<execution>" with the flags "--publish <spec>"
+    Then dms-exec exited with 2
+    And nothing exists for execution "<execution>"
+
+    Examples: port specs dms-exec used to read as something else
+      | execution  | spec     |
+      | host-word  | abc:80   |
+      | host-big   | 70000:80 |
+      | ctr-suffix | 80x      |
+      | four-parts | 1:2:3:4  |
+
   Scenario: A request with a misspelt key is refused, naming the key
     When I start execution "typo" from the JSON spec
       """
