@@ -124,6 +124,16 @@ static int parse_global_opts(int argc, char **argv)
     return -1;
 }
 
+/* Output that could not be written (a full disk, a closed pipe) is lost output: the run did not succeed, even
+ * if the workload did. A workload's own failure keeps its exit code. */
+static int stdout_written(int rc)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return rc;
+    fprintf(stderr, "dms-exec: could not write all of the output to stdout\n");
+    return rc ? rc : EXIT_DMS_ERROR;
+}
+
 int main(int argc, char **argv)
 {
     int r = parse_global_opts(argc, argv);
@@ -142,8 +152,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(cmd, commands[i].name)) {
             r = commands[i].fn(sub_argc, sub_argv);
-            fflush(stdout);
-            return r;
+            return stdout_written(r);
         }
     die_usage("unknown command \"%s\"", cmd);
 }

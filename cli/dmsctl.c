@@ -236,5 +236,10 @@ int main(int argc, char **argv)
     curl_global_cleanup();
     free(conn.url);
     free(conn.token);
+    /* Output that could not be written (a full disk, a closed pipe) is a failed command. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "dmsctl: could not write all of the output to stdout\n");
+        return rc ? rc : EXIT_API;
+    }
     return rc;
 }
