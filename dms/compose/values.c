@@ -11,24 +11,17 @@
 
 #define PORT_MAX 65535
 
-static int nomem(dms_error *err)
-{
-    return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
-}
-
-/* Digits at *p into *v (no sign), at most max; false when there are none or the value exceeds max. */
+/* Digits at *p into *v (no sign, no leading space), at most max; false when there are none or the value
+ * exceeds max. */
 static bool read_uint(const char **p, int64_t max, int64_t *v)
 {
-    const char *s = *p;
-    int64_t n = 0;
-    if (!isdigit((unsigned char)*s))
+    const char *end;
+    if (!isdigit((unsigned char)**p))
         return false;
-    for (; isdigit((unsigned char)*s); s++) {
-        if (n > max / 10 || n * 10 > max - (*s - '0'))
-            return false;
-        n = n * 10 + (*s - '0');
-    }
-    *p = s;
+    int64_t n = dmsu_parse_i64_prefix(*p, &end);
+    if (n < 0 || n > max)
+        return false;
+    *p = end;
     *v = n;
     return true;
 }
@@ -231,7 +224,7 @@ static int one_word(const char **pp, dmsu_buf *w, const char *field, dms_error *
                 continue;
         }
         if (dmsu_buf_append(w, c, 1) < 0)
-            return nomem(err);
+            return compose_nomem(err);
     }
     if (quote)
         return dms_error_set(err, DMS_E_INVALID, field, "%s has an unterminated %s quote", field,
@@ -246,7 +239,7 @@ int compose_split_words(const char *s, const char *field, char ***out, dms_error
     size_t n = 0;
     int r = 0;
     if (!v)
-        return nomem(err);
+        return compose_nomem(err);
     for (const char *p = s; r == 0;) {
         while (*p && strchr(" \t\n", *p))
             p++;
@@ -254,12 +247,12 @@ int compose_split_words(const char *s, const char *field, char ***out, dms_error
             break;
         dmsu_buf w = {0};
         if ((r = one_word(&p, &w, field, err)) == 0 && dmsu_buf_append(&w, "", 1) < 0)
-            r = nomem(err);
+            r = compose_nomem(err);
         if (r == 0 && ++n > COMPOSE_LIST_MAX)
             r = dms_error_set(err, DMS_E_INVALID, field, "%s has more than %d words", field,
                               COMPOSE_LIST_MAX);
         if (r == 0 && dmsu_strv_push(&v, w.data) < 0)
-            r = nomem(err);
+            r = compose_nomem(err);
         dmsu_buf_free(&w);
     }
     if (r < 0) {
@@ -297,14 +290,14 @@ int compose_repo_path(const char *s, const char *field, char **out, dms_error *e
         if (n > 0 && !(n == 1 && *p == '.') &&
             ((b.len && dmsu_buf_append(&b, "/", 1) < 0) || dmsu_buf_append(&b, p, n) < 0)) {
             dmsu_buf_free(&b);
-            return nomem(err);
+            return compose_nomem(err);
         }
         p += n;
         p += *p == '/';
     }
     if ((b.len == 0 && dmsu_buf_append(&b, ".", 1) < 0) || dmsu_buf_append(&b, "", 1) < 0) {
         dmsu_buf_free(&b);
-        return nomem(err);
+        return compose_nomem(err);
     }
     *out = b.data;
     return 0;

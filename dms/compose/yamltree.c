@@ -33,6 +33,12 @@ static const char *field(const ytree *t)
     return t->path[0] ? t->path : NULL;
 }
 
+/* Where, for a message: the key path, or the whole file at the top. */
+static const char *where(const ytree *t)
+{
+    return t->path[0] ? t->path : "the file";
+}
+
 /* Appends ".key" (or "[i]" when key is NULL) to t->path; returns the old length for path_pop. */
 static size_t path_push(ytree *t, const char *key, size_t klen, size_t index)
 {
@@ -72,7 +78,7 @@ static int check_tag(ytree *t, struct fy_node *n, bool *force_string, dms_error 
         return 0;
     if (tlen < sizeof(core) - 1 || memcmp(tag, core, sizeof(core) - 1) != 0)
         return dms_error_set(err, DMS_E_INVALID, field(t), "%s: YAML tags such as %.*s are not supported",
-                             t->path[0] ? t->path : "the file", (int)(tlen > 40 ? 40 : tlen), tag);
+                             where(t), (int)(tlen > 40 ? 40 : tlen), tag);
     *force_string = tlen == sizeof(core) - 1 + 3 && memcmp(tag + sizeof(core) - 1, "str", 3) == 0;
     return 0;
 }
@@ -129,7 +135,7 @@ static int merge_one(ytree *t, json_t *obj, struct fy_node *src, int depth, dms_
     struct fy_node *target = fy_node_is_alias(src) ? fy_node_resolve_alias(src) : src;
     if (!target || !fy_node_is_mapping(target))
         return dms_error_set(err, DMS_E_INVALID, field(t), "%s: << must name a mapping or a list of mappings",
-                             t->path[0] ? t->path : "the file");
+                             where(t));
     json_t *m = NULL;
     int r = node_to_json(t, target, depth + 1, &m, err);
     if (r < 0)
@@ -169,11 +175,10 @@ static int pair_to_json(ytree *t, json_t *obj, struct fy_node_pair *p, int depth
     size_t klen = 0;
     const char *ks = k && fy_node_is_scalar(k) && !fy_node_is_alias(k) ? fy_node_get_scalar(k, &klen) : NULL;
     if (!ks)
-        return dms_error_set(err, DMS_E_INVALID, field(t), "%s: keys must be plain strings",
-                             t->path[0] ? t->path : "the file");
+        return dms_error_set(err, DMS_E_INVALID, field(t), "%s: keys must be plain strings", where(t));
     if (klen > COMPOSE_KEY_MAX || memchr(ks, '\0', klen))
         return dms_error_set(err, DMS_E_INVALID, field(t), "%s: a key is longer than %d bytes or holds a NUL",
-                             t->path[0] ? t->path : "the file", COMPOSE_KEY_MAX);
+                             where(t), COMPOSE_KEY_MAX);
     if (fy_node_get_style(k) == FYNS_PLAIN && klen == 2 && memcmp(ks, "<<", 2) == 0) {
         *merge = v;
         return 0;
@@ -187,8 +192,7 @@ static int pair_to_json(ytree *t, json_t *obj, struct fy_node_pair *p, int depth
     if (r < 0)
         return r;
     if (json_object_setn_new(obj, ks, klen, jv) < 0)
-        return dms_error_set(err, DMS_E_INVALID, field(t), "%s: a key is not valid UTF-8",
-                             t->path[0] ? t->path : "the file");
+        return dms_error_set(err, DMS_E_INVALID, field(t), "%s: a key is not valid UTF-8", where(t));
     return 0;
 }
 
@@ -220,13 +224,12 @@ static int node_to_json(ytree *t, struct fy_node *n, int depth, json_t **out, dm
                              "the file expands to more than %d YAML nodes (aliases count once per use)",
                              COMPOSE_NODE_BUDGET);
     if (depth > COMPOSE_DEPTH_MAX)
-        return dms_error_set(err, DMS_E_INVALID, field(t), "%s nests deeper than %d levels",
-                             t->path[0] ? t->path : "the file", COMPOSE_DEPTH_MAX);
+        return dms_error_set(err, DMS_E_INVALID, field(t), "%s nests deeper than %d levels", where(t),
+                             COMPOSE_DEPTH_MAX);
     if (fy_node_is_alias(n)) {
         struct fy_node *target = fy_node_resolve_alias(n);
         if (!target)
-            return dms_error_set(err, DMS_E_INVALID, field(t), "%s: an alias names no anchor",
-                                 t->path[0] ? t->path : "the file");
+            return dms_error_set(err, DMS_E_INVALID, field(t), "%s: an alias names no anchor", where(t));
         n = target;
     }
     switch (fy_node_get_type(n)) {
