@@ -109,6 +109,19 @@ typedef struct dms_output_limits {
     int64_t log_file_bytes;      /* cap of one capture file before rotation (0 = default) */
 } dms_output_limits;
 
+/* A health check run inside the workload (appended in ABI 7). The backend reports its verdict in
+ * dms_exec_status.health. */
+typedef struct dms_healthcheck {
+    char *const *test;   /* the command: an argv, or with shell one command line for the workload's /bin/sh
+                          * -c (Docker: ["CMD", ...] / ["CMD-SHELL", line]); NULL with disable */
+    bool shell;          /* test[0] is a shell command line (test holds exactly one string) */
+    bool disable;        /* no check at all, not even the image's own (Docker: ["NONE"]) */
+    int64_t interval_ms; /* between checks; 0 = backend default (Docker: 30 s); else >= 1 ms */
+    int64_t timeout_ms;  /* one check's limit; 0 = default (30 s) */
+    int64_t start_period_ms; /* failures in this first period do not count; 0 = default (0) */
+    int retries;             /* consecutive failures that make it unhealthy; 0 = default (3) */
+} dms_healthcheck;
+
 typedef struct dms_exec_request {
     const char *job_id;
     const char *execution_id;
@@ -133,6 +146,8 @@ typedef struct dms_exec_request {
     char *const *network_aliases; /* appended in ABI 6: names the workload is also reached by on its named
                                    * network (see DMS_NETWORK_ALIAS_MAX); DMS_NET_NAMED only; NULL = none.
                                    * Backends without named networks refuse it (NOT_SUPPORTED). */
+    const dms_healthcheck *healthcheck; /* appended in ABI 7: NULL = the image's own check, if any. Backends
+                                         * that cannot run one refuse it (NOT_SUPPORTED, "healthcheck") */
 } dms_exec_request;
 
 /* Parses the JSON form of a request:

@@ -72,6 +72,14 @@ const char *dms_state_name(dms_exec_state s);
 
 #define DMS_STATUS_MAX_PORTS 16
 
+/* What the workload's health check says (ABI 7). */
+typedef enum dms_health {
+    DMS_HEALTH_NONE = 0, /* no check (none asked for, none in the image, or the backend has none) */
+    DMS_HEALTH_STARTING, /* checked, no verdict yet */
+    DMS_HEALTH_HEALTHY,
+    DMS_HEALTH_UNHEALTHY,
+} dms_health;
+
 typedef struct dms_exec_status {
     char execution_id[DMS_ERROR_FIELD_MAX];
     char job_id[DMS_ERROR_FIELD_MAX];
@@ -88,6 +96,7 @@ typedef struct dms_exec_status {
         char protocol[4];
     } ports[DMS_STATUS_MAX_PORTS];
     char ip_address[48]; /* address on its network, "" if none */
+    dms_health health;   /* ABI 7: the health check's verdict while it runs */
 } dms_exec_status;
 
 /* One chunk of a workload's output: normally one line (with its '\n'); a line longer than the frame limit
