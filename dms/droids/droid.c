@@ -44,6 +44,8 @@ void droid_free(droid *d)
     free(d->commit_sha);
     free(d->run_addr);
     free(d->snooze_json);
+    free(d->compose_file);
+    free(d->services_json);
     free(d);
 }
 
@@ -66,7 +68,8 @@ droid *droid_copy(const droid *d)
               dup_into(&c->language, d->language) & dup_into(&c->env_json, d->env_json) &
               dup_into(&c->reason, d->reason) & dup_into(&c->run_id, d->run_id) &
               dup_into(&c->commit_sha, d->commit_sha) & dup_into(&c->run_addr, d->run_addr) &
-              dup_into(&c->snooze_json, d->snooze_json);
+              dup_into(&c->snooze_json, d->snooze_json) & dup_into(&c->compose_file, d->compose_file) &
+              dup_into(&c->services_json, d->services_json);
     if (ok && d->n_volumes) {
         c->volumes = calloc(d->n_volumes, sizeof(*c->volumes));
         ok = c->volumes != NULL;
@@ -201,6 +204,35 @@ int droid_env_vector(const droid *d, char ***out, dms_error *err)
 
 /* ---- JSON ---- */
 
+/* A compose droid's services as users see them: name, state, restarts, exit code (the routed one's are the
+ * droid's own); null for a droid of one container. */
+static json_t *services_json(const droid *d)
+{
+    json_t *arr = d->services_json ? json_loads(d->services_json, 0, NULL) : NULL;
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        return json_null();
+    }
+    json_t *out = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e)
+    {
+        bool routed = json_is_true(json_object_get(e, "routed"));
+        json_t *code = json_object_get(e, "exit_code");
+        json_t *s = json_pack("{s:O, s:b, s:s, s:I, s:O}", "name", json_object_get(e, "name"), "routed", routed,
+                              "status", routed ? droid_state_name(d->state)
+                                               : json_string_value(json_object_get(e, "state")) ?: "pending",
+                              "restarts",
+                              routed ? (json_int_t)d->crash_count : json_integer_value(json_object_get(e, "restarts")),
+                              "exit_code", code ? code : json_null());
+        if (s)
+            json_array_append_new(out, s);
+    }
+    json_decref(arr);
+    return out ? out : json_null();
+}
+
 /* A string member; one that is not UTF-8 (a reason can quote a tool's output) is shown with U+FFFD for each
  * bad byte, as the status route does, rather than failing the whole droid's JSON. */
 static json_t *str_or_null(const char *s)
@@ -244,6 +276,8 @@ json_t *droid_to_json(const droid *d)
     json_t *snooze = d->snooze_json ? json_loads(d->snooze_json, 0, NULL) : NULL;
     if (o) {
         json_object_set_new(o, "snooze", snooze ? snooze : json_null());
+        json_object_set_new(o, "compose_file", str_or_null(d->compose_file));
+        json_object_set_new(o, "services", services_json(d));
         json_object_set_new(o, "build_timeout_s",
                             d->build_timeout_s > 0 ? json_integer(d->build_timeout_s) : json_null());
     } else {

@@ -19,18 +19,19 @@
 #include "state.h"
 
 /* ids are "d" + 12 hex characters (dmsu_random_id) */
-#define DROID_ID_SIZE         16
-#define DROID_NAME_MAX        63 /* a DNS label: the name becomes <name>.localhost */
-#define DROID_USER_ID_MAX     128
-#define DROID_REPO_MAX        1024
-#define DROID_BRANCH_MAX      255
-#define DROID_LANGUAGE_MAX    32
-#define DROID_ENV_MAX_VARS    128
-#define DROID_ENV_VALUE_MAX   8192
-#define DROID_VOLUMES_MAX     8
-#define DROID_VOLUME_NAME_MAX 32
-#define DROID_MOUNT_PATH_MAX  255
-#define DROID_DEFAULT_PORT    8080
+#define DROID_ID_SIZE          16
+#define DROID_NAME_MAX         63 /* a DNS label: the name becomes <name>.localhost */
+#define DROID_USER_ID_MAX      128
+#define DROID_REPO_MAX         1024
+#define DROID_BRANCH_MAX       255
+#define DROID_LANGUAGE_MAX     32
+#define DROID_ENV_MAX_VARS     128
+#define DROID_ENV_VALUE_MAX    8192
+#define DROID_VOLUMES_MAX      8
+#define DROID_VOLUME_NAME_MAX  32
+#define DROID_MOUNT_PATH_MAX   255
+#define DROID_DEFAULT_PORT     8080
+#define DROID_COMPOSE_PATH_MAX 255 /* compose_file: a path relative to the repository's root */
 
 /* What a droid asks for its container, each 0 when it leaves it to the operator's default (DMS_DROID_*);
  * the operator's ceilings are checked where the configuration is known (confine/). */
@@ -60,6 +61,9 @@ typedef struct droid {
     size_t n_volumes;
     int build_timeout_s;       /* its builds' time limit; 0: the operator's default (build/buildopts.h) */
     droid_resources resources; /* limits asked for; a change restarts the droid like env */
+    char *compose_file; /* the compose file named at create (relative to the repository's root), or NULL:
+                         * compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml at the root
+                         * makes a compose droid (build/composebuild.h) */
 
     /* state machine */
     droid_state state;
@@ -87,6 +91,10 @@ typedef struct droid {
     char *commit_sha;    /* the commit the current release was built from */
     char *run_addr;      /* "ip:port" of the current run on droid-net, what the router dials; NULL if none */
 
+    /* compose droids: the services the runner keeps besides the routed one (run_id), as a JSON array
+     * (run/services.h); NULL for a droid of one container */
+    char *services_json;
+
     /* snooze (snooze/): a schedule, and whether it sleeps (no container; its route wakes it on a request) */
     char *snooze_json; /* canonical schedule (snooze/schedule.h), NULL = none */
     bool asleep; /* wanted running but asleep: the runner keeps no container and routes to the wake handler */
@@ -113,12 +121,15 @@ int droid_validate_commit(const char *commit, dms_error *err);
 /* env must be a JSON object of strings with valid keys; *out (caller frees) is its canonical compact form. */
 int droid_validate_env(json_t *env, int port, char **out, dms_error *err);
 int droid_validate_port(json_t *port, int *out, dms_error *err);
+/* A compose file's path: relative, 1-DROID_COMPOSE_PATH_MAX characters of [A-Za-z0-9._/-], no empty, "." or
+ * ".." component. INVALID naming compose_file. */
+int droid_validate_compose_path(const char *path, dms_error *err);
 
 /* Fills a new droid's config from a create body:
  *   {"name", "repo", "branch"?, "commit"?, "language"?, "port"?, "env"?: {k: v}, "volumes"?:
- * [{"name","mount_path"}], "resources"?: {"memory_mb"?, "cpu_millis"?, "pids"?}} Unknown keys are refused.
- * Port: "port", else env.PORT, else DROID_DEFAULT_PORT; both given must agree. Leaves id, user and state to
- * the caller. */
+ * [{"name","mount_path"}], "resources"?: {"memory_mb"?, "cpu_millis"?, "pids"?}, "compose_file"?} Unknown
+ * keys are refused. Port: "port", else env.PORT, else DROID_DEFAULT_PORT; both given must agree. Leaves id,
+ * user and state to the caller. */
 int droid_parse_create(json_t *body, droid *d, dms_error *err);
 
 /* A PATCH: each field is set only if present in the body. */

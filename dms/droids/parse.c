@@ -38,13 +38,14 @@ static int resolve_port(json_t *port, json_t *env, int *out, dms_error *err)
 
 int droid_parse_create(json_t *body, droid *d, dms_error *err)
 {
-    static const char *const keys[] = {"name", "repo", "branch",  "commit",    "language",
-                                       "port", "env",  "volumes", "resources", NULL};
+    static const char *const keys[] = {"name", "repo",    "branch",    "commit",       "language", "port",
+                                       "env",  "volumes", "resources", "compose_file", NULL};
     if (!json_is_object(body))
         return dms_error_set(err, DMS_E_INVALID, "body", "the body must be a JSON object");
     int r;
-    const char *name, *repo, *branch, *commit, *language;
+    const char *name, *repo, *branch, *commit, *language, *compose;
     if ((r = dmsd_json_known_keys(body, keys, err)) < 0 ||
+        (r = dmsd_json_string(body, "compose_file", false, &compose, err)) < 0 ||
         (r = dmsd_json_string(body, "name", false, &name, err)) < 0 ||
         (r = dmsd_json_string(body, "repo", false, &repo, err)) < 0 ||
         (r = dmsd_json_string(body, "branch", false, &branch, err)) < 0 ||
@@ -56,6 +57,8 @@ int droid_parse_create(json_t *body, droid *d, dms_error *err)
     if (branch && (r = droid_validate_branch(branch, err)) < 0)
         return r;
     if (commit && (r = droid_validate_commit(commit, err)) < 0)
+        return r;
+    if (compose && (r = droid_validate_compose_path(compose, err)) < 0)
         return r;
     if (language && (!dmsd_is_slug(language) || strlen(language) > DROID_LANGUAGE_MAX))
         return dms_error_set(err, DMS_E_INVALID, "language", "language must be 1-%d characters of [a-z0-9-]",
@@ -81,7 +84,7 @@ int droid_parse_create(json_t *body, droid *d, dms_error *err)
         return r;
     if (dmsd_set_str(&d->name, name) < 0 || dmsd_set_str(&d->repo, repo) < 0 ||
         dmsd_set_str(&d->branch, branch) < 0 || dmsd_set_str(&d->commit, commit) < 0 ||
-        dmsd_set_str(&d->language, language) < 0)
+        dmsd_set_str(&d->language, language) < 0 || dmsd_set_str(&d->compose_file, compose) < 0)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     return 0;
 }

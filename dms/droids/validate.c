@@ -89,6 +89,34 @@ int droid_validate_commit(const char *c, dms_error *err)
     return 0;
 }
 
+static bool compose_path_char(char c)
+{
+    return isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-' || c == '/';
+}
+
+int droid_validate_compose_path(const char *path, dms_error *err)
+{
+    static const char msg[] = "compose_file must be a path inside the repository: 1-%d characters of "
+                              "[A-Za-z0-9._/-], relative, without empty, \".\" or \"..\" parts";
+    size_t n = path ? strlen(path) : 0;
+    if (n == 0 || n > DROID_COMPOSE_PATH_MAX || path[0] == '/')
+        return dms_error_set(err, DMS_E_INVALID, "compose_file", msg, DROID_COMPOSE_PATH_MAX);
+    for (const char *p = path; *p;) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        bool dots = (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.');
+        if (len == 0 || dots)
+            return dms_error_set(err, DMS_E_INVALID, "compose_file", msg, DROID_COMPOSE_PATH_MAX);
+        for (size_t i = 0; i < len; i++)
+            if (!compose_path_char(p[i]))
+                return dms_error_set(err, DMS_E_INVALID, "compose_file", msg, DROID_COMPOSE_PATH_MAX);
+        p += len + (end ? 1 : 0);
+        if (end && !*p)
+            return dms_error_set(err, DMS_E_INVALID, "compose_file", msg, DROID_COMPOSE_PATH_MAX);
+    }
+    return 0;
+}
+
 static bool env_key_valid(const char *k)
 {
     if (!(isalpha((unsigned char)*k) || *k == '_'))

@@ -13,7 +13,8 @@
     " updated_ns, want_running, want_release, config_gen, restart_gen, run_id, run_release, run_config_gen," \
     " run_restart_gen, host_port, run_seq, release_seq, crash_count, start_failures, retry_at_ns, "          \
     "commit_sha,"                                                                                            \
-    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, build_timeout_s, resources"
+    " deleting, keep_volumes, run_addr, snooze, asleep, woken_ns, build_timeout_s, resources, compose_file," \
+    " services"
 
 static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes, const char *resources)
 {
@@ -55,6 +56,8 @@ static int bind_droid(sqlite3_stmt *st, const droid *d, const char *volumes, con
     sqlite3_bind_int64(st, i++, d->woken_ns);
     sqlite3_bind_int(st, i++, d->build_timeout_s);
     sqlutil_bind_text(st, i++, resources);
+    sqlutil_bind_text(st, i++, d->compose_file);
+    sqlutil_bind_text(st, i++, d->services_json);
     return i;
 }
 
@@ -89,7 +92,7 @@ int store_droid_insert(store *s, const droid *d, dms_error *err)
     return write_droid(l.db,
                        "INSERT INTO droids (" DROID_COLS
                        ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       "?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        d, err);
 }
 
@@ -105,7 +108,7 @@ int store_droid_update(store *s, const droid *d, dms_error *err)
         " run_release=?20, run_config_gen=?21, run_restart_gen=?22, host_port=?23, run_seq=?24,"
         " release_seq=?25, crash_count=?26, start_failures=?27, retry_at_ns=?28, commit_sha=?29,"
         " deleting=?30, keep_volumes=?31, run_addr=?32, snooze=?33, asleep=?34, woken_ns=?35,"
-        " build_timeout_s=?36, resources=?37 WHERE id=?1",
+        " build_timeout_s=?36, resources=?37, compose_file=?38, services=?39 WHERE id=?1",
         d, err);
     if (r < 0)
         return r;
@@ -173,6 +176,8 @@ static droid *row_droid(sqlite3_stmt *st, dms_error *err)
     d->woken_ns = sqlite3_column_int64(st, i++);
     d->build_timeout_s = sqlite3_column_int(st, i++);
     const char *res = (const char *)sqlite3_column_text(st, i++);
+    d->compose_file = sqlutil_col_text(st, i++);
+    d->services_json = sqlutil_col_text(st, i++);
     if (droid_volumes_from_json(d, vols, err) < 0 || droid_resources_from_json(res, &d->resources, err) < 0) {
         droid_free(d);
         return NULL;

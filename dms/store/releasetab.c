@@ -15,6 +15,7 @@ void store_release_clear(store_release *r)
     free(r->commit_sha);
     free(r->env_json);
     free(r->resources_json);
+    free(r->compose_json);
     memset(r, 0, sizeof(*r));
 }
 
@@ -27,7 +28,7 @@ void store_releases_free(store_release *r, size_t n)
 
 #define RELEASE_COLS                                                                                         \
     "droid_id, seq, build_id, image_id, tag, commit_sha, env, port, created_ns, image_removed, resources, "  \
-    "image_bytes"
+    "image_bytes, compose"
 
 static void row_release(sqlite3_stmt *st, store_release *r)
 {
@@ -44,18 +45,19 @@ static void row_release(sqlite3_stmt *st, store_release *r)
     r->image_removed = sqlite3_column_int(st, 9) != 0;
     r->resources_json = sqlutil_col_text(st, 10);
     r->image_bytes = sqlite3_column_int64(st, 11);
+    r->compose_json = sqlutil_col_text(st, 12);
 }
 
 int store_release_insert(store *s, const store_release *rel, dms_error *err)
 {
     LOCK_DB(s, l);
     int r = sqlutil_query(
-        l.db, "add release", "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        l.db, "add release", "INSERT INTO releases (" RELEASE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         SQL_ARGS(SQL_TEXT(rel->droid_id), SQL_INT(rel->seq), SQL_INT(rel->build_id), SQL_TEXT(rel->image_id),
                  SQL_TEXT(rel->tag), SQL_TEXT(rel->commit_sha),
                  SQL_TEXT(rel->env_json ? rel->env_json : "{}"), SQL_INT(rel->port), SQL_INT(rel->created_ns),
                  SQL_INT(rel->image_removed), SQL_TEXT(rel->resources_json ? rel->resources_json : "{}"),
-                 SQL_INT(rel->image_bytes)),
+                 SQL_INT(rel->image_bytes), SQL_TEXT(rel->compose_json)),
         NULL, NULL, err);
     return r < 0 ? r : 0;
 }

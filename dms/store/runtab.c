@@ -8,16 +8,23 @@
 #include "sqlutil.h"
 #include "store.h"
 
+int store_run_insert_service(store *s, const char *exec_id, const char *droid_id, const char *service,
+                             int64_t release, int64_t started_ns, dms_error *err)
+{
+    LOCK_DB(s, l);
+    int r = sqlutil_query(l.db, "add run",
+                          "INSERT OR REPLACE INTO runs (exec_id, droid_id, release, started_ns, service)"
+                          " VALUES (?,?,?,?,?)",
+                          SQL_ARGS(SQL_TEXT(exec_id), SQL_TEXT(droid_id), SQL_INT(release),
+                                   SQL_INT(started_ns), SQL_TEXT(service)),
+                          NULL, NULL, err);
+    return r < 0 ? r : 0;
+}
+
 int store_run_insert(store *s, const char *exec_id, const char *droid_id, int64_t release, int64_t started_ns,
                      dms_error *err)
 {
-    LOCK_DB(s, l);
-    int r =
-        sqlutil_query(l.db, "add run",
-                      "INSERT OR REPLACE INTO runs (exec_id, droid_id, release, started_ns) VALUES (?,?,?,?)",
-                      SQL_ARGS(SQL_TEXT(exec_id), SQL_TEXT(droid_id), SQL_INT(release), SQL_INT(started_ns)),
-                      NULL, NULL, err);
-    return r < 0 ? r : 0;
+    return store_run_insert_service(s, exec_id, droid_id, NULL, release, started_ns, err);
 }
 
 int store_run_end(store *s, const char *exec_id, int64_t ended_ns, const char *outcome, int exit_code,
@@ -53,11 +60,14 @@ static int run_row(sqlite3_stmt *st, void *ud, dms_error *err)
     snprintf(run->outcome, sizeof(run->outcome), "%s", o ? (const char *)o : "");
     run->exit_code = sqlite3_column_int(st, 6);
     run->removed = sqlite3_column_int(st, 7) != 0;
+    const unsigned char *svc = sqlite3_column_text(st, 8);
+    snprintf(run->service, sizeof(run->service), "%s", svc ? (const char *)svc : "");
     return 0;
 }
 
 #define RUN_SELECT                                                                                           \
-    "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed FROM runs"
+    "SELECT exec_id, droid_id, release, started_ns, ended_ns, outcome, exit_code, removed, service FROM "    \
+    "runs"
 
 static int runs_query(store *s, const char *droid_id, store_run **out, size_t *n, dms_error *err)
 {

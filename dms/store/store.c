@@ -99,6 +99,12 @@ static const char *const migrations[] = {
     "ALTER TABLE droids ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
     "ALTER TABLE releases ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';"
     "ALTER TABLE releases ADD COLUMN image_bytes INTEGER NOT NULL DEFAULT 0;",
+    /* 9: compose droids: the compose file named at create, the services the runner keeps (run/services.h),
+     * a release's services (build/composebuild.h), and which service a run is */
+    "ALTER TABLE droids ADD COLUMN compose_file TEXT;"
+    "ALTER TABLE droids ADD COLUMN services TEXT;"
+    "ALTER TABLE releases ADD COLUMN compose TEXT;"
+    "ALTER TABLE runs ADD COLUMN service TEXT;",
 };
 
 static void lock(store *s)

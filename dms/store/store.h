@@ -143,6 +143,8 @@ typedef struct store_release {
     bool image_removed;
     char *resources_json; /* the droid's resources when it was built (droid_resources_to_json) */
     int64_t image_bytes;  /* the image's size as the engine reported it after the build; 0 = unknown */
+    char *compose_json;   /* a compose droid's release: its file and every service's image
+                           * (build/composebuild.h); NULL for one image */
 } store_release;
 void store_release_clear(store_release *r);
 void store_releases_free(store_release *r, size_t n);
@@ -167,11 +169,15 @@ typedef struct store_run {
     int64_t ended_ns;
     char outcome[24];
     int exit_code;
-    bool removed; /* forgotten by the executor (logs gone) */
+    bool removed;     /* forgotten by the executor (logs gone) */
+    char service[64]; /* a compose droid's service it runs; "" for a droid of one container */
 } store_run;
 
 int store_run_insert(store *s, const char *exec_id, const char *droid_id, int64_t release, int64_t started_ns,
                      dms_error *err);
+/* The same, for a run of a compose droid's service. */
+int store_run_insert_service(store *s, const char *exec_id, const char *droid_id, const char *service,
+                             int64_t release, int64_t started_ns, dms_error *err);
 int store_run_end(store *s, const char *exec_id, int64_t ended_ns, const char *outcome, int exit_code,
                   dms_error *err);
 int store_run_mark_removed(store *s, const char *exec_id, dms_error *err);

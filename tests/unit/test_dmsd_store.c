@@ -50,7 +50,7 @@ START_TEST(test_open_migrates_once_and_uses_wal)
     store *s = NULL;
     dms_error err = {0};
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 8);
+    ck_assert_int_eq(store_schema_version(s), 9);
     store_close(s);
     ck_assert_int_eq(store_open(&s, path, &err), 0); /* reopening applies nothing twice */
     store_close(s);
@@ -66,8 +66,8 @@ START_TEST(test_open_migrates_once_and_uses_wal)
         sqlite3_prepare_v2(db, "SELECT COUNT(*), MAX(version) FROM schema_migrations", -1, &st, NULL),
         SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-    ck_assert_int_eq(sqlite3_column_int(st, 0), 8);
-    ck_assert_int_eq(sqlite3_column_int(st, 1), 8);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 9);
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 9);
     sqlite3_finalize(st);
     sqlite3_close(db);
 }
@@ -92,12 +92,14 @@ START_TEST(test_open_upgrades_an_older_schema)
                      " ALTER TABLE droids DROP COLUMN resources;"
                      " ALTER TABLE releases DROP COLUMN resources;"
                      " ALTER TABLE releases DROP COLUMN image_bytes;"
+                     " ALTER TABLE droids DROP COLUMN compose_file; ALTER TABLE droids DROP COLUMN services;"
+                     " ALTER TABLE releases DROP COLUMN compose; ALTER TABLE runs DROP COLUMN service;"
                      " DELETE FROM schema_migrations WHERE version>=2",
                      NULL, NULL, NULL),
         SQLITE_OK);
     sqlite3_close(db);
     ck_assert_int_eq(store_open(&s, path, &err), 0);
-    ck_assert_int_eq(store_schema_version(s), 8);
+    ck_assert_int_eq(store_schema_version(s), 9);
     ck_assert_int_eq(store_gc_add(s, "sha256:x", "d1", &err), 0); /* the table of migration 2 is back */
     store_close(s);
 }
