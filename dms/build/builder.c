@@ -27,6 +27,8 @@
 #include "buildopts.h"
 #include "buildreq.h"
 #include "buildstate.h"
+#include "../compose/release.h"
+#include "composebuild.h"
 #include "detect.h"
 #include "git.h"
 #include "queue.h"
@@ -92,6 +94,21 @@ static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *er
     return 0;
 }
 
+/* The images a compose release built (compose/release.h), removed; what the engine refuses goes to the
+ * collector. Always 0 (the release's own image_id, one of them or an image: service's, is the caller's). */
+static int remove_compose_images(builder *bld, const char *droid_id, const char *compose_json)
+{
+    const builder_deps *dep = &bld->dep;
+    char **built = compose_json ? compose_release_built(compose_json) : NULL;
+    for (size_t i = 0; built && built[i]; i++) {
+        int r = dms_executor_remove_image(dep->ex, built[i], NULL);
+        if (r < 0 && r != -DMS_E_NOT_FOUND && r != -DMS_E_NOT_OURS)
+            store_gc_add(dep->st, built[i], droid_id, NULL);
+    }
+    dmsu_strv_free(built);
+    return 0;
+}
+
 /* Removes images of releases beyond the newest keep_releases, never the one that runs or is wanted. */
 static void prune_releases(builder *bld, const char *droid_id)
 {
@@ -115,8 +132,10 @@ static void prune_releases(builder *bld, const char *droid_id)
             continue;
         }
         dms_error e = {0};
-        int r = dms_executor_remove_image(dep->ex, rel[i].image_id, &e);
-        if (r < 0 && r != -DMS_E_NOT_FOUND) {
+        int r = remove_compose_images(bld, droid_id, rel[i].compose_json);
+        if (r == 0)
+            r = dms_executor_remove_image(dep->ex, rel[i].image_id, &e);
+        if (r < 0 && r != -DMS_E_NOT_FOUND && r != -DMS_E_NOT_OURS) {
             /* Still marked removed (the release cannot be rolled back to any more); the collector retries. */
             log_warn("droid=%s op=prune release=%lld image=%s error=\"%s\" note=\"retried by the image "
                      "collector\"",
@@ -190,7 +209,9 @@ static void finish_build(builder *bld, const buildq_job *job, droid *d, build_en
         remove_cancelled_image(bld, d->id, built_tag);
     if (ea->orphan) {
         /* Deleted while it built: what this build made has no owner left. */
-        if (ea->kind == BUILD_END_OK && b->image_id &&
+        if (ea->kind == BUILD_END_OK)
+            remove_compose_images(bld, d->id, ea->compose_json);
+        if (ea->kind == BUILD_END_OK && b->image_id && !ea->compose_json &&
             dms_executor_remove_image(dep->ex, b->image_id, NULL) < 0) {
             store_gc_add(dep->st, b->image_id, d->id, NULL);
             if (dep->runner)
@@ -215,6 +236,8 @@ typedef struct build_run {
     build_end ea;
     char built_tag[BUILDREQ_TAG_MAX]; /* set once the engine was asked to build */
     char *dockerfile;                 /* the text the engine builds (recipe.c) */
+    const char *compose;              /* a compose droid's file (composebuild_find), or NULL */
+    char *compose_json;               /* what its release holds */
 } build_run;
 
 /* A step that failed: how the build ends (ea.kind is the caller's), and why. */
@@ -380,6 +403,70 @@ static int build_image(build_run *br)
     return 0;
 }
 
+/* Removes what a compose build made before it failed (the collector retries what the engine refuses). */
+static void remove_built(build_run *br, char **built)
+{
+    const builder_deps *dep = &br->bld->dep;
+    for (size_t i = 0; built && built[i]; i++) {
+        int r = dms_executor_remove_image(dep->ex, built[i], NULL);
+        if (r < 0 && r != -DMS_E_NOT_FOUND && r != -DMS_E_NOT_OURS) {
+            store_gc_add(dep->st, built[i], br->d->id, NULL);
+            if (dep->runner)
+                runner_collect_images(dep->runner);
+        }
+    }
+}
+
+/* A compose droid: every service built or checked (composebuild.h), all or none; the routed service's image
+ * is the build's. */
+static int build_compose(build_run *br)
+{
+    const builder_deps *dep = &br->bld->dep;
+    store_build *b = &br->job->b;
+    dms_error err = {0};
+    say(&br->o, "compose file %s", br->compose);
+    composebuild_in in = {.ex = dep->ex,
+                          .core = dep->core,
+                          .cfg = &dep->cfg,
+                          .d = br->d,
+                          .build_id = b->id,
+                          .src = br->src,
+                          .file = br->compose,
+                          .token = br->job->token,
+                          .out = on_output,
+                          .ud = &br->o};
+    composebuild_result res;
+    int r = composebuild_run(&in, &res, &err);
+    if (r < 0) {
+        remove_built(br, res.built);
+        composebuild_result_clear(&res);
+        step_failed(br, buildstate_kind_of(r, &err), err.message);
+        on_output(&br->o, DMS_STREAM_STDERR, br->ea.reason, strlen(br->ea.reason));
+        return -1;
+    }
+    dmsd_set_str(&b->image_id, res.image_id);
+    dmsd_set_str(&b->tag, res.tag);
+    br->ea.image_bytes = res.image_bytes;
+    br->compose_json = res.compose_json;
+    res.compose_json = NULL;
+    br->ea.compose_json = br->compose_json;
+    composebuild_result_clear(&res);
+    br->ea.kind = BUILD_END_OK;
+    return 0;
+}
+
+/* Whether the checkout is a compose droid's (br->compose set), or which of the two builds it takes. */
+static int find_compose(build_run *br)
+{
+    dms_error err = {0};
+    int r = composebuild_find(br->src, br->d, &br->compose, &err);
+    if (r < 0)
+        return step_failed(br, BUILD_END_USER_FAULT, err.message);
+    if (r == 0)
+        br->compose = NULL;
+    return 0;
+}
+
 /* However it went: the log's last line, dmsd's log, and the build's end recorded (finish_build), unless
  * dmsd's own stop interrupted it. Frees the droid. */
 static void end_build(build_run *br)
@@ -400,9 +487,10 @@ static void end_build(build_run *br)
         log_info("droid=%s build=%lld op=build note=\"interrupted by shutdown; resumes at the next start\"",
                  d->id, (long long)b->id);
         droid_free(d);
-        return;
+    } else {
+        finish_build(br->bld, br->job, d, &br->ea, br->dir, br->built_tag);
     }
-    finish_build(br->bld, br->job, d, &br->ea, br->dir, br->built_tag);
+    free(br->compose_json);
 }
 
 static void run_build(builder *bld, buildq_job *job)
@@ -413,8 +501,12 @@ static void run_build(builder *bld, buildq_job *job)
                     .ea = {.b = &job->b, .kind = BUILD_END_USER_FAULT}};
     if (!begin_build(&br))
         return;
-    if (prepare(&br) == 0 && clone_source(&br) == 0 && make_recipe(&br) == 0)
-        build_image(&br);
+    if (prepare(&br) == 0 && clone_source(&br) == 0 && find_compose(&br) == 0) {
+        if (br.compose)
+            build_compose(&br);
+        else if (make_recipe(&br) == 0)
+            build_image(&br);
+    }
     end_build(&br);
 }
 

@@ -67,6 +67,7 @@ static int end_ok(core_tx *tx, droid *d, build_end *ea, dms_error *err)
                          .port = d->port,
                          .resources_json = resources,
                          .image_bytes = ea->image_bytes,
+                         .compose_json = (char *)ea->compose_json,
                          .created_ns = b->finished_ns};
     snprintf(rel.droid_id, sizeof(rel.droid_id), "%s", d->id);
     if ((r = store_build_update(st, b, err)) < 0 || (r = store_release_insert(st, &rel, err)) < 0)

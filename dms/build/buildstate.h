@@ -46,6 +46,7 @@ typedef struct build_end {
         image_bytes; /* BUILD_END_OK: the image's size as the engine reports it (the disk quota counts it) */
     bool orphan;     /* out: the droid is being deleted; what the build made must go */
     bool superseded; /* cancelled for a newer build, which is queued: the droid's state is left to it */
+    const char *compose_json; /* BUILD_END_OK of a compose droid: the release's compose member (borrowed) */
 } build_end;
 
 /* The build (ud: build_begin *) starts: running, one more attempt, the droid building. CONFLICT when it is no
