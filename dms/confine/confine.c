@@ -135,6 +135,23 @@ void confine_legacy_network(const char *executor_id, char *buf, size_t size)
         snprintf(buf, size, "%s-%s", NETWORK_PREFIX, executor_id);
 }
 
+int confine_droid_network(const char *executor_id, const char *droid_id, char *buf, size_t size,
+                          dms_error *err)
+{
+    char base[CONFINE_NETWORK_MAX + 16];
+    confine_legacy_network(executor_id, base, sizeof(base));
+    if (strlen(base) + 1 + strlen(droid_id) > DMS_ID_MAX) {
+        char ex[HASH_HEX + 1];
+        int r = hash_hex(executor_id, ex, err);
+        if (r < 0)
+            return r;
+        snprintf(base, sizeof(base), "%s-%s", NETWORK_PREFIX, ex);
+    }
+    if (dmsu_snprintf_ok(buf, size, "%s-%s", base, droid_id) < 0)
+        return dms_error_set(err, DMS_E_INTERNAL, NULL, "network name buffer too small");
+    return 0;
+}
+
 int confine_user_network(const char *executor_id, const char *user_id, char *buf, size_t size, dms_error *err)
 {
     char user[HASH_HEX + 1], base[CONFINE_NETWORK_MAX + 16];

@@ -75,6 +75,11 @@ json_t *confine_limits_json(confine_limits l);
  * an ordinary web app or build needs as root in its own container (see confine.c). Static, never NULL. */
 const dms_security *confine_security(void);
 
+/* The network of a compose droid's services: "droid-net[-<executor id>]-<droid id>" (the executor id hashed
+ * when that would not fit an identifier). Its services reach each other by name on it, and nothing else runs
+ * there; the runner removes it with the droid. */
+int confine_droid_network(const char *executor_id, const char *droid_id, char *buf, size_t size,
+                          dms_error *err);
 /* The network of a user's containers: "droid-net[-<executor id>]-u<16 hex of sha256(user id)>", or with the
  * executor id hashed too when that would not fit an identifier. Every user of one dmsd gets another network,
  * and so does the same user of another dmsd. 0, or INTERNAL. */

@@ -21,6 +21,8 @@ static void watch_current_runs(runner *r, char **ids)
             /* A run that ended while dmsd was down shows up at once as a result: handled like any exit. */
             run_watch_add(r, d->run_id, d->id, started);
         }
+        if (d)
+            run_services_watch(r, d);
         droid_free(d);
     }
 }
@@ -36,7 +38,8 @@ static void stop_orphans(runner *r)
         return;
     for (size_t i = 0; i < n; i++) {
         droid *d = core_get_copy(dep->core, runs[i].droid_id);
-        bool current = d && d->run_id && strcmp(d->run_id, runs[i].exec_id) == 0;
+        bool current = d && ((d->run_id && strcmp(d->run_id, runs[i].exec_id) == 0) ||
+                             run_services_owns(d, runs[i].exec_id));
         dms_exec_status st;
         if (!current && dms_executor_status(dep->ex, runs[i].exec_id, &st, &err) == 0 &&
             st.state != DMS_STATE_FINISHED) {

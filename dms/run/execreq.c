@@ -60,4 +60,10 @@ void execreq_clear(execreq *r)
 {
     dmsu_strv_free(r->env);
     r->env = NULL;
+    free(r->svc_mounts);
+    r->svc_mounts = NULL;
+    dmsu_strv_free(r->svc_strs);
+    r->svc_strs = NULL;
+    free(r->svc_labels);
+    r->svc_labels = NULL;
 }

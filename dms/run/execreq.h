@@ -13,6 +13,9 @@
 #include <dms/error.h>
 #include <dms/request.h>
 
+#include <jansson.h>
+
+#include "../compose/compose.h"
 #include "../confine/confine.h"
 #include "../droids/droid.h"
 
@@ -31,6 +34,12 @@ typedef struct execreq {
     char *labels[3];
     dms_port port;
     char net[CONFINE_NETWORK_MAX];
+    /* a compose service's (svcreq.c): owned */
+    dms_mount *svc_mounts;
+    char **svc_strs;   /* the strings they and the labels point into */
+    char **svc_labels; /* dms.* labels and the file's own */
+    char *aliases[2];
+    dms_healthcheck health;
 } execreq;
 
 /* What the request is built from. Every pointer is borrowed and must outlive the request. */
@@ -46,6 +55,18 @@ typedef struct execreq_input {
 /* Fills *out (zeroed first) from in. 0, or NOMEM/INTERNAL (the env, or the network name) with err set; on
  * failure out holds a request that must not be started, and still needs execreq_clear(). */
 int execreq_build(execreq *out, const execreq_input *in, dms_error *err);
+
+/* A compose droid's service (run/svcreq.c): what the service says (command, entrypoint, env over the droid's
+ * env and its env files, working dir, user, named volumes "<droid id>-<volume>", labels, limits within the
+ * droid's, health check), on the droid's own network (confine_droid_network) where its name is an alias, with
+ * the dms.service label. routed_port > 0: the routed service, its port published on 127.0.0.1 and $PORT set
+ * to it unless the service sets PORT. env_file: the release's lines for it (JSON array, may be NULL). */
+typedef struct svcreq_input {
+    const compose_service *svc;
+    json_t *env_file;
+    int routed_port;
+} svcreq_input;
+int execreq_build_service(execreq *out, const execreq_input *in, const svcreq_input *sin, dms_error *err);
 
 /* Frees what execreq_build allocated. Accepts a zeroed struct. */
 void execreq_clear(execreq *r);

@@ -22,6 +22,8 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../compose/release.h"
+#include "execreq.h"
 #include "runner.h"
 
 #define RUN_WORKERS           2
@@ -137,6 +139,42 @@ void run_stop(runner *r, const char *droid_id, const char *exec_id);
 void run_wake_supervisor(runner *r);
 /* The supervisor thread (arg: the runner). */
 void *run_supervisor_main(void *arg);
+
+/* ---- services.c: a compose droid's services besides the routed one ---- */
+
+#define RUN_DEP_TIMEOUT_MS 120000 /* a dependency that meets no condition in this time fails the start */
+#define RUN_DEP_POLL_MS    200
+
+typedef enum svc_phase {
+    SVC_BEFORE, /* the services that start before the routed one (it may depend on them) */
+    SVC_AFTER,  /* those after it */
+    SVC_ALL,
+} svc_phase;
+
+/* d->services_json parsed (a new reference; an empty array for none). */
+json_t *run_services_entries(const droid *d);
+/* Whether exec_id is the current execution of one of d's services. */
+bool run_services_owns(const droid *d, const char *exec_id);
+/* Release `release` of d, its file parsed with the droid's env of now. Clear cr after, also on failure. */
+int run_services_load(runner *r, const droid *d, int64_t release, compose_release *cr, dms_error *err);
+/* The routed service's request. */
+int run_services_routed_request(runner *r, const droid *d, const compose_release *cr, int64_t release,
+                                const char *exec_id, execreq *xr, dms_error *err);
+/* Brings the services of phase to what release cr wants (see services.c). 0, or -1 with why. */
+int run_services_converge(runner *r, const char *droid_id, const compose_release *cr, int64_t release,
+                          svc_phase phase, char *why, size_t size);
+/* Records which service is routed (its entry shows the droid's state). */
+void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr);
+/* Stops every service (entries stay, with state and no execution). */
+void run_services_stop(runner *r, const droid *d, const char *state);
+/* Stops and forgets the services release cr no longer has. */
+void run_services_prune(runner *r, const char *droid_id, const compose_release *cr);
+/* At startup: watches the running services' executions. */
+void run_services_watch(runner *r, const droid *d);
+/* Inside mut_exited: 1 when exec_id was one of d's services (its entry updated: exited, restarting with
+ * *retry_at_ns set, or failed after a crash loop), 0 when it is none of them. */
+int run_services_exited(core_tx *tx, droid *d, const char *exec_id, const dms_exec_result *res, bool intended,
+                        int64_t *retry_at_ns, dms_error *err);
 
 /* ---- adopt.c ---- */
 

@@ -187,6 +187,58 @@ void run_forget_old(runner *r, const droid *d, bool all)
     free(runs);
 }
 
+/* Removes one image of a deleted droid, giving the engine a moment while a container still holds it; what
+ * it refuses goes to the image collector. True when it went there. */
+static bool remove_image(runner *r, const char *droid_id, const char *image)
+{
+    dms_error err = {0};
+    int rc = 0;
+    for (int attempt = 0; attempt < DELETE_IMAGE_ATTEMPTS; attempt++) {
+        rc = dms_executor_remove_image(r->dep.ex, image, &err);
+        if (rc == 0 || rc == -DMS_E_NOT_FOUND || !strstr(err.message, "being used"))
+            break;
+        usleep(DELETE_IMAGE_RETRY_MS * 1000);
+    }
+    if (rc == 0 || rc == -DMS_E_NOT_FOUND || rc == -DMS_E_NOT_OURS)
+        return false;
+    log_warn("droid=%s op=delete image=%s error=\"%s\" note=\"retried by the image collector\"", droid_id,
+             image, err.message);
+    store_gc_add(r->dep.st, image, droid_id, NULL);
+    return true;
+}
+
+/* A compose droid's: the images its releases built, the volumes of its file, its network. */
+static void remove_compose_leftovers(runner *r, droid *d)
+{
+    store_release *rel = NULL;
+    size_t n = 0;
+    bool compose = false;
+    if (store_releases_list(r->dep.st, d->id, &rel, &n, NULL) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!rel[i].compose_json)
+            continue;
+        compose = true;
+        char **built = compose_release_built(rel[i].compose_json);
+        for (size_t k = 0; built && built[k]; k++)
+            if (remove_image(r, d->id, built[k]))
+                run_set_timer(r, GC_ID, dms_now_ns() + (int64_t)GC_BACKOFF_BASE_MS * NS_PER_MS);
+        dmsu_strv_free(built);
+        compose_release cr = {0};
+        if (!d->keep_volumes && run_services_load(r, d, rel[i].seq, &cr, NULL) == 0)
+            for (size_t v = 0; v < cr.f->n_volumes; v++) {
+                char vol[DMS_ID_MAX + 1];
+                snprintf(vol, sizeof(vol), "%s-%s", d->id, cr.f->volumes[v].name);
+                dms_executor_remove_volume(r->dep.ex, vol, NULL);
+            }
+        compose_release_clear(&cr);
+    }
+    store_releases_free(rel, n);
+    char net[CONFINE_NETWORK_MAX];
+    if (compose && confine_droid_network(dms_executor_id(r->dep.ex), d->id, net, sizeof(net), NULL) == 0)
+        dms_executor_remove_network(r->dep.ex, net, NULL);
+}
+
 static void delete_droid(runner *r, droid *d)
 {
     const runner_deps *dep = &r->dep;
@@ -225,6 +277,7 @@ static void delete_droid(runner *r, droid *d)
         }
         store_releases_free(rel, n);
     }
+    remove_compose_leftovers(r, d);
     for (size_t i = 0; !d->keep_volumes && i < d->n_volumes && i < DROID_VOLUMES_MAX; i++) {
         char vol[DROID_ID_SIZE + DROID_VOLUME_NAME_MAX + 2];
         droid_volume_engine_name(d, i, vol, sizeof(vol));
@@ -286,12 +339,29 @@ void runner_collect_images(runner *r)
 /* Not wanted running: stop its run (or settle a state that says otherwise). */
 static void reconcile_stopped(runner *r, const droid *d)
 {
+    run_services_stop(r, d, "stopped");
     if (d->run_id) {
         run_stop(r, d->id, d->run_id);
         core_mutate(r->dep.core, NULL, d->id, mut_stopped, d->run_id, NULL, NULL);
     } else if (d->state == DROID_STARTING || d->state == DROID_RUNNING) {
         core_mutate(r->dep.core, NULL, d->id, mut_stopped, NULL, NULL, NULL);
     }
+}
+
+/* A compose droid whose routed service runs as wanted: its other services follow (a crash's restart, a
+ * service that could not start before). */
+static void converge_services(runner *r, const droid *d)
+{
+    if (!d->services_json)
+        return;
+    compose_release cr;
+    dms_error err = {0};
+    char why[REASON_MAX];
+    if (run_services_load(r, d, d->run_release, &cr, &err) < 0)
+        log_warn("droid=%s op=services error=\"%s\"", d->id, err.message);
+    else if (run_services_converge(r, d->id, &cr, d->run_release, SVC_ALL, why, sizeof(why)) < 0)
+        log_warn("droid=%s op=services error=\"%s\"", d->id, why);
+    compose_release_clear(&cr);
 }
 
 /* Wanted running, awake, and its run is not the wanted one: is there something to start now? */
@@ -324,6 +394,7 @@ static void reconcile_running(runner *r, const droid *d)
                    d->run_restart_gen == d->restart_gen;
     if (current) {
         core_mutate(r->dep.core, NULL, d->id, mut_settle_state, NULL, NULL, NULL);
+        converge_services(r, d);
         return;
     }
     if (!start_due(r, d))

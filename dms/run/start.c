@@ -19,6 +19,7 @@ typedef struct prep_args {
     int64_t config_gen;
     int64_t restart_gen;
     char exec_id[DMS_ID_MAX + 1];
+    const char *service; /* a compose droid's routed service, or NULL */
 } prep_args;
 
 static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -33,7 +34,8 @@ static int mut_prepare(core_tx *tx, droid *d, void *ud, dms_error *err)
     snprintf(pa->exec_id, sizeof(pa->exec_id), "%s-r%lld-%lld", d->id, (long long)d->want_release,
              (long long)d->run_seq);
     /* Recorded before the start: a crash right after it still knows this run (reconciliation cancels it). */
-    if ((r = store_run_insert(core_tx_store(tx), pa->exec_id, d->id, d->want_release, dms_now_ns(), err)) < 0)
+    if ((r = store_run_insert_service(core_tx_store(tx), pa->exec_id, d->id, pa->service, d->want_release,
+                                      dms_now_ns(), err)) < 0)
         return r;
     if (d->state != DROID_STARTING) {
         char why[96];
@@ -143,6 +145,9 @@ typedef struct start_ctx {
     char host[ROUTE_HOST_MAX];     /* <name>.localhost */
     char old_addr[ROUTE_DIAL_MAX]; /* where the run it replaces is dialled, or "" */
     gate_mode gate;
+    int port;     /* the container port the route dials: the droid's, or the routed service's */
+    bool compose; /* a compose droid: cr holds its release */
+    compose_release cr;
 } start_ctx;
 
 /* The start failed: the droid records why, and retries later (or gives up). */
@@ -170,11 +175,32 @@ static int load_release(start_ctx *c, const droid *d0, store_release *rel)
     if (rc == 0 && rel->image_removed)
         rc = dms_error_set(&err, DMS_E_IMAGE, "release", "the image of release %lld was removed",
                            (long long)rel->seq);
+    if (rc == 0 && rel->compose_json) {
+        c->compose = true;
+        rc = run_services_load(c->r, d0, d0->want_release, &c->cr, &err);
+    }
     if (rc < 0) {
         c->pa.release = d0->want_release;
         start_failed(c, d0->id, err.message, true);
+        return rc;
     }
-    return rc;
+    c->port = c->compose ? c->cr.f->route_port : d0->port;
+    if (c->compose)
+        c->pa.service = c->cr.f->services[c->cr.f->route_service].name;
+    return 0;
+}
+
+/* A compose droid's services of phase (services.c); a failure fails the start, naming the service. */
+static int converge(start_ctx *c, const droid *d0, svc_phase phase)
+{
+    char why[REASON_MAX];
+    if (!c->compose ||
+        run_services_converge(c->r, d0->id, &c->cr, d0->want_release, phase, why, sizeof(why)) == 0)
+        return 0;
+    log_warn("droid=%s op=services error=\"%s\"", d0->id, why);
+    c->pa.release = d0->want_release;
+    start_failed(c, d0->id, why, false);
+    return -DMS_E_START_FAILED;
 }
 
 /* A new execution id, recorded in the store before the start; c->d becomes the droid as it is then. */
@@ -200,7 +226,9 @@ static int launch(start_ctx *c, const store_release *rel)
                         .image = rel->tag,
                         .confine = dep->confine,
                         .executor_id = dms_executor_id(dep->ex)};
-    int rc = execreq_build(&xr, &in, &err);
+    int rc = c->compose
+                 ? run_services_routed_request(c->r, c->d, &c->cr, c->pa.release, c->pa.exec_id, &xr, &err)
+                 : execreq_build(&xr, &in, &err);
     c->t_start = dms_mono_ms();
     if (rc == 0)
         rc = dms_executor_start(dep->ex, &xr.req, &err);
@@ -223,12 +251,12 @@ static void find_address(start_ctx *c)
     c->started_ns = dms_now_ns();
     if (dms_executor_status(c->r->dep.ex, c->pa.exec_id, &st, &err) == 0) {
         for (size_t i = 0; i < st.n_ports; i++)
-            if (st.ports[i].container_port == d->port)
+            if (st.ports[i].container_port == c->port)
                 c->host_port = st.ports[i].host_port;
         if (st.started_at_ns)
             c->started_ns = st.started_at_ns;
         if (st.ip_address[0])
-            snprintf(c->addr, sizeof(c->addr), "%s:%d", st.ip_address, d->port);
+            snprintf(c->addr, sizeof(c->addr), "%s:%d", st.ip_address, c->port);
     }
     if (!c->addr[0] && c->host_port)
         snprintf(c->addr, sizeof(c->addr), "127.0.0.1:%d", c->host_port);
@@ -345,6 +373,8 @@ int run_start_new(runner *r, const droid *d0, bool forced)
     store_release rel = {0};
     int rc = load_release(&c, d0, &rel);
     if (rc == 0)
+        rc = converge(&c, d0, SVC_BEFORE);
+    if (rc == 0)
         rc = prepare(&c, d0);
     if (rc == 0)
         rc = launch(&c, &rel);
@@ -357,6 +387,11 @@ int run_start_new(runner *r, const droid *d0, bool forced)
         rc = move_route(&c);
     if (rc == 0)
         take_over(&c);
+    if (rc == 0 && c.compose)
+        run_services_mark_routed(r, d0->id, &c.cr);
+    if (rc == 0 && c.compose && converge(&c, d0, SVC_AFTER) == 0)
+        run_services_prune(r, d0->id, &c.cr);
+    compose_release_clear(&c.cr);
     droid_free(c.d);
     return rc;
 }

@@ -140,8 +140,11 @@ static int exit_crashed(core_tx *tx, droid *d, exit_args *ea, const char *what, 
 static int mut_exited(core_tx *tx, droid *d, void *ud, dms_error *err)
 {
     exit_args *ea = ud;
-    if (!d->run_id || strcmp(d->run_id, ea->exec_id) != 0)
-        return 0; /* an old run we replaced or stopped */
+    if (!d->run_id || strcmp(d->run_id, ea->exec_id) != 0) {
+        /* A compose droid's other service, or an old run we replaced or stopped. */
+        int rc = run_services_exited(tx, d, ea->exec_id, ea->res, ea->intended, &ea->retry_at_ns, err);
+        return rc < 0 ? rc : 0;
+    }
     char what[REASON_MAX], why[REASON_MAX + 128];
     describe(ea->res, what, sizeof(what));
     free(d->run_id);

@@ -62,6 +62,7 @@ void run_put_to_sleep(runner *r, const droid *d)
             run_drain(r, d->id, old_addr);
     }
     run_stop(r, d->id, d->run_id);
+    run_services_stop(r, d, "asleep");
     core_mutate(dep->core, NULL, d->id, mut_asleep, d->run_id, NULL, NULL);
     if (dep->router)
         router_release(dep->router, d->id, NULL);
