@@ -101,7 +101,9 @@ static const command commands[] = {
      "  --clear            no snooze (wakes it if it sleeps)\n"
      "  Without options: show the schedule, whether it sleeps, and its next wake or sleep.\n",
      cmd_snooze, true},
-    {"logs", "DROID [-f] [--build|--err] [--tail N] [--from NS --limit N] [--timestamps] [--run ID]",
+    {"logs",
+     "DROID [-f] [--build|--err] [--tail N] [--from NS --limit N] [--timestamps] [--run ID]\n"
+     "       [--service NAME]",
      "Print a droid's logs (runtime logs of its current container, or build logs).",
      "  -f, --follow       keep printing as lines arrive (until the container or build ends)\n"
      "  --build, --err     build output (build.out) or build errors (build.err)\n"
@@ -109,7 +111,8 @@ static const command commands[] = {
      "  --from NS          only lines after this timestamp (ns); the next page starts at the printed cursor\n"
      "  --limit N          at most N lines\n"
      "  --timestamps       prefix each line with its time\n"
-     "  --run ID           an earlier container run (see events)\n",
+     "  --run ID           an earlier container run (see events)\n"
+     "  --service NAME     a compose droid's service (default: the routed one)\n",
      cmd_logs, true},
     {"start", "DROID", "Start a stopped or failed droid.", "", cmd_start, true},
     {"stop", "DROID", "Stop a droid (waits until its container is gone).", "", cmd_stop, true},

@@ -111,23 +111,20 @@ int cmd_releases(int argc, char **argv)
 /* What logs' options ask for. Strings borrowed from argv. */
 typedef struct logs_opts {
     bool follow, build, errs, ts;
-    const char *tail, *from, *limit, *run;
+    const char *tail, *from, *limit, *run, *service;
 } logs_opts;
 
 /* logs' options into o; 0, or the exit code. */
 static int parse_logs_opts(int argc, char **argv, logs_opts *o)
 {
-    static const struct option lo[] = {{"follow", no_argument, NULL, 'f'},
-                                       {"build", no_argument, NULL, 'B'},
-                                       {"err", no_argument, NULL, 'E'},
-                                       {"tail", required_argument, NULL, 't'},
-                                       {"from", required_argument, NULL, 'F'},
-                                       {"limit", required_argument, NULL, 'n'},
-                                       {"timestamps", no_argument, NULL, 'T'},
-                                       {"run", required_argument, NULL, 'r'},
-                                       {NULL, 0, NULL, 0}};
+    static const struct option lo[] = {
+        {"follow", no_argument, NULL, 'f'},        {"build", no_argument, NULL, 'B'},
+        {"err", no_argument, NULL, 'E'},           {"tail", required_argument, NULL, 't'},
+        {"from", required_argument, NULL, 'F'},    {"limit", required_argument, NULL, 'n'},
+        {"timestamps", no_argument, NULL, 'T'},    {"run", required_argument, NULL, 'r'},
+        {"service", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "fBEt:F:n:Tr:", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "fBEt:F:n:Tr:s:", lo, NULL)) != -1) {
         switch (c) {
         case 'f':
             o->follow = true;
@@ -152,6 +149,13 @@ static int parse_logs_opts(int argc, char **argv, logs_opts *o)
             break;
         case 'r':
             o->run = optarg;
+            break;
+        case 's':
+            if (strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+                    strlen(optarg) ||
+                !*optarg)
+                return fail(EXIT_USAGE, "logs: --service takes a service name ([A-Za-z0-9._-])");
+            o->service = optarg;
             break;
         default:
             return EXIT_USAGE;
@@ -197,6 +201,8 @@ static int logs_path(const logs_opts *o, const char *id, char *path, size_t size
         ok = ok && add_query(path, size, &n, &sep, "limit", o->limit);
     if (o->run)
         ok = ok && add_query(path, size, &n, &sep, "run", o->run);
+    if (o->service)
+        ok = ok && add_query(path, size, &n, &sep, "service", o->service);
     if (json_out && !o->build)
         ok = ok && add_query(path, size, &n, &sep, "format=json", NULL);
     return ok ? 0 : -1;

@@ -91,14 +91,33 @@ static void run_free(void *ud)
 
 static const api_stream_ops run_ops = {run_read, run_fd, run_free};
 
-/* The run whose logs are wanted: ?run=, else the current run, else the latest one recorded. */
-static int pick_run(app *a, const char *id, const char *want, char *out, size_t size, dms_error *err)
+/* A compose droid's service's run: the latest one recorded (the current one, once it started). */
+static int pick_service_run(const char *id, const char *service, const store_run *runs, size_t n, char *out,
+                            size_t size, dms_error *err)
+{
+    for (size_t i = n; i-- > 0;)
+        if (strcmp(runs[i].service, service) == 0) {
+            snprintf(out, size, "%s", runs[i].exec_id);
+            return 0;
+        }
+    return dms_error_set(err, DMS_E_NOT_FOUND, "service", "droid %s has no service %.64s that ran", id,
+                         service);
+}
+
+/* The run whose logs are wanted: ?run=, ?service=, else the current run, else the latest one recorded. */
+static int pick_run(app *a, const char *id, const char *want, const char *service, char *out, size_t size,
+                    dms_error *err)
 {
     store_run *runs = NULL;
     size_t n = 0;
     int r = store_runs_list(a->st, id, &runs, &n, err);
     if (r < 0)
         return r;
+    if (service && !want) {
+        r = pick_service_run(id, service, runs, n, out, size, err);
+        free(runs);
+        return r;
+    }
     r = 1;
     if (want) {
         for (size_t i = 0; i < n && r; i++)
@@ -149,7 +168,7 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     log_fmt fmt = {.json = format && strcmp(format, "json") == 0, .timestamps = ts};
     const char *ctype = fmt.json ? "application/x-ndjson" : "text/plain; charset=utf-8";
     char exec_id[DMS_ID_MAX + 1], cursor[32];
-    int rc = pick_run(a, id, api_query(r, "run"), exec_id, sizeof(exec_id), &err);
+    int rc = pick_run(a, id, api_query(r, "run"), api_query(r, "service"), exec_id, sizeof(exec_id), &err);
     if (rc < 0) {
         api_reply_error(r, &err);
         return;

@@ -14,8 +14,8 @@ static const char *const q_name[] = {"name", NULL};
 static const char *const q_page[] = {"after", "limit", NULL}; /* every list: api/page.h */
 static const char *const q_force[] = {"force", NULL};
 static const char *const q_delete[] = {"keep_volumes", NULL};
-static const char *const q_logs[] = {"tail",      "follow", "from",   "limit",      "build.out",
-                                     "build.err", "run",    "format", "timestamps", NULL};
+static const char *const q_logs[] = {"tail", "follow", "from",       "limit",   "build.out", "build.err",
+                                     "run",  "format", "timestamps", "service", NULL};
 static const char *const q_git[] = {"repo", "branch", NULL};
 static const char *const q_follow[] = {"follow", NULL};
 
