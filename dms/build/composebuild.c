@@ -17,6 +17,7 @@
 #include "buildreq.h"
 #include "dfpolicy.h"
 #include "recipe.h"
+#include "srchash.h"
 
 static const char *const default_names[] = {"compose.yaml", "compose.yml", "docker-compose.yaml",
                                             "docker-compose.yml", NULL};
@@ -118,6 +119,27 @@ static int read_dockerfile(svc_ctx *c, int ctx, char **text, dms_error *err)
     return 0;
 }
 
+/* The previous release built this service from the same inputs and its image is still there: reused. */
+static bool reuse_image(svc_ctx *c, const char *src_hash)
+{
+    json_t *prev = c->in->prev_json ? json_loads(c->in->prev_json, 0, NULL) : NULL;
+    json_t *e = json_object_get(json_object_get(prev, "services"), c->s->name);
+    const char *img = json_string_value(json_object_get(e, "image"));
+    const char *tag = json_string_value(json_object_get(e, "tag"));
+    dms_image_info info = {0};
+    bool same = img && tag && json_is_true(json_object_get(e, "built")) &&
+                strcmp(json_string_value(json_object_get(e, "src")) ?: "", src_hash) == 0 &&
+                dms_executor_image_info(c->in->ex, img, &info, NULL) == 0 && info.present;
+    if (same) {
+        json_object_set_new(c->entry, "image", json_string(img));
+        json_object_set_new(c->entry, "tag", json_string(tag));
+        json_object_set_new(c->entry, "built", json_true());
+        say(c->in, c->s->name, "unchanged (Dockerfile, args and context): reusing %s (%s)", tag, img);
+    }
+    json_decref(prev);
+    return same;
+}
+
 /* The engine builds the service's image from its context. */
 static int build_service(svc_ctx *c, dms_error *err)
 {
@@ -138,6 +160,11 @@ static int build_service(svc_ctx *c, dms_error *err)
     int r = read_dockerfile(c, ctx, &text, err);
     if (r < 0)
         return r;
+    char src_hash[SRCHASH_HEX + 1];
+    srchash_context(ctx, text, s->build->args, src_hash);
+    json_object_set_new(c->entry, "src", json_string(src_hash));
+    if (src_hash[0] && reuse_image(c, src_hash))
+        return 0;
     char ctx_path[PATH_MAX];
     snprintf(ctx_path, sizeof(ctx_path), "%s/%s", in->src, s->build->context);
     buildreq bq;

@@ -46,8 +46,10 @@ typedef struct composebuild_in {
     const build_config *cfg;
     const droid *d;
     int64_t build_id;
-    const char *src;  /* the checkout */
-    const char *file; /* composebuild_find's name */
+    const char *src;       /* the checkout */
+    const char *file;      /* composebuild_find's name */
+    const char *prev_json; /* the compose member of the droid's newest release, or NULL: a service whose build
+                            * inputs did not change reuses its image (srchash.h) */
     dms_cancel_token *token;
     composebuild_out_fn out; /* build.out / build.err */
     void *ud;
