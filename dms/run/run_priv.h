@@ -163,8 +163,12 @@ int run_services_routed_request(runner *r, const droid *d, const compose_release
 /* Brings the services of phase to what release cr wants (see services.c). 0, or -1 with why. */
 int run_services_converge(runner *r, const char *droid_id, const compose_release *cr, int64_t release,
                           svc_phase phase, char *why, size_t size);
-/* Records which service is routed (its entry shows the droid's state). */
-void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr);
+/* Records which service is routed (its entry shows the droid's state) and the hash of its request. */
+void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr, const char *hash);
+/* Whether the routed service's request for release `release` is the one its current run was started with
+ * (and that run runs): then a new release leaves it alone. hash: the new request's. */
+bool run_services_routed_unchanged(runner *r, const droid *d, const compose_release *cr, int64_t release,
+                                   char hash[17]);
 /* Stops every service (entries stay, with state and no execution). */
 void run_services_stop(runner *r, const droid *d, const char *state);
 /* Stops and forgets the services release cr no longer has. */

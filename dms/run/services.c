@@ -94,15 +94,28 @@ int run_services_load(runner *r, const droid *d, int64_t release, compose_releas
     return rc;
 }
 
-/* FNV-1a of the request's JSON (its execution id left blank): what decides whether a service changed. */
-static void request_hash(dms_exec_request *req, char out[17])
+/* FNV-1a of the request's JSON, without its execution id and its dms.release label: what decides whether a
+ * service changed (a new release that leaves it as it was does not restart it). */
+static void request_hash(dms_exec_request *req, const compose_service *s, char out[17])
 {
     const char *exec_id = req->execution_id;
+    char *const *labels = req->labels;
+    const char *kept[COMPOSE_LIST_MAX + 4];
+    size_t n = 0;
+    for (size_t i = 0; labels && labels[i] && n + 1 < DMS_ARRAY_SIZE(kept); i++)
+        if (strncmp(labels[i], "dms.release=", 12) != 0)
+            kept[n++] = labels[i];
+    kept[n] = NULL;
     req->execution_id = "x";
+    req->labels = (char *const *)kept;
     char *j = dms_exec_request_to_json(req);
     req->execution_id = exec_id;
+    req->labels = labels;
     uint64_t h = 1469598103934665603ULL;
     for (const char *p = j ? j : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    /* What dmsd does with it counts too: a new restart policy is a new service, as for compose. */
+    for (const char *p = restart_name(s->restart); *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     free(j);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
@@ -122,6 +135,26 @@ static int service_request(runner *r, const droid *d, const compose_release *cr,
     if (s == &cr->f->services[cr->f->route_service])
         sin.routed_port = cr->f->route_port;
     return execreq_build_service(xr, &in, &sin, err);
+}
+
+bool run_services_routed_unchanged(runner *r, const droid *d, const compose_release *cr, int64_t release,
+                                   char hash[17])
+{
+    execreq xr;
+    const compose_service *s = &cr->f->services[cr->f->route_service];
+    bool same = false;
+    hash[0] = '\0';
+    if (service_request(r, d, cr, release, s, "x", &xr, NULL) == 0) {
+        request_hash(&xr.req, s, hash);
+        json_t *arr = run_services_entries(d);
+        json_t *e = entry_named(arr, s->name);
+        dms_exec_status st;
+        same = e && d->run_id && strcmp(json_string_value(json_object_get(e, "hash")) ?: "", hash) == 0 &&
+               dms_executor_status(r->dep.ex, d->run_id, &st, NULL) == 0 && st.state != DMS_STATE_FINISHED;
+        json_decref(arr);
+    }
+    execreq_clear(&xr);
+    return same;
 }
 
 int run_services_routed_request(runner *r, const droid *d, const compose_release *cr, int64_t release,
@@ -296,7 +329,7 @@ static int converge_one(runner *r, const droid *d, const compose_release *cr, in
     int rc = service_request(r, d, cr, release, s, "x", &xr, &err);
     char hash[17];
     if (rc == 0)
-        request_hash(&xr.req, hash);
+        request_hash(&xr.req, s, hash);
     json_t *arr = run_services_entries(d);
     json_t *e = entry_named(arr, s->name);
     char old[DMS_ID_MAX + 1];
@@ -401,10 +434,16 @@ static void stop_entries(runner *r, const droid *d, const compose_release *cr, c
 }
 
 /* The routed service's entry (shown with the droid's state; its execution is the droid's run). */
+typedef struct routed_args {
+    const char *name;
+    const char *hash;
+} routed_args;
+
 static int mut_svc_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
 {
     (void)tx;
-    const char *name = ud;
+    const routed_args *ra = ud;
+    const char *name = ra->name;
     json_t *arr = run_services_entries(d);
     json_t *e = entry_named(arr, name);
     if (!e) {
@@ -413,16 +452,17 @@ static int mut_svc_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     json_object_set_new(e, "name", json_string(name));
     json_object_set_new(e, "routed", json_true());
+    json_object_set_new(e, "hash", json_string(ra->hash));
     json_object_del(e, "exec");
     int rc = entries_store(d, arr, err);
     json_decref(arr);
     return rc;
 }
 
-void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr)
+void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr, const char *hash)
 {
-    core_mutate(r->dep.core, NULL, droid_id, mut_svc_routed,
-                (void *)cr->f->services[cr->f->route_service].name, NULL, NULL);
+    routed_args ra = {.name = cr->f->services[cr->f->route_service].name, .hash = hash};
+    core_mutate(r->dep.core, NULL, droid_id, mut_svc_routed, &ra, NULL, NULL);
 }
 
 void run_services_stop(runner *r, const droid *d, const char *state)

@@ -148,6 +148,7 @@ typedef struct start_ctx {
     int port;     /* the container port the route dials: the droid's, or the routed service's */
     bool compose; /* a compose droid: cr holds its release */
     compose_release cr;
+    char routed_hash[17]; /* its routed service's request */
 } start_ctx;
 
 /* The start failed: the droid records why, and retries later (or gives up). */
@@ -367,6 +368,44 @@ static void take_over(start_ctx *c)
     run_forget_old(r, d, false);
 }
 
+typedef struct keep_args {
+    int64_t release, config_gen;
+    bool unwanted; /* out */
+} keep_args;
+
+/* The routed service runs on as the new release's: only what the droid records of its run moves. */
+static int mut_keep_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
+{
+    keep_args *ka = ud;
+    if (d->deleting || !d->want_running || !d->run_id) {
+        ka->unwanted = true;
+        return 0;
+    }
+    d->run_release = ka->release;
+    d->run_config_gen = ka->config_gen;
+    d->retry_at_ns = 0;
+    char why[128];
+    snprintf(why, sizeof(why), "running release %lld (its routed service unchanged)", (long long)ka->release);
+    core_tx_kick_runner(tx);
+    return core_tx_set_state(tx, d, DROID_RUNNING, why, err);
+}
+
+/* A compose droid's new release or config that leaves its routed service's request as it is (and it runs):
+ * true when it was kept, without a new container or a swap. A restart asked for, or a forced one, replaces it
+ * anyway. */
+static bool keep_routed(start_ctx *c, const droid *d0)
+{
+    bool same = run_services_routed_unchanged(c->r, d0, &c->cr, d0->want_release, c->routed_hash);
+    if (!same || c->forced || d0->run_restart_gen != d0->restart_gen)
+        return false;
+    keep_args ka = {.release = d0->want_release, .config_gen = d0->config_gen};
+    if (core_mutate(c->r->dep.core, NULL, d0->id, mut_keep_routed, &ka, NULL, NULL) < 0 || ka.unwanted)
+        return false;
+    log_info("droid=%s exec=%s op=keep release=%lld note=\"routed service unchanged\"", d0->id, d0->run_id,
+             (long long)d0->want_release);
+    return true;
+}
+
 int run_start_new(runner *r, const droid *d0, bool forced)
 {
     start_ctx c = {.r = r, .forced = forced};
@@ -374,6 +413,8 @@ int run_start_new(runner *r, const droid *d0, bool forced)
     int rc = load_release(&c, d0, &rel);
     if (rc == 0)
         rc = converge(&c, d0, SVC_BEFORE);
+    if (rc == 0 && c.compose && keep_routed(&c, d0))
+        rc = 1; /* kept: no new run of it */
     if (rc == 0)
         rc = prepare(&c, d0);
     if (rc == 0)
@@ -387,11 +428,11 @@ int run_start_new(runner *r, const droid *d0, bool forced)
         rc = move_route(&c);
     if (rc == 0)
         take_over(&c);
-    if (rc == 0 && c.compose)
-        run_services_mark_routed(r, d0->id, &c.cr);
-    if (rc == 0 && c.compose && converge(&c, d0, SVC_AFTER) == 0)
+    if (rc >= 0 && c.compose)
+        run_services_mark_routed(r, d0->id, &c.cr, c.routed_hash);
+    if (rc >= 0 && c.compose && converge(&c, d0, SVC_AFTER) == 0)
         run_services_prune(r, d0->id, &c.cr);
     compose_release_clear(&c.cr);
     droid_free(c.d);
-    return rc;
+    return rc < 0 ? rc : 0;
 }

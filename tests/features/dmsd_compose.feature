@@ -64,6 +64,17 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And only one container of the service "web" of "shop" runs
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A change of one service's config replaces that service only
+    Given the compose droid "shop" is created from the repository "shop"
+    And the routed droid "shop" is "running" within 90 s
+    And I note the container of the service "worker" of "shop"
+    And I note the container of the droid "shop" as its routed service
+    When a new commit of "shop" changes "restart: always" to "restart: unless-stopped" in its compose file and is deployed
+    Then the service "worker" of "shop" runs in a new container within 60 s
+    And the routed service of "shop" still runs in the noted container
+    And the logs of the service "worker" of "shop" say "front" within 30 s
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s

@@ -2,6 +2,7 @@
 compose file, each service's container seen through the engine (its dms.service label), per-service logs,
 redeploys, and what a delete leaves."""
 import os
+import time
 
 from behave import given, then, when
 
@@ -11,6 +12,7 @@ from dmsfeat.routed import mint_token
 from dmsfeat.util import eventually
 
 BUILD_RUN_TIMEOUT_S = 90
+STILL_FOR_S = 5  # a container "still" runs: it is there all this time
 
 
 def rt(context):
@@ -149,9 +151,26 @@ def step_note(context, service, name):
 
 @then('the service "{service:Q}" of "{name:Q}" still runs in the noted container')
 def step_same_container(context, service, name):
-    ids = service_containers(rt(context), name, service)
-    assert ids == [context.noted_service_container], \
-        f"{service} of {name} runs in {ids}, not in the noted {context.noted_service_container}"
+    # The runner converges the other services after the routed one swapped: it must leave this one alone for
+    # good, not merely for a moment.
+    d = rt(context)
+    deadline = time.monotonic() + STILL_FOR_S
+    while time.monotonic() < deadline:
+        ids = service_containers(d, name, service)
+        assert ids == [context.noted_service_container], \
+            f"{service} of {name} runs in {ids}, not in the noted {context.noted_service_container}"
+        time.sleep(0.2)
+
+
+@then('the service "{service:Q}" of "{name:Q}" runs in a new container within {secs:d} s')
+def step_new_container(context, service, name, secs):
+    d = rt(context)
+
+    def probe():
+        ids = service_containers(d, name, service)
+        assert len(ids) == 1 and ids[0] != context.noted_service_container, f"{service} of {name} runs in {ids}"
+        return True
+    eventually(probe, secs, f"{service} of {name} runs in a new container")
 
 
 @then('only one container of the service "{service:Q}" of "{name:Q}" runs')
@@ -233,3 +252,24 @@ def step_bob_droid(context, name, code):
 @when('the routed droid "{name:Q}" is "{state:Q}" within {secs:d} s')
 def step_is_within(context, name, state, secs):
     rt(context).wait_status(name, state, secs)
+
+
+@given('I note the container of the droid "{name:Q}" as its routed service')
+def step_note_routed(context, name):
+    d = rt(context)
+    routed = [s["name"] for s in (d.droid(name).get("services") or []) if s["routed"]]
+    assert len(routed) == 1, f"routed services of {name}: {routed}"
+    ids = service_containers(d, name, routed[0])
+    assert len(ids) == 1, f"{routed[0]} of {name} runs in {ids}"
+    context.noted_routed = (routed[0], ids[0])
+
+
+@then('the routed service of "{name:Q}" still runs in the noted container')
+def step_routed_same(context, name):
+    d = rt(context)
+    service, noted = context.noted_routed
+    deadline = time.monotonic() + STILL_FOR_S
+    while time.monotonic() < deadline:
+        ids = service_containers(d, name, service)
+        assert ids == [noted], f"{service} of {name} runs in {ids}, not in the noted {noted}"
+        time.sleep(0.2)
