@@ -188,11 +188,12 @@ static void print_status(const dms_exec_status *s)
             json_array_append_new(ports,
                                   json_pack("{s:i,s:i,s:s}", "container", s->ports[i].container_port, "host",
                                             s->ports[i].host_port, "protocol", s->ports[i].protocol));
-        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:s}", "execution_id", s->execution_id,
-                              "job_id", s->job_id, "state", dms_state_name(s->state), "outcome",
-                              dms_outcome_name(s->outcome), "exit_code", s->exit_code, "started_at_ns",
-                              (json_int_t)s->started_at_ns, "finished_at_ns", (json_int_t)s->finished_at_ns,
-                              "handle", s->handle, "ports", ports, "ip_address", s->ip_address);
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:I,s:s,s:o,s:s,s:s}", "execution_id",
+                              s->execution_id, "job_id", s->job_id, "state", dms_state_name(s->state),
+                              "outcome", dms_outcome_name(s->outcome), "exit_code", s->exit_code,
+                              "started_at_ns", (json_int_t)s->started_at_ns, "finished_at_ns",
+                              (json_int_t)s->finished_at_ns, "handle", s->handle, "ports", ports,
+                              "ip_address", s->ip_address, "health", dms_health_name(s->health));
         char *js = json_dumps(o, JSON_COMPACT);
         printf("%s\n", js);
         free(js);
@@ -210,7 +211,8 @@ int cmd_status(int argc, char **argv)
 {
     simple_help(argc, argv,
                 "usage: dms-exec status EXEC_ID\n\nWhere an execution stands: state, outcome, exit code, "
-                "container, published ports.\n");
+                "container, published ports (and with --json its address and health: none, starting, healthy "
+                "or unhealthy).\n");
     optind = 1;
     const char *id = need_exec_id(argc, argv, "status");
     dms_executor *ex = open_executor_for(id);

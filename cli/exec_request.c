@@ -11,6 +11,11 @@
 
 #include "util.h"
 
+/* The bounds the library holds a health check to (its request_limits.h): told here in terms of the flags. */
+#define HEALTH_DURATION_MAX_MS     (24LL * 3600 * 1000)
+#define HEALTH_RETRIES_MAX         1000
+#define HEALTH_DURATION_DIGITS_MAX 12 /* 999999999999h still fits an int64 of ms; refused as > 24h after */
+
 /* --cap-drop/--cap-add take one name or a comma-separated list, as docker's flags do. */
 static void add_caps(char **list, size_t *n, char *arg, const char *flag)
 {
@@ -121,6 +126,12 @@ enum {
     OPT_CAP_ADD,
     OPT_NNP,
     OPT_NETWORK_ALIAS,
+    OPT_HEALTH_CMD,
+    OPT_HEALTH_INTERVAL,
+    OPT_HEALTH_TIMEOUT,
+    OPT_HEALTH_START_PERIOD,
+    OPT_HEALTH_RETRIES,
+    OPT_NO_HEALTHCHECK,
 };
 
 static const struct option req_long[] = {
@@ -150,6 +161,12 @@ static const struct option req_long[] = {
     {"cap-drop", required_argument, NULL, OPT_CAP_DROP},
     {"cap-add", required_argument, NULL, OPT_CAP_ADD},
     {"no-new-privileges", no_argument, NULL, OPT_NNP},
+    {"health-cmd", required_argument, NULL, OPT_HEALTH_CMD},
+    {"health-interval", required_argument, NULL, OPT_HEALTH_INTERVAL},
+    {"health-timeout", required_argument, NULL, OPT_HEALTH_TIMEOUT},
+    {"health-start-period", required_argument, NULL, OPT_HEALTH_START_PERIOD},
+    {"health-retries", required_argument, NULL, OPT_HEALTH_RETRIES},
+    {"no-healthcheck", no_argument, NULL, OPT_NO_HEALTHCHECK},
     {"result-bytes", required_argument, NULL, OPT_RESULT_BYTES},
     {"log-bytes", required_argument, NULL, OPT_LOG_BYTES},
     {"quiet", no_argument, NULL, OPT_QUIET},
@@ -188,6 +205,13 @@ static const char *const run_help =
     "  --cap-drop CAP[,CAP]   drop capabilities (NET_RAW, ... or ALL; repeatable)\n"
     "  --cap-add CAP[,CAP]    add capabilities after the drop (--cap-drop ALL --cap-add X: only X)\n"
     "  --no-new-privileges    setuid binaries and file capabilities grant nothing\n"
+    "  --health-cmd CMD       health check: a command line for the workload's /bin/sh -c; exit 0 = healthy\n"
+    "                         (status then says starting, healthy or unhealthy; docker backend only)\n"
+    "  --health-interval DUR  between checks (200ms, 5s; default: the image's, else 30s; at most 24h)\n"
+    "  --health-timeout DUR   one check's limit (default: the image's, else 30s)\n"
+    "  --health-start-period DUR  failures in this first period do not count (default 0)\n"
+    "  --health-retries N     failures in a row that make it unhealthy (1-1000; default 3)\n"
+    "  --no-healthcheck       no check at all, not even the image's own HEALTHCHECK\n"
     "  --result-bytes SIZE    stdout/stderr excerpt kept in the result (default 64k)\n"
     "  --log-bytes SIZE       capture file size before rotation (default 32m; two are kept)\n"
     "  --spec FILE            take the whole request as JSON from FILE ('-' = stdin); flags override ids\n"
@@ -265,6 +289,84 @@ static void set_network(dms_exec_request *req, char *arg)
     }
 }
 
+/* A --health-* period: [0-9]+(.[0-9]+)?(ms|s|m|h), at most a day. parse_duration's strtod would also take
+ * "nan", "inf" or "1e30h", none of which converts to milliseconds, so the shape is checked first; a value
+ * that rounds down to 0 ms would silently mean "the default" and is refused. */
+static int64_t health_duration(const char *flag, const char *arg)
+{
+    size_t digits = strspn(arg, "0123456789.");
+    const char *unit = arg + digits;
+    bool unit_ok =
+        !*unit || !strcmp(unit, "ms") || !strcmp(unit, "s") || !strcmp(unit, "m") || !strcmp(unit, "h");
+    if (digits == 0 || digits > HEALTH_DURATION_DIGITS_MAX || !unit_ok ||
+        strchr(arg, '.') != strrchr(arg, '.'))
+        die_usage("%s %s: not a duration (e.g. 200ms, 5s, 1m)", flag, arg);
+    int64_t ms = parse_duration(arg);
+    if (ms < 0)
+        die_usage("%s %s: not a duration (e.g. 200ms, 5s, 1m)", flag, arg);
+    if (ms > HEALTH_DURATION_MAX_MS)
+        die_usage("%s %s: at most 24h", flag, arg);
+    if (ms == 0 && strtod(arg, NULL) > 0)
+        die_usage("%s %s: at least 1ms", flag, arg);
+    return ms;
+}
+
+/* The health check's options; false for another. */
+static bool health_opt(req_builder *b, int c, char *arg)
+{
+    dms_healthcheck *h = &b->health;
+    const char *flag = NULL;
+    switch (c) {
+    case OPT_HEALTH_CMD:
+        if (!*arg)
+            die_usage("--health-cmd: the command line is empty");
+        b->health_test[0] = arg;
+        h->test = b->health_test;
+        h->shell = true;
+        break;
+    case OPT_HEALTH_INTERVAL:
+        h->interval_ms = health_duration(flag = "--health-interval", arg);
+        break;
+    case OPT_HEALTH_TIMEOUT:
+        h->timeout_ms = health_duration(flag = "--health-timeout", arg);
+        break;
+    case OPT_HEALTH_START_PERIOD:
+        h->start_period_ms = health_duration(flag = "--health-start-period", arg);
+        break;
+    case OPT_HEALTH_RETRIES: {
+        int64_t n = dmsu_parse_i64(arg);
+        if (n < 1 || n > HEALTH_RETRIES_MAX)
+            die_usage("--health-retries %s: a count, 1-%d", arg, HEALTH_RETRIES_MAX);
+        h->retries = (int)n;
+        flag = "--health-retries";
+        break;
+    }
+    case OPT_NO_HEALTHCHECK:
+        h->disable = true;
+        break;
+    default:
+        return false;
+    }
+    if (flag && !b->health_timing_flag)
+        b->health_timing_flag = flag;
+    b->health_given = true;
+    return true;
+}
+
+/* The check goes into the request whole: timings alone could only tune the image's own check, which the
+ * request cannot express, and --no-healthcheck with anything else contradicts it (docker refuses both). */
+static void attach_health(req_builder *b)
+{
+    if (!b->health_given)
+        return;
+    if (b->health.disable && (b->health.test || b->health_timing_flag))
+        die_usage("--no-healthcheck conflicts with %s",
+                  b->health.test ? "--health-cmd" : b->health_timing_flag);
+    if (!b->health.disable && !b->health.test)
+        die_usage("%s needs --health-cmd: the check and its timing go together", b->health_timing_flag);
+    b->req.healthcheck = &b->health;
+}
+
 /* The options that add to a list (env, labels, ports, mounts, capabilities, aliases); false for another. */
 static bool list_opt(req_builder *b, int c, char *arg)
 {
@@ -312,7 +414,7 @@ static bool list_opt(req_builder *b, int c, char *arg)
 /* One option of cmd (c as getopt_long returned it, arg its value); *spec gets --spec's file. */
 static void request_opt(req_builder *b, const char *cmd, int c, char *arg, const char **spec)
 {
-    if (limit_opt(b, c, arg) || list_opt(b, c, arg))
+    if (limit_opt(b, c, arg) || list_opt(b, c, arg) || health_opt(b, c, arg))
         return;
     switch (c) {
     case OPT_IMAGE:
@@ -374,6 +476,7 @@ static void attach_lists(req_builder *b, int argc, char **argv)
         b->req.security.cap_add = b->cap_add;
     if (b->n_aliases)
         b->req.network_aliases = b->aliases;
+    attach_health(b);
     if (optind < argc)
         b->req.engine.cmd = argv + optind;
 }

@@ -23,6 +23,10 @@ typedef struct req_builder {
     size_t n_cap_drop, n_cap_add;
     char *aliases[MAX_LIST + 1];
     size_t n_aliases;
+    dms_healthcheck health; /* --health-*, --no-healthcheck; in the request only when one was given */
+    char *health_test[2];
+    const char *health_timing_flag; /* the first --health-* timing flag given, for messages */
+    bool health_given;
     dms_exec_request *from_json; /* --spec: the parsed request; caller frees with dms_exec_request_free */
 } req_builder;
 

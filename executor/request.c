@@ -400,6 +400,71 @@ static int validate_network(const dms_exec_request *req, dms_error *err)
     return 0;
 }
 
+/* A check's command: an argv whose program is named, or with shell exactly one non-empty command line. */
+static int validate_health_test(const dms_healthcheck *h, dms_error *err)
+{
+    char field[DMS_ERROR_FIELD_MAX];
+    size_t n = dmsu_strv_len(h->test);
+    if (n == 0)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.test",
+                             "healthcheck.test is required (a command, or disable to turn the check off)");
+    if (n > HEALTH_TEST_ITEMS_MAX)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.test",
+                             "healthcheck.test has %zu items; at most %d", n, HEALTH_TEST_ITEMS_MAX);
+    if (h->shell && n != 1)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.test",
+                             "healthcheck.test holds %zu items; the shell form is exactly one command line",
+                             n);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(field, sizeof(field), "healthcheck.test[%zu]", i);
+        size_t len = strlen(h->test[i]);
+        if (len > HEALTH_TEST_ITEM_MAX)
+            return dms_error_set(err, DMS_E_INVALID, field, "%s is %zu bytes long; at most %d", field, len,
+                                 HEALTH_TEST_ITEM_MAX);
+        if (i == 0 && len == 0)
+            return dms_error_set(err, DMS_E_INVALID, field, "%s must not be empty: it is the %s", field,
+                                 h->shell ? "command line" : "program to run");
+        int r = check_utf8(h->test[i], field, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int validate_health_period(int64_t ms, const char *field, dms_error *err)
+{
+    if (ms < 0 || ms > HEALTH_DURATION_MAX_MS)
+        return dms_error_set(err, DMS_E_INVALID, field, "%s must be 0 (the default) to %lld (24 h), not %lld",
+                             field, (long long)HEALTH_DURATION_MAX_MS, (long long)ms);
+    return 0;
+}
+
+/* The health check (ABI 7): a command, or disable with none; bounded periods and retries. */
+static int validate_healthcheck(const dms_healthcheck *h, dms_error *err)
+{
+    int r;
+    if (!h)
+        return 0;
+    if (h->disable && h->test)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.test",
+                             "healthcheck.test must be left out when disable is set: a disabled check runs "
+                             "nothing");
+    if (h->disable && h->shell)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.shell",
+                             "healthcheck.shell is for a command line; a disabled check has none");
+    if (!h->disable && (r = validate_health_test(h, err)) < 0)
+        return r;
+    if ((r = validate_health_period(h->interval_ms, "healthcheck.interval_ms", err)) < 0 ||
+        (r = validate_health_period(h->timeout_ms, "healthcheck.timeout_ms", err)) < 0 ||
+        (r = validate_health_period(h->start_period_ms, "healthcheck.start_period_ms", err)) < 0)
+        return r;
+    if (h->retries < 0 || h->retries > HEALTH_RETRIES_MAX)
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck.retries",
+                             "healthcheck.retries must be 0 (the default) to %d, not %d", HEALTH_RETRIES_MAX,
+                             h->retries);
+    return 0;
+}
+
 static int validate_labels(char *const *labels, dms_error *err)
 {
     char field[DMS_ERROR_FIELD_MAX];
@@ -490,5 +555,7 @@ int dms_exec_request_validate(const dms_exec_request *req, dms_error *err)
                              (long long)STOP_GRACE_MAX_MS);
     if (req->role && strcmp(req->role, "job") != 0 && strcmp(req->role, "build") != 0)
         return dms_error_set(err, DMS_E_INVALID, "role", "role must be job or build");
+    if ((r = validate_healthcheck(req->healthcheck, err)) < 0)
+        return r;
     return dms_security_validate(&req->security, err);
 }

@@ -37,6 +37,9 @@ void dms_exec_request_free(dms_exec_request *req)
     dmsu_strv_free((char **)req->security.cap_drop);
     dmsu_strv_free((char **)req->security.cap_add);
     dmsu_strv_free((char **)req->network_aliases);
+    if (req->healthcheck)
+        dmsu_strv_free((char **)req->healthcheck->test);
+    free((dms_healthcheck *)req->healthcheck);
     free(req);
 }
 
@@ -58,6 +61,20 @@ static int dup_strv(char *const *in, char *const **out)
     return *out ? 0 : -1;
 }
 
+/* NULL stays NULL (the image's own check). */
+static int dup_healthcheck(const dms_healthcheck *in, const dms_healthcheck **out)
+{
+    *out = NULL;
+    if (!in)
+        return 0;
+    dms_healthcheck *h = malloc(sizeof(*h));
+    if (!h)
+        return -1;
+    *h = *in;
+    *out = h; /* before the test's copy, so that a failed one is freed with the request */
+    return dup_strv(in->test, &h->test);
+}
+
 int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, dms_error *err)
 {
     dms_exec_request *c = calloc(1, sizeof(*c));
@@ -71,6 +88,7 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
     c->ports = NULL;
     c->network_name = c->role = NULL;
     c->security.cap_drop = c->security.cap_add = c->network_aliases = NULL;
+    c->healthcheck = NULL;
     c->n_mounts = c->n_ports = 0;
     bool bad = dup_str(req->job_id, &c->job_id) || dup_str(req->execution_id, &c->execution_id) ||
                dup_str(req->engine.image, &c->engine.image) ||
@@ -81,7 +99,8 @@ int dms_exec_request_copy(const dms_exec_request *req, dms_exec_request **out, d
                dup_strv(req->labels, &c->labels) || dup_str(req->role, &c->role) ||
                dup_strv(req->security.cap_drop, &c->security.cap_drop) ||
                dup_strv(req->security.cap_add, &c->security.cap_add) ||
-               dup_strv(req->network_aliases, &c->network_aliases);
+               dup_strv(req->network_aliases, &c->network_aliases) ||
+               dup_healthcheck(req->healthcheck, &c->healthcheck);
     if (!bad && req->n_mounts) {
         dms_mount *m = calloc(req->n_mounts, sizeof(*m));
         c->mounts = m;

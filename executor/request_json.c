@@ -340,12 +340,45 @@ static int parse_security(json_t *o, dms_exec_request *req, dms_error *err)
     return 0;
 }
 
+/* "healthcheck": {"test": [...], "shell": false, "disable": false, "interval_ms": 0, "timeout_ms": 0,
+ * "start_period_ms": 0, "retries": 0}; null is the same as leaving it out (the image's own check). */
+static int parse_healthcheck(json_t *o, dms_exec_request *req, dms_error *err)
+{
+    static const char *const keys[] = {"test",       "shell",           "disable", "interval_ms",
+                                       "timeout_ms", "start_period_ms", "retries", NULL};
+    int r;
+    if (json_is_null(o))
+        return 0;
+    if (!json_is_object(o))
+        return dms_error_set(err, DMS_E_INVALID, "healthcheck", "healthcheck must be an object");
+    if ((r = check_keys(o, "healthcheck.", keys, err)) < 0)
+        return r;
+    dms_healthcheck *h = calloc(1, sizeof(*h));
+    if (!h)
+        return dms_error_set(err, DMS_E_NOMEM, "healthcheck", "out of memory");
+    req->healthcheck = h; /* owned by req from here: freed with it on any error below */
+    int64_t retries = 0;
+    if ((r = get_strv(o, "test", "healthcheck.test", &h->test, err)) < 0 ||
+        (r = get_bool(o, "shell", "healthcheck.shell", &h->shell, err)) < 0 ||
+        (r = get_bool(o, "disable", "healthcheck.disable", &h->disable, err)) < 0 ||
+        (r = get_int(o, "interval_ms", "healthcheck.interval_ms", 0, HEALTH_DURATION_MAX_MS, &h->interval_ms,
+                     err)) < 0 ||
+        (r = get_int(o, "timeout_ms", "healthcheck.timeout_ms", 0, HEALTH_DURATION_MAX_MS, &h->timeout_ms,
+                     err)) < 0 ||
+        (r = get_int(o, "start_period_ms", "healthcheck.start_period_ms", 0, HEALTH_DURATION_MAX_MS,
+                     &h->start_period_ms, err)) < 0 ||
+        (r = get_int(o, "retries", "healthcheck.retries", 0, HEALTH_RETRIES_MAX, &retries, err)) < 0)
+        return r;
+    h->retries = (int)retries;
+    return 0;
+}
+
 static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
 {
-    static const char *const keys[] = {
-        "job_id",         "execution_id", "engine", "resources",  "mounts",
-        "network",        "labels",       "limits", "timeout_ms", "stop_grace_ms",
-        "keep_container", "role",         "init",   "security",   NULL};
+    static const char *const keys[] = {"job_id",     "execution_id",  "engine",         "resources",
+                                       "mounts",     "network",       "labels",         "limits",
+                                       "timeout_ms", "stop_grace_ms", "keep_container", "role",
+                                       "init",       "security",      "healthcheck",    NULL};
     int r;
     json_t *v;
     if (!json_is_object(root))
@@ -365,6 +398,8 @@ static int parse_request(json_t *root, dms_exec_request *req, dms_error *err)
     if ((v = json_object_get(root, "limits")) && (r = parse_limits(v, req, err)) < 0)
         return r;
     if ((v = json_object_get(root, "security")) && (r = parse_security(v, req, err)) < 0)
+        return r;
+    if ((v = json_object_get(root, "healthcheck")) && (r = parse_healthcheck(v, req, err)) < 0)
         return r;
     if ((r = get_kv(root, "labels", "labels", &req->labels, err)) < 0 ||
         (r = get_int(root, "timeout_ms", "timeout_ms", 0, INT64_MAX, &req->timeout_ms, err)) < 0 ||
@@ -404,6 +439,16 @@ static json_t *strv_json(char *const *v)
     for (size_t i = 0; a && v && v[i]; i++)
         json_array_append_new(a, json_string(v[i]));
     return a;
+}
+
+static json_t *healthcheck_json(const dms_healthcheck *h)
+{
+    json_t *o = json_pack("{s:b,s:b,s:I,s:I,s:I,s:i}", "shell", h->shell, "disable", h->disable,
+                          "interval_ms", (json_int_t)h->interval_ms, "timeout_ms", (json_int_t)h->timeout_ms,
+                          "start_period_ms", (json_int_t)h->start_period_ms, "retries", h->retries);
+    if (o && h->test)
+        json_object_set_new(o, "test", strv_json(h->test));
+    return o;
 }
 
 char *dms_exec_request_to_json(const dms_exec_request *req)
@@ -481,5 +526,7 @@ char *dms_exec_request_to_json(const dms_exec_request *req)
     if (sec && req->security.cap_add)
         json_object_set_new(sec, "cap_add", strv_json(req->security.cap_add));
     json_object_set_new(root, "security", sec);
+    if (req->healthcheck)
+        json_object_set_new(root, "healthcheck", healthcheck_json(req->healthcheck));
     return json_dumps(root, JSON_COMPACT);
 }

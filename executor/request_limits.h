@@ -12,5 +12,11 @@
 #define LOG_FILE_MIN_BYTES      (64LL * 1024)
 #define STOP_GRACE_MAX_MS       (3600LL * 1000)
 #define CPU_MILLIS_MAX          (1024LL * 1000)
+/* A health check: a few words or one shell line; each period at most a day (a longer one is a mistake, not a
+ * check); more retries than compose would ever need. */
+#define HEALTH_TEST_ITEMS_MAX  256
+#define HEALTH_TEST_ITEM_MAX   4096
+#define HEALTH_DURATION_MAX_MS (24LL * 3600 * 1000)
+#define HEALTH_RETRIES_MAX     1000
 
 #endif

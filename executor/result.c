@@ -37,6 +37,20 @@ const char *dms_state_name(dms_exec_state s)
     return state_names[s];
 }
 
+static const char *const health_names[] = {
+    [DMS_HEALTH_NONE] = "none",
+    [DMS_HEALTH_STARTING] = "starting",
+    [DMS_HEALTH_HEALTHY] = "healthy",
+    [DMS_HEALTH_UNHEALTHY] = "unhealthy",
+};
+
+const char *dms_health_name(dms_health h)
+{
+    if ((unsigned)h >= DMS_ARRAY_SIZE(health_names))
+        return "unknown";
+    return health_names[h];
+}
+
 void dms_exec_result_clear(dms_exec_result *r)
 {
     if (!r)

@@ -520,6 +520,7 @@ int docker_status(void *cookie, const char *exec_id, dms_exec_status *out, dms_e
             }
             snprintf(out->handle, sizeof(out->handle), "%s", json_string_value(json_object_get(j, "Id")));
             fill_ports(j, out);
+            out->health = docker_health_of(st); /* the engine runs the check: ours or adopted alike */
             if (!out->started_at_ns)
                 out->started_at_ns = parse_time(json_string_value(json_object_get(st, "StartedAt")));
             const char *job = json_string_value(

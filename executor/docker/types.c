@@ -10,6 +10,7 @@
 #include "util.h"
 
 #define NANO_CPUS_PER_MILLI 1000000LL
+#define NANOS_PER_MS        1000000LL
 
 void docker_container_name(char out[DOCKER_NAME_MAX], const char *executor_id, const char *execution_id)
 {
@@ -179,6 +180,49 @@ static void security_config(json_t *host, const dms_exec_request *req)
                                   DOCKER_LOG_MAX_SIZE, "max-file", DOCKER_LOG_MAX_FILE));
 }
 
+/* Config.Healthcheck (API 1.41 HealthConfig): Test ["CMD", argv...], ["CMD-SHELL", line] or ["NONE"]; the
+ * periods in nanoseconds, where 0 inherits the image's HEALTHCHECK value and, without one, the engine's
+ * default (docs/engine-notes.md §10); the request's 1 ms granularity keeps the engine's minimum of 1 ms. No
+ * check asked for: no Healthcheck, so the image's own runs as it would under `docker run`. */
+static void healthcheck_config(json_t *spec, const dms_healthcheck *h)
+{
+    if (!h)
+        return;
+    json_t *test = json_array();
+    if (h->disable) {
+        json_array_append_new(test, json_string("NONE"));
+        json_object_set_new(spec, "Healthcheck", json_pack("{s:o}", "Test", test));
+        return;
+    }
+    json_array_append_new(test, json_string(h->shell ? "CMD-SHELL" : "CMD"));
+    for (size_t i = 0; h->test && h->test[i]; i++)
+        json_array_append_new(test, json_string(h->test[i]));
+    json_object_set_new(spec, "Healthcheck",
+                        json_pack("{s:o,s:I,s:I,s:I,s:i}", "Test", test, "Interval",
+                                  (json_int_t)(h->interval_ms * NANOS_PER_MS), "Timeout",
+                                  (json_int_t)(h->timeout_ms * NANOS_PER_MS), "StartPeriod",
+                                  (json_int_t)(h->start_period_ms * NANOS_PER_MS), "Retries", h->retries));
+}
+
+dms_health docker_health_of(json_t *state)
+{
+    /* State.Health is there only for a container with a check (API 1.41 ContainerState.Health); its Status
+     * is "starting", "healthy" or "unhealthy" ("none" is in the API's enum but not sent by 20.10). A
+     * container that stopped keeps "unhealthy" (docs/engine-notes.md §10): no check runs, so no verdict. */
+    if (!json_is_true(json_object_get(state, "Running")))
+        return DMS_HEALTH_NONE;
+    const char *st = json_string_value(json_object_get(json_object_get(state, "Health"), "Status"));
+    if (!st)
+        return DMS_HEALTH_NONE;
+    if (strcmp(st, "starting") == 0)
+        return DMS_HEALTH_STARTING;
+    if (strcmp(st, "healthy") == 0)
+        return DMS_HEALTH_HEALTHY;
+    if (strcmp(st, "unhealthy") == 0)
+        return DMS_HEALTH_UNHEALTHY;
+    return DMS_HEALTH_NONE;
+}
+
 json_t *docker_container_spec(const dms_exec_request *req, const char *executor_id)
 {
     _cleanup_json_ json_t *spec = json_object();
@@ -212,6 +256,7 @@ json_t *docker_container_spec(const dms_exec_request *req, const char *executor_
     if (req->init)
         json_object_set_new(host, "Init", json_true());
     security_config(host, req);
+    healthcheck_config(spec, req->healthcheck);
     return steal_pointer(&spec);
 }
 

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include <dms/request.h>
+#include <dms/result.h>
 
 /* Bounded for names: "dms-" + executor id + "-" + execution id. */
 #define DOCKER_NAME_MAX (4 + DMS_ID_MAX + 1 + DMS_ID_MAX + 1)
@@ -28,6 +29,10 @@ json_t *docker_labels(const char *executor_id, const char *job_id, const char *e
  * (image required) is done by docker_validate_request(). */
 json_t *docker_container_spec(const dms_exec_request *req, const char *executor_id);
 int docker_validate_request(const dms_exec_request *req, dms_error *err);
+
+/* The health check's verdict from an inspected container's State object: NONE without a check, for a
+ * container that is not running, or for NULL. */
+dms_health docker_health_of(json_t *state);
 
 /* Seconds for stop?t= from a grace period in ms, rounded up (the wire takes whole seconds). */
 long docker_grace_seconds(int64_t grace_ms);

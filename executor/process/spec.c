@@ -166,6 +166,11 @@ static int refuse_unsupported(const dms_exec_request *req, dms_error *err)
     if (req->resources.gpus != 0)
         return dms_error_set(err, DMS_E_NOT_SUPPORTED, "resources.gpus",
                              "resources.gpus: the process backend does not assign GPUs");
+    /* Nothing here would run a check or judge it, so a status could only ever say "none": a caller waiting
+     * for "healthy" must learn that now, not wait forever. A disabled check asks for nothing. */
+    if (req->healthcheck && !req->healthcheck->disable)
+        return dms_error_set(err, DMS_E_NOT_SUPPORTED, "healthcheck",
+                             "healthcheck: the process backend does not run health checks");
     return 0;
 }
 

@@ -153,6 +153,84 @@ START_TEST(test_spec_gives_network_aliases_to_the_endpoint_of_the_named_network)
 }
 END_TEST
 
+static json_int_t int_at(json_t *o, const char *a, const char *b)
+{
+    json_t *v = json_object_get(json_object_get(o, a), b);
+    ck_assert_msg(json_is_integer(v), "%s.%s is not an integer", a, b);
+    return json_integer_value(v);
+}
+
+START_TEST(test_spec_gives_the_health_check_in_nanoseconds)
+{
+    json_t *s =
+        spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"healthcheck\":{\"test\":[\"wget\",\"-q\",\"http://localhost/\"],\"interval_ms\":200,"
+                "\"timeout_ms\":3000,\"start_period_ms\":86400000,\"retries\":4}}");
+    json_t *test = json_object_get(json_object_get(s, "Healthcheck"), "Test");
+    ck_assert_uint_eq(json_array_size(test), 4);
+    ck_assert_str_eq(json_string_value(json_array_get(test, 0)), "CMD");
+    ck_assert_str_eq(json_string_value(json_array_get(test, 3)), "http://localhost/");
+    ck_assert_int_eq(int_at(s, "Healthcheck", "Interval"), 200000000LL);
+    ck_assert_int_eq(int_at(s, "Healthcheck", "Timeout"), 3000000000LL);
+    ck_assert_int_eq(int_at(s, "Healthcheck", "StartPeriod"), 86400000000000LL); /* a day fits an int64 */
+    ck_assert_int_eq(int_at(s, "Healthcheck", "Retries"), 4);
+    json_decref(s);
+
+    /* The shell form: CMD-SHELL and the one line; 0 periods and retries inherit (sent as 0). */
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"healthcheck\":{\"test\":[\"test -f /tmp/ready || exit 1\"],\"shell\":true}}");
+    test = json_object_get(json_object_get(s, "Healthcheck"), "Test");
+    ck_assert_uint_eq(json_array_size(test), 2);
+    ck_assert_str_eq(json_string_value(json_array_get(test, 0)), "CMD-SHELL");
+    ck_assert_str_eq(json_string_value(json_array_get(test, 1)), "test -f /tmp/ready || exit 1");
+    ck_assert_int_eq(int_at(s, "Healthcheck", "Interval"), 0);
+    ck_assert_int_eq(int_at(s, "Healthcheck", "Retries"), 0);
+    json_decref(s);
+
+    /* Disabled: ["NONE"] and nothing else, so the image's own check does not run either. */
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"},"
+                "\"healthcheck\":{\"disable\":true}}");
+    json_t *hc = json_object_get(s, "Healthcheck");
+    ck_assert_uint_eq(json_object_size(hc), 1);
+    ck_assert_uint_eq(json_array_size(json_object_get(hc, "Test")), 1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(hc, "Test"), 0)), "NONE");
+    json_decref(s);
+
+    /* None asked for: no Healthcheck, the image's own applies. */
+    s = spec_of("{\"job_id\":\"j1\",\"execution_id\":\"e1\",\"engine\":{\"image\":\"busybox\"}}");
+    ck_assert_ptr_null(json_object_get(s, "Healthcheck"));
+    json_decref(s);
+}
+END_TEST
+
+START_TEST(test_health_is_read_from_the_inspected_state)
+{
+    static const struct {
+        const char *state;
+        dms_health want;
+    } cases[] = {
+        {"{\"Running\":true,\"Health\":{\"Status\":\"starting\",\"FailingStreak\":0}}", DMS_HEALTH_STARTING},
+        {"{\"Running\":true,\"Health\":{\"Status\":\"healthy\"}}", DMS_HEALTH_HEALTHY},
+        {"{\"Running\":true,\"Health\":{\"Status\":\"unhealthy\",\"FailingStreak\":3}}",
+         DMS_HEALTH_UNHEALTHY},
+        {"{\"Running\":true}", DMS_HEALTH_NONE},
+        {"{\"Running\":true,\"Health\":{\"Status\":\"none\"}}", DMS_HEALTH_NONE},
+        {"{\"Running\":true,\"Health\":{\"Status\":7}}", DMS_HEALTH_NONE},
+        {"{\"Running\":true,\"Health\":null}", DMS_HEALTH_NONE},
+        /* Stopped: the engine leaves "unhealthy" behind, but nothing is checked any more. */
+        {"{\"Running\":false,\"Status\":\"exited\",\"Health\":{\"Status\":\"unhealthy\"}}", DMS_HEALTH_NONE},
+        {"{\"Health\":{\"Status\":\"healthy\"}}", DMS_HEALTH_NONE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *st = json_loads(cases[i].state, 0, NULL);
+        ck_assert_ptr_nonnull(st);
+        ck_assert_msg(docker_health_of(st) == cases[i].want, "%s", cases[i].state);
+        json_decref(st);
+    }
+    ck_assert_int_eq(docker_health_of(NULL), DMS_HEALTH_NONE);
+}
+END_TEST
+
 START_TEST(test_spec_init_asks_for_an_init_process)
 {
     json_t *s = spec_of(
@@ -320,6 +398,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_spec_network_none_and_host);
     tcase_add_test(tc, test_spec_maps_the_security_part_to_host_config);
     tcase_add_test(tc, test_spec_gives_network_aliases_to_the_endpoint_of_the_named_network);
+    tcase_add_test(tc, test_spec_gives_the_health_check_in_nanoseconds);
+    tcase_add_test(tc, test_health_is_read_from_the_inspected_state);
     tcase_add_test(tc, test_spec_init_asks_for_an_init_process);
     tcase_add_test(tc, test_labels_go_after_every_from_and_at_the_end_of_every_stage);
     tcase_add_test(tc, test_labels_go_where_the_engine_ends_the_from);

@@ -554,6 +554,14 @@ START_TEST(test_process_refuses_what_it_cannot_do_naming_the_field)
     ck_assert_msg(strstr(err.message, "no named networks"), "%s", err.message);
 
     req = job_sh(&j, "e1", "true", NULL);
+    char *test[] = {"true", NULL};
+    dms_healthcheck hc = {.test = test, .interval_ms = 200};
+    req->healthcheck = &hc;
+    ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
+    ck_assert_str_eq(err.field, "healthcheck");
+    ck_assert_msg(strstr(err.message, "does not run health checks"), "%s", err.message);
+
+    req = job_sh(&j, "e1", "true", NULL);
     req->resources.disk_bytes = 1 << 30;
     ck_assert_int_eq(dms_executor_start(ex, req, &err), -DMS_E_NOT_SUPPORTED);
     ck_assert_str_eq(err.field, "resources.disk_bytes");
@@ -790,6 +798,27 @@ START_TEST(test_process_wait_timeout_leaves_it_running)
     ck_assert_int_eq(st.exit_code, 0);
     dms_exec_result_clear(&res);
     ck_assert_int_eq(dms_executor_wait(ex, "unknown", 0, &res, &err), -DMS_E_NOT_FOUND);
+}
+END_TEST
+
+/* A disabled check asks for nothing, so it is no reason to refuse; the health is none, as for every job here.
+ */
+START_TEST(test_process_runs_a_disabled_health_check_and_reports_no_health)
+{
+    job j;
+    dms_error err = {0};
+    dms_healthcheck hc = {.disable = true};
+    dms_exec_request *req = job_sh(&j, "e1", "sleep 1", NULL);
+    req->healthcheck = &hc;
+    start_ok(req);
+    dms_exec_status st;
+    ck_assert_int_eq(dms_executor_status(ex, "e1", &st, &err), 0);
+    ck_assert_int_eq(st.state, DMS_STATE_RUNNING);
+    ck_assert_int_eq(st.health, DMS_HEALTH_NONE);
+    dms_exec_result res = {0};
+    wait_ok("e1", 10000, &res);
+    ck_assert_int_eq(res.outcome, DMS_OUTCOME_EXITED);
+    dms_exec_result_clear(&res);
 }
 END_TEST
 
@@ -1338,6 +1367,7 @@ static Suite *process_suite(void)
     tcase_add_test(tc, test_process_cancel_kills_a_job_that_ignores_sigterm_after_the_grace);
     tcase_add_test(tc, test_process_run_timeout_ends_as_timed_out);
     tcase_add_test(tc, test_process_wait_timeout_leaves_it_running);
+    tcase_add_test(tc, test_process_runs_a_disabled_health_check_and_reports_no_health);
     tcase_add_test(tc, test_process_waiter_fd_becomes_readable_when_it_ends);
     tcase_add_test(tc, test_process_logs_keep_stdout_and_stderr_apart_with_tail);
     tcase_add_test(tc, test_process_log_follow_gets_live_lines_and_ends_with_the_job);

@@ -8,6 +8,7 @@
 
 #include <dms/request.h>
 
+#include "request_limits.h"
 #include "security.h"
 #include "util.h"
 #include "testutil.h"
@@ -32,7 +33,10 @@ static const char FULL_JSON[] =
     " \"limits\": {\"result_output_bytes\": 65536, \"log_file_bytes\": 33554432},"
     " \"timeout_ms\": 60000, \"stop_grace_ms\": 5000, \"keep_container\": true, \"role\": \"build\","
     " \"security\": {\"no_new_privileges\": true, \"cap_drop\": [\"ALL\"], \"cap_add\": [\"CHOWN\", "
-    "\"NET_BIND_SERVICE\"]}}";
+    "\"NET_BIND_SERVICE\"]},"
+    " \"healthcheck\": {\"test\": [\"wget\", \"-q\", \"http://localhost:8080/\"], \"shell\": false,"
+    "   \"disable\": false, \"interval_ms\": 200, \"timeout_ms\": 3000, \"start_period_ms\": 1000,"
+    "   \"retries\": 5}}";
 
 static dms_exec_request *parse_ok(const char *json)
 {
@@ -142,6 +146,15 @@ START_TEST(test_request_json_parses_every_field)
     ck_assert_str_eq(r->security.cap_drop[0], "ALL");
     ck_assert_uint_eq(dmsu_strv_len(r->security.cap_add), 2);
     ck_assert_str_eq(r->security.cap_add[1], "NET_BIND_SERVICE");
+    const dms_healthcheck *h = r->healthcheck;
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_eq(dmsu_strv_len(h->test), 3);
+    ck_assert_str_eq(h->test[2], "http://localhost:8080/");
+    ck_assert(!h->shell && !h->disable);
+    ck_assert_int_eq(h->interval_ms, 200);
+    ck_assert_int_eq(h->timeout_ms, 3000);
+    ck_assert_int_eq(h->start_period_ms, 1000);
+    ck_assert_int_eq(h->retries, 5);
     dms_exec_request_free(r);
 }
 END_TEST
@@ -550,6 +563,99 @@ START_TEST(test_request_network_alias_rules)
 }
 END_TEST
 
+START_TEST(test_request_healthcheck_rules)
+{
+    frag_ok("\"healthcheck\": {\"test\": [\"true\"]}");
+    frag_ok(
+        "\"healthcheck\": {\"test\": [\"wget -q -O /dev/null http://localhost/ || exit 1\"], \"shell\": true,"
+        " \"interval_ms\": 86400000, \"timeout_ms\": 1, \"start_period_ms\": 0, \"retries\": 1000}");
+    frag_ok("\"healthcheck\": {\"disable\": true}");
+    frag_ok("\"healthcheck\": {\"disable\": true, \"shell\": false, \"interval_ms\": 1000}");
+    frag_ok("\"healthcheck\": {\"test\": [\"check\", \"\"]}"); /* an empty argument is an argument */
+    frag_ok("\"healthcheck\": null");
+    dms_exec_request *r = parse_ok("{\"job_id\": \"j\", \"execution_id\": \"e\", \"healthcheck\": null}");
+    ck_assert_ptr_null(r->healthcheck);
+    dms_exec_request_free(r);
+
+    frag_invalid("\"healthcheck\": {}", "healthcheck.test", "required");
+    frag_invalid("\"healthcheck\": {\"test\": []}", "healthcheck.test", "required");
+    frag_invalid("\"healthcheck\": {\"test\": [\"\"]}", "healthcheck.test[0]", "must not be empty");
+    frag_invalid("\"healthcheck\": {\"test\": [\"\"], \"shell\": true}", "healthcheck.test[0]",
+                 "command line");
+    frag_invalid("\"healthcheck\": {\"test\": [\"a\", \"b\"], \"shell\": true}", "healthcheck.test",
+                 "exactly one command line");
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"disable\": true}", "healthcheck.test",
+                 "left out when disable");
+    frag_invalid("\"healthcheck\": {\"disable\": true, \"shell\": true}", "healthcheck.shell", NULL);
+    frag_invalid("\"healthcheck\": {\"test\": [\"a\", 1]}", "healthcheck.test", "healthcheck.test[1]");
+    frag_invalid("\"healthcheck\": {\"test\": \"true\"}", "healthcheck.test", "array of strings");
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"interval_ms\": -1}", "healthcheck.interval_ms",
+                 "between 0 and 86400000");
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"timeout_ms\": 86400001}",
+                 "healthcheck.timeout_ms", NULL);
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"start_period_ms\": 1.5}",
+                 "healthcheck.start_period_ms", "integer");
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"retries\": 1001}", "healthcheck.retries", NULL);
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"retries\": -1}", "healthcheck.retries", NULL);
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"shell\": \"yes\"}", "healthcheck.shell",
+                 "true or false");
+    frag_invalid("\"healthcheck\": {\"test\": [\"true\"], \"interval\": 5}", "healthcheck.interval",
+                 "unknown field");
+    frag_invalid("\"healthcheck\": [\"true\"]", "healthcheck", "must be an object");
+
+    /* A caller-built request is held to the same rules, each naming its field. */
+    char *test[] = {"check", NULL, NULL};
+    dms_healthcheck h = {.test = test, .interval_ms = 200, .retries = 3};
+    dms_exec_request req = {.job_id = "j", .execution_id = "e", .healthcheck = &h};
+    dms_error err = {0};
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), 0);
+    char *json = dms_exec_request_to_json(&req);
+    dms_exec_request *back = parse_ok(json);
+    ck_assert_str_eq(back->healthcheck->test[0], "check");
+    ck_assert_int_eq(back->healthcheck->interval_ms, 200);
+    ck_assert_int_eq(back->healthcheck->retries, 3);
+    free(json);
+    dms_exec_request_free(back);
+    h.timeout_ms = HEALTH_DURATION_MAX_MS + 1;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "healthcheck.timeout_ms");
+    h.timeout_ms = 0;
+    h.retries = -1;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "healthcheck.retries");
+    h.retries = 0;
+    /* Each string is bounded: a test item one byte too long is refused, naming it. */
+    char *big = malloc(HEALTH_TEST_ITEM_MAX + 2);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', HEALTH_TEST_ITEM_MAX + 1);
+    big[HEALTH_TEST_ITEM_MAX + 1] = '\0';
+    test[1] = big;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "healthcheck.test[1]");
+    big[HEALTH_TEST_ITEM_MAX] = '\0';
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), 0);
+    free(big);
+    test[1] = "caf\xC3"; /* cut inside a character: JSON could not carry it */
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "healthcheck.test[1]");
+    ck_assert_msg(strstr(err.message, "UTF-8"), "%s", err.message);
+    test[1] = NULL;
+    h.test = NULL;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), -DMS_E_INVALID);
+    ck_assert_str_eq(err.field, "healthcheck.test");
+    h.disable = true;
+    ck_assert_int_eq(dms_exec_request_validate(&req, &err), 0);
+    /* A disabled check's JSON carries no test and reads back as disabled. */
+    json = dms_exec_request_to_json(&req);
+    ck_assert_ptr_null(strstr(json, "\"test\""));
+    back = parse_ok(json);
+    ck_assert(back->healthcheck->disable);
+    ck_assert_ptr_null(back->healthcheck->test);
+    free(json);
+    dms_exec_request_free(back);
+}
+END_TEST
+
 START_TEST(test_request_label_rules)
 {
     frag_ok("\"labels\": {\"a.b/c-d_e\": \"\"}");
@@ -667,6 +773,17 @@ static void assert_requests_equal(const dms_exec_request *a, const dms_exec_requ
     assert_strv_eq(a->security.cap_drop, b->security.cap_drop);
     assert_strv_eq(a->security.cap_add, b->security.cap_add);
     assert_strv_eq(a->network_aliases, b->network_aliases);
+    ck_assert_int_eq(a->healthcheck == NULL, b->healthcheck == NULL);
+    if (a->healthcheck) {
+        const dms_healthcheck *ha = a->healthcheck, *hb = b->healthcheck;
+        assert_strv_eq(ha->test, hb->test);
+        ck_assert_int_eq(ha->shell, hb->shell);
+        ck_assert_int_eq(ha->disable, hb->disable);
+        ck_assert_int_eq(ha->interval_ms, hb->interval_ms);
+        ck_assert_int_eq(ha->timeout_ms, hb->timeout_ms);
+        ck_assert_int_eq(ha->start_period_ms, hb->start_period_ms);
+        ck_assert_int_eq(ha->retries, hb->retries);
+    }
 }
 
 START_TEST(test_request_copy_is_deep_and_frees_cleanly)
@@ -684,6 +801,9 @@ START_TEST(test_request_copy_is_deep_and_frees_cleanly)
     ck_assert_ptr_ne(a->security.cap_add[0], b->security.cap_add[0]);
     ck_assert_ptr_ne(a->network_aliases, b->network_aliases);
     ck_assert_ptr_ne(a->network_aliases[1], b->network_aliases[1]);
+    ck_assert_ptr_ne(a->healthcheck, b->healthcheck);
+    ck_assert_ptr_ne(a->healthcheck->test, b->healthcheck->test);
+    ck_assert_ptr_ne(a->healthcheck->test[0], b->healthcheck->test[0]);
     dms_exec_request_free(a); /* b must stand on its own */
     ck_assert_int_eq(dms_exec_request_validate(b, NULL), 0);
     ck_assert_str_eq(b->mounts[2].target, "/scratch");
@@ -906,6 +1026,7 @@ static Suite *request_suite(void)
     tcase_add_test(tc, test_request_resource_bounds);
     tcase_add_test(tc, test_request_port_rules);
     tcase_add_test(tc, test_request_network_alias_rules);
+    tcase_add_test(tc, test_request_healthcheck_rules);
     tcase_add_test(tc, test_request_label_rules);
     tcase_add_test(tc, test_request_limits_timeout_grace_and_role);
     tcase_add_test(tc, test_request_strings_must_be_valid_utf8);

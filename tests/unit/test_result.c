@@ -29,6 +29,11 @@ START_TEST(test_result_names_are_stable)
     ck_assert_str_eq(dms_outcome_name((dms_exec_outcome)-1), "unknown");
     ck_assert_str_eq(dms_state_name(DMS_STATE_STOPPING), "stopping");
     ck_assert_str_eq(dms_state_name((dms_exec_state)42), "unknown");
+    ck_assert_str_eq(dms_health_name(DMS_HEALTH_NONE), "none");
+    ck_assert_str_eq(dms_health_name(DMS_HEALTH_STARTING), "starting");
+    ck_assert_str_eq(dms_health_name(DMS_HEALTH_HEALTHY), "healthy");
+    ck_assert_str_eq(dms_health_name(DMS_HEALTH_UNHEALTHY), "unhealthy");
+    ck_assert_str_eq(dms_health_name((dms_health)7), "unknown");
 }
 END_TEST
 

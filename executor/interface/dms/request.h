@@ -161,7 +161,9 @@ typedef struct dms_exec_request {
  *                "ports": [{"container": 8080, "host": 0, "protocol": "tcp", "host_ip": "127.0.0.1"}]},
  *    "labels": {"k": "v"}, "limits": {"result_output_bytes": 65536, "log_file_bytes": 33554432},
  *    "timeout_ms": 0, "stop_grace_ms": 10000, "keep_container": false, "role": "job", "init": false,
- *    "security": {"no_new_privileges": true, "cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]}}
+ *    "security": {"no_new_privileges": true, "cap_drop": ["ALL"], "cap_add": ["NET_BIND_SERVICE"]},
+ *    "healthcheck": {"test": ["curl", "-f", "http://localhost/"], "shell": false, "disable": false,
+ *                    "interval_ms": 0, "timeout_ms": 0, "start_period_ms": 0, "retries": 0}}
  * Unknown keys are refused (a typo must not be silently ignored); err->field names the offending key.
  * The result is validated. Caller owns *out; free with dms_exec_request_free(). */
 int dms_exec_request_from_json(const char *json, size_t len, dms_exec_request **out, dms_error *err);

@@ -80,6 +80,9 @@ typedef enum dms_health {
     DMS_HEALTH_UNHEALTHY,
 } dms_health;
 
+/* "none", "starting", "healthy", "unhealthy" ("unknown" out of range). Static string. */
+const char *dms_health_name(dms_health h);
+
 typedef struct dms_exec_status {
     char execution_id[DMS_ERROR_FIELD_MAX];
     char job_id[DMS_ERROR_FIELD_MAX];

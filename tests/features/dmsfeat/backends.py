@@ -142,6 +142,7 @@ class ProcessBackend(Backend):
         "needs-engine-socket": "the process backend talks to no engine socket",
         "needs-networks": "the process backend shares the host's network and creates no networks",
         "needs-volumes": "the process backend cannot mount and creates no volumes",
+        "needs-healthcheck": "the process backend runs no health checks: it refuses one (NOT_SUPPORTED, healthcheck)",
     }
 
     def unsupported_reason(self, tags):
