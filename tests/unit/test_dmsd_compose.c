@@ -1,9 +1,11 @@
 /* test_dmsd_compose.c - the compose-file parser (dms/compose/): a realistic file into the expected model,
  * every refused key with its exact path, interpolation, hostile YAML, depends_on order and the route rules,
- * and the scalar forms (ports, durations, sizes, CPUs, shell words). */
+ * and the scalar forms (ports, durations, sizes, CPUs, shell words); and examples/compose-app's own file. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <dms/backend.h>
 
 #include "../../dms/compose/compose_priv.h"
 #include "testutil.h"
@@ -754,6 +756,67 @@ START_TEST(test_too_many_services_are_refused)
 }
 END_TEST
 
+/* The example's file, as dmsd would read it from the repository: examples/examples.mk gives this object the
+ * absolute path of examples/, so the suite runs from any directory (the relative path is for tools such as
+ * clang-tidy that compile it without that define; make runs the suites from the top of the tree). */
+#ifndef DMS_EXAMPLES_DIR
+#define DMS_EXAMPLES_DIR "examples"
+#endif
+
+START_TEST(test_example_compose_app_parses_with_its_route_and_dependencies)
+{
+    char *text = NULL;
+    size_t len = 0;
+    dms_error err = {0};
+    int r = dms_read_file(DMS_EXAMPLES_DIR "/compose-app/compose.yaml", COMPOSE_FILE_MAX_BYTES, &text, &len,
+                          &err);
+    ck_assert_msg(r == 0, "read examples/compose-app/compose.yaml: %s", err.message);
+    char *env[] = {"GREETING=hi there", NULL};
+    compose_file *f = NULL;
+    r = compose_parse(text, len, env, &f, &err);
+    ck_assert_msg(r == 0, "examples/compose-app/compose.yaml: %s (field %s)", err.message, err.field);
+    free(text);
+
+    ck_assert_uint_eq(f->n_services, 2);
+    ck_assert_str_eq(f->services[0].name, "api"); /* the worker waits for it */
+    ck_assert_str_eq(f->services[1].name, "worker");
+    ck_assert_int_eq(f->route_service, 0);
+    ck_assert_int_eq(f->route_port, 8080);
+    ck_assert_uint_eq(f->n_volumes, 1);
+    ck_assert_str_eq(f->volumes[0].name, "data");
+
+    const compose_service *api = &f->services[0];
+    ck_assert_str_eq(api->build->context, ".");
+    ck_assert_str_eq(api->build->dockerfile, "api/Dockerfile");
+    ck_assert_str_eq(api->environment[0], "PORT=8080");
+    ck_assert_str_eq(api->environment[1], "GREETING=hi there"); /* interpolated from the droid's env */
+    ck_assert_uint_eq(api->n_ports, 1);
+    ck_assert_int_eq(api->ports[0].port, 8080);
+    ck_assert_int_eq(api->healthcheck.kind, COMPOSE_HEALTH_CMD);
+    ck_assert_str_eq(api->healthcheck.test[0], "python3");
+    ck_assert_int_eq(api->healthcheck.interval_ms, 2000);
+    ck_assert_uint_eq(api->n_volumes, 1);
+    ck_assert_str_eq(api->volumes[0].source, "data");
+    ck_assert(api->volumes[0].read_only);
+    ck_assert(!api->singleton);
+
+    const compose_service *w = &f->services[1];
+    ck_assert_str_eq(w->build->context, "worker");
+    ck_assert_uint_eq(w->n_depends_on, 1);
+    ck_assert_str_eq(w->depends_on[0].service, "api");
+    ck_assert_int_eq(w->depends_on[0].condition, COMPOSE_COND_HEALTHY);
+    ck_assert_str_eq(w->environment[0], "API_URL=http://api:8080"); /* the api by its service name */
+    ck_assert_str_eq(w->environment[1], "WORKER_INTERVAL_S=5");     /* the default */
+    ck_assert_uint_eq(w->n_ports, 0);
+    ck_assert_uint_eq(w->n_volumes, 1);
+    ck_assert_str_eq(w->volumes[0].source, "data");
+    ck_assert_str_eq(w->volumes[0].target, "/data");
+    ck_assert(!w->volumes[0].read_only);
+    ck_assert(w->singleton);
+    compose_file_free(f);
+}
+END_TEST
+
 static Suite *compose_suite(void)
 {
     Suite *s = suite_create("dmsd_compose");
@@ -780,6 +843,7 @@ static Suite *compose_suite(void)
     tcase_add_test(tc, test_environment_takes_bare_and_null_keys_from_the_droid_env);
     tcase_add_test(tc, test_repo_paths_are_normalised_and_kept_inside);
     tcase_add_test(tc, test_too_many_services_are_refused);
+    tcase_add_test(tc, test_example_compose_app_parses_with_its_route_and_dependencies);
     suite_add_tcase(s, tc);
     return s;
 }
