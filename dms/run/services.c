@@ -207,7 +207,8 @@ static int wait_dependency(runner *r, const droid *d, const compose_release *cr,
                                    dep->service, st.exit_code),
                           -1);
         last = finished ? "it exited" : st.health == DMS_HEALTH_UNHEALTHY ? "it is unhealthy" : "not yet";
-        if (dms_mono_ms() > deadline)
+        /* As compose: an unhealthy dependency fails at once (its check will not come back by itself). */
+        if (dms_mono_ms() > deadline || finished || st.health == DMS_HEALTH_UNHEALTHY)
             break;
         usleep(RUN_DEP_POLL_MS * 1000);
     }
@@ -350,6 +351,20 @@ static int converge_one(runner *r, const droid *d, const compose_release *cr, in
     return rc < 0 ? -1 : 0;
 }
 
+/* The routed service's dependencies meet their conditions (before it starts). */
+static int wait_routed_dependencies(runner *r, const char *droid_id, const compose_release *cr, char *why,
+                                    size_t size)
+{
+    const compose_service *s = &cr->f->services[cr->f->route_service];
+    droid *d = core_get_copy(r->dep.core, droid_id);
+    int rc = 0;
+    for (size_t i = 0; d && rc == 0 && i < s->n_depends_on; i++)
+        if (s->depends_on[i].required)
+            rc = wait_dependency(r, d, cr, s, &s->depends_on[i], why, size);
+    droid_free(d);
+    return rc;
+}
+
 int run_services_converge(runner *r, const char *droid_id, const compose_release *cr, int64_t release,
                           svc_phase phase, char *why, size_t size)
 {
@@ -369,7 +384,7 @@ int run_services_converge(runner *r, const char *droid_id, const compose_release
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return phase == SVC_BEFORE ? wait_routed_dependencies(r, droid_id, cr, why, size) : 0;
 }
 
 /* ---- stops, exits, adoption ---- */

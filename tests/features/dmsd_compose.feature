@@ -75,6 +75,48 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And the logs of the service "worker" of "shop" say "front" within 30 s
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A service starts once what it depends on is healthy
+    Given a git repository "ordered" holding the compose file
+      """
+      services:
+        web:
+          image: dms-test/web:latest
+          ports: ["8080"]
+          depends_on:
+            db: {condition: service_healthy}
+        db:
+          image: dms-test/busybox:latest
+          command: ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 600"]
+          healthcheck:
+            test: ["CMD", "test", "-f", "/tmp/ready"]
+            interval: 200ms
+      """
+    When the compose droid "ordered" is created from the repository "ordered"
+    Then the routed droid "ordered" is "running" within 90 s
+    And the service "web" of "ordered" started at least 2.5 s after the service "db"
+    And nothing of the routed dmsd is left once it stops
+
+  Scenario: A dependency that never becomes healthy fails the release, naming both
+    Given a git repository "sick" holding the compose file
+      """
+      services:
+        web:
+          image: dms-test/web:latest
+          ports: ["8080"]
+          depends_on:
+            db: {condition: service_healthy}
+        db:
+          image: dms-test/busybox:latest
+          command: ["sleep", "600"]
+          healthcheck:
+            test: ["CMD", "false"]
+            interval: 200ms
+            retries: 2
+      """
+    When the compose droid "sick" is created from the repository "sick"
+    Then the routed droid "sick" is "failed" because "service web depends on db being healthy" within 90 s
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s
@@ -137,6 +179,15 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And the routed droid "shop" is "running" within 90 s
     Then bob's request for the logs of the service "worker" of "shop" is answered 404
     And bob's request for the droid "shop" is answered 404
+    And nothing of the routed dmsd is left once it stops
+
+  Scenario: The compose-app example deploys: an API, its frontend, a worker that waits for it, a volume
+    Given a git repository "example" holding the example "compose-app"
+    When the compose droid "example" is created from the repository "example"
+    Then the routed droid "example" is "running" within 240 s
+    And "example" answers "/api/hello" with JSON holding "message" through the proxy within 30 s
+    And the droid "example" shows the services "api" (routed) and "worker", each "running"
+    And "example" answers "/api/worker" with JSON holding "beats" through the proxy within 60 s
     And nothing of the routed dmsd is left once it stops
 
   Scenario Outline: A compose file with a key dms does not run fails the build naming the key

@@ -273,3 +273,53 @@ def step_routed_same(context, name):
         ids = service_containers(d, name, service)
         assert ids == [noted], f"{service} of {name} runs in {ids}, not in the noted {noted}"
         time.sleep(0.2)
+
+
+@then('the service "{later:Q}" of "{name:Q}" started at least {secs:f} s after the service "{first:Q}"')
+def step_started_after(context, later, name, secs, first):
+    import datetime
+    d = rt(context)
+
+    def started(service):
+        ids = service_containers(d, name, service)
+        assert len(ids) == 1, f"{service} of {name} runs in {ids}"
+        t = engine.docker("inspect", "--format", "{{.State.StartedAt}}", ids[0]).strip()
+        # 2026-12-07T21:30:01.123456789Z: keep microseconds for fromisoformat
+        head, frac = t.rstrip("Z").split(".")
+        return datetime.datetime.fromisoformat(f"{head}.{frac[:6]}").timestamp()
+    gap = started(later) - started(first)
+    assert gap >= secs, f"{later} started {gap:.2f} s after {first}, not {secs} s or more"
+
+
+# ---- the example ----
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "examples")
+
+
+@given('a git repository "{repo:Q}" holding the example "{example:Q}"')
+def step_repo_example(context, repo, example):
+    d = rt(context)
+    root = os.path.join(EXAMPLES, example)
+    files = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            files[os.path.relpath(full, root)] = open(full).read()
+    d.repos.create(repo, "FROM dms-test/web:latest\n", {})
+    os.unlink(os.path.join(work_dir(d, repo), "Dockerfile"))
+    write_files(d, repo, files)
+    commit(d, repo, "the example " + example)
+
+
+@then('"{name:Q}" answers "{path:Q}" with JSON holding "{key:Q}" through the proxy within {secs:d} s')
+def step_answers_json(context, name, path, key, secs):
+    import json
+    d = rt(context)
+
+    def probe():
+        a = d.via_proxy(name, path=path)
+        assert a.status == 200, a.describe()
+        body = json.loads(a.text)
+        assert key in body, f"{path}: {body}"
+        return body
+    eventually(probe, secs, f"{name} answers {path} with {key}")
