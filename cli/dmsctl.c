@@ -75,8 +75,9 @@ static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
     {"create",
-     "NAME --repo REPO [--branch B] [--commit SHA] [--port P] [--env K=V]... [--volume NAME:/PATH]...",
-     "Create a droid; it is built from the repo's Dockerfile and started.",
+     "NAME --repo REPO [--branch B] [--commit SHA] [--port P] [--env K=V]... [--volume NAME:/PATH]...\n"
+     "       [--compose-file PATH]",
+     "Create a droid; it is built from the repo's Dockerfile (or its compose file) and started.",
      "  --repo REPO        git URL (https://, ssh://, file://, user@host:path) or a local repository path\n"
      "  --branch B         branch to deploy (default: the repository's default branch)\n"
      "  --commit SHA       pin a commit of that branch\n"
@@ -86,7 +87,10 @@ static const command commands[] = {
      "  --language L       node, python, static or shell: the stack of a repository without a Dockerfile\n"
      "                     (default: detected from its files)\n"
      "  --follow           rebuild when the branch moves (polling and a push hook; the hook secret is shown\n"
-     "                     once)\n",
+     "                     once)\n"
+     "  --compose-file P   the compose file of a multi-container droid, relative to the repository's root\n"
+     "                     (default: compose.yaml, compose.yml, docker-compose.yaml or docker-compose.yml\n"
+     "                     at the root makes one; see GET /droids/ID for its services)\n",
      cmd_create, true},
     {"ls", "", "List your droids.", "", cmd_ls, true},
     {"status", "DROID", "Show a droid: status, reason, release, URL, config.", "", cmd_status, true},

@@ -113,6 +113,15 @@ void print_droid(json_t *d)
     {
         printf("volume:     %s -> %s\n", str(v, "name"), str(v, "mount_path"));
     }
+    json_array_foreach(json_object_get(d, "services"), i, v)
+    {
+        json_t *code = json_object_get(v, "exit_code");
+        printf("service:    %-20s %-10s restarts %lld", str(v, "name"), str(v, "status"),
+               (long long)json_integer_value(json_object_get(v, "restarts")));
+        if (json_is_integer(code))
+            printf(", exit code %lld", (long long)json_integer_value(code));
+        printf("%s\n", json_is_true(json_object_get(v, "routed")) ? " (routed)" : "");
+    }
     json_t *sn = json_object_get(d, "snooze");
     if (json_is_object(sn))
         print_snooze(sn);

@@ -18,15 +18,12 @@ typedef struct droid_opts {
 } droid_opts;
 
 /* Each command accepts its own options (short ones included, as before); the parser is shared. */
-static const struct option create_opts[] = {{"repo", required_argument, NULL, 'r'},
-                                            {"branch", required_argument, NULL, 'b'},
-                                            {"commit", required_argument, NULL, 'c'},
-                                            {"port", required_argument, NULL, 'p'},
-                                            {"env", required_argument, NULL, 'e'},
-                                            {"volume", required_argument, NULL, 'v'},
-                                            {"language", required_argument, NULL, 'l'},
-                                            {"follow", no_argument, NULL, 'F'},
-                                            {NULL, 0, NULL, 0}};
+static const struct option create_opts[] = {
+    {"repo", required_argument, NULL, 'r'},         {"branch", required_argument, NULL, 'b'},
+    {"commit", required_argument, NULL, 'c'},       {"port", required_argument, NULL, 'p'},
+    {"env", required_argument, NULL, 'e'},          {"volume", required_argument, NULL, 'v'},
+    {"language", required_argument, NULL, 'l'},     {"follow", no_argument, NULL, 'F'},
+    {"compose-file", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
 #define CREATE_SHORT_OPTS "r:b:c:p:e:v:l:"
 static const struct option update_opts[] = {
     {"name", required_argument, NULL, 'n'},   {"port", required_argument, NULL, 'p'},
@@ -89,6 +86,9 @@ static int droid_opt(droid_opts *d, int c, const char *arg)
         break;
     case 'l':
         json_object_set_new(d->body, "language", json_string(arg));
+        break;
+    case 'C':
+        json_object_set_new(d->body, "compose_file", json_string(arg));
         break;
     case 'p':
         return port_opt(d->body, arg);
