@@ -167,7 +167,8 @@ void run_forget_old(runner *r, const droid *d, bool all)
         return;
     size_t keep = all ? 0 : RUN_KEEP_LOGS;
     for (size_t i = 0; i + keep < n; i++) {
-        if (!all && d->run_id && strcmp(runs[i].exec_id, d->run_id) == 0)
+        if (!all &&
+            ((d->run_id && strcmp(runs[i].exec_id, d->run_id) == 0) || run_services_owns(d, runs[i].exec_id)))
             continue;
         dms_error err = {0};
         int rc = 0;

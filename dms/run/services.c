@@ -96,7 +96,7 @@ int run_services_load(runner *r, const droid *d, int64_t release, compose_releas
 
 /* FNV-1a of the request's JSON, without its execution id and its dms.release label: what decides whether a
  * service changed (a new release that leaves it as it was does not restart it). */
-static void request_hash(dms_exec_request *req, const compose_service *s, char out[17])
+static void request_hash(dms_exec_request *req, const compose_service *s, int64_t restart_gen, char out[17])
 {
     const char *exec_id = req->execution_id;
     char *const *labels = req->labels;
@@ -117,6 +117,9 @@ static void request_hash(dms_exec_request *req, const compose_service *s, char o
     /* What dmsd does with it counts too: a new restart policy is a new service, as for compose. */
     for (const char *p = restart_name(s->restart); *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    /* A restart of the droid restarts every service. */
+    for (int i = 0; i < 8; i++)
+        h = (h ^ (unsigned char)(restart_gen >> (8 * i))) * 1099511628211ULL;
     free(j);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
@@ -145,7 +148,7 @@ bool run_services_routed_unchanged(runner *r, const droid *d, const compose_rele
     bool same = false;
     hash[0] = '\0';
     if (service_request(r, d, cr, release, s, "x", &xr, NULL) == 0) {
-        request_hash(&xr.req, s, hash);
+        request_hash(&xr.req, s, d->restart_gen, hash);
         json_t *arr = run_services_entries(d);
         json_t *e = entry_named(arr, s->name);
         dms_exec_status st;
@@ -330,7 +333,7 @@ static int converge_one(runner *r, const droid *d, const compose_release *cr, in
     int rc = service_request(r, d, cr, release, s, "x", &xr, &err);
     char hash[17];
     if (rc == 0)
-        request_hash(&xr.req, s, hash);
+        request_hash(&xr.req, s, d->restart_gen, hash);
     json_t *arr = run_services_entries(d);
     json_t *e = entry_named(arr, s->name);
     char old[DMS_ID_MAX + 1];

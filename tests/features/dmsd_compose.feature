@@ -117,6 +117,22 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     Then the routed droid "sick" is "failed" because "service web depends on db being healthy" within 90 s
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A restart replaces every service, and a rollback restores every service of the release
+    Given the compose droid "shop" is created from the repository "shop"
+    And the routed droid "shop" is "running" within 90 s
+    And I note the container of the service "worker" of "shop"
+    When "shop" is restarted through the API
+    Then the service "worker" of "shop" runs in a new container within 60 s
+    When a new commit of "shop" changes "time.sleep(1)" to "time.sleep(0.5)" in its compose file and is deployed
+    And a new commit of "shop" changes "PAGE: front" to "PAGE: back" in its compose file and is deployed
+    And "shop" answers 200 with "back" through the proxy within 90 s
+    And I note the container of the service "worker" of "shop"
+    And "shop" is rolled back to release 1
+    Then "shop" answers 200 with "front" through the proxy within 60 s
+    And the service "worker" of "shop" runs in a new container within 60 s
+    And the droid "shop" shows the services "web" (routed) and "worker", each "running"
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s

@@ -142,6 +142,7 @@ def step_service_logs(context, service, name, text, secs):
 
 @given('I note the container of the service "{service:Q}" of "{name:Q}"')
 @then('I note the container of the service "{service:Q}" of "{name:Q}"')
+@when('I note the container of the service "{service:Q}" of "{name:Q}"')
 def step_note(context, service, name):
     d = rt(context)
     ids = eventually(lambda: service_containers(d, name, service), 30, f"a container of {service}")
@@ -323,3 +324,9 @@ def step_answers_json(context, name, path, key, secs):
         assert key in body, f"{path}: {body}"
         return body
     eventually(probe, secs, f"{name} answers {path} with {key}")
+
+
+@when('"{name:Q}" is restarted through the API')
+def step_restart(context, name):
+    d = rt(context)
+    d.api_ok("POST", f"/droids/{d.droids[name]}/restart")
