@@ -32,22 +32,28 @@ json_t *run_services_entries(const droid *d)
     return json_array();
 }
 
-static json_t *entry_named(json_t *arr, const char *name)
+/* The entry whose member key is value, or NULL. */
+static json_t *entry_with(json_t *arr, const char *key, const char *value)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(arr, i, e) if (strcmp(json_string_value(json_object_get(e, "name")) ?: "", name) ==
-                                      0) return e;
+    json_array_foreach(arr, i, e)
+    {
+        const char *v = json_string_value(json_object_get(e, key));
+        if (v && strcmp(v, value) == 0)
+            return e;
+    }
     return NULL;
+}
+
+static json_t *entry_named(json_t *arr, const char *name)
+{
+    return entry_with(arr, "name", name);
 }
 
 static json_t *entry_by_exec(json_t *arr, const char *exec_id)
 {
-    size_t i;
-    json_t *e;
-    json_array_foreach(arr, i, e) if (strcmp(json_string_value(json_object_get(e, "exec")) ?: "", exec_id) ==
-                                      0) return e;
-    return NULL;
+    return entry_with(arr, "exec", exec_id);
 }
 
 static int entries_store(droid *d, json_t *arr, dms_error *err)

@@ -29,7 +29,10 @@ static int service_env(const droid *d, const svcreq_input *sin, char ***out, dms
         return dms_error_set(err, DMS_E_INTERNAL, "env", "stored env is not a JSON object");
     size_t i;
     json_t *line;
-    json_array_foreach(sin->env_file, i, line) env_put(map, json_string_value(line));
+    json_array_foreach(sin->env_file, i, line)
+    {
+        env_put(map, json_string_value(line));
+    }
     for (char **e = sin->svc->environment; e && *e; e++)
         env_put(map, *e);
     char port[16];
