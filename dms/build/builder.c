@@ -29,6 +29,7 @@
 #include "buildstate.h"
 #include "../compose/release.h"
 #include "composebuild.h"
+#include "releaseprune.h"
 #include "detect.h"
 #include "git.h"
 #include "queue.h"
@@ -94,91 +95,6 @@ static int open_outputs(builder *bld, const char *dir, outputs *o, dms_error *er
     return 0;
 }
 
-/* Removes image of a pruned release unless a kept one still uses it (a compose service reuses its image while
- * its inputs do not change: srchash.h); what the engine refuses goes to the collector. True when it went
- * there. */
-static bool remove_unless_kept(builder *bld, const char *droid_id, const char *image, char *const *in_use)
-{
-    if (!image || dmsu_strv_contains(in_use, image))
-        return false;
-    dms_error e = {0};
-    int r = dms_executor_remove_image(bld->dep.ex, image, &e);
-    if (r == 0 || r == -DMS_E_NOT_FOUND || r == -DMS_E_NOT_OURS)
-        return false;
-    log_warn("droid=%s op=prune image=%s error=\"%s\" note=\"retried by the image collector\"", droid_id,
-             image, e.message);
-    store_gc_add(bld->dep.st, image, droid_id, NULL);
-    return true;
-}
-
-/* An orphaned compose build's images (its droid is being deleted, which removes the releases' others). */
-static void remove_built_of(builder *bld, const char *droid_id, const char *compose_json)
-{
-    char **built = compose_release_built(compose_json);
-    for (size_t i = 0; built && built[i]; i++)
-        remove_unless_kept(bld, droid_id, built[i], NULL);
-    dmsu_strv_free(built);
-}
-
-/* Every image a release uses: its own and, for a compose release, every service's it built. */
-static void add_images(char ***v, const store_release *rel)
-{
-    if (rel->image_id)
-        dmsu_strv_push(v, rel->image_id);
-    char **built = rel->compose_json ? compose_release_built(rel->compose_json) : NULL;
-    for (size_t i = 0; built && built[i]; i++)
-        dmsu_strv_push(v, built[i]);
-    dmsu_strv_free(built);
-}
-
-/* Removes images of releases beyond the newest keep_releases, never the one that runs or is wanted, nor one a
- * kept release still uses. */
-static void prune_releases(builder *bld, const char *droid_id)
-{
-    const builder_deps *dep = &bld->dep;
-    droid *d = core_get_copy(dep->core, droid_id);
-    store_release *rel = NULL;
-    size_t n = 0;
-    if (!d || store_releases_list(dep->st, droid_id, &rel, &n, NULL) < 0) {
-        droid_free(d);
-        return;
-    }
-    bool *prune = calloc(n + 1, sizeof(*prune));
-    _cleanup_strv_ char **in_use = calloc(1, sizeof(char *));
-    size_t kept = 0;
-    for (size_t i = 0; prune && in_use && i < n; i++) {
-        if (rel[i].image_removed)
-            continue;
-        bool protected_ = rel[i].seq == d->want_release || (d->run_id && rel[i].seq == d->run_release);
-        if (kept < (size_t)dep->cfg.keep_releases || protected_) {
-            kept++;
-            add_images(&in_use, &rel[i]);
-        } else {
-            prune[i] = true;
-        }
-    }
-    bool gc = false;
-    for (size_t i = 0; prune && in_use && i < n; i++) {
-        if (!prune[i])
-            continue;
-        char **mine = calloc(1, sizeof(char *));
-        if (mine)
-            add_images(&mine, &rel[i]);
-        for (size_t k = 0; mine && mine[k]; k++)
-            gc |= remove_unless_kept(bld, droid_id, mine[k], in_use);
-        dmsu_strv_free(mine);
-        /* Marked removed even if the engine refused (the release cannot be rolled back to any more); the
-         * collector retries. */
-        store_release_mark_removed(dep->st, droid_id, rel[i].seq, NULL);
-        log_info("droid=%s op=prune release=%lld image=%s", droid_id, (long long)rel[i].seq, rel[i].image_id);
-    }
-    free(prune);
-    store_releases_free(rel, n);
-    droid_free(d);
-    if (gc && dep->runner)
-        runner_collect_images(dep->runner);
-}
-
 /* recipe.c's lines for build.out. */
 static void say_line(void *ud, const char *line, size_t len)
 {
@@ -237,7 +153,7 @@ static void finish_build(builder *bld, const buildq_job *job, droid *d, build_en
     if (ea->orphan) {
         /* Deleted while it built: what this build made has no owner left. */
         if (ea->kind == BUILD_END_OK && ea->compose_json)
-            remove_built_of(bld, d->id, ea->compose_json);
+            releaseprune_built_of(dep, d->id, ea->compose_json);
         if (ea->kind == BUILD_END_OK && b->image_id && !ea->compose_json &&
             dms_executor_remove_image(dep->ex, b->image_id, NULL) < 0) {
             store_gc_add(dep->st, b->image_id, d->id, NULL);
@@ -248,7 +164,7 @@ static void finish_build(builder *bld, const buildq_job *job, droid *d, build_en
         ea->kind = BUILD_END_CANCELLED; /* nothing to prune */
     }
     if (ea->kind == BUILD_END_OK)
-        prune_releases(bld, d->id);
+        releaseprune_run(dep, d->id);
     droid_free(d);
 }
 
@@ -434,14 +350,11 @@ static int build_image(build_run *br)
 static void remove_built(build_run *br, char **built)
 {
     const builder_deps *dep = &br->bld->dep;
-    for (size_t i = 0; built && built[i]; i++) {
-        int r = dms_executor_remove_image(dep->ex, built[i], NULL);
-        if (r < 0 && r != -DMS_E_NOT_FOUND && r != -DMS_E_NOT_OURS) {
-            store_gc_add(dep->st, built[i], br->d->id, NULL);
-            if (dep->runner)
-                runner_collect_images(dep->runner);
-        }
-    }
+    bool gc = false;
+    for (size_t i = 0; built && built[i]; i++)
+        gc |= releaseprune_remove(dep, br->d->id, built[i], NULL);
+    if (gc && dep->runner)
+        runner_collect_images(dep->runner);
 }
 
 /* The compose member of the droid's newest release whose images are kept, or NULL. Caller frees. */
