@@ -133,6 +133,47 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And the droid "shop" shows the services "web" (routed) and "worker", each "running"
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: Snooze stops every service, and a request wakes them, what the routed one needs first
+    Given a git repository "dozy" holding the compose file
+      """
+      services:
+        web:
+          image: dms-test/web:latest
+          ports: ["8080"]
+          environment: {PAGE: awake}
+          depends_on:
+            db: {condition: service_healthy}
+        db:
+          image: dms-test/busybox:latest
+          command: ["sh", "-c", "sleep 3; touch /tmp/ready; exec sleep 600"]
+          healthcheck:
+            test: ["CMD", "test", "-f", "/tmp/ready"]
+            interval: 200ms
+      """
+    And the compose droid "dozy" is created from the repository "dozy"
+    And the routed droid "dozy" is "running" within 90 s
+    When the snooze schedule of "dozy" is set to {"idle_timeout_s":1}
+    Then the routed droid "dozy" is "snoozed" within 30 s
+    And no container of "dozy" runs within 10 s
+    When "dozy" is requested through the proxy
+    Then the proxied answer is 200 with "awake"
+    And the service "web" of "dozy" started at least 2.5 s after the service "db"
+    And nothing of the routed dmsd is left once it stops
+
+  Scenario: An image service may name only what the tenant rules allow
+    Given a git repository "foreign" holding the compose file
+      """
+      services:
+        web:
+          image: dms-test/web:latest
+          ports: ["8080"]
+        side:
+          image: debian:12
+      """
+    When the compose droid "foreign" is created from the repository "foreign"
+    Then the routed droid "foreign" is "failed" because "services.side.image" within 60 s
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s
