@@ -307,15 +307,6 @@ static int parse(const composebuild_in *in, const char *text, size_t len, compos
         err->code = DMS_E_BUILD_FAILED;
         return dms_error_prefix(err, "%s: ", in->file);
     }
-    if (r == 0 && (*f)->route_service < 0) {
-        compose_file_free(*f);
-        *f = NULL;
-        return dms_error_set(
-            err, DMS_E_BUILD_FAILED, "x-dms.route",
-            "%s: x-dms.route: a droid needs a routed service (a droid of workers only is not "
-            "supported yet)",
-            in->file);
-    }
     return r;
 }
 
@@ -342,7 +333,7 @@ static int build_all(const composebuild_in *in, int src, const compose_file *f, 
             return r;
         if (dms_cancel_token_cancelled(in->token))
             return dms_error_set(err, DMS_E_CANCELLED, NULL, "cancelled");
-        if ((int)i == f->route_service) {
+        if ((int)i == (f->route_service >= 0 ? f->route_service : (int)f->n_services - 1)) {
             json_t *img = json_object_get(c.entry, "image"), *tag = json_object_get(c.entry, "tag");
             free(res->image_id);
             free(res->tag);

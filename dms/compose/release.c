@@ -37,6 +37,16 @@ void compose_release_clear(compose_release *r)
     memset(r, 0, sizeof(*r));
 }
 
+int compose_release_primary(const compose_release *r)
+{
+    return r->f->route_service >= 0 ? r->f->route_service : (int)r->f->n_services - 1;
+}
+
+int compose_release_port(const compose_release *r)
+{
+    return r->f->route_service >= 0 ? r->f->route_port : 0;
+}
+
 const char *compose_release_image(const compose_release *r, const char *name)
 {
     return json_string_value(json_object_get(service_entry(r, name), "image"));

@@ -27,6 +27,11 @@ typedef struct compose_release {
 int compose_release_load(const char *json, char *const *env, compose_release *out, dms_error *err);
 void compose_release_clear(compose_release *r);
 
+/* The service that is the droid's own container: the routed one, or for a droid without a route
+ * (`x-dms: {route: false}`) the last in start order. Its port (0 without a route): compose_release_port. */
+int compose_release_primary(const compose_release *r);
+int compose_release_port(const compose_release *r);
+
 /* What the release runs for service name: the image (an id), or NULL if the release has no such service. */
 const char *compose_release_image(const compose_release *r, const char *name);
 /* The service's env_file lines ("K=V"), a JSON array borrowed from r, or NULL when it has none. */

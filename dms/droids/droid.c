@@ -218,13 +218,15 @@ static json_t *services_json(const droid *d)
     json_t *e;
     json_array_foreach(arr, i, e)
     {
-        bool routed = json_is_true(json_object_get(e, "routed"));
+        /* "routed": the droid's own container (the routed service, or the primary of a droid without one) */
+        bool own = json_is_true(json_object_get(e, "routed"));
+        bool routed = own && !json_is_true(json_object_get(e, "unrouted"));
         json_t *code = json_object_get(e, "exit_code");
         json_t *s = json_pack("{s:O, s:b, s:s, s:I, s:O}", "name", json_object_get(e, "name"), "routed", routed,
-                              "status", routed ? droid_state_name(d->state)
+                              "status", own ? droid_state_name(d->state)
                                                : json_string_value(json_object_get(e, "state")) ?: "pending",
                               "restarts",
-                              routed ? (json_int_t)d->crash_count : json_integer_value(json_object_get(e, "restarts")),
+                              own ? (json_int_t)d->crash_count : json_integer_value(json_object_get(e, "restarts")),
                               "exit_code", code ? code : json_null());
         if (s)
             json_array_append_new(out, s);

@@ -45,6 +45,10 @@ bool router_desired(const droid *d, const char *wake_addr, route_spec *out)
         snprintf(out->dial, sizeof(out->dial), "127.0.0.1:%d", d->host_port);
         return true;
     }
+    /* Running with no port at all: a compose droid of workers only (x-dms.route: false) has nothing to route,
+     * like a host no droid has. */
+    if (d->run_id && d->state == DROID_RUNNING)
+        return false;
     out->kind = ROUTE_DOWN;
     const char *what;
     switch (d->state) {

@@ -141,8 +141,8 @@ static int service_request(runner *r, const droid *d, const compose_release *cr,
                         .confine = r->dep.confine,
                         .executor_id = dms_executor_id(r->dep.ex)};
     svcreq_input sin = {.svc = s, .env_file = compose_release_env_file(cr, s->name)};
-    if (s == &cr->f->services[cr->f->route_service])
-        sin.routed_port = cr->f->route_port;
+    if (s == &cr->f->services[compose_release_primary(cr)])
+        sin.routed_port = compose_release_port(cr);
     return execreq_build_service(xr, &in, &sin, err);
 }
 
@@ -150,7 +150,7 @@ bool run_services_routed_unchanged(runner *r, const droid *d, const compose_rele
                                    char hash[17])
 {
     execreq xr;
-    const compose_service *s = &cr->f->services[cr->f->route_service];
+    const compose_service *s = &cr->f->services[compose_release_primary(cr)];
     bool same = false;
     hash[0] = '\0';
     if (service_request(r, d, cr, release, s, "x", &xr, NULL) == 0) {
@@ -169,7 +169,8 @@ bool run_services_routed_unchanged(runner *r, const droid *d, const compose_rele
 int run_services_routed_request(runner *r, const droid *d, const compose_release *cr, int64_t release,
                                 const char *exec_id, execreq *xr, dms_error *err)
 {
-    return service_request(r, d, cr, release, &cr->f->services[cr->f->route_service], exec_id, xr, err);
+    return service_request(r, d, cr, release, &cr->f->services[compose_release_primary(cr)], exec_id, xr,
+                           err);
 }
 
 /* ---- dependencies ---- */
@@ -178,7 +179,7 @@ int run_services_routed_request(runner *r, const droid *d, const compose_release
 static void current_exec(const droid *d, const compose_release *cr, const char *name, char *out, size_t size)
 {
     out[0] = '\0';
-    if (strcmp(name, cr->f->services[cr->f->route_service].name) == 0) {
+    if (strcmp(name, cr->f->services[compose_release_primary(cr)].name) == 0) {
         snprintf(out, size, "%s", d->run_id ? d->run_id : "");
         return;
     }
@@ -364,7 +365,7 @@ static int converge_one(runner *r, const droid *d, const compose_release *cr, in
 static int wait_routed_dependencies(runner *r, const char *droid_id, const compose_release *cr, char *why,
                                     size_t size)
 {
-    const compose_service *s = &cr->f->services[cr->f->route_service];
+    const compose_service *s = &cr->f->services[compose_release_primary(cr)];
     droid *d = core_get_copy(r->dep.core, droid_id);
     int rc = 0;
     for (size_t i = 0; d && rc == 0 && i < s->n_depends_on; i++)
@@ -377,7 +378,7 @@ static int wait_routed_dependencies(runner *r, const char *droid_id, const compo
 int run_services_converge(runner *r, const char *droid_id, const compose_release *cr, int64_t release,
                           svc_phase phase, char *why, size_t size)
 {
-    int route = cr->f->route_service;
+    int route = compose_release_primary(cr);
     for (size_t i = 0; i < cr->f->n_services; i++) {
         if ((int)i == route || (phase == SVC_BEFORE && (int)i > route) ||
             (phase == SVC_AFTER && (int)i < route))
@@ -415,9 +416,9 @@ static int mut_svc_stopped(core_tx *tx, droid *d, void *ud, dms_error *err)
     {
         const char *name = json_string_value(json_object_get(e, "name")) ?: "";
         bool in_release = ga->cr && compose_find(ga->cr->f, name) &&
-                          strcmp(name, ga->cr->f->services[ga->cr->f->route_service].name) != 0;
+                          strcmp(name, ga->cr->f->services[compose_release_primary(ga->cr)].name) != 0;
         bool routed = ga->cr && json_is_true(json_object_get(e, "routed")) &&
-                      strcmp(name, ga->cr->f->services[ga->cr->f->route_service].name) == 0;
+                      strcmp(name, ga->cr->f->services[compose_release_primary(ga->cr)].name) == 0;
         if (ga->cr && (in_release || routed)) {
             json_array_append(keep, e);
             continue;
@@ -446,7 +447,7 @@ static void stop_entries(runner *r, const droid *d, const compose_release *cr, c
         const char *name = json_string_value(json_object_get(e, "name")) ?: "";
         const char *exec = json_string_value(json_object_get(e, "exec"));
         bool goes = !cr || !compose_find(cr->f, name) ||
-                    strcmp(name, cr->f->services[cr->f->route_service].name) == 0;
+                    strcmp(name, cr->f->services[compose_release_primary(cr)].name) == 0;
         if (goes && exec)
             run_stop(r, d->id, exec);
         any |= goes;
@@ -461,6 +462,7 @@ static void stop_entries(runner *r, const droid *d, const compose_release *cr, c
 typedef struct routed_args {
     const char *name;
     const char *hash;
+    bool unrouted; /* the primary of a droid without a route (x-dms.route: false) */
 } routed_args;
 
 static int mut_svc_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -476,6 +478,7 @@ static int mut_svc_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
     }
     json_object_set_new(e, "name", json_string(name));
     json_object_set_new(e, "routed", json_true());
+    json_object_set_new(e, "unrouted", json_boolean(ra->unrouted));
     json_object_set_new(e, "hash", json_string(ra->hash));
     json_object_del(e, "exec");
     int rc = entries_store(d, arr, err);
@@ -485,7 +488,9 @@ static int mut_svc_routed(core_tx *tx, droid *d, void *ud, dms_error *err)
 
 void run_services_mark_routed(runner *r, const char *droid_id, const compose_release *cr, const char *hash)
 {
-    routed_args ra = {.name = cr->f->services[cr->f->route_service].name, .hash = hash};
+    routed_args ra = {.name = cr->f->services[compose_release_primary(cr)].name,
+                      .hash = hash,
+                      .unrouted = cr->f->route_service < 0};
     core_mutate(r->dep.core, NULL, droid_id, mut_svc_routed, &ra, NULL, NULL);
 }
 

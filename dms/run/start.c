@@ -185,9 +185,9 @@ static int load_release(start_ctx *c, const droid *d0, store_release *rel)
         start_failed(c, d0->id, err.message, true);
         return rc;
     }
-    c->port = c->compose ? c->cr.f->route_port : d0->port;
+    c->port = c->compose ? compose_release_port(&c->cr) : d0->port;
     if (c->compose)
-        c->pa.service = c->cr.f->services[c->cr.f->route_service].name;
+        c->pa.service = c->cr.f->services[compose_release_primary(&c->cr)].name;
     return 0;
 }
 
@@ -256,7 +256,7 @@ static void find_address(start_ctx *c)
                 c->host_port = st.ports[i].host_port;
         if (st.started_at_ns)
             c->started_ns = st.started_at_ns;
-        if (st.ip_address[0])
+        if (st.ip_address[0] && c->port > 0) /* none: a compose droid of workers only */
             snprintf(c->addr, sizeof(c->addr), "%s:%d", st.ip_address, c->port);
     }
     if (!c->addr[0] && c->host_port)

@@ -174,6 +174,26 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     Then the routed droid "foreign" is "failed" because "services.side.image" within 60 s
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A droid of workers only runs every service and routes nothing
+    Given a git repository "crew" holding the compose file
+      """
+      x-dms: {route: false}
+      services:
+        pinger:
+          image: dms-test/busybox:latest
+          command: ["sh", "-c", "while :; do echo ping; sleep 1; done"]
+        ponger:
+          image: dms-test/busybox:latest
+          command: ["sh", "-c", "while :; do echo pong; sleep 1; done"]
+      """
+    When the compose droid "crew" is created from the repository "crew"
+    Then the routed droid "crew" is "running" within 60 s
+    And the droid "crew" shows the services "pinger" and "ponger", each "running", none routed
+    And the logs of the service "pinger" of "crew" say "ping" within 20 s
+    And the logs of the service "ponger" of "crew" say "pong" within 20 s
+    And a request for "crew" answers 404 through the proxy
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s

@@ -330,3 +330,16 @@ def step_answers_json(context, name, path, key, secs):
 def step_restart(context, name):
     d = rt(context)
     d.api_ok("POST", f"/droids/{d.droids[name]}/restart")
+
+
+@then('the droid "{name:Q}" shows the services "{a:Q}" and "{b:Q}", each "{state:Q}", none routed')
+def step_services_unrouted(context, name, a, b, state):
+    d = rt(context)
+
+    def probe():
+        svcs = {s["name"]: s for s in (d.droid(name).get("services") or [])}
+        assert set(svcs) == {a, b}, f"services of {name}: {svcs}"
+        for s in svcs.values():
+            assert s["status"] == state and not s["routed"], f"services of {name}: {svcs}"
+        return True
+    eventually(probe, 30, f"the services of {name} are {state}")
