@@ -439,6 +439,9 @@ int dms_executor_build(dms_executor *ex, const dms_build_request *req, dms_build
     if (!req->tag || !dms_image_ref_valid(req->tag))
         return dms_error_set(err, DMS_E_INVALID, "tag", "tag \"%.128s\" is not a valid image reference",
                              req->tag ? req->tag : "");
+    if (req->target && (strlen(req->target) > 128 || !dms_id_valid(req->target)))
+        return dms_error_set(err, DMS_E_INVALID, "target",
+                             "target must be a stage name: 1-128 characters of [A-Za-z0-9_.-]");
     if (req->dockerfile && (req->dockerfile[0] == '/' || strstr(req->dockerfile, "..")))
         return dms_error_set(err, DMS_E_INVALID, "dockerfile",
                              "dockerfile must be a path inside the context");

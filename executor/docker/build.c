@@ -407,9 +407,10 @@ int docker_build(void *cookie, const dms_build_request *req, dms_build_output_fn
     _cleanup_free_ char *aj = json_dumps(args, JSON_COMPACT);
     _cleanup_free_ char *el = lj ? docker_escape(lj) : NULL, *ea = aj ? docker_escape(aj) : NULL;
     _cleanup_free_ char *et = docker_escape(req->tag), *ed = docker_escape(LABELLED_DOCKERFILE);
-    _cleanup_free_ char *path =
-        dmsu_strdup_printf("/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s", et ? et : "",
-                           ed ? ed : "", el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "");
+    _cleanup_free_ char *eg = req->target ? docker_escape(req->target) : NULL;
+    _cleanup_free_ char *path = dmsu_strdup_printf(
+        "/build?t=%s&dockerfile=%s&labels=%s&buildargs=%s&rm=1&forcerm=1%s%s%s", et ? et : "", ed ? ed : "",
+        el ? el : "", ea ? ea : "", req->no_cache ? "&nocache=1" : "", eg ? "&target=" : "", eg ? eg : "");
     char limits[160];
     build_limits_query(req, limits, sizeof(limits));
     _cleanup_free_ char *url = path ? dmsu_strdup_printf("%s%s", path, limits) : NULL;

@@ -194,6 +194,9 @@ typedef struct dms_build_request {
     int64_t memory_bytes;        /* 0 = unlimited; else >= DMS_MEMORY_MIN_BYTES */
     int64_t cpu_millis;          /* 1000 = one core; 0 = unlimited */
     const char *dockerfile_text; /* the Dockerfile itself (NUL-terminated; borrowed for the call), or NULL */
+    const char *target; /* appended in ABI 7: the stage of a multi-stage Dockerfile to build (1-128 characters
+                         * of [A-Za-z0-9._-]); NULL = the last. Backends without stages refuse it
+                         * (NOT_SUPPORTED, "target") */
 } dms_build_request;
 
 typedef struct dms_build_result {
