@@ -147,10 +147,6 @@ static int build_service(svc_ctx *c, dms_error *err)
     const compose_service *s = c->s;
     char field[160];
     snprintf(field, sizeof(field), "services.%s.build.context", s->name);
-    if (s->build->target) {
-        snprintf(field, sizeof(field), "services.%s.build.target", s->name);
-        return dms_error_set(err, DMS_E_BUILD_FAILED, field, "%s: build stages are not supported yet", field);
-    }
     _cleanup_close_ int ctx = dmsu_open_beneath(c->src, s->build->context, O_RDONLY | O_DIRECTORY);
     if (ctx < 0)
         return dms_error_set(err, DMS_E_BUILD_FAILED, field,
@@ -161,7 +157,7 @@ static int build_service(svc_ctx *c, dms_error *err)
     if (r < 0)
         return r;
     char src_hash[SRCHASH_HEX + 1];
-    srchash_context(ctx, text, s->build->args, src_hash);
+    srchash_context(ctx, text, s->build->args, s->build->target, src_hash);
     json_object_set_new(c->entry, "src", json_string(src_hash));
     if (src_hash[0] && reuse_image(c, src_hash))
         return 0;
@@ -172,6 +168,7 @@ static int build_service(svc_ctx *c, dms_error *err)
     snprintf(bq.tag, sizeof(bq.tag), "dms-droid/%s:b%lld-%s", in->d->id, (long long)in->build_id, s->name);
     snprintf(bq.build_id, sizeof(bq.build_id), "%s-b%lld-s%zu", in->d->id, (long long)in->build_id, c->index);
     bq.req.build_args = s->build->args;
+    bq.req.target = s->build->target;
     say(in, s->name, "building image %s", bq.tag);
     tagged t = {.in = in, .service = s->name};
     dms_build_result br = {0};

@@ -120,7 +120,8 @@ static int walk_dir(walk *w, int dir, const char *rel, int depth)
     return r;
 }
 
-int srchash_context(int ctx, const char *dockerfile, char *const *args, char out[SRCHASH_HEX + 1])
+int srchash_context(int ctx, const char *dockerfile, char *const *args, const char *target,
+                    char out[SRCHASH_HEX + 1])
 {
     out[0] = '\0';
     walk w = {.md = EVP_MD_CTX_new()};
@@ -131,6 +132,7 @@ int srchash_context(int ctx, const char *dockerfile, char *const *args, char out
     feed_str(&w, dockerfile ? dockerfile : "");
     for (char *const *a = args; a && *a; a++)
         feed_str(&w, *a);
+    feed_str(&w, target ? target : "");
     int r = walk_dir(&w, ctx, ".", 0);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;

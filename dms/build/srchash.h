@@ -17,9 +17,10 @@
 #define SRCHASH_MAX_ENTRIES 100000
 #define SRCHASH_MAX_DEPTH   64
 
-/* The digest of context directory ctx (an open fd, not consumed), the Dockerfile text and the "K=V" args
- * (NULL-terminated, may be NULL) into out (SRCHASH_HEX + 1 bytes). 0, or -1 (out "") when the tree is too
- * large or unreadable: then the service is built. */
-int srchash_context(int ctx, const char *dockerfile, char *const *args, char out[SRCHASH_HEX + 1]);
+/* The digest of context directory ctx (an open fd, not consumed), the Dockerfile text, the "K=V" args
+ * (NULL-terminated, may be NULL) and the target stage (may be NULL) into out (SRCHASH_HEX + 1 bytes). 0, or
+ * -1 (out "") when the tree is too large or unreadable: then the service is built. */
+int srchash_context(int ctx, const char *dockerfile, char *const *args, const char *target,
+                    char out[SRCHASH_HEX + 1]);
 
 #endif

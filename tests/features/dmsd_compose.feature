@@ -194,6 +194,26 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And a request for "crew" answers 404 through the proxy
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A service is built from the stage its build names
+    Given a git repository "staged" holding the compose file
+      """
+      services:
+        web:
+          build: {context: ., dockerfile: web.Dockerfile, target: dev}
+          ports: ["8080"]
+      """
+    And the repository "staged" has the file "web.Dockerfile"
+      """
+      FROM dms-test/web:latest AS dev
+      ENV PAGE=dev-stage
+      FROM dms-test/web:latest AS prod
+      ENV PAGE=prod-stage
+      """
+    When the compose droid "staged" is created from the repository "staged"
+    Then the routed droid "staged" is "running" within 90 s
+    And "staged" answers 200 with "dev-stage" through the proxy within 30 s
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s

@@ -171,11 +171,11 @@ static void put(const char *rel, const char *text)
     tu_write(dir, rel, text);
 }
 
-static void digest(char out[SRCHASH_HEX + 1], const char *dockerfile, char *const *args)
+static void digest(char out[SRCHASH_HEX + 1], const char *dockerfile, char *const *args, const char *target)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(srchash_context(fd, dockerfile, args, out), 0);
+    ck_assert_int_eq(srchash_context(fd, dockerfile, args, target, out), 0);
     close(fd);
     ck_assert_uint_eq(strlen(out), SRCHASH_HEX);
 }
@@ -190,25 +190,27 @@ START_TEST(test_the_digest_changes_with_any_input_and_only_then)
     ck_assert_int_eq(mkdir(sub, 0700), 0);
     put("sub/b.txt", "two");
     char h1[SRCHASH_HEX + 1], h2[SRCHASH_HEX + 1];
-    digest(h1, "FROM x", NULL);
-    digest(h2, "FROM x", NULL);
+    digest(h1, "FROM x", NULL, NULL);
+    digest(h2, "FROM x", NULL, NULL);
     ck_assert_str_eq(h1, h2);
-    digest(h2, "FROM y", NULL);
+    digest(h2, "FROM y", NULL, NULL);
     ck_assert_str_ne(h1, h2);
     char *args[] = {"K=1", NULL};
-    digest(h2, "FROM x", args);
+    digest(h2, "FROM x", args, NULL);
+    ck_assert_str_ne(h1, h2);
+    digest(h2, "FROM x", NULL, "dev");
     ck_assert_str_ne(h1, h2);
     put("sub/b.txt", "twO");
-    digest(h2, "FROM x", NULL);
+    digest(h2, "FROM x", NULL, NULL);
     ck_assert_str_ne(h1, h2);
     put("sub/b.txt", "two");
-    digest(h2, "FROM x", NULL);
+    digest(h2, "FROM x", NULL, NULL);
     ck_assert_str_eq(h1, h2);
     /* A link is hashed as a link: where it points, never what is there. */
     char link[320];
     snprintf(link, sizeof(link), "%s/l", dir);
     ck_assert_int_eq(symlink("/etc/hostname", link), 0);
-    digest(h2, "FROM x", NULL);
+    digest(h2, "FROM x", NULL, NULL);
     ck_assert_str_ne(h1, h2);
 }
 END_TEST
