@@ -380,6 +380,8 @@ static int build_compose(build_run *br)
     store_build *b = &br->job->b;
     dms_error err = {0};
     say(&br->o, "compose file %s", br->compose);
+    char binds[PATH_MAX + 16];
+    snprintf(binds, sizeof(binds), "%s/binds", br->dir);
     composebuild_in in = {.ex = dep->ex,
                           .core = dep->core,
                           .cfg = &dep->cfg,
@@ -387,6 +389,7 @@ static int build_compose(build_run *br)
                           .build_id = b->id,
                           .src = br->src,
                           .file = br->compose,
+                          .binds_dir = binds,
                           .token = br->job->token,
                           .out = on_output,
                           .ud = &br->o};

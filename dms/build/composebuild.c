@@ -14,6 +14,7 @@
 
 #include "../common.h"
 #include "../compose/compose.h"
+#include "bindcopy.h"
 #include "buildreq.h"
 #include "dfpolicy.h"
 #include "recipe.h"
@@ -267,19 +268,26 @@ static int read_env_files(svc_ctx *c, dms_error *err)
     return 0;
 }
 
-/* Paths of the repository mounted into a service: not yet (its checkout changes with every build). */
-static int refuse_binds(const compose_service *s, dms_error *err)
+/* Paths of the repository a service mounts, copied out of the checkout (bindcopy.h): "binds" holds each
+ * volume's copy (null for a named volume), in the order of its volumes. */
+static int copy_binds(svc_ctx *c, dms_error *err)
 {
-    for (size_t i = 0; i < s->n_volumes; i++)
-        if (s->volumes[i].type == COMPOSE_MOUNT_BIND) {
-            char field[160];
-            snprintf(field, sizeof(field), "services.%s.volumes[%zu]", s->name, i);
-            return dms_error_set(
-                err, DMS_E_BUILD_FAILED, field,
-                "%s: mounting a path of the repository is not supported yet; use a named volume "
-                "or COPY it into the image",
-                field);
+    json_t *arr = json_array();
+    json_object_set_new(c->entry, "binds", arr);
+    for (size_t i = 0; i < c->s->n_volumes; i++) {
+        const compose_mount *m = &c->s->volumes[i];
+        if (m->type != COMPOSE_MOUNT_BIND) {
+            json_array_append_new(arr, json_null());
+            continue;
         }
+        char field[160], path[PATH_MAX];
+        snprintf(field, sizeof(field), "services.%s.volumes[%zu]", c->s->name, i);
+        int r = bindcopy_make(c->src, m->source, c->in->binds_dir, field, path, sizeof(path), err);
+        if (r < 0)
+            return r;
+        json_array_append_new(arr, json_string(path));
+        say(c->in, c->s->name, "%s: %s copied for a read-only mount", field, m->source);
+    }
     return 0;
 }
 
@@ -321,7 +329,7 @@ static int build_all(const composebuild_in *in, int src, const compose_file *f, 
         if (!c.entry)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
         json_object_set_new(services, c.s->name, c.entry);
-        int r = refuse_binds(c.s, err);
+        int r = copy_binds(&c, err);
         if (r == 0)
             r = c.s->build ? build_service(&c, err) : check_image(&c, err);
         if (r == 0)

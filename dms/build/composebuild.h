@@ -9,7 +9,7 @@
  *
  *   {"file": "compose.yaml", "text": "<the file>",
  *    "services": {"api": {"image": "sha256:...", "tag": "dms-droid/<id>:b<build>-api", "built": true,
- *                         "env_file": ["K=V", ...]}, ...}}
+ *                         "env_file": ["K=V", ...], "binds": [null | "/abs/copy", ...]}, ...}}
  *
  * Images a service builds are tagged dms-droid/<droid>:b<build>-<service> (the build's labels as any droid
  * build's); an `image:` service may name what a droid's Dockerfile may start FROM (dfpolicy.h) and must be on
@@ -48,6 +48,7 @@ typedef struct composebuild_in {
     int64_t build_id;
     const char *src;       /* the checkout */
     const char *file;      /* composebuild_find's name */
+    const char *binds_dir; /* where repository paths a service mounts are copied (bindcopy.h) */
     const char *prev_json; /* the compose member of the droid's newest release, or NULL: a service whose build
                             * inputs did not change reuses its image (srchash.h) */
     dms_cancel_token *token;

@@ -1,6 +1,9 @@
 /* releaseprune.c - old releases' images removed, and what a compose build leaves (see releaseprune.h). */
 #include "releaseprune.h"
 
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +11,7 @@
 
 #include "../common.h"
 #include "../compose/release.h"
+#include "srchash.h"
 
 /* Removes image of a pruned release unless a kept one still uses it (a compose service reuses its image while
  * its inputs do not change: srchash.h); what the engine refuses goes to the collector. True when it went
@@ -47,10 +51,56 @@ static void add_images(char ***v, const store_release *rel)
     dmsu_strv_free(built);
 }
 
+/* The copies of repository paths a release's services mount (bindcopy.h), by their digest (the directory
+ * name beneath binds/). */
+static void add_binds(char ***v, const store_release *rel)
+{
+    json_t *doc = rel->compose_json ? json_loads(rel->compose_json, 0, NULL) : NULL;
+    const char *name;
+    json_t *svc, *p;
+    size_t i;
+    json_object_foreach(json_object_get(doc, "services"), name, svc)
+    {
+        json_array_foreach(json_object_get(svc, "binds"), i, p)
+        {
+            const char *at = json_string_value(p) ? strstr(json_string_value(p), "/binds/") : NULL;
+            char hex[SRCHASH_HEX + 1];
+            if (at && strlen(at + 7) >= SRCHASH_HEX) {
+                snprintf(hex, sizeof(hex), "%s", at + 7);
+                dmsu_strv_push(v, hex);
+            }
+        }
+    }
+    json_decref(doc);
+}
+
+/* Removes the copies no kept release mounts any more (and a copy a crashed build left half made). */
+static void sweep_binds(const builder_deps *dep, const char *droid_id, char *const *in_use)
+{
+    char dir[PATH_MAX], path[PATH_MAX + 80];
+    if (dmsd_droid_dir(dep->data_dir, droid_id, dir, sizeof(dir)) < 0)
+        return;
+    size_t n = strlen(dir);
+    snprintf(dir + n, sizeof(dir) - n, "/binds");
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            dmsu_strv_contains(in_use, e->d_name))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        dms_rm_rf(path, NULL);
+        log_info("droid=%s op=prune bind=%s", droid_id, e->d_name);
+    }
+    if (d)
+        closedir(d);
+}
+
 /* Removes images of releases beyond the newest keep_releases, never the one that runs or is wanted, nor one a
  * kept release still uses. */
 void releaseprune_run(const builder_deps *dep, const char *droid_id)
 {
+    _cleanup_strv_ char **binds_in_use = calloc(1, sizeof(char *));
     droid *d = core_get_copy(dep->core, droid_id);
     store_release *rel = NULL;
     size_t n = 0;
@@ -68,6 +118,7 @@ void releaseprune_run(const builder_deps *dep, const char *droid_id)
         if (kept < (size_t)dep->cfg.keep_releases || protected_) {
             kept++;
             add_images(&in_use, &rel[i]);
+            add_binds(&binds_in_use, &rel[i]);
         } else {
             prune[i] = true;
         }
@@ -88,6 +139,8 @@ void releaseprune_run(const builder_deps *dep, const char *droid_id)
         log_info("droid=%s op=prune release=%lld image=%s", droid_id, (long long)rel[i].seq, rel[i].image_id);
     }
     free(prune);
+    if (in_use && binds_in_use)
+        sweep_binds(dep, droid_id, binds_in_use);
     store_releases_free(rel, n);
     droid_free(d);
     if (gc && dep->runner)

@@ -145,3 +145,26 @@ int srchash_context(int ctx, const char *dockerfile, char *const *args, const ch
         out[0] = '\0';
     return r;
 }
+
+int srchash_file(int fd, unsigned mode, char out[SRCHASH_HEX + 1])
+{
+    out[0] = '\0';
+    walk w = {.md = EVP_MD_CTX_new()};
+    char meta[32];
+    snprintf(meta, sizeof(meta), "file %o", mode & 07777);
+    int r = w.md && EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+    if (r == 0) {
+        feed_str(&w, meta);
+        r = feed_file(&w, fd);
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (r == 0 && (EVP_DigestFinal_ex(w.md, md, &len) != 1 || len * 2 > SRCHASH_HEX))
+        r = -1;
+    EVP_MD_CTX_free(w.md);
+    for (unsigned i = 0; r == 0 && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    if (r < 0)
+        out[0] = '\0';
+    return r;
+}

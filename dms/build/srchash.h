@@ -23,4 +23,7 @@
 int srchash_context(int ctx, const char *dockerfile, char *const *args, const char *target,
                     char out[SRCHASH_HEX + 1]);
 
+/* The digest of a regular file's content and mode (fd read to its end). 0, or -1 (out ""). */
+int srchash_file(int fd, unsigned mode, char out[SRCHASH_HEX + 1]);
+
 #endif

@@ -58,6 +58,12 @@ json_t *compose_release_env_file(const compose_release *r, const char *name)
     return json_is_array(a) ? a : NULL;
 }
 
+json_t *compose_release_binds(const compose_release *r, const char *name)
+{
+    json_t *a = json_object_get(service_entry(r, name), "binds");
+    return json_is_array(a) ? a : NULL;
+}
+
 char **compose_release_built(const char *json)
 {
     json_t *doc = json ? json_loads(json, 0, NULL) : NULL;

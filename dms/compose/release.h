@@ -37,6 +37,10 @@ const char *compose_release_image(const compose_release *r, const char *name);
 /* The service's env_file lines ("K=V"), a JSON array borrowed from r, or NULL when it has none. */
 json_t *compose_release_env_file(const compose_release *r, const char *name);
 
+/* The service's copies of repository paths it mounts (JSON array aligned with its volumes: a path, or null
+ * for a named volume), borrowed from r, or NULL. */
+json_t *compose_release_binds(const compose_release *r, const char *name);
+
 /* The images a release built (not the `image:` ones, which are not the droid's), NULL-terminated; caller
  * frees with dmsu_strv_free. NULL on OOM or when json is NULL; an empty vector when it built none. */
 char **compose_release_built(const char *json);

@@ -64,6 +64,7 @@ int execreq_build(execreq *out, const execreq_input *in, dms_error *err);
 typedef struct svcreq_input {
     const compose_service *svc;
     json_t *env_file;
+    json_t *binds; /* the release\'s copies of the repository paths it mounts (compose/release.h), or NULL */
     int routed_port;
 } svcreq_input;
 int execreq_build_service(execreq *out, const execreq_input *in, const svcreq_input *sin, dms_error *err);

@@ -140,7 +140,9 @@ static int service_request(runner *r, const droid *d, const compose_release *cr,
                         .image = compose_release_image(cr, s->name),
                         .confine = r->dep.confine,
                         .executor_id = dms_executor_id(r->dep.ex)};
-    svcreq_input sin = {.svc = s, .env_file = compose_release_env_file(cr, s->name)};
+    svcreq_input sin = {.svc = s,
+                        .env_file = compose_release_env_file(cr, s->name),
+                        .binds = compose_release_binds(cr, s->name)};
     if (s == &cr->f->services[compose_release_primary(cr)])
         sin.routed_port = compose_release_port(cr);
     return execreq_build_service(xr, &in, &sin, err);

@@ -71,17 +71,26 @@ static const char *keep(execreq *r, const char *fmt, ...)
     return r->svc_strs[dmsu_strv_len(r->svc_strs) - 1];
 }
 
-/* The service's named volumes, by their engine names (binds are refused by the build). */
-static int service_mounts(execreq *r, const droid *d, const compose_service *s, dms_error *err)
+/* The service's named volumes, by their engine names, and its repository paths, read-only from the copies its
+ * release made (build/bindcopy.h). */
+static int service_mounts(execreq *r, const droid *d, const svcreq_input *sin, dms_error *err)
 {
+    const compose_service *s = sin->svc;
     r->svc_mounts = calloc(s->n_volumes + 1, sizeof(*r->svc_mounts));
     if (!r->svc_mounts)
         return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < s->n_volumes; i++) {
         const compose_mount *m = &s->volumes[i];
-        if (m->type != COMPOSE_MOUNT_VOLUME)
-            return dms_error_set(err, DMS_E_INVALID, "volumes",
-                                 "services.%s.volumes[%zu]: only named volumes are supported", s->name, i);
+        if (m->type == COMPOSE_MOUNT_BIND) {
+            const char *copy = json_string_value(json_array_get(sin->binds, i));
+            if (!copy || copy[0] != '/')
+                return dms_error_set(err, DMS_E_INVALID, "volumes",
+                                     "services.%s.volumes[%zu]: the release has no copy of %s", s->name, i,
+                                     m->source);
+            r->svc_mounts[i] =
+                (dms_mount){.type = DMS_MOUNT_BIND, .source = copy, .target = m->target, .read_only = true};
+            continue;
+        }
         const char *name = keep(r, "%s-%s", d->id, m->source);
         if (!name)
             return dms_error_set(err, DMS_E_NOMEM, NULL, "out of memory");
@@ -169,7 +178,7 @@ int execreq_build_service(execreq *r, const execreq_input *in, const svcreq_inpu
     if (rc == 0)
         rc = confine_droid_network(in->executor_id, d->id, r->net, sizeof(r->net), err);
     if (rc == 0)
-        rc = service_mounts(r, d, s, err);
+        rc = service_mounts(r, d, sin, err);
     if (rc == 0)
         rc = service_labels(r, d, in->release, s, err);
     return rc;

@@ -214,6 +214,28 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
     And "staged" answers 200 with "dev-stage" through the proxy within 30 s
     And nothing of the routed dmsd is left once it stops
 
+  Scenario: A path of the repository is mounted read-only, from a copy that later commits do not change
+    Given a git repository "site" holding the compose file
+      """
+      services:
+        web:
+          image: dms-test/web:latest
+          ports: ["8080"]
+          command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+          volumes: ["./pages:/www:ro"]
+      """
+    And the repository "site" has the file "pages/index.html"
+      """
+      from-the-repo
+      """
+    When the compose droid "site" is created from the repository "site"
+    Then the routed droid "site" is "running" within 90 s
+    And "site" answers 200 with "from-the-repo" through the proxy within 30 s
+    And the service "web" of "site" mounts "/www" read-only
+    When a new commit of "site" changes the file "pages/index.html" to "changed" and is deployed
+    Then "site" answers 200 with "changed" through the proxy within 60 s
+    And nothing of the routed dmsd is left once it stops
+
   Scenario: Stop, start and a dmsd restart cover every service
     Given the compose droid "shop" is created from the repository "shop"
     And the routed droid "shop" is "running" within 90 s
@@ -305,5 +327,6 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
       | network_mode: host          | services.web.network_mode     |
       | privileged: true            | services.web.privileged       |
       | volumes: ["/etc:/host-etc"] | services.web.volumes[0]       |
+      | volumes: ["./gone:/x:ro"]   | services.web.volumes[0]       |
       | cap_add: [SYS_ADMIN]        | services.web.cap_add          |
       | pid: host                   | services.web.pid              |

@@ -343,3 +343,23 @@ def step_services_unrouted(context, name, a, b, state):
             assert s["status"] == state and not s["routed"], f"services of {name}: {svcs}"
         return True
     eventually(probe, 30, f"the services of {name} are {state}")
+
+
+@when('a new commit of "{name:Q}" changes the file "{path:Q}" to "{text:Q}" and is deployed')
+def step_push_file(context, name, path, text):
+    d = rt(context)
+    write_files(d, name, {path: text + "\n"})
+    commit(d, name, "change " + path)
+    d.api_ok("PATCH", f"/droids/{d.droids[name]}", {"branch": "main"})
+
+
+@then('the service "{service:Q}" of "{name:Q}" mounts "{target:Q}" read-only')
+def step_mount_ro(context, service, name, target):
+    import json
+    d = rt(context)
+    ids = service_containers(d, name, service)
+    assert len(ids) == 1, f"{service} of {name} runs in {ids}"
+    mounts = json.loads(engine.docker("inspect", "--format", "{{json .Mounts}}", ids[0]))
+    m = [x for x in mounts if x["Destination"] == target]
+    assert len(m) == 1 and m[0]["RW"] is False and m[0]["Type"] == "bind", f"mounts: {mounts}"
+    assert f"/droids/{d.droids[name]}/binds/" in m[0]["Source"], f"mounts: {mounts}"
