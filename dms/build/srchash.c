@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,51 +121,47 @@ static int walk_dir(walk *w, int dir, const char *rel, int depth)
     return r;
 }
 
+/* A new digest; false when the library cannot make one. */
+static bool begin(walk *w)
+{
+    w->md = EVP_MD_CTX_new();
+    return w->md && EVP_DigestInit_ex(w->md, EVP_sha256(), NULL) == 1;
+}
+
+/* Ends the digest into out as hex (r: the walk's result so far); frees it. r, or -1 with out "". */
+static int finish(walk *w, int r, char out[SRCHASH_HEX + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (r == 0 && (EVP_DigestFinal_ex(w->md, md, &len) != 1 || len * 2 > SRCHASH_HEX))
+        r = -1;
+    EVP_MD_CTX_free(w->md);
+    out[0] = '\0';
+    for (unsigned i = 0; r == 0 && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return r;
+}
+
 int srchash_context(int ctx, const char *dockerfile, char *const *args, const char *target,
                     char out[SRCHASH_HEX + 1])
 {
-    out[0] = '\0';
-    walk w = {.md = EVP_MD_CTX_new()};
-    if (!w.md || EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(w.md);
-        return -1;
-    }
+    walk w = {0};
+    if (!begin(&w))
+        return finish(&w, -1, out);
     feed_str(&w, dockerfile ? dockerfile : "");
     for (char *const *a = args; a && *a; a++)
         feed_str(&w, *a);
     feed_str(&w, target ? target : "");
-    int r = walk_dir(&w, ctx, ".", 0);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(w.md, md, &len) != 1 || len * 2 > SRCHASH_HEX)
-        r = -1;
-    EVP_MD_CTX_free(w.md);
-    for (unsigned i = 0; r == 0 && i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    if (r < 0)
-        out[0] = '\0';
-    return r;
+    return finish(&w, walk_dir(&w, ctx, ".", 0), out);
 }
 
 int srchash_file(int fd, unsigned mode, char out[SRCHASH_HEX + 1])
 {
-    out[0] = '\0';
-    walk w = {.md = EVP_MD_CTX_new()};
+    walk w = {0};
+    if (!begin(&w))
+        return finish(&w, -1, out);
     char meta[32];
     snprintf(meta, sizeof(meta), "file %o", mode & 07777);
-    int r = w.md && EVP_DigestInit_ex(w.md, EVP_sha256(), NULL) == 1 ? 0 : -1;
-    if (r == 0) {
-        feed_str(&w, meta);
-        r = feed_file(&w, fd);
-    }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (r == 0 && (EVP_DigestFinal_ex(w.md, md, &len) != 1 || len * 2 > SRCHASH_HEX))
-        r = -1;
-    EVP_MD_CTX_free(w.md);
-    for (unsigned i = 0; r == 0 && i < len; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    if (r < 0)
-        out[0] = '\0';
-    return r;
+    feed_str(&w, meta);
+    return finish(&w, feed_file(&w, fd), out);
 }
