@@ -56,8 +56,9 @@ typedef struct rt {
     bool queued;
     bool busy;
     bool dirty;
-    int64_t timer_ns; /* kick at this wall-clock time (retry backoff); 0 none */
-    bool force;       /* the next replacement kills the old container first (restart?force=1) */
+    int64_t timer_ns;          /* kick at this wall-clock time (retry backoff); 0 none */
+    bool force;                /* the next replacement kills the old container first (restart?force=1) */
+    int64_t dep_wait_since_ms; /* a compose droid's start waits for a dependency since (monotonic); 0 none */
     settle *settles;
     struct rt *next;
 } rt;
@@ -111,6 +112,9 @@ void run_forget_old(runner *r, const droid *d, bool all);
 /* Inside a mutation: the droid's current run is exec_id no more (it was stopped). */
 void run_forget_current(droid *d, const char *exec_id);
 
+/* A start that waits for a dependency (waiting) or does not (any more): how long it has waited, in ms. */
+int64_t run_dep_wait(runner *r, const char *droid_id, bool waiting);
+
 /* ---- start.c ---- */
 
 /* Starts a run of the droid's wanted release and config, and makes it the current run once it serves (then
@@ -143,6 +147,8 @@ void *run_supervisor_main(void *arg);
 /* ---- services.c: a compose droid's services besides the routed one ---- */
 
 #define RUN_DEP_TIMEOUT_MS 120000 /* a dependency that meets no condition in this time fails the start */
+#define RUN_DEP_SLICE_MS   2000   /* how long one pass waits for it before the worker moves on */
+#define RUN_DEP_RETRY_MS   500    /* and when the droid is looked at again */
 #define RUN_DEP_POLL_MS    200
 
 typedef enum svc_phase {
@@ -160,7 +166,8 @@ int run_services_load(runner *r, const droid *d, int64_t release, compose_releas
 /* The routed service's request. */
 int run_services_routed_request(runner *r, const droid *d, const compose_release *cr, int64_t release,
                                 const char *exec_id, execreq *xr, dms_error *err);
-/* Brings the services of phase to what release cr wants (see services.c). 0, or -1 with why. */
+/* Brings the services of phase to what release cr wants (see services.c). 0; -1 with why (a service failed);
+ * 1 with why (a service waits for a dependency: come back in RUN_DEP_RETRY_MS). */
 int run_services_converge(runner *r, const char *droid_id, const compose_release *cr, int64_t release,
                           svc_phase phase, char *why, size_t size);
 /* Records which service is routed (its entry shows the droid's state) and the hash of its request. */

@@ -99,6 +99,21 @@ void runner_when_settled(runner *r, const char *droid_id, runner_settled_fn fn, 
     }
 }
 
+int64_t run_dep_wait(runner *r, const char *droid_id, bool waiting)
+{
+    int64_t now = dms_mono_ms(), waited = 0;
+    pthread_mutex_lock(&r->lock);
+    rt *t = rt_get(r, droid_id);
+    if (t && waiting && !t->dep_wait_since_ms)
+        t->dep_wait_since_ms = now;
+    if (t && waiting)
+        waited = now - t->dep_wait_since_ms;
+    if (t && !waiting)
+        t->dep_wait_since_ms = 0;
+    pthread_mutex_unlock(&r->lock);
+    return waited;
+}
+
 void run_set_timer(runner *r, const char *droid_id, int64_t due_ns)
 {
     pthread_mutex_lock(&r->lock);
@@ -358,10 +373,16 @@ static void converge_services(runner *r, const droid *d)
     compose_release cr;
     dms_error err = {0};
     char why[REASON_MAX];
-    if (run_services_load(r, d, d->run_release, &cr, &err) < 0)
+    int rc = run_services_load(r, d, d->run_release, &cr, &err);
+    if (rc < 0)
         log_warn("droid=%s op=services error=\"%s\"", d->id, err.message);
-    else if (run_services_converge(r, d->id, &cr, d->run_release, SVC_ALL, why, sizeof(why)) < 0)
+    else if ((rc = run_services_converge(r, d->id, &cr, d->run_release, SVC_ALL, why, sizeof(why))) < 0)
         log_warn("droid=%s op=services error=\"%s\"", d->id, why);
+    int64_t waited = run_dep_wait(r, d->id, rc == 1);
+    if (rc == 1 && waited < RUN_DEP_TIMEOUT_MS)
+        run_set_timer(r, d->id, dms_now_ns() + (int64_t)RUN_DEP_RETRY_MS * NS_PER_MS);
+    else if (rc == 1) /* given up until something changes (a kick, a restart) */
+        log_warn("droid=%s op=services error=\"%s, for %d s\"", d->id, why, RUN_DEP_TIMEOUT_MS / 1000);
     compose_release_clear(&cr);
 }
 

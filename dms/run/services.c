@@ -191,42 +191,56 @@ static void current_exec(const droid *d, const compose_release *cr, const char *
     json_decref(arr);
 }
 
-/* Waits until dependency dep of service s meets its condition, at most RUN_DEP_TIMEOUT_MS. 0, or -1 with why.
- */
+/* What the dependency's status says of its condition: 0 met, -1 never will be (why set), 1 not yet. */
+static int dependency_state(const dms_exec_status *st, const compose_service *s, const compose_dep *dep,
+                            char *why, size_t size)
+{
+    bool finished = st->state == DMS_STATE_FINISHED;
+    bool ok0 = finished && st->outcome == DMS_OUTCOME_EXITED && st->exit_code == 0;
+    const char *broken = NULL;
+    if (dep->condition == COMPOSE_COND_COMPLETED)
+        return finished ? (ok0 ? 0 : (broken = "it exited with an error", -1)) : 1;
+    if (dep->condition == COMPOSE_COND_STARTED && (!finished || ok0))
+        return 0;
+    if (dep->condition == COMPOSE_COND_HEALTHY && !finished &&
+        (st->health == DMS_HEALTH_HEALTHY || st->health == DMS_HEALTH_NONE))
+        return 0;
+    /* As compose: an unhealthy dependency fails at once (its check will not come back by itself). */
+    if (finished)
+        broken = "it exited";
+    else if (st->health == DMS_HEALTH_UNHEALTHY)
+        broken = "it is unhealthy";
+    if (!broken)
+        return 1;
+    snprintf(why, size, "service %s depends on %s being %s, which it is not (%s)", s->name, dep->service,
+             dep->condition == COMPOSE_COND_HEALTHY ? "healthy" : "started", broken);
+    return -1;
+}
+
+/* Waits a moment (RUN_DEP_SLICE_MS) for dependency dep of service s to meet its condition: 0 met, -1 never
+ * will be, 1 not yet (the runner comes back later: a worker is never held for long; start.c bounds the whole
+ * wait by RUN_DEP_TIMEOUT_MS). why says which. */
 static int wait_dependency(runner *r, const droid *d, const compose_release *cr, const compose_service *s,
                            const compose_dep *dep, char *why, size_t size)
 {
-    static const char *const cond[] = {"started", "healthy", "completed successfully"};
     char exec[DMS_ID_MAX + 1];
     current_exec(d, cr, dep->service, exec, sizeof(exec));
-    int64_t deadline = dms_mono_ms() + RUN_DEP_TIMEOUT_MS;
-    const char *last = "it does not run";
+    int64_t until = dms_mono_ms() + RUN_DEP_SLICE_MS;
+    int rc = -1;
+    snprintf(why, size, "service %s depends on %s, which does not run", s->name, dep->service);
     while (exec[0] && !run_stopping(r)) {
         dms_exec_status st;
-        dms_error err = {0};
-        if (dms_executor_status(r->dep.ex, exec, &st, &err) < 0)
+        if (dms_executor_status(r->dep.ex, exec, &st, NULL) < 0)
             break;
-        bool finished = st.state == DMS_STATE_FINISHED;
-        bool ok0 = finished && st.outcome == DMS_OUTCOME_EXITED && st.exit_code == 0;
-        if (dep->condition == COMPOSE_COND_STARTED && (!finished || ok0))
-            return 0;
-        if (dep->condition == COMPOSE_COND_HEALTHY && !finished &&
-            (st.health == DMS_HEALTH_HEALTHY || st.health == DMS_HEALTH_NONE))
-            return 0;
-        if (dep->condition == COMPOSE_COND_COMPLETED && finished)
-            return ok0 ? 0
-                       : (snprintf(why, size, "service %s depends on %s, which exited with code %d", s->name,
-                                   dep->service, st.exit_code),
-                          -1);
-        last = finished ? "it exited" : st.health == DMS_HEALTH_UNHEALTHY ? "it is unhealthy" : "not yet";
-        /* As compose: an unhealthy dependency fails at once (its check will not come back by itself). */
-        if (dms_mono_ms() > deadline || finished || st.health == DMS_HEALTH_UNHEALTHY)
+        rc = dependency_state(&st, s, dep, why, size);
+        if (rc <= 0 || dms_mono_ms() > until)
             break;
         usleep(RUN_DEP_POLL_MS * 1000);
     }
-    snprintf(why, size, "service %s depends on %s being %s, which it never was (%s)", s->name, dep->service,
-             cond[dep->condition], last);
-    return -1;
+    if (rc == 1)
+        snprintf(why, size, "service %s waits for %s to be %s", s->name, dep->service,
+                 dep->condition == COMPOSE_COND_HEALTHY ? "healthy" : "started");
+    return rc;
 }
 
 /* ---- one service ---- */
@@ -360,7 +374,7 @@ static int converge_one(runner *r, const droid *d, const compose_release *cr, in
     }
     json_decref(arr);
     execreq_clear(&xr);
-    return rc < 0 ? -1 : 0;
+    return rc < 0 ? -1 : rc;
 }
 
 /* The routed service's dependencies meet their conditions (before it starts). */
@@ -393,7 +407,7 @@ int run_services_converge(runner *r, const char *droid_id, const compose_release
         }
         int rc = converge_one(r, d, cr, release, &cr->f->services[i], why, size);
         droid_free(d);
-        if (rc < 0)
+        if (rc != 0)
             return rc;
     }
     return phase == SVC_BEFORE ? wait_routed_dependencies(r, droid_id, cr, why, size) : 0;

@@ -195,9 +195,23 @@ static int load_release(start_ctx *c, const droid *d0, store_release *rel)
 static int converge(start_ctx *c, const droid *d0, svc_phase phase)
 {
     char why[REASON_MAX];
-    if (!c->compose ||
-        run_services_converge(c->r, d0->id, &c->cr, d0->want_release, phase, why, sizeof(why)) == 0)
+    int rc = c->compose
+                 ? run_services_converge(c->r, d0->id, &c->cr, d0->want_release, phase, why, sizeof(why))
+                 : 0;
+    int64_t waited = run_dep_wait(c->r, d0->id, rc == 1);
+    if (rc == 0)
         return 0;
+    if (rc == 1 && waited < RUN_DEP_TIMEOUT_MS) {
+        /* Not yet: the worker moves on, and the droid is looked at again in a moment. */
+        log_info("droid=%s op=services note=\"%s\" waited_ms=%lld", d0->id, why, (long long)waited);
+        run_set_timer(c->r, d0->id, dms_now_ns() + (int64_t)RUN_DEP_RETRY_MS * NS_PER_MS);
+        return -DMS_E_TIMEOUT;
+    }
+    if (rc == 1) {
+        size_t n = strlen(why);
+        snprintf(why + n, sizeof(why) - n, ", for %d s", RUN_DEP_TIMEOUT_MS / 1000);
+        run_dep_wait(c->r, d0->id, false);
+    }
     log_warn("droid=%s op=services error=\"%s\"", d0->id, why);
     c->pa.release = d0->want_release;
     start_failed(c, d0->id, why, false);
