@@ -30,8 +30,8 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-#define DMS_EXECUTOR_ABI_VERSION 7u /* 7: the request's healthcheck, the status's health, a build's target   \
-                                     */
+/* 7: the request's healthcheck, the status's health, a build's target */
+#define DMS_EXECUTOR_ABI_VERSION 7u
 #define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
 #define DMS_PLUGIN_EXPORT       __attribute__((visibility("default")))
 
