@@ -32,8 +32,8 @@ extern "C" {
 
 /* 7: the request's healthcheck, the status's health, a build's target */
 #define DMS_EXECUTOR_ABI_VERSION 7u
-#define DMS_PLUGIN_ENTRY_SYMBOL "dms_executor_plugin_entry"
-#define DMS_PLUGIN_EXPORT       __attribute__((visibility("default")))
+#define DMS_PLUGIN_ENTRY_SYMBOL  "dms_executor_plugin_entry"
+#define DMS_PLUGIN_EXPORT        __attribute__((visibility("default")))
 
 /* Services of the host, handed to create(); valid until destroy(). */
 typedef struct dms_host_services {
