@@ -122,8 +122,11 @@ static int label_key_check(const char *key, const char *field, dms_error *err)
     if (!*key || strchr(key, '='))
         return dms_error_set(err, DMS_E_INVALID, field, "%s: a label key must be non-empty, without '='",
                              field);
-    if (strncmp(key, "io.dms.", 7) == 0)
-        return dms_error_set(err, DMS_E_INVALID, field, "%s: labels io.dms.* are reserved for dms", field);
+    /* io.dms.* are the executor's, dms.* dmsd's (dms.droid, dms.service, ...): a file must not pass its
+     * containers off as another droid's. */
+    if (strncmp(key, "io.dms.", 7) == 0 || strncmp(key, "dms.", 4) == 0)
+        return dms_error_set(err, DMS_E_INVALID, field, "%s: labels io.dms.* and dms.* are reserved for dms",
+                             field);
     return 0;
 }
 

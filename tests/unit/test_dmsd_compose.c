@@ -249,6 +249,7 @@ static const struct {
     {"services:\n  web:\n    image: x\nvolumes:\n  v: {driver_opts: {}}\n", "volumes.v.driver_opts"},
     {"services:\n  web:\n    image: x\n    labels: {io.dms.owner: me}\n", "services.web.labels.io.dms.owner"},
     {"services:\n  web:\n    image: x\n    labels: [io.dms.x=1]\n", "services.web.labels[0]"},
+    {"services:\n  web:\n    image: x\n    labels: {dms.droid: d0123456789ab}\n", "services.web.labels.dms.droid"},
     {"services:\n  web:\n    image: x\n    deploy: {replicas: 2}\n", "services.web.deploy.replicas"},
     {"services:\n  web:\n    image: x\n    deploy: {resources: {reservations: {memory: 1g}}}\n",
      "services.web.deploy.resources.reservations"},
