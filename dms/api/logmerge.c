@@ -65,18 +65,25 @@ int logmerge_add(logmerge *m, const char *service, dms_log_stream *s, dms_error 
     return 0;
 }
 
-/* Reads c's next frame into its head if it has none: 0 (a head, the end, or nothing now) or an error. */
-static int fill(msrc *c, dms_error *err)
+/* Reads source i's next frame into its head if it has none: 0 (a head, the end, or nothing now) or an error.
+ * An ended source leaves the epoll set: its fd may still be woken (its directory changes) but nobody reads
+ * it any more, and a level-triggered epoll would then stay readable and spin the parked follow. */
+static int fill(logmerge *m, size_t i, dms_error *err)
 {
+    msrc *c = &m->src[i];
     if (c->has_head || c->ended)
         return 0;
     int rc = dms_log_stream_next(c->s, 0, &c->head, err);
-    if (rc == 1)
+    if (rc == 1) {
         c->has_head = true;
-    else if (rc == 0)
+    } else if (rc == 0) {
         c->ended = true;
-    else if (rc != -DMS_E_TIMEOUT)
+        int fd = dms_log_stream_fd(c->s);
+        if (m->epfd >= 0 && fd >= 0)
+            (void)epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);
+    } else if (rc != -DMS_E_TIMEOUT) {
         return rc;
+    }
     return 0;
 }
 
@@ -93,7 +100,7 @@ static int pick(logmerge *m, dms_error *err)
 {
     int best = -1;
     for (size_t i = 0; i < m->n; i++) {
-        int rc = fill(&m->src[i], err);
+        int rc = fill(m, i, err);
         if (rc < 0)
             return rc;
         if (m->src[i].has_head && (best < 0 || before(&m->src[i], &m->src[best])))
@@ -112,8 +119,9 @@ static bool all_ended(const logmerge *m)
 
 /* Sends c's head (into b, unless b is NULL: skipped) and the rest of its line while its frames are there.
  * *last_ts: the largest ts sent. 1 when the line is whole, 0 when its rest has not come yet, or an error. */
-static int take_line(msrc *c, dmsu_buf *b, int64_t *last_ts, dms_error *err)
+static int take_line(logmerge *m, size_t i, dmsu_buf *b, int64_t *last_ts, dms_error *err)
 {
+    msrc *c = &m->src[i];
     while (c->has_head) {
         if (b)
             logpage_format(b, &c->head, &c->fmt, &c->at_line_start);
@@ -122,7 +130,7 @@ static int take_line(msrc *c, dmsu_buf *b, int64_t *last_ts, dms_error *err)
         c->has_head = false;
         if (!c->head.partial)
             return 1;
-        int rc = fill(c, err);
+        int rc = fill(m, i, err);
         if (rc < 0)
             return rc;
     }
@@ -138,7 +146,7 @@ int logmerge_count(logmerge *m, int64_t horizon_ns, long long *lines, dms_error 
             return i;
         if (i < 0 || m->src[i].head.ts_ns > horizon_ns)
             return 0;
-        int rc = take_line(&m->src[i], NULL, NULL, err);
+        int rc = take_line(m, (size_t)i, NULL, NULL, err);
         if (rc < 0)
             return rc;
         ++*lines;
@@ -155,7 +163,7 @@ int logmerge_skip(logmerge *m, long long n, dms_error *err)
             return i;
         if (i < 0)
             return 0;
-        int rc = take_line(&m->src[i], NULL, NULL, err);
+        int rc = take_line(m, (size_t)i, NULL, NULL, err);
         if (rc <= 0)
             return rc;
     }
@@ -185,7 +193,7 @@ int logmerge_page(logmerge *m, long long limit, size_t max_bytes, int64_t horizo
         msrc *c = &m->src[i];
         if (c->head.ts_ns > horizon_ns || page_stops(c, limit, max_bytes, b, pg))
             return 0;
-        int rc = take_line(c, b, &pg->last_ts, err);
+        int rc = take_line(m, (size_t)i, b, &pg->last_ts, err);
         if (rc < 0)
             return rc;
         if (rc == 0) { /* the rest of the line is not there yet: the page ends on it */
@@ -214,14 +222,13 @@ int logmerge_live(logmerge *m, size_t max_bytes, dmsu_buf *b, dms_error *err)
     while (moved && b->len < max_bytes) {
         moved = false;
         for (size_t i = 0; i < m->n && b->len < max_bytes; i++) {
-            msrc *c = &m->src[i];
-            int rc = fill(c, err);
+            int rc = fill(m, i, err);
             if (rc < 0)
                 return rc;
-            if (!c->has_head)
+            if (!m->src[i].has_head)
                 continue;
             close_open_line(m, (int)i, b);
-            rc = take_line(c, b, NULL, err);
+            rc = take_line(m, i, b, NULL, err);
             if (rc < 0)
                 return rc;
             if (rc == 0)
