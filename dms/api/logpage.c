@@ -26,6 +26,8 @@ void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, boo
                               f->stream == DMS_STREAM_STDERR ? "stderr" : "stdout", "line",
                               clean ? clean : "", len, "partial", f->partial);
         free(clean);
+        if (o && fmt->service)
+            json_object_set_new(o, "service", json_string(fmt->service));
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (s) {
@@ -43,6 +45,8 @@ void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, boo
         (void)strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
         dmsu_buf_printf(b, "%s.%09lldZ ", when, (long long)(f->ts_ns % NS_PER_SECOND));
     }
+    if (fmt->service && *at_line_start)
+        dmsu_buf_printf(b, "[%s] ", fmt->service);
     dmsu_buf_append(b, f->data, f->len);
     *at_line_start = !f->partial;
 }

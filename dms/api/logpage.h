@@ -16,8 +16,10 @@
 #include "util.h"
 
 typedef struct log_fmt {
-    bool json;       /* NDJSON {"ts","stream","line","partial"} instead of raw text */
-    bool timestamps; /* text: prefix each line with its RFC 3339 time (9-digit fraction) */
+    bool json;           /* NDJSON {"ts","stream","line","partial"} instead of raw text */
+    bool timestamps;     /* text: prefix each line with its RFC 3339 time (9-digit fraction) */
+    const char *service; /* a compose droid's merged logs: text lines get "[service] " (after the time),
+                          * JSON objects a "service" member; NULL: untagged. Borrowed. */
 } log_fmt;
 
 typedef struct logpage {
@@ -30,7 +32,8 @@ typedef struct logpage {
 /* since_ns for a stream that must start after `from` (exclusive); 0 for no bound. */
 int64_t logpage_since(int64_t from);
 
-/* Appends one frame to b in the chosen form. */
+/* Appends one frame to b in the chosen form. The text tags (time, service) go before the first frame of a
+ * line only: *at_line_start says where the previous frame left off. */
 void logpage_format(dmsu_buf *b, const dms_log_frame *f, const log_fmt *fmt, bool *at_line_start);
 
 /* Reads what the stream has now (never waits), up to `limit` whole lines (< 0: no limit) and about max_bytes,

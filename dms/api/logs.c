@@ -8,6 +8,8 @@
  * live lines (chunked) until the run ends. X-Last-Log-Nano is the ts of the last line sent (for a follow: of
  * the history sent before the live part), or `from` when nothing was sent.
  *
+ * A compose droid's logs without ?service= or ?run= are those of all its services, merged (mergelogs.h).
+ *
  * Build logs are the files build.out / build.err of the droid's data dir, followed while a build is queued or
  * running. */
 #include <errno.h>
@@ -25,8 +27,9 @@
 
 #include "../app.h"
 #include "../common.h"
-#include "logpage.h"
 #include "handlers.h"
+#include "logpage.h"
+#include "mergelogs.h"
 
 #define LOGS_DEFAULT_LIMIT  10000
 #define LOGS_MAX_LINES      1000000
@@ -167,6 +170,11 @@ static void runtime_logs(app *a, api_req *r, const char *id)
     }
     log_fmt fmt = {.json = format && strcmp(format, "json") == 0, .timestamps = ts};
     const char *ctype = fmt.json ? "application/x-ndjson" : "text/plain; charset=utf-8";
+    if (!api_query(r, "run") && !api_query(r, "service")) {
+        logs_query q = {tail, from, limit, follow, fmt, ctype, LOGS_MAX_BYTES};
+        if (mergelogs_reply(a, r, id, &q))
+            return; /* a compose droid: every service's logs, tagged */
+    }
     char exec_id[DMS_ID_MAX + 1], cursor[32];
     int rc = pick_run(a, id, api_query(r, "run"), api_query(r, "service"), exec_id, sizeof(exec_id), &err);
     if (rc < 0) {
