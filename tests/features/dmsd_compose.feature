@@ -29,7 +29,7 @@ Feature: dmsd compose droids - one droid, several containers from a compose file
   Scenario: Each service runs in its own container; the routed one answers, the others reach it by name
     When the compose droid "shop" is created from the repository "shop"
     Then the routed droid "shop" is "running" within 90 s
-    And "shop" answers 200 with "front" through the proxy
+    And "shop" answers 200 with "front" through the proxy within 30 s
     And the droid "shop" shows the services "web" (routed) and "worker", each "running"
     And the service "worker" of "shop" runs in its own container on the droid's network
     And the logs of the service "worker" of "shop" say "front" within 30 s
