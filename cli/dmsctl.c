@@ -116,7 +116,7 @@ static const command commands[] = {
      "  --limit N          at most N lines\n"
      "  --timestamps       prefix each line with its time\n"
      "  --run ID           an earlier container run (see events)\n"
-     "  --service NAME     a compose droid's service (default: the routed one)\n",
+     "  --service NAME     one service of a compose droid (default: all of them, each line tagged)\n",
      cmd_logs, true},
     {"start", "DROID", "Start a stopped or failed droid.", "", cmd_start, true},
     {"stop", "DROID", "Stop a droid (waits until its container is gone).", "", cmd_stop, true},
