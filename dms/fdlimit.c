@@ -99,11 +99,13 @@ int fdlimit_check(long in_use, long limit, long need, dms_error *err)
         used, limit, need);
 }
 
-int fdlimit_check_now(long need, dms_error *err)
+int fdlimit_check_now(long droids, long need, dms_error *err)
 {
     long limit = fdlimit_soft();
-    long want = need + FDLIMIT_RESERVE;
-    return fdlimit_check(fdlimit_count_open(limit), limit, want, err);
+    long counted = fdlimit_count_open(limit);
+    long promised = FDLIMIT_BASE + droids * FDLIMIT_PER_DROID;
+    long in_use = counted >= 0 && counted < promised ? promised : counted;
+    return fdlimit_check(in_use, limit, need + FDLIMIT_RESERVE, err);
 }
 
 bool fdlimit_exhausted_msg(const char *msg)

@@ -41,8 +41,11 @@ long fdlimit_count_open(long stop_at);
 /* Whether in_use plus need stays within limit: 0, or UNAVAILABLE (a 503) naming FDLIMIT_FIELD, with both
  * numbers and what to raise. in_use < 0 (unknown: not even /proc could be opened) is refused too. Pure. */
 int fdlimit_check(long in_use, long limit, long need, dms_error *err);
-/* fdlimit_check with the descriptors counted now and FDLIMIT_RESERVE + need asked for. */
-int fdlimit_check_now(long need, dms_error *err);
+/* fdlimit_check with FDLIMIT_RESERVE + need asked for, and as in use the more of: the descriptors counted
+ * now, and what `droids` droids will hold once they run (FDLIMIT_BASE + FDLIMIT_PER_DROID each). A droid just
+ * created holds nothing until its build ends, so counting alone would let a burst of creates through that
+ * runs out later; a stopped droid is counted too (it may be started again). */
+int fdlimit_check_now(long droids, long need, dms_error *err);
 
 /* Whether err is the process or the system out of descriptors (EMFILE, ENFILE): its errno, or, for errors
  * that only kept a message (libgit2's, the engine client's), strerror's words in it. Such a failure is ours,

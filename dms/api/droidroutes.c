@@ -70,7 +70,8 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     if (droid_parse_create(body, d, &err) < 0 ||
         confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
         gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(&quota, d->user_id, &err) < 0 ||
-        fdlimit_check_now(FDLIMIT_PER_DROID, &err) < 0 || core_create(a->core, d, &out, &err) < 0) {
+        fdlimit_check_now((long)core_count(a->core), FDLIMIT_PER_DROID, &err) < 0 ||
+        core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);
         return;

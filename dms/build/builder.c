@@ -233,7 +233,7 @@ static int prepare(build_run *br)
     buildq_arm(br->bld->q, br->job, limit_s); /* from here on: the clone counts too */
     /* A build needs descriptors (its logs, the clone, the engine): without them it waits for a retry rather
      * than fail for good halfway (fdlimit.h). */
-    if (fdlimit_check_now(0, &err) < 0) {
+    if (fdlimit_check_now(0, 0, &err) < 0) {
         br->ea.kind = BUILD_END_RETRY;
         snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", err.message);
         return -1;
