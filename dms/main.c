@@ -19,6 +19,7 @@
 #include "build/git.h"
 #include "common.h"
 #include "datadir.h"
+#include "fdlimit.h"
 #include "follow/follow.h"
 #include "jobs/jobs.h"
 #include "retain.h"
@@ -46,6 +47,23 @@ static int start_git(const dmsd_config *cfg, dms_error *err)
              *cfg->local_repo_roots ? "local repositories beneath these roots only"
                                     : "no local repositories (DMS_LOCAL_REPO_ROOTS allows some)");
     return 0;
+}
+
+/* Descriptors are what a droid costs dmsd most of (fdlimit.h): take all the hard limit allows, and say how
+ * many droids that is, so that an operator knows before the 503s begin. */
+static void raise_fd_limit(void)
+{
+    long soft = 0;
+    bool raised = false;
+    dms_error err = {0};
+    if (fdlimit_raise(&soft, &raised, &err) < 0) {
+        log_warn("component=dmsd op=fdlimit error=\"%s\"", err.message);
+        return;
+    }
+    log_info("component=dmsd op=fdlimit open_files_limit=%ld raised=%s droids_allowed=%ld per_droid=%d "
+             "reserve=%d note=\"RLIMIT_NOFILE; raise the hard limit (LimitNOFILE=, ulimit -Hn) for more\"",
+             soft, raised ? "yes" : "no", fdlimit_droids_allowed(soft), FDLIMIT_PER_DROID,
+             FDLIMIT_BASE + FDLIMIT_RESERVE);
 }
 
 /* One dmsd per data dir: a second one would run every droid twice. */
@@ -248,6 +266,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     (void)signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     char abs[PATH_MAX];
     if (dms_global_init(&err) < 0 || datadir_prepare(a.cfg.data_dir, abs, sizeof(abs), &err) < 0)

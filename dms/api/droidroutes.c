@@ -12,6 +12,7 @@
 #include "../build/git.h"
 #include "../common.h"
 #include "../confine/quota.h"
+#include "../fdlimit.h"
 #include "../follow/follow.h"
 #include "handlers.h"
 #include "history.h"
@@ -64,10 +65,12 @@ void route_droid_create(void *ap, api_req *r, const char *id)
     }
     d->build_timeout_s = bo.timeout_s; /* in the same transaction as its first build: that build has it */
     /* Bad input is a 400 first; then the policy and the quotas, 403 (the droid count is core_create's, under
-     * its lock). */
+     * its lock); then whether dmsd has the descriptors to run one more droid: a 503 that creates nothing,
+     * rather than builds and starts that fail with "Too many open files" later (fdlimit.h). */
     if (droid_parse_create(body, d, &err) < 0 ||
         confine_check_resources(&a->cfg.confine, &d->resources, &err) < 0 ||
         gitx_check_access(d->repo, "repo", &err) < 0 || quota_check_disk(&quota, d->user_id, &err) < 0 ||
+        fdlimit_check_now((long)core_count(a->core), FDLIMIT_PER_DROID, &err) < 0 ||
         core_create(a->core, d, &out, &err) < 0) {
         droid_free(d);
         api_reply_error(r, &err);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lograte.h"
 #include "http_priv.h"
 
 #define MAX_BODY_BYTES (1024 * 1024) /* a create body with a full env fits with room to spare */
@@ -32,9 +33,6 @@
 #define CONNECTION_LIMIT     1024
 #define STOP_DRAIN_MS        2000 /* at stop, how long deferred requests have to get their 503 */
 #define LISTEN_BACKLOG       512
-/* MHD logs one line per refused connection: an attacker at the per-address limit must not flood the log. */
-#define MHD_LOG_BURST     20
-#define MHD_LOG_WINDOW_MS 10000
 
 typedef struct query_check {
     const char *const *allowed;
@@ -237,38 +235,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
-/* MHD's own messages, at most MHD_LOG_BURST per MHD_LOG_WINDOW_MS (it says one line per refused connection);
- * how many were left out is said once the window is over. */
+/* MHD's own messages, one per format string per second (lograte.h): it says one line per refused connection,
+ * and at EMFILE one per accept it retries, in a tight loop. The next line of a format that goes out says how
+ * many of it were held back. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static int64_t window_start;
-    static unsigned in_window, dropped;
+    static lograte rate = LOGRATE_INIT(LOGRATE_INTERVAL_MS);
     (void)cls;
-    int64_t now = dms_mono_ms();
-    pthread_mutex_lock(&lock);
-    unsigned missed = 0;
-    if (now - window_start >= MHD_LOG_WINDOW_MS) {
-        missed = dropped;
-        window_start = now;
-        in_window = dropped = 0;
-    }
-    bool say = in_window < MHD_LOG_BURST;
-    if (say)
-        in_window++;
-    else
-        dropped++;
-    pthread_mutex_unlock(&lock);
-    if (missed)
-        log_warn("component=http mhd_messages_suppressed=%u", missed);
-    if (!say)
+    uint64_t held = 0;
+    if (!lograte_allow(&rate, fmt, dms_mono_ms(), &held))
         return;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_warn("component=http mhd=\"%s\"", msg);
+    if (held)
+        log_warn("component=http mhd=\"%s\" suppressed=%llu note=\"the same message, held back in the last "
+                 "second(s)\"",
+                 msg, (unsigned long long)held);
+    else
+        log_warn("component=http mhd=\"%s\"", msg);
 }
 
 /* ---- start/stop ---- */

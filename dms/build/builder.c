@@ -21,6 +21,7 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../fdlimit.h"
 #include "../confine/quota.h"
 #include "../run/runner.h"
 #include "buildlog.h"
@@ -230,6 +231,13 @@ static int prepare(build_run *br)
     dms_error err = {0};
     int limit_s = build_timeout_effective(&dep->cfg, d->build_timeout_s);
     buildq_arm(br->bld->q, br->job, limit_s); /* from here on: the clone counts too */
+    /* A build needs descriptors (its logs, the clone, the engine): without them it waits for a retry rather
+     * than fail for good halfway (fdlimit.h). */
+    if (fdlimit_check_now(0, 0, &err) < 0) {
+        br->ea.kind = BUILD_END_RETRY;
+        snprintf(br->ea.reason, sizeof(br->ea.reason), "%s", err.message);
+        return -1;
+    }
     if (open_outputs(br->bld, br->dir, &br->o, &err) < 0) {
         br->ea.kind = BUILD_END_RETRY;
         snprintf(br->ea.reason, sizeof(br->ea.reason), "cannot write build logs in %s: %s", br->dir,

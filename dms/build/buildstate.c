@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "../common.h"
+#include "../fdlimit.h"
 #include "builder.h"
 
 int buildstate_begin(core_tx *tx, droid *d, void *ud, dms_error *err)
@@ -174,7 +175,11 @@ bool buildstate_cancelled(build_end *ea, buildq_end cause, const char *why)
 
 build_end_kind buildstate_kind_of(int r, const dms_error *err)
 {
+    /* Out of descriptors is dmsd's (or the host's) trouble whatever step met it: a user's build failing in
+     * the engine says so with the step's exit code, not with dmsd's errno. */
+    bool ours = fdlimit_exhausted(err) && (r != -DMS_E_BUILD_FAILED || err->sys_errno);
     return r == -DMS_E_CANCELLED      ? BUILD_END_CANCELLED
+           : ours                     ? BUILD_END_RETRY
            : r == -DMS_E_BUILD_FAILED ? BUILD_END_USER_FAULT
            : err->retryable           ? BUILD_END_RETRY
                                       : BUILD_END_USER_FAULT;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../common.h"
+#include "../fdlimit.h"
 #include "gitstream.h"
 #include "localrepo.h"
 
@@ -99,9 +100,12 @@ static int git_fail(dms_error *err, int rc, const char *what, const char *repo, 
      * ("unsupported URL protocol"), but it is the user's input. A remote URL whose OS-level connect failed
      * (connection refused) is transport trouble. */
     bool local = localrepo_is_local(repo);
-    bool transport = !local && (klass == GIT_ERROR_NET || klass == GIT_ERROR_SSL || klass == GIT_ERROR_SSH ||
-                                klass == GIT_ERROR_HTTP || klass == GIT_ERROR_OS);
-    if (local && klass == GIT_ERROR_NET)
+    /* libgit2 keeps only the message of an OS error: out of descriptors is ours (fdlimit.h), never the
+     * user's repository, local or not. */
+    bool transport = fdlimit_exhausted_msg(msg) ||
+                     (!local && (klass == GIT_ERROR_NET || klass == GIT_ERROR_SSL || klass == GIT_ERROR_SSH ||
+                                 klass == GIT_ERROR_HTTP || klass == GIT_ERROR_OS));
+    if (local && !transport && klass == GIT_ERROR_NET)
         msg = "not a git repository (or it does not exist)";
     if (rc == GIT_EUSER)
         return dms_error_set(err, DMS_E_CANCELLED, NULL, "%s: cancelled", what);

@@ -14,6 +14,7 @@
 #include <dms/backend.h>
 
 #include "../common.h"
+#include "../fdlimit.h"
 #include "dfpolicy.h"
 #include "detect.h"
 
@@ -82,7 +83,10 @@ static int read_own(int dir, char **text, dms_error *err)
             "the file itself");
     dms_error e;
     size_t len;
-    if (dmsu_read_file_beneath(dir, "Dockerfile", RECIPE_DOCKERFILE_MAX_BYTES, text, &len, &e) < 0)
+    int r = dmsu_read_file_beneath(dir, "Dockerfile", RECIPE_DOCKERFILE_MAX_BYTES, text, &len, &e);
+    if (r < 0 && fdlimit_exhausted(&e)) /* dmsd's trouble, not the file's: keep the errno */
+        return dms_error_set_errno(err, DMS_E_IO, e.sys_errno, "the repository's Dockerfile");
+    if (r < 0)
         return dms_error_set(err, DMS_E_BUILD_FAILED, "dockerfile", "the repository's Dockerfile: %s",
                              e.message);
     if (strlen(*text) != len) /* the text goes on as a C string: what is checked must be all of it */
@@ -106,8 +110,8 @@ int recipe_dockerfile(const recipe_in *in, char **text, dms_error *err)
     if (r < 0) {
         free(*text);
         *text = NULL;
-        if (err)
-            err->retryable = false;
+        if (err) /* the user's to mend, unless dmsd ran out of descriptors (fdlimit.h) */
+            err->retryable = fdlimit_exhausted(err);
     }
     return r;
 }

@@ -193,7 +193,9 @@ class Dmsd:
 
     # -- process --
 
-    def start(self, keep_releases=None, extra_env=None):
+    def start(self, keep_releases=None, extra_env=None, nofile=None):
+        """nofile: (soft, hard) RLIMIT_NOFILE to start dmsd with, through util-linux's prlimit (which execs
+        dmsd: the pid stays dmsd's); None keeps the harness's own limit."""
         if not os.path.exists(self.bin):
             raise AssertionError(f"{self.bin} is missing: build dmsd first (make BUILD=... build-all)")
         if keep_releases is not None:
@@ -225,7 +227,10 @@ class Dmsd:
         with open(self.log_path, "ab") as log:
             log.write(f"---- dmsd starting at {time.strftime('%H:%M:%S')} ----\n".encode())
             log.flush()
-            self.proc = subprocess.Popen([self.bin, "--port-file", self.port_file], stdin=subprocess.DEVNULL,
+            argv = [self.bin, "--port-file", self.port_file]
+            if nofile is not None:
+                argv = ["prlimit", f"--nofile={nofile[0]}:{nofile[1]}", "--"] + argv
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + DMSD_START_TIMEOUT_S
         while time.monotonic() < deadline:
