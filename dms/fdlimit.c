@@ -22,9 +22,11 @@ static long nr_open(void)
     long v = 0;
     if (f) {
         char line[32];
-        if (fgets(line, sizeof(line), f))
-            v = (long)dmsu_parse_i64_prefix(line, NULL);
-        fclose(f);
+        const char *end = NULL;
+        int64_t n = fgets(line, sizeof(line), f) ? dmsu_parse_i64_prefix(line, &end) : 0;
+        if (end && end != line)
+            v = (long)n;
+        (void)fclose(f); /* read only: nothing to lose */
     }
     return v > 0 ? v : NR_OPEN_FALLBACK;
 }
