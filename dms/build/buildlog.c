@@ -58,10 +58,24 @@ int buildlog_open(buildlog *l, const char *dir, const char *name, int64_t max_by
     int r = rotate(path, old, err);
     if (r < 0)
         return r;
+    /* Made under another name and renamed over the log's: a follower that finds no log makes an empty one
+     * (api/logs.c), and it may do so between the rotation and this create. The rename replaces it (a new
+     * inode, which the follower notices) instead of failing the build with EEXIST. */
+    char fresh[PATH_MAX + 8];
+    if (dmsu_snprintf_ok(fresh, sizeof(fresh), "%s.new", path) < 0)
+        return dms_error_set(err, DMS_E_INVALID, NULL, "build log path too long: %s/%s", dir, name);
+    unlink(fresh);
     l->fd =
-        open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
+        open(fresh, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, DMS_PRIVATE_FILE_MODE);
     if (l->fd < 0)
-        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", path);
+        return dms_error_set_errno(err, DMS_E_IO, errno, "create %s", fresh);
+    if (rename(fresh, path) != 0) {
+        r = dms_error_set_errno(err, DMS_E_IO, errno, "rename %s to %s", fresh, path);
+        close(l->fd);
+        l->fd = -1;
+        unlink(fresh);
+        return r;
+    }
     return 0;
 }
 

@@ -148,6 +148,27 @@ START_TEST(test_a_link_at_the_logs_name_is_not_followed)
 }
 END_TEST
 
+/* A follower makes an empty log when it finds none; one made just before the build creates its own (or a
+ * half-made file a crash left) must not fail the build: the build's file replaces it. */
+START_TEST(test_a_log_made_by_a_follower_or_a_crash_is_replaced_not_an_error)
+{
+    tu_write(tu_dir, "build.out.new", "left by a crash\n");
+    buildlog l;
+    dms_error err = {0};
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
+    tu_write(tu_dir, "build.out.new", "");
+    buildlog_close(&l);
+    tu_write(tu_dir, "build.out", ""); /* a follower's empty placeholder */
+    ck_assert_int_eq(buildlog_open(&l, tu_dir, "build.out", CAP_BYTES, &err), 0);
+    buildlog_line(&l, "step 1", 6);
+    buildlog_close(&l);
+    size_t len;
+    char *text = slurp("build.out", &len);
+    ck_assert_str_eq(text, "step 1\n");
+    free(text);
+}
+END_TEST
+
 START_TEST(test_a_cap_below_the_minimum_is_raised_to_it)
 {
     buildlog l;
@@ -174,6 +195,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_an_empty_placeholder_does_not_replace_the_previous_log);
     tcase_add_test(tc, test_a_link_at_the_logs_name_is_not_followed);
     tcase_add_test(tc, test_a_cap_below_the_minimum_is_raised_to_it);
+    tcase_add_test(tc, test_a_log_made_by_a_follower_or_a_crash_is_replaced_not_an_error);
     suite_add_tcase(s, tc);
     return s;
 }
