@@ -10,11 +10,8 @@
 
 #include "../common.h"
 
-/* Look at the queue at least this often: a safety net, kicks do the work. 5 s, not 60: CI once saw a queued
- * build left waiting over a minute beside idle workers (security_build.feature, two creates 4 ms apart, the
- * second never picked until the droid was deleted); the lost kick is not understood yet, and one store query
- * per worker every 5 s bounds what it can cost. */
-#define QUEUE_POLL_MAX_MS 5000
+/* Look at the queue at least this often: a safety net, kicks do the work. */
+#define QUEUE_POLL_MAX_MS 60000
 #define STORE_RETRY_MS    1000 /* after the store failed to answer */
 
 typedef struct slot {
