@@ -36,7 +36,8 @@
 #include "queue.h"
 #include "recipe.h"
 
-#define BYTES_PER_MB (1024LL * 1024)
+#define BYTES_PER_MB            (1024LL * 1024)
+#define BUILD_UNCACHED_RETRY_MS 10
 
 struct builder {
     builder_deps dep;
@@ -200,7 +201,14 @@ static bool begin_build(build_run *br)
     store_build *b = &br->job->b;
     dms_error err = {0};
     droid *d = core_get_copy(dep->core, b->droid_id);
-    if (!d || d->deleting) {
+    if (!d) {
+        /* Not in the cache yet: core_create commits the droid and its build before it caches the droid, and
+         * a worker can pick the build in between. Left queued (a build whose droid row is gone is no
+         * candidate: the queue joins droids), it is picked again in a moment. */
+        usleep(BUILD_UNCACHED_RETRY_MS * 1000);
+        return false;
+    }
+    if (d->deleting) {
         b->status = BUILD_CANCELLED;
         dmsd_set_str(&b->reason, "the droid is gone");
         store_build_update(dep->st, b, NULL);
